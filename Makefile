@@ -1,0 +1,42 @@
+# deeplimit developer commands. Everything installs into a local virtual environment (.venv)
+# from nothing but python3; torch is pinned to the CPU build that pip finds on these machines.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test test-all lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_PIN)" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: install, then reproduce Hayou's Fig. 1 (width-1 ReLU ResNet vs the GBM law)
+demo: $(STAMP)
+	$(BIN)/deeplimit reproduce hayou-fig1 --out results/demo
+
+## test: install, then run the default (fast) test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-all: every test, paper-scale ones included
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_sampler.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache

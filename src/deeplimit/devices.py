@@ -1,0 +1,65 @@
+"""Device and dtype arguments: validation and normalization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["describe_device", "resolve_device", "resolve_dtype"]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float": torch.float32,
+    "double": torch.float64,
+}
+
+
+def resolve_device(device: Any) -> torch.device:
+    """Turn ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device`` into a usable device.
+
+    Raises a ValueError when CUDA is asked for but not available, or the index is too large.
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} asks for CUDA, but no CUDA device is available on this "
+                "machine; use device='cpu'"
+            )
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(
+                f"device={device!r} asks for CUDA device {resolved.index}, but only {count} "
+                f"{'is' if count == 1 else 'are'} visible (indices 0..{count - 1})"
+            )
+        if resolved.index is None:
+            resolved = torch.device("cuda", torch.cuda.current_device())
+    elif resolved.type != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'cuda[:<index>]', got {device!r}")
+    return resolved
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    """Accept ``torch.float32``/``torch.float64`` or their names; anything else is an error."""
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float64):
+            return dtype
+    elif isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable device name for provenance records (e.g. 'cuda:0 (NVIDIA H100)')."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,99 @@
+"""Which layers (ResNet) or times (SDE) a simulation keeps.
+
+``record`` is ``"last"`` (no layer axis in the result), ``"all"`` (every layer ``0..L`` or every
+grid time), one integer layer / one float time (no layer axis), or a sequence of them (a layer
+axis, even when the sequence has one element, as in numpy's ``a[3]`` versus ``a[[3]]``).
+Only the recorded layers are kept in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Recording", "resolve_layers", "resolve_times"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Recorded step indices in the order asked, and whether to drop the layer axis."""
+
+    steps: tuple[int, ...]
+    squeeze: bool
+
+
+def _is_sequence(record: Any) -> bool:
+    return isinstance(record, Sequence) and not isinstance(record, str) or (
+        hasattr(record, "__array__") and getattr(record, "ndim", 0) >= 1
+    )
+
+
+def resolve_layers(record: Any, depth: int) -> Recording:
+    """Validate ``record`` for a ResNet of depth ``depth`` (layers ``0..depth``)."""
+    allowed = (
+        f"record must be 'last', 'all', a layer index in [0, {depth}] or a list of them"
+    )
+    if isinstance(record, str):
+        if record == "last":
+            return Recording((depth,), True)
+        if record == "all":
+            return Recording(tuple(range(depth + 1)), False)
+        raise ValueError(f"{allowed}, got {record!r}")
+    if isinstance(record, numbers.Integral) and not isinstance(record, bool):
+        layers, squeeze = [int(record)], True
+    elif _is_sequence(record):
+        layers, squeeze = list(record), False
+        if not layers:
+            raise ValueError(f"{allowed}, got an empty list")
+    else:
+        raise ValueError(f"{allowed}, got {record!r}")
+    checked = []
+    for layer in layers:
+        if isinstance(layer, float) and layer.is_integer():
+            layer = int(layer)
+        if not isinstance(layer, numbers.Integral) or isinstance(layer, bool) or not 0 <= layer <= depth:
+            raise ValueError(f"{allowed}, got {layer!r} in record")
+        checked.append(int(layer))
+    return Recording(tuple(checked), squeeze)
+
+
+def resolve_times(record: Any, steps: int) -> Recording:
+    """Validate ``record`` for an SDE on ``[0, 1]`` with ``steps`` Euler steps.
+
+    Times must lie on the grid ``j / steps`` (to 1e-9 relative), so that no interpolation is
+    silently applied.
+    """
+    allowed = (
+        "record must be 'last', 'all', a time in [0, 1] on the grid j/steps "
+        f"(steps={steps}) or a list of such times"
+    )
+    if isinstance(record, str):
+        if record == "last":
+            return Recording((steps,), True)
+        if record == "all":
+            return Recording(tuple(range(steps + 1)), False)
+        raise ValueError(f"{allowed}, got {record!r}")
+    if isinstance(record, numbers.Real) and not isinstance(record, bool):
+        times, squeeze = [record], True
+    elif _is_sequence(record):
+        times, squeeze = list(record), False
+        if not times:
+            raise ValueError(f"{allowed}, got an empty list")
+    else:
+        raise ValueError(f"{allowed}, got {record!r}")
+    indices = []
+    for time in times:
+        if not isinstance(time, numbers.Real) or isinstance(time, bool) or not 0.0 <= time <= 1.0:
+            raise ValueError(f"{allowed}, got {time!r} in record")
+        position = float(time) * steps
+        index = round(position)
+        if not math.isclose(position, index, rel_tol=1e-9, abs_tol=1e-9):
+            raise ValueError(
+                f"{allowed}; time {time!r} is not a multiple of 1/steps = {1 / steps:g} "
+                "(pick steps so that every recorded time lies on the grid)"
+            )
+        indices.append(int(index))
+    return Recording(tuple(indices), squeeze)

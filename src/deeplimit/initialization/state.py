@@ -1,0 +1,100 @@
+"""The initial state ``Y_0``: given directly (``y0``) or drawn as ``W_in x`` (hayou.md §1).
+
+Shapes follow one convention throughout deeplimit: samples first, then layers (or times),
+then inputs, then width. One input is a vector (``y0`` of shape ``(width,)`` or ``x`` of shape
+``(d,)``); ``k`` inputs are a matrix (``(k, width)`` or ``(k, d)``) and give an input axis of
+length ``k`` in every result, even when ``k = 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["InitialState", "resolve_initial_state"]
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """A validated ``y0`` or ``x``, as a ``(k, m)`` tensor plus how to read it.
+
+    ``values`` holds ``y0`` (``m = width``) when ``kind == "y0"`` and the inputs ``x``
+    (``m = d``) when ``kind == "x"``; ``squeeze`` is True when one vector was given, so results
+    drop the input axis.
+    """
+
+    kind: str
+    values: Tensor
+    squeeze: bool
+
+    @property
+    def inputs(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.values.shape[1])
+
+    def draw(self, width: int, samples: int, generator: torch.Generator | None) -> Tensor:
+        """``Y_0`` for ``samples`` networks, shape ``(samples, k, width)``.
+
+        For ``x`` each network draws its own ``W_in`` (entries ``N(0, 1/d)``) from
+        ``generator``, shared by its ``k`` inputs; ``y0`` is broadcast without randomness.
+        """
+        if self.kind == "y0":
+            return self.values.expand(samples, -1, -1).clone()
+        d = self.input_dim
+        w_in = torch.randn(
+            samples, width, d, generator=generator, dtype=self.values.dtype,
+            device=self.values.device,
+        )
+        return torch.einsum("swd,kd->skw", w_in, self.values) / d**0.5
+
+    def describe(self) -> dict[str, Any]:
+        return {self.kind: self.values.detach().cpu().numpy().tolist(), "squeeze": self.squeeze}
+
+
+def _as_matrix(name: str, value: Any, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, bool]:
+    try:
+        array = torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(value, Tensor)
+                                else value.detach().to("cpu", torch.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim not in (1, 2) or array.numel() == 0:
+        raise ValueError(
+            f"{name} must be one vector (shape (m,)) or k vectors (shape (k, m)), "
+            f"got shape {tuple(array.shape)}"
+        )
+    if not torch.isfinite(array).all():
+        bad = int((~torch.isfinite(array)).sum())
+        raise ValueError(f"{name} must be finite, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}")
+    squeeze = array.ndim == 1
+    return array.reshape(-1, array.shape[-1]).to(device=device, dtype=dtype), squeeze
+
+
+def resolve_initial_state(
+    width: int, y0: Any, x: Any, dtype: torch.dtype, device: torch.device
+) -> InitialState:
+    """Validate the pair ``(y0, x)``: exactly one must be given, with matching shapes."""
+    if (y0 is None) == (x is None):
+        raise ValueError(
+            "give exactly one of y0 (the initial state Y_0, shape (width,) or (k, width)) "
+            "or x (network inputs, shape (d,) or (k, d), with Y_0 = W_in x)"
+            + ("; got both" if y0 is not None else "; got neither")
+        )
+    if y0 is not None:
+        values, squeeze = _as_matrix("y0", y0, dtype, device)
+        if values.shape[1] != width:
+            shape = tuple(values.shape[1:]) if squeeze else tuple(values.shape)
+            raise ValueError(
+                f"y0 must have shape (width,) = ({width},) or (k, {width}), got shape {shape}"
+            )
+        return InitialState("y0", values, squeeze)
+    values, squeeze = _as_matrix("x", x, dtype, device)
+    return InitialState("x", values, squeeze)

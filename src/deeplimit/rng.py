@@ -1,0 +1,90 @@
+"""Seeds, sample blocks and chunks: random numbers that do not depend on the chunk size.
+
+Samples are split into fixed *blocks*; block ``b`` draws all its random numbers, layer after
+layer, from its own generator seeded by ``SeedSequence(seed, spawn_key=(stream, b))``. The
+block size depends only on the problem (how many numbers one sample needs per layer), never on
+the memory budget; a *chunk* is a run of whole blocks processed together. So a given seed gives
+the same numbers on a given device whatever the chunk size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import check_int
+
+__all__ = ["SampleBlocks", "block_generator", "block_size_for", "derive_seed"]
+
+# A block draws about this many numbers per layer (2 MiB of float64): big enough for the
+# per-call overhead of the generator to vanish, small enough that one block fits any budget.
+_NUMBERS_PER_BLOCK = 2**18
+_MAX_BLOCK = 2**14
+
+
+def derive_seed(seed: int, *key: int) -> int:
+    """A 63-bit seed for ``torch.Generator`` derived from ``seed`` and an integer key path."""
+    sequence = np.random.SeedSequence(entropy=seed, spawn_key=tuple(int(k) for k in key))
+    return int(sequence.generate_state(1, dtype=np.uint64)[0]) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def block_generator(seed: int, stream: int, block: int, device: torch.device) -> torch.Generator:
+    """The generator of sample block ``block`` in random stream ``stream``."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(derive_seed(seed, stream, block))
+    return generator
+
+
+def block_size_for(numbers_per_sample: int) -> int:
+    """Samples per block for a problem that draws ``numbers_per_sample`` numbers per layer."""
+    size = max(1, _NUMBERS_PER_BLOCK // max(1, numbers_per_sample))
+    return int(min(_MAX_BLOCK, 1 << (size.bit_length() - 1)))
+
+
+@dataclass(frozen=True)
+class SampleBlocks:
+    """``samples`` split into blocks of ``block_size`` and chunks of ``blocks_per_chunk``."""
+
+    samples: int
+    block_size: int
+    blocks_per_chunk: int
+
+    @classmethod
+    def plan(
+        cls,
+        samples: int,
+        numbers_per_sample: int,
+        bytes_per_sample: int,
+        *,
+        chunk_size: int | None = None,
+        memory_budget: int = 2**29,
+    ) -> SampleBlocks:
+        """Plan blocks for ``samples``; chunks hold ``chunk_size`` samples (rounded up to
+        whole blocks) or, by default, as many as fit in ``memory_budget`` bytes."""
+        block = block_size_for(numbers_per_sample)
+        if chunk_size is None:
+            per_chunk = max(1, memory_budget // max(1, bytes_per_sample))
+        else:
+            per_chunk = check_int("chunk_size", chunk_size, minimum=1)
+        blocks_per_chunk = max(1, -(-per_chunk // block) if chunk_size else per_chunk // block)
+        return cls(samples=samples, block_size=block, blocks_per_chunk=blocks_per_chunk)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.samples // self.block_size)
+
+    def chunks(self) -> Iterator[tuple[int, int, list[tuple[int, int, int]]]]:
+        """Yield ``(start, stop, blocks)`` per chunk, ``blocks`` as ``(index, start, stop)``
+        with positions relative to the chunk start."""
+        for first in range(0, self.n_blocks, self.blocks_per_chunk):
+            last = min(self.n_blocks, first + self.blocks_per_chunk)
+            start = first * self.block_size
+            stop = min(self.samples, last * self.block_size)
+            blocks = [
+                (b, b * self.block_size - start, min(self.samples, (b + 1) * self.block_size) - start)
+                for b in range(first, last)
+            ]
+            yield start, stop, blocks
