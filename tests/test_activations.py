@@ -17,7 +17,15 @@ from deeplimit.activations import (
     parse_activation,
 )
 
-SMOOTH = [Tanh(), GELU(), SiLU(), SoftplusM(m=3.0), OU(), OU(alpha=2.0, beta=0.5, sigma=1.5), Linear(a=-2.0)]
+SMOOTH = [
+    Tanh(),
+    GELU(),
+    SiLU(),
+    SoftplusM(m=3.0),
+    OU(),
+    OU(alpha=2.0, beta=0.5, sigma=1.5),
+    Linear(a=-2.0),
+]
 
 
 def _autograd_derivatives(fn, x):
@@ -38,7 +46,7 @@ def test_derivatives_match_autograd(activation):
         assert torch.allclose(activation.second_derivative(x), second, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("activation", SMOOTH + [OU()], ids=lambda a: a.spec)
+@pytest.mark.parametrize("activation", [*SMOOTH, OU()], ids=lambda a: a.spec)
 def test_derivatives_match_finite_differences(activation):
     x = torch.linspace(-3, 3, 301, dtype=torch.float64)
     h = 1e-5
@@ -48,25 +56,34 @@ def test_derivatives_match_finite_differences(activation):
     assert torch.allclose(activation.second_derivative(x), central2, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("activation", [ReLU(), PiecewiseLinear(1.0, 0.5), PiecewiseLinear(2.0, -1.0)])
+@pytest.mark.parametrize(
+    "activation", [ReLU(), PiecewiseLinear(1.0, 0.5), PiecewiseLinear(2.0, -1.0)]
+)
 def test_piecewise_linear_values_and_derivatives(activation):
     x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], dtype=torch.float64)
-    alpha, beta = (1.0, 0.0) if isinstance(activation, ReLU) else (activation.alpha, activation.beta)
+    alpha, beta = (
+        (1.0, 0.0) if isinstance(activation, ReLU) else (activation.alpha, activation.beta)
+    )
     expected = torch.where(x >= 0, alpha * x, beta * x)
     assert torch.equal(activation.phi(x), expected)
-    assert torch.equal(activation.derivative(x), torch.tensor([beta, beta, beta, alpha, alpha], dtype=x.dtype))
+    assert torch.equal(
+        activation.derivative(x), torch.tensor([beta, beta, beta, alpha, alpha], dtype=x.dtype)
+    )
     assert torch.equal(activation.second_derivative(x), torch.zeros_like(x))
     assert activation.positively_homogeneous
 
 
 def test_ou_activation_properties():
-    """hayou.md §3.3: phi > 0, even, phi(0) = 2 sigma / (alpha beta sqrt(pi)), phi ~ 2|x|sqrt(ln|x|)."""
+    """hayou.md §3.3: phi > 0, even, phi(0) = 2 sigma / (alpha beta sqrt(pi)),
+    phi ~ 2|x| sqrt(ln|x|)."""
     ou = OU(alpha=1.0, beta=1.0, sigma=1.0)
     x = torch.linspace(-10, 10, 2001, dtype=torch.float64)
     values = ou.phi(x)
     assert bool((values > 0).all())
     assert torch.allclose(values, ou.phi(-x), rtol=1e-14)
-    assert ou.phi(torch.tensor(0.0, dtype=torch.float64)).item() == pytest.approx(2 / math.sqrt(math.pi), rel=1e-15)
+    assert ou.phi(torch.tensor(0.0, dtype=torch.float64)).item() == pytest.approx(
+        2 / math.sqrt(math.pi), rel=1e-15
+    )
     other = OU(alpha=2.0, beta=0.5, sigma=3.0)
     assert other.phi(torch.zeros(1, dtype=torch.float64)).item() == pytest.approx(
         2 * 3.0 / (2.0 * 0.5 * math.sqrt(math.pi)), rel=1e-15
@@ -85,7 +102,9 @@ def test_ou_activation_turns_the_sde_into_ou():
     assert torch.allclose(g_prime * ou.phi(x), torch.full_like(x, ou.sigma), rtol=1e-13)
     e_prime = (math.sqrt(math.pi) / 2) * torch.exp(-u * u)  # E'(y) = 1 / erfi'(E(y))
     g_second = -2 * u * ou.beta * g_prime * e_prime  # d/dx exp(-E(beta x)^2) = -2 E E' beta
-    assert torch.allclose(0.5 * g_second * ou.phi(x) ** 2, -ou.theta * ou.alpha * u, rtol=1e-12, atol=1e-13)
+    assert torch.allclose(
+        0.5 * g_second * ou.phi(x) ** 2, -ou.theta * ou.alpha * u, rtol=1e-12, atol=1e-13
+    )
 
 
 def test_spec_round_trip():

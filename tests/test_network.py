@@ -40,7 +40,9 @@ def test_recorded_layers_are_the_right_ones():
     all_layers = dl.sample_resnet(2, 12, "tanh", samples=50, y0=[0.3, -1.0], record="all")
     some = dl.sample_resnet(2, 12, "tanh", samples=50, y0=[0.3, -1.0], record=[12, 0, 7])
     assert torch.equal(some, all_layers[:, [12, 0, 7]])
-    assert torch.equal(all_layers[:, 0], torch.tensor([0.3, -1.0], dtype=torch.float64).expand(50, 2))
+    assert torch.equal(
+        all_layers[:, 0], torch.tensor([0.3, -1.0], dtype=torch.float64).expand(50, 2)
+    )
     last = dl.sample_resnet(2, 12, "tanh", samples=50, y0=[0.3, -1.0])
     assert torch.equal(last, all_layers[:, -1])
 
@@ -48,14 +50,18 @@ def test_recorded_layers_are_the_right_ones():
 @pytest.mark.parametrize("method", ["law", "weights"])
 @pytest.mark.parametrize("inputs", ["y0-one", "x-two"])
 def test_same_seed_same_numbers_whatever_the_chunk_size(method, inputs):
-    kwargs = dict(y0=[1.0, -1.0, 0.5, 2.0]) if inputs == "y0-one" else dict(x=[[1.0, 2.0], [-1.0, 0.3]])
+    kwargs = (
+        dict(y0=[1.0, -1.0, 0.5, 2.0]) if inputs == "y0-one" else dict(x=[[1.0, 2.0], [-1.0, 0.3]])
+    )
     reference = dl.sample_resnet(4, 20, "relu", samples=3000, method=method, seed=5, **kwargs)
     for chunk_size in (1, 97, 1000, 10**6):
         again = dl.sample_resnet(
             4, 20, "relu", samples=3000, method=method, seed=5, chunk_size=chunk_size, **kwargs
         )
         assert torch.equal(again, reference), chunk_size
-    tiny_budget = dl.sample_resnet(4, 20, "relu", samples=3000, method=method, seed=5, memory_budget=1, **kwargs)
+    tiny_budget = dl.sample_resnet(
+        4, 20, "relu", samples=3000, method=method, seed=5, memory_budget=1, **kwargs
+    )
     assert torch.equal(tiny_budget, reference)
     other_seed = dl.sample_resnet(4, 20, "relu", samples=3000, method=method, seed=6, **kwargs)
     assert not torch.equal(other_seed, reference)
@@ -148,7 +154,9 @@ def test_exact_law_matches_explicit_weights_two_inputs(width):
 def test_explicit_weights_are_shared_across_inputs():
     """Two identical inputs stay identical along the whole path: the weights are shared."""
     for method in ("law", "weights"):
-        y = dl.sample_resnet(5, 20, "relu", samples=200, x=[[1.0, 2.0], [1.0, 2.0]], method=method, record="all")
+        y = dl.sample_resnet(
+            5, 20, "relu", samples=200, x=[[1.0, 2.0], [1.0, 2.0]], method=method, record="all"
+        )
         assert torch.allclose(y[:, :, 0], y[:, :, 1], rtol=1e-12, atol=1e-12)
 
 
@@ -165,8 +173,10 @@ def test_explicit_weights_have_variance_one_over_n_and_input_weights_one_over_d(
 
 
 def test_nonfinite_paths_are_reported():
-    explode = lambda t: t * 1e200  # noqa: E731
-    with pytest.raises(dl.NumericalBlowupError, match=r"300 of 300 sample paths became non-finite.*at layer [12] "):
+    explode = lambda t: t * 1e200
+    with pytest.raises(
+        dl.NumericalBlowupError, match=r"300 of 300 sample paths became non-finite.*at layer [12] "
+    ):
         dl.sample_resnet(2, 5, explode, samples=300, y0=[1.0, 1.0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -179,7 +189,7 @@ def test_nonfinite_paths_are_reported():
 
 def test_error_counts_only_affected_paths():
     # phi = 1e200 * relu: only paths with a positive coordinate explode.
-    explode_positive = lambda t: torch.relu(t) * 1e200  # noqa: E731
+    explode_positive = lambda t: torch.relu(t) * 1e200
     with pytest.raises(dl.NumericalBlowupError) as info:
         dl.sample_resnet(1, 3, explode_positive, samples=1000, x=[1.0])
     # Y_0 > 0 and Y_1 > 0 (probability 1/4) make Y_2 overflow; the other paths stay finite.
@@ -195,7 +205,10 @@ def test_error_counts_only_affected_paths():
         (dict(samples=0), "samples must be an integer >= 1"),
         (dict(activation="sigmoidish"), "activation must be one of"),
         (dict(activation="leaky:alpha"), "key=value"),
-        (dict(y0=[1.0, 2.0]), r"y0 must have shape \(width,\) = \(3,\) or \(k, 3\), got shape \(2,\)"),
+        (
+            dict(y0=[1.0, 2.0]),
+            r"y0 must have shape \(width,\) = \(3,\) or \(k, 3\), got shape \(2,\)",
+        ),
         (dict(y0=[[1.0, 2.0, 3.0, 4.0]]), r"y0 must have shape .* got shape \(1, 4\)"),
         (dict(y0=[1.0, math.nan, 0.0]), "y0 must be finite, got 1 NaN or inf entry"),
         (dict(y0=None, x=[1.0, math.inf]), "x must be finite"),
@@ -216,12 +229,18 @@ def test_error_counts_only_affected_paths():
 def test_bad_input_names_the_parameter(kwargs, match):
     arguments = dict(width=3, depth=10, activation="relu", samples=5, y0=[1.0, 2.0, 3.0])
     arguments.update(kwargs)
-    width, depth, activation = arguments.pop("width"), arguments.pop("depth"), arguments.pop("activation")
+    width, depth, activation = (
+        arguments.pop("width"),
+        arguments.pop("depth"),
+        arguments.pop("activation"),
+    )
     with pytest.raises(ValueError, match=match):
         dl.sample_resnet(width, depth, activation, **arguments)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="no CUDA device is available"):
         dl.sample_resnet(3, 10, "relu", samples=5, y0=[1.0, 2.0, 3.0], device="cuda")
@@ -243,5 +262,7 @@ def test_cuda_paths_match_cpu_in_law_and_are_chunk_independent(method, cuda_devi
     p = scipy.stats.ks_2samp(gpu[:, 0, 0].cpu().numpy(), cpu[:, 0, 0].numpy()).pvalue
     assert p > 1e-3
     f32 = dl.sample_resnet(4, 30, "relu", device=cuda_device, dtype=torch.float32, **kwargs)
-    p = scipy.stats.ks_2samp(f32[:, 1].norm(dim=-1).double().cpu().numpy(), gpu[:, 1].norm(dim=-1).cpu().numpy()).pvalue
+    p = scipy.stats.ks_2samp(
+        f32[:, 1].norm(dim=-1).double().cpu().numpy(), gpu[:, 1].norm(dim=-1).cpu().numpy()
+    ).pvalue
     assert p > 1e-3

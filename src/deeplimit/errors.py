@@ -40,8 +40,10 @@ class NumericalBlowupError(FloatingPointError):
         )
         if context:
             message += f" ({context})"
-        message += "; " + (hint or "try a smaller input scale or depth") + (
-            ", or on_nonfinite='warn' to keep the paths"
+        message += (
+            "; "
+            + (hint or "try a smaller input scale or depth")
+            + (", or on_nonfinite='warn' to keep the paths")
         )
         super().__init__(message)
 
@@ -54,8 +56,8 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
     """Return ``value`` as an int, or raise a ValueError naming ``name`` and the range."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    allowed = f"an integer >= {minimum}" if maximum is None else (
-        f"an integer in [{minimum}, {maximum}]"
+    allowed = (
+        f"an integer >= {minimum}" if maximum is None else (f"an integer in [{minimum}, {maximum}]")
     )
     if not _is_int(value):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")

@@ -29,7 +29,10 @@ def git_commit() -> str | None:
     try:
         result = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -38,14 +41,21 @@ def git_commit() -> str | None:
     commit = result.stdout.strip()
     dirty = subprocess.run(
         ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True, text=True, timeout=5, check=False,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
     )
     return commit + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def provenance(
-    config: dict[str, Any], *, seed: int | None = None, device: Any = "cpu",
-    wall_time_s: float | None = None, extra: dict[str, Any] | None = None,
+    config: dict[str, Any],
+    *,
+    seed: int | None = None,
+    device: Any = "cpu",
+    wall_time_s: float | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A JSON-serializable provenance record."""
     record: dict[str, Any] = {

@@ -60,7 +60,9 @@ def gram_square_root(gram: Tensor) -> Tensor:
         root = torch.sqrt(torch.where(ok, pivot, torch.ones_like(pivot)))
         factor[..., j, j] = torch.where(ok, root, torch.zeros_like(root))
         if j + 1 < k:
-            below = gram[..., j + 1 :, j] - (factor[..., j + 1 :, :j] * factor[..., j : j + 1, :j]).sum(-1)
+            below = gram[..., j + 1 :, j] - (
+                factor[..., j + 1 :, :j] * factor[..., j : j + 1, :j]
+            ).sum(-1)
             factor[..., j + 1 :, j] = torch.where(
                 ok.unsqueeze(-1), below / root.unsqueeze(-1), torch.zeros_like(below)
             )
@@ -135,9 +137,7 @@ def simulate_chain(plan: ChainPlan, progress: ProgressCallback | None = None) ->
     """Run the chain; returns ``(samples, len(record), k, width)`` states at ``record`` steps."""
     n, k = plan.width, plan.inputs
     positions = {step: r for r, step in enumerate(plan.record)}
-    out = torch.empty(
-        (plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device
-    )
+    out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
     noise_shape = (n, n) if plan.method == "weights" else (k, n)
     first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
     blocks = plan.blocks()
@@ -145,7 +145,9 @@ def simulate_chain(plan: ChainPlan, progress: ProgressCallback | None = None) ->
     done_work = 0
     for start, stop, chunk_blocks in blocks.chunks():
         size = stop - start
-        generators = [block_generator(plan.seed, CHAIN_STREAM, b, plan.device) for b, _, _ in chunk_blocks]
+        generators = [
+            block_generator(plan.seed, CHAIN_STREAM, b, plan.device) for b, _, _ in chunk_blocks
+        ]
         if plan.state.kind == "x":
             y = torch.empty((size, k, n), dtype=plan.dtype, device=plan.device)
             for generator, (_, lo, hi) in zip(generators, chunk_blocks):

@@ -1,0 +1,46 @@
+"""The ``deeplimit`` command line.
+
+Every command prints bad input as one line (``error: ...``) and exits with status 2, and a
+numerical blow-up as one line with status 3; ``--help`` of every command shows an example.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .._version import __version__
+from .common import guarded
+from .law import law_command
+from .reproduce import reproduce_command
+from .sample import sample_app
+
+app = typer.Typer(
+    name="deeplimit",
+    help="Deep residual networks in their large-depth limits: simulate, check, reproduce.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+app.add_typer(sample_app, name="sample")
+app.command("law")(guarded(law_command))
+app.command("reproduce")(guarded(reproduce_command))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"deeplimit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Deep residual networks in their large-depth limits: simulate, check, reproduce."""
+
+
+def entry() -> None:
+    app()

@@ -1,0 +1,7 @@
+"""Experiments: one module per figure or study (spec -> run -> dataset -> plot -> claims)."""
+
+from .base import Claim as Claim
+from .base import Experiment as Experiment
+from .base import ExperimentSpec as ExperimentSpec
+from .registry import experiment_names as experiment_names
+from .registry import get_experiment as get_experiment

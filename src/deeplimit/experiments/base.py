@@ -1,0 +1,122 @@
+"""What an experiment is: a typed spec, ``run``, ``plot``, ``claims`` and a caption.
+
+An experiment reproduces one figure or study. Its spec is a frozen pydantic model whose
+defaults are the fast setting and whose ``full()`` is the paper-scale one; the spec
+round-trips through JSON and hashes stably, so results can be stored under it. ``run(spec)``
+returns an ``xarray.Dataset`` with named dimensions, ``plot`` draws the figure from the dataset
+alone (so figures can be redrawn from stored results), and ``claims`` turns the dataset into the
+checkable statements of the paper with a measured value, the expected value, a tolerance and a
+verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from ..devices import resolve_device
+
+__all__ = ["Claim", "Experiment", "ExperimentSpec", "Progress"]
+
+Progress = Callable[[int, int], None]
+
+
+class ExperimentSpec(BaseModel):
+    """Base of every experiment spec: frozen, no unknown fields, JSON round trip."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    device: str = "cpu"
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {value}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_available(cls, value: str) -> str:
+        resolve_device(value)
+        return value
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def spec_hash(self) -> str:
+        """A stable 16-hex-digit hash of the spec's content."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement with its measured value and verdict."""
+
+    id: str
+    statement: str
+    statistic: str
+    measured: float
+    expected: str
+    tolerance: str
+    n: int
+    passed: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    def as_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["verdict"] = self.verdict
+        return record
+
+
+class Experiment:
+    """Base class; subclasses set ``name``, ``title``, ``Spec`` and implement the methods."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    Spec: ClassVar[type[ExperimentSpec]]
+    # statistics() row keys shown in printed tables, with their column labels
+    table: ClassVar[dict[str, str]] = {}
+
+    def fast(self, **overrides: Any) -> ExperimentSpec:
+        """The default, fast setting (minutes at most on a laptop CPU)."""
+        return self.Spec(**overrides)
+
+    def full(self, **overrides: Any) -> ExperimentSpec:
+        """The paper-scale setting."""
+        return self.Spec(**{**self.full_settings(), **overrides})
+
+    def full_settings(self) -> dict[str, Any]:
+        return {}
+
+    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+        raise NotImplementedError
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        raise NotImplementedError
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        """Rows of numbers worth printing and saving (one per depth, width, ...)."""
+        return []
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        return []
+
+    def caption(self, spec: ExperimentSpec) -> str:
+        raise NotImplementedError
+
+    def spec_from_dataset(self, dataset: xr.Dataset) -> ExperimentSpec:
+        """Every dataset an experiment returns stores its spec as the attribute ``spec``."""
+        return self.Spec.model_validate_json(dataset.attrs["spec"])

@@ -1,0 +1,271 @@
+"""Hayou Fig. 1: the width-1 ReLU ResNet against the GBM law (Prop. 3, hayou.md §3.2).
+
+With ``n = d = 1`` and ReLU, ``Y_0 = W_in x`` and the infinite-depth limit is
+``X_1 = 1{X_0 > 0} X_0 exp(B_1 - 1/2) + 1{X_0 <= 0} X_0``. So given ``Y_0 > 0`` and no
+collapse, ``log(Y_L / Y_0)`` tends to ``N(-1/2, 1)``; at small depth it does not. We show the
+histograms at a small, a medium and a large depth with the limit density, the KS statistics,
+and the fraction of networks that collapsed (some factor ``1 + Z_l / sqrt(L) <= 0``) next to
+its exact value ``1 - (1 - Phi(-sqrt(L)))^L``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import field_validator
+
+from ..initialization import sample_resnet
+from ..initialization.laws import gbm_law, relu_width1_collapse_probability
+from ..stats import binomial_interval, binomial_test, ks_test
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig1", "HayouFig1Spec"]
+
+
+class HayouFig1Spec(ExperimentSpec):
+    """Depths (ascending: the first is the 'small' depth, the last the 'large' one)."""
+
+    depths: tuple[int, ...] = (5, 50, 500)
+    samples: int = 20_000
+    x: float = 1.0
+    level: float = 1e-3
+
+    @field_validator("depths")
+    @classmethod
+    def _depths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) < 2 or any(d < 1 for d in value) or list(value) != sorted(set(value)):
+            raise ValueError(
+                f"depths must be at least two distinct increasing integers >= 1, got {value}"
+            )
+        return value
+
+    @field_validator("samples")
+    @classmethod
+    def _samples(cls, value: int) -> int:
+        if value < 100:
+            raise ValueError(f"samples must be an integer >= 100, got {value}")
+        return value
+
+    @field_validator("x")
+    @classmethod
+    def _x(cls, value: float) -> float:
+        if not math.isfinite(value) or value == 0:
+            raise ValueError(f"x must be a finite non-zero number, got {value}")
+        return value
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"level must be in (0, 1), got {value}")
+        return value
+
+
+def _log_ratio(y0: np.ndarray, y_last: np.ndarray) -> np.ndarray:
+    """``log(Y_L / Y_0)`` where ``Y_0 > 0`` and the network did not collapse, else NaN."""
+    alive = (y0 > 0) & (y_last > 0)
+    ratio = np.full(y0.shape, np.nan)
+    ratio[alive] = np.log(y_last[alive] / y0[alive])
+    return ratio
+
+
+class HayouFig1(Experiment):
+    name = "hayou-fig1"
+    title = "Width-1 ReLU ResNet vs the GBM law (Hayou Fig. 1, Prop. 3)"
+    Spec = HayouFig1Spec
+    table: ClassVar[dict[str, str]] = {
+        "depth": "L",
+        "alive": "alive",
+        "ks_statistic": "KS D",
+        "ks_pvalue": "KS p",
+        "collapse_fraction": "collapsed",
+        "collapse_exact": "exact",
+        "collapse_pvalue": "binom p",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {"depths": (5, 10, 20, 50, 100, 500, 2000), "samples": 200_000}
+
+    def caption(self, spec: HayouFig1Spec) -> str:
+        depths = ", ".join(str(d) for d in spec.depths)
+        return (
+            f"Width n = d = 1, ReLU, x = {spec.x:g}, Y_0 = W_in x, {spec.samples} networks per "
+            f"depth L in {{{depths}}} (exact-in-law sampler, seed {spec.seed}). Histograms of "
+            "log(Y_L/Y_0) over networks with Y_0 > 0 that did not collapse, against the "
+            "infinite-depth law N(-1/2, 1) (Prop. 3). Collapse: fraction of networks with "
+            "Y_0 > 0 and Y_L <= 0, exact value 1 - (1 - Phi(-sqrt L))^L."
+        )
+
+    def run(self, spec: HayouFig1Spec, progress: Progress | None = None) -> xr.Dataset:
+        total = spec.samples * sum(spec.depths)
+        done = 0
+        y0 = np.empty((len(spec.depths), spec.samples))
+        y_last = np.empty_like(y0)
+        for i, depth in enumerate(spec.depths):
+
+            def report(d: int, _t: int, offset: int = done) -> None:
+                if progress is not None:
+                    progress(offset + d, total)
+
+            paths = sample_resnet(
+                1,
+                depth,
+                "relu",
+                samples=spec.samples,
+                x=[spec.x],
+                record=[0, depth],
+                seed=spec.seed,
+                device=spec.device,
+                progress=report,
+            )
+            y0[i] = paths[:, 0, 0].cpu().numpy()
+            y_last[i] = paths[:, 1, 0].cpu().numpy()
+            done += spec.samples * depth
+        dataset = xr.Dataset(
+            {
+                "y0": (("depth", "sample"), y0),
+                "y_last": (("depth", "sample"), y_last),
+                "log_ratio": (("depth", "sample"), _log_ratio(y0, y_last)),
+            },
+            coords={"depth": list(spec.depths)},
+            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
+        )
+        dataset["log_ratio"].attrs["long_name"] = "log(Y_L / Y_0) given Y_0 > 0 and no collapse"
+        return dataset
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        """Per depth: KS against N(-1/2, 1), collapse fraction against the exact formula."""
+        spec = self.spec_from_dataset(dataset)
+        law = gbm_law(1.0, 1.0).log_ratio()
+        rows = []
+        for depth in dataset.depth.values:
+            ratio = dataset.log_ratio.sel(depth=depth).values
+            y0 = dataset.y0.sel(depth=depth).values
+            y_last = dataset.y_last.sel(depth=depth).values
+            positive = y0 > 0
+            collapsed = int(np.sum(positive & (y_last <= 0)))
+            started = int(np.sum(positive))
+            exact = float(relu_width1_collapse_probability(int(depth)))
+            ks = ks_test(ratio[np.isfinite(ratio)], law, level=spec.level)
+            interval = binomial_interval(collapsed, started, level=0.95)
+            rows.append(
+                {
+                    "depth": int(depth),
+                    "alive": int(np.isfinite(ratio).sum()),
+                    "ks_statistic": ks.statistic,
+                    "ks_pvalue": ks.pvalue,
+                    "ks_passed": ks.passed,
+                    "collapsed": collapsed,
+                    "started_positive": started,
+                    "collapse_fraction": collapsed / started,
+                    "collapse_low": float(interval.low),
+                    "collapse_high": float(interval.high),
+                    "collapse_exact": exact,
+                    "collapse_pvalue": binomial_test(collapsed, started, exact).pvalue,
+                    "absorbed_moved": int(np.sum((y0 <= 0) & (y_last != y0))),
+                }
+            )
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        small, large = rows[0], rows[-1]
+        resolution = 1.95 / math.sqrt(large["alive"])  # KS critical value at level 1e-3
+        claims = [
+            Claim(
+                id="fig1-large-depth",
+                statement=(
+                    f"At L = {large['depth']}, log(Y_L/Y_0) given Y_0 > 0 and no collapse "
+                    "follows N(-1/2, 1)"
+                ),
+                statistic="KS p-value",
+                measured=large["ks_pvalue"],
+                expected=f">= {spec.level:g}",
+                tolerance=f"KS D = {large['ks_statistic']:.4f} (resolution ~{resolution:.4f})",
+                n=large["alive"],
+                passed=large["ks_pvalue"] >= spec.level,
+            ),
+            Claim(
+                id="fig1-small-depth",
+                statement=f"At L = {small['depth']} the law is visibly not N(-1/2, 1)",
+                statistic="KS p-value",
+                measured=small["ks_pvalue"],
+                expected=f"< {spec.level:g}",
+                tolerance=f"KS D = {small['ks_statistic']:.4f}",
+                n=small["alive"],
+                passed=small["ks_pvalue"] < spec.level,
+            ),
+        ]
+        family = spec.level / len(rows)
+        worst = min(rows, key=lambda r: r["collapse_pvalue"])
+        claims.append(
+            Claim(
+                id="fig1-collapse",
+                statement="Collapse frequency given Y_0 > 0 equals 1 - (1 - Phi(-sqrt L))^L",
+                statistic="smallest binomial p-value over depths",
+                measured=worst["collapse_pvalue"],
+                expected=f">= {family:.2g} (Bonferroni, level {spec.level:g})",
+                tolerance="exact binomial test per depth",
+                n=worst["started_positive"],
+                passed=all(r["collapse_pvalue"] >= family for r in rows),
+                details={"depth_of_smallest_p": worst["depth"]},
+            )
+        )
+        claims.append(
+            Claim(
+                id="fig1-absorbing",
+                statement="Y_0 <= 0 is absorbing: Y_L = Y_0 exactly",
+                statistic="networks with Y_0 <= 0 whose Y_L moved",
+                measured=float(sum(r["absorbed_moved"] for r in rows)),
+                expected="0",
+                tolerance="exact",
+                n=int(sum(dataset.sizes["sample"] - r["started_positive"] for r in rows)),
+                passed=all(r["absorbed_moved"] == 0 for r in rows),
+            )
+        )
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        rows = {r["depth"]: r for r in self.statistics(dataset)}
+        law = gbm_law(1.0, 1.0).log_ratio()
+        figure, axes = panel_grid(len(spec.depths))
+        grid = np.linspace(-5.0, 4.0, 400)
+        for ax, depth in zip(axes, spec.depths):
+            ratio = dataset.log_ratio.sel(depth=depth).values
+            ratio = ratio[np.isfinite(ratio)]
+            row = rows[depth]
+            ax.hist(
+                ratio,
+                bins=80,
+                range=(-5.0, 4.0),
+                density=True,
+                color="#8fb3d9",
+                edgecolor="none",
+                label="ResNet, Eq. 1",
+            )
+            ax.plot(
+                grid, np.exp(law.logpdf(grid)), color="#c0392b", lw=1.6, label="limit N(-1/2, 1)"
+            )
+            ax.set_title(f"L = {depth}")
+            ax.set_xlabel("log(Y_L / Y_0)")
+            ax.text(
+                0.02,
+                0.97,
+                f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}\n"
+                f"collapsed {row['collapse_fraction']:.3g}\n"
+                f"(exact {row['collapse_exact']:.3g})",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+            )
+        axes[0].set_ylabel("density")
+        axes[-1].legend(loc="upper right", fontsize=7, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure

@@ -1,0 +1,254 @@
+"""Hayou Fig. 3: the width-1 ResNet with the OU activation against the OU law (Prop. 4).
+
+With ``phi(x) = 2 sigma / (alpha beta sqrt(pi)) exp(E(beta x)^2)`` (``E = erfi^{-1}``), the
+width-1 SDE ``dX = |phi(X)| dB`` maps through ``U = E(beta X)`` to the Ornstein-Uhlenbeck
+process ``dU = -theta U dt + sqrt(theta) dB`` with ``theta = sigma^2 / alpha^2``, so
+``U_1 ~ N(U_0 e^{-theta}, (1 - e^{-2 theta}) / 2)`` given ``X_0`` (hayou.md §3.3, C7). We run
+the ResNet of Eq. 1 from a fixed ``Y_0`` at several depths and compare ``E(beta Y_L)`` with that
+normal law; ``X_1`` has heavy tails (infinite variance for ``theta >= ln 2 / 2``), so the
+comparison is made on ``U`` and on medians, never on means.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import field_validator
+
+from ..activations import OU
+from ..initialization import sample_resnet
+from ..initialization.laws import ou_law
+from ..special import erfi_inverse
+from ..stats import binomial_test, ks_test
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig3", "HayouFig3Spec"]
+
+
+class HayouFig3Spec(ExperimentSpec):
+    depths: tuple[int, ...] = (10, 100, 1000)
+    samples: int = 10_000
+    y0: float = 0.5
+    alpha: float = 1.0
+    beta: float = 1.0
+    sigma: float = 1.0
+    level: float = 1e-3
+
+    @field_validator("depths")
+    @classmethod
+    def _depths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) < 2 or any(d < 1 for d in value) or list(value) != sorted(set(value)):
+            raise ValueError(
+                f"depths must be at least two distinct increasing integers >= 1, got {value}"
+            )
+        return value
+
+    @field_validator("samples")
+    @classmethod
+    def _samples(cls, value: int) -> int:
+        if value < 100:
+            raise ValueError(f"samples must be an integer >= 100, got {value}")
+        return value
+
+    @field_validator("alpha", "beta", "sigma")
+    @classmethod
+    def _positive(cls, value: float, info: Any) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
+        return value
+
+    @field_validator("y0")
+    @classmethod
+    def _y0(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"y0 must be a finite number, got {value}")
+        return value
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"level must be in (0, 1), got {value}")
+        return value
+
+
+class HayouFig3(Experiment):
+    name = "hayou-fig3"
+    title = "Width-1 ResNet with the OU activation vs the OU law (Hayou Fig. 3, Prop. 4)"
+    Spec = HayouFig3Spec
+    table: ClassVar[dict[str, str]] = {
+        "depth": "L",
+        "n": "n",
+        "ks_statistic": "KS D",
+        "ks_pvalue": "KS p",
+        "u_mean": "mean U",
+        "u_mean_expected": "limit",
+        "u_var": "var U",
+        "u_var_expected": "limit ",
+        "median_y": "median Y",
+        "median_expected": "limit  ",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {"depths": (10, 30, 100, 300, 1000, 3000), "samples": 40_000}
+
+    def caption(self, spec: HayouFig3Spec) -> str:
+        theta = spec.sigma**2 / spec.alpha**2
+        depths = ", ".join(str(d) for d in spec.depths)
+        return (
+            f"Width n = 1, OU activation (alpha, beta, sigma) = ({spec.alpha:g}, {spec.beta:g}, "
+            f"{spec.sigma:g}), theta = {theta:g}, fixed Y_0 = {spec.y0:g}, {spec.samples} "
+            f"networks per depth L in {{{depths}}} (exact-in-law sampler, seed {spec.seed}). "
+            "Histograms of U_L = E(beta Y_L) against the OU law "
+            "N(U_0 e^-theta, (1 - e^-2theta)/2) of U_1 (Prop. 4); KS statistics per depth."
+        )
+
+    def _law(self, spec: HayouFig3Spec) -> Any:
+        return ou_law(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma, y0=spec.y0)
+
+    def run(self, spec: HayouFig3Spec, progress: Progress | None = None) -> xr.Dataset:
+        activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
+        total = spec.samples * sum(spec.depths)
+        done = 0
+        y_last = np.empty((len(spec.depths), spec.samples))
+        for i, depth in enumerate(spec.depths):
+
+            def report(d: int, _t: int, offset: int = done) -> None:
+                if progress is not None:
+                    progress(offset + d, total)
+
+            paths = sample_resnet(
+                1,
+                depth,
+                activation,
+                samples=spec.samples,
+                y0=[spec.y0],
+                seed=spec.seed,
+                device=spec.device,
+                progress=report,
+            )
+            y_last[i] = paths[:, 0].cpu().numpy()
+            done += spec.samples * depth
+        u_last = erfi_inverse(torch.from_numpy(spec.beta * y_last)).numpy()
+        return xr.Dataset(
+            {
+                "y_last": (("depth", "sample"), y_last),
+                "u_last": (("depth", "sample"), u_last),
+            },
+            coords={"depth": list(spec.depths)},
+            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
+        law = self._law(spec)
+        u_law = law.u_law()
+        median = law.median()
+        rows = []
+        for depth in dataset.depth.values:
+            u = dataset.u_last.sel(depth=depth).values
+            y = dataset.y_last.sel(depth=depth).values
+            ks = ks_test(u, u_law, level=spec.level)
+            below = int(np.sum(y < median))
+            rows.append(
+                {
+                    "depth": int(depth),
+                    "n": int(u.size),
+                    "ks_statistic": ks.statistic,
+                    "ks_pvalue": ks.pvalue,
+                    "u_mean": float(u.mean()),
+                    "u_var": float(u.var(ddof=1)),
+                    "u_mean_expected": float(u_law.mean()),
+                    "u_var_expected": float(u_law.var()),
+                    "median_y": float(np.median(y)),
+                    "median_expected": float(median),
+                    "median_pvalue": binomial_test(below, int(y.size), 0.5).pvalue,
+                }
+            )
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        small, large = rows[0], rows[-1]
+        return [
+            Claim(
+                id="fig3-large-depth",
+                statement=(
+                    f"At L = {large['depth']}, U_L = E(beta Y_L) follows the OU law of U_1 "
+                    f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})"
+                ),
+                statistic="KS p-value",
+                measured=large["ks_pvalue"],
+                expected=f">= {spec.level:g}",
+                tolerance=f"KS D = {large['ks_statistic']:.4f}",
+                n=large["n"],
+                passed=large["ks_pvalue"] >= spec.level,
+            ),
+            Claim(
+                id="fig3-small-depth",
+                statement=f"At L = {small['depth']} the law of U_L is visibly not the OU law",
+                statistic="KS p-value",
+                measured=small["ks_pvalue"],
+                expected=f"< {spec.level:g}",
+                tolerance=f"KS D = {small['ks_statistic']:.4f}",
+                n=small["n"],
+                passed=small["ks_pvalue"] < spec.level,
+            ),
+            Claim(
+                id="fig3-median",
+                statement=(
+                    f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
+                    f"= {large['median_expected']:.4f}"
+                ),
+                statistic="binomial p-value of P(Y_L < median) = 1/2",
+                measured=large["median_pvalue"],
+                expected=f">= {spec.level:g}",
+                tolerance=f"sample median {large['median_y']:.4f}",
+                n=large["n"],
+                passed=large["median_pvalue"] >= spec.level,
+            ),
+        ]
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        u_law = self._law(spec).u_law()
+        rows = {r["depth"]: r for r in self.statistics(dataset)}
+        figure, axes = panel_grid(len(spec.depths))
+        center, spread = u_law.mean(), math.sqrt(u_law.var())
+        grid = np.linspace(center - 4.5 * spread, center + 4.5 * spread, 400)
+        for ax, depth in zip(axes, spec.depths):
+            u = dataset.u_last.sel(depth=depth).values
+            row = rows[depth]
+            ax.hist(
+                u,
+                bins=70,
+                range=(grid[0], grid[-1]),
+                density=True,
+                color="#a9cba4",
+                edgecolor="none",
+                label="ResNet, Eq. 1",
+            )
+            ax.plot(
+                grid, np.exp(u_law.logpdf(grid)), color="#c0392b", lw=1.6, label="OU law of U_1"
+            )
+            ax.set_title(f"L = {depth}")
+            ax.set_xlabel("U_L = E(beta Y_L)")
+            ax.text(
+                0.02,
+                0.97,
+                f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+            )
+        axes[0].set_ylabel("density")
+        axes[-1].legend(loc="upper right", fontsize=7, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure

@@ -1,0 +1,66 @@
+"""Figure helpers shared by the experiments: panel grids, captions, and saving to files.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state), so they can
+be drawn in worker processes and tests without a display.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..results import atomic_write_bytes
+
+__all__ = ["add_caption", "add_footer", "panel_grid", "save_figure"]
+
+_CHARACTERS_PER_INCH = 16
+
+
+def panel_grid(
+    panels: int, *, columns: int = 4, size: tuple[float, float] = (3.6, 3.0)
+) -> tuple[Figure, list[Axes]]:
+    """A figure with ``panels`` axes in rows of at most ``columns``; unused axes hidden."""
+    columns = min(columns, panels)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(size[0] * columns, size[1] * rows + 1.0))
+    grid = figure.subplots(rows, columns, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    return figure, axes[:panels]
+
+
+def add_caption(figure: Figure, title: str, caption: str) -> None:
+    """Title on top, the wrapped caption (the figure's parameters) underneath the panels."""
+    # about 16 characters of 7.5-point text per inch, minus the margins
+    lines = textwrap.wrap(
+        caption, max(60, int(_CHARACTERS_PER_INCH * (figure.get_figwidth() - 0.3)))
+    )
+    height = figure.get_figheight()
+    caption_height = 0.125 * len(lines) + 0.2  # inches, footer line included
+    figure.suptitle(title, fontsize=11)
+    figure.subplots_adjust(
+        bottom=(caption_height + 0.55) / height, top=1 - 0.6 / height, wspace=0.3, hspace=0.5
+    )
+    figure.text(0.01, 0.16 / height, "\n".join(lines), fontsize=7.5, va="bottom", ha="left")
+
+
+def add_footer(figure: Figure, text: str) -> None:
+    """A one-line provenance footer at the very bottom."""
+    figure.text(0.01, 0.004, text, fontsize=6, color="#666666", va="bottom", ha="left")
+
+
+def save_figure(figure: Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` atomically; return the paths."""
+    paths = []
+    for extension, options in (("png", {"dpi": 150}), ("pdf", {})):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=extension, **options)
+        path = stem.with_suffix(f".{extension}")
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    return paths
