@@ -84,7 +84,11 @@ class SampleBlocks:
             start = first * self.block_size
             stop = min(self.samples, last * self.block_size)
             blocks = [
-                (b, b * self.block_size - start, min(self.samples, (b + 1) * self.block_size) - start)
+                (
+                    b,
+                    b * self.block_size - start,
+                    min(self.samples, (b + 1) * self.block_size) - start,
+                )
                 for b in range(first, last)
             ]
             yield start, stop, blocks

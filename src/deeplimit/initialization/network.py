@@ -15,7 +15,14 @@ from torch import Tensor
 from ..activations import Activation, parse_activation
 from ..devices import resolve_device, resolve_dtype
 from ..errors import check_choice, check_int
-from .chain import DEFAULT_MEMORY_BUDGET, METHODS, ON_NONFINITE, ChainPlan, ProgressCallback, simulate_chain
+from .chain import (
+    DEFAULT_MEMORY_BUDGET,
+    METHODS,
+    ON_NONFINITE,
+    ChainPlan,
+    ProgressCallback,
+    simulate_chain,
+)
 from .recording import Recording, resolve_layers
 from .state import InitialState, resolve_initial_state
 
@@ -32,8 +39,14 @@ def shape_result(out: Tensor, recording: Recording, state: InitialState) -> Tens
 
 
 def common_arguments(
-    width: Any, activation: Any, samples: Any, seed: Any, device: Any, dtype: Any,
-    method: Any, on_nonfinite: Any,
+    width: Any,
+    activation: Any,
+    samples: Any,
+    seed: Any,
+    device: Any,
+    dtype: Any,
+    method: Any,
+    on_nonfinite: Any,
 ) -> tuple[int, Activation, int, int, torch.device, torch.dtype]:
     width = check_int("width", width, minimum=1)
     samples = check_int("samples", samples, minimum=1)

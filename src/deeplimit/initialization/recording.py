@@ -26,16 +26,14 @@ class Recording:
 
 
 def _is_sequence(record: Any) -> bool:
-    return isinstance(record, Sequence) and not isinstance(record, str) or (
+    return (isinstance(record, Sequence) and not isinstance(record, str)) or (
         hasattr(record, "__array__") and getattr(record, "ndim", 0) >= 1
     )
 
 
 def resolve_layers(record: Any, depth: int) -> Recording:
     """Validate ``record`` for a ResNet of depth ``depth`` (layers ``0..depth``)."""
-    allowed = (
-        f"record must be 'last', 'all', a layer index in [0, {depth}] or a list of them"
-    )
+    allowed = f"record must be 'last', 'all', a layer index in [0, {depth}] or a list of them"
     if isinstance(record, str):
         if record == "last":
             return Recording((depth,), True)
@@ -54,7 +52,11 @@ def resolve_layers(record: Any, depth: int) -> Recording:
     for layer in layers:
         if isinstance(layer, float) and layer.is_integer():
             layer = int(layer)
-        if not isinstance(layer, numbers.Integral) or isinstance(layer, bool) or not 0 <= layer <= depth:
+        if (
+            not isinstance(layer, numbers.Integral)
+            or isinstance(layer, bool)
+            or not 0 <= layer <= depth
+        ):
             raise ValueError(f"{allowed}, got {layer!r} in record")
         checked.append(int(layer))
     return Recording(tuple(checked), squeeze)

@@ -49,7 +49,11 @@ class InitialState:
             return self.values.expand(samples, -1, -1).clone()
         d = self.input_dim
         w_in = torch.randn(
-            samples, width, d, generator=generator, dtype=self.values.dtype,
+            samples,
+            width,
+            d,
+            generator=generator,
+            dtype=self.values.dtype,
             device=self.values.device,
         )
         return torch.einsum("swd,kd->skw", w_in, self.values) / d**0.5
@@ -58,12 +62,19 @@ class InitialState:
         return {self.kind: self.values.detach().cpu().numpy().tolist(), "squeeze": self.squeeze}
 
 
-def _as_matrix(name: str, value: Any, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, bool]:
+def _as_matrix(
+    name: str, value: Any, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, bool]:
     try:
-        array = torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(value, Tensor)
-                                else value.detach().to("cpu", torch.float64))
+        array = torch.as_tensor(
+            np.asarray(value, dtype=np.float64)
+            if not isinstance(value, Tensor)
+            else value.detach().to("cpu", torch.float64)
+        )
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+        raise ValueError(
+            f"{name} must be an array of numbers, got {type(value).__name__}"
+        ) from None
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim not in (1, 2) or array.numel() == 0:
@@ -73,7 +84,9 @@ def _as_matrix(name: str, value: Any, dtype: torch.dtype, device: torch.device) 
         )
     if not torch.isfinite(array).all():
         bad = int((~torch.isfinite(array)).sum())
-        raise ValueError(f"{name} must be finite, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}")
+        raise ValueError(
+            f"{name} must be finite, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}"
+        )
     squeeze = array.ndim == 1
     return array.reshape(-1, array.shape[-1]).to(device=device, dtype=dtype), squeeze
 
