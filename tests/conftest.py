@@ -16,3 +16,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def cuda_device():
     return torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def _restore_mpmath_precision():
+    """Tests that raise mpmath's global precision must not leak it into other tests."""
+    import mpmath
+
+    dps = mpmath.mp.dps
+    yield
+    mpmath.mp.dps = dps

@@ -27,10 +27,17 @@ from torch import Tensor
 
 from ..activations import Activation
 from ..errors import NumericalBlowupError, check_choice
-from ..rng import SampleBlocks, block_generator
+from ..rng import BlockStreams, SampleBlocks
 from .state import InitialState
 
-__all__ = ["ChainPlan", "gram_square_root", "simulate_chain"]
+__all__ = [
+    "ChainPlan",
+    "ChunkContext",
+    "LayerView",
+    "Observer",
+    "gram_square_root",
+    "simulate_chain",
+]
 
 METHODS = ("law", "weights")
 ON_NONFINITE = ("raise", "warn", "ignore")
@@ -103,7 +110,7 @@ class ChainPlan:
             return self.width * self.width
         return self.inputs * self.width
 
-    def blocks(self) -> SampleBlocks:
+    def blocks(self, extra_bytes_per_sample: int = 0) -> SampleBlocks:
         itemsize = torch.finfo(self.dtype).bits // 8
         state = self.inputs * self.width
         working = 6 * state + self.numbers_per_sample() + 2 * self.inputs**2
@@ -112,46 +119,113 @@ class ChainPlan:
         return SampleBlocks.plan(
             self.samples,
             self.numbers_per_sample(),
-            itemsize * working + 16,
+            itemsize * working + 16 + extra_bytes_per_sample,
             chunk_size=self.chunk_size,
             memory_budget=self.memory_budget,
         )
 
 
-def _increment(plan: ChainPlan, y: Tensor, noise: Tensor) -> None:
+class LayerView:
+    """The state ``Y_l`` of a chunk after layer (step) ``l``, with ``phi(Y_l)`` and its norms
+    computed at most once and shared by the next increment and every observer."""
+
+    def __init__(self, layer: int, y: Tensor, activation: Activation) -> None:
+        self.layer = layer
+        self.y = y
+        self.activation = activation
+        self._phi: Tensor | None = None
+        self._phi_norm: Tensor | None = None
+
+    @property
+    def phi(self) -> Tensor:
+        """``phi(Y_l)``, shape ``(chunk, k, n)``."""
+        if self._phi is None:
+            self._phi = self.activation.phi(self.y)
+        return self._phi
+
+    @property
+    def phi_norm(self) -> Tensor:
+        """``||phi(Y_l)||`` per network and input, shape ``(chunk, k)``."""
+        if self._phi_norm is None:
+            self._phi_norm = torch.linalg.vector_norm(self.phi, dim=-1)
+        return self._phi_norm
+
+
+@dataclass
+class ChunkContext:
+    """What observers may need about the chunk being simulated."""
+
+    plan: ChainPlan
+    start: int
+    stop: int
+    streams: BlockStreams
+
+    @property
+    def blocks(self) -> list[tuple[int, int, int]]:
+        return self.streams.blocks
+
+    def draw(self, out: Tensor, step: int) -> None:
+        """Fill ``out`` (chunk first) with the standard normals of ``step`` (again, if asked)."""
+        self.streams.draw(out, step)
+
+
+class Observer:
+    """Streams a quantity out of the chain while it runs (see ``observables.py``).
+
+    ``start`` sees layer 0 of every chunk, ``observe`` every later layer, ``end`` closes the
+    chunk (and may draw a layer's random numbers again through ``ChunkContext.draw``).
+    ``bytes_per_sample`` is the working memory it needs per network, for chunk planning.
+    """
+
+    bytes_per_sample: int = 0
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        pass
+
+    def observe(self, view: LayerView) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> None:
     """Add ``scale * W phi(y)`` to ``y`` in place, ``noise`` holding standard normals."""
-    phi = plan.activation.phi(y)
     factor = plan.scale / math.sqrt(plan.width)
     if plan.method == "weights":
         # noise = sqrt(n) W, so (W Phi^T)^T = Phi W^T = Phi noise^T / sqrt(n)
-        y.baddbmm_(phi, noise.transpose(1, 2), alpha=factor)
+        y.baddbmm_(view.phi, noise.transpose(1, 2), alpha=factor)
     elif plan.inputs == 1:
-        norm = torch.linalg.vector_norm(phi, dim=-1, keepdim=True)
-        y.addcmul_(norm, noise, value=factor)
+        y.addcmul_(view.phi_norm.unsqueeze(-1), noise, value=factor)
     else:
+        phi = view.phi
         root = gram_square_root(phi @ phi.transpose(1, 2))
         y.baddbmm_(root, noise, alpha=factor)
 
 
-def simulate_chain(plan: ChainPlan, progress: ProgressCallback | None = None) -> Tensor:
-    """Run the chain; returns ``(samples, len(record), k, width)`` states at ``record`` steps."""
+def simulate_chain(
+    plan: ChainPlan,
+    progress: ProgressCallback | None = None,
+    observers: Sequence[Observer] = (),
+) -> Tensor:
+    """Run the chain; returns ``(samples, len(record), k, width)`` states at ``record`` steps
+    (an empty record is allowed when only ``observers`` are wanted)."""
     n, k = plan.width, plan.inputs
     positions = {step: r for r, step in enumerate(plan.record)}
     out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
     noise_shape = (n, n) if plan.method == "weights" else (k, n)
     first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
-    blocks = plan.blocks()
+    blocks = plan.blocks(sum(o.bytes_per_sample for o in observers))
     total_work = plan.samples * plan.steps
     done_work = 0
     for start, stop, chunk_blocks in blocks.chunks():
         size = stop - start
-        generators = [
-            block_generator(plan.seed, CHAIN_STREAM, b, plan.device) for b, _, _ in chunk_blocks
-        ]
+        streams = BlockStreams(plan.seed, CHAIN_STREAM, chunk_blocks, plan.device)
+        context = ChunkContext(plan, start, stop, streams)
         if plan.state.kind == "x":
             y = torch.empty((size, k, n), dtype=plan.dtype, device=plan.device)
-            for generator, (_, lo, hi) in zip(generators, chunk_blocks):
-                y[lo:hi] = plan.state.draw(n, hi - lo, generator)
+            for index, (_, lo, hi) in enumerate(chunk_blocks):
+                y[lo:hi] = plan.state.draw(n, hi - lo, streams.generator(index, 0))
         else:
             y = plan.state.draw(n, size, None)
         noise = torch.empty((size, *noise_shape), dtype=plan.dtype, device=plan.device)
@@ -159,16 +233,23 @@ def simulate_chain(plan: ChainPlan, progress: ProgressCallback | None = None) ->
         if 0 in positions:
             out[start:stop, positions[0]] = y
         bad.masked_fill_(~torch.isfinite(y.sum(dim=(1, 2))), 0)
+        view = LayerView(0, y, plan.activation)
+        for observer in observers:
+            observer.start(context, view)
         for step in range(1, plan.steps + 1):
-            for generator, (_, lo, hi) in zip(generators, chunk_blocks):
-                torch.randn(noise[lo:hi].shape, generator=generator, out=noise[lo:hi])
-            _increment(plan, y, noise)
+            context.draw(noise, step)
+            _increment(plan, y, view, noise)
+            view = LayerView(step, y, plan.activation)
             newly = ~torch.isfinite(y.sum(dim=(1, 2))) & (bad < 0)
             bad.masked_fill_(newly, step)
             if step in positions:
                 out[start:stop, positions[step]] = y
+            for observer in observers:
+                observer.observe(view)
             if progress is not None and step % 64 == 0:
                 progress(done_work + size * step, total_work)
+        for observer in observers:
+            observer.end()
         done_work += size * plan.steps
         if progress is not None:
             progress(done_work, total_work)

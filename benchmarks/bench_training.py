@@ -1,0 +1,166 @@
+"""Training-step benchmark: deeplimit's batched in-place adjoint vs a plain NumPy reference.
+
+The NumPy reference is written the way the authors' published scripts are (chizat.md §5): one
+network at a time, dense ``(D, M, L)`` float64 arrays, Python loops over layers for the forward
+pass, the backward pass and the gradients, full ``gradU``, ``gradV`` tensors, then the update.
+Both sides start from the same parameters and run the same ``K`` full-batch GD steps of
+chizat.md §1.2 (tanh, ``alpha = 1``, ``lr = 0.5``), so the benchmark also checks that they
+agree. Initialization is excluded from both timings; each time is the best of ``--repeats``.
+
+    python benchmarks/bench_training.py [--repeats 2] [--threads N] [--quick] [--cuda]
+
+``--cuda`` adds a table of the library's times on the GPU (same shapes, plus a larger one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+
+from deeplimit.training import build_resnet, synthetic_task, train
+
+
+def numpy_train(u, v, x, y, w_in, w_out, steps, alpha=1.0, lr=0.5):
+    """Authors'-style NumPy GD on one network; ``u, v`` of shape (D, M, L), updated in place.
+    Returns the outputs (d_out, N) after the last step."""
+    d, m, depth = u.shape
+    n = x.shape[0]
+    d_out = y.shape[1]
+    c = alpha / (depth * m)
+    raw_lr = lr * depth * m * d / alpha**2
+    e = w_in @ x.T  # (D, N)
+    for _ in range(steps + 1):
+        h = np.zeros((d, n, depth + 1))
+        p = np.zeros((m, n, depth))
+        h[:, :, 0] = e
+        for layer in range(depth):
+            p[:, :, layer] = u[:, :, layer].T @ h[:, :, layer] / d
+            h[:, :, layer + 1] = h[:, :, layer] + c * (v[:, :, layer] @ np.tanh(p[:, :, layer]))
+        out = w_out.T @ h[:, :, depth] / d
+        if _ == steps:
+            return out
+        b = np.zeros_like(h)
+        q = np.zeros((m, n, depth))
+        b[:, :, depth] = w_out @ (2.0 * (out - y.T) / (n * d_out)) / d
+        for layer in range(depth - 1, -1, -1):
+            q[:, :, layer] = (
+                c * (1.0 - np.tanh(p[:, :, layer]) ** 2) * (v[:, :, layer].T @ b[:, :, layer + 1])
+            )
+            b[:, :, layer] = b[:, :, layer + 1] + u[:, :, layer] @ q[:, :, layer] / d
+        grad_u = np.zeros_like(u)
+        grad_v = np.zeros_like(v)
+        for layer in range(depth):
+            grad_u[:, :, layer] = h[:, :, layer] @ q[:, :, layer].T / d
+            grad_v[:, :, layer] = c * b[:, :, layer + 1] @ np.tanh(p[:, :, layer]).T
+        u -= raw_lr * grad_u
+        v -= raw_lr * grad_v
+    return out
+
+
+def bench_shape(depth, width, dim, seeds, steps, repeats):
+    data = synthetic_task()
+    x, y = data.x.numpy(), data.y.numpy()
+    model = build_resnet(depth, width, dim, input_dim=5, output_dim=5, seeds=seeds)
+    w_in, w_out = model.w_in.numpy(), model.w_out.numpy()
+    u0 = model.parameters["u"].permute(0, 3, 2, 1).numpy()  # (S, D, M, L)
+    v0 = model.parameters["v"].permute(0, 3, 2, 1).numpy()
+
+    numpy_time = math.inf
+    for _ in range(repeats):
+        us, vs = [np.array(u0[s]) for s in range(seeds)], [np.array(v0[s]) for s in range(seeds)]
+        start = time.perf_counter()
+        numpy_out = [numpy_train(us[s], vs[s], x, y, w_in, w_out, steps) for s in range(seeds)]
+        numpy_time = min(numpy_time, time.perf_counter() - start)
+
+    rows = []
+    for dtype in (torch.float64, torch.float32):
+        best = math.inf
+        for _ in range(repeats + 1):  # the first run warms up
+            fresh = build_resnet(
+                depth, width, dim, input_dim=5, output_dim=5, seeds=seeds, dtype=dtype
+            )
+            start = time.perf_counter()
+            result = train(fresh, data, steps, record_movement=False)
+            best = min(best, time.perf_counter() - start)
+        final = result.outputs[:, -1].double().numpy()  # (S, N, d_out)
+        diff = max(np.abs(final[s] - numpy_out[s].T).max() for s in range(seeds))
+        rows.append((dtype, best, diff))
+    return numpy_time, rows
+
+
+def bench_cuda(shapes, repeats):
+    data = synthetic_task()
+    print(f"\nCUDA: {torch.cuda.get_device_name()} (library only; seconds, best of {repeats})")
+    print(f"{'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} | {'f64 [s]':>8} | {'f32 [s]':>8}")
+    for depth, width, dim, seeds, steps in shapes:
+        times = []
+        for dtype in (torch.float64, torch.float32):
+            model = build_resnet(
+                depth,
+                width,
+                dim,
+                input_dim=5,
+                output_dim=5,
+                seeds=seeds,
+                dtype=dtype,
+                device="cuda",
+            )
+            initial = {name: value.clone() for name, value in model.storage.items()}
+            best = math.inf
+            for _ in range(repeats + 1):  # the first run warms up
+                for name, value in initial.items():
+                    model.storage[name].copy_(value)
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                train(model, data, steps, record_movement=False)
+                torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+            times.append(best)
+            del model, initial
+        print(
+            f"{depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | {times[0]:>8.3f} | "
+            f"{times[1]:>8.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="small shapes only (smoke test)")
+    parser.add_argument("--cuda", action="store_true", help="also time the library on CUDA")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes = [(64, 256, 64, 8, 10), (32, 1024, 128, 4, 5)]
+    if args.quick:
+        shapes = [(8, 32, 16, 2, 2)]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}; "
+        "tanh 2LP, alpha=1, lr=0.5, N=10, d_in=d_out=5"
+    )
+    header = (
+        f"{'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} | {'numpy f64 [s]':>13} | "
+        f"{'deeplimit f64 [s]':>17} {'ratio':>6} | {'deeplimit f32 [s]':>17} {'ratio':>6} | "
+        f"{'max |diff| f64/f32':>20}"
+    )
+    print(header)
+    print("-" * len(header))
+    for depth, width, dim, seeds, steps in shapes:
+        numpy_time, rows = bench_shape(depth, width, dim, seeds, steps, args.repeats)
+        (_, t64, d64), (_, t32, d32) = rows
+        print(
+            f"{depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | {numpy_time:>13.3f} | "
+            f"{t64:>17.3f} {numpy_time / t64:>5.1f}x | {t32:>17.3f} {numpy_time / t32:>5.1f}x | "
+            f"{d64:>9.1e} / {d32:.1e}"
+        )
+    if args.cuda:
+        bench_cuda([*shapes, (64, 2048, 512, 8, 10)], args.repeats)
+
+
+if __name__ == "__main__":
+    main()

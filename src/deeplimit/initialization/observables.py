@@ -1,0 +1,580 @@
+"""Observables of random ResNets, streamed out of the chain while it runs (hayou.md §4-6).
+
+Nothing here keeps whole paths: each observable keeps per-network values at the layers asked
+for, or running sums, chunk by chunk. Available observables (``observables=`` names):
+
+``log_growth``
+    ``LG_l = log(||phi(Y_l)|| / ||phi(Y_0)||)`` (-inf once collapsed, NaN when ``phi(Y_0) = 0``).
+``collapse``
+    the first layer at which every post-activation vanishes, ``phi(Y_l) = 0`` (-1 if never);
+    for ReLU, all pre-activations ``<= 0``. Collapse is absorbing (Lemma 1).
+``active``
+    ``N_l = #{i: Y_l^i > 0}`` at the recorded layers and its time average
+    ``(1/L) sum_{l<L} N_l / n``.
+``quasi_gbm``
+    the drift and quadratic variation of ``log ||phi(Y)||`` integrated along the path (Thm 1 for
+    ReLU, Prop. 10 for piecewise-linear, Lemma 2's Itô formula for smooth phi):
+    ``mu(y) = (1/2n) [||phi'(y)||^2 + <phi(y), phi''(y)> - 2 rho(y)]`` and
+    ``rho(y) = ||phi(y) * phi'(y)||^2 / ||phi(y)||^2``; ``drift = dt sum_{l<L} mu(Y_l)``,
+    ``quadratic_variation = dt sum_{l<L} rho(Y_l) / n``. For ReLU ``mu = (N - 2)/(2n)``,
+    ``rho = 1``, so ``LG_L - drift`` is the quasi-GBM residual of C9,
+    ``~ N(0, 1/n)`` as ``L -> oo``.
+``correlation``
+    ``c_l(x_a, x_b) = <Y_l(x_a), Y_l(x_b)> / (||Y_l(x_a)|| ||Y_l(x_b)||)`` for every pair ``a < b``.
+``norm``
+    ``||Y_l||`` and ``||phi(Y_l)||`` at the recorded layers.
+
+Everything works for any activation of the library, user callables included.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+from ..errors import check_int
+from ..stats import binomial_interval
+from .chain import (
+    DEFAULT_MEMORY_BUDGET,
+    ChainPlan,
+    ChunkContext,
+    LayerView,
+    Observer,
+    ProgressCallback,
+    simulate_chain,
+)
+from .network import common_arguments
+from .recording import resolve_layers, resolve_times
+from .state import resolve_initial_state
+
+__all__ = [
+    "OBSERVABLES",
+    "CollapseProbability",
+    "Observations",
+    "collapse_probability",
+    "correlation_coefficients",
+    "observe_resnet",
+    "observe_sde",
+]
+
+OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "norm")
+
+
+class _Recorder(Observer):
+    """Base for observers that keep per-network values at a set of layers."""
+
+    def __init__(self, layers: tuple[int, ...], samples: int) -> None:
+        self.positions = {layer: r for r, layer in enumerate(layers)}
+        self.samples = samples
+        self.context: ChunkContext | None = None
+
+    @property
+    def rows(self) -> slice:
+        assert self.context is not None
+        return slice(self.context.start, self.context.stop)
+
+    def results(self) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+
+class _LogGrowth(_Recorder):
+    def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
+        super().__init__(layers, plan.samples)
+        self.values = torch.empty(
+            (plan.samples, len(layers), plan.inputs), dtype=plan.dtype, device=plan.device
+        )
+        self.norm0: Tensor | None = None
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.norm0 = view.phi_norm.clone()
+        self.observe(view)
+
+    def observe(self, view: LayerView) -> None:
+        if view.layer in self.positions:
+            growth = torch.log(view.phi_norm / self.norm0)
+            self.values[self.rows, self.positions[view.layer]] = growth
+
+    def results(self) -> dict[str, Tensor]:
+        return {"log_growth": self.values}
+
+
+class _Collapse(_Recorder):
+    def __init__(self, plan: ChainPlan) -> None:
+        super().__init__((), plan.samples)
+        self.first = torch.full(
+            (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
+        )
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.observe(view)
+
+    def observe(self, view: LayerView) -> None:
+        first = self.first[self.rows]
+        first.masked_fill_((view.phi_norm == 0) & (first < 0), view.layer)
+
+    def results(self) -> dict[str, Tensor]:
+        return {"collapse_layer": self.first}
+
+
+class _Active(_Recorder):
+    def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
+        super().__init__(layers, plan.samples)
+        self.steps = plan.steps
+        self.width = plan.width
+        self.counts = torch.empty(
+            (plan.samples, len(layers), plan.inputs), dtype=torch.int32, device=plan.device
+        )
+        self.average = torch.zeros(
+            (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
+        )
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.observe(view)
+
+    def observe(self, view: LayerView) -> None:
+        count = (view.y > 0).sum(-1)
+        if view.layer in self.positions:
+            self.counts[self.rows, self.positions[view.layer]] = count.to(torch.int32)
+        if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
+            self.average[self.rows] += count / (self.width * self.steps)
+
+    def results(self) -> dict[str, Tensor]:
+        return {"active": self.counts, "active_fraction": self.average}
+
+
+class _QuasiGBM(_Recorder):
+    def __init__(self, plan: ChainPlan) -> None:
+        super().__init__((), plan.samples)
+        self.steps = plan.steps
+        self.width = plan.width
+        self.dt = plan.scale**2
+        self.activation = plan.activation
+        shape = (plan.samples, plan.inputs)
+        self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
+        self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.observe(view)
+
+    def observe(self, view: LayerView) -> None:
+        if view.layer >= self.steps:
+            return
+        phi, y = view.phi, view.y
+        first = self.activation.derivative(y)
+        second = self.activation.second_derivative(y)
+        norm2 = view.phi_norm**2
+        rho = (phi * first).pow(2).sum(-1) / norm2  # NaN once collapsed: the drift is undefined
+        mu = (first.pow(2).sum(-1) + (phi * second).sum(-1) - 2.0 * rho) / (2.0 * self.width)
+        self.drift[self.rows] += self.dt * mu
+        self.variation[self.rows] += self.dt * rho / self.width
+
+    def results(self) -> dict[str, Tensor]:
+        return {"drift": self.drift, "quadratic_variation": self.variation}
+
+
+class _Correlation(_Recorder):
+    def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
+        super().__init__(layers, plan.samples)
+        self.pairs = list(itertools.combinations(range(plan.inputs), 2))
+        if not self.pairs:
+            raise ValueError(
+                "the correlation observable needs at least two inputs: give y0 or x as a "
+                "(k, m) array with k >= 2"
+            )
+        self.values = torch.empty(
+            (plan.samples, len(layers), len(self.pairs)), dtype=plan.dtype, device=plan.device
+        )
+        self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
+        self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.observe(view)
+
+    def observe(self, view: LayerView) -> None:
+        if view.layer not in self.positions:
+            return
+        y = view.y
+        a, b = y[:, self.first], y[:, self.second]
+        inner = (a * b).sum(-1)
+        self.values[self.rows, self.positions[view.layer]] = inner / (
+            torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
+        )
+
+    def results(self) -> dict[str, Tensor]:
+        return {"correlation": self.values}
+
+
+class _Norm(_Recorder):
+    def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
+        super().__init__(layers, plan.samples)
+        shape = (plan.samples, len(layers), plan.inputs)
+        self.y_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
+        self.phi_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.observe(view)
+
+    def observe(self, view: LayerView) -> None:
+        if view.layer in self.positions:
+            position = self.positions[view.layer]
+            self.y_norm[self.rows, position] = torch.linalg.vector_norm(view.y, dim=-1)
+            self.phi_norm[self.rows, position] = view.phi_norm
+
+    def results(self) -> dict[str, Tensor]:
+        return {"y_norm": self.y_norm, "phi_norm": self.phi_norm}
+
+
+@dataclass
+class Observations:
+    """Observables of ``samples`` networks.
+
+    ``values`` maps names to tensors, samples first: per-layer quantities are
+    ``(samples, layers, k)`` (``correlation``: ``(samples, layers, pairs)``), per-path ones
+    ``(samples, k)``. ``layers`` are the recorded layers (or SDE step indices, ``times`` the
+    matching times). ``squeeze_inputs`` is True when one input vector was given.
+    """
+
+    width: int
+    steps: int
+    activation: str
+    method: str
+    layers: tuple[int, ...]
+    times: tuple[float, ...]
+    values: dict[str, Tensor]
+    pairs: list[tuple[int, int]] = field(default_factory=list)
+    squeeze_inputs: bool = True
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name not in self.values:
+            raise KeyError(f"{name!r} was not observed; observed: {', '.join(self.values)}")
+        return self.values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values
+
+    @property
+    def quasi_gbm_residual(self) -> Tensor:
+        """``LG_L - drift`` per network and input (C9): needs ``log_growth`` at the last layer
+        and ``quasi_gbm``."""
+        if self.steps not in self.layers or "log_growth" not in self.values:
+            raise ValueError("the quasi-GBM residual needs log_growth recorded at the last layer")
+        last = self.layers.index(self.steps)
+        return self["log_growth"][:, last] - self["drift"]
+
+    def to_dataset(self) -> xr.Dataset:
+        """An xarray Dataset with dims ``sample``, ``layer``, ``input``, ``pair``."""
+        data: dict[str, Any] = {}
+        for name, tensor in self.values.items():
+            array = tensor.detach().cpu().numpy()
+            if name == "correlation":
+                dims: tuple[str, ...] = ("sample", "layer", "pair")
+            elif array.ndim == 3:
+                dims = ("sample", "layer", "input")
+            else:
+                dims = ("sample", "input")
+            data[name] = (dims, array)
+        coords: dict[str, Any] = {"layer": list(self.layers), "time": ("layer", list(self.times))}
+        if self.pairs:
+            coords["pair"] = [f"{a}-{b}" for a, b in self.pairs]
+        attrs = {
+            "width": self.width,
+            "steps": self.steps,
+            "activation": self.activation,
+            "method": self.method,
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _check_observables(observables: Any) -> tuple[str, ...]:
+    if isinstance(observables, str):
+        observables = (observables,)
+    names = tuple(observables)
+    if not names:
+        raise ValueError(f"observables must name at least one of {', '.join(OBSERVABLES)}")
+    for name in names:
+        if name not in OBSERVABLES:
+            raise ValueError(f"observables must be among {', '.join(OBSERVABLES)}, got {name!r}")
+    return names
+
+
+def _observe(
+    plan: ChainPlan,
+    names: tuple[str, ...],
+    layers: tuple[int, ...],
+    progress: ProgressCallback | None,
+    squeeze: bool,
+) -> Observations:
+    factories = {
+        "log_growth": lambda: _LogGrowth(layers, plan),
+        "collapse": lambda: _Collapse(plan),
+        "active": lambda: _Active(layers, plan),
+        "quasi_gbm": lambda: _QuasiGBM(plan),
+        "correlation": lambda: _Correlation(layers, plan),
+        "norm": lambda: _Norm(layers, plan),
+    }
+    observers: dict[str, _Recorder] = {name: factories[name]() for name in dict.fromkeys(names)}
+    simulate_chain(plan, progress, list(observers.values()))
+    values: dict[str, Tensor] = {}
+    for observer in observers.values():
+        values.update(observer.results())
+    if squeeze:
+        values = {
+            name: (tensor.squeeze(-1) if name != "correlation" else tensor)
+            for name, tensor in values.items()
+        }
+    correlation = observers.get("correlation")
+    pairs = correlation.pairs if isinstance(correlation, _Correlation) else []
+    return Observations(
+        width=plan.width,
+        steps=plan.steps,
+        activation=plan.activation.spec,
+        method=plan.method,
+        layers=layers,
+        times=tuple(layer / plan.steps for layer in layers),
+        values=values,
+        pairs=pairs,
+        squeeze_inputs=squeeze,
+    )
+
+
+def observe_resnet(
+    width: int,
+    depth: int,
+    activation: Any,
+    *,
+    samples: int,
+    observables: Any = ("log_growth",),
+    layers: Any = "last",
+    y0: Any = None,
+    x: Any = None,
+    method: str = "law",
+    seed: int = 0,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    on_nonfinite: str = "raise",
+    progress: ProgressCallback | None = None,
+) -> Observations:
+    """Observables of ``samples`` random ResNets (Eq. 1), computed while sampling.
+
+    Arguments as ``sample_resnet``, plus ``observables`` (names from ``OBSERVABLES``) and
+    ``layers`` (``"last"``, ``"all"``, an index or a list: where per-layer observables are
+    kept). Same seed, same networks as ``sample_resnet``. Correlations are exact with
+    ``method="law"`` too: the Gram-matrix sampler is exact for the joint law of all inputs.
+
+    Example
+    -------
+    >>> obs = observe_resnet(4, 200, "relu", samples=1000, x=[1.0],
+    ...                      observables=["log_growth", "quasi_gbm"])
+    >>> residual = obs.quasi_gbm_residual   # LG_L - drift, ~ N(0, 1/4) for large L
+    """
+    names = _check_observables(observables)
+    width, act, samples, seed, dev, dt = common_arguments(
+        width, activation, samples, seed, device, dtype, method, on_nonfinite
+    )
+    depth = check_int("depth", depth, minimum=1)
+    recorded = resolve_layers(layers, depth).steps
+    state = resolve_initial_state(width, y0, x, dt, dev)
+    plan = ChainPlan(
+        width=width,
+        steps=depth,
+        scale=depth**-0.5,
+        activation=act,
+        state=state,
+        samples=samples,
+        method=method,
+        record=(),
+        seed=seed,
+        device=dev,
+        dtype=dt,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        on_nonfinite=on_nonfinite,
+    )
+    return _observe(plan, names, recorded, progress, state.squeeze)
+
+
+def observe_sde(
+    width: int,
+    activation: Any,
+    *,
+    steps: int,
+    samples: int,
+    observables: Any = ("log_growth",),
+    times: Any = "last",
+    y0: Any = None,
+    x: Any = None,
+    seed: int = 0,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    on_nonfinite: str = "raise",
+    progress: ProgressCallback | None = None,
+) -> Observations:
+    """Observables along Euler-Maruyama paths of the SDE (``times`` on the grid ``j/steps``)."""
+    names = _check_observables(observables)
+    width, act, samples, seed, dev, dt = common_arguments(
+        width, activation, samples, seed, device, dtype, "law", on_nonfinite
+    )
+    steps = check_int("steps", steps, minimum=1)
+    recorded = resolve_times(times, steps).steps
+    state = resolve_initial_state(width, y0, x, dt, dev)
+    plan = ChainPlan(
+        width=width,
+        steps=steps,
+        scale=steps**-0.5,
+        activation=act,
+        state=state,
+        samples=samples,
+        method="law",
+        record=(),
+        seed=seed,
+        device=dev,
+        dtype=dt,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        on_nonfinite=on_nonfinite,
+        step_name="step",
+    )
+    return _observe(plan, names, recorded, progress, state.squeeze)
+
+
+@dataclass(frozen=True)
+class CollapseProbability:
+    """``P(collapsed at or before layer l)`` for ``l = 0..depth`` with a binomial interval.
+
+    ``collapsed[l]`` networks out of ``trials`` had collapsed by layer ``l``; ``conditional``
+    says whether networks with a collapsed ``Y_0`` were excluded (then ``probability[0] = 0``).
+    """
+
+    probability: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    collapsed: np.ndarray
+    trials: int
+    samples: int
+    conditional: bool
+    level: float
+
+    @property
+    def layers(self) -> np.ndarray:
+        return np.arange(self.probability.size)
+
+
+def collapse_probability(
+    width: int,
+    depth: int,
+    activation: Any = "relu",
+    *,
+    samples: int,
+    x: Any = None,
+    y0: Any = None,
+    conditional: bool = True,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "law",
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+    progress: ProgressCallback | None = None,
+) -> CollapseProbability:
+    """Probability that the network has collapsed (``phi(Y_l) = 0``) at or before layer ``l``.
+
+    Collapse is absorbing (Lemma 1), so this is the empirical cdf of the first collapse layer,
+    with Wilson intervals at ``level`` (default 95 %). With ``conditional=True`` only networks
+    with ``phi(Y_0) != 0`` count (the paper's Fig. 4: the curve then tends to 0 with depth);
+    otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
+    One input (``x`` or ``y0`` a vector).
+    """
+    observations = observe_resnet(
+        width,
+        depth,
+        activation,
+        samples=samples,
+        observables=("collapse",),
+        y0=y0,
+        x=x,
+        method=method,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        progress=progress,
+    )
+    if not observations.squeeze_inputs:
+        raise ValueError("collapse_probability takes one input: x or y0 must be a vector")
+    first = observations["collapse_layer"].cpu().numpy()
+    if conditional:
+        first = first[first != 0]
+        if first.size == 0:
+            raise ValueError(
+                "every network has phi(Y_0) = 0, so the probability conditional on a "
+                "non-collapsed Y_0 is undefined; pass conditional=False or another y0/x"
+            )
+    depth = int(depth)
+    layers = np.arange(depth + 1)
+    collapsed_at = np.where(first >= 0, first, depth + 1)
+    counts = np.searchsorted(np.sort(collapsed_at), layers, side="right")
+    interval = binomial_interval(counts, first.size, level=level)
+    return CollapseProbability(
+        probability=counts / first.size,
+        low=np.asarray(interval.low, dtype=float),
+        high=np.asarray(interval.high, dtype=float),
+        collapsed=counts,
+        trials=int(first.size),
+        samples=int(samples),
+        conditional=bool(conditional),
+        level=float(level),
+    )
+
+
+def correlation_coefficients(y_a: Any, y_b: Any, activation: Any) -> tuple[Tensor, Tensor]:
+    """Drift ``mu_c`` and variance rate ``sigma_c^2`` of ``dc_t = mu_c dt + sigma_c^T dB_t``
+    (hayou.md §6, Eq. 5), the SDE of the pre-activation correlation ``c = <a, b>/(|a| |b|)`` of
+    two inputs, at ``a = y_a``, ``b = y_b`` (shape ``(..., n)``). With ``u = phi(a)``,
+    ``v = phi(b)``, ``A = |a|^2``, ``B = |b|^2``, ``kappa = <u, v>/sqrt(AB)``,
+    ``alpha_u = |u|^2/A``, ``alpha_v = |v|^2/B``:
+
+        mu_c = kappa (1 - (2 - c^2)/n) - (c/2)(alpha_u + alpha_v)(1 - 1/n),
+        sigma_c^2 = ||G||_F^2 / n,  G = (a v^T + b u^T)/sqrt(AB) - c a u^T/A - c b v^T/B.
+
+    For the identity ``mu_c = -c (1 - c^2)/n``. The paper calls this SDE intractable because it
+    is not autonomous in ``c``; the coefficients themselves are explicit.
+    """
+    from ..activations import parse_activation
+
+    act = parse_activation(activation)
+    a = torch.as_tensor(y_a, dtype=torch.float64)
+    b = torch.as_tensor(y_b, dtype=torch.float64)
+    if a.shape != b.shape or a.ndim == 0:
+        raise ValueError(
+            "y_a and y_b must have the same shape (..., n), "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    n = a.shape[-1]
+    u, v = act.phi(a), act.phi(b)
+    big_a, big_b = a.pow(2).sum(-1), b.pow(2).sum(-1)
+    root = torch.sqrt(big_a * big_b)
+    c = (a * b).sum(-1) / root
+    kappa = (u * v).sum(-1) / root
+    alpha_u, alpha_v = u.pow(2).sum(-1) / big_a, v.pow(2).sum(-1) / big_b
+    drift = kappa * (1 - (2 - c * c) / n) - 0.5 * c * (alpha_u + alpha_v) * (1 - 1 / n)
+    outer = lambda p, q: p.unsqueeze(-1) * q.unsqueeze(-2)
+    g = (
+        (outer(a, v) + outer(b, u)) / root[..., None, None]
+        - c[..., None, None] * outer(a, u) / big_a[..., None, None]
+        - c[..., None, None] * outer(b, v) / big_b[..., None, None]
+    )
+    return drift, g.pow(2).sum((-1, -2)) / n

@@ -1,0 +1,570 @@
+"""The Neural Mean ODE limit (L -> infinity, D fixed, any M) after each GD step (chizat.md §2).
+
+Three ways to compute it, all returning a ``LimitResult`` with ``outputs`` (K+1, N, d_out),
+``embeddings`` (K+1, N, D) (``h_k(1, x)``), ``loss`` (K+1,), the maps ``w_in``, ``w_out`` (the
+same as ``train_resnet`` for the same ``embedding_seed`` and ``D``) and an ``error_budget``:
+
+* ``exact_linear_limit`` — sigma linear (``sigma(x) = a x``), exact deterministic matrix ODE
+  (§2.4(2), re-derived below). Cost ``O(K n (D^3 + N D^2))`` for ``n`` depth intervals.
+* ``reference_limit`` — any sigma: the seed average of large ResNets with the same ``D`` and
+  embeddings (§2.4(1)); its budget combines the seed spread (CLT part) and the 1/L term
+  (measured against a run at half the depth). Cost ``1.5 S_ref 12 K N L M D`` flops.
+  ``antithetic=True`` uses unit pairs ``(u, +-v)`` (zero drift at init, §2.4(4)) and
+  ``extrapolate=True`` Richardson-extrapolates the two depths (``2 mean_L - mean_{L/2}``),
+  which cancels the 1/L term: together, the "particle solver" ``method="particles"``.
+* ``mean_ode_limit`` — the public entry point: ``"exact"`` for linear sigma, else
+  ``"reference"`` (or the method asked for).
+
+Derivation of the exact linear limit (Eq. (22) units, ``c = alpha/(LM)``,
+``lr_raw = eta L M D / alpha^2``, ``sigma(x) = a x``). Layer ``l`` maps
+``h -> (I + (alpha a / L) A_l) h`` with ``A_l = (1/M) sum_j v_j u_j^T / D``, and the adjoint
+``g_l -> g_{l-1} = (I + (alpha a / L) A_l^T) g_l``. With ``beta = D g`` and ``s = l/L``:
+
+    d/ds h = alpha a A(s) h,            h(0) = W_in x
+    d/ds beta = -alpha a A(s)^T beta,   beta(1) = W_out dR/df = W_out 2 (f - y)/(N d_out)
+
+The GD step on unit ``j`` of layer ``l`` reads (``lr_raw c = eta D / alpha``)
+``v_j <- v_j - (eta_v a / alpha) G u_j``, ``u_j <- u_j - (eta_u a / alpha) G^T v_j`` with
+``G(s) = (1/D) sum_n beta_n(s) h_n(s)^T``: each unit moves linearly, ``z_k = T_k(s) z_0``,
+``z = (u; v)``, ``z_0 ~ N(0, D I_{2D})``, ``T_0 = I`` and
+``T_{k+1} = [[I, -(eta_u a/alpha) G_k^T], [-(eta_v a/alpha) G_k, I]] T_k``, so that
+``A_k(s) = E[v u^T]/D = T_v T_u^T`` (``T_u``, ``T_v`` the u- and v-rows of ``T``). Both ODEs are
+integrated by RK4 on ``n`` intervals, ``A`` at mid-points by 4-point Lagrange interpolation
+(fourth order overall); the budget compares with ``n/2`` intervals (``|diff| / 15``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..activations import Linear, parse_activation
+from ..devices import resolve_device, resolve_dtype
+from ..errors import check_choice, check_int
+from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
+from .embeddings import resolve_embeddings
+from .model import TwoLayerBlock, check_shape_arguments
+from .scaling import MeanFieldScaling
+from .train import TrainingResult, build_resnet, train
+
+__all__ = [
+    "LimitResult",
+    "exact_linear_limit",
+    "limit_error",
+    "mean_ode_limit",
+    "reference_limit",
+]
+
+METHODS = ("auto", "exact", "reference", "particles")
+REFERENCE_SEED = 0x5EF  # default seed base of reference networks, apart from user runs
+
+
+@dataclass(frozen=True)
+class LimitResult:
+    """The limit after each GD step ``k = 0..K``: ``outputs`` (K+1, N, d_out), ``embeddings``
+    (K+1, N, D), ``loss`` (K+1,), the maps ``w_in``, ``w_out``; ``method`` and ``description``
+    say how it was computed and ``error_budget`` how far it may be from the true limit
+    (RMS per coordinate, last step); ``states`` (K+1, n+1, N, D) on ``depth_grid`` (n+1,) when
+    available."""
+
+    outputs: Tensor
+    embeddings: Tensor
+    loss: Tensor
+    w_in: Tensor
+    w_out: Tensor
+    method: str
+    description: str
+    error_budget: dict[str, float]
+    depth_grid: Tensor | None = None
+    states: Tensor | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return int(self.outputs.shape[0]) - 1
+
+
+def _midpoints(a: Tensor) -> Tensor:
+    """Values at ``(m + 1/2)`` of a field sampled at nodes ``0..n``: cubic Lagrange, O(h^4)."""
+    n = a.shape[0] - 1
+    mid = torch.empty_like(a[:-1])
+    mid[1:-1] = (9.0 * (a[1:-2] + a[2:-1]) - a[:-3] - a[3:]) / 16.0
+    mid[0] = (5.0 * a[0] + 15.0 * a[1] - 5.0 * a[2] + a[3]) / 16.0
+    mid[n - 1] = (a[n - 3] - 5.0 * a[n - 2] + 15.0 * a[n - 1] + 5.0 * a[n]) / 16.0
+    return mid
+
+
+def _rk4_linear(start: Tensor, nodes: Tensor, mids: Tensor, step: float) -> Tensor:
+    """Solve ``d/dt X = X C(t)^T`` (rows of ``X`` are samples) from ``t_0`` over the nodes;
+    ``nodes[m] = C(t_m)``, ``mids[m] = C(t_m + step/2)``. Returns ``X`` at every node."""
+    out = torch.empty((nodes.shape[0], *start.shape), dtype=start.dtype, device=start.device)
+    x = start
+    out[0] = x
+    for m in range(nodes.shape[0] - 1):
+        c0, c1, c2 = nodes[m].T, mids[m].T, nodes[m + 1].T
+        k1 = x @ c0
+        k2 = (x + (0.5 * step) * k1) @ c1
+        k3 = (x + (0.5 * step) * k2) @ c1
+        k4 = (x + step * k3) @ c2
+        x = x + (step / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
+        out[m + 1] = x
+    return out
+
+
+def _linear_ode(
+    h0: Tensor,
+    w_out: Tensor,
+    y: Tensor,
+    *,
+    slope: float,
+    alpha: float,
+    lr_u: float,
+    lr_v: float,
+    steps: int,
+    intervals: int,
+) -> tuple[Tensor, Tensor]:
+    """States ``h_k(s_m)`` (K+1, n+1, N, D) and outputs (K+1, N, d_out) of the exact ODE."""
+    n_samples, d = h0.shape
+    d_out = y.shape[1]
+    ds = 1.0 / intervals
+    gain = alpha * slope
+    eye = torch.eye(d, dtype=h0.dtype, device=h0.device)
+    zero = torch.zeros_like(eye)
+    t_u = torch.cat([eye, zero], dim=1).expand(intervals + 1, d, 2 * d).clone()
+    t_v = torch.cat([zero, eye], dim=1).expand(intervals + 1, d, 2 * d).clone()
+    a = torch.zeros(intervals + 1, d, d, dtype=h0.dtype, device=h0.device)
+    states = torch.empty(steps + 1, intervals + 1, n_samples, d, dtype=h0.dtype, device=h0.device)
+    outputs = torch.empty(steps + 1, n_samples, d_out, dtype=h0.dtype, device=h0.device)
+    for k in range(steps + 1):
+        forward = gain * a
+        mids = _midpoints(forward)
+        h = _rk4_linear(h0, forward, mids, ds)  # d/ds h = gain A h
+        states[k] = h
+        outputs[k] = h[-1] @ w_out / d
+        if k == steps:
+            break
+        beta_last = ((2.0 / (n_samples * d_out)) * (outputs[k] - y)) @ w_out.T
+        # d/ds beta = -gain A^T beta; in reversed time tau = 1 - s: d/dtau beta = gain A^T beta,
+        # i.e. rows: d/dtau B = B (gain A) = B C^T with C = gain A^T
+        backward = forward.transpose(1, 2).flip(0)
+        beta = _rk4_linear(beta_last, backward, _midpoints(backward), ds).flip(0)
+        g = beta.transpose(1, 2) @ h / d  # G(s) = (1/D) sum_n beta_n h_n^T   (n+1, D, D)
+        new_u = t_u - (lr_u * slope / alpha) * (g.transpose(1, 2) @ t_v)
+        new_v = t_v - (lr_v * slope / alpha) * (g @ t_u)
+        t_u, t_v = new_u, new_v
+        a = t_v @ t_u.transpose(1, 2)  # A = E[v u^T]/D
+    return states, outputs
+
+
+def _linear_layers(
+    h0: Tensor,
+    w_out: Tensor,
+    y: Tensor,
+    *,
+    slope: float,
+    alpha: float,
+    lr_u: float,
+    lr_v: float,
+    steps: int,
+    depth: int,
+) -> tuple[Tensor, Tensor]:
+    """The same dynamics on ``depth`` discrete layers: the exact ``M -> infinity`` limit of the
+    depth-``L`` network (each layer's empirical ``A_l`` replaced by its mean). Returns states
+    ``h_k(l)`` (K+1, L+1, N, D) and outputs (K+1, N, d_out)."""
+    n_samples, d = h0.shape
+    d_out = y.shape[1]
+    gain = alpha * slope / depth
+    eye = torch.eye(d, dtype=h0.dtype, device=h0.device)
+    zero = torch.zeros_like(eye)
+    t_u = torch.cat([eye, zero], dim=1).expand(depth, d, 2 * d).clone()
+    t_v = torch.cat([zero, eye], dim=1).expand(depth, d, 2 * d).clone()
+    a = torch.zeros(depth, d, d, dtype=h0.dtype, device=h0.device)
+    states = torch.empty(steps + 1, depth + 1, n_samples, d, dtype=h0.dtype, device=h0.device)
+    outputs = torch.empty(steps + 1, n_samples, d_out, dtype=h0.dtype, device=h0.device)
+    for k in range(steps + 1):
+        h = states[k]
+        h[0] = h0
+        for layer in range(depth):  # h_l = (I + gain A_l) h_{l-1}   (rows: h A^T)
+            h[layer + 1] = h[layer] + gain * (h[layer] @ a[layer].T)
+        outputs[k] = h[-1] @ w_out / d
+        if k == steps:
+            break
+        beta = torch.empty_like(h)
+        beta[-1] = ((2.0 / (n_samples * d_out)) * (outputs[k] - y)) @ w_out.T
+        for layer in range(depth, 0, -1):  # beta_{l-1} = (I + gain A_l^T) beta_l
+            beta[layer - 1] = beta[layer] + gain * (beta[layer] @ a[layer - 1])
+        g = beta[1:].transpose(1, 2) @ h[:-1] / d  # G_l = (1/D) sum_n beta_l h_{l-1}^T
+        new_u = t_u - (lr_u * slope / alpha) * (g.transpose(1, 2) @ t_v)
+        new_v = t_v - (lr_v * slope / alpha) * (g @ t_u)
+        t_u, t_v = new_u, new_v
+        a = t_v @ t_u.transpose(1, 2)
+    return states, outputs
+
+
+def _risk(outputs: Tensor, y: Tensor) -> Tensor:
+    return ((outputs - y) ** 2).flatten(-2).mean(-1)
+
+
+def _resolve_common(
+    embedding_dim: Any,
+    data: Any,
+    data_seed: int,
+    embedding_seed: Any,
+    embeddings: Any,
+    alpha: Any,
+    lr: Any,
+    scaling: MeanFieldScaling | None,
+    steps: Any,
+) -> tuple[int, TrainingData, Tensor, Tensor, MeanFieldScaling, int]:
+    embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    dataset = resolve_data(data, data_seed=data_seed)
+    embedding_seed = check_int("embedding_seed", embedding_seed, minimum=0)
+    if scaling is None:
+        scaling = MeanFieldScaling(alpha=alpha, lr=lr)
+    elif not isinstance(scaling, MeanFieldScaling):
+        raise ValueError(
+            "scaling must be a MeanFieldScaling (the limit exists for the alpha/(LM) family), "
+            f"got {type(scaling).__name__}"
+        )
+    elif alpha != 1.0 or lr != 0.5:
+        raise ValueError("give either scaling or alpha/lr, not both")
+    w_in, w_out = resolve_embeddings(
+        embeddings,
+        embedding_dim,
+        dataset.input_dim,
+        dataset.output_dim,
+        embedding_seed=embedding_seed,
+        device=torch.device("cpu"),
+        dtype=torch.float64,
+    )
+    return embedding_dim, dataset, w_in, w_out, scaling, steps
+
+
+def exact_linear_limit(
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = "linear",
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    steps: int = 10,
+    embedding_seed: int = 0,
+    scaling: MeanFieldScaling | None = None,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    intervals: int = 128,
+    estimate_error: bool = True,
+    depth: int | None = None,
+) -> LimitResult:
+    """Exact fixed-D Mean ODE limit for linear sigma (chizat.md §2.4(2); derivation in the
+    module docstring), in float64 on the CPU, on ``intervals`` RK4 depth steps.
+
+    ``error_budget["discretization"]``: max |result(n) - result(n/2)| / 15 over the recorded
+    embeddings and outputs (RK4 is fourth order); 0 when ``estimate_error=False``.
+
+    ``depth=L`` instead gives the exact infinite-width limit of the depth-``L`` network
+    (``M -> infinity`` at fixed ``L``: the Euler scheme of the Mean ODE, one node per layer),
+    whose distance to the Mean ODE is the deterministic ``O(1/L)`` term of chizat.md §3.
+    """
+    act = parse_activation(activation)
+    if not isinstance(act, Linear):
+        raise ValueError(
+            f"activation must be linear ('linear', 'identity', 'linear:a=...') for the exact "
+            f"limit, got {act.spec!r}; use method='reference' for other activations"
+        )
+    embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
+        embedding_dim, data, data_seed, embedding_seed, embeddings, alpha, lr, scaling, steps
+    )
+    intervals = check_int("intervals", intervals, minimum=4)
+    h0 = dataset.x @ w_in.T
+    kwargs = dict(
+        slope=float(act.a),
+        alpha=scaling.alpha,
+        lr_u=scaling.lr * dict(scaling.relative_lrs).get("u", 1.0),
+        lr_v=scaling.lr * dict(scaling.relative_lrs).get("v", 1.0),
+        steps=steps,
+    )
+    if depth is not None:
+        depth = check_int("depth", depth, minimum=1)
+        states, outputs = _linear_layers(h0, w_out, dataset.y, depth=depth, **kwargs)
+        return LimitResult(
+            outputs=outputs,
+            embeddings=states[:, -1].clone(),
+            loss=_risk(outputs, dataset.y),
+            w_in=w_in,
+            w_out=w_out,
+            method="exact-layers",
+            description=(
+                f"exact infinite-width (M -> infinity) limit at depth L={depth} for sigma = "
+                f"{act.spec} (discrete layers of chizat.md §2.4(2)), float64"
+            ),
+            error_budget={"discretization": 0.0},
+            depth_grid=torch.arange(depth + 1, dtype=torch.float64) / depth,
+            states=states,
+            details={"alpha": scaling.alpha, "lr": scaling.lr, "data": dataset.description},
+        )
+    states, outputs = _linear_ode(h0, w_out, dataset.y, intervals=intervals, **kwargs)
+    discretization = 0.0
+    if estimate_error:
+        half = max(4, intervals // 2)
+        coarse_states, coarse_outputs = _linear_ode(h0, w_out, dataset.y, intervals=half, **kwargs)
+        discretization = (
+            max(
+                float((coarse_states[:, -1] - states[:, -1]).abs().max()),
+                float((coarse_outputs - outputs).abs().max()),
+            )
+            / 15.0
+        )
+    return LimitResult(
+        outputs=outputs,
+        embeddings=states[:, -1].clone(),
+        loss=_risk(outputs, dataset.y),
+        w_in=w_in,
+        w_out=w_out,
+        method="exact",
+        description=(
+            f"exact fixed-D Mean ODE for sigma = {act.spec} (chizat.md §2.4(2)), RK4 on "
+            f"{intervals} depth intervals, float64"
+        ),
+        error_budget={"discretization": discretization},
+        depth_grid=torch.linspace(0.0, 1.0, intervals + 1, dtype=torch.float64),
+        states=states,
+        details={"alpha": scaling.alpha, "lr": scaling.lr, "data": dataset.description},
+    )
+
+
+def _seed_statistics(result: TrainingResult) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """Seed means and standard errors of embeddings and outputs, over non-diverged seeds."""
+    ok = ~result.diverged
+    count = int(ok.sum())
+    if count < 2:
+        raise ValueError(
+            f"the reference needs at least 2 non-diverged seeds, got {count} of {result.seeds} "
+            "(lower lr or raise reference_seeds)"
+        )
+    emb, out = result.embeddings[ok], result.outputs[ok]
+    return (
+        emb.mean(0),
+        emb.std(0) / math.sqrt(count),
+        out.mean(0),
+        out.std(0) / math.sqrt(count),
+        count,
+    )
+
+
+def _rms(x: Tensor) -> float:
+    return float(torch.sqrt((x * x).mean()))
+
+
+def reference_limit(
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = "tanh",
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    steps: int = 10,
+    embedding_seed: int = 0,
+    scaling: MeanFieldScaling | None = None,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    depth: int = 64,
+    hidden_width: int = 1024,
+    seeds: int = 8,
+    seed: int = REFERENCE_SEED,
+    antithetic: bool = False,
+    extrapolate: bool = False,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+) -> LimitResult:
+    """Seed-averaged large reference ResNet with the same ``D`` and embeddings (§2.4(1)).
+
+    ``seeds`` networks of shape ``(depth, hidden_width, D)`` and ``seeds`` more of depth
+    ``depth // 2`` (other seed indices) are trained with the same data, scaling and maps.
+    Returned: the seed mean at ``depth`` (or ``2 mean_L - mean_{L/2}`` with ``extrapolate``).
+    Budget (RMS per coordinate at the last step, for embeddings and outputs): ``clt`` = RMS
+    standard error of the returned mean; ``euler`` = the 1/L term, RMS of
+    ``mean_{L/2} - mean_L`` with its noise removed in quadrature (for ``extrapolate`` this is
+    the removed term, the remainder being ``O(1/L^2)``); ``total`` = their root sum of squares
+    (``clt`` only for ``extrapolate``).
+    """
+    act = parse_activation(activation)
+    embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
+        embedding_dim, data, data_seed, embedding_seed, embeddings, alpha, lr, scaling, steps
+    )
+    depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, embedding_dim)
+    seeds = check_int("reference_seeds", seeds, minimum=2)
+    seed = check_int("reference_seed", seed, minimum=0)
+    if depth < 2:
+        raise ValueError(f"reference depth must be >= 2 (a half-depth run is needed), got {depth}")
+    block = TwoLayerBlock(act, antithetic=antithetic)
+    runs = {}
+    for run_depth, indices in ((depth, range(seeds)), (depth // 2, range(seeds, 2 * seeds))):
+        model = build_resnet(
+            run_depth,
+            hidden_width,
+            embedding_dim,
+            input_dim=dataset.input_dim,
+            output_dim=dataset.output_dim,
+            block=block,
+            scaling=scaling,
+            seeds=list(indices),
+            seed=seed,
+            embeddings=(w_in, w_out),
+            device=resolve_device(device),
+            dtype=resolve_dtype(dtype),
+        )
+        runs[run_depth] = train(
+            model, dataset, steps, record_movement=False, on_divergence="ignore"
+        )
+    full = _seed_statistics(runs[depth])
+    half = _seed_statistics(runs[depth // 2])
+    budget: dict[str, float] = {}
+    means = []
+    for name, (mean_l, se_l, mean_h, se_h) in (
+        ("embeddings", (full[0], full[1], half[0], half[1])),
+        ("outputs", (full[2], full[3], half[2], half[3])),
+    ):
+        diff, noise = mean_h[-1] - mean_l[-1], se_l[-1] ** 2 + se_h[-1] ** 2
+        euler = math.sqrt(max(0.0, _rms(diff) ** 2 - float(noise.mean())))
+        if extrapolate:
+            mean = 2.0 * mean_l - mean_h
+            clt = math.sqrt(float((4.0 * se_l[-1] ** 2 + se_h[-1] ** 2).mean()))
+            total = clt
+        else:
+            mean = mean_l
+            clt = _rms(se_l[-1])
+            total = math.hypot(clt, euler)
+        budget.update({f"{name}_clt": clt, f"{name}_euler": euler, f"{name}_total": total})
+        means.append(mean)
+    embeddings_mean, outputs_mean = means
+    kind = "particles" if (antithetic and extrapolate) else "reference"
+    description = (
+        f"seed mean of {full[4]} reference ResNets L={depth}, M={hidden_width}, D={embedding_dim}"
+        f" (sigma = {act.spec}{', antithetic units (u, +-v)' if antithetic else ''}), "
+        f"{'Richardson-extrapolated with ' if extrapolate else 'Euler term from '}"
+        f"{half[4]} at L={depth // 2}; same W_in, W_out; reference seed base {seed}"
+    )
+    return LimitResult(
+        outputs=outputs_mean,
+        embeddings=embeddings_mean,
+        loss=_risk(outputs_mean, dataset.y),
+        w_in=w_in,
+        w_out=w_out,
+        method=kind,
+        description=description,
+        error_budget=budget,
+        details={
+            "depth": depth,
+            "hidden_width": hidden_width,
+            "seeds": seeds,
+            "diverged": int(runs[depth].diverged.sum() + runs[depth // 2].diverged.sum()),
+            "flops": 18.0 * seeds * steps * dataset.samples * depth * hidden_width * embedding_dim,
+        },
+    )
+
+
+def mean_ode_limit(
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = "linear",
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    steps: int = 10,
+    embedding_seed: int = 0,
+    method: str = "auto",
+    scaling: MeanFieldScaling | None = None,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    intervals: int = 128,
+    reference_depth: int = 64,
+    reference_width: int = 1024,
+    reference_seeds: int = 8,
+    reference_seed: int = REFERENCE_SEED,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+) -> LimitResult:
+    """The Neural Mean ODE limit (L -> infinity at fixed D, any M; chizat.md §2.1–§2.4) of
+    ``train_resnet(L, M, embedding_dim, ...)`` with the same data, activation, ``alpha``,
+    ``lr``, ``steps`` and ``embedding_seed`` (hence the same ``W_in``, ``W_out``).
+
+    ``method``: ``"exact"`` (linear sigma only: the deterministic matrix ODE of §2.4(2)),
+    ``"reference"`` (seed-averaged large ResNet of ``reference_depth x reference_width``,
+    §2.4(1)), ``"particles"`` (the same with antithetic units and depth extrapolation), or
+    ``"auto"``: exact for linear sigma, else reference. ``result.method``, ``description`` and
+    ``error_budget`` say which was used and how accurate it is.
+    """
+    check_choice("method", method, METHODS)
+    act = parse_activation(activation)
+    if method == "auto":
+        method = "exact" if isinstance(act, Linear) else "reference"
+    common = dict(
+        data=data,
+        activation=act,
+        alpha=alpha,
+        lr=lr,
+        steps=steps,
+        embedding_seed=embedding_seed,
+        scaling=scaling,
+        embeddings=embeddings,
+        data_seed=data_seed,
+    )
+    if method == "exact":
+        return exact_linear_limit(embedding_dim, intervals=intervals, **common)
+    return reference_limit(
+        embedding_dim,
+        depth=reference_depth,
+        hidden_width=reference_width,
+        seeds=reference_seeds,
+        seed=reference_seed,
+        antithetic=method == "particles",
+        extrapolate=method == "particles",
+        device=device,
+        dtype=dtype,
+        **common,
+    )
+
+
+def limit_error(
+    result: TrainingResult,
+    limit: LimitResult,
+    *,
+    quantity: str = "embeddings",
+    step: int | Sequence[int] | None = None,
+    per_seed: bool = False,
+    diverged: str = "propagate",
+) -> Tensor:
+    """RMS error per coordinate of finite networks against a limit (chizat.md §1.3): RMS over
+    (coordinates, samples, seeds) of ``result.<quantity> - limit.<quantity>``, at every step
+    (``step=None``, shape (K+1,)) or at the given step(s); ``per_seed`` keeps the seed axis.
+    Only the first ``D`` coordinates of the limit are used (coupled embeddings).
+
+    ``diverged``: ``"propagate"`` (default) lets the NaN records of diverged seeds make the
+    RMS NaN from their divergence on, so a sweep cannot drop them silently; ``"exclude"``
+    averages over the seeds that did not diverge (check ``result.diverged`` yourself).
+    """
+    check_choice("quantity", quantity, ("embeddings", "outputs"))
+    check_choice("diverged", diverged, ("propagate", "exclude"))
+    finite = getattr(result, quantity)
+    reference = getattr(limit, quantity).to(finite.dtype)
+    if quantity == "embeddings":
+        reference = reference[..., : finite.shape[-1]]
+    if reference.shape[0] != finite.shape[1]:
+        raise ValueError(
+            f"result has {finite.shape[1] - 1} steps but the limit {reference.shape[0] - 1}"
+        )
+    squared = ((finite - reference) ** 2).flatten(2).mean(2)  # (S, K+1)
+    if step is not None:
+        squared = squared[:, step]
+    if per_seed:
+        return squared.sqrt()
+    if diverged == "exclude":
+        squared = squared[~result.diverged]
+    return squared.mean(0).sqrt()

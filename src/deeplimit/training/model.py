@@ -1,0 +1,470 @@
+"""Batches of ResNets with residual blocks summed over M units, forward and explicit adjoint.
+
+The model (chizat.md §1.1, §1.2; shapes: networks ``S`` first, then samples ``N``, then width):
+
+    h_0 = W_in x                                   W_in (D, d_in), fixed, shared by the batch
+    h_l = h_{l-1} + c sum_{j<=M} phi(h_{l-1}, z_{j,l}),       l = 1..L
+    f   = W_out^T h_L / D                          W_out (D, d_out), fixed
+    R   = (1/(N d_out)) sum_n ||f(x_n) - y_n||^2
+
+A *block* (``Block``) defines ``phi`` and the law of a unit ``z``; its parameters are stored as
+one tensor per name of shape ``(S, L, M, *unit_shape)``. The main block is the two-layer
+perceptron of §1.2, ``phi(h, (u, v)) = v sigma(<u, h>/D)`` with ``u, v`` entries ``N(0, D)``.
+
+Adjoint (§1.4), with ``g_l = dR/dh_l``, ``g_L = W_out dR/df / D``:
+
+    g_{l-1} = g_l + c J_h[phi]^T g_l,    dR/dz_{j,l} = c J_z[phi]^T g_l.
+
+For the 2LP block, ``p_l = h_{l-1} U_l^T / D`` (N, M), ``q_l = c (g_l V_l^T) * sigma'(p_l)``:
+``dR/dV_l = c sigma(p_l)^T g_l``, ``dR/dU_l = q_l^T h_{l-1} / D``, ``g_{l-1} = g_l + q_l U_l / D``.
+The backward sweep adds ``coefficient * dR/dz_l`` into per-layer *targets* as soon as layer
+``l`` is done (after ``g_{l-1}`` is formed): with ``targets = parameters`` and
+``coefficient = -lr`` this is the gradient-descent update, done in place, without ever
+storing a full gradient tensor; only the per-layer states ``h_{l-1}`` (and, for the 2LP,
+``sigma(p_l)`` and ``sigma'(p_l)``) of the forward pass are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..activations import Activation, Linear, Tanh, parse_activation
+from ..errors import check_int
+from ..rng import derive_seed
+
+__all__ = [
+    "Block",
+    "ForwardPass",
+    "ResNet",
+    "TwoLayerBlock",
+    "draw_parameters",
+]
+
+Coefficient = float | Tensor
+"""A float shared by every network of the batch, or a per-network tensor of shape (S, 1, 1)."""
+
+UNIT_STREAM = 0x55_56  # "UV": stream of derive_seed(seed, UNIT_STREAM, seed_index)
+
+
+def _broadcast(coefficient: Coefficient, ndim: int) -> Coefficient:
+    if isinstance(coefficient, Tensor):
+        return coefficient.reshape(-1, *([1] * (ndim - 1)))
+    return coefficient
+
+
+def _accumulate(target: Tensor, left: Tensor, right: Tensor, coefficient: Coefficient) -> None:
+    """``target += coefficient * left @ right`` (batched over networks), in place."""
+    if isinstance(coefficient, Tensor):
+        target.baddbmm_(left * coefficient, right)
+    else:
+        target.baddbmm_(left, right, alpha=coefficient)
+
+
+def _scaled_baddbmm(base: Tensor, left: Tensor, right: Tensor, coefficient: Coefficient) -> Tensor:
+    """``base + coefficient * left @ right`` (new tensor)."""
+    if isinstance(coefficient, Tensor):
+        return torch.baddbmm(base, left * coefficient, right)
+    return torch.baddbmm(base, left, right, alpha=coefficient)
+
+
+class Block(ABC):
+    """A residual block ``sum_{j<=M} phi(h, z_j)`` of chizat.md §1.1, batched over networks.
+
+    Shapes: states ``h`` are ``(S, N, D)``; the parameters of one layer are a mapping
+    ``name -> (S, M, *unit_shape)``. A new block type needs ``parameter_names``,
+    ``initialize_layer`` (the law ``mu_0`` of a unit) and ``branch`` (written with
+    differentiable torch operations); the adjoint then comes from autograd, one layer at a
+    time. Override ``residual_forward``/``backward`` with explicit formulas for speed, as
+    ``TwoLayerBlock`` does.
+    """
+
+    parameter_names: tuple[str, ...] = ()
+
+    @property
+    def spec(self) -> str:
+        return type(self).__name__
+
+    @abstractmethod
+    def initialize_layer(
+        self, generator: torch.Generator, hidden_width: int, embedding_dim: int
+    ) -> dict[str, Tensor]:
+        """The ``M`` units of one layer of one network: float64 CPU tensors ``(M, *unit)``
+        drawn from ``generator``."""
+
+    @abstractmethod
+    def branch(self, h: Tensor, params: Mapping[str, Tensor]) -> Tensor:
+        """``sum_j phi(h, z_j)`` of shape ``(S, N, D)``, without the residual scale."""
+
+    def residual_forward(
+        self, h: Tensor, params: Mapping[str, Tensor], scale: Coefficient
+    ) -> tuple[Tensor, Any]:
+        """``h + scale * branch(h)`` and what ``backward`` needs besides ``h``."""
+        return h + _broadcast(scale, 3) * self.branch(h, params), None
+
+    def backward(
+        self,
+        h: Tensor,
+        g: Tensor,
+        params: Mapping[str, Tensor],
+        cache: Any,
+        scale: Coefficient,
+        targets: Mapping[str, Tensor],
+        coefficients: Mapping[str, Coefficient],
+    ) -> Tensor:
+        """Given ``h = h_{l-1}`` and ``g = g_l``, add ``coefficients[name] * dR/dz_l[name]`` to
+        ``targets[name]`` and return ``g_{l-1}``. Default: vector-Jacobian product by autograd.
+
+        When ``targets`` are the parameters themselves, ``g_{l-1}`` must be computed from the
+        parameters before the update (this default does: autograd runs first).
+        """
+        with torch.enable_grad():
+            h_in = h.detach().requires_grad_(True)
+            leaves = {name: params[name].detach().requires_grad_(True) for name in params}
+            out = self.branch(h_in, leaves)
+            cotangent = _broadcast(scale, 3) * g
+            grads = torch.autograd.grad(
+                out, [h_in, *leaves.values()], grad_outputs=cotangent, allow_unused=True
+            )
+        g_prev = g if grads[0] is None else g + grads[0]
+        for name, grad in zip(leaves, grads[1:], strict=True):
+            if grad is not None:
+                targets[name].add_(_broadcast(coefficients[name], grad.dim()) * grad)
+        return g_prev
+
+    def movement_sums(
+        self, params: Mapping[str, Tensor], initial: Mapping[str, Tensor], h0: Tensor
+    ) -> dict[str, tuple[Tensor, int]]:
+        """Per network, the sum of squares and the count behind each RMS unit-movement
+        statistic, for a chunk of layers (``params[name]`` of shape ``(S, Lc, M, *unit)``;
+        ``h0`` the input embeddings ``(N, D)``). Default: the RMS entrywise change of each
+        parameter, i.e. ``sqrt(mean_units ||z - z_0||^2 / size(z))``."""
+        sums = {}
+        for name in params:
+            delta = (params[name] - initial[name]).flatten(1)
+            sums[name] = ((delta * delta).sum(1), delta.shape[1])
+        return sums
+
+
+def _value_and_derivative(activation: Activation, p: Tensor) -> tuple[Tensor, Tensor | float]:
+    """``sigma(p)`` and ``sigma'(p)``, sharing work where the activation allows it."""
+    if isinstance(activation, Tanh):
+        t = torch.tanh(p)
+        return t, torch.mul(t, t).neg_().add_(1.0)
+    if isinstance(activation, Linear):
+        return (p if activation.a == 1.0 else activation.a * p), float(activation.a)
+    return activation.phi(p), activation.derivative(p)
+
+
+class TwoLayerBlock(Block):
+    """The 2LP block of chizat.md §1.2: ``phi(h, (u, v)) = v sigma(<u, h>/D)``, ``u, v`` with
+    i.i.d. ``N(0, D)`` entries.
+
+    ``antithetic=True`` draws units in pairs ``(u, v)``, ``(u, -v)`` (``M`` even), so the
+    branch is exactly zero at initialization (chizat.md §2.4(4)); each unit still has law
+    ``mu_0``, so the Mean ODE limit is the same.
+    """
+
+    parameter_names = ("u", "v")
+
+    def __init__(self, activation: Any = "tanh", *, antithetic: bool = False) -> None:
+        self.activation = parse_activation(activation)
+        self.antithetic = bool(antithetic)
+
+    @property
+    def spec(self) -> str:
+        suffix = ", antithetic" if self.antithetic else ""
+        return f"2LP({self.activation.spec}{suffix})"
+
+    def initialize_layer(
+        self, generator: torch.Generator, hidden_width: int, embedding_dim: int
+    ) -> dict[str, Tensor]:
+        std = math.sqrt(embedding_dim)
+        if not self.antithetic:
+            u = torch.randn(hidden_width, embedding_dim, generator=generator, dtype=torch.float64)
+            v = torch.randn(hidden_width, embedding_dim, generator=generator, dtype=torch.float64)
+            return {"u": u * std, "v": v * std}
+        if hidden_width % 2:
+            raise ValueError(
+                f"hidden_width must be even for antithetic units (pairs (u, v), (u, -v)), "
+                f"got {hidden_width}"
+            )
+        half = hidden_width // 2
+        u = torch.randn(half, embedding_dim, generator=generator, dtype=torch.float64) * std
+        v = torch.randn(half, embedding_dim, generator=generator, dtype=torch.float64) * std
+        return {"u": torch.cat([u, u]), "v": torch.cat([v, -v])}
+
+    def preactivation(self, h: Tensor, u: Tensor) -> Tensor:
+        """``p = <u_j, h^n> / D`` of shape ``(S, N, M)``."""
+        out = torch.empty((h.shape[0], h.shape[1], u.shape[1]), dtype=h.dtype, device=h.device)
+        return torch.baddbmm(out, h, u.transpose(1, 2), beta=0.0, alpha=1.0 / h.shape[-1])
+
+    def branch(self, h: Tensor, params: Mapping[str, Tensor]) -> Tensor:
+        p = self.preactivation(h, params["u"])
+        return torch.bmm(self.activation.phi(p), params["v"])
+
+    def residual_forward(
+        self, h: Tensor, params: Mapping[str, Tensor], scale: Coefficient
+    ) -> tuple[Tensor, Any]:
+        a, da = _value_and_derivative(self.activation, self.preactivation(h, params["u"]))
+        return _scaled_baddbmm(h, a, params["v"], scale), (a, da)
+
+    def backward(
+        self,
+        h: Tensor,
+        g: Tensor,
+        params: Mapping[str, Tensor],
+        cache: Any,
+        scale: Coefficient,
+        targets: Mapping[str, Tensor],
+        coefficients: Mapping[str, Coefficient],
+    ) -> Tensor:
+        u, v = params["u"], params["v"]
+        inv_d = 1.0 / h.shape[-1]
+        a, da = cache  # sigma(p), sigma'(p) from the forward pass
+        # r = (g V^T) * sigma'(p), so that dR/dp = c r   (S, N, M)
+        r = torch.bmm(g, v.transpose(1, 2))
+        if not (isinstance(da, float) and da == 1.0):
+            r.mul_(da)
+        r_scale = scale
+        if isinstance(scale, Tensor):  # per-network scales: fold c into r
+            r.mul_(scale)
+            r_scale = 1.0
+        g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)  # g + c r U / D, before U changes
+        _accumulate(targets["v"], a.transpose(1, 2), g, coefficients["v"] * scale)
+        _accumulate(targets["u"], r.transpose(1, 2), h, coefficients["u"] * (r_scale * inv_d))
+        return g_prev
+
+    def movement_sums(
+        self, params: Mapping[str, Tensor], initial: Mapping[str, Tensor], h0: Tensor
+    ) -> dict[str, tuple[Tensor, int]]:
+        """Adds ``preactivation``: the RMS over units and samples of ``<u - u_0, h_0>/D``, the
+        change of each unit's pre-activation on the input embeddings (chizat.md §2.2, C7)."""
+        sums = super().movement_sums(params, initial, h0)
+        delta = params["u"] - initial["u"]  # (S, Lc, M, D)
+        shift = torch.matmul(delta.flatten(1, 2), h0.T.to(delta.dtype)) / h0.shape[-1]
+        sums["preactivation"] = ((shift * shift).flatten(1).sum(1), shift[0].numel())
+        return sums
+
+
+def draw_parameters(
+    block: Block,
+    depth: int,
+    hidden_width: int,
+    embedding_dim: int,
+    seed_indices: Sequence[int],
+    *,
+    seed: int = 0,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> dict[str, Tensor]:
+    """Parameters for networks ``seed_indices``, stored layer-major: ``(L, S, M, *unit)``
+    (each layer one contiguous block, for the per-layer batched products).
+
+    Network ``s`` draws its layers in order from one float64 CPU generator seeded by
+    ``derive_seed(seed, UNIT_STREAM, seed_indices[s])``, so a batch equals separate runs with
+    the same indices, every dtype and device sees the same (rounded) numbers, and a network of
+    depth ``L' < L`` equals the first ``L'`` layers of the deeper one.
+    """
+    params: dict[str, Tensor] = {}
+    for s, index in enumerate(seed_indices):
+        generator = torch.Generator().manual_seed(derive_seed(seed, UNIT_STREAM, int(index)))
+        for layer in range(depth):
+            drawn = block.initialize_layer(generator, hidden_width, embedding_dim)
+            for name, value in drawn.items():
+                if name not in params:
+                    shape = (depth, len(seed_indices), *value.shape)
+                    params[name] = torch.empty(shape, device=device, dtype=dtype)
+                params[name][layer, s].copy_(value)
+    return params
+
+
+@dataclass
+class ForwardPass:
+    """``last``: ``h_L`` (S, N, D); ``states[l]`` = ``h_l`` for ``l < L`` and ``caches[l]`` the
+    block's per-layer cache (kept only when a backward pass follows)."""
+
+    last: Tensor
+    states: list[Tensor]
+    caches: list[Any]
+
+
+def _per_network(values: Tensor) -> Coefficient:
+    """A float when every network shares the value (scalar fast paths), else ``(S, 1, 1)``."""
+    first = values[0]
+    if bool((values == first).all()):
+        return float(first)
+    return values.reshape(-1, 1, 1)
+
+
+class ResNet:
+    """``S`` independent ResNets of equal shape (chizat.md §1.1–§1.2) trained together.
+
+    ``storage[name]`` holds the parameters layer-major, ``(L, S, M, *unit)`` (as
+    ``draw_parameters`` returns them); ``parameters[name]`` is the ``(S, L, M, *unit)`` view.
+    ``residual_scale`` and each ``learning_rates[name]`` have shape ``(S,)`` (networks may
+    differ in scale and learning rate, e.g. a sweep over ``alpha`` at one shape); ``w_in``
+    ``(D, d_in)`` and ``w_out`` ``(D, d_out)`` are shared.
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        storage: dict[str, Tensor],
+        w_in: Tensor,
+        w_out: Tensor,
+        residual_scale: Tensor,
+        learning_rates: dict[str, Tensor],
+    ) -> None:
+        self.block = block
+        self.storage = storage
+        self.w_in = w_in
+        self.w_out = w_out
+        self.residual_scale = residual_scale
+        self.learning_rates = learning_rates
+        first = next(iter(storage.values()))
+        self.depth, self.networks, self.hidden_width = (int(n) for n in first.shape[:3])
+        self.embedding_dim = int(w_in.shape[0])
+        self.provenance: dict[str, Any] = {}
+
+    @property
+    def parameters(self) -> dict[str, Tensor]:
+        """``name -> (S, L, M, *unit)`` views of the parameters (writes go through)."""
+        return {name: value.transpose(0, 1) for name, value in self.storage.items()}
+
+    @property
+    def device(self) -> torch.device:
+        return self.w_in.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.w_in.dtype
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.w_in.shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.w_out.shape[1])
+
+    def layer(self, index: int) -> dict[str, Tensor]:
+        """Contiguous views ``(S, M, *unit)`` of layer ``index`` (0-based)."""
+        return {name: value[index] for name, value in self.storage.items()}
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``h_0 = W_in x`` for inputs ``x`` (N, d_in): shape (N, D)."""
+        return x @ self.w_in.T
+
+    def forward(self, x: Tensor, *, keep: bool = False) -> ForwardPass:
+        """Forward pass of every network on inputs ``x`` (N, d_in); ``keep`` stores what the
+        backward sweep needs."""
+        h = self.embed(x).expand(self.networks, -1, -1)
+        scale = _per_network(self.residual_scale)
+        states: list[Tensor] = []
+        caches: list[Any] = []
+        for index in range(self.depth):
+            h_next, cache = self.block.residual_forward(h, self.layer(index), scale)
+            if keep:
+                states.append(h)
+                caches.append(cache)
+            h = h_next
+        return ForwardPass(last=h, states=states, caches=caches)
+
+    def readout(self, h_last: Tensor) -> Tensor:
+        """``f = W_out^T h_L / D``: shape (S, N, d_out)."""
+        return (h_last @ self.w_out) / self.embedding_dim
+
+    @staticmethod
+    def risk(outputs: Tensor, y: Tensor) -> Tensor:
+        """``R = (1/(N d_out)) sum_n ||f_n - y_n||^2`` per network: shape (S,)."""
+        return ((outputs - y) ** 2).flatten(1).mean(1)
+
+    def last_gradient(self, outputs: Tensor, y: Tensor) -> Tensor:
+        """``g_L = dR/dh_L = W_out dR/df / D`` with ``dR/df = 2 (f - y)/(N d_out)``."""
+        n, d_out = y.shape
+        residual = (2.0 / (n * d_out * self.embedding_dim)) * (outputs - y)
+        # W_out @ residual^T rather than residual @ W_out^T: with the (S, ...) batch on the
+        # right, BLAS blocks every network the same way, so a batch equals separate runs
+        return torch.matmul(self.w_out, residual.transpose(1, 2)).transpose(1, 2)
+
+    def backward(
+        self,
+        forward: ForwardPass,
+        g_last: Tensor,
+        targets: Callable[[int], Mapping[str, Tensor]],
+        coefficients: Mapping[str, Coefficient],
+    ) -> Tensor:
+        """Adjoint sweep ``l = L..1``: adds ``coefficients[name] * dR/dz_l`` into
+        ``targets(l)`` right after layer ``l``; returns ``g_0 = dR/dh_0``."""
+        scale = _per_network(self.residual_scale)
+        g = g_last
+        for index in range(self.depth - 1, -1, -1):
+            g = self.block.backward(
+                forward.states[index],
+                g,
+                self.layer(index),
+                forward.caches[index],
+                scale,
+                targets(index),
+                coefficients,
+            )
+            forward.states[index] = forward.caches[index] = None  # free as we go
+        return g
+
+    def gradients(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Full gradients ``dR/dz`` (S, L, M, *unit) by the explicit adjoint (for checks and
+        analysis; training never materializes them)."""
+        forward = self.forward(x, keep=True)
+        g_last = self.last_gradient(self.readout(forward.last), y)
+        grads = {name: torch.zeros_like(value) for name, value in self.storage.items()}
+        self.backward(
+            forward,
+            g_last,
+            lambda index: {name: grad[index] for name, grad in grads.items()},
+            dict.fromkeys(grads, 1.0),
+        )
+        return {name: grad.transpose(0, 1) for name, grad in grads.items()}
+
+    def descent_step(self, forward: ForwardPass, y: Tensor) -> None:
+        """One full-batch GD step ``z <- z - lr * dR/dz``, updating each layer in place during
+        the backward sweep of ``forward`` (which must have been run with ``keep=True``)."""
+        g_last = self.last_gradient(self.readout(forward.last), y)
+        coefficients = {name: -_per_network(lr) for name, lr in self.learning_rates.items()}
+        self.backward(forward, g_last, self.layer, coefficients)
+
+    def risk_of(self, parameters: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        """``R`` per network as a differentiable function of ``parameters`` (reference path for
+        autograd checks)."""
+        h = self.embed(x).expand(self.networks, -1, -1)
+        scale = self.residual_scale.reshape(-1, 1, 1)
+        for index in range(self.depth):
+            layer = {name: value[:, index] for name, value in parameters.items()}
+            h = h + scale * self.block.branch(h, layer)
+        return self.risk(self.readout(h), y)
+
+    def freeze(self, networks: Tensor) -> None:
+        """Stop networks (bool mask ``(S,)``): zero learning rate and zero parameters, so a
+        diverged network costs nothing numerically and cannot leak NaN/inf."""
+        if not bool(networks.any()):
+            return
+        for lr in self.learning_rates.values():
+            lr[networks] = 0.0
+        for value in self.storage.values():
+            value[:, networks] = 0.0
+
+
+def check_shape_arguments(
+    depth: Any, hidden_width: Any, embedding_dim: Any
+) -> tuple[int, int, int]:
+    return (
+        check_int("depth", depth, minimum=1),
+        check_int("hidden_width", hidden_width, minimum=1),
+        check_int("embedding_dim", embedding_dim, minimum=1),
+    )

@@ -1,0 +1,442 @@
+"""Full-batch gradient descent on batches of ResNets (chizat.md §1.2, §1.5), with records.
+
+``train_resnet`` is the public entry point (the Python API contract of the training half);
+``build_resnet`` + ``train`` are the two halves it is made of, for callers who want another
+block, per-network scalings (a batched sweep over ``alpha`` at one shape) or their own model.
+
+Divergence: a network *diverges* at the first step ``k`` whose loss is non-finite or exceeds
+``explosion_factor * max(R_0, mean(y^2))`` (``R_0`` its initial loss, ``mean(y^2)`` the loss of
+the zero predictor, so a perfect initial fit does not make the threshold zero). Its entries at
+step ``k`` are kept as computed (they show the explosion), its later entries are NaN, its
+``diverged_at`` is ``k``, and it stops updating while the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..devices import resolve_device, resolve_dtype
+from ..errors import check_choice, check_int, check_positive_float
+from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
+from .embeddings import resolve_embeddings
+from .model import Block, ResNet, TwoLayerBlock, check_shape_arguments, draw_parameters
+from .scaling import MeanFieldScaling, Scaling, resolve_scaling
+
+__all__ = [
+    "DEFAULT_EXPLOSION_FACTOR",
+    "TrainingDivergedError",
+    "TrainingDivergenceWarning",
+    "TrainingResult",
+    "build_resnet",
+    "resolve_seed_indices",
+    "train",
+    "train_resnet",
+]
+
+DEFAULT_EXPLOSION_FACTOR = 1e6
+ON_DIVERGENCE = ("warn", "ignore", "raise")
+_MOVEMENT_CHUNK_NUMBERS = 2**23  # entries of one parameter per movement chunk (64 MiB float64)
+
+
+class TrainingDivergenceWarning(RuntimeWarning):
+    """Some networks of a batch diverged (their ``diverged_at`` says when)."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised with ``on_divergence='raise'``: ``step`` and the diverged ``seeds``."""
+
+    def __init__(self, step: int, seeds: list[int], message: str) -> None:
+        self.step = step
+        self.seeds = seeds
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Records of ``S`` networks trained for ``K`` steps (index 0 = initialization).
+
+    ``outputs`` (S, K+1, N, d_out), ``embeddings`` (S, K+1, N, D) = ``h_L``, ``loss``
+    (S, K+1), ``diverged_at`` (S,) (-1 if never), ``movement[name]`` (S, K+1): RMS unit
+    movement since initialization (2LP: ``"u"``, ``"v"`` = RMS over units of
+    ``||z - z_0|| / sqrt(D)``; ``"preactivation"`` = RMS over units and samples of
+    ``<u - u_0, h_0>/D``); ``states`` (S, K+1, L+1, N, D) when ``record_layers``. All tensors
+    are on the CPU; ``w_in`` (D, d_in) and ``w_out`` (D, d_out) are the maps used.
+    """
+
+    outputs: Tensor
+    embeddings: Tensor
+    loss: Tensor
+    diverged_at: Tensor
+    w_in: Tensor
+    w_out: Tensor
+    movement: dict[str, Tensor]
+    states: Tensor | None
+    x: Tensor
+    y: Tensor
+    depth: int
+    hidden_width: int
+    embedding_dim: int
+    block: str
+    residual_scale: Tensor
+    learning_rates: dict[str, Tensor]
+    explosion_factor: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> int:
+        return int(self.outputs.shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.outputs.shape[1]) - 1
+
+    @property
+    def diverged(self) -> Tensor:
+        """Bool mask (S,) of the networks that diverged."""
+        return self.diverged_at >= 0
+
+
+def resolve_seed_indices(seeds: Any) -> tuple[int, ...]:
+    """``seeds``: a count ``S >= 1`` (indices ``0..S-1``) or a sequence of indices >= 0."""
+    if hasattr(seeds, "__iter__") and not isinstance(seeds, str):
+        indices = tuple(
+            check_int("seeds[i]", i.item() if hasattr(i, "item") else i, minimum=0) for i in seeds
+        )
+        if not indices:
+            raise ValueError("seeds must be a count >= 1 or a non-empty sequence of indices >= 0")
+        return indices
+    return tuple(range(check_int("seeds", seeds, minimum=1)))
+
+
+def _resolve_scalings(scaling: Any, alpha: Any, lr: Any, networks: int) -> list[Scaling]:
+    if scaling is None:
+        return [MeanFieldScaling(alpha=alpha, lr=lr)] * networks
+    if alpha != 1.0 or lr != 0.5:
+        raise ValueError(
+            "give either scaling or alpha/lr, not both (alpha and lr only build the default "
+            "MeanFieldScaling(alpha, lr))"
+        )
+    if isinstance(scaling, (list, tuple)):
+        if len(scaling) != networks:
+            raise ValueError(
+                f"scaling must be one Scaling or one per network ({networks}), got {len(scaling)}"
+            )
+        return [resolve_scaling(s) for s in scaling]
+    return [resolve_scaling(scaling)] * networks
+
+
+def build_resnet(
+    depth: int,
+    hidden_width: int,
+    embedding_dim: int,
+    *,
+    input_dim: int,
+    output_dim: int,
+    activation: Any = "tanh",
+    block: Block | None = None,
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    scaling: Scaling | Sequence[Scaling] | None = None,
+    seeds: int | Sequence[int] = 1,
+    seed: int = 0,
+    embedding_seed: int = 0,
+    embeddings: Any = None,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+) -> ResNet:
+    """A batch of freshly initialized ResNets (see ``train_resnet`` for the arguments).
+
+    ``scaling`` may be a list with one ``Scaling`` per network: networks of one shape but
+    different residual scales / learning rates then train in one batch (give the same seed
+    index several times for common random numbers across them).
+    """
+    depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
+    seed = check_int("seed", seed, minimum=0)
+    embedding_seed = check_int("embedding_seed", embedding_seed, minimum=0)
+    indices = resolve_seed_indices(seeds)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype)
+    if block is None:
+        block = TwoLayerBlock(activation)
+    elif not isinstance(block, Block):
+        raise ValueError(f"block must be a Block instance or None, got {type(block).__name__}")
+    elif activation != "tanh":
+        raise ValueError("give either block or activation, not both (the block has its own)")
+    scalings = _resolve_scalings(scaling, alpha, lr, len(indices))
+    resolved = [s.resolve(depth, hidden_width, embedding_dim) for s in scalings]
+    w_in, w_out = resolve_embeddings(
+        embeddings,
+        embedding_dim,
+        input_dim,
+        output_dim,
+        embedding_seed=embedding_seed,
+        device=device,
+        dtype=dtype,
+    )
+    storage = draw_parameters(
+        block, depth, hidden_width, embedding_dim, indices, seed=seed, device=device, dtype=dtype
+    )
+    residual_scale = torch.tensor([r.residual_scale for r in resolved], dtype=dtype, device=device)
+    learning_rates = {
+        name: torch.tensor([r.lr_for(name) for r in resolved], dtype=dtype, device=device)
+        for name in storage
+    }
+    model = ResNet(block, storage, w_in, w_out, residual_scale, learning_rates)
+    model.provenance = {
+        "seed": seed,
+        "seed_indices": indices,
+        "embedding_seed": embedding_seed,
+        "scaling": [repr(s) for s in scalings]
+        if len(set(map(repr, scalings))) > 1
+        else repr(scalings[0]),
+    }
+    return model
+
+
+def _movement(model: ResNet, initial: dict[str, Tensor], h0: Tensor) -> dict[str, Tensor]:
+    """RMS unit movement per network, accumulated over chunks of layers (bounded memory)."""
+    per_layer = max(v[0].numel() for v in model.storage.values())
+    chunk = max(1, _MOVEMENT_CHUNK_NUMBERS // max(1, per_layer))
+    totals: dict[str, list[Any]] = {}
+    for start in range(0, model.depth, chunk):
+        stop = min(model.depth, start + chunk)
+        params = {name: value[start:stop].transpose(0, 1) for name, value in model.storage.items()}
+        init = {name: value[start:stop].transpose(0, 1) for name, value in initial.items()}
+        for name, (total, count) in model.block.movement_sums(params, init, h0).items():
+            entry = totals.setdefault(name, [0.0, 0])
+            entry[0] = entry[0] + total
+            entry[1] += count
+    return {name: torch.sqrt(total / count) for name, (total, count) in totals.items()}
+
+
+def train(
+    model: ResNet,
+    data: TrainingData,
+    steps: int,
+    *,
+    record_movement: bool = True,
+    record_layers: bool = False,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
+) -> TrainingResult:
+    """Train ``model`` in place by ``steps`` full-batch GD steps on ``data`` and record, at
+    every step ``k = 0..K``, outputs, ``h_L``, loss and unit movement (chizat.md §1.2).
+
+    Each step is one forward pass keeping the per-layer states and one adjoint sweep that
+    updates layer ``l`` as soon as its gradient is known (``ResNet.descent_step``).
+    """
+    steps = check_int("steps", steps, minimum=1)
+    explosion_factor = check_positive_float("explosion_factor", explosion_factor)
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
+    if data.input_dim != model.input_dim or data.output_dim != model.output_dim:
+        raise ValueError(
+            f"data have d_in={data.input_dim}, d_out={data.output_dim} but the model's maps "
+            f"have shapes W_in {tuple(model.w_in.shape)}, W_out {tuple(model.w_out.shape)}"
+        )
+    started = time.perf_counter()
+    device, dtype = model.device, model.dtype
+    x = data.x.to(device=device, dtype=dtype)
+    y = data.y.to(device=device, dtype=dtype)
+    networks, n, d = model.networks, data.samples, model.embedding_dim
+    nan = float("nan")
+    outputs = torch.full((networks, steps + 1, n, data.output_dim), nan, device=device, dtype=dtype)
+    embeddings = torch.full((networks, steps + 1, n, d), nan, device=device, dtype=dtype)
+    loss = torch.full((networks, steps + 1), nan, device=device, dtype=dtype)
+    states = None
+    if record_layers:
+        states = torch.full(
+            (networks, steps + 1, model.depth + 1, n, d), nan, device=device, dtype=dtype
+        )
+    diverged_at = torch.full((networks,), -1, dtype=torch.long, device=device)
+    alive = torch.ones(networks, dtype=torch.bool, device=device)
+    h0 = model.embed(x)
+    initial = {k: v.clone() for k, v in model.storage.items()} if record_movement else {}
+    movement: dict[str, Tensor] = {}
+    threshold = None
+    for step in range(steps + 1):
+        forward = model.forward(x, keep=step < steps or record_layers)
+        f = model.readout(forward.last)
+        risk = model.risk(f, y)
+        keep_mask = alive.clone()
+        outputs[:, step] = torch.where(keep_mask.view(-1, 1, 1), f, nan)
+        embeddings[:, step] = torch.where(keep_mask.view(-1, 1, 1), forward.last, nan)
+        loss[:, step] = torch.where(keep_mask, risk, nan)
+        if states is not None:
+            layers = torch.stack([*forward.states, forward.last], dim=1)
+            states[:, step] = torch.where(keep_mask.view(-1, 1, 1, 1), layers, nan)
+        if record_movement:
+            for name, value in _movement(model, initial, h0).items():
+                if name not in movement:
+                    movement[name] = torch.full(
+                        (networks, steps + 1), nan, device=device, dtype=dtype
+                    )
+                movement[name][:, step] = torch.where(keep_mask, value, nan)
+        if threshold is None:
+            threshold = explosion_factor * torch.clamp(risk, min=data.null_risk())
+        bad = alive & (~torch.isfinite(risk) | (risk > threshold))
+        if bool(bad.any()):
+            diverged_at[bad] = step
+            alive &= ~bad
+            model.freeze(bad)
+            _report_divergence(on_divergence, step, bad, risk, threshold)
+        if step == steps or not bool(alive.any()):
+            break
+        model.descent_step(forward, y)
+    provenance = dict(model.provenance)
+    provenance.update(
+        data=data.description,
+        device=str(device),
+        dtype=str(dtype),
+        wall_time_s=time.perf_counter() - started,
+        steps=steps,
+    )
+    return TrainingResult(
+        outputs=outputs.cpu(),
+        embeddings=embeddings.cpu(),
+        loss=loss.cpu(),
+        diverged_at=diverged_at.cpu(),
+        w_in=model.w_in.cpu(),
+        w_out=model.w_out.cpu(),
+        movement={name: value.cpu() for name, value in movement.items()},
+        states=None if states is None else states.cpu(),
+        x=data.x,
+        y=data.y,
+        depth=model.depth,
+        hidden_width=model.hidden_width,
+        embedding_dim=model.embedding_dim,
+        block=model.block.spec,
+        residual_scale=model.residual_scale.cpu(),
+        learning_rates={name: lr.cpu() for name, lr in model.learning_rates.items()},
+        explosion_factor=explosion_factor,
+        provenance=provenance,
+    )
+
+
+def _report_divergence(
+    on_divergence: str, step: int, bad: Tensor, risk: Tensor, threshold: Tensor
+) -> None:
+    if on_divergence == "ignore":
+        return
+    seeds = [int(i) for i in torch.nonzero(bad).flatten().tolist()]
+    values = ", ".join(f"{float(risk[i]):.3g}" for i in seeds[:5])
+    message = (
+        f"{len(seeds)} network(s) (batch positions {seeds[:10]}{'...' if len(seeds) > 10 else ''})"
+        f" diverged at step {step}: loss {values} is non-finite or above the explosion "
+        f"threshold ({float(threshold[seeds[0]]):.3g}); their later records are NaN and "
+        "they stop training"
+    )
+    if on_divergence == "raise":
+        raise TrainingDivergedError(step, seeds, message)
+    warnings.warn(message, TrainingDivergenceWarning, stacklevel=3)
+
+
+def train_resnet(
+    depth: int,
+    hidden_width: int,
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = "tanh",
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    steps: int = 10,
+    seeds: int | Sequence[int] = 1,
+    embedding_seed: int = 0,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+    seed: int = 0,
+    scaling: Scaling | Sequence[Scaling] | None = None,
+    block: Block | None = None,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    record_movement: bool = True,
+    record_layers: bool = False,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
+) -> TrainingResult:
+    """Train the 2LP ResNet of chizat.md §1.2 by full-batch gradient descent.
+
+    ``h_0 = W_in x``, ``p_{l,j} = <u_{j,l}, h_{l-1}>/D``,
+    ``h_l = h_{l-1} + (alpha/(L M)) sum_j v_{j,l} sigma(p_{l,j})``, ``f = W_out^T h_L / D``;
+    ``u, v`` entries ``N(0, D)``, ``W_in`` entries ``N(0, 1/d_in)``, ``W_out`` ``N(0, d_out)``;
+    risk ``R = (1/(N d_out)) sum_n ||f(x_n) - y_n||^2``; update
+    ``Z <- Z - lr (L M D / alpha^2) dR/dZ`` for every ``u, v`` (``lr = 0.5`` is the authors'
+    Julia ``eta = 1``).
+
+    Parameters
+    ----------
+    depth, hidden_width, embedding_dim:
+        ``L, M, D >= 1``.
+    data:
+        ``None``: the synthetic task of §1.5 (``N = 10``, ``d_in = d_out = 5``, numpy seed
+        ``data_seed``); or ``(X, Y)`` of shapes ``(N, d_in)``, ``(N, d_out)``.
+    activation:
+        ``sigma``: a name (``"tanh"``, ``"identity"``, ``"relu"``, any library activation), an
+        ``Activation`` or an elementwise callable. ``block`` replaces the 2LP block altogether.
+    alpha, lr:
+        ``MeanFieldScaling(alpha, lr)``; or pass ``scaling`` (one, or one per network).
+    steps:
+        ``K >= 1`` GD steps; records have ``K + 1`` entries.
+    seeds:
+        ``S`` independent draws of ``U, V`` (indices ``0..S-1``), or a list of seed indices.
+        Index ``i`` draws from ``derive_seed(seed, UNIT_STREAM, i)``, so a batch equals separate
+        runs with the same indices.
+    embedding_seed:
+        ``W_in, W_out`` shared by the batch; row ``i`` depends only on
+        ``(embedding_seed, i)`` (coupled embeddings across ``D``). ``embeddings=(W_in, W_out)``
+        supplies them instead.
+    device, dtype:
+        ``"cpu"``/``"cuda"``; ``torch.float32``/``torch.float64``. Initial parameters are the
+        same float64 draws on every device, rounded to ``dtype``.
+    record_movement, record_layers:
+        Unit-movement statistics (costs one extra copy of the parameters); every layer's state
+        at every step (``states``).
+    explosion_factor, on_divergence:
+        Divergence threshold (see the module docstring); ``"warn"`` (default), ``"ignore"`` or
+        ``"raise"`` (``TrainingDivergedError``).
+
+    Returns
+    -------
+    TrainingResult with ``outputs`` (S, K+1, N, d_out), ``embeddings`` (S, K+1, N, D), ``loss``
+    (S, K+1), ``diverged_at`` (S,), ``movement``, ``w_in`` (D, d_in), ``w_out`` (D, d_out).
+
+    Cost: ``~12 K N L M D`` flops per network; memory: the parameters ``2 S L M D`` (twice that
+    with ``record_movement``) plus the per-layer states ``S L N (D + 2M)`` of one step.
+    """
+    depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
+    steps = check_int("steps", steps, minimum=1)
+    dataset = resolve_data(data, data_seed=data_seed)
+    model = build_resnet(
+        depth,
+        hidden_width,
+        embedding_dim,
+        input_dim=dataset.input_dim,
+        output_dim=dataset.output_dim,
+        activation=activation,
+        block=block,
+        alpha=alpha,
+        lr=lr,
+        scaling=scaling,
+        seeds=seeds,
+        seed=seed,
+        embedding_seed=embedding_seed,
+        embeddings=embeddings,
+        device=device,
+        dtype=dtype,
+    )
+    return train(
+        model,
+        dataset,
+        steps,
+        record_movement=record_movement,
+        record_layers=record_layers,
+        explosion_factor=explosion_factor,
+        on_divergence=on_divergence,
+    )
