@@ -23,7 +23,6 @@ from .errors import check_int
 __all__ = [
     "BlockStreams",
     "SampleBlocks",
-    "block_generator",
     "block_size_for",
     "derive_seed",
     "layer_seed",
@@ -53,34 +52,67 @@ def layer_seed(base: int, layer: int) -> int:
     return (z ^ (z >> 31)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def _splitmix_words(seed: int, count: int) -> list[int]:
+    return [layer_seed(seed, i) for i in range(count)]
+
+
 class BlockStreams:
-    """The generators of a run of blocks, reseeded per layer (random access by layer)."""
+    """The normal generators of a run of blocks, reseeded per layer (random access by layer).
+
+    On the CPU each block uses NumPy's SFC64 generator (ziggurat normals, about twice as fast
+    as torch's CPU sampler), writing straight into the torch tensor's memory; its state is set
+    from three SplitMix64 words of the layer seed plus a counter of 1, then 12 outputs are
+    discarded, as SFC64's own seeding does. On CUDA each block uses a torch (Philox) generator
+    seeded with the layer seed.
+    """
 
     def __init__(
         self, seed: int, stream: int, blocks: list[tuple[int, int, int]], device: torch.device
     ) -> None:
         self.blocks = blocks
         self.bases = [derive_seed(seed, stream, b) for b, _, _ in blocks]
-        self.generators = [torch.Generator(device=device) for _ in blocks]
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            self._bit = np.random.SFC64(0)
+            self._numpy = np.random.Generator(self._bit)
+        else:
+            self._torch = torch.Generator(device=self.device)
+
+    def _seed(self, index: int, layer: int) -> None:
+        seed = layer_seed(self.bases[index], layer)
+        if self.device.type == "cpu":
+            words = np.array([*_splitmix_words(seed, 3), 1], dtype=np.uint64)
+            self._bit.state = {
+                "bit_generator": "SFC64",
+                "state": {"state": words},
+                "has_uint32": 0,
+                "uinteger": 0,
+            }
+            self._bit.random_raw(12)
+        else:
+            self._torch.manual_seed(seed)
+
+    def _fill(self, out: torch.Tensor) -> None:
+        if self.device.type == "cpu":
+            dtype = np.float32 if out.dtype == torch.float32 else np.float64
+            self._numpy.standard_normal(out=out.numpy(), dtype=dtype)
+        else:
+            torch.randn(out.shape, generator=self._torch, out=out)
 
     def draw(self, out: torch.Tensor, layer: int) -> None:
-        """Fill ``out`` (chunk first) with the standard normals of ``layer``."""
-        for generator, base, (_, lo, hi) in zip(self.generators, self.bases, self.blocks):
-            generator.manual_seed(layer_seed(base, layer))
-            torch.randn(out[lo:hi].shape, generator=generator, out=out[lo:hi])
+        """Fill ``out`` (chunk first, contiguous) with the standard normals of ``layer``."""
+        for index, (_, lo, hi) in enumerate(self.blocks):
+            self._seed(index, layer)
+            self._fill(out[lo:hi])
 
-    def generator(self, index: int, layer: int) -> torch.Generator:
-        """Block ``index``'s generator, seeded for ``layer``."""
-        generator = self.generators[index]
-        generator.manual_seed(layer_seed(self.bases[index], layer))
-        return generator
-
-
-def block_generator(seed: int, stream: int, block: int, device: torch.device) -> torch.Generator:
-    """The generator of sample block ``block`` in random stream ``stream``."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(derive_seed(seed, stream, block))
-    return generator
+    def normal(
+        self, index: int, layer: int, shape: tuple[int, ...], dtype: torch.dtype
+    ) -> torch.Tensor:
+        """A fresh tensor of standard normals from block ``index`` at ``layer``."""
+        out = torch.empty(shape, dtype=dtype, device=self.device)
+        self._seed(index, layer)
+        self._fill(out)
+        return out
 
 
 def block_size_for(numbers_per_sample: int) -> int:

@@ -225,7 +225,8 @@ def simulate_chain(
         if plan.state.kind == "x":
             y = torch.empty((size, k, n), dtype=plan.dtype, device=plan.device)
             for index, (_, lo, hi) in enumerate(chunk_blocks):
-                y[lo:hi] = plan.state.draw(n, hi - lo, streams.generator(index, 0))
+                normals = streams.normal(index, 0, (hi - lo, n, plan.state.input_dim), plan.dtype)
+                y[lo:hi] = plan.state.draw(n, hi - lo, normals)
         else:
             y = plan.state.draw(n, size, None)
         noise = torch.empty((size, *noise_shape), dtype=plan.dtype, device=plan.device)

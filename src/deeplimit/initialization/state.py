@@ -39,24 +39,17 @@ class InitialState:
     def input_dim(self) -> int:
         return int(self.values.shape[1])
 
-    def draw(self, width: int, samples: int, generator: torch.Generator | None) -> Tensor:
+    def draw(self, width: int, samples: int, normals: Tensor | None) -> Tensor:
         """``Y_0`` for ``samples`` networks, shape ``(samples, k, width)``.
 
-        For ``x`` each network draws its own ``W_in`` (entries ``N(0, 1/d)``) from
-        ``generator``, shared by its ``k`` inputs; ``y0`` is broadcast without randomness.
+        For ``x`` each network has its own ``W_in = normals / sqrt(d)`` (``normals`` of shape
+        ``(samples, width, d)``, standard Gaussian), shared by its ``k`` inputs; ``y0`` is
+        broadcast and ``normals`` ignored.
         """
         if self.kind == "y0":
             return self.values.expand(samples, -1, -1).clone()
-        d = self.input_dim
-        w_in = torch.randn(
-            samples,
-            width,
-            d,
-            generator=generator,
-            dtype=self.values.dtype,
-            device=self.values.device,
-        )
-        return torch.einsum("swd,kd->skw", w_in, self.values) / d**0.5
+        assert normals is not None
+        return torch.einsum("swd,kd->skw", normals, self.values) / self.input_dim**0.5
 
     def describe(self) -> dict[str, Any]:
         return {self.kind: self.values.detach().cpu().numpy().tolist(), "squeeze": self.squeeze}
