@@ -10,13 +10,14 @@ from typing import Any
 
 import xarray as xr
 
-from .experiments import Claim, ExperimentSpec, get_experiment
+from .experiments import Claim, ExperimentSpec, get_experiment, suite_members
 from .experiments.base import Progress
 from .experiments.plotting import add_footer, save_figure
 from .provenance import provenance, provenance_line
+from .report import ReportFiles, write_report
 from .results import atomic_write_text, save_result
 
-__all__ = ["Reproduction", "reproduce"]
+__all__ = ["Reproduction", "SuiteReproduction", "reproduce", "reproduce_suite"]
 
 
 @dataclass
@@ -40,11 +41,34 @@ class Reproduction:
     def passed(self) -> bool:
         return all(claim.passed for claim in self.claims)
 
+    @property
+    def figure_png(self) -> Path:
+        return next(path for path in self.files if path.suffix == ".png")
+
+
+@dataclass
+class SuiteReproduction:
+    """All experiments of a suite and the claims report written from them."""
+
+    suite: str
+    reproductions: list[Reproduction]
+    report: ReportFiles
+    provenance: dict[str, Any]
+
+    @property
+    def claim_rows(self) -> list[dict[str, Any]]:
+        return json.loads(self.report.json.read_text())["claims"]
+
+    @property
+    def passed(self) -> bool:
+        return all(row["verdict"] == "PASS" for row in self.claim_rows)
+
 
 def reproduce(
     name: str,
     *,
     full: bool = False,
+    scale: str | None = None,
     out: Path | str = "results",
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
@@ -54,12 +78,13 @@ def reproduce(
     statistics, claims, provenance)."""
     experiment = get_experiment(name)
     overrides = dict(overrides or {})
-    spec = experiment.full(**overrides) if full else experiment.fast(**overrides)
+    scale = scale or ("full" if full else "fast")
+    spec = experiment.spec_for(scale, **overrides)
     start = time.perf_counter()
     dataset = experiment.run(spec, progress)
     wall = time.perf_counter() - start
     record = provenance(
-        {"experiment": name, "full": full, "spec": spec.model_dump(mode="json")},
+        {"experiment": name, "scale": scale, "spec": spec.model_dump(mode="json")},
         seed=spec.seed,
         device=spec.device,
         wall_time_s=wall,
@@ -103,3 +128,50 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def reproduce_suite(
+    suite: str,
+    *,
+    full: bool = False,
+    scale: str | None = None,
+    out: Path | str = "results",
+    overrides: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    announce: Any = None,
+) -> SuiteReproduction:
+    """Reproduce every experiment of ``suite`` and write the claims report to ``out/suite/``.
+
+    ``overrides`` may hold ``seed`` and ``device`` (applied to every experiment);
+    ``announce(name)`` is called before each experiment starts."""
+    members = suite_members(suite)
+    scale = scale or ("full" if full else "fast")
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - {"seed", "device"}
+    if unknown:
+        raise ValueError(
+            f"--set {', '.join(sorted(unknown))} applies to single experiments; a suite takes "
+            "only seed and device"
+        )
+    start = time.perf_counter()
+    reproductions = []
+    for experiment in members:
+        if announce is not None:
+            announce(experiment.name)
+        reproductions.append(
+            reproduce(experiment.name, scale=scale, out=out, overrides=overrides, progress=progress)
+        )
+    wall = time.perf_counter() - start
+    record = provenance(
+        {
+            "suite": suite,
+            "scale": scale,
+            "experiments": [r.name for r in reproductions],
+            "overrides": overrides,
+        },
+        seed=overrides.get("seed", 0),
+        device=overrides.get("device", "cpu"),
+        wall_time_s=wall,
+    )
+    report = write_report(suite, reproductions, Path(out) / suite, record=record)
+    return SuiteReproduction(suite, reproductions, report, record)

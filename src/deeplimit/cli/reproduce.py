@@ -6,16 +6,24 @@ from pathlib import Path
 
 import typer
 
-from ..experiments import experiment_names
-from ..reproduce import reproduce
+from ..experiments import experiment_names, suite_names
+from ..provenance import provenance_line
+from ..reproduce import reproduce, reproduce_suite
 from .common import console, parse_overrides, progress_bar, rows_table
 from .common import format_number as _number
 
 
 def reproduce_command(
-    name: str = typer.Argument(..., help=f"Experiment: {', '.join(experiment_names())}."),
+    name: str = typer.Argument(
+        ...,
+        help=f"A suite ({', '.join(suite_names())}: every figure and a claims report) or one "
+        f"experiment ({', '.join(experiment_names())}).",
+    ),
     full: bool = typer.Option(
         False, "--full", help="Paper-scale setting instead of the fast default."
+    ),
+    smoke: bool = typer.Option(
+        False, "--smoke", help="Tiny sizes to check the pipeline in seconds (verdicts meaningless)."
     ),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder for the outputs."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the spec's, 0)."),
@@ -24,18 +32,27 @@ def reproduce_command(
         None, "--set", help="Override a spec field, e.g. --set samples=5000 --set 'depths=[5,50]'."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if a claim fails."),
 ) -> None:
-    """Reproduce a paper figure: figure (PNG + PDF), data (netCDF), statistics and claims (JSON).
+    """Reproduce a paper figure (PNG + PDF, data as netCDF, statistics and claims as JSON), or a
+    whole paper with its claims report (Markdown + self-contained HTML).
 
-    **Example**: `deeplimit reproduce hayou-fig1 --out results` (add `--full` for paper scale)
+    **Example**: `deeplimit reproduce hayou-fig1 --out results` (add `--full` for paper scale);
+    `deeplimit reproduce hayou` for every figure and the report.
     """
     overrides = parse_overrides(set_)
     if seed is not None:
         overrides["seed"] = seed
     if device is not None:
         overrides["device"] = device
+    if full and smoke:
+        raise ValueError("give at most one of --full and --smoke")
+    scale = "full" if full else "smoke" if smoke else "fast"
+    if name in suite_names():
+        _suite(name, scale, out, overrides, quiet, strict)
+        return
     with progress_bar(name, not quiet) as callback:
-        result = reproduce(name, full=full, out=out, overrides=overrides, progress=callback)
+        result = reproduce(name, scale=scale, out=out, overrides=overrides, progress=callback)
     console.print(f"[bold]{result.title}[/bold]")
     console.print(result.caption, style="dim")
     if result.statistics:
@@ -53,3 +70,43 @@ def reproduce_command(
     for path in result.files:
         console.print(f"wrote {path}")
     console.print(f"[dim]{result.provenance_line}[/dim]")
+    if strict and not result.passed:
+        raise typer.Exit(code=1)
+
+
+def _suite(name: str, scale: str, out: Path, overrides: dict, quiet: bool, strict: bool) -> None:
+    current = {"name": name}
+
+    def announce(experiment: str) -> None:
+        current["name"] = experiment
+        if quiet:
+            console.print(f"running {experiment}", style="dim")
+
+    with progress_bar(name, not quiet) as callback:
+
+        def report(done: int, total: int) -> None:
+            if callback is not None:
+                callback(done, total)
+
+        result = reproduce_suite(
+            name, scale=scale, out=out, overrides=overrides, progress=report, announce=announce
+        )
+    rows = [
+        {
+            "claim": row["id"],
+            "measured": row["measured"],
+            "expected": row["expected"],
+            "n": row["n"],
+            "verdict": row["verdict"],
+            "source": row["source"],
+        }
+        for row in result.claim_rows
+    ]
+    console.print(rows_table(f"{name}: claims", rows))
+    passed = sum(row["verdict"] == "PASS" for row in result.claim_rows)
+    console.print(f"{passed} of {len(rows)} claim checks pass")
+    for path in (result.report.markdown, result.report.html, result.report.json):
+        console.print(f"wrote {path}")
+    console.print(f"[dim]{provenance_line(result.provenance)}[/dim]")
+    if strict and not result.passed:
+        raise typer.Exit(code=1)

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..devices import resolve_device
 
-__all__ = ["Claim", "Experiment", "ExperimentSpec", "Progress"]
+__all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress"]
+
+SCALES = ("fast", "full", "smoke")
 
 Progress = Callable[[int, int], None]
 
@@ -87,6 +89,9 @@ class Experiment:
     name: ClassVar[str]
     title: ClassVar[str]
     Spec: ClassVar[type[ExperimentSpec]]
+    # the report this experiment belongs to ("hayou", "chizat") and its place in it
+    suite: ClassVar[str] = ""
+    order: ClassVar[float] = 0.0
     # statistics() row keys shown in printed tables, with their column labels
     table: ClassVar[dict[str, str]] = {}
 
@@ -100,6 +105,19 @@ class Experiment:
 
     def full_settings(self) -> dict[str, Any]:
         return {}
+
+    def smoke(self, **overrides: Any) -> ExperimentSpec:
+        """A tiny setting that exercises the whole pipeline in seconds (verdicts meaningless)."""
+        return self.Spec(**{**self.smoke_settings(), **overrides})
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {}
+
+    def spec_for(self, scale: str, **overrides: Any) -> ExperimentSpec:
+        """The spec at ``scale``: ``"fast"`` (default), ``"full"`` (paper) or ``"smoke"``."""
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+        return {"fast": self.fast, "full": self.full, "smoke": self.smoke}[scale](**overrides)
 
     def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
         raise NotImplementedError

@@ -78,6 +78,8 @@ class HayouFig1(Experiment):
     name = "hayou-fig1"
     title = "Width-1 ReLU ResNet vs the GBM law (Hayou Fig. 1, Prop. 3)"
     Spec = HayouFig1Spec
+    suite = "hayou"
+    order = 1
     table: ClassVar[dict[str, str]] = {
         "depth": "L",
         "alive": "alive",
@@ -90,6 +92,9 @@ class HayouFig1(Experiment):
 
     def full_settings(self) -> dict[str, Any]:
         return {"depths": (5, 10, 20, 50, 100, 500, 2000), "samples": 200_000}
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"depths": (5, 50), "samples": 1000}
 
     def caption(self, spec: HayouFig1Spec) -> str:
         depths = ", ".join(str(d) for d in spec.depths)
@@ -179,7 +184,7 @@ class HayouFig1(Experiment):
         resolution = 1.95 / math.sqrt(large["alive"])  # KS critical value at level 1e-3
         claims = [
             Claim(
-                id="fig1-large-depth",
+                id="C5",
                 statement=(
                     f"At L = {large['depth']}, log(Y_L/Y_0) given Y_0 > 0 and no collapse "
                     "follows N(-1/2, 1)"
@@ -206,7 +211,7 @@ class HayouFig1(Experiment):
         worst = min(rows, key=lambda r: r["collapse_pvalue"])
         claims.append(
             Claim(
-                id="fig1-collapse",
+                id="C6",
                 statement="Collapse frequency given Y_0 > 0 equals 1 - (1 - Phi(-sqrt L))^L",
                 statistic="smallest binomial p-value over depths",
                 measured=worst["collapse_pvalue"],
@@ -219,7 +224,7 @@ class HayouFig1(Experiment):
         )
         claims.append(
             Claim(
-                id="fig1-absorbing",
+                id="C5",
                 statement="Y_0 <= 0 is absorbing: Y_L = Y_0 exactly",
                 statistic="networks with Y_0 <= 0 whose Y_L moved",
                 measured=float(sum(r["absorbed_moved"] for r in rows)),

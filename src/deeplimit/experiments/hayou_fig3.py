@@ -82,6 +82,8 @@ class HayouFig3(Experiment):
     name = "hayou-fig3"
     title = "Width-1 ResNet with the OU activation vs the OU law (Hayou Fig. 3, Prop. 4)"
     Spec = HayouFig3Spec
+    suite = "hayou"
+    order = 3
     table: ClassVar[dict[str, str]] = {
         "depth": "L",
         "n": "n",
@@ -97,6 +99,9 @@ class HayouFig3(Experiment):
 
     def full_settings(self) -> dict[str, Any]:
         return {"depths": (10, 30, 100, 300, 1000, 3000), "samples": 40_000}
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"depths": (5, 50), "samples": 500}
 
     def caption(self, spec: HayouFig3Spec) -> str:
         theta = spec.sigma**2 / spec.alpha**2
@@ -179,7 +184,7 @@ class HayouFig3(Experiment):
         small, large = rows[0], rows[-1]
         return [
             Claim(
-                id="fig3-large-depth",
+                id="C7",
                 statement=(
                     f"At L = {large['depth']}, U_L = E(beta Y_L) follows the OU law of U_1 "
                     f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})"
@@ -202,7 +207,7 @@ class HayouFig3(Experiment):
                 passed=small["ks_pvalue"] < spec.level,
             ),
             Claim(
-                id="fig3-median",
+                id="C7",
                 statement=(
                     f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
                     f"= {large['median_expected']:.4f}"

@@ -1,0 +1,123 @@
+"""Claims reports: Markdown/HTML content, and the HTML page rendered in headless Chromium."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from deeplimit.experiments.base import Claim
+from deeplimit.provenance import provenance
+from deeplimit.report import PAPER_CLAIMS, claim_rows, write_report
+from deeplimit.reproduce import reproduce_suite
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=10000",
+]
+
+
+def _claim(claim_id, passed=True):
+    return Claim(
+        id=claim_id,
+        statement=f"statement {claim_id}",
+        statistic="p",
+        measured=0.5,
+        expected=">= 0.001",
+        tolerance="KS",
+        n=100,
+        passed=passed,
+    )
+
+
+def test_claim_rows_mark_missing_claims():
+    rows = claim_rows("hayou", [_claim("C1"), _claim("C3", False), _claim("C3"), _claim("fig1-x")])
+    ids = [row["id"] for row in rows]
+    assert ids[:4] == ["C1", "C2", "C3", "C3"] and "fig1-x" not in ids
+    verdicts = {row["id"]: row["verdict"] for row in rows if row["id"] != "C3"}
+    assert verdicts["C1"] == "PASS" and verdicts["C2"] == "MISSING"
+    assert [r["verdict"] for r in rows if r["id"] == "C3"] == ["FAIL", "PASS"]
+    assert len({row["id"] for row in rows}) == len(PAPER_CLAIMS["hayou"])
+
+
+def _browser():
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("DEEPLIMIT_REQUIRE_BROWSER"):
+            pytest.fail("DEEPLIMIT_REQUIRE_BROWSER is set but no chromium is installed")
+        pytest.skip("headless Chromium not installed (apt-get install chromium)")
+    return found
+
+
+def _render_check(html_path: Path, tmp_path: Path) -> dict[str, str]:
+    command = [
+        _browser(),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        html_path.resolve().as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+    match = re.search(r'<div id="render-check"([^>]*)>', dom)
+    assert match, "the page did not render the check element"
+    return dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(1)))
+
+
+@pytest.mark.browser
+def test_hayou_report_renders_with_every_figure_and_claim(tmp_path):
+    """The self-contained HTML report, opened in a real browser: every figure image decodes,
+    and every claim C1-C16 has a row (the suite at smoke scale: verdicts are not asserted)."""
+    result = reproduce_suite("hayou", scale="smoke", out=tmp_path)
+    check = _render_check(result.report.html, tmp_path)
+    assert check["done"] == "yes"
+    assert int(check["images"]) == len(result.reproductions) > 0
+    assert int(check["loaded"]) == int(check["images"])
+    assert check["ids"].split(",") == PAPER_CLAIMS["hayou"]
+    markdown = result.report.markdown.read_text()
+    for reproduction in result.reproductions:
+        assert reproduction.title in markdown
+        assert (
+            result.report.markdown.parent
+            / os.path.relpath(reproduction.figure_png, result.report.markdown.parent)
+        ).exists()
+    assert "MISSING" not in markdown
+
+
+def test_write_report_embeds_figures_and_lists_claims(tmp_path):
+    figure = tmp_path / "fig.png"
+    figure.write_bytes(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+        )
+    )
+
+    section = SimpleNamespace(
+        name="demo",
+        title="Demo figure",
+        caption="Width 3, depth 10 <b>",
+        figure_png=figure,
+        statistics=[{"depth": 10, "ks": 0.01}],
+        table={"depth": "L", "ks": "KS D"},
+        claims=[_claim("C2"), _claim("demo-extra", passed=False)],
+        provenance=provenance({"x": 1}, seed=4),
+    )
+    files = write_report("hayou", [section], tmp_path / "report", record=provenance({}, seed=4))
+    page = files.html.read_text()
+    assert "data:image/png;base64," in page
+    assert "Width 3, depth 10 &lt;b&gt;" in page  # escaped
+    assert page.count('class="claim ') == len(PAPER_CLAIMS["hayou"])
+    markdown = files.markdown.read_text()
+    assert "| C2 | statement C2 |" in markdown and "MISSING" in markdown
+    assert "**FAIL** demo-extra" in markdown
+    assert "1 of 16 claim checks pass" in markdown
