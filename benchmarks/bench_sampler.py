@@ -7,7 +7,9 @@ Prints coordinate-steps per second (samples x width x depth / seconds) of
 * ``numpy``: the way papers' scripts do it, a Python loop over networks and layers drawing
   ``W_l`` with NumPy,
 
-for widths 4 and 64, and their ratios to the NumPy baseline. Usage:
+for widths 4 and 64, and their ratios to the NumPy baseline; then the cost of streaming the
+observables (log-growth and collapse at every layer, active counts, quasi-GBM drift) out of the
+exact-in-law sampler, as a ratio to sampling alone (target: at most 2x). Usage:
 
     python benchmarks/bench_sampler.py [--device cuda] [--dtype float32] [--repeat 3]
 """
@@ -72,6 +74,36 @@ def measure(kind: str, width: int, device: str, dtype: torch.dtype, repeat: int)
     return samples * width * depth / best
 
 
+OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm")
+
+
+def observables_ratio(
+    width: int, device: str, dtype: torch.dtype, repeat: int
+) -> tuple[float, float]:
+    """Seconds of sampling alone and with every streamed observable (law sampler, ReLU)."""
+    samples, depth = SIZES["law"][width]
+    y0 = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
+    kwargs = dict(samples=samples, y0=y0, device=device, dtype=dtype)
+    timings = []
+    for call in (
+        lambda seed: dl.sample_resnet(width, depth, "relu", seed=seed, **kwargs),
+        lambda seed: dl.observe_resnet(
+            width, depth, "relu", seed=seed, observables=OBSERVABLES, layers="all", **kwargs
+        ),
+    ):
+        best = float("inf")
+        for trial in range(repeat):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            call(trial)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        timings.append(best)
+    return timings[0], timings[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -99,6 +131,11 @@ def main() -> None:
                 else measure(kind, width, args.device, dtype, args.repeat)
             )
             print(f"{width:>5} {kind:>8} {rate:>14.3e} {rate / baseline:>8.1f}x")
+    print()
+    print(f"{'width':>5} {'sampling s':>11} {'+observables s':>15} {'ratio':>6}  (target <= 2x)")
+    for width in (4, 64):
+        alone, observed = observables_ratio(width, args.device, dtype, args.repeat)
+        print(f"{width:>5} {alone:>11.3f} {observed:>15.3f} {observed / alone:>5.2f}x")
 
 
 if __name__ == "__main__":
