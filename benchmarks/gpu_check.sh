@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One prepared run on a GPU machine: the CUDA tests, then the benchmarks on the device.
+# Usage (from the repository root, with the wheels deeplimit needs beyond the image in .whl/):
+#   bash benchmarks/gpu_check.sh [OUT]
+set -uo pipefail
+out=${1:-${OUT:-/tmp/gpu}}
+mkdir -p "$out"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+echo "== CUDA tests"
+python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_special.py tests/test_network.py \
+    tests/test_training_model.py 2>&1 | tail -5
+echo "== sampler benchmark, float64"
+python3 benchmarks/bench_sampler.py --device cuda --repeat 2 --scale 20 2>&1 | tee "$out/bench_sampler_f64.txt"
+echo "== sampler benchmark, float32"
+python3 benchmarks/bench_sampler.py --device cuda --dtype float32 --repeat 2 --scale 20 2>&1 | tee "$out/bench_sampler_f32.txt"
+echo "== training benchmark"
+timeout 240 python3 benchmarks/bench_training.py --cuda --repeats 2 2>&1 | tee "$out/bench_training.txt"
+echo "== reproduce hayou-fig1 on cuda"
+timeout 120 python3 -m deeplimit reproduce hayou-fig1 --device cuda --out "$out/results" -q 2>&1 | tail -8

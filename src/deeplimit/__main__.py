@@ -1,0 +1,5 @@
+"""``python -m deeplimit``: the command line."""
+
+from .cli import entry
+
+entry()
