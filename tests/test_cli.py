@@ -178,8 +178,8 @@ def test_reproduce_fig1_small(tmp_path):
         assert (folder / f"hayou-fig1.{suffix}").stat().st_size > 0
     summary = json.loads((folder / "hayou-fig1.json").read_text())
     assert summary["spec"]["samples"] == 4000 and summary["provenance"]["seed"] == 0
-    assert {c["id"] for c in summary["claims"]} >= {"fig1-large-depth", "fig1-small-depth"}
-    assert "PASS fig1-large-depth" in result.output
+    assert {c["id"] for c in summary["claims"]} >= {"C5", "C6", "fig1-small-depth"}
+    assert "PASS C5" in result.output
 
 
 def test_reproduce_rejects_unknown_names_and_fields(tmp_path):

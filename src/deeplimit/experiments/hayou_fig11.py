@@ -1,0 +1,358 @@
+"""Hayou Figs. 11-12 (App. K.2): more histograms of the width-1 ResNet with the OU activation.
+
+With ``phi(x) = 2 sigma/(alpha beta sqrt(pi)) exp(E(beta x)^2)`` and ``theta = sigma^2/alpha^2``,
+the output of the width-1 SDE is ``X_1 = erfi(U_1)/beta`` with
+``U_1 ~ N(E(beta X_0) e^{-theta}, (1 - e^{-2 theta})/2)`` (Prop. 4, C7).
+
+* Fig. 11: the output ``Y_L`` itself (not ``U``) for several starting points ``Y_0``, against
+  the density of ``X_1``; KS on ``U_L = E(beta Y_L)`` (the same test as on ``Y_L``, ``E`` being
+  increasing) and the median ``erfi(e^{-theta} E(beta Y_0))/beta``.
+* Fig. 12: several mean-reversion rates ``theta`` (through ``alpha``) at one start. For
+  ``theta < log(4/3)/2`` the output has a finite fourth moment and the martingale property
+  ``E Y_L = Y_0`` (C2) can be tested on means (a z-test); above it only on quantiles.
+
+The paper's parameters are lost; we use ``alpha = beta = sigma = 1``, starts ``-1, 0.5, 2`` at
+``L = 300`` (Fig. 11) and ``alpha = 3, 1, 0.5`` at ``L = 1000`` (Fig. 12: the Euler error grows
+with ``theta``; hayou.md §7: ``L = 1000`` passes KS with 4e4 samples).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import AfterValidator
+
+from ..activations import OU
+from ..initialization.laws import ou_law
+from ..initialization.network import sample_resnet
+from ..rng import derive_seed
+from ..special import erfi_inverse
+from ..stats import binomial_test, ks_test, mean_zscore
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .hayou_common import Level, at_least, positive
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig11", "HayouFig11Spec", "HayouFig12", "HayouFig12Spec"]
+
+OU_STREAM = 18
+# E X_1^k < oo iff k < 1/(2 s^2), s^2 = (1 - e^{-2 theta})/2: k = 4 iff theta < log(4/3)/2
+FINITE_FOURTH_MOMENT_THETA = 0.5 * math.log(4 / 3)
+
+
+def _distinct(name: str) -> Any:
+    def check(value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or len(set(value)) != len(value) or not all(map(math.isfinite, value)):
+            raise ValueError(f"{name} must be distinct finite numbers, got {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _positive_all(name: str) -> Any:
+    def check(value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not math.isfinite(v) or v <= 0 for v in value):
+            raise ValueError(f"{name} must be finite numbers > 0, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"{name} must be distinct, got {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _simulate(
+    activation: OU, y0: float, depth: int, samples: int, seed: int, device: str
+) -> np.ndarray:
+    return sample_resnet(1, depth, activation, samples=samples, y0=[y0], seed=seed, device=device)[
+        :, 0
+    ].numpy()
+
+
+def _rows(cases: list[tuple[OU, float]], outputs: np.ndarray, level: float) -> list[dict]:
+    rows = []
+    for (activation, y0), y in zip(cases, outputs):
+        law = ou_law(activation.alpha, activation.beta, activation.sigma, y0)
+        u = erfi_inverse(torch.from_numpy(activation.beta * y)).numpy()
+        ks = ks_test(u, law.u_law(), level=level)
+        median = law.median()
+        rows.append(
+            {
+                "theta": activation.theta,
+                "alpha": activation.alpha,
+                "y0": y0,
+                "n": int(y.size),
+                "ks_statistic": ks.statistic,
+                "ks_pvalue": ks.pvalue,
+                "u_mean": float(u.mean()),
+                "u_mean_expected": law.u_mean,
+                "u_var": float(u.var(ddof=1)),
+                "u_var_expected": law.u_var,
+                "median": float(np.median(y)),
+                "median_expected": float(median),
+                "median_pvalue": binomial_test(int(np.sum(y < median)), int(y.size), 0.5).pvalue,
+                "mean": float(y.mean()),
+            }
+        )
+    return rows
+
+
+def _family_claim(
+    claim_id: str, statement: str, rows: list[dict], key: str, level: float, label: str
+) -> Claim:
+    family = level / len(rows)
+    worst = min(rows, key=lambda r: r[key])
+    return Claim(
+        id=claim_id,
+        statement=statement,
+        statistic=f"smallest {label} ({_case(worst)})",
+        measured=worst[key],
+        expected=f">= {family:.2g}",
+        tolerance=f"Bonferroni over {len(rows)} cases at level {level:g}",
+        n=worst["n"],
+        passed=all(r[key] >= family for r in rows),
+    )
+
+
+def _case(row: dict) -> str:
+    return f"theta = {row['theta']:.3g}, Y_0 = {row['y0']:g}"
+
+
+def _plot(figure_rows: list[dict], outputs: np.ndarray, cases: list[tuple[OU, float]]) -> Figure:
+    figure, axes = panel_grid(len(figure_rows))
+    for ax, row, y, (activation, y0) in zip(axes, figure_rows, outputs, cases):
+        law = ou_law(activation.alpha, activation.beta, activation.sigma, y0)
+        low, high = law.ppf(0.01), law.ppf(0.99)
+        grid = np.linspace(low, high, 400)
+        ax.hist(y, bins=80, range=(low, high), density=True, color="#a9cba4")
+        ax.plot(grid, law.pdf(grid), color="#c0392b", lw=1.4, label="law of X_1")
+        ax.axvline(row["median_expected"], color="k", ls=":", lw=0.9)
+        ax.set_title(_case(row))
+        ax.set_xlabel("Y_L (1-99 % range of the law)")
+        ax.text(
+            0.98,
+            0.97,
+            f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}\n"
+            f"median {row['median']:.3f}\n(law {row['median_expected']:.3f})",
+            transform=ax.transAxes,
+            va="top",
+            ha="right",
+            fontsize=7,
+        )
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize=7, frameon=False, loc="upper left")
+    return figure
+
+
+_TABLE = {
+    "theta": "theta",
+    "y0": "Y_0",
+    "n": "n",
+    "ks_statistic": "KS D (U)",
+    "ks_pvalue": "KS p",
+    "median": "median Y_L",
+    "median_expected": "law",
+    "mean": "mean Y_L",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 11: several starting points
+
+
+class HayouFig11Spec(ExperimentSpec):
+    starts: Annotated[tuple[float, ...], _distinct("starts")] = (-1.0, 0.5, 2.0)
+    depth: Annotated[int, at_least("depth", 1)] = 300
+    samples: Annotated[int, at_least("samples", 100)] = 10_000
+    alpha: Annotated[float, positive("alpha")] = 1.0
+    beta: Annotated[float, positive("beta")] = 1.0
+    sigma: Annotated[float, positive("sigma")] = 1.0
+    level: Level = 1e-3
+
+
+class HayouFig11(Experiment):
+    name = "hayou-fig11"
+    title = "Width-1 OU-activation ResNet outputs from several starts (Hayou Fig. 11, Prop. 4)"
+    Spec = HayouFig11Spec
+    suite = "hayou"
+    order = 11
+    table: ClassVar[dict[str, str]] = _TABLE
+
+    def full_settings(self) -> dict[str, Any]:
+        return {"starts": (-2.0, -1.0, 0.0, 0.5, 2.0, 5.0), "depth": 3000, "samples": 40_000}
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"starts": (0.5, 2.0), "depth": 30, "samples": 300}
+
+    def caption(self, spec: HayouFig11Spec) -> str:
+        starts = ", ".join(f"{y:g}" for y in spec.starts)
+        theta = spec.sigma**2 / spec.alpha**2
+        return (
+            f"Width n = 1, OU activation (alpha, beta, sigma) = ({spec.alpha:g}, {spec.beta:g}, "
+            f"{spec.sigma:g}), theta = {theta:g}, depth L = {spec.depth}, starts Y_0 in "
+            f"{{{starts}}}, {spec.samples} networks each (exact-in-law sampler, seed "
+            f"{spec.seed}). Histograms of Y_L against the density of X_1 = erfi(U_1)/beta "
+            "(Prop. 4) on the law's 1-99 % range (the tails are heavy); dotted: the median "
+            "erfi(e^-theta E(beta Y_0))/beta. KS is computed on U_L = E(beta Y_L). The paper's "
+            "parameters are lost; these are our choices."
+        )
+
+    def _cases(self, spec: HayouFig11Spec) -> list[tuple[OU, float]]:
+        activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
+        return [(activation, y0) for y0 in spec.starts]
+
+    def run(self, spec: HayouFig11Spec, progress: Progress | None = None) -> xr.Dataset:
+        cases = self._cases(spec)
+        outputs = np.empty((len(cases), spec.samples))
+        for i, (activation, y0) in enumerate(cases):
+            seed = derive_seed(spec.seed, OU_STREAM, 11, i)
+            outputs[i] = _simulate(activation, y0, spec.depth, spec.samples, seed, spec.device)
+            if progress is not None:
+                progress(i + 1, len(cases))
+        return xr.Dataset(
+            {"y_last": (("case", "sample"), outputs)},
+            coords={"case": list(range(len(cases))), "y0": ("case", list(spec.starts))},
+            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
+        return _rows(self._cases(spec), dataset.y_last.values, spec.level)
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        return [
+            _family_claim(
+                "C7",
+                f"At L = {spec.depth}, U_L = E(beta Y_L) ~ N(U_0 e^-theta, (1 - e^-2theta)/2) "
+                "from every start",
+                rows,
+                "ks_pvalue",
+                spec.level,
+                "KS p-value",
+            ),
+            _family_claim(
+                "C7",
+                "median(Y_L) = erfi(e^-theta E(beta Y_0))/beta from every start",
+                rows,
+                "median_pvalue",
+                spec.level,
+                "binomial p-value of P(Y_L < median) = 1/2",
+            ),
+        ]
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        figure = _plot(self.statistics(dataset), dataset.y_last.values, self._cases(spec))
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 12: several theta
+
+
+class HayouFig12Spec(ExperimentSpec):
+    alphas: Annotated[tuple[float, ...], _positive_all("alphas")] = (3.0, 1.0, 0.5)
+    y0: float = 0.5
+    depth: Annotated[int, at_least("depth", 1)] = 1000
+    samples: Annotated[int, at_least("samples", 100)] = 10_000
+    beta: Annotated[float, positive("beta")] = 1.0
+    sigma: Annotated[float, positive("sigma")] = 1.0
+    level: Level = 1e-3
+
+
+class HayouFig12(Experiment):
+    name = "hayou-fig12"
+    title = "Width-1 OU-activation ResNet outputs for several theta (Hayou Fig. 12, Prop. 4)"
+    Spec = HayouFig12Spec
+    suite = "hayou"
+    order = 12
+    table: ClassVar[dict[str, str]] = _TABLE
+
+    def full_settings(self) -> dict[str, Any]:
+        return {"alphas": (4.0, 3.0, 2.0, 1.0, 0.5), "depth": 3000, "samples": 40_000}
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"alphas": (3.0, 1.0), "depth": 30, "samples": 300}
+
+    def caption(self, spec: HayouFig12Spec) -> str:
+        thetas = ", ".join(f"{spec.sigma**2 / a**2:.3g}" for a in spec.alphas)
+        alphas = ", ".join(f"{a:g}" for a in spec.alphas)
+        return (
+            f"Width n = 1, OU activation with alpha in {{{alphas}}} (theta = sigma^2/alpha^2 in "
+            f"{{{thetas}}}), beta = {spec.beta:g}, sigma = {spec.sigma:g}, Y_0 = {spec.y0:g}, "
+            f"depth L = {spec.depth}, {spec.samples} networks each (exact-in-law sampler, seed "
+            f"{spec.seed}). Histograms of Y_L against the density of X_1 (Prop. 4); KS on "
+            "U_L = E(beta Y_L). For theta < log(4/3)/2 the fourth moment is finite and the "
+            "martingale mean E Y_L = Y_0 is tested. The paper's parameters are lost; these are "
+            "our choices."
+        )
+
+    def _cases(self, spec: HayouFig12Spec) -> list[tuple[OU, float]]:
+        return [(OU(alpha=a, beta=spec.beta, sigma=spec.sigma), spec.y0) for a in spec.alphas]
+
+    def run(self, spec: HayouFig12Spec, progress: Progress | None = None) -> xr.Dataset:
+        cases = self._cases(spec)
+        outputs = np.empty((len(cases), spec.samples))
+        for i, (activation, y0) in enumerate(cases):
+            seed = derive_seed(spec.seed, OU_STREAM, 12, i)
+            outputs[i] = _simulate(activation, y0, spec.depth, spec.samples, seed, spec.device)
+            if progress is not None:
+                progress(i + 1, len(cases))
+        return xr.Dataset(
+            {"y_last": (("case", "sample"), outputs)},
+            coords={"case": list(range(len(cases))), "alpha": ("case", list(spec.alphas))},
+            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
+        return _rows(self._cases(spec), dataset.y_last.values, spec.level)
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        claims = [
+            _family_claim(
+                "C7",
+                f"At L = {spec.depth}, U_L = E(beta Y_L) follows the OU law for every theta",
+                rows,
+                "ks_pvalue",
+                spec.level,
+                "KS p-value",
+            )
+        ]
+        # a finite fourth moment, so that the standard error of the mean is itself reliable
+        finite = [(i, r) for i, r in enumerate(rows) if r["theta"] < FINITE_FOURTH_MOMENT_THETA]
+        if finite:
+            thetas = ", ".join(f"{r['theta']:.3g}" for _, r in finite)
+            tests = [mean_zscore(dataset.y_last.values[i], spec.y0) for i, _ in finite]
+            family = spec.level / len(tests)
+            worst = int(np.argmin([t.pvalue for t in tests]))
+            claims.append(
+                Claim(
+                    id="C2",
+                    statement=(
+                        f"Martingale (exact at any depth): E Y_L = Y_0 = {spec.y0:g} for theta "
+                        f"< log(4/3)/2, where E Y^4 < oo (theta in {{{thetas}}})"
+                    ),
+                    statistic=f"smallest z-test p-value (theta = {finite[worst][1]['theta']:.3g})",
+                    measured=tests[worst].pvalue,
+                    expected=f">= {family:.2g}",
+                    tolerance=f"mean {tests[worst].mean:.4f} ± {tests[worst].standard_error:.4f}",
+                    n=spec.samples,
+                    passed=all(t.pvalue >= family for t in tests),
+                )
+            )
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        figure = _plot(self.statistics(dataset), dataset.y_last.values, self._cases(spec))
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure

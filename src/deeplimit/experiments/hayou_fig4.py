@@ -1,0 +1,419 @@
+"""Hayou Fig. 4: the probability of network collapse against depth, for several widths.
+
+A ReLU network *collapses* at layer ``l`` when every pre-activation is ``<= 0``: then
+``phi(Y_l) = 0`` and every later layer is the identity (Lemma 1). In the infinite-depth limit
+collapse has probability 0 given ``phi(X_0) != 0`` (Lemma 3), while ``P(phi(X_0) = 0) =
+2^-n``. At finite depth it has positive probability that decreases with the depth and with the
+width (C8). For width 1 it is exactly ``1 - (1 - Phi(-sqrt L))^L`` (C6), drawn beside the
+Monte Carlo points. We estimate ``P(collapse by layer L | phi(Y_0) != 0)`` for networks of depth
+``L`` (the branch scale is ``1/sqrt(L)``, so each depth is its own set of networks).
+
+Other activations: smooth ones (tanh, GELU, SiLU) never collapse (Lemma 2, C16); for the rest
+the figure only shows the measured frequencies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+import scipy.stats as sps
+import xarray as xr
+from matplotlib.figure import Figure
+
+from ..initialization.laws import relu_width1_collapse_probability
+from ..initialization.observables import observe_resnet
+from ..rng import derive_seed
+from ..stats import binomial_interval, binomial_test
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .hayou_common import (
+    ActivationName,
+    Depths,
+    Level,
+    Widths,
+    activation_kind,
+    at_least,
+    positive,
+    runnable_activation,
+)
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig4", "HayouFig4Spec"]
+
+COLLAPSE_STREAM = 12
+COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#c00000", "#7f7f7f")
+
+
+class HayouFig4Spec(ExperimentSpec):
+    widths: Widths = (1, 2, 3, 4, 6, 8)
+    depths: Depths = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50)
+    samples: Annotated[int, at_least("samples", 100)] = 100_000
+    activation: ActivationName = "relu"
+    q0: Annotated[float, positive("q0")] = 1.0
+    level: Level = 1e-3
+
+
+def _increase_pvalue(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """One-sided Fisher exact p-value of ``p_after > p_before`` from (events, trials)."""
+    (k1, n1), (k2, n2) = before, after
+    if k2 == 0:
+        return 1.0
+    table = [[k2, n2 - k2], [k1, n1 - k1]]
+    return float(sps.fisher_exact(table, alternative="greater").pvalue)
+
+
+class HayouFig4(Experiment):
+    name = "hayou-fig4"
+    title = "Probability of network collapse against depth and width (Hayou Fig. 4)"
+    Spec = HayouFig4Spec
+    suite = "hayou"
+    order = 4
+    table: ClassVar[dict[str, str]] = {
+        "width": "n",
+        "depth": "L",
+        "started": "phi(Y_0) != 0",
+        "collapsed": "collapsed",
+        "probability": "P(collapse)",
+        "high": "95% upper",
+        "exact": "exact (n = 1)",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {
+            "widths": (1, 2, 3, 4, 5, 6, 8, 16),
+            "depths": (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100),
+            "samples": 1_000_000,
+        }
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"widths": (1, 2), "depths": (1, 2, 5), "samples": 500}
+
+    def caption(self, spec: HayouFig4Spec) -> str:
+        widths = ", ".join(str(n) for n in spec.widths)
+        depths = ", ".join(str(d) for d in spec.depths)
+        kind = activation_kind(spec.activation)
+        note = {
+            "relu": "Width 1: the exact 1 - (1 - Phi(-sqrt L))^L (line). Points with no "
+            "collapse are drawn at their 95% upper bound (open triangles).",
+            "smooth": f"{spec.activation} satisfies Lemma 2: no collapse is expected (C16).",
+        }.get(kind, f"No paper claim concerns collapse for {spec.activation}.")
+        return (
+            f"Activation {spec.activation}, widths n in {{{widths}}}, depths L in {{{depths}}}, "
+            f"{spec.samples} networks per (n, L) with input x = (sqrt q0), q0 = {spec.q0:g} "
+            f"(d = 1; exact-in-law sampler, seed {spec.seed}, derived per (n, L)). "
+            "P(collapse by layer L | phi(Y_0) != 0): fraction of networks whose "
+            "post-activations all vanish at some layer l <= L, with 95% Wilson intervals. "
+            f"Right: P(phi(Y_0) = 0) against 2^-n. {note} The paper's grid is lost; "
+            "these are our choices (hayou.md §7)."
+        )
+
+    def run(self, spec: HayouFig4Spec, progress: Progress | None = None) -> xr.Dataset:
+        activation = runnable_activation(spec.activation)
+        shape = (len(spec.widths), len(spec.depths))
+        started = np.zeros(shape, dtype=np.int64)
+        collapsed = np.zeros(shape, dtype=np.int64)
+        total = spec.samples * sum(spec.depths) * len(spec.widths)
+        done = 0
+        for (i, width), (j, depth) in itertools.product(
+            enumerate(spec.widths), enumerate(spec.depths)
+        ):
+            first = observe_resnet(
+                width,
+                depth,
+                activation,
+                samples=spec.samples,
+                x=[math.sqrt(spec.q0)],
+                observables=("collapse",),
+                seed=derive_seed(spec.seed, COLLAPSE_STREAM, width, depth),
+                device=spec.device,
+            )["collapse_layer"].numpy()
+            started[i, j] = int(np.sum(first != 0))
+            collapsed[i, j] = int(np.sum(first > 0))
+            done += spec.samples * depth
+            if progress is not None:
+                progress(done, total)
+        exact = (
+            relu_width1_collapse_probability(np.array(spec.depths))
+            if activation_kind(spec.activation) == "relu"
+            else np.full(len(spec.depths), math.nan)
+        )
+        return xr.Dataset(
+            {
+                "started": (("width", "depth"), started),
+                "collapsed": (("width", "depth"), collapsed),
+                "exact_width1": ("depth", np.asarray(exact, dtype=float)),
+            },
+            coords={"width": list(spec.widths), "depth": list(spec.depths)},
+            attrs={
+                "spec": spec.model_dump_json(),
+                "caption": self.caption(spec),
+                "samples": spec.samples,
+            },
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        rows = []
+        samples = int(dataset.attrs["samples"])
+        for width, depth in itertools.product(dataset.width.values, dataset.depth.values):
+            started = int(dataset.started.sel(width=width, depth=depth))
+            collapsed = int(dataset.collapsed.sel(width=width, depth=depth))
+            interval = binomial_interval(collapsed, max(started, 1), level=0.95)
+            exact = float(dataset.exact_width1.sel(depth=depth)) if width == 1 else math.nan
+            rows.append(
+                {
+                    "width": int(width),
+                    "depth": int(depth),
+                    "samples": samples,
+                    "started": started,
+                    "collapsed": collapsed,
+                    "probability": collapsed / max(started, 1),
+                    "low": float(interval.low),
+                    "high": float(interval.high),
+                    "exact": exact,
+                }
+            )
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        kind = activation_kind(spec.activation)
+        if kind == "smooth":
+            collapsed = sum(r["collapsed"] for r in rows)
+            dead = sum(r["samples"] - r["started"] for r in rows)
+            return [
+                Claim(
+                    id="C16",
+                    statement=(
+                        f"{spec.activation} (Lemma 2): no network collapses, phi(Y_l) != 0 at "
+                        "every layer"
+                    ),
+                    statistic="networks with phi(Y_l) = 0 at some layer",
+                    measured=float(collapsed + dead),
+                    expected="0",
+                    tolerance="exact (a zero has probability 0)",
+                    n=sum(r["samples"] for r in rows),
+                    passed=bool(collapsed + dead == 0),
+                )
+            ]
+        if kind != "relu":
+            return []
+        return _relu_claims(spec, rows)
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
+        ax = axes[0]
+        floor = 1.0 / (10 * spec.samples)
+        for color, width in zip(COLORS * 2, spec.widths):
+            own = [r for r in rows if r["width"] == width]
+            depths = np.array([r["depth"] for r in own])
+            prob = np.array([r["probability"] for r in own])
+            low = np.array([r["low"] for r in own])
+            high = np.array([r["high"] for r in own])
+            seen = prob > 0
+            ax.errorbar(
+                depths[seen],
+                prob[seen],
+                yerr=[prob[seen] - np.maximum(low[seen], floor), high[seen] - prob[seen]],
+                fmt="o",
+                ms=3.5,
+                color=color,
+                label=f"n = {width}",
+            )
+            ax.plot(depths[~seen], high[~seen], "v", mfc="none", color=color, ms=4)
+        if activation_kind(spec.activation) == "relu" and 1 in spec.widths:
+            fine = np.arange(1, max(spec.depths) + 1)
+            ax.plot(
+                fine,
+                relu_width1_collapse_probability(fine),
+                color=COLORS[0],
+                lw=1.0,
+                label="exact, n = 1",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(floor, 1e-7))
+        ax.set_xlabel("depth L")
+        ax.set_ylabel("P(collapse by L | phi(Y_0) != 0)")
+        ax.legend(fontsize=6, frameon=False, loc="lower left")
+        ax = axes[1]
+        for color, depth in zip(COLORS * 2, spec.depths[:: max(1, len(spec.depths) // 4)]):
+            own = [r for r in rows if r["depth"] == depth and r["probability"] > 0]
+            ax.plot(
+                [r["width"] for r in own],
+                [r["probability"] for r in own],
+                "o-",
+                ms=3.5,
+                color=color,
+                label=f"L = {depth}",
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("width n")
+        ax.set_ylabel("P(collapse by L | phi(Y_0) != 0)")
+        ax.legend(fontsize=6, frameon=False)
+        ax = axes[2]
+        widths = np.array(spec.widths, dtype=float)
+        dead = [
+            sum(r["samples"] - r["started"] for r in rows if r["width"] == w) for w in spec.widths
+        ]
+        trials = spec.samples * len(spec.depths)
+        fractions = np.array(dead) / trials
+        ax.plot(widths[fractions > 0], fractions[fractions > 0], "o", color="#1f4e79", label="MC")
+        ax.plot(widths, 2.0**-widths, color="#c0392b", lw=1, label="2^-n")
+        ax.set_yscale("log")
+        ax.set_xlabel("width n")
+        ax.set_ylabel("P(phi(Y_0) = 0)")
+        ax.legend(fontsize=7, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
+
+
+def _relu_claims(spec: HayouFig4Spec, rows: list[dict[str, Any]]) -> list[Claim]:
+    def cell(width: int, depth: int) -> dict[str, Any]:
+        return next(r for r in rows if r["width"] == width and r["depth"] == depth)
+
+    claims = []
+    # C8, monotone: no significant increase between consecutive depths (fixed width) or
+    # consecutive widths (fixed depth); one-sided Fisher exact tests, Bonferroni over all pairs.
+    for axis, pairs in (
+        (
+            "depth",
+            [
+                (cell(n, a), cell(n, b))
+                for n in spec.widths
+                for a, b in itertools.pairwise(spec.depths)
+            ],
+        ),
+        (
+            "width",
+            [
+                (cell(a, d), cell(b, d))
+                for d in spec.depths
+                for a, b in itertools.pairwise(spec.widths)
+            ],
+        ),
+    ):
+        if not pairs:
+            continue
+        pvalues = [
+            _increase_pvalue((x["collapsed"], x["started"]), (y["collapsed"], y["started"]))
+            for x, y in pairs
+        ]
+        family = spec.level / len(pvalues)
+        index = int(np.argmin(pvalues))
+        x, y = pairs[index]
+        claims.append(
+            Claim(
+                id="C8",
+                statement=f"P(collapse) is non-increasing in the {axis} (no significant increase)",
+                statistic=(
+                    f"smallest one-sided p of an increase ({axis} {x[axis]} -> {y[axis]} at "
+                    f"{'n' if axis == 'depth' else 'L'} = "
+                    f"{x['width'] if axis == 'depth' else x['depth']})"
+                ),
+                measured=pvalues[index],
+                expected=f">= {family:.2g}",
+                tolerance=(
+                    f"Fisher exact, Bonferroni over {len(pvalues)} pairs, level {spec.level:g}"
+                ),
+                n=min(x["started"], y["started"]),
+                passed=bool(min(pvalues) >= family),
+            )
+        )
+    # C8, strictly decreasing overall where the data resolve it
+    first_depth, last_depth = spec.depths[0], spec.depths[-1]
+    resolved = [n for n in spec.widths if cell(n, first_depth)["collapsed"] >= 10]
+    if resolved:
+        pvalues = [
+            _increase_pvalue(
+                (cell(n, last_depth)["collapsed"], cell(n, last_depth)["started"]),
+                (cell(n, first_depth)["collapsed"], cell(n, first_depth)["started"]),
+            )
+            for n in resolved
+        ]
+        family = spec.level / len(pvalues)
+        claims.append(
+            Claim(
+                id="C8",
+                statement=(
+                    f"P(collapse) decreases from L = {first_depth} to L = {last_depth} for every "
+                    f"width with >= 10 collapses at L = {first_depth} "
+                    f"(n in {{{', '.join(map(str, resolved))}}})"
+                ),
+                statistic="largest one-sided p of the decrease",
+                measured=max(pvalues),
+                expected=f"< {family:.2g}",
+                tolerance=f"Fisher exact, Bonferroni over {len(pvalues)} widths",
+                n=min(cell(n, last_depth)["started"] for n in resolved),
+                passed=bool(max(pvalues) < family),
+            )
+        )
+    # C8, tends to 0: an exact upper confidence bound at the largest depth
+    bounds = [
+        float(
+            binomial_interval(
+                cell(n, last_depth)["collapsed"],
+                cell(n, last_depth)["started"],
+                level=1 - 2 * spec.level,
+                method="clopper-pearson",
+            ).high
+        )
+        for n in spec.widths
+    ]
+    claims.append(
+        Claim(
+            id="C8",
+            statement=f"P(collapse) -> 0 with depth: below 1e-3 at L = {last_depth}, every width",
+            statistic=f"largest one-sided {1 - spec.level:g} upper bound (Clopper-Pearson)",
+            measured=max(bounds),
+            expected="< 1e-3",
+            tolerance="exact binomial bound",
+            n=min(cell(n, last_depth)["started"] for n in spec.widths),
+            passed=bool(max(bounds) < 1e-3),
+        )
+    )
+    # C8, layer 0 of the limit: P(phi(X_0) = 0) = 2^-n, pooled over the depths
+    tests = []
+    for n in spec.widths:
+        own = [r for r in rows if r["width"] == n]
+        dead = sum(r["samples"] - r["started"] for r in own)
+        trials = sum(r["samples"] for r in own)
+        tests.append((n, dead, trials, binomial_test(dead, trials, 2.0**-n).pvalue))
+    family = spec.level / len(tests)
+    worst = min(tests, key=lambda item: item[3])
+    claims.append(
+        Claim(
+            id="C8",
+            statement="P(phi(Y_0) = 0) = 2^-n (the only collapse of the infinite-depth limit)",
+            statistic=f"smallest binomial p-value (n = {worst[0]}: {worst[1]} of {worst[2]})",
+            measured=worst[3],
+            expected=f">= {family:.2g}",
+            tolerance=f"exact binomial, Bonferroni over {len(tests)} widths",
+            n=worst[2],
+            passed=all(item[3] >= family for item in tests),
+        )
+    )
+    if 1 in spec.widths:
+        own = [r for r in rows if r["width"] == 1]
+        pvalues = [binomial_test(r["collapsed"], r["started"], r["exact"]).pvalue for r in own]
+        family = spec.level / len(own)
+        index = int(np.argmin(pvalues))
+        claims.append(
+            Claim(
+                id="C6",
+                statement=(
+                    "Width 1: P(collapse | Y_0 > 0) = 1 - (1 - Phi(-sqrt L))^L at every depth"
+                ),
+                statistic=f"smallest binomial p-value (L = {own[index]['depth']})",
+                measured=pvalues[index],
+                expected=f">= {family:.2g}",
+                tolerance=f"exact binomial, Bonferroni over {len(own)} depths",
+                n=own[index]["started"],
+                passed=bool(min(pvalues) >= family),
+            )
+        )
+    return claims

@@ -1,0 +1,417 @@
+"""Hayou Fig. 5 (inferred, hayou.md §7): the Quasi-GBM log-growth and the regime change 3 -> 4.
+
+For ReLU, Thm 1 writes the log-growth of the post-activation norm as
+``LG_1 = log(||phi(X_1)|| / ||phi(X_0)||) = (1/n) int_0^1 (N_s/2 - 1) ds + W_1 / sqrt(n)``
+(``N`` the number of active neurons, ``W`` a Brownian motion), so ``sqrt(n) (LG_1 - drift)``
+is standard normal (C9). Its mean ``(1/n)(E N/2 - 1) ~ (n - 4)/(4n)`` changes sign between
+widths 3 and 4 (C10): the norm shrinks with depth for ``n <= 3`` and grows for ``n >= 4``. The
+figure shows the histogram of ``LG_L`` of depth-``L`` networks for every width with its
+Gaussian fit, and the mean against the width with ``(n - 4)/(4n)`` and the infinite-width
+limit ``1/4`` (Thm 2).
+
+Any activation of the library can be used (``activation=gelu``): the drift is then Itô's
+``mu = (1/2n)[||phi'||^2 + <phi, phi''> - 2 rho]``, ``rho = ||phi phi'||^2/||phi||^2``, and
+the checks are that ``R = LG_L - int mu`` has mean 0 and variance ``E int rho / n`` (the
+martingale part of Lemma 2's Itô formula), and that the mean at the largest width approaches
+the mean-field limit ``meanfield_log_growth``. The ReLU claims C9 and C10 are only made for
+ReLU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+import scipy.stats as sps
+import xarray as xr
+from matplotlib.figure import Figure
+
+from ..initialization.meanfield import meanfield_log_growth
+from ..stats import ks_test
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .hayou_common import (
+    ActivationName,
+    Level,
+    Widths,
+    activation_kind,
+    at_least,
+    histogram,
+    log_growth_run,
+    moments,
+    one_sided_critical,
+    positive,
+    runnable_activation,
+    samples_for_width,
+    samples_text,
+)
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig5", "HayouFig5Spec", "regime_formula"]
+
+BINS = 60
+
+
+def regime_formula(width: int) -> float:
+    """The paper's approximate mean log-growth ``(n - 4)/(4n)`` (from ``E N ~ n/2``)."""
+    return (width - 4) / (4 * width)
+
+
+class HayouFig5Spec(ExperimentSpec):
+    """Networks per width: ``samples_for`` (``samples`` up to ``small_width_limit``, then the
+    same work per width, at least ``wide_samples``)."""
+
+    widths: Widths = (1, 2, 3, 4, 5, 6, 7, 8, 16, 64, 256)
+    depth: Annotated[int, at_least("depth", 2)] = 200
+    samples: Annotated[int, at_least("samples", 100)] = 100_000
+    wide_samples: Annotated[int, at_least("wide_samples", 100)] = 2_000
+    small_width_limit: Annotated[int, at_least("small_width_limit", 1)] = 8
+    activation: ActivationName = "relu"
+    q0: Annotated[float, positive("q0")] = 1.0
+    level: Level = 1e-3
+
+    def samples_for(self, width: int) -> int:
+        return samples_for_width(width, self.samples, self.small_width_limit, self.wide_samples)
+
+
+def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
+    """Per width: moments of ``LG_L`` over alive networks, the Itô residual, histograms."""
+    activation = runnable_activation(spec.activation)
+    kind = activation_kind(spec.activation)
+    rows: dict[str, list[float]] = {}
+    edges_all, density_all = [], []
+    total = sum(spec.samples_for(n) * n for n in spec.widths)
+    done = 0
+    for width in spec.widths:
+        run = log_growth_run(
+            width,
+            spec.depth,
+            activation,
+            samples=spec.samples_for(width),
+            q0=spec.q0,
+            seed=spec.seed,
+            device=spec.device,
+        )
+        growth = run.log_growth[run.alive, -1]
+        if growth.size < 3:
+            raise ValueError(
+                f"width {width}: fewer than 3 of {run.alive.size} networks stayed alive; "
+                "raise samples"
+            )
+        residual = run.residual
+        variation = run.variation[run.alive]
+        stats = moments(growth)
+        if kind == "relu":
+            ks = ks_test(math.sqrt(width) * residual, sps.norm(), level=spec.level)
+            ks_d, ks_p = ks.statistic, ks.pvalue
+        else:
+            ks_d = ks_p = math.nan
+        values = {
+            "started": float(run.started.sum()),
+            "alive": float(run.alive.sum()),
+            "mean": stats["mean"],
+            "sd": stats["sd"],
+            "se": stats["se"],
+            "skew": stats["skew"],
+            "negative_fraction": float(np.mean(growth < 0)),
+            "active_fraction": float(run.active_fraction[run.alive].mean()),
+            "drift_mean": float(run.drift[run.alive].mean()),
+            "residual_mean": float(residual.mean()),
+            "residual_se": float(residual.std(ddof=1) / math.sqrt(residual.size)),
+            "residual_var": float(residual.var(ddof=1)),
+            "variation_mean": float(variation.mean()),
+            "residual_ks_statistic": ks_d,
+            "residual_ks_pvalue": ks_p,
+        }
+        for key, value in values.items():
+            rows.setdefault(key, []).append(value)
+        edges = np.linspace(
+            stats["mean"] - 4.5 * stats["sd"], stats["mean"] + 4.5 * stats["sd"], BINS + 1
+        )
+        edges_all.append(edges)
+        density_all.append(histogram(growth, edges))
+        done += spec.samples_for(width) * width
+        if progress is not None:
+            progress(done, total)
+    data = {key: ("width", np.asarray(values)) for key, values in rows.items()}
+    formula = [regime_formula(n) if kind == "relu" else math.nan for n in spec.widths]
+    data["formula"] = ("width", np.array(formula))
+    data["hist_edges"] = (("width", "edge"), np.array(edges_all))
+    data["hist_density"] = (("width", "bin"), np.array(density_all))
+    limit = float(meanfield_log_growth(activation, spec.q0, 1.0))
+    return xr.Dataset(data, coords={"width": list(spec.widths)}, attrs={"limit": limit})
+
+
+class HayouFig5(Experiment):
+    name = "hayou-fig5"
+    title = "Quasi-GBM log-growth and the regime change between widths 3 and 4 (Hayou Fig. 5)"
+    Spec = HayouFig5Spec
+    suite = "hayou"
+    order = 5
+    table: ClassVar[dict[str, str]] = {
+        "width": "n",
+        "alive": "alive",
+        "mean": "E LG_L",
+        "se": "SE",
+        "formula": "(n-4)/(4n)",
+        "negative_fraction": "P(LG<0)",
+        "active_fraction": "avg N/n",
+        "residual_mean": "E R",
+        "variance_ratio": "Var R / E QV",
+        "residual_ks_pvalue": "KS p (C9)",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {"depth": 1000, "samples": 400_000, "wide_samples": 10_000}
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"widths": (2, 3, 4, 16), "depth": 20, "samples": 400, "wide_samples": 200}
+
+    def caption(self, spec: HayouFig5Spec) -> str:
+        widths = ", ".join(str(n) for n in spec.widths)
+        kind = activation_kind(spec.activation)
+        note = (
+            "ReLU: C9 (sqrt(n)(LG_L - drift) ~ N(0,1)) and C10 (sign change 3 -> 4) are checked."
+            if kind == "relu"
+            else f"For {spec.activation} the ReLU claims C9/C10 do not apply; checked instead: "
+            "the Itô residual R = LG_L - int mu has mean 0 and variance E int rho/n, and the "
+            "mean approaches the mean-field limit."
+        )
+        return (
+            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"input x = (sqrt q0) with q0 = {spec.q0:g} (d = 1), {samples_text(spec)} "
+            f"(exact-in-law sampler, seed {spec.seed}, derived per width). "
+            "LG_L = log(||phi(Y_L)|| / ||phi(Y_0)||) over networks with phi(Y_0) != 0 that "
+            "did not collapse; histograms "
+            "with the Gaussian fit N(mean, var). Last panel: mean against n with the paper's "
+            "(n-4)/(4n) and the infinite-width limit (Thm 2). " + note + " Parameters lost "
+            "in the paper; these are our choices (hayou.md §7)."
+        )
+
+    def run(self, spec: HayouFig5Spec, progress: Progress | None = None) -> xr.Dataset:
+        dataset = _summaries(spec, progress)
+        dataset.attrs.update({"spec": spec.model_dump_json(), "caption": self.caption(spec)})
+        return dataset
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        rows = []
+        for i, width in enumerate(dataset.width.values):
+            row = {"width": int(width)}
+            for key in (
+                "started",
+                "alive",
+                "mean",
+                "sd",
+                "se",
+                "skew",
+                "formula",
+                "negative_fraction",
+                "active_fraction",
+                "drift_mean",
+                "residual_mean",
+                "residual_se",
+                "residual_var",
+                "variation_mean",
+                "residual_ks_statistic",
+                "residual_ks_pvalue",
+            ):
+                row[key] = float(dataset[key].values[i])
+            for key in ("started", "alive"):
+                row[key] = int(row[key])
+            row["variance_ratio"] = row["residual_var"] / row["variation_mean"]
+            row["z"] = row["mean"] / row["se"]
+            rows.append(row)
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        kind = activation_kind(spec.activation)
+        claims: list[Claim] = []
+        if kind == "relu":
+            claims += _regime_claims(spec, rows)
+            claims.append(_quasi_gbm_claim(spec, rows))
+        else:
+            claims += ito_claims("fig5", spec.level, rows)
+        claims.append(limit_claim("fig5-limit", spec, rows[-1], float(dataset.attrs["limit"])))
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        figure, axes = panel_grid(len(rows) + 1)
+        for ax, row, edges, density in zip(
+            axes, rows, dataset.hist_edges.values, dataset.hist_density.values
+        ):
+            ax.stairs(density, edges, fill=True, color="#8fb3d9", label="ResNet, Eq. 1")
+            grid = np.linspace(edges[0], edges[-1], 300)
+            ax.plot(
+                grid,
+                sps.norm.pdf(grid, row["mean"], row["sd"]),
+                color="#c0392b",
+                lw=1.4,
+                label="Gaussian fit",
+            )
+            ax.axvline(0.0, color="k", lw=0.8, ls=":")
+            ax.axvline(row["mean"], color="#c0392b", lw=0.8, ls="--")
+            sign = "<" if row["mean"] < 0 else ">"
+            ax.set_title(f"n = {row['width']}: E LG {sign} 0")
+            ax.set_xlabel("LG_L")
+            ax.text(
+                0.02,
+                0.97,
+                f"mean {row['mean']:+.4f}\n(n-4)/4n {row['formula']:+.3f}\n"
+                f"P(LG<0) {row['negative_fraction']:.3f}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=7,
+            )
+        axes[0].set_ylabel("density")
+        axes[0].legend(loc="upper right", fontsize=6, frameon=False)
+        ax = axes[-1]
+        widths = np.array([r["width"] for r in rows], dtype=float)
+        means = np.array([r["mean"] for r in rows])
+        errors = np.array([3 * r["se"] for r in rows])
+        ax.errorbar(widths, means, yerr=errors, fmt="o", ms=3, color="#1f4e79", label="E LG_L")
+        fine = np.geomspace(1, max(widths.max(), 8), 200)
+        if activation_kind(spec.activation) == "relu":
+            ax.plot(fine, (fine - 4) / (4 * fine), color="#c0392b", lw=1, label="(n-4)/(4n)")
+        ax.axhline(float(dataset.attrs["limit"]), color="#2e7d32", ls="--", lw=1, label="n = oo")
+        ax.axhline(0.0, color="k", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("width n")
+        ax.set_title("mean log-growth vs width")
+        ax.legend(fontsize=6, frameon=False, loc="lower right")
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
+
+
+def _regime_claims(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> list[Claim]:
+    """C10: the sign of E[LG_1 | alive] per width (one-sided z, Bonferroni over the widths),
+    and (n - 4)/(4n) within .01 for n >= 8 (not asserted below: it is only an approximation)."""
+    claims = []
+    critical = one_sided_critical(spec.level, len(rows))
+    family = f"one-sided z, Bonferroni over {len(rows)} widths at level {spec.level:g}"
+    for label, members, sign in (
+        ("n <= 3", [r for r in rows if r["width"] <= 3], -1),
+        ("n >= 4", [r for r in rows if r["width"] >= 4], 1),
+    ):
+        if not members:
+            continue
+        worst = min(members, key=lambda r: sign * r["z"])
+        widths = ", ".join(str(r["width"]) for r in members)
+        claims.append(
+            Claim(
+                id="C10",
+                statement=(
+                    f"Regime change: E[LG_L | alive] {'<' if sign < 0 else '>'} 0 for every "
+                    f"width {label} (n in {{{widths}}})"
+                ),
+                statistic=f"{'largest' if sign < 0 else 'smallest'} z = mean/SE (at n = "
+                f"{worst['width']})",
+                measured=worst["z"],
+                expected=f"{'<' if sign < 0 else '>'} {sign * critical:+.2f}",
+                tolerance=family,
+                n=worst["alive"],
+                passed=bool(sign * worst["z"] > critical),
+                details={"z_by_width": {r["width"]: r["z"] for r in members}},
+            )
+        )
+    wide = [r for r in rows if r["width"] >= 8]
+    if wide:
+        worst = max(wide, key=lambda r: abs(r["mean"] - r["formula"]) + 3 * r["se"])
+        deviation = abs(worst["mean"] - worst["formula"])
+        claims.append(
+            Claim(
+                id="C10",
+                statement="E[LG_L] = (n-4)/(4n) within 0.01 for n >= 8 (an approximation below)",
+                statistic=f"largest |mean - (n-4)/(4n)| + 3 SE (at n = {worst['width']})",
+                measured=deviation + 3 * worst["se"],
+                expected="<= 0.01",
+                tolerance=f"3 SE = {3 * worst['se']:.4f}; finite depth L = {spec.depth}",
+                n=worst["alive"],
+                passed=all(abs(r["mean"] - r["formula"]) + 3 * r["se"] <= 0.01 for r in wide),
+            )
+        )
+    return claims
+
+
+def _quasi_gbm_claim(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> Claim:
+    """C9: sqrt(n) (LG_L - (1/L) sum (N_l - 2)/(2n)) ~ N(0, 1), KS per width, Bonferroni."""
+    family = spec.level / len(rows)
+    worst = min(rows, key=lambda r: r["residual_ks_pvalue"])
+    return Claim(
+        id="C9",
+        statement=(
+            "Quasi-GBM (Thm 1): sqrt(n) R with R = LG_L - (1/L) sum_{l<L} (N_l - 2)/(2n) "
+            "follows N(0, 1) at every width"
+        ),
+        statistic=f"smallest KS p-value over widths (at n = {worst['width']})",
+        measured=worst["residual_ks_pvalue"],
+        expected=f">= {family:.2g} (Bonferroni, level {spec.level:g})",
+        tolerance=(
+            f"KS D = {worst['residual_ks_statistic']:.4f} (resolution "
+            f"~{1.95 / math.sqrt(worst['alive']):.4f})"
+        ),
+        n=worst["alive"],
+        passed=all(r["residual_ks_pvalue"] >= family for r in rows),
+        details={"variance_ratio_by_width": {r["width"]: r["variance_ratio"] for r in rows}},
+    )
+
+
+def ito_claims(prefix: str, level: float, rows: list[dict[str, Any]]) -> list[Claim]:
+    """Any activation: the Itô residual R = LG_L - int mu is a martingale with quadratic
+    variation int rho/n, so E R = 0 and Var R = E int rho / n (up to O(1/L) Euler bias)."""
+    critical = float(sps.norm.isf(level / (2 * len(rows))))
+    worst = max(rows, key=lambda r: abs(r["residual_mean"]) / r["residual_se"])
+    z = worst["residual_mean"] / worst["residual_se"]
+    ratio_row = max(rows, key=lambda r: abs(r["variance_ratio"] - 1) / math.sqrt(2 / r["alive"]))
+    ratio_se = math.sqrt(2 / ratio_row["alive"])
+    ratio_ok = all(
+        abs(r["variance_ratio"] - 1) <= critical * math.sqrt(2 / r["alive"]) + 0.02 for r in rows
+    )
+    return [
+        Claim(
+            id=f"{prefix}-ito",
+            statement=(
+                "Itô's formula for log||phi(Y)||: the residual R = LG_L - int mu has mean 0 at "
+                "every width"
+            ),
+            statistic=f"largest |z| of mean R (at n = {worst['width']})",
+            measured=z,
+            expected=f"|z| < {critical:.2f}",
+            tolerance=f"two-sided z, Bonferroni over {len(rows)} widths at level {level:g}",
+            n=worst["alive"],
+            passed=all(abs(r["residual_mean"]) < critical * r["residual_se"] for r in rows),
+        ),
+        Claim(
+            id=f"{prefix}-ito",
+            statement="Var R equals the mean quadratic variation E int rho/n at every width",
+            statistic=f"Var R / E QV farthest from 1 (at n = {ratio_row['width']})",
+            measured=ratio_row["variance_ratio"],
+            expected="1",
+            tolerance=f"{critical:.2f} x {ratio_se:.3f} (sampling) + 0.02 (Euler bias O(1/L))",
+            n=ratio_row["alive"],
+            passed=bool(ratio_ok),
+        ),
+    ]
+
+
+def limit_claim(claim_id: str, spec: Any, row: dict[str, Any], limit: float) -> Claim:
+    """Thm 2: at large width E LG_1 approaches the mean-field limit (1/4 for ReLU); the
+    finite-width correction is O(1/n) (-1/n for ReLU), allowed 3/n."""
+    width = row["width"]
+    deviation = abs(row["mean"] - limit)
+    return Claim(
+        id=claim_id,
+        statement=(
+            f"At the largest width n = {width}, E LG_L is near its infinite-width limit "
+            f"{limit:.4f} (Thm 2; {spec.activation})"
+        ),
+        statistic="|mean - limit|",
+        measured=deviation,
+        expected=f"<= 3/n + 3 SE = {3 / width + 3 * row['se']:.4f}",
+        tolerance="finite-width correction O(1/n) (ReLU: -1/n) plus sampling",
+        n=row["alive"],
+        passed=bool(deviation <= 3 / width + 3 * row["se"]),
+    )

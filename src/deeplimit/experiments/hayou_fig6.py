@@ -1,0 +1,336 @@
+"""Hayou Fig. 6 (inferred, hayou.md §5, §7): depth-then-width against width-then-depth.
+
+Depth first, then width (Thm 2): the log-growth ``LG_1 = log(||phi(X_1)|| / ||phi(X_0)||)``
+concentrates at ``1/4`` (its variance is ``~ 1/n``), and every coordinate becomes the
+McKean-Vlasov process ``dX = (E phi(X)^2)^{1/2} dB``: Gaussian with variance ``q_t``,
+``q_t' = E phi(sqrt(q_t) Z)^2`` (``q_0 e^{t/2}`` for ReLU). Width first, then depth (Thm 3):
+at fixed depth the coordinates are iid Gaussian with ``q_l = q_{l-1} + (1/L) E phi(N(0,
+q_{l-1}))^2`` (``q_0 (1 + 1/(2L))^l`` for ReLU), which tends to the same ``q_t``. We simulate
+depth-``L`` networks of growing width and compare the log-growth, the coordinate law and the
+mean squared coordinate ``||Y_l||^2 / n`` with both limits, for any activation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+import scipy.stats as sps
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import model_validator
+
+from ..initialization.meanfield import (
+    infinite_width_variance,
+    meanfield_log_growth,
+    meanfield_variance,
+)
+from ..initialization.network import sample_resnet
+from ..rng import derive_seed
+from ..stats import ks_test
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .hayou_common import (
+    ActivationName,
+    Level,
+    Widths,
+    activation_kind,
+    at_least,
+    moments,
+    positive,
+    runnable_activation,
+)
+from .hayou_fig5 import limit_claim
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig6", "HayouFig6Spec"]
+
+DEPTH_WIDTH_STREAM = 13
+COLORS = ("#9dc3e6", "#5b9bd5", "#2e75b6", "#1f4e79", "#0b2a4a", "#000000")
+GRID_POINTS = 9  # layers 0, L/8, ..., L where ||Y_l||^2 / n is recorded
+
+
+class HayouFig6Spec(ExperimentSpec):
+    """``samples[i]`` networks of width ``widths[i]``."""
+
+    widths: Widths = (16, 64, 256, 1024)
+    samples: tuple[int, ...] = (20_000, 5_000, 2_000, 500)
+    depth: Annotated[int, at_least("depth", 8)] = 200
+    activation: ActivationName = "relu"
+    q0: Annotated[float, positive("q0")] = 1.0
+    gaussian_from_width: Annotated[int, at_least("gaussian_from_width", 1)] = 256
+    level: Level = 1e-3
+
+    @model_validator(mode="after")
+    def _samples_per_width(self) -> HayouFig6Spec:
+        if len(self.samples) != len(self.widths) or any(s < 20 for s in self.samples):
+            raise ValueError(
+                f"samples must give one count >= 20 per width ({len(self.widths)} widths), "
+                f"got {self.samples}"
+            )
+        return self
+
+
+def _grid(depth: int) -> list[int]:
+    return sorted({round(depth * k / (GRID_POINTS - 1)) for k in range(GRID_POINTS)})
+
+
+class HayouFig6(Experiment):
+    name = "hayou-fig6"
+    title = "Depth-then-width vs width-then-depth: log-growth and coordinates (Hayou Fig. 6)"
+    Spec = HayouFig6Spec
+    suite = "hayou"
+    order = 6
+    table: ClassVar[dict[str, str]] = {
+        "width": "n",
+        "samples": "networks",
+        "lg_mean": "E LG_L",
+        "lg_scaled_variance": "n Var LG_L",
+        "norm2_mean": "E |Y_L|^2/n",
+        "norm2_se": "SE",
+        "coordinate_ks_pvalue": "KS p (Y^1_L)",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {
+            "widths": (16, 64, 256, 1024, 4096),
+            "samples": (100_000, 25_000, 10_000, 2_500, 600),
+            "depth": 500,
+        }
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"widths": (8, 32), "samples": (200, 100), "depth": 16, "gaussian_from_width": 32}
+
+    def caption(self, spec: HayouFig6Spec) -> str:
+        pairs = ", ".join(f"{n} ({s})" for n, s in zip(spec.widths, spec.samples))
+        return (
+            f"Activation {spec.activation}, depth L = {spec.depth}, widths (networks) {pairs}, "
+            f"input x = (sqrt q0), q0 = {spec.q0:g} (d = 1; exact-in-law sampler, seed "
+            f"{spec.seed}, derived per width). Left: LG_L concentrates at the depth-then-width "
+            "limit (Thm 2; 1/4 for ReLU). Middle: the first coordinate Y^1_L at the largest "
+            "width against N(0, q_1), q_1 from the McKean-Vlasov ODE q' = E phi(sqrt(q) Z)^2 "
+            "(q_0 e^{1/2} for ReLU). Right: mean ||Y_l||^2/n against t = l/L with the ODE "
+            "(line) and the width-then-depth recursion q_l (Thm 3, crosses). Coordinates are "
+            f"tested for Gaussianity from width {spec.gaussian_from_width}. Parameters lost in "
+            "the paper; these are our choices."
+        )
+
+    def run(self, spec: HayouFig6Spec, progress: Progress | None = None) -> xr.Dataset:
+        activation = runnable_activation(spec.activation)
+        grid = _grid(spec.depth)
+        most = max(spec.samples)
+        growth = np.full((len(spec.widths), most), np.nan)
+        coordinate = np.full((len(spec.widths), most), np.nan)
+        norm2_mean = np.empty((len(spec.widths), len(grid)))
+        norm2_se = np.empty_like(norm2_mean)
+        total = sum(n * s for n, s in zip(spec.widths, spec.samples))
+        done = 0
+        for i, (width, samples) in enumerate(zip(spec.widths, spec.samples)):
+            paths = sample_resnet(
+                width,
+                spec.depth,
+                activation,
+                samples=samples,
+                x=[math.sqrt(spec.q0)],
+                record=grid,
+                seed=derive_seed(spec.seed, DEPTH_WIDTH_STREAM, width),
+                device=spec.device,
+            ).numpy()  # (samples, layers, width)
+            phi = activation.phi(torch.from_numpy(paths[:, [0, -1]])).numpy()
+            norms = np.linalg.norm(phi, axis=-1)
+            alive = (norms[:, 0] > 0) & (norms[:, 1] > 0)
+            growth[i, :samples][alive] = np.log(norms[alive, 1] / norms[alive, 0])
+            coordinate[i, :samples] = paths[:, -1, 0]
+            squares = (paths**2).mean(-1)  # ||Y_l||^2 / n per network
+            norm2_mean[i] = squares.mean(0)
+            norm2_se[i] = squares.std(0, ddof=1) / math.sqrt(samples)
+            done += width * samples
+            if progress is not None:
+                progress(done, total)
+        times = np.array(grid) / spec.depth
+        return xr.Dataset(
+            {
+                "log_growth": (("width", "sample"), growth),
+                "coordinate": (("width", "sample"), coordinate),
+                "norm2_mean": (("width", "layer"), norm2_mean),
+                "norm2_se": (("width", "layer"), norm2_se),
+                "meanfield": ("layer", np.asarray(meanfield_variance(activation, spec.q0, times))),
+                "width_first": (
+                    "layer",
+                    infinite_width_variance(activation, spec.q0, spec.depth)[grid],
+                ),
+            },
+            coords={"width": list(spec.widths), "layer": grid, "time": ("layer", times)},
+            attrs={
+                "spec": spec.model_dump_json(),
+                "caption": self.caption(spec),
+                "limit": float(meanfield_log_growth(activation, spec.q0, 1.0)),
+            },
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
+        variance = float(dataset.meanfield.values[-1])
+        rows = []
+        for i, width in enumerate(dataset.width.values):
+            samples = spec.samples[i]
+            growth = dataset.log_growth.values[i, :samples]
+            growth = growth[np.isfinite(growth)]
+            stats = moments(growth)
+            ks = ks_test(
+                dataset.coordinate.values[i, :samples],
+                sps.norm(scale=math.sqrt(variance)),
+                level=spec.level,
+            )
+            n = int(width)
+            rows.append(
+                {
+                    "width": n,
+                    "samples": samples,
+                    "alive": stats["n"],
+                    "lg_mean": stats["mean"],
+                    "lg_se": stats["se"],
+                    "se": stats["se"],
+                    "mean": stats["mean"],
+                    "lg_scaled_variance": n * stats["sd"] ** 2,
+                    "lg_scaled_variance_se": n * stats["sd"] ** 2 * math.sqrt(2 / stats["n"]),
+                    "norm2_mean": float(dataset.norm2_mean.values[i, -1]),
+                    "norm2_se": float(dataset.norm2_se.values[i, -1]),
+                    "coordinate_ks_statistic": ks.statistic,
+                    "coordinate_ks_pvalue": ks.pvalue,
+                }
+            )
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        largest = rows[-1]
+        claims = [limit_claim("C12", spec, largest, float(dataset.attrs["limit"]))]
+        if activation_kind(spec.activation) == "relu":
+            low, high = 0.95, 1.20
+            claims.append(
+                Claim(
+                    id="C12",
+                    statement=(
+                        "Var(LG_L) ~ 1/n: n Var(LG_L) in [0.95, 1.20] at every width (Thm 1: "
+                        "Var R = 1/n, plus the O(1/n) variance of the random drift)"
+                    ),
+                    statistic="n Var(LG_L) farthest outside the band",
+                    measured=max(
+                        rows,
+                        key=lambda r: max(
+                            low - r["lg_scaled_variance"], r["lg_scaled_variance"] - high
+                        ),
+                    )["lg_scaled_variance"],
+                    expected=f"in [{low}, {high}]",
+                    tolerance="± 3 SE (relative SE sqrt(2/M))",
+                    n=min(r["alive"] for r in rows),
+                    passed=all(
+                        low - 3 * r["lg_scaled_variance_se"]
+                        <= r["lg_scaled_variance"]
+                        <= high + 3 * r["lg_scaled_variance_se"]
+                        for r in rows
+                    ),
+                )
+            )
+        variance = float(dataset.meanfield.values[-1])
+        wide = [r for r in rows if r["width"] >= spec.gaussian_from_width] or [largest]
+        family = spec.level / len(wide)
+        worst = min(wide, key=lambda r: r["coordinate_ks_pvalue"])
+        claims.append(
+            Claim(
+                id="C12",
+                statement=(
+                    f"A coordinate Y^1_L is Gaussian N(0, q_1 = {variance:.4f}) at widths >= "
+                    f"{wide[0]['width']} (McKean-Vlasov limit)"
+                ),
+                statistic=f"smallest KS p-value (n = {worst['width']})",
+                measured=worst["coordinate_ks_pvalue"],
+                expected=f">= {family:.2g}",
+                tolerance=(
+                    f"KS D = {worst['coordinate_ks_statistic']:.4f} (resolution "
+                    f"~{1.95 / math.sqrt(worst['samples']):.3f}), Bonferroni over {len(wide)}"
+                ),
+                n=worst["samples"],
+                passed=all(r["coordinate_ks_pvalue"] >= family for r in wide),
+            )
+        )
+        for claim_id, target, label in (
+            ("C12", variance, "the depth-then-width ODE q_1 (Thm 2)"),
+            (
+                "C13",
+                float(dataset.width_first.values[-1]),
+                f"the width-then-depth recursion q_L at L = {spec.depth} (Thm 3)",
+            ),
+        ):
+            deviation = abs(largest["norm2_mean"] - target)
+            allowed = 3 * largest["norm2_se"] + 3 * target / largest["width"]
+            claims.append(
+                Claim(
+                    id=claim_id,
+                    statement=(
+                        f"At width n = {largest['width']}, E ||Y_L||^2/n equals {label} = "
+                        f"{target:.4f}"
+                    ),
+                    statistic="|E ||Y_L||^2/n - q|",
+                    measured=deviation,
+                    expected=f"<= 3 SE + 3 q/n = {allowed:.4f}",
+                    tolerance="sampling plus an O(1/n) finite-width allowance",
+                    n=largest["samples"],
+                    passed=bool(deviation <= allowed),
+                )
+            )
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
+        ax = axes[0]
+        limit = float(dataset.attrs["limit"])
+        for color, row, values in zip(COLORS, rows, dataset.log_growth.values):
+            values = values[np.isfinite(values)]
+            span = 5 * max(float(values.std()), 1e-3)
+            ax.hist(
+                values,
+                bins=60,
+                range=(limit - span, limit + span),
+                density=True,
+                histtype="step",
+                color=color,
+                label=f"n = {row['width']}",
+            )
+        ax.axvline(limit, color="#c0392b", ls="--", lw=1, label=f"limit {limit:.3g}")
+        ax.set_xlim(limit - 1.0, limit + 1.0)
+        ax.set_xlabel("LG_L")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=6, frameon=False)
+        ax = axes[1]
+        variance = float(dataset.meanfield.values[-1])
+        values = dataset.coordinate.values[-1, : spec.samples[-1]]
+        scale = math.sqrt(variance)
+        ax.hist(values, bins=50, range=(-4 * scale, 4 * scale), density=True, color="#8fb3d9")
+        grid = np.linspace(-4 * scale, 4 * scale, 300)
+        ax.plot(grid, sps.norm.pdf(grid, scale=scale), color="#c0392b", label="N(0, q_1)")
+        ax.set_title(
+            f"Y^1_L, n = {rows[-1]['width']}: KS p = {rows[-1]['coordinate_ks_pvalue']:.2g}"
+        )
+        ax.set_xlabel("Y^1_L")
+        ax.legend(fontsize=7, frameon=False)
+        ax = axes[2]
+        times = dataset.time.values
+        for color, row, mean, se in zip(
+            COLORS, rows, dataset.norm2_mean.values, dataset.norm2_se.values
+        ):
+            ax.errorbar(
+                times, mean, yerr=3 * se, fmt="o", ms=3, color=color, label=f"n = {row['width']}"
+            )
+        ax.plot(times, dataset.meanfield.values, color="#c0392b", lw=1.2, label="ODE q_t (Thm 2)")
+        ax.plot(times, dataset.width_first.values, "x", color="k", ms=5, label="q_l (Thm 3)")
+        ax.set_xlabel("t = l / L")
+        ax.set_ylabel("E ||Y_l||^2 / n")
+        ax.legend(fontsize=6, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure

@@ -1,0 +1,247 @@
+"""Hayou Fig. 8: gradient norms back-propagated through a random ResNet (hayou.md §6).
+
+"Fix the last layer's gradient to a constant value and back-propagate": with
+``g_l = d loss / d Y_l`` and ``g_L = (1, ..., 1)/sqrt(n)``,
+``g_{l-1} = g_l + L^{-1/2} phi'(Y_{l-1}) * (W_l^T g_l)``. The paper's point is that the
+``1/sqrt(L)`` branch scale keeps ``||g_l||`` of order one at every layer, at any width (C14).
+The infinite-width heuristic (independent backward weights) is
+``E||g_{l-1}||^2 = E||g_l||^2 (1 + chi_{l-1}/L)`` with ``chi_l = E phi'(sqrt(q_l) Z)^2`` and
+``q_l`` the width-first variance recursion: ``(1 + 1/(2L))^{L-l} -> e^{(1-t)/2}`` for ReLU.
+Gradients are exact (``gradient_norms(method="law")``: the backward weights are drawn from
+their conditional law given the forward pass).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+
+from ..activations import Activation
+from ..initialization.gradients import gradient_norms
+from ..initialization.meanfield import infinite_width_variance
+from ..rng import derive_seed
+from .base import Claim, Experiment, ExperimentSpec, Progress
+from .hayou_common import (
+    ActivationName,
+    Level,
+    Widths,
+    activation_kind,
+    at_least,
+    positive,
+    runnable_activation,
+)
+from .plotting import add_caption, panel_grid
+
+__all__ = ["HayouFig8", "HayouFig8Spec", "infinite_width_gradient"]
+
+GRADIENT_STREAM = 16
+COLORS = ("#9dc3e6", "#2e75b6", "#1f4e79", "#000000", "#7f7f7f", "#c55a11")
+BAND = (0.5, 3.0)
+TOLERANCE = 0.05
+
+
+class HayouFig8Spec(ExperimentSpec):
+    widths: Widths = (2, 5, 20, 100)
+    depth: Annotated[int, at_least("depth", 2)] = 200
+    samples: Annotated[int, at_least("samples", 20)] = 2_000
+    activation: ActivationName = "relu"
+    q0: Annotated[float, positive("q0")] = 1.0
+    heuristic_from_width: Annotated[int, at_least("heuristic_from_width", 1)] = 20
+    level: Level = 1e-3
+
+
+def infinite_width_gradient(activation: Activation, q0: float, depth: int) -> np.ndarray:
+    """``E||g_l||^2 / ||g_L||^2`` for ``l = 0..L`` at infinite width (gradient independence):
+    ``prod_{k=l}^{L-1} (1 + chi_k / L)``, ``chi_k = E phi'(sqrt(q_k) Z)^2`` (Gauss-Hermite)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(200)
+    weights = weights / math.sqrt(2 * math.pi)
+    variances = infinite_width_variance(activation, q0, depth)
+    chi = np.array(
+        [
+            float(
+                np.dot(
+                    weights,
+                    activation.derivative(torch.from_numpy(math.sqrt(q) * nodes)).numpy() ** 2,
+                )
+            )
+            for q in variances[:-1]
+        ]
+    )
+    factors = 1.0 + chi / depth
+    return np.append(np.cumprod(factors[::-1])[::-1], 1.0)
+
+
+class HayouFig8(Experiment):
+    name = "hayou-fig8"
+    title = "Gradient norms back-propagated from a fixed last-layer gradient (Hayou Fig. 8)"
+    Spec = HayouFig8Spec
+    suite = "hayou"
+    order = 8
+    table: ClassVar[dict[str, str]] = {
+        "width": "n",
+        "median_low": "min median |g_l|",
+        "median_high": "max median |g_l|",
+        "g0_square_mean": "E |g_0|^2",
+        "g0_square_se": "SE",
+        "heuristic": "n = oo",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {"widths": (2, 5, 20, 100, 400), "depth": 1000, "samples": 10_000}
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {"widths": (2, 20), "depth": 20, "samples": 50}
+
+    def caption(self, spec: HayouFig8Spec) -> str:
+        widths = ", ".join(str(n) for n in spec.widths)
+        return (
+            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{spec.samples} networks per width, input x = (sqrt q0), q0 = {spec.q0:g}, "
+            "g_L = (1, ..., 1)/sqrt(n) (exact gradients: backward weights from their law given "
+            f"the forward pass; seed {spec.seed}). Left: median and 10-90 % band of "
+            "||g_l|| / ||g_L|| against t = l/L, with the infinite-width heuristic "
+            "sqrt(prod (1 + chi_k/L)) (dashed; e^{(1-t)/4} for ReLU). Right: E||g_0||^2 against n."
+            " The paper's sizes are lost; these are our choices."
+        )
+
+    def run(self, spec: HayouFig8Spec, progress: Progress | None = None) -> xr.Dataset:
+        activation = runnable_activation(spec.activation)
+        layers = spec.depth + 1
+        quantiles = np.empty((len(spec.widths), 3, layers))
+        square_mean = np.empty((len(spec.widths), layers))
+        first_square = np.empty((len(spec.widths), spec.samples))
+        for i, width in enumerate(spec.widths):
+            norms = (
+                gradient_norms(
+                    width,
+                    spec.depth,
+                    activation,
+                    samples=spec.samples,
+                    x=[math.sqrt(spec.q0)],
+                    method="law",
+                    seed=derive_seed(spec.seed, GRADIENT_STREAM, width),
+                    device=spec.device,
+                )
+                .cpu()
+                .numpy()
+            )  # (samples, L + 1); ||g_L|| = 1
+            quantiles[i] = np.quantile(norms, [0.1, 0.5, 0.9], axis=0)
+            square_mean[i] = (norms**2).mean(0)
+            first_square[i] = norms[:, 0] ** 2
+            if progress is not None:
+                progress(i + 1, len(spec.widths))
+        return xr.Dataset(
+            {
+                "quantiles": (("width", "quantile", "layer"), quantiles),
+                "square_mean": (("width", "layer"), square_mean),
+                "first_square": (("width", "sample"), first_square),
+                "heuristic": (
+                    "layer",
+                    infinite_width_gradient(activation, spec.q0, spec.depth),
+                ),
+            },
+            coords={
+                "width": list(spec.widths),
+                "quantile": [0.1, 0.5, 0.9],
+                "layer": np.arange(layers),
+                "time": ("layer", np.arange(layers) / spec.depth),
+            },
+            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        rows = []
+        for i, width in enumerate(dataset.width.values):
+            median = dataset.quantiles.values[i, 1]
+            first = dataset.first_square.values[i]
+            rows.append(
+                {
+                    "width": int(width),
+                    "samples": int(first.size),
+                    "median_low": float(median.min()),
+                    "median_high": float(median.max()),
+                    "median_first": float(median[0]),
+                    "g0_square_mean": float(first.mean()),
+                    "g0_square_se": float(first.std(ddof=1) / math.sqrt(first.size)),
+                    "heuristic": float(dataset.heuristic.values[0]),
+                }
+            )
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        rows = self.statistics(dataset)
+        low = min(rows, key=lambda r: r["median_low"])
+        high = max(rows, key=lambda r: r["median_high"])
+        claims = [
+            Claim(
+                id="C14",
+                statement=(
+                    "Gradients stay of order one: the median of ||g_l|| / ||g_L|| lies in "
+                    f"[{BAND[0]}, {BAND[1]}] at every layer and width ({spec.activation})"
+                ),
+                statistic="range of the median over layers and widths",
+                measured=high["median_high"],
+                expected=f"in [{BAND[0]}, {BAND[1]}] (lowest {low['median_low']:.3f})",
+                tolerance="a loose band (hayou.md §8 C14)",
+                n=min(r["samples"] for r in rows),
+                passed=bool(low["median_low"] >= BAND[0] and high["median_high"] <= BAND[1]),
+            )
+        ]
+        wide = [r for r in rows if r["width"] >= spec.heuristic_from_width]
+        if wide:
+            relu = activation_kind(spec.activation) == "relu"
+            worst = max(wide, key=lambda r: abs(r["g0_square_mean"] / r["heuristic"] - 1))
+            allowed = [TOLERANCE * r["heuristic"] + 3 * r["g0_square_se"] for r in wide]
+            target = "(1 + 1/(2L))^L ~ e^{1/2}" if relu else "prod (1 + chi_k/L)"
+            claims.append(
+                Claim(
+                    id="C14" if relu else "fig8-infinite-width",
+                    statement=(
+                        f"For n >= {spec.heuristic_from_width}, E||g_0||^2/||g_L||^2 follows the "
+                        f"infinite-width heuristic {target} = {worst['heuristic']:.4f}"
+                    ),
+                    statistic=f"E||g_0||^2 farthest from it (n = {worst['width']})",
+                    measured=worst["g0_square_mean"],
+                    expected=f"{worst['heuristic']:.4f} ± {allowed[wide.index(worst)]:.3f}",
+                    tolerance=f"{TOLERANCE:.0%} (finite width) + 3 SE",
+                    n=worst["samples"],
+                    passed=all(
+                        abs(r["g0_square_mean"] - r["heuristic"]) <= a
+                        for r, a in zip(wide, allowed)
+                    ),
+                )
+            )
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        rows = self.statistics(dataset)
+        figure, axes = panel_grid(2, columns=2, size=(5.5, 3.6))
+        ax = axes[0]
+        times = dataset.time.values
+        for color, row, quantiles in zip(COLORS, rows, dataset.quantiles.values):
+            ax.fill_between(times, quantiles[0], quantiles[2], color=color, alpha=0.15)
+            ax.plot(times, quantiles[1], color=color, lw=1.3, label=f"n = {row['width']}")
+        ax.plot(times, np.sqrt(dataset.heuristic.values), "k--", lw=1, label="n = oo (sqrt)")
+        ax.axhspan(*BAND, color="#e8f5e9", zorder=-1)
+        ax.set_xlabel("t = l / L")
+        ax.set_ylabel("||g_l|| / ||g_L||")
+        ax.set_ylim(0, 3.2)
+        ax.legend(fontsize=6, frameon=False, loc="upper right")
+        ax = axes[1]
+        widths = np.array([r["width"] for r in rows])
+        means = np.array([r["g0_square_mean"] for r in rows])
+        errors = np.array([3 * r["g0_square_se"] for r in rows])
+        ax.errorbar(widths, means, yerr=errors, fmt="o", ms=3.5, color="#1f4e79", label="MC")
+        ax.axhline(rows[0]["heuristic"], color="#c0392b", lw=1, label="n = oo heuristic")
+        ax.set_xscale("log")
+        ax.set_xlabel("width n")
+        ax.set_ylabel("E ||g_0||^2 / ||g_L||^2")
+        ax.legend(fontsize=7, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
