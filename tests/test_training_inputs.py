@@ -163,3 +163,25 @@ def test_nonfinite_initial_loss_diverges_at_step_zero():
     )
     assert result.diverged_at.tolist() == [0]
     assert bool(torch.isnan(result.loss[0, 1:]).all())
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(embedding_dim=0), "embedding_dim"),
+        (dict(activation="tanh"), "activation"),
+        (dict(infinite_dim=True, embeddings=(np.ones((8, 5)), np.ones((8, 5)))), "infinite_dim"),
+        (dict(depth=0), "depth"),
+        (dict(intervals=2), "intervals"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(steps=0), "steps"),
+    ],
+)
+def test_bad_span_limit_input_names_the_parameter(kwargs, name):
+    from deeplimit.training import span_linear_limit
+
+    arguments = dict(embedding_dim=8, steps=2)
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        span_linear_limit(arguments.pop("embedding_dim"), **arguments)

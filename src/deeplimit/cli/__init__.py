@@ -13,6 +13,7 @@ from .common import guarded
 from .law import law_command
 from .reproduce import reproduce_command
 from .sample import sample_app
+from .train import limit_command, train_command
 
 app = typer.Typer(
     name="deeplimit",
@@ -25,6 +26,8 @@ app = typer.Typer(
 app.add_typer(sample_app, name="sample")
 app.command("law")(guarded(law_command))
 app.command("reproduce")(guarded(reproduce_command))
+app.command("train")(guarded(train_command))
+app.command("limit")(guarded(limit_command))
 
 
 def _version(value: bool) -> None:

@@ -13,6 +13,7 @@ from .limit import exact_linear_limit as exact_linear_limit
 from .limit import limit_error as limit_error
 from .limit import mean_ode_limit as mean_ode_limit
 from .limit import reference_limit as reference_limit
+from .limit import span_linear_limit as span_linear_limit
 from .model import Block as Block
 from .model import ResNet as ResNet
 from .model import TwoLayerBlock as TwoLayerBlock
@@ -51,6 +52,7 @@ __all__ = [
     "predicted_regime",
     "reference_limit",
     "resolve_data",
+    "span_linear_limit",
     "synthetic_task",
     "train",
     "train_resnet",

@@ -58,6 +58,7 @@ __all__ = [
     "limit_error",
     "mean_ode_limit",
     "reference_limit",
+    "span_linear_limit",
 ]
 
 METHODS = ("auto", "exact", "reference", "particles")
@@ -466,6 +467,221 @@ def reference_limit(
             "seeds": seeds,
             "diverged": int(runs[depth].diverged.sum() + runs[depth // 2].diverged.sum()),
             "flops": 18.0 * seeds * steps * dataset.samples * depth * hidden_width * embedding_dim,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the linear limit in the span of the embeddings: any D, D -> infinity, alpha -> infinity
+
+
+def _span_fields(y_u: Tensor, y_v: Tensor, gram: Tensor, inv_alpha: float, rank: int) -> Tensor:
+    """``alpha A^`` at every node: ``Y_u[:, r:]^T + Y_v[:, :r] + Y_v Gamma_2 Y_u^T / alpha``."""
+    field_ = y_u[:, :, rank:].transpose(1, 2) + y_v[:, :, :rank]
+    if inv_alpha:
+        gram2 = torch.block_diag(gram, gram)
+        field_ = field_ + inv_alpha * (y_v @ gram2 @ y_u.transpose(1, 2))
+    return field_
+
+
+def _span_update(
+    y_u: Tensor,
+    y_v: Tensor,
+    g: Tensor,
+    gram: Tensor,
+    *,
+    rank: int,
+    inv_alpha: float,
+    step_u: float,
+    step_v: float,
+) -> tuple[Tensor, Tensor]:
+    """One GD step of the unit maps: ``Y_u -= eta_u a G^T ([0, I] + Gamma Y_v / alpha)``,
+    ``Y_v -= eta_v a G ([I, 0] + Gamma Y_u / alpha)`` (simultaneous)."""
+    eye = torch.eye(rank, dtype=gram.dtype)
+    zero = torch.zeros_like(eye)
+    right_u = torch.cat([zero, eye], dim=1) + inv_alpha * (gram @ y_v)
+    right_v = torch.cat([eye, zero], dim=1) + inv_alpha * (gram @ y_u)
+    return y_u - step_u * (g.transpose(1, 2) @ right_u), y_v - step_v * (g @ right_v)
+
+
+def _span_ode(
+    xi0: Tensor,
+    b_last: Any,
+    gram: Tensor,
+    *,
+    slope: float,
+    inv_alpha: float,
+    step_u: float,
+    step_v: float,
+    steps: int,
+    intervals: int | None,
+    depth: int | None,
+) -> Tensor:
+    """Coefficients ``xi_k(s)`` (K+1, n+1, N, r) of the states in the basis ``W``, on ``n``
+    RK4 intervals (``intervals``) or ``L`` discrete layers (``depth``)."""
+    n_samples, rank = xi0.shape
+    nodes = depth if depth is not None else intervals
+    y_u = torch.zeros(nodes + (depth is None), rank, 2 * rank, dtype=xi0.dtype)
+    y_v = torch.zeros_like(y_u)
+    states = torch.empty(steps + 1, nodes + 1, n_samples, rank, dtype=xi0.dtype)
+    for k in range(steps + 1):
+        # d/ds xi = a (alpha A^) Gamma xi; rows: d/ds Xi = Xi C^T with C = a (alpha A^) Gamma
+        forward = slope * _span_fields(y_u, y_v, gram, inv_alpha, rank) @ gram
+        if depth is None:
+            xi = _rk4_linear(xi0, forward, _midpoints(forward), 1.0 / intervals)
+        else:
+            xi = states[k]
+            xi[0] = xi0
+            for layer in range(depth):  # xi_l = xi_{l-1} + (1/L) C_l xi_{l-1}
+                xi[layer + 1] = xi[layer] + (xi[layer] @ forward[layer].T) / depth
+        states[k] = xi
+        if k == steps:
+            break
+        b_end = b_last(xi[-1])
+        # d/ds b = -a (alpha A^)^T Gamma b: reversed time, C_b = a (alpha A^)^T Gamma
+        backward = slope * _span_fields(y_u, y_v, gram, inv_alpha, rank).transpose(1, 2) @ gram
+        if depth is None:
+            flipped = backward.flip(0)
+            b = _rk4_linear(b_end, flipped, _midpoints(flipped), 1.0 / intervals).flip(0)
+            g = b.transpose(1, 2) @ xi  # G^(s) = sum_n b_n xi_n^T at every node
+        else:
+            b = torch.empty_like(xi)
+            b[-1] = b_end
+            for layer in range(depth, 0, -1):  # b_{l-1} = b_l + (1/L) C_b,l b_l
+                b[layer - 1] = b[layer] + (b[layer] @ backward[layer - 1].T) / depth
+            g = b[1:].transpose(1, 2) @ xi[:-1]  # G^_l = sum_n b_l xi_{l-1}^T
+        y_u, y_v = _span_update(
+            y_u, y_v, g, gram, rank=rank, inv_alpha=inv_alpha, step_u=step_u, step_v=step_v
+        )
+    return states
+
+
+def span_linear_limit(
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = "linear",
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    steps: int = 10,
+    embedding_seed: int = 0,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    infinite_dim: bool = False,
+    lazy: bool = False,
+    depth: int | None = None,
+    intervals: int = 128,
+    relative_lrs: Any = None,
+) -> LimitResult:
+    """The exact linear-sigma limit computed in the span of the embeddings, for any ``D``, for
+    ``D -> infinity`` (``infinite_dim``) and for ``alpha -> infinity`` (``lazy``).
+
+    For ``sigma(x) = a x`` every operator of the exact limit (``A``, ``G`` and ``T - T_0`` in
+    the module docstring) maps into and vanishes off ``V = span(W_in, W_out)``, of dimension
+    ``r <= d_in + d_out`` (induction over steps: ``h(0) = W_in x`` and ``beta(1) = W_out r``
+    are in ``V``). With ``W = [W_in, W_out]`` (D, r), ``Gamma = W^T W / D`` (r, r),
+    ``h = W xi``, ``beta = W b``, ``A = W A^ W^T / D``, ``T_u = [I, 0] + W Z_u blockdiag(W, W)^T
+    / D`` (and ``T_v`` with ``[0, I]``), the limit becomes the ``r``-dimensional system
+
+        d/ds xi = alpha a A^ Gamma xi,             xi(0) = (x, 0)
+        d/ds b = -alpha a A^T Gamma b,             b(1) = (0, 2 (f - y) / (N d_out))
+        f = Gamma_out xi(1)  (the W_out rows of Gamma),   G^ = sum_n b_n xi_n^T
+        A^ = Z_u[:, r:]^T + Z_v[:, :r] + Z_v blockdiag(Gamma, Gamma) Z_u^T
+        Z_u <- Z_u - (eta_u a / alpha) G^T ([0, I] + Gamma Z_v)
+        Z_v <- Z_v - (eta_v a / alpha) G^  ([I, 0] + Gamma Z_u)
+
+    so ``D`` enters only through ``Gamma``: ``Gamma = W^T W / D`` gives the fixed-D limit
+    (equal to ``exact_linear_limit`` to rounding, at a cost independent of ``D``), and its
+    expectation ``blockdiag(I/d_in, d_out I)`` (the coupled Gaussian maps of
+    ``coupled_embeddings``) gives the ``D -> infinity`` limit, whose coordinate ``i`` is
+    ``h_i = W[i] xi`` (chizat.md §2.4(3): coordinates Gaussian given the kernels). With
+    ``Y = alpha Z``, ``lazy=True`` sets ``1/alpha = 0`` at fixed ``eta``: the linearized
+    ("Neural Tangent") ODE of chizat.md §2.3, the lazy limit of the Mean ODE.
+
+    ``depth=L`` gives the depth-``L`` discrete-layer version (``M -> infinity`` at fixed ``L``)
+    instead of the ODE on ``intervals`` RK4 steps. Returns a ``LimitResult`` whose
+    ``embeddings`` are the first ``embedding_dim`` coordinates ``W xi(1)``; ``details`` holds
+    ``gram`` and the coefficients ``xi`` (K+1, n+1, N, r).
+    """
+    act = parse_activation(activation)
+    if not isinstance(act, Linear):
+        raise ValueError(
+            f"activation must be linear ('linear', 'identity', 'linear:a=...') for the exact "
+            f"limit, got {act.spec!r}"
+        )
+    if infinite_dim and embeddings is not None:
+        raise ValueError(
+            "infinite_dim needs the coupled Gaussian embeddings (embeddings=None): the "
+            "D -> infinity limit of user-supplied maps is not defined"
+        )
+    scaling = MeanFieldScaling(alpha=alpha, lr=lr, relative_lrs=relative_lrs)
+    embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
+        embedding_dim, data, data_seed, embedding_seed, embeddings, 1.0, 0.5, scaling, steps
+    )
+    intervals = check_int("intervals", intervals, minimum=4)
+    if depth is not None:
+        depth = check_int("depth", depth, minimum=1)
+    d_in, d_out = dataset.input_dim, dataset.output_dim
+    basis = torch.cat([w_in, w_out], dim=1)  # W (D, r)
+    if infinite_dim:
+        gram = torch.block_diag(
+            torch.eye(d_in, dtype=torch.float64) / d_in,
+            torch.eye(d_out, dtype=torch.float64) * d_out,
+        )
+    else:
+        gram = basis.T @ basis / embedding_dim
+    n_samples = dataset.samples
+    xi0 = torch.cat([dataset.x, torch.zeros(n_samples, d_out, dtype=torch.float64)], dim=1)
+    gram_out = gram[d_in:]  # f = Gamma_out xi
+
+    def b_last(xi_end: Tensor) -> Tensor:
+        residual = (2.0 / (n_samples * d_out)) * (xi_end @ gram_out.T - dataset.y)
+        return torch.cat([torch.zeros(n_samples, d_in, dtype=torch.float64), residual], dim=1)
+
+    lrs = dict(scaling.relative_lrs)
+    states = _span_ode(
+        xi0,
+        b_last,
+        gram,
+        slope=float(act.a),
+        inv_alpha=0.0 if lazy else 1.0 / scaling.alpha,
+        step_u=scaling.lr * lrs.get("u", 1.0) * float(act.a),
+        step_v=scaling.lr * lrs.get("v", 1.0) * float(act.a),
+        steps=steps,
+        intervals=intervals if depth is None else None,
+        depth=depth,
+    )
+    outputs = states[:, -1] @ gram_out.T
+    embeddings_ = states[:, -1] @ basis.T
+    grid = (
+        torch.arange(depth + 1, dtype=torch.float64) / depth
+        if depth is not None
+        else torch.linspace(0.0, 1.0, intervals + 1, dtype=torch.float64)
+    )
+    regime = "lazy (alpha -> infinity) " if lazy else ""
+    size = "D -> infinity" if infinite_dim else f"D={embedding_dim}"
+    where = f"depth L={depth} (discrete layers)" if depth is not None else f"RK4 on {intervals}"
+    return LimitResult(
+        outputs=outputs,
+        embeddings=embeddings_,
+        loss=_risk(outputs, dataset.y),
+        w_in=w_in,
+        w_out=w_out,
+        method="span",
+        description=(
+            f"exact {regime}linear limit ({size}, sigma = {act.spec}) in the span of W_in, "
+            f"W_out, {where}{' intervals' if depth is None else ''}, float64"
+        ),
+        error_budget={"discretization": 0.0},
+        depth_grid=grid,
+        states=None,
+        details={
+            "alpha": math.inf if lazy else scaling.alpha,
+            "lr": scaling.lr,
+            "data": dataset.description,
+            "gram": gram,
+            "coefficients": states,
+            "infinite_dim": bool(infinite_dim),
         },
     )
 

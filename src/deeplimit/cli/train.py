@@ -1,0 +1,389 @@
+"""``deeplimit train`` and ``deeplimit limit``: trained ResNets and their Mean ODE limit.
+
+``train`` trains one configuration for several seeds (chizat.md §1.2) and writes every record
+(outputs, ``h_L``, loss, unit movement, divergence) to a netCDF result with provenance; a run
+whose loss becomes non-finite or explodes is stopped, its records are NaN from the next step,
+the file is still written, and the command exits with status 3 naming the step. ``limit``
+computes the Mean ODE limit (chizat.md §2.4) of the same configuration and, with
+``--against RUN.nc``, the RMS error of a ``train`` result against it at every step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import typer
+import xarray as xr
+
+from ..errors import NumericalBlowupError, check_choice
+from ..provenance import provenance, provenance_line
+from ..results import load_result, save_result
+from ..training import (
+    MeanFieldScaling,
+    TwoLayerBlock,
+    build_resnet,
+    exact_linear_limit,
+    mean_ode_limit,
+    span_linear_limit,
+    synthetic_task,
+    train,
+)
+from ..training.limit import METHODS, LimitResult
+from .common import console
+
+__all__ = ["TrainingBlowupError", "limit_command", "train_command"]
+
+
+class TrainingBlowupError(NumericalBlowupError):
+    """Some networks of a ``deeplimit train`` run diverged (exit status 3)."""
+
+    def __init__(self, diverged: int, total: int, step: int, out: Path, worst: float) -> None:
+        self.paths = diverged
+        self.total = total
+        self.first_layer = step
+        FloatingPointError.__init__(
+            self,
+            f"{diverged} of {total} networks diverged (loss {worst:.3g}: non-finite or above the "
+            f"explosion threshold), the first at GD step {step}; they were stopped there and "
+            f"their later records are NaN in {out}; lower --lr or raise --alpha",
+        )
+
+
+DEPTH = typer.Option(..., "--depth", "-L", help="Depth L (number of residual blocks, >= 1).")
+WIDTH = typer.Option(..., "--width", "-M", help="Hidden width M (units per block, >= 1).")
+DIM = typer.Option(..., "--dim", "-D", help="Embedding dimension D (>= 1).")
+ACTIVATION = typer.Option(
+    "tanh", "--activation", "-a", help="sigma: tanh (the paper's), identity, relu, gelu, ..."
+)
+ALPHA = typer.Option(1.0, "--alpha", help="Residual scale alpha/(LM); LR scales as 1/alpha^2.")
+LR = typer.Option(
+    0.5, "--lr", help="eta in the raw learning rate eta L M D / alpha^2 (0.5 = authors' eta = 1)."
+)
+STEPS = typer.Option(10, "--steps", "-K", help="Full-batch gradient-descent steps K (>= 1).")
+EMBEDDING_SEED = typer.Option(
+    0, "--embedding-seed", help="Seed of the fixed maps W_in, W_out (coupled across D)."
+)
+DATA_SEED = typer.Option(
+    1, "--data-seed", help="Seed of the synthetic task (N=10, d_in=d_out=5, chizat.md §1.5)."
+)
+OUT = typer.Option(..., "--out", "-o", help="Result file to write (netCDF, .nc).")
+
+
+def _dtype(name: str) -> torch.dtype:
+    check_choice("dtype", name, ("float64", "float32"))
+    return getattr(torch, name)
+
+
+def _training_dataset(result: Any, seeds: list[int]) -> xr.Dataset:
+    variables: dict[str, Any] = {
+        "outputs": (("seed", "step", "sample", "output"), result.outputs.double().numpy()),
+        "embeddings": (
+            ("seed", "step", "sample", "coordinate"),
+            result.embeddings.double().numpy(),
+        ),
+        "loss": (("seed", "step"), result.loss.double().numpy()),
+        "diverged_at": (("seed",), result.diverged_at.numpy()),
+        "x": (("sample", "input"), result.x.numpy()),
+        "y": (("sample", "output"), result.y.numpy()),
+        "w_in": (("coordinate", "input"), result.w_in.double().numpy()),
+        "w_out": (("coordinate", "output"), result.w_out.double().numpy()),
+    }
+    for name, value in result.movement.items():
+        variables[f"movement_{name}"] = (("seed", "step"), value.double().numpy())
+    dataset = xr.Dataset(variables, coords={"seed": seeds, "step": list(range(result.steps + 1))})
+    dataset["loss"].attrs["long_name"] = "R = mean over (N, d_out) of (f - y)^2"
+    dataset["diverged_at"].attrs["long_name"] = "GD step at which the network diverged (-1: never)"
+    return dataset
+
+
+def train_command(
+    depth: int = DEPTH,
+    width: int = WIDTH,
+    dim: int = DIM,
+    activation: str = ACTIVATION,
+    alpha: float = ALPHA,
+    lr: float = LR,
+    steps: int = STEPS,
+    seeds: int = typer.Option(4, "--seeds", "-S", help="Number of independent networks."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the units U, V (network i uses index i)."),
+    embedding_seed: int = EMBEDDING_SEED,
+    data_seed: int = DATA_SEED,
+    antithetic: bool = typer.Option(
+        False, "--antithetic", help="Units in pairs (u, v), (u, -v): zero branch at init."
+    ),
+    explosion_factor: float = typer.Option(
+        1e6,
+        "--explosion-factor",
+        help="A network diverges when its loss exceeds this times max(initial loss, mean y^2).",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:index]."),
+    dtype: str = typer.Option("float64", "--dtype", help="float64 or float32."),
+    out: Path = OUT,
+) -> None:
+    """Train 2LP ResNets h_l = h_{l-1} + (alpha/(LM)) sum_j v_j sigma(<u_j, h_{l-1}>/D) by
+    full-batch GD (chizat.md §1.2) and save outputs, h_L, loss and unit movement per step.
+
+    A network whose loss becomes non-finite or explodes is stopped at that step (its later
+    records are NaN); the file is still written and the command exits with status 3.
+
+    **Example**: `deeplimit train --depth 16 --width 256 --dim 32 --steps 10 --seeds 8
+    --out run.nc`, then `deeplimit limit --dim 32 --activation tanh --steps 10
+    --against run.nc --out limit.nc`.
+    """
+    data = synthetic_task(data_seed)
+    model = build_resnet(
+        depth,
+        width,
+        dim,
+        input_dim=data.input_dim,
+        output_dim=data.output_dim,
+        block=TwoLayerBlock(activation, antithetic=antithetic),
+        scaling=MeanFieldScaling(alpha=alpha, lr=lr),
+        seeds=seeds,
+        seed=seed,
+        embedding_seed=embedding_seed,
+        device=device,
+        dtype=_dtype(dtype),
+    )
+    start = time.perf_counter()
+    result = train(model, data, steps, explosion_factor=explosion_factor, on_divergence="ignore")
+    wall = time.perf_counter() - start
+    seed_list = list(range(seeds))
+    dataset = _training_dataset(result, seed_list)
+    config = {
+        "description": "2LP ResNets trained by full-batch GD (chizat.md §1.2)",
+        "command": "train",
+        "depth": depth,
+        "width": width,
+        "dim": dim,
+        "activation": TwoLayerBlock(activation).activation.spec,
+        "antithetic": antithetic,
+        "alpha": alpha,
+        "lr": lr,
+        "raw_learning_rate": float(model.learning_rates["u"][0]),
+        "residual_scale": float(model.residual_scale[0]),
+        "steps": steps,
+        "seeds": seeds,
+        "embedding_seed": embedding_seed,
+        "data": data.description,
+        "explosion_factor": explosion_factor,
+        "dtype": dtype,
+    }
+    record = provenance(config, seed=seed, device=device, wall_time_s=wall)
+    dataset.attrs["description"] = config["description"]
+    save_result(dataset, out, record)
+    loss = result.loss.double()
+    console.print(
+        f"wrote {out}  outputs{tuple(dataset['outputs'].shape)} "
+        f"embeddings{tuple(dataset['embeddings'].shape)} dims={dataset['outputs'].dims}"
+    )
+    alive = ~result.diverged
+    if bool(alive.any()):
+        first_loss = float(loss[alive, 0].mean())
+        last_loss = float(loss[alive, -1].mean())
+        moved = float(result.movement["preactivation"][alive, -1].mean())
+        console.print(
+            f"loss (mean over {int(alive.sum())} networks): step 0 {first_loss:.4g} -> step "
+            f"{steps} {last_loss:.4g}; pre-activation movement {moved:.4g}"
+        )
+    console.print(f"[dim]{provenance_line(record)}[/dim]")
+    if bool(result.diverged.any()):
+        first = int(result.diverged_at[result.diverged].min())
+        at_step = loss[result.diverged, first]
+        worst = float(at_step.abs().max()) if bool(torch.isfinite(at_step).any()) else math.inf
+        raise TrainingBlowupError(int(result.diverged.sum()), seeds, first, out, worst)
+
+
+def _limit_dataset(limit: LimitResult) -> xr.Dataset:
+    steps = list(range(limit.steps + 1))
+    dataset = xr.Dataset(
+        {
+            "outputs": (("step", "sample", "output"), limit.outputs.double().numpy()),
+            "embeddings": (("step", "sample", "coordinate"), limit.embeddings.double().numpy()),
+            "loss": (("step",), limit.loss.double().numpy()),
+            "w_in": (("coordinate", "input"), limit.w_in.double().numpy()),
+            "w_out": (("coordinate", "output"), limit.w_out.double().numpy()),
+        },
+        coords={"step": steps},
+    )
+    dataset.attrs["method"] = limit.method
+    dataset.attrs["description"] = limit.description
+    dataset.attrs["error_budget"] = json.dumps(limit.error_budget)
+    return dataset
+
+
+def _errors_against(path: Path, limit: LimitResult) -> list[dict[str, Any]]:
+    run, _ = load_result(path)
+    if "embeddings" not in run or "seed" not in run.dims:
+        raise ValueError(f"--against must be a result file of `deeplimit train`, got {str(path)!r}")
+    emb = run["embeddings"].values  # (S, K+1, N, D)
+    out = run["outputs"].values
+    if emb.shape[1] != limit.steps + 1 or emb.shape[-1] > limit.embeddings.shape[-1]:
+        raise ValueError(
+            f"--against has {emb.shape[1] - 1} steps and D={emb.shape[-1]}, the limit "
+            f"{limit.steps} steps and D={limit.embeddings.shape[-1]}: use the same --steps, --dim"
+        )
+    if not np.allclose(run["w_in"].values, limit.w_in.numpy()[: emb.shape[-1]]):
+        raise ValueError(
+            "--against was trained with other maps W_in, W_out: use the same --embedding-seed"
+        )
+    target_e = limit.embeddings.double().numpy()[..., : emb.shape[-1]]
+    target_o = limit.outputs.double().numpy()
+    alive = run["diverged_at"].values < 0
+    rows = []
+    for k in range(emb.shape[1]):
+        rows.append(
+            {
+                "step": k,
+                "embedding_error": float(np.sqrt(np.mean((emb[alive, k] - target_e[k]) ** 2)))
+                if alive.any()
+                else math.nan,
+                "output_error": float(np.sqrt(np.mean((out[alive, k] - target_o[k]) ** 2)))
+                if alive.any()
+                else math.nan,
+                "networks": int(alive.sum()),
+            }
+        )
+    return rows
+
+
+def limit_command(
+    dim: int = DIM,
+    activation: str = typer.Option(
+        "identity",
+        "--activation",
+        "-a",
+        help="sigma: identity/linear (exact limit) or tanh, relu, ... (reference networks).",
+    ),
+    alpha: float = ALPHA,
+    lr: float = LR,
+    steps: int = STEPS,
+    method: str = typer.Option(
+        "auto",
+        "--method",
+        help="auto (exact for linear sigma, else reference), exact, span (linear, any D, "
+        "with --infinite-dim / --lazy), reference, particles.",
+    ),
+    infinite_dim: bool = typer.Option(
+        False, "--infinite-dim", help="span only: the D -> infinity (joint) limit."
+    ),
+    lazy: bool = typer.Option(
+        False, "--lazy", help="span only: the lazy ODE (alpha -> infinity at fixed --lr)."
+    ),
+    depth: int | None = typer.Option(
+        None,
+        "--depth",
+        "-L",
+        help="exact/span: the depth-L limit (M -> infinity at fixed L) instead of the ODE.",
+    ),
+    intervals: int = typer.Option(128, "--intervals", help="RK4 depth intervals (exact, span)."),
+    reference_depth: int = typer.Option(64, "--reference-depth", help="reference: its depth."),
+    reference_width: int = typer.Option(1024, "--reference-width", help="reference: its width."),
+    reference_seeds: int = typer.Option(8, "--reference-seeds", help="reference: networks."),
+    embedding_seed: int = EMBEDDING_SEED,
+    data_seed: int = DATA_SEED,
+    against: Path | None = typer.Option(
+        None, "--against", help="A `deeplimit train` result: print its error to the limit."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:index] (reference)."),
+    out: Path = OUT,
+) -> None:
+    """Compute the Neural Mean ODE limit (L -> infinity, chizat.md §2) of `deeplimit train`'s
+    model after each GD step, and optionally the error of a trained run against it.
+
+    **Example**: `deeplimit train -L 32 -M 128 -D 16 -a identity -K 6 --out run.nc` then
+    `deeplimit limit -D 16 -a identity -K 6 --against run.nc --out limit.nc` (exact limit and
+    the run's error at every step); `--method span --infinite-dim` gives the D -> infinity
+    limit, `--method span --lazy` the lazy ODE.
+    """
+    check_choice("method", method, (*METHODS, "span"))
+    if method != "span" and (infinite_dim or lazy):
+        raise ValueError("--infinite-dim and --lazy need --method span")
+    data = synthetic_task(data_seed)
+    start = time.perf_counter()
+    if method == "span":
+        limit = span_linear_limit(
+            dim,
+            data=data,
+            activation=activation,
+            alpha=alpha,
+            lr=lr,
+            steps=steps,
+            embedding_seed=embedding_seed,
+            infinite_dim=infinite_dim,
+            lazy=lazy,
+            depth=depth,
+            intervals=intervals,
+        )
+    elif depth is not None:
+        if method not in ("auto", "exact"):
+            raise ValueError("--depth applies to --method exact or span")
+        limit = exact_linear_limit(
+            dim,
+            data=data,
+            activation=activation,
+            alpha=alpha,
+            lr=lr,
+            steps=steps,
+            embedding_seed=embedding_seed,
+            depth=depth,
+        )
+    else:
+        limit = mean_ode_limit(
+            dim,
+            data=data,
+            activation=activation,
+            alpha=alpha,
+            lr=lr,
+            steps=steps,
+            embedding_seed=embedding_seed,
+            method=method,
+            intervals=intervals,
+            reference_depth=reference_depth,
+            reference_width=reference_width,
+            reference_seeds=reference_seeds,
+            device=device,
+        )
+    wall = time.perf_counter() - start
+    dataset = _limit_dataset(limit)
+    rows = _errors_against(against, limit) if against is not None else []
+    if rows:
+        dataset["embedding_error"] = (("step",), [r["embedding_error"] for r in rows])
+        dataset["output_error"] = (("step",), [r["output_error"] for r in rows])
+    config = {
+        "description": "Neural Mean ODE limit (chizat.md §2.4)",
+        "command": "limit",
+        "dim": dim,
+        "activation": activation,
+        "alpha": alpha,
+        "lr": lr,
+        "steps": steps,
+        "method": limit.method,
+        "infinite_dim": infinite_dim,
+        "lazy": lazy,
+        "depth": depth,
+        "embedding_seed": embedding_seed,
+        "data": data.description,
+        "against": None if against is None else str(against),
+    }
+    record = provenance(config, seed=None, device=device, wall_time_s=wall)
+    save_result(dataset, out, record)
+    console.print(f"wrote {out}  ({limit.method}: {limit.description})")
+    budget = ", ".join(f"{k} {v:.2g}" for k, v in limit.error_budget.items())
+    console.print(
+        f"limit loss: step 0 {float(limit.loss[0]):.4g} -> step {limit.steps} "
+        f"{float(limit.loss[-1]):.4g}; error budget: {budget}"
+    )
+    for row in rows:
+        console.print(
+            f"step {row['step']:>3}: embedding error {row['embedding_error']:.4g}, output error "
+            f"{row['output_error']:.4g} ({row['networks']} networks)",
+            highlight=False,
+        )
+    console.print(f"[dim]{provenance_line(record)}[/dim]")

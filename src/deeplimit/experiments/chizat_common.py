@@ -1,0 +1,370 @@
+"""Shared pieces of the Chizat experiments (chizat.md §4, §6): training with divergence
+bookkeeping, same-depth seed-averaged references, error measurement, slope claims, plots.
+
+Conventions (chizat.md §1.2–§1.3): the 2LP ResNet in "Eq. (22)" units (``u, v`` entries
+``N(0, D)``, residual scale ``alpha/(LM)``, raw learning rate ``lr L M D / alpha^2``); an
+*error* is the RMS over (coordinates, samples, seeds) of the difference with a limit, at the
+last GD step ``K`` (``limit_error``). A diverged network (``train``'s ``diverged_at``) is never
+zeroed: it is excluded from the RMS, counted, and its first divergence step is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.ticker import NullFormatter
+from pydantic import field_validator
+
+from ..stats import SlopeFit, fit_loglog_slope
+from ..training import (
+    LimitResult,
+    Scaling,
+    TrainingResult,
+    TwoLayerBlock,
+    build_resnet,
+    limit_error,
+    synthetic_task,
+    train,
+)
+from .base import Claim, Experiment, ExperimentSpec, Progress
+
+__all__ = [
+    "DTYPES",
+    "ChizatExperiment",
+    "ChizatSpec",
+    "Divergence",
+    "Tracker",
+    "error_pair",
+    "reference_network_limit",
+    "slope_claim",
+    "slope_text",
+    "train_networks",
+]
+
+DTYPES = ("float64", "float32")
+COLORS = ("#1f4e79", "#c0392b", "#27855a", "#8e44ad", "#d68910", "#5d6d7e", "#17a2b8")
+
+
+class ChizatSpec(ExperimentSpec):
+    """Common fields of the Chizat specs. ``threads``: torch intra-op threads while the
+    experiment runs (restored afterwards; 0 leaves torch's setting). The default is 1: the
+    per-layer products of these networks are small (N = 10 rows), a second thread gains at most
+    ~1.7x on an idle machine, and on a shared CPU OpenMP barriers with 2 threads were measured
+    10-30x slower than one thread (spinning threads waiting for a descheduled one)."""
+
+    threads: int = 1
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0: torch's default), got {value}")
+        return value
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads (0: unchanged), then restore."""
+    if threads <= 0:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class ChizatExperiment(Experiment):
+    """``run`` = ``_run`` under ``torch_threads(spec.threads)``."""
+
+    def run(self, spec: ChizatSpec, progress: Progress | None = None) -> xr.Dataset:
+        with torch_threads(spec.threads):
+            return self._run(spec, progress)
+
+    def _run(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
+        raise NotImplementedError
+
+
+@dataclass
+class Divergence:
+    """Diverged networks seen by an experiment: ``count`` of ``total`` and, per label, the
+    first step at which one diverged."""
+
+    count: int = 0
+    total: int = 0
+    where: dict[str, int] = field(default_factory=dict)
+
+    def add(self, label: str, result: TrainingResult) -> None:
+        self.total += result.seeds
+        diverged = result.diverged_at[result.diverged_at >= 0]
+        if diverged.numel():
+            self.count += int(diverged.numel())
+            self.where[label] = int(diverged.min())
+
+    def note(self) -> str:
+        """One sentence for captions and claims ("" when nothing diverged)."""
+        if not self.count:
+            return ""
+        places = "; ".join(f"{k}: step {v}" for k, v in list(self.where.items())[:6])
+        return (
+            f" [{self.count} of {self.total} networks diverged and are excluded from the RMS "
+            f"(NaN where none is left); first divergence step per setting: {places}]"
+        )
+
+
+class Tracker:
+    """Progress in units of work (flops-like weights), forwarded to ``progress(done, total)``."""
+
+    def __init__(self, total: float, progress: Callable[[int, int], None] | None) -> None:
+        self.total = max(1, int(total))
+        self.done = 0.0
+        self.progress = progress
+
+    def advance(self, amount: float) -> None:
+        self.done += amount
+        if self.progress is not None:
+            self.progress(min(self.total, int(self.done)), self.total)
+
+
+def train_networks(
+    depth: int,
+    width: int,
+    dim: int,
+    *,
+    steps: int,
+    seeds: int | Sequence[int],
+    activation: str = "tanh",
+    alpha: float = 1.0,
+    lr: float = 0.5,
+    scaling: Scaling | Sequence[Scaling] | None = None,
+    seed: int = 0,
+    embedding_seed: int = 0,
+    antithetic: bool = False,
+    record_movement: bool = False,
+    device: str = "cpu",
+    dtype: str = "float64",
+    chunk: int | None = None,
+) -> TrainingResult:
+    """``train`` on the synthetic task of chizat.md §1.5, divergence recorded (never raised).
+
+    ``chunk`` trains at most that many networks at a time (bounded memory) and concatenates the
+    records; every network keeps its own seed index, so chunking does not change results.
+    """
+    indices = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    scalings = list(scaling) if isinstance(scaling, (list, tuple)) else None
+    chunk = chunk or len(indices)
+    results = []
+    data = synthetic_task()
+    for start in range(0, len(indices), chunk):
+        part = indices[start : start + chunk]
+        kwargs: dict[str, Any] = {}
+        if scalings is not None:
+            kwargs["scaling"] = scalings[start : start + chunk]
+        elif scaling is not None:
+            kwargs["scaling"] = scaling
+        else:
+            kwargs.update(alpha=alpha, lr=lr)
+        model = build_resnet(
+            depth,
+            width,
+            dim,
+            input_dim=data.input_dim,
+            output_dim=data.output_dim,
+            block=TwoLayerBlock(activation, antithetic=antithetic),
+            seeds=part,
+            seed=seed,
+            embedding_seed=embedding_seed,
+            device=device,
+            dtype=getattr(torch, dtype),
+            **kwargs,
+        )
+        results.append(
+            train(model, data, steps, record_movement=record_movement, on_divergence="ignore")
+        )
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    return TrainingResult(
+        outputs=torch.cat([r.outputs for r in results]),
+        embeddings=torch.cat([r.embeddings for r in results]),
+        loss=torch.cat([r.loss for r in results]),
+        diverged_at=torch.cat([r.diverged_at for r in results]),
+        w_in=first.w_in,
+        w_out=first.w_out,
+        movement={k: torch.cat([r.movement[k] for r in results]) for k in first.movement},
+        states=None,
+        x=first.x,
+        y=first.y,
+        depth=first.depth,
+        hidden_width=first.hidden_width,
+        embedding_dim=first.embedding_dim,
+        block=first.block,
+        residual_scale=torch.cat([r.residual_scale for r in results]),
+        learning_rates={
+            k: torch.cat([r.learning_rates[k] for r in results]) for k in first.learning_rates
+        },
+        explosion_factor=first.explosion_factor,
+        provenance=first.provenance,
+    )
+
+
+def reference_network_limit(
+    reference: TrainingResult, *, description: str
+) -> tuple[LimitResult, dict[str, float]]:
+    """The seed mean of large *same-depth* networks as the limit (chizat.md §2.4(1)): at equal
+    ``L`` the deterministic 1/L term cancels and only the CLT term of the smaller network is
+    measured. Budget: RMS standard error of the mean (embeddings, outputs) at the last step."""
+    ok = ~reference.diverged
+    count = int(ok.sum())
+    if count < 2:
+        raise ValueError(
+            f"the reference needs at least 2 non-diverged networks, got {count} of "
+            f"{reference.seeds}"
+        )
+    emb, out = reference.embeddings[ok], reference.outputs[ok]
+    budget = {
+        "embeddings_clt": float((emb[:, -1].var(0) / count).mean().sqrt()),
+        "outputs_clt": float((out[:, -1].var(0) / count).mean().sqrt()),
+        "networks": float(count),
+    }
+    outputs = out.mean(0)
+    limit = LimitResult(
+        outputs=outputs,
+        embeddings=emb.mean(0),
+        loss=((outputs - reference.y) ** 2).flatten(-2).mean(-1),
+        w_in=reference.w_in,
+        w_out=reference.w_out,
+        method="reference",
+        description=description,
+        error_budget=budget,
+    )
+    return limit, budget
+
+
+def error_pair(result: TrainingResult, limit: LimitResult, step: int) -> tuple[float, float]:
+    """(embedding, output) RMS errors at ``step`` over the non-diverged networks (NaN if none
+    is left)."""
+    if bool(result.diverged.all()):
+        return math.nan, math.nan
+    return (
+        limit_error(result, limit, step=step, diverged="exclude").item(),
+        limit_error(result, limit, step=step, quantity="outputs", diverged="exclude").item(),
+    )
+
+
+def slope_text(fit: SlopeFit) -> str:
+    return f"{fit.slope:+.3f} (95% CI [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}])"
+
+
+def slope_claim(
+    claim_id: str,
+    statement: str,
+    x: Any,
+    y: Any,
+    *,
+    expected: float,
+    tolerance: float,
+    what: str,
+    note: str = "",
+    details: dict[str, Any] | None = None,
+) -> Claim:
+    """A log-log slope claim: measured slope with its 95% CI; PASS iff |slope - expected| <=
+    tolerance (chizat.md §6 tolerances). Points that are NaN (every network diverged) are left
+    out and counted in the statement."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(y) & (y > 0)
+    dropped = int((~keep).sum())
+    suffix = f" ({dropped} point(s) without a finite value left out)" if dropped else ""
+    if keep.sum() < 3:
+        return Claim(
+            id=claim_id,
+            statement=statement + suffix + note,
+            statistic=f"log-log slope of {what}",
+            measured=math.nan,
+            expected=f"{expected:+g}",
+            tolerance=f"±{tolerance:g}; fewer than 3 finite points, no fit",
+            n=int(keep.sum()),
+            passed=False,
+            details=details or {},
+        )
+    fit = fit_loglog_slope(x[keep], y[keep], expected=expected, tolerance=tolerance)
+    return Claim(
+        id=claim_id,
+        statement=statement + suffix + note,
+        statistic=f"log-log slope of {what}",
+        measured=fit.slope,
+        expected=f"{expected:+g}",
+        tolerance=f"±{tolerance:g}; 95% CI [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}], "
+        f"r²={fit.r_squared:.3f}",
+        n=int(keep.sum()),
+        passed=fit.passed,
+        details={
+            "ci_low": fit.ci_low,
+            "ci_high": fit.ci_high,
+            "stderr": fit.slope_stderr,
+            "prefactor": fit.prefactor,
+            "x": x[keep].tolist(),
+            "y": y[keep].tolist(),
+            **(details or {}),
+        },
+    )
+
+
+def fit_or_none(x: Any, y: Any) -> SlopeFit | None:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(y) & (y > 0)
+    if keep.sum() < 3:
+        return None
+    return fit_loglog_slope(x[keep], y[keep])
+
+
+def plot_series(
+    ax: Axes,
+    x: Any,
+    y: Any,
+    *,
+    label: str,
+    color: str,
+    fit: bool = True,
+    marker: str = "o",
+    style: str = "-",
+) -> SlopeFit | None:
+    """Points (with a line) on log-log axes, plus their fitted power law (dashed) in the label."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(y) & (y > 0)
+    result = fit_or_none(x, y) if fit else None
+    text = label if result is None else f"{label}: slope {result.slope:+.2f}"
+    ax.plot(x[keep], y[keep], marker=marker, ls=style, color=color, ms=4, lw=1.2, label=text)
+    if result is not None:
+        grid = np.geomspace(x[keep].min(), x[keep].max(), 50)
+        ax.plot(grid, result.predict(grid), ls=":", color=color, lw=1.0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    tidy_log_axes(ax)
+    return result
+
+
+def tidy_log_axes(ax: Axes) -> None:
+    """No minor tick labels on log axes (they clutter axes spanning less than a decade)."""
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def reference_line(ax: Axes, x: Any, anchor: float, slope: float, label: str) -> None:
+    """A grey power law ``anchor (x / x_0)^slope`` for the eye."""
+    x = np.asarray(x, dtype=float)
+    grid = np.geomspace(x.min(), x.max(), 50)
+    ax.plot(grid, anchor * (grid / grid[0]) ** slope, color="#999999", lw=0.9, ls="--", label=label)

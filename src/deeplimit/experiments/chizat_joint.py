@@ -1,0 +1,426 @@
+"""Chizat C10, C11: the joint limit L, M, D -> infinity and the budget P = LMD.
+
+Chaintron–Chizat–Maass (2026, chizat.md §3, §4.2–§4.3): in embedding space the error of a
+trained ResNet against the joint (D -> infinity) limit is ``sqrt(D/(LM)) + 1/sqrt(D)`` (plus
+``1/L``), so along the best shape for a budget ``P = LMD`` it decays like ``P^(-1/6)`` (C10);
+the output error behaves like ``D/(LM) + 1/sqrt(D)``, i.e. ``P^(-1/5)`` (C11).
+
+Fast and exact for linear sigma (as in the authors' Python experiments, §4.3): the limit is
+computed in the span of ``W_in, W_out`` (``span_linear_limit``), which gives the fixed-D limit
+and its ``D -> infinity`` limit exactly at a cost independent of D; we compare against the
+depth-L version (``M -> infinity`` then ``D -> infinity`` at the same L), so the ``1/L`` term
+cancels and the grid measures the two other terms. Networks of every ``(M, D)`` of the grid are
+trained at fixed ``L`` over several embedding draws (the ``1/sqrt(D)`` term is a property of the
+draw of ``W_in, W_out``). We then fit, on the authors' window ``D > 10``,
+
+    error^2 = A (D/(LM))^(2 gamma) + B D^(-2 delta)          (free exponents)
+
+whose minimum over shapes at fixed ``P`` decays like ``P^(-e)`` with
+``e = 2 gamma delta / (4 gamma + 2 delta)`` (``1/6`` for ``gamma = delta = 1/2``; ``1/5`` for the
+output law ``gamma = 1``, ``delta = 1/2``). ``e`` is reported with a 95% CI (delta method) and
+checked within ±0.03 (§6: "exponent ±0.03 on fitted law; don't assert constants").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.stats as sps
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import field_validator
+from scipy.optimize import least_squares
+
+from ..training import span_linear_limit
+from .base import Claim, Progress
+from .chizat_common import (
+    COLORS,
+    DTYPES,
+    ChizatExperiment,
+    ChizatSpec,
+    Divergence,
+    Tracker,
+    error_pair,
+    tidy_log_axes,
+    train_networks,
+)
+from .plotting import add_caption, panel_grid
+
+__all__ = ["ChizatJoint", "ChizatJointSpec", "fit_joint_law"]
+
+EXPECTED = {"embedding": 1 / 6, "output": 1 / 5}
+
+
+class ChizatJointSpec(ChizatSpec):
+    depth: int = 16
+    widths: tuple[int, ...] = (16, 64, 256, 1024)
+    dims: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    embedding_seeds: int = 4
+    max_ratio: float = 0.5
+    max_units: int = 300_000
+    steps: int = 5
+    lr: float = 0.5
+    min_dim: int = 11
+    tolerance: float = 0.03
+    dtype: str = "float64"
+
+    @field_validator("widths", "dims")
+    @classmethod
+    def _grid(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
+        if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
+            raise ValueError(
+                f"{info.field_name} must be at least three distinct increasing integers >= 1, "
+                f"got {value}"
+            )
+        return value
+
+    @field_validator("depth", "steps", "embedding_seeds", "max_units", "min_dim")
+    @classmethod
+    def _positive(cls, value: int, info: Any) -> int:
+        if value < 1:
+            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
+        return value
+
+    @field_validator("lr", "max_ratio", "tolerance")
+    @classmethod
+    def _positive_float(cls, value: float, info: Any) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        if value not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+        return value
+
+
+def grid_points(spec: ChizatJointSpec) -> list[tuple[int, int]]:
+    """``(M, D)`` pairs with ``D/(LM) <= max_ratio`` (beyond, the network is far from any
+    limit) and ``M D <= max_units`` (cost)."""
+    return [
+        (width, dim)
+        for width in spec.widths
+        for dim in spec.dims
+        if dim / (spec.depth * width) <= spec.max_ratio and width * dim <= spec.max_units
+    ]
+
+
+def fit_joint_law(hidden: np.ndarray, dim: np.ndarray, error: np.ndarray) -> dict[str, float]:
+    """Least squares on ``log error`` of ``error^2 = A (D/H)^(2 gamma) + B D^(-2 delta)``
+    (``H = LM``); returns the parameters, their standard errors, the budget exponent
+    ``e = 2 gamma delta / (4 gamma + 2 delta)`` with its 95% CI (delta method, Student t)."""
+    ratio = dim / hidden
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        model = np.exp(p[0]) * ratio ** (2 * p[1]) + np.exp(p[2]) * dim ** (-2 * p[3])
+        return 0.5 * np.log(model) - np.log(error)
+
+    start = np.array([0.0, 0.5, 1.0, 0.5])
+    solution = least_squares(residuals, start)
+    dof = error.size - start.size
+    jacobian = solution.jac
+    sigma2 = float(solution.fun @ solution.fun) / max(dof, 1)
+    try:
+        covariance = np.linalg.inv(jacobian.T @ jacobian) * sigma2
+    except np.linalg.LinAlgError:
+        covariance = np.full((4, 4), np.nan)
+    gamma, delta = float(solution.x[1]), float(solution.x[3])
+    denominator = 4 * gamma + 2 * delta
+    exponent = 2 * gamma * delta / denominator
+    gradient = np.array(
+        [
+            (2 * delta * denominator - 8 * gamma * delta) / denominator**2,
+            (2 * gamma * denominator - 4 * gamma * delta) / denominator**2,
+        ]
+    )
+    sub = covariance[np.ix_([1, 3], [1, 3])]
+    stderr = (
+        float(math.sqrt(max(gradient @ sub @ gradient, 0.0)))
+        if np.all(np.isfinite(sub))
+        else math.nan
+    )
+    half = float(sps.t.isf(0.025, max(dof, 1))) * stderr
+    return {
+        "A": float(math.exp(solution.x[0])),
+        "gamma": gamma,
+        "gamma_se": float(math.sqrt(covariance[1, 1]))
+        if np.isfinite(covariance[1, 1])
+        else math.nan,
+        "B": float(math.exp(solution.x[2])),
+        "delta": delta,
+        "delta_se": float(math.sqrt(covariance[3, 3]))
+        if np.isfinite(covariance[3, 3])
+        else math.nan,
+        "exponent": exponent,
+        "exponent_se": stderr,
+        "ci_low": exponent - half,
+        "ci_high": exponent + half,
+        "rms_log_residual": math.sqrt(sigma2),
+        "points": int(error.size),
+    }
+
+
+class ChizatJoint(ChizatExperiment):
+    name = "chizat-joint"
+    title = (
+        "Joint limit L, M, D -> infinity: error against D/(LM) and 1/D, budget P = LMD (C10, C11)"
+    )
+    Spec = ChizatJointSpec
+    suite = "chizat"
+    order = 8
+    table: ClassVar[dict[str, str]] = {
+        "width": "M",
+        "dim": "D",
+        "budget": "P = LMD",
+        "embedding_error": "emb. error",
+        "output_error": "output error",
+        "diverged": "diverged",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {
+            "depth": 32,
+            "widths": (16, 32, 64, 128, 256, 512, 1024, 2048),
+            "dims": (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512),
+            "embedding_seeds": 8,
+            "max_units": 2_000_000,
+        }
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {
+            "depth": 4,
+            "widths": (4, 8, 16),
+            "dims": (12, 16, 24, 32),
+            "embedding_seeds": 1,
+            "max_ratio": 1.0,
+            "steps": 2,
+        }
+
+    def caption(self, spec: ChizatJointSpec) -> str:
+        return (
+            f"Linear 2LP ResNets (sigma = identity, chizat.md §1.2, alpha = 1, raw LR "
+            f"{spec.lr:g}·LMD), L={spec.depth}, M in {list(spec.widths)}, D in {list(spec.dims)}"
+            f" with D/(LM) <= {spec.max_ratio:g} and MD <= {spec.max_units}, synthetic task of "
+            f"§1.5, K={spec.steps} GD steps, {spec.embedding_seeds} draws of the coupled "
+            f"W_in, W_out (one network each), {spec.dtype}, seed {spec.seed}. Limit: the exact "
+            "D -> infinity limit at the same depth L (span_linear_limit: M -> infinity then "
+            "D -> infinity; the 1/L term cancels), on the first D coordinates. Errors = RMS at "
+            "step K over coordinates, samples and draws. Fits on D > "
+            f"{spec.min_dim - 1} (the authors' window): error^2 = A (D/(LM))^(2 gamma) + "
+            "B D^(-2 delta), free exponents; budget exponent e = 2 gamma delta/(4 gamma + "
+            "2 delta) (expected 1/6 embedding, C10; 1/5 output, C11). Right: the errors "
+            "against P = LMD with the fitted law's optimal frontier."
+        )
+
+    def _run(self, spec: ChizatJointSpec, progress: Progress | None = None) -> xr.Dataset:
+        points = grid_points(spec)
+        if len(points) < 5:
+            raise ValueError(
+                f"the grid keeps only {len(points)} (M, D) points (D/(LM) <= {spec.max_ratio}, "
+                f"MD <= {spec.max_units}); widen widths/dims"
+            )
+        tracker = Tracker(sum(m * d for m, d in points) * spec.embedding_seeds, progress)
+        divergence = Divergence()
+        embedding = np.full(len(points), np.nan)
+        output = np.full(len(points), np.nan)
+        diverged = np.zeros(len(points), dtype=int)
+        limits: dict[tuple[int, int], Any] = {}
+        for index, (width, dim) in enumerate(points):
+            squares = []
+            for draw in range(spec.embedding_seeds):
+                key = (dim, draw)
+                if key not in limits:
+                    limits[key] = span_linear_limit(
+                        dim,
+                        steps=spec.steps,
+                        lr=spec.lr,
+                        depth=spec.depth,
+                        infinite_dim=True,
+                        embedding_seed=draw,
+                    )
+                result = train_networks(
+                    spec.depth,
+                    width,
+                    dim,
+                    steps=spec.steps,
+                    seeds=[index * 100 + draw],
+                    activation="identity",
+                    lr=spec.lr,
+                    seed=spec.seed,
+                    embedding_seed=draw,
+                    device=spec.device,
+                    dtype=spec.dtype,
+                )
+                divergence.add(f"M={width} D={dim}", result)
+                diverged[index] += int(result.diverged.sum())
+                pair = error_pair(result, limits[key], spec.steps)
+                if all(math.isfinite(v) for v in pair):
+                    squares.append(pair)
+                tracker.advance(width * dim)
+            if squares:
+                mean = np.mean(np.square(squares), axis=0)
+                embedding[index], output[index] = np.sqrt(mean)
+        return xr.Dataset(
+            {
+                "embedding_error": (("point",), embedding),
+                "output_error": (("point",), output),
+                "diverged": (("point",), diverged),
+            },
+            coords={
+                "point": np.arange(len(points)),
+                "width": (("point",), [p[0] for p in points]),
+                "dim": (("point",), [p[1] for p in points]),
+            },
+            attrs={
+                "spec": spec.model_dump_json(),
+                "caption": self.caption(spec) + divergence.note(),
+                "divergence_note": divergence.note(),
+            },
+        )
+
+    def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, float] | None]:
+        spec = self.spec_from_dataset(dataset)
+        dims = dataset.dim.values.astype(float)
+        hidden = spec.depth * dataset.width.values.astype(float)
+        out: dict[str, dict[str, float] | None] = {}
+        for quantity in ("embedding", "output"):
+            error = dataset[f"{quantity}_error"].values
+            keep = (dims >= spec.min_dim) & np.isfinite(error) & (error > 0)
+            out[quantity] = (
+                fit_joint_law(hidden[keep], dims[keep], error[keep]) if keep.sum() >= 6 else None
+            )
+        return out
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
+        return [
+            {
+                "width": int(dataset.width.values[i]),
+                "dim": int(dataset.dim.values[i]),
+                "budget": int(spec.depth * dataset.width.values[i] * dataset.dim.values[i]),
+                "embedding_error": float(dataset.embedding_error.values[i]),
+                "output_error": float(dataset.output_error.values[i]),
+                "diverged": int(dataset.diverged.values[i]),
+            }
+            for i in range(dataset.sizes["point"])
+        ]
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        note = dataset.attrs.get("divergence_note", "")
+        claims = []
+        for claim_id, quantity, law in (
+            ("C10", "embedding", "sqrt(D/(LM)) + 1/sqrt(D): P^(-1/6)"),
+            ("C11", "output", "D/(LM) + 1/sqrt(D): P^(-1/5)"),
+        ):
+            fit = self.fits(dataset)[quantity]
+            expected = EXPECTED[quantity]
+            if fit is None:
+                claims.append(
+                    Claim(
+                        id=claim_id,
+                        statement=f"{quantity} error in the joint limit: {law} (fewer than 6 "
+                        "finite grid points: no fit)" + note,
+                        statistic="budget exponent e of the fitted law",
+                        measured=math.nan,
+                        expected=f"{expected:.4f}",
+                        tolerance=f"±{spec.tolerance:g}",
+                        n=0,
+                        passed=False,
+                    )
+                )
+                continue
+            claims.append(
+                Claim(
+                    id=claim_id,
+                    statement=(
+                        f"Linear sigma, L={spec.depth}, K={spec.steps}: {quantity} error vs the "
+                        f"D -> infinity limit follows {law}; fitted error^2 = "
+                        f"{fit['A']:.3g} (D/(LM))^(2x{fit['gamma']:.3f}±{fit['gamma_se']:.3f}) + "
+                        f"{fit['B']:.3g} D^(-2x{fit['delta']:.3f}±{fit['delta_se']:.3f}) on "
+                        f"{fit['points']} points (RMS log residual {fit['rms_log_residual']:.3f})"
+                        + note
+                    ),
+                    statistic="budget exponent e = 2 gamma delta / (4 gamma + 2 delta) of the "
+                    "fitted law (error ∝ P^-e along the optimal shape)",
+                    measured=fit["exponent"],
+                    expected=f"{expected:.4f}",
+                    tolerance=f"±{spec.tolerance:g}; 95% CI [{fit['ci_low']:.3f}, "
+                    f"{fit['ci_high']:.3f}]",
+                    n=fit["points"],
+                    passed=abs(fit["exponent"] - expected) <= spec.tolerance,
+                    details=fit,
+                )
+            )
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        fits = self.fits(dataset)
+        figure, axes = panel_grid(3, columns=3, size=(4.4, 3.5))
+        dims = dataset.dim.values.astype(float)
+        widths = dataset.width.values.astype(float)
+        hidden = spec.depth * widths
+        for ax, quantity in ((axes[0], "embedding"), (axes[1], "output")):
+            error = dataset[f"{quantity}_error"].values
+            fit = fits[quantity]
+            for color, width in zip(COLORS, spec.widths, strict=False):
+                pick = widths == width
+                if not pick.any():
+                    continue
+                ax.plot(dims[pick], error[pick], "o", color=color, ms=4, label=f"M={width}")
+                if fit is not None:
+                    grid = np.geomspace(dims[pick].min(), dims[pick].max(), 40)
+                    law = np.sqrt(
+                        fit["A"] * (grid / (spec.depth * width)) ** (2 * fit["gamma"])
+                        + fit["B"] * grid ** (-2 * fit["delta"])
+                    )
+                    ax.plot(grid, law, color=color, lw=0.9, ls="--")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            tidy_log_axes(ax)
+            ax.set_xlabel("embedding dimension D")
+            ax.set_ylabel(f"RMS {quantity} error at step K")
+            title = quantity
+            if fit is not None:
+                title += f": e = {fit['exponent']:.3f} (expected {EXPECTED[quantity]:.3f})"
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=6.5, frameon=False)
+        ax = axes[2]
+        budget = hidden * dims
+        for color, quantity in ((COLORS[0], "embedding"), (COLORS[1], "output")):
+            error = dataset[f"{quantity}_error"].values
+            ax.plot(budget, error, "o", color=color, ms=3.5, alpha=0.7, label=quantity)
+            fit = fits[quantity]
+            if fit is None:
+                continue
+            grid = np.geomspace(budget.min(), budget.max(), 40)
+            # optimal frontier of the fitted law: minimize over D at fixed P (H = P / D)
+            candidate = np.geomspace(dims.min(), dims.max(), 400)  # no extrapolation in D
+            frontier = []
+            for p in grid:
+                law = fit["A"] * (candidate**2 / p) ** (2 * fit["gamma"]) + fit[
+                    "B"
+                ] * candidate ** (-2 * fit["delta"])
+                frontier.append(math.sqrt(law.min()))
+            ax.plot(
+                grid,
+                frontier,
+                color=color,
+                lw=1.0,
+                ls="--",
+                label=f"{quantity} frontier P^-{fit['exponent']:.3f}",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        tidy_log_axes(ax)
+        ax.set_xlabel("budget P = LMD")
+        ax.set_ylabel("RMS error at step K")
+        ax.set_title("against the budget P (frontier: D in the grid)")
+        ax.legend(fontsize=6.5, frameon=False, loc="lower left")
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
