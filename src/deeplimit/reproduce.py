@@ -1,4 +1,8 @@
-"""Reproduce an experiment end to end: run, plot, check claims, write files with provenance."""
+"""Reproduce an experiment end to end: run, plot, check claims, write files with provenance.
+
+Runs go through the result store (``deeplimit.store``; ``out/store`` by default): a spec that
+is already there is loaded instead of recomputed, so a second run of a report only redraws.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from .experiments.plotting import add_footer, save_figure
 from .provenance import provenance, provenance_line
 from .report import ReportFiles, write_report
 from .results import atomic_write_text, save_result
+from .runner import run_point, run_sweep
+from .store import ResultStore, StoreError, json_default
+from .sweeps import Point, spec_at
 
 __all__ = ["Reproduction", "SuiteReproduction", "reproduce", "reproduce_suite"]
 
@@ -32,6 +39,8 @@ class Reproduction:
     provenance: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     table: dict[str, str] = field(default_factory=dict)
+    store_key: str = ""
+    reused: bool = False  # loaded from the store, not computed by this call
 
     @property
     def provenance_line(self) -> str:
@@ -72,23 +81,34 @@ def reproduce(
     out: Path | str = "results",
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    store: Path | str | None = None,
 ) -> Reproduction:
     """Run experiment ``name`` (fast default or ``full`` paper scale) and write its outputs to
     ``out/name/``: ``name.png``, ``name.pdf``, ``name.nc`` (data) and ``name.json`` (spec,
-    statistics, claims, provenance)."""
+    statistics, claims, provenance).
+
+    The point is computed into the result store ``store`` (default ``out/store``) unless it is
+    there already, in which case it is only loaded and redrawn."""
     experiment = get_experiment(name)
     overrides = dict(overrides or {})
     scale = scale or ("full" if full else "fast")
-    spec = experiment.spec_for(scale, **overrides)
-    start = time.perf_counter()
-    dataset = experiment.run(spec, progress)
-    wall = time.perf_counter() - start
-    record = provenance(
-        {"experiment": name, "scale": scale, "spec": spec.model_dump(mode="json")},
-        seed=spec.seed,
-        device=spec.device,
-        wall_time_s=wall,
-    )
+    spec = spec_at(experiment, scale, overrides)
+    results = ResultStore(Path(out) / "store" if store is None else store)
+    results.ensure_writable()
+    point = Point.of(name, spec)
+    outcome = run_point(name, point.spec_json, results.root, progress=progress, reraise=True)
+    if outcome.status == "busy":
+        raise StoreError(
+            f"another process is computing this {name} point (key {point.key}) in "
+            f"{str(results.root)!r}; run again when it has finished"
+        )
+    dataset = results.load(experiment.name, point.key)
+    manifest = results.entry(experiment.name, point.key, verify="none").manifest or {}
+    record = {
+        **manifest.get("provenance", {}),
+        "config": {"experiment": name, "scale": scale, "spec": spec.model_dump(mode="json")},
+        "store": {"root": str(results.root), "key": point.key, "reused": outcome.status != "ok"},
+    }
     statistics = experiment.statistics(dataset)
     claims = experiment.claims(dataset)
     folder = Path(out) / name
@@ -106,7 +126,7 @@ def reproduce(
         "provenance": record,
     }
     summary_path = folder / f"{name}.json"
-    atomic_write_text(summary_path, json.dumps(summary, indent=2, default=_plain) + "\n")
+    atomic_write_text(summary_path, json.dumps(summary, indent=2, default=json_default) + "\n")
     files.append(summary_path)
     return Reproduction(
         name=name,
@@ -119,15 +139,9 @@ def reproduce(
         provenance=record,
         files=files,
         table=dict(experiment.table),
+        store_key=point.key,
+        reused=outcome.status != "ok",
     )
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def reproduce_suite(
@@ -139,11 +153,15 @@ def reproduce_suite(
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
     announce: Any = None,
+    store: Path | str | None = None,
+    executor: Any = None,
 ) -> SuiteReproduction:
     """Reproduce every experiment of ``suite`` and write the claims report to ``out/suite/``.
 
     ``overrides`` may hold ``seed`` and ``device`` (applied to every experiment);
-    ``announce(name)`` is called before each experiment starts."""
+    ``announce(name)`` is called before each experiment starts. With an ``executor``
+    (``deeplimit.executors``), the points the store lacks are first computed in parallel
+    through it; then each figure is drawn from the store."""
     members = suite_members(suite)
     scale = scale or ("full" if full else "fast")
     overrides = dict(overrides or {})
@@ -154,12 +172,25 @@ def reproduce_suite(
             "only seed and device"
         )
     start = time.perf_counter()
+    store = Path(out) / "store" if store is None else Path(store)
+    if executor is not None:
+        points = [Point.of(e.name, spec_at(e, scale, overrides)) for e in members]
+        outcome = run_sweep(points, store, executor)
+        if outcome.stopped:
+            raise KeyboardInterrupt
     reproductions = []
     for experiment in members:
         if announce is not None:
             announce(experiment.name)
         reproductions.append(
-            reproduce(experiment.name, scale=scale, out=out, overrides=overrides, progress=progress)
+            reproduce(
+                experiment.name,
+                scale=scale,
+                out=out,
+                overrides=overrides,
+                progress=progress,
+                store=store,
+            )
         )
     wall = time.perf_counter() - start
     record = provenance(

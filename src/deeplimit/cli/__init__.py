@@ -13,6 +13,7 @@ from .common import guarded
 from .law import law_command
 from .reproduce import reproduce_command
 from .sample import sample_app
+from .sweep import plot_command, results_command, sweep_command
 from .train import limit_command, train_command
 
 app = typer.Typer(
@@ -28,6 +29,9 @@ app.command("law")(guarded(law_command))
 app.command("reproduce")(guarded(reproduce_command))
 app.command("train")(guarded(train_command))
 app.command("limit")(guarded(limit_command))
+app.command("sweep")(guarded(sweep_command))
+app.command("results")(guarded(results_command))
+app.command("plot")(guarded(plot_command))
 
 
 def _version(value: bool) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..executors import LocalExecutor
 from ..experiments import experiment_names, suite_names
 from ..provenance import provenance_line
 from ..reproduce import reproduce, reproduce_suite
@@ -33,12 +34,27 @@ def reproduce_command(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if a claim fails."),
+    store: Path | None = typer.Option(
+        None,
+        "--store",
+        "-s",
+        help="Result store: stored points are reused, new ones added (default OUT/store).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        help="For a suite: compute the missing figures in this many local processes first.",
+    ),
 ) -> None:
     """Reproduce a paper figure (PNG + PDF, data as netCDF, statistics and claims as JSON), or a
     whole paper with its claims report (Markdown + self-contained HTML).
 
+    Results go through the result store (`deeplimit results`), so running the same
+    reproduction again reuses the finished points and only redraws.
+
     **Example**: `deeplimit reproduce hayou-fig1 --out results` (add `--full` for paper scale);
-    `deeplimit reproduce hayou` for every figure and the report.
+    `deeplimit reproduce hayou --workers 2` for every figure and the report.
     """
     overrides = parse_overrides(set_)
     if seed is not None:
@@ -48,11 +64,15 @@ def reproduce_command(
     if full and smoke:
         raise ValueError("give at most one of --full and --smoke")
     scale = "full" if full else "smoke" if smoke else "fast"
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {workers}")
     if name in suite_names():
-        _suite(name, scale, out, overrides, quiet, strict)
+        _suite(name, scale, out, overrides, quiet, strict, store, workers)
         return
     with progress_bar(name, not quiet) as callback:
-        result = reproduce(name, scale=scale, out=out, overrides=overrides, progress=callback)
+        result = reproduce(
+            name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
+        )
     console.print(f"[bold]{result.title}[/bold]")
     console.print(result.caption, style="dim")
     if result.statistics:
@@ -69,12 +89,23 @@ def reproduce_command(
         )
     for path in result.files:
         console.print(f"wrote {path}")
+    origin = "reused from" if result.reused else "stored in"
+    console.print(f"[dim]{origin} the result store, key {result.store_key}[/dim]")
     console.print(f"[dim]{result.provenance_line}[/dim]")
     if strict and not result.passed:
         raise typer.Exit(code=1)
 
 
-def _suite(name: str, scale: str, out: Path, overrides: dict, quiet: bool, strict: bool) -> None:
+def _suite(
+    name: str,
+    scale: str,
+    out: Path,
+    overrides: dict,
+    quiet: bool,
+    strict: bool,
+    store: Path | None,
+    workers: int | None,
+) -> None:
     current = {"name": name}
 
     def announce(experiment: str) -> None:
@@ -89,7 +120,14 @@ def _suite(name: str, scale: str, out: Path, overrides: dict, quiet: bool, stric
                 callback(done, total)
 
         result = reproduce_suite(
-            name, scale=scale, out=out, overrides=overrides, progress=report, announce=announce
+            name,
+            scale=scale,
+            out=out,
+            overrides=overrides,
+            progress=report,
+            announce=announce,
+            store=store,
+            executor=LocalExecutor(workers) if workers else None,
         )
     rows = [
         {

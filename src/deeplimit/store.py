@@ -1,0 +1,653 @@
+"""The result store: one content-addressed folder per finished point of a sweep.
+
+Layout (``root`` is the store folder, ``results/store`` by default)::
+
+    root/<experiment>/<key>/manifest.json     written last, atomically; checksums of the files
+                           /data.nc           the dataset returned by Experiment.run (netCDF)
+                           /summary.parquet   Experiment.statistics rows
+                           /claims.parquet    Experiment.claims rows
+                           /.lock             present while a worker computes the point
+
+``key`` is :func:`point_key`: 16 hex digits of the SHA-256 of the experiment name, the canonical
+spec JSON (device reduced to its kind, ``cpu`` or ``cuda``) and the library version, so the same
+spec always maps to the same folder and a new library version never reuses old numbers.
+
+A point is *done* when its manifest says ``status: ok`` and every file it lists has the recorded
+size and SHA-256. A folder without a manifest is a point that was interrupted (or is being
+computed); a manifest that does not parse, or files that do not match it, mark the point
+*corrupt*: it is recomputed, and never loaded as data. A failed point has a manifest with
+``status: failed``, the error and its traceback, and no data.
+
+Workers claim a point by creating ``.lock`` with ``O_CREAT | O_EXCL`` and keep it fresh with a
+heartbeat (its mtime). A lock is stale when its process is gone (same host), when it belongs to
+an earlier run of the same SLURM task (requeued after preemption), or when its heartbeat is older
+than ``stale_after_s``; stale locks are broken under a second exclusive file, so two runners
+never both take over the same point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xarray as xr
+
+from ._version import __version__
+from .results import atomic_write_text, load_result
+
+__all__ = [
+    "Entry",
+    "PointLock",
+    "ResultStore",
+    "StoreError",
+    "device_kind",
+    "json_default",
+    "lock_is_stale",
+    "lock_owner",
+    "point_key",
+]
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+DATA = "data.nc"
+SUMMARY = "summary.parquet"
+CLAIMS = "claims.parquet"
+LOCK = ".lock"
+_BREAK = ".lock.break"
+STATES = ("ok", "failed", "corrupt", "running", "incomplete")
+_VERIFY = ("none", "size", "checksum")
+
+
+class StoreError(ValueError):
+    """A store that cannot be used, or a stored point that cannot be loaded."""
+
+
+def device_kind(device: Any) -> str:
+    """``"cuda:1"`` -> ``"cuda"``: which GPU ran a point does not change what it is."""
+    return str(device).split(":", 1)[0]
+
+
+def point_key(experiment: str, spec: Any, version: str = __version__) -> str:
+    """The store key of ``spec`` (a spec model or its JSON dict) of ``experiment``."""
+    payload = spec if isinstance(spec, Mapping) else spec.model_dump(mode="json")
+    payload = dict(payload)
+    if "device" in payload:
+        payload["device"] = device_kind(payload["device"])
+    text = json.dumps(
+        {"experiment": experiment, "spec": payload, "version": version},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now_utc() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy scalars and arrays as plain values."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of JSON values, with tuples and lists alike and 1 == 1.0."""
+
+    def normal(value: Any) -> Any:
+        return json.loads(json.dumps(value, default=json_default))
+
+    return normal(a) == normal(b)
+
+
+def _rows_parquet(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """Rows of scalars as parquet bytes. Nested values become JSON text, and a column that
+    mixes text with numbers is kept as text (a parquet column has one type)."""
+    clean = []
+    for row in rows:
+        record = {}
+        for name, value in row.items():
+            if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+                value = value.item()
+            if value is not None and not isinstance(value, bool | int | float | str):
+                value = json.dumps(value, default=json_default, sort_keys=True)
+            record[str(name)] = value
+        clean.append(record)
+    for name in {name for record in clean for name in record}:
+        kinds = {type(r[name]) for r in clean if r.get(name) is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            for record in clean:
+                if record.get(name) is not None:
+                    record[name] = str(record[name])
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(clean), buffer)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (Linux), so that a recycled pid is not taken for the owner."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _slurm_task() -> str | None:
+    """This process's SLURM task (``job_task`` for arrays), or None outside SLURM."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job:
+        return f"{array_job}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def _owner() -> dict[str, Any]:
+    pid = os.getpid()
+    return {
+        "token": uuid.uuid4().hex,
+        "host": platform.node(),
+        "pid": pid,
+        "pid_start": _process_start(pid),
+        "slurm_task": _slurm_task(),
+        "created_utc": _now_utc(),
+    }
+
+
+@dataclass
+class PointLock:
+    """A claimed point: ``.lock`` holds the owner (host, pid, token); its mtime is the heartbeat."""
+
+    path: Path
+    token: str
+
+    def heartbeat(self) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.path)
+
+    def owned(self) -> bool:
+        owner = lock_owner(self.path)
+        return owner is not None and owner.get("token") == self.token
+
+    def release(self) -> None:
+        if self.owned():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    @contextlib.contextmanager
+    def beating(self, every_s: float) -> Iterator[None]:
+        """Touch the lock every ``every_s`` seconds from a daemon thread while the body runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every_s):
+                self.heartbeat()
+
+        thread = threading.Thread(target=beat, name="deeplimit-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+def lock_owner(path: Path) -> dict[str, Any] | None:
+    """The owner record of a lock file, or None if it cannot be read (yet)."""
+    try:
+        owner = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def lock_is_stale(path: Path, stale_after_s: float) -> bool:
+    """Whether the lock at ``path`` may be broken (see the module docstring)."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    owner = lock_owner(path)
+    if owner is None:  # created but not yet written, or garbage
+        return age > min(stale_after_s, 10.0)
+    mine = _slurm_task()
+    if mine is not None and owner.get("slurm_task") == mine and owner.get("pid") != os.getpid():
+        return True  # an earlier run of this very SLURM task, requeued
+    if owner.get("host") == platform.node() and isinstance(owner.get("pid"), int):
+        pid = owner["pid"]
+        if not _pid_alive(pid):
+            return True
+        started = owner.get("pid_start")
+        if started is not None and _process_start(pid) not in (None, started):
+            return True  # the pid was recycled
+    return age > stale_after_s
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One point folder as found in the store."""
+
+    experiment: str
+    key: str
+    folder: Path
+    state: str  # one of STATES
+    manifest: dict[str, Any] | None = None
+    problem: str | None = None  # why a point is corrupt
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict((self.manifest or {}).get("spec") or {})
+
+    @property
+    def error(self) -> str | None:
+        return (self.manifest or {}).get("error") or self.problem
+
+    @property
+    def done(self) -> bool:
+        return self.state == "ok"
+
+
+class ResultStore:
+    """A folder of results, one content-addressed sub-folder per point.
+
+    ``stale_after_s``: a lock whose heartbeat is older than this is taken over (locks of dead
+    processes on this host are taken over at once); ``heartbeat_s``: how often a running point
+    refreshes its lock.
+    """
+
+    def __init__(
+        self, root: Path | str, *, stale_after_s: float = 60.0, heartbeat_s: float = 10.0
+    ) -> None:
+        self.root = Path(root)
+        self.stale_after_s = float(stale_after_s)
+        self.heartbeat_s = float(heartbeat_s)
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ checks
+
+    def ensure_writable(self) -> None:
+        """Create the store folder if needed and check that files can be written in it."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store {str(self.root)!r} is a file, not a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(dir=self.root, prefix=".probe-")
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as error:
+            raise StoreError(
+                f"store folder {str(self.root)!r} is not writable ({error.strerror or error}); "
+                "choose another with --store"
+            ) from None
+
+    def _ensure_readable(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(
+                f"store folder {str(self.root)!r} does not exist (run a sweep first, or pass "
+                "--store)"
+            )
+
+    # ------------------------------------------------------------------ paths
+
+    def folder(self, experiment: str, key: str) -> Path:
+        return self.root / experiment / key
+
+    def experiments(self) -> list[str]:
+        self._ensure_readable()
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name[0] not in "._")
+
+    def keys(self, experiment: str) -> list[str]:
+        folder = self.root / experiment
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] not in "._")
+
+    # ------------------------------------------------------------------ reading
+
+    def entry(self, experiment: str, key: str, *, verify: str = "checksum") -> Entry:
+        """The state of one point; ``verify``: ``none``, ``size`` or ``checksum`` of its files."""
+        if verify not in _VERIFY:
+            raise ValueError(f"verify must be one of {', '.join(_VERIFY)}, got {verify!r}")
+        folder = self.folder(experiment, key)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.exists():
+            lock = folder / LOCK
+            running = lock.exists() and not lock_is_stale(lock, self.stale_after_s)
+            return Entry(experiment, key, folder, "running" if running else "incomplete")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            if not isinstance(manifest, dict) or manifest.get("key") != key:
+                raise ValueError("it does not describe this point")
+        except (OSError, ValueError) as error:
+            return Entry(experiment, key, folder, "corrupt", None, f"bad manifest: {error}")
+        status = manifest.get("status")
+        if status == "failed":
+            return Entry(experiment, key, folder, "failed", manifest)
+        if status != "ok":
+            return Entry(experiment, key, folder, "corrupt", manifest, f"status {status!r}")
+        problem = self._check_files(folder, manifest.get("files") or {}, verify)
+        if problem:
+            return Entry(experiment, key, folder, "corrupt", manifest, problem)
+        return Entry(experiment, key, folder, "ok", manifest)
+
+    @staticmethod
+    def _check_files(folder: Path, files: Mapping[str, Any], verify: str) -> str | None:
+        if DATA not in files:
+            return f"the manifest lists no {DATA}"
+        for name, record in files.items():
+            path = folder / name
+            if verify == "none":
+                continue
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                return f"{name} is missing"
+            if size != record.get("bytes"):
+                return f"{name} has {size} bytes, the manifest says {record.get('bytes')}"
+            if verify == "checksum" and _sha256(path) != record.get("sha256"):
+                return f"{name} does not match its checksum"
+        return None
+
+    def entries(
+        self,
+        experiment: str | None = None,
+        *,
+        status: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        verify: str = "checksum",
+    ) -> list[Entry]:
+        """Every point (of ``experiment``), optionally only those in state ``status`` whose
+        spec fields equal ``where``; ``verify="size"`` skips the checksums (faster)."""
+        self._ensure_readable()
+        if status is not None and status not in STATES:
+            raise StoreError(f"status must be one of {', '.join(STATES)}, got {status!r}")
+        names = [experiment] if experiment else self.experiments()
+        if experiment and not (self.root / experiment).is_dir():
+            known = ", ".join(self.experiments()) or "none yet"
+            raise StoreError(
+                f"the store {str(self.root)!r} holds no results of {experiment!r} "
+                f"(experiments stored: {known})"
+            )
+        found = [self.entry(n, k, verify=verify) for n in names for k in self.keys(n)]
+        if status is not None:
+            found = [e for e in found if e.state == status]
+        if where:
+            fields = set().union(*(e.spec for e in found)) if found else set()
+            unknown = sorted(set(where) - fields)
+            if unknown and found:
+                raise StoreError(
+                    f"where: no stored point has a field {unknown[0]!r}; fields: "
+                    f"{', '.join(sorted(fields))}"
+                )
+            found = [
+                e
+                for e in found
+                if all(name in e.spec and _same(e.spec[name], v) for name, v in where.items())
+            ]
+        return found
+
+    def find(self, experiment: str, key: str) -> Entry:
+        """The point of ``experiment`` whose key is ``key`` or starts with it."""
+        matches = [k for k in self.keys(experiment) if k.startswith(key)]
+        if len(matches) != 1:
+            what = "no point" if not matches else f"{len(matches)} points"
+            raise StoreError(f"{what} of {experiment!r} in {str(self.root)!r} has a key {key!r}")
+        return self.entry(experiment, matches[0])
+
+    def load(self, experiment: str, key: str) -> xr.Dataset:
+        """The dataset of a finished point, after checking it against its manifest."""
+        entry = self.entry(experiment, key, verify="checksum")
+        if entry.state != "ok":
+            reason = entry.problem or entry.error or entry.state
+            raise StoreError(
+                f"point {key} of {experiment!r} is {entry.state} ({reason}); run its sweep again "
+                "to compute it"
+            )
+        dataset, _ = load_result(entry.folder / DATA)
+        return dataset
+
+    def frame(
+        self,
+        experiment: str | None = None,
+        *,
+        status: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """One row per point: experiment, key, state, the spec fields, wall time, error."""
+        rows = []
+        for entry in self.entries(experiment, status=status, where=where):
+            manifest = entry.manifest or {}
+            spec = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.spec.items()}
+            rows.append(
+                {
+                    "experiment": entry.experiment,
+                    "key": entry.key,
+                    "status": entry.state,
+                    **spec,
+                    "wall_time_s": manifest.get("wall_time_s"),
+                    "finished_utc": manifest.get("finished_utc"),
+                    "host": manifest.get("host"),
+                    "ran_on": manifest.get("device"),
+                    "version": manifest.get("version"),
+                    "error": entry.error,
+                }
+            )
+        return pd.DataFrame.from_records(rows)
+
+    def summaries(
+        self,
+        experiment: str | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
+        table: str = "statistics",
+    ) -> pd.DataFrame:
+        """The statistics (or ``table="claims"``) rows of every finished point, each with the
+        point's key and spec fields (a spec field named like a statistic gets ``spec_``)."""
+        name = {"statistics": SUMMARY, "claims": CLAIMS}.get(table)
+        if name is None:
+            raise StoreError(f"table must be 'statistics' or 'claims', got {table!r}")
+        frames = []
+        for entry in self.entries(experiment, status="ok", where=where):
+            rows = pd.read_parquet(entry.folder / name)
+            rows.insert(0, "key", entry.key)
+            rows.insert(0, "experiment", entry.experiment)
+            for field, value in entry.spec.items():
+                column = f"spec_{field}" if field in rows.columns else field
+                rows[column] = [tuple(value) if isinstance(value, list) else value] * len(rows)
+            frames.append(rows)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def load_all(self, experiment: str, *, where: Mapping[str, Any] | None = None) -> xr.Dataset:
+        """Every finished point of ``experiment`` in one dataset along a new dimension ``point``,
+        with the key and the spec fields as coordinates along it."""
+        entries = self.entries(experiment, status="ok", where=where)
+        if not entries:
+            raise StoreError(f"no finished point of {experiment!r} matches in {str(self.root)!r}")
+        datasets = [load_result(e.folder / DATA)[0] for e in entries]  # verified just now
+        try:
+            combined = xr.concat(
+                datasets, dim="point", join="outer", combine_attrs="drop_conflicts"
+            )
+        except (ValueError, TypeError) as error:
+            raise StoreError(f"the points of {experiment!r} cannot be combined: {error}") from None
+        coords: dict[str, Any] = {"key": ("point", [e.key for e in entries])}
+        for field in entries[0].spec:
+            values = [e.spec.get(field) for e in entries]
+            if any(isinstance(v, list | dict) for v in values):
+                values = [json.dumps(v) for v in values]
+            coords[field if field not in combined.variables else f"spec_{field}"] = (
+                "point",
+                values,
+            )
+        return combined.assign_coords(coords)
+
+    # ------------------------------------------------------------------ writing
+
+    def claim(self, experiment: str, key: str) -> PointLock | None:
+        """Claim a point for computing: a lock, or None when a live worker holds it."""
+        folder = self.folder(experiment, key)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / LOCK
+        for _ in range(3):
+            owner = _owner()
+            try:
+                handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._break_stale(path):
+                    return None
+                continue
+            with os.fdopen(handle, "w") as stream:
+                json.dump(owner, stream)
+            return PointLock(path, owner["token"])
+        return None
+
+    def _break_stale(self, path: Path) -> bool:
+        """Remove the lock at ``path`` if it is stale; True when it is gone."""
+        if not lock_is_stale(path, self.stale_after_s):
+            return False
+        seen = lock_owner(path)
+        breaker = path.with_name(_BREAK)
+        try:
+            handle = os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            # someone else is breaking it; a breaker that died long ago is cleared
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - breaker.stat().st_mtime > 30:
+                    breaker.unlink()
+            return False
+        os.close(handle)
+        try:
+            # the lock may have changed hands between our look and our exclusive turn
+            if lock_owner(path) == seen and lock_is_stale(path, self.stale_after_s):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            return not path.exists()
+        finally:
+            breaker.unlink()
+
+    def clear(self, experiment: str, key: str) -> None:
+        """Remove what an earlier attempt left (manifest first), keeping the lock."""
+        folder = self.folder(experiment, key)
+        with contextlib.suppress(FileNotFoundError):
+            (folder / MANIFEST).unlink()
+        for path in folder.iterdir():
+            if path.name in (LOCK, _BREAK) or path.is_dir():
+                continue
+            path.unlink()
+
+    def write_ok(
+        self,
+        experiment: str,
+        key: str,
+        dataset: xr.Dataset,
+        statistics: Sequence[Mapping[str, Any]],
+        claims: Sequence[Mapping[str, Any]],
+        manifest: Mapping[str, Any],
+    ) -> Entry:
+        """Write a finished point: data, summaries, then the manifest with their checksums."""
+        folder = self.folder(experiment, key)
+        # the data file carries its provenance too, as every deeplimit result file does
+        provenance = json.dumps(manifest.get("provenance") or {}, sort_keys=True)
+        dataset = dataset.assign_attrs(provenance=provenance)
+        _replace(folder / DATA, lambda path: dataset.to_netcdf(path, engine="h5netcdf"))
+        for name, rows in ((SUMMARY, statistics), (CLAIMS, claims)):
+            data = _rows_parquet(rows)
+            _replace(folder / name, lambda path, data=data: path.write_bytes(data))
+        files = {
+            name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+            for name in (DATA, SUMMARY, CLAIMS)
+        }
+        record = {**manifest, "format": FORMAT, "key": key, "status": "ok", "files": files}
+        _write_manifest(folder, record)
+        return Entry(experiment, key, folder, "ok", record)
+
+    def write_failure(
+        self, experiment: str, key: str, error: str, trace: str, manifest: Mapping[str, Any]
+    ) -> Entry:
+        """Record that computing a point raised ``error`` (nothing else is kept)."""
+        folder = self.folder(experiment, key)
+        record = {
+            **manifest,
+            "format": FORMAT,
+            "key": key,
+            "status": "failed",
+            "error": error,
+            "traceback": trace,
+            "files": {},
+        }
+        _write_manifest(folder, record)
+        return Entry(experiment, key, folder, "failed", record)
+
+
+def _write_manifest(folder: Path, record: Mapping[str, Any]) -> None:
+    """The commit point of a point: written (and synced) last, atomically."""
+    atomic_write_text(folder / MANIFEST, json.dumps(record, indent=1, default=json_default) + "\n")
+
+
+def _replace(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write ``path`` through a temporary file in its folder and a rename, without fsync: a
+    data file that a crash left incomplete fails its checksum in the manifest (written and
+    synced last) and is recomputed, and fsync costs 10-100 ms per file on network file
+    systems. (``deeplimit.results`` syncs every file: it has no manifest to fall back on.)"""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared files
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
