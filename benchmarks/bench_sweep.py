@@ -1,13 +1,16 @@
 """Sweep-runner benchmark: the cost of going through the runner and the store, per point.
 
 Part 1 (overhead). One experiment point that takes about a second (Hayou Fig. 1, width 1,
-depths 5/50/500, ``samples`` calibrated here), computed ``--points`` times with different
-seeds three ways, measured in the same run:
+depths 5/50/500, ``samples`` calibrated here), for ``--points`` seeds, timed as interleaved
+pairs so that the machine's drift hits both sides:
 
 - **direct**: ``experiment.run`` + ``statistics`` + ``claims`` in this process (the baseline);
 - **runner, inline**: ``run_sweep`` with the in-process executor: planning, locking, the
   heartbeat, netCDF + parquet + manifest written atomically, provenance;
-- **runner, local**: ``run_sweep`` with one worker process (what ``deeplimit sweep`` uses).
+
+then ``--points`` more seeds through one local worker process (what ``deeplimit sweep``
+uses), against their direct compute time: the difference is the worker start-up (once per
+sweep) plus the per-point overhead.
 
 Part 2 (throughput). A 100-point sweep (Fig. 1 at smoke scale, 100 seeds) on the local
 executor with 1 and with 2 workers, into a fresh store each time; then the same sweep again,
@@ -54,13 +57,17 @@ def _calibrate(target_s: float) -> int:
     samples = 2000
     _direct(samples, 10_000)  # warm-up: imports, kernels
     while True:
-        wall = _direct(samples, 10_001)
+        wall = statistics.median(_direct(samples, 10_001 + i) for i in range(3))
         if wall >= 0.25 * target_s or samples > 10_000_000:
-            return max(100, int(samples * target_s / wall))
+            break
         samples *= 4
+    samples = max(100, int(samples * target_s / wall))  # then once more at about the target
+    wall = statistics.median(_direct(samples, 10_004 + i) for i in range(3))
+    return max(100, int(samples * target_s / wall))
 
 
 def _sweep(points, executor) -> tuple[float, object]:
+    """Wall time of ``points`` into a fresh store, checking that a re-run skips them all."""
     with tempfile.TemporaryDirectory() as store:
         start = time.perf_counter()
         result = run_sweep(points, Path(store), executor, poll_s=0.01)
@@ -73,7 +80,7 @@ def _sweep(points, executor) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--points", type=int, default=5, help="points per way (overhead part)")
+    parser.add_argument("--points", type=int, default=10, help="points (overhead part)")
     parser.add_argument("--target-s", type=float, default=1.0, help="seconds per point")
     parser.add_argument("--sweep-points", type=int, default=100, help="points of part 2")
     parser.add_argument("--repeats", type=int, default=2, help="best of, for each timing")
@@ -81,17 +88,35 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     samples = _calibrate(args.target_s)
-    seeds = list(range(args.points))
-    direct = min(sum(_direct(samples, s) for s in seeds) for _ in range(args.repeats))
+    direct, inline, ratios = [], [], []
+    with tempfile.TemporaryDirectory() as store:
+        for seed in range(args.points):  # interleaved pairs: the machine's drift hits both
+            direct.append(_direct(samples, seed))
+            point = Point.of(NAME, _spec(samples, seed))
+            start = time.perf_counter()
+            run_sweep([point], Path(store), InlineExecutor())
+            inline.append(time.perf_counter() - start)
+            ratios.append(inline[-1] / direct[-1] - 1.0)
+    seeds = range(args.points, 2 * args.points)
     points = [Point.of(NAME, _spec(samples, s)) for s in seeds]
-    inline = min(_sweep(points, InlineExecutor())[0] for _ in range(args.repeats))
-    local = min(_sweep(points, LocalExecutor(1))[0] for _ in range(args.repeats))
-    n = len(points)
-    print(f"\nPart 1: {NAME}, depths 5/50/500, {samples} networks per depth, {n} points")
-    print(f"{'path':<18}{'s/point':>10}{'overhead':>12}")
-    print(f"{'direct':<18}{direct / n:>10.3f}{'(baseline)':>12}")
-    for label, wall in (("runner, inline", inline), ("runner, local x1", local)):
-        print(f"{label:<18}{wall / n:>10.3f}{(wall - direct) / direct:>+12.1%}")
+    local = _sweep(points, LocalExecutor(1))[0]
+    compute = sum(_direct(samples, s) for s in seeds)
+    med = statistics.median
+    print(f"\nPart 1: {NAME}, depths 5/50/500, {samples} networks per depth")
+    print(
+        f"direct (run + statistics + claims): {med(direct):.3f} s/point (median of {len(direct)})"
+    )
+    print(f"runner, inline:                     {med(inline):.3f} s/point")
+    print(
+        f"runner overhead per point: median {med(ratios):+.1%} "
+        f"(pairs: {', '.join(f'{r:+.0%}' for r in ratios)}), "
+        f"{med(i - d for i, d in zip(inline, direct, strict=True)) * 1e3:+.0f} ms"
+    )
+    print(
+        f"runner, local x1, {len(points)} points: {local:.2f} s against {compute:.2f} s of "
+        f"direct compute: {local - compute:+.2f} s per sweep (worker start-up once, then "
+        f"the per-point overhead)"
+    )
 
     smoke = [Point.of(NAME, _spec(0, s, "smoke")) for s in range(args.sweep_points)]
     one_point = statistics.median(
