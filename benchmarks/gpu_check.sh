@@ -15,10 +15,13 @@ echo "== CUDA tests"
 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_special.py tests/test_network.py \
     tests/test_training_model.py 2>&1 | tail -5
 echo "== sampler benchmark, float64"
-python3 benchmarks/bench_sampler.py --device cuda --repeat 2 --scale 20 2>&1 | tee "$out/bench_sampler_f64.txt"
+timeout 70 python3 benchmarks/bench_sampler.py --device cuda --repeat 2 --scale 20 2>&1 | tee "$out/bench_sampler_f64.txt"
 echo "== sampler benchmark, float32"
-python3 benchmarks/bench_sampler.py --device cuda --dtype float32 --repeat 2 --scale 20 2>&1 | tee "$out/bench_sampler_f32.txt"
+timeout 60 python3 benchmarks/bench_sampler.py --device cuda --dtype float32 --repeat 2 --scale 20 2>&1 | tee "$out/bench_sampler_f32.txt"
 echo "== training benchmark"
-timeout 240 python3 benchmarks/bench_training.py --cuda --repeats 2 2>&1 | tee "$out/bench_training.txt"
+timeout 130 python3 benchmarks/bench_training.py --cuda --repeats 2 2>&1 | tee "$out/bench_training.txt"
 echo "== reproduce hayou-fig1 on cuda"
-timeout 120 python3 -m deeplimit reproduce hayou-fig1 --device cuda --out "$out/results" -q 2>&1 | tail -8
+timeout 60 python3 -m deeplimit reproduce hayou-fig1 --device cuda --out "$out/results" -q 2>&1 | tail -8
+echo "== a sweep on cuda through the local executor (one worker per GPU)"
+timeout 60 python3 -m deeplimit sweep examples/sweeps/hayou-fig1-smoke.toml --device cuda \
+    --store "$out/store" -q 2>&1 | tail -4

@@ -372,7 +372,7 @@ def limit_command(
         "data": data.description,
         "against": None if against is None else str(against),
     }
-    record = provenance(config, seed=None, device=device, wall_time_s=wall)
+    record = provenance(config, seed=embedding_seed, device=device, wall_time_s=wall)
     save_result(dataset, out, record)
     console.print(f"wrote {out}  ({limit.method}: {limit.description})")
     budget = ", ".join(f"{k} {v:.2g}" for k, v in limit.error_budget.items())
