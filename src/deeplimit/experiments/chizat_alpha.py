@@ -23,13 +23,15 @@ from ..training import MeanFieldScaling
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
-    DTYPES,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
+    dtype_name,
     error_pair,
+    integer_at_least,
     plot_series,
+    positive_finite,
     reference_line,
     reference_network_limit,
     slope_claim,
@@ -66,33 +68,15 @@ class ChizatAlphaSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("depth", "width", "dim", "steps", "reference_width")
-    @classmethod
-    def _positive(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _positive = field_validator("depth", "width", "dim", "steps", "reference_width")(
+        integer_at_least(1)
+    )
 
-    @field_validator("seeds", "reference_seeds")
-    @classmethod
-    def _seeds(cls, value: int, info: Any) -> int:
-        if value < 2:
-            raise ValueError(f"{info.field_name} must be an integer >= 2, got {value}")
-        return value
+    _seeds = field_validator("seeds", "reference_seeds")(integer_at_least(2))
 
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, value: float) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {value}")
-        return value
+    _lr = field_validator("lr")(positive_finite)
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-        return value
+    _dtype = field_validator("dtype")(dtype_name)
 
 
 class ChizatAlpha(ChizatExperiment):

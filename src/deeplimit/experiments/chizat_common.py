@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from ..stats import SlopeFit, fit_loglog_slope
 from ..training import (
@@ -51,6 +51,32 @@ __all__ = [
 
 DTYPES = ("float64", "float32")
 COLORS = ("#1f4e79", "#c0392b", "#27855a", "#8e44ad", "#d68910", "#5d6d7e", "#17a2b8")
+
+
+def integer_at_least(minimum: int) -> Callable[..., int]:
+    """A spec field validator: an integer >= ``minimum``, the error naming the field. Use as
+    ``_positive = field_validator("depth", "width")(integer_at_least(1))``."""
+
+    def check(cls: Any, value: int, info: ValidationInfo) -> int:
+        if value < minimum:
+            raise ValueError(f"{info.field_name} must be an integer >= {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def positive_finite(cls: Any, value: float, info: ValidationInfo) -> float:
+    """A spec field validator: a finite number > 0, the error naming the field."""
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
+    return value
+
+
+def dtype_name(cls: Any, value: str) -> str:
+    """The ``dtype`` field validator: one of ``DTYPES``."""
+    if value not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+    return value
 
 
 class ChizatSpec(ExperimentSpec):

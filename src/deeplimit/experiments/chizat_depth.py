@@ -30,13 +30,15 @@ from ..training import exact_linear_limit
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
-    DTYPES,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
+    dtype_name,
     fit_or_none,
+    integer_at_least,
     plot_series,
+    positive_finite,
     slope_claim,
     slope_text,
     train_networks,
@@ -70,12 +72,7 @@ class ChizatDepthSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("dim", "steps", "collapse_min_depth")
-    @classmethod
-    def _positive(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _positive = field_validator("dim", "steps", "collapse_min_depth")(integer_at_least(1))
 
     @field_validator("seeds")
     @classmethod
@@ -86,19 +83,9 @@ class ChizatDepthSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("lr", "collapse_tolerance")
-    @classmethod
-    def _positive_float(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
+    _positive_float = field_validator("lr", "collapse_tolerance")(positive_finite)
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-        return value
+    _dtype = field_validator("dtype")(dtype_name)
 
 
 def _rms(x: np.ndarray) -> float:

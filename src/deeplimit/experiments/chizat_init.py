@@ -25,7 +25,7 @@ from pydantic import field_validator
 from ..activations import parse_activation
 from ..training import TwoLayerBlock, build_resnet, synthetic_task
 from .base import Claim, Progress
-from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Tracker
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Tracker, integer_at_least
 from .plotting import add_caption, panel_grid
 
 __all__ = ["ChizatInit", "ChizatInitSpec"]
@@ -78,19 +78,9 @@ class ChizatInitSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("c1_seeds", "c2_seeds", "sweep_seeds")
-    @classmethod
-    def _seeds(cls, value: int, info: Any) -> int:
-        if value < 2:
-            raise ValueError(f"{info.field_name} must be an integer >= 2, got {value}")
-        return value
+    _seeds = field_validator("c1_seeds", "c2_seeds", "sweep_seeds")(integer_at_least(2))
 
-    @field_validator("c2_dim", "sweep_dim")
-    @classmethod
-    def _dim(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _dim = field_validator("c2_dim", "sweep_dim")(integer_at_least(1))
 
     @field_validator("sweep_depths", "sweep_hidden_widths")
     @classmethod

@@ -37,12 +37,14 @@ from ..training import span_linear_limit
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
-    DTYPES,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
+    dtype_name,
     error_pair,
+    integer_at_least,
+    positive_finite,
     tidy_log_axes,
     train_networks,
 )
@@ -76,26 +78,13 @@ class ChizatJointSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("depth", "steps", "embedding_seeds", "max_units", "min_dim")
-    @classmethod
-    def _positive(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _positive = field_validator("depth", "steps", "embedding_seeds", "max_units", "min_dim")(
+        integer_at_least(1)
+    )
 
-    @field_validator("lr", "max_ratio", "tolerance")
-    @classmethod
-    def _positive_float(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
+    _positive_float = field_validator("lr", "max_ratio", "tolerance")(positive_finite)
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-        return value
+    _dtype = field_validator("dtype")(dtype_name)
 
 
 def grid_points(spec: ChizatJointSpec) -> list[tuple[int, int]]:

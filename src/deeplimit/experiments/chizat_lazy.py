@@ -28,12 +28,14 @@ from ..training import MeanFieldScaling
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
-    DTYPES,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
+    dtype_name,
+    integer_at_least,
     plot_series,
+    positive_finite,
     slope_claim,
 )
 from .chizat_common import train_networks as _train
@@ -67,26 +69,11 @@ class ChizatLazySpec(ChizatSpec):
             )
         return value
 
-    @field_validator("depth", "width", "dim", "steps", "seeds")
-    @classmethod
-    def _positive(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _positive = field_validator("depth", "width", "dim", "steps", "seeds")(integer_at_least(1))
 
-    @field_validator("lr", "function_tolerance")
-    @classmethod
-    def _positive_float(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
+    _positive_float = field_validator("lr", "function_tolerance")(positive_finite)
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-        return value
+    _dtype = field_validator("dtype")(dtype_name)
 
 
 class ChizatLazy(ChizatExperiment):

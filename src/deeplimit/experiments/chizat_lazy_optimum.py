@@ -34,11 +34,13 @@ from ..training import MeanFieldScaling, limit_error, span_linear_limit
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
-    DTYPES,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
+    dtype_name,
+    integer_at_least,
+    positive_finite,
     slope_claim,
     train_networks,
 )
@@ -81,26 +83,11 @@ class ChizatLazyOptimumSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("depth", "dim", "seeds", "steps")
-    @classmethod
-    def _positive(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _positive = field_validator("depth", "dim", "seeds", "steps")(integer_at_least(1))
 
-    @field_validator("lr", "tolerance")
-    @classmethod
-    def _positive_float(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
+    _positive_float = field_validator("lr", "tolerance")(positive_finite)
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-        return value
+    _dtype = field_validator("dtype")(dtype_name)
 
 
 def parabola_minimum(alphas: np.ndarray, errors: np.ndarray) -> float:

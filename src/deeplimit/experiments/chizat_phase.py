@@ -40,7 +40,15 @@ from pydantic import field_validator
 from ..stats import fit_loglog_slope
 from ..training import PowerLawScaling, predicted_regime
 from .base import Claim, Progress
-from .chizat_common import DTYPES, ChizatExperiment, ChizatSpec, Tracker, train_networks
+from .chizat_common import (
+    ChizatExperiment,
+    ChizatSpec,
+    Tracker,
+    dtype_name,
+    integer_at_least,
+    positive_finite,
+    train_networks,
+)
 from .plotting import add_caption, panel_grid
 
 __all__ = ["CLASSES", "ChizatPhase", "ChizatPhaseSpec", "theory_class"]
@@ -109,19 +117,11 @@ class ChizatPhaseSpec(ChizatSpec):
             )
         return value
 
-    @field_validator("depth", "dim", "seeds", "steps")
-    @classmethod
-    def _positive(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be an integer >= 1, got {value}")
-        return value
+    _positive = field_validator("depth", "dim", "seeds", "steps")(integer_at_least(1))
 
-    @field_validator("lr", "function_threshold", "unit_threshold", "initial_threshold")
-    @classmethod
-    def _positive_float(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
+    _positive_float = field_validator(
+        "lr", "function_threshold", "unit_threshold", "initial_threshold"
+    )(positive_finite)
 
     @field_validator("agreement")
     @classmethod
@@ -130,12 +130,7 @@ class ChizatPhaseSpec(ChizatSpec):
             raise ValueError(f"agreement must be in (0, 1], got {value}")
         return value
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        if value not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-        return value
+    _dtype = field_validator("dtype")(dtype_name)
 
 
 def _slope(hidden: np.ndarray, values: np.ndarray) -> tuple[float, float]:
