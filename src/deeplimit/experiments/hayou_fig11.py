@@ -72,6 +72,20 @@ def _simulate(
     ].numpy()
 
 
+def _simulate_cases(
+    cases: list[tuple[OU, float]], spec: Any, figure: int, progress: Progress | None
+) -> np.ndarray:
+    """Y_L for every (activation, Y_0) case, ``spec.samples`` each; case ``i`` of figure
+    ``figure`` draws from its own seed stream."""
+    outputs = np.empty((len(cases), spec.samples))
+    for i, (activation, y0) in enumerate(cases):
+        seed = derive_seed(spec.seed, OU_STREAM, figure, i)
+        outputs[i] = _simulate(activation, y0, spec.depth, spec.samples, seed, spec.device)
+        if progress is not None:
+            progress(i + 1, len(cases))
+    return outputs
+
+
 def _rows(cases: list[tuple[OU, float]], outputs: np.ndarray, level: float) -> list[dict]:
     rows = []
     for (activation, y0), y in zip(cases, outputs):
@@ -205,16 +219,10 @@ class HayouFig11(Experiment):
         return [(activation, y0) for y0 in spec.starts]
 
     def run(self, spec: HayouFig11Spec, progress: Progress | None = None) -> xr.Dataset:
-        cases = self._cases(spec)
-        outputs = np.empty((len(cases), spec.samples))
-        for i, (activation, y0) in enumerate(cases):
-            seed = derive_seed(spec.seed, OU_STREAM, 11, i)
-            outputs[i] = _simulate(activation, y0, spec.depth, spec.samples, seed, spec.device)
-            if progress is not None:
-                progress(i + 1, len(cases))
+        outputs = _simulate_cases(self._cases(spec), spec, 11, progress)
         return xr.Dataset(
             {"y_last": (("case", "sample"), outputs)},
-            coords={"case": list(range(len(cases))), "y0": ("case", list(spec.starts))},
+            coords={"case": list(range(len(outputs))), "y0": ("case", list(spec.starts))},
             attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
@@ -297,16 +305,10 @@ class HayouFig12(Experiment):
         return [(OU(alpha=a, beta=spec.beta, sigma=spec.sigma), spec.y0) for a in spec.alphas]
 
     def run(self, spec: HayouFig12Spec, progress: Progress | None = None) -> xr.Dataset:
-        cases = self._cases(spec)
-        outputs = np.empty((len(cases), spec.samples))
-        for i, (activation, y0) in enumerate(cases):
-            seed = derive_seed(spec.seed, OU_STREAM, 12, i)
-            outputs[i] = _simulate(activation, y0, spec.depth, spec.samples, seed, spec.device)
-            if progress is not None:
-                progress(i + 1, len(cases))
+        outputs = _simulate_cases(self._cases(spec), spec, 12, progress)
         return xr.Dataset(
             {"y_last": (("case", "sample"), outputs)},
-            coords={"case": list(range(len(cases))), "alpha": ("case", list(spec.alphas))},
+            coords={"case": list(range(len(outputs))), "alpha": ("case", list(spec.alphas))},
             attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
