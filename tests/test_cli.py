@@ -189,3 +189,27 @@ def test_reproduce_rejects_unknown_names_and_fields(tmp_path):
     assert result.exit_code == 2 and "sample" in result.output
     result = invoke("reproduce", "hayou-fig1", "--out", str(tmp_path), "--set", "samples=5")
     assert result.exit_code == 2 and "samples must be an integer >= 100" in result.output
+
+
+def test_an_output_path_that_is_a_folder_is_one_line(tmp_path):
+    """OSErrors (a folder given as --out, a file where a folder is needed) are the user's input:
+    one line naming the path, exit 2, no traceback."""
+    result = invoke(
+        "sample",
+        "resnet",
+        "--width",
+        2,
+        "--depth",
+        3,
+        "--activation",
+        "relu",
+        "--samples",
+        10,
+        "--y0",
+        "1,1",
+        "--out",
+        tmp_path,
+    )
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0] == f"error: cannot use {str(tmp_path)!r}: Is a directory"

@@ -107,7 +107,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, word):
 
 def test_limit_against_a_mismatched_run_is_refused(tmp_path):
     run = tmp_path / "run.nc"
-    assert invoke("train", "-L", 2, "-M", 4, "-D", 8, "-K", 2, "--out", run).exit_code == 0
+    train = ("train", "-L", 2, "-M", 4, "-D", 8, "-K", 2, "-a", "identity", "--out", run)
+    assert invoke(*train).exit_code == 0
     result = invoke("limit", "-D", 8, "-K", 3, "--against", run, "--out", tmp_path / "l.nc")
     assert result.exit_code == 2 and "--steps" in result.output
     other = invoke(
@@ -124,3 +125,43 @@ def test_limit_against_a_mismatched_run_is_refused(tmp_path):
         tmp_path / "m.nc",
     )
     assert other.exit_code == 2 and "embedding-seed" in other.output
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (("--lr", 0.1), "--lr"),
+        (("--alpha", 2.0), "--alpha"),
+        (("-a", "linear:a=2"), "--activation"),
+        (("--data-seed", 7), "--data-seed"),
+    ],
+)
+def test_limit_against_a_run_trained_otherwise_is_refused(tmp_path, args, flag):
+    """A run trained with another lr, alpha, activation or data would give meaningless errors."""
+    run = tmp_path / "run.nc"
+    train = ("train", "-L", 2, "-M", 4, "-D", 8, "-K", 2, "-a", "identity", "--out", run)
+    assert invoke(*train).exit_code == 0
+    result = invoke(
+        "limit",
+        "-D",
+        8,
+        "-K",
+        2,
+        "-a",
+        "identity",
+        *args,
+        "--against",
+        run,
+        "--out",
+        tmp_path / "l.nc",
+    )
+    assert result.exit_code == 2 and flag in result.output, result.output
+    assert not (tmp_path / "l.nc").exists()
+
+
+def test_limit_against_a_file_that_is_not_netcdf_is_one_line(tmp_path):
+    bogus = tmp_path / "run.nc"
+    bogus.write_text("not netCDF")
+    result = invoke("limit", "-D", 8, "-K", 2, "--against", bogus, "--out", tmp_path / "l.nc")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "not a readable netCDF" in lines[0]

@@ -366,3 +366,54 @@ def test_plot_redraws_from_the_store_without_recomputing(tmp_path, toy_log):
     result = runner.invoke(app, ["plot", "toy", "--key", toy_key, *common])
     assert result.exit_code == 0, result.output
     assert len(log_lines(toy_log)) == 1
+
+
+def test_points_of_different_sizes_combine_by_position(tmp_path):
+    """Fig. 1 has a `sample` dimension without coordinates: a sweep over `samples` still loads
+    into one dataset (and exports as one .nc), shorter points padded with NaN."""
+    sweep = parse_sweep(
+        {"experiment": "hayou-fig1", "scale": "smoke", "grid": {"samples": [100, 150]}}
+    )
+    run_sweep(sweep.points, tmp_path)
+    store = ResultStore(tmp_path)
+    combined = store.load_all("hayou-fig1")
+    assert combined.sizes["point"] == 2 and combined.sizes["sample"] == 150
+    assert "sample" not in combined.coords
+    for i, point in enumerate(combined.key.values):
+        alone = store.load("hayou-fig1", str(point))
+        n = alone.sizes["sample"]
+        np.testing.assert_array_equal(combined.y_last[i, :, :n].values, alone.y_last.values)
+        assert np.isnan(combined.y_last[i, :, n:].values).all()
+    result = CliRunner().invoke(
+        app,
+        ["results", "-s", str(tmp_path), "-x", "hayou-fig1", "--export", str(tmp_path / "a.nc")],
+    )
+    assert result.exit_code == 0 and "(2 points)" in result.output, result.output
+
+
+def test_exports_of_data_refuse_a_status_other_than_ok(tmp_path):
+    run_sweep(_toy_sweep(seeds=1).points, tmp_path)
+    runner = CliRunner()
+    for extra in (
+        ["-x", "toy", "--export", str(tmp_path / "f.nc")],
+        ["--export", str(tmp_path / "f.csv"), "--summaries"],
+    ):
+        result = runner.invoke(app, ["results", "-s", str(tmp_path), "--status", "failed", *extra])
+        assert result.exit_code == 2 and "--status must be ok" in result.output, result.output
+    assert not (tmp_path / "f.nc").exists() and not (tmp_path / "f.csv").exists()
+
+
+def test_results_table_ignores_points_without_a_spec(tmp_path):
+    """An interrupted point's empty folder and a foreign folder are listed with their state,
+    without turning the table's fields into NaN."""
+    run_sweep(_toy_sweep(seeds=2).points, tmp_path)
+    (tmp_path / "toy" / "0123456789abcdef").mkdir()
+    (tmp_path / "other" / "abc").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["results", "-s", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "nan" not in result.output.lower()
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    assert "toy: 3 points" in lines and "other: 1 point" in lines
+    fixed = next(line for line in lines if line.startswith("fixed:"))
+    assert "size=16" in fixed and "scale=1" in fixed
+    assert "2 ok" in lines[-1] and "2 incomplete" in lines[-1]

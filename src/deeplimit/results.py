@@ -61,8 +61,17 @@ def load_result(path: Path | str) -> tuple[xr.Dataset, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"result file {str(path)!r} does not exist")
-    with xr.open_dataset(path, engine="h5netcdf") as handle:
-        dataset = handle.load()
+    if not path.is_file():
+        raise ValueError(f"result file {str(path)!r} is not a file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as handle:
+            dataset = handle.load()
+    except (OSError, ValueError) as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"{str(path)!r} is not a readable netCDF result file (truncated, or not netCDF): "
+            f"{reason}"
+        ) from None
     raw = dataset.attrs.pop("provenance", None)
     if raw is None:
         raise ValueError(f"{str(path)!r} has no provenance record: not a deeplimit result file")

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -508,12 +509,20 @@ class ResultStore:
         if not entries:
             raise StoreError(f"no finished point of {experiment!r} matches in {str(self.root)!r}")
         datasets = [load_result(e.folder / DATA)[0] for e in entries]  # verified just now
+        # dimensions without coordinates (sample, ...) get positions, so that points of
+        # different sizes (a sweep over samples) align by position, padded with NaN
+        positional = {d for ds in datasets for d in ds.dims if d not in ds.coords}
+        datasets = [
+            ds.assign_coords({d: np.arange(ds.sizes[d]) for d in positional if d in ds.dims})
+            for ds in datasets
+        ]
         try:
             combined = xr.concat(
                 datasets, dim="point", join="outer", combine_attrs="drop_conflicts"
             )
         except (ValueError, TypeError) as error:
             raise StoreError(f"the points of {experiment!r} cannot be combined: {error}") from None
+        combined = combined.drop_vars(sorted(positional))
         coords: dict[str, Any] = {"key": ("point", [e.key for e in entries])}
         for field in entries[0].spec:
             values = [e.spec.get(field) for e in entries]

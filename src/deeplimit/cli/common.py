@@ -152,5 +152,18 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
                 f"error: {_one_line(error)}", markup=False, highlight=False, soft_wrap=True
             )
             raise typer.Exit(code=2) from None
+        except OSError as error:  # a path that cannot be read or written: the user's input
+            error_console.print(
+                f"error: {_os_error(error)}", markup=False, highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _os_error(error: OSError) -> str:
+    """``cannot use 'PATH': Is a directory`` (the user's path, not a temporary one)."""
+    path = error.filename2 if error.filename2 is not None else error.filename
+    if path is None or error.strerror is None:
+        return _one_line(error)
+    return f"cannot use {str(path)!r}: {error.strerror}"

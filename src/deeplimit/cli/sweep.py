@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,10 @@ def _print_plan(sweep: Sweep, results: ResultStore) -> None:
 def _cell(value: Any) -> str:
     if isinstance(value, list | tuple | dict):
         return json.dumps(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))  # an integer field that pandas widened to float beside a gap
     return format_number(value)
 
 
@@ -296,21 +301,27 @@ def results_command(
         console.print(f"no points in {results.root} match", soft_wrap=True)
         return
     for name, group in frame.groupby("experiment", sort=True):
-        spec_columns = [c for c in group.columns if c not in _META_COLUMNS]
-        varying = [c for c in spec_columns if group[c].astype(str).nunique() > 1]
-        fixed = {c: group[c].iloc[0] for c in spec_columns if c not in varying}
-        table = Table(title=f"{name}: {len(group)} points", title_justify="left")
+        # points without a readable spec (incomplete, corrupt) say nothing about the fields
+        spec_columns = [
+            c for c in group.columns if c not in _META_COLUMNS and group[c].notna().any()
+        ]
+        known = group[group[spec_columns].notna().any(axis=1)] if spec_columns else group[:0]
+        varying = [c for c in spec_columns if known[c].astype(str).nunique() > 1]
+        fixed = {c: known[c].iloc[0] for c in spec_columns if c not in varying}
+        plural = "s" if len(group) != 1 else ""
+        table = Table(title=f"{name}: {len(group)} point{plural}", title_justify="left")
         columns = ["key", "status", *varying, "wall_time_s", "finished_utc"]
         for column in columns:
             table.add_column(column.replace("_utc", "").replace("_time_s", " s"), justify="right")
         for _, row in group.iterrows():
             table.add_row(*(_cell(row[c]) for c in columns))
         console.print(table)
-        console.print(
-            "fixed: " + ", ".join(f"{k}={_cell(v)}" for k, v in fixed.items()), style="dim"
-        )
+        if fixed:
+            console.print(
+                "fixed: " + ", ".join(f"{k}={_cell(v)}" for k, v in fixed.items()), style="dim"
+            )
         for _, row in group[group.status != "ok"].iterrows():
-            if row["error"]:
+            if isinstance(row["error"], str) and row["error"]:
                 console.print(
                     f"{row['key']} {row['status']}: {row['error']}",
                     highlight=False,
@@ -344,6 +355,12 @@ def _export(
     summaries: bool,
 ) -> None:
     suffix = path.suffix.lower()
+    if (suffix == ".nc" or summaries) and status not in (None, "ok"):
+        what = "--export FILE.nc" if suffix == ".nc" else "--summaries"
+        raise ValueError(
+            f"{what} holds finished points only (their data and statistics): --status must be "
+            f"ok or left out, got {status!r}"
+        )
     if suffix == ".nc":
         if not experiment:
             raise ValueError("--export FILE.nc needs --experiment (one dataset per experiment)")

@@ -218,10 +218,29 @@ def _limit_dataset(limit: LimitResult) -> xr.Dataset:
     return dataset
 
 
-def _errors_against(path: Path, limit: LimitResult) -> list[dict[str, Any]]:
-    run, _ = load_result(path)
+def _trained_run(path: Path, settings: dict[str, Any]) -> xr.Dataset:
+    """The `train` result in ``path``, after checking that it was trained with the limit's
+    ``settings`` (activation, alpha, lr, data): a mismatch would give meaningless errors."""
+    run, record = load_result(path)
     if "embeddings" not in run or "seed" not in run.dims:
         raise ValueError(f"--against must be a result file of `deeplimit train`, got {str(path)!r}")
+    trained = record.get("config", {})
+    for name, flag in (("activation", "--activation"), ("alpha", "--alpha"), ("lr", "--lr")):
+        if name in trained and trained[name] != settings[name]:
+            raise ValueError(
+                f"--against was trained with {name} = {trained[name]!r}, the limit uses "
+                f"{settings[name]!r}: use the same {flag}"
+            )
+    if "data" in trained and trained["data"] != settings["data"]:
+        raise ValueError(
+            f"--against was trained on other data ({trained['data']}), the limit on "
+            f"{settings['data']}: use the same --data-seed"
+        )
+    return run
+
+
+def _errors_against(run: xr.Dataset, limit: LimitResult) -> list[dict[str, Any]]:
+    """RMS errors of the trained networks of ``run`` against ``limit`` at every step."""
     emb = run["embeddings"].values  # (S, K+1, N, D)
     out = run["outputs"].values
     if emb.shape[1] != limit.steps + 1 or emb.shape[-1] > limit.embeddings.shape[-1]:
@@ -306,6 +325,15 @@ def limit_command(
     if method != "span" and (infinite_dim or lazy):
         raise ValueError("--infinite-dim and --lazy need --method span")
     data = synthetic_task(data_seed)
+    run = None
+    if against is not None:  # checked before the limit is computed
+        settings = {
+            "activation": TwoLayerBlock(activation).activation.spec,
+            "alpha": alpha,
+            "lr": lr,
+            "data": data.description,
+        }
+        run = _trained_run(against, settings)
     start = time.perf_counter()
     if method == "span":
         limit = span_linear_limit(
@@ -352,7 +380,7 @@ def limit_command(
         )
     wall = time.perf_counter() - start
     dataset = _limit_dataset(limit)
-    rows = _errors_against(against, limit) if against is not None else []
+    rows = _errors_against(run, limit) if run is not None else []
     if rows:
         dataset["embedding_error"] = (("step",), [r["embedding_error"] for r in rows])
         dataset["output_error"] = (("step",), [r["output_error"] for r in rows])
