@@ -20,12 +20,25 @@ def test_version_and_help():
     assert result.exit_code == 0 and "deeplimit" in result.output
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("sample", "law", "reproduce"):
+    for command in ("sample", "law", "reproduce", "train", "limit", "sweep", "results", "plot"):
         assert command in result.output
 
 
 @pytest.mark.parametrize(
-    "command", [("sample", "resnet"), ("sample", "sde"), ("law",), ("reproduce",)]
+    "command",
+    [
+        (),
+        ("sample",),
+        ("sample", "resnet"),
+        ("sample", "sde"),
+        ("law",),
+        ("reproduce",),
+        ("train",),
+        ("limit",),
+        ("sweep",),
+        ("results",),
+        ("plot",),
+    ],
 )
 def test_every_command_help_shows_an_example(command):
     result = invoke(*command, "--help")
@@ -213,3 +226,15 @@ def test_an_output_path_that_is_a_folder_is_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and lines[0] == f"error: cannot use {str(tmp_path)!r}: Is a directory"
+
+
+def test_law_with_a_bad_depth_prints_only_the_error():
+    result = invoke("law", "relu-width1", "--x", "1", "--depth", "5", "--depth", "0")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and lines == ["error: --depth must be integers >= 1, got 0"]
+
+
+def test_smoke_reproduction_says_its_verdicts_mean_nothing(tmp_path):
+    result = invoke("reproduce", "hayou-fig3", "--smoke", "--out", str(tmp_path), "-q")
+    assert result.exit_code == 0, result.output
+    assert "smoke scale" in result.output and "verdicts mean nothing" in result.output

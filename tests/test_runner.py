@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -355,3 +356,21 @@ def test_in_process_callers_see_the_experiments_error_after_it_is_recorded(tmp_p
     entry = ResultStore(tmp_path).entry("toy", point.key)
     assert entry.state == "failed" and "toy failure requested" in entry.error
     assert not (entry.folder / LOCK).exists()
+
+
+def test_a_sigterm_inside_a_finalizer_ends_the_worker_quietly():
+    """SystemExit raised where Python cannot propagate it (a __del__) would be printed as
+    "Exception ignored" and the worker would go on; the worker's hook ends it instead."""
+    code = (
+        "import sys\n"
+        "from deeplimit.executors import _exit_if_unraisable\n"
+        "sys.unraisablehook = _exit_if_unraisable\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        raise SystemExit(143)\n"
+        "Finalized()\n"
+        "print('went on')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 143 and "went on" not in done.stdout
+    assert "Exception ignored" not in done.stderr

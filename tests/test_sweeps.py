@@ -228,3 +228,27 @@ def test_the_documented_sweep_file_is_valid():
     assert {p.spec.samples for p in sweep.points} == {2000, 6325, 20000}
     assert {(p.spec.x, p.spec.level) for p in sweep.points} == {(1.0, 1e-3), (0.5, 1e-4)}
     assert sweep.name == "fig1-seeds" and sweep.slurm["array_parallelism"] == 8
+
+
+@pytest.mark.parametrize(
+    "slurm, flags, word",
+    [
+        ('time = "half an hour"', ["--executor", "slurm"], "time"),
+        ("array_parallelism = -1", ["--executor", "slurm"], "array_parallelism"),
+        ("", ["--workers", "-1"], "--workers"),
+    ],
+)
+def test_dry_run_checks_the_executor_options_too(tmp_path, slurm, flags, word):
+    """A dry run that passes must not be followed by a real run that fails on its options."""
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'experiment = "hayou-fig1"\nscale = "smoke"\n[slurm]\n{slurm}\n')
+    result = CliRunner().invoke(
+        app, ["sweep", str(path), "--dry-run", "--store", str(tmp_path / "s"), *flags]
+    )
+    assert result.exit_code == 2 and word in result.output, result.output
+
+
+def test_a_suite_named_as_a_sweep_experiment_is_explained():
+    with pytest.raises(ValueError, match="'hayou' is a suite") as error:
+        parse_sweep({"experiment": "hayou"})
+    assert "or a suite" not in str(error.value)

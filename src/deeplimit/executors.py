@@ -130,7 +130,18 @@ class InlineExecutor(Executor):
 
 
 def _raise_exit(signum: int, _frame: Any) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # once: a second SIGTERM ends the worker outright
     raise SystemExit(128 + signum)
+
+
+def _exit_if_unraisable(unraisable: Any) -> None:
+    """A SIGTERM that lands in a finalizer cannot unwind the stack (Python prints "Exception
+    ignored" and goes on): end the worker there, quietly. Its lock is then stale and is taken
+    over at once (its process is gone)."""
+    if isinstance(unraisable.exc_value, SystemExit):
+        code = unraisable.exc_value.code
+        os._exit(code if isinstance(code, int) else 1)
+    sys.__unraisablehook__(unraisable)
 
 
 def _worker_main(conn: Any, env: dict[str, str]) -> None:
@@ -143,6 +154,7 @@ def _worker_main(conn: Any, env: dict[str, str]) -> None:
         sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))
     # SIGTERM unwinds the stack (finally blocks release the point's lock) instead of dying
     signal.signal(signal.SIGTERM, _raise_exit)
+    sys.unraisablehook = _exit_if_unraisable
     while True:
         try:
             item = conn.recv()

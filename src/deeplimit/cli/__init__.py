@@ -18,7 +18,6 @@ from .train import limit_command, train_command
 
 app = typer.Typer(
     name="deeplimit",
-    help="Deep residual networks in their large-depth limits: simulate, check, reproduce.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -46,7 +45,12 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Deep residual networks in their large-depth limits: simulate, check, reproduce."""
+    """Deep residual networks in their large-depth limits: simulate, check, reproduce.
+
+    **Example**: `deeplimit reproduce hayou-fig1` (Hayou's Fig. 1 with its KS statistics, in
+    under a minute); `deeplimit sample resnet --width 3 --depth 100 --activation relu --samples
+    10000 --x 1,0.5 --out resnet.nc`; `deeplimit COMMAND --help` for each command's example.
+    """
 
 
 def entry() -> None:

@@ -93,6 +93,9 @@ def law_command(
         )
     if depth and name != "relu-width1":
         raise ValueError(f"--depth applies to relu-width1 only, not to {name!r}")
+    bad = [d for d in depth or [] if d < 1]
+    if bad:  # checked before anything is printed
+        raise ValueError(f"--depth must be integers >= 1, got {bad[0]}")
     law = factory(
         **{key: value for key, value in given.items() if key in accepted and value is not None}
     )

@@ -79,8 +79,10 @@ def reproduce_command(
         table = result.table or {key: key for key in result.statistics[0]}
         rows = [{label: row[key] for key, label in table.items()} for row in result.statistics]
         console.print(rows_table("statistics", rows))
+    if scale == "smoke" and result.claims:
+        console.print(_SMOKE_NOTE, style="yellow", highlight=False)
     for claim in result.claims:
-        colour = "green" if claim.passed else "red"
+        colour = "green" if claim.passed else "red" if scale != "smoke" else "yellow"
         console.print(
             f"[{colour}]{claim.verdict}[/{colour}] {claim.id}: {claim.statement}; "
             f"{claim.statistic} = {_number(claim.measured)} (expected {claim.expected}; "
@@ -94,6 +96,12 @@ def reproduce_command(
     console.print(f"[dim]{result.provenance_line}[/dim]")
     if strict and not result.passed:
         raise typer.Exit(code=1)
+
+
+_SMOKE_NOTE = (
+    "smoke scale: sizes that only check the pipeline, too small for the claims; their "
+    "verdicts mean nothing (the fast default is the smallest scale the claims are sized for)"
+)
 
 
 def _suite(
@@ -143,6 +151,8 @@ def _suite(
     console.print(rows_table(f"{name}: claims", rows))
     passed = sum(row["verdict"] == "PASS" for row in result.claim_rows)
     console.print(f"{passed} of {len(rows)} claim checks pass")
+    if scale == "smoke":
+        console.print(_SMOKE_NOTE, style="yellow", highlight=False)
     for path in (result.report.markdown, result.report.html, result.report.json):
         console.print(f"wrote {path}")
     console.print(f"[dim]{provenance_line(result.provenance)}[/dim]")

@@ -18,7 +18,10 @@ from ..results import save_result
 from .common import console, guarded, parse_record, parse_vectors, progress_bar
 
 sample_app = typer.Typer(
-    help="Simulate random ResNets (Eq. 1) or their infinite-depth SDE and save the paths.",
+    help="Simulate random ResNets (Eq. 1) or their infinite-depth SDE and save the paths.\n\n"
+    "**Example**: `deeplimit sample resnet --width 3 --depth 100 --activation relu --samples "
+    "10000 --x 1,0.5 --out resnet.nc`; `deeplimit sample sde --width 1 --activation linear "
+    "--steps 1000 --samples 10000 --y0 1 --out sde.nc`.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )

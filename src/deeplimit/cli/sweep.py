@@ -82,10 +82,6 @@ def sweep_command(
     """
     sweep = load_sweep(file, device=device)
     results = ResultStore(store)
-    if dry_run:
-        _print_plan(sweep, results)
-        return
-    results.ensure_writable()
     slurm_flags = {
         "partition": partition,
         "account": account,
@@ -97,6 +93,11 @@ def sweep_command(
         "array_parallelism": array_parallelism,
         "logs": str(logs) if logs is not None else None,
     }
+    if dry_run:  # the executor's options are checked too, but nothing is started
+        _executor(executor, sweep, results, workers, slurm_flags, poll, build=False)
+        _print_plan(sweep, results)
+        return
+    results.ensure_writable()
     engine = _executor(executor, sweep, results, workers, slurm_flags, poll)
     axes = " × ".join(sweep.axes) or "a single point"
     duplicates = f", {sweep.duplicates} duplicates dropped" if sweep.duplicates else ""
@@ -129,13 +130,18 @@ def _executor(
     workers: int | None,
     slurm_flags: dict[str, Any],
     poll: float,
+    *,
+    build: bool = True,
 ) -> Any:
+    """The executor the options ask for; ``build=False`` only checks the options."""
     if kind == "slurm":
         settings = {**sweep.slurm, **{k: v for k, v in slurm_flags.items() if v is not None}}
         try:
             resources = SlurmResources(**settings)
         except ValidationError as error:
             raise ValueError(f"[slurm] {explain_error(error)}") from None
+        if not build:
+            return None
         folder = Path(resources.logs) if resources.logs else results.root / ".slurm"
         return SlurmExecutor(resources, folder, poll_s=poll)
     if kind != "local":
@@ -150,6 +156,8 @@ def _executor(
         workers = max(1, len(gpus))
     if workers < 0:
         raise ValueError(f"--workers must be an integer >= 0, got {workers}")
+    if not build:
+        return None
     if workers == 0:
         return InlineExecutor()
     return LocalExecutor(workers, gpus=gpus if len(gpus) > 1 else None)

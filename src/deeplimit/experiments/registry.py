@@ -57,9 +57,14 @@ def suite_members(suite: str) -> list[Experiment]:
 
 def get_experiment(name: str) -> Experiment:
     experiments = _experiments()
+    if name in suite_names():
+        raise ValueError(
+            f"{name!r} is a suite (a group of experiments: `deeplimit reproduce {name}` runs them "
+            f"all), not one experiment; experiment must be one of {', '.join(experiments)}"
+        )
     if name not in experiments:
         raise ValueError(
-            f"experiment must be one of {', '.join(experiments)} (or a suite: "
-            f"{', '.join(suite_names())}), got {name!r}"
+            f"experiment must be one of {', '.join(experiments)} (`deeplimit reproduce` also "
+            f"takes a suite: {', '.join(suite_names())}), got {name!r}"
         )
     return experiments[name]
