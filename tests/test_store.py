@@ -417,3 +417,13 @@ def test_results_table_ignores_points_without_a_spec(tmp_path):
     fixed = next(line for line in lines if line.startswith("fixed:"))
     assert "size=16" in fixed and "scale=1" in fixed
     assert "2 ok" in lines[-1] and "2 incomplete" in lines[-1]
+
+
+def test_an_ambiguous_key_prefix_lists_the_matches(tmp_path):
+    run_sweep(_toy_sweep(seeds=40).points, tmp_path)
+    store = ResultStore(tmp_path)
+    keys = store.keys("toy")
+    prefix = next(k[0] for k in keys if sum(o.startswith(k[0]) for o in keys) > 1)
+    with pytest.raises(StoreError, match="give more digits") as error:
+        store.find("toy", prefix)
+    assert all(k in str(error.value) for k in keys if k.startswith(prefix))

@@ -252,3 +252,20 @@ def test_a_suite_named_as_a_sweep_experiment_is_explained():
     with pytest.raises(ValueError, match="'hayou' is a suite") as error:
         parse_sweep({"experiment": "hayou"})
     assert "or a suite" not in str(error.value)
+
+
+def test_set_with_an_unknown_or_bad_field_is_explained(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["reproduce", "hayou-fig1", "--set", "sample=100", "-q"])
+    assert result.exit_code == 2 and "did you mean 'samples'?" in result.output
+    result = runner.invoke(app, ["reproduce", "hayou-fig1", "--set", "samples=abc", "-q"])
+    assert result.exit_code == 2 and "samples:" in result.output and '"abc"' in result.output
+
+
+def test_seed_axis_beside_a_seeds_field_gets_a_note(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('experiment = "chizat-width"\nscale = "smoke"\nseeds = 2\n')
+    result = CliRunner().invoke(
+        app, ["sweep", str(path), "--dry-run", "--store", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 0 and "goes in [base]" in result.output, result.output

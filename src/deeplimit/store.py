@@ -434,9 +434,14 @@ class ResultStore:
     def find(self, experiment: str, key: str) -> Entry:
         """The point of ``experiment`` whose key is ``key`` or starts with it."""
         matches = [k for k in self.keys(experiment) if k.startswith(key)]
-        if len(matches) != 1:
-            what = "no point" if not matches else f"{len(matches)} points"
-            raise StoreError(f"{what} of {experiment!r} in {str(self.root)!r} has a key {key!r}")
+        if not matches:
+            raise StoreError(f"no point of {experiment!r} in {str(self.root)!r} has a key {key!r}")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise StoreError(
+                f"{len(matches)} points of {experiment!r} have keys starting with {key!r} "
+                f"({shown}): give more digits"
+            )
         return self.entry(experiment, matches[0])
 
     def load(self, experiment: str, key: str) -> xr.Dataset:

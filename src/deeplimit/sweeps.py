@@ -375,9 +375,18 @@ def spec_at(experiment: Experiment, scale: str, overrides: Mapping[str, Any]) ->
     """``experiment.spec_for(scale, **overrides)``, also when the spec has a field ``scale``."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    return {"fast": experiment.fast, "full": experiment.full, "smoke": experiment.smoke}[scale](
-        **overrides
-    )
+    fields = list(experiment.Spec.model_fields)
+    unknown = [name for name in overrides if name not in fields]
+    if unknown:
+        raise ValueError(
+            f"unknown field {unknown[0]!r} for {experiment.name}{_suggest(unknown[0], fields)}; "
+            f"fields: {', '.join(fields)}"
+        )
+    build = {"fast": experiment.fast, "full": experiment.full, "smoke": experiment.smoke}[scale]
+    try:
+        return build(**overrides)
+    except ValidationError as error:
+        raise ValueError(explain_error(error)) from None
 
 
 def _validate(

@@ -82,6 +82,15 @@ def sweep_command(
     """
     sweep = load_sweep(file, device=device)
     results = ResultStore(store)
+    if "seed" in sweep.axes and "seeds" in resolve_experiment(sweep.experiment).Spec.model_fields:
+        console.print(
+            f"note: the top-level `seeds` is the seed axis ({len(sweep)} points); "
+            f"{sweep.points[0].name}'s own field `seeds` (networks per setting) goes in [base]",
+            style="dim",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     slurm_flags = {
         "partition": partition,
         "account": account,
@@ -438,7 +447,10 @@ def plot_command(
         if entry.state in ("incomplete", "running"):
             raise StoreError(
                 f"no stored result of {target.name} for this spec (key {key}) in "
-                f"{str(results.root)!r}; compute it with `deeplimit sweep` or `deeplimit reproduce`"
+                f"{str(results.root)!r}; the spec is the {scale} scale with the --set values "
+                "(add --smoke or --full for another scale, or pick a stored point with --key: "
+                f"`deeplimit results -x {target.name}` lists them); or compute it with "
+                "`deeplimit sweep` or `deeplimit reproduce`"
             )
     dataset = results.load(target.name, key)
     manifest = results.entry(target.name, key, verify="none").manifest or {}
