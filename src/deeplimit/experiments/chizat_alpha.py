@@ -28,7 +28,9 @@ from .chizat_common import (
     Divergence,
     Tracker,
     dtype_name,
+    error_dataset,
     error_pair,
+    error_rows,
     integer_at_least,
     plot_series,
     positive_finite,
@@ -166,16 +168,13 @@ class ChizatAlpha(ChizatExperiment):
             diverged[index] = int(result.diverged.sum())
             errors[index] = error_pair(result, reference, spec.steps)
             tracker.advance(per_alpha)
-        return xr.Dataset(
+        return error_dataset(
+            "alpha",
+            spec.alphas,
+            errors,
+            budgets,
+            diverged,
             {
-                "embedding_error": (("alpha",), errors[:, 0]),
-                "output_error": (("alpha",), errors[:, 1]),
-                "reference_embeddings_clt": (("alpha",), budgets[:, 0]),
-                "reference_outputs_clt": (("alpha",), budgets[:, 1]),
-                "diverged": (("alpha",), diverged),
-            },
-            coords={"alpha": list(spec.alphas)},
-            attrs={
                 "spec": spec.model_dump_json(),
                 "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
@@ -183,16 +182,7 @@ class ChizatAlpha(ChizatExperiment):
         )
 
     def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        return [
-            {
-                "alpha": float(alpha),
-                "embedding_error": float(dataset.embedding_error.sel(alpha=alpha)),
-                "output_error": float(dataset.output_error.sel(alpha=alpha)),
-                "reference_clt": float(dataset.reference_embeddings_clt.sel(alpha=alpha)),
-                "diverged": int(dataset.diverged.sel(alpha=alpha)),
-            }
-            for alpha in dataset.alpha.values
-        ]
+        return error_rows(dataset, "alpha", float)
 
     def claims(self, dataset: xr.Dataset) -> list[Claim]:
         spec = self.spec_from_dataset(dataset)

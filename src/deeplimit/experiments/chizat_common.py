@@ -79,6 +79,43 @@ def dtype_name(cls: Any, value: str) -> str:
     return value
 
 
+def error_dataset(
+    axis: str,
+    values: Sequence[Any],
+    errors: np.ndarray,
+    budgets: np.ndarray,
+    diverged: np.ndarray,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """Errors against a reference along one swept ``axis``: ``errors`` and ``budgets`` (the
+    reference's own CLT error) are ``(len(values), 2)`` arrays of (embedding, output)."""
+    return xr.Dataset(
+        {
+            "embedding_error": ((axis,), errors[:, 0]),
+            "output_error": ((axis,), errors[:, 1]),
+            "reference_embeddings_clt": ((axis,), budgets[:, 0]),
+            "reference_outputs_clt": ((axis,), budgets[:, 1]),
+            "diverged": ((axis,), diverged),
+        },
+        coords={axis: list(values)},
+        attrs=attrs,
+    )
+
+
+def error_rows(dataset: xr.Dataset, axis: str, cast: Callable[[Any], Any]) -> list[dict[str, Any]]:
+    """The statistics rows of an :func:`error_dataset`, one per value of ``axis``."""
+    return [
+        {
+            axis: cast(value),
+            "embedding_error": float(dataset.embedding_error.sel({axis: value})),
+            "output_error": float(dataset.output_error.sel({axis: value})),
+            "reference_clt": float(dataset.reference_embeddings_clt.sel({axis: value})),
+            "diverged": int(dataset.diverged.sel({axis: value})),
+        }
+        for value in dataset[axis].values
+    ]
+
+
 class ChizatSpec(ExperimentSpec):
     """Common fields of the Chizat specs. ``threads``: torch intra-op threads while the
     experiment runs (restored afterwards; 0 leaves torch's setting). The default is 1: the

@@ -27,7 +27,9 @@ from .chizat_common import (
     Divergence,
     Tracker,
     dtype_name,
+    error_dataset,
     error_pair,
+    error_rows,
     integer_at_least,
     plot_series,
     positive_finite,
@@ -157,16 +159,13 @@ class ChizatDim(ChizatExperiment):
             diverged[index] = int(result.diverged.sum())
             errors[index] = error_pair(result, reference, spec.steps)
             tracker.advance(spec.depth * dim * spec.width * spec.seeds)
-        return xr.Dataset(
+        return error_dataset(
+            "dim",
+            spec.dims,
+            errors,
+            budgets,
+            diverged,
             {
-                "embedding_error": (("dim",), errors[:, 0]),
-                "output_error": (("dim",), errors[:, 1]),
-                "reference_embeddings_clt": (("dim",), budgets[:, 0]),
-                "reference_outputs_clt": (("dim",), budgets[:, 1]),
-                "diverged": (("dim",), diverged),
-            },
-            coords={"dim": list(spec.dims)},
-            attrs={
                 "spec": spec.model_dump_json(),
                 "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
@@ -174,16 +173,7 @@ class ChizatDim(ChizatExperiment):
         )
 
     def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        return [
-            {
-                "dim": int(dim),
-                "embedding_error": float(dataset.embedding_error.sel(dim=dim)),
-                "output_error": float(dataset.output_error.sel(dim=dim)),
-                "reference_clt": float(dataset.reference_embeddings_clt.sel(dim=dim)),
-                "diverged": int(dataset.diverged.sel(dim=dim)),
-            }
-            for dim in dataset.dim.values
-        ]
+        return error_rows(dataset, "dim", int)
 
     def claims(self, dataset: xr.Dataset) -> list[Claim]:
         spec = self.spec_from_dataset(dataset)
