@@ -21,6 +21,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -95,6 +96,11 @@ class ChainPlan:
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     on_nonfinite: str = "raise"
     step_name: str = "layer"
+
+    @classmethod
+    def resnet(cls, depth: int, **fields: Any) -> ChainPlan:
+        """The random ResNet of Eq. 1: ``depth`` layers with increments scaled by L^{-1/2}."""
+        return cls(steps=depth, scale=depth**-0.5, **fields)
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)

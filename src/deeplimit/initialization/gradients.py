@@ -163,10 +163,9 @@ def gradient_norms(
                 f"grad_last must be finite with shape ({width},) or ({state.inputs}, {width}), "
                 f"got shape {tuple(torch.as_tensor(grad_last).shape)}"
             )
-    plan = ChainPlan(
+    plan = ChainPlan.resnet(
+        depth,
         width=width,
-        steps=depth,
-        scale=depth**-0.5,
         activation=act,
         state=state,
         samples=samples,

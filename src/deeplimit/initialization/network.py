@@ -129,10 +129,9 @@ def sample_resnet(
     depth = check_int("depth", depth, minimum=1)
     recording = resolve_layers(record, depth)
     state = resolve_initial_state(width, y0, x, dt, dev)
-    plan = ChainPlan(
+    plan = ChainPlan.resnet(
+        depth,
         width=width,
-        steps=depth,
-        scale=depth**-0.5,
         activation=act,
         state=state,
         samples=samples,

@@ -388,10 +388,9 @@ def observe_resnet(
     depth = check_int("depth", depth, minimum=1)
     recorded = resolve_layers(layers, depth).steps
     state = resolve_initial_state(width, y0, x, dt, dev)
-    plan = ChainPlan(
+    plan = ChainPlan.resnet(
+        depth,
         width=width,
-        steps=depth,
-        scale=depth**-0.5,
         activation=act,
         state=state,
         samples=samples,
