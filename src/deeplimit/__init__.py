@@ -8,32 +8,46 @@ Random ResNets at initialization and their infinite-depth SDE (Hayou): ``sample_
 
 Shapes follow one convention everywhere: samples (or seeds) first, then layers / times / steps,
 then inputs, then width.
+
+The names load on first use (``deeplimit._lazy``): ``import deeplimit`` does not import torch,
+SciPy or xarray; ``deeplimit.sample_resnet`` does.
 """
 
-from . import stats as stats
+from ._lazy import attach
 from ._version import __version__ as __version__
-from .activations import Activation as Activation
-from .activations import parse_activation as parse_activation
-from .errors import NumericalBlowupError as NumericalBlowupError
-from .initialization import laws as laws
-from .initialization.gradients import gradient_norms as gradient_norms
-from .initialization.meanfield import infinite_width_variance as infinite_width_variance
-from .initialization.meanfield import meanfield_covariance as meanfield_covariance
-from .initialization.meanfield import meanfield_log_growth as meanfield_log_growth
-from .initialization.meanfield import meanfield_variance as meanfield_variance
-from .initialization.meanfield import relu_correlation as relu_correlation
-from .initialization.network import sample_resnet as sample_resnet
-from .initialization.observables import Observations as Observations
-from .initialization.observables import collapse_probability as collapse_probability
-from .initialization.observables import correlation_coefficients as correlation_coefficients
-from .initialization.observables import observe_resnet as observe_resnet
-from .initialization.observables import observe_sde as observe_sde
-from .initialization.sde import sample_sde as sample_sde
-from .training import LazyScaling as LazyScaling
-from .training import LimitResult as LimitResult
-from .training import MeanFieldScaling as MeanFieldScaling
-from .training import PowerLawScaling as PowerLawScaling
-from .training import TrainingResult as TrainingResult
-from .training import limit_error as limit_error
-from .training import mean_ode_limit as mean_ode_limit
-from .training import train_resnet as train_resnet
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    modules={"stats": ".stats", "laws": ".initialization.laws"},
+    names={
+        ".activations": ["Activation", "parse_activation"],
+        ".errors": ["NumericalBlowupError"],
+        ".initialization.gradients": ["gradient_norms"],
+        ".initialization.meanfield": [
+            "infinite_width_variance",
+            "meanfield_covariance",
+            "meanfield_log_growth",
+            "meanfield_variance",
+            "relu_correlation",
+        ],
+        ".initialization.network": ["sample_resnet"],
+        ".initialization.observables": [
+            "Observations",
+            "collapse_probability",
+            "correlation_coefficients",
+            "observe_resnet",
+            "observe_sde",
+        ],
+        ".initialization.sde": ["sample_sde"],
+        ".training": [
+            "LazyScaling",
+            "LimitResult",
+            "MeanFieldScaling",
+            "PowerLawScaling",
+            "TrainingResult",
+            "limit_error",
+            "mean_ode_limit",
+            "train_resnet",
+        ],
+    },
+)

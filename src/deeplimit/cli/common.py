@@ -8,7 +8,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -42,6 +41,8 @@ def parse_vectors(name: str, texts: list[str] | None) -> Any:
         raise ValueError(
             f"every {name} must have the same length, got lengths {[len(v) for v in vectors]}"
         )
+    import numpy as np
+
     return np.asarray(vectors[0] if len(vectors) == 1 else vectors)
 
 

@@ -7,34 +7,33 @@ from typing import Any
 
 import typer
 
-from ..initialization import laws
 from .common import console, parse_vector, rows_table
 
-# law name -> (factory, options it takes, what the law describes)
-LAWS: dict[str, tuple[Any, tuple[str, ...], str]] = {
-    "gbm": (laws.gbm_law, ("a", "y0"), "X_1 given X_0 = y0; width 1, phi(x) = a x (Prop. 2)"),
+# law name -> (its factory in deeplimit.laws, options it takes, what the law describes)
+LAWS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "gbm": ("gbm_law", ("a", "y0"), "X_1 given X_0 = y0; width 1, phi(x) = a x (Prop. 2)"),
     "relu-width1": (
-        laws.relu_width1_law,
+        "relu_width1_law",
         ("y0", "x"),
         "X_1 for width 1, ReLU: GBM/constant mixture (Prop. 3)",
     ),
     "ou": (
-        laws.ou_law,
+        "ou_law",
         ("alpha", "beta", "sigma", "y0"),
         "X_1 given X_0 = y0; width 1, OU activation (Prop. 4)",
     ),
     "identity-log-norm": (
-        laws.identity_log_norm_law,
+        "identity_log_norm_law",
         ("width",),
         "log(|X_1|/|X_0|) for phi = identity, any width (Prop. 9)",
     ),
     "identity-norm": (
-        laws.identity_norm_law,
+        "identity_norm_law",
         ("width", "norm0"),
         "|X_1| given |X_0| = norm0 for phi = identity (Prop. 9)",
     ),
     "depth-then-width": (
-        laws.depth_then_width_law,
+        "depth_then_width_law",
         ("q0", "t"),
         "one coordinate of X_t as n -> oo after L -> oo, ReLU (Thm 2)",
     ),
@@ -96,7 +95,9 @@ def law_command(
     bad = [d for d in depth or [] if d < 1]
     if bad:  # checked before anything is printed
         raise ValueError(f"--depth must be integers >= 1, got {bad[0]}")
-    law = factory(
+    from ..initialization import laws
+
+    law = getattr(laws, factory)(
         **{key: value for key, value in given.items() if key in accepted and value is not None}
     )
     probabilities = parse_vector("--quantiles", quantiles)

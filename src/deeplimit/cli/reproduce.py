@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..executors import LocalExecutor
-from ..experiments import experiment_names, suite_names
-from ..provenance import provenance_line
-from ..reproduce import reproduce, reproduce_suite
+from ..experiments.registry import experiment_names, suite_names
 from .common import console, parse_overrides, progress_bar, rows_table
 from .common import format_number as _number
 
@@ -56,6 +53,8 @@ def reproduce_command(
     **Example**: `deeplimit reproduce hayou-fig1 --out results` (add `--full` for paper scale);
     `deeplimit reproduce hayou --workers 2` for every figure and the report.
     """
+    from ..reproduce import reproduce
+
     overrides = parse_overrides(set_)
     if seed is not None:
         overrides["seed"] = seed
@@ -114,6 +113,10 @@ def _suite(
     store: Path | None,
     workers: int | None,
 ) -> None:
+    from ..executors import LocalExecutor
+    from ..provenance import provenance_line
+    from ..reproduce import reproduce_suite
+
     current = {"name": name}
 
     def announce(experiment: str) -> None:

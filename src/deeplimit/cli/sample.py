@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 import typer
-import xarray as xr
 
-from ..activations import parse_activation
-from ..initialization import sample_resnet, sample_sde
-from ..provenance import provenance, provenance_line
-from ..results import save_result
 from .common import console, guarded, parse_record, parse_vectors, progress_bar
+
+if TYPE_CHECKING:  # the library loads when a command runs, not for --help
+    import torch
+    import xarray as xr
 
 sample_app = typer.Typer(
     help="Simulate random ResNets (Eq. 1) or their infinite-depth SDE and save the paths.\n\n"
@@ -62,6 +59,8 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 def _dataset(
     paths: torch.Tensor, axis_name: str, axis_values: list[Any] | None, inputs: bool
 ) -> xr.Dataset:
+    import xarray as xr
+
     dims = ["sample"]
     coords: dict[str, Any] = {}
     if axis_values is not None:
@@ -86,6 +85,11 @@ def _axis(
 def _write(
     dataset: xr.Dataset, out: Path, config: dict[str, Any], seed: int, device: str, wall: float
 ) -> None:
+    import numpy as np
+
+    from ..provenance import provenance, provenance_line
+    from ..results import save_result
+
     record = provenance(config, seed=seed, device=device, wall_time_s=wall)
     dataset.attrs["description"] = config["description"]
     save_result(dataset, out, record)
@@ -121,6 +125,9 @@ def resnet_command(
     quiet: bool = QUIET,
 ) -> None:
     """Sample random ResNets Y_l = Y_{l-1} + L^(-1/2) W_l phi(Y_{l-1}) (Hayou Eq. 1)."""
+    from ..activations import parse_activation
+    from ..initialization import sample_resnet
+
     y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
     record_value = parse_record(record)
     start = time.perf_counter()
@@ -184,6 +191,9 @@ def sde_command(
     quiet: bool = QUIET,
 ) -> None:
     """Solve the infinite-depth SDE dX_t = n^(-1/2) |phi(X_t)| dB_t on [0, 1] (Hayou Eq. 4)."""
+    from ..activations import parse_activation
+    from ..initialization import sample_sde
+
     y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
     record_value = parse_record(record)
     if isinstance(record_value, int) and not isinstance(record_value, bool):

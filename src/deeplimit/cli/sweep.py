@@ -8,20 +8,18 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..executors import InlineExecutor, LocalExecutor, SlurmExecutor, SlurmResources
-from ..experiments.plotting import add_footer, save_figure
-from ..provenance import provenance_line
-from ..runner import SweepProgress, SweepResult, run_sweep
-from ..store import ResultStore, StoreError, device_kind, point_key
-from ..sweeps import Sweep, explain_error, load_sweep, resolve_experiment, spec_at
 from .common import console, error_console, format_number, parse_overrides
+
+if TYPE_CHECKING:  # the library loads when a command runs, not for --help
+    from ..runner import SweepProgress, SweepResult
+    from ..store import ResultStore
+    from ..sweeps import Sweep
 
 _STORE_HELP = "The result store folder."
 _DEFAULT_STORE = Path("results/store")
@@ -80,6 +78,10 @@ def sweep_command(
     `deeplimit sweep examples/sweeps/hayou-fig1.toml --executor slurm --partition gpu
     --time 00:20:00 --device cuda`.
     """
+    from ..runner import run_sweep
+    from ..store import ResultStore
+    from ..sweeps import load_sweep, resolve_experiment
+
     sweep = load_sweep(file, device=device)
     results = ResultStore(store)
     if "seed" in sweep.axes and "seeds" in resolve_experiment(sweep.experiment).Spec.model_fields:
@@ -143,6 +145,12 @@ def _executor(
     build: bool = True,
 ) -> Any:
     """The executor the options ask for; ``build=False`` only checks the options."""
+    from pydantic import ValidationError
+
+    from ..executors import InlineExecutor, LocalExecutor, SlurmExecutor, SlurmResources
+    from ..store import device_kind
+    from ..sweeps import explain_error
+
     if kind == "slurm":
         settings = {**sweep.slurm, **{k: v for k, v in slurm_flags.items() if v is not None}}
         try:
@@ -308,6 +316,8 @@ def results_command(
     **Example**: `deeplimit results --experiment hayou-fig1 --where seed=0`;
     `deeplimit results -x hayou-fig1 --export fig1.nc`.
     """
+    from ..store import ResultStore
+
     results = ResultStore(store)
     filters = parse_overrides(where) if where else None
     if export is not None:
@@ -428,6 +438,11 @@ def plot_command(
 
     **Example**: `deeplimit plot hayou-fig1 --set seed=3`; `deeplimit plot hayou-fig1 --key 3f2a`.
     """
+    from ..experiments.plotting import add_footer, save_figure
+    from ..provenance import provenance_line
+    from ..store import ResultStore, StoreError, point_key
+    from ..sweeps import resolve_experiment, spec_at
+
     results = ResultStore(store)
     if full and smoke:
         raise ValueError("give at most one of --full and --smoke")
@@ -462,6 +477,8 @@ def plot_command(
 
 def _stored_name(results: ResultStore, experiment: str) -> str:
     """The store folder of ``experiment``: its name, also for a ``module:Class`` reference."""
+    from ..sweeps import resolve_experiment
+
     if (results.root / experiment).is_dir() or ":" not in experiment:
         return experiment
     return resolve_experiment(experiment).name

@@ -14,28 +14,18 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 import typer
-import xarray as xr
 
 from ..errors import NumericalBlowupError, check_choice
-from ..provenance import provenance, provenance_line
-from ..results import load_result, save_result
-from ..training import (
-    MeanFieldScaling,
-    TwoLayerBlock,
-    build_resnet,
-    exact_linear_limit,
-    mean_ode_limit,
-    span_linear_limit,
-    synthetic_task,
-    train,
-)
-from ..training.limit import METHODS, LimitResult
 from .common import console
+
+if TYPE_CHECKING:  # the library loads when a command runs, not for --help
+    import torch
+    import xarray as xr
+
+    from ..training import LimitResult
 
 __all__ = ["TrainingBlowupError", "limit_command", "train_command"]
 
@@ -76,11 +66,15 @@ OUT = typer.Option(..., "--out", "-o", help="Result file to write (netCDF, .nc).
 
 
 def _dtype(name: str) -> torch.dtype:
+    import torch
+
     check_choice("dtype", name, ("float64", "float32"))
     return getattr(torch, name)
 
 
 def _training_dataset(result: Any, seeds: list[int]) -> xr.Dataset:
+    import xarray as xr
+
     variables: dict[str, Any] = {
         "outputs": (("seed", "step", "sample", "output"), result.outputs.double().numpy()),
         "embeddings": (
@@ -136,6 +130,12 @@ def train_command(
     --out run.nc`, then `deeplimit limit --dim 32 --activation tanh --steps 10
     --against run.nc --out limit.nc`.
     """
+    import torch
+
+    from ..provenance import provenance, provenance_line
+    from ..results import save_result
+    from ..training import MeanFieldScaling, TwoLayerBlock, build_resnet, synthetic_task, train
+
     data = synthetic_task(data_seed)
     model = build_resnet(
         depth,
@@ -201,6 +201,8 @@ def train_command(
 
 
 def _limit_dataset(limit: LimitResult) -> xr.Dataset:
+    import xarray as xr
+
     steps = list(range(limit.steps + 1))
     dataset = xr.Dataset(
         {
@@ -221,6 +223,8 @@ def _limit_dataset(limit: LimitResult) -> xr.Dataset:
 def _trained_run(path: Path, settings: dict[str, Any]) -> xr.Dataset:
     """The `train` result in ``path``, after checking that it was trained with the limit's
     ``settings`` (activation, alpha, lr, data): a mismatch would give meaningless errors."""
+    from ..results import load_result
+
     run, record = load_result(path)
     if "embeddings" not in run or "seed" not in run.dims:
         raise ValueError(f"--against must be a result file of `deeplimit train`, got {str(path)!r}")
@@ -241,6 +245,8 @@ def _trained_run(path: Path, settings: dict[str, Any]) -> xr.Dataset:
 
 def _errors_against(run: xr.Dataset, limit: LimitResult) -> list[dict[str, Any]]:
     """RMS errors of the trained networks of ``run`` against ``limit`` at every step."""
+    import numpy as np
+
     emb = run["embeddings"].values  # (S, K+1, N, D)
     out = run["outputs"].values
     if emb.shape[1] != limit.steps + 1 or emb.shape[-1] > limit.embeddings.shape[-1]:
@@ -321,6 +327,17 @@ def limit_command(
     the run's error at every step); `--method span --infinite-dim` gives the D -> infinity
     limit, `--method span --lazy` the lazy ODE.
     """
+    from ..provenance import provenance, provenance_line
+    from ..results import save_result
+    from ..training import (
+        TwoLayerBlock,
+        exact_linear_limit,
+        mean_ode_limit,
+        span_linear_limit,
+        synthetic_task,
+    )
+    from ..training.limit import METHODS
+
     check_choice("method", method, (*METHODS, "span"))
     if method != "span" and (infinite_dim or lazy):
         raise ValueError("--infinite-dim and --lazy need --method span")

@@ -1,6 +1,8 @@
 """Random ResNets at initialization and their infinite-depth limits (Hayou, hayou.md)."""
 
-from .network import sample_resnet as sample_resnet
-from .sde import sample_sde as sample_sde
+from .._lazy import attach
 
-__all__ = ["sample_resnet", "sample_sde"]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    names={".network": ["sample_resnet"], ".sde": ["sample_sde"]},
+)

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import xarray as xr
 from torch import Tensor
 
 from ..errors import check_int
@@ -52,6 +51,9 @@ from .chain import (
 from .network import common_arguments
 from .recording import resolve_layers, resolve_times
 from .state import resolve_initial_state
+
+if TYPE_CHECKING:  # a file format: imported by to_dataset only
+    import xarray as xr
 
 __all__ = [
     "OBSERVABLES",
@@ -275,6 +277,8 @@ class Observations:
 
     def to_dataset(self) -> xr.Dataset:
         """An xarray Dataset with dims ``sample``, ``layer``, ``input``, ``pair``."""
+        import xarray as xr
+
         data: dict[str, Any] = {}
         for name, tensor in self.values.items():
             array = tensor.detach().cpu().numpy()
