@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
+# pytest-xdist workers for the test targets. --dist loadscope runs a module's tests on one
+# worker, so a module fixture (the SLURM cluster, the smoke-scale suites) is built once
+JOBS ?= 2
+XDIST := -n $(JOBS) --dist loadscope
 
 .PHONY: install demo test test-all lint format bench clean
 
@@ -21,11 +25,11 @@ demo: $(STAMP)
 
 ## test: install, then run the default (fast) test suite
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(XDIST)
 
 ## test-all: every test, paper-scale ones included
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

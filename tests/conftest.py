@@ -1,7 +1,10 @@
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# two cores shared by the pytest-xdist workers (`make test` runs two), not two threads each
+torch.set_num_threads(max(1, 2 // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def pytest_collection_modifyitems(config, items):
