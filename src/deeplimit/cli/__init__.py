@@ -11,6 +11,7 @@ import typer
 from .._version import __version__
 from .common import guarded
 from .law import law_command
+from .reproduce import EPILOG as REPRODUCE_EPILOG
 from .reproduce import reproduce_command
 from .sample import sample_app
 from .sweep import plot_command, results_command, sweep_command
@@ -25,7 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(sample_app, name="sample")
 app.command("law")(guarded(law_command))
-app.command("reproduce")(guarded(reproduce_command))
+app.command("reproduce", epilog=REPRODUCE_EPILOG)(guarded(reproduce_command))
 app.command("train")(guarded(train_command))
 app.command("limit")(guarded(limit_command))
 app.command("sweep")(guarded(sweep_command))

@@ -6,16 +6,21 @@ from pathlib import Path
 
 import typer
 
-from ..experiments.registry import experiment_names, suite_names
+from ..experiments.registry import EXPERIMENTS, suite_names
 from .common import console, parse_overrides, progress_bar, rows_table
 from .common import format_number as _number
+
+# the experiments with what each reproduces, from the registry's table (no experiment imported)
+EPILOG = "**Experiments**\n\n" + "\n".join(
+    f"- `{name}`: {entry.title}" for name, entry in EXPERIMENTS.items()
+)
 
 
 def reproduce_command(
     name: str = typer.Argument(
         ...,
         help=f"A suite ({', '.join(suite_names())}: every figure and a claims report) or one "
-        f"experiment ({', '.join(experiment_names())}).",
+        "experiment (listed below).",
     ),
     full: bool = typer.Option(
         False, "--full", help="Paper-scale setting instead of the fast default."
