@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 # pytest-xdist workers for the test targets. --dist loadscope runs a module's tests on one
-# worker, so a module fixture (the SLURM cluster, the smoke-scale suites) is built once
+# worker, so a module fixture (the SLURM cluster, the smoke-scale suites) is built once; the
+# modules go out in collection order, longest first (tests/conftest.py)
 JOBS ?= 2
-XDIST := -n $(JOBS) --dist loadscope
+XDIST := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: install demo test test-all lint format bench clean
 
