@@ -15,6 +15,8 @@ from ._version import __version__ as __version__
 from .activations import Activation as Activation
 from .activations import parse_activation as parse_activation
 from .errors import NumericalBlowupError as NumericalBlowupError
+from .errors import NumericalError as NumericalError
+from .errors import NumericalUnderflowError as NumericalUnderflowError
 from .initialization import laws as laws
 from .initialization.gradients import gradient_norms as gradient_norms
 from .initialization.meanfield import infinite_width_variance as infinite_width_variance
