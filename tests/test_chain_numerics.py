@@ -455,3 +455,47 @@ def test_cli_record_with_a_repeated_layer_writes_both_slots(tmp_path):
     single = run("5", tmp_path / "s.nc")
     assert repeated.shape == (30, 2, 2)
     assert np.array_equal(repeated[:, 0], single) and np.array_equal(repeated[:, 1], single)
+
+
+# ---------------------------------------------------------------------------------------------
+# Without host checks (what an accelerator does) every guarded branch is taken: same numbers
+
+
+def test_every_guarded_branch_is_exact_for_the_rows_that_do_not_need_it(monkeypatch):
+    """On a GPU the chain reads no check back to the host (a sync per layer), so it takes every
+    branch those checks guard; on the CPU it skips the ones not needed. Both give the same
+    bits: here the CPU is made to take every branch."""
+    from deeplimit.initialization import chain
+
+    cases = [
+        ("sample", dict(activation="relu", x=[[1.0, 0.2], [1.0, 0.2], [0.0, 0.0]])),
+        ("sample", dict(activation="tanh", y0=[[1e-170, 2e-170, 0.0], [1.0, 2.0, 0.0]])),
+        ("sample", dict(activation="linear:a=3", x=[[2.0**-700, 1.0]])),
+        ("observe", dict(activation="relu", x=[[1.0, 0.2], [0.3, -1.0], [0.3, -1.0]])),
+        ("observe", dict(activation="linear:a=50", y0=[[1.0, 0.5, -1.0]], depth=2000)),
+        ("gradients", dict(activation="relu", y0=[1e-300, -2e-300, 3e-300])),
+    ]
+
+    def run(kind, case):
+        case = dict(case)
+        depth = case.pop("depth", 12)
+        common = dict(samples=60, seed=13, **case)
+        if kind == "sample":
+            return {"y": dl.sample_resnet(3, depth, record="all", **common)}
+        if kind == "gradients":
+            return {"g": dl.gradient_norms(3, depth, method="law", **common)}
+        names = ["log_growth", "collapse", "active", "quasi_gbm", "norm"]
+        if np.ndim(case.get("x", case.get("y0"))) == 2 and len(case.get("x", case.get("y0"))) > 1:
+            names.append("correlation")
+        on = "ignore" if depth > 100 else "raise"  # norm may be out of range: compare it anyway
+        return dl.observe_resnet(
+            3, depth, layers="all", observables=names, on_nonfinite=on, **common
+        ).values
+
+    expected = [run(kind, case) for kind, case in cases]
+    monkeypatch.setattr(chain, "_host_checks", lambda device: False)
+    for (kind, case), reference in zip(cases, expected, strict=True):
+        for name, values in run(kind, case).items():
+            torch.testing.assert_close(
+                values, reference[name], rtol=0, atol=0, equal_nan=True, msg=f"{kind} {name}"
+            )

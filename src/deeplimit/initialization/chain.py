@@ -69,12 +69,29 @@ DEFAULT_MEMORY_BUDGET = 2**29  # bytes of working memory per chunk (512 MiB)
 ProgressCallback = Callable[[int, int], None]
 
 
+def _host_checks(device: torch.device) -> bool:
+    """Whether the chain may read a check back to the host to skip work that is not needed.
+
+    On the CPU a check is cheap and the work it skips is not; on an accelerator each read is a
+    synchronization, which costs more than the work. Every branch that a check guards is exact
+    for the rows that do not need it, so both choices give the same numbers."""
+    return device.type == "cpu"
+
+
 def _range(values: Tensor) -> tuple[float, float]:
-    """Smallest and largest entry (NaN if any entry is NaN), in one reduction and one sync."""
+    """Smallest and largest entry (NaN if any entry is NaN, or without host checks, which then
+    takes every branch), in one reduction and one sync."""
     if values.numel() == 0:
         return 1.0, 1.0
+    if not _host_checks(values.device):
+        return math.nan, math.nan
     low, high = torch.aminmax(values)
     return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+
+
+def _some(mask: Tensor) -> bool:
+    """Whether ``mask`` has a True entry (always True without host checks)."""
+    return bool(mask.any()) if _host_checks(mask.device) else True
 
 
 def stable_norm(x: Tensor) -> Tensor:
@@ -150,12 +167,12 @@ def _copy_repeated_rows(phi: Tensor, factor: Tensor) -> None:
     ``sqrt(u)`` of the span of the earlier ones (a cheap test) are compared entry by entry."""
     diagonal = torch.diagonal(factor, dim1=-2, dim2=-1)[:, 1:]
     lengths = torch.linalg.vector_norm(factor, dim=-1)[:, 1:]
-    if not bool((diagonal <= math.sqrt(torch.finfo(phi.dtype).eps) * lengths).any()):
+    if not _some(diagonal <= math.sqrt(torch.finfo(phi.dtype).eps) * lengths):
         return
     everyone = torch.arange(phi.shape[0], device=phi.device)
     for j in range(1, phi.shape[1]):
         same = (phi[:, j : j + 1] == phi[:, :j]).all(-1)
-        if bool(same.any()):
+        if _some(same):
             earlier_row = factor[everyone, same.int().argmax(-1)]
             factor[:, j] = torch.where(same.any(-1).unsqueeze(-1), earlier_row, factor[:, j])
 
