@@ -154,9 +154,9 @@ def factor_rows(phi: Tensor) -> Tensor:
         if i + 1 < k:
             unit = row / torch.where(norm > 0, norm, torch.ones_like(norm)).unsqueeze(-1)
             rest = work[:, i + 1 :]
-            coefficients = (rest * unit.unsqueeze(1)).sum(-1)
-            factor[:, i + 1 :, i] = coefficients
-            rest.sub_(coefficients.unsqueeze(-1) * unit.unsqueeze(1))
+            coefficients = torch.bmm(rest, unit.unsqueeze(-1))  # (batch, k - i - 1, 1)
+            factor[:, i + 1 :, i] = coefficients.squeeze(-1)
+            rest.addcmul_(coefficients, unit.unsqueeze(1), value=-1.0)
     if k > 1:
         _copy_repeated_rows(phi, factor)
     return factor
