@@ -86,7 +86,7 @@ def test_correlation_of_nearly_collinear_inputs_matches_explicit_weights(eps, dt
             dtype=dtype,
             observables="correlation",
         )
-        samples[method] = (1.0 - obs["correlation"][:, 0]).double().numpy() / eps**2
+        samples[method] = (1.0 - obs["correlation"][:, 0, 0]).double().numpy() / eps**2
     result = stats.two_sample_test(samples["law"], samples["weights"], level=LEVEL)
     assert result.passed, result
 
