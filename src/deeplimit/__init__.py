@@ -21,7 +21,7 @@ __getattr__, __dir__, __all__ = attach(
     modules={"stats": ".stats", "laws": ".initialization.laws"},
     names={
         ".activations": ["Activation", "parse_activation"],
-        ".errors": ["NumericalBlowupError"],
+        ".errors": ["NumericalBlowupError", "NumericalError", "NumericalUnderflowError"],
         ".initialization.gradients": ["gradient_norms"],
         ".initialization.meanfield": [
             "infinite_width_variance",

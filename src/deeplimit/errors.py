@@ -2,7 +2,8 @@
 
 Bad input raises ``ValueError`` naming the parameter, the value and what is allowed, so that
 the CLI can print it as one line. A simulation whose numbers overflow raises
-``NumericalBlowupError`` with the count of affected paths and the first layer it happened at.
+``NumericalBlowupError``, one whose numbers underflow ``NumericalUnderflowError`` (both
+``NumericalError``), with the count of affected paths and the first layer it happened at.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 __all__ = [
     "NumericalBlowupError",
+    "NumericalError",
+    "NumericalUnderflowError",
     "check_choice",
     "check_finite_float",
     "check_int",
@@ -21,12 +24,15 @@ __all__ = [
 ]
 
 
-class NumericalBlowupError(FloatingPointError):
-    """A simulation produced NaN or inf values.
+class NumericalError(FloatingPointError):
+    """A simulation produced numbers the floating-point type cannot represent.
 
     ``paths`` is the number of affected sample paths, ``total`` the number simulated and
-    ``first_layer`` the first layer (or step) at which a non-finite value appeared.
+    ``first_layer`` the first layer (or step) at which it happened.
     """
+
+    what = "became non-representable"
+    default_hint = "try a smaller input scale or depth"
 
     def __init__(
         self, paths: int, total: int, first_layer: int, context: str = "", hint: str = ""
@@ -34,18 +40,27 @@ class NumericalBlowupError(FloatingPointError):
         self.paths = paths
         self.total = total
         self.first_layer = first_layer
-        message = (
-            f"{paths} of {total} sample paths became non-finite (NaN or inf), "
-            f"the first at layer {first_layer}"
-        )
+        message = f"{paths} of {total} sample paths {self.what}, the first at layer {first_layer}"
         if context:
             message += f" ({context})"
         message += (
-            "; "
-            + (hint or "try a smaller input scale or depth")
-            + (", or on_nonfinite='warn' to keep the paths")
+            "; " + (hint or self.default_hint) + (", or on_nonfinite='warn' to keep the paths")
         )
         super().__init__(message)
+
+
+class NumericalBlowupError(NumericalError):
+    """A simulation produced NaN or inf values (overflow)."""
+
+    what = "became non-finite (NaN or inf)"
+
+
+class NumericalUnderflowError(NumericalError):
+    """A simulation's values fell below the smallest normal number of their dtype (underflow):
+    they lost their relative precision or became exact zeros, which are not collapse."""
+
+    what = "underflowed (their norm fell below the smallest normal number of the dtype)"
+    default_hint = "try a larger input scale or a smaller depth"
 
 
 def _is_int(value: Any) -> bool:

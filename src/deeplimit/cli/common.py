@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..errors import NumericalBlowupError
+from ..errors import NumericalError
 
 console = Console()
 error_console = Console(stderr=True)
@@ -137,13 +137,14 @@ def _one_line(error: Exception) -> str:
 
 
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr: bad input exits 2, blow-up exits 3."""
+    """Turn library errors into one line on stderr: bad input exits 2, a numerical failure
+    (overflow or underflow) exits 3."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except NumericalBlowupError as error:
+        except NumericalError as error:
             error_console.print(
                 f"error: {_one_line(error)}", markup=False, highlight=False, soft_wrap=True
             )

@@ -11,8 +11,22 @@ Two ways to draw the increment ``W_l phi(Y_{l-1})`` (``W_l`` with iid ``N(0, 1/n
 * ``"law"``: exact in law. For ``k`` inputs sharing ``W_l``, stack ``Phi = phi(Y_{l-1})`` as a
   ``k x n`` matrix; given ``Y_{l-1}`` the columns of ``W_l Phi^T`` are iid ``N(0, G/n)`` with
   the Gram matrix ``G = Phi Phi^T``, so the increment is ``C Z / sqrt(n)`` with ``C C^T = G``
-  and ``Z`` a ``k x n`` standard normal matrix: ``O(n k^2 + k^3)`` per layer. For one input
-  this is Lemma 6, ``||phi(Y)|| Z / sqrt(n)``.
+  and ``Z`` a ``k x n`` standard normal matrix: ``O(n k^2)`` per layer. ``C`` is factored
+  from ``Phi`` itself (``factor_rows``), never from ``G``, so nearly collinear inputs keep
+  their orthogonal parts to rounding. For one input this is Lemma 6,
+  ``||phi(Y)|| Z / sqrt(n)``.
+
+Numbers out of the floating-point range are reported, never returned silently: a path whose
+state becomes NaN/inf raises ``NumericalBlowupError``, one whose state underflows (every
+coordinate below the smallest normal number) ``NumericalUnderflowError`` (``on_nonfinite``
+chooses raise / warn / ignore). For a positively homogeneous activation (linear, ReLU, leaky)
+the chain is scale-equivariant, ``phi(c y) = c phi(y)`` for ``c > 0``: the state of each path
+and input is then kept as ``y 2^e`` with ``y`` rescaled by a power of two whenever its largest
+entry leaves ``[2^-T, 2^T]`` (``T`` a quarter of the dtype's exponent range). Scaling by a
+power of two is exact in floating point, so the numbers are those of the plain chain wherever
+that one stays in range, and scale-free observables (log-growth in log space, collapse,
+correlations) stay exact where the plain state would underflow or overflow; values in absolute
+units are only reported as out of range at the layers where they are asked for.
 """
 
 from __future__ import annotations
@@ -23,12 +37,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..activations import Activation
-from ..errors import NumericalBlowupError, check_choice
+from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice
 from ..rng import BlockStreams, SampleBlocks
+from .recording import slots_by_step
 from .state import InitialState
 
 __all__ = [
@@ -36,8 +52,12 @@ __all__ = [
     "ChunkContext",
     "LayerView",
     "Observer",
+    "factor_rows",
     "gram_square_root",
+    "report_numerics",
     "simulate_chain",
+    "stable_norm",
+    "times_power_of_two",
 ]
 
 METHODS = ("law", "weights")
@@ -49,8 +69,119 @@ DEFAULT_MEMORY_BUDGET = 2**29  # bytes of working memory per chunk (512 MiB)
 ProgressCallback = Callable[[int, int], None]
 
 
+def _host_checks(device: torch.device) -> bool:
+    """Whether the chain may read a check back to the host to skip work that is not needed.
+
+    On the CPU a check is cheap and the work it skips is not; on an accelerator each read is a
+    synchronization, which costs more than the work. Every branch that a check guards is exact
+    for the rows that do not need it, so both choices give the same numbers."""
+    return device.type == "cpu"
+
+
+def _range(values: Tensor) -> tuple[float, float]:
+    """Smallest and largest entry (NaN if any entry is NaN, or without host checks, which then
+    takes every branch), in one reduction and one sync."""
+    if values.numel() == 0:
+        return 1.0, 1.0
+    if not _host_checks(values.device):
+        return math.nan, math.nan
+    low, high = torch.aminmax(values)
+    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+
+
+def _some(mask: Tensor) -> bool:
+    """Whether ``mask`` has a True entry (always True without host checks)."""
+    return bool(mask.any()) if _host_checks(mask.device) else True
+
+
+def stable_norm(x: Tensor) -> Tensor:
+    """``||x||`` over the last axis, to rounding even where the squares of the entries
+    underflow or overflow (``torch.linalg.vector_norm`` returns 0 for entries ~1e-170 in
+    float64). Rows whose plain norm is suspect (below ``sqrt(tiny)/eps``, or inf) are computed
+    again scaled by a power of two that brings every nonzero square into range; scaling by a
+    power of two is exact, so every row gets the bits the plain norm gives where it is valid.
+    """
+    norm = torch.linalg.vector_norm(x, dim=-1)
+    info = np.finfo(str(x.dtype).removeprefix("torch."))
+    floor = math.sqrt(float(info.tiny)) / float(info.eps)
+    low, high = _range(norm)
+    if low >= floor and high < math.inf:
+        return norm
+    # a power of two that makes the squares of a row's entries normal numbers: up for rows
+    # whose squares may underflow (the smallest subnormal, scaled up, squares to a normal),
+    # down for rows whose squares overflowed; 2^0 = 1 for every other row
+    exponent = torch.zeros_like(norm)
+    if not low >= floor:  # NaN-safe: a NaN norm makes low NaN
+        exponent += (norm < floor).to(x.dtype) * (int(info.minexp) // 2 - info.minexp + info.nmant)
+    if not high < math.inf:
+        exponent -= torch.isinf(norm).to(x.dtype) * (int(info.maxexp) // 2 + 16)
+    scale = torch.exp2(exponent)
+    return torch.linalg.vector_norm(x * scale.unsqueeze(-1), dim=-1) / scale
+
+
+def times_power_of_two(values: Tensor, exponent: Tensor) -> Tensor:
+    """``values * 2^exponent`` (exact unless the result leaves the dtype's range), in two
+    factors so that ``2^exponent`` itself cannot overflow where the product does not."""
+    half = torch.div(exponent, 2, rounding_mode="floor")
+    return (
+        values * torch.exp2(half.to(values.dtype)) * torch.exp2((exponent - half).to(values.dtype))
+    )
+
+
+def factor_rows(phi: Tensor) -> Tensor:
+    """A lower-triangular ``C`` with ``C C^T = Phi Phi^T`` for a batch of ``k x n`` matrices
+    ``Phi`` (shape ``(batch, k, n)``), computed without forming ``Phi Phi^T``.
+
+    ``C = R^T`` for the QR factorization ``Phi^T = Q R``, by modified Gram-Schmidt over the
+    ``k`` rows, which computes ``R`` as accurately as Householder QR (Bjorck and Paige 1992):
+    ``C C^T`` is exactly ``(Phi + E)(Phi + E)^T`` with each row of ``E`` a few ``u`` (the unit
+    roundoff) times that row of ``Phi``, the same kind of error as rounding ``phi`` itself.
+    ``C[j, j]``, the norm of the part of row ``j`` orthogonal to the earlier rows, is thus
+    exact to ``~u ||phi_j||``: a relative error ``~u / eps`` for a part of relative size
+    ``eps``. A Cholesky factor of ``Phi Phi^T`` works on the squared scale and resolves such
+    parts only down to ``eps ~ sqrt(u)``, which biases the joint law of nearly collinear
+    inputs. A zero row (a collapsed ReLU input) gives a zero column, never NaN; a row equal to
+    an earlier one gets that row's factor row, so that identical inputs stay identical (as
+    with explicit weights) rather than drifting apart by rounding.
+    """
+    size, k = phi.shape[:2]
+    factor = phi.new_zeros((size, k, k))
+    work = phi.clone()  # row i is orthogonalized against rows 0..i-1 in place
+    for i in range(k):
+        row = work[:, i]
+        norm = stable_norm(row)  # zero only for a zero row
+        factor[:, i, i] = norm
+        if i + 1 < k:
+            unit = row / torch.where(norm > 0, norm, torch.ones_like(norm)).unsqueeze(-1)
+            rest = work[:, i + 1 :]
+            coefficients = torch.bmm(rest, unit.unsqueeze(-1))  # (batch, k - i - 1, 1)
+            factor[:, i + 1 :, i] = coefficients.squeeze(-1)
+            rest.addcmul_(coefficients, unit.unsqueeze(1), value=-1.0)
+    if k > 1:
+        _copy_repeated_rows(phi, factor)
+    return factor
+
+
+def _copy_repeated_rows(phi: Tensor, factor: Tensor) -> None:
+    """Give a row of ``Phi`` equal to an earlier one that row's factor row. Only rows within
+    ``sqrt(u)`` of the span of the earlier ones (a cheap test) are compared entry by entry."""
+    diagonal = torch.diagonal(factor, dim1=-2, dim2=-1)[:, 1:]
+    lengths = torch.linalg.vector_norm(factor, dim=-1)[:, 1:]
+    if not _some(diagonal <= math.sqrt(torch.finfo(phi.dtype).eps) * lengths):
+        return
+    everyone = torch.arange(phi.shape[0], device=phi.device)
+    for j in range(1, phi.shape[1]):
+        same = (phi[:, j : j + 1] == phi[:, :j]).all(-1)
+        if _some(same):
+            earlier_row = factor[everyone, same.int().argmax(-1)]
+            factor[:, j] = torch.where(same.any(-1).unsqueeze(-1), earlier_row, factor[:, j])
+
+
 def gram_square_root(gram: Tensor) -> Tensor:
     """A lower-triangular ``C`` with ``C C^T = G`` for a batch of PSD Gram matrices ``G``.
+
+    The chain no longer uses it: ``factor_rows`` factors ``Phi`` itself, which keeps
+    orthogonal parts that this factor of ``G`` drops (below ``~8 sqrt(eps)`` in relative size).
 
     Cholesky that tolerates singular ``G`` (a collapsed ReLU input gives a zero row, two equal
     inputs give equal rows): a pivot below ``64 eps tr(G)`` marks a direction already spanned
@@ -119,7 +250,7 @@ class ChainPlan:
     def blocks(self, extra_bytes_per_sample: int = 0) -> SampleBlocks:
         itemsize = torch.finfo(self.dtype).bits // 8
         state = self.inputs * self.width
-        working = 6 * state + self.numbers_per_sample() + 2 * self.inputs**2
+        working = 9 * state + self.numbers_per_sample() + 2 * self.inputs**2
         if self.state.kind == "x":
             working += self.width * self.state.input_dim
         return SampleBlocks.plan(
@@ -133,14 +264,32 @@ class ChainPlan:
 
 class LayerView:
     """The state ``Y_l`` of a chunk after layer (step) ``l``, with ``phi(Y_l)`` and its norms
-    computed at most once and shared by the next increment and every observer."""
+    computed at most once and shared by the next increment and every observer.
 
-    def __init__(self, layer: int, y: Tensor, activation: Activation) -> None:
+    ``y`` is the working state: for a positively homogeneous activation it is ``Y_l`` divided
+    by ``2^exponent`` (one integer exponent per network and input, see the module docstring),
+    and ``phi``, ``phi_norm``, ``y_norm`` are in the same units; ``exponent`` is None
+    otherwise. ``lost`` marks the networks and inputs whose state has underflowed (None when
+    none can).
+    """
+
+    def __init__(
+        self,
+        layer: int,
+        y: Tensor,
+        activation: Activation,
+        exponent: Tensor | None = None,
+        lost: Tensor | None = None,
+        y_norm: Tensor | None = None,
+    ) -> None:
         self.layer = layer
         self.y = y
         self.activation = activation
+        self.exponent = exponent
+        self.lost = lost
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
+        self.y_norm = stable_norm(y) if y_norm is None else y_norm  # ||y||, shape (chunk, k)
 
     @property
     def phi(self) -> Tensor:
@@ -153,8 +302,16 @@ class LayerView:
     def phi_norm(self) -> Tensor:
         """``||phi(Y_l)||`` per network and input, shape ``(chunk, k)``."""
         if self._phi_norm is None:
-            self._phi_norm = torch.linalg.vector_norm(self.phi, dim=-1)
+            self._phi_norm = stable_norm(self.phi)
         return self._phi_norm
+
+    def absolute(self, values: Tensor) -> Tensor:
+        """``values`` (samples first, then inputs) of degree one in ``Y``, back in the units of
+        ``Y_l``: out of the dtype's range where ``Y_l`` is (the chain reports it)."""
+        if self.exponent is None:
+            return values
+        exponent = self.exponent.reshape(*self.exponent.shape, *(1,) * (values.ndim - 2))
+        return times_power_of_two(values, exponent)
 
 
 @dataclass
@@ -181,9 +338,12 @@ class Observer:
     ``start`` sees layer 0 of every chunk, ``observe`` every later layer, ``end`` closes the
     chunk (and may draw a layer's random numbers again through ``ChunkContext.draw``).
     ``bytes_per_sample`` is the working memory it needs per network, for chunk planning.
+    ``value_layers`` are the layers at which it reads values in the units of ``Y`` (not
+    scale-free ones): there a state out of the dtype's range is reported.
     """
 
     bytes_per_sample: int = 0
+    value_layers: frozenset[int] = frozenset()
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         pass
@@ -204,9 +364,62 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
     elif plan.inputs == 1:
         y.addcmul_(view.phi_norm.unsqueeze(-1), noise, value=factor)
     else:
-        phi = view.phi
-        root = gram_square_root(phi @ phi.transpose(1, 2))
-        y.baddbmm_(root, noise, alpha=factor)
+        y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
+
+
+class _Numerics:
+    """Per-layer range checks of the state (its norm per network and input, one pass), the
+    power-of-two rescaling of positively homogeneous chains, and the first layer of each
+    failure per network."""
+
+    def __init__(self, plan: ChainPlan, value_layers: set[int]) -> None:
+        self.plan = plan
+        self.value_layers = value_layers
+        self.rescale = plan.activation.positively_homogeneous
+        info = np.finfo(str(plan.dtype).removeprefix("torch."))
+        self.tiny = float(info.tiny)
+        self.minexp, self.maxexp = int(info.minexp), int(info.maxexp)
+        self.bound = self.maxexp // 4  # keep ||y|| in [2^-bound, 2^bound]
+        self.first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
+        self.first_lost = torch.full_like(self.first_bad, -1)
+
+    def start(self, start: int, stop: int) -> None:
+        self.rows = slice(start, stop)
+        self.norm: Tensor | None = None
+        self.exponent: Tensor | None = None
+        self.lost: Tensor | None = None
+
+    def view(self, layer: int, y: Tensor) -> LayerView:
+        """Check (and for a homogeneous chain rescale, in place) the state after ``layer``.
+        The masks are only formed when the range of the norms calls for them."""
+        norm = stable_norm(y)  # (chunk, k): NaN/inf exactly where the state is
+        low, high = _range(norm)
+        bad = lost = None
+        if self.rescale:
+            if self.exponent is None:
+                self.exponent = torch.zeros(norm.shape, dtype=torch.int32, device=norm.device)
+            if not 2.0**-self.bound <= low <= high <= 2.0**self.bound:  # NaN-safe
+                power = torch.frexp(norm).exponent  # 0 for 0, inf and NaN
+                far = power.abs() > self.bound
+                shift = torch.where(far, power, 0).clamp(-self.maxexp + 2, self.maxexp - 2)
+                y.mul_(torch.exp2(-shift.to(y.dtype)).unsqueeze(-1))
+                norm = stable_norm(y)  # as the unscaled chain computes it, bit for bit
+                self.exponent = self.exponent + shift
+            if layer in self.value_layers:  # is Y = y 2^exponent in range?
+                total = torch.frexp(norm).exponent + self.exponent
+                bad = total > self.maxexp
+                lost = (total <= self.minexp) & (norm > 0)
+        elif not low >= self.tiny:
+            lost = norm < self.tiny
+            lost &= (norm > 0) if self.norm is None else torch.maximum(norm, self.norm) > 0
+            self.lost = lost if self.lost is None else self.lost | lost
+        if not high < math.inf:  # inf or NaN somewhere
+            bad = ~torch.isfinite(norm) if bad is None else bad | ~torch.isfinite(norm)
+        self.norm = norm
+        for first, failed in ((self.first_bad, bad), (self.first_lost, lost)):
+            if failed is not None:
+                first[self.rows].masked_fill_(failed.any(-1) & (first[self.rows] < 0), layer)
+        return LayerView(layer, y, self.plan.activation, self.exponent, self.lost, norm)
 
 
 def simulate_chain(
@@ -217,10 +430,10 @@ def simulate_chain(
     """Run the chain; returns ``(samples, len(record), k, width)`` states at ``record`` steps
     (an empty record is allowed when only ``observers`` are wanted)."""
     n, k = plan.width, plan.inputs
-    positions = {step: r for r, step in enumerate(plan.record)}
+    slots = slots_by_step(plan.record)
     out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
     noise_shape = (n, n) if plan.method == "weights" else (k, n)
-    first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
+    numerics = _Numerics(plan, set(plan.record).union(*(o.value_layers for o in observers)))
     blocks = plan.blocks(sum(o.bytes_per_sample for o in observers))
     total_work = plan.samples * plan.steps
     done_work = 0
@@ -236,21 +449,18 @@ def simulate_chain(
         else:
             y = plan.state.draw(n, size, None)
         noise = torch.empty((size, *noise_shape), dtype=plan.dtype, device=plan.device)
-        bad = first_bad[start:stop]
-        if 0 in positions:
-            out[start:stop, positions[0]] = y
-        bad.masked_fill_(~torch.isfinite(y.sum(dim=(1, 2))), 0)
-        view = LayerView(0, y, plan.activation)
+        numerics.start(start, stop)
+        view = numerics.view(0, y)
+        if 0 in slots:
+            out[start:stop, slots[0]] = view.absolute(y).unsqueeze(1)
         for observer in observers:
             observer.start(context, view)
         for step in range(1, plan.steps + 1):
             context.draw(noise, step)
             _increment(plan, y, view, noise)
-            view = LayerView(step, y, plan.activation)
-            newly = ~torch.isfinite(y.sum(dim=(1, 2))) & (bad < 0)
-            bad.masked_fill_(newly, step)
-            if step in positions:
-                out[start:stop, positions[step]] = y
+            view = numerics.view(step, y)
+            if step in slots:
+                out[start:stop, slots[step]] = view.absolute(y).unsqueeze(1)
             for observer in observers:
                 observer.observe(view)
             if progress is not None and step % 64 == 0:
@@ -260,24 +470,45 @@ def simulate_chain(
         done_work += size * plan.steps
         if progress is not None:
             progress(done_work, total_work)
-    _report_nonfinite(plan, first_bad)
+    report_numerics(plan, numerics.first_bad, numerics.first_lost)
     return out
 
 
-def _report_nonfinite(plan: ChainPlan, first_bad: Tensor) -> None:
-    affected = first_bad >= 0
-    count = int(affected.sum())
-    if count == 0 or plan.on_nonfinite == "ignore":
+def report_numerics(
+    plan: ChainPlan, first_bad: Tensor, first_lost: Tensor, *, backward: bool = False
+) -> None:
+    """Raise (or warn about) the paths that left the dtype's range, as ``plan.on_nonfinite``
+    asks: ``first_bad`` / ``first_lost`` hold per sample the first layer at which its numbers
+    overflowed (NaN/inf) / underflowed, -1 where they did not; for the backward pass of a
+    gradient (``backward=True``) the first layer is the highest one."""
+    if plan.on_nonfinite == "ignore":
         return
-    first = int(first_bad[affected].min())
+    name = "backward pass, " if backward else ""
     context = (
-        f"activation={plan.activation.spec}, width={plan.width}, {plan.step_name}s={plan.steps}, "
-        f"dtype={str(plan.dtype).removeprefix('torch.')}"
+        f"{name}activation={plan.activation.spec}, width={plan.width}, "
+        f"{plan.step_name}s={plan.steps}, dtype={str(plan.dtype).removeprefix('torch.')}"
     )
-    hint = "try dtype=torch.float64" if plan.dtype == torch.float32 else ""
-    error = NumericalBlowupError(count, plan.samples, first, context, hint)
-    if plan.step_name != "layer":
-        error.args = (str(error).replace("at layer", f"at {plan.step_name}"),)
-    if plan.on_nonfinite == "raise":
-        raise error
-    warnings.warn(str(error), RuntimeWarning, stacklevel=3)
+    float32 = "try dtype=torch.float64" if plan.dtype == torch.float32 else ""
+    homogeneous = plan.activation.positively_homogeneous
+    errors: list[Exception] = []
+    for first, kind in ((first_bad, NumericalBlowupError), (first_lost, NumericalUnderflowError)):
+        affected = first >= 0
+        count = int(affected.sum())
+        if count == 0:
+            continue
+        layer = int(first[affected].max() if backward else first[affected].min())
+        hints = [float32] if float32 else []
+        if kind is NumericalUnderflowError and homogeneous and not backward:
+            hints.append(
+                "the values are below the float range, but observe_resnet's scale-free "
+                "observables (log_growth, collapse, correlation, active, quasi_gbm) are "
+                "computed exactly for this activation"
+            )
+        error = kind(count, plan.samples, layer, context, "; ".join(hints))
+        if plan.step_name != "layer":
+            error.args = (str(error).replace("at layer", f"at {plan.step_name}"),)
+        errors.append(error)
+    for error in errors:
+        if plan.on_nonfinite == "raise":
+            raise error
+        warnings.warn(str(error), RuntimeWarning, stacklevel=3)

@@ -36,10 +36,13 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
+    report_numerics,
     simulate_chain,
+    stable_norm,
+    times_power_of_two,
 )
 from .network import common_arguments
-from .recording import resolve_layers
+from .recording import resolve_layers, slots_by_step
 from .state import resolve_initial_state
 
 __all__ = ["gradient_norms"]
@@ -52,21 +55,46 @@ class _Backward(Observer):
     def __init__(self, plan: ChainPlan, grad_last: Tensor, layers: tuple[int, ...]) -> None:
         self.plan = plan
         self.grad_last = grad_last  # (k, n)
-        self.positions = {layer: r for r, layer in enumerate(layers)}
+        self.positions = slots_by_step(layers)  # a layer listed twice fills both slots
         self.norms = torch.empty(
             (plan.samples, len(layers), plan.inputs), dtype=plan.dtype, device=plan.device
         )
         itemsize = torch.finfo(plan.dtype).bits // 8
         self.bytes_per_sample = itemsize * (plan.steps + 3) * plan.inputs * plan.width
         self.path: list[Tensor] = []
+        self.exponents: list[Tensor | None] = []
         self.context: ChunkContext | None = None
+        # per sample, the highest layer whose gradient overflowed / underflowed (-1: none)
+        self.first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
+        self.first_lost = torch.full_like(self.first_bad, -1)
+        self.tiny = torch.finfo(plan.dtype).tiny
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
-        self.path = [view.y.clone()]
+        self.path, self.exponents = [], []
+        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
+        # a homogeneous chain keeps Y_l = y 2^exponent (chain.py); phi' is scale-free and the
+        # law path below rescales Y_l to the units of Y_{l-1}, so the gradients are exact
         self.path.append(view.y.clone())
+        self.exponents.append(view.exponent)
+
+    def _next_in_units_of_previous(self, layer: int) -> Tensor:
+        after, before = self.exponents[layer], self.exponents[layer - 1]
+        if after is None or before is None:
+            return self.path[layer]
+        return times_power_of_two(self.path[layer], (after - before).unsqueeze(-1))
+
+    def _check(self, g: Tensor, norm_before: Tensor | None, layer: int, rows: slice) -> Tensor:
+        """Record where ``g`` left the dtype's range; returns its norm for the next check."""
+        norm = stable_norm(g)
+        lost = norm < self.tiny
+        lost &= (norm > 0) if norm_before is None else torch.maximum(norm, norm_before) > 0
+        first_bad, first_lost = self.first_bad[rows], self.first_lost[rows]
+        first_bad.masked_fill_(~torch.isfinite(norm).all(-1) & (first_bad < 0), layer)
+        first_lost.masked_fill_(lost.any(-1) & (first_lost < 0), layer)
+        return norm
 
     def end(self) -> None:
         assert self.context is not None
@@ -81,9 +109,10 @@ class _Backward(Observer):
             device=plan.device,
         )
         fresh = BlockStreams(plan.seed, GRADIENT_STREAM, context.blocks, plan.device)
+        norm = self._check(g, None, plan.steps, rows)
         for layer in range(plan.steps, 0, -1):
             if layer in self.positions:
-                self.norms[rows, self.positions[layer]] = torch.linalg.vector_norm(g, dim=-1)
+                self.norms[rows, self.positions[layer]] = norm.unsqueeze(1)
             previous = self.path[layer - 1]
             derivative = plan.activation.derivative(previous)
             if plan.method == "weights":
@@ -91,24 +120,26 @@ class _Backward(Observer):
                 transposed = g @ noise / math.sqrt(n)  # rows: W_l^T g per input
             else:
                 phi = plan.activation.phi(previous)
-                increment = (self.path[layer] - previous) / scale  # W_l phi(Y_{l-1})
+                increment = (self._next_in_units_of_previous(layer) - previous) / scale
                 fresh.draw(noise, layer)
                 transposed = _conditional_transpose(phi, increment, g, noise)
             g = g + scale * derivative * transposed
+            norm = self._check(g, norm, layer - 1, rows)
         if 0 in self.positions:
-            self.norms[rows, self.positions[0]] = torch.linalg.vector_norm(g, dim=-1)
-        self.path = []
+            self.norms[rows, self.positions[0]] = norm.unsqueeze(1)
+        self.path, self.exponents = [], []
 
 
 def _conditional_transpose(phi: Tensor, increment: Tensor, g: Tensor, xi: Tensor) -> Tensor:
     """A draw of ``W^T g`` given ``W phi = increment`` (one input, shapes ``(S, 1, n)``)."""
     n = phi.shape[-1]
-    norm2 = phi.pow(2).sum(-1, keepdim=True)
-    alive = norm2 > 0
-    safe = torch.where(alive, norm2, torch.ones_like(norm2))
-    along = phi * ((increment * g).sum(-1, keepdim=True) / safe)
-    free = xi * (torch.linalg.vector_norm(g, dim=-1, keepdim=True) / math.sqrt(n))
-    projected = free - phi * ((phi * free).sum(-1, keepdim=True) / safe)
+    norm = stable_norm(phi).unsqueeze(-1)  # in units of |phi|, so that nothing underflows
+    alive = norm > 0
+    safe = torch.where(alive, norm, torch.ones_like(norm))
+    unit = phi / safe
+    along = unit * ((increment / safe) * g).sum(-1, keepdim=True)
+    free = xi * (stable_norm(g).unsqueeze(-1) / math.sqrt(n))
+    projected = free - unit * (unit * free).sum(-1, keepdim=True)
     return torch.where(alive, along + projected, free)
 
 
@@ -179,6 +210,7 @@ def gradient_norms(
     )
     backward = _Backward(plan, g_last.contiguous(), recording.steps)
     simulate_chain(plan, progress, [backward])
+    report_numerics(plan, backward.first_bad, backward.first_lost, backward=True)
     out = backward.norms
     if state.squeeze:
         out = out.squeeze(-1)

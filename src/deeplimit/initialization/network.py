@@ -95,20 +95,25 @@ def sample_resnet(
         inputs sharing the weights), or inputs ``x`` (shape ``(d,)`` or ``(k, d)``) from which
         each network draws ``Y_0 = W_in x``.
     method:
-        ``"law"`` (default): exact in law, ``O(n k^2 + k^3)`` per layer and network through the
-        Gram matrix of the post-activations (Lemma 6 for one input). ``"weights"``: explicit
+        ``"law"`` (default): exact in law, ``O(n k^2)`` per layer and network through a
+        factor of the post-activations ``Phi`` with ``C C^T = Phi Phi^T`` (Lemma 6 for one
+        input), accurate down to rounding for nearly collinear inputs. ``"weights"``: explicit
         Gaussian matrices ``W_l``, the reference path, ``O(n^2 k)``.
     record:
         ``"last"`` (layer ``L``), ``"all"`` (layers ``0..L``), a layer index, or a list of
-        indices. Unrecorded layers are never stored.
+        indices (a layer listed twice fills both slots). Unrecorded layers are never stored.
     seed, device, dtype:
         A given seed gives the same numbers on the same device whatever ``chunk_size``.
     chunk_size, memory_budget:
         Samples are processed in chunks of ``chunk_size`` samples (rounded up to whole random
         blocks), by default as many as fit in ``memory_budget`` bytes of working memory.
     on_nonfinite:
-        ``"raise"`` (default) raises ``NumericalBlowupError`` when paths become NaN/inf,
-        ``"warn"`` warns and returns them, ``"ignore"`` returns them silently.
+        ``"raise"`` (default) raises ``NumericalBlowupError`` when paths become NaN/inf and
+        ``NumericalUnderflowError`` when they underflow (the norm of the state falls below
+        the dtype's smallest normal number; an underflowed path is never counted as
+        collapsed), ``"warn"`` warns and returns them, ``"ignore"`` returns them silently.
+        For linear, ReLU and leaky activations the chain is rescaled by exact powers of two,
+        so only the recorded layers have to be in range.
     progress:
         Optional callback ``progress(done, total)`` in units of network-layers.
 

@@ -4,10 +4,13 @@ Nothing here keeps whole paths: each observable keeps per-network values at the 
 for, or running sums, chunk by chunk. Available observables (``observables=`` names):
 
 ``log_growth``
-    ``LG_l = log(||phi(Y_l)|| / ||phi(Y_0)||)`` (-inf once collapsed, NaN when ``phi(Y_0) = 0``).
+    ``LG_l = log(||phi(Y_l)|| / ||phi(Y_0)||)`` (-inf once collapsed, NaN when ``phi(Y_0) = 0``);
+    computed in log space for positively homogeneous activations (linear, ReLU, leaky), so it
+    stays finite and exact where ``Y_l`` itself under- or overflows the dtype.
 ``collapse``
     the first layer at which every post-activation vanishes, ``phi(Y_l) = 0`` (-1 if never);
-    for ReLU, all pre-activations ``<= 0``. Collapse is absorbing (Lemma 1).
+    for ReLU, all pre-activations ``<= 0``. Collapse is absorbing (Lemma 1). A state that
+    underflowed to zero is not a collapse: it is reported (``NumericalUnderflowError``).
 ``active``
     ``N_l = #{i: Y_l^i > 0}`` at the recorded layers and its time average
     ``(1/L) sum_{l<L} N_l / n``.
@@ -30,6 +33,7 @@ Everything works for any activation of the library, user callables included.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +53,7 @@ from .chain import (
     simulate_chain,
 )
 from .network import common_arguments
-from .recording import resolve_layers, resolve_times
+from .recording import resolve_layers, resolve_times, slots_by_step
 from .state import resolve_initial_state
 
 if TYPE_CHECKING:  # a file format: imported by to_dataset only
@@ -69,10 +73,11 @@ OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "
 
 
 class _Recorder(Observer):
-    """Base for observers that keep per-network values at a set of layers."""
+    """Base for observers that keep per-network values at a set of layers (a layer listed
+    twice fills both of its slots)."""
 
     def __init__(self, layers: tuple[int, ...], samples: int) -> None:
-        self.positions = {layer: r for r, layer in enumerate(layers)}
+        self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
 
@@ -84,6 +89,10 @@ class _Recorder(Observer):
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def keep(self, target: Tensor, layer: int, values: Tensor) -> None:
+        """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``."""
+        target[self.rows, self.positions[layer]] = values.unsqueeze(1)
+
 
 class _LogGrowth(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
@@ -92,16 +101,22 @@ class _LogGrowth(_Recorder):
             (plan.samples, len(layers), plan.inputs), dtype=plan.dtype, device=plan.device
         )
         self.norm0: Tensor | None = None
+        self.exponent0: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
         self.norm0 = view.phi_norm.clone()
+        self.exponent0 = view.exponent
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
             growth = torch.log(view.phi_norm / self.norm0)
-            self.values[self.rows, self.positions[view.layer]] = growth
+            if view.exponent is not None:  # phi(Y) = phi(y) 2^exponent: add the log-scale
+                assert self.exponent0 is not None
+                scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
+                growth = (growth + scale).to(growth.dtype)
+            self.keep(self.values, view.layer, growth)
 
     def results(self) -> dict[str, Tensor]:
         return {"log_growth": self.values}
@@ -120,7 +135,10 @@ class _Collapse(_Recorder):
 
     def observe(self, view: LayerView) -> None:
         first = self.first[self.rows]
-        first.masked_fill_((view.phi_norm == 0) & (first < 0), view.layer)
+        collapsed = view.phi_norm == 0
+        if view.lost is not None:  # a state that underflowed to zero has not collapsed
+            collapsed &= ~view.lost
+        first.masked_fill_(collapsed & (first < 0), view.layer)
 
     def results(self) -> dict[str, Tensor]:
         return {"collapse_layer": self.first}
@@ -145,7 +163,7 @@ class _Active(_Recorder):
     def observe(self, view: LayerView) -> None:
         count = (view.y > 0).sum(-1)
         if view.layer in self.positions:
-            self.counts[self.rows, self.positions[view.layer]] = count.to(torch.int32)
+            self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
             self.average[self.rows] += count / (self.width * self.steps)
 
@@ -174,8 +192,8 @@ class _QuasiGBM(_Recorder):
         phi, y = view.phi, view.y
         first = self.activation.derivative(y)
         second = self.activation.second_derivative(y)
-        norm2 = view.phi_norm**2
-        rho = (phi * first).pow(2).sum(-1) / norm2  # NaN once collapsed: the drift is undefined
+        unit = phi / view.phi_norm.unsqueeze(-1)  # NaN once collapsed: the drift is undefined
+        rho = (unit * first).pow(2).sum(-1)
         mu = (first.pow(2).sum(-1) + (phi * second).sum(-1) - 2.0 * rho) / (2.0 * self.width)
         self.drift[self.rows] += self.dt * mu
         self.variation[self.rows] += self.dt * rho / self.width
@@ -206,12 +224,8 @@ class _Correlation(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
-        y = view.y
-        a, b = y[:, self.first], y[:, self.second]
-        inner = (a * b).sum(-1)
-        self.values[self.rows, self.positions[view.layer]] = inner / (
-            torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
-        )
+        unit = view.y / view.y_norm.unsqueeze(-1)  # scale-free, never underflows
+        self.keep(self.values, view.layer, (unit[:, self.first] * unit[:, self.second]).sum(-1))
 
     def results(self) -> dict[str, Tensor]:
         return {"correlation": self.values}
@@ -220,6 +234,7 @@ class _Correlation(_Recorder):
 class _Norm(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
+        self.value_layers = frozenset(layers)
         shape = (plan.samples, len(layers), plan.inputs)
         self.y_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
         self.phi_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
@@ -230,9 +245,8 @@ class _Norm(_Recorder):
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
-            position = self.positions[view.layer]
-            self.y_norm[self.rows, position] = torch.linalg.vector_norm(view.y, dim=-1)
-            self.phi_norm[self.rows, position] = view.phi_norm
+            self.keep(self.y_norm, view.layer, view.absolute(view.y_norm))
+            self.keep(self.phi_norm, view.layer, view.absolute(view.phi_norm))
 
     def results(self) -> dict[str, Tensor]:
         return {"y_norm": self.y_norm, "phi_norm": self.phi_norm}
@@ -376,8 +390,12 @@ def observe_resnet(
 
     Arguments as ``sample_resnet``, plus ``observables`` (names from ``OBSERVABLES``) and
     ``layers`` (``"last"``, ``"all"``, an index or a list: where per-layer observables are
-    kept). Same seed, same networks as ``sample_resnet``. Correlations are exact with
-    ``method="law"`` too: the Gram-matrix sampler is exact for the joint law of all inputs.
+    kept; a layer listed twice fills both slots). Same seed, same networks as
+    ``sample_resnet``. Correlations are exact with ``method="law"`` too: its factor of the
+    post-activations is exact for the joint law of all inputs, nearly collinear ones included.
+    For linear, ReLU and leaky activations the scale-free observables (``log_growth``,
+    ``collapse``, ``active``, ``quasi_gbm``, ``correlation``) stay exact where ``Y_l`` itself
+    under- or overflows the dtype; ``norm`` is then reported as out of range.
 
     Example
     -------

@@ -3,6 +3,7 @@
 ``record`` is ``"last"`` (no layer axis in the result), ``"all"`` (every layer ``0..L`` or every
 grid time), one integer layer / one float time (no layer axis), or a sequence of them (a layer
 axis, even when the sequence has one element, as in numpy's ``a[3]`` versus ``a[[3]]``).
+A layer listed twice fills both of its slots, as numpy's ``a[[3, 3]]`` does.
 Only the recorded layers are kept in memory.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Recording", "resolve_layers", "resolve_times"]
+__all__ = ["Recording", "resolve_layers", "resolve_times", "slots_by_step"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,15 @@ class Recording:
 
     steps: tuple[int, ...]
     squeeze: bool
+
+
+def slots_by_step(steps: Sequence[int]) -> dict[int, list[int]]:
+    """The output slots of every recorded step: ``(3, 5, 3)`` gives ``{3: [0, 2], 5: [1]}``,
+    so that a step asked for twice fills both of its slots."""
+    slots: dict[int, list[int]] = {}
+    for slot, step in enumerate(steps):
+        slots.setdefault(step, []).append(slot)
+    return slots
 
 
 def _is_sequence(record: Any) -> bool:

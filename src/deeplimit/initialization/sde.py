@@ -48,8 +48,9 @@ def sample_sde(
 
     Arguments are those of ``sample_resnet`` with ``steps`` (Euler steps, ``dt = 1/steps``) in
     place of ``depth``, and ``record`` given in time: ``"last"`` (t = 1), ``"all"`` (every grid
-    time ``j/steps``), a time, or a list of times on that grid. The increments are drawn exactly
-    in law through the Gram matrix of ``phi(X_t)`` (one and several inputs alike).
+    time ``j/steps``), a time, or a list of times on that grid (a time listed twice fills both
+    slots). The increments are drawn exactly in law through a factor of ``phi(X_t)`` with the
+    Gram matrix ``C C^T = phi(X_t) phi(X_t)^T`` (one and several inputs alike).
 
     Returns a tensor of shape ``(samples, [times,] [k,] width)``.
 
