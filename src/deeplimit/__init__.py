@@ -17,6 +17,7 @@ from .activations import parse_activation as parse_activation
 from .errors import NumericalBlowupError as NumericalBlowupError
 from .initialization import laws as laws
 from .initialization.gradients import gradient_norms as gradient_norms
+from .initialization.meanfield import MeanFieldBlowupError as MeanFieldBlowupError
 from .initialization.meanfield import infinite_width_variance as infinite_width_variance
 from .initialization.meanfield import meanfield_covariance as meanfield_covariance
 from .initialization.meanfield import meanfield_log_growth as meanfield_log_growth
