@@ -159,3 +159,25 @@ def test_bad_specs_name_the_problem(spec, match):
 def test_non_callable_is_rejected():
     with pytest.raises(ValueError, match="activation must be a name"):
         parse_activation(3.0)
+
+
+@pytest.mark.parametrize("m", [0.5, 10.0, 1000.0])
+def test_softplus_m_is_accurate_to_rounding(m):
+    """``(log(1 + e^{mx}) - log 2) / m`` within 4 ulp of mpmath: torch's softplus returns its
+    input above 20 (4e-11 relative just past ``mx = 20``), and ``softplus - log 2`` cancels
+    near 0 (1e-13 at ``mx = 1e-3``)."""
+    import mpmath
+    import numpy as np
+
+    y = np.concatenate([np.logspace(-12, 3, 301), np.linspace(19.0, 40.0, 211)])
+    y = np.concatenate([-y, [0.0], y])
+    x = torch.tensor(y / m, dtype=torch.float64)
+    values = SoftplusM(m=m).phi(x)
+    with mpmath.workdps(40):
+        expected = [
+            float((mpmath.log1p(mpmath.exp(m * mpmath.mpf(v))) - mpmath.log(2)) / m)
+            for v in x.tolist()
+        ]
+    expected = torch.tensor(expected, dtype=torch.float64)
+    error = (values - expected).abs() / expected.abs().clamp(min=1e-300)
+    assert float(error.max()) < 4 * torch.finfo(torch.float64).eps

@@ -9,6 +9,7 @@ import torch
 import deeplimit as dl
 from deeplimit.initialization.chain import ChainPlan, simulate_chain
 from deeplimit.initialization.meanfield import (
+    MeanFieldBlowupError,
     infinite_width_variance,
     meanfield_covariance,
     meanfield_log_growth,
@@ -163,3 +164,49 @@ def test_identity_correlation_drift_is_explicit():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _square(x):
+    return x * x
+
+
+def test_superlinear_activation_blows_up_with_a_clear_error():
+    """phi(x) = x^2: q' = E (q Z^2)^2 = 3 q^2, so q = q0 / (1 - 3 q0 t), infinite at
+    t = 1/(3 q0). Before the blow-up the value is right; past it the functions raise,
+    naming the activation, q0 and the time (before: 1.43 returned for every t)."""
+    assert meanfield_variance(_square, 1.0, 0.2) == pytest.approx(1 / 0.4, rel=1e-9)
+    message = r"'custom:_square' from q0=1 blows up \(becomes infinite or NaN\) at t = 0\.333"
+    with pytest.raises(MeanFieldBlowupError, match=message) as info:
+        meanfield_variance(_square, 1.0, [0.1, 0.5, 1.0])
+    assert info.value.time == pytest.approx(1 / 3, abs=1e-3)
+    assert info.value.activation == "custom:_square"
+    with pytest.raises(MeanFieldBlowupError, match="q0=1 blows up"):
+        meanfield_log_growth(_square, 1.0, 1.0)
+    with pytest.raises(MeanFieldBlowupError, match=r"blows up .* at layer \d+") as info:
+        infinite_width_variance(_square, 1.0, 100)
+    assert info.value.layer is not None and 30 <= info.value.layer <= 100
+    assert info.value.time == info.value.layer / 100
+
+
+@pytest.mark.slow  # ~4600 right-hand sides on the way to the singularity
+def test_exponential_activation_blows_up_at_the_right_time():
+    """phi = exp: q' = E exp(2 sqrt(q) Z) = e^{2q}, so e^{-2 q0} - e^{-2q} = 2t: infinite at
+    t = e^{-2 q0} / 2."""
+    with pytest.raises(MeanFieldBlowupError) as info:
+        meanfield_variance(torch.exp, 1.0, 1.0)
+    assert info.value.time == pytest.approx(math.exp(-2.0) / 2, abs=1e-3)
+
+
+def test_overflow_and_nan_raise_instead_of_returning_inf():
+    # q0 e^{t/2} passes the largest float (1.797e308) at t = 2 log(1.7977 / 1.5) = 0.3621
+    with pytest.raises(MeanFieldBlowupError, match=r"'relu' from q0=1\.5e\+308 .* at t = 0\.362"):
+        meanfield_variance("relu", 1.5e308, 1.0)
+    assert meanfield_variance("relu", 1.5e308, 0.2) == pytest.approx(1.5e308 * math.exp(0.1))
+    with pytest.raises(MeanFieldBlowupError, match=r"'gelu' from q0=1e\+308 .* not finite"):
+        meanfield_variance("gelu", 1e308, 1.0)
+    with pytest.raises(MeanFieldBlowupError, match=r"'gelu' from kernel0=\[\[1e\+307"):
+        meanfield_covariance("gelu", [[1e307, 0.0], [0.0, 1e307]], 1.0)
+    with pytest.raises(MeanFieldBlowupError, match="NaN"):
+        meanfield_variance(torch.sqrt, 1.0, 0.5)  # sqrt of negative arguments
+    with pytest.raises(MeanFieldBlowupError, match="layer 1 "):
+        infinite_width_variance("gelu", 1e308, 10)

@@ -196,3 +196,55 @@ def test_c3_tanh_error_vs_width_against_same_depth_reference():
         errors.append(limit_error(finite, reference, step=steps).item())
     assert reference.error_budget["embeddings_clt"] < errors[-1] / 5
     assert slope(widths, errors) == pytest.approx(-0.5, abs=0.08)
+
+
+def test_diverged_limit_is_flagged_like_train_resnet():
+    """lr = 1e6 used to give NaN losses with no flag. The limit now uses train_resnet's rule:
+    diverged_at = first step with a non-finite loss or one above explosion_factor x
+    max(R_0, mean y^2), later records NaN, a TrainingDivergenceWarning (or the error)."""
+    from deeplimit.training import TrainingDivergedError, TrainingDivergenceWarning
+    from deeplimit.training.limit import span_linear_limit
+
+    with pytest.warns(TrainingDivergenceWarning, match="exact limit diverged at step 1"):
+        limit = mean_ode_limit(8, lr=1e6, steps=4)
+    assert limit.diverged and limit.diverged_at == 1
+    assert bool(torch.isfinite(limit.loss[0])) and bool(limit.loss[2:].isnan().all())
+    assert bool(limit.outputs[2:].isnan().all()) and bool(limit.states[2:].isnan().all())
+    assert math.isfinite(limit.error_budget["discretization"])  # over the steps before it
+    finite = train_resnet(4, 8, 8, lr=1e6, steps=4, activation="identity", on_divergence="ignore")
+    assert int(finite.diverged_at[0]) == limit.diverged_at  # the same rule
+    with pytest.raises(TrainingDivergedError, match="diverged at step 1") as info:
+        mean_ode_limit(8, lr=1e6, steps=4, on_divergence="raise")
+    assert info.value.step == 1
+    # a threshold crossed while still finite, at discrete depth, and in the span solver
+    with pytest.warns(TrainingDivergenceWarning, match="exact-layers limit diverged at step 1"):
+        layers = exact_linear_limit(8, lr=1e6, steps=4, depth=16)
+    assert math.isfinite(float(layers.loss[1])) and layers.loss[1] > 1e6 * layers.loss[0]
+    for kwargs in ({"lr": 1e6}, {"lr": 50.0, "infinite_dim": True}):
+        with pytest.warns(TrainingDivergenceWarning, match="span limit diverged"):
+            span = span_linear_limit(8, steps=4, **kwargs)
+        assert span.diverged and bool(
+            span.details["coefficients"][span.diverged_at + 1 :].isnan().all()
+        )
+    # a converging run is unchanged and not flagged
+    quiet = mean_ode_limit(8, lr=0.5, steps=4, on_divergence="raise")
+    assert not quiet.diverged and quiet.diverged_at == -1 and bool(quiet.loss.isfinite().all())
+    with pytest.raises(ValueError, match="on_divergence must be one of"):
+        mean_ode_limit(8, on_divergence="sometimes")
+    with pytest.raises(ValueError, match="explosion_factor must be a finite number > 0"):
+        mean_ode_limit(8, explosion_factor=0)
+
+
+def test_reference_limit_whose_networks_diverge_is_flagged():
+    """Before: a ValueError ("needs at least 2 non-diverged seeds"), a bad-input error for a
+    numerical outcome. Now the reference limit diverges where fewer than 2 networks are left."""
+    from deeplimit.training import TrainingDivergenceWarning
+
+    kwargs = dict(activation="tanh", steps=3, reference_depth=4, reference_width=8)
+    with pytest.warns(TrainingDivergenceWarning, match="reference limit diverged at step 1"):
+        limit = mean_ode_limit(6, lr=1e6, reference_seeds=2, **kwargs)
+    assert limit.diverged_at == 1 and bool(limit.loss[2:].isnan().all())
+    assert all(math.isfinite(v) for v in limit.error_budget.values())  # at step 0
+    assert limit.details["diverged"] == 4
+    with pytest.warns(TrainingDivergenceWarning, match="diverged at step"):
+        mean_ode_limit(6, lr=1e6, reference_seeds=2, method="particles", **kwargs)

@@ -29,6 +29,7 @@ __getattr__, __dir__, __all__ = attach(
             "meanfield_log_growth",
             "meanfield_variance",
             "relu_correlation",
+            "MeanFieldBlowupError",
         ],
         ".initialization.network": ["sample_resnet"],
         ".initialization.observables": [

@@ -15,6 +15,14 @@ same as ``train_resnet`` for the same ``embedding_seed`` and ``D``) and an ``err
 * ``mean_ode_limit`` — the public entry point: ``"exact"`` for linear sigma, else
   ``"reference"`` (or the method asked for).
 
+Divergence follows ``train_resnet``'s rule: the limit *diverges* at the first step ``k`` whose
+loss is non-finite or exceeds ``explosion_factor * max(R_0, mean(y^2))``; its records at step
+``k`` are kept as computed, later ones are NaN, ``diverged_at = k``, and ``on_divergence``
+(``"warn"``, ``"ignore"``, ``"raise"``) says whether to warn (``TrainingDivergenceWarning``) or
+raise ``TrainingDivergedError``. Error budgets then describe the last step before ``k``. The
+reference methods average the networks that did not diverge; when fewer than 2 of either depth
+are left, the limit diverges at the first step where that happens.
+
 Derivation of the exact linear limit (Eq. (22) units, ``c = alpha/(LM)``,
 ``lr_raw = eta L M D / alpha^2``, ``sigma(x) = a x``). Layer ``l`` maps
 ``h -> (I + (alpha a / L) A_l) h`` with ``A_l = (1/M) sum_j v_j u_j^T / D``, and the adjoint
@@ -35,7 +43,10 @@ integrated by RK4 on ``n`` intervals, ``A`` at mid-points by 4-point Lagrange in
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,12 +56,20 @@ from torch import Tensor
 
 from ..activations import Linear, parse_activation
 from ..devices import resolve_device, resolve_dtype
-from ..errors import check_choice, check_int
+from ..errors import check_choice, check_int, check_positive_float
 from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
 from .embeddings import resolve_embeddings
 from .model import TwoLayerBlock, check_shape_arguments
 from .scaling import MeanFieldScaling
-from .train import TrainingResult, build_resnet, train
+from .train import (
+    DEFAULT_EXPLOSION_FACTOR,
+    ON_DIVERGENCE,
+    TrainingDivergedError,
+    TrainingDivergenceWarning,
+    TrainingResult,
+    build_resnet,
+    train,
+)
 
 __all__ = [
     "LimitResult",
@@ -71,7 +90,8 @@ class LimitResult:
     (K+1, N, D), ``loss`` (K+1,), the maps ``w_in``, ``w_out``; ``method`` and ``description``
     say how it was computed and ``error_budget`` how far it may be from the true limit
     (RMS per coordinate, last step); ``states`` (K+1, n+1, N, D) on ``depth_grid`` (n+1,) when
-    available."""
+    available. ``diverged_at``: the step at which the limit diverged (-1 if never; module
+    docstring); its later records are NaN."""
 
     outputs: Tensor
     embeddings: Tensor
@@ -84,10 +104,80 @@ class LimitResult:
     depth_grid: Tensor | None = None
     states: Tensor | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    diverged_at: int = -1
 
     @property
     def steps(self) -> int:
         return int(self.outputs.shape[0]) - 1
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the limit diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
+
+
+def _check_divergence_policy(explosion_factor: Any, on_divergence: Any) -> float:
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
+    return check_positive_float("explosion_factor", explosion_factor)
+
+
+def _divergence(loss: Tensor, data: TrainingData, explosion_factor: float) -> tuple[int, float]:
+    """``(k, threshold)``: the first step whose loss is non-finite or above
+    ``explosion_factor * max(R_0, mean(y^2))`` (``train_resnet``'s rule), -1 if none."""
+    start = float(loss[0])
+    threshold = explosion_factor * max(start if math.isfinite(start) else 0.0, data.null_risk())
+    bad = ~torch.isfinite(loss) | (loss > threshold)
+    return (int(torch.nonzero(bad)[0, 0]) if bool(bad.any()) else -1), threshold
+
+
+def _blank_after(step: int, *tensors: Tensor | None) -> None:
+    """NaN from step ``step + 1`` on (dimension 0 is the GD step), in place."""
+    for tensor in tensors:
+        if tensor is not None:
+            tensor[step + 1 :] = math.nan
+
+
+def _report_divergence(on_divergence: str, what: str, step: int, reason: str) -> None:
+    if on_divergence == "ignore":
+        return
+    message = (
+        f"the {what} diverged at step {step}: {reason}; its later records are NaN (try a "
+        "smaller lr)"
+    )
+    if on_divergence == "raise":
+        raise TrainingDivergedError(step, [], message)
+    warnings.warn(message, TrainingDivergenceWarning, stacklevel=_outside_stacklevel())
+
+
+def _outside_stacklevel() -> int:
+    """``stacklevel`` of the first caller outside this module (the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _with_divergence(
+    result: LimitResult,
+    data: TrainingData,
+    explosion_factor: float,
+    on_divergence: str,
+    *extra: Tensor | None,
+) -> LimitResult:
+    """``result`` with ``diverged_at`` set and its records after it NaN (``extra``: more
+    per-step tensors to blank), reported according to ``on_divergence``."""
+    step, threshold = _divergence(result.loss, data, explosion_factor)
+    if step < 0:
+        return result
+    _blank_after(step, result.outputs, result.embeddings, result.loss, result.states, *extra)
+    _report_divergence(
+        on_divergence,
+        f"{result.method} limit",
+        step,
+        f"loss {float(result.loss[step]):.3g} is non-finite or above the explosion threshold "
+        f"({threshold:.3g} = explosion_factor x max(R_0, mean y^2))",
+    )
+    return dataclasses.replace(result, diverged_at=step)
 
 
 def _midpoints(a: Tensor) -> Tensor:
@@ -262,6 +352,8 @@ def exact_linear_limit(
     intervals: int = 128,
     estimate_error: bool = True,
     depth: int | None = None,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
 ) -> LimitResult:
     """Exact fixed-D Mean ODE limit for linear sigma (chizat.md §2.4(2); derivation in the
     module docstring), in float64 on the CPU, on ``intervals`` RK4 depth steps.
@@ -272,7 +364,10 @@ def exact_linear_limit(
     ``depth=L`` instead gives the exact infinite-width limit of the depth-``L`` network
     (``M -> infinity`` at fixed ``L``: the Euler scheme of the Mean ODE, one node per layer),
     whose distance to the Mean ODE is the deterministic ``O(1/L)`` term of chizat.md §3.
+
+    Divergence (``explosion_factor``, ``on_divergence``): module docstring.
     """
+    explosion_factor = _check_divergence_policy(explosion_factor, on_divergence)
     act = parse_activation(activation)
     if not isinstance(act, Linear):
         raise ValueError(
@@ -294,7 +389,7 @@ def exact_linear_limit(
     if depth is not None:
         depth = check_int("depth", depth, minimum=1)
         states, outputs = _linear_layers(h0, w_out, dataset.y, depth=depth, **kwargs)
-        return LimitResult(
+        result = LimitResult(
             outputs=outputs,
             embeddings=states[:, -1].clone(),
             loss=_risk(outputs, dataset.y),
@@ -310,22 +405,26 @@ def exact_linear_limit(
             states=states,
             details={"alpha": scaling.alpha, "lr": scaling.lr, "data": dataset.description},
         )
+        return _with_divergence(result, dataset, explosion_factor, on_divergence)
     states, outputs = _linear_ode(h0, w_out, dataset.y, intervals=intervals, **kwargs)
-    discretization = 0.0
-    if estimate_error:
+    loss = _risk(outputs, dataset.y)
+    stop, _ = _divergence(loss, dataset, explosion_factor)
+    valid = slice(None) if stop < 0 else slice(0, stop)  # steps before any divergence
+    discretization = 0.0 if stop != 0 else math.nan
+    if estimate_error and stop != 0:
         half = max(4, intervals // 2)
         coarse_states, coarse_outputs = _linear_ode(h0, w_out, dataset.y, intervals=half, **kwargs)
         discretization = (
             max(
-                float((coarse_states[:, -1] - states[:, -1]).abs().max()),
-                float((coarse_outputs - outputs).abs().max()),
+                float((coarse_states[valid, -1] - states[valid, -1]).abs().max()),
+                float((coarse_outputs[valid] - outputs[valid]).abs().max()),
             )
             / 15.0
         )
-    return LimitResult(
+    result = LimitResult(
         outputs=outputs,
         embeddings=states[:, -1].clone(),
-        loss=_risk(outputs, dataset.y),
+        loss=loss,
         w_in=w_in,
         w_out=w_out,
         method="exact",
@@ -338,17 +437,31 @@ def exact_linear_limit(
         states=states,
         details={"alpha": scaling.alpha, "lr": scaling.lr, "data": dataset.description},
     )
+    return _with_divergence(result, dataset, explosion_factor, on_divergence)
 
 
-def _seed_statistics(result: TrainingResult) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
-    """Seed means and standard errors of embeddings and outputs, over non-diverged seeds."""
-    ok = ~result.diverged
+def _reference_stop(runs: Sequence[TrainingResult]) -> int:
+    """The first step at which fewer than 2 networks of some run are still training (a
+    network that diverged at ``k`` no longer counts from ``k`` on), or -1 if never."""
+    stops = []
+    for run in runs:
+        d = run.diverged_at
+        for step in range(run.steps + 1):
+            if int(((d < 0) | (d > step)).sum()) < 2:
+                stops.append(step)
+                break
+    return min(stops) if stops else -1
+
+
+def _seed_statistics(
+    result: TrainingResult, stop: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """Seed means and standard errors of embeddings and outputs over the networks that never
+    diverged, or (``stop >= 0``, the limit diverges there) over those still training at
+    ``stop - 1``."""
+    d = result.diverged_at
+    ok = (d < 0) if stop < 0 else (d < 0) | (d >= stop)
     count = int(ok.sum())
-    if count < 2:
-        raise ValueError(
-            f"the reference needs at least 2 non-diverged seeds, got {count} of {result.seeds} "
-            "(lower lr or raise reference_seeds)"
-        )
     emb, out = result.embeddings[ok], result.outputs[ok]
     return (
         emb.mean(0),
@@ -383,6 +496,8 @@ def reference_limit(
     extrapolate: bool = False,
     device: Any = "cpu",
     dtype: Any = torch.float64,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
 ) -> LimitResult:
     """Seed-averaged large reference ResNet with the same ``D`` and embeddings (§2.4(1)).
 
@@ -393,8 +508,9 @@ def reference_limit(
     standard error of the returned mean; ``euler`` = the 1/L term, RMS of
     ``mean_{L/2} - mean_L`` with its noise removed in quadrature (for ``extrapolate`` this is
     the removed term, the remainder being ``O(1/L^2)``); ``total`` = their root sum of squares
-    (``clt`` only for ``extrapolate``).
+    (``clt`` only for ``extrapolate``). Divergence: module docstring.
     """
+    explosion_factor = _check_divergence_policy(explosion_factor, on_divergence)
     act = parse_activation(activation)
     embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
         embedding_dim, data, data_seed, embedding_seed, embeddings, alpha, lr, scaling, steps
@@ -422,25 +538,36 @@ def reference_limit(
             dtype=resolve_dtype(dtype),
         )
         runs[run_depth] = train(
-            model, dataset, steps, record_movement=False, on_divergence="ignore"
+            model,
+            dataset,
+            steps,
+            record_movement=False,
+            explosion_factor=explosion_factor,
+            on_divergence="ignore",
         )
-    full = _seed_statistics(runs[depth])
-    half = _seed_statistics(runs[depth // 2])
+    stop = _reference_stop(list(runs.values()))
+    full = _seed_statistics(runs[depth], stop)
+    half = _seed_statistics(runs[depth // 2], stop)
+    last = -1 if stop < 0 else stop - 1  # the budget's step: the last one before divergence
     budget: dict[str, float] = {}
     means = []
     for name, (mean_l, se_l, mean_h, se_h) in (
         ("embeddings", (full[0], full[1], half[0], half[1])),
         ("outputs", (full[2], full[3], half[2], half[3])),
     ):
-        diff, noise = mean_h[-1] - mean_l[-1], se_l[-1] ** 2 + se_h[-1] ** 2
+        if stop == 0:  # diverged at initialization: nothing to budget
+            means.append(2.0 * mean_l - mean_h if extrapolate else mean_l)
+            budget.update({f"{name}_{key}": math.nan for key in ("clt", "euler", "total")})
+            continue
+        diff, noise = mean_h[last] - mean_l[last], se_l[last] ** 2 + se_h[last] ** 2
         euler = math.sqrt(max(0.0, _rms(diff) ** 2 - float(noise.mean())))
         if extrapolate:
             mean = 2.0 * mean_l - mean_h
-            clt = math.sqrt(float((4.0 * se_l[-1] ** 2 + se_h[-1] ** 2).mean()))
+            clt = math.sqrt(float((4.0 * se_l[last] ** 2 + se_h[last] ** 2).mean()))
             total = clt
         else:
             mean = mean_l
-            clt = _rms(se_l[-1])
+            clt = _rms(se_l[last])
             total = math.hypot(clt, euler)
         budget.update({f"{name}_clt": clt, f"{name}_euler": euler, f"{name}_total": total})
         means.append(mean)
@@ -452,7 +579,8 @@ def reference_limit(
         f"{'Richardson-extrapolated with ' if extrapolate else 'Euler term from '}"
         f"{half[4]} at L={depth // 2}; same W_in, W_out; reference seed base {seed}"
     )
-    return LimitResult(
+    diverged = int(runs[depth].diverged.sum() + runs[depth // 2].diverged.sum())
+    result = LimitResult(
         outputs=outputs_mean,
         embeddings=embeddings_mean,
         loss=_risk(outputs_mean, dataset.y),
@@ -465,10 +593,28 @@ def reference_limit(
             "depth": depth,
             "hidden_width": hidden_width,
             "seeds": seeds,
-            "diverged": int(runs[depth].diverged.sum() + runs[depth // 2].diverged.sum()),
+            "diverged": diverged,
             "flops": 18.0 * seeds * steps * dataset.samples * depth * hidden_width * embedding_dim,
         },
     )
+    if stop >= 0:  # the limit diverges where fewer than 2 networks of a depth are left
+        _blank_after(stop, result.outputs, result.embeddings, result.loss)
+        _report_divergence(
+            on_divergence,
+            f"{kind} limit",
+            stop,
+            f"fewer than 2 of the {seeds} reference networks of a depth are left (the others "
+            f"diverged: loss non-finite or above {explosion_factor:g} x max(R_0, mean y^2))",
+        )
+        return dataclasses.replace(result, diverged_at=stop)
+    if diverged and on_divergence != "ignore":
+        warnings.warn(
+            f"{diverged} of {2 * seeds} reference networks diverged; the {kind} limit averages "
+            "the others (a mean conditioned on not diverging: lower lr to trust it)",
+            TrainingDivergenceWarning,
+            stacklevel=_outside_stacklevel(),
+        )
+    return _with_divergence(result, dataset, explosion_factor, on_divergence)
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,6 +718,8 @@ def span_linear_limit(
     depth: int | None = None,
     intervals: int = 128,
     relative_lrs: Any = None,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
 ) -> LimitResult:
     """The exact linear-sigma limit computed in the span of the embeddings, for any ``D``, for
     ``D -> infinity`` (``infinite_dim``) and for ``alpha -> infinity`` (``lazy``).
@@ -601,8 +749,10 @@ def span_linear_limit(
     ``depth=L`` gives the depth-``L`` discrete-layer version (``M -> infinity`` at fixed ``L``)
     instead of the ODE on ``intervals`` RK4 steps. Returns a ``LimitResult`` whose
     ``embeddings`` are the first ``embedding_dim`` coordinates ``W xi(1)``; ``details`` holds
-    ``gram`` and the coefficients ``xi`` (K+1, n+1, N, r).
+    ``gram`` and the coefficients ``xi`` (K+1, n+1, N, r). Divergence (``explosion_factor``,
+    ``on_divergence``): module docstring.
     """
+    explosion_factor = _check_divergence_policy(explosion_factor, on_divergence)
     act = parse_activation(activation)
     if not isinstance(act, Linear):
         raise ValueError(
@@ -661,7 +811,7 @@ def span_linear_limit(
     regime = "lazy (alpha -> infinity) " if lazy else ""
     size = "D -> infinity" if infinite_dim else f"D={embedding_dim}"
     where = f"depth L={depth} (discrete layers)" if depth is not None else f"RK4 on {intervals}"
-    return LimitResult(
+    result = LimitResult(
         outputs=outputs,
         embeddings=embeddings_,
         loss=_risk(outputs, dataset.y),
@@ -684,6 +834,7 @@ def span_linear_limit(
             "infinite_dim": bool(infinite_dim),
         },
     )
+    return _with_divergence(result, dataset, explosion_factor, on_divergence, states)
 
 
 def mean_ode_limit(
@@ -706,6 +857,8 @@ def mean_ode_limit(
     reference_seed: int = REFERENCE_SEED,
     device: Any = "cpu",
     dtype: Any = torch.float64,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
 ) -> LimitResult:
     """The Neural Mean ODE limit (L -> infinity at fixed D, any M; chizat.md §2.1–§2.4) of
     ``train_resnet(L, M, embedding_dim, ...)`` with the same data, activation, ``alpha``,
@@ -716,6 +869,11 @@ def mean_ode_limit(
     §2.4(1)), ``"particles"`` (the same with antithetic units and depth extrapolation), or
     ``"auto"``: exact for linear sigma, else reference. ``result.method``, ``description`` and
     ``error_budget`` say which was used and how accurate it is.
+
+    Divergence, as in ``train_resnet``: the first step whose loss is non-finite or above
+    ``explosion_factor * max(R_0, mean(y^2))`` sets ``result.diverged_at`` (later records NaN)
+    and, by ``on_divergence``, warns (``"warn"``, ``TrainingDivergenceWarning``), raises
+    (``"raise"``, ``TrainingDivergedError``) or neither (``"ignore"``).
     """
     check_choice("method", method, METHODS)
     act = parse_activation(activation)
@@ -731,6 +889,8 @@ def mean_ode_limit(
         scaling=scaling,
         embeddings=embeddings,
         data_seed=data_seed,
+        explosion_factor=explosion_factor,
+        on_divergence=on_divergence,
     )
     if method == "exact":
         return exact_linear_limit(embedding_dim, intervals=intervals, **common)
