@@ -15,7 +15,15 @@ from ..activations import parse_activation
 from ..initialization import sample_resnet, sample_sde
 from ..provenance import provenance, provenance_line
 from ..results import save_result
-from .common import console, guarded, parse_record, parse_vectors, progress_bar
+from .common import (
+    check_output_file,
+    console,
+    guarded,
+    parse_dtype,
+    parse_record,
+    parse_vectors,
+    progress_bar,
+)
 
 sample_app = typer.Typer(
     help="Simulate random ResNets (Eq. 1) or their infinite-depth SDE and save the paths.\n\n"
@@ -121,6 +129,8 @@ def resnet_command(
     quiet: bool = QUIET,
 ) -> None:
     """Sample random ResNets Y_l = Y_{l-1} + L^(-1/2) W_l phi(Y_{l-1}) (Hayou Eq. 1)."""
+    check_output_file("--out", out)
+    dtype = parse_dtype(dtype)
     y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
     record_value = parse_record(record)
     start = time.perf_counter()
@@ -184,6 +194,8 @@ def sde_command(
     quiet: bool = QUIET,
 ) -> None:
     """Solve the infinite-depth SDE dX_t = n^(-1/2) |phi(X_t)| dB_t on [0, 1] (Hayou Eq. 4)."""
+    check_output_file("--out", out)
+    dtype = parse_dtype(dtype)
     y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
     record_value = parse_record(record)
     if isinstance(record_value, int) and not isinstance(record_value, bool):

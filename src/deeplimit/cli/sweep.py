@@ -21,7 +21,13 @@ from ..provenance import provenance_line
 from ..runner import SweepProgress, SweepResult, run_sweep
 from ..store import ResultStore, StoreError, device_kind, point_key
 from ..sweeps import Sweep, explain_error, load_sweep, resolve_experiment, spec_at
-from .common import console, error_console, format_number, parse_overrides
+from .common import (
+    check_store_folder,
+    console,
+    error_console,
+    format_number,
+    parse_overrides,
+)
 
 _STORE_HELP = "The result store folder."
 _DEFAULT_STORE = Path("results/store")
@@ -80,6 +86,7 @@ def sweep_command(
     `deeplimit sweep examples/sweeps/hayou-fig1.toml --executor slurm --partition gpu
     --time 00:20:00 --device cuda`.
     """
+    check_store_folder("--store", store, must_exist=False)
     sweep = load_sweep(file, device=device)
     results = ResultStore(store)
     if "seed" in sweep.axes and "seeds" in resolve_experiment(sweep.experiment).Spec.model_fields:
@@ -308,8 +315,8 @@ def results_command(
     **Example**: `deeplimit results --experiment hayou-fig1 --where seed=0`;
     `deeplimit results -x hayou-fig1 --export fig1.nc`.
     """
-    results = ResultStore(store)
-    filters = parse_overrides(where) if where else None
+    results = ResultStore(check_store_folder("--store", store, must_exist=True))
+    filters = parse_overrides(where, "--where") if where else None
     if export is not None:
         _export(results, experiment, filters, status, export, summaries)
         return
@@ -428,7 +435,7 @@ def plot_command(
 
     **Example**: `deeplimit plot hayou-fig1 --set seed=3`; `deeplimit plot hayou-fig1 --key 3f2a`.
     """
-    results = ResultStore(store)
+    results = ResultStore(check_store_folder("--store", store, must_exist=True))
     if full and smoke:
         raise ValueError("give at most one of --full and --smoke")
     if key is not None:
