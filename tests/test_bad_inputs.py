@@ -2263,6 +2263,7 @@ cli("--executor", "sweep", "{tmp}/fig1.toml", "--executor", "nope", "--store", "
 cli("--workers", "sweep", "{tmp}/fig1.toml", "--workers", "-1", "--store", "{tmp}/store")
 cli("--store", "sweep", "{tmp}/fig1.toml", "--store", "{tmp}/a-file")
 cli("seed", "sweep", "{tmp}/huge.toml", "--store", "{tmp}/store", "--dry-run")
+cli("grid has", "sweep", "{tmp}/grid.toml", "--store", "{tmp}/store", "--dry-run")
 cli("device", "sweep", "{tmp}/fig1.toml", "--device", "gpu", "--store", "{tmp}/store")
 cli("--store", "results", "--store", "{tmp}/a-file")
 cli("--store", "results", "--store", "{tmp}/missing")
@@ -2288,6 +2289,10 @@ def workspace(tmp_path):
     (tmp_path / "fig1.toml").write_text('experiment = "hayou-fig1"\nscale = "smoke"\nseeds = 2\n')
     (tmp_path / "huge.toml").write_text(
         'experiment = "hayou-fig1"\nscale = "smoke"\nseeds = 1000000000000\n'
+    )
+    (tmp_path / "grid.toml").write_text(
+        'experiment = "hayou-fig1"\nscale = "smoke"\nseeds = 1000\n'
+        "[grid]\nsamples = {range = [1000, 2000]}\n"
     )
     return tmp_path
 

@@ -305,10 +305,10 @@ MAX_POINTS = 100_000
 
 def _check_grid_size(source: str, axes: list[tuple[str, dict[str, list[Any]]]]) -> None:
     """Refuse a grid too large to expand, before expanding it."""
-    lengths = [(section, len(next(iter(group.values())))) for section, group in axes]
+    lengths = [(", ".join(group), len(next(iter(group.values())))) for _, group in axes]
     total = math.prod(length for _, length in lengths)
     if total > MAX_POINTS:
-        factors = " x ".join(f"{length} ({section})" for section, length in lengths)
+        factors = " x ".join(f"{length} ({names})" for names, length in lengths)
         raise SweepError(
             f"{source}: the grid has {total} points ({factors}); a sweep file may have at "
             f"most {MAX_POINTS}: split it into several files"

@@ -198,7 +198,10 @@ def sample_resnet(
         A given seed gives the same numbers on the same device whatever ``chunk_size``.
     chunk_size, memory_budget:
         Samples are processed in chunks of ``chunk_size`` samples (rounded up to whole random
-        blocks), by default as many as fit in ``memory_budget`` bytes of working memory.
+        blocks), by default as many as fit in ``memory_budget`` bytes of working memory (at
+        least one block). Before anything is allocated, a run whose results and chunks cannot
+        fit in the memory of ``device`` raises a ValueError naming the argument and the
+        estimate; one estimated at an hour or more warns (``RuntimeWarning``) with the time.
     on_nonfinite:
         ``"raise"`` (default) raises ``NumericalBlowupError`` when paths become NaN/inf,
         ``"warn"`` warns and returns them, ``"ignore"`` returns them silently.

@@ -530,7 +530,9 @@ def train_resnet(
     (S, K+1), ``diverged_at`` (S,), ``movement``, ``w_in`` (D, d_in), ``w_out`` (D, d_out).
 
     Cost: ``~12 K N L M D`` flops per network; memory: the parameters ``2 S L M D`` (twice that
-    with ``record_movement``) plus the per-layer states ``S L N (D + 2M)`` of one step.
+    with ``record_movement``) plus the per-layer states ``S L N (D + 2M)`` of one step. Both
+    are estimated before anything is drawn: a run that cannot fit in memory raises a
+    ValueError naming the argument, one estimated at an hour or more warns.
     """
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
     steps = check_int("steps", steps, minimum=0)
