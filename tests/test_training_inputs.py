@@ -30,7 +30,7 @@ Y = np.random.default_rng(1).standard_normal((6, 2))
         (dict(depth=2.5), "depth"),
         (dict(hidden_width=0), "hidden_width"),
         (dict(embedding_dim=0), "embedding_dim"),
-        (dict(steps=0), "steps"),
+        (dict(steps=True), "steps"),  # steps=0 is the initialization alone (issue 8)
         (dict(steps=-1), "steps"),
         (dict(lr=float("nan")), "lr"),
         (dict(lr=float("inf")), "lr"),
@@ -90,7 +90,7 @@ def test_bad_scaling_names_the_parameter(factory, name):
     "kwargs, name",
     [
         (dict(embedding_dim=0), "embedding_dim"),
-        (dict(steps=0), "steps"),
+        (dict(steps=-1), "steps"),  # steps=0 is the initialization alone (issue 8)
         (dict(lr=float("inf")), "lr"),
         (dict(method="magic"), "method"),
         (dict(method="exact", activation="tanh"), "activation"),
@@ -175,7 +175,7 @@ def test_nonfinite_initial_loss_diverges_at_step_zero():
         (dict(intervals=2), "intervals"),
         (dict(alpha=-1.0), "alpha"),
         (dict(lr=float("nan")), "lr"),
-        (dict(steps=0), "steps"),
+        (dict(steps=-1), "steps"),  # steps=0 is the initialization alone (issue 8)
     ],
 )
 def test_bad_span_limit_input_names_the_parameter(kwargs, name):

@@ -106,6 +106,9 @@ class Linear(Activation):
     a: float = 1.0
     name: str = field(default="linear", init=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "a", check_finite_float("linear activation parameter a", self.a))
+
     def phi(self, x: Tensor) -> Tensor:
         return self.a * x
 
@@ -151,6 +154,11 @@ class PiecewiseLinear(Activation):
     alpha: float = 1.0
     beta: float = 0.01
     name: str = field(default="leaky", init=False)
+
+    def __post_init__(self) -> None:
+        for key in ("alpha", "beta"):
+            value = check_finite_float(f"leaky activation parameter {key}", getattr(self, key))
+            object.__setattr__(self, key, value)
 
     def phi(self, x: Tensor) -> Tensor:
         return torch.where(x >= 0, self.alpha * x, self.beta * x)
@@ -230,6 +238,11 @@ class SoftplusM(Activation):
     m: float = 10.0
     name: str = field(default="softplus_m", init=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "m", check_positive_float("softplus_m activation parameter m", self.m)
+        )
+
     def phi(self, x: Tensor) -> Tensor:
         # log((1 + e^y) / 2) = log1p(expm1(y) / 2) without cancellation for |y| < 1, and
         # logaddexp(y, 0) - log 2 beyond (torch's softplus switches to y itself at y > 20, an
@@ -269,7 +282,8 @@ class OU(Activation):
 
     def __post_init__(self) -> None:
         for key in ("alpha", "beta", "sigma"):
-            check_positive_float(f"ou activation parameter {key}", getattr(self, key))
+            value = check_positive_float(f"ou activation parameter {key}", getattr(self, key))
+            object.__setattr__(self, key, value)
 
     @property
     def theta(self) -> float:
@@ -297,7 +311,12 @@ class OU(Activation):
 
 
 class CustomActivation(Activation):
-    """A user callable applied elementwise; derivatives by automatic differentiation."""
+    """A user callable applied elementwise; derivatives by automatic differentiation.
+
+    Integer or boolean results (a step function) are cast to the input's dtype; a result that
+    does not depend on the input through autograd (a constant, a step function) has
+    derivatives 0. Complex results are refused.
+    """
 
     def __init__(self, function: Callable[[Tensor], Tensor], name: str | None = None) -> None:
         self.function = function
@@ -315,12 +334,18 @@ class CustomActivation(Activation):
                 f"(elementwise), got {type(y).__name__} "
                 f"{tuple(y.shape) if isinstance(y, Tensor) else ''} for input {tuple(x.shape)}"
             )
-        return y
+        if y.is_complex():
+            raise ValueError(
+                f"activation {self.name!r} must return real values, got dtype {y.dtype}"
+            )
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
     def _grad(self, x: Tensor, order: int) -> Tensor:
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)
             y = self.phi(z)
+            if not y.requires_grad:  # constant or piecewise constant: phi' = phi'' = 0
+                return torch.zeros_like(x)
             (g,) = torch.autograd.grad(y.sum(), z, create_graph=order > 1)
             if order == 2:
                 if not g.requires_grad:
@@ -390,7 +415,7 @@ def _parse_spec(spec: str) -> Activation:
             if key in params:
                 raise ValueError(f"activation {spec!r}: parameter {key!r} given twice")
             try:
-                params[key] = check_finite_float(f"activation parameter {key}", value.strip())
+                params[key] = check_finite_float(f"activation parameter {key}", float(value))
             except ValueError:
                 raise ValueError(
                     f"activation {spec!r}: parameter {key} must be a finite number, "

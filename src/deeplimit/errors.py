@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "NumericalBlowupError",
     "NumericalError",
     "NumericalUnderflowError",
+    "check_bool",
+    "check_callback",
     "check_choice",
     "check_finite_float",
     "check_int",
     "check_positive_float",
+    "check_real_array",
 ]
 
 
@@ -49,6 +54,12 @@ class NumericalError(FloatingPointError):
         super().__init__(message)
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters (for messages)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class NumericalBlowupError(NumericalError):
     """A simulation produced NaN or inf values (overflow)."""
 
@@ -67,6 +78,31 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _not_a_real_number(value: Any) -> str | None:
+    """Why ``value`` is not a real number ("a bool", "a string", "complex"), or None.
+
+    ``float()`` accepts ``True``, ``"0.5"`` and (with a warning) numpy complex scalars, silently
+    turning a slip into a number; these are refused by name instead.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and not isinstance(dtype, np.dtype):  # a torch tensor
+        name = str(dtype)
+        if "bool" in name:
+            return "a bool"
+        if "complex" in name:
+            return "complex"
+        return None
+    if isinstance(value, (bool, np.bool_)) or (dtype is not None and dtype.kind == "b"):
+        return "a bool"
+    if isinstance(value, (str, bytes)) or (dtype is not None and dtype.kind in "USO"):
+        return "a string" if not isinstance(value, bytes) else "bytes"
+    if (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)) or (
+        dtype is not None and dtype.kind == "c"
+    ):
+        return "complex"
+    return None
+
+
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
     """Return ``value`` as an int, or raise a ValueError naming ``name`` and the range."""
     if isinstance(value, float) and value.is_integer():
@@ -83,13 +119,20 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
 
 
 def check_finite_float(name: str, value: Any) -> float:
-    """Return ``value`` as a finite float, or raise a ValueError naming ``name``."""
+    """Return ``value`` as a finite float, or raise a ValueError naming ``name``.
+
+    Booleans, strings and complex numbers are refused (``float(True)`` is 1.0,
+    ``float("0.5")`` is 0.5: a slip that would otherwise run as a number).
+    """
+    problem = _not_a_real_number(value)
+    if problem is not None:
+        raise ValueError(f"{name} must be a finite real number, got {problem}: {_short(value)}")
     try:
         result = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+        raise ValueError(f"{name} must be a finite number, got {_short(value)}") from None
     if not math.isfinite(result):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ValueError(f"{name} must be a finite number, got {_short(value)}")
     return result
 
 
@@ -102,10 +145,73 @@ def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> 
     return result
 
 
+def check_real_array(
+    name: str, value: Any, *, allow_inf: bool = False, allow_nan: bool = False
+) -> np.ndarray:
+    """``value`` (a number, nested lists, a numpy array or a torch tensor) as a float64 numpy
+    array, or a ValueError naming ``name``: strings, booleans, complex numbers and ragged lists
+    are refused, and so are NaN and infinities (unless ``allow_nan`` / ``allow_inf``)."""
+    shown = value
+    if hasattr(value, "detach"):  # a torch tensor: to the CPU, keeping its dtype for the check
+        problem = _not_a_real_number(value)
+        value = value.detach().cpu()
+        if problem is None:
+            value = value.double().numpy()
+    else:
+        original = value
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} must be an array of real numbers with equal-length rows, "
+                f"got {_short(value)}"
+            ) from None
+        problem = _not_a_real_number(value)
+        if problem is None and value.dtype.kind not in "iuf":
+            problem = f"dtype {value.dtype}"
+        if problem is None and isinstance(original, (list, tuple)):  # may mix bools in
+            for item in np.ravel(np.asarray(original, dtype=object)):
+                problem = _not_a_real_number(item)
+                if problem is not None:
+                    break
+    if problem is not None:
+        raise ValueError(f"{name} must be an array of real numbers, got {problem}: {_short(shown)}")
+    array = np.asarray(value, dtype=np.float64)
+    if allow_nan and allow_inf:
+        return array
+    bad = np.isnan(array) if allow_inf else ~np.isfinite(array)
+    if allow_nan:
+        bad &= ~np.isnan(array)
+    if bad.any():
+        count = int(bad.sum())
+        what = "NaN" if allow_inf else "inf" if allow_nan else "NaN or inf"
+        raise ValueError(
+            f"{name} must be {'free of NaN' if allow_inf else 'finite'}, got {count} {what} "
+            f"entr{'y' if count == 1 else 'ies'}"
+        )
+    return array
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False`` (numpy bools too), else a ValueError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {_short(value)}")
+
+
+def check_callback(name: str, value: Any) -> Callable[..., Any] | None:
+    """``value`` if it is None or callable, else a ValueError."""
+    if value is None or callable(value):
+        return value
+    raise ValueError(
+        f"{name} must be None or a callable such as progress(done, total), got {_short(value)}"
+    )
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a ValueError listing them."""
     allowed = tuple(allowed)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value

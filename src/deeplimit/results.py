@@ -21,8 +21,13 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "load_result", "save_resul
 
 def _atomic_replace(path: Path, write: Any, suffix: str) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=suffix
+        )
+    except OSError as error:  # name the user's path, not the temporary one
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     os.close(handle)
     try:
         write(Path(temporary))
@@ -32,6 +37,11 @@ def _atomic_replace(path: Path, write: Any, suffix: str) -> None:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; results are shared files
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.filename != temporary:
+            raise
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

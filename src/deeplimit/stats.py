@@ -26,7 +26,6 @@ every test below assumes.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -36,7 +35,7 @@ import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
-from .errors import check_choice, check_finite_float, check_int
+from .errors import check_choice, check_finite_float, check_int, check_real_array
 
 __all__ = [
     "BinomialInterval",
@@ -73,20 +72,9 @@ _ATOM_TOLERANCE = 1e-10
 
 
 def _to_numpy(name: str, value: Any) -> np.ndarray:
-    """``value`` (array, list, scalar or torch tensor) as a float64 numpy array."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        if value.is_complex():
-            raise ValueError(f"{name} must be real, got a complex tensor")
-        value = value.detach().cpu()
-        value = value.to(torch.float64) if value.is_floating_point() else value
-        value = value.numpy()
-    if np.iscomplexobj(value):
-        raise ValueError(f"{name} must be real, got complex values")
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of real numbers, got {value!r:.80}") from None
+    """``value`` (array, list, scalar or torch tensor) as a float64 numpy array of real numbers
+    (no strings, booleans or complex numbers); non-finite values are checked by the caller."""
+    return check_real_array(name, value, allow_inf=True, allow_nan=True)
 
 
 def _check_all_finite(name: str, array: np.ndarray) -> None:

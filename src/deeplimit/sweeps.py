@@ -211,6 +211,7 @@ def parse_sweep(
                 )
             placed[name] = section
 
+    _check_grid_size(source, axes)
     combinations = _combinations(axes)
     points, invalid, first_error = _validate(experiment, ref, scale, device, base, combinations)
     if invalid:
@@ -298,6 +299,22 @@ def _axes(
     return axes
 
 
+MAX_POINTS = 100_000
+"""Points one sweep file may expand to (each is validated, hashed and stored on its own)."""
+
+
+def _check_grid_size(source: str, axes: list[tuple[str, dict[str, list[Any]]]]) -> None:
+    """Refuse a grid too large to expand, before expanding it."""
+    lengths = [(", ".join(group), len(next(iter(group.values())))) for _, group in axes]
+    total = math.prod(length for _, length in lengths)
+    if total > MAX_POINTS:
+        factors = " x ".join(f"{length} ({names})" for names, length in lengths)
+        raise SweepError(
+            f"{source}: the grid has {total} points ({factors}); a sweep file may have at "
+            f"most {MAX_POINTS}: split it into several files"
+        )
+
+
 def _axis_values(source: str, where: str, raw: Any) -> list[Any]:
     if isinstance(raw, dict):
         values = _generated(source, where, raw)
@@ -337,6 +354,7 @@ def _generated(source: str, where: str, raw: Mapping[str, Any]) -> list[Any]:
             )
         if len(args) == 3 and args[2] == 0:
             raise SweepError(f"{source}: {where}: the range step must not be 0")
+        _check_axis_length(source, where, len(range(*args)))
         return list(range(*args))
     if not numbers or len(args) != 3 or not isinstance(args[2], int) or args[2] < 1:
         raise SweepError(
@@ -344,6 +362,7 @@ def _generated(source: str, where: str, raw: Mapping[str, Any]) -> list[Any]:
             f"got {_show(args)}"
         )
     start, stop, num = args
+    _check_axis_length(source, where, num)
     if kind == "logspace":
         if start <= 0 or stop <= 0:
             raise SweepError(
@@ -356,6 +375,14 @@ def _generated(source: str, where: str, raw: Mapping[str, Any]) -> list[Any]:
         return [float(v) for v in grid]
     # rounding a log grid repeats small values (1, 1, 2, 2, 3, ...): keep each once
     return list(dict.fromkeys(int(v) for v in np.rint(grid)))
+
+
+def _check_axis_length(source: str, where: str, count: int) -> None:
+    if count > MAX_POINTS:
+        raise SweepError(
+            f"{source}: {where} has {count} values; a sweep file may have at most "
+            f"{MAX_POINTS} points: split it into several files"
+        )
 
 
 def _combinations(axes: list[tuple[str, dict[str, list[Any]]]]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from .._version import __version__
-from .common import guarded
+from .common import OneLineErrors, guarded
 from .law import law_command
 from .reproduce import EPILOG as REPRODUCE_EPILOG
 from .reproduce import reproduce_command
@@ -19,6 +19,7 @@ from .train import limit_command, train_command
 
 app = typer.Typer(
     name="deeplimit",
+    cls=OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,8 +28,9 @@ app = typer.Typer(
 app.add_typer(sample_app, name="sample")
 app.command("law")(guarded(law_command))
 app.command("reproduce", epilog=REPRODUCE_EPILOG)(guarded(reproduce_command))
-app.command("train")(guarded(train_command))
-app.command("limit")(guarded(limit_command))
+_TRAINING_FLAGS = {"hidden_width": "--width", "embedding_dim": "--dim"}
+app.command("train")(guarded(train_command, _TRAINING_FLAGS))
+app.command("limit")(guarded(limit_command, _TRAINING_FLAGS))
 app.command("sweep")(guarded(sweep_command))
 app.command("results")(guarded(results_command))
 app.command("plot")(guarded(plot_command))

@@ -1,34 +1,78 @@
-"""Shared pieces of the command line: parsing vectors, progress bars, printing results."""
+"""Shared pieces of the command line: parsing vectors, progress bars, printing results, and
+the one-line error contract (bad input: ``error: ...`` on stderr, exit status 2)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import inspect
 import json
+import os
+import re
+import sys
+import tempfile
+import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
 
-from ..errors import NumericalError
+from ..errors import NumericalError, check_choice
 
 console = Console()
 error_console = Console(stderr=True)
 
 
+def print_error(message: str) -> None:
+    """``error: message`` as one line on stderr."""
+    error_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: usage errors (an unknown option, ``--width abc``, a missing
+    ``--out``) print one line ``error: ...`` and exit 2, like the library's bad-input errors,
+    instead of click's usage box."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except NoArgsIsHelpError as error:  # the help is already printed
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            command = getattr(getattr(error, "ctx", None), "command_path", None)
+            hint = f" (see `{command} --help`)" if command else ""
+            print_error(" ".join(error.format_message().split()) + hint)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 def parse_vector(name: str, text: str) -> list[float]:
-    """``"1,0.5,-2"`` -> ``[1.0, 0.5, -2.0]``; a clear ValueError otherwise."""
+    """``"1,0.5,-2"`` -> ``[1.0, 0.5, -2.0]``; a clear ValueError otherwise (an empty entry
+    such as ``1,,2`` is an error, not a number dropped)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip():
+        raise ValueError(f"{name} must hold at least one number, got {text!r}")
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
+        if "" in parts:
+            raise ValueError
+        values = [float(part) for part in parts]
     except ValueError:
         raise ValueError(
             f"{name} must be comma-separated numbers such as 1,0.5,-2, got {text!r}"
         ) from None
-    if not values:
-        raise ValueError(f"{name} must hold at least one number, got {text!r}")
     return values
 
 
@@ -51,8 +95,10 @@ def parse_record(text: str) -> Any:
     text = text.strip()
     if text in ("last", "all"):
         return text
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = [p.strip() for p in text.split(",")]
     try:
+        if "" in parts:
+            raise ValueError
         values = [int(p) if p.lstrip("-").isdigit() else float(p) for p in parts]
     except ValueError:
         raise ValueError(
@@ -63,13 +109,13 @@ def parse_record(text: str) -> Any:
     return values
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+def parse_overrides(items: list[str] | None, flag: str = "--set") -> dict[str, Any]:
     """``--set samples=5000 --set depths=[5,50]``: values parsed as JSON when they can be."""
     overrides: dict[str, Any] = {}
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"--set takes key=value (e.g. samples=5000), got {item!r}")
+            raise ValueError(f"{flag} takes key=value (e.g. samples=5000), got {item!r}")
         try:
             overrides[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -77,10 +123,73 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
+def parse_dtype(text: str) -> str:
+    """``--dtype``: the same check and message in every command."""
+    return check_choice("--dtype", text, ("float64", "float32"))
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable(flag: str, path: Path, folder: Path) -> None:
+    """``folder`` (to be created if missing) can receive files, else a ValueError naming
+    ``flag`` and the user's path."""
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} cannot be created: {str(existing)!r} is a file")
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".deeplimit-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(
+            f"{flag} {str(path)!r} cannot be written: {reason} in {str(existing)!r}"
+        ) from None
+
+
+def check_output_file(flag: str, path: Path, suffix: str = ".nc") -> Path:
+    """A result file to write: ends in ``suffix`` and can be created (checked before the run,
+    so that a long computation is not lost at the end)."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if path.suffix.lower() != suffix:
+        raise ValueError(
+            f"{flag} must name a {suffix} file (the result is netCDF), got {str(path)!r}"
+        )
+    _check_writable(flag, path, path.parent)
+    return path
+
+
+def check_output_folder(flag: str, path: Path) -> Path:
+    """A folder to write into (created if missing)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} must be a folder, got the file {str(path)!r}")
+    _check_writable(flag, path, path)
+    return path
+
+
+def check_store_folder(flag: str, path: Path, *, must_exist: bool) -> Path:
+    """A result store folder: never a file; when reading, it must exist."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} must be a result store folder, got the file {str(path)!r}")
+    if must_exist and not path.exists():
+        raise ValueError(
+            f"{flag} {str(path)!r} does not exist (run a sweep or a reproduction first, or "
+            "give the store's folder)"
+        )
+    return path
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar; yields a ``callback(done, total)`` (or None when disabled)."""
-    if not enabled:
+    """A rich progress bar on a terminal; yields a ``callback(done, total)``, or None when
+    disabled or when stderr is not a terminal (a live bar there only leaves blank lines)."""
+    if not enabled or not error_console.is_terminal:
         yield None
         return
     columns = (
@@ -136,28 +245,56 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr: bad input exits 2, a numerical failure
-    (overflow or underflow) exits 3."""
+def _flags(command: Callable[..., Any]) -> dict[str, str]:
+    """``{python name: --flag}`` for the options of a typer command."""
+    flags = {}
+    for name, parameter in inspect.signature(command).parameters.items():
+        declared = getattr(parameter.default, "param_decls", None) or ()
+        long = [d for d in declared if isinstance(d, str) and d.startswith("--")]
+        if long:
+            flags[name] = long[0].split("/")[0]
+    return flags
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    error_console.print(
+        f"warning: {' '.join(str(message).split())}", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+def guarded(
+    command: Callable[..., Any], aliases: dict[str, str] | None = None
+) -> Callable[..., Any]:
+    """Turn library errors into one line on stderr: bad input exits 2, a numerical
+    failure (overflow or underflow) exits 3;
+    warnings (a run that will take hours) print as one line ``warning: ...``.
+
+    A message that starts with a library argument whose flag is spelled differently names the
+    flag instead (``embedding_seed`` -> ``--embedding-seed``), or beside it for ``aliases``
+    such as ``{"hidden_width": "--width"}`` (-> ``--width (hidden_width)``)."""
+    names = {name: flag for name, flag in _flags(command).items() if flag != f"--{name}"}
+    names |= {name: f"{flag} ({name})" for name, flag in (aliases or {}).items()}
+
+    def flagged(message: str) -> str:
+        match = re.match(r"(\w+)(?=[ =:])", message)
+        if match and match.group(1) in names:
+            return names[match.group(1)] + message[match.end() :]
+        return message
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except NumericalError as error:
-            error_console.print(
-                f"error: {_one_line(error)}", markup=False, highlight=False, soft_wrap=True
-            )
+            print_error(_one_line(error))
             raise typer.Exit(code=3) from None
         except ValueError as error:
-            error_console.print(
-                f"error: {_one_line(error)}", markup=False, highlight=False, soft_wrap=True
-            )
+            print_error(flagged(_one_line(error)))
             raise typer.Exit(code=2) from None
         except OSError as error:  # a path that cannot be read or written: the user's input
-            error_console.print(
-                f"error: {_os_error(error)}", markup=False, highlight=False, soft_wrap=True
-            )
+            print_error(_os_error(error))
             raise typer.Exit(code=2) from None
 
     return wrapper

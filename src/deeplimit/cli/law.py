@@ -101,6 +101,9 @@ def law_command(
         **{key: value for key, value in given.items() if key in accepted and value is not None}
     )
     probabilities = parse_vector("--quantiles", quantiles)
+    outside = [p for p in probabilities if not 0.0 <= p <= 1.0]
+    if outside:
+        raise ValueError(f"--quantiles must be probabilities in [0, 1], got {outside[0]:g}")
     values = law.ppf(probabilities)
     console.print(f"[bold]{name}[/bold]: {meaning}")
     console.print(law.describe())

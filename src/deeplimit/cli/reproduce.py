@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from ..experiments.registry import EXPERIMENTS, suite_names
-from .common import console, parse_overrides, progress_bar, rows_table
+from .common import (
+    check_output_folder,
+    check_store_folder,
+    console,
+    parse_overrides,
+    progress_bar,
+    rows_table,
+)
 from .common import format_number as _number
 
 # the experiments with what each reproduces, from the registry's table (no experiment imported)
@@ -70,6 +77,16 @@ def reproduce_command(
     scale = "full" if full else "smoke" if smoke else "fast"
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be an integer >= 1, got {workers}")
+    if workers is not None and name not in suite_names():
+        raise ValueError(
+            f"--workers computes the figures of a suite ({', '.join(suite_names())}) in "
+            f"parallel; {name!r} is one experiment: drop --workers (a sweep file runs its "
+            "points in parallel: `deeplimit sweep FILE --workers N`)"
+        )
+    check_output_folder("--out", out)
+    if store is not None:
+        check_store_folder("--store", store, must_exist=False)
+        check_output_folder("--store", store)
     if name in suite_names():
         _suite(name, scale, out, overrides, quiet, strict, store, workers)
         return

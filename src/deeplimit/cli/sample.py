@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .common import console, guarded, parse_record, parse_vectors, progress_bar
+from .common import (
+    check_output_file,
+    console,
+    guarded,
+    parse_dtype,
+    parse_record,
+    parse_vectors,
+    progress_bar,
+)
 
 if TYPE_CHECKING:  # the library loads when a command runs, not for --help
     import torch
@@ -128,6 +136,8 @@ def resnet_command(
     from ..activations import parse_activation
     from ..initialization import sample_resnet
 
+    check_output_file("--out", out)
+    dtype = parse_dtype(dtype)
     y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
     record_value = parse_record(record)
     start = time.perf_counter()
@@ -194,6 +204,8 @@ def sde_command(
     from ..activations import parse_activation
     from ..initialization import sample_sde
 
+    check_output_file("--out", out)
+    dtype = parse_dtype(dtype)
     y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
     record_value = parse_record(record)
     if isinstance(record_value, int) and not isinstance(record_value, bool):

@@ -14,7 +14,13 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import console, error_console, format_number, parse_overrides
+from .common import (
+    check_store_folder,
+    console,
+    error_console,
+    format_number,
+    parse_overrides,
+)
 
 if TYPE_CHECKING:  # the library loads when a command runs, not for --help
     from ..runner import SweepProgress, SweepResult
@@ -82,6 +88,7 @@ def sweep_command(
     from ..store import ResultStore
     from ..sweeps import load_sweep, resolve_experiment
 
+    check_store_folder("--store", store, must_exist=False)
     sweep = load_sweep(file, device=device)
     results = ResultStore(store)
     if "seed" in sweep.axes and "seeds" in resolve_experiment(sweep.experiment).Spec.model_fields:
@@ -318,8 +325,8 @@ def results_command(
     """
     from ..store import ResultStore
 
-    results = ResultStore(store)
-    filters = parse_overrides(where) if where else None
+    results = ResultStore(check_store_folder("--store", store, must_exist=True))
+    filters = parse_overrides(where, "--where") if where else None
     if export is not None:
         _export(results, experiment, filters, status, export, summaries)
         return
@@ -443,7 +450,7 @@ def plot_command(
     from ..store import ResultStore, StoreError, point_key
     from ..sweeps import resolve_experiment, spec_at
 
-    results = ResultStore(store)
+    results = ResultStore(check_store_folder("--store", store, must_exist=True))
     if full and smoke:
         raise ValueError("give at most one of --full and --smoke")
     if key is not None:

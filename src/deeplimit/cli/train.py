@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import NumericalBlowupError, check_choice
-from .common import console
+from .common import check_output_file, console, parse_dtype
 
 if TYPE_CHECKING:  # the library loads when a command runs, not for --help
     import torch
@@ -55,7 +55,9 @@ ALPHA = typer.Option(1.0, "--alpha", help="Residual scale alpha/(LM); LR scales 
 LR = typer.Option(
     0.5, "--lr", help="eta in the raw learning rate eta L M D / alpha^2 (0.5 = authors' eta = 1)."
 )
-STEPS = typer.Option(10, "--steps", "-K", help="Full-batch gradient-descent steps K (>= 1).")
+STEPS = typer.Option(
+    10, "--steps", "-K", help="Full-batch gradient-descent steps K (>= 0; 0: the initialization)."
+)
 EMBEDDING_SEED = typer.Option(
     0, "--embedding-seed", help="Seed of the fixed maps W_in, W_out (coupled across D)."
 )
@@ -68,8 +70,7 @@ OUT = typer.Option(..., "--out", "-o", help="Result file to write (netCDF, .nc).
 def _dtype(name: str) -> torch.dtype:
     import torch
 
-    check_choice("dtype", name, ("float64", "float32"))
-    return getattr(torch, name)
+    return getattr(torch, parse_dtype(name))
 
 
 def _training_dataset(result: Any, seeds: list[int]) -> xr.Dataset:
@@ -136,6 +137,7 @@ def train_command(
     from ..results import save_result
     from ..training import MeanFieldScaling, TwoLayerBlock, build_resnet, synthetic_task, train
 
+    check_output_file("--out", out)
     data = synthetic_task(data_seed)
     model = build_resnet(
         depth,
@@ -225,7 +227,10 @@ def _trained_run(path: Path, settings: dict[str, Any]) -> xr.Dataset:
     ``settings`` (activation, alpha, lr, data): a mismatch would give meaningless errors."""
     from ..results import load_result
 
-    run, record = load_result(path)
+    try:
+        run, record = load_result(path)
+    except ValueError as error:
+        raise ValueError(f"--against: {error}") from None
     if "embeddings" not in run or "seed" not in run.dims:
         raise ValueError(f"--against must be a result file of `deeplimit train`, got {str(path)!r}")
     trained = record.get("config", {})
@@ -341,6 +346,12 @@ def limit_command(
     check_choice("method", method, (*METHODS, "span"))
     if method != "span" and (infinite_dim or lazy):
         raise ValueError("--infinite-dim and --lazy need --method span")
+    check_output_file("--out", out)
+    if against is not None and not against.is_file():
+        reason = "is a folder" if against.is_dir() else "does not exist"
+        raise ValueError(
+            f"--against must be a result file of `deeplimit train`: {str(against)!r} {reason}"
+        )
     data = synthetic_task(data_seed)
     run = None
     if against is not None:  # checked before the limit is computed

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ..activations import Activation
-from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice
+from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
 from ..rng import BlockStreams, SampleBlocks
 from .recording import slots_by_step
 from .state import InitialState
@@ -236,6 +236,10 @@ class ChainPlan:
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)
+        budget = check_int("memory_budget", self.memory_budget, minimum=1)
+        object.__setattr__(self, "memory_budget", budget)
+        if self.chunk_size is not None:
+            object.__setattr__(self, "chunk_size", check_int("chunk_size", self.chunk_size))
 
     @property
     def inputs(self) -> int:
@@ -247,16 +251,20 @@ class ChainPlan:
             return self.width * self.width
         return self.inputs * self.width
 
-    def blocks(self, extra_bytes_per_sample: int = 0) -> SampleBlocks:
+    def bytes_per_sample(self, extra_bytes_per_sample: int = 0) -> int:
+        """Working memory of one network in a chunk: state, phi, noise, Gram factors."""
         itemsize = torch.finfo(self.dtype).bits // 8
         state = self.inputs * self.width
         working = 9 * state + self.numbers_per_sample() + 2 * self.inputs**2
         if self.state.kind == "x":
             working += self.width * self.state.input_dim
+        return itemsize * working + 16 + extra_bytes_per_sample
+
+    def blocks(self, extra_bytes_per_sample: int = 0) -> SampleBlocks:
         return SampleBlocks.plan(
             self.samples,
             self.numbers_per_sample(),
-            itemsize * working + 16 + extra_bytes_per_sample,
+            self.bytes_per_sample(extra_bytes_per_sample),
             chunk_size=self.chunk_size,
             memory_budget=self.memory_budget,
         )

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import check_int
+from ..errors import check_int, check_real_array
 from ..rng import BlockStreams
 from .chain import (
     DEFAULT_MEMORY_BUDGET,
@@ -41,7 +41,7 @@ from .chain import (
     stable_norm,
     times_power_of_two,
 )
-from .network import common_arguments
+from .network import check_run, common_arguments, count_recorded, held_need
 from .recording import resolve_layers, slots_by_step
 from .state import resolve_initial_state
 
@@ -175,7 +175,6 @@ def gradient_norms(
         width, activation, samples, seed, device, dtype, method, "raise"
     )
     depth = check_int("depth", depth, minimum=1)
-    recording = resolve_layers(layers, depth)
     state = resolve_initial_state(width, y0, x, dt, dev)
     if method == "law" and state.inputs > 1:
         raise ValueError(
@@ -186,13 +185,14 @@ def gradient_norms(
     if grad_last is None:
         g_last = torch.full((state.inputs, width), width**-0.5, dtype=dt, device=dev)
     else:
-        g_last = torch.as_tensor(grad_last, dtype=dt).to(dev)
+        given = torch.from_numpy(check_real_array("grad_last", grad_last))
+        g_last = given.to(device=dev, dtype=dt)
         if g_last.ndim == 1:
             g_last = g_last.expand(state.inputs, -1)
-        if g_last.shape != (state.inputs, width) or not torch.isfinite(g_last).all():
+        if g_last.shape != (state.inputs, width):
             raise ValueError(
                 f"grad_last must be finite with shape ({width},) or ({state.inputs}, {width}), "
-                f"got shape {tuple(torch.as_tensor(grad_last).shape)}"
+                f"got shape {tuple(given.shape)}"
             )
     plan = ChainPlan.resnet(
         depth,
@@ -208,6 +208,27 @@ def gradient_norms(
         chunk_size=chunk_size,
         memory_budget=memory_budget,
     )
+    held = held_need(
+        plan,
+        count_recorded(layers, depth),
+        state.inputs,
+        "the gradient norms",
+        record_name="layers",
+        record=layers,
+    )
+    itemsize = torch.finfo(dt).bits // 8
+    path = itemsize * (depth + 3) * state.inputs * width  # _Backward.bytes_per_sample
+    check_run(
+        plan,
+        progress,
+        "gradient_norms",
+        held,
+        step_parameter="depth",
+        extra_bytes_per_sample=path,
+        extra_name="depth",
+        passes=2,
+    )
+    recording = resolve_layers(layers, depth, "layers")
     backward = _Backward(plan, g_last.contiguous(), recording.steps)
     simulate_chain(plan, progress, [backward])
     report_numerics(plan, backward.first_bad, backward.first_lost, backward=True)

@@ -37,7 +37,8 @@ import scipy.integrate
 import scipy.special as sc
 import torch
 
-from ..errors import check_finite_float, check_int, check_positive_float
+from ..errors import check_finite_float, check_int, check_positive_float, check_real_array
+from ..sizes import Need, check_memory
 from ..special import erfi_inverse
 
 __all__ = [
@@ -104,12 +105,17 @@ def _elementwise(hook: Callable[[np.ndarray], np.ndarray], values: np.ndarray) -
     return _scalar_or_array(np.asarray(hook(np.atleast_1d(values))).reshape(values.shape))
 
 
+def _check_points(x: ArrayLike) -> np.ndarray:
+    """Points ``x`` of cdf, sf, logpdf: real numbers, ``+-inf`` allowed, NaN refused."""
+    return check_real_array("x", x, allow_inf=True)
+
+
 def _check_probabilities(q: ArrayLike, name: str) -> np.ndarray:
     try:
-        values = np.asarray(q, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be probabilities in [0, 1], got {q!r}") from None
-    if not np.all((values >= 0.0) & (values <= 1.0)):  # also rejects NaN
+        values = check_real_array(name, q, allow_inf=True)
+    except ValueError as error:
+        raise ValueError(f"{name} must be probabilities in [0, 1]: {error}") from None
+    if not np.all((values >= 0.0) & (values <= 1.0)):
         bad = float(values[~((values >= 0.0) & (values <= 1.0))].ravel()[0])
         raise ValueError(f"{name} must be probabilities in [0, 1], got {bad!r}")
     return values
@@ -170,17 +176,23 @@ class Law:
     # -- public API -------------------------------------------------------------------------
 
     def sample(self, size: Size, seed: int | None = 0) -> np.ndarray:
-        """``size`` independent draws (float64) from ``np.random.default_rng(seed)``."""
+        """``size`` independent draws (float64) from ``np.random.default_rng(seed)``
+        (``seed=None``: fresh entropy)."""
         shape = _check_size(size)
+        if seed is not None:
+            seed = check_int("seed", seed, minimum=0)
+        count = math.prod(shape)
+        needs = [Need("size", size, 24.0 * count, "the draws and their random numbers")]
+        check_memory(f"{self.name} law sample", needs)
         return self._sample(np.random.default_rng(seed), shape)
 
     def cdf(self, x: ArrayLike) -> np.ndarray:
-        """``P(X <= x)``, elementwise."""
-        return _elementwise(self._cdf, np.asarray(x, dtype=np.float64))
+        """``P(X <= x)``, elementwise (``x`` real, ``+-inf`` allowed, NaN refused)."""
+        return _elementwise(self._cdf, _check_points(x))
 
     def sf(self, x: ArrayLike) -> np.ndarray:
         """Survival function ``P(X > x)``, elementwise (accurate in the upper tail)."""
-        return _elementwise(self._sf, np.asarray(x, dtype=np.float64))
+        return _elementwise(self._sf, _check_points(x))
 
     def ppf(self, q: ArrayLike) -> np.ndarray:
         """Quantile function ``inf{x : P(X <= x) >= q}`` for ``q`` in ``[0, 1]``."""
@@ -192,7 +204,7 @@ class Law:
 
     def logpdf(self, x: ArrayLike) -> np.ndarray:
         """Log-density (Lebesgue), elementwise; ``ValueError`` if the law has no density."""
-        return _elementwise(self._logpdf, np.asarray(x, dtype=np.float64))
+        return _elementwise(self._logpdf, _check_points(x))
 
     def pdf(self, x: ArrayLike) -> np.ndarray:
         """Density ``exp(logpdf(x))``."""
@@ -823,8 +835,8 @@ def relu_width1_law(y0: float | None = None, x: ArrayLike | None = None) -> Law:
         if start > 0:
             return GBMLaw(1.0, start)._labelled("relu_width1", parameters)
         return PointMassLaw(start)._labelled("relu_width1", parameters)
-    inputs = np.asarray(x, dtype=np.float64)
-    if inputs.ndim > 1 or inputs.size == 0 or not np.all(np.isfinite(inputs)):
+    inputs = check_real_array("x", x)
+    if inputs.ndim > 1 or inputs.size == 0:
         raise ValueError(f"x must be a finite scalar or non-empty 1-D vector, got {x!r}")
     inputs = inputs.reshape(-1)
     q0 = float(np.mean(inputs**2))
@@ -835,10 +847,10 @@ def relu_width1_law(y0: float | None = None, x: ArrayLike | None = None) -> Law:
 
 
 def _check_depths(name: str, depth: ArrayLike, minimum: int) -> np.ndarray:
-    values = np.asarray(depth)
-    if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
-        raise ValueError(f"{name} must be integers >= {minimum}, got {depth!r}")
-    values = values.astype(np.float64)
+    try:
+        values = check_real_array(name, depth)
+    except ValueError:
+        raise ValueError(f"{name} must be integers >= {minimum}, got {depth!r}") from None
     if not np.all(np.isfinite(values) & (values == np.floor(values)) & (values >= minimum)):
         raise ValueError(f"{name} must be integers >= {minimum}, got {depth!r}")
     return values

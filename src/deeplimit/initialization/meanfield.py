@@ -32,8 +32,9 @@ import torch
 from scipy.integrate import solve_ivp
 
 from ..activations import Activation, parse_activation
-from ..errors import check_int, check_positive_float
+from ..errors import check_int, check_positive_float, check_real_array
 from ..gaussian import QuadratureError, joint_moment, second_moment
+from ..sizes import Need, check_memory
 
 __all__ = [
     "MeanFieldBlowupError",
@@ -129,8 +130,8 @@ def _solve(
 
 
 def _check_times(t: Any) -> np.ndarray:
-    times = np.asarray(t, dtype=float)
-    if times.size == 0 or not np.all(np.isfinite(times)) or np.any((times < 0) | (times > 1)):
+    times = check_real_array("t", t)
+    if times.size == 0 or np.any((times < 0) | (times > 1)):
         raise ValueError(f"t must be finite times in [0, 1], got {t!r}")
     return times
 
@@ -174,6 +175,7 @@ def infinite_width_variance(activation: Any, q0: float, depth: int) -> np.ndarra
     act = parse_activation(activation)
     q0 = check_positive_float("q0", q0)
     depth = check_int("depth", depth, minimum=1)
+    check_memory("infinite_width_variance", [Need("depth", depth, 8.0 * (depth + 1), "q_0..q_L")])
     values = np.empty(depth + 1)
     values[0] = q0
     for layer in range(1, depth + 1):
@@ -261,8 +263,8 @@ def meanfield_covariance(activation: Any, kernel0: Any, t: Any) -> np.ndarray:
     few ms per pair and right-hand side for library activations; a user callable is integrated
     adaptively (tens of ms, seconds if it has kinks away from 0, e.g. a hard tanh)."""
     act = parse_activation(activation)
-    start = np.asarray(kernel0, dtype=float)
-    if start.ndim != 2 or start.shape[0] != start.shape[1] or not np.all(np.isfinite(start)):
+    start = check_real_array("kernel0", kernel0)
+    if start.ndim != 2 or start.shape[0] != start.shape[1]:
         raise ValueError(f"kernel0 must be a finite square matrix, got shape {start.shape}")
     if not np.allclose(start, start.T) or (
         np.linalg.eigvalsh(start).min() < -1e-12 * np.abs(start).max()
@@ -287,8 +289,8 @@ def relu_correlation(rho0: Any, t: Any) -> np.ndarray | float:
     """Correlation of the ReLU McKean-Vlasov limit (arc-cosine kernel; hayou.md §6):
     ``rho' = (sqrt(1 - rho^2) - rho arccos rho) / (2 pi)``; ``rho0`` in ``[-1, 1]``,
     ``t`` in ``[0, 1]``."""
-    start = np.asarray(rho0, dtype=float)
-    if not np.all(np.isfinite(start)) or np.any(np.abs(start) > 1):
+    start = check_real_array("rho0", rho0)
+    if np.any(np.abs(start) > 1):
         raise ValueError(f"rho0 must lie in [-1, 1], got {rho0!r}")
     times = _check_times(t)
 

@@ -7,6 +7,8 @@ with ``W_in`` entries ``N(0, 1/d)`` and ``W_l`` entries ``N(0, 1/n)``, all indep
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -14,7 +16,8 @@ from torch import Tensor
 
 from ..activations import Activation, parse_activation
 from ..devices import resolve_device, resolve_dtype
-from ..errors import check_choice, check_int
+from ..errors import check_callback, check_choice, check_int
+from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .chain import (
     DEFAULT_MEMORY_BUDGET,
     METHODS,
@@ -27,6 +30,9 @@ from .recording import Recording, resolve_layers
 from .state import InitialState, resolve_initial_state
 
 __all__ = ["sample_resnet"]
+
+# bytes per recorded layer besides the data: the index tuple and the position dicts
+_LAYER_BOOKKEEPING = 160
 
 
 def shape_result(out: Tensor, recording: Recording, state: InitialState) -> Tensor:
@@ -61,6 +67,93 @@ def common_arguments(
         resolve_device(device),
         resolve_dtype(dtype),
     )
+
+
+def count_recorded(record: Any, steps: int) -> int:
+    """How many layers (times) ``record`` keeps, without building the list (1 for a value that
+    ``resolve_layers`` / ``resolve_times`` will refuse)."""
+    if isinstance(record, str):
+        return steps + 1 if record == "all" else 1
+    try:
+        return max(1, len(record))
+    except TypeError:
+        return 1
+
+
+def held_need(
+    plan: ChainPlan,
+    recorded: int,
+    numbers_per_layer: int,
+    what: str,
+    *,
+    record_name: str,
+    record: Any,
+    numbers_per_network: int = 0,
+) -> Need:
+    """The results a simulation keeps until it returns: ``numbers_per_layer`` values per
+    network and recorded layer (``numbers_per_network`` more per network)."""
+    itemsize = torch.finfo(plan.dtype).bits // 8
+    numbers = numbers_per_layer * recorded + numbers_per_network
+    total = plan.samples * (numbers * itemsize + 8) + recorded * _LAYER_BOOKKEEPING
+    plural = "s" if recorded != 1 else ""
+    description = (
+        f"{what} ({format_value(plan.samples)} networks x {format_value(recorded)} "
+        f"{plan.step_name}{plural} x {numbers_per_layer} values, {str(plan.dtype)[6:]})"
+    )
+    if plan.samples >= recorded:
+        return Need("samples", plan.samples, total, description, "use fewer samples")
+    hint = f"record fewer {plan.step_name}s (a list of them)"
+    return Need(record_name, record, total, description, hint)
+
+
+def check_run(
+    plan: ChainPlan,
+    progress: Any,
+    context: str,
+    held: Need,
+    *,
+    step_parameter: str,
+    extra_bytes_per_sample: int = 0,
+    extra_name: str = "",
+    passes: int = 1,
+) -> None:
+    """Before a simulation starts: the progress callback, the memory it must hold at once (the
+    results, and the working memory of the smallest chunk that can run, or of the chunks
+    ``chunk_size`` / ``memory_budget`` ask for) against what the device has, and a warning when
+    it will take an hour or more."""
+    check_callback("progress", progress)
+    blocks = plan.blocks(extra_bytes_per_sample)
+    chunk = min(plan.samples, blocks.block_size * blocks.blocks_per_chunk)
+    per_sample = plan.bytes_per_sample(extra_bytes_per_sample)
+    what = f"the working memory of a chunk of {chunk} networks"
+    if chunk > blocks.block_size:
+        name = "chunk_size" if plan.chunk_size is not None else "memory_budget"
+        value = plan.chunk_size if plan.chunk_size is not None else plan.memory_budget
+        working = Need(name, value, chunk * per_sample, what, f"a smaller {name} uses less")
+    elif extra_bytes_per_sample > per_sample - extra_bytes_per_sample:
+        working = Need(extra_name, plan.steps, chunk * per_sample, what + " (their paths)")
+    elif plan.method == "weights":
+        hint = "method='law' draws W_l phi(Y) exactly in law with O(width) memory"
+        working = Need("width", plan.width, chunk * per_sample, what + " (their W_l)", hint)
+    else:
+        working = Need("width", plan.width, chunk * per_sample, what)
+    check_memory(context, [held, working], plan.device)
+
+    speed = rates(plan.device)
+    n, k = plan.width, plan.inputs
+    flops = 2 * n * n * k if plan.method == "weights" else 2 * n * k * k + k**3 + 10 * n * k
+    work = plan.samples * plan.steps * passes
+    chunks = math.ceil(blocks.n_blocks / blocks.blocks_per_chunk)
+    seconds = (
+        work * plan.numbers_per_sample() / speed.normals
+        + work * flops / speed.flops
+        + chunks * plan.steps * passes * speed.step_seconds
+    )
+    parameters = (
+        f"samples={format_value(plan.samples)} x {step_parameter}={format_value(plan.steps)} "
+        f"x width={format_value(n)}"
+    )
+    warn_if_slow(context, seconds, parameters, plan.device, stacklevel=4)
 
 
 def sample_resnet(
@@ -106,7 +199,10 @@ def sample_resnet(
         A given seed gives the same numbers on the same device whatever ``chunk_size``.
     chunk_size, memory_budget:
         Samples are processed in chunks of ``chunk_size`` samples (rounded up to whole random
-        blocks), by default as many as fit in ``memory_budget`` bytes of working memory.
+        blocks), by default as many as fit in ``memory_budget`` bytes of working memory (at
+        least one block). Before anything is allocated, a run whose results and chunks cannot
+        fit in the memory of ``device`` raises a ValueError naming the argument and the
+        estimate; one estimated at an hour or more warns (``RuntimeWarning``) with the time.
     on_nonfinite:
         ``"raise"`` (default) raises ``NumericalBlowupError`` when paths become NaN/inf and
         ``NumericalUnderflowError`` when they underflow (the norm of the state falls below
@@ -132,7 +228,6 @@ def sample_resnet(
         width, activation, samples, seed, device, dtype, method, on_nonfinite
     )
     depth = check_int("depth", depth, minimum=1)
-    recording = resolve_layers(record, depth)
     state = resolve_initial_state(width, y0, x, dt, dev)
     plan = ChainPlan.resnet(
         depth,
@@ -141,7 +236,7 @@ def sample_resnet(
         state=state,
         samples=samples,
         method=method,
-        record=recording.steps,
+        record=(),
         seed=seed,
         device=dev,
         dtype=dt,
@@ -149,4 +244,12 @@ def sample_resnet(
         memory_budget=memory_budget,
         on_nonfinite=on_nonfinite,
     )
+    recorded = count_recorded(record, depth)
+    what = f"the returned tensor of {state.inputs * width} numbers per layer"
+    held = held_need(
+        plan, recorded, state.inputs * width, what, record_name="record", record=record
+    )
+    check_run(plan, progress, "sample_resnet", held, step_parameter="depth")
+    recording = resolve_layers(record, depth)
+    plan = dataclasses.replace(plan, record=recording.steps)
     return shape_result(simulate_chain(plan, progress), recording, state)

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import check_int
+from ..errors import check_bool, check_finite_float, check_int, check_real_array
+from ..sizes import Need
 from ..stats import binomial_interval
 from .chain import (
     DEFAULT_MEMORY_BUDGET,
@@ -52,7 +53,7 @@ from .chain import (
     ProgressCallback,
     simulate_chain,
 )
-from .network import common_arguments
+from .network import check_run, common_arguments, count_recorded, held_need
 from .recording import resolve_layers, resolve_times, slots_by_step
 from .state import resolve_initial_state
 
@@ -208,7 +209,7 @@ class _Correlation(_Recorder):
         self.pairs = list(itertools.combinations(range(plan.inputs), 2))
         if not self.pairs:
             raise ValueError(
-                "the correlation observable needs at least two inputs: give y0 or x as a "
+                "observables='correlation' needs at least two inputs: give y0 or x as a "
                 "(k, m) array with k >= 2"
             )
         self.values = torch.empty(
@@ -318,13 +319,35 @@ class Observations:
 def _check_observables(observables: Any) -> tuple[str, ...]:
     if isinstance(observables, str):
         observables = (observables,)
-    names = tuple(observables)
+    try:
+        names = tuple(observables)
+    except TypeError:
+        names = (observables,)
     if not names:
         raise ValueError(f"observables must name at least one of {', '.join(OBSERVABLES)}")
     for name in names:
-        if name not in OBSERVABLES:
+        if not isinstance(name, str) or name not in OBSERVABLES:
             raise ValueError(f"observables must be among {', '.join(OBSERVABLES)}, got {name!r}")
     return names
+
+
+def _observation_need(
+    plan: ChainPlan, names: tuple[str, ...], layers: Any, record_name: str
+) -> Need:
+    """The observables kept until the run returns (see the observers above)."""
+    k, pairs = plan.inputs, plan.inputs * (plan.inputs - 1) // 2
+    per_layer = {"log_growth": k, "active": k, "correlation": pairs, "norm": 2 * k}
+    per_network = {"collapse": k, "active": k, "quasi_gbm": 2 * k}
+    unique = dict.fromkeys(names)
+    return held_need(
+        plan,
+        count_recorded(layers, plan.steps),
+        sum(per_layer.get(name, 0) for name in unique),
+        "the observables",
+        record_name=record_name,
+        record=layers,
+        numbers_per_network=sum(per_network.get(name, 0) for name in unique),
+    )
 
 
 def _observe(
@@ -408,7 +431,6 @@ def observe_resnet(
         width, activation, samples, seed, device, dtype, method, on_nonfinite
     )
     depth = check_int("depth", depth, minimum=1)
-    recorded = resolve_layers(layers, depth).steps
     state = resolve_initial_state(width, y0, x, dt, dev)
     plan = ChainPlan.resnet(
         depth,
@@ -425,6 +447,9 @@ def observe_resnet(
         memory_budget=memory_budget,
         on_nonfinite=on_nonfinite,
     )
+    held = _observation_need(plan, names, layers, "layers")
+    check_run(plan, progress, "observe_resnet", held, step_parameter="depth")
+    recorded = resolve_layers(layers, depth, "layers").steps
     return _observe(plan, names, recorded, progress, state.squeeze)
 
 
@@ -452,7 +477,6 @@ def observe_sde(
         width, activation, samples, seed, device, dtype, "law", on_nonfinite
     )
     steps = check_int("steps", steps, minimum=1)
-    recorded = resolve_times(times, steps).steps
     state = resolve_initial_state(width, y0, x, dt, dev)
     plan = ChainPlan(
         width=width,
@@ -471,6 +495,9 @@ def observe_sde(
         on_nonfinite=on_nonfinite,
         step_name="step",
     )
+    held = _observation_need(plan, names, times, "times")
+    check_run(plan, progress, "observe_sde", held, step_parameter="steps")
+    recorded = resolve_times(times, steps, "times").steps
     return _observe(plan, names, recorded, progress, state.squeeze)
 
 
@@ -520,6 +547,10 @@ def collapse_probability(
     otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
     One input (``x`` or ``y0`` a vector).
     """
+    conditional = check_bool("conditional", conditional)
+    level = check_finite_float("level", level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be a confidence level in (0, 1), got {level!r}")
     observations = observe_resnet(
         width,
         depth,
@@ -577,13 +608,18 @@ def correlation_coefficients(y_a: Any, y_b: Any, activation: Any) -> tuple[Tenso
     from ..activations import parse_activation
 
     act = parse_activation(activation)
-    a = torch.as_tensor(y_a, dtype=torch.float64)
-    b = torch.as_tensor(y_b, dtype=torch.float64)
+    a = torch.from_numpy(check_real_array("y_a", y_a))
+    b = torch.from_numpy(check_real_array("y_b", y_b))
     if a.shape != b.shape or a.ndim == 0:
         raise ValueError(
             "y_a and y_b must have the same shape (..., n), "
             f"got {tuple(a.shape)} and {tuple(b.shape)}"
         )
+    for name, vector in (("y_a", a), ("y_b", b)):
+        if bool((vector == 0).all(-1).any()):
+            raise ValueError(
+                f"{name} must be nonzero vectors (the correlation divides by |{name}|)"
+            )
     n = a.shape[-1]
     u, v = act.phi(a), act.phi(b)
     big_a, big_b = a.pow(2).sum(-1), b.pow(2).sum(-1)

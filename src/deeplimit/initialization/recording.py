@@ -41,9 +41,10 @@ def _is_sequence(record: Any) -> bool:
     )
 
 
-def resolve_layers(record: Any, depth: int) -> Recording:
-    """Validate ``record`` for a ResNet of depth ``depth`` (layers ``0..depth``)."""
-    allowed = f"record must be 'last', 'all', a layer index in [0, {depth}] or a list of them"
+def resolve_layers(record: Any, depth: int, name: str = "record") -> Recording:
+    """Validate ``record`` for a ResNet of depth ``depth`` (layers ``0..depth``); ``name`` is
+    the argument's name in messages."""
+    allowed = f"{name} must be 'last', 'all', a layer index in [0, {depth}] or a list of them"
     if isinstance(record, str):
         if record == "last":
             return Recording((depth,), True)
@@ -67,19 +68,19 @@ def resolve_layers(record: Any, depth: int) -> Recording:
             or isinstance(layer, bool)
             or not 0 <= layer <= depth
         ):
-            raise ValueError(f"{allowed}, got {layer!r} in record")
+            raise ValueError(f"{allowed}, got {layer!r} in {name}")
         checked.append(int(layer))
     return Recording(tuple(checked), squeeze)
 
 
-def resolve_times(record: Any, steps: int) -> Recording:
+def resolve_times(record: Any, steps: int, name: str = "record") -> Recording:
     """Validate ``record`` for an SDE on ``[0, 1]`` with ``steps`` Euler steps.
 
     Times must lie on the grid ``j / steps`` (to 1e-9 relative), so that no interpolation is
     silently applied.
     """
     allowed = (
-        "record must be 'last', 'all', a time in [0, 1] on the grid j/steps "
+        f"{name} must be 'last', 'all', a time in [0, 1] on the grid j/steps "
         f"(steps={steps}) or a list of such times"
     )
     if isinstance(record, str):
@@ -99,7 +100,7 @@ def resolve_times(record: Any, steps: int) -> Recording:
     indices = []
     for time in times:
         if not isinstance(time, numbers.Real) or isinstance(time, bool) or not 0.0 <= time <= 1.0:
-            raise ValueError(f"{allowed}, got {time!r} in record")
+            raise ValueError(f"{allowed}, got {time!r} in {name}")
         position = float(time) * steps
         index = round(position)
         if not math.isclose(position, index, rel_tol=1e-9, abs_tol=1e-9):

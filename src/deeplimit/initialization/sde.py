@@ -13,6 +13,7 @@ depth-``L`` ResNet therefore needs ``steps`` much larger than ``L`` (or the clos
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -20,7 +21,7 @@ from torch import Tensor
 
 from ..errors import check_int
 from .chain import DEFAULT_MEMORY_BUDGET, ChainPlan, ProgressCallback, simulate_chain
-from .network import common_arguments, shape_result
+from .network import check_run, common_arguments, count_recorded, held_need, shape_result
 from .recording import resolve_times
 from .state import resolve_initial_state
 
@@ -64,7 +65,6 @@ def sample_sde(
         width, activation, samples, seed, device, dtype, "law", on_nonfinite
     )
     steps = check_int("steps", steps, minimum=1)
-    recording = resolve_times(record, steps)
     state = resolve_initial_state(width, y0, x, dt, dev)
     plan = ChainPlan(
         width=width,
@@ -74,7 +74,7 @@ def sample_sde(
         state=state,
         samples=samples,
         method="law",
-        record=recording.steps,
+        record=(),
         seed=seed,
         device=dev,
         dtype=dt,
@@ -83,4 +83,12 @@ def sample_sde(
         on_nonfinite=on_nonfinite,
         step_name="step",
     )
+    recorded = count_recorded(record, steps)
+    what = f"the returned tensor of {state.inputs * width} numbers per time"
+    held = held_need(
+        plan, recorded, state.inputs * width, what, record_name="record", record=record
+    )
+    check_run(plan, progress, "sample_sde", held, step_parameter="steps")
+    recording = resolve_times(record, steps)
+    plan = dataclasses.replace(plan, record=recording.steps)
     return shape_result(simulate_chain(plan, progress), recording, state)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from ..errors import check_real_array
 
 __all__ = ["InitialState", "resolve_initial_state"]
 
@@ -58,27 +59,13 @@ class InitialState:
 def _as_matrix(
     name: str, value: Any, dtype: torch.dtype, device: torch.device
 ) -> tuple[Tensor, bool]:
-    try:
-        array = torch.as_tensor(
-            np.asarray(value, dtype=np.float64)
-            if not isinstance(value, Tensor)
-            else value.detach().to("cpu", torch.float64)
-        )
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be an array of numbers, got {type(value).__name__}"
-        ) from None
+    array = torch.from_numpy(check_real_array(name, value))
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim not in (1, 2) or array.numel() == 0:
         raise ValueError(
             f"{name} must be one vector (shape (m,)) or k vectors (shape (k, m)), "
             f"got shape {tuple(array.shape)}"
-        )
-    if not torch.isfinite(array).all():
-        bad = int((~torch.isfinite(array)).sum())
-        raise ValueError(
-            f"{name} must be finite, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}"
         )
     squeeze = array.ndim == 1
     return array.reshape(-1, array.shape[-1]).to(device=device, dtype=dtype), squeeze

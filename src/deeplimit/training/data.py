@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import check_int
+from ..errors import check_int, check_real_array
 
 __all__ = ["DEFAULT_DATA_SEED", "TrainingData", "resolve_data", "synthetic_task"]
 
@@ -34,6 +34,16 @@ class TrainingData:
     x: Tensor
     y: Tensor
     description: str = "user data"
+
+    def __post_init__(self) -> None:
+        x, y = _as_matrix("data X", self.x), _as_matrix("data Y", self.y)
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"data X and Y must have the same number of rows N, got X {tuple(x.shape)} and "
+                f"Y {tuple(y.shape)}"
+            )
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
 
     @property
     def samples(self) -> int:
@@ -81,15 +91,10 @@ def synthetic_task(
 
 
 def _as_matrix(name: str, value: Any) -> Tensor:
-    if isinstance(value, Tensor):
-        array = value.detach().to("cpu", torch.float64)
+    if isinstance(value, Tensor) and value.dtype == torch.float64 and value.device.type == "cpu":
+        array = value.detach()
     else:
-        try:
-            array = torch.as_tensor(np.asarray(value, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{name} must be a 2-D array of numbers, got {type(value).__name__}"
-            ) from None
+        array = torch.from_numpy(check_real_array(name, value, allow_inf=True, allow_nan=True))
     if array.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (N, {'d_in' if name == 'data X' else 'd_out'}), "

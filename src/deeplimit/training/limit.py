@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 import warnings
 from collections.abc import Sequence
@@ -56,7 +57,8 @@ from torch import Tensor
 
 from ..activations import Linear, parse_activation
 from ..devices import resolve_device, resolve_dtype
-from ..errors import check_choice, check_int, check_positive_float
+from ..errors import check_bool, check_choice, check_int, check_positive_float
+from ..sizes import Need, check_memory
 from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
 from .embeddings import resolve_embeddings
 from .model import TwoLayerBlock, check_shape_arguments
@@ -313,8 +315,10 @@ def _resolve_common(
     steps: Any,
 ) -> tuple[int, TrainingData, Tensor, Tensor, MeanFieldScaling, int]:
     embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
-    steps = check_int("steps", steps, minimum=1)
+    steps = check_int("steps", steps, minimum=0)
     dataset = resolve_data(data, data_seed=data_seed)
+    records = 8.0 * (steps + 1) * dataset.samples * (embedding_dim + dataset.output_dim)
+    check_memory("the limit", [Need("steps", steps, records, f"the records of {steps + 1} steps")])
     embedding_seed = check_int("embedding_seed", embedding_seed, minimum=0)
     if scaling is None:
         scaling = MeanFieldScaling(alpha=alpha, lr=lr)
@@ -877,6 +881,10 @@ def mean_ode_limit(
     """
     check_choice("method", method, METHODS)
     act = parse_activation(activation)
+    reference_depth = check_int("reference_depth", reference_depth, minimum=2)
+    reference_width = check_int("reference_width", reference_width, minimum=1)
+    reference_seeds = check_int("reference_seeds", reference_seeds, minimum=2)
+    reference_seed = check_int("reference_seed", reference_seed, minimum=0)
     if method == "auto":
         method = "exact" if isinstance(act, Linear) else "reference"
     common = dict(
@@ -926,8 +934,20 @@ def limit_error(
     RMS NaN from their divergence on, so a sweep cannot drop them silently; ``"exclude"``
     averages over the seeds that did not diverge (check ``result.diverged`` yourself).
     """
+    if not isinstance(result, TrainingResult):
+        raise ValueError(f"result must be a TrainingResult, got {type(result).__name__}")
+    if not isinstance(limit, LimitResult):
+        raise ValueError(f"limit must be a LimitResult, got {type(limit).__name__}")
     check_choice("quantity", quantity, ("embeddings", "outputs"))
     check_choice("diverged", diverged, ("propagate", "exclude"))
+    per_seed = check_bool("per_seed", per_seed)
+    if step is not None:
+        several = not isinstance(step, numbers.Integral) and hasattr(step, "__len__")
+        step = [
+            check_int("step", s, minimum=0, maximum=result.steps)
+            for s in (step if several else [step])
+        ]
+        step = step if several else step[0]
     finite = getattr(result, quantity)
     reference = getattr(limit, quantity).to(finite.dtype)
     if quantity == "embeddings":

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from ..devices import resolve_device, resolve_dtype
-from ..errors import check_choice, check_int, check_positive_float
+from ..errors import check_bool, check_choice, check_int, check_positive_float
+from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
 from .embeddings import resolve_embeddings
 from .model import Block, ResNet, TwoLayerBlock, check_shape_arguments, draw_parameters
@@ -103,6 +104,77 @@ class TrainingResult:
         return self.diverged_at >= 0
 
 
+def seed_count(seeds: Any) -> int:
+    """The number of networks ``seeds`` asks for, without building its list of indices."""
+    if hasattr(seeds, "__len__") and not isinstance(seeds, str):
+        return len(seeds)
+    return check_int("seeds", seeds, minimum=1)
+
+
+def _largest(**values: int) -> tuple[str, int]:
+    """The name and value of the largest dimension: the one to name when a size is too big."""
+    return max(values.items(), key=lambda item: item[1])
+
+
+def check_training_size(
+    context: str,
+    *,
+    depth: int,
+    hidden_width: int,
+    embedding_dim: int,
+    networks: int,
+    samples: int,
+    output_dim: int,
+    steps: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    unit_numbers: int | None = None,
+    record_movement: bool = True,
+    record_layers: bool = False,
+    parameters_exist: bool = False,
+) -> None:
+    """Refuse a training run that cannot fit in memory, and warn before one that takes hours.
+
+    Held at once: the parameters ``S L M (numbers per unit)`` (unless ``parameters_exist``,
+    then they are already in memory) and their initial copy for ``record_movement``; the
+    records ``S (K+1) N (D + d_out)`` (and ``S (K+1) (L+1) N D`` with ``record_layers``); the
+    per-layer states of one step ``S L N (D + 2 M)``. Time: ``~12 K N L M D`` flops per network
+    plus a fixed cost per layer and step. ``steps=None`` checks the parameters only.
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    per_unit = 2 * embedding_dim if unit_numbers is None else unit_numbers
+    parameters = float(networks) * depth * hidden_width * per_unit * itemsize
+    shape = dict(depth=depth, hidden_width=hidden_width, embedding_dim=embedding_dim)
+    name, value = _largest(seeds=networks, **shape)
+    what = f"the parameters of {networks} network(s) of {depth} x {hidden_width} units"
+    needs = [] if parameters_exist else [Need(name, value, parameters, what)]
+    if steps is not None:
+        if record_movement:
+            needs.append(Need(name, value, parameters, "the initial parameters (record_movement)"))
+        records = float(networks) * (steps + 1) * (samples * (embedding_dim + output_dim) + 8)
+        name_r = "steps" if steps + 1 >= networks else "seeds"
+        what = f"the records of {networks} network(s) at {steps + 1} steps"
+        value_r = steps if name_r == "steps" else networks
+        needs.append(Need(name_r, value_r, records * itemsize, what))
+        if record_layers:
+            states = records * (depth + 1) * itemsize
+            needs.append(Need("record_layers", True, states, "the states of every layer"))
+        working = float(networks) * depth * samples * (embedding_dim + 2 * hidden_width)
+        name_w, value_w = _largest(seeds=networks, depth=depth, hidden_width=hidden_width)
+        needs.append(Need(name_w, value_w, working * itemsize, "the per-layer states of a step"))
+    check_memory(context, needs, device)
+    if steps is None:
+        return
+    speed = rates(device)
+    flops = 12.0 * steps * samples * depth * hidden_width * embedding_dim * networks
+    seconds = flops / speed.flops + 3.0 * (steps + 1) * depth * speed.step_seconds
+    parameters_text = (
+        f"steps={format_value(steps)} x seeds={format_value(networks)} x depth={depth} x "
+        f"hidden_width={format_value(hidden_width)} x embedding_dim={embedding_dim}"
+    )
+    warn_if_slow(context, seconds, parameters_text, device, stacklevel=4)
+
+
 def resolve_seed_indices(seeds: Any) -> tuple[int, ...]:
     """``seeds``: a count ``S >= 1`` (indices ``0..S-1``) or a sequence of indices >= 0."""
     if hasattr(seeds, "__iter__") and not isinstance(seeds, str):
@@ -160,7 +232,6 @@ def build_resnet(
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
     seed = check_int("seed", seed, minimum=0)
     embedding_seed = check_int("embedding_seed", embedding_seed, minimum=0)
-    indices = resolve_seed_indices(seeds)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
     if block is None:
@@ -169,6 +240,20 @@ def build_resnet(
         raise ValueError(f"block must be a Block instance or None, got {type(block).__name__}")
     elif activation != "tanh":
         raise ValueError("give either block or activation, not both (the block has its own)")
+    check_training_size(
+        "build_resnet",
+        depth=depth,
+        hidden_width=hidden_width,
+        embedding_dim=embedding_dim,
+        networks=seed_count(seeds),
+        samples=0,
+        output_dim=0,
+        steps=None,
+        device=device,
+        dtype=dtype,
+        unit_numbers=len(block.parameter_names) * embedding_dim,
+    )
+    indices = resolve_seed_indices(seeds)
     scalings = _resolve_scalings(scaling, alpha, lr, len(indices))
     resolved = [s.resolve(depth, hidden_width, embedding_dim) for s in scalings]
     w_in, w_out = resolve_embeddings(
@@ -231,8 +316,14 @@ def train(
 
     Each step is one forward pass keeping the per-layer states and one adjoint sweep that
     updates layer ``l`` as soon as its gradient is known (``ResNet.descent_step``).
+    ``steps=0`` records the initialization alone (index 0 of every record).
     """
-    steps = check_int("steps", steps, minimum=1)
+    if not isinstance(model, ResNet):
+        raise ValueError(f"model must be a ResNet (see build_resnet), got {type(model).__name__}")
+    data = data if isinstance(data, TrainingData) else resolve_data(data)
+    steps = check_int("steps", steps, minimum=0)
+    record_movement = check_bool("record_movement", record_movement)
+    record_layers = check_bool("record_layers", record_layers)
     explosion_factor = check_positive_float("explosion_factor", explosion_factor)
     check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
     if data.input_dim != model.input_dim or data.output_dim != model.output_dim:
@@ -240,6 +331,37 @@ def train(
             f"data have d_in={data.input_dim}, d_out={data.output_dim} but the model's maps "
             f"have shapes W_in {tuple(model.w_in.shape)}, W_out {tuple(model.w_out.shape)}"
         )
+    check_training_size(
+        "train",
+        depth=model.depth,
+        hidden_width=model.hidden_width,
+        embedding_dim=model.embedding_dim,
+        networks=model.networks,
+        samples=data.samples,
+        output_dim=data.output_dim,
+        steps=steps,
+        device=model.device,
+        dtype=model.dtype,
+        unit_numbers=sum(v[0, 0, 0].numel() for v in model.storage.values()),
+        record_movement=record_movement,
+        record_layers=record_layers,
+        parameters_exist=True,
+    )
+    return _descend(
+        model, data, steps, record_movement, record_layers, explosion_factor, on_divergence
+    )
+
+
+def _descend(
+    model: ResNet,
+    data: TrainingData,
+    steps: int,
+    record_movement: bool,
+    record_layers: bool,
+    explosion_factor: float,
+    on_divergence: str,
+) -> TrainingResult:
+    """The gradient descent of ``train``, on checked arguments."""
     started = time.perf_counter()
     device, dtype = model.device, model.dtype
     x = data.x.to(device=device, dtype=dtype)
@@ -334,7 +456,7 @@ def _report_divergence(
     )
     if on_divergence == "raise":
         raise TrainingDivergedError(step, seeds, message)
-    warnings.warn(message, TrainingDivergenceWarning, stacklevel=3)
+    warnings.warn(message, TrainingDivergenceWarning, stacklevel=4)
 
 
 def train_resnet(
@@ -383,7 +505,7 @@ def train_resnet(
     alpha, lr:
         ``MeanFieldScaling(alpha, lr)``; or pass ``scaling`` (one, or one per network).
     steps:
-        ``K >= 1`` GD steps; records have ``K + 1`` entries.
+        ``K >= 0`` GD steps; records have ``K + 1`` entries (``K = 0``: the initialization).
     seeds:
         ``S`` independent draws of ``U, V`` (indices ``0..S-1``), or a list of seed indices.
         Index ``i`` draws from ``derive_seed(seed, UNIT_STREAM, i)``, so a batch equals separate
@@ -408,11 +530,34 @@ def train_resnet(
     (S, K+1), ``diverged_at`` (S,), ``movement``, ``w_in`` (D, d_in), ``w_out`` (D, d_out).
 
     Cost: ``~12 K N L M D`` flops per network; memory: the parameters ``2 S L M D`` (twice that
-    with ``record_movement``) plus the per-layer states ``S L N (D + 2M)`` of one step.
+    with ``record_movement``) plus the per-layer states ``S L N (D + 2M)`` of one step. Both
+    are estimated before anything is drawn: a run that cannot fit in memory raises a
+    ValueError naming the argument, one estimated at an hour or more warns.
     """
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
-    steps = check_int("steps", steps, minimum=1)
+    steps = check_int("steps", steps, minimum=0)
+    record_movement = check_bool("record_movement", record_movement)
+    record_layers = check_bool("record_layers", record_layers)
+    explosion_factor = check_positive_float("explosion_factor", explosion_factor)
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
     dataset = resolve_data(data, data_seed=data_seed)
+    check_training_size(
+        "train_resnet",
+        depth=depth,
+        hidden_width=hidden_width,
+        embedding_dim=embedding_dim,
+        networks=seed_count(seeds),
+        samples=dataset.samples,
+        output_dim=dataset.output_dim,
+        steps=steps,
+        device=resolve_device(device),
+        dtype=resolve_dtype(dtype),
+        unit_numbers=len(block.parameter_names) * embedding_dim
+        if isinstance(block, Block)
+        else None,
+        record_movement=record_movement,
+        record_layers=record_layers,
+    )
     model = build_resnet(
         depth,
         hidden_width,
@@ -431,12 +576,6 @@ def train_resnet(
         device=device,
         dtype=dtype,
     )
-    return train(
-        model,
-        dataset,
-        steps,
-        record_movement=record_movement,
-        record_layers=record_layers,
-        explosion_factor=explosion_factor,
-        on_divergence=on_divergence,
+    return _descend(
+        model, dataset, steps, record_movement, record_layers, explosion_factor, on_divergence
     )
