@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import xarray as xr
@@ -22,6 +21,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..devices import resolve_device
+from .claims import Claim
 
 __all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress"]
 
@@ -57,30 +57,6 @@ class ExperimentSpec(BaseModel):
     def spec_hash(self) -> str:
         """A stable 16-hex-digit hash of the spec's content."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement with its measured value and verdict."""
-
-    id: str
-    statement: str
-    statistic: str
-    measured: float
-    expected: str
-    tolerance: str
-    n: int
-    passed: bool
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        return "PASS" if self.passed else "FAIL"
-
-    def as_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["verdict"] = self.verdict
-        return record
 
 
 class Experiment:
@@ -119,21 +95,45 @@ class Experiment:
             raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
         return {"fast": self.fast, "full": self.full, "smoke": self.smoke}[scale](**overrides)
 
-    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+    # --- what a study implements: compute, summarize, check, draw (each given the spec) ---
+
+    def compute(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
+        """The dataset of ``spec`` (``run`` adds the attributes ``spec`` and ``caption``)."""
         raise NotImplementedError
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        raise NotImplementedError
-
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         """Rows of numbers worth printing and saving (one per depth, width, ...)."""
         return []
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
+        """The claims the dataset supports (built with the ``Claim`` constructors)."""
         return []
 
-    def caption(self, spec: ExperimentSpec) -> str:
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         raise NotImplementedError
+
+    def caption(self, spec: Any) -> str:
+        raise NotImplementedError
+
+    # --- what callers use: the spec is read back from the dataset once, here ---
+
+    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+        """``compute(spec)``, stamped with the spec (JSON) and the caption; a dataset attribute
+        ``divergence_note`` (networks that diverged) is appended to the caption."""
+        dataset = self.compute(spec, progress)
+        dataset.attrs["spec"] = spec.model_dump_json()
+        dataset.attrs["caption"] = self.caption(spec) + dataset.attrs.get("divergence_note", "")
+        return dataset
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        return self.draw(dataset, self.spec_from_dataset(dataset))
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        """Rows of numbers worth printing and saving (one per depth, width, ...)."""
+        return self.summarize(dataset, self.spec_from_dataset(dataset))
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        return self.check(dataset, self.spec_from_dataset(dataset))
 
     def spec_from_dataset(self, dataset: xr.Dataset) -> ExperimentSpec:
         """Every dataset an experiment returns stores its spec as the attribute ``spec``."""

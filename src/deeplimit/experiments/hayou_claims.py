@@ -161,7 +161,7 @@ class HayouClaims(Experiment):
             f"{spec.smooth_depth}, {spec.smooth_samples} networks, x = (1, 0.5); seed {spec.seed}."
         )
 
-    def run(self, spec: HayouClaimsSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouClaimsSpec, progress: Progress | None = None) -> xr.Dataset:
         n = len(spec.y0)
         activation = runnable_activation(spec.activation)
         steps = 4 + len(spec.martingale_activations)
@@ -275,11 +275,9 @@ class HayouClaims(Experiment):
                 "identity_width": list(spec.identity_widths),
                 "smooth": list(spec.smooth_activations),
             },
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> list[dict[str, Any]]:
         rows = [
             {
                 "check": "C1 chi^2",
@@ -333,8 +331,7 @@ class HayouClaims(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> list[Claim]:
         level = spec.level
         n = len(spec.y0)
         claims = [
@@ -441,8 +438,7 @@ class HayouClaims(Experiment):
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> Figure:
         n = len(spec.y0)
         figure, axes = panel_grid(4, columns=4, size=(4.0, 3.3))
         ax = axes[0]

@@ -106,7 +106,7 @@ class HayouFig1(Experiment):
             "Y_0 > 0 and Y_L <= 0, exact value 1 - (1 - Phi(-sqrt L))^L."
         )
 
-    def run(self, spec: HayouFig1Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig1Spec, progress: Progress | None = None) -> xr.Dataset:
         total = spec.samples * sum(spec.depths)
         done = 0
         y0 = np.empty((len(spec.depths), spec.samples))
@@ -138,12 +138,11 @@ class HayouFig1(Experiment):
                 "log_ratio": (("depth", "sample"), _log_ratio(y0, y_last)),
             },
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
         dataset["log_ratio"].attrs["long_name"] = "log(Y_L / Y_0) given Y_0 > 0 and no collapse"
         return dataset
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> list[dict[str, Any]]:
         """Per depth: KS against N(-1/2, 1), collapse fraction against the exact formula."""
         spec = self.spec_from_dataset(dataset)
         law = gbm_law(1.0, 1.0).log_ratio()
@@ -177,8 +176,7 @@ class HayouFig1(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         small, large = rows[0], rows[-1]
         resolution = 1.95 / math.sqrt(large["alive"])  # KS critical value at level 1e-3
@@ -236,8 +234,7 @@ class HayouFig1(Experiment):
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> Figure:
         rows = {r["depth"]: r for r in self.statistics(dataset)}
         law = gbm_law(1.0, 1.0).log_ratio()
         figure, axes = panel_grid(len(spec.depths))

@@ -218,20 +218,17 @@ class HayouFig11(Experiment):
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
         return [(activation, y0) for y0 in spec.starts]
 
-    def run(self, spec: HayouFig11Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig11Spec, progress: Progress | None = None) -> xr.Dataset:
         outputs = _simulate_cases(self._cases(spec), spec, 11, progress)
         return xr.Dataset(
             {"y_last": (("case", "sample"), outputs)},
             coords={"case": list(range(len(outputs))), "y0": ("case", list(spec.starts))},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig11Spec) -> list[dict[str, Any]]:
         return _rows(self._cases(spec), dataset.y_last.values, spec.level)
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig11Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         return [
             _family_claim(
@@ -253,8 +250,7 @@ class HayouFig11(Experiment):
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig11Spec) -> Figure:
         figure = _plot(self.statistics(dataset), dataset.y_last.values, self._cases(spec))
         add_caption(figure, self.title, dataset.attrs["caption"])
         return figure
@@ -304,20 +300,17 @@ class HayouFig12(Experiment):
     def _cases(self, spec: HayouFig12Spec) -> list[tuple[OU, float]]:
         return [(OU(alpha=a, beta=spec.beta, sigma=spec.sigma), spec.y0) for a in spec.alphas]
 
-    def run(self, spec: HayouFig12Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig12Spec, progress: Progress | None = None) -> xr.Dataset:
         outputs = _simulate_cases(self._cases(spec), spec, 12, progress)
         return xr.Dataset(
             {"y_last": (("case", "sample"), outputs)},
             coords={"case": list(range(len(outputs))), "alpha": ("case", list(spec.alphas))},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig12Spec) -> list[dict[str, Any]]:
         return _rows(self._cases(spec), dataset.y_last.values, spec.level)
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig12Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         claims = [
             _family_claim(
@@ -353,8 +346,7 @@ class HayouFig12(Experiment):
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig12Spec) -> Figure:
         figure = _plot(self.statistics(dataset), dataset.y_last.values, self._cases(spec))
         add_caption(figure, self.title, dataset.attrs["caption"])
         return figure

@@ -118,7 +118,7 @@ class HayouFig13(Experiment):
             " against n. Parameters lost in the paper; these are our choices."
         )
 
-    def run(self, spec: HayouFig13Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig13Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         total = sum(spec.samples_for(n) * n for n in spec.widths)
         done = 0
@@ -155,13 +155,11 @@ class HayouFig13(Experiment):
             },
             coords={"width": list(spec.widths)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 "limit": float(meanfield_log_growth(activation, spec.q0, 1.0)),
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             n, alive = int(width), int(dataset.alive.values[i])
@@ -180,8 +178,7 @@ class HayouFig13(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         claims = []
         steps = list(itertools.pairwise(rows))
@@ -235,7 +232,7 @@ class HayouFig13(Experiment):
         claims.append(limit_claim("fig13-limit", spec, rows[-1], float(dataset.attrs["limit"])))
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
+    def draw(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(2, columns=2, size=(5.5, 3.6))
         ax = axes[0]
@@ -340,7 +337,7 @@ class _HiddenLayerHistograms(Experiment):
             ". Parameters lost in the paper; these are our choices (hayou.md §7)." + note
         )
 
-    def run(self, spec: HiddenLayersSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HiddenLayersSpec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         run = log_growth_run(
             spec.width,
@@ -375,11 +372,9 @@ class _HiddenLayerHistograms(Experiment):
         return xr.Dataset(
             data,
             coords={"layer": list(spec.hidden_layers)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         rows = []
         for i, layer in enumerate(dataset.layer.values):
             row: dict[str, Any] = {"layer": int(layer), "t": int(layer) / spec.depth}
@@ -390,8 +385,7 @@ class _HiddenLayerHistograms(Experiment):
             rows.append(row)
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         rows = self.statistics(dataset)
         kind = activation_kind(spec.activation)
         prefix = f"fig{self.figure_number}"
@@ -446,8 +440,7 @@ class _HiddenLayerHistograms(Experiment):
             ]
         return []
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(len(rows))
         for i, (ax, row) in enumerate(zip(axes, rows)):

@@ -82,7 +82,7 @@ class HayouFig2(Experiment):
             f"Deterministic (no random numbers; seed {spec.seed} unused)."
         )
 
-    def run(self, spec: HayouFig2Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig2Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
         x = np.linspace(-spec.x_max, spec.x_max, spec.points)
         tensor = torch.from_numpy(x)
@@ -105,10 +105,9 @@ class HayouFig2(Experiment):
                 "ito_second": ("x", ito_second),
             },
             coords={"x": x, "far": far},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> list[dict[str, Any]]:
         rows = []
         x = dataset.x.values
         for target in (0.0, 1.0, 2.0, float(x[-1])):
@@ -127,8 +126,7 @@ class HayouFig2(Experiment):
         )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> list[Claim]:
         phi = dataset.phi.values
         x = dataset.x.values
         minimum = 2 * spec.sigma / (spec.alpha * spec.beta * math.sqrt(math.pi))
@@ -194,8 +192,7 @@ class HayouFig2(Experiment):
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> Figure:
         figure, axes = panel_grid(3, columns=3, size=(4.4, 3.4))
         x = dataset.x.values
         ax = axes[0]

@@ -117,7 +117,7 @@ class HayouFig3(Experiment):
     def _law(self, spec: HayouFig3Spec) -> Any:
         return ou_law(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma, y0=spec.y0)
 
-    def run(self, spec: HayouFig3Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig3Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
         total = spec.samples * sum(spec.depths)
         done = 0
@@ -147,11 +147,9 @@ class HayouFig3(Experiment):
                 "u_last": (("depth", "sample"), u_last),
             },
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[dict[str, Any]]:
         law = self._law(spec)
         u_law = law.u_law()
         median = law.median()
@@ -178,8 +176,7 @@ class HayouFig3(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         small, large = rows[0], rows[-1]
         return [
@@ -221,8 +218,7 @@ class HayouFig3(Experiment):
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> Figure:
         u_law = self._law(spec).u_law()
         rows = {r["depth"]: r for r in self.statistics(dataset)}
         figure, axes = panel_grid(len(spec.depths))

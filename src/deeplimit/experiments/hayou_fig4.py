@@ -109,7 +109,7 @@ class HayouFig4(Experiment):
             "these are our choices (hayou.md §7)."
         )
 
-    def run(self, spec: HayouFig4Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig4Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         shape = (len(spec.widths), len(spec.depths))
         started = np.zeros(shape, dtype=np.int64)
@@ -147,13 +147,11 @@ class HayouFig4(Experiment):
             },
             coords={"width": list(spec.widths), "depth": list(spec.depths)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 "samples": spec.samples,
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> list[dict[str, Any]]:
         rows = []
         samples = int(dataset.attrs["samples"])
         for width, depth in itertools.product(dataset.width.values, dataset.depth.values):
@@ -176,8 +174,7 @@ class HayouFig4(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         kind = activation_kind(spec.activation)
         if kind == "smooth":
@@ -202,8 +199,7 @@ class HayouFig4(Experiment):
             return []
         return _relu_claims(spec, rows)
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
         ax = axes[0]

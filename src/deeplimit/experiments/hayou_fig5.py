@@ -188,12 +188,11 @@ class HayouFig5(Experiment):
             "in the paper; these are our choices (hayou.md §7)."
         )
 
-    def run(self, spec: HayouFig5Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig5Spec, progress: Progress | None = None) -> xr.Dataset:
         dataset = _summaries(spec, progress)
-        dataset.attrs.update({"spec": spec.model_dump_json(), "caption": self.caption(spec)})
         return dataset
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             row = {"width": int(width)}
@@ -223,8 +222,7 @@ class HayouFig5(Experiment):
             rows.append(row)
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         kind = activation_kind(spec.activation)
         claims: list[Claim] = []
@@ -236,8 +234,7 @@ class HayouFig5(Experiment):
         claims.append(limit_claim("fig5-limit", spec, rows[-1], float(dataset.attrs["limit"])))
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(len(rows) + 1)
         for ax, row, edges, density in zip(

@@ -116,7 +116,7 @@ class HayouFig6(Experiment):
             "the paper; these are our choices."
         )
 
-    def run(self, spec: HayouFig6Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig6Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         grid = _grid(spec.depth)
         most = max(spec.samples)
@@ -163,14 +163,11 @@ class HayouFig6(Experiment):
             },
             coords={"width": list(spec.widths), "layer": grid, "time": ("layer", times)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 "limit": float(meanfield_log_growth(activation, spec.q0, 1.0)),
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> list[dict[str, Any]]:
         variance = float(dataset.meanfield.values[-1])
         rows = []
         for i, width in enumerate(dataset.width.values):
@@ -203,8 +200,7 @@ class HayouFig6(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         largest = rows[-1]
         claims = [limit_claim("C12", spec, largest, float(dataset.attrs["limit"]))]
@@ -284,8 +280,7 @@ class HayouFig6(Experiment):
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
         ax = axes[0]

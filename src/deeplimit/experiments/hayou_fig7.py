@@ -161,7 +161,7 @@ class HayouFig7(Experiment):
             "the paper; these are our choices (hayou.md §7 suggests n = 3-10, L = 1000)."
         )
 
-    def run(self, spec: HayouFig7Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig7Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         stride = max(1, spec.depth // 200)
         layers = sorted(set(range(0, spec.depth + 1, stride)) | {spec.depth})
@@ -203,13 +203,11 @@ class HayouFig7(Experiment):
                 "quantile": [0.05, 0.5, 0.95],
             },
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 **{f"onestep_{key}": value for key, value in check.items()},
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             first = dataset.c_first.values[i]
@@ -229,8 +227,7 @@ class HayouFig7(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         critical = float(sps.norm.isf(spec.level / len(rows)))
         largest = max(r["max_abs"] for r in rows)
@@ -297,7 +294,7 @@ class HayouFig7(Experiment):
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
+    def draw(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(len(rows), columns=3, size=(4.4, 3.4))
         times = dataset.time.values

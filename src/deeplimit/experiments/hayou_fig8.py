@@ -109,7 +109,7 @@ class HayouFig8(Experiment):
             " The paper's sizes are lost; these are our choices."
         )
 
-    def run(self, spec: HayouFig8Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig8Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         layers = spec.depth + 1
         quantiles = np.empty((len(spec.widths), 3, layers))
@@ -151,10 +151,9 @@ class HayouFig8(Experiment):
                 "layer": np.arange(layers),
                 "time": ("layer", np.arange(layers) / spec.depth),
             },
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig8Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             median = dataset.quantiles.values[i, 1]
@@ -173,8 +172,7 @@ class HayouFig8(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig8Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         low = min(rows, key=lambda r: r["median_low"])
         high = max(rows, key=lambda r: r["median_high"])
@@ -219,7 +217,7 @@ class HayouFig8(Experiment):
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
+    def draw(self, dataset: xr.Dataset, spec: HayouFig8Spec) -> Figure:
         rows = self.statistics(dataset)
         figure, axes = panel_grid(2, columns=2, size=(5.5, 3.6))
         ax = axes[0]

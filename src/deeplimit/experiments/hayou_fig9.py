@@ -140,7 +140,7 @@ class HayouFig9(Experiment):
             "depths are lost; these are our choices."
         )
 
-    def run(self, spec: HayouFig9Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig9Spec, progress: Progress | None = None) -> xr.Dataset:
         values = np.empty((len(spec.depths), spec.samples))
         for i, depth in enumerate(spec.depths):
             values[i] = sample_resnet(
@@ -157,11 +157,9 @@ class HayouFig9(Experiment):
         return xr.Dataset(
             {"y_last": (("depth", "sample"), values)},
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[dict[str, Any]]:
         law = gbm_law(spec.a, 1.0).log_ratio()
         rows = []
         for depth in dataset.depth.values:
@@ -187,8 +185,7 @@ class HayouFig9(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         large = rows[-1]
         claims = _ks_claims(
@@ -221,8 +218,7 @@ class HayouFig9(Experiment):
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> Figure:
         rows = {r["depth"]: r for r in self.statistics(dataset)}
         law = gbm_law(spec.a, 1.0).log_ratio()
         figure, axes = panel_grid(len(spec.depths) + 1)
@@ -307,7 +303,7 @@ class HayouFig10(Experiment):
             "are lost; these are our choices."
         )
 
-    def run(self, spec: HayouFig10Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig10Spec, progress: Progress | None = None) -> xr.Dataset:
         values = np.empty((len(spec.depths), spec.samples))
         for i, depth in enumerate(spec.depths):
             values[i] = sample_resnet(
@@ -331,10 +327,9 @@ class HayouFig10(Experiment):
                 "ks_pvalue": ("depth", [t.pvalue for t in tests]),
             },
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[dict[str, Any]]:
         rows = []
         for depth in dataset.depth.values:
             y = dataset.y_last.sel(depth=depth).values
@@ -352,8 +347,7 @@ class HayouFig10(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[Claim]:
         rows = self.statistics(dataset)
         claims = _ks_claims(
             "fig10",
@@ -373,8 +367,7 @@ class HayouFig10(Experiment):
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> Figure:
         rows = {r["depth"]: r for r in self.statistics(dataset)}
         law = relu_width1_law(x=[spec.x])
         figure, axes = panel_grid(len(spec.depths))
