@@ -248,8 +248,9 @@ class ChizatJoint(ChizatExperiment):
         )
 
     def fits(
-        self, dataset: xr.Dataset, spec: ChizatJointSpec
+        self, dataset: xr.Dataset, spec: ChizatJointSpec | None = None
     ) -> dict[str, dict[str, float] | None]:
+        spec = spec or self.spec_from_dataset(dataset)
         dims = dataset.dim.values.astype(float)
         hidden = spec.depth * dataset.width.values.astype(float)
         out: dict[str, dict[str, float] | None] = {}

@@ -260,8 +260,11 @@ class ChizatPhase(ChizatExperiment):
             },
         )
 
-    def classify(self, dataset: xr.Dataset, spec: ChizatPhaseSpec) -> list[dict[str, Any]]:
+    def classify(
+        self, dataset: xr.Dataset, spec: ChizatPhaseSpec | None = None
+    ) -> list[dict[str, Any]]:
         """One row per cell: measured slopes, divergence, measured and theory classes."""
+        spec = spec or self.spec_from_dataset(dataset)
         hidden = spec.depth * dataset.width.values.astype(float)
         rows = []
         for a in dataset.a.values:

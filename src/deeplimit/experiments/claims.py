@@ -42,7 +42,7 @@ __all__ = [
     "pvalue_test",
 ]
 
-RELATIONS = ("<=", "<", ">=", ">", "==")
+RELATIONS = ("<=", "<", ">=", ">", "==", "in")
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,7 +52,8 @@ RELATIONS = ("<=", "<", ">=", ">", "==")
 @dataclass(frozen=True)
 class Bound:
     """``value`` checked against ``limit`` by ``relation``; for ``"=="``, ``|value - limit| <=
-    tolerance`` (times ``|limit|`` when ``relative``). A NaN value never passes."""
+    tolerance`` (times ``|limit|`` when ``relative``); for ``"in"``, ``limit <= value <=
+    upper``. A NaN value never passes."""
 
     value: float
     relation: str
@@ -61,6 +62,7 @@ class Bound:
     relative: bool = False
     n: int = 0
     fmt: str = "g"
+    upper: float = math.inf
 
     def __post_init__(self) -> None:
         if self.relation not in RELATIONS:
@@ -78,6 +80,8 @@ class Bound:
         if self.relation == "==":
             allowed = self.tolerance * (abs(limit) if self.relative else 1.0)
             return abs(value - limit) <= allowed
+        if self.relation == "in":
+            return limit <= value <= self.upper
         return {
             "<=": value <= limit,
             "<": value < limit,
@@ -88,12 +92,16 @@ class Bound:
     @property
     def expected(self) -> str:
         limit = format(float(self.limit), self.fmt)
+        if self.relation == "in":
+            return f"in [{limit}, {format(float(self.upper), self.fmt)}]"
         return limit if self.relation == "==" else f"{self.relation} {limit}"
 
     @property
     def tolerance_text(self) -> str:
         if self.relation != "==":
             return "bound"
+        if self.tolerance == 0:
+            return "exact"
         return f"{'relative ' if self.relative else '±'}{self.tolerance:g}"
 
 
@@ -105,19 +113,22 @@ def bound(
     at_least: float | None = None,
     above: float | None = None,
     equals: float | None = None,
+    within: tuple[float, float] | None = None,
     tolerance: float = 0.0,
     relative: bool = False,
     n: int = 0,
     fmt: str = "g",
 ) -> Bound:
     """A :class:`Bound` on ``value``: exactly one of ``at_most`` (<=), ``below`` (<),
-    ``at_least`` (>=), ``above`` (>) or ``equals`` (== within ``tolerance``)."""
+    ``at_least`` (>=), ``above`` (>), ``equals`` (== within ``tolerance``) or ``within``
+    (a closed interval ``(low, high)``)."""
     given = {
         "<=": at_most,
         "<": below,
         ">=": at_least,
         ">": above,
         "==": equals,
+        "in": None if within is None else within[0],
     }
     chosen = [(relation, limit) for relation, limit in given.items() if limit is not None]
     if len(chosen) != 1:
@@ -125,7 +136,10 @@ def bound(
             f"bound takes exactly one of at_most, below, at_least, above, equals; got {len(chosen)}"
         )
     relation, limit = chosen[0]
-    return Bound(float(value), relation, float(limit), float(tolerance), relative, int(n), fmt)
+    upper = math.inf if within is None else float(within[1])
+    return Bound(
+        float(value), relation, float(limit), float(tolerance), relative, int(n), fmt, upper
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 
 from ..activations import OU
 from ..initialization import sample_resnet
@@ -26,56 +25,21 @@ from ..initialization.laws import ou_law
 from ..special import erfi_inverse
 from ..stats import binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import pvalue_test
 from .plotting import add_caption, panel_grid
+from .spec_fields import Depths, Finite, Level, Positive, Samples
 
 __all__ = ["HayouFig3", "HayouFig3Spec"]
 
 
 class HayouFig3Spec(ExperimentSpec):
-    depths: tuple[int, ...] = (10, 100, 1000)
-    samples: int = 10_000
-    y0: float = 0.5
-    alpha: float = 1.0
-    beta: float = 1.0
-    sigma: float = 1.0
-    level: float = 1e-3
-
-    @field_validator("depths")
-    @classmethod
-    def _depths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if len(value) < 2 or any(d < 1 for d in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"depths must be at least two distinct increasing integers >= 1, got {value}"
-            )
-        return value
-
-    @field_validator("samples")
-    @classmethod
-    def _samples(cls, value: int) -> int:
-        if value < 100:
-            raise ValueError(f"samples must be an integer >= 100, got {value}")
-        return value
-
-    @field_validator("alpha", "beta", "sigma")
-    @classmethod
-    def _positive(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
-
-    @field_validator("y0")
-    @classmethod
-    def _y0(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError(f"y0 must be a finite number, got {value}")
-        return value
-
-    @field_validator("level")
-    @classmethod
-    def _level(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"level must be in (0, 1), got {value}")
-        return value
+    depths: Depths = (10, 100, 1000)
+    samples: Samples = 10_000
+    y0: Finite = 0.5
+    alpha: Positive = 1.0
+    beta: Positive = 1.0
+    sigma: Positive = 1.0
+    level: Level = 1e-3
 
 
 class HayouFig3(Experiment):
@@ -177,50 +141,42 @@ class HayouFig3(Experiment):
         return rows
 
     def check(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[Claim]:
-        rows = self.statistics(dataset)
+        rows = self.summarize(dataset, spec)
         small, large = rows[0], rows[-1]
         return [
-            Claim(
-                id="C7",
-                statement=(
-                    f"At L = {large['depth']}, U_L = E(beta Y_L) follows the OU law of U_1 "
-                    f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})"
-                ),
-                statistic="KS p-value",
-                measured=large["ks_pvalue"],
-                expected=f">= {spec.level:g}",
-                tolerance=f"KS D = {large['ks_statistic']:.4f}",
-                n=large["n"],
-                passed=large["ks_pvalue"] >= spec.level,
+            Claim.from_test(
+                "C7",
+                f"At L = {large['depth']}, U_L = E(beta Y_L) follows the OU law of U_1 "
+                f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})",
+                self._ks(large, spec),
             ),
-            Claim(
-                id="fig3-small-depth",
-                statement=f"At L = {small['depth']} the law of U_L is visibly not the OU law",
-                statistic="KS p-value",
-                measured=small["ks_pvalue"],
-                expected=f"< {spec.level:g}",
-                tolerance=f"KS D = {small['ks_statistic']:.4f}",
-                n=small["n"],
-                passed=small["ks_pvalue"] < spec.level,
+            Claim.from_test(
+                "fig3-small-depth",
+                f"At L = {small['depth']} the law of U_L is visibly not the OU law",
+                self._ks(small, spec),
+                reject=True,
             ),
-            Claim(
-                id="C7",
-                statement=(
-                    f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
-                    f"= {large['median_expected']:.4f}"
+            Claim.from_test(
+                "C7",
+                f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
+                f"= {large['median_expected']:.4f}",
+                pvalue_test(
+                    large["median_pvalue"], level=spec.level, n=large["n"], test="exact binomial"
                 ),
                 statistic="binomial p-value of P(Y_L < median) = 1/2",
-                measured=large["median_pvalue"],
-                expected=f">= {spec.level:g}",
-                tolerance=f"sample median {large['median_y']:.4f}",
-                n=large["n"],
-                passed=large["median_pvalue"] >= spec.level,
+                note=f"sample median {large['median_y']:.4f}",
             ),
         ]
 
+    @staticmethod
+    def _ks(row: dict[str, Any], spec: HayouFig3Spec) -> Any:
+        return pvalue_test(
+            row["ks_pvalue"], level=spec.level, n=row["n"], test="KS", statistic=row["ks_statistic"]
+        )
+
     def draw(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> Figure:
         u_law = self._law(spec).u_law()
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         figure, axes = panel_grid(len(spec.depths))
         center, spread = u_law.mean(), math.sqrt(u_law.var())
         grid = np.linspace(center - 4.5 * spread, center + 4.5 * spread, 400)

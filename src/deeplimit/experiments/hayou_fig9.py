@@ -16,7 +16,7 @@ networks (the paper says that a small depth does not match and larger ones do).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -33,8 +33,9 @@ from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..stats import binomial_interval, binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
-from .hayou_common import Depths, Level, at_least, positive
+from .claims import bound, pvalue_test
 from .plotting import add_caption, panel_grid
+from .spec_fields import Depths, Level, Positive, Samples
 
 __all__ = ["HayouFig9", "HayouFig9Spec", "HayouFig10", "HayouFig10Spec", "sign_flip_probability"]
 
@@ -53,26 +54,24 @@ def _ks_claims(
 ) -> list[Claim]:
     small, large = rows[0], rows[-1]
     resolution = 1.95 / math.sqrt(large["n"])
+
+    def ks(row: dict[str, Any]) -> Any:
+        return pvalue_test(
+            row["ks_pvalue"], level=level, n=row["n"], test="KS", statistic=row["ks_statistic"]
+        )
+
     return [
-        Claim(
-            id=claim_id,
-            statement=f"At L = {large['depth']}, {law}",
-            statistic="KS p-value",
-            measured=large["ks_pvalue"],
-            expected=f">= {level:g}",
-            tolerance=f"KS D = {large['ks_statistic']:.4f} (resolution ~{resolution:.4f})",
-            n=large["n"],
-            passed=bool(large["ks_pvalue"] >= level),
+        Claim.from_test(
+            claim_id,
+            f"At L = {large['depth']}, {law}",
+            ks(large),
+            note=f"resolution ~{resolution:.4f}",
         ),
-        Claim(
-            id=f"{prefix}-small-depth",
-            statement=f"At L = {small['depth']} the law is visibly not the limit",
-            statistic="KS p-value",
-            measured=small["ks_pvalue"],
-            expected=f"< {level:g}",
-            tolerance=f"KS D = {small['ks_statistic']:.4f}",
-            n=small["n"],
-            passed=bool(small["ks_pvalue"] < level),
+        Claim.from_test(
+            f"{prefix}-small-depth",
+            f"At L = {small['depth']} the law is visibly not the limit",
+            ks(small),
+            reject=True,
         ),
     ]
 
@@ -80,18 +79,15 @@ def _ks_claims(
 def _binomial_claim(
     claim_id: str, statement: str, level: float, rows: list[dict[str, Any]], key: str
 ) -> Claim:
-    pvalues = [binomial_test(r[key], r["n"], r[f"{key}_exact"]).pvalue for r in rows]
-    index = int(np.argmin(pvalues))
-    family = level / len(rows)
-    return Claim(
-        id=claim_id,
-        statement=statement,
-        statistic=f"smallest binomial p-value (L = {rows[index]['depth']})",
-        measured=pvalues[index],
-        expected=f">= {family:.2g}",
-        tolerance=f"exact binomial, Bonferroni over {len(rows)} depths at level {level:g}",
-        n=rows[index]["n"],
-        passed=bool(min(pvalues) >= family),
+    return Claim.family(
+        claim_id,
+        statement,
+        {
+            f"L = {r['depth']}": binomial_test(r[key], r["n"], r[f"{key}_exact"], level=level)
+            for r in rows
+        },
+        level=level,
+        what="depths",
     )
 
 
@@ -101,9 +97,9 @@ def _binomial_claim(
 
 class HayouFig9Spec(ExperimentSpec):
     depths: Depths = (5, 50, 500)
-    samples: Annotated[int, at_least("samples", 100)] = 20_000
-    a: Annotated[float, positive("a")] = 1.0
-    y0: Annotated[float, positive("y0")] = 1.0
+    samples: Samples = 20_000
+    a: Positive = 1.0
+    y0: Positive = 1.0
     level: Level = 1e-3
 
 
@@ -186,7 +182,7 @@ class HayouFig9(Experiment):
         return rows
 
     def check(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[Claim]:
-        rows = self.statistics(dataset)
+        rows = self.summarize(dataset, spec)
         large = rows[-1]
         claims = _ks_claims(
             "fig9",
@@ -205,21 +201,18 @@ class HayouFig9(Experiment):
             )
         )
         claims.append(
-            Claim(
-                id="C4",
-                statement=f"P(sign flip) -> 0: below 1e-3 at L = {large['depth']}",
+            Claim.bound(
+                "C4",
+                f"P(sign flip) -> 0: below 1e-3 at L = {large['depth']}",
+                bound(large["flip_high"], below=1e-3, n=large["n"]),
                 statistic=f"one-sided {1 - spec.level:g} upper bound (Clopper-Pearson)",
-                measured=large["flip_high"],
-                expected="< 1e-3",
-                tolerance=f"exact value {large['flips_exact']:.3g}",
-                n=large["n"],
-                passed=bool(large["flip_high"] < 1e-3),
+                note=f"exact value {large['flips_exact']:.3g}",
             )
         )
         return claims
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> Figure:
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         law = gbm_law(spec.a, 1.0).log_ratio()
         figure, axes = panel_grid(len(spec.depths) + 1)
         centre, spread = -(spec.a**2) / 2, spec.a
@@ -266,8 +259,8 @@ class HayouFig9(Experiment):
 
 class HayouFig10Spec(ExperimentSpec):
     depths: Depths = (5, 50, 500)
-    samples: Annotated[int, at_least("samples", 100)] = 20_000
-    x: Annotated[float, positive("x")] = 1.0
+    samples: Samples = 20_000
+    x: Positive = 1.0
     level: Level = 1e-3
 
 
@@ -348,7 +341,7 @@ class HayouFig10(Experiment):
         return rows
 
     def check(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[Claim]:
-        rows = self.statistics(dataset)
+        rows = self.summarize(dataset, spec)
         claims = _ks_claims(
             "fig10",
             "C5",
@@ -368,7 +361,7 @@ class HayouFig10(Experiment):
         return claims
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> Figure:
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         law = relu_width1_law(x=[spec.x])
         figure, axes = panel_grid(len(spec.depths))
         grid = np.linspace(-3.5 * spec.x, 5 * spec.x, 500)

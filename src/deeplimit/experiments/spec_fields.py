@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ValidationInfo
 
 __all__ = [
-    "ActivationSpec",
     "DTYPES",
+    "ActivationSpec",
     "AtLeast",
     "DType",
+    "Depths",
     "DistinctFloats",
     "Finite",
     "Increasing",
@@ -29,7 +30,9 @@ __all__ = [
     "Positive",
     "PositiveFloats",
     "PositiveInt",
+    "Samples",
     "Seeds",
+    "Widths",
 ]
 
 DTYPES = ("float64", "float32")
@@ -125,6 +128,9 @@ def Increasing(kind: type = int, *, minimum: float = 1, length: int = 3) -> Any:
 
 IncreasingInts = Increasing(int)
 IncreasingFloats = Increasing(float)
+Depths = Increasing(int, length=2)  # the first is the 'small' depth, the last the 'large' one
+Widths = Increasing(int, length=1)
+Samples = AtLeast(100)
 
 
 def _distinct(value: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
