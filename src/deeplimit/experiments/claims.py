@@ -224,6 +224,9 @@ class AllOf:
 
 
 def _test_name(result: Any) -> str:
+    """The test's name for the report ("KS", "exact binomial", ...; "" if unnamed)."""
+    if isinstance(result, PValueTest):
+        return result.test
     name = getattr(result, "test", None)
     if name:
         return str(name)
@@ -338,7 +341,7 @@ class Claim:
         ``.passed``). ``reject=True``: the claim is that the data contradict the law, so it
         passes when the test fails. ``statistic`` names the p-value; ``note`` is appended to
         the tolerance column after the test's statistic."""
-        name = _test_name(result)
+        name = _test_name(result) or "test"
         level = float(result.level)
         pvalue = float(result.family_pvalue if hasattr(result, "family_pvalue") else result.pvalue)
         shown = getattr(result, "statistic", None)
@@ -389,9 +392,8 @@ class Claim:
         member = family.members[index]
         name = test or _test_name(member)
         label = family.names[index]
-        default = (
-            f"largest {name} p-value ({label})" if reject else f"smallest {name} p-value ({label})"
-        )
+        which = "largest" if reject else "smallest"
+        default = f"{which} {name + ' ' if name else ''}p-value ({label})"
         relation = "<" if reject else ">="
         return cls._make(
             claim_id,
@@ -399,7 +401,7 @@ class Claim:
             statistic or default,
             pvalues[index],
             f"{relation} {family.member_level:.2g} (Bonferroni, level {level:g})",
-            f"{name}, Bonferroni over {family.m} {what}",
+            f"{name + ', ' if name else ''}Bonferroni over {family.m} {what}",
             _n(member),
             Rejected(family) if reject else family,
             requires,
