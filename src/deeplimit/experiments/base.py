@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
-from ..devices import resolve_device
 from .claims import Claim
+from .spec_fields import Device, NonNegativeInt
 
 __all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress"]
 
@@ -35,21 +35,8 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 0
-    device: str = "cpu"
-
-    @field_validator("seed")
-    @classmethod
-    def _seed_non_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {value}")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _device_available(cls, value: str) -> str:
-        resolve_device(value)
-        return value
+    seed: NonNegativeInt = 0
+    device: Device = "cpu"
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

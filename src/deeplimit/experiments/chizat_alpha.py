@@ -12,7 +12,7 @@ hidden by seed-to-seed noise.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import xarray as xr
 
@@ -38,13 +38,6 @@ class ChizatAlpha(ErrorSweep):
     axis, values_field, axis_label, axis_symbol = "alpha", "alphas", "alpha", "alpha"
     common_random_numbers = True
     slopes = (Slope("C6", "embedding", 1.0, 0.15, budget=True, guide="slope +1"),)
-    table: ClassVar[dict[str, str]] = {
-        "alpha": "alpha",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "reference_clt": "reference emb. error",
-        "diverged": "diverged",
-    }
 
     def full_settings(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ coordinates: its error is ``~ 1/sqrt(LM)``, D-independent while ``D <~ sqrt(LM)`
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import xarray as xr
 
@@ -40,13 +40,6 @@ class ChizatDim(ErrorSweep):
         Slope("C4", "embedding", 0.5, 0.15, budget=True, guide="slope +1/2"),
         Slope("C8", "output", 0.0, 0.1),
     )
-    table: ClassVar[dict[str, str]] = {
-        "dim": "D",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "reference_clt": "reference emb. error",
-        "diverged": "diverged",
-    }
 
     def full_settings(self) -> dict[str, Any]:
         return {

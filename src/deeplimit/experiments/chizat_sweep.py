@@ -94,6 +94,17 @@ class ErrorSweep(ChizatExperiment):
 
     # --- what a study declares -------------------------------------------------------------
 
+    @property
+    def table(self) -> dict[str, str]:  # type: ignore[override]
+        """The printed table: one row per value of the axis."""
+        return {
+            self.axis: self.axis_symbol,
+            "embedding_error": "emb. error",
+            "output_error": "output error",
+            "reference_clt": "reference emb. error",
+            "diverged": "diverged",
+        }
+
     def label(self, value: Any) -> str:
         return f"{self.axis}={value:g}"
 

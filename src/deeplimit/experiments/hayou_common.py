@@ -24,12 +24,13 @@ from pydantic import AfterValidator, PlainSerializer
 from ..activations import GELU, Activation, SiLU, SoftplusM, Tanh, parse_activation
 from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
-from .claims import Claim, bound
+from .claims import Claim, bound, pvalue_test
 
 __all__ = [
     "ActivationName",
     "LogGrowthRun",
     "activation_kind",
+    "depth_ks_claims",
     "ito_claims",
     "limit_claim",
     "log_growth_run",
@@ -265,7 +266,37 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# claims shared by the log-growth figures (5, 6, 13)
+# claims shared by the figures
+
+
+def depth_ks_claims(
+    claim_id: str,
+    prefix: str,
+    rows: list[dict[str, Any]],
+    *,
+    level: float,
+    law: str,
+    not_law: str,
+    n_key: str = "n",
+    resolution: bool = True,
+) -> list[Claim]:
+    """The KS claims of a depth sweep (rows with ``depth``, ``ks_pvalue``, ``ks_statistic``):
+    at the largest depth the law holds ("At L = ..., {law}"); at the smallest it is visibly
+    not reached yet ("At L = ... {not_law}", a rejection)."""
+    small, large = rows[0], rows[-1]
+
+    def ks(row: dict[str, Any]) -> Any:
+        return pvalue_test(
+            row["ks_pvalue"], level=level, n=row[n_key], test="KS", statistic=row["ks_statistic"]
+        )
+
+    note = f"resolution ~{1.95 / math.sqrt(large[n_key]):.4f}" if resolution else ""
+    return [
+        Claim.from_test(claim_id, f"At L = {large['depth']}, {law}", ks(large), note=note),
+        Claim.from_test(
+            f"{prefix}-small-depth", f"At L = {small['depth']} {not_law}", ks(small), reject=True
+        ),
+    ]
 
 
 def ito_claims(prefix: str, level: float, rows: list[dict[str, Any]]) -> list[Claim]:

@@ -10,7 +10,6 @@ its exact value ``1 - (1 - Phi(-sqrt(L)))^L``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +21,7 @@ from ..initialization.laws import gbm_law, relu_width1_collapse_probability
 from ..stats import binomial_interval, binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
 from .claims import bound, pvalue_test
+from .hayou_common import depth_ks_claims
 from .plotting import add_caption, panel_grid
 from .spec_fields import Depths, Level, NonZero, Samples
 
@@ -146,35 +146,17 @@ class HayouFig1(Experiment):
             )
         return rows
 
-    @staticmethod
-    def _ks(row: dict[str, Any], spec: HayouFig1Spec) -> Any:
-        return pvalue_test(
-            row["ks_pvalue"],
-            level=spec.level,
-            n=row["alive"],
-            test="KS",
-            statistic=row["ks_statistic"],
-        )
-
     def check(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> list[Claim]:
         rows = self.summarize(dataset, spec)
-        small, large = rows[0], rows[-1]
-        resolution = 1.95 / math.sqrt(large["alive"])  # KS critical value at level 1e-3
-        claims = [
-            Claim.from_test(
-                "C5",
-                f"At L = {large['depth']}, log(Y_L/Y_0) given Y_0 > 0 and no collapse "
-                "follows N(-1/2, 1)",
-                self._ks(large, spec),
-                note=f"resolution ~{resolution:.4f}",
-            ),
-            Claim.from_test(
-                "fig1-small-depth",
-                f"At L = {small['depth']} the law is visibly not N(-1/2, 1)",
-                self._ks(small, spec),
-                reject=True,
-            ),
-        ]
+        claims = depth_ks_claims(
+            "C5",
+            "fig1",
+            rows,
+            level=spec.level,
+            law="log(Y_L/Y_0) given Y_0 > 0 and no collapse follows N(-1/2, 1)",
+            not_law="the law is visibly not N(-1/2, 1)",
+            n_key="alive",
+        )
         worst = min(rows, key=lambda r: r["collapse_pvalue"])
         claims.append(
             Claim.family(

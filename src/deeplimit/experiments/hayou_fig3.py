@@ -26,6 +26,7 @@ from ..special import erfi_inverse
 from ..stats import binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
 from .claims import pvalue_test
+from .hayou_common import depth_ks_claims
 from .plotting import add_caption, panel_grid
 from .spec_fields import Depths, Finite, Level, Positive, Samples
 
@@ -142,19 +143,17 @@ class HayouFig3(Experiment):
 
     def check(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[Claim]:
         rows = self.summarize(dataset, spec)
-        small, large = rows[0], rows[-1]
+        large = rows[-1]
         return [
-            Claim.from_test(
+            *depth_ks_claims(
                 "C7",
-                f"At L = {large['depth']}, U_L = E(beta Y_L) follows the OU law of U_1 "
+                "fig3",
+                rows,
+                level=spec.level,
+                law=f"U_L = E(beta Y_L) follows the OU law of U_1 "
                 f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})",
-                self._ks(large, spec),
-            ),
-            Claim.from_test(
-                "fig3-small-depth",
-                f"At L = {small['depth']} the law of U_L is visibly not the OU law",
-                self._ks(small, spec),
-                reject=True,
+                not_law="the law of U_L is visibly not the OU law",
+                resolution=False,
             ),
             Claim.from_test(
                 "C7",
@@ -167,12 +166,6 @@ class HayouFig3(Experiment):
                 note=f"sample median {large['median_y']:.4f}",
             ),
         ]
-
-    @staticmethod
-    def _ks(row: dict[str, Any], spec: HayouFig3Spec) -> Any:
-        return pvalue_test(
-            row["ks_pvalue"], level=spec.level, n=row["n"], test="KS", statistic=row["ks_statistic"]
-        )
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> Figure:
         u_law = self._law(spec).u_law()

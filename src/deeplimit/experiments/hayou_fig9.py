@@ -33,7 +33,8 @@ from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..stats import binomial_interval, binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
-from .claims import bound, pvalue_test
+from .claims import bound
+from .hayou_common import depth_ks_claims
 from .plotting import add_caption, panel_grid
 from .spec_fields import Depths, Level, Positive, Samples
 
@@ -47,33 +48,6 @@ def sign_flip_probability(depth: int, a: float) -> float:
     factors ``1 + a Z_l / sqrt(L)`` is negative, each with probability ``p = Phi(-sqrt(L)/|a|)``."""
     p = float(sps.norm.cdf(-math.sqrt(depth) / abs(a)))
     return -0.5 * math.expm1(depth * math.log1p(-2 * p))
-
-
-def _ks_claims(
-    prefix: str, claim_id: str, level: float, rows: list[dict[str, Any]], law: str
-) -> list[Claim]:
-    small, large = rows[0], rows[-1]
-    resolution = 1.95 / math.sqrt(large["n"])
-
-    def ks(row: dict[str, Any]) -> Any:
-        return pvalue_test(
-            row["ks_pvalue"], level=level, n=row["n"], test="KS", statistic=row["ks_statistic"]
-        )
-
-    return [
-        Claim.from_test(
-            claim_id,
-            f"At L = {large['depth']}, {law}",
-            ks(large),
-            note=f"resolution ~{resolution:.4f}",
-        ),
-        Claim.from_test(
-            f"{prefix}-small-depth",
-            f"At L = {small['depth']} the law is visibly not the limit",
-            ks(small),
-            reject=True,
-        ),
-    ]
 
 
 def _binomial_claim(
@@ -184,12 +158,13 @@ class HayouFig9(Experiment):
     def check(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[Claim]:
         rows = self.summarize(dataset, spec)
         large = rows[-1]
-        claims = _ks_claims(
-            "fig9",
+        claims = depth_ks_claims(
             "C4",
-            spec.level,
+            "fig9",
             rows,
-            f"log|Y_L/Y_0| follows N({-(spec.a**2) / 2:g}, {spec.a**2:g})",
+            level=spec.level,
+            law=f"log|Y_L/Y_0| follows N({-(spec.a**2) / 2:g}, {spec.a**2:g})",
+            not_law="the law is visibly not the limit",
         )
         claims.append(
             _binomial_claim(
@@ -342,12 +317,13 @@ class HayouFig10(Experiment):
 
     def check(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[Claim]:
         rows = self.summarize(dataset, spec)
-        claims = _ks_claims(
-            "fig10",
+        claims = depth_ks_claims(
             "C5",
-            spec.level,
+            "fig10",
             rows,
-            "the output Y_L follows the mixture law of X_1 (Prop. 3)",
+            level=spec.level,
+            law="the output Y_L follows the mixture law of X_1 (Prop. 3)",
+            not_law="the law is visibly not the limit",
         )
         claims.append(
             _binomial_claim(

@@ -19,6 +19,7 @@ __all__ = [
     "AtLeast",
     "DType",
     "Depths",
+    "Device",
     "DistinctFloats",
     "Finite",
     "Increasing",
@@ -84,6 +85,13 @@ def _dtype(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _device(value: str, info: ValidationInfo) -> str:
+    from ..devices import resolve_device
+
+    resolve_device(value)  # raises a ValueError naming the device and what is available
+    return value
+
+
 def _activation(value: str, info: ValidationInfo) -> str:
     from ..activations import parse_activation
 
@@ -96,6 +104,7 @@ Finite = Annotated[float, AfterValidator(_finite)]
 NonZero = Annotated[float, AfterValidator(_non_zero)]
 Level = Annotated[float, AfterValidator(_level)]  # a significance level in (0, 1)
 DType = Annotated[str, AfterValidator(_dtype)]
+Device = Annotated[str, AfterValidator(_device)]  # "cpu", "cuda", "cuda:1", ... (checked here)
 ActivationSpec = Annotated[str, AfterValidator(_activation)]  # a name parse_activation accepts
 
 
