@@ -86,9 +86,11 @@ def _dtype(value: str, info: ValidationInfo) -> str:
 
 
 def _device(value: str, info: ValidationInfo) -> str:
-    from ..devices import resolve_device
+    from ..devices import check_device_name
 
-    resolve_device(value)  # raises a ValueError naming the device and what is available
+    # its form only: whether it is available here is checked when the experiment runs, so
+    # results computed on a GPU can be read, plotted and checked on a laptop
+    check_device_name(value)
     return value
 
 
@@ -104,7 +106,7 @@ Finite = Annotated[float, AfterValidator(_finite)]
 NonZero = Annotated[float, AfterValidator(_non_zero)]
 Level = Annotated[float, AfterValidator(_level)]  # a significance level in (0, 1)
 DType = Annotated[str, AfterValidator(_dtype)]
-Device = Annotated[str, AfterValidator(_device)]  # "cpu", "cuda", "cuda:1", ... (checked here)
+Device = Annotated[str, AfterValidator(_device)]  # "cpu", "cuda", "cuda:1", ...
 ActivationSpec = Annotated[str, AfterValidator(_activation)]  # a name parse_activation accepts
 
 
