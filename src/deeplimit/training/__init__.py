@@ -33,6 +33,7 @@ __getattr__, __dir__, __all__ = attach(
             "Reference",
             "Span",
             "TrainingProblem",
+            "method_from_name",
         ],
         ".scaling": [
             "LazyScaling",
