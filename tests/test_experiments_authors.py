@@ -119,3 +119,16 @@ def test_full_settings_are_the_authors():
     coordinates = get_experiment("chizat-coordinates").full()
     assert (coordinates.dim, coordinates.width, coordinates.depth) == (1000, 1000, 200)
     assert math.isclose(coordinates.eta, 0.1)
+
+
+@pytest.mark.slow
+def test_fast_defaults_reproduce_the_authors_findings():
+    """Fast defaults (minutes): the coordinate laws hold (C17), both error sources of the global
+    law are detected on the linear grid (C13, C14), and the tanh grid's embedding budget
+    exponent is 1/6 within the tolerance (C15)."""
+    verdicts = {}
+    for name in ("chizat-coordinates", "chizat-scaling", "chizat-grid"):
+        experiment = get_experiment(name)
+        dataset = experiment.run(experiment.fast())
+        verdicts.update({c.id: c.passed for c in experiment.claims(dataset)})
+    assert verdicts["C17"] and verdicts["C13"] and verdicts["C14"] and verdicts["C15"]
