@@ -245,3 +245,23 @@ def test_train_with_adjoint_matches_train_and_autograd():
     fresh.risk(fresh.readout(states[-1]), task.y).sum().backward()
     for index in (0, 3, 6):
         assert torch.allclose(record.adjoint[:, 0, index], 10 * states[index].grad, atol=1e-13)
+
+
+def test_span_limit_variance_options():
+    task = authors_linear_task()
+    with pytest.raises(ValueError, match="embedding_variances"):
+        span_linear_limit(8, data=task, steps=1, embedding_variances=(1.0, 1.0))
+    with pytest.raises(ValueError, match="embedding_variances"):
+        span_linear_limit(
+            8, data=task, steps=1, infinite_dim=True, embeddings=scaled_embeddings(8, 3, 3)
+        )
+    with pytest.raises(ValueError, match=r"embedding_variances\[1\]"):
+        span_linear_limit(8, data=task, steps=1, infinite_dim=True, embedding_variances=(1, 0))
+    # the default D -> infinity Gram matrix is blockdiag(I/d_in, d_out I)
+    default = span_linear_limit(8, data=task, steps=2, infinite_dim=True, intervals=16)
+    explicit = span_linear_limit(
+        8, data=task, steps=2, infinite_dim=True, intervals=16, embedding_variances=(1 / 3, 3.0)
+    )
+    assert torch.equal(default.outputs, explicit.outputs)
+    assert default.details["adjoint"].shape == default.details["coefficients"].shape
+    assert torch.isnan(default.details["adjoint"][-1]).all()
