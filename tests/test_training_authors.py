@@ -12,6 +12,7 @@ import torch
 from deeplimit.training import build_resnet, span_linear_limit, train
 from deeplimit.training.authors import (
     ScaledTwoLayerBlock,
+    authors_embedding_rates,
     authors_embeddings,
     authors_linear_task,
     authors_lr,
@@ -265,3 +266,64 @@ def test_span_limit_variance_options():
     assert torch.equal(default.outputs, explicit.outputs)
     assert default.details["adjoint"].shape == default.details["coefficients"].shape
     assert torch.isnan(default.details["adjoint"][-1]).all()
+
+
+def _their_trainable_update(u, v, w_e, w_u, x, y, eta, steps):
+    """The trainable-embedding update of chizat.md §1.2 written out from the formulas (sigma =
+    id, alpha = 1, eta_u = eta_v = D, eta_we = eta_wu = 1): returns f after ``steps``."""
+    d, m, depth = u.shape
+    n = x.shape[1]
+    for step in range(steps + 1):
+        h = [w_e @ x]
+        for layer in range(depth):
+            h.append(h[-1] + v[:, :, layer] @ (u[:, :, layer].T @ h[-1] / d) / (depth * m))
+        f = w_u.T @ h[-1] / d
+        if step == steps:
+            return f
+        nabla = f - y
+        b = [None] * (depth + 1)
+        b[depth] = w_u @ nabla / d
+        q = [None] * depth
+        for layer in range(depth - 1, -1, -1):
+            q[layer] = v[:, :, layer].T @ b[layer + 1]
+            b[layer] = b[layer + 1] + u[:, :, layer] @ q[layer] / (depth * m * d)
+        for layer in range(depth):
+            grad_u = h[layer] @ q[layer].T / d
+            grad_v = b[layer + 1] @ (u[:, :, layer].T @ h[layer] / d).T
+            u[:, :, layer] -= d * eta / n * grad_u
+            v[:, :, layer] -= d * eta / n * grad_v
+        w_e = w_e - eta / n * (b[0] @ x.T)
+        w_u = w_u - eta / n * (h[-1] @ nabla.T)
+
+
+def test_trainable_embedding_variant_is_the_authors_update():
+    depth, width, dim, steps = 4, 5, 6, 3
+    task = authors_linear_task()
+    w_e, w_u = authors_embeddings(dim, w_seed=0)
+    units = authors_units(depth, width, dim, rep=2)
+    u = units["u"][:, 0].permute(2, 1, 0).numpy().copy()
+    v = units["v"][:, 0].permute(2, 1, 0).numpy().copy()
+    expected = _their_trainable_update(
+        u, v, w_e.numpy(), w_u.numpy(), task.x.numpy().T, task.y.numpy().T, 0.1, steps
+    )
+    model = build_resnet(
+        depth,
+        width,
+        dim,
+        input_dim=3,
+        output_dim=3,
+        activation="identity",
+        lr=0.15,
+        embeddings=(w_e, w_u),
+    )
+    for name in ("u", "v"):
+        model.storage[name].copy_(units[name])
+    original = w_e.clone()
+    record = train_with_adjoint(
+        model, task, steps, embedding_rates=authors_embedding_rates(0.1, output_dim=3)
+    )
+    np.testing.assert_allclose(record.outputs[0, -1].numpy(), expected.T, rtol=1e-12, atol=1e-14)
+    assert torch.equal(w_e, original)  # the caller's maps are not modified
+    several = build_resnet(4, 5, 6, input_dim=3, output_dim=3, seeds=2)
+    with pytest.raises(ValueError, match="one network"):
+        train_with_adjoint(several, task, 1, embedding_rates=(0.1, 0.1))

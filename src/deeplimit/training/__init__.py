@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = attach(
         ".authors": [
             "ScaledTwoLayerBlock",
             "SpanKernels",
+            "authors_embedding_rates",
             "authors_embeddings",
             "authors_linear_task",
             "authors_lr",

@@ -54,6 +54,7 @@ __all__ = [
     "AdjointTrajectory",
     "ScaledTwoLayerBlock",
     "SpanKernels",
+    "authors_embedding_rates",
     "authors_embeddings",
     "authors_linear_task",
     "authors_lr",
@@ -325,14 +326,57 @@ class AdjointTrajectory:
     outputs: Tensor
 
 
+def authors_embedding_rates(
+    eta: float, *, output_dim: int, eta_we: float = 1.0, eta_wu: float = 1.0, alpha: float = 1.0
+) -> tuple[float, float]:
+    """``embedding_rates`` of ``train_with_adjoint`` equal to the authors' trainable-embedding
+    model (Python ``FiniteResNetWithTrainableEmbedding``: ``W_e -= eta_we (eta/alpha) (1/N) B_0
+    X^T``, ``W_u -= eta_wu (eta/alpha) (1/N) H_L nabla_f^T``, loss ``(1/N) 1/2 sum|f-y|^2``):
+    ``(eta_we eta d_out/(2 alpha), eta_wu eta d_out/(2 alpha))``."""
+    eta = check_positive_float("eta", eta)
+    alpha = check_positive_float("alpha", alpha)
+    output_dim = check_int("output_dim", output_dim, minimum=1)
+    factor = eta * output_dim / (2.0 * alpha)
+    eta_we = float(eta_we)
+    eta_wu = float(eta_wu)
+    for name, value in (("eta_we", eta_we), ("eta_wu", eta_wu)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return eta_we * factor, eta_wu * factor
+
+
 def train_with_adjoint(
-    model: ResNet, data: TrainingData, steps: int, *, record_steps: Sequence[int] | None = None
+    model: ResNet,
+    data: TrainingData,
+    steps: int,
+    *,
+    record_steps: Sequence[int] | None = None,
+    embedding_rates: tuple[float, float] | None = None,
 ) -> AdjointTrajectory:
     """Train ``model`` in place for ``steps`` full-batch GD steps (the same updates as
     ``train``: one forward pass keeping the states, one adjoint sweep updating each layer in
     place) and record every layer's state and adjoint at ``record_steps`` (default all; others
-    are NaN). No divergence handling: for the well-behaved runs of the coordinate study."""
+    are NaN). No divergence handling: for the well-behaved runs of the coordinate study.
+
+    ``embedding_rates=(r_in, r_out)``: the trainable-embedding variant of the authors' model
+    (one network: the maps are shared by the batch): after each sweep ``W_in -= r_in dR/dW_in``
+    and ``W_out -= r_out D dR/dW_out`` (``dR/dW_in = sum_n g_0 x_n^T``, ``dR/dW_out = h_L
+    (dR/df)^T / D``, both at the step's parameters); ``authors_embedding_rates`` gives their
+    values. ``None`` (default): fixed maps."""
     steps = check_int("steps", steps, minimum=0)
+    if embedding_rates is not None:
+        if model.networks != 1:
+            raise ValueError(
+                "embedding_rates needs a model of one network (the maps W_in, W_out are "
+                f"shared by the batch), got {model.networks}"
+            )
+        if not isinstance(embedding_rates, (tuple, list)) or len(embedding_rates) != 2:
+            raise ValueError(
+                f"embedding_rates must be a pair (r_in, r_out), got {embedding_rates!r}"
+            )
+        rate_in, rate_out = (float(r) for r in embedding_rates)
+        if not all(math.isfinite(r) and r >= 0 for r in (rate_in, rate_out)):
+            raise ValueError(f"embedding_rates must be finite numbers >= 0, got {embedding_rates}")
     wanted = set(range(steps + 1)) if record_steps is None else {int(k) for k in record_steps}
     if any(k < 0 or k > steps for k in wanted):
         raise ValueError(f"record_steps must lie in 0..steps={steps}, got {sorted(wanted)}")
@@ -353,6 +397,10 @@ def train_with_adjoint(
         if k == steps:
             break
         g = model.last_gradient(f, y)
+        if embedding_rates is not None:
+            # dR/dW_out = h_L (dR/df)^T / D with dR/df = 2 (f - y)/(N d_out), before any update
+            residual = (2.0 / (n * data.output_dim)) * (f[0] - y)
+            grad_out = forward.last[0].T @ residual / d
         coefficients: Mapping[str, Any] = {
             name: -_per_network(lr) for name, lr in model.learning_rates.items()
         }
@@ -371,6 +419,10 @@ def train_with_adjoint(
             forward.states[index] = forward.caches[index] = None
             if k in wanted:
                 adjoint[:, k, index] = (g * d).cpu()
+        if embedding_rates is not None:
+            # new tensors, not in place: the maps may be the caller's arrays
+            model.w_in = model.w_in - rate_in * (g[0].T @ x)  # dR/dW_in = sum_n g_0 x_n^T
+            model.w_out = model.w_out - (rate_out * d) * grad_out
     return AdjointTrajectory(states=states, adjoint=adjoint[:, :steps], outputs=outputs)
 
 
