@@ -327,3 +327,44 @@ def test_trainable_embedding_variant_is_the_authors_update():
     several = build_resnet(4, 5, 6, input_dim=3, output_dim=3, seeds=2)
     with pytest.raises(ValueError, match="one network"):
         train_with_adjoint(several, task, 1, embedding_rates=(0.1, 0.1))
+
+
+def test_per_network_embeddings_batch_equals_separate_runs():
+    from deeplimit.training.authors import with_embeddings
+
+    task = authors_linear_task()
+    maps = [authors_embeddings(12, w_seed=w) for w in (0, 2, 4)]
+    separate = []
+    for w_e, w_u in maps:
+        model = build_resnet(
+            5,
+            7,
+            12,
+            input_dim=3,
+            output_dim=3,
+            activation="identity",
+            lr=0.15,
+            seeds=[1],
+            embeddings=(w_e, w_u),
+        )
+        separate.append(train(model, task, 3, record_movement=False, record_layers=True))
+    model = build_resnet(
+        5,
+        7,
+        12,
+        input_dim=3,
+        output_dim=3,
+        activation="identity",
+        lr=0.15,
+        seeds=[1, 1, 1],
+        embeddings=maps[0],
+    )
+    model = with_embeddings(
+        model, torch.stack([m[0] for m in maps]), torch.stack([m[1] for m in maps])
+    )
+    batched = train(model, task, 3, record_movement=False, record_layers=True)
+    for s, result in enumerate(separate):
+        torch.testing.assert_close(batched.states[s], result.states[0], rtol=1e-13, atol=1e-14)
+        torch.testing.assert_close(batched.outputs[s], result.outputs[0], rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="w_in"):
+        with_embeddings(model, torch.zeros(2, 12, 3), torch.zeros(3, 12, 3))

@@ -43,6 +43,7 @@ from ..training.authors import (
     interpolate_depth,
     layer_error,
     rms_error,
+    with_embeddings,
 )
 from .base import Claim, Progress
 from .chizat_common import (
@@ -62,6 +63,7 @@ from .plotting import add_caption, panel_grid
 __all__ = ["ChizatScaling", "ChizatScalingSpec", "authors_grid"]
 
 METRICS = ("authors", "rms")
+PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch
 EMBEDDING_TERMS = ("D/(LM)", "1/D", "1/L^2")
 OUTPUT_TERMS = ("(D/(LM))^2", "1/D")
 
@@ -247,16 +249,26 @@ class ChizatScaling(ChizatExperiment):
         tracker = Tracker(work * len(spec.w_seeds), progress)
         dtype = getattr(torch, spec.dtype)
         max_dim = max(spec.dims)
-        for w_index, w_seed in enumerate(spec.w_seeds):
-            w_e, w_u = authors_embeddings(
-                max_dim, w_seed=w_seed, max_dim=max(AUTHORS_MAX_DIM, max_dim)
-            )
-            limit_states = xi @ torch.cat([w_e, w_u], dim=1).T  # (n+1, N, Dmax)
-            runs_here = slice(w_index * spec.unit_seeds, (w_index + 1) * spec.unit_seeds)
-            for i, depth in enumerate(spec.depths):
-                layers = interpolate_depth(limit_states, depth)  # (L+1, N, Dmax)
-                for j, width in enumerate(spec.widths):
-                    for k, dim in enumerate(spec.dims):
+        maps = [
+            authors_embeddings(max_dim, w_seed=w, max_dim=max(AUTHORS_MAX_DIM, max_dim))
+            for w in spec.w_seeds
+        ]
+        # run r = (W seed r // unit_seeds, U/V seed r % unit_seeds): every run of a shape in one
+        # batch (chunks of at most PARAMETER_BUDGET bytes of parameters)
+        w_e_all = torch.stack([m[0] for m in maps for _ in range(spec.unit_seeds)])
+        w_u_all = torch.stack([m[1] for m in maps for _ in range(spec.unit_seeds)])
+        unit_index = [u for _ in spec.w_seeds for u in range(spec.unit_seeds)]
+        # per-coordinate limit paths W[i] xi for every run: (runs, n+1, N, Dmax)
+        limit_states = torch.einsum("mnr,sdr->smnd", xi, torch.cat([w_e_all, w_u_all], dim=2))
+        itemsize = torch.finfo(dtype).bits // 8
+        for i, depth in enumerate(spec.depths):
+            layers = torch.stack([interpolate_depth(p, depth) for p in limit_states])
+            for j, width in enumerate(spec.widths):
+                for k, dim in enumerate(spec.dims):
+                    per_network = 2 * depth * width * dim * itemsize
+                    chunk = max(1, min(runs, PARAMETER_BUDGET // per_network))
+                    for first in range(0, runs, chunk):
+                        part = slice(first, min(runs, first + chunk))
                         model = build_resnet(
                             depth,
                             width,
@@ -265,12 +277,13 @@ class ChizatScaling(ChizatExperiment):
                             output_dim=3,
                             activation="identity",
                             lr=lr,
-                            seeds=spec.unit_seeds,
+                            seeds=unit_index[part],
                             seed=spec.seed,
-                            embeddings=(w_e[:dim], w_u[:dim]),
+                            embeddings=(w_e_all[0, :dim], w_u_all[0, :dim]),
                             device=spec.device,
                             dtype=dtype,
                         )
+                        model = with_embeddings(model, w_e_all[part, :dim], w_u_all[part, :dim])
                         result = train(
                             model,
                             task,
@@ -282,13 +295,13 @@ class ChizatScaling(ChizatExperiment):
                         divergence.add(f"L={depth} M={width} D={dim}", result)
                         diverged[i, j, k] += int(result.diverged.sum())
                         states = result.states[:, spec.step].double()  # (S, L+1, N, D)
-                        target = layers[..., :dim]
-                        emb_authors[i, j, k, runs_here] = layer_error(states, target).numpy()
-                        emb_rms[i, j, k, runs_here] = rms_error(states[:, -1], target[-1]).numpy()
-                        out_err[i, j, k, runs_here] = rms_error(
+                        target = layers[part, ..., :dim]
+                        emb_authors[i, j, k, part] = layer_error(states, target).numpy()
+                        emb_rms[i, j, k, part] = rms_error(states[:, -1], target[:, -1]).numpy()
+                        out_err[i, j, k, part] = rms_error(
                             result.outputs[:, spec.step].double(), f_limit
                         ).numpy()
-                        tracker.advance(depth * width * dim)
+                    tracker.advance(depth * width * dim * len(spec.w_seeds))
         coords = {
             "depth": list(spec.depths),
             "width": list(spec.widths),

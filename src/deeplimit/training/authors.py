@@ -52,6 +52,7 @@ __all__ = [
     "AUTHORS_MAX_DIM",
     "AUTHORS_W_SEEDS",
     "AdjointTrajectory",
+    "PerNetworkEmbeddings",
     "ScaledTwoLayerBlock",
     "SpanKernels",
     "authors_embedding_rates",
@@ -66,6 +67,7 @@ __all__ = [
     "scaled_embeddings",
     "span_kernels",
     "train_with_adjoint",
+    "with_embeddings",
 ]
 
 AUTHORS_LINEAR_SEED = 42
@@ -312,6 +314,52 @@ def span_kernels(limit: LimitResult) -> SpanKernels:
 
 
 # --------------------------------------------------------------------------------------------
+# one batch, one embedding per network
+
+
+class PerNetworkEmbeddings(ResNet):
+    """A ``ResNet`` whose ``S`` networks each have their own maps: ``w_in`` (S, D, d_in),
+    ``w_out`` (S, D, d_out). Lets a study batch its embedding draws (the authors' W seeds) into
+    one launch; ``train`` and ``train_with_adjoint`` accept it unchanged. Build it with
+    ``with_embeddings``."""
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.w_in.shape[-1])
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.w_out.shape[-1])
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``h_0 = W_in x`` per network: shape (S, N, D)."""
+        return torch.matmul(x, self.w_in.transpose(1, 2))
+
+
+def with_embeddings(model: ResNet, w_in: Tensor, w_out: Tensor) -> PerNetworkEmbeddings:
+    """``model`` (its parameters, scales and rates, shared not copied) with per-network maps
+    ``w_in`` (S, D, d_in), ``w_out`` (S, D, d_out), cast to the model's dtype and device."""
+    if not isinstance(model, ResNet):
+        raise ValueError(f"model must be a ResNet, got {type(model).__name__}")
+    s, d = model.networks, model.embedding_dim
+    w_in = torch.as_tensor(w_in).to(device=model.device, dtype=model.dtype)
+    w_out = torch.as_tensor(w_out).to(device=model.device, dtype=model.dtype)
+    if w_in.dim() != 3 or tuple(w_in.shape[:2]) != (s, d):
+        raise ValueError(
+            f"w_in must have shape (S, D, d_in) = ({s}, {d}, d_in), got {tuple(w_in.shape)}"
+        )
+    if w_out.dim() != 3 or tuple(w_out.shape[:2]) != (s, d):
+        raise ValueError(
+            f"w_out must have shape (S, D, d_out) = ({s}, {d}, d_out), got {tuple(w_out.shape)}"
+        )
+    batched = object.__new__(PerNetworkEmbeddings)
+    batched.__dict__.update(model.__dict__)
+    batched.w_in = w_in.contiguous()
+    batched.w_out = w_out.contiguous()
+    return batched
+
+
+# --------------------------------------------------------------------------------------------
 # training with the adjoint recorded
 
 
@@ -365,7 +413,7 @@ def train_with_adjoint(
     values. ``None`` (default): fixed maps."""
     steps = check_int("steps", steps, minimum=0)
     if embedding_rates is not None:
-        if model.networks != 1:
+        if model.networks != 1 or isinstance(model, PerNetworkEmbeddings):
             raise ValueError(
                 "embedding_rates needs a model of one network (the maps W_in, W_out are "
                 f"shared by the batch), got {model.networks}"
