@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import mpmath
@@ -149,6 +150,7 @@ def _disk_full_on_data(monkeypatch, message=None):
     def full(self, path, *args, **kwargs):
         calls.append(path)
         Path(path).write_bytes(b"\0" * 100)  # a partial file, as a real failure leaves
+        print("Traceback: h5py echo of the failure", file=sys.stderr)  # as h5py does
         if message:
             raise OSError(message)
         raise OSError(errno.ENOSPC, "No space left on device")
