@@ -173,7 +173,7 @@ def _run_point(
                 return PointOutcome(key, "diverged" if diverged else "failed", wall, message)
             reason = divergence_of(dataset)
             if reason is not None:
-                manifest["error"] = f"diverged: {reason}"
+                manifest["error"] = reason
             results.write_ok(
                 target.name,
                 key,
