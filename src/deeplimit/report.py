@@ -151,6 +151,8 @@ def _markdown(
             f"*{section.caption}*",
             "",
         ]
+        if getattr(section, "diverged", None):
+            lines += [f"**Diverged** (drawn with what stayed finite): {section.diverged}", ""]
         lines += _statistics_markdown(section.statistics, section.table)
         for claim in section.claims:
             lines.append(
@@ -181,6 +183,7 @@ tr.fail td.verdict,tr.missing td.verdict{color:#b00020;font-weight:bold}
 img.figure{max-width:100%;border:1px solid #ddd}
 p.caption{font-style:italic;font-size:.9em}
 .provenance{color:#666;font-size:.8em}
+p.diverged{color:#b00020}
 """
 
 _CHECK_SCRIPT = """
@@ -257,6 +260,11 @@ def _html(
             f'<img class="figure" alt="{e(section.name)}" src="data:image/png;base64,{data}">',
             f'<p class="caption">{e(section.caption)}</p>',
         ]
+        if getattr(section, "diverged", None):
+            out.append(
+                '<p class="diverged"><strong>Diverged</strong> (drawn with what stayed finite): '
+                f"{e(section.diverged)}</p>"
+            )
         if section.statistics:
             columns = section.table or {k: k for k in section.statistics[0]}
             out.append(

@@ -37,7 +37,14 @@ from ..training.authors import (
     train_with_adjoint,
 )
 from .base import Claim, Progress
-from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, integer_at_least, positive_finite
+from .chizat_common import (
+    COLORS,
+    ChizatExperiment,
+    ChizatSpec,
+    Divergence,
+    integer_at_least,
+    positive_finite,
+)
 from .plotting import add_caption, panel_grid
 
 __all__ = ["ChizatCoordinates", "ChizatCoordinatesSpec"]
@@ -171,6 +178,7 @@ class ChizatCoordinates(ChizatExperiment):
             intervals=spec.intervals,
             on_divergence="ignore",
         )
+        Divergence().add_limit("span (D -> infinity)", limit)  # marks the study if it diverged
         kernels = span_kernels(limit)
         h_path, b_path = kernels.coordinates(torch.cat([w_e, w_u], dim=1))
         steps = list(spec.show_steps)

@@ -245,6 +245,7 @@ class ChizatScaling(ChizatExperiment):
         out_err = np.full(shape, np.nan)
         diverged = np.zeros(shape[:3], dtype=int)
         divergence = Divergence()
+        divergence.add_limit("span (D -> infinity)", limit)
         work = sum(L * M * D for L in spec.depths for M in spec.widths for D in spec.dims)
         tracker = Tracker(work * len(spec.w_seeds), progress)
         dtype = getattr(torch, spec.dtype)
