@@ -7,7 +7,8 @@ Random ResNets at initialization and their infinite-depth SDE (Hayou): one descr
 simulate is one ``Sampling``, where to start one ``Start``. The functions ``sample_resnet``,
 ``sample_sde``, ``observe_resnet``, ``observe_sde``, ``collapse_probability``,
 ``gradient_norms`` and ``meanfield_variance`` (and friends) are shorthands.
-Trained ResNets and their Neural Mean ODE (Chizat): ``train_resnet``, ``mean_ode_limit``.
+Trained ResNets and their Neural Mean ODE (Chizat): ``TrainingProblem`` (``.train``,
+``.limit``), shorthands ``train_resnet``, ``mean_ode_limit``.
 Statistics: ``deeplimit.stats``.
 
 Shapes follow one convention everywhere: samples (or seeds) first, then layers / times / steps,
@@ -47,10 +48,17 @@ __getattr__, __dir__, __all__ = attach(
         ],
         ".initialization.sde": ["sample_sde"],
         ".training": [
+            "Exact",
+            "Lazy",
             "LazyScaling",
+            "LimitMethod",
             "LimitResult",
             "MeanFieldScaling",
+            "Particles",
             "PowerLawScaling",
+            "Reference",
+            "Span",
+            "TrainingProblem",
             "TrainingResult",
             "limit_error",
             "mean_ode_limit",
