@@ -11,7 +11,7 @@ TORCH_PIN ?= torch==2.13.0
 JOBS ?= 2
 XDIST := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all docs lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST)
 
+## docs: build the documentation site strictly into site/ (open site/index.html); the first
+## build also draws both papers' figures at smoke scale into build/docs-figures (~2 min)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -44,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampler.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache
+	rm -rf $(VENV) results site build/docs-figures .pytest_cache .ruff_cache

@@ -2,29 +2,16 @@
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from browser import dump_dom
 from deeplimit.experiments.base import Claim
 from deeplimit.provenance import provenance
 from deeplimit.report import PAPER_CLAIMS, claim_rows, write_report
 from deeplimit.reproduce import reproduce_suite
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=10000",
-]
 
 
 def _claim(claim_id, passed=True):
@@ -50,24 +37,8 @@ def test_claim_rows_mark_missing_claims():
     assert len({row["id"] for row in rows}) == len(PAPER_CLAIMS["hayou"])
 
 
-def _browser():
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("DEEPLIMIT_REQUIRE_BROWSER"):
-            pytest.fail("DEEPLIMIT_REQUIRE_BROWSER is set but no chromium is installed")
-        pytest.skip("headless Chromium not installed (apt-get install chromium)")
-    return found
-
-
 def _render_check(html_path: Path, tmp_path: Path) -> dict[str, str]:
-    command = [
-        _browser(),
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--dump-dom",
-        html_path.resolve().as_uri(),
-    ]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+    dom = dump_dom(html_path.resolve().as_uri(), tmp_path / "profile")
     match = re.search(r'<div id="render-check"([^>]*)>', dom)
     assert match, "the page did not render the check element"
     return dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(1)))
