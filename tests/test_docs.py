@@ -148,9 +148,12 @@ def test_every_link_and_image_resolves_inside_the_site(site):
             where = f"{page.relative_to(site)}: <{tag}> {url}"
             if not target.is_file():
                 broken.append(where)
-            elif parts.fragment and target.suffix == ".html":
-                if unquote(parts.fragment) not in _parse(target).ids:
-                    broken.append(where + " (no such anchor)")
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in _parse(target).ids
+            ):
+                broken.append(where + " (no such anchor)")
     assert not broken, "broken links:\n" + "\n".join(broken[:40])
     assert not remote, "loaded from the network:\n" + "\n".join(remote[:40])
 
@@ -182,8 +185,8 @@ def test_site_has_every_page_figure_and_reference(site):
         assert f'id="{".".join(parts)}"' in page.read_text(), page
 
 
-_HARNESS = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head>
-<body>
+_HARNESS = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="icon" href="data:,"></head><body>
 <pre id="docs-check">running</pre>
 <script>
 var pages = %s, results = [], i = 0;

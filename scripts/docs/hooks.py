@@ -37,14 +37,16 @@ def _replace(pattern: re.Pattern[str], text: str, *, display: bool, page: str) -
         try:
             mathml = tex_to_mathml(match.group(1), display=display)
         except Exception as error:  # latex2mathml raises many types
-            raise PluginError(f"{page}: cannot convert {match.group(1)!r} to MathML: {error}")
+            raise PluginError(
+                f"{page}: cannot convert {match.group(1)!r} to MathML: {error}"
+            ) from error
         tag = "div" if display else "span"
         return f'<{tag} class="arithmatex">{mathml}</{tag}>'
 
     return pattern.sub(one, text)
 
 
-def on_page_content(html_text: str, page, config, files) -> str:  # noqa: ARG001
+def on_page_content(html_text: str, page, config, files) -> str:
     name = page.file.src_uri
     html_text = _replace(_BLOCK, html_text, display=True, page=name)
     return _replace(_INLINE, html_text, display=False, page=name)
