@@ -7,10 +7,20 @@ returns an ``xarray.Dataset`` with named dimensions, ``plot`` draws the figure f
 alone (so figures can be redrawn from stored results), and ``claims`` turns the dataset into the
 checkable statements of the paper with a measured value, the expected value, a tolerance and a
 verdict.
+
+A study that *diverged* (its training runs or limits blew up, so some of the numbers it asks
+for do not exist) says so in its dataset: the attribute ``diverged`` is a one-line reason
+(:func:`divergence_of` reads it). The runner then records the point as ``diverged`` instead of
+``ok``, the figure is drawn with what stayed finite, and the command line exits with status 3.
+
+A spec's ``device`` is checked for its form when the spec is built or read, and for being
+available on this machine only when the experiment runs, so that results computed on a GPU can
+be read, plotted and checked on a laptop.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -21,9 +31,9 @@ import xarray as xr
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ..devices import resolve_device
+from ..devices import check_device_name, resolve_device
 
-__all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress"]
+__all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress", "divergence_of"]
 
 SCALES = ("fast", "full", "smoke")
 
@@ -47,8 +57,8 @@ class ExperimentSpec(BaseModel):
 
     @field_validator("device")
     @classmethod
-    def _device_available(cls, value: str) -> str:
-        resolve_device(value)
+    def _device_name(cls, value: str) -> str:
+        check_device_name(value)  # available or not: checked when the experiment runs
         return value
 
     def canonical_json(self) -> str:
@@ -83,8 +93,36 @@ class Claim:
         return record
 
 
+def divergence_of(dataset: xr.Dataset) -> str | None:
+    """Why the study of ``dataset`` diverged (its attribute ``diverged``), or None."""
+    reason = dataset.attrs.get("diverged")
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        return None
+    if not isinstance(reason, str):  # a flag or a count stored by hand
+        return "diverged" if bool(reason) else None
+    return " ".join(reason.split())
+
+
+def _checking_device(run: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
+    @functools.wraps(run)
+    def checked(self: Experiment, spec: ExperimentSpec, *args: Any, **kwargs: Any) -> xr.Dataset:
+        resolve_device(spec.device)
+        return run(self, spec, *args, **kwargs)
+
+    checked._checks_device = True  # type: ignore[attr-defined]
+    return checked
+
+
 class Experiment:
-    """Base class; subclasses set ``name``, ``title``, ``Spec`` and implement the methods."""
+    """Base class; subclasses set ``name``, ``title``, ``Spec`` and implement the methods.
+
+    Every subclass's ``run`` first checks that ``spec.device`` is available here."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and not getattr(run, "_checks_device", False):
+            cls.run = _checking_device(run)  # type: ignore[method-assign]
 
     name: ClassVar[str]
     title: ClassVar[str]

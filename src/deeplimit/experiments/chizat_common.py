@@ -6,12 +6,20 @@ Conventions (chizat.md §1.2–§1.3): the 2LP ResNet in "Eq. (22)" units (``u, 
 *error* is the RMS over (coordinates, samples, seeds) of the difference with a limit, at the
 last GD step ``K`` (``limit_error``). A diverged network (``train``'s ``diverged_at``) is never
 zeroed: it is excluded from the RMS, counted, and its first divergence step is reported.
+
+A *study* diverged when a limit it compares with diverged (``LimitResult.diverged_at``, or a
+``TrainingDivergenceWarning`` from a limit) or every network of some setting diverged (nothing
+is left to measure there): ``ChizatExperiment.run`` then sets the dataset attribute
+``diverged`` (``deeplimit.experiments.base``), so the point is recorded as diverged, whatever the
+experiment; partial divergence (some networks of a setting) stays a note in the caption.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +35,8 @@ from ..stats import SlopeFit, fit_loglog_slope
 from ..training import (
     LimitResult,
     Scaling,
+    TrainingDivergedError,
+    TrainingDivergenceWarning,
     TrainingResult,
     TwoLayerBlock,
     build_resnet,
@@ -147,12 +157,51 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+_DIVERGENCES: contextvars.ContextVar[list[Divergence] | None] = contextvars.ContextVar(
+    "deeplimit_chizat_divergences", default=None
+)
+
+
+@contextlib.contextmanager
+def watching_divergence() -> Iterator[list[str]]:
+    """Collect why the study run inside diverged (module docstring): the severe findings of
+    every :class:`Divergence` created inside, and the limits' divergence warnings (shown as
+    usual too). Yields the list, filled when the block ends."""
+    reasons: list[str] = []
+    seen: list[Divergence] = []
+    token = _DIVERGENCES.set(seen)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TrainingDivergenceWarning)
+            yield reasons
+    finally:
+        _DIVERGENCES.reset(token)
+        for item in caught:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    limits = {
+        " ".join(str(item.message).split()).split(":")[0]
+        for item in caught
+        if issubclass(item.category, TrainingDivergenceWarning)
+        and " limit diverged at step " in str(item.message)
+    }
+    for divergence in seen:
+        reasons.extend(divergence.severe())
+    reasons.extend(sorted(limits - set(reasons)))
+
+
 class ChizatExperiment(Experiment):
-    """``run`` = ``_run`` under ``torch_threads(spec.threads)``."""
+    """``run`` = ``_run`` under ``torch_threads(spec.threads)``, with the dataset attribute
+    ``diverged`` set when the study diverged (module docstring)."""
 
     def run(self, spec: ChizatSpec, progress: Progress | None = None) -> xr.Dataset:
-        with torch_threads(spec.threads):
-            return self._run(spec, progress)
+        with torch_threads(spec.threads), watching_divergence() as reasons:
+            dataset = self._run(spec, progress)
+        if reasons:
+            shown = "; ".join(reasons[:4]) + (
+                f"; and {len(reasons) - 4} more" if len(reasons) > 4 else ""
+            )
+            dataset = dataset.assign_attrs(diverged=shown)
+        return dataset
 
     def _run(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
         raise NotImplementedError
@@ -166,6 +215,13 @@ class Divergence:
     count: int = 0
     total: int = 0
     where: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)  # settings where every network diverged
+    limits: dict[str, int] = field(default_factory=dict)  # limits that diverged, at which step
+
+    def __post_init__(self) -> None:
+        watching = _DIVERGENCES.get()
+        if watching is not None:
+            watching.append(self)
 
     def add(self, label: str, result: TrainingResult) -> None:
         self.total += result.seeds
@@ -173,16 +229,50 @@ class Divergence:
         if diverged.numel():
             self.count += int(diverged.numel())
             self.where[label] = int(diverged.min())
+            if int(diverged.numel()) == result.seeds:
+                self.lost[label] = int(diverged.min())
+
+    def add_limit(self, label: str, limit: LimitResult) -> None:
+        """Record the limit ``label`` if it diverged (``limit.diverged_at >= 0``)."""
+        step = int(getattr(limit, "diverged_at", -1))
+        if step >= 0:
+            self.limits[label] = step
+
+    def severe(self) -> list[str]:
+        """Why the study diverged: the settings where every network diverged and the limits
+        that diverged (empty when neither happened)."""
+        reasons = []
+        if self.lost:
+            places = ", ".join(f"{k} (step {v})" for k, v in list(self.lost.items())[:4])
+            more = f" and {len(self.lost) - 4} more" if len(self.lost) > 4 else ""
+            reasons.append(
+                f"every network diverged in {len(self.lost)} setting"
+                f"{'s' if len(self.lost) != 1 else ''}: {places}{more}"
+            )
+        if self.limits:
+            places = ", ".join(f"{k} (step {v})" for k, v in list(self.limits.items())[:4])
+            more = f" and {len(self.limits) - 4} more" if len(self.limits) > 4 else ""
+            count = len(self.limits)
+            reasons.append(f"{count} limit{'s' if count != 1 else ''} diverged: {places}{more}")
+        return reasons
 
     def note(self) -> str:
         """One sentence for captions and claims ("" when nothing diverged)."""
-        if not self.count:
+        if not self.count and not self.limits:
             return ""
-        places = "; ".join(f"{k}: step {v}" for k, v in list(self.where.items())[:6])
-        return (
-            f" [{self.count} of {self.total} networks diverged and are excluded from the RMS "
-            f"(NaN where none is left); first divergence step per setting: {places}]"
-        )
+        parts = []
+        if self.count:
+            places = "; ".join(f"{k}: step {v}" for k, v in list(self.where.items())[:6])
+            parts.append(
+                f"{self.count} of {self.total} networks diverged and are excluded from the RMS "
+                f"(NaN where none is left); first divergence step per setting: {places}"
+            )
+        if self.limits:
+            parts.append(
+                "; ".join(f"the {k} limit diverged at step {v}" for k, v in self.limits.items())
+                + " (its later records are NaN)"
+            )
+        return " [" + "; ".join(parts) + "]"
 
 
 class Tracker:
@@ -290,9 +380,14 @@ def reference_network_limit(
     ok = ~reference.diverged
     count = int(ok.sum())
     if count < 2:
-        raise ValueError(
-            f"the reference needs at least 2 non-diverged networks, got {count} of "
-            f"{reference.seeds}"
+        steps = reference.diverged_at[reference.diverged_at >= 0]
+        step = int(steps.min()) if steps.numel() else -1
+        raise TrainingDivergedError(
+            step,
+            [],
+            f"the reference networks diverged: {reference.seeds - count} of {reference.seeds} "
+            f"(the first at step {step}), and a reference needs at least 2 that did not (try a "
+            "smaller lr)",
         )
     emb, out = reference.embeddings[ok], reference.outputs[ok]
     budget = {

@@ -153,7 +153,8 @@ class ChizatDepth(ChizatExperiment):
     def _run(self, spec: ChizatDepthSpec, progress: Progress | None = None) -> xr.Dataset:
         tracker = Tracker(sum(spec.depths) * sum(spec.widths) * spec.seeds, progress)
         divergence = Divergence()
-        ode = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr)
+        ode = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr, on_divergence="ignore")
+        divergence.add_limit("Mean ODE", ode)
         target = ode.embeddings[-1].numpy()
         shape = (len(spec.depths), len(spec.widths))
         error = np.full(shape, np.nan)
@@ -162,7 +163,10 @@ class ChizatDepth(ChizatExperiment):
         diverged = np.zeros(shape, dtype=int)
         euler = np.empty(len(spec.depths))
         for i, depth in enumerate(spec.depths):
-            layered = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr, depth=depth)
+            layered = exact_linear_limit(
+                spec.dim, steps=spec.steps, lr=spec.lr, depth=depth, on_divergence="ignore"
+            )
+            divergence.add_limit(f"depth-{depth} infinite-width", layered)
             euler[i] = _rms(layered.embeddings[-1].numpy() - target)
             for j, width in enumerate(spec.widths):
                 result = train_networks(

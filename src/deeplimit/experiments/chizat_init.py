@@ -17,12 +17,12 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 import xarray as xr
 from matplotlib.figure import Figure
 from pydantic import field_validator
 
 from ..activations import parse_activation
+from ..gaussian import second_moment
 from ..training import TwoLayerBlock, build_resnet, synthetic_task
 from .base import Claim, Progress
 from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Tracker, integer_at_least
@@ -100,14 +100,12 @@ class ChizatInitSpec(ChizatSpec):
 
 
 def predicted_mean_square(activation: str, depth: int, width: int, dim: int, h0: Any) -> float:
-    """C1: ``(D/(LM)) mean_n E[sigma(g_n)^2]``, ``g_n ~ N(0, ||h_0(x_n)||^2 / D)``, by
-    80-point Gauss–Hermite quadrature."""
+    """C1: ``(D/(LM)) mean_n E[sigma(g_n)^2]``, ``g_n ~ N(0, ||h_0(x_n)||^2 / D)``, each
+    expectation by :func:`deeplimit.gaussian.second_moment` (accurate at every variance)."""
     act = parse_activation(activation)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
-    weights = weights / weights.sum()
-    variances = (np.asarray(h0) ** 2).sum(1) / dim
-    values = act.phi(torch.from_numpy(np.sqrt(variances)[:, None] * nodes[None, :])).numpy()
-    return dim / (depth * width) * float(np.mean((values**2) @ weights))
+    variances = (np.asarray(h0, dtype=float) ** 2).sum(1) / dim
+    moments = [second_moment(act, float(q)) for q in variances]
+    return dim / (depth * width) * float(np.mean(moments))
 
 
 class ChizatInit(ChizatExperiment):

@@ -21,7 +21,8 @@ import torch
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ..activations import Activation
+from ..activations import Activation, CustomActivation
+from ..gaussian import activation_scale, gaussian_expectation
 from ..initialization.gradients import gradient_norms
 from ..initialization.meanfield import infinite_width_variance
 from ..rng import derive_seed
@@ -57,18 +58,21 @@ class HayouFig8Spec(ExperimentSpec):
 
 def infinite_width_gradient(activation: Activation, q0: float, depth: int) -> np.ndarray:
     """``E||g_l||^2 / ||g_L||^2`` for ``l = 0..L`` at infinite width (gradient independence):
-    ``prod_{k=l}^{L-1} (1 + chi_k / L)``, ``chi_k = E phi'(sqrt(q_k) Z)^2`` (Gauss-Hermite)."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(200)
-    weights = weights / math.sqrt(2 * math.pi)
+    ``prod_{k=l}^{L-1} (1 + chi_k / L)``, ``chi_k = E phi'(sqrt(q_k) Z)^2`` by
+    :func:`deeplimit.gaussian.gaussian_expectation` (accurate at every variance; a fixed
+    Gauss-Hermite rule is not once ``q_k`` is large)."""
+
+    def slope_squared(x: np.ndarray) -> np.ndarray:
+        return activation.derivative(torch.from_numpy(x)).to(torch.float64).numpy() ** 2
+
+    scale = activation_scale(activation)
+    # the library's phi' are analytic off the imaginary axis or jump at 0 (a panel edge):
+    # the fixed rule is exact to rounding for them; user callables get the adaptive one
+    adaptive = isinstance(activation, CustomActivation)
     variances = infinite_width_variance(activation, q0, depth)
     chi = np.array(
         [
-            float(
-                np.dot(
-                    weights,
-                    activation.derivative(torch.from_numpy(math.sqrt(q) * nodes)).numpy() ** 2,
-                )
-            )
+            gaussian_expectation(slope_squared, float(q), scale=scale, adaptive=adaptive)
             for q in variances[:-1]
         ]
     )
