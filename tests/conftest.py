@@ -18,6 +18,7 @@ FIRST = (
     "test_store.py",
     "test_report.py",
     "test_docs.py",
+    "test_examples.py",
     "test_experiments_chizat.py",
 )
 
