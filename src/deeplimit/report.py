@@ -27,7 +27,7 @@ __all__ = ["PAPER_CLAIMS", "ReportFiles", "claim_rows", "write_report"]
 
 PAPER_CLAIMS: dict[str, list[str]] = {
     "hayou": [f"C{i}" for i in range(1, 17)],
-    "chizat": [f"C{i}" for i in range(1, 13)],
+    "chizat": [f"C{i}" for i in range(1, 18)],
 }
 
 PAPER_TITLES = {

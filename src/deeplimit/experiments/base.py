@@ -24,14 +24,15 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
-from ..devices import check_device_name, resolve_device
+from ..devices import resolve_device
+from .claims import Claim
+from .spec_fields import Device, NonNegativeInt
 
 __all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress", "divergence_of"]
 
@@ -45,21 +46,8 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 0
-    device: str = "cpu"
-
-    @field_validator("seed")
-    @classmethod
-    def _seed_non_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {value}")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, value: str) -> str:
-        check_device_name(value)  # available or not: checked when the experiment runs
-        return value
+    seed: NonNegativeInt = 0
+    device: Device = "cpu"  # its form; whether it is available here is checked by run
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -67,30 +55,6 @@ class ExperimentSpec(BaseModel):
     def spec_hash(self) -> str:
         """A stable 16-hex-digit hash of the spec's content."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement with its measured value and verdict."""
-
-    id: str
-    statement: str
-    statistic: str
-    measured: float
-    expected: str
-    tolerance: str
-    n: int
-    passed: bool
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        return "PASS" if self.passed else "FAIL"
-
-    def as_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["verdict"] = self.verdict
-        return record
 
 
 def divergence_of(dataset: xr.Dataset) -> str | None:
@@ -157,21 +121,47 @@ class Experiment:
             raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
         return {"fast": self.fast, "full": self.full, "smoke": self.smoke}[scale](**overrides)
 
-    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+    # --- what a study implements: compute, summarize, check, draw (each given the spec) ---
+
+    def compute(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
+        """The dataset of ``spec`` (``run`` adds the attributes ``spec`` and ``caption``)."""
         raise NotImplementedError
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        raise NotImplementedError
-
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         """Rows of numbers worth printing and saving (one per depth, width, ...)."""
         return []
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
+        """The claims the dataset supports (built with the ``Claim`` constructors)."""
         return []
 
-    def caption(self, spec: ExperimentSpec) -> str:
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         raise NotImplementedError
+
+    def caption(self, spec: Any) -> str:
+        raise NotImplementedError
+
+    # --- what callers use: the spec is read back from the dataset once, here ---
+
+    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+        """``compute(spec)``, stamped with the spec (JSON) and the caption; a dataset attribute
+        ``divergence_note`` (networks that diverged) is appended to the caption. The device is
+        checked for being available here first."""
+        resolve_device(spec.device)
+        dataset = self.compute(spec, progress)
+        dataset.attrs["spec"] = spec.model_dump_json()
+        dataset.attrs["caption"] = self.caption(spec) + dataset.attrs.get("divergence_note", "")
+        return dataset
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        return self.draw(dataset, self.spec_from_dataset(dataset))
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        """Rows of numbers worth printing and saving (one per depth, width, ...)."""
+        return self.summarize(dataset, self.spec_from_dataset(dataset))
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        return self.check(dataset, self.spec_from_dataset(dataset))
 
     def spec_from_dataset(self, dataset: xr.Dataset) -> ExperimentSpec:
         """Every dataset an experiment returns stores its spec as the attribute ``spec``."""

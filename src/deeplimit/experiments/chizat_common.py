@@ -29,7 +29,6 @@ import torch
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
-from pydantic import ValidationInfo, field_validator
 
 from ..stats import SlopeFit, fit_loglog_slope
 from ..training import (
@@ -44,49 +43,24 @@ from ..training import (
     synthetic_task,
     train,
 )
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Experiment, ExperimentSpec, Progress
+from .spec_fields import NonNegativeInt
 
 __all__ = [
-    "DTYPES",
+    "COLORS",
+    "REFERENCE_INDEX",
     "ChizatExperiment",
     "ChizatSpec",
     "Divergence",
     "Tracker",
     "error_pair",
     "reference_network_limit",
-    "slope_claim",
     "slope_text",
     "train_networks",
 ]
 
-DTYPES = ("float64", "float32")
 COLORS = ("#1f4e79", "#c0392b", "#27855a", "#8e44ad", "#d68910", "#5d6d7e", "#17a2b8")
-
-
-def integer_at_least(minimum: int) -> Callable[..., int]:
-    """A spec field validator: an integer >= ``minimum``, the error naming the field. Use as
-    ``_positive = field_validator("depth", "width")(integer_at_least(1))``."""
-
-    def check(cls: Any, value: int, info: ValidationInfo) -> int:
-        if value < minimum:
-            raise ValueError(f"{info.field_name} must be an integer >= {minimum}, got {value}")
-        return value
-
-    return check
-
-
-def positive_finite(cls: Any, value: float, info: ValidationInfo) -> float:
-    """A spec field validator: a finite number > 0, the error naming the field."""
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-    return value
-
-
-def dtype_name(cls: Any, value: str) -> str:
-    """The ``dtype`` field validator: one of ``DTYPES``."""
-    if value not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-    return value
+REFERENCE_INDEX = 100_000  # seed indices of reference networks, apart from the measured ones
 
 
 def error_dataset(
@@ -133,14 +107,7 @@ class ChizatSpec(ExperimentSpec):
     ~1.7x on an idle machine, and on a shared CPU OpenMP barriers with 2 threads were measured
     10-30x slower than one thread (spinning threads waiting for a descheduled one)."""
 
-    threads: int = 1
-
-    @field_validator("threads")
-    @classmethod
-    def _threads(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"threads must be an integer >= 0 (0: torch's default), got {value}")
-        return value
+    threads: NonNegativeInt = 1
 
 
 @contextlib.contextmanager
@@ -190,21 +157,20 @@ def watching_divergence() -> Iterator[list[str]]:
 
 
 class ChizatExperiment(Experiment):
-    """``run`` = ``_run`` under ``torch_threads(spec.threads)``, with the dataset attribute
-    ``diverged`` set when the study diverged (module docstring)."""
+    """``run`` under ``torch_threads(spec.threads)``, with the dataset attribute ``diverged``
+    set when the study diverged (module docstring)."""
+
+    suite = "chizat"
 
     def run(self, spec: ChizatSpec, progress: Progress | None = None) -> xr.Dataset:
         with torch_threads(spec.threads), watching_divergence() as reasons:
-            dataset = self._run(spec, progress)
+            dataset = super().run(spec, progress)
         if reasons:
             shown = "; ".join(reasons[:4]) + (
                 f"; and {len(reasons) - 4} more" if len(reasons) > 4 else ""
             )
             dataset = dataset.assign_attrs(diverged=shown)
         return dataset
-
-    def _run(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
-        raise NotImplementedError
 
 
 @dataclass
@@ -422,61 +388,6 @@ def error_pair(result: TrainingResult, limit: LimitResult, step: int) -> tuple[f
 
 def slope_text(fit: SlopeFit) -> str:
     return f"{fit.slope:+.3f} (95% CI [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}])"
-
-
-def slope_claim(
-    claim_id: str,
-    statement: str,
-    x: Any,
-    y: Any,
-    *,
-    expected: float,
-    tolerance: float,
-    what: str,
-    note: str = "",
-    details: dict[str, Any] | None = None,
-) -> Claim:
-    """A log-log slope claim: measured slope with its 95% CI; PASS iff |slope - expected| <=
-    tolerance (chizat.md §6 tolerances). Points that are NaN (every network diverged) are left
-    out and counted in the statement."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    keep = np.isfinite(y) & (y > 0)
-    dropped = int((~keep).sum())
-    suffix = f" ({dropped} point(s) without a finite value left out)" if dropped else ""
-    if keep.sum() < 3:
-        return Claim(
-            id=claim_id,
-            statement=statement + suffix + note,
-            statistic=f"log-log slope of {what}",
-            measured=math.nan,
-            expected=f"{expected:+g}",
-            tolerance=f"±{tolerance:g}; fewer than 3 finite points, no fit",
-            n=int(keep.sum()),
-            passed=False,
-            details=details or {},
-        )
-    fit = fit_loglog_slope(x[keep], y[keep], expected=expected, tolerance=tolerance)
-    return Claim(
-        id=claim_id,
-        statement=statement + suffix + note,
-        statistic=f"log-log slope of {what}",
-        measured=fit.slope,
-        expected=f"{expected:+g}",
-        tolerance=f"±{tolerance:g}; 95% CI [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}], "
-        f"r²={fit.r_squared:.3f}",
-        n=int(keep.sum()),
-        passed=fit.passed,
-        details={
-            "ci_low": fit.ci_low,
-            "ci_high": fit.ci_high,
-            "stderr": fit.slope_stderr,
-            "prefactor": fit.prefactor,
-            "x": x[keep].tolist(),
-            "y": y[keep].tolist(),
-            **(details or {}),
-        },
-    )
 
 
 def fit_or_none(x: Any, y: Any) -> SlopeFit | None:

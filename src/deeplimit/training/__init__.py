@@ -14,6 +14,20 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     names={
+        ".authors": [
+            "ScaledTwoLayerBlock",
+            "SpanKernels",
+            "authors_embedding_rates",
+            "authors_embeddings",
+            "authors_linear_task",
+            "authors_lr",
+            "authors_mean",
+            "layer_error",
+            "rms_error",
+            "scaled_embeddings",
+            "span_kernels",
+            "train_with_adjoint",
+        ],
         ".data": ["TrainingData", "resolve_data", "synthetic_task"],
         ".embeddings": ["coupled_embeddings"],
         ".limit": [
