@@ -53,6 +53,9 @@ def test_hayou_report_renders_with_every_figure_and_claim(tmp_path):
     assert check["done"] == "yes"
     assert int(check["images"]) == len(result.reproductions) > 0
     assert int(check["loaded"]) == int(check["images"])
+    # every in-page link (contents, claim sources) leads to an element of the page
+    assert int(check["links"]) == int(check["resolved"]) > len(result.reproductions)
+    assert int(check["sources"]) >= len(PAPER_CLAIMS["hayou"])
     assert check["ids"].split(",") == PAPER_CLAIMS["hayou"]
     markdown = result.report.markdown.read_text()
     for reproduction in result.reproductions:
@@ -92,3 +95,39 @@ def test_write_report_embeds_figures_and_lists_claims(tmp_path):
     assert "| C2 | statement C2 |" in markdown and "MISSING" in markdown
     assert "**FAIL** demo-extra" in markdown
     assert "1 of 16 claim checks pass" in markdown
+
+
+def test_report_has_contents_linked_sources_and_each_caption_once(tmp_path):
+    figure = tmp_path / "fig.png"
+    figure.write_bytes(b"\x89PNG\r\n\x1a\n")
+    sections = [
+        SimpleNamespace(
+            name=name,
+            title=f"Title of {name}",
+            caption=f"Caption of {name}: width 3, depth 10",
+            figure_png=figure,
+            statistics=[],
+            table={},
+            claims=[_claim(claim_id)],
+            provenance=provenance({"x": 1}, seed=0),
+        )
+        for name, claim_id in (("exp-one", "C1"), ("exp-two", "C2"))
+    ]
+    files = write_report("hayou", sections, tmp_path / "report", record=provenance({}, seed=0))
+    page = files.html.read_text()
+    markdown = files.markdown.read_text()
+    toc = re.search(r'<nav id="toc">(.*?)</nav>', page, re.DOTALL).group(1)
+    assert re.findall(r'href="#([^"]+)"', toc) == ["claims", "exp-one", "exp-two"]
+    for section in sections:
+        # the anchor exists, the claim row's source links to it
+        assert f'<section class="figure-section" id="{section.name}">' in page
+        assert f'<a class="source" href="#{section.name}">{section.name}</a>' in page
+        assert f"[{section.name}](#{section.name})" in markdown
+        assert f'<a id="{section.name}"></a>' in markdown
+        assert f"- [{section.title}](#{section.name})" in markdown
+        # the title: one heading (and its contents entry); the caption: once
+        assert page.count(f"<h2>{section.title}</h2>") == 1
+        assert page.count(section.title) == 2 and markdown.count(section.title) == 2
+        assert page.count(section.caption) == 1 and markdown.count(section.caption) == 1
+    # a claim no experiment checked has no source to link
+    assert 'href="#"' not in page and "](#)" not in markdown
