@@ -13,10 +13,14 @@ XDIST := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: install demo test test-all docs lint format bench clean
 
+# pip prints one line per package as it goes (a fresh install takes a few minutes)
 $(STAMP): pyproject.toml
+	@echo "install 1/2: the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_PIN)" -e ".[dev]"
+	@echo "install 2/2: $(TORCH_PIN) (CPU build, about 200 MB) and deeplimit with its dependencies"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off "$(TORCH_PIN)" -e ".[dev]"
 	touch $(STAMP)
+	@echo "installed: run 'source $(VENV)/bin/activate' to put deeplimit on your PATH (or call $(BIN)/deeplimit)"
 
 install: $(STAMP)
 
