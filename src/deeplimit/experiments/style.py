@@ -1,7 +1,8 @@
 """One figure style for every experiment: maths labels, panel letters, legends that cover no
 data, log axes with labelled ticks, error bands over seeds.
 
-Experiments draw with ``matplotlib.figure.Figure`` (no pyplot state). The intended use::
+Experiments draw with ``matplotlib.figure.Figure`` (no pyplot state) in ``draw(dataset, spec)``.
+The intended use::
 
     from .style import error_band, finish_axes, panel_letters, place_legend, styled
 
