@@ -90,6 +90,11 @@ def test_sweep_command_exits_3_and_says_diverged(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "toy: 1 point" in result.output
     result = runner.invoke(app, ["sweep", str(_toml(tmp_path)), "-s", store, "--dry-run"])
     assert result.exit_code == 0 and "1 diverged, 2 stored" in result.output
+    key = _toy(3).points[0].key
+    plots = str(tmp_path / "plots")
+    result = runner.invoke(app, ["plot", "toy", "--key", key, "-s", store, "-o", plots])
+    assert result.exit_code == 0, result.output
+    assert "note: this point diverged (toy divergence requested for seed 0)" in result.output
 
 
 def test_an_experiment_that_blows_up_is_diverged_not_failed(tmp_path, monkeypatch):

@@ -577,6 +577,15 @@ def plot_command(
     add_footer(figure, provenance_line(manifest.get("provenance", {})) + f" · key {key}")
     for path in save_figure(figure, out / f"{target.name}-{key}"):
         console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+    if manifest.get("status") == "diverged":
+        console.print(
+            f"note: this point diverged ({manifest.get('error') or 'diverged'}); the figure "
+            "shows what stayed finite",
+            style="yellow",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
 
 
 def _stored_name(results: ResultStore, experiment: str) -> str:
