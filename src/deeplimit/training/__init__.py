@@ -10,6 +10,7 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     names={
+        ".attention": ["AttentionBlock", "SequenceData", "synthetic_sequence_task"],
         ".data": ["TrainingData", "resolve_data", "synthetic_task"],
         ".embeddings": ["coupled_embeddings"],
         ".limit": [
