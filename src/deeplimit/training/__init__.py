@@ -22,6 +22,15 @@ __getattr__, __dir__, __all__ = attach(
             "span_linear_limit",
         ],
         ".model": ["Block", "ResNet", "TwoLayerBlock"],
+        ".parametrizations": [
+            "CompleteP",
+            "CriticalScaling",
+            "DepthMuP",
+            "Parametrization",
+            "StandardParametrization",
+            "WidthMuP",
+            "parametrization",
+        ],
         ".scaling": [
             "LazyScaling",
             "MeanFieldScaling",
