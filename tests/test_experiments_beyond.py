@@ -1,0 +1,76 @@
+"""The "beyond" suite (coord-check, transfer): each experiment at smoke scale through the store
+produces its figure, data and claims; the pieces they are made of on known inputs."""
+
+import math
+
+import numpy as np
+import pydantic
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from deeplimit.experiments import get_experiment
+from deeplimit.experiments.coord_check import layer_rms, summary
+from deeplimit.reproduce import reproduce
+from deeplimit.training.real_data import digits_task, text_task
+
+torch.set_num_threads(1)
+
+
+def _check_reproduction(reproduction, name):
+    experiment = get_experiment(name)
+    assert sorted(p.suffix for p in reproduction.files) == [".json", ".nc", ".pdf", ".png"]
+    assert reproduction.claims
+    assert all(math.isfinite(c.measured) for c in reproduction.claims)
+    for row in reproduction.statistics:
+        assert set(experiment.table) <= set(row)
+    assert isinstance(experiment.plot(reproduction.dataset), Figure)
+    assert experiment.spec_from_dataset(reproduction.dataset) == reproduction.spec
+
+
+def test_coord_check_smoke(tmp_path):
+    reproduction = reproduce("coord-check", scale="smoke", out=tmp_path)
+    _check_reproduction(reproduction, "coord-check")
+    # 5 parametrizations x 2 axes x (branch, update)
+    assert len(reproduction.claims) == 20
+    dataset = reproduction.dataset
+    assert dataset.width_rms.shape == (5, 3, 3, 2)
+    # padding: the depth-2 network has no layer 3
+    assert np.isnan(dataset.depth_rms.values[:, 0, :, 2:]).all()
+    assert np.isfinite(dataset.depth_rms.values[:, -1]).all()
+
+
+def test_layer_rms_and_summary_on_known_states():
+    states = torch.zeros(1, 2, 3, 1, 2, dtype=torch.float64)  # S, step, L+1, N, D
+    states[0, 0, 0] = 1.0
+    states[0, 0, 1] = 2.0  # branch 1
+    states[0, 0, 2] = 4.0  # branch 2
+    states[0, 1, 1] = 2.5  # update 0.5
+    states[0, 1, 2] = 3.0  # update -1
+    values = layer_rms(states)
+    np.testing.assert_allclose(values, [[2, 4], [1, 2], [0.5, 1]])
+    padded = np.concatenate([values, np.full((3, 1), np.nan)], axis=1)
+    np.testing.assert_allclose(summary(padded[None]), [[4.0, math.sqrt(2.5), 1.0]])
+
+
+def test_coord_check_spec_validation():
+    experiment = get_experiment("coord-check")
+    with pytest.raises(pydantic.ValidationError, match="parametrizations"):
+        experiment.smoke(parametrizations=("standard", "mup"))
+    with pytest.raises(pydantic.ValidationError, match="widths"):
+        experiment.smoke(widths=(4, 8))
+
+
+def test_real_data_splits():
+    train, test = digits_task(100, 50, seed=1)
+    assert train.x.shape == (100, 64) and test.y.shape == (50, 10)
+    assert float((train.y**2).mean()) == pytest.approx(1.0)
+    np.testing.assert_allclose(train.x.mean(0).numpy(), 0.0, atol=1e-12)
+    assert train.y.argmax(1).unique().numel() == 10
+    with pytest.raises(ValueError, match="train \\+ test"):
+        digits_task(1500, 500)
+    (x, y), (xt, _), description = text_task(8, 4, tokens=6, alphabet=10)
+    assert x.shape == (8, 6, 12) and y.shape == (8, 6, 10) and xt.shape == (4, 6, 12)
+    # the next character of token t is the current character of token t + 1
+    np.testing.assert_array_equal(x[:, 1:, :10].argmax(-1), y[:, :-1].argmax(-1))
+    assert "pydoc" in description
