@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from deeplimit.experiments import get_experiment
 from deeplimit.experiments.coord_check import layer_rms, summary
+from deeplimit.experiments.transfer import drift_with_ci, optimum
 from deeplimit.reproduce import reproduce
 from deeplimit.training.real_data import digits_task, text_task
 
@@ -74,3 +75,54 @@ def test_real_data_splits():
     # the next character of token t is the current character of token t + 1
     np.testing.assert_array_equal(x[:, 1:, :10].argmax(-1), y[:, :-1].argmax(-1))
     assert "pydoc" in description
+
+
+def test_transfer_smoke_digits(tmp_path):
+    reproduction = reproduce("transfer", scale="smoke", out=tmp_path)
+    _check_reproduction(reproduction, "transfer")
+    assert {c.id for c in reproduction.claims} == {
+        f"TR-{key}-{axis}"
+        for key in ("standard", "width-mup", "depth-mup", "completep", "critical")
+        for axis in ("L", "M")
+    }
+    losses = reproduction.dataset.depth_loss.values
+    assert losses.shape == (5, 3, 2, 4, 2)
+    assert np.isfinite(losses[:, :, :, 0]).all()  # the smallest lr never diverges
+
+
+def test_transfer_smoke_text_attention():
+    experiment = get_experiment("transfer")
+    spec = experiment.smoke(
+        task="text", parametrizations=("critical", "standard"), depths=(1, 2, 3), widths=(1, 2, 3)
+    )
+    dataset = experiment.run(spec)
+    assert dataset.width_loss.shape == (2, 3, 2, 4, 2)
+    assert "pydoc" in experiment.caption(spec)
+    assert len(experiment.claims(dataset)) == 4
+    assert isinstance(experiment.plot(dataset), Figure)
+
+
+def test_optimum_refines_a_parabola_and_flags_edges():
+    grid = np.arange(-4, 4, dtype=float)
+    curve = np.exp((grid - 0.3) ** 2)  # log loss is a parabola with vertex 0.3
+    best, edge = optimum(grid, curve)
+    assert best == pytest.approx(0.3) and not edge
+    best, edge = optimum(grid, np.exp((grid + 10.0) ** 2))
+    assert best == -4 and edge
+    curve[1:] = np.inf  # diverged beyond the first point
+    assert optimum(grid, curve) == (-4.0, True)
+    assert math.isnan(optimum(grid, np.full(8, np.nan))[0])
+
+
+def test_drift_recovers_a_known_shift_per_doubling():
+    grid = np.arange(-8, 6, dtype=float)
+    sizes = np.array([2.0, 4.0, 8.0, 16.0])
+    rng = np.random.default_rng(0)
+    # optimum at -0.7 log2(size) + 1, three noisy seeds
+    centre = -0.7 * np.log2(sizes) + 1.0
+    losses = np.exp(0.3 * (grid[None, :, None] - centre[:, None, None]) ** 2)
+    losses = losses * np.exp(0.01 * rng.standard_normal((4, grid.size, 3)))
+    result = drift_with_ci(sizes, grid, losses, samples=100)
+    assert result["drift"] == pytest.approx(-0.7, abs=0.05)
+    assert result["ci_low"] <= -0.7 <= result["ci_high"] or abs(result["drift"] + 0.7) < 0.05
+    assert not any(result["edge"])

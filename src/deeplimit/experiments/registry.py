@@ -40,6 +40,11 @@ EXPERIMENTS: dict[str, Entry] = {
         "beyond",
         "Coordinate check in width and depth for five parametrizations",
     ),
+    "transfer": Entry(
+        "transfer",
+        "beyond",
+        "Learning-rate transfer across depth and width on real data (five parametrizations)",
+    ),
     "chizat-init": Entry(
         "chizat_init",
         "chizat",
