@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from deeplimit.experiments import get_experiment
 from deeplimit.experiments.coord_check import layer_rms, summary
 from deeplimit.experiments.transfer import drift_with_ci, optimum
-from deeplimit.reproduce import reproduce
+from deeplimit.reproduce import reproduce_suite
 from deeplimit.training.real_data import digits_task, text_task
 
 torch.set_num_threads(1)
@@ -29,9 +29,29 @@ def _check_reproduction(reproduction, name):
     assert experiment.spec_from_dataset(reproduction.dataset) == reproduction.spec
 
 
-def test_coord_check_smoke(tmp_path):
-    reproduction = reproduce("coord-check", scale="smoke", out=tmp_path)
-    _check_reproduction(reproduction, "coord-check")
+NAMES = ["coord-check", "transfer", "chizat-attention"]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    """The whole "beyond" suite at smoke scale through reproduce_suite (store, files, report)."""
+    return reproduce_suite("beyond", scale="smoke", out=tmp_path_factory.mktemp("beyond"))
+
+
+def test_suite_runs_and_reports_every_claim(suite):
+    assert [r.name for r in suite.reproductions] == NAMES
+    for reproduction in suite.reproductions:
+        _check_reproduction(reproduction, reproduction.name)
+    rows = suite.claim_rows
+    assert len(rows) == sum(len(r.claims) for r in suite.reproductions)
+    assert {row["source"] for row in rows} == set(NAMES)
+    text = suite.report.markdown.read_text()
+    for claim_id in ("CC-critical-L-update", "TR-critical-L", "TR-standard-M", "CA1", "CA3"):
+        assert claim_id in text
+
+
+def test_coord_check_smoke(suite):
+    reproduction = suite.reproductions[0]
     # 5 parametrizations x 2 axes x (branch, update)
     assert len(reproduction.claims) == 20
     dataset = reproduction.dataset
@@ -77,9 +97,8 @@ def test_real_data_splits():
     assert "pydoc" in description
 
 
-def test_transfer_smoke_digits(tmp_path):
-    reproduction = reproduce("transfer", scale="smoke", out=tmp_path)
-    _check_reproduction(reproduction, "transfer")
+def test_transfer_smoke_digits(suite):
+    reproduction = suite.reproductions[1]
     assert {c.id for c in reproduction.claims} == {
         f"TR-{key}-{axis}"
         for key in ("standard", "width-mup", "depth-mup", "completep", "critical")
@@ -126,3 +145,12 @@ def test_drift_recovers_a_known_shift_per_doubling():
     assert result["drift"] == pytest.approx(-0.7, abs=0.05)
     assert result["ci_low"] <= -0.7 <= result["ci_high"] or abs(result["drift"] + 0.7) < 0.05
     assert not any(result["edge"])
+
+
+def test_chizat_attention_smoke(suite):
+    reproduction = suite.reproductions[2]
+    assert [c.id for c in reproduction.claims] == ["CA1", "CA2", "CA3"]
+    dataset = reproduction.dataset
+    assert dataset.init_error.shape == (3, 3)
+    assert np.isfinite(dataset.width_error.values).all()
+    assert (dataset.init_error.values[np.isfinite(dataset.init_error.values)] > 0).all()

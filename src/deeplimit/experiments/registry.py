@@ -45,6 +45,11 @@ EXPERIMENTS: dict[str, Entry] = {
         "beyond",
         "Learning-rate transfer across depth and width on real data (five parametrizations)",
     ),
+    "chizat-attention": Entry(
+        "chizat_attention",
+        "beyond",
+        "Attention heads as the hidden width: error at init and after training vs LM",
+    ),
     "chizat-init": Entry(
         "chizat_init",
         "chizat",

@@ -1,0 +1,350 @@
+"""Chizat's width studies redone with attention heads as the hidden units (training/attention.py).
+
+The limit theorems cover any block ``sum_j phi(h, z_j)`` with i.i.d. units; the papers say so
+for "attention heads per layer" and "Transformers with bounded key-query dimension" but check
+only 2LP blocks. Here ``M`` causal attention heads (key dimension ``d_k``) per layer, critical
+scaling ``alpha/(LM)``, raw learning rate ``lr L M D / alpha^2``, on the synthetic sequence
+task (``N = 10`` sequences of ``T = 4`` tokens, ``d_in = d_out = 5``, i.i.d. ``N(0, 1)``).
+
+* **CA1** (cf. C1): at initialization the limit is ``h_L = h_0`` (a head's output has mean
+  zero), and the error is ``RMS(h_L - h_0) ~ b sqrt(D/(LM))``: slope ``-1/2`` against ``LM``.
+* **CA2** (cf. C2): at fixed ``LM`` the error does not depend on the split into ``L`` and ``M``:
+  spread (max/min - 1) of ``error / sqrt(D/(LM))`` across splits at most 15% (editorial bound).
+* **CA3** (cf. C3): after ``K`` GD steps, the embedding error against a seed-averaged
+  same-depth reference of width ``M_ref`` falls like ``M^(-1/2)`` at fixed ``L, D``.
+
+Stated as "predicted by the theory, formally; measured here".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import field_validator
+
+from ..training import train_resnet
+from ..training.attention import synthetic_sequence_task
+from .base import Claim, Progress
+from .chizat_common import (
+    COLORS,
+    ChizatExperiment,
+    ChizatSpec,
+    dtype_name,
+    integer_at_least,
+    plot_series,
+    positive_finite,
+    reference_line,
+    slope_claim,
+)
+from .plotting import add_caption, panel_grid
+
+__all__ = ["ChizatAttention", "ChizatAttentionSpec"]
+
+REFERENCE_INDEX = 100_000
+SPLIT_SPREAD = 0.15
+
+
+def _increasing(name: str, value: tuple[int, ...]) -> tuple[int, ...]:
+    if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
+        raise ValueError(
+            f"{name} must be at least three distinct increasing integers >= 1, got {value}"
+        )
+    return value
+
+
+class ChizatAttentionSpec(ChizatSpec):
+    dim: int = 16
+    key_dim: int = 4
+    tokens: int = 4
+    init_products: tuple[int, ...] = (16, 64, 256, 1024)
+    init_depths: tuple[int, ...] = (1, 4, 16)
+    init_seeds: int = 8
+    depth: int = 4
+    widths: tuple[int, ...] = (8, 16, 32, 64, 128)
+    seeds: int = 6
+    reference_width: int = 1024
+    reference_seeds: int = 4
+    steps: int = 5
+    lr: float = 0.5
+    dtype: str = "float64"
+
+    @field_validator("init_products", "init_depths", "widths")
+    @classmethod
+    def _sizes(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
+        return _increasing(info.field_name, value)
+
+    _positive = field_validator("dim", "key_dim", "tokens", "depth", "steps", "reference_width")(
+        integer_at_least(1)
+    )
+    _seeds = field_validator("init_seeds", "seeds", "reference_seeds")(integer_at_least(2))
+    _lr = field_validator("lr")(positive_finite)
+    _dtype = field_validator("dtype")(dtype_name)
+
+
+class ChizatAttention(ChizatExperiment):
+    name = "chizat-attention"
+    title = "Attention heads as the hidden width: error at init and after training vs LM"
+    Spec = ChizatAttentionSpec
+    suite = "beyond"
+    order = 3
+    table: ClassVar[dict[str, str]] = {
+        "series": "series",
+        "depth": "L",
+        "width": "M",
+        "error": "emb. error",
+        "constant": "err / sqrt(D/LM)",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        return {
+            "init_products": (16, 64, 256, 1024, 4096),
+            "init_seeds": 16,
+            "widths": (8, 16, 32, 64, 128, 256),
+            "seeds": 12,
+            "reference_width": 4096,
+            "reference_seeds": 8,
+        }
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {
+            "dim": 6,
+            "key_dim": 2,
+            "tokens": 3,
+            "init_products": (4, 8, 16),
+            "init_depths": (1, 2, 4),
+            "init_seeds": 2,
+            "depth": 2,
+            "widths": (2, 4, 8),
+            "seeds": 2,
+            "reference_width": 16,
+            "reference_seeds": 2,
+            "steps": 2,
+        }
+
+    def caption(self, spec: ChizatAttentionSpec) -> str:
+        return (
+            f"ResNets of causal attention heads (key_dim {spec.key_dim}, tanh value path, "
+            f"training/attention.py), critical scaling alpha = 1, raw LR {spec.lr:g}·LMD, "
+            f"synthetic sequences (N=10, T={spec.tokens}, d_in=d_out=5, iid N(0,1)), "
+            f"D={spec.dim}, {spec.dtype}, seed {spec.seed}. Left: error at initialization "
+            f"RMS(h_L - h_0) against LM in {list(spec.init_products)} for L in "
+            f"{list(spec.init_depths)} (M = LM/L), {spec.init_seeds} networks each (CA1, CA2). "
+            f"Right: embedding error after K={spec.steps} GD steps at L={spec.depth} against "
+            f"M in {list(spec.widths)} ({spec.seeds} networks each), against the mean of "
+            f"{spec.reference_seeds} same-depth networks of width {spec.reference_width} (CA3)."
+        )
+
+    def _train(self, spec: ChizatAttentionSpec, depth: int, width: int, seeds: Any, steps: int):
+        data = synthetic_sequence_task(tokens=spec.tokens)
+        return train_resnet(
+            depth,
+            width,
+            spec.dim,
+            block="attention",
+            key_dim=spec.key_dim,
+            data=data,
+            steps=steps,
+            lr=spec.lr,
+            seeds=seeds,
+            seed=spec.seed,
+            device=spec.device,
+            dtype=getattr(torch, spec.dtype),
+            record_movement=False,
+            on_divergence="ignore",
+        )
+
+    def _run(self, spec: ChizatAttentionSpec, progress: Progress | None = None) -> xr.Dataset:
+        init = np.full((len(spec.init_depths), len(spec.init_products)), np.nan)
+        total = init.size + len(spec.widths) + 1
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+        for i, depth in enumerate(spec.init_depths):
+            for j, product in enumerate(spec.init_products):
+                if product % depth or product < depth:
+                    tick()
+                    continue
+                result = self._train(spec, depth, product // depth, spec.init_seeds, 0)
+                h = result.embeddings[:, 0]
+                h0 = (result.x @ result.w_in.T).to(h.dtype)
+                init[i, j] = float(((h - h0) ** 2).mean().sqrt())
+                tick()
+        reference_run = self._train(
+            spec,
+            spec.depth,
+            spec.reference_width,
+            range(REFERENCE_INDEX, REFERENCE_INDEX + spec.reference_seeds),
+            spec.steps,
+        )
+        ok = ~reference_run.diverged
+        reference = reference_run.embeddings[ok, -1]
+        budget = float((reference.var(0) / max(1, int(ok.sum()))).mean().sqrt())
+        reference = reference.mean(0)
+        tick()
+        errors = np.full(len(spec.widths), np.nan)
+        diverged = np.zeros(len(spec.widths), dtype=int)
+        for index, width in enumerate(spec.widths):
+            result = self._train(
+                spec, spec.depth, width, range(index * 1000, index * 1000 + spec.seeds), spec.steps
+            )
+            keep = ~result.diverged
+            diverged[index] = int((~keep).sum())
+            if keep.any():
+                diff = result.embeddings[keep, -1] - reference
+                errors[index] = float((diff**2).mean().sqrt())
+            tick()
+        return xr.Dataset(
+            {
+                "init_error": (("init_depth", "init_product"), init),
+                "width_error": (("width",), errors),
+                "diverged": (("width",), diverged),
+            },
+            coords={
+                "init_depth": list(spec.init_depths),
+                "init_product": list(spec.init_products),
+                "width": list(spec.widths),
+            },
+            attrs={
+                "spec": spec.model_dump_json(),
+                "caption": self.caption(spec),
+                "reference_clt": budget,
+            },
+        )
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
+        rows = []
+        for depth in dataset.init_depth.values:
+            for product in dataset.init_product.values:
+                error = float(dataset.init_error.sel(init_depth=depth, init_product=product))
+                if not math.isfinite(error):
+                    continue
+                rows.append(
+                    {
+                        "series": "init",
+                        "depth": int(depth),
+                        "width": int(product // depth),
+                        "error": error,
+                        "constant": error / math.sqrt(spec.dim / product),
+                    }
+                )
+        for width in dataset.width.values:
+            error = float(dataset.width_error.sel(width=width))
+            rows.append(
+                {
+                    "series": f"step {spec.steps}",
+                    "depth": spec.depth,
+                    "width": int(width),
+                    "error": error,
+                    "constant": error / math.sqrt(spec.dim / (spec.depth * width)),
+                }
+            )
+        return rows
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        products = dataset.init_product.values.astype(float)
+        init = dataset.init_error.values
+        pooled = np.exp(np.nanmean(np.log(init), axis=0))  # geometric mean over splits
+        claims = []
+        ca1 = slope_claim(
+            "CA1",
+            f"attention heads, D={spec.dim}, d_k={spec.key_dim}: the error at initialization "
+            f"RMS(h_L - h_0) scales like sqrt(D/(LM)) (predicted by the theory, formally; "
+            f"measured here; geometric mean over L in {list(spec.init_depths)})",
+            products,
+            pooled,
+            expected=-0.5,
+            tolerance=0.08,
+            what="init error vs LM",
+        )
+        claims.append(ca1)
+        constants = init / np.sqrt(spec.dim / products)[None, :]
+        spreads = []
+        for j in range(products.size):
+            column = constants[:, j][np.isfinite(constants[:, j])]
+            if column.size >= 2:
+                spreads.append(float(column.max() / column.min() - 1))
+        spread = max(spreads) if spreads else math.nan
+        claims.append(
+            Claim(
+                id="CA2",
+                statement=(
+                    f"attention heads: at fixed LM the error at initialization does not depend "
+                    f"on the split into L (in {list(spec.init_depths)}) and M (predicted by the "
+                    "theory, formally; measured here): largest spread of err/sqrt(D/(LM)) "
+                    "across splits"
+                ),
+                statistic="max over LM of (max/min - 1) of err/sqrt(D/(LM)) across splits",
+                measured=spread,
+                expected="0",
+                tolerance=f"<= {SPLIT_SPREAD:g} (editorial; {spec.init_seeds} networks each)",
+                n=int(np.isfinite(constants).sum()),
+                passed=bool(math.isfinite(spread) and spread <= SPLIT_SPREAD),
+                details={"spreads": spreads, "constants": constants.tolist()},
+            )
+        )
+        budget = float(dataset.attrs["reference_clt"])
+        errors = dataset.width_error.values
+        smallest = float(np.nanmin(errors)) if np.isfinite(errors).any() else math.nan
+        ca3 = slope_claim(
+            "CA3",
+            f"attention heads, L={spec.depth}, D={spec.dim}, K={spec.steps}: the embedding "
+            f"error against a same-depth reference (M_ref={spec.reference_width}) falls like "
+            f"M^(-1/2) (predicted by the theory, formally; measured here); reference error "
+            f"{budget:.2g} vs smallest error {smallest:.3g}",
+            dataset.width.values,
+            errors,
+            expected=-0.5,
+            tolerance=0.1,
+            what="embedding error vs M",
+            details={"reference_clt": budget},
+        )
+        claims.append(ca3)
+        for claim in claims:
+            claim.details["experiment"] = self.name
+        return claims
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        figure, axes = panel_grid(2, columns=2, size=(4.6, 3.6))
+        products = dataset.init_product.values
+        for i, depth in enumerate(dataset.init_depth.values):
+            plot_series(
+                axes[0],
+                products,
+                dataset.init_error.values[i],
+                label=f"L={int(depth)}",
+                color=COLORS[i % len(COLORS)],
+            )
+        first = np.nanmax(dataset.init_error.values[:, 0])
+        if np.isfinite(first):
+            reference_line(axes[0], products, first * 1.2, -0.5, "slope -1/2")
+        axes[0].set_xlabel("LM")
+        axes[0].set_ylabel("RMS(h_L - h_0) at init")
+        axes[0].set_title("error at initialization (CA1, CA2)")
+        axes[0].legend(fontsize=7, frameon=False)
+        widths = dataset.width.values
+        plot_series(
+            axes[1], widths, dataset.width_error.values, label=f"L={spec.depth}", color=COLORS[0]
+        )
+        first = dataset.width_error.values[0]
+        if np.isfinite(first):
+            reference_line(axes[1], widths, first * 1.2, -0.5, "slope -1/2")
+        axes[1].axhline(dataset.attrs["reference_clt"], color="#999999", lw=0.8, ls=":")
+        axes[1].set_xlabel("heads per layer M")
+        axes[1].set_ylabel(f"embedding error at step {spec.steps}")
+        axes[1].set_title("error after training vs M (CA3)")
+        axes[1].legend(fontsize=7, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
