@@ -92,7 +92,7 @@ class TransferSpec(ChizatSpec):
     depth_width: int = 16
     widths: tuple[int, ...] = (8, 16, 32, 64)
     width_depth: int = 4
-    lr_exponents: tuple[int, ...] = tuple(range(-7, 5))
+    lr_exponents: tuple[int, ...] = tuple(range(-3, 10))
     base_lr: float = 0.25
     steps: int = 30
     train_samples: int = 256
@@ -217,7 +217,7 @@ class Transfer(ChizatExperiment):
         return {
             "depths": (2, 4, 8, 16, 32, 64),
             "widths": (8, 16, 32, 64, 128, 256),
-            "lr_exponents": tuple(range(-10, 6)),
+            "lr_exponents": tuple(range(-6, 12)),
             "steps": 100,
             "train_samples": 1024,
             "test_samples": 773,
