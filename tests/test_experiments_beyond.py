@@ -149,7 +149,7 @@ def test_drift_recovers_a_known_shift_per_doubling():
 
 def test_chizat_attention_smoke(suite):
     reproduction = suite.reproductions[2]
-    assert [c.id for c in reproduction.claims] == ["CA1", "CA2", "CA3"]
+    assert [c.id for c in reproduction.claims] == ["CA1", "CA2", "CA3", "CA4", "CA5"]
     dataset = reproduction.dataset
     assert dataset.init_error.shape == (3, 3)
     assert np.isfinite(dataset.width_error.values).all()

@@ -12,6 +12,11 @@ task (``N = 10`` sequences of ``T = 4`` tokens, ``d_in = d_out = 5``, i.i.d. ``N
   spread (max/min - 1) of ``error / sqrt(D/(LM))`` across splits at most 15% (editorial bound).
 * **CA3** (cf. C3): after ``K`` GD steps, the embedding error against a seed-averaged
   same-depth reference of width ``M_ref`` falls like ``M^(-1/2)`` at fixed ``L, D``.
+* **CA4** (cf. C7, the lazy regime): with ``alpha`` growing (antithetic heads, so the initial
+  function does not depend on ``alpha``), the RMS movement of the heads' parameters after ``K``
+  steps falls like ``1/alpha`` (slope -1 ± 0.1) while
+* **CA5** the function's movement ``RMS(f_K - f_0)`` stays put (every ratio to the
+  ``alpha = 1`` value within 1 ± 0.2, editorial).
 
 Stated as "predicted by the theory, formally; measured here".
 """
@@ -28,7 +33,7 @@ from matplotlib.figure import Figure
 from pydantic import field_validator
 
 from ..training import train_resnet
-from ..training.attention import synthetic_sequence_task
+from ..training.attention import AttentionBlock, synthetic_sequence_task
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
@@ -71,7 +76,27 @@ class ChizatAttentionSpec(ChizatSpec):
     reference_seeds: int = 4
     steps: int = 5
     lr: float = 0.5
+    lazy_alphas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    lazy_depth: int = 4
+    lazy_width: int = 64
+    lazy_seeds: int = 4
     dtype: str = "float64"
+
+    @field_validator("lazy_alphas")
+    @classmethod
+    def _alphas(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) < 3 or any(not a > 0 for a in value) or list(value) != sorted(set(value)):
+            raise ValueError(
+                f"lazy_alphas must be at least three distinct increasing numbers > 0, got {value}"
+            )
+        return value
+
+    @field_validator("lazy_width")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value < 2 or value % 2:
+            raise ValueError(f"lazy_width must be an even integer >= 2 (antithetic), got {value}")
+        return value
 
     @field_validator("init_products", "init_depths", "widths")
     @classmethod
@@ -88,7 +113,9 @@ class ChizatAttentionSpec(ChizatSpec):
 
 class ChizatAttention(ChizatExperiment):
     name = "chizat-attention"
-    title = "Attention heads as the hidden width: error at init and after training vs LM"
+    title = (
+        "Attention heads as the hidden width: error vs LM at init and after training, lazy regime"
+    )
     Spec = ChizatAttentionSpec
     suite = "beyond"
     order = 3
@@ -108,6 +135,9 @@ class ChizatAttention(ChizatExperiment):
             "seeds": 12,
             "reference_width": 4096,
             "reference_seeds": 8,
+            "lazy_alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
+            "lazy_width": 256,
+            "lazy_seeds": 8,
         }
 
     def smoke_settings(self) -> dict[str, Any]:
@@ -124,6 +154,10 @@ class ChizatAttention(ChizatExperiment):
             "reference_width": 16,
             "reference_seeds": 2,
             "steps": 2,
+            "lazy_alphas": (1.0, 4.0, 16.0),
+            "lazy_depth": 2,
+            "lazy_width": 4,
+            "lazy_seeds": 2,
         }
 
     def caption(self, spec: ChizatAttentionSpec) -> str:
@@ -136,7 +170,10 @@ class ChizatAttention(ChizatExperiment):
             f"{list(spec.init_depths)} (M = LM/L), {spec.init_seeds} networks each (CA1, CA2). "
             f"Right: embedding error after K={spec.steps} GD steps at L={spec.depth} against "
             f"M in {list(spec.widths)} ({spec.seeds} networks each), against the mean of "
-            f"{spec.reference_seeds} same-depth networks of width {spec.reference_width} (CA3)."
+            f"{spec.reference_seeds} same-depth networks of width {spec.reference_width} (CA3). "
+            f"Lazy regime: L={spec.lazy_depth}, M={spec.lazy_width} antithetic heads, alpha in "
+            f"{list(spec.lazy_alphas)}, {spec.lazy_seeds} networks each: RMS movement of the "
+            f"heads' parameters and of the function f after K={spec.steps} steps (CA4, CA5)."
         )
 
     def _train(self, spec: ChizatAttentionSpec, depth: int, width: int, seeds: Any, steps: int):
@@ -203,8 +240,39 @@ class ChizatAttention(ChizatExperiment):
                 diff = result.embeddings[keep, -1] - reference
                 errors[index] = float((diff**2).mean().sqrt())
             tick()
+        lazy = np.full((len(spec.lazy_alphas), 2), np.nan)
+        data = synthetic_sequence_task(tokens=spec.tokens)
+        for index, alpha in enumerate(spec.lazy_alphas):
+            result = train_resnet(
+                spec.lazy_depth,
+                spec.lazy_width,
+                spec.dim,
+                block=AttentionBlock(spec.tokens, spec.key_dim, antithetic=True),
+                data=data.flat(),
+                steps=spec.steps,
+                alpha=alpha,
+                lr=spec.lr,
+                seeds=spec.lazy_seeds,
+                seed=spec.seed,
+                device=spec.device,
+                dtype=getattr(torch, spec.dtype),
+                on_divergence="ignore",
+            )
+            keep = ~result.diverged
+            if keep.any():
+                sizes = {"q": spec.key_dim, "k": spec.key_dim, "u": 1, "v": 1}
+                squares = sum(sizes[n] * result.movement[n][keep, -1] ** 2 for n in sizes) / sum(
+                    sizes.values()
+                )
+                function = result.outputs[keep, -1] - result.outputs[keep, 0]
+                lazy[index] = (
+                    float(squares.mean().sqrt()) / math.sqrt(spec.dim),
+                    float((function**2).mean().sqrt()),
+                )
         return xr.Dataset(
             {
+                "lazy_unit_movement": (("alpha",), lazy[:, 0]),
+                "lazy_function_movement": (("alpha",), lazy[:, 1]),
                 "init_error": (("init_depth", "init_product"), init),
                 "width_error": (("width",), errors),
                 "diverged": (("width",), diverged),
@@ -213,6 +281,7 @@ class ChizatAttention(ChizatExperiment):
                 "init_depth": list(spec.init_depths),
                 "init_product": list(spec.init_products),
                 "width": list(spec.widths),
+                "alpha": list(spec.lazy_alphas),
             },
             attrs={
                 "spec": spec.model_dump_json(),
@@ -311,13 +380,48 @@ class ChizatAttention(ChizatExperiment):
             details={"reference_clt": budget},
         )
         claims.append(ca3)
+        alphas = dataset.alpha.values
+        claims.append(
+            slope_claim(
+                "CA4",
+                f"attention heads (antithetic), L={spec.lazy_depth}, M={spec.lazy_width}, "
+                f"K={spec.steps}: the RMS movement of the heads' parameters (q, k, u, v, "
+                "relative to sqrt(D)) falls like 1/alpha — the lazy regime (predicted by the "
+                "theory, formally; measured here)",
+                alphas,
+                dataset.lazy_unit_movement.values,
+                expected=-1.0,
+                tolerance=0.1,
+                what="head movement vs alpha",
+            )
+        )
+        function = dataset.lazy_function_movement.values
+        ratios = function / function[0]
+        finite = ratios[np.isfinite(ratios)]
+        worst = float(np.max(np.abs(finite - 1))) if finite.size else math.nan
+        claims.append(
+            Claim(
+                id="CA5",
+                statement=(
+                    f"attention heads: the function's movement RMS(f_K - f_0) does not depend on "
+                    f"alpha in {[float(a) for a in alphas]} (predicted by the theory, formally; measured here)"
+                ),
+                statistic="largest |ratio - 1| of RMS(f_K - f_0) to its alpha = 1 value",
+                measured=worst,
+                expected="0",
+                tolerance="<= 0.2 (editorial)",
+                n=int(finite.size),
+                passed=bool(math.isfinite(worst) and worst <= 0.2 and finite.size == ratios.size),
+                details={"ratios": ratios.tolist()},
+            )
+        )
         for claim in claims:
             claim.details["experiment"] = self.name
         return claims
 
     def plot(self, dataset: xr.Dataset) -> Figure:
         spec = self.spec_from_dataset(dataset)
-        figure, axes = panel_grid(2, columns=2, size=(4.6, 3.6))
+        figure, axes = panel_grid(3, columns=3, size=(4.4, 3.6))
         products = dataset.init_product.values
         for i, depth in enumerate(dataset.init_depth.values):
             plot_series(
@@ -346,5 +450,24 @@ class ChizatAttention(ChizatExperiment):
         axes[1].set_ylabel(f"embedding error at step {spec.steps}")
         axes[1].set_title("error after training vs M (CA3)")
         axes[1].legend(fontsize=7, frameon=False)
+        alphas = dataset.alpha.values
+        plot_series(
+            axes[2],
+            alphas,
+            dataset.lazy_unit_movement.values,
+            label="heads (RMS / sqrt(D))",
+            color=COLORS[1],
+        )
+        plot_series(
+            axes[2],
+            alphas,
+            dataset.lazy_function_movement.values,
+            label="function f",
+            color=COLORS[2],
+        )
+        axes[2].set_xlabel("alpha")
+        axes[2].set_ylabel(f"movement after {spec.steps} steps")
+        axes[2].set_title("lazy regime (CA4, CA5)")
+        axes[2].legend(fontsize=7, frameon=False)
         add_caption(figure, self.title, dataset.attrs["caption"])
         return figure
