@@ -404,7 +404,8 @@ class ChizatAttention(ChizatExperiment):
                 id="CA5",
                 statement=(
                     f"attention heads: the function's movement RMS(f_K - f_0) does not depend on "
-                    f"alpha in {[float(a) for a in alphas]} (predicted by the theory, formally; measured here)"
+                    f"alpha in {[float(a) for a in alphas]} (predicted by the theory, formally; "
+                    "measured here)"
                 ),
                 statistic="largest |ratio - 1| of RMS(f_K - f_0) to its alpha = 1 value",
                 measured=worst,
