@@ -128,7 +128,15 @@ def test_head_output_second_moment_at_initialization(dim):
 def test_train_resnet_attention_shapes_and_loss_decreases():
     data = synthetic_sequence_task(samples=6, tokens=5)
     result = train_resnet(
-        3, 4, 12, block="attention", key_dim=2, data=(data.x, data.y), steps=6, seeds=2
+        3,
+        4,
+        12,
+        block="attention",
+        key_dim=2,
+        data=(data.x, data.y),
+        steps=6,
+        seeds=2,
+        record_movement=True,
     )
     assert result.embeddings.shape == (2, 7, 6, 5, 12)
     assert result.outputs.shape == (2, 7, 6, 5, 5)

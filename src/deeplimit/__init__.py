@@ -4,7 +4,8 @@ Random ResNets at initialization and their infinite-depth SDE (Hayou): ``sample_
 ``sample_sde``, the observables (``observe_resnet``, ``collapse_probability``,
 ``gradient_norms``), the closed-form laws (``deeplimit.laws``) and the mean-field limits
 (``meanfield_variance`` and friends). Trained ResNets and their Neural Mean ODE (Chizat):
-``train_resnet``, ``mean_ode_limit``. Statistics: ``deeplimit.stats``.
+``TrainingProblem`` (``.train``, ``.limit``), shorthands ``train_resnet``, ``mean_ode_limit``.
+Statistics: ``deeplimit.stats``.
 
 Shapes follow one convention everywhere: samples (or seeds) first, then layers / times / steps,
 then inputs, then width.
@@ -41,10 +42,17 @@ __getattr__, __dir__, __all__ = attach(
         ],
         ".initialization.sde": ["sample_sde"],
         ".training": [
+            "Exact",
+            "Lazy",
             "LazyScaling",
+            "LimitMethod",
             "LimitResult",
             "MeanFieldScaling",
+            "Particles",
             "PowerLawScaling",
+            "Reference",
+            "Span",
+            "TrainingProblem",
             "TrainingResult",
             "limit_error",
             "mean_ode_limit",

@@ -24,29 +24,27 @@ Stated as "predicted by the theory, formally; measured here".
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
+from pydantic import AfterValidator, ValidationInfo
 
 from ..training import train_resnet
 from ..training.attention import AttentionBlock, synthetic_sequence_task
-from .base import Claim, Progress
+from .base import Progress
 from .chizat_common import (
     COLORS,
     ChizatExperiment,
     ChizatSpec,
-    dtype_name,
-    integer_at_least,
     plot_series,
-    positive_finite,
     reference_line,
-    slope_claim,
 )
+from .claims import Claim, bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingFloats, IncreasingInts, Positive, PositiveInt, Seeds
 
 __all__ = ["ChizatAttention", "ChizatAttentionSpec"]
 
@@ -54,61 +52,33 @@ REFERENCE_INDEX = 100_000
 SPLIT_SPREAD = 0.15
 
 
-def _increasing(name: str, value: tuple[int, ...]) -> tuple[int, ...]:
-    if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
+def _even(value: int, info: ValidationInfo) -> int:
+    if value < 2 or value % 2:
         raise ValueError(
-            f"{name} must be at least three distinct increasing integers >= 1, got {value}"
+            f"{info.field_name} must be an even integer >= 2 (antithetic heads), got {value}"
         )
     return value
 
 
 class ChizatAttentionSpec(ChizatSpec):
-    dim: int = 16
-    key_dim: int = 4
-    tokens: int = 4
-    init_products: tuple[int, ...] = (16, 64, 256, 1024)
-    init_depths: tuple[int, ...] = (1, 4, 16)
-    init_seeds: int = 8
-    depth: int = 4
-    widths: tuple[int, ...] = (8, 16, 32, 64, 128)
-    seeds: int = 6
-    reference_width: int = 1024
-    reference_seeds: int = 4
-    steps: int = 5
-    lr: float = 0.5
-    lazy_alphas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-    lazy_depth: int = 4
-    lazy_width: int = 64
-    lazy_seeds: int = 4
-    dtype: str = "float64"
-
-    @field_validator("lazy_alphas")
-    @classmethod
-    def _alphas(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(value) < 3 or any(not a > 0 for a in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"lazy_alphas must be at least three distinct increasing numbers > 0, got {value}"
-            )
-        return value
-
-    @field_validator("lazy_width")
-    @classmethod
-    def _even(cls, value: int) -> int:
-        if value < 2 or value % 2:
-            raise ValueError(f"lazy_width must be an even integer >= 2 (antithetic), got {value}")
-        return value
-
-    @field_validator("init_products", "init_depths", "widths")
-    @classmethod
-    def _sizes(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        return _increasing(info.field_name, value)
-
-    _positive = field_validator("dim", "key_dim", "tokens", "depth", "steps", "reference_width")(
-        integer_at_least(1)
-    )
-    _seeds = field_validator("init_seeds", "seeds", "reference_seeds")(integer_at_least(2))
-    _lr = field_validator("lr")(positive_finite)
-    _dtype = field_validator("dtype")(dtype_name)
+    dim: PositiveInt = 16
+    key_dim: PositiveInt = 4
+    tokens: PositiveInt = 4
+    init_products: IncreasingInts = (16, 64, 256, 1024)
+    init_depths: IncreasingInts = (1, 4, 16)
+    init_seeds: Seeds = 8
+    depth: PositiveInt = 4
+    widths: IncreasingInts = (8, 16, 32, 64, 128)
+    seeds: Seeds = 6
+    reference_width: PositiveInt = 1024
+    reference_seeds: Seeds = 4
+    steps: PositiveInt = 5
+    lr: Positive = 0.5
+    lazy_alphas: IncreasingFloats = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    lazy_depth: PositiveInt = 4
+    lazy_width: Annotated[int, AfterValidator(_even)] = 64
+    lazy_seeds: Seeds = 4
+    dtype: DType = "float64"
 
 
 class ChizatAttention(ChizatExperiment):
@@ -195,7 +165,7 @@ class ChizatAttention(ChizatExperiment):
             on_divergence="ignore",
         )
 
-    def _run(self, spec: ChizatAttentionSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatAttentionSpec, progress: Progress | None = None) -> xr.Dataset:
         init = np.full((len(spec.init_depths), len(spec.init_products)), np.nan)
         total = init.size + len(spec.widths) + 1
         done = 0
@@ -256,6 +226,7 @@ class ChizatAttention(ChizatExperiment):
                 seed=spec.seed,
                 device=spec.device,
                 dtype=getattr(torch, spec.dtype),
+                record_movement=True,
                 on_divergence="ignore",
             )
             keep = ~result.diverged
@@ -290,8 +261,7 @@ class ChizatAttention(ChizatExperiment):
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         rows = []
         for depth in dataset.init_depth.values:
             for product in dataset.init_product.values:
@@ -320,13 +290,12 @@ class ChizatAttention(ChizatExperiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         products = dataset.init_product.values.astype(float)
         init = dataset.init_error.values
         pooled = np.exp(np.nanmean(np.log(init), axis=0))  # geometric mean over splits
         claims = []
-        ca1 = slope_claim(
+        ca1 = Claim.slope(
             "CA1",
             f"attention heads, D={spec.dim}, d_k={spec.key_dim}: the error at initialization "
             f"RMS(h_L - h_0) scales like sqrt(D/(LM)) (predicted by the theory, formally; "
@@ -346,27 +315,21 @@ class ChizatAttention(ChizatExperiment):
                 spreads.append(float(column.max() / column.min() - 1))
         spread = max(spreads) if spreads else math.nan
         claims.append(
-            Claim(
-                id="CA2",
-                statement=(
-                    f"attention heads: at fixed LM the error at initialization does not depend "
-                    f"on the split into L (in {list(spec.init_depths)}) and M (predicted by the "
-                    "theory, formally; measured here): largest spread of err/sqrt(D/(LM)) "
-                    "across splits"
-                ),
+            Claim.bound(
+                "CA2",
+                f"attention heads: at fixed LM the error at initialization does not depend on "
+                f"the split into L (in {list(spec.init_depths)}) and M (predicted by the theory, "
+                "formally; measured here): largest spread of err/sqrt(D/(LM)) across splits",
+                bound(spread, at_most=SPLIT_SPREAD, n=int(np.isfinite(constants).sum())),
                 statistic="max over LM of (max/min - 1) of err/sqrt(D/(LM)) across splits",
-                measured=spread,
-                expected="0",
-                tolerance=f"<= {SPLIT_SPREAD:g} (editorial; {spec.init_seeds} networks each)",
-                n=int(np.isfinite(constants).sum()),
-                passed=bool(math.isfinite(spread) and spread <= SPLIT_SPREAD),
+                note=f"editorial; {spec.init_seeds} networks each",
                 details={"spreads": spreads, "constants": constants.tolist()},
             )
         )
         budget = float(dataset.attrs["reference_clt"])
         errors = dataset.width_error.values
         smallest = float(np.nanmin(errors)) if np.isfinite(errors).any() else math.nan
-        ca3 = slope_claim(
+        ca3 = Claim.slope(
             "CA3",
             f"attention heads, L={spec.depth}, D={spec.dim}, K={spec.steps}: the embedding "
             f"error against a same-depth reference (M_ref={spec.reference_width}) falls like "
@@ -382,7 +345,7 @@ class ChizatAttention(ChizatExperiment):
         claims.append(ca3)
         alphas = dataset.alpha.values
         claims.append(
-            slope_claim(
+            Claim.slope(
                 "CA4",
                 f"attention heads (antithetic), L={spec.lazy_depth}, M={spec.lazy_width}, "
                 f"K={spec.steps}: the RMS movement of the heads' parameters (q, k, u, v, "
@@ -400,19 +363,15 @@ class ChizatAttention(ChizatExperiment):
         finite = ratios[np.isfinite(ratios)]
         worst = float(np.max(np.abs(finite - 1))) if finite.size else math.nan
         claims.append(
-            Claim(
-                id="CA5",
-                statement=(
-                    f"attention heads: the function's movement RMS(f_K - f_0) does not depend on "
-                    f"alpha in {[float(a) for a in alphas]} (predicted by the theory, formally; "
-                    "measured here)"
-                ),
+            Claim.bound(
+                "CA5",
+                f"attention heads: the function's movement RMS(f_K - f_0) does not depend on "
+                f"alpha in {[float(a) for a in alphas]} (predicted by the theory, formally; "
+                "measured here)",
+                bound(worst, at_most=0.2, n=int(finite.size)),
                 statistic="largest |ratio - 1| of RMS(f_K - f_0) to its alpha = 1 value",
-                measured=worst,
-                expected="0",
-                tolerance="<= 0.2 (editorial)",
-                n=int(finite.size),
-                passed=bool(math.isfinite(worst) and worst <= 0.2 and finite.size == ratios.size),
+                note="editorial",
+                requires={"every alpha finite": bool(finite.size == ratios.size)},
                 details={"ratios": ratios.tolist()},
             )
         )
@@ -420,8 +379,7 @@ class ChizatAttention(ChizatExperiment):
             claim.details["experiment"] = self.name
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         figure, axes = panel_grid(3, columns=3, size=(4.4, 3.6))
         products = dataset.init_product.values
         for i, depth in enumerate(dataset.init_depth.values):

@@ -31,30 +31,28 @@ critical          -1/2; -1                    0; 0
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
+from pydantic import AfterValidator, ValidationInfo
 
 from ..training import build_resnet, train
 from ..training.parametrizations import PARAMETRIZATIONS, parametrization
 from ..training.real_data import digits_task
-from .base import Claim, Progress
+from .base import Progress
 from .chizat_common import (
     COLORS,
     ChizatExperiment,
     ChizatSpec,
-    dtype_name,
     fit_or_none,
-    integer_at_least,
     plot_series,
-    positive_finite,
-    slope_claim,
 )
+from .claims import Claim
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["PREDICTED_SLOPES", "CoordCheck", "CoordCheckSpec"]
 
@@ -72,47 +70,31 @@ PREDICTED_SLOPES: dict[str, dict[str, tuple[float, float]]] = {
 SLOPE_TOLERANCE = 0.25
 
 
-def _sizes(name: str, value: tuple[int, ...]) -> tuple[int, ...]:
-    if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-        raise ValueError(
-            f"{name} must be at least three distinct increasing integers >= 1, got {value}"
-        )
-    return value
-
-
-def check_parametrizations(cls: Any, value: tuple[str, ...]) -> tuple[str, ...]:
-    """Spec validator: known, distinct parametrization keys."""
+def check_parametrizations(value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    """Spec field check: known, distinct parametrization keys."""
     unknown = [v for v in value if v not in PARAMETRIZATIONS]
     if unknown or not value or len(set(value)) != len(value):
         raise ValueError(
-            f"parametrizations must be distinct names among {', '.join(PARAMETRIZATIONS)}, "
+            f"{info.field_name} must be distinct names among {', '.join(PARAMETRIZATIONS)}, "
             f"got {value}"
         )
     return value
 
 
+ParametrizationKeys = Annotated[tuple[str, ...], AfterValidator(check_parametrizations)]
+
+
 class CoordCheckSpec(ChizatSpec):
-    parametrizations: tuple[str, ...] = tuple(PARAMETRIZATIONS)
-    dim: int = 32
-    widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-    width_depth: int = 4
-    depths: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
-    depth_width: int = 32
-    samples: int = 64
-    seeds: int = 2
-    lr: float = 0.02
-    dtype: str = "float64"
-
-    @field_validator("widths", "depths")
-    @classmethod
-    def _sizes(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        return _sizes(info.field_name, value)
-
-    _parametrizations = field_validator("parametrizations")(check_parametrizations)
-    _positive = field_validator("dim", "width_depth", "depth_width", "samples")(integer_at_least(1))
-    _seeds = field_validator("seeds")(integer_at_least(1))
-    _lr = field_validator("lr")(positive_finite)
-    _dtype = field_validator("dtype")(dtype_name)
+    parametrizations: ParametrizationKeys = tuple(PARAMETRIZATIONS)
+    dim: PositiveInt = 32
+    widths: IncreasingInts = (16, 32, 64, 128, 256, 512)
+    width_depth: PositiveInt = 4
+    depths: IncreasingInts = (2, 4, 8, 16, 32, 64)
+    depth_width: PositiveInt = 32
+    samples: PositiveInt = 64
+    seeds: PositiveInt = 2
+    lr: Positive = 0.02
+    dtype: DType = "float64"
 
 
 def layer_rms(states: torch.Tensor) -> np.ndarray:
@@ -213,7 +195,7 @@ class CoordCheck(ChizatExperiment):
         )
         return layer_rms(result.states.double())
 
-    def _run(self, spec: CoordCheckSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: CoordCheckSpec, progress: Progress | None = None) -> xr.Dataset:
         data, _ = digits_task(spec.samples, 1, seed=spec.seed)
         keys = list(spec.parametrizations)
         width_values = np.full((len(keys), len(spec.widths), 3, spec.width_depth), np.nan)
@@ -259,7 +241,7 @@ class CoordCheck(ChizatExperiment):
             "depth": (dataset.depth.values, summary(dataset.depth_rms.values)),
         }
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         rows = []
         for axis, (sizes, values) in self._summaries(dataset).items():
             for p, key in enumerate(dataset.parametrization.values):
@@ -273,8 +255,7 @@ class CoordCheck(ChizatExperiment):
                 rows.append(row)
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         claims = []
         for axis, (sizes, values) in self._summaries(dataset).items():
             fixed = f"L={spec.width_depth}" if axis == "width" else f"M={spec.depth_width}"
@@ -285,7 +266,7 @@ class CoordCheck(ChizatExperiment):
                     what = (
                         "residual-branch RMS" if quantity == "branch" else "one-step update of h_L"
                     )
-                    claim = slope_claim(
+                    claim = Claim.slope(
                         f"CC-{key}-{symbol}-{quantity}",
                         f"{key}, D={spec.dim}, {fixed}: the {what} against {symbol} scales "
                         f"like {symbol}^{expected:+g} (predicted by order counting, "
@@ -300,7 +281,7 @@ class CoordCheck(ChizatExperiment):
                     claims.append(claim)
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         figure, axes = panel_grid(6, columns=3, size=(4.2, 3.3))
         titles = {
             "activation": "activation h_L at init",

@@ -1,5 +1,9 @@
 """Trained deep ResNets and their large-depth limits (Chizat, chizat.md).
 
+``TrainingProblem`` describes a problem once: ``problem.train(depth, hidden_width, seeds)``
+gives the finite networks and ``problem.limit(method)`` their limit (``Exact``, ``Span``,
+``Lazy``, ``Reference``, ``Particles``; none: the exact and fastest that applies). The
+functions are shorthands for it:
 ``train_resnet`` trains batches of 2LP ResNets (§1.2) by full-batch gradient descent;
 ``mean_ode_limit`` computes their Neural Mean ODE limit (§2.4) after each step. The names load
 on first use (``deeplimit._lazy``).
@@ -30,6 +34,15 @@ __getattr__, __dir__, __all__ = attach(
             "StandardParametrization",
             "WidthMuP",
             "parametrization",
+        ],
+        ".problem": [
+            "Exact",
+            "Lazy",
+            "LimitMethod",
+            "Particles",
+            "Reference",
+            "Span",
+            "TrainingProblem",
         ],
         ".scaling": [
             "LazyScaling",

@@ -265,6 +265,13 @@ def _unflatten(value: Tensor | None, samples: int, tokens: int) -> Tensor | None
     return value.reshape(*value.shape[:-2], samples, tokens, value.shape[-1])
 
 
+def _activation(activation: Any) -> Any:
+    """``train_resnet``'s ``activation=None``: the library default (tanh)."""
+    from .defaults import DEFAULT_ACTIVATION
+
+    return DEFAULT_ACTIVATION if activation is None else activation
+
+
 def train_sequence_resnet(arguments: dict[str, Any]) -> Any:
     """``train_resnet`` with ``block`` a name (``"2lp"``, ``"attention"``) or ``key_dim`` given:
     ``arguments`` are ``train_resnet``'s own, by name.
@@ -294,10 +301,10 @@ def train_sequence_resnet(arguments: dict[str, Any]) -> Any:
         if key_dim is not None:
             raise ValueError("key_dim applies to block='attention' only, got block='2lp'")
         activation = args.pop("activation")
-        return train_resnet(**args, block=TwoLayerBlock(activation))
+        return train_resnet(**args, block=TwoLayerBlock(_activation(activation)))
     key_dim = DEFAULT_KEY_DIM if key_dim is None else check_int("key_dim", key_dim, minimum=1)
     data = resolve_sequence_data(args.pop("data"), data_seed=args["data_seed"])
-    attention = AttentionBlock(data.tokens, key_dim, args.pop("activation"))
+    attention = AttentionBlock(data.tokens, key_dim, _activation(args.pop("activation")))
     # the attention weights of one layer, held with their autograd graph (about four copies)
     width = check_int("hidden_width", args["hidden_width"], minimum=1)
     networks = seed_count(args["seeds"])
