@@ -209,3 +209,14 @@ def test_cuda_matches_cpu():
     a = train_resnet(2, 4, 8, device="cpu", **kwargs)
     b = train_resnet(2, 4, 8, device="cuda", **kwargs)
     torch.testing.assert_close(b.embeddings, a.embeddings, rtol=1e-9, atol=1e-9)
+
+
+def test_sequence_data_checks_its_arrays():
+    from deeplimit.training import SequenceData
+
+    with pytest.raises(ValueError, match="same N and T"):
+        SequenceData(torch.zeros(2, 3, 1, dtype=torch.float64), torch.zeros(2, 4, 1))
+    with pytest.raises(ValueError, match="finite"):
+        SequenceData(torch.full((2, 3, 1), math.nan, dtype=torch.float64), torch.zeros(2, 3, 1))
+    data = SequenceData(np.ones((2, 3, 1)), np.zeros((2, 3, 2)))
+    assert data.flat().x.shape == (6, 1) and data.tokens == 3

@@ -175,6 +175,17 @@ class SequenceData:
     y: Tensor
     description: str = "user sequence data"
 
+    def __post_init__(self) -> None:
+        x = _sequence_array("data X", self.x, "d_in")
+        y = _sequence_array("data Y", self.y, "d_out")
+        if x.shape[:2] != y.shape[:2]:
+            raise ValueError(
+                f"data X and Y must have the same N and T, got X {tuple(x.shape)} and "
+                f"Y {tuple(y.shape)}"
+            )
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+
     @property
     def samples(self) -> int:
         return int(self.x.shape[0])
@@ -194,7 +205,12 @@ class SequenceData:
 
 
 def _sequence_array(name: str, value: Any, last: str) -> Tensor:
-    array = torch.from_numpy(check_real_array(name, value))
+    if isinstance(value, Tensor) and value.dtype == torch.float64 and value.device.type == "cpu":
+        array = value.detach()
+        if not bool(torch.isfinite(array).all()):
+            raise ValueError(f"{name} must contain only finite numbers (no NaN or inf)")
+    else:
+        array = torch.from_numpy(check_real_array(name, value))
     if array.ndim != 3:
         raise ValueError(
             f"{name} must be a 3-D array of shape (N, T, {last}) for block='attention' "
