@@ -6,6 +6,7 @@ movements are recorded only when asked for."""
 
 import dataclasses
 import math
+import pickle
 
 import pytest
 import torch
@@ -238,6 +239,7 @@ def test_problem_is_immutable_comparable_and_replaceable():
     assert dataclasses.replace(problem, steps=4) == problem.replace(steps=4)
     with pytest.raises(TypeError):
         hash(problem)
+    assert pickle.loads(pickle.dumps(problem)) == problem
     assert "TrainingProblem(embedding_dim=8, block=2LP(linear:a=1)" in repr(problem)
 
 
@@ -306,3 +308,19 @@ def test_bad_train_arguments_name_the_parameter():
 def test_the_names_are_exported_lazily():
     for name in ("TrainingProblem", "Exact", "Span", "Lazy", "Reference", "Particles"):
         assert name in deeplimit.__all__ and getattr(deeplimit, name) is globals()[name]
+
+
+def test_the_commands_share_the_defaults_and_refuse_a_mismatched_run(tmp_path):
+    """``deeplimit train`` and ``deeplimit limit`` default to the same activation (tanh): a
+    default run checked against a linear limit is refused before anything is computed."""
+    from typer.testing import CliRunner
+
+    from deeplimit.cli import app
+
+    run = tmp_path / "run.nc"
+    train_args = ["train", "-L", "2", "-M", "4", "-D", "4", "-K", "1", "--out", str(run)]
+    assert CliRunner().invoke(app, train_args).exit_code == 0
+    limit_args = ["limit", "-D", "4", "-K", "1", "-a", "identity", "--against", str(run)]
+    result = CliRunner().invoke(app, [*limit_args, "--out", str(tmp_path / "l.nc")])
+    assert result.exit_code == 2 and "activation: tanh vs linear:a=1" in result.output
+    assert "--activation" in result.output and not (tmp_path / "l.nc").exists()

@@ -89,6 +89,24 @@ EXPERIMENTS: dict[str, Entry] = {
         "chizat",
         "The best alpha for the lazy ODE against the hidden width LM (C12)",
     ),
+    "chizat-scaling": Entry(
+        "chizat_scaling",
+        "chizat",
+        "The authors' linear scaling study: error vs D, L, M with one global fit "
+        "a·D/(ML) + b/D + c/L² (C10, C11, C13, C14)",
+    ),
+    "chizat-grid": Entry(
+        "chizat_grid",
+        "chizat",
+        "The authors' tanh (M, D) grid against the coupled largest reference: error vs D, M "
+        "and the budget P = LMD (C15, C16)",
+    ),
+    "chizat-coordinates": Entry(
+        "chizat_coordinates",
+        "chizat",
+        "Per-coordinate trajectories and histograms of h and of the backward variable against "
+        "N(0, Gamma(s)[k, k]) (C17)",
+    ),
     "hayou-claims": Entry(
         "hayou_claims",
         "hayou",

@@ -15,6 +15,20 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     names={
         ".attention": ["AttentionBlock", "SequenceData", "synthetic_sequence_task"],
+        ".authors": [
+            "ScaledTwoLayerBlock",
+            "SpanKernels",
+            "authors_embedding_rates",
+            "authors_embeddings",
+            "authors_linear_task",
+            "authors_lr",
+            "authors_mean",
+            "layer_error",
+            "rms_error",
+            "scaled_embeddings",
+            "span_kernels",
+            "train_with_adjoint",
+        ],
         ".data": ["TrainingData", "resolve_data", "synthetic_task"],
         ".embeddings": ["coupled_embeddings"],
         ".limit": [
@@ -43,6 +57,7 @@ __getattr__, __dir__, __all__ = attach(
             "Reference",
             "Span",
             "TrainingProblem",
+            "method_from_name",
         ],
         ".scaling": [
             "LazyScaling",

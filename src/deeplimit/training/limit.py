@@ -749,14 +749,16 @@ def _span_ode(
     steps: int,
     intervals: int | None,
     depth: int | None,
-) -> Tensor:
-    """Coefficients ``xi_k(s)`` (K+1, n+1, N, r) of the states in the basis ``W``, on ``n``
-    RK4 intervals (``intervals``) or ``L`` discrete layers (``depth``)."""
+) -> tuple[Tensor, Tensor]:
+    """Coefficients ``xi_k(s)`` (K+1, n+1, N, r) of the states and ``b_k(s)`` (K+1, n+1, N, r)
+    of the adjoint ``beta = W b`` in the basis ``W``, on ``n`` RK4 intervals (``intervals``)
+    or ``L`` discrete layers (``depth``); the adjoint at the last step is NaN (not needed)."""
     n_samples, rank = xi0.shape
     nodes = depth if depth is not None else intervals
     y_u = torch.zeros(nodes + (depth is None), rank, 2 * rank, dtype=xi0.dtype)
     y_v = torch.zeros_like(y_u)
     states = torch.empty(steps + 1, nodes + 1, n_samples, rank, dtype=xi0.dtype)
+    adjoints = torch.full_like(states, math.nan)
     for k in range(steps + 1):
         # d/ds xi = a (alpha A^) Gamma xi; rows: d/ds Xi = Xi C^T with C = a (alpha A^) Gamma
         forward = slope * _span_fields(y_u, y_v, gram, inv_alpha, rank) @ gram
@@ -783,10 +785,11 @@ def _span_ode(
             for layer in range(depth, 0, -1):  # b_{l-1} = b_l + (1/L) C_b,l b_l
                 b[layer - 1] = b[layer] + (b[layer] @ backward[layer - 1].T) / depth
             g = b[1:].transpose(1, 2) @ xi[:-1]  # G^_l = sum_n b_l xi_{l-1}^T
+        adjoints[k] = b
         y_u, y_v = _span_update(
             y_u, y_v, g, gram, rank=rank, inv_alpha=inv_alpha, step_u=step_u, step_v=step_v
         )
-    return states
+    return states, adjoints
 
 
 def _span_solution(
@@ -796,22 +799,34 @@ def _span_solution(
     infinite_dim: bool,
     depth: int | None,
     intervals: int,
+    embedding_variances: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The span solver (see ``span_linear_limit``) on a checked problem: coefficients
-    ``xi`` (K+1, n+1, N, r), outputs, embeddings ``W xi(1)``, maps, basis, grid, details."""
+    ``xi`` (K+1, n+1, N, r) and ``b`` of the adjoint, outputs, embeddings ``W xi(1)``, maps,
+    basis, grid, details. ``embedding_variances``: the D -> infinity Gram matrix
+    ``blockdiag(s_in I, s_out I)`` (default ``(1/d_in, d_out)``)."""
     slope = _linear_slope(problem, "exact")
     dataset, w_in, w_out, scaling = _limit_inputs(problem, lazy=lazy)
-    if infinite_dim and problem.embeddings is not None:
+    if infinite_dim and problem.embeddings is not None and embedding_variances is None:
         raise ValueError(
-            "infinite_dim needs the coupled Gaussian embeddings (embeddings=None): the "
-            "D -> infinity limit of user-supplied maps is not defined"
+            "infinite_dim with user embeddings needs embedding_variances=(s_in, s_out), the "
+            "entry variances of the law their rows are drawn from (the D -> infinity limit "
+            "of arbitrary maps is not defined)"
         )
     d_in, d_out = dataset.input_dim, dataset.output_dim
+    if embedding_variances is None:
+        embedding_variances = (1.0 / d_in, float(d_out))
+    elif not infinite_dim:
+        raise ValueError(
+            "embedding_variances sets the D -> infinity Gram matrix: give it with "
+            "infinite_dim=True (at finite D the Gram matrix comes from the maps themselves)"
+        )
+    var_in, var_out = embedding_variances
     basis = torch.cat([w_in, w_out], dim=1)  # W (D, r)
     if infinite_dim:
         gram = torch.block_diag(
-            torch.eye(d_in, dtype=torch.float64) / d_in,
-            torch.eye(d_out, dtype=torch.float64) * d_out,
+            torch.eye(d_in, dtype=torch.float64) * var_in,
+            torch.eye(d_out, dtype=torch.float64) * var_out,
         )
     else:
         gram = basis.T @ basis / problem.embedding_dim
@@ -824,7 +839,7 @@ def _span_solution(
         return torch.cat([torch.zeros(n_samples, d_in, dtype=torch.float64), residual], dim=1)
 
     lrs = dict(scaling.relative_lrs)
-    states = _span_ode(
+    states, adjoints = _span_ode(
         xi0,
         b_last,
         gram,
@@ -843,6 +858,7 @@ def _span_solution(
     )
     return {
         "coefficients": states,
+        "adjoint": adjoints,
         "outputs": states[:, -1] @ gram_out.T,
         "embeddings": states[:, -1] @ basis.T,
         "w_in": w_in,
@@ -855,6 +871,7 @@ def _span_solution(
             "data": dataset.description,
             "gram": gram,
             "coefficients": states,
+            "adjoint": adjoints,
             "infinite_dim": bool(infinite_dim),
         },
     }
@@ -869,6 +886,7 @@ def span_limit_of(problem: TrainingProblem, method: Span, on_divergence: str) ->
         infinite_dim=method.infinite_dim,
         depth=depth,
         intervals=intervals,
+        embedding_variances=method.embedding_variances,
     )
     regime = "lazy (alpha -> infinity) " if method.lazy else ""
     size = "D -> infinity" if method.infinite_dim else f"D={problem.embedding_dim}"
@@ -891,7 +909,12 @@ def span_limit_of(problem: TrainingProblem, method: Span, on_divergence: str) ->
         details=solution["details"],
     )
     return _with_divergence(
-        result, problem.data, problem.explosion_factor, on_divergence, solution["coefficients"]
+        result,
+        problem.data,
+        problem.explosion_factor,
+        on_divergence,
+        solution["coefficients"],
+        solution["adjoint"],
     )
 
 
@@ -911,6 +934,7 @@ def span_linear_limit(
     depth: int | None = None,
     intervals: int = 128,
     relative_lrs: Any = None,
+    embedding_variances: tuple[float, float] | None = None,
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
 ) -> LimitResult:
@@ -942,9 +966,15 @@ def span_linear_limit(
     ("Neural Tangent") ODE of chizat.md §2.3, the lazy limit of the Mean ODE.
 
     ``depth=L`` gives the depth-``L`` discrete-layer version (``M -> infinity`` at fixed ``L``)
-    instead of the ODE on ``intervals`` RK4 steps. Returns a ``LimitResult`` whose
-    ``embeddings`` are the first ``embedding_dim`` coordinates ``W xi(1)``; ``details`` holds
-    ``gram`` and the coefficients ``xi`` (K+1, n+1, N, r). Divergence (``explosion_factor``,
+    instead of the ODE on ``intervals`` RK4 steps. ``embedding_variances=(s_in, s_out)``: the
+    entry variances of ``W_in``, ``W_out`` in the ``D -> infinity`` Gram matrix
+    ``blockdiag(s_in I, s_out I)`` (default ``(1/d_in, d_out)``, ``coupled_embeddings``; the
+    authors' Python uses ``(1, 1)``, ``deeplimit.training.authors``). Returns a
+    ``LimitResult`` whose ``embeddings`` are the first ``embedding_dim`` coordinates
+    ``W xi(1)``; ``details`` holds ``gram``, the coefficients ``xi`` (K+1, n+1, N, r)
+    (``"coefficients"``) and those of the adjoint ``beta = D dR/dh = W b`` (``"adjoint"``,
+    NaN at step K); ``deeplimit.training.authors.span_kernels`` turns them into the kernels
+    ``Gamma_H``, ``Gamma_B`` and per-coordinate paths. Divergence (``explosion_factor``,
     ``on_divergence``): module docstring.
     """
     from .problem import Lazy, Span, TrainingProblem
@@ -962,7 +992,9 @@ def span_linear_limit(
         data_seed=data_seed,
         explosion_factor=explosion_factor,
     )
-    method = (Lazy if check_bool("lazy", lazy) else Span)(infinite_dim, depth, intervals)
+    method = (Lazy if check_bool("lazy", lazy) else Span)(
+        infinite_dim, depth, intervals, embedding_variances
+    )
     return problem.limit(method, on_divergence=on_divergence)
 
 

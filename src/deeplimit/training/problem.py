@@ -579,6 +579,7 @@ class Span(LimitMethod):
     infinite_dim: bool = False
     depth: int | None = None
     intervals: int = 128
+    embedding_variances: tuple[float, float] | None = None
 
     name: ClassVar[str] = "span"
     lazy: ClassVar[bool] = False
@@ -587,6 +588,17 @@ class Span(LimitMethod):
         object.__setattr__(self, "infinite_dim", check_bool("infinite_dim", self.infinite_dim))
         object.__setattr__(self, "depth", _check_depth(self.depth))
         object.__setattr__(self, "intervals", _check_intervals(self.intervals))
+        variances = self.embedding_variances
+        if variances is not None:
+            if not isinstance(variances, (tuple, list)) or len(variances) != 2:
+                raise ValueError(
+                    f"embedding_variances must be a pair (s_in, s_out), got {variances!r}"
+                )
+            variances = (
+                check_positive_float("embedding_variances[0]", variances[0]),
+                check_positive_float("embedding_variances[1]", variances[1]),
+            )
+            object.__setattr__(self, "embedding_variances", variances)
 
     def compute(self, problem: TrainingProblem, on_divergence: str) -> Any:
         from .limit import span_limit_of
