@@ -37,6 +37,7 @@ PAPER_CLAIMS: dict[str, list[str]] = {
 PAPER_TITLES = {
     "hayou": "Hayou, On the infinite-depth limit of finite-width neural networks (TMLR 2023)",
     "chizat": "Chizat, The Hidden Width of Deep ResNets (arXiv 2509.10167)",
+    "beyond": "Beyond the papers: attention heads, coordinate checks, hyperparameter transfer",
 }
 
 
@@ -50,6 +51,8 @@ class ReportFiles:
 def claim_rows(suite: str, claims: Sequence[Claim]) -> list[dict[str, Any]]:
     """One row per paper claim (several when an id is checked in several ways), MISSING rows
     for ids that no experiment checked, in the paper's order."""
+    if suite not in PAPER_CLAIMS:  # a suite without a paper: its claims in the order made
+        return [{**c.as_dict(), "source": c.details.get("experiment", "")} for c in claims]
     by_id: dict[str, list[Claim]] = {}
     for claim in claims:
         by_id.setdefault(claim.id, []).append(claim)
