@@ -19,8 +19,10 @@ smoke = os.environ.get("DEEPLIMIT_EXAMPLE_SCALE") == "smoke"
 samples, depth = (2_000, 50) if smoke else (50_000, 1_000)
 
 # ---- the ten lines: networks, their limit law, a goodness-of-fit test
-y = dl.sample_resnet(1, depth, "linear", samples=samples, y0=[1.0])[:, 0]
-law = dl.laws.gbm_law(a=1.0, y0=1.0)  # X_1 = exp(B_1 - 1/2)
+net = dl.RandomResNet(width=1, activation="linear")  # one description: the networks ...
+start = dl.Start.state([1.0])  # Y_0 = 1
+y = net.sample(depth, start, dl.Sampling(samples))[:, 0]
+law = net.law(start)  # ... and the law of their limit: gbm_law(a=1, y0=1), X_1 = exp(B_1 - 1/2)
 print(dl.stats.ks_test(y, law))
 
 # ---- a figure of both

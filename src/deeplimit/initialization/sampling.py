@@ -42,7 +42,7 @@ __all__ = [
 # "auto": exact in law wherever deeplimit has an exact-in-law sampler (every state and
 # observable, and the gradient norms of one input); explicit weights otherwise (the gradient
 # norms of several inputs). Both are exact; "law" is O(n k^2) per layer, "weights" O(n^2 k).
-SAMPLING_METHODS = ("auto", "law", "weights")
+SAMPLING_METHODS = ("law", "weights", "auto")
 DEFAULT_METHOD = "auto"
 DEFAULT_SEED = 0
 DEFAULT_DEVICE = "cpu"
