@@ -167,6 +167,8 @@ def _markdown(
             f"*{section.caption}*",
             "",
         ]
+        if getattr(section, "diverged", None):
+            lines += [f"**Diverged** (drawn with what stayed finite): {section.diverged}", ""]
         lines += _statistics_markdown(section.statistics, section.table)
         for claim in section.claims:
             lines.append(
@@ -199,6 +201,7 @@ p.caption{font-style:italic;font-size:.9em}
 nav#toc ol{columns:2 26em;column-gap:3.5em;font-size:.9em}
 nav#toc li{break-inside:avoid}
 .provenance{color:#666;font-size:.8em}
+p.diverged{color:#b00020}
 """
 
 _CHECK_SCRIPT = """
@@ -290,6 +293,11 @@ def _html(
             f'<img class="figure" alt="{e(section.name)}" src="data:image/png;base64,{data}">',
             f'<p class="caption">{e(section.caption)}</p>',
         ]
+        if getattr(section, "diverged", None):
+            out.append(
+                '<p class="diverged"><strong>Diverged</strong> (drawn with what stayed finite): '
+                f"{e(section.diverged)}</p>"
+            )
         if section.statistics:
             columns = section.table or {k: k for k in section.statistics[0]}
             out.append(

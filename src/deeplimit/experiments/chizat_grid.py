@@ -34,15 +34,14 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
-    integer_at_least,
-    positive_finite,
+    authors_grid,
     tidy_log_axes,
     train_networks,
 )
 from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
-from .chizat_scaling import authors_grid
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, Positive, PositiveInt
 
 __all__ = ["ChizatGrid", "ChizatGridSpec"]
 
@@ -52,17 +51,17 @@ EXPECTED = {"embedding": ((0.5, 0.5), 1 / 6), "output": ((1.0, 0.5), 1 / 5)}
 
 
 class ChizatGridSpec(ChizatSpec):
-    depth: int = 50
+    depth: PositiveInt = 50
     widths: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
     dims: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
-    reps: int = 3
-    steps: int = 15
-    lr: float = 0.5
-    min_dim: int = 11
-    min_width: int = 11
+    reps: PositiveInt = 3
+    steps: PositiveInt = 15
+    lr: Positive = 0.5
+    min_dim: PositiveInt = 11
+    min_width: PositiveInt = 11
     residuals: str = "log"
-    tolerance: float = 0.03
-    dtype: str = "float64"
+    tolerance: Positive = 0.03
+    dtype: DType = "float64"
 
     @field_validator("widths", "dims")
     @classmethod
@@ -80,12 +79,6 @@ class ChizatGridSpec(ChizatSpec):
         if value not in ("log", "absolute"):
             raise ValueError(f"residuals must be 'log' or 'absolute', got {value!r}")
         return value
-
-    _positive = field_validator("depth", "reps", "steps", "min_dim", "min_width")(
-        integer_at_least(1)
-    )
-    _positive_float = field_validator("lr", "tolerance")(positive_finite)
-    _dtype = field_validator("dtype")(dtype_name)
 
 
 class ChizatGrid(ChizatExperiment):
@@ -137,7 +130,7 @@ class ChizatGrid(ChizatExperiment):
             "budget exponent (95% CI)."
         )
 
-    def _run(self, spec: ChizatGridSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatGridSpec, progress: Progress | None = None) -> xr.Dataset:
         ref_width, ref_dim = max(spec.widths), max(spec.dims)
         shape = (len(spec.widths), len(spec.dims))
         squares = np.zeros((2, *shape))
@@ -203,14 +196,14 @@ class ChizatGrid(ChizatExperiment):
             },
             coords={"width": list(spec.widths), "dim": list(spec.dims)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
             },
         )
 
-    def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
-        spec = self.spec_from_dataset(dataset)
+    def fits(
+        self, dataset: xr.Dataset, spec: ChizatGridSpec | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        spec = spec or self.spec_from_dataset(dataset)
         width, dim = np.meshgrid(dataset.width.values, dataset.dim.values, indexing="ij")
         depth = np.full(width.shape, spec.depth)
         window = (dim >= spec.min_dim) & (width >= spec.min_width)
@@ -234,8 +227,7 @@ class ChizatGrid(ChizatExperiment):
                 out[f"{quantity}_free"] = None
         return out
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: ChizatGridSpec) -> list[dict[str, Any]]:
         rows = []
         for j, width in enumerate(dataset.width.values):
             for k, dim in enumerate(dataset.dim.values):
@@ -251,9 +243,8 @@ class ChizatGrid(ChizatExperiment):
                 )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        fits = self.fits(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatGridSpec) -> list[Claim]:
+        fits = self.fits(dataset, spec)
         note = dataset.attrs.get("divergence_note", "")
         claims = []
         for claim_id, quantity, law in (
@@ -264,15 +255,11 @@ class ChizatGrid(ChizatExperiment):
             (gamma0, delta0), expected = EXPECTED[quantity]
             if free is None or fixed is None:
                 claims.append(
-                    Claim(
-                        id=claim_id,
-                        statement=f"tanh grid, {quantity}: too few finite points to fit" + note,
+                    Claim.bound(
+                        claim_id,
+                        f"tanh grid, {quantity}: too few finite points to fit" + note,
+                        bound(math.nan, equals=expected, tolerance=spec.tolerance, fmt=".4f"),
                         statistic="budget exponent e of the free-exponent law",
-                        measured=math.nan,
-                        expected=f"{expected:.4f}",
-                        tolerance="",
-                        n=0,
-                        passed=False,
                     )
                 )
                 continue
@@ -283,36 +270,35 @@ class ChizatGrid(ChizatExperiment):
                 for t in terms
             )
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
-                        f"tanh, L={spec.depth}, K={spec.steps}, coupled largest reference: "
-                        f"{quantity} error follows {law}. Global fit err² = {constants} (95% "
-                        f"CIs); free fit err² = {free['a']:.3g} (D/(LM))^(2x"
-                        f"{free['gamma']:.3f}±{free['gamma_se']:.3f}) + {free['b']:.3g} "
-                        f"D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f}) on "
-                        f"{free['points']} points; Wald test of (gamma, delta) = ({gamma0:g}, "
-                        f"{delta0:g}): chi2 = {free['wald']:.2f}, p = {free['wald_pvalue']:.3g}."
-                        + separation_note(free, spec.tolerance)
-                        + note
+                Claim.bound(
+                    claim_id,
+                    f"tanh, L={spec.depth}, K={spec.steps}, coupled largest reference: "
+                    f"{quantity} error follows {law}. Global fit err² = {constants} (95% "
+                    f"CIs); free fit err² = {free['a']:.3g} (D/(LM))^(2x"
+                    f"{free['gamma']:.3f}±{free['gamma_se']:.3f}) + {free['b']:.3g} "
+                    f"D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f}) on "
+                    f"{free['points']} points; Wald test of (gamma, delta) = ({gamma0:g}, "
+                    f"{delta0:g}): chi2 = {free['wald']:.2f}, p = {free['wald_pvalue']:.3g}."
+                    + separation_note(free, spec.tolerance)
+                    + note,
+                    bound(
+                        free["exponent"],
+                        equals=expected,
+                        tolerance=spec.tolerance,
+                        n=free["points"],
+                        fmt=".4f",
                     ),
                     statistic="budget exponent e = 2 gamma delta/(4 gamma + 2 delta) of the "
                     "free-exponent law (error ∝ P^-e along the best shape); the Wald test of the "
                     "theory's (gamma, delta) is in the statement",
-                    measured=free["exponent"],
-                    expected=f"{expected:.4f}",
-                    tolerance=f"±{spec.tolerance:g} (chizat.md §6); 95% CI of e "
-                    f"[{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
-                    n=free["points"],
-                    passed=bool(abs(free["exponent"] - expected) <= spec.tolerance),
+                    note=f"chizat.md §6; 95% CI of e [{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
                     details={"free": free, "global": fixed},
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        fits = self.fits(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatGridSpec) -> Figure:
+        fits = self.fits(dataset, spec)
         figure, axes = panel_grid(6, columns=3, size=(4.4, 3.4))
         widths = dataset.width.values
         dims = dataset.dim.values

@@ -52,13 +52,13 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
-    integer_at_least,
-    positive_finite,
+    authors_grid,
     tidy_log_axes,
 )
 from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, DType, Positive, PositiveInt
 
 __all__ = ["ChizatScaling", "ChizatScalingSpec", "authors_grid"]
 
@@ -68,30 +68,23 @@ EMBEDDING_TERMS = ("D/(LM)", "1/D", "1/L^2")
 OUTPUT_TERMS = ("(D/(LM))^2", "1/D")
 
 
-def authors_grid(low: int = 10, high: int = 500, points: int = 15) -> tuple[int, ...]:
-    """``floor(10^linspace(log10 low, log10 high, points))``: the authors' log grid
-    (10 … 499 for the defaults)."""
-    values = np.floor(10 ** np.linspace(np.log10(low), np.log10(high), points)).astype(int)
-    return tuple(int(v) for v in values)
-
-
 class ChizatScalingSpec(ChizatSpec):
     depths: tuple[int, ...] = (17, 40, 93)
     widths: tuple[int, ...] = (17, 40, 93, 216)
     dims: tuple[int, ...] = (17, 40, 93, 216)
     w_seeds: tuple[int, ...] = AUTHORS_W_SEEDS[:4]
-    unit_seeds: int = 2
-    step: int = 5
-    eta: float = 0.1
+    unit_seeds: PositiveInt = 2
+    step: PositiveInt = 5
+    eta: Positive = 0.1
     metric: str = "authors"
     panel_dim: int | None = None
     panel_depth: int | None = None
     embedding_window: tuple[int, int, int] = (11, 11, 11)
     output_window: tuple[int, int, int, int, int, int] = (11, 11, 11, 199, 999, 199)
     residuals: str = "log"
-    intervals: int = 256
-    tolerance: float = 0.03
-    dtype: str = "float64"
+    intervals: AtLeast(4) = 256  # type: ignore[valid-type]
+    tolerance: Positive = 0.03
+    dtype: DType = "float64"
 
     @field_validator("depths", "widths", "dims")
     @classmethod
@@ -123,11 +116,6 @@ class ChizatScalingSpec(ChizatSpec):
         if value not in ("log", "absolute"):
             raise ValueError(f"residuals must be 'log' or 'absolute', got {value!r}")
         return value
-
-    _positive = field_validator("unit_seeds", "step")(integer_at_least(1))
-    _intervals = field_validator("intervals")(integer_at_least(4))
-    _positive_float = field_validator("eta", "tolerance")(positive_finite)
-    _dtype = field_validator("dtype")(dtype_name)
 
     @model_validator(mode="after")
     def _panels(self) -> ChizatScalingSpec:
@@ -223,7 +211,7 @@ class ChizatScaling(ChizatExperiment):
             f"{spec.residuals} residuals. Bottom: against P = LMD."
         )
 
-    def _run(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
         task = authors_linear_task()
         lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
         limit = span_linear_limit(
@@ -245,6 +233,7 @@ class ChizatScaling(ChizatExperiment):
         out_err = np.full(shape, np.nan)
         diverged = np.zeros(shape[:3], dtype=int)
         divergence = Divergence()
+        divergence.add_limit("span (D -> infinity)", limit)
         work = sum(L * M * D for L in spec.depths for M in spec.widths for D in spec.dims)
         tracker = Tracker(work * len(spec.w_seeds), progress)
         dtype = getattr(torch, spec.dtype)
@@ -318,8 +307,6 @@ class ChizatScaling(ChizatExperiment):
             },
             coords=coords,
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
                 "limit_outputs": f_limit.flatten().tolist(),
             },
@@ -327,9 +314,11 @@ class ChizatScaling(ChizatExperiment):
 
     # ---------------------------------------------------------------------------------------
 
-    def errors(self, dataset: xr.Dataset) -> dict[str, np.ndarray]:
+    def errors(
+        self, dataset: xr.Dataset, spec: ChizatScalingSpec | None = None
+    ) -> dict[str, np.ndarray]:
         """Run-averaged errors (depth, width, dim) by the spec's metric."""
-        spec = self.spec_from_dataset(dataset)
+        spec = spec or self.spec_from_dataset(dataset)
         out = dataset.output_error_runs.values
         if spec.metric == "authors":
             emb = authors_mean(dataset.embedding_error_authors_runs.values, axis=-1)
@@ -340,9 +329,11 @@ class ChizatScaling(ChizatExperiment):
                 output = np.sqrt(np.nanmean(out**2, axis=-1))
         return {"embedding": emb, "output": output}
 
-    def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
-        spec = self.spec_from_dataset(dataset)
-        errors = self.errors(dataset)
+    def fits(
+        self, dataset: xr.Dataset, spec: ChizatScalingSpec | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        spec = spec or self.spec_from_dataset(dataset)
+        errors = self.errors(dataset, spec)
         depth, width, dim = np.meshgrid(
             dataset.depth.values, dataset.width.values, dataset.dim.values, indexing="ij"
         )
@@ -377,8 +368,8 @@ class ChizatScaling(ChizatExperiment):
                 fits[f"{quantity}_free"] = None
         return fits
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        errors = self.errors(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> list[dict[str, Any]]:
+        errors = self.errors(dataset, spec)
         rows = []
         for i, depth in enumerate(dataset.depth.values):
             for j, width in enumerate(dataset.width.values):
@@ -395,9 +386,8 @@ class ChizatScaling(ChizatExperiment):
                     )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        fits = self.fits(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> list[Claim]:
+        fits = self.fits(dataset, spec)
         note = dataset.attrs.get("divergence_note", "")
         claims = []
         for claim_id, quantity, law, expected in (
@@ -410,27 +400,27 @@ class ChizatScaling(ChizatExperiment):
                 continue
             gamma0, delta0 = free["expected_exponents"]
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
-                        f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
-                        f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
-                        f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
-                        f"{free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
-                        + (f" + {free['c']:.3g}/L²" if quantity == "embedding" else "")
-                        + f" on {free['points']} points; Wald test of (gamma, delta) = "
-                        f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
-                        f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note
+                Claim.bound(
+                    claim_id,
+                    f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
+                    f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
+                    f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
+                    f"{free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
+                    + (f" + {free['c']:.3g}/L²" if quantity == "embedding" else "")
+                    + f" on {free['points']} points; Wald test of (gamma, delta) = "
+                    f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
+                    f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note,
+                    bound(
+                        free["exponent"],
+                        equals=expected,
+                        tolerance=spec.tolerance,
+                        n=free["points"],
+                        fmt=".4f",
                     ),
                     statistic="budget exponent e = 2 gamma delta/(4 gamma + 2 delta) of the "
                     "free-exponent law (error ∝ P^-e along the best shape); the Wald test of the "
                     "theory's (gamma, delta) is in the statement",
-                    measured=free["exponent"],
-                    expected=f"{expected:.4f}",
-                    tolerance=f"±{spec.tolerance:g} (chizat.md §6); 95% CI of e "
-                    f"[{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
-                    n=free["points"],
-                    passed=bool(abs(free["exponent"] - expected) <= spec.tolerance),
+                    note=f"chizat.md §6; 95% CI of e [{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
                     details={**free, "experiment": self.name},
                 )
             )
@@ -449,31 +439,25 @@ class ChizatScaling(ChizatExperiment):
             first, second = terms[0], terms[1]
             lowest = min(fit["ci_low"][first], fit["ci_low"][second])
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
-                        f"One global law through the three panels ({quantity}, {spec.metric} "
-                        f"metric, step {spec.step}): err² = {text} (95% CIs), RMS "
-                        f"{fit['residuals']} residual {fit['rms_residual']:.3f} on "
-                        f"{fit['points']} points; authors: a = 0.673, b = 0.437, c ≈ 0 "
-                        "(embedding), a = 0.0265, b = 0.250 (output)." + note
-                    ),
+                Claim.bound(
+                    claim_id,
+                    f"One global law through the three panels ({quantity}, {spec.metric} "
+                    f"metric, step {spec.step}): err² = {text} (95% CIs), RMS "
+                    f"{fit['residuals']} residual {fit['rms_residual']:.3f} on "
+                    f"{fit['points']} points; authors: a = 0.673, b = 0.437, c ≈ 0 "
+                    "(embedding), a = 0.0265, b = 0.250 (output)." + note,
+                    bound(float(lowest), above=0, n=fit["points"]),
                     statistic=f"lower 95% confidence bound of the {first} and {second} "
                     "constants (both error sources detected)",
-                    measured=float(lowest),
-                    expected="> 0",
-                    tolerance="both 95% CIs exclude 0",
-                    n=fit["points"],
-                    passed=bool(lowest > 0),
+                    note="both 95% CIs exclude 0",
                     details={**fit, "experiment": self.name},
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        errors = self.errors(dataset)
-        fits = self.fits(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> Figure:
+        errors = self.errors(dataset, spec)
+        fits = self.fits(dataset, spec)
         figure, axes = panel_grid(8, columns=3, size=(4.4, 3.4))
         depths = dataset.depth.values
         widths = dataset.width.values
@@ -558,15 +542,11 @@ class ChizatScaling(ChizatExperiment):
 
 
 def _no_fit(claim_id: str, quantity: str, what: str, note: str) -> Claim:
-    return Claim(
-        id=claim_id,
-        statement=f"{quantity} error: too few finite points in the fit window for the {what}"
-        + note,
+    return Claim.bound(
+        claim_id,
+        f"{quantity} error: too few finite points in the fit window for the {what}" + note,
+        bound(math.nan, above=0),
         statistic=what,
-        measured=math.nan,
-        expected="",
-        tolerance="",
-        n=0,
-        passed=False,
+        note="no fit",
         details={"experiment": "chizat-scaling"},
     )

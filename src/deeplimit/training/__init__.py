@@ -47,6 +47,7 @@ __getattr__, __dir__, __all__ = attach(
             "Reference",
             "Span",
             "TrainingProblem",
+            "method_from_name",
         ],
         ".scaling": [
             "LazyScaling",
