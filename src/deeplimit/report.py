@@ -201,7 +201,8 @@ tr.pass td.verdict{color:#176b1b;font-weight:bold}
 tr.fail td.verdict,tr.missing td.verdict{color:#b00020;font-weight:bold}
 img.figure{max-width:100%;border:1px solid #ddd}
 p.caption{font-style:italic;font-size:.9em}
-nav#toc ol{columns:2;font-size:.9em}
+nav#toc ol{columns:2 26em;column-gap:3.5em;font-size:.9em}
+nav#toc li{break-inside:avoid}
 .provenance{color:#666;font-size:.8em}
 p.diverged{color:#b00020}
 """

@@ -2,18 +2,19 @@
 data, log axes with labelled ticks, error bands over seeds.
 
 Experiments draw with ``matplotlib.figure.Figure`` (no pyplot state) in ``draw(dataset, spec)``.
-The intended use::
+The intended use:
 
     from .style import error_band, finish_axes, panel_letters, place_legend, styled
 
-    with styled():                                   # rcParams: mathtext, sizes, no caption
+    with styled():  # rcParams: mathtext, sizes
         figure = Figure(figsize=(7.0, 2.6), layout="constrained")
         axes = figure.subplots(1, 3)
-        error_band(axes[0], depths, errors, label=r"$\\|h_L - h^\\star\\|$")   # (seeds, points)
+        # errors: (seeds, points); the band is the mean +- 1.96 se
+        error_band(axes[0], depths, errors, label=r"$\\|h_L - h^\\star\\|$")
         axes[0].set(xscale="log", yscale="log", xlabel=r"depth $L$")
         for ax in axes:
-            finish_axes(ax)           # legend where it covers no data, >= 2 labelled log ticks
-        panel_letters(axes)           # (a), (b), (c)
+            finish_axes(ax)  # log ticks, then the legend over no data
+        panel_letters(axes)  # (a), (b), (c)
 
 Captions stay out of the image: the report and the documentation show them (the title and the
 caption of an experiment are text, not pixels). ``legend_overlap`` is what a figure test uses
