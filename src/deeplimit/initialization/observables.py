@@ -77,6 +77,8 @@ class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
     twice fills both of its slots)."""
 
+    parallel_safe = True  # per-chunk state is set in ``start``; results written at its rows
+
     def __init__(self, layers: tuple[int, ...], samples: int) -> None:
         self.positions = slots_by_step(layers)
         self.samples = samples
