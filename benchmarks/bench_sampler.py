@@ -107,7 +107,7 @@ def normal_rate(dtype: torch.dtype, repeat: int) -> tuple[float, str]:
     the best generator of this machine for ``dtype`` (and its name)."""
     threads = max(1, torch.get_num_threads())
     numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
-    rounds = 200
+    rounds = 100
 
     def numpy_worker(index: int) -> None:
         generator = np.random.Generator(np.random.SFC64(index))
@@ -121,21 +121,28 @@ def normal_rate(dtype: torch.dtype, repeat: int) -> tuple[float, str]:
         for _ in range(rounds):
             torch.randn(CACHE_NUMBERS, generator=generator, out=buffer, dtype=dtype)
 
-    def run(worker: Callable[[int], None]) -> float:
-        pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    def run(worker: Callable[[int], None], count: int) -> float:
+        pool = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
         start = time.perf_counter()
         for thread in pool:
             thread.start()
         for thread in pool:
             thread.join()
-        return threads * rounds * CACHE_NUMBERS / (time.perf_counter() - start)
+        return count * rounds * CACHE_NUMBERS / (time.perf_counter() - start)
 
     rates = {}
-    for name, worker in (("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)):
-        run(worker)
-        rates[name] = statistics.median(run(worker) for _ in range(max(3, repeat)))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # one generator per thread, each operation on its thread
+    try:
+        for name, worker in (("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)):
+            for count in sorted({1, threads}):
+                run(worker, count)
+                rate = statistics.median(run(worker, count) for _ in range(max(3, repeat)))
+                rates[f"{name} on {count} thread{'s' if count > 1 else ''}"] = rate
+    finally:
+        torch.set_num_threads(previous)
     best = max(rates, key=rates.__getitem__)
-    return rates[best], f"{best} on {threads} threads"
+    return rates[best], best
 
 
 def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):

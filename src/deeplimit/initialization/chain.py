@@ -333,6 +333,7 @@ class LayerView:
         self.lost = lost
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
+        self._active: Tensor | None = None
         self.y_norm = stable_norm(y) if y_norm is None else y_norm  # ||y||, shape (chunk, k)
 
     @property
@@ -348,6 +349,13 @@ class LayerView:
         if self._phi_norm is None:
             self._phi_norm = stable_norm(self.phi)
         return self._phi_norm
+
+    @property
+    def active(self) -> Tensor:
+        """``#{i: Y_l^i > 0}`` per network and input (int64), shape ``(chunk, k)``."""
+        if self._active is None:
+            self._active = (self.y > 0).sum(-1)
+        return self._active
 
     def absolute(self, values: Tensor) -> Tensor:
         """``values`` (samples first, then inputs) of degree one in ``Y``, back in the units of
@@ -490,6 +498,16 @@ def simulate_chain(
     weights and accelerators run chunk by chunk, one layer of a whole chunk at a time."""
     if plan.method == "law" and plan.device.type == "cpu":
         return _simulate_blocks(plan, progress, observers)
+    return _simulate_chunks(plan, progress, observers)
+
+
+def _simulate_chunks(
+    plan: ChainPlan,
+    progress: ProgressCallback | None = None,
+    observers: Sequence[Observer] = (),
+) -> Tensor:
+    """The chain chunk by chunk, one layer of a whole chunk at a time, samples first in
+    memory: explicit weights, accelerators, and the reference for ``_simulate_blocks``."""
     n, k = plan.width, plan.inputs
     slots = slots_by_step(plan.record)
     out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
