@@ -19,9 +19,10 @@ n >= 16, >= 0.6 at n = 4) and ``observe / sample``: the time of ``observe_resnet
 every observable at every layer over the time of sampling alone (target <= 1.5). The
 measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
 load from other processes hits all of them alike. ``--numpy`` adds the older comparison with
-explicit weights and a plain NumPy loop over networks. Usage:
+explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at issue 13's two
+sizes. Usage:
 
-    python benchmarks/bench_sampler.py [--quick] [--dtype float32] [--repeat 5] [--numpy]
+    python benchmarks/bench_sampler.py [--quick] [--dtype float32] [--repeat 5] [--issue]
 """
 
 from __future__ import annotations
@@ -204,6 +205,40 @@ def legacy_numpy(repeat: int, device: str, dtype: torch.dtype) -> None:
             )
 
 
+def _sde_calls(samples: int, width: int, steps: int, dtype: torch.dtype, device: str):
+    y0 = torch.ones(1, width, dtype=torch.float64)
+    return {
+        "sde": lambda t: dl.sample_sde(
+            width,
+            "relu",
+            steps=steps,
+            samples=samples,
+            y0=y0[0],
+            seed=t + 1,
+            dtype=dtype,
+            device=device,
+        ),
+        "loop": lambda t: hand_loop(y0, steps, samples, dtype, device),
+    }
+
+
+def issue_table(repeat: int, device: str) -> None:
+    """The SDE of issue 13 (dX = n^-1/2 ||relu(X)|| dB, Euler-Maruyama, X_0 = 1) at its two
+    sizes: ``sample_sde`` against the hand-written loop, elem-steps per second."""
+    print(f"\n{'dtype':>7} {'N':>6} {'n':>4} {'K':>5} {'sample_sde':>10} {'loop':>9} {'ratio':>6}")
+    for dtype in (torch.float32, torch.float64):
+        for samples, width, steps in ((10_000, 100, 100), (1_000, 10, 1_000)):
+            calls = _sde_calls(samples, width, steps, dtype, device)
+            medians, _ = interleaved(calls, repeat, device)
+            work = samples * width * steps
+            name = str(dtype).removeprefix("torch.")
+            print(
+                f"{name:>7} {samples:>6} {width:>4} {steps:>5} {work / medians['sde']:>10.3e} "
+                f"{work / medians['loop']:>9.3e} {medians['loop'] / medians['sde']:>5.2f}x",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -213,6 +248,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the work per run")
     parser.add_argument("--no-observe", action="store_true", help="skip observe_resnet")
     parser.add_argument("--numpy", action="store_true", help="also the explicit-weights table")
+    parser.add_argument("--issue", action="store_true", help="also issue 13's SDE sizes")
     args = parser.parse_args()
     numbers = 2**18  # normals per layer of a run (samples x inputs x width)
     steps = 2**24  # coordinate-steps of a run
@@ -253,6 +289,8 @@ def main() -> None:
                     f"{rates['deeplimit'] / limit:>9.0%} {observe}",
                     flush=True,
                 )
+    if args.issue:
+        issue_table(repeat, args.device)
     if args.numpy:
         legacy_numpy(repeat, args.device, dtypes[-1])
 

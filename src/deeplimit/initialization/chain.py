@@ -32,6 +32,7 @@ units are only reported as out of range at the layers where they are asked for.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import threading
@@ -115,8 +116,7 @@ def _norm_and_range(x: Tensor) -> tuple[Tensor, float, float]:
         norm = x.abs().squeeze(-1)
         return (norm, *_range(norm))
     norm = _plain_norm(x)
-    info = np.finfo(str(x.dtype).removeprefix("torch."))
-    floor = math.sqrt(float(info.tiny)) / float(info.eps)
+    info, floor = _floor(x.dtype)
     low, high = _range(norm)
     if low >= floor and high < math.inf:
         return norm, low, high
@@ -133,6 +133,13 @@ def _norm_and_range(x: Tensor) -> tuple[Tensor, float, float]:
     scale = torch.exp2(exponent)
     norm = _plain_norm(x * scale.unsqueeze(-1)) / scale
     return (norm, *_range(norm))
+
+
+@functools.cache
+def _floor(dtype: torch.dtype) -> tuple[Any, float]:
+    """The dtype's ``np.finfo`` and ``sqrt(tiny) / eps``, below which a plain norm is suspect."""
+    info = np.finfo(str(dtype).removeprefix("torch."))
+    return info, math.sqrt(float(info.tiny)) / float(info.eps)
 
 
 def _zeros_are_exact(x: Tensor, norm: Tensor, floor: float) -> bool:
