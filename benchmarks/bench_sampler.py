@@ -152,9 +152,12 @@ def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):
     y0 = initial_state(width, inputs)
     y0_arg = y0[0] if inputs == 1 else y0
     kwargs = dict(samples=samples, y0=y0_arg, device=device, dtype=dtype)
+    # the loop of k > 1 inputs (a batched Cholesky a layer) is slow: a quarter of the layers
+    # gives its rate per coordinate-step as well
+    loop_depth = depth if inputs == 1 else max(2, depth // 4)
     calls = {
         "deeplimit": lambda t: dl.sample_resnet(width, depth, "relu", seed=t + 1, **kwargs),
-        "loop": lambda t: hand_loop(y0, depth, samples, dtype, device),
+        "loop": lambda t: hand_loop(y0, loop_depth, samples, dtype, device),
     }
     if observe:
         names = OBSERVABLES_ONE if inputs == 1 else OBSERVABLES_SEVERAL
@@ -162,8 +165,10 @@ def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):
             width, depth, "relu", seed=t + 1, observables=names, layers="all", **kwargs
         )
     medians, _ = interleaved(calls, repeat, device)
-    work = samples * inputs * width * depth
-    return samples, depth, {name: work / seconds for name, seconds in medians.items()}, medians
+    work = samples * inputs * width
+    rates = {name: work * depth / seconds for name, seconds in medians.items()}
+    rates["loop"] = work * loop_depth / medians["loop"]
+    return samples, depth, rates, medians
 
 
 def legacy_numpy(repeat: int, device: str, dtype: torch.dtype) -> None:
@@ -246,6 +251,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="smaller runs, 3 repeats")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the work per run")
+    parser.add_argument("--numbers", type=int, help="normals per layer of a run (2^18)")
     parser.add_argument("--no-observe", action="store_true", help="skip observe_resnet")
     parser.add_argument("--numpy", action="store_true", help="also the explicit-weights table")
     parser.add_argument("--issue", action="store_true", help="also issue 13's SDE sizes")
@@ -256,7 +262,7 @@ def main() -> None:
     if args.quick:
         numbers, steps, repeat = 2**16, 2**21, min(repeat, 3)
     steps = int(steps * args.scale)
-    numbers = int(numbers * min(1.0, args.scale)) or 1
+    numbers = args.numbers or int(numbers * min(1.0, args.scale)) or 1
     dtypes = [getattr(torch, args.dtype)] if args.dtype else [torch.float32, torch.float64]
     print(
         f"deeplimit {dl.__version__}, torch {torch.__version__}, numpy {np.__version__}, "

@@ -359,9 +359,9 @@ class LayerView:
 
     @property
     def active(self) -> Tensor:
-        """``#{i: Y_l^i > 0}`` per network and input (int64), shape ``(chunk, k)``."""
+        """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
         if self._active is None:
-            self._active = (self.y > 0).sum(-1)
+            self._active = (self.y > 0).sum(-1, dtype=torch.int32)
         return self._active
 
     def absolute(self, values: Tensor) -> Tensor:
