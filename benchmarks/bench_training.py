@@ -113,6 +113,63 @@ def bench_shape(depth, width, dim, seeds, steps, repeats):
     return numpy_times, rows
 
 
+def stream_copy_gbs(megabytes=512, repeats=5):
+    """Memory bandwidth of this machine now: the best ``dst.copy_(src)`` of a ``megabytes`` MiB
+    float64 tensor, counting the bytes read plus the bytes written (STREAM "copy")."""
+    src = torch.ones(megabytes * 2**20 // 8, dtype=torch.float64)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # touch the pages first
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 8 / best / 1e9
+
+
+def streamed_bytes(depth, width, dim, seeds, steps, itemsize):
+    """Bytes of U, V streamed by ``steps`` GD steps: each of the ``K + 1`` forward passes reads
+    U and V, each of the ``K`` adjoint sweeps reads them and writes them back (in place)."""
+    parameters = 2 * seeds * depth * width * dim * itemsize
+    return parameters * ((steps + 1) + 2 * steps)
+
+
+def bench_linear_bandwidth(shape, repeats, copy_gbs):
+    """The authors' linear Python setting (N = 1, d = 3, sigma = id): the step is a chain of
+    matrix-vector products, bound by memory traffic. Library only, float64 and float32."""
+    from deeplimit.training.authors import authors_linear_task
+
+    data = authors_linear_task()
+    depth, width, dim, seeds, steps = shape
+    for dtype in (torch.float64, torch.float32):
+        model = build_resnet(
+            depth,
+            width,
+            dim,
+            input_dim=3,
+            output_dim=3,
+            activation="identity",
+            lr=0.15,
+            seeds=seeds,
+            dtype=dtype,
+        )
+        initial = {name: value.clone() for name, value in model.storage.items()}
+        best = math.inf
+        for _ in range(repeats + 1):
+            for name, value in initial.items():
+                model.storage[name].copy_(value)
+            start = time.perf_counter()
+            train(model, data, steps, record_movement=False)
+            best = min(best, time.perf_counter() - start)
+        itemsize = torch.finfo(dtype).bits // 8
+        gbs = streamed_bytes(depth, width, dim, seeds, steps, itemsize) / best / 1e9
+        print(
+            f"linear N=1 {depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | {str(dtype)[6:]} "
+            f"{best:.3f} s, {gbs:6.1f} GB/s ({100 * gbs / copy_gbs:3.0f}% of the stream copy)"
+        )
+        del model, initial
+
+
 def bench_cuda(shapes, repeats):
     data = synthetic_task()
     print(f"\nCUDA: {torch.cuda.get_device_name()} (library only; seconds, best of {repeats})")
@@ -165,6 +222,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at start; "
         "tanh 2LP, alpha=1, lr=0.5, N=10, d_in=d_out=5"
     )
+    copy_gbs = stream_copy_gbs()
+    print(f"stream copy (same run, 512 MiB float64, read + write): {copy_gbs:.1f} GB/s")
     header = (
         f"{'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} | {'numpy f64 [s]':>13} | "
         f"{'deeplimit f64 [s]':>17} {'ratio':>6} | {'deeplimit f32 [s]':>17} {'ratio':>6} | "
@@ -173,6 +232,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     literal = []
+    bandwidth = []
     for depth, width, dim, seeds, steps in shapes:
         numpy_times, rows = bench_shape(depth, width, dim, seeds, steps, args.repeats)
         numpy_time = numpy_times["F"]
@@ -186,6 +246,18 @@ def main() -> None:
             f"{t1:>16.3f} {numpy_time / t1:>5.1f}x | {d64:>9.1e} / {d32:.1e}"
         )
         literal.append((depth, width, dim, seeds, steps, numpy_times["C"], t64, t32))
+        bandwidth.append(
+            (
+                depth,
+                width,
+                dim,
+                seeds,
+                steps,
+                streamed_bytes(depth, width, dim, seeds, steps, 8) / t64 / 1e9,
+                streamed_bytes(depth, width, dim, seeds, steps, 4) / t32 / 1e9,
+                streamed_bytes(depth, width, dim, seeds, steps, 8) / t1 / 1e9,
+            )
+        )
     print(
         "\nAgainst NumPy's default row-major (D, M, L) arrays, the literal translation of the "
         "authors' Julia (each layer slice strided):"
@@ -195,6 +267,20 @@ def main() -> None:
             f"{depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | numpy f64 row-major "
             f"{t_c:.3f} s | deeplimit f64 {t_c / t64:.1f}x, f32 {t_c / t32:.1f}x"
         )
+    print(
+        "\nEffective bandwidth of training without movement recording (bytes of U, V streamed: "
+        f"K+1 reads + K read-and-writes, per second) against the stream copy ({copy_gbs:.1f} "
+        "GB/s):"
+    )
+    for depth, width, dim, seeds, steps, g64, g32, g1 in bandwidth:
+        print(
+            f"{depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | f64 {g64:6.1f} GB/s "
+            f"({100 * g64 / copy_gbs:3.0f}%) | f32 {g32:6.1f} GB/s ({100 * g32 / copy_gbs:3.0f}%)"
+            f" | f64 1 thread {g1:6.1f} GB/s ({100 * g1 / copy_gbs:3.0f}%)"
+        )
+    bench_linear_bandwidth(
+        (8, 64, 32, 2, 2) if args.quick else (64, 512, 256, 4, 5), args.repeats, copy_gbs
+    )
     print(f"load average {os.getloadavg()[0]:.2f} at the end (timings need a quiet machine)")
     if args.cuda:
         bench_cuda([*shapes, (64, 2048, 512, 8, 10)], args.repeats)

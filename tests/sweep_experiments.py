@@ -8,6 +8,9 @@ do not change the point's key:
 - ``DEEPLIMIT_TOY_LOG``: a file to which every *finished* run appends one JSON line
   (seed, size, pid), so a test can count how often each point was computed;
 - ``DEEPLIMIT_TOY_FAIL``: comma-separated seeds whose runs raise (as ``fail = true`` does);
+- ``DEEPLIMIT_TOY_DIVERGE``: comma-separated seeds whose runs diverge: their values after the
+  first are NaN and the dataset is marked ``diverged``;
+- ``DEEPLIMIT_TOY_BLOWUP``: comma-separated seeds whose runs raise a ``FloatingPointError``;
 - ``DEEPLIMIT_TOY_HOLD``: a folder; while ``<folder>/<seed>.hold`` exists, the run of that seed
   waits (so a test can kill or cancel it mid-point), and it writes ``<seed>.started`` with its
   pid when it begins.
@@ -68,6 +71,9 @@ class Toy(Experiment):
         failing = os.environ.get("DEEPLIMIT_TOY_FAIL", "").split(",")
         if spec.fail or str(spec.seed) in failing:
             raise ValueError(f"toy failure requested for seed {spec.seed}")
+        if str(spec.seed) in os.environ.get("DEEPLIMIT_TOY_BLOWUP", "").split(","):
+            raise FloatingPointError(f"toy blow-up requested for seed {spec.seed}")
+        diverging = str(spec.seed) in os.environ.get("DEEPLIMIT_TOY_DIVERGE", "").split(",")
         time.sleep(spec.sleep_s)
         values = toy_values(spec.seed, spec.size, spec.scale)
         log = os.environ.get("DEEPLIMIT_TOY_LOG")
@@ -77,10 +83,14 @@ class Toy(Experiment):
                 restarts = os.environ.get("SLURM_RESTART_COUNT")  # set once SLURM requeued it
                 line |= {"pid": os.getpid(), "restarts": restarts}
                 stream.write(json.dumps(line) + "\n")
+        attrs = {"spec": spec.model_dump_json(), "caption": self.caption(spec)}
+        if diverging:
+            values[1:] = np.nan
+            attrs["diverged"] = f"toy divergence requested for seed {spec.seed}"
         return xr.Dataset(
             {"value": (("sample",), values)},
             coords={"sample": np.arange(spec.size)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
+            attrs=attrs,
         )
 
     def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:

@@ -45,13 +45,17 @@ def test_an_integer_valued_activation_equals_its_float_twin(method):
 
 def test_a_constant_activation_trains_without_moving():
     """A zero branch has zero gradients: the loss stays at its initial value, nothing moves."""
-    result = deeplimit.train_resnet(3, 6, 4, activation=lambda x: torch.zeros_like(x), steps=3)
+    result = deeplimit.train_resnet(
+        3, 6, 4, activation=lambda x: torch.zeros_like(x), steps=3, record_movement=True
+    )
     assert torch.equal(result.loss, result.loss[:, :1].expand(-1, 4))
     assert all(float(m.abs().max()) == 0.0 for m in result.movement.values())
 
 
 def test_an_integer_valued_activation_trains_like_its_float_twin():
-    step = deeplimit.train_resnet(3, 6, 4, activation=lambda x: (x > 0).long(), steps=3, seeds=2)
+    step = deeplimit.train_resnet(
+        3, 6, 4, activation=lambda x: (x > 0).long(), steps=3, seeds=2, record_movement=True
+    )
     twin = deeplimit.train_resnet(
         3, 6, 4, activation=lambda x: (x > 0).to(x.dtype), steps=3, seeds=2
     )

@@ -32,6 +32,9 @@ NAMES = [
     "chizat-phase",
     "chizat-joint",
     "chizat-lazy-optimum",
+    "chizat-scaling",
+    "chizat-grid",
+    "chizat-coordinates",
 ]
 
 

@@ -56,7 +56,14 @@ def test_c7_lazy_units_move_like_one_over_alpha_function_does_not():
     preactivation, function = [], []
     for alpha in alphas:
         result = train_resnet(
-            16, 256, 32, steps=5, seeds=2, alpha=alpha, block=TwoLayerBlock("tanh", antithetic=True)
+            16,
+            256,
+            32,
+            steps=5,
+            seeds=2,
+            alpha=alpha,
+            block=TwoLayerBlock("tanh", antithetic=True),
+            record_movement=True,
         )
         preactivation.append(float(result.movement["preactivation"][:, -1].mean()))
         change = result.outputs[:, -1] - result.outputs[:, 0]
@@ -77,7 +84,7 @@ def test_c7_with_iid_units_function_movement_grows_once_alpha_is_large():
 
 
 def test_unit_movement_statistics_match_their_definition():
-    result = train_resnet(3, 8, 6, steps=2, seeds=2)
+    result = train_resnet(3, 8, 6, steps=2, seeds=2, record_movement=True)
     model = build_resnet(3, 8, 6, input_dim=5, output_dim=5, seeds=2)
     u0 = model.parameters["u"].clone()
     forward = model.forward(DATA.x, keep=True)

@@ -111,7 +111,7 @@ def test_user_data_of_any_shape_trains():
     result = train_resnet(3, 8, 8, data=(X, Y), steps=2, seeds=2)
     assert result.outputs.shape == (2, 3, 6, 2)
     assert result.w_in.shape == (8, 3) and result.w_out.shape == (8, 2)
-    limit = mean_ode_limit(8, data=(X, Y), steps=2)
+    limit = mean_ode_limit(8, data=(X, Y), steps=2, activation="identity")
     assert limit.outputs.shape == (3, 6, 2)
     assert torch.equal(limit.w_in, result.w_in)
 
@@ -122,7 +122,14 @@ def test_divergence_is_detected_reported_and_isolated():
     scalings = [MeanFieldScaling(lr=0.5), MeanFieldScaling(lr=1e5), MeanFieldScaling(lr=0.5)]
     with pytest.warns(TrainingDivergenceWarning, match="diverged at step"):
         batch = train_resnet(
-            4, 16, 8, seeds=[0, 1, 2], scaling=scalings, steps=6, activation="identity"
+            4,
+            16,
+            8,
+            seeds=[0, 1, 2],
+            scaling=scalings,
+            steps=6,
+            activation="identity",
+            record_movement=True,
         )
     step = int(batch.diverged_at[1])
     assert step >= 1

@@ -21,7 +21,7 @@ def slope(x, y):
 
 
 def test_limit_uses_the_same_maps_and_conventions_as_train_resnet():
-    limit = mean_ode_limit(12, steps=3, embedding_seed=5)
+    limit = mean_ode_limit(12, steps=3, embedding_seed=5, activation="identity")
     finite = train_resnet(2, 3, 12, steps=3, embedding_seed=5, activation="identity")
     assert limit.method == "exact"
     assert torch.equal(limit.w_in, finite.w_in) and torch.equal(limit.w_out, finite.w_out)
@@ -57,7 +57,7 @@ def test_linear_slope_parameter_is_respected():
 def test_c9_c8_linear_nets_converge_to_the_exact_limit_at_rate_one_half():
     """C9 (embeddings) and C8 (outputs): error vs M at fixed L, D slopes -1/2."""
     dim, depth, steps, widths = 16, 32, 6, [16, 32, 64, 128, 256, 512, 1024]
-    limit = mean_ode_limit(dim, steps=steps)
+    limit = mean_ode_limit(dim, steps=steps, activation="identity")
     embedding_errors, output_errors = [], []
     for width in widths:
         finite = train_resnet(
@@ -206,7 +206,7 @@ def test_diverged_limit_is_flagged_like_train_resnet():
     from deeplimit.training.limit import span_linear_limit
 
     with pytest.warns(TrainingDivergenceWarning, match="exact limit diverged at step 1"):
-        limit = mean_ode_limit(8, lr=1e6, steps=4)
+        limit = mean_ode_limit(8, lr=1e6, steps=4, activation="identity")
     assert limit.diverged and limit.diverged_at == 1
     assert bool(torch.isfinite(limit.loss[0])) and bool(limit.loss[2:].isnan().all())
     assert bool(limit.outputs[2:].isnan().all()) and bool(limit.states[2:].isnan().all())
@@ -214,7 +214,7 @@ def test_diverged_limit_is_flagged_like_train_resnet():
     finite = train_resnet(4, 8, 8, lr=1e6, steps=4, activation="identity", on_divergence="ignore")
     assert int(finite.diverged_at[0]) == limit.diverged_at  # the same rule
     with pytest.raises(TrainingDivergedError, match="diverged at step 1") as info:
-        mean_ode_limit(8, lr=1e6, steps=4, on_divergence="raise")
+        mean_ode_limit(8, lr=1e6, steps=4, on_divergence="raise", activation="identity")
     assert info.value.step == 1
     # a threshold crossed while still finite, at discrete depth, and in the span solver
     with pytest.warns(TrainingDivergenceWarning, match="exact-layers limit diverged at step 1"):
@@ -227,7 +227,7 @@ def test_diverged_limit_is_flagged_like_train_resnet():
             span.details["coefficients"][span.diverged_at + 1 :].isnan().all()
         )
     # a converging run is unchanged and not flagged
-    quiet = mean_ode_limit(8, lr=0.5, steps=4, on_divergence="raise")
+    quiet = mean_ode_limit(8, lr=0.5, steps=4, on_divergence="raise", activation="identity")
     assert not quiet.diverged and quiet.diverged_at == -1 and bool(quiet.loss.isfinite().all())
     with pytest.raises(ValueError, match="on_divergence must be one of"):
         mean_ode_limit(8, on_divergence="sometimes")

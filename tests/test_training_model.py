@@ -34,7 +34,7 @@ def small_model(activation="tanh", *, seeds=3, scaling=None, block=None, dtype=t
         8,
         input_dim=DATA.input_dim,
         output_dim=DATA.output_dim,
-        activation=activation if block is None else "tanh",
+        activation=activation if block is None else None,
         block=block,
         seeds=seeds,
         scaling=scaling,
@@ -95,7 +95,7 @@ def test_user_block_adjoint_matches_autograd_and_trains(scaling):
     reference = autograd_gradients(model)
     for name in ("u", "v", "w"):
         assert relative_error(explicit[name], reference[name]) < 1e-10
-    result = train(model, DATA, 3)
+    result = train(model, DATA, 3, record_movement=True)
     assert set(result.movement) == {"u", "v", "w"}
     assert bool((result.loss[:, -1] < result.loss[:, 0]).all())
 
@@ -160,7 +160,7 @@ def test_per_network_scalings_equal_separate_runs():
 
 
 def test_result_shapes_and_initialization():
-    result = train_resnet(3, 10, 7, seeds=2, steps=4, record_layers=True)
+    result = train_resnet(3, 10, 7, seeds=2, steps=4, record_layers=True, record_movement=True)
     assert result.outputs.shape == (2, 5, 10, 5)
     assert result.embeddings.shape == (2, 5, 10, 7)
     assert result.loss.shape == (2, 5)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["describe_device", "resolve_device", "resolve_dtype"]
+__all__ = ["check_device_name", "describe_device", "resolve_device", "resolve_dtype"]
 
 _DTYPES = {
     "float32": torch.float32,
@@ -14,6 +14,20 @@ _DTYPES = {
     "float": torch.float32,
     "double": torch.float64,
 }
+
+
+def check_device_name(device: Any) -> str:
+    """``device`` if it has the form ``cpu``, ``cuda`` or ``cuda:<index>`` (a ValueError
+    otherwise), without asking whether it is available here (:func:`resolve_device` does)."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
+        ) from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:<index>]', got {device!r}")
+    return device
 
 
 def resolve_device(device: Any) -> torch.device:

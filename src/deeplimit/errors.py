@@ -8,6 +8,7 @@ the CLI can print it as one line. A simulation whose numbers overflow raises
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 from collections.abc import Callable, Iterable
@@ -19,6 +20,8 @@ __all__ = [
     "NumericalBlowupError",
     "NumericalError",
     "NumericalUnderflowError",
+    "StoreFullError",
+    "StudyDivergedError",
     "check_bool",
     "check_callback",
     "check_choice",
@@ -72,6 +75,52 @@ class NumericalUnderflowError(NumericalError):
 
     what = "underflowed (their norm fell below the smallest normal number of the dtype)"
     default_hint = "try a larger input scale or a smaller depth"
+
+
+class StudyDivergedError(FloatingPointError):
+    """A study (an experiment's point) diverged: a training run or a limit blew up, so the
+    numbers it asks for do not exist. ``experiment``, ``key`` (its store key) and ``reason``."""
+
+    def __init__(self, experiment: str, key: str, reason: str, *, recorded: bool = True) -> None:
+        self.experiment = experiment
+        self.key = key
+        self.reason = reason
+        where = f"; recorded as diverged in the result store (key {key})" if recorded else ""
+        super().__init__(f"{experiment} diverged: {reason}{where}")
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"  # pragma: no cover
+
+
+class StoreFullError(OSError):
+    """The file system of a result store ran out of space (or quota) while a point was
+    written. What was half-written is removed and the point's lock released, so running the
+    same command again, once space is freed, resumes where it stopped."""
+
+    def __init__(self, store: str, free_bytes: int | None, writing: str = "") -> None:
+        self.store = str(store)
+        self.free_bytes = free_bytes
+        self.writing = writing
+        free = "unknown space" if free_bytes is None else _size(free_bytes)
+        what = f" while writing {writing}" if writing else ""
+        message = (
+            f"the result store {self.store!r} is full: {free} free on its file system{what}; "
+            "free some space (or choose another --store) and run the same command again: "
+            "finished points are kept"
+        )
+        super().__init__(errno.ENOSPC, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:  # pickled across worker processes with its own arguments
+        return (type(self), (self.store, self.free_bytes, self.writing))
 
 
 def _is_int(value: Any) -> bool:

@@ -2,6 +2,10 @@
 
 Runs go through the result store (``deeplimit.store``; ``out/store`` by default): a spec that
 is already there is loaded instead of recomputed, so a second run of a report only redraws.
+
+A study that diverged is recorded as ``diverged`` and drawn with what stayed finite;
+``Reproduction.diverged`` says why (the command line then exits with status 3). One that
+diverged without returning any data raises :class:`~deeplimit.errors.StudyDivergedError`.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import Any
 
 import xarray as xr
 
+from .errors import StudyDivergedError
 from .experiments import Claim, ExperimentSpec, get_experiment, suite_members
-from .experiments.base import Progress
+from .experiments.base import Progress, divergence_of
 from .experiments.plotting import add_footer, save_figure
 from .provenance import provenance, provenance_line
 from .report import ReportFiles, write_report
@@ -41,6 +46,8 @@ class Reproduction:
     table: dict[str, str] = field(default_factory=dict)
     store_key: str = ""
     reused: bool = False  # loaded from the store, not computed by this call
+    diverged: str | None = None  # why the study diverged (recorded as such), or None
+    wall_time_s: float | None = None  # of this call (computing or loading, and drawing)
 
     @property
     def provenance_line(self) -> str:
@@ -72,6 +79,11 @@ class SuiteReproduction:
     def passed(self) -> bool:
         return all(row["verdict"] == "PASS" for row in self.claim_rows)
 
+    @property
+    def diverged(self) -> dict[str, str]:
+        """The experiments whose study diverged, with why."""
+        return {r.name: r.diverged for r in self.reproductions if r.diverged}
+
 
 def reproduce(
     name: str,
@@ -89,6 +101,7 @@ def reproduce(
 
     The point is computed into the result store ``store`` (default ``out/store``) unless it is
     there already, in which case it is only loaded and redrawn."""
+    started = time.perf_counter()
     experiment = get_experiment(name)
     overrides = dict(overrides or {})
     scale = scale or ("full" if full else "fast")
@@ -102,12 +115,17 @@ def reproduce(
             f"another process is computing this {name} point (key {point.key}) in "
             f"{str(results.root)!r}; run again when it has finished"
         )
+    entry = results.entry(experiment.name, point.key, verify="none")
+    if entry.state == "diverged" and not entry.has_data:
+        raise StudyDivergedError(name, point.key, entry.error or "diverged")
+    reused = outcome.reused or outcome.status not in ("ok", "diverged")
     dataset = results.load(experiment.name, point.key)
-    manifest = results.entry(experiment.name, point.key, verify="none").manifest or {}
+    manifest = entry.manifest or {}
+    diverged = divergence_of(dataset) or (entry.error if entry.state == "diverged" else None)
     record = {
         **manifest.get("provenance", {}),
         "config": {"experiment": name, "scale": scale, "spec": spec.model_dump(mode="json")},
-        "store": {"root": str(results.root), "key": point.key, "reused": outcome.status != "ok"},
+        "store": {"root": str(results.root), "key": point.key, "reused": reused},
     }
     statistics = experiment.statistics(dataset)
     claims = experiment.claims(dataset)
@@ -123,6 +141,7 @@ def reproduce(
         "spec": spec.model_dump(mode="json"),
         "statistics": statistics,
         "claims": [claim.as_dict() for claim in claims],
+        "diverged": diverged,
         "provenance": record,
     }
     summary_path = folder / f"{name}.json"
@@ -140,7 +159,9 @@ def reproduce(
         files=files,
         table=dict(experiment.table),
         store_key=point.key,
-        reused=outcome.status != "ok",
+        reused=reused,
+        diverged=diverged,
+        wall_time_s=time.perf_counter() - started,
     )
 
 
@@ -155,13 +176,16 @@ def reproduce_suite(
     announce: Any = None,
     store: Path | str | None = None,
     executor: Any = None,
+    finished: Any = None,
+    point_progress: Any = None,
 ) -> SuiteReproduction:
     """Reproduce every experiment of ``suite`` and write the claims report to ``out/suite/``.
 
     ``overrides`` may hold ``seed`` and ``device`` (applied to every experiment);
-    ``announce(name)`` is called before each experiment starts. With an ``executor``
-    (``deeplimit.executors``), the points the store lacks are first computed in parallel
-    through it; then each figure is drawn from the store."""
+    ``announce(name)`` is called before each experiment starts, ``finished(reproduction,
+    number, total)`` after each. With an ``executor`` (``deeplimit.executors``), the points the
+    store lacks are first computed in parallel through it (``point_progress``: the
+    ``run_sweep`` progress callback); then each figure is drawn from the store."""
     members = suite_members(suite)
     scale = scale or ("full" if full else "fast")
     overrides = dict(overrides or {})
@@ -175,11 +199,11 @@ def reproduce_suite(
     store = Path(out) / "store" if store is None else Path(store)
     if executor is not None:
         points = [Point.of(e.name, spec_at(e, scale, overrides)) for e in members]
-        outcome = run_sweep(points, store, executor)
+        outcome = run_sweep(points, store, executor, progress=point_progress)
         if outcome.stopped:
             raise KeyboardInterrupt
     reproductions = []
-    for experiment in members:
+    for number, experiment in enumerate(members, 1):
         if announce is not None:
             announce(experiment.name)
         reproductions.append(
@@ -192,6 +216,8 @@ def reproduce_suite(
                 store=store,
             )
         )
+        if finished is not None:
+            finished(reproductions[-1], number, len(members))
     wall = time.perf_counter() - start
     record = provenance(
         {

@@ -13,27 +13,40 @@ spec JSON (device reduced to its kind, ``cpu`` or ``cuda``) and the library vers
 spec always maps to the same folder and a new library version never reuses old numbers.
 
 A point is *done* when its manifest says ``status: ok`` and every file it lists has the recorded
-size and SHA-256. A folder without a manifest is a point that was interrupted (or is being
+size and SHA-256. A point whose computation *diverged* (the experiment marked its dataset with
+the attribute ``diverged``, or raised a ``FloatingPointError`` such as a numerical blow-up) has
+``status: diverged`` and the reason in ``error``; it keeps its data (what stayed finite, checked
+like an ``ok`` point) when the experiment returned some, and is not recomputed: the same spec
+diverges again. A folder without a manifest is a point that was interrupted (or is being
 computed); a manifest that does not parse, or files that do not match it, mark the point
 *corrupt*: it is recomputed, and never loaded as data. A failed point has a manifest with
 ``status: failed``, the error and its traceback, and no data.
 
 Workers claim a point by creating ``.lock`` with ``O_CREAT | O_EXCL`` and keep it fresh with a
-heartbeat (its mtime). A lock is stale when its process is gone (same host), when it belongs to
-an earlier run of the same SLURM task (requeued after preemption), or when its heartbeat is older
-than ``stale_after_s``; stale locks are broken under a second exclusive file, so two runners
-never both take over the same point.
+heartbeat (its mtime); the lock holds a random token, and a worker commits a point only while
+the lock still carries its token (*fencing*: a worker that stalled past the heartbeat window
+and lost its lock to another runner discards its result). A lock is stale when its process is
+gone (same host), when it belongs to an earlier run of the same SLURM task (requeued after
+preemption), or when its heartbeat is older than ``stale_after_s``; stale locks are broken
+under a second exclusive file, so two runners never both take over the same point.
+
+A file system that fills up (``ENOSPC``, or a quota: ``EDQUOT``) while a point is written raises
+:class:`deeplimit.errors.StoreFullError` naming the store and its free space, after removing
+what was half-written and the lock, so the same command resumes once space is freed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import io
 import json
 import os
 import platform
+import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -50,14 +63,20 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from ._version import __version__
+from .errors import StoreFullError
 from .results import atomic_write_text, load_result
 
 __all__ = [
+    "DATA_STATES",
     "Entry",
+    "LockLostError",
     "PointLock",
     "ResultStore",
     "StoreError",
+    "StoreFullError",
     "device_kind",
+    "free_bytes",
+    "is_disk_full",
     "json_default",
     "lock_is_stale",
     "lock_owner",
@@ -71,12 +90,39 @@ SUMMARY = "summary.parquet"
 CLAIMS = "claims.parquet"
 LOCK = ".lock"
 _BREAK = ".lock.break"
-STATES = ("ok", "failed", "corrupt", "running", "incomplete")
+STATES = ("ok", "diverged", "failed", "corrupt", "running", "incomplete")
+DATA_STATES = ("ok", "diverged")  # states whose data (if any) can be loaded
 _VERIFY = ("none", "size", "checksum")
 
 
 class StoreError(ValueError):
     """A store that cannot be used, or a stored point that cannot be loaded."""
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_FULL_TEXTS = ("no space left", "disk quota exceeded", "errno = 28", "errno = 122")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` says the file system (or a quota) is full. h5py reports a failed write
+    as an ``OSError`` without ``errno``, the C library's text in its message."""
+    if isinstance(error, StoreFullError):
+        return True
+    if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
+        return True
+    text = str(error).lower()
+    return isinstance(error, OSError | RuntimeError) and any(t in text for t in _FULL_TEXTS)
+
+
+def free_bytes(path: Path | str) -> int | None:
+    """Free bytes (for this user) on the file system of ``path``, or None if unknown."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return int(shutil.disk_usage(path).free)
+    except OSError:
+        return None
 
 
 def device_kind(device: Any) -> str:
@@ -202,8 +248,11 @@ class PointLock:
     token: str
 
     def heartbeat(self) -> None:
-        with contextlib.suppress(OSError):
-            os.utime(self.path)
+        """Refresh the lock, unless another runner took it over meanwhile (its heartbeat is
+        not ours to keep alive)."""
+        if self.owned():
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
 
     def owned(self) -> bool:
         owner = lock_owner(self.path)
@@ -289,6 +338,11 @@ class Entry:
     def done(self) -> bool:
         return self.state == "ok"
 
+    @property
+    def has_data(self) -> bool:
+        """Whether the point's data can be loaded (``ok``, or ``diverged`` with data)."""
+        return self.state in DATA_STATES and bool((self.manifest or {}).get("files"))
+
 
 class ResultStore:
     """A folder of results, one content-addressed sub-folder per point.
@@ -366,14 +420,14 @@ class ResultStore:
         except (OSError, ValueError) as error:
             return Entry(experiment, key, folder, "corrupt", None, f"bad manifest: {error}")
         status = manifest.get("status")
-        if status == "failed":
-            return Entry(experiment, key, folder, "failed", manifest)
-        if status != "ok":
+        if status == "failed" or (status == "diverged" and not manifest.get("files")):
+            return Entry(experiment, key, folder, status, manifest)
+        if status not in DATA_STATES:
             return Entry(experiment, key, folder, "corrupt", manifest, f"status {status!r}")
         problem = self._check_files(folder, manifest.get("files") or {}, verify)
         if problem:
             return Entry(experiment, key, folder, "corrupt", manifest, problem)
-        return Entry(experiment, key, folder, "ok", manifest)
+        return Entry(experiment, key, folder, status, manifest)
 
     @staticmethod
     def _check_files(folder: Path, files: Mapping[str, Any], verify: str) -> str | None:
@@ -445,9 +499,14 @@ class ResultStore:
         return self.entry(experiment, matches[0])
 
     def load(self, experiment: str, key: str) -> xr.Dataset:
-        """The dataset of a finished point, after checking it against its manifest."""
+        """The dataset of a finished point (``ok``, or ``diverged`` with data: its attribute
+        ``diverged`` says why), after checking it against its manifest."""
         entry = self.entry(experiment, key, verify="checksum")
-        if entry.state != "ok":
+        if entry.state == "diverged" and not entry.has_data:
+            raise StoreError(
+                f"point {key} of {experiment!r} diverged and kept no data ({entry.error})"
+            )
+        if not entry.has_data:
             reason = entry.problem or entry.error or entry.state
             raise StoreError(
                 f"point {key} of {experiment!r} is {entry.state} ({reason}); run its sweep again "
@@ -490,15 +549,23 @@ class ResultStore:
         *,
         where: Mapping[str, Any] | None = None,
         table: str = "statistics",
+        left_out: list[tuple[str, str]] | None = None,
     ) -> pd.DataFrame:
         """The statistics (or ``table="claims"``) rows of every finished point, each with the
-        point's key and spec fields (a spec field named like a statistic gets ``spec_``)."""
+        point's key, status and spec fields (a spec field named like a statistic gets
+        ``spec_``). ``left_out``: a list that receives ``(key, why)`` for every selected point
+        that could not be loaded (failed, corrupt, unfinished, unreadable)."""
         name = {"statistics": SUMMARY, "claims": CLAIMS}.get(table)
         if name is None:
             raise StoreError(f"table must be 'statistics' or 'claims', got {table!r}")
         frames = []
-        for entry in self.entries(experiment, status="ok", where=where):
-            rows = pd.read_parquet(entry.folder / name)
+        for entry in self._with_data(experiment, where, left_out):
+            try:
+                rows = pd.read_parquet(entry.folder / name)
+            except (OSError, ValueError) as error:
+                _leave_out(left_out, entry, " ".join(str(error).split()))
+                continue
+            rows.insert(0, "status", entry.state)
             rows.insert(0, "key", entry.key)
             rows.insert(0, "experiment", entry.experiment)
             for field, value in entry.spec.items():
@@ -507,13 +574,41 @@ class ResultStore:
             frames.append(rows)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def load_all(self, experiment: str, *, where: Mapping[str, Any] | None = None) -> xr.Dataset:
-        """Every finished point of ``experiment`` in one dataset along a new dimension ``point``,
-        with the key and the spec fields as coordinates along it."""
-        entries = self.entries(experiment, status="ok", where=where)
+    def _with_data(
+        self,
+        experiment: str | None,
+        where: Mapping[str, Any] | None,
+        left_out: list[tuple[str, str]] | None = None,
+    ) -> list[Entry]:
+        found = []
+        for entry in self.entries(experiment, where=where):
+            if entry.has_data:
+                found.append(entry)
+            else:
+                _leave_out(left_out, entry, entry.error or "")
+        return found
+
+    def load_all(
+        self,
+        experiment: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        left_out: list[tuple[str, str]] | None = None,
+    ) -> xr.Dataset:
+        """Every finished point of ``experiment`` (``ok``, and ``diverged`` ones with data) in
+        one dataset along a new dimension ``point``, with the key, the status and the spec
+        fields as coordinates along it. ``left_out``: a list that receives ``(key, why)`` for
+        every selected point that could not be loaded."""
+        entries, datasets = [], []
+        for entry in self._with_data(experiment, where, left_out):
+            try:
+                datasets.append(load_result(entry.folder / DATA)[0])  # verified just now
+            except (OSError, ValueError) as error:
+                _leave_out(left_out, entry, " ".join(str(error).split()))
+                continue
+            entries.append(entry)
         if not entries:
             raise StoreError(f"no finished point of {experiment!r} matches in {str(self.root)!r}")
-        datasets = [load_result(e.folder / DATA)[0] for e in entries]  # verified just now
         # dimensions without coordinates (sample, ...) get positions, so that points of
         # different sizes (a sweep over samples) align by position, padded with NaN
         positional = {d for ds in datasets for d in ds.dims if d not in ds.coords}
@@ -528,7 +623,10 @@ class ResultStore:
         except (ValueError, TypeError) as error:
             raise StoreError(f"the points of {experiment!r} cannot be combined: {error}") from None
         combined = combined.drop_vars(sorted(positional))
-        coords: dict[str, Any] = {"key": ("point", [e.key for e in entries])}
+        coords: dict[str, Any] = {
+            "key": ("point", [e.key for e in entries]),
+            "status": ("point", [e.state for e in entries]),
+        }
         for field in entries[0].spec:
             values = [e.spec.get(field) for e in entries]
             if any(isinstance(v, list | dict) for v in values):
@@ -541,10 +639,21 @@ class ResultStore:
 
     # ------------------------------------------------------------------ writing
 
+    def full_error(self, error: BaseException, writing: str = "") -> StoreFullError:
+        """The one-line error for a write that failed because the store's disk is full."""
+        if isinstance(error, StoreFullError):
+            return error
+        return StoreFullError(str(self.root), free_bytes(self.root), writing)
+
     def claim(self, experiment: str, key: str) -> PointLock | None:
         """Claim a point for computing: a lock, or None when a live worker holds it."""
         folder = self.folder(experiment, key)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            if is_disk_full(error):
+                raise self.full_error(error, "a point folder") from None
+            raise
         path = folder / LOCK
         for _ in range(3):
             owner = _owner()
@@ -554,8 +663,14 @@ class ResultStore:
                 if not self._break_stale(path):
                     return None
                 continue
-            with os.fdopen(handle, "w") as stream:
-                json.dump(owner, stream)
+            try:
+                with os.fdopen(handle, "w") as stream:
+                    json.dump(owner, stream)
+            except OSError as error:  # a full disk: no empty lock may stay behind
+                path.unlink(missing_ok=True)
+                if is_disk_full(error):
+                    raise self.full_error(error, "a lock") from None
+                raise
             return PointLock(path, owner["token"])
         return None
 
@@ -601,61 +716,173 @@ class ResultStore:
         statistics: Sequence[Mapping[str, Any]],
         claims: Sequence[Mapping[str, Any]],
         manifest: Mapping[str, Any],
+        *,
+        status: str = "ok",
+        fence: Callable[[], bool] | None = None,
     ) -> Entry:
-        """Write a finished point: data, summaries, then the manifest with their checksums."""
+        """Write a finished point: data, summaries, then the manifest with their checksums.
+
+        ``status``: ``ok``, or ``diverged`` (data kept, ``manifest["error"]`` says why).
+        ``fence``: called after the files are written to temporary names and before any of
+        them is put in place; when it returns False (the worker lost its lock) nothing is
+        committed and :class:`LockLostError` is raised. A full disk raises
+        :class:`StoreFullError` after removing what this call wrote."""
+        if status not in DATA_STATES:
+            raise ValueError(f"status must be one of {', '.join(DATA_STATES)}, got {status!r}")
         folder = self.folder(experiment, key)
         # the data file carries its provenance too, as every deeplimit result file does
         provenance = json.dumps(manifest.get("provenance") or {}, sort_keys=True)
         dataset = dataset.assign_attrs(provenance=provenance)
-        _replace(folder / DATA, lambda path: dataset.to_netcdf(path, engine="h5netcdf"))
-        for name, rows in ((SUMMARY, statistics), (CLAIMS, claims)):
-            data = _rows_parquet(rows)
-            _replace(folder / name, lambda path, data=data: path.write_bytes(data))
-        files = {
-            name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
-            for name in (DATA, SUMMARY, CLAIMS)
-        }
-        record = {**manifest, "format": FORMAT, "key": key, "status": "ok", "files": files}
-        _write_manifest(folder, record)
-        return Entry(experiment, key, folder, "ok", record)
+        staged: dict[str, Path] = {}
+        full: StoreFullError | None = None
+        _quiet_when_full()
+        with _stderr_held() as quiet:
+            try:
+                staged[DATA] = _stage(
+                    folder, DATA, lambda p: dataset.to_netcdf(p, engine="h5netcdf")
+                )
+                for name, rows in ((SUMMARY, statistics), (CLAIMS, claims)):
+                    data = _rows_parquet(rows)
+                    staged[name] = _stage(folder, name, lambda p, data=data: p.write_bytes(data))
+                files = {
+                    name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                    for name, path in staged.items()
+                }
+                record = {**manifest, "format": FORMAT, "key": key, "status": status}
+                record["files"] = files
+                if fence is not None and not fence():
+                    raise LockLostError(
+                        f"the lock of point {key} of {experiment!r} was taken over by another "
+                        "runner while this worker computed it; its result is discarded"
+                    )
+                for name, path in staged.items():
+                    os.replace(path, folder / name)
+                staged.clear()
+                self._commit(folder, record)
+            except BaseException as error:
+                for path in staged.values():
+                    path.unlink(missing_ok=True)
+                if not is_disk_full(error):
+                    raise
+                self._discard_partial(folder)
+                full = self.full_error(error, f"point {key} of {experiment!r}")
+                quiet[0] = True
+        if full is not None:  # raised out here, so that it does not keep h5py's objects alive
+            raise full
+        return Entry(experiment, key, folder, status, record)
 
     def write_failure(
-        self, experiment: str, key: str, error: str, trace: str, manifest: Mapping[str, Any]
+        self,
+        experiment: str,
+        key: str,
+        error: str,
+        trace: str,
+        manifest: Mapping[str, Any],
+        *,
+        status: str = "failed",
+        fence: Callable[[], bool] | None = None,
     ) -> Entry:
-        """Record that computing a point raised ``error`` (nothing else is kept)."""
+        """Record that computing a point raised ``error`` (nothing else is kept); ``status``
+        ``diverged`` when the error was a numerical divergence. ``fence``: as in
+        :meth:`write_ok`."""
         folder = self.folder(experiment, key)
         record = {
             **manifest,
             "format": FORMAT,
             "key": key,
-            "status": "failed",
+            "status": status,
             "error": error,
             "traceback": trace,
             "files": {},
         }
+        if fence is not None and not fence():
+            raise LockLostError(
+                f"the lock of point {key} of {experiment!r} was taken over by another runner "
+                "while this worker computed it; its outcome is discarded"
+            )
+        try:
+            self._commit(folder, record)
+        except OSError as failure:
+            if is_disk_full(failure):
+                raise self.full_error(failure, f"point {key} of {experiment!r}") from None
+            raise
+        return Entry(experiment, key, folder, status, record)
+
+    @staticmethod
+    def _commit(folder: Path, record: Mapping[str, Any]) -> None:
         _write_manifest(folder, record)
-        return Entry(experiment, key, folder, "failed", record)
+
+    def _discard_partial(self, folder: Path) -> None:
+        """After a failed write: the point's files go (they would be recomputed anyway, and
+        they hold space a full disk needs); the manifest first, so nothing half is trusted."""
+        with contextlib.suppress(OSError):
+            self.clear(folder.parent.name, folder.name)
+
+
+def _quiet_when_full() -> None:
+    """h5py reports a failed write once more from every HDF5 object it frees afterwards
+    ("Exception ignored in ObjectID.__dealloc__": a traceback each, dozens on a full disk),
+    whenever the garbage collector gets to them. Those echoes of a full disk are dropped from
+    then on (the write's own error is raised as usual); every other unraisable exception goes
+    to the hook that was there before."""
+    current = sys.unraisablehook
+    if getattr(current, "_drops_disk_full", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not is_disk_full(unraisable.exc_value):
+            current(unraisable)
+
+    hook._drops_disk_full = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[list[bool]]:
+    """Hold what is printed to ``sys.stderr`` in the body and pass it on at the end, unless
+    the body sets the yielded flag ``[True]``: on a full disk, what was printed is h5py's echo
+    of the failure (Cython prints a traceback for every HDF5 object freed while the write
+    unwinds, before any hook sees it) and is dropped."""
+    real, held = sys.stderr, io.StringIO()
+    drop = [False]
+    sys.stderr = held
+    try:
+        yield drop
+    finally:
+        sys.stderr = real
+        if not drop[0]:
+            real.write(held.getvalue())
+
+
+def _leave_out(left_out: list[tuple[str, str]] | None, entry: Entry, why: str) -> None:
+    if left_out is not None:
+        left_out.append((entry.key, f"{entry.state}: {why}" if why else entry.state))
+
+
+class LockLostError(StoreError):
+    """A worker's lock was taken over by another runner before it committed its point."""
+
+
+def _stage(folder: Path, name: str, write: Callable[[Path], Any]) -> Path:
+    """Write ``folder/.name.XXXX`` (a temporary, readable by others) and return its path; the
+    caller renames it into place. No fsync: a data file that a crash left incomplete fails its
+    checksum in the manifest (written and synced last) and is recomputed, and fsync costs
+    10-100 ms per file on network file systems. (``deeplimit.results`` syncs every file: it
+    has no manifest to fall back on.)"""
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared files
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return Path(temporary)
 
 
 def _write_manifest(folder: Path, record: Mapping[str, Any]) -> None:
     """The commit point of a point: written (and synced) last, atomically."""
     atomic_write_text(folder / MANIFEST, json.dumps(record, indent=1, default=json_default) + "\n")
-
-
-def _replace(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write ``path`` through a temporary file in its folder and a rename, without fsync: a
-    data file that a crash left incomplete fails its checksum in the manifest (written and
-    synced last) and is recomputed, and fsync costs 10-100 ms per file on network file
-    systems. (``deeplimit.results`` syncs every file: it has no manifest to fall back on.)"""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared files
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _current_umask() -> int:

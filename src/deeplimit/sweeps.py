@@ -426,18 +426,11 @@ def _validate(
 ) -> tuple[list[Point], int, str]:
     """Validate every combination; ``(points, number invalid, first error)``.
 
-    A CUDA device is only checked where the points run (a SLURM login node has no GPU): the spec
-    is validated with ``device="cpu"`` and the device set afterwards."""
-    from .devices import resolve_device
-
-    try:
-        resolve_device(device)
-        check_device = True
-    except ValueError:
-        check_device = False
+    A CUDA device is only checked for being available where the points run (a SLURM login
+    node has no GPU): a spec checks its device's form only."""
     points, invalid, first = [], 0, ""
     for number, params in enumerate(combinations, 1):
-        overrides = {**base, **params, "device": device if check_device else "cpu"}
+        overrides = {**base, **params, "device": device}
         try:
             spec = spec_at(experiment, scale, overrides)
         except (ValidationError, ValueError) as error:
@@ -447,8 +440,6 @@ def _validate(
                 where = f"point {number}" + (f" ({label})" if label else "")
                 first = f"{where}: {explain_error(error)}"
             continue
-        if not check_device:
-            spec = spec.model_copy(update={"device": device})
         points.append(Point(ref, experiment.name, spec, point_key(experiment.name, spec), params))
     return points, invalid, first
 

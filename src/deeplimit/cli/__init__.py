@@ -1,7 +1,9 @@
 """The ``deeplimit`` command line.
 
 Every command prints bad input as one line (``error: ...``) and exits with status 2, and a
-numerical blow-up as one line with status 3; ``--help`` of every command shows an example.
+numerical blow-up or a diverged study as one line with status 3 (a diverged study is still
+recorded and drawn with what stayed finite); a full result store is one line with status 1
+(run again once space is freed). ``--help`` of every command shows an example.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from ..errors import NumericalError, check_choice
+from ..errors import StoreFullError, check_choice
 
 console = Console()
 error_console = Console(stderr=True)
@@ -185,12 +186,40 @@ def check_store_folder(flag: str, path: Path, *, must_exist: bool) -> Path:
     return path
 
 
+def plain_line(text: str) -> None:
+    """One line on stdout, flushed at once (a SLURM or CI log shows it when it happens)."""
+    print(text, flush=True)
+
+
+def plain_progress(description: str, every: int = 10) -> Callable[[int, int], None]:
+    """A ``callback(done, total)`` printing ``description: 40% (12.3 s)`` each time another
+    ``every`` percent is done: progress for logs, where a live bar cannot be drawn."""
+    start = time.perf_counter()
+    shown = [0]
+
+    def callback(done: int, total: int) -> None:
+        if total <= 0:
+            return
+        percent = int(100 * min(done, total) / total) // every * every
+        if percent > shown[0]:
+            shown[0] = percent
+            plain_line(f"{description}: {percent}% ({time.perf_counter() - start:.1f} s)")
+
+    return callback
+
+
+def interactive() -> bool:
+    """Whether live progress bars can be drawn (stderr is a terminal)."""
+    return bool(error_console.is_terminal)
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
+def progress_bar(description: str, enabled: bool = True, plain: bool = False) -> Iterator[Any]:
     """A rich progress bar on a terminal; yields a ``callback(done, total)``, or None when
-    disabled or when stderr is not a terminal (a live bar there only leaves blank lines)."""
-    if not enabled or not error_console.is_terminal:
-        yield None
+    disabled or when stderr is not a terminal (a live bar there only leaves blank lines): then
+    ``plain`` asks for a flushed line on stdout every 10 % instead (:func:`plain_progress`)."""
+    if not enabled or not interactive():
+        yield plain_progress(description) if enabled and plain else None
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -266,7 +295,8 @@ def guarded(
     command: Callable[..., Any], aliases: dict[str, str] | None = None
 ) -> Callable[..., Any]:
     """Turn library errors into one line on stderr: bad input exits 2, a numerical
-    failure (overflow or underflow) exits 3;
+    failure (overflow, underflow, a diverged study: any ``FloatingPointError``) exits 3, a
+    full result store exits 1 (run again once space is freed);
     warnings (a run that will take hours) print as one line ``warning: ...``.
 
     A message that starts with a library argument whose flag is spelled differently names the
@@ -287,9 +317,12 @@ def guarded(
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return command(*args, **kwargs)
-        except NumericalError as error:
+        except FloatingPointError as error:  # NumericalError, a diverged study or training
             print_error(_one_line(error))
             raise typer.Exit(code=3) from None
+        except StoreFullError as error:
+            print_error(_one_line(error))
+            raise typer.Exit(code=1) from None
         except ValueError as error:
             print_error(flagged(_one_line(error)))
             raise typer.Exit(code=2) from None

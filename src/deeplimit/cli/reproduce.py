@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -11,7 +12,10 @@ from .common import (
     check_output_folder,
     check_store_folder,
     console,
+    interactive,
     parse_overrides,
+    plain_line,
+    print_error,
     progress_bar,
     rows_table,
 )
@@ -60,7 +64,10 @@ def reproduce_command(
     whole paper with its claims report (Markdown + self-contained HTML).
 
     Results go through the result store (`deeplimit results`), so running the same
-    reproduction again reuses the finished points and only redraws.
+    reproduction again reuses the finished points and only redraws. A study that diverges is
+    stored as diverged, drawn with what stayed finite, and exits with status 3. When the
+    output is not a terminal (a SLURM or CI log), progress comes as one line per 10 % or per
+    finished figure.
 
     **Example**: `deeplimit reproduce hayou-fig1 --out results` (add `--full` for paper scale);
     `deeplimit reproduce hayou --workers 2` for every figure and the report.
@@ -90,7 +97,7 @@ def reproduce_command(
     if name in suite_names():
         _suite(name, scale, out, overrides, quiet, strict, store, workers)
         return
-    with progress_bar(name, not quiet) as callback:
+    with progress_bar(name, not quiet, plain=True) as callback:
         result = reproduce(
             name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
         )
@@ -115,6 +122,12 @@ def reproduce_command(
     origin = "reused from" if result.reused else "stored in"
     console.print(f"[dim]{origin} the result store, key {result.store_key}[/dim]")
     console.print(f"[dim]{result.provenance_line}[/dim]")
+    if result.diverged:
+        print_error(
+            f"{name} diverged: {result.diverged}; recorded as diverged in the result store "
+            f"(key {result.store_key}); the figure shows what stayed finite"
+        )
+        raise typer.Exit(code=3)
     if strict and not result.passed:
         raise typer.Exit(code=1)
 
@@ -140,12 +153,31 @@ def _suite(
     from ..reproduce import reproduce_suite
 
     current = {"name": name}
+    lines = not quiet and not interactive()  # a log: one plain line per finished figure
 
     def announce(experiment: str) -> None:
         current["name"] = experiment
         if quiet:
             console.print(f"running {experiment}", style="dim")
 
+    def finished(reproduction: Any, number: int, total: int) -> None:
+        if lines:
+            how = "reused from the store" if reproduction.reused else "computed"
+            state = f", DIVERGED: {reproduction.diverged}" if reproduction.diverged else ""
+            plain_line(
+                f"[{number}/{total}] {reproduction.name}: {how}, drawn in "
+                f"{reproduction.wall_time_s:.1f} s{state}"
+            )
+
+    def computed(state: Any) -> None:
+        if state.done > seen[0] or state.failed + state.interrupted > seen[1]:
+            seen[:] = [state.done, state.failed + state.interrupted]
+            plain_line(
+                f"{name}: {state.done}/{state.total} figures computed, {state.failed} failed, "
+                f"{state.running} running ({state.elapsed_s:.1f} s)"
+            )
+
+    seen = [-1, 0]
     with progress_bar(name, not quiet) as callback:
 
         def report(done: int, total: int) -> None:
@@ -161,6 +193,8 @@ def _suite(
             announce=announce,
             store=store,
             executor=LocalExecutor(workers) if workers else None,
+            finished=finished,
+            point_progress=computed if lines else None,
         )
     rows = [
         {
@@ -181,5 +215,12 @@ def _suite(
     for path in (result.report.markdown, result.report.html, result.report.json):
         console.print(f"wrote {path}")
     console.print(f"[dim]{provenance_line(result.provenance)}[/dim]")
+    if result.diverged:
+        names = "; ".join(f"{k}: {v}" for k, v in result.diverged.items())
+        print_error(
+            f"{len(result.diverged)} of {len(result.reproductions)} studies diverged ({names}); "
+            "recorded as diverged, their figures show what stayed finite"
+        )
+        raise typer.Exit(code=3)
     if strict and not result.passed:
         raise typer.Exit(code=1)

@@ -19,7 +19,10 @@ from .common import (
     console,
     error_console,
     format_number,
+    interactive,
     parse_overrides,
+    plain_line,
+    print_error,
 )
 
 if TYPE_CHECKING:  # the library loads when a command runs, not for --help
@@ -51,7 +54,16 @@ def sweep_command(
         False, "--retry-failed", help="Compute again the points recorded as failed."
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Validate and list the points with their state; run nothing."
+        False,
+        "--dry-run",
+        help="Validate and list the points with their state (stored points checked against "
+        "their SHA-256 checksums); run nothing.",
+    ),
+    sizes_only: bool = typer.Option(
+        False,
+        "--sizes-only",
+        help="With --dry-run: check stored files by size only (fast; a flipped bit goes "
+        "unnoticed, and the listing says so).",
     ),
     wait: bool = typer.Option(
         True, "--wait/--no-wait", help="Wait for points that another runner is computing."
@@ -78,7 +90,10 @@ def sweep_command(
 
     Points already in the store are skipped; a point whose experiment raises is recorded as
     failed and the others go on (`--retry-failed` runs them again); an interrupted sweep
-    (Ctrl-C, a killed worker, a cancelled task) finishes when started again.
+    (Ctrl-C, a killed worker, a cancelled task) finishes when started again. Exit status: 0
+    when every point is done, 1 when some failed or were interrupted (or the store's disk is
+    full), 3 when some diverged (recorded as diverged), 130 after Ctrl-C. When the output is
+    not a terminal (a SLURM or CI log), progress is one plain line per finished point.
 
     **Example**: `deeplimit sweep examples/sweeps/hayou-fig1.toml --workers 2`;
     `deeplimit sweep examples/sweeps/hayou-fig1.toml --executor slurm --partition gpu
@@ -111,9 +126,11 @@ def sweep_command(
         "array_parallelism": array_parallelism,
         "logs": str(logs) if logs is not None else None,
     }
+    if sizes_only and not dry_run:
+        raise ValueError("--sizes-only goes with --dry-run (a sweep checks every checksum)")
     if dry_run:  # the executor's options are checked too, but nothing is started
         _executor(executor, sweep, results, workers, slurm_flags, poll, build=False)
-        _print_plan(sweep, results)
+        _print_plan(sweep, results, "size" if sizes_only else "checksum")
         return
     results.ensure_writable()
     engine = _executor(executor, sweep, results, workers, slurm_flags, poll)
@@ -139,6 +156,12 @@ def sweep_command(
         raise typer.Exit(code=130)
     if not outcome.complete:
         raise typer.Exit(code=1)
+    if outcome.diverged:
+        print_error(
+            f"{len(outcome.diverged)} of {outcome.total} points diverged (recorded as diverged; "
+            "`deeplimit results --status diverged` lists them)"
+        )
+        raise typer.Exit(code=3)
 
 
 def _executor(
@@ -193,11 +216,38 @@ def _visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
+def _plain_lines(name: str) -> Callable[[SweepProgress], None]:
+    """Progress for logs: one flushed line each time a point finishes (or fails, diverges or
+    is interrupted)."""
+    seen: list[int] = []
+
+    def callback(state: SweepProgress) -> None:
+        counts = [state.done, state.failed, state.interrupted]
+        if counts == seen:
+            return
+        first = not seen
+        seen[:] = counts
+        if first and state.done == 0:
+            return
+        extra = f", {state.diverged} diverged" if state.diverged else ""
+        extra += f", {state.interrupted} interrupted" if state.interrupted else ""
+        plain_line(
+            f"{name}: {state.done}/{state.total} done, {state.failed} failed{extra}, "
+            f"{state.running} running ({state.elapsed_s:.1f} s)"
+        )
+
+    return callback
+
+
 @contextlib.contextmanager
 def _sweep_bar(name: str, enabled: bool) -> Iterator[Callable[[SweepProgress], None] | None]:
-    """A progress bar of points: done of total, running, failed, elapsed and ETA."""
+    """A progress bar of points: done of total, running, failed, elapsed and ETA; plain lines
+    when stderr is not a terminal."""
     if not enabled:
         yield None
+        return
+    if not interactive():
+        yield _plain_lines(name)
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -230,13 +280,18 @@ def _sweep_bar(name: str, enabled: bool) -> Iterator[Callable[[SweepProgress], N
         yield callback
 
 
-def _print_plan(sweep: Sweep, results: ResultStore) -> None:
-    states = {"ok": "stored", "failed": "failed", "running": "running elsewhere"}
+def _print_plan(sweep: Sweep, results: ResultStore, verify: str = "checksum") -> None:
+    states = {
+        "ok": "stored",
+        "diverged": "diverged",
+        "failed": "failed",
+        "running": "running elsewhere",
+    }
     rows, counts = [], {}
     for number, point in enumerate(sweep.points, 1):
         entry = None
         if results.root.is_dir():
-            entry = results.entry(point.name, point.key, verify="size")
+            entry = results.entry(point.name, point.key, verify=verify)
         state = states.get(entry.state, "to run") if entry else "to run"
         if entry is not None and entry.state == "corrupt":
             state = "corrupt: to run"
@@ -252,6 +307,18 @@ def _print_plan(sweep: Sweep, results: ResultStore) -> None:
     if len(rows) > 200:
         console.print(f"... and {len(rows) - 200} more")
     console.print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    stored = counts.get("stored", 0) + counts.get("diverged", 0)
+    if verify == "checksum":
+        console.print(
+            f"stored points checked: sizes and SHA-256 checksums of their files ({stored})",
+            style="dim",
+        )
+    else:
+        console.print(
+            f"stored points checked by file size only ({stored}): checksums NOT verified "
+            "(drop --sizes-only to verify them)",
+            style="yellow",
+        )
 
 
 def _cell(value: Any) -> str:
@@ -266,12 +333,13 @@ def _cell(value: Any) -> str:
 
 def _print_outcome(sweep: Sweep, outcome: SweepResult) -> None:
     labels = {p.key: p.label() for p in sweep.points}
+    diverged = f", {len(outcome.diverged)} diverged" if outcome.diverged else ""
     line = (
         f"{outcome.done} of {outcome.total} points done ({len(outcome.computed)} computed, "
-        f"{len(outcome.skipped)} already stored), {len(outcome.failed)} failed, "
+        f"{len(outcome.skipped)} already stored{diverged}), {len(outcome.failed)} failed, "
         f"{len(outcome.interrupted)} interrupted in {outcome.wall_time_s:.1f} s"
     )
-    colour = "green" if outcome.complete else "yellow"
+    colour = "green" if outcome.complete and not outcome.diverged else "yellow"
     console.print(f"[{colour}]{line}[/{colour}]", highlight=False, soft_wrap=True)
     if outcome.failed:
         table = Table(title="failed points (--retry-failed runs them again)", title_justify="left")
@@ -280,6 +348,13 @@ def _print_outcome(sweep: Sweep, outcome: SweepResult) -> None:
         for key, error in outcome.failed.items():
             table.add_row(key, labels.get(key, ""), error)
         console.print(table)
+    for key, reason in outcome.diverged.items():
+        console.print(
+            f"diverged {key} ({labels.get(key, '')}): {reason}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
     for key, reason in outcome.interrupted.items():
         console.print(
             f"interrupted {key} ({labels.get(key, '')}): {reason}",
@@ -305,7 +380,7 @@ def results_command(
     status: str | None = typer.Option(
         None,
         "--status",
-        help="Only points in this state: ok, failed, corrupt, running, incomplete.",
+        help="Only points in this state: ok, diverged, failed, corrupt, running, incomplete.",
     ),
     export: Path | None = typer.Option(
         None,
@@ -400,16 +475,19 @@ def _export(
             raise ValueError("--export FILE.nc needs --experiment (one dataset per experiment)")
         from ..results import save_result
 
-        dataset = results.load_all(experiment, where=filters)
+        left_out: list[tuple[str, str]] = []
+        dataset = results.load_all(experiment, where=filters, left_out=left_out)
         save_result(dataset, path, {"store": str(results.root), "where": filters or {}})
         console.print(
             f"wrote {path} ({dataset.sizes['point']} points)", soft_wrap=True, highlight=False
         )
+        _report_left_out(left_out, dataset.sizes["point"], path)
         return
     if suffix not in (".csv", ".parquet"):
         raise ValueError(f"--export must end in .csv, .parquet or .nc, got {str(path)!r}")
+    left_out = []
     if summaries:
-        frame = results.summaries(experiment, where=filters)
+        frame = results.summaries(experiment, where=filters, left_out=left_out)
     else:
         frame = results.frame(experiment, status=status, where=filters)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -420,6 +498,25 @@ def _export(
             path, index=False
         )
     console.print(f"wrote {path} ({len(frame)} rows)", soft_wrap=True, highlight=False)
+    if summaries:
+        loaded = frame["key"].nunique() if "key" in frame.columns else 0
+        _report_left_out(left_out, loaded, path)
+
+
+def _report_left_out(left_out: list[tuple[str, str]], loaded: int, path: Path) -> None:
+    """Say how many selected points could not be loaded into ``path``, and which."""
+    if not left_out:
+        return
+    shown = "; ".join(f"{key} ({why})" for key, why in left_out[:20])
+    more = f"; and {len(left_out) - 20} more" if len(left_out) > 20 else ""
+    console.print(
+        f"{len(left_out)} of {len(left_out) + loaded} selected points could not be loaded and "
+        f"are not in {path}: {shown}{more}",
+        style="yellow",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
 
 
 # ----------------------------------------------------------------------------- plot

@@ -18,14 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import NumericalBlowupError, check_choice
+from ..errors import NumericalBlowupError
+from ..training.defaults import (
+    DEFAULT_ACTIVATION,
+    DEFAULT_ALPHA,
+    DEFAULT_DATA_SEED,
+    DEFAULT_EXPLOSION_FACTOR,
+    DEFAULT_LR,
+    DEFAULT_STEPS,
+)
 from .common import check_output_file, console, parse_dtype
 
 if TYPE_CHECKING:  # the library loads when a command runs, not for --help
     import torch
     import xarray as xr
 
-    from ..training import LimitResult
+    from ..training import LimitResult, TrainingProblem, TrainingResult
 
 __all__ = ["TrainingBlowupError", "limit_command", "train_command"]
 
@@ -49,20 +57,32 @@ DEPTH = typer.Option(..., "--depth", "-L", help="Depth L (number of residual blo
 WIDTH = typer.Option(..., "--width", "-M", help="Hidden width M (units per block, >= 1).")
 DIM = typer.Option(..., "--dim", "-D", help="Embedding dimension D (>= 1).")
 ACTIVATION = typer.Option(
-    "tanh", "--activation", "-a", help="sigma: tanh (the paper's), identity, relu, gelu, ..."
+    DEFAULT_ACTIVATION,
+    "--activation",
+    "-a",
+    help="sigma: tanh (the paper's), identity, relu, gelu, ...",
 )
-ALPHA = typer.Option(1.0, "--alpha", help="Residual scale alpha/(LM); LR scales as 1/alpha^2.")
+ALPHA = typer.Option(
+    DEFAULT_ALPHA, "--alpha", help="Residual scale alpha/(LM); LR scales as 1/alpha^2."
+)
 LR = typer.Option(
-    0.5, "--lr", help="eta in the raw learning rate eta L M D / alpha^2 (0.5 = authors' eta = 1)."
+    DEFAULT_LR,
+    "--lr",
+    help="eta in the raw learning rate eta L M D / alpha^2 (0.5 = authors' eta = 1).",
 )
 STEPS = typer.Option(
-    10, "--steps", "-K", help="Full-batch gradient-descent steps K (>= 0; 0: the initialization)."
+    DEFAULT_STEPS,
+    "--steps",
+    "-K",
+    help="Full-batch gradient-descent steps K (>= 0; 0: the initialization).",
 )
 EMBEDDING_SEED = typer.Option(
     0, "--embedding-seed", help="Seed of the fixed maps W_in, W_out (coupled across D)."
 )
 DATA_SEED = typer.Option(
-    1, "--data-seed", help="Seed of the synthetic task (N=10, d_in=d_out=5, chizat.md §1.5)."
+    DEFAULT_DATA_SEED,
+    "--data-seed",
+    help="Seed of the synthetic task (N=10, d_in=d_out=5, chizat.md §1.5).",
 )
 OUT = typer.Option(..., "--out", "-o", help="Result file to write (netCDF, .nc).")
 
@@ -113,7 +133,7 @@ def train_command(
         False, "--antithetic", help="Units in pairs (u, v), (u, -v): zero branch at init."
     ),
     explosion_factor: float = typer.Option(
-        1e6,
+        DEFAULT_EXPLOSION_FACTOR,
         "--explosion-factor",
         help="A network diverges when its loss exceeds this times max(initial loss, mean y^2).",
     ),
@@ -135,27 +155,32 @@ def train_command(
 
     from ..provenance import provenance, provenance_line
     from ..results import save_result
-    from ..training import MeanFieldScaling, TwoLayerBlock, build_resnet, synthetic_task, train
+    from ..training import TrainingProblem, TwoLayerBlock
 
     check_output_file("--out", out)
-    data = synthetic_task(data_seed)
-    model = build_resnet(
-        depth,
-        width,
+    problem = TrainingProblem(
         dim,
-        input_dim=data.input_dim,
-        output_dim=data.output_dim,
         block=TwoLayerBlock(activation, antithetic=antithetic),
-        scaling=MeanFieldScaling(alpha=alpha, lr=lr),
-        seeds=seeds,
-        seed=seed,
+        alpha=alpha,
+        lr=lr,
+        steps=steps,
         embedding_seed=embedding_seed,
-        device=device,
-        dtype=_dtype(dtype),
+        data_seed=data_seed,
+        explosion_factor=explosion_factor,
     )
     start = time.perf_counter()
-    result = train(model, data, steps, explosion_factor=explosion_factor, on_divergence="ignore")
+    result = problem.train(
+        depth,
+        width,
+        seeds,
+        seed=seed,
+        device=device,
+        dtype=_dtype(dtype),
+        record_movement=True,
+        on_divergence="ignore",
+    )
     wall = time.perf_counter() - start
+    data = problem.data
     seed_list = list(range(seeds))
     dataset = _training_dataset(result, seed_list)
     config = {
@@ -164,16 +189,17 @@ def train_command(
         "depth": depth,
         "width": width,
         "dim": dim,
-        "activation": TwoLayerBlock(activation).activation.spec,
+        "activation": problem.activation.spec,
         "antithetic": antithetic,
         "alpha": alpha,
         "lr": lr,
-        "raw_learning_rate": float(model.learning_rates["u"][0]),
-        "residual_scale": float(model.residual_scale[0]),
+        "raw_learning_rate": float(result.learning_rates["u"][0]),
+        "residual_scale": float(result.residual_scale[0]),
         "steps": steps,
         "seeds": seeds,
         "embedding_seed": embedding_seed,
         "data": data.description,
+        "data_seed": data_seed,
         "explosion_factor": explosion_factor,
         "dtype": dtype,
     }
@@ -222,10 +248,28 @@ def _limit_dataset(limit: LimitResult) -> xr.Dataset:
     return dataset
 
 
-def _trained_run(path: Path, settings: dict[str, Any]) -> xr.Dataset:
-    """The `train` result in ``path``, after checking that it was trained with the limit's
-    ``settings`` (activation, alpha, lr, data): a mismatch would give meaningless errors."""
+FLAGS = {
+    "embedding_dim": "--dim",
+    "data": "--data-seed",
+    "activation": "--activation",
+    "block": "--activation",
+    "alpha": "--alpha",
+    "lr": "--lr",
+    "steps": "--steps",
+    "embedding_seed": "--embedding-seed",
+    "embeddings": "--embedding-seed",
+}
+
+
+def _trained_run(path: Path, problem: TrainingProblem, infinite_dim: bool) -> TrainingResult:
+    """The `train` result in ``path`` as a ``TrainingResult`` carrying the problem it was
+    trained on (read back from the file: data, maps, steps, D and the recorded activation,
+    alpha, lr), after checking that it is the limit's ``problem``: a mismatch would give
+    meaningless errors."""
+    import torch
+
     from ..results import load_result
+    from ..training import TrainingProblem, TrainingResult, TwoLayerBlock
 
     try:
         run, record = load_result(path)
@@ -234,62 +278,77 @@ def _trained_run(path: Path, settings: dict[str, Any]) -> xr.Dataset:
     if "embeddings" not in run or "seed" not in run.dims:
         raise ValueError(f"--against must be a result file of `deeplimit train`, got {str(path)!r}")
     trained = record.get("config", {})
-    for name, flag in (("activation", "--activation"), ("alpha", "--alpha"), ("lr", "--lr")):
-        if name in trained and trained[name] != settings[name]:
-            raise ValueError(
-                f"--against was trained with {name} = {trained[name]!r}, the limit uses "
-                f"{settings[name]!r}: use the same {flag}"
-            )
-    if "data" in trained and trained["data"] != settings["data"]:
-        raise ValueError(
-            f"--against was trained on other data ({trained['data']}), the limit on "
-            f"{settings['data']}: use the same --data-seed"
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(run[name].values.astype("float64"))
+
+    x, y, w_in, w_out = tensor("x"), tensor("y"), tensor("w_in"), tensor("w_out")
+    run_problem = TrainingProblem(
+        int(run.sizes["coordinate"]),
+        data=(x, y),
+        block=TwoLayerBlock(
+            trained.get("activation", problem.activation),
+            antithetic=bool(trained.get("antithetic", False)),
+        ),
+        alpha=trained.get("alpha", problem.alpha),
+        lr=trained.get("lr", problem.lr),
+        steps=int(run.sizes["step"]) - 1,
+        embeddings=(w_in, w_out),
+    )
+    mismatch = run_problem.differences(problem, for_limit=True)
+    if infinite_dim and run_problem.embedding_dim <= problem.embedding_dim:
+        mismatch = [item for item in mismatch if not item.startswith("embedding_dim:")]
+    if mismatch:
+        flags = sorted(
+            {FLAGS.get(item.split(":")[0], "--" + item.split(":")[0]) for item in mismatch}
         )
-    return run
+        raise ValueError(
+            f"--against was trained otherwise than this limit ({'; '.join(mismatch)}; the run's "
+            f"value first): use the same {', '.join(flags)}"
+        )
+    return TrainingResult(
+        outputs=tensor("outputs"),
+        embeddings=tensor("embeddings"),
+        loss=tensor("loss"),
+        diverged_at=torch.from_numpy(run["diverged_at"].values.astype("int64")),
+        w_in=w_in,
+        w_out=w_out,
+        movement={},
+        states=None,
+        x=x,
+        y=y,
+        depth=int(trained.get("depth", 0)),
+        hidden_width=int(trained.get("width", 0)),
+        embedding_dim=run_problem.embedding_dim,
+        block=run_problem.block.spec,
+        residual_scale=torch.empty(0),
+        learning_rates={},
+        explosion_factor=float(trained.get("explosion_factor", DEFAULT_EXPLOSION_FACTOR)),
+        problem=run_problem,
+    )
 
 
-def _errors_against(run: xr.Dataset, limit: LimitResult) -> list[dict[str, Any]]:
-    """RMS errors of the trained networks of ``run`` against ``limit`` at every step."""
-    import numpy as np
+def _errors_against(run: TrainingResult, limit: LimitResult) -> list[dict[str, Any]]:
+    """RMS errors of the networks of ``run`` that did not diverge against ``limit``, per step."""
+    from ..training import limit_error
 
-    emb = run["embeddings"].values  # (S, K+1, N, D)
-    out = run["outputs"].values
-    if emb.shape[1] != limit.steps + 1 or emb.shape[-1] > limit.embeddings.shape[-1]:
-        raise ValueError(
-            f"--against has {emb.shape[1] - 1} steps and D={emb.shape[-1]}, the limit "
-            f"{limit.steps} steps and D={limit.embeddings.shape[-1]}: use the same --steps, --dim"
-        )
-    if not np.allclose(run["w_in"].values, limit.w_in.numpy()[: emb.shape[-1]]):
-        raise ValueError(
-            "--against was trained with other maps W_in, W_out: use the same --embedding-seed"
-        )
-    target_e = limit.embeddings.double().numpy()[..., : emb.shape[-1]]
-    target_o = limit.outputs.double().numpy()
-    alive = run["diverged_at"].values < 0
-    rows = []
-    for k in range(emb.shape[1]):
-        rows.append(
-            {
-                "step": k,
-                "embedding_error": float(np.sqrt(np.mean((emb[alive, k] - target_e[k]) ** 2)))
-                if alive.any()
-                else math.nan,
-                "output_error": float(np.sqrt(np.mean((out[alive, k] - target_o[k]) ** 2)))
-                if alive.any()
-                else math.nan,
-                "networks": int(alive.sum()),
-            }
-        )
-    return rows
+    embedding = limit_error(run, limit, diverged="exclude").tolist()
+    output = limit_error(run, limit, quantity="outputs", diverged="exclude").tolist()
+    networks = int((~run.diverged).sum())
+    return [
+        {"step": k, "embedding_error": e, "output_error": o, "networks": networks}
+        for k, (e, o) in enumerate(zip(embedding, output, strict=True))
+    ]
 
 
 def limit_command(
     dim: int = DIM,
     activation: str = typer.Option(
-        "identity",
+        DEFAULT_ACTIVATION,
         "--activation",
         "-a",
-        help="sigma: identity/linear (exact limit) or tanh, relu, ... (reference networks).",
+        help="sigma: identity/linear (exact limit) or tanh, relu, ... (reference networks: an "
+        "estimate with its error budget).",
     ),
     alpha: float = ALPHA,
     lr: float = LR,
@@ -334,86 +393,55 @@ def limit_command(
     """
     from ..provenance import provenance, provenance_line
     from ..results import save_result
-    from ..training import (
-        TwoLayerBlock,
-        exact_linear_limit,
-        mean_ode_limit,
-        span_linear_limit,
-        synthetic_task,
-    )
-    from ..training.limit import METHODS
+    from ..training import TrainingProblem, method_from_name
 
-    check_choice("method", method, (*METHODS, "span"))
+    problem = TrainingProblem(
+        dim,
+        activation=activation,
+        alpha=alpha,
+        lr=lr,
+        steps=steps,
+        embedding_seed=embedding_seed,
+        data_seed=data_seed,
+    )
     if method != "span" and (infinite_dim or lazy):
         raise ValueError("--infinite-dim and --lazy need --method span")
+    strategy = method_from_name(
+        method,
+        problem,
+        intervals=intervals,
+        depth=depth,
+        infinite_dim=infinite_dim,
+        lazy=lazy,
+        reference_depth=reference_depth,
+        reference_width=reference_width,
+        reference_seeds=reference_seeds,
+        device=device,
+    )
     check_output_file("--out", out)
     if against is not None and not against.is_file():
         reason = "is a folder" if against.is_dir() else "does not exist"
         raise ValueError(
             f"--against must be a result file of `deeplimit train`: {str(against)!r} {reason}"
         )
-    data = synthetic_task(data_seed)
-    run = None
-    if against is not None:  # checked before the limit is computed
-        settings = {
-            "activation": TwoLayerBlock(activation).activation.spec,
-            "alpha": alpha,
-            "lr": lr,
-            "data": data.description,
-        }
-        run = _trained_run(against, settings)
+    data = problem.data
+    # the run is read and checked before the limit is computed
+    run = _trained_run(against, problem, infinite_dim) if against is not None else None
     start = time.perf_counter()
-    if method == "span":
-        limit = span_linear_limit(
-            dim,
-            data=data,
-            activation=activation,
-            alpha=alpha,
-            lr=lr,
-            steps=steps,
-            embedding_seed=embedding_seed,
-            infinite_dim=infinite_dim,
-            lazy=lazy,
-            depth=depth,
-            intervals=intervals,
-        )
-    elif depth is not None:
-        if method not in ("auto", "exact"):
-            raise ValueError("--depth applies to --method exact or span")
-        limit = exact_linear_limit(
-            dim,
-            data=data,
-            activation=activation,
-            alpha=alpha,
-            lr=lr,
-            steps=steps,
-            embedding_seed=embedding_seed,
-            depth=depth,
-        )
-    else:
-        limit = mean_ode_limit(
-            dim,
-            data=data,
-            activation=activation,
-            alpha=alpha,
-            lr=lr,
-            steps=steps,
-            embedding_seed=embedding_seed,
-            method=method,
-            intervals=intervals,
-            reference_depth=reference_depth,
-            reference_width=reference_width,
-            reference_seeds=reference_seeds,
-            device=device,
-        )
+    limit = problem.limit(strategy)
     wall = time.perf_counter() - start
     dataset = _limit_dataset(limit)
     rows = _errors_against(run, limit) if run is not None else []
     if rows:
         dataset["embedding_error"] = (("step",), [r["embedding_error"] for r in rows])
         dataset["output_error"] = (("step",), [r["output_error"] for r in rows])
+    estimate = limit.method in ("reference", "particles")
     config = {
-        "description": "Neural Mean ODE limit (chizat.md §2.4)",
+        "description": (
+            "estimate of the Neural Mean ODE limit by reference networks (chizat.md §2.4(1))"
+            if estimate
+            else "Neural Mean ODE limit (chizat.md §2.4)"
+        ),
         "command": "limit",
         "dim": dim,
         "activation": activation,
@@ -421,6 +449,7 @@ def limit_command(
         "lr": lr,
         "steps": steps,
         "method": limit.method,
+        "strategy": repr(limit.strategy),
         "infinite_dim": infinite_dim,
         "lazy": lazy,
         "depth": depth,

@@ -7,23 +7,34 @@ returns an ``xarray.Dataset`` with named dimensions, ``plot`` draws the figure f
 alone (so figures can be redrawn from stored results), and ``claims`` turns the dataset into the
 checkable statements of the paper with a measured value, the expected value, a tolerance and a
 verdict.
+
+A study that *diverged* (its training runs or limits blew up, so some of the numbers it asks
+for do not exist) says so in its dataset: the attribute ``diverged`` is a one-line reason
+(:func:`divergence_of` reads it). The runner then records the point as ``diverged`` instead of
+``ok``, the figure is drawn with what stayed finite, and the command line exits with status 3.
+
+A spec's ``device`` is checked for its form when the spec is built or read, and for being
+available on this machine only when the experiment runs, so that results computed on a GPU can
+be read, plotted and checked on a laptop.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from ..devices import resolve_device
+from .claims import Claim
+from .spec_fields import Device, NonNegativeInt
 
-__all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress"]
+__all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress", "divergence_of"]
 
 SCALES = ("fast", "full", "smoke")
 
@@ -35,21 +46,8 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 0
-    device: str = "cpu"
-
-    @field_validator("seed")
-    @classmethod
-    def _seed_non_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {value}")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _device_available(cls, value: str) -> str:
-        resolve_device(value)
-        return value
+    seed: NonNegativeInt = 0
+    device: Device = "cpu"  # its form; whether it is available here is checked by run
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -59,32 +57,36 @@ class ExperimentSpec(BaseModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement with its measured value and verdict."""
+def divergence_of(dataset: xr.Dataset) -> str | None:
+    """Why the study of ``dataset`` diverged (its attribute ``diverged``), or None."""
+    reason = dataset.attrs.get("diverged")
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        return None
+    if not isinstance(reason, str):  # a flag or a count stored by hand
+        return "diverged" if bool(reason) else None
+    return " ".join(reason.split())
 
-    id: str
-    statement: str
-    statistic: str
-    measured: float
-    expected: str
-    tolerance: str
-    n: int
-    passed: bool
-    details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def verdict(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+def _checking_device(run: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
+    @functools.wraps(run)
+    def checked(self: Experiment, spec: ExperimentSpec, *args: Any, **kwargs: Any) -> xr.Dataset:
+        resolve_device(spec.device)
+        return run(self, spec, *args, **kwargs)
 
-    def as_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["verdict"] = self.verdict
-        return record
+    checked._checks_device = True  # type: ignore[attr-defined]
+    return checked
 
 
 class Experiment:
-    """Base class; subclasses set ``name``, ``title``, ``Spec`` and implement the methods."""
+    """Base class; subclasses set ``name``, ``title``, ``Spec`` and implement the methods.
+
+    Every subclass's ``run`` first checks that ``spec.device`` is available here."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and not getattr(run, "_checks_device", False):
+            cls.run = _checking_device(run)  # type: ignore[method-assign]
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -119,21 +121,47 @@ class Experiment:
             raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
         return {"fast": self.fast, "full": self.full, "smoke": self.smoke}[scale](**overrides)
 
-    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+    # --- what a study implements: compute, summarize, check, draw (each given the spec) ---
+
+    def compute(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
+        """The dataset of ``spec`` (``run`` adds the attributes ``spec`` and ``caption``)."""
         raise NotImplementedError
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        raise NotImplementedError
-
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         """Rows of numbers worth printing and saving (one per depth, width, ...)."""
         return []
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
+        """The claims the dataset supports (built with the ``Claim`` constructors)."""
         return []
 
-    def caption(self, spec: ExperimentSpec) -> str:
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         raise NotImplementedError
+
+    def caption(self, spec: Any) -> str:
+        raise NotImplementedError
+
+    # --- what callers use: the spec is read back from the dataset once, here ---
+
+    def run(self, spec: ExperimentSpec, progress: Progress | None = None) -> xr.Dataset:
+        """``compute(spec)``, stamped with the spec (JSON) and the caption; a dataset attribute
+        ``divergence_note`` (networks that diverged) is appended to the caption. The device is
+        checked for being available here first."""
+        resolve_device(spec.device)
+        dataset = self.compute(spec, progress)
+        dataset.attrs["spec"] = spec.model_dump_json()
+        dataset.attrs["caption"] = self.caption(spec) + dataset.attrs.get("divergence_note", "")
+        return dataset
+
+    def plot(self, dataset: xr.Dataset) -> Figure:
+        return self.draw(dataset, self.spec_from_dataset(dataset))
+
+    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+        """Rows of numbers worth printing and saving (one per depth, width, ...)."""
+        return self.summarize(dataset, self.spec_from_dataset(dataset))
+
+    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+        return self.check(dataset, self.spec_from_dataset(dataset))
 
     def spec_from_dataset(self, dataset: xr.Dataset) -> ExperimentSpec:
         """Every dataset an experiment returns stores its spec as the attribute ``spec``."""

@@ -6,12 +6,20 @@ Conventions (chizat.md §1.2–§1.3): the 2LP ResNet in "Eq. (22)" units (``u, 
 *error* is the RMS over (coordinates, samples, seeds) of the difference with a limit, at the
 last GD step ``K`` (``limit_error``). A diverged network (``train``'s ``diverged_at``) is never
 zeroed: it is excluded from the RMS, counted, and its first divergence step is reported.
+
+A *study* diverged when a limit it compares with diverged (``LimitResult.diverged_at``, or a
+``TrainingDivergenceWarning`` from a limit) or every network of some setting diverged (nothing
+is left to measure there): ``ChizatExperiment.run`` then sets the dataset attribute
+``diverged`` (``deeplimit.experiments.base``), so the point is recorded as diverged, whatever the
+experiment; partial divergence (some networks of a setting) stays a note in the caption.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +29,13 @@ import torch
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
-from pydantic import ValidationInfo, field_validator
 
 from ..stats import SlopeFit, fit_loglog_slope
 from ..training import (
     LimitResult,
     Scaling,
+    TrainingDivergedError,
+    TrainingDivergenceWarning,
     TrainingResult,
     TwoLayerBlock,
     build_resnet,
@@ -34,49 +43,25 @@ from ..training import (
     synthetic_task,
     train,
 )
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Experiment, ExperimentSpec, Progress
+from .spec_fields import NonNegativeInt
 
 __all__ = [
-    "DTYPES",
+    "COLORS",
+    "REFERENCE_INDEX",
     "ChizatExperiment",
     "ChizatSpec",
     "Divergence",
     "Tracker",
+    "authors_grid",
     "error_pair",
     "reference_network_limit",
-    "slope_claim",
     "slope_text",
     "train_networks",
 ]
 
-DTYPES = ("float64", "float32")
 COLORS = ("#1f4e79", "#c0392b", "#27855a", "#8e44ad", "#d68910", "#5d6d7e", "#17a2b8")
-
-
-def integer_at_least(minimum: int) -> Callable[..., int]:
-    """A spec field validator: an integer >= ``minimum``, the error naming the field. Use as
-    ``_positive = field_validator("depth", "width")(integer_at_least(1))``."""
-
-    def check(cls: Any, value: int, info: ValidationInfo) -> int:
-        if value < minimum:
-            raise ValueError(f"{info.field_name} must be an integer >= {minimum}, got {value}")
-        return value
-
-    return check
-
-
-def positive_finite(cls: Any, value: float, info: ValidationInfo) -> float:
-    """A spec field validator: a finite number > 0, the error naming the field."""
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-    return value
-
-
-def dtype_name(cls: Any, value: str) -> str:
-    """The ``dtype`` field validator: one of ``DTYPES``."""
-    if value not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
-    return value
+REFERENCE_INDEX = 100_000  # seed indices of reference networks, apart from the measured ones
 
 
 def error_dataset(
@@ -116,6 +101,13 @@ def error_rows(dataset: xr.Dataset, axis: str, cast: Callable[[Any], Any]) -> li
     ]
 
 
+def authors_grid(low: int = 10, high: int = 500, points: int = 15) -> tuple[int, ...]:
+    """``floor(10^linspace(log10 low, log10 high, points))``: the authors' log grid
+    (10 … 499 for the defaults)."""
+    values = np.floor(10 ** np.linspace(np.log10(low), np.log10(high), points)).astype(int)
+    return tuple(int(v) for v in values)
+
+
 class ChizatSpec(ExperimentSpec):
     """Common fields of the Chizat specs. ``threads``: torch intra-op threads while the
     experiment runs (restored afterwards; 0 leaves torch's setting). The default is 1: the
@@ -123,14 +115,7 @@ class ChizatSpec(ExperimentSpec):
     ~1.7x on an idle machine, and on a shared CPU OpenMP barriers with 2 threads were measured
     10-30x slower than one thread (spinning threads waiting for a descheduled one)."""
 
-    threads: int = 1
-
-    @field_validator("threads")
-    @classmethod
-    def _threads(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"threads must be an integer >= 0 (0: torch's default), got {value}")
-        return value
+    threads: NonNegativeInt = 1
 
 
 @contextlib.contextmanager
@@ -147,15 +132,53 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+_DIVERGENCES: contextvars.ContextVar[list[Divergence] | None] = contextvars.ContextVar(
+    "deeplimit_chizat_divergences", default=None
+)
+
+
+@contextlib.contextmanager
+def watching_divergence() -> Iterator[list[str]]:
+    """Collect why the study run inside diverged (module docstring): the severe findings of
+    every :class:`Divergence` created inside, and the limits' divergence warnings (shown as
+    usual too). Yields the list, filled when the block ends."""
+    reasons: list[str] = []
+    seen: list[Divergence] = []
+    token = _DIVERGENCES.set(seen)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TrainingDivergenceWarning)
+            yield reasons
+    finally:
+        _DIVERGENCES.reset(token)
+        for item in caught:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    limits = {
+        " ".join(str(item.message).split()).split(":")[0]
+        for item in caught
+        if issubclass(item.category, TrainingDivergenceWarning)
+        and " limit diverged at step " in str(item.message)
+    }
+    for divergence in seen:
+        reasons.extend(divergence.severe())
+    reasons.extend(sorted(limits - set(reasons)))
+
+
 class ChizatExperiment(Experiment):
-    """``run`` = ``_run`` under ``torch_threads(spec.threads)``."""
+    """``run`` under ``torch_threads(spec.threads)``, with the dataset attribute ``diverged``
+    set when the study diverged (module docstring)."""
+
+    suite = "chizat"
 
     def run(self, spec: ChizatSpec, progress: Progress | None = None) -> xr.Dataset:
-        with torch_threads(spec.threads):
-            return self._run(spec, progress)
-
-    def _run(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
-        raise NotImplementedError
+        with torch_threads(spec.threads), watching_divergence() as reasons:
+            dataset = super().run(spec, progress)
+        if reasons:
+            shown = "; ".join(reasons[:4]) + (
+                f"; and {len(reasons) - 4} more" if len(reasons) > 4 else ""
+            )
+            dataset = dataset.assign_attrs(diverged=shown)
+        return dataset
 
 
 @dataclass
@@ -166,6 +189,13 @@ class Divergence:
     count: int = 0
     total: int = 0
     where: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)  # settings where every network diverged
+    limits: dict[str, int] = field(default_factory=dict)  # limits that diverged, at which step
+
+    def __post_init__(self) -> None:
+        watching = _DIVERGENCES.get()
+        if watching is not None:
+            watching.append(self)
 
     def add(self, label: str, result: TrainingResult) -> None:
         self.total += result.seeds
@@ -173,16 +203,50 @@ class Divergence:
         if diverged.numel():
             self.count += int(diverged.numel())
             self.where[label] = int(diverged.min())
+            if int(diverged.numel()) == result.seeds:
+                self.lost[label] = int(diverged.min())
+
+    def add_limit(self, label: str, limit: LimitResult) -> None:
+        """Record the limit ``label`` if it diverged (``limit.diverged_at >= 0``)."""
+        step = int(getattr(limit, "diverged_at", -1))
+        if step >= 0:
+            self.limits[label] = step
+
+    def severe(self) -> list[str]:
+        """Why the study diverged: the settings where every network diverged and the limits
+        that diverged (empty when neither happened)."""
+        reasons = []
+        if self.lost:
+            places = ", ".join(f"{k} (step {v})" for k, v in list(self.lost.items())[:4])
+            more = f" and {len(self.lost) - 4} more" if len(self.lost) > 4 else ""
+            reasons.append(
+                f"every network diverged in {len(self.lost)} setting"
+                f"{'s' if len(self.lost) != 1 else ''}: {places}{more}"
+            )
+        if self.limits:
+            places = ", ".join(f"{k} (step {v})" for k, v in list(self.limits.items())[:4])
+            more = f" and {len(self.limits) - 4} more" if len(self.limits) > 4 else ""
+            count = len(self.limits)
+            reasons.append(f"{count} limit{'s' if count != 1 else ''} diverged: {places}{more}")
+        return reasons
 
     def note(self) -> str:
         """One sentence for captions and claims ("" when nothing diverged)."""
-        if not self.count:
+        if not self.count and not self.limits:
             return ""
-        places = "; ".join(f"{k}: step {v}" for k, v in list(self.where.items())[:6])
-        return (
-            f" [{self.count} of {self.total} networks diverged and are excluded from the RMS "
-            f"(NaN where none is left); first divergence step per setting: {places}]"
-        )
+        parts = []
+        if self.count:
+            places = "; ".join(f"{k}: step {v}" for k, v in list(self.where.items())[:6])
+            parts.append(
+                f"{self.count} of {self.total} networks diverged and are excluded from the RMS "
+                f"(NaN where none is left); first divergence step per setting: {places}"
+            )
+        if self.limits:
+            parts.append(
+                "; ".join(f"the {k} limit diverged at step {v}" for k, v in self.limits.items())
+                + " (its later records are NaN)"
+            )
+        return " [" + "; ".join(parts) + "]"
 
 
 class Tracker:
@@ -290,9 +354,14 @@ def reference_network_limit(
     ok = ~reference.diverged
     count = int(ok.sum())
     if count < 2:
-        raise ValueError(
-            f"the reference needs at least 2 non-diverged networks, got {count} of "
-            f"{reference.seeds}"
+        steps = reference.diverged_at[reference.diverged_at >= 0]
+        step = int(steps.min()) if steps.numel() else -1
+        raise TrainingDivergedError(
+            step,
+            [],
+            f"the reference networks diverged: {reference.seeds - count} of {reference.seeds} "
+            f"(the first at step {step}), and a reference needs at least 2 that did not (try a "
+            "smaller lr)",
         )
     emb, out = reference.embeddings[ok], reference.outputs[ok]
     budget = {
@@ -327,61 +396,6 @@ def error_pair(result: TrainingResult, limit: LimitResult, step: int) -> tuple[f
 
 def slope_text(fit: SlopeFit) -> str:
     return f"{fit.slope:+.3f} (95% CI [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}])"
-
-
-def slope_claim(
-    claim_id: str,
-    statement: str,
-    x: Any,
-    y: Any,
-    *,
-    expected: float,
-    tolerance: float,
-    what: str,
-    note: str = "",
-    details: dict[str, Any] | None = None,
-) -> Claim:
-    """A log-log slope claim: measured slope with its 95% CI; PASS iff |slope - expected| <=
-    tolerance (chizat.md §6 tolerances). Points that are NaN (every network diverged) are left
-    out and counted in the statement."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    keep = np.isfinite(y) & (y > 0)
-    dropped = int((~keep).sum())
-    suffix = f" ({dropped} point(s) without a finite value left out)" if dropped else ""
-    if keep.sum() < 3:
-        return Claim(
-            id=claim_id,
-            statement=statement + suffix + note,
-            statistic=f"log-log slope of {what}",
-            measured=math.nan,
-            expected=f"{expected:+g}",
-            tolerance=f"±{tolerance:g}; fewer than 3 finite points, no fit",
-            n=int(keep.sum()),
-            passed=False,
-            details=details or {},
-        )
-    fit = fit_loglog_slope(x[keep], y[keep], expected=expected, tolerance=tolerance)
-    return Claim(
-        id=claim_id,
-        statement=statement + suffix + note,
-        statistic=f"log-log slope of {what}",
-        measured=fit.slope,
-        expected=f"{expected:+g}",
-        tolerance=f"±{tolerance:g}; 95% CI [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}], "
-        f"r²={fit.r_squared:.3f}",
-        n=int(keep.sum()),
-        passed=fit.passed,
-        details={
-            "ci_low": fit.ci_low,
-            "ci_high": fit.ci_high,
-            "stderr": fit.slope_stderr,
-            "prefactor": fit.prefactor,
-            "x": x[keep].tolist(),
-            "y": y[keep].tolist(),
-            **(details or {}),
-        },
-    )
 
 
 def fit_or_none(x: Any, y: Any) -> SlopeFit | None:

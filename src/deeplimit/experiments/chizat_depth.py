@@ -23,7 +23,6 @@ import numpy as np
 import scipy.stats as sps
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 from scipy.optimize import nnls
 
 from ..training import exact_linear_limit
@@ -34,16 +33,14 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
     fit_or_none,
-    integer_at_least,
     plot_series,
-    positive_finite,
-    slope_claim,
     slope_text,
     train_networks,
 )
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatDepth", "ChizatDepthSpec", "collapse_fit"]
 
@@ -52,40 +49,15 @@ MIN_BIAS_WIDTH = 256  # chizat.md §6 C5 measures the Euler term at large M
 
 
 class ChizatDepthSpec(ChizatSpec):
-    dim: int = 16
-    depths: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    widths: tuple[int, ...] = (4, 16, 64, 256, 1024)
-    seeds: int = 16
-    steps: int = 10
-    lr: float = 0.5
-    collapse_min_depth: int = 8
-    collapse_tolerance: float = 0.25
-    dtype: str = "float64"
-
-    @field_validator("depths", "widths")
-    @classmethod
-    def _grid(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"{info.field_name} must be at least three distinct increasing integers >= 1, "
-                f"got {value}"
-            )
-        return value
-
-    _positive = field_validator("dim", "steps", "collapse_min_depth")(integer_at_least(1))
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, value: int) -> int:
-        if value < 3:
-            raise ValueError(
-                f"seeds must be an integer >= 3 (seed noise is estimated), got {value}"
-            )
-        return value
-
-    _positive_float = field_validator("lr", "collapse_tolerance")(positive_finite)
-
-    _dtype = field_validator("dtype")(dtype_name)
+    dim: PositiveInt = 16
+    depths: IncreasingInts = (1, 2, 4, 8, 16, 32)
+    widths: IncreasingInts = (4, 16, 64, 256, 1024)
+    seeds: AtLeast(3) = 16  # type: ignore[valid-type]  # seed noise is estimated
+    steps: PositiveInt = 10
+    lr: Positive = 0.5
+    collapse_min_depth: PositiveInt = 8
+    collapse_tolerance: Positive = 0.25
+    dtype: DType = "float64"
 
 
 def _rms(x: np.ndarray) -> float:
@@ -150,10 +122,11 @@ class ChizatDepth(ChizatExperiment):
             "sqrt(a^2/L^2 + b^2 D/(LM)) (a, b fitted once on every point; dashed)."
         )
 
-    def _run(self, spec: ChizatDepthSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatDepthSpec, progress: Progress | None = None) -> xr.Dataset:
         tracker = Tracker(sum(spec.depths) * sum(spec.widths) * spec.seeds, progress)
         divergence = Divergence()
-        ode = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr)
+        ode = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr, on_divergence="ignore")
+        divergence.add_limit("Mean ODE", ode)
         target = ode.embeddings[-1].numpy()
         shape = (len(spec.depths), len(spec.widths))
         error = np.full(shape, np.nan)
@@ -162,7 +135,10 @@ class ChizatDepth(ChizatExperiment):
         diverged = np.zeros(shape, dtype=int)
         euler = np.empty(len(spec.depths))
         for i, depth in enumerate(spec.depths):
-            layered = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr, depth=depth)
+            layered = exact_linear_limit(
+                spec.dim, steps=spec.steps, lr=spec.lr, depth=depth, on_divergence="ignore"
+            )
+            divergence.add_limit(f"depth-{depth} infinite-width", layered)
             euler[i] = _rms(layered.embeddings[-1].numpy() - target)
             for j, width in enumerate(spec.widths):
                 result = train_networks(
@@ -198,8 +174,6 @@ class ChizatDepth(ChizatExperiment):
             },
             coords={"depth": list(spec.depths), "width": list(spec.widths)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
             },
         )
@@ -240,7 +214,7 @@ class ChizatDepth(ChizatExperiment):
         half = float(sps.t.isf(0.025, dof)) * math.sqrt(covariance[0, 0])
         return float(coefficients[0]), coefficients[0] - half, coefficients[0] + half, len(xs)
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: ChizatDepthSpec) -> list[dict[str, Any]]:
         depths = dataset.depth.values
         rows = []
         for width in dataset.width.values:
@@ -265,13 +239,12 @@ class ChizatDepth(ChizatExperiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatDepthSpec) -> list[Claim]:
         note = dataset.attrs.get("divergence_note", "")
         depths = dataset.depth.values
         widest = int(dataset.width.values[-1])
         claims = [
-            slope_claim(
+            Claim.slope(
                 "C5",
                 f"Linear sigma, D={spec.dim}, K={spec.steps}, M={widest}: the Euler term (seed "
                 f"mean minus the Mean ODE, seed noise removed in quadrature) vs L "
@@ -290,19 +263,14 @@ class ChizatDepth(ChizatExperiment):
             int(w) for w in dataset.width.values[-2:]
         ]
         claims.append(
-            Claim(
-                id="C5",
-                statement=(
-                    f"The Euler term does not depend on M: pooled slope of log(bias) on log(M), "
-                    f"M in {used}, one intercept per L (L where the exact Euler term is >= "
-                    "the seed noise of the mean)" + note
-                ),
+            Claim.bound(
+                "C5",
+                "The Euler term does not depend on M: pooled slope of log(bias) on log(M), "
+                f"M in {used}, one intercept per L (L where the exact Euler term is >= "
+                "the seed noise of the mean)" + note,
+                bound(slope, equals=0.0, tolerance=0.15, n=n),
                 statistic="log-log slope of the Euler term vs M",
-                measured=slope,
-                expected="0",
-                tolerance=f"±0.15; 95% CI [{low:+.3f}, {high:+.3f}]",
-                n=n,
-                passed=bool(math.isfinite(slope) and abs(slope) <= 0.15),
+                note=f"95% CI [{low:+.3f}, {high:+.3f}]",
                 details={"ci_low": low, "ci_high": high},
             )
         )
@@ -321,27 +289,20 @@ class ChizatDepth(ChizatExperiment):
             residual = np.log(error[keep]) - 0.5 * np.log(spec.dim / hidden)
             spread = float(np.exp(residual.max() - residual.min()))
             claims.append(
-                Claim(
-                    id="hidden-width",
-                    statement=(
-                        f"One law sqrt(a^2/L^2 + b^2 D/(LM)) with a = {a:.3f}, b = {b:.3f} "
-                        f"fitted once fits every (L, M) point; at L >= {spec.collapse_min_depth}"
-                        f" error/sqrt(D/(LM)) varies by a factor {spread:.2f} over "
-                        f"{int(keep.sum())} points (collapse on LM)" + note
-                    ),
+                Claim.bound(
+                    "hidden-width",
+                    f"One law sqrt(a^2/L^2 + b^2 D/(LM)) with a = {a:.3f}, b = {b:.3f} "
+                    f"fitted once fits every (L, M) point; at L >= {spec.collapse_min_depth}"
+                    f" error/sqrt(D/(LM)) varies by a factor {spread:.2f} over "
+                    f"{int(keep.sum())} points (collapse on LM)" + note,
+                    bound(worst, at_most=spec.collapse_tolerance, n=int(all_points.sum())),
                     statistic="largest relative deviation from the single law",
-                    measured=worst,
-                    expected="0",
-                    tolerance=f"<= {spec.collapse_tolerance:g}",
-                    n=int(all_points.sum()),
-                    passed=worst <= spec.collapse_tolerance,
                     details={"a": a, "b": b, "collapse_spread": spread},
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatDepthSpec) -> Figure:
         depths = dataset.depth.values
         figure, axes = panel_grid(3, columns=3, size=(4.3, 3.4))
         ax = axes[0]

@@ -14,19 +14,21 @@ for the four splits of ``LM = 512`` of C2, and on a sweep of splits at several `
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-import torch
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
+from pydantic import AfterValidator
 
 from ..activations import parse_activation
+from ..gaussian import second_moment
 from ..training import TwoLayerBlock, build_resnet, synthetic_task
 from .base import Claim, Progress
-from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Tracker, integer_at_least
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Tracker
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import ActivationSpec, Increasing, Level, PositiveInt, Seeds
 
 __all__ = ["ChizatInit", "ChizatInitSpec"]
 
@@ -41,73 +43,44 @@ def _check_shapes(name: str, value: tuple, size: int) -> tuple:
     return tuple(tuple(int(v) for v in s) for s in value)
 
 
+def _splits(value: tuple) -> tuple:
+    value = _check_shapes("c2_splits", value, 2)
+    if len(value) < 2 or len({depth * width for depth, width in value}) != 1:
+        raise ValueError(
+            f"c2_splits must be at least two (L, M) pairs with the same product LM, got {value}"
+        )
+    return value
+
+
+Shapes = Annotated[tuple[Shape, ...], AfterValidator(lambda v: _check_shapes("c1_shapes", v, 3))]
+Splits = Annotated[tuple[tuple[int, int], ...], AfterValidator(_splits)]
+Sweep = Increasing(int, length=1)
+
+
 class ChizatInitSpec(ChizatSpec):
     """C1 shapes ``(L, M, D)``; C2 splits ``(L, M)`` of one ``LM`` at ``c2_dim``; the sweep
     ``sweep_depths x sweep_hidden_widths`` (``M = LM / L``) at ``sweep_dim``."""
 
-    activation: str = "tanh"
-    c1_shapes: tuple[Shape, ...] = ((32, 16, 64), (32, 16, 256))
-    c1_seeds: int = 64
-    c2_splits: tuple[tuple[int, int], ...] = ((512, 1), (128, 4), (32, 16), (8, 64))
-    c2_dim: int = 64
-    c2_seeds: int = 16
-    sweep_depths: tuple[int, ...] = (1, 4, 16, 64)
-    sweep_hidden_widths: tuple[int, ...] = (64, 256, 1024, 4096)
-    sweep_dim: int = 64
-    sweep_seeds: int = 8
-    tolerance: float = 0.05
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, value: str) -> str:
-        parse_activation(value)
-        return value
-
-    @field_validator("c1_shapes")
-    @classmethod
-    def _c1(cls, value: tuple) -> tuple:
-        return _check_shapes("c1_shapes", value, 3)
-
-    @field_validator("c2_splits")
-    @classmethod
-    def _c2(cls, value: tuple) -> tuple:
-        value = _check_shapes("c2_splits", value, 2)
-        if len(value) < 2 or len({depth * width for depth, width in value}) != 1:
-            raise ValueError(
-                f"c2_splits must be at least two (L, M) pairs with the same product LM, got {value}"
-            )
-        return value
-
-    _seeds = field_validator("c1_seeds", "c2_seeds", "sweep_seeds")(integer_at_least(2))
-
-    _dim = field_validator("c2_dim", "sweep_dim")(integer_at_least(1))
-
-    @field_validator("sweep_depths", "sweep_hidden_widths")
-    @classmethod
-    def _sweep(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        if not value or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"{info.field_name} must be distinct increasing integers >= 1, got {value}"
-            )
-        return value
-
-    @field_validator("tolerance")
-    @classmethod
-    def _tolerance(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"tolerance must be in (0, 1), got {value}")
-        return value
+    activation: ActivationSpec = "tanh"
+    c1_shapes: Shapes = ((32, 16, 64), (32, 16, 256))
+    c1_seeds: Seeds = 64
+    c2_splits: Splits = ((512, 1), (128, 4), (32, 16), (8, 64))
+    c2_dim: PositiveInt = 64
+    c2_seeds: Seeds = 16
+    sweep_depths: Sweep = (1, 4, 16, 64)
+    sweep_hidden_widths: Sweep = (64, 256, 1024, 4096)
+    sweep_dim: PositiveInt = 64
+    sweep_seeds: Seeds = 8
+    tolerance: Level = 0.05
 
 
 def predicted_mean_square(activation: str, depth: int, width: int, dim: int, h0: Any) -> float:
-    """C1: ``(D/(LM)) mean_n E[sigma(g_n)^2]``, ``g_n ~ N(0, ||h_0(x_n)||^2 / D)``, by
-    80-point Gauss–Hermite quadrature."""
+    """C1: ``(D/(LM)) mean_n E[sigma(g_n)^2]``, ``g_n ~ N(0, ||h_0(x_n)||^2 / D)``, each
+    expectation by :func:`deeplimit.gaussian.second_moment` (accurate at every variance)."""
     act = parse_activation(activation)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
-    weights = weights / weights.sum()
-    variances = (np.asarray(h0) ** 2).sum(1) / dim
-    values = act.phi(torch.from_numpy(np.sqrt(variances)[:, None] * nodes[None, :])).numpy()
-    return dim / (depth * width) * float(np.mean((values**2) @ weights))
+    variances = (np.asarray(h0, dtype=float) ** 2).sum(1) / dim
+    moments = [second_moment(act, float(q)) for q in variances]
+    return dim / (depth * width) * float(np.mean(moments))
 
 
 class ChizatInit(ChizatExperiment):
@@ -178,7 +151,7 @@ class ChizatInit(ChizatExperiment):
                     )
         return shapes
 
-    def _run(self, spec: ChizatInitSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatInitSpec, progress: Progress | None = None) -> xr.Dataset:
         data = synthetic_task()
         shapes = self._shapes(spec)
         tracker = Tracker(sum(s[1] * s[2] * s[3] * s[4] for s in shapes), progress)
@@ -219,10 +192,9 @@ class ChizatInit(ChizatExperiment):
                 "dim": (("shape",), [s[3] for s in shapes]),
                 "seeds": (("shape",), [s[4] for s in shapes]),
             },
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: ChizatInitSpec) -> list[dict[str, Any]]:
         rows = []
         for index in dataset.shape.values:
             item = dataset.sel(shape=index)
@@ -249,31 +221,27 @@ class ChizatInit(ChizatExperiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatInitSpec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         tol = spec.tolerance
         claims = []
         for row in (r for r in rows if r["group"] == "C1"):
             deviation = abs(row["ratio"] - 1.0)
             zscore = (row["ratio"] - 1) / row["ratio_se"]
             claims.append(
-                Claim(
-                    id="C1",
-                    statement=(
-                        f"At init, RMS of h_L - h_0 at (L,M,D)=({row['depth']},{row['width']},"
-                        f"{row['dim']}) equals sqrt(D/(LM)) sqrt(E sigma(g)^2) = "
-                        f"{row['predicted']:.4f} (measured {row['rms']:.4f})"
-                    ),
+                Claim.bound(
+                    "C1",
+                    f"At init, RMS of h_L - h_0 at (L,M,D)=({row['depth']},{row['width']},"
+                    f"{row['dim']}) equals sqrt(D/(LM)) sqrt(E sigma(g)^2) = "
+                    f"{row['predicted']:.4f} (measured {row['rms']:.4f})",
+                    bound(row["ratio"], equals=1.0, tolerance=tol, n=row["seeds"]),
                     statistic="ratio measured / closed form",
-                    measured=row["ratio"],
-                    expected="1",
-                    tolerance=(
-                        f"±{tol:g}, resolved by the seeds: |ratio - 1| + 3 se <= {tol:g} "
-                        f"(se {row['ratio_se']:.4f}, z = {zscore:.2f})"
-                    ),
-                    n=row["seeds"],
-                    passed=deviation + 3 * row["ratio_se"] <= tol,
+                    note=f"se {row['ratio_se']:.4f}, z = {zscore:.2f}",
+                    requires={
+                        "resolved by the seeds, |ratio - 1| + 3 se <= tolerance": bound(
+                            deviation + 3 * row["ratio_se"], at_most=tol
+                        )
+                    },
                     details={"se": row["ratio_se"], "predicted": row["predicted"]},
                 )
             )
@@ -286,27 +254,21 @@ class ChizatInit(ChizatExperiment):
                 f"({r['depth']},{r['width']}): {q:.4f}" for r, q in zip(c2, ratios, strict=True)
             )
             claims.append(
-                Claim(
-                    id="C2",
-                    statement=(
-                        f"At init the error depends on (L, M) only through LM = "
-                        f"{c2[0]['hidden_width']} (D={c2[0]['dim']}): RMS / mean over splits "
-                        f"{splits}"
-                    ),
+                Claim.bound(
+                    "C2",
+                    f"At init the error depends on (L, M) only through LM = "
+                    f"{c2[0]['hidden_width']} (D={c2[0]['dim']}): RMS / mean over splits "
+                    f"{splits}",
+                    bound(ratios[worst], equals=1.0, tolerance=tol, n=sum(r["seeds"] for r in c2)),
                     statistic="ratio to the mean over splits, farthest from 1",
-                    measured=ratios[worst],
-                    expected="1",
-                    tolerance=f"every ratio within 1 ± {tol:g} (independent seeds)",
-                    n=sum(r["seeds"] for r in c2),
-                    passed=all(abs(q - 1) <= tol for q in ratios),
+                    note="every ratio (independent seeds)",
                     details={"ratios": ratios},
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatInitSpec) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(3, columns=3, size=(4.3, 3.4))
         ax = axes[0]
         sweep = [r for r in rows if r["group"] == "sweep"]

@@ -30,7 +30,6 @@ import numpy as np
 import scipy.stats as sps
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 from scipy.optimize import least_squares
 
 from ..training import span_linear_limit
@@ -41,14 +40,13 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
     error_pair,
-    integer_at_least,
-    positive_finite,
     tidy_log_axes,
     train_networks,
 )
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatJoint", "ChizatJointSpec", "fit_joint_law"]
 
@@ -56,35 +54,17 @@ EXPECTED = {"embedding": 1 / 6, "output": 1 / 5}
 
 
 class ChizatJointSpec(ChizatSpec):
-    depth: int = 16
-    widths: tuple[int, ...] = (16, 64, 256, 1024)
-    dims: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-    embedding_seeds: int = 4
-    max_ratio: float = 0.5
-    max_units: int = 300_000
-    steps: int = 5
-    lr: float = 0.5
-    min_dim: int = 11
-    tolerance: float = 0.03
-    dtype: str = "float64"
-
-    @field_validator("widths", "dims")
-    @classmethod
-    def _grid(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"{info.field_name} must be at least three distinct increasing integers >= 1, "
-                f"got {value}"
-            )
-        return value
-
-    _positive = field_validator("depth", "steps", "embedding_seeds", "max_units", "min_dim")(
-        integer_at_least(1)
-    )
-
-    _positive_float = field_validator("lr", "max_ratio", "tolerance")(positive_finite)
-
-    _dtype = field_validator("dtype")(dtype_name)
+    depth: PositiveInt = 16
+    widths: IncreasingInts = (16, 64, 256, 1024)
+    dims: IncreasingInts = (16, 32, 64, 128, 256, 512)
+    embedding_seeds: PositiveInt = 4
+    max_ratio: Positive = 0.5
+    max_units: PositiveInt = 300_000
+    steps: PositiveInt = 5
+    lr: Positive = 0.5
+    min_dim: PositiveInt = 11
+    tolerance: Positive = 0.03
+    dtype: DType = "float64"
 
 
 def grid_points(spec: ChizatJointSpec) -> list[tuple[int, int]]:
@@ -205,7 +185,7 @@ class ChizatJoint(ChizatExperiment):
             "against P = LMD with the fitted law's optimal frontier."
         )
 
-    def _run(self, spec: ChizatJointSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatJointSpec, progress: Progress | None = None) -> xr.Dataset:
         points = grid_points(spec)
         if len(points) < 5:
             raise ValueError(
@@ -264,15 +244,13 @@ class ChizatJoint(ChizatExperiment):
                 "width": (("point",), [p[0] for p in points]),
                 "dim": (("point",), [p[1] for p in points]),
             },
-            attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
-                "divergence_note": divergence.note(),
-            },
+            attrs={"divergence_note": divergence.note()},
         )
 
-    def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, float] | None]:
-        spec = self.spec_from_dataset(dataset)
+    def fits(
+        self, dataset: xr.Dataset, spec: ChizatJointSpec | None = None
+    ) -> dict[str, dict[str, float] | None]:
+        spec = spec or self.spec_from_dataset(dataset)
         dims = dataset.dim.values.astype(float)
         hidden = spec.depth * dataset.width.values.astype(float)
         out: dict[str, dict[str, float] | None] = {}
@@ -284,8 +262,7 @@ class ChizatJoint(ChizatExperiment):
             )
         return out
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: ChizatJointSpec) -> list[dict[str, Any]]:
         return [
             {
                 "width": int(dataset.width.values[i]),
@@ -298,58 +275,52 @@ class ChizatJoint(ChizatExperiment):
             for i in range(dataset.sizes["point"])
         ]
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatJointSpec) -> list[Claim]:
         note = dataset.attrs.get("divergence_note", "")
         claims = []
         for claim_id, quantity, law in (
             ("C10", "embedding", "sqrt(D/(LM)) + 1/sqrt(D): P^(-1/6)"),
             ("C11", "output", "D/(LM) + 1/sqrt(D): P^(-1/5)"),
         ):
-            fit = self.fits(dataset)[quantity]
+            fit = self.fits(dataset, spec)[quantity]
             expected = EXPECTED[quantity]
             if fit is None:
                 claims.append(
-                    Claim(
-                        id=claim_id,
-                        statement=f"{quantity} error in the joint limit: {law} (fewer than 6 "
+                    Claim.bound(
+                        claim_id,
+                        f"{quantity} error in the joint limit: {law} (fewer than 6 "
                         "finite grid points: no fit)" + note,
+                        bound(math.nan, equals=expected, tolerance=spec.tolerance, fmt=".4f"),
                         statistic="budget exponent e of the fitted law",
-                        measured=math.nan,
-                        expected=f"{expected:.4f}",
-                        tolerance=f"±{spec.tolerance:g}",
-                        n=0,
-                        passed=False,
                     )
                 )
                 continue
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
-                        f"Linear sigma, L={spec.depth}, K={spec.steps}: {quantity} error vs the "
-                        f"D -> infinity limit follows {law}; fitted error^2 = "
-                        f"{fit['A']:.3g} (D/(LM))^(2x{fit['gamma']:.3f}±{fit['gamma_se']:.3f}) + "
-                        f"{fit['B']:.3g} D^(-2x{fit['delta']:.3f}±{fit['delta_se']:.3f}) on "
-                        f"{fit['points']} points (RMS log residual {fit['rms_log_residual']:.3f})"
-                        + note
+                Claim.bound(
+                    claim_id,
+                    f"Linear sigma, L={spec.depth}, K={spec.steps}: {quantity} error vs the "
+                    f"D -> infinity limit follows {law}; fitted error^2 = "
+                    f"{fit['A']:.3g} (D/(LM))^(2x{fit['gamma']:.3f}±{fit['gamma_se']:.3f}) + "
+                    f"{fit['B']:.3g} D^(-2x{fit['delta']:.3f}±{fit['delta_se']:.3f}) on "
+                    f"{fit['points']} points (RMS log residual {fit['rms_log_residual']:.3f})"
+                    + note,
+                    bound(
+                        fit["exponent"],
+                        equals=expected,
+                        tolerance=spec.tolerance,
+                        n=fit["points"],
+                        fmt=".4f",
                     ),
                     statistic="budget exponent e = 2 gamma delta / (4 gamma + 2 delta) of the "
                     "fitted law (error ∝ P^-e along the optimal shape)",
-                    measured=fit["exponent"],
-                    expected=f"{expected:.4f}",
-                    tolerance=f"±{spec.tolerance:g}; 95% CI [{fit['ci_low']:.3f}, "
-                    f"{fit['ci_high']:.3f}]",
-                    n=fit["points"],
-                    passed=abs(fit["exponent"] - expected) <= spec.tolerance,
+                    note=f"95% CI [{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]",
                     details=fit,
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        fits = self.fits(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatJointSpec) -> Figure:
+        fits = self.fits(dataset, spec)
         figure, axes = panel_grid(3, columns=3, size=(4.4, 3.5))
         dims = dataset.dim.values.astype(float)
         widths = dataset.width.values.astype(float)

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 
 from ..training import MeanFieldScaling
 from .base import Claim, Progress
@@ -32,48 +31,27 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
-    integer_at_least,
     plot_series,
-    positive_finite,
-    slope_claim,
 )
 from .chizat_common import train_networks as _train
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingFloats, Positive, PositiveInt
 
 __all__ = ["ChizatLazy", "ChizatLazySpec"]
 
 
 class ChizatLazySpec(ChizatSpec):
-    depth: int = 16
-    width: int = 256
-    dim: int = 32
-    alphas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-    seeds: int = 2
-    steps: int = 5
-    lr: float = 0.5
+    depth: PositiveInt = 16
+    width: PositiveInt = 256
+    dim: PositiveInt = 32
+    alphas: IncreasingFloats = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    seeds: PositiveInt = 2
+    steps: PositiveInt = 5
+    lr: Positive = 0.5
     antithetic: bool = True
-    function_tolerance: float = 0.05
-    dtype: str = "float64"
-
-    @field_validator("alphas")
-    @classmethod
-    def _alphas(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if (
-            len(value) < 3
-            or any(not math.isfinite(a) or a <= 0 for a in value)
-            or list(value) != sorted(set(value))
-        ):
-            raise ValueError(
-                f"alphas must be at least three distinct increasing finite numbers > 0, got {value}"
-            )
-        return value
-
-    _positive = field_validator("depth", "width", "dim", "steps", "seeds")(integer_at_least(1))
-
-    _positive_float = field_validator("lr", "function_tolerance")(positive_finite)
-
-    _dtype = field_validator("dtype")(dtype_name)
+    function_tolerance: Positive = 0.05
+    dtype: DType = "float64"
 
 
 class ChizatLazy(ChizatExperiment):
@@ -120,7 +98,7 @@ class ChizatLazy(ChizatExperiment):
             f"the training inputs (constant within ±{spec.function_tolerance:.0%}) (C7)."
         )
 
-    def _run(self, spec: ChizatLazySpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatLazySpec, progress: Progress | None = None) -> xr.Dataset:
         tracker = Tracker(len(spec.alphas), progress)
         scalings = [
             MeanFieldScaling(alpha=alpha, lr=spec.lr)
@@ -158,8 +136,6 @@ class ChizatLazy(ChizatExperiment):
             {name: (("alpha", "seed"), value) for name, value in variables.items()},
             coords={"alpha": list(spec.alphas), "seed": list(range(spec.seeds))},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
             },
         )
@@ -171,7 +147,7 @@ class ChizatLazy(ChizatExperiment):
             return np.sqrt((values**2).mean("seed", skipna=True).values)
         return values.mean("seed", skipna=True).values
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> list[dict[str, Any]]:
         means = {
             name: self._mean(dataset, name)
             for name in ("preactivation", "u", "v", "function", "final_loss")
@@ -185,12 +161,11 @@ class ChizatLazy(ChizatExperiment):
             for i, alpha in enumerate(dataset.alpha.values)
         ]
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> list[Claim]:
         note = dataset.attrs.get("divergence_note", "")
         alphas = dataset.alpha.values
         units = "antithetic" if spec.antithetic else "i.i.d."
-        unit_claim = slope_claim(
+        unit_claim = Claim.slope(
             "C7",
             f"tanh, L={spec.depth}, M={spec.width}, D={spec.dim}, K={spec.steps}, {units} units:"
             f" RMS pre-activation change <u - u_0, h_0>/D vs alpha ({alphas[0]:g}…"
@@ -207,25 +182,18 @@ class ChizatLazy(ChizatExperiment):
         ratios = finite / finite.mean() if finite.size else finite
         worst = float(ratios[np.argmax(np.abs(ratios - 1))]) if ratios.size else math.nan
         text = ", ".join(f"{a:g}: {f:.4f}" for a, f in zip(alphas, function, strict=True))
-        function_claim = Claim(
-            id="C7",
-            statement=(
-                f"The function moves O(1) whatever alpha: RMS of f_K - f_0 per alpha {text}" + note
-            ),
+        function_claim = Claim.bound(
+            "C7",
+            f"The function moves O(1) whatever alpha: RMS of f_K - f_0 per alpha {text}" + note,
+            bound(worst, equals=1.0, tolerance=spec.function_tolerance, n=finite.size),
             statistic="function movement / its mean over alpha, farthest from 1",
-            measured=worst,
-            expected="1",
-            tolerance=f"every ratio within 1 ± {spec.function_tolerance:g}",
-            n=int(finite.size),
-            passed=bool(
-                finite.size == alphas.size and np.all(np.abs(ratios - 1) <= spec.function_tolerance)
-            ),
+            note="every ratio",
+            requires={"no alpha without a finite movement": finite.size == alphas.size},
             details={"function_movement": function.tolist()},
         )
         return [unit_claim, function_claim]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> Figure:
         figure, axes = panel_grid(2, columns=2, size=(4.6, 3.5))
         alphas = dataset.alpha.values
         ax = axes[0]

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
+from pydantic import AfterValidator
 
 from ..training import MeanFieldScaling, limit_error, span_linear_limit
 from .base import Claim, Progress
@@ -38,56 +38,36 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
-    integer_at_least,
-    positive_finite,
-    slope_claim,
     train_networks,
 )
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatLazyOptimum", "ChizatLazyOptimumSpec", "parabola_minimum"]
 
 
+def _alpha_exponents(value: tuple[float, ...]) -> tuple[float, ...]:
+    if len(value) < 3 or not all(map(math.isfinite, value)) or list(value) != sorted(set(value)):
+        raise ValueError(
+            "alpha_exponents (alpha = 2^(k/2)) must be at least three distinct increasing "
+            f"finite numbers, got {value}"
+        )
+    return value
+
+
+AlphaExponents = Annotated[tuple[float, ...], AfterValidator(_alpha_exponents)]
+
+
 class ChizatLazyOptimumSpec(ChizatSpec):
-    depth: int = 16
-    widths: tuple[int, ...] = (16, 64, 256, 1024)
-    dim: int = 8
-    alpha_exponents: tuple[float, ...] = (-2, -1, 0, 1, 2, 3, 4, 5, 6)
-    seeds: int = 4
-    steps: int = 5
-    lr: float = 0.5
-    tolerance: float = 0.05
-    dtype: str = "float64"
-
-    @field_validator("widths")
-    @classmethod
-    def _widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"widths must be at least three distinct increasing integers >= 1, got {value}"
-            )
-        return value
-
-    @field_validator("alpha_exponents")
-    @classmethod
-    def _alphas(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if (
-            len(value) < 3
-            or any(not math.isfinite(v) for v in value)
-            or list(value) != sorted(set(value))
-        ):
-            raise ValueError(
-                "alpha_exponents (alpha = 2^(k/2)) must be at least three distinct increasing "
-                f"finite numbers, got {value}"
-            )
-        return value
-
-    _positive = field_validator("depth", "dim", "seeds", "steps")(integer_at_least(1))
-
-    _positive_float = field_validator("lr", "tolerance")(positive_finite)
-
-    _dtype = field_validator("dtype")(dtype_name)
+    depth: PositiveInt = 16
+    widths: IncreasingInts = (16, 64, 256, 1024)
+    dim: PositiveInt = 8
+    alpha_exponents: AlphaExponents = (-2, -1, 0, 1, 2, 3, 4, 5, 6)
+    seeds: PositiveInt = 4
+    steps: PositiveInt = 5
+    lr: Positive = 0.5
+    tolerance: Positive = 0.05
+    dtype: DType = "float64"
 
 
 def parabola_minimum(alphas: np.ndarray, errors: np.ndarray) -> float:
@@ -156,7 +136,7 @@ class ChizatLazyOptimum(ChizatExperiment):
             "w.r.t. the lazy ODE against alpha."
         )
 
-    def _run(self, spec: ChizatLazyOptimumSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatLazyOptimumSpec, progress: Progress | None = None) -> xr.Dataset:
         alphas = self.alphas(spec)
         tracker = Tracker(sum(spec.widths), progress)
         divergence = Divergence()
@@ -219,8 +199,6 @@ class ChizatLazyOptimum(ChizatExperiment):
             },
             coords={"width": list(spec.widths), "alpha": alphas},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
             },
         )
@@ -242,8 +220,7 @@ class ChizatLazyOptimum(ChizatExperiment):
             return math.nan
         return float(-np.polyfit(np.log(alphas[keep]), np.log(bias[keep]), 1)[0])
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> list[dict[str, Any]]:
         optimum = self._optimum(dataset)
         rows = []
         for i, width in enumerate(dataset.width.values):
@@ -261,8 +238,7 @@ class ChizatLazyOptimum(ChizatExperiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> list[Claim]:
         optimum = self._optimum(dataset)
         hidden = spec.depth * dataset.width.values.astype(float)
         p = self._bias_exponent(dataset)
@@ -271,7 +247,7 @@ class ChizatLazyOptimum(ChizatExperiment):
         # optimum of alpha^-p + alpha/sqrt(LM) is (LM)^(1/(2(p+1))): we test the optimum
         # against the p we measure, and report where [T]'s 1/4 falls.
         expected = 1.0 / (2.0 * (p + 1.0)) if math.isfinite(p) else 0.25
-        claim = slope_claim(
+        claim = Claim.slope(
             "C12",
             f"Linear sigma, L={spec.depth}, D={spec.dim}, K={spec.steps}: the alpha minimizing "
             f"the error to the lazy ODE grows like (LM)^(1/(2(p+1))), p the exponent of the bias "
@@ -295,8 +271,7 @@ class ChizatLazyOptimum(ChizatExperiment):
             claim = dataclasses.replace(claim, statement=statement)
         return [claim]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> Figure:
         figure, axes = panel_grid(2, columns=2, size=(4.8, 3.6))
         alphas = dataset.alpha.values
         optimum = self._optimum(dataset)

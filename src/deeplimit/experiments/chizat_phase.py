@@ -28,14 +28,14 @@ up), ``a = 1`` (units move O(1) per step: complete feature learning at ``(1, 1)`
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import xarray as xr
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from pydantic import field_validator
+from pydantic import AfterValidator, ValidationInfo
 
 from ..stats import fit_loglog_slope
 from ..training import PowerLawScaling, predicted_regime
@@ -44,12 +44,11 @@ from .chizat_common import (
     ChizatExperiment,
     ChizatSpec,
     Tracker,
-    dtype_name,
-    integer_at_least,
-    positive_finite,
     train_networks,
 )
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["CLASSES", "ChizatPhase", "ChizatPhaseSpec", "theory_class"]
 
@@ -76,61 +75,43 @@ def theory_class(a: float, b: float) -> str:
     return "unstable"
 
 
-def _grid(name: str, value: tuple[float, ...]) -> tuple[float, ...]:
+def _grid(value: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
     if (
         len(value) < 2
         or any(not math.isfinite(v) for v in value)
         or list(value) != sorted(set(value))
     ):
         raise ValueError(
-            f"{name} must be at least two distinct increasing finite numbers, got {value}"
+            f"{info.field_name} must be at least two distinct increasing finite numbers, "
+            f"got {value}"
         )
     return value
 
 
+def _fraction(value: float, info: ValidationInfo) -> float:
+    if not 0 < value <= 1:
+        raise ValueError(f"{info.field_name} must be in (0, 1], got {value}")
+    return value
+
+
+Exponents = Annotated[tuple[float, ...], AfterValidator(_grid)]
+Fraction = Annotated[float, AfterValidator(_fraction)]
+
+
 class ChizatPhaseSpec(ChizatSpec):
-    depth: int = 8
-    widths: tuple[int, ...] = (16, 64, 256, 1024)
-    dim: int = 16
-    a_values: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25)
-    b_values: tuple[float, ...] = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
-    seeds: int = 2
-    steps: int = 10
-    lr: float = 0.5
-    function_threshold: float = 0.25
-    unit_threshold: float = 0.125
-    initial_threshold: float = 0.125
-    agreement: float = 0.9
-    dtype: str = "float64"
-
-    @field_validator("a_values", "b_values")
-    @classmethod
-    def _axes(cls, value: tuple[float, ...], info: Any) -> tuple[float, ...]:
-        return _grid(info.field_name, value)
-
-    @field_validator("widths")
-    @classmethod
-    def _widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if len(value) < 3 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"widths must be at least three distinct increasing integers >= 1, got {value}"
-            )
-        return value
-
-    _positive = field_validator("depth", "dim", "seeds", "steps")(integer_at_least(1))
-
-    _positive_float = field_validator(
-        "lr", "function_threshold", "unit_threshold", "initial_threshold"
-    )(positive_finite)
-
-    @field_validator("agreement")
-    @classmethod
-    def _agreement(cls, value: float) -> float:
-        if not 0 < value <= 1:
-            raise ValueError(f"agreement must be in (0, 1], got {value}")
-        return value
-
-    _dtype = field_validator("dtype")(dtype_name)
+    depth: PositiveInt = 8
+    widths: IncreasingInts = (16, 64, 256, 1024)
+    dim: PositiveInt = 16
+    a_values: Exponents = (0.25, 0.5, 0.75, 1.0, 1.25)
+    b_values: Exponents = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+    seeds: PositiveInt = 2
+    steps: PositiveInt = 10
+    lr: Positive = 0.5
+    function_threshold: Positive = 0.25
+    unit_threshold: Positive = 0.125
+    initial_threshold: Positive = 0.125
+    agreement: Fraction = 0.9
+    dtype: DType = "float64"
 
 
 def _slope(hidden: np.ndarray, values: np.ndarray) -> tuple[float, float]:
@@ -219,7 +200,7 @@ class ChizatPhase(ChizatExperiment):
             "paper's exact phase-diagram axes could not be recovered (chizat.md §7.1)."
         )
 
-    def _run(self, spec: ChizatPhaseSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatPhaseSpec, progress: Progress | None = None) -> xr.Dataset:
         cells = [(a, b) for a in spec.a_values for b in spec.b_values]
         tracker = Tracker(sum(spec.widths), progress)
         shape = (len(spec.a_values), len(spec.b_values), len(spec.widths), spec.seeds)
@@ -277,12 +258,13 @@ class ChizatPhase(ChizatExperiment):
                 "width": list(spec.widths),
                 "seed": list(range(spec.seeds)),
             },
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def classify(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def classify(
+        self, dataset: xr.Dataset, spec: ChizatPhaseSpec | None = None
+    ) -> list[dict[str, Any]]:
         """One row per cell: measured slopes, divergence, measured and theory classes."""
-        spec = self.spec_from_dataset(dataset)
+        spec = spec or self.spec_from_dataset(dataset)
         hidden = spec.depth * dataset.width.values.astype(float)
         rows = []
         for a in dataset.a.values:
@@ -338,12 +320,11 @@ class ChizatPhase(ChizatExperiment):
                 )
         return rows
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        return self.classify(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: ChizatPhaseSpec) -> list[dict[str, Any]]:
+        return self.classify(dataset, spec)
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.classify(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatPhaseSpec) -> list[Claim]:
+        rows = self.classify(dataset, spec)
         agree = [r for r in rows if r["measured"] == r["theory"]]
         fraction = len(agree) / len(rows)
         differ = "; ".join(
@@ -354,20 +335,15 @@ class ChizatPhase(ChizatExperiment):
         )
         diverged = sum(r["diverged"] for r in rows)
         claims = [
-            Claim(
-                id="phase-diagram",
-                statement=(
-                    "Each cell's class measured from the LM-scaling of the initial branch, the "
-                    "function movement and the unit movement (and divergence) equals the theory's"
-                    f" class; {diverged} networks diverged (counted as unstable, never dropped)"
-                    + (f". Cells that differ: {differ}" if differ else "")
-                ),
+            Claim.bound(
+                "phase-diagram",
+                "Each cell's class measured from the LM-scaling of the initial branch, the "
+                "function movement and the unit movement (and divergence) equals the theory's"
+                f" class; {diverged} networks diverged (counted as unstable, never dropped)"
+                + (f". Cells that differ: {differ}" if differ else ""),
+                bound(fraction, at_least=spec.agreement, n=len(rows)),
                 statistic="fraction of cells where measured = theory",
-                measured=fraction,
-                expected="1",
-                tolerance=f">= {spec.agreement:g} (finite LM blurs boundary cells)",
-                n=len(rows),
-                passed=fraction >= spec.agreement,
+                note="finite LM blurs boundary cells",
                 details={"cells": rows},
             )
         ]
@@ -375,27 +351,29 @@ class ChizatPhase(ChizatExperiment):
         if ideal:
             row = ideal[0]
             claims.append(
-                Claim(
-                    id="phase-ideal",
-                    statement=(
-                        "The paper's critical scaling (a, b) = (1, 1) (residual scale 1/(LM), "
-                        "LR LMD) is measured as feature learning: function and units move O(1) "
-                        f"(slopes {row['function_slope']:+.3f}, {row['unit_slope']:+.3f})"
+                Claim.bound(
+                    "phase-ideal",
+                    "The paper's critical scaling (a, b) = (1, 1) (residual scale 1/(LM), "
+                    "LR LMD) is measured as feature learning: function and units move O(1) "
+                    f"(slopes {row['function_slope']:+.3f}, {row['unit_slope']:+.3f})",
+                    bound(
+                        row["unit_slope"],
+                        equals=0.0,
+                        tolerance=spec.unit_threshold,
+                        n=spec.seeds * len(spec.widths),
                     ),
                     statistic="LM-slope of the pre-activation change at (1, 1)",
-                    measured=row["unit_slope"],
-                    expected="0 (class 'feature learning')",
-                    tolerance=f"|slope| <= {spec.unit_threshold:g}, function slope within "
-                    f"±{spec.function_threshold:g}, no divergence",
-                    n=spec.seeds * len(spec.widths),
-                    passed=row["measured"] == "feature learning",
+                    requires={
+                        f"class 'feature learning' (function slope within "
+                        f"±{spec.function_threshold:g}, no divergence)": row["measured"]
+                        == "feature learning"
+                    },
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.classify(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatPhaseSpec) -> Figure:
+        rows = self.classify(dataset, spec)
         a_values = np.asarray(dataset.a.values, dtype=float)
         b_values = np.asarray(dataset.b.values, dtype=float)
         grid = np.zeros((len(b_values), len(a_values)))

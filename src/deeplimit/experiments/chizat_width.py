@@ -20,70 +20,43 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 
 from ..training import exact_linear_limit
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
+    REFERENCE_INDEX,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
     error_pair,
-    integer_at_least,
     plot_series,
-    positive_finite,
     reference_line,
     reference_network_limit,
-    slope_claim,
     train_networks,
 )
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import DType, IncreasingInts, Positive, PositiveInt, Seeds
 
 __all__ = ["ChizatWidth", "ChizatWidthSpec"]
 
-REFERENCE_INDEX = 100_000  # seed indices of reference networks, apart from the measured ones
-
-
-def _increasing(name: str, value: tuple[int, ...], minimum: int = 1) -> tuple[int, ...]:
-    if len(value) < 3 or any(v < minimum for v in value) or list(value) != sorted(set(value)):
-        raise ValueError(
-            f"{name} must be at least three distinct increasing integers >= {minimum}, got {value}"
-        )
-    return value
-
 
 class ChizatWidthSpec(ChizatSpec):
-    depth: int = 16
-    dim: int = 32
-    widths: tuple[int, ...] = (16, 32, 64, 128, 256)
-    seeds: int = 8
-    reference_width: int = 2048
-    reference_seeds: int = 8
-    linear_depth: int = 32
-    linear_dim: int = 16
-    linear_widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
-    linear_seeds: int = 8
-    steps: int = 6
-    lr: float = 0.5
-    dtype: str = "float64"
-
-    @field_validator("widths", "linear_widths")
-    @classmethod
-    def _widths(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        return _increasing(info.field_name, value)
-
-    _positive = field_validator(
-        "depth", "dim", "linear_depth", "linear_dim", "steps", "reference_width"
-    )(integer_at_least(1))
-
-    _seeds = field_validator("seeds", "reference_seeds", "linear_seeds")(integer_at_least(2))
-
-    _lr = field_validator("lr")(positive_finite)
-
-    _dtype = field_validator("dtype")(dtype_name)
+    depth: PositiveInt = 16
+    dim: PositiveInt = 32
+    widths: IncreasingInts = (16, 32, 64, 128, 256)
+    seeds: Seeds = 8
+    reference_width: PositiveInt = 2048
+    reference_seeds: Seeds = 8
+    linear_depth: PositiveInt = 32
+    linear_dim: PositiveInt = 16
+    linear_widths: IncreasingInts = (16, 32, 64, 128, 256, 512, 1024)
+    linear_seeds: Seeds = 8
+    steps: PositiveInt = 6
+    lr: Positive = 0.5
+    dtype: DType = "float64"
 
 
 class ChizatWidth(ChizatExperiment):
@@ -141,7 +114,7 @@ class ChizatWidth(ChizatExperiment):
             "at step K. Dotted: least-squares power laws; dashed grey: slope -1/2."
         )
 
-    def _run(self, spec: ChizatWidthSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatWidthSpec, progress: Progress | None = None) -> xr.Dataset:
         cost_tanh = (
             spec.depth
             * spec.dim
@@ -217,8 +190,6 @@ class ChizatWidth(ChizatExperiment):
             },
             coords={"tanh_width": list(spec.widths), "linear_width": list(spec.linear_widths)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
                 "reference_embeddings_clt": budget["embeddings_clt"],
                 "reference_outputs_clt": budget["outputs_clt"],
@@ -226,8 +197,7 @@ class ChizatWidth(ChizatExperiment):
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: ChizatWidthSpec) -> list[dict[str, Any]]:
         rows = []
         for name, depth, dim in (
             ("tanh", spec.depth, spec.dim),
@@ -248,8 +218,7 @@ class ChizatWidth(ChizatExperiment):
                 )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: ChizatWidthSpec) -> list[Claim]:
         note = dataset.attrs.get("divergence_note", "")
         widths = dataset.tanh_width.values
         embedding = dataset.tanh_embedding_error.values
@@ -257,8 +226,9 @@ class ChizatWidth(ChizatExperiment):
         budget = float(dataset.attrs["reference_embeddings_clt"])
         budget_out = float(dataset.attrs["reference_outputs_clt"])
         smallest = float(np.nanmin(embedding)) if np.isfinite(embedding).any() else math.nan
-        budget_ok = budget <= smallest / 5
-        c3 = slope_claim(
+        fifth = smallest / 5
+        budget_ok = budget <= fifth
+        c3 = Claim.slope(
             "C3",
             f"tanh, L={spec.depth}, D={spec.dim}, K={spec.steps}: embedding error vs M "
             f"(M {widths[0]}…{widths[-1]}) against a same-depth reference has slope -1/2; "
@@ -270,11 +240,10 @@ class ChizatWidth(ChizatExperiment):
             tolerance=0.08,
             what="embedding error vs M",
             note=note,
+            requires={"reference error <= 1/5 of the smallest": bound(budget, at_most=fifth)},
             details={"reference_clt": budget, "budget_ok": budget_ok},
         )
-        if not budget_ok:
-            c3 = type(c3)(**{**c3.__dict__, "passed": False})
-        c8 = slope_claim(
+        c8 = Claim.slope(
             "C8",
             f"tanh, L={spec.depth}, D={spec.dim} (small D): output error vs M has slope -1/2 "
             f"(1/sqrt(LM)); reference output error {budget_out:.2g}",
@@ -294,7 +263,7 @@ class ChizatWidth(ChizatExperiment):
             if finite.size
             else ""
         )
-        c9 = slope_claim(
+        c9 = Claim.slope(
             "C9",
             f"linear sigma, L={spec.linear_depth}, D={spec.linear_dim}: embedding error vs the "
             f"exact fixed-D Mean ODE vanishes like c sqrt(D/(LM)){spread}; depth-L Euler floor "
@@ -309,8 +278,7 @@ class ChizatWidth(ChizatExperiment):
         )
         return [c3, c8, c9]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: ChizatWidthSpec) -> Figure:
         figure, axes = panel_grid(3, columns=3, size=(4.3, 3.4))
         for ax, quantity, title in (
             (axes[0], "embedding", "embedding error (C3, C9)"),

@@ -33,15 +33,10 @@ from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
 from ..stats import ks_test, mean_zscore, two_sample_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
-from .hayou_common import (
-    ActivationName,
-    Level,
-    Widths,
-    activation_kind,
-    at_least,
-    runnable_activation,
-)
+from .claims import bound, pvalue_test
+from .hayou_common import ActivationName, activation_kind, runnable_activation
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, Level, PositiveInt, Samples, Widths
 
 __all__ = ["HayouClaims", "HayouClaimsSpec"]
 
@@ -61,17 +56,17 @@ Activations = Annotated[tuple[str, ...], AfterValidator(_activations)]
 class HayouClaimsSpec(ExperimentSpec):
     y0: tuple[float, ...] = (1.0, -0.5, 0.3, 0.8, -1.2)
     activation: ActivationName = "relu"
-    lemma6_samples: Annotated[int, at_least("lemma6_samples", 100)] = 20_000
-    chain_depth: Annotated[int, at_least("chain_depth", 1)] = 50
-    chain_samples: Annotated[int, at_least("chain_samples", 100)] = 20_000
+    lemma6_samples: Samples = 20_000
+    chain_depth: PositiveInt = 50
+    chain_samples: Samples = 20_000
     martingale_activations: Activations = ("relu", "tanh", "gelu")
     identity_widths: Widths = (1, 2, 3, 8)
-    identity_depth: Annotated[int, at_least("identity_depth", 1)] = 200
-    identity_samples: Annotated[int, at_least("identity_samples", 100)] = 20_000
+    identity_depth: PositiveInt = 200
+    identity_samples: Samples = 20_000
     smooth_activations: Activations = ("tanh", "gelu", "silu")
-    smooth_width: Annotated[int, at_least("smooth_width", 1)] = 3
-    smooth_depth: Annotated[int, at_least("smooth_depth", 1)] = 100
-    smooth_samples: Annotated[int, at_least("smooth_samples", 10)] = 5_000
+    smooth_width: PositiveInt = 3
+    smooth_depth: PositiveInt = 100
+    smooth_samples: AtLeast(10) = 5_000  # type: ignore[valid-type]
     level: Level = 1e-3
 
 
@@ -161,7 +156,7 @@ class HayouClaims(Experiment):
             f"{spec.smooth_depth}, {spec.smooth_samples} networks, x = (1, 0.5); seed {spec.seed}."
         )
 
-    def run(self, spec: HayouClaimsSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouClaimsSpec, progress: Progress | None = None) -> xr.Dataset:
         n = len(spec.y0)
         activation = runnable_activation(spec.activation)
         steps = 4 + len(spec.martingale_activations)
@@ -275,11 +270,9 @@ class HayouClaims(Experiment):
                 "identity_width": list(spec.identity_widths),
                 "smooth": list(spec.smooth_activations),
             },
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> list[dict[str, Any]]:
         rows = [
             {
                 "check": "C1 chi^2",
@@ -333,22 +326,20 @@ class HayouClaims(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> list[Claim]:
         level = spec.level
         n = len(spec.y0)
         claims = [
-            Claim(
-                id="C1",
-                statement=(
-                    f"Lemma 6: n ||W phi(y)||^2 / ||phi(y)||^2 ~ chi^2_{n} ({spec.activation})"
+            Claim.from_test(
+                "C1",
+                f"Lemma 6: n ||W phi(y)||^2 / ||phi(y)||^2 ~ chi^2_{n} ({spec.activation})",
+                pvalue_test(
+                    float(dataset.chi2_ks_pvalue),
+                    level=level,
+                    n=spec.lemma6_samples,
+                    test="KS",
+                    statistic=float(dataset.chi2_ks_statistic),
                 ),
-                statistic="KS p-value",
-                measured=float(dataset.chi2_ks_pvalue),
-                expected=f">= {level:g}",
-                tolerance=f"KS D = {float(dataset.chi2_ks_statistic):.4f}",
-                n=spec.lemma6_samples,
-                passed=bool(float(dataset.chi2_ks_pvalue) >= level),
             ),
             _family(
                 "C1",
@@ -393,21 +384,15 @@ class HayouClaims(Experiment):
         expected = float(dataset.identity_square_expected)
         p = float(2 * sps.norm.sf(abs(mean - expected) / se))
         claims.append(
-            Claim(
-                id="C3",
-                statement=(
-                    f"Identity: E||Y_L||^2 = (1 + 1/L)^L ||Y_0||^2 = {expected:.4f} (L = "
-                    f"{spec.chain_depth})"
-                ),
-                statistic="z-test p-value",
-                measured=p,
-                expected=f">= {level:g}",
-                tolerance=f"mean {mean:.4f} ± {se:.4f}",
-                n=spec.chain_samples,
-                passed=bool(p >= level),
+            Claim.from_test(
+                "C3",
+                f"Identity: E||Y_L||^2 = (1 + 1/L)^L ||Y_0||^2 = {expected:.4f} (L = "
+                f"{spec.chain_depth})",
+                pvalue_test(p, level=level, n=spec.chain_samples, test="z-test"),
+                note=f"mean {mean:.4f} ± {se:.4f}",
             )
         )
-        rows = self.statistics(dataset)
+        rows = self.summarize(dataset, spec)
         identity = [r for r in rows if r["check"].startswith("C11")]
         claims.append(
             _family(
@@ -424,25 +409,19 @@ class HayouClaims(Experiment):
         smallest = min(r["value"] for r in smooth)
         kinds = {name: activation_kind(name) for name in spec.smooth_activations}
         claims.append(
-            Claim(
-                id="C16",
-                statement=(
-                    "Lemma 2: smooth activations never collapse, min_l ||phi(Y_l)|| > 0 on every "
-                    f"path ({', '.join(spec.smooth_activations)})"
-                ),
+            Claim.bound(
+                "C16",
+                "Lemma 2: smooth activations never collapse, min_l ||phi(Y_l)|| > 0 on every "
+                f"path ({', '.join(spec.smooth_activations)})",
+                bound(smallest, above=0, n=sum(r["n"] for r in smooth)),
                 statistic="smallest min_l ||phi(Y_l)|| over all paths",
-                measured=smallest,
-                expected="> 0",
-                tolerance="exact (a zero has probability 0)",
-                n=sum(r["n"] for r in smooth),
-                passed=bool(smallest > 0),
+                note="exact (a zero has probability 0)",
                 details={"kinds": kinds},
             )
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> Figure:
         n = len(spec.y0)
         figure, axes = panel_grid(4, columns=4, size=(4.0, 3.3))
         ax = axes[0]
@@ -508,14 +487,10 @@ def _family(
     claim_id: str, statement: str, pvalues: list[float], level: float, label: str, n: int
 ) -> Claim:
     """A family of tests passes when every p-value is >= level / m (Bonferroni)."""
-    member_level = level / len(pvalues)
-    return Claim(
-        id=claim_id,
-        statement=statement,
+    return Claim.family(
+        claim_id,
+        statement,
+        {f"#{i}": pvalue_test(p, level=level, n=n) for i, p in enumerate(pvalues)},
+        level=level,
         statistic=label,
-        measured=min(pvalues),
-        expected=f">= {member_level:.2g}",
-        tolerance=f"Bonferroni over {len(pvalues)} tests at level {level:g}",
-        n=n,
-        passed=bool(min(pvalues) >= member_level),
     )

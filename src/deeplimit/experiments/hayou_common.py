@@ -24,18 +24,17 @@ from pydantic import AfterValidator, PlainSerializer
 from ..activations import GELU, Activation, SiLU, SoftplusM, Tanh, parse_activation
 from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
+from .claims import Claim, bound, pvalue_test
 
 __all__ = [
     "ActivationName",
-    "Depths",
-    "Level",
     "LogGrowthRun",
-    "Widths",
     "activation_kind",
-    "at_least",
+    "depth_ks_claims",
+    "ito_claims",
+    "limit_claim",
     "log_growth_run",
     "one_sided_critical",
-    "positive",
     "runnable_activation",
     "samples_for_width",
     "samples_text",
@@ -68,57 +67,6 @@ def _activation_label(value: Any) -> str:
 ActivationName = Annotated[
     Any, AfterValidator(_check_activation), PlainSerializer(_activation_label, return_type=str)
 ]
-
-
-def _increasing(name: str, minimum: int, length: int) -> Any:
-    def check(value: tuple[int, ...]) -> tuple[int, ...]:
-        if (
-            len(value) < length
-            or any(v < minimum for v in value)
-            or list(value) != sorted(set(value))
-        ):
-            raise ValueError(
-                f"{name} must be at least {length} distinct increasing integers >= {minimum}, "
-                f"got {value}"
-            )
-        return value
-
-    return AfterValidator(check)
-
-
-Widths = Annotated[tuple[int, ...], _increasing("widths", 1, 1)]
-Depths = Annotated[tuple[int, ...], _increasing("depths", 1, 2)]
-
-
-def at_least(name: str, minimum: int) -> Any:
-    """An ``AfterValidator`` for an integer field ``>= minimum``."""
-
-    def check(value: int) -> int:
-        if value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-        return value
-
-    return AfterValidator(check)
-
-
-def positive(name: str) -> Any:
-    """An ``AfterValidator`` for a finite float field ``> 0``."""
-
-    def check(value: float) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {value}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _level(value: float) -> float:
-    if not 0 < value < 1:
-        raise ValueError(f"level must be in (0, 1), got {value}")
-    return value
-
-
-Level = Annotated[float, AfterValidator(_level)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,3 +263,92 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Density histogram of ``values`` on ``edges`` (mass outside counted in no bin)."""
     counts, _ = np.histogram(values, bins=edges)
     return counts / (values.size * np.diff(edges))
+
+
+# --------------------------------------------------------------------------------------------
+# claims shared by the figures
+
+
+def depth_ks_claims(
+    claim_id: str,
+    prefix: str,
+    rows: list[dict[str, Any]],
+    *,
+    level: float,
+    law: str,
+    not_law: str,
+    n_key: str = "n",
+    resolution: bool = True,
+) -> list[Claim]:
+    """The KS claims of a depth sweep (rows with ``depth``, ``ks_pvalue``, ``ks_statistic``):
+    at the largest depth the law holds ("At L = ..., {law}"); at the smallest it is visibly
+    not reached yet ("At L = ... {not_law}", a rejection)."""
+    small, large = rows[0], rows[-1]
+
+    def ks(row: dict[str, Any]) -> Any:
+        return pvalue_test(
+            row["ks_pvalue"], level=level, n=row[n_key], test="KS", statistic=row["ks_statistic"]
+        )
+
+    note = f"resolution ~{1.95 / math.sqrt(large[n_key]):.4f}" if resolution else ""
+    return [
+        Claim.from_test(claim_id, f"At L = {large['depth']}, {law}", ks(large), note=note),
+        Claim.from_test(
+            f"{prefix}-small-depth", f"At L = {small['depth']} {not_law}", ks(small), reject=True
+        ),
+    ]
+
+
+def ito_claims(prefix: str, level: float, rows: list[dict[str, Any]]) -> list[Claim]:
+    """Any activation: the Itô residual R = LG_L - int mu is a martingale with quadratic
+    variation int rho/n, so E R = 0 and Var R = E int rho / n (up to O(1/L) Euler bias)."""
+    critical = float(sps.norm.isf(level / (2 * len(rows))))
+    worst = max(rows, key=lambda r: abs(r["residual_mean"]) / r["residual_se"])
+    z = worst["residual_mean"] / worst["residual_se"]
+    ratio_row = max(rows, key=lambda r: abs(r["variance_ratio"] - 1) / math.sqrt(2 / r["alive"]))
+    ratio_se = math.sqrt(2 / ratio_row["alive"])
+    return [
+        Claim.bound(
+            f"{prefix}-ito",
+            "Itô's formula for log||phi(Y)||: the residual R = LG_L - int mu has mean 0 at "
+            "every width",
+            bound(abs(z), below=critical, n=worst["alive"], fmt=".2f"),
+            statistic=f"largest |z| of mean R (at n = {worst['width']})",
+            note=f"two-sided z, Bonferroni over {len(rows)} widths at level {level:g}",
+        ),
+        Claim.bound(
+            f"{prefix}-ito",
+            "Var R equals the mean quadratic variation E int rho/n at every width",
+            bound(
+                ratio_row["variance_ratio"],
+                equals=1.0,
+                tolerance=critical * ratio_se + 0.02,
+                n=ratio_row["alive"],
+            ),
+            statistic=f"Var R / E QV farthest from 1 (at n = {ratio_row['width']})",
+            note=f"{critical:.2f} x {ratio_se:.3f} (sampling) + 0.02 (Euler bias O(1/L))",
+            requires={
+                f"n = {r['width']}": bound(
+                    r["variance_ratio"],
+                    equals=1.0,
+                    tolerance=critical * math.sqrt(2 / r["alive"]) + 0.02,
+                )
+                for r in rows
+            },
+        ),
+    ]
+
+
+def limit_claim(claim_id: str, spec: Any, row: dict[str, Any], limit: float) -> Claim:
+    """Thm 2: at large width E LG_1 approaches the mean-field limit (1/4 for ReLU); the
+    finite-width correction is O(1/n) (-1/n for ReLU), allowed 3/n."""
+    width = row["width"]
+    deviation = abs(row["mean"] - limit)
+    return Claim.bound(
+        claim_id,
+        f"At the largest width n = {width}, E LG_L is near its infinite-width limit "
+        f"{limit:.4f} (Thm 2; {spec.activation})",
+        bound(deviation, at_most=3 / width + 3 * row["se"], n=row["alive"], fmt=".4f"),
+        statistic="|mean - limit|",
+        note="3/n + 3 SE: finite-width correction O(1/n) (ReLU: -1/n) plus sampling",
+    )

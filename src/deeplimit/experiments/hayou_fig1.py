@@ -10,19 +10,20 @@ its exact value ``1 - (1 - Phi(-sqrt(L)))^L``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 
 from ..initialization import sample_resnet
 from ..initialization.laws import gbm_law, relu_width1_collapse_probability
 from ..stats import binomial_interval, binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import bound, pvalue_test
+from .hayou_common import depth_ks_claims
 from .plotting import add_caption, panel_grid
+from .spec_fields import Depths, Level, NonZero, Samples
 
 __all__ = ["HayouFig1", "HayouFig1Spec"]
 
@@ -30,40 +31,10 @@ __all__ = ["HayouFig1", "HayouFig1Spec"]
 class HayouFig1Spec(ExperimentSpec):
     """Depths (ascending: the first is the 'small' depth, the last the 'large' one)."""
 
-    depths: tuple[int, ...] = (5, 50, 500)
-    samples: int = 20_000
-    x: float = 1.0
-    level: float = 1e-3
-
-    @field_validator("depths")
-    @classmethod
-    def _depths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if len(value) < 2 or any(d < 1 for d in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"depths must be at least two distinct increasing integers >= 1, got {value}"
-            )
-        return value
-
-    @field_validator("samples")
-    @classmethod
-    def _samples(cls, value: int) -> int:
-        if value < 100:
-            raise ValueError(f"samples must be an integer >= 100, got {value}")
-        return value
-
-    @field_validator("x")
-    @classmethod
-    def _x(cls, value: float) -> float:
-        if not math.isfinite(value) or value == 0:
-            raise ValueError(f"x must be a finite non-zero number, got {value}")
-        return value
-
-    @field_validator("level")
-    @classmethod
-    def _level(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"level must be in (0, 1), got {value}")
-        return value
+    depths: Depths = (5, 50, 500)
+    samples: Samples = 20_000
+    x: NonZero = 1.0
+    level: Level = 1e-3
 
 
 def _log_ratio(y0: np.ndarray, y_last: np.ndarray) -> np.ndarray:
@@ -106,7 +77,7 @@ class HayouFig1(Experiment):
             "Y_0 > 0 and Y_L <= 0, exact value 1 - (1 - Phi(-sqrt L))^L."
         )
 
-    def run(self, spec: HayouFig1Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig1Spec, progress: Progress | None = None) -> xr.Dataset:
         total = spec.samples * sum(spec.depths)
         done = 0
         y0 = np.empty((len(spec.depths), spec.samples))
@@ -138,14 +109,12 @@ class HayouFig1(Experiment):
                 "log_ratio": (("depth", "sample"), _log_ratio(y0, y_last)),
             },
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
         dataset["log_ratio"].attrs["long_name"] = "log(Y_L / Y_0) given Y_0 > 0 and no collapse"
         return dataset
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> list[dict[str, Any]]:
         """Per depth: KS against N(-1/2, 1), collapse fraction against the exact formula."""
-        spec = self.spec_from_dataset(dataset)
         law = gbm_law(1.0, 1.0).log_ratio()
         rows = []
         for depth in dataset.depth.values:
@@ -177,68 +146,53 @@ class HayouFig1(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
-        small, large = rows[0], rows[-1]
-        resolution = 1.95 / math.sqrt(large["alive"])  # KS critical value at level 1e-3
-        claims = [
-            Claim(
-                id="C5",
-                statement=(
-                    f"At L = {large['depth']}, log(Y_L/Y_0) given Y_0 > 0 and no collapse "
-                    "follows N(-1/2, 1)"
-                ),
-                statistic="KS p-value",
-                measured=large["ks_pvalue"],
-                expected=f">= {spec.level:g}",
-                tolerance=f"KS D = {large['ks_statistic']:.4f} (resolution ~{resolution:.4f})",
-                n=large["alive"],
-                passed=large["ks_pvalue"] >= spec.level,
-            ),
-            Claim(
-                id="fig1-small-depth",
-                statement=f"At L = {small['depth']} the law is visibly not N(-1/2, 1)",
-                statistic="KS p-value",
-                measured=small["ks_pvalue"],
-                expected=f"< {spec.level:g}",
-                tolerance=f"KS D = {small['ks_statistic']:.4f}",
-                n=small["alive"],
-                passed=small["ks_pvalue"] < spec.level,
-            ),
-        ]
-        family = spec.level / len(rows)
+    def check(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
+        claims = depth_ks_claims(
+            "C5",
+            "fig1",
+            rows,
+            level=spec.level,
+            law="log(Y_L/Y_0) given Y_0 > 0 and no collapse follows N(-1/2, 1)",
+            not_law="the law is visibly not N(-1/2, 1)",
+            n_key="alive",
+        )
         worst = min(rows, key=lambda r: r["collapse_pvalue"])
         claims.append(
-            Claim(
-                id="C6",
-                statement="Collapse frequency given Y_0 > 0 equals 1 - (1 - Phi(-sqrt L))^L",
+            Claim.family(
+                "C6",
+                "Collapse frequency given Y_0 > 0 equals 1 - (1 - Phi(-sqrt L))^L",
+                {
+                    f"L = {r['depth']}": pvalue_test(
+                        r["collapse_pvalue"],
+                        level=spec.level,
+                        n=r["started_positive"],
+                        test="exact binomial",
+                    )
+                    for r in rows
+                },
+                level=spec.level,
+                what="depths",
                 statistic="smallest binomial p-value over depths",
-                measured=worst["collapse_pvalue"],
-                expected=f">= {family:.2g} (Bonferroni, level {spec.level:g})",
-                tolerance="exact binomial test per depth",
-                n=worst["started_positive"],
-                passed=all(r["collapse_pvalue"] >= family for r in rows),
                 details={"depth_of_smallest_p": worst["depth"]},
             )
         )
         claims.append(
-            Claim(
-                id="C5",
-                statement="Y_0 <= 0 is absorbing: Y_L = Y_0 exactly",
+            Claim.bound(
+                "C5",
+                "Y_0 <= 0 is absorbing: Y_L = Y_0 exactly",
+                bound(
+                    float(sum(r["absorbed_moved"] for r in rows)),
+                    equals=0,
+                    n=int(sum(dataset.sizes["sample"] - r["started_positive"] for r in rows)),
+                ),
                 statistic="networks with Y_0 <= 0 whose Y_L moved",
-                measured=float(sum(r["absorbed_moved"] for r in rows)),
-                expected="0",
-                tolerance="exact",
-                n=int(sum(dataset.sizes["sample"] - r["started_positive"] for r in rows)),
-                passed=all(r["absorbed_moved"] == 0 for r in rows),
             )
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+    def draw(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> Figure:
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         law = gbm_law(1.0, 1.0).log_ratio()
         figure, axes = panel_grid(len(spec.depths))
         grid = np.linspace(-5.0, 4.0, 400)

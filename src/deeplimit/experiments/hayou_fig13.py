@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -29,22 +29,20 @@ from pydantic import model_validator
 
 from ..initialization.meanfield import meanfield_log_growth
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import bound
 from .hayou_common import (
     ActivationName,
-    Level,
-    Widths,
     activation_kind,
-    at_least,
     histogram,
+    limit_claim,
     log_growth_run,
     moments,
-    positive,
     runnable_activation,
     samples_for_width,
     samples_text,
 )
-from .hayou_fig5 import limit_claim
 from .plotting import add_caption, panel_grid
+from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds, Widths
 
 __all__ = [
     "HayouFig13",
@@ -73,12 +71,12 @@ class HayouFig13Spec(ExperimentSpec):
     """Same sizes as Fig. 5 by default, so both figures share their networks."""
 
     widths: Widths = (1, 2, 3, 4, 8, 16, 64, 256)
-    depth: Annotated[int, at_least("depth", 2)] = 200
-    samples: Annotated[int, at_least("samples", 100)] = 100_000
-    wide_samples: Annotated[int, at_least("wide_samples", 100)] = 2_000
-    small_width_limit: Annotated[int, at_least("small_width_limit", 1)] = 8
+    depth: Seeds = 200
+    samples: Samples = 100_000
+    wide_samples: Samples = 2_000
+    small_width_limit: PositiveInt = 8
     activation: ActivationName = "relu"
-    q0: Annotated[float, positive("q0")] = 1.0
+    q0: Positive = 1.0
     level: Level = 1e-3
 
     def samples_for(self, width: int) -> int:
@@ -118,7 +116,7 @@ class HayouFig13(Experiment):
             " against n. Parameters lost in the paper; these are our choices."
         )
 
-    def run(self, spec: HayouFig13Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig13Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         total = sum(spec.samples_for(n) * n for n in spec.widths)
         done = 0
@@ -155,13 +153,11 @@ class HayouFig13(Experiment):
             },
             coords={"width": list(spec.widths)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 "limit": float(meanfield_log_growth(activation, spec.q0, 1.0)),
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             n, alive = int(width), int(dataset.alive.values[i])
@@ -180,26 +176,28 @@ class HayouFig13(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         claims = []
         steps = list(itertools.pairwise(rows))
         if steps:
             worst = max(steps, key=lambda pair: pair[1]["sd"] / pair[0]["sd"])
             claims.append(
-                Claim(
-                    id="fig13-concentration",
-                    statement="The spread of LG_L shrinks at every step up in width (Thm 2)",
-                    statistic=(
-                        f"largest sd ratio sd(n')/sd(n) (n = {worst[0]['width']} -> "
-                        f"{worst[1]['width']})"
+                Claim.bound(
+                    "fig13-concentration",
+                    "The spread of LG_L shrinks at every step up in width (Thm 2)",
+                    bound(
+                        worst[1]["sd"] / worst[0]["sd"],
+                        below=1,
+                        n=min(worst[0]["alive"], worst[1]["alive"]),
                     ),
-                    measured=worst[1]["sd"] / worst[0]["sd"],
-                    expected="< 1",
-                    tolerance="point estimates (relative SE of sd ~ 1/sqrt(2M))",
-                    n=min(worst[0]["alive"], worst[1]["alive"]),
-                    passed=all(b["sd"] < a["sd"] for a, b in steps),
+                    statistic=f"largest sd ratio sd(n')/sd(n) (n = {worst[0]['width']} -> "
+                    f"{worst[1]['width']})",
+                    note="point estimates (relative SE of sd ~ 1/sqrt(2M))",
+                    requires={
+                        f"n = {a['width']} -> {b['width']}": bound(b["sd"], below=a["sd"])
+                        for a, b in steps
+                    },
                 )
             )
         if activation_kind(spec.activation) == "relu":
@@ -211,32 +209,32 @@ class HayouFig13(Experiment):
                     / r["scaled_variance_se"]
                 ),
             )
+            bands = {
+                f"n = {r['width']}": bound(
+                    r["scaled_variance"],
+                    within=(low - 3 * r["scaled_variance_se"], high + 3 * r["scaled_variance_se"]),
+                    n=r["alive"],
+                    fmt=".3f",
+                )
+                for r in rows
+            }
             claims.append(
-                Claim(
-                    id="fig13-scaling",
-                    statement=(
-                        "n Var(LG_L) stays in [0.95, 1.20] at every width: the spread is "
-                        "1/sqrt(n) (Thm 1: Var R = 1/n, plus the O(1/n) variance of the random "
-                        "drift)"
-                    ),
+                Claim.bound(
+                    "fig13-scaling",
+                    "n Var(LG_L) stays in [0.95, 1.20] at every width: the spread is "
+                    "1/sqrt(n) (Thm 1: Var R = 1/n, plus the O(1/n) variance of the random "
+                    "drift)",
+                    bands[f"n = {worst['width']}"],
                     statistic=f"n Var(LG_L) farthest outside the band (n = {worst['width']})",
-                    measured=worst["scaled_variance"],
-                    expected=f"in [{low}, {high}]",
-                    tolerance=f"± 3 SE ({3 * worst['scaled_variance_se']:.3f})",
-                    n=worst["alive"],
-                    passed=all(
-                        low - 3 * r["scaled_variance_se"]
-                        <= r["scaled_variance"]
-                        <= high + 3 * r["scaled_variance_se"]
-                        for r in rows
-                    ),
+                    note=f"[{low}, {high}] ± 3 SE, every width",
+                    requires=bands,
                 )
             )
         claims.append(limit_claim("fig13-limit", spec, rows[-1], float(dataset.attrs["limit"])))
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(2, columns=2, size=(5.5, 3.6))
         ax = axes[0]
         for color, row, edges, density in zip(
@@ -270,12 +268,12 @@ class HayouFig13(Experiment):
 class HiddenLayersSpec(ExperimentSpec):
     """One width; ``hidden_layers`` increasing in ``[1, depth]``."""
 
-    width: Annotated[int, at_least("width", 1)] = 2
-    depth: Annotated[int, at_least("depth", 2)] = 200
+    width: PositiveInt = 2
+    depth: Seeds = 200
     hidden_layers: tuple[int, ...] = (1, 10, 50, 200)
-    samples: Annotated[int, at_least("samples", 100)] = 100_000
+    samples: Samples = 100_000
     activation: ActivationName = "relu"
-    q0: Annotated[float, positive("q0")] = 1.0
+    q0: Positive = 1.0
     level: Level = 1e-3
 
     @model_validator(mode="after")
@@ -340,7 +338,7 @@ class _HiddenLayerHistograms(Experiment):
             ". Parameters lost in the paper; these are our choices (hayou.md §7)." + note
         )
 
-    def run(self, spec: HiddenLayersSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HiddenLayersSpec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         run = log_growth_run(
             spec.width,
@@ -375,11 +373,9 @@ class _HiddenLayerHistograms(Experiment):
         return xr.Dataset(
             data,
             coords={"layer": list(spec.hidden_layers)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         rows = []
         for i, layer in enumerate(dataset.layer.values):
             row: dict[str, Any] = {"layer": int(layer), "t": int(layer) / spec.depth}
@@ -390,9 +386,8 @@ class _HiddenLayerHistograms(Experiment):
             rows.append(row)
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         kind = activation_kind(spec.activation)
         prefix = f"fig{self.figure_number}"
         if self.scaled and kind == "relu":
@@ -401,21 +396,14 @@ class _HiddenLayerHistograms(Experiment):
             se = math.hypot(first["skew_se"], last["skew_se"])
             critical = float(sps.norm.isf(spec.level))
             return [
-                Claim(
-                    id=f"{prefix}-gaussian-last-layers",
-                    statement=(
-                        f"The Gaussian fits the last layer (l = {last['layer']}) better than the "
-                        f"first hidden layer (l = {first['layer']}): |skewness| is smaller"
-                    ),
+                Claim.bound(
+                    f"{prefix}-gaussian-last-layers",
+                    f"The Gaussian fits the last layer (l = {last['layer']}) better than the "
+                    f"first hidden layer (l = {first['layer']}): |skewness| is smaller",
+                    bound(gap / se, above=critical, n=last["alive"], fmt=".2f"),
                     statistic="(|skew_first| - |skew_last|) / SE",
-                    measured=gap / se,
-                    expected=f"> {critical:.2f}",
-                    tolerance=(
-                        f"one-sided z at level {spec.level:g}; skew {first['skew']:+.3f} vs "
-                        f"{last['skew']:+.3f}"
-                    ),
-                    n=last["alive"],
-                    passed=bool(gap / se > critical),
+                    note=f"one-sided z at level {spec.level:g}; skew {first['skew']:+.3f} vs "
+                    f"{last['skew']:+.3f}",
                 )
             ]
         if not self.scaled and kind in ("relu", "identity"):
@@ -423,32 +411,31 @@ class _HiddenLayerHistograms(Experiment):
             worst = max(rows, key=lambda r: abs(r["spread_ratio"] - 1.0))
             # the sample sd of M near-Gaussian values has relative standard error 1/sqrt(2M)
             se = {r["layer"]: r["spread_ratio"] / math.sqrt(2.0 * r["alive"]) for r in rows}
+            bands = {
+                f"l = {r['layer']}": bound(
+                    r["spread_ratio"],
+                    within=(low - 3 * se[r["layer"]], high + 3 * se[r["layer"]]),
+                    n=r["alive"],
+                    fmt=".3f",
+                )
+                for r in rows
+            }
             return [
-                Claim(
-                    id=f"{prefix}-spread",
-                    statement=(
-                        "LG_l spreads like sqrt(t/n), t = l/L, at every hidden layer (Thm 1: "
-                        "W_t/sqrt(n)), so the histograms concentrate as n grows"
-                    ),
+                Claim.bound(
+                    f"{prefix}-spread",
+                    "LG_l spreads like sqrt(t/n), t = l/L, at every hidden layer (Thm 1: "
+                    "W_t/sqrt(n)), so the histograms concentrate as n grows",
+                    bands[f"l = {worst['layer']}"],
                     statistic=f"sd(LG_l) sqrt(nL/l) farthest from 1 (l = {worst['layer']})",
-                    measured=worst["spread_ratio"],
-                    expected=f"in [{low}, {high}]",
-                    tolerance=(
-                        f"± 3 SE ({3 * se[worst['layer']]:.3f}); the band allows the O(t) "
-                        "variance of the random drift"
-                    ),
-                    n=worst["alive"],
-                    passed=all(
-                        low - 3 * se[r["layer"]] <= r["spread_ratio"] <= high + 3 * se[r["layer"]]
-                        for r in rows
-                    ),
+                    note=f"[{low}, {high}] ± 3 SE; the band allows the O(t) variance of the "
+                    "random drift",
+                    requires=bands,
                 )
             ]
         return []
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(len(rows))
         for i, (ax, row) in enumerate(zip(axes, rows)):
             if self.scaled:
@@ -485,19 +472,19 @@ class _HiddenLayerHistograms(Experiment):
 
 
 class HayouFig14Spec(HiddenLayersSpec):
-    width: Annotated[int, at_least("width", 1)] = 2
+    width: PositiveInt = 2
 
 
 class HayouFig15Spec(HiddenLayersSpec):
-    width: Annotated[int, at_least("width", 1)] = 3
+    width: PositiveInt = 3
 
 
 class HayouFig16Spec(HiddenLayersSpec):
-    width: Annotated[int, at_least("width", 1)] = 4
+    width: PositiveInt = 4
 
 
 class HayouFig17Spec(HiddenLayersSpec):
-    width: Annotated[int, at_least("width", 1)] = 8
+    width: PositiveInt = 8
 
 
 class HayouFig14(_HiddenLayerHistograms):

@@ -16,7 +16,7 @@ ratio tends to 1, and the two ODEs of the construction, ``g' |phi| = sigma`` and
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,8 +26,9 @@ from matplotlib.figure import Figure
 from ..activations import OU
 from ..special import erfi_inverse
 from .base import Claim, Experiment, ExperimentSpec, Progress
-from .hayou_common import at_least, positive
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, Positive
 
 __all__ = ["HayouFig2", "HayouFig2Spec"]
 
@@ -36,12 +37,12 @@ ITO_TOLERANCE = 1e-6
 
 
 class HayouFig2Spec(ExperimentSpec):
-    alpha: Annotated[float, positive("alpha")] = 1.0
-    beta: Annotated[float, positive("beta")] = 1.0
-    sigma: Annotated[float, positive("sigma")] = 1.0
-    x_max: Annotated[float, positive("x_max")] = 3.0
-    points: Annotated[int, at_least("points", 11)] = 601
-    far: Annotated[float, positive("far")] = 1e18
+    alpha: Positive = 1.0
+    beta: Positive = 1.0
+    sigma: Positive = 1.0
+    x_max: Positive = 3.0
+    points: AtLeast(11) = 601  # type: ignore[valid-type]
+    far: Positive = 1e18
 
 
 def _phi(spec: HayouFig2Spec, beta: float, x: np.ndarray) -> np.ndarray:
@@ -82,7 +83,7 @@ class HayouFig2(Experiment):
             f"Deterministic (no random numbers; seed {spec.seed} unused)."
         )
 
-    def run(self, spec: HayouFig2Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig2Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
         x = np.linspace(-spec.x_max, spec.x_max, spec.points)
         tensor = torch.from_numpy(x)
@@ -105,10 +106,9 @@ class HayouFig2(Experiment):
                 "ito_second": ("x", ito_second),
             },
             coords={"x": x, "far": far},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> list[dict[str, Any]]:
         rows = []
         x = dataset.x.values
         for target in (0.0, 1.0, 2.0, float(x[-1])):
@@ -127,8 +127,7 @@ class HayouFig2(Experiment):
         )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> list[Claim]:
         phi = dataset.phi.values
         x = dataset.x.values
         minimum = 2 * spec.sigma / (spec.alpha * spec.beta * math.sqrt(math.pi))
@@ -139,63 +138,48 @@ class HayouFig2(Experiment):
             float(np.max(np.abs(dataset.ito_first.values))),
             float(np.max(np.abs(dataset.ito_second.values))),
         )
+        grid = 1e-12 + (x[1] - x[0]) / 2
         return [
-            Claim(
-                id="fig2-positive",
-                statement=(
-                    f"phi > 0 with minimum phi(0) = 2 sigma/(alpha beta sqrt(pi)) = {minimum:.6f}"
+            Claim.bound(
+                "fig2-positive",
+                f"phi > 0 with minimum phi(0) = 2 sigma/(alpha beta sqrt(pi)) = {minimum:.6f}",
+                bound(
+                    phi[at], equals=minimum, tolerance=1e-12, relative=True, n=phi.size, fmt=".6f"
                 ),
                 statistic=f"min phi on the grid (at x = {x[at]:.3g})",
-                measured=float(phi[at]),
-                expected=f"{minimum:.6f} at x = 0",
-                tolerance="relative 1e-12",
-                n=int(phi.size),
-                passed=bool(
-                    phi.min() > 0
-                    and abs(x[at]) <= 1e-12 + (x[1] - x[0]) / 2
-                    and abs(phi[at] - minimum) <= 1e-12 * minimum
-                ),
+                requires={
+                    "phi > 0": bound(phi.min(), above=0),
+                    "at x = 0": bound(abs(x[at]), at_most=grid),
+                },
             ),
-            Claim(
-                id="fig2-even",
-                statement="phi is even: phi(-x) = phi(x)",
+            Claim.bound(
+                "fig2-even",
+                "phi is even: phi(-x) = phi(x)",
+                bound(even, at_most=1e-12, n=phi.size),
                 statistic="max |phi(x) - phi(-x)| / phi(x)",
-                measured=even,
-                expected="<= 1e-12",
-                tolerance="rounding",
-                n=int(phi.size),
-                passed=bool(even <= 1e-12),
+                note="rounding",
             ),
-            Claim(
-                id="fig2-growth",
-                statement="phi(x) ~ (2 sigma/alpha) |x| sqrt(log(beta|x|)): the ratio tends to 1",
+            Claim.bound(
+                "fig2-growth",
+                "phi(x) ~ (2 sigma/alpha) |x| sqrt(log(beta|x|)): the ratio tends to 1",
+                bound(ratio[-1], equals=1.0, tolerance=GROWTH_TOLERANCE, n=ratio.size),
                 statistic=f"ratio at |x| = {dataset.far.values[-1]:.3g}",
-                measured=float(ratio[-1]),
-                expected=f"1 ± {GROWTH_TOLERANCE} and decreasing along the tail",
-                tolerance="the correction is 1 + O(log log x / log x)",
-                n=int(ratio.size),
-                passed=bool(
-                    abs(ratio[-1] - 1) <= GROWTH_TOLERANCE
-                    and np.all(np.diff(ratio[ratio.size // 2 :]) < 0)
-                ),
+                note="the correction is 1 + O(log log x / log x)",
+                requires={
+                    "decreasing along the tail": bool(np.all(np.diff(ratio[ratio.size // 2 :]) < 0))
+                },
             ),
-            Claim(
-                id="fig2-ito",
-                statement=(
-                    "The construction of Prop. 4 holds: with g = alpha E(beta x), g'|phi| = sigma "
-                    "and (1/2) g'' phi^2 = -theta g (so g(X) is an OU process)"
-                ),
+            Claim.bound(
+                "fig2-ito",
+                "The construction of Prop. 4 holds: with g = alpha E(beta x), g'|phi| = sigma "
+                "and (1/2) g'' phi^2 = -theta g (so g(X) is an OU process)",
+                bound(ito, at_most=ITO_TOLERANCE, n=x.size),
                 statistic="largest relative residual (central finite differences of g)",
-                measured=ito,
-                expected=f"<= {ITO_TOLERANCE:g}",
-                tolerance="finite-difference error ~ h^2, h = 1e-4 relative",
-                n=int(x.size),
-                passed=bool(ito <= ITO_TOLERANCE),
+                note="finite-difference error ~ h^2, h = 1e-4 relative",
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> Figure:
         figure, axes = panel_grid(3, columns=3, size=(4.4, 3.4))
         x = dataset.x.values
         ax = axes[0]

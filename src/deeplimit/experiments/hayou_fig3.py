@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 
 from ..activations import OU
 from ..initialization import sample_resnet
@@ -26,56 +25,22 @@ from ..initialization.laws import ou_law
 from ..special import erfi_inverse
 from ..stats import binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import pvalue_test
+from .hayou_common import depth_ks_claims
 from .plotting import add_caption, panel_grid
+from .spec_fields import Depths, Finite, Level, Positive, Samples
 
 __all__ = ["HayouFig3", "HayouFig3Spec"]
 
 
 class HayouFig3Spec(ExperimentSpec):
-    depths: tuple[int, ...] = (10, 100, 1000)
-    samples: int = 10_000
-    y0: float = 0.5
-    alpha: float = 1.0
-    beta: float = 1.0
-    sigma: float = 1.0
-    level: float = 1e-3
-
-    @field_validator("depths")
-    @classmethod
-    def _depths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if len(value) < 2 or any(d < 1 for d in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"depths must be at least two distinct increasing integers >= 1, got {value}"
-            )
-        return value
-
-    @field_validator("samples")
-    @classmethod
-    def _samples(cls, value: int) -> int:
-        if value < 100:
-            raise ValueError(f"samples must be an integer >= 100, got {value}")
-        return value
-
-    @field_validator("alpha", "beta", "sigma")
-    @classmethod
-    def _positive(cls, value: float, info: Any) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{info.field_name} must be a finite number > 0, got {value}")
-        return value
-
-    @field_validator("y0")
-    @classmethod
-    def _y0(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError(f"y0 must be a finite number, got {value}")
-        return value
-
-    @field_validator("level")
-    @classmethod
-    def _level(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"level must be in (0, 1), got {value}")
-        return value
+    depths: Depths = (10, 100, 1000)
+    samples: Samples = 10_000
+    y0: Finite = 0.5
+    alpha: Positive = 1.0
+    beta: Positive = 1.0
+    sigma: Positive = 1.0
+    level: Level = 1e-3
 
 
 class HayouFig3(Experiment):
@@ -117,7 +82,7 @@ class HayouFig3(Experiment):
     def _law(self, spec: HayouFig3Spec) -> Any:
         return ou_law(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma, y0=spec.y0)
 
-    def run(self, spec: HayouFig3Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig3Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
         total = spec.samples * sum(spec.depths)
         done = 0
@@ -147,11 +112,9 @@ class HayouFig3(Experiment):
                 "u_last": (("depth", "sample"), u_last),
             },
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[dict[str, Any]]:
         law = self._law(spec)
         u_law = law.u_law()
         median = law.median()
@@ -178,53 +141,35 @@ class HayouFig3(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
-        small, large = rows[0], rows[-1]
+    def check(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
+        large = rows[-1]
         return [
-            Claim(
-                id="C7",
-                statement=(
-                    f"At L = {large['depth']}, U_L = E(beta Y_L) follows the OU law of U_1 "
-                    f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})"
-                ),
-                statistic="KS p-value",
-                measured=large["ks_pvalue"],
-                expected=f">= {spec.level:g}",
-                tolerance=f"KS D = {large['ks_statistic']:.4f}",
-                n=large["n"],
-                passed=large["ks_pvalue"] >= spec.level,
+            *depth_ks_claims(
+                "C7",
+                "fig3",
+                rows,
+                level=spec.level,
+                law=f"U_L = E(beta Y_L) follows the OU law of U_1 "
+                f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})",
+                not_law="the law of U_L is visibly not the OU law",
+                resolution=False,
             ),
-            Claim(
-                id="fig3-small-depth",
-                statement=f"At L = {small['depth']} the law of U_L is visibly not the OU law",
-                statistic="KS p-value",
-                measured=small["ks_pvalue"],
-                expected=f"< {spec.level:g}",
-                tolerance=f"KS D = {small['ks_statistic']:.4f}",
-                n=small["n"],
-                passed=small["ks_pvalue"] < spec.level,
-            ),
-            Claim(
-                id="C7",
-                statement=(
-                    f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
-                    f"= {large['median_expected']:.4f}"
+            Claim.from_test(
+                "C7",
+                f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
+                f"= {large['median_expected']:.4f}",
+                pvalue_test(
+                    large["median_pvalue"], level=spec.level, n=large["n"], test="exact binomial"
                 ),
                 statistic="binomial p-value of P(Y_L < median) = 1/2",
-                measured=large["median_pvalue"],
-                expected=f">= {spec.level:g}",
-                tolerance=f"sample median {large['median_y']:.4f}",
-                n=large["n"],
-                passed=large["median_pvalue"] >= spec.level,
+                note=f"sample median {large['median_y']:.4f}",
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> Figure:
         u_law = self._law(spec).u_law()
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         figure, axes = panel_grid(len(spec.depths))
         center, spread = u_law.mean(), math.sqrt(u_law.var())
         grid = np.linspace(center - 4.5 * spread, center + 4.5 * spread, 400)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -28,17 +28,14 @@ from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
 from ..stats import binomial_interval, binomial_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import bound, pvalue_test
 from .hayou_common import (
     ActivationName,
-    Depths,
-    Level,
-    Widths,
     activation_kind,
-    at_least,
-    positive,
     runnable_activation,
 )
 from .plotting import add_caption, panel_grid
+from .spec_fields import Depths, Level, Positive, Samples, Widths
 
 __all__ = ["HayouFig4", "HayouFig4Spec"]
 
@@ -49,9 +46,9 @@ COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#c0
 class HayouFig4Spec(ExperimentSpec):
     widths: Widths = (1, 2, 3, 4, 6, 8)
     depths: Depths = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50)
-    samples: Annotated[int, at_least("samples", 100)] = 100_000
+    samples: Samples = 100_000
     activation: ActivationName = "relu"
-    q0: Annotated[float, positive("q0")] = 1.0
+    q0: Positive = 1.0
     level: Level = 1e-3
 
 
@@ -109,7 +106,7 @@ class HayouFig4(Experiment):
             "these are our choices (hayou.md §7)."
         )
 
-    def run(self, spec: HayouFig4Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig4Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         shape = (len(spec.widths), len(spec.depths))
         started = np.zeros(shape, dtype=np.int64)
@@ -147,13 +144,11 @@ class HayouFig4(Experiment):
             },
             coords={"width": list(spec.widths), "depth": list(spec.depths)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 "samples": spec.samples,
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> list[dict[str, Any]]:
         rows = []
         samples = int(dataset.attrs["samples"])
         for width, depth in itertools.product(dataset.width.values, dataset.depth.values):
@@ -176,35 +171,28 @@ class HayouFig4(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         kind = activation_kind(spec.activation)
         if kind == "smooth":
             collapsed = sum(r["collapsed"] for r in rows)
             dead = sum(r["samples"] - r["started"] for r in rows)
             return [
-                Claim(
-                    id="C16",
-                    statement=(
-                        f"{spec.activation} (Lemma 2): no network collapses, phi(Y_l) != 0 at "
-                        "every layer"
-                    ),
+                Claim.bound(
+                    "C16",
+                    f"{spec.activation} (Lemma 2): no network collapses, phi(Y_l) != 0 at "
+                    "every layer",
+                    bound(float(collapsed + dead), equals=0, n=sum(r["samples"] for r in rows)),
                     statistic="networks with phi(Y_l) = 0 at some layer",
-                    measured=float(collapsed + dead),
-                    expected="0",
-                    tolerance="exact (a zero has probability 0)",
-                    n=sum(r["samples"] for r in rows),
-                    passed=bool(collapsed + dead == 0),
+                    note="a zero has probability 0",
                 )
             ]
         if kind != "relu":
             return []
         return _relu_claims(spec, rows)
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
         ax = axes[0]
         floor = 1.0 / (10 * spec.samples)
@@ -299,57 +287,52 @@ def _relu_claims(spec: HayouFig4Spec, rows: list[dict[str, Any]]) -> list[Claim]
     ):
         if not pairs:
             continue
-        pvalues = [
-            _increase_pvalue((x["collapsed"], x["started"]), (y["collapsed"], y["started"]))
-            for x, y in pairs
-        ]
-        family = spec.level / len(pvalues)
-        index = int(np.argmin(pvalues))
-        x, y = pairs[index]
-        claims.append(
-            Claim(
-                id="C8",
-                statement=f"P(collapse) is non-increasing in the {axis} (no significant increase)",
-                statistic=(
-                    f"smallest one-sided p of an increase ({axis} {x[axis]} -> {y[axis]} at "
-                    f"{'n' if axis == 'depth' else 'L'} = "
-                    f"{x['width'] if axis == 'depth' else x['depth']})"
-                ),
-                measured=pvalues[index],
-                expected=f">= {family:.2g}",
-                tolerance=(
-                    f"Fisher exact, Bonferroni over {len(pvalues)} pairs, level {spec.level:g}"
-                ),
+        other = "n" if axis == "depth" else "L"
+        tests = {
+            f"{axis} {x[axis]} -> {y[axis]} at {other} = "
+            f"{x['width'] if axis == 'depth' else x['depth']}": pvalue_test(
+                _increase_pvalue((x["collapsed"], x["started"]), (y["collapsed"], y["started"])),
+                level=spec.level,
                 n=min(x["started"], y["started"]),
-                passed=bool(min(pvalues) >= family),
+                test="one-sided Fisher exact",
+            )
+            for x, y in pairs
+        }
+        claims.append(
+            Claim.family(
+                "C8",
+                f"P(collapse) is non-increasing in the {axis} (no significant increase)",
+                tests,
+                level=spec.level,
+                what="pairs",
             )
         )
     # C8, strictly decreasing overall where the data resolve it
     first_depth, last_depth = spec.depths[0], spec.depths[-1]
     resolved = [n for n in spec.widths if cell(n, first_depth)["collapsed"] >= 10]
     if resolved:
-        pvalues = [
-            _increase_pvalue(
-                (cell(n, last_depth)["collapsed"], cell(n, last_depth)["started"]),
-                (cell(n, first_depth)["collapsed"], cell(n, first_depth)["started"]),
+        tests = {
+            f"n = {n}": pvalue_test(
+                _increase_pvalue(
+                    (cell(n, last_depth)["collapsed"], cell(n, last_depth)["started"]),
+                    (cell(n, first_depth)["collapsed"], cell(n, first_depth)["started"]),
+                ),
+                level=spec.level,
+                n=cell(n, last_depth)["started"],
+                test="one-sided Fisher exact",
             )
             for n in resolved
-        ]
-        family = spec.level / len(pvalues)
+        }
         claims.append(
-            Claim(
-                id="C8",
-                statement=(
-                    f"P(collapse) decreases from L = {first_depth} to L = {last_depth} for every "
-                    f"width with >= 10 collapses at L = {first_depth} "
-                    f"(n in {{{', '.join(map(str, resolved))}}})"
-                ),
-                statistic="largest one-sided p of the decrease",
-                measured=max(pvalues),
-                expected=f"< {family:.2g}",
-                tolerance=f"Fisher exact, Bonferroni over {len(pvalues)} widths",
-                n=min(cell(n, last_depth)["started"] for n in resolved),
-                passed=bool(max(pvalues) < family),
+            Claim.family(
+                "C8",
+                f"P(collapse) decreases from L = {first_depth} to L = {last_depth} for every "
+                f"width with >= 10 collapses at L = {first_depth} "
+                f"(n in {{{', '.join(map(str, resolved))}}})",
+                tests,
+                level=spec.level,
+                what="widths",
+                reject=True,
             )
         )
     # C8, tends to 0: an exact upper confidence bound at the largest depth
@@ -365,55 +348,50 @@ def _relu_claims(spec: HayouFig4Spec, rows: list[dict[str, Any]]) -> list[Claim]
         for n in spec.widths
     ]
     claims.append(
-        Claim(
-            id="C8",
-            statement=f"P(collapse) -> 0 with depth: below 1e-3 at L = {last_depth}, every width",
+        Claim.bound(
+            "C8",
+            f"P(collapse) -> 0 with depth: below 1e-3 at L = {last_depth}, every width",
+            bound(
+                max(bounds),
+                below=1e-3,
+                n=min(cell(n, last_depth)["started"] for n in spec.widths),
+            ),
             statistic=f"largest one-sided {1 - spec.level:g} upper bound (Clopper-Pearson)",
-            measured=max(bounds),
-            expected="< 1e-3",
-            tolerance="exact binomial bound",
-            n=min(cell(n, last_depth)["started"] for n in spec.widths),
-            passed=bool(max(bounds) < 1e-3),
+            note="exact binomial bound",
         )
     )
     # C8, layer 0 of the limit: P(phi(X_0) = 0) = 2^-n, pooled over the depths
-    tests = []
+    tests = {}
     for n in spec.widths:
         own = [r for r in rows if r["width"] == n]
         dead = sum(r["samples"] - r["started"] for r in own)
         trials = sum(r["samples"] for r in own)
-        tests.append((n, dead, trials, binomial_test(dead, trials, 2.0**-n).pvalue))
-    family = spec.level / len(tests)
-    worst = min(tests, key=lambda item: item[3])
+        tests[f"n = {n}: {dead} of {trials}"] = binomial_test(
+            dead, trials, 2.0**-n, level=spec.level
+        )
     claims.append(
-        Claim(
-            id="C8",
-            statement="P(phi(Y_0) = 0) = 2^-n (the only collapse of the infinite-depth limit)",
-            statistic=f"smallest binomial p-value (n = {worst[0]}: {worst[1]} of {worst[2]})",
-            measured=worst[3],
-            expected=f">= {family:.2g}",
-            tolerance=f"exact binomial, Bonferroni over {len(tests)} widths",
-            n=worst[2],
-            passed=all(item[3] >= family for item in tests),
+        Claim.family(
+            "C8",
+            "P(phi(Y_0) = 0) = 2^-n (the only collapse of the infinite-depth limit)",
+            tests,
+            level=spec.level,
+            what="widths",
         )
     )
     if 1 in spec.widths:
         own = [r for r in rows if r["width"] == 1]
-        pvalues = [binomial_test(r["collapsed"], r["started"], r["exact"]).pvalue for r in own]
-        family = spec.level / len(own)
-        index = int(np.argmin(pvalues))
         claims.append(
-            Claim(
-                id="C6",
-                statement=(
-                    "Width 1: P(collapse | Y_0 > 0) = 1 - (1 - Phi(-sqrt L))^L at every depth"
-                ),
-                statistic=f"smallest binomial p-value (L = {own[index]['depth']})",
-                measured=pvalues[index],
-                expected=f">= {family:.2g}",
-                tolerance=f"exact binomial, Bonferroni over {len(own)} depths",
-                n=own[index]["started"],
-                passed=bool(min(pvalues) >= family),
+            Claim.family(
+                "C6",
+                "Width 1: P(collapse | Y_0 > 0) = 1 - (1 - Phi(-sqrt L))^L at every depth",
+                {
+                    f"L = {r['depth']}": binomial_test(
+                        r["collapsed"], r["started"], r["exact"], level=spec.level
+                    )
+                    for r in own
+                },
+                level=spec.level,
+                what="depths",
             )
         )
     return claims

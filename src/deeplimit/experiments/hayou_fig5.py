@@ -20,7 +20,7 @@ ReLU.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -30,22 +30,22 @@ from matplotlib.figure import Figure
 from ..initialization.meanfield import meanfield_log_growth
 from ..stats import ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import bound, pvalue_test
 from .hayou_common import (
     ActivationName,
-    Level,
-    Widths,
     activation_kind,
-    at_least,
     histogram,
+    ito_claims,
+    limit_claim,
     log_growth_run,
     moments,
     one_sided_critical,
-    positive,
     runnable_activation,
     samples_for_width,
     samples_text,
 )
 from .plotting import add_caption, panel_grid
+from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds, Widths
 
 __all__ = ["HayouFig5", "HayouFig5Spec", "regime_formula"]
 
@@ -62,12 +62,12 @@ class HayouFig5Spec(ExperimentSpec):
     same work per width, at least ``wide_samples``)."""
 
     widths: Widths = (1, 2, 3, 4, 5, 6, 7, 8, 16, 64, 256)
-    depth: Annotated[int, at_least("depth", 2)] = 200
-    samples: Annotated[int, at_least("samples", 100)] = 100_000
-    wide_samples: Annotated[int, at_least("wide_samples", 100)] = 2_000
-    small_width_limit: Annotated[int, at_least("small_width_limit", 1)] = 8
+    depth: Seeds = 200
+    samples: Samples = 100_000
+    wide_samples: Samples = 2_000
+    small_width_limit: PositiveInt = 8
     activation: ActivationName = "relu"
-    q0: Annotated[float, positive("q0")] = 1.0
+    q0: Positive = 1.0
     level: Level = 1e-3
 
     def samples_for(self, width: int) -> int:
@@ -188,12 +188,11 @@ class HayouFig5(Experiment):
             "in the paper; these are our choices (hayou.md §7)."
         )
 
-    def run(self, spec: HayouFig5Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig5Spec, progress: Progress | None = None) -> xr.Dataset:
         dataset = _summaries(spec, progress)
-        dataset.attrs.update({"spec": spec.model_dump_json(), "caption": self.caption(spec)})
         return dataset
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             row = {"width": int(width)}
@@ -223,9 +222,8 @@ class HayouFig5(Experiment):
             rows.append(row)
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         kind = activation_kind(spec.activation)
         claims: list[Claim] = []
         if kind == "relu":
@@ -236,9 +234,8 @@ class HayouFig5(Experiment):
         claims.append(limit_claim("fig5-limit", spec, rows[-1], float(dataset.attrs["limit"])))
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(len(rows) + 1)
         for ax, row, edges, density in zip(
             axes, rows, dataset.hist_edges.values, dataset.hist_density.values
@@ -300,20 +297,21 @@ def _regime_claims(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> list[Clai
             continue
         worst = min(members, key=lambda r: sign * r["z"])
         widths = ", ".join(str(r["width"]) for r in members)
+        z = worst["z"]
         claims.append(
-            Claim(
-                id="C10",
-                statement=(
-                    f"Regime change: E[LG_L | alive] {'<' if sign < 0 else '>'} 0 for every "
-                    f"width {label} (n in {{{widths}}})"
+            Claim.bound(
+                "C10",
+                f"Regime change: E[LG_L | alive] {'<' if sign < 0 else '>'} 0 for every "
+                f"width {label} (n in {{{widths}}})",
+                bound(
+                    z,
+                    n=worst["alive"],
+                    fmt="+.2f",
+                    **{"below" if sign < 0 else "above": sign * critical},
                 ),
                 statistic=f"{'largest' if sign < 0 else 'smallest'} z = mean/SE (at n = "
                 f"{worst['width']})",
-                measured=worst["z"],
-                expected=f"{'<' if sign < 0 else '>'} {sign * critical:+.2f}",
-                tolerance=family,
-                n=worst["alive"],
-                passed=bool(sign * worst["z"] > critical),
+                note=family,
                 details={"z_by_width": {r["width"]: r["z"] for r in members}},
             )
         )
@@ -322,15 +320,12 @@ def _regime_claims(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> list[Clai
         worst = max(wide, key=lambda r: abs(r["mean"] - r["formula"]) + 3 * r["se"])
         deviation = abs(worst["mean"] - worst["formula"])
         claims.append(
-            Claim(
-                id="C10",
-                statement="E[LG_L] = (n-4)/(4n) within 0.01 for n >= 8 (an approximation below)",
+            Claim.bound(
+                "C10",
+                "E[LG_L] = (n-4)/(4n) within 0.01 for n >= 8 (an approximation below)",
+                bound(deviation + 3 * worst["se"], at_most=0.01, n=worst["alive"]),
                 statistic=f"largest |mean - (n-4)/(4n)| + 3 SE (at n = {worst['width']})",
-                measured=deviation + 3 * worst["se"],
-                expected="<= 0.01",
-                tolerance=f"3 SE = {3 * worst['se']:.4f}; finite depth L = {spec.depth}",
-                n=worst["alive"],
-                passed=all(abs(r["mean"] - r["formula"]) + 3 * r["se"] <= 0.01 for r in wide),
+                note=f"3 SE = {3 * worst['se']:.4f}; finite depth L = {spec.depth}",
             )
         )
     return claims
@@ -338,80 +333,25 @@ def _regime_claims(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> list[Clai
 
 def _quasi_gbm_claim(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> Claim:
     """C9: sqrt(n) (LG_L - (1/L) sum (N_l - 2)/(2n)) ~ N(0, 1), KS per width, Bonferroni."""
-    family = spec.level / len(rows)
     worst = min(rows, key=lambda r: r["residual_ks_pvalue"])
-    return Claim(
-        id="C9",
-        statement=(
-            "Quasi-GBM (Thm 1): sqrt(n) R with R = LG_L - (1/L) sum_{l<L} (N_l - 2)/(2n) "
-            "follows N(0, 1) at every width"
-        ),
-        statistic=f"smallest KS p-value over widths (at n = {worst['width']})",
-        measured=worst["residual_ks_pvalue"],
-        expected=f">= {family:.2g} (Bonferroni, level {spec.level:g})",
-        tolerance=(
-            f"KS D = {worst['residual_ks_statistic']:.4f} (resolution "
-            f"~{1.95 / math.sqrt(worst['alive']):.4f})"
-        ),
-        n=worst["alive"],
-        passed=all(r["residual_ks_pvalue"] >= family for r in rows),
+    return Claim.family(
+        "C9",
+        "Quasi-GBM (Thm 1): sqrt(n) R with R = LG_L - (1/L) sum_{l<L} (N_l - 2)/(2n) "
+        "follows N(0, 1) at every width",
+        {
+            f"n = {r['width']}": pvalue_test(
+                r["residual_ks_pvalue"],
+                level=spec.level,
+                n=r["alive"],
+                test="KS",
+                statistic=r["residual_ks_statistic"],
+            )
+            for r in rows
+        },
+        level=spec.level,
+        what="widths",
+        statistic=f"smallest KS p-value over widths (at n = {worst['width']}; KS D = "
+        f"{worst['residual_ks_statistic']:.4f}, resolution "
+        f"~{1.95 / math.sqrt(worst['alive']):.4f})",
         details={"variance_ratio_by_width": {r["width"]: r["variance_ratio"] for r in rows}},
-    )
-
-
-def ito_claims(prefix: str, level: float, rows: list[dict[str, Any]]) -> list[Claim]:
-    """Any activation: the Itô residual R = LG_L - int mu is a martingale with quadratic
-    variation int rho/n, so E R = 0 and Var R = E int rho / n (up to O(1/L) Euler bias)."""
-    critical = float(sps.norm.isf(level / (2 * len(rows))))
-    worst = max(rows, key=lambda r: abs(r["residual_mean"]) / r["residual_se"])
-    z = worst["residual_mean"] / worst["residual_se"]
-    ratio_row = max(rows, key=lambda r: abs(r["variance_ratio"] - 1) / math.sqrt(2 / r["alive"]))
-    ratio_se = math.sqrt(2 / ratio_row["alive"])
-    ratio_ok = all(
-        abs(r["variance_ratio"] - 1) <= critical * math.sqrt(2 / r["alive"]) + 0.02 for r in rows
-    )
-    return [
-        Claim(
-            id=f"{prefix}-ito",
-            statement=(
-                "Itô's formula for log||phi(Y)||: the residual R = LG_L - int mu has mean 0 at "
-                "every width"
-            ),
-            statistic=f"largest |z| of mean R (at n = {worst['width']})",
-            measured=z,
-            expected=f"|z| < {critical:.2f}",
-            tolerance=f"two-sided z, Bonferroni over {len(rows)} widths at level {level:g}",
-            n=worst["alive"],
-            passed=all(abs(r["residual_mean"]) < critical * r["residual_se"] for r in rows),
-        ),
-        Claim(
-            id=f"{prefix}-ito",
-            statement="Var R equals the mean quadratic variation E int rho/n at every width",
-            statistic=f"Var R / E QV farthest from 1 (at n = {ratio_row['width']})",
-            measured=ratio_row["variance_ratio"],
-            expected="1",
-            tolerance=f"{critical:.2f} x {ratio_se:.3f} (sampling) + 0.02 (Euler bias O(1/L))",
-            n=ratio_row["alive"],
-            passed=bool(ratio_ok),
-        ),
-    ]
-
-
-def limit_claim(claim_id: str, spec: Any, row: dict[str, Any], limit: float) -> Claim:
-    """Thm 2: at large width E LG_1 approaches the mean-field limit (1/4 for ReLU); the
-    finite-width correction is O(1/n) (-1/n for ReLU), allowed 3/n."""
-    width = row["width"]
-    deviation = abs(row["mean"] - limit)
-    return Claim(
-        id=claim_id,
-        statement=(
-            f"At the largest width n = {width}, E LG_L is near its infinite-width limit "
-            f"{limit:.4f} (Thm 2; {spec.activation})"
-        ),
-        statistic="|mean - limit|",
-        measured=deviation,
-        expected=f"<= 3/n + 3 SE = {3 / width + 3 * row['se']:.4f}",
-        tolerance="finite-width correction O(1/n) (ReLU: -1/n) plus sampling",
-        n=row["alive"],
-        passed=bool(deviation <= 3 / width + 3 * row["se"]),
     )

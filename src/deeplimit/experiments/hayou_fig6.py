@@ -13,7 +13,7 @@ mean squared coordinate ``||Y_l||^2 / n`` with both limits, for any activation.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -31,18 +31,16 @@ from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..stats import ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
+from .claims import bound, pvalue_test
 from .hayou_common import (
     ActivationName,
-    Level,
-    Widths,
     activation_kind,
-    at_least,
+    limit_claim,
     moments,
-    positive,
     runnable_activation,
 )
-from .hayou_fig5 import limit_claim
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, Level, Positive, PositiveInt, Widths
 
 __all__ = ["HayouFig6", "HayouFig6Spec"]
 
@@ -56,10 +54,10 @@ class HayouFig6Spec(ExperimentSpec):
 
     widths: Widths = (16, 64, 256, 1024)
     samples: tuple[int, ...] = (20_000, 5_000, 2_000, 500)
-    depth: Annotated[int, at_least("depth", 8)] = 200
+    depth: AtLeast(8) = 200  # type: ignore[valid-type]
     activation: ActivationName = "relu"
-    q0: Annotated[float, positive("q0")] = 1.0
-    gaussian_from_width: Annotated[int, at_least("gaussian_from_width", 1)] = 256
+    q0: Positive = 1.0
+    gaussian_from_width: PositiveInt = 256
     level: Level = 1e-3
 
     @model_validator(mode="after")
@@ -116,7 +114,7 @@ class HayouFig6(Experiment):
             "the paper; these are our choices."
         )
 
-    def run(self, spec: HayouFig6Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig6Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         grid = _grid(spec.depth)
         most = max(spec.samples)
@@ -163,14 +161,11 @@ class HayouFig6(Experiment):
             },
             coords={"width": list(spec.widths), "layer": grid, "time": ("layer", times)},
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 "limit": float(meanfield_log_growth(activation, spec.q0, 1.0)),
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> list[dict[str, Any]]:
         variance = float(dataset.meanfield.values[-1])
         rows = []
         for i, width in enumerate(dataset.width.values):
@@ -203,58 +198,59 @@ class HayouFig6(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         largest = rows[-1]
         claims = [limit_claim("C12", spec, largest, float(dataset.attrs["limit"]))]
         if activation_kind(spec.activation) == "relu":
             low, high = 0.95, 1.20
+            farthest = max(
+                rows,
+                key=lambda r: max(low - r["lg_scaled_variance"], r["lg_scaled_variance"] - high),
+            )
+            bands = {
+                f"n = {r['width']}": bound(
+                    r["lg_scaled_variance"],
+                    within=(
+                        low - 3 * r["lg_scaled_variance_se"],
+                        high + 3 * r["lg_scaled_variance_se"],
+                    ),
+                    fmt=".3f",
+                )
+                for r in rows
+            }
             claims.append(
-                Claim(
-                    id="C12",
-                    statement=(
-                        "Var(LG_L) ~ 1/n: n Var(LG_L) in [0.95, 1.20] at every width (Thm 1: "
-                        "Var R = 1/n, plus the O(1/n) variance of the random drift)"
-                    ),
+                Claim.bound(
+                    "C12",
+                    "Var(LG_L) ~ 1/n: n Var(LG_L) in [0.95, 1.20] at every width (Thm 1: "
+                    "Var R = 1/n, plus the O(1/n) variance of the random drift)",
+                    bands[f"n = {farthest['width']}"],
                     statistic="n Var(LG_L) farthest outside the band",
-                    measured=max(
-                        rows,
-                        key=lambda r: max(
-                            low - r["lg_scaled_variance"], r["lg_scaled_variance"] - high
-                        ),
-                    )["lg_scaled_variance"],
-                    expected=f"in [{low}, {high}]",
-                    tolerance="± 3 SE (relative SE sqrt(2/M))",
                     n=min(r["alive"] for r in rows),
-                    passed=all(
-                        low - 3 * r["lg_scaled_variance_se"]
-                        <= r["lg_scaled_variance"]
-                        <= high + 3 * r["lg_scaled_variance_se"]
-                        for r in rows
-                    ),
+                    note="[0.95, 1.20] ± 3 SE (relative SE sqrt(2/M)), every width",
+                    requires=bands,
                 )
             )
         variance = float(dataset.meanfield.values[-1])
         wide = [r for r in rows if r["width"] >= spec.gaussian_from_width] or [largest]
-        family = spec.level / len(wide)
         worst = min(wide, key=lambda r: r["coordinate_ks_pvalue"])
         claims.append(
-            Claim(
-                id="C12",
-                statement=(
-                    f"A coordinate Y^1_L is Gaussian N(0, q_1 = {variance:.4f}) at widths >= "
-                    f"{wide[0]['width']} (McKean-Vlasov limit)"
-                ),
-                statistic=f"smallest KS p-value (n = {worst['width']})",
-                measured=worst["coordinate_ks_pvalue"],
-                expected=f">= {family:.2g}",
-                tolerance=(
-                    f"KS D = {worst['coordinate_ks_statistic']:.4f} (resolution "
-                    f"~{1.95 / math.sqrt(worst['samples']):.3f}), Bonferroni over {len(wide)}"
-                ),
-                n=worst["samples"],
-                passed=all(r["coordinate_ks_pvalue"] >= family for r in wide),
+            Claim.family(
+                "C12",
+                f"A coordinate Y^1_L is Gaussian N(0, q_1 = {variance:.4f}) at widths >= "
+                f"{wide[0]['width']} (McKean-Vlasov limit)",
+                {
+                    f"n = {r['width']}": pvalue_test(
+                        r["coordinate_ks_pvalue"],
+                        level=spec.level,
+                        n=r["samples"],
+                        test="KS",
+                        statistic=r["coordinate_ks_statistic"],
+                    )
+                    for r in wide
+                },
+                level=spec.level,
+                what=f"widths (KS resolution ~{1.95 / math.sqrt(worst['samples']):.3f})",
             )
         )
         for claim_id, target, label in (
@@ -268,25 +264,18 @@ class HayouFig6(Experiment):
             deviation = abs(largest["norm2_mean"] - target)
             allowed = 3 * largest["norm2_se"] + 3 * target / largest["width"]
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
-                        f"At width n = {largest['width']}, E ||Y_L||^2/n equals {label} = "
-                        f"{target:.4f}"
-                    ),
+                Claim.bound(
+                    claim_id,
+                    f"At width n = {largest['width']}, E ||Y_L||^2/n equals {label} = {target:.4f}",
+                    bound(deviation, at_most=allowed, n=largest["samples"], fmt=".4f"),
                     statistic="|E ||Y_L||^2/n - q|",
-                    measured=deviation,
-                    expected=f"<= 3 SE + 3 q/n = {allowed:.4f}",
-                    tolerance="sampling plus an O(1/n) finite-width allowance",
-                    n=largest["samples"],
-                    passed=bool(deviation <= allowed),
+                    note="3 SE + 3 q/n: sampling plus an O(1/n) finite-width allowance",
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
         ax = axes[0]
         limit = float(dataset.attrs["limit"])

@@ -13,7 +13,7 @@ from a fixed state checks the explicit drift and variance of Eq. 5
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -26,15 +26,10 @@ from ..initialization.meanfield import meanfield_covariance
 from ..initialization.observables import correlation_coefficients, observe_resnet
 from ..rng import derive_seed
 from .base import Claim, Experiment, ExperimentSpec, Progress
-from .hayou_common import (
-    ActivationName,
-    Level,
-    Widths,
-    at_least,
-    positive,
-    runnable_activation,
-)
+from .claims import bound
+from .hayou_common import ActivationName, runnable_activation
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, Level, Positive, PositiveInt, Widths
 
 __all__ = ["HayouFig7", "HayouFig7Spec"]
 
@@ -45,17 +40,17 @@ CHUNK = 200_000
 
 class HayouFig7Spec(ExperimentSpec):
     widths: Widths = (3, 5, 10)
-    depth: Annotated[int, at_least("depth", 10)] = 1000
-    samples: Annotated[int, at_least("samples", 20)] = 2_000
-    paths: Annotated[int, at_least("paths", 1)] = 5
+    depth: AtLeast(10) = 1000  # type: ignore[valid-type]
+    samples: AtLeast(20) = 2_000  # type: ignore[valid-type]
+    paths: PositiveInt = 5
     rho0: float = 0.5
     activation: ActivationName = "relu"
-    q0: Annotated[float, positive("q0")] = 1.0
+    q0: Positive = 1.0
     # the one-step check of Eq. 5: a fixed state (a, b) of width len(a), step dt
     onestep_a: tuple[float, ...] = (1.2, -0.4, 0.7)
     onestep_b: tuple[float, ...] = (0.6, 0.9, -0.5)
-    onestep_dt: Annotated[float, positive("onestep_dt")] = 1e-3
-    onestep_samples: Annotated[int, at_least("onestep_samples", 1000)] = 1_000_000
+    onestep_dt: Positive = 1e-3
+    onestep_samples: AtLeast(1000) = 1_000_000  # type: ignore[valid-type]
     level: Level = 1e-3
 
     @model_validator(mode="after")
@@ -161,7 +156,7 @@ class HayouFig7(Experiment):
             "the paper; these are our choices (hayou.md §7 suggests n = 3-10, L = 1000)."
         )
 
-    def run(self, spec: HayouFig7Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig7Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
         stride = max(1, spec.depth // 200)
         layers = sorted(set(range(0, spec.depth + 1, stride)) | {spec.depth})
@@ -203,13 +198,11 @@ class HayouFig7(Experiment):
                 "quantile": [0.05, 0.5, 0.95],
             },
             attrs={
-                "spec": spec.model_dump_json(),
-                "caption": self.caption(spec),
                 **{f"onestep_{key}": value for key, value in check.items()},
             },
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> list[dict[str, Any]]:
         rows = []
         for i, width in enumerate(dataset.width.values):
             first = dataset.c_first.values[i]
@@ -229,9 +222,8 @@ class HayouFig7(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         critical = float(sps.norm.isf(spec.level / len(rows)))
         largest = max(r["max_abs"] for r in rows)
         upper = max(rows, key=lambda r: r["cL_mean"] + critical * r["cL_se"])
@@ -239,66 +231,57 @@ class HayouFig7(Experiment):
         mu_z = (attrs["onestep_mu_estimate"] - attrs["onestep_mu"]) / attrs["onestep_mu_se"]
         # the Euler bias of the one-step estimates is O(dt) relative; allowed 10 dt
         bias = 10 * spec.onestep_dt
-        variance_gap = abs(attrs["onestep_sigma2_estimate"] - attrs["onestep_sigma2"])
         variance_allowed = 3 * attrs["onestep_sigma2_se"] + bias * attrs["onestep_sigma2"]
         mu_allowed = 3 * attrs["onestep_mu_se"] + bias * abs(attrs["onestep_mu"])
         return [
-            Claim(
-                id="C15",
-                statement="Correlation paths stay strictly inside (-1, 1) at every layer",
+            Claim.bound(
+                "C15",
+                "Correlation paths stay strictly inside (-1, 1) at every layer",
+                bound(1.0 - largest, above=0, n=sum(r["samples"] for r in rows)),
                 statistic="1 - max |c_l| over all networks, layers and widths",
-                measured=1.0 - largest,
-                expected="> 0",
-                tolerance="exact",
-                n=sum(r["samples"] for r in rows),
-                passed=bool(largest < 1),
+                note="exact",
             ),
-            Claim(
-                id="C15",
-                statement=(
-                    f"No degeneracy: at L = {spec.depth} the correlation has not drifted to +-1 "
-                    "(E c_L well below 1 at every width)"
-                ),
+            Claim.bound(
+                "C15",
+                f"No degeneracy: at L = {spec.depth} the correlation has not drifted to +-1 "
+                "(E c_L well below 1 at every width)",
+                bound(upper["cL_mean"] + critical * upper["cL_se"], below=0.9, n=upper["samples"]),
                 statistic=f"largest upper bound of E c_L (n = {upper['width']})",
-                measured=upper["cL_mean"] + critical * upper["cL_se"],
-                expected="< 0.9",
-                tolerance=f"one-sided z bound, Bonferroni over {len(rows)} widths",
-                n=upper["samples"],
-                passed=all(r["cL_mean"] + critical * r["cL_se"] < 0.9 for r in rows),
+                note=f"one-sided z bound, Bonferroni over {len(rows)} widths",
                 details={"P(|c_L|>0.99)": {r["width"]: r["near_one"] for r in rows}},
             ),
-            Claim(
-                id="C15",
-                statement=(
-                    f"One step of Eq. 5 from c = {attrs['onestep_c']:.3f}: the drift equals "
-                    f"mu_c = {attrs['onestep_mu']:.5f}"
+            Claim.bound(
+                "C15",
+                f"One step of Eq. 5 from c = {attrs['onestep_c']:.3f}: the drift equals "
+                f"mu_c = {attrs['onestep_mu']:.5f}",
+                bound(
+                    attrs["onestep_mu_estimate"],
+                    equals=attrs["onestep_mu"],
+                    tolerance=mu_allowed,
+                    n=spec.onestep_samples,
+                    fmt=".5f",
                 ),
                 statistic="antithetic Monte Carlo drift",
-                measured=attrs["onestep_mu_estimate"],
-                expected=f"{attrs['onestep_mu']:.5f} ± {mu_allowed:.2g}",
-                tolerance=(
-                    f"3 SE ({3 * attrs['onestep_mu_se']:.2g}) + 10 dt relative; z = {mu_z:.2f}"
-                ),
-                n=spec.onestep_samples,
-                passed=bool(abs(attrs["onestep_mu_estimate"] - attrs["onestep_mu"]) <= mu_allowed),
+                note=f"3 SE ({3 * attrs['onestep_mu_se']:.2g}) + 10 dt relative; z = {mu_z:.2f}",
             ),
-            Claim(
-                id="C15",
-                statement=(
-                    f"One step of Eq. 5: the variance rate equals sigma_c^2 = "
-                    f"{attrs['onestep_sigma2']:.5f}"
+            Claim.bound(
+                "C15",
+                f"One step of Eq. 5: the variance rate equals sigma_c^2 = "
+                f"{attrs['onestep_sigma2']:.5f}",
+                bound(
+                    attrs["onestep_sigma2_estimate"],
+                    equals=attrs["onestep_sigma2"],
+                    tolerance=variance_allowed,
+                    n=spec.onestep_samples,
+                    fmt=".5f",
                 ),
                 statistic="antithetic Monte Carlo variance rate",
-                measured=attrs["onestep_sigma2_estimate"],
-                expected=f"{attrs['onestep_sigma2']:.5f} ± {variance_allowed:.2g}",
-                tolerance=f"3 SE ({3 * attrs['onestep_sigma2_se']:.2g}) + 10 dt relative",
-                n=spec.onestep_samples,
-                passed=bool(variance_gap <= variance_allowed),
+                note=f"3 SE ({3 * attrs['onestep_sigma2_se']:.2g}) + 10 dt relative",
             ),
         ]
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        rows = self.statistics(dataset)
+    def draw(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> Figure:
+        rows = self.summarize(dataset, spec)
         figure, axes = panel_grid(len(rows), columns=3, size=(4.4, 3.4))
         times = dataset.time.values
         for i, (ax, row) in enumerate(zip(axes, rows)):

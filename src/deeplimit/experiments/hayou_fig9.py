@@ -16,7 +16,7 @@ networks (the paper says that a small depth does not match and larger ones do).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.stats as sps
@@ -33,8 +33,10 @@ from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..stats import binomial_interval, binomial_test, ks_test
 from .base import Claim, Experiment, ExperimentSpec, Progress
-from .hayou_common import Depths, Level, at_least, positive
+from .claims import bound
+from .hayou_common import depth_ks_claims
 from .plotting import add_caption, panel_grid
+from .spec_fields import Depths, Level, Positive, Samples
 
 __all__ = ["HayouFig9", "HayouFig9Spec", "HayouFig10", "HayouFig10Spec", "sign_flip_probability"]
 
@@ -48,50 +50,18 @@ def sign_flip_probability(depth: int, a: float) -> float:
     return -0.5 * math.expm1(depth * math.log1p(-2 * p))
 
 
-def _ks_claims(
-    prefix: str, claim_id: str, level: float, rows: list[dict[str, Any]], law: str
-) -> list[Claim]:
-    small, large = rows[0], rows[-1]
-    resolution = 1.95 / math.sqrt(large["n"])
-    return [
-        Claim(
-            id=claim_id,
-            statement=f"At L = {large['depth']}, {law}",
-            statistic="KS p-value",
-            measured=large["ks_pvalue"],
-            expected=f">= {level:g}",
-            tolerance=f"KS D = {large['ks_statistic']:.4f} (resolution ~{resolution:.4f})",
-            n=large["n"],
-            passed=bool(large["ks_pvalue"] >= level),
-        ),
-        Claim(
-            id=f"{prefix}-small-depth",
-            statement=f"At L = {small['depth']} the law is visibly not the limit",
-            statistic="KS p-value",
-            measured=small["ks_pvalue"],
-            expected=f"< {level:g}",
-            tolerance=f"KS D = {small['ks_statistic']:.4f}",
-            n=small["n"],
-            passed=bool(small["ks_pvalue"] < level),
-        ),
-    ]
-
-
 def _binomial_claim(
     claim_id: str, statement: str, level: float, rows: list[dict[str, Any]], key: str
 ) -> Claim:
-    pvalues = [binomial_test(r[key], r["n"], r[f"{key}_exact"]).pvalue for r in rows]
-    index = int(np.argmin(pvalues))
-    family = level / len(rows)
-    return Claim(
-        id=claim_id,
-        statement=statement,
-        statistic=f"smallest binomial p-value (L = {rows[index]['depth']})",
-        measured=pvalues[index],
-        expected=f">= {family:.2g}",
-        tolerance=f"exact binomial, Bonferroni over {len(rows)} depths at level {level:g}",
-        n=rows[index]["n"],
-        passed=bool(min(pvalues) >= family),
+    return Claim.family(
+        claim_id,
+        statement,
+        {
+            f"L = {r['depth']}": binomial_test(r[key], r["n"], r[f"{key}_exact"], level=level)
+            for r in rows
+        },
+        level=level,
+        what="depths",
     )
 
 
@@ -101,9 +71,9 @@ def _binomial_claim(
 
 class HayouFig9Spec(ExperimentSpec):
     depths: Depths = (5, 50, 500)
-    samples: Annotated[int, at_least("samples", 100)] = 20_000
-    a: Annotated[float, positive("a")] = 1.0
-    y0: Annotated[float, positive("y0")] = 1.0
+    samples: Samples = 20_000
+    a: Positive = 1.0
+    y0: Positive = 1.0
     level: Level = 1e-3
 
 
@@ -140,7 +110,7 @@ class HayouFig9(Experiment):
             "depths are lost; these are our choices."
         )
 
-    def run(self, spec: HayouFig9Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig9Spec, progress: Progress | None = None) -> xr.Dataset:
         values = np.empty((len(spec.depths), spec.samples))
         for i, depth in enumerate(spec.depths):
             values[i] = sample_resnet(
@@ -157,11 +127,9 @@ class HayouFig9(Experiment):
         return xr.Dataset(
             {"y_last": (("depth", "sample"), values)},
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
-        spec = self.spec_from_dataset(dataset)
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[dict[str, Any]]:
         law = gbm_law(spec.a, 1.0).log_ratio()
         rows = []
         for depth in dataset.depth.values:
@@ -187,16 +155,16 @@ class HayouFig9(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
+    def check(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
         large = rows[-1]
-        claims = _ks_claims(
-            "fig9",
+        claims = depth_ks_claims(
             "C4",
-            spec.level,
+            "fig9",
             rows,
-            f"log|Y_L/Y_0| follows N({-(spec.a**2) / 2:g}, {spec.a**2:g})",
+            level=spec.level,
+            law=f"log|Y_L/Y_0| follows N({-(spec.a**2) / 2:g}, {spec.a**2:g})",
+            not_law="the law is visibly not the limit",
         )
         claims.append(
             _binomial_claim(
@@ -208,22 +176,18 @@ class HayouFig9(Experiment):
             )
         )
         claims.append(
-            Claim(
-                id="C4",
-                statement=f"P(sign flip) -> 0: below 1e-3 at L = {large['depth']}",
+            Claim.bound(
+                "C4",
+                f"P(sign flip) -> 0: below 1e-3 at L = {large['depth']}",
+                bound(large["flip_high"], below=1e-3, n=large["n"]),
                 statistic=f"one-sided {1 - spec.level:g} upper bound (Clopper-Pearson)",
-                measured=large["flip_high"],
-                expected="< 1e-3",
-                tolerance=f"exact value {large['flips_exact']:.3g}",
-                n=large["n"],
-                passed=bool(large["flip_high"] < 1e-3),
+                note=f"exact value {large['flips_exact']:.3g}",
             )
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+    def draw(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> Figure:
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         law = gbm_law(spec.a, 1.0).log_ratio()
         figure, axes = panel_grid(len(spec.depths) + 1)
         centre, spread = -(spec.a**2) / 2, spec.a
@@ -270,8 +234,8 @@ class HayouFig9(Experiment):
 
 class HayouFig10Spec(ExperimentSpec):
     depths: Depths = (5, 50, 500)
-    samples: Annotated[int, at_least("samples", 100)] = 20_000
-    x: Annotated[float, positive("x")] = 1.0
+    samples: Samples = 20_000
+    x: Positive = 1.0
     level: Level = 1e-3
 
 
@@ -307,7 +271,7 @@ class HayouFig10(Experiment):
             "are lost; these are our choices."
         )
 
-    def run(self, spec: HayouFig10Spec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: HayouFig10Spec, progress: Progress | None = None) -> xr.Dataset:
         values = np.empty((len(spec.depths), spec.samples))
         for i, depth in enumerate(spec.depths):
             values[i] = sample_resnet(
@@ -331,10 +295,9 @@ class HayouFig10(Experiment):
                 "ks_pvalue": ("depth", [t.pvalue for t in tests]),
             },
             coords={"depth": list(spec.depths)},
-            attrs={"spec": spec.model_dump_json(), "caption": self.caption(spec)},
         )
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[dict[str, Any]]:
         rows = []
         for depth in dataset.depth.values:
             y = dataset.y_last.sel(depth=depth).values
@@ -352,15 +315,15 @@ class HayouFig10(Experiment):
             )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
-        rows = self.statistics(dataset)
-        claims = _ks_claims(
-            "fig10",
+    def check(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[Claim]:
+        rows = self.summarize(dataset, spec)
+        claims = depth_ks_claims(
             "C5",
-            spec.level,
+            "fig10",
             rows,
-            "the output Y_L follows the mixture law of X_1 (Prop. 3)",
+            level=spec.level,
+            law="the output Y_L follows the mixture law of X_1 (Prop. 3)",
+            not_law="the law is visibly not the limit",
         )
         claims.append(
             _binomial_claim(
@@ -373,9 +336,8 @@ class HayouFig10(Experiment):
         )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
-        spec = self.spec_from_dataset(dataset)
-        rows = {r["depth"]: r for r in self.statistics(dataset)}
+    def draw(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> Figure:
+        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
         law = relu_width1_law(x=[spec.x])
         figure, axes = panel_grid(len(spec.depths))
         grid = np.linspace(-3.5 * spec.x, 5 * spec.x, 500)

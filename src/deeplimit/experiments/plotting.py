@@ -2,20 +2,35 @@
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state), so they can
 be drawn in worker processes and tests without a display.
+
+A study that diverged leaves NaN (or non-positive) values where numbers were expected; figures
+are drawn with what stayed finite. :func:`finite_positive` masks what a log axis cannot show,
+and :func:`save_figure` turns a log axis left with nothing to show into a linear one with a
+note, instead of failing with matplotlib's "Data cannot be log-scaled".
 """
 
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..results import atomic_write_bytes
 
-__all__ = ["add_caption", "add_footer", "panel_grid", "save_figure"]
+__all__ = [
+    "add_caption",
+    "add_footer",
+    "finite_positive",
+    "guard_log_axes",
+    "panel_grid",
+    "save_figure",
+]
 
 _CHARACTERS_PER_INCH = 16
 
@@ -54,8 +69,56 @@ def add_footer(figure: Figure, text: str) -> None:
     figure.text(0.01, 0.004, text, fontsize=6, color="#666666", va="bottom", ha="left")
 
 
+def finite_positive(*arrays: Any) -> np.ndarray:
+    """The mask of the positions where every array is finite and > 0 (what log axes show)."""
+    keep = None
+    for array in arrays:
+        values = np.asarray(array, dtype=float)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(values) & (values > 0)
+        keep = ok if keep is None else keep & ok
+    return np.asarray(keep, dtype=bool)
+
+
+NOTHING_FINITE = "no finite positive values to show (diverged?)"
+
+
+def guard_log_axes(figure: Figure) -> int:
+    """Make every log axis of ``figure`` that has no finite positive data linear, with a note
+    in its panel (matplotlib cannot draw such an axis); returns how many were changed."""
+    changed = 0
+    for ax in figure.axes:
+        if not ax.get_visible():
+            continue
+        noted = False
+        for name in ("x", "y"):
+            if getattr(ax, f"get_{name}scale")() != "log":
+                continue
+            low = getattr(ax.dataLim, f"minpos{name}")
+            if math.isfinite(low) and low > 0:
+                continue
+            getattr(ax, f"set_{name}scale")("linear")
+            changed += 1
+            if not noted:
+                ax.text(
+                    0.5,
+                    0.5,
+                    NOTHING_FINITE,
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="#b00020",
+                    wrap=True,
+                )
+                noted = True
+    return changed
+
+
 def save_figure(figure: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` atomically; return the paths."""
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` atomically; return the paths. Log axes
+    with nothing finite to show become linear first (:func:`guard_log_axes`)."""
+    guard_log_axes(figure)
     paths = []
     for extension, options in (("png", {"dpi": 150}), ("pdf", {})):
         buffer = io.BytesIO()

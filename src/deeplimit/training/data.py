@@ -19,11 +19,9 @@ import torch
 from torch import Tensor
 
 from ..errors import check_int, check_real_array
+from .defaults import DEFAULT_DATA_SEED
 
 __all__ = ["DEFAULT_DATA_SEED", "TrainingData", "resolve_data", "synthetic_task"]
-
-DEFAULT_DATA_SEED = 1
-"""Seed of the default synthetic task (the authors seed Julia with 1; the numbers differ)."""
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,24 @@
 """The Neural Mean ODE limit (L -> infinity, D fixed, any M) after each GD step (chizat.md §2).
 
-Three ways to compute it, all returning a ``LimitResult`` with ``outputs`` (K+1, N, d_out),
-``embeddings`` (K+1, N, D) (``h_k(1, x)``), ``loss`` (K+1,), the maps ``w_in``, ``w_out`` (the
-same as ``train_resnet`` for the same ``embedding_seed`` and ``D``) and an ``error_budget``:
+The solvers behind ``TrainingProblem.limit(method)`` (``problem.py``: the method objects
+``Exact``, ``Span``, ``Lazy``, ``Reference``, ``Particles`` call ``exact_limit_of``,
+``span_limit_of``, ``reference_limit_of`` here) and the function shorthands, all returning a
+``LimitResult`` with ``outputs`` (K+1, N, d_out), ``embeddings`` (K+1, N, D) (``h_k(1, x)``),
+``loss`` (K+1,), the maps ``w_in``, ``w_out`` (the same as ``train_resnet`` for the same
+``embedding_seed`` and ``D``), an ``error_budget``, and the ``problem`` and ``strategy``:
 
 * ``exact_linear_limit`` — sigma linear (``sigma(x) = a x``), exact deterministic matrix ODE
   (§2.4(2), re-derived below). Cost ``O(K n (D^3 + N D^2))`` for ``n`` depth intervals.
+* ``span_linear_limit`` — the same limit in the span of ``W_in, W_out`` (derivation in its
+  docstring), at a cost independent of ``D``; also ``D -> infinity`` and the lazy ODE.
 * ``reference_limit`` — any sigma: the seed average of large ResNets with the same ``D`` and
   embeddings (§2.4(1)); its budget combines the seed spread (CLT part) and the 1/L term
   (measured against a run at half the depth). Cost ``1.5 S_ref 12 K N L M D`` flops.
   ``antithetic=True`` uses unit pairs ``(u, +-v)`` (zero drift at init, §2.4(4)) and
   ``extrapolate=True`` Richardson-extrapolates the two depths (``2 mean_L - mean_{L/2}``),
   which cancels the 1/L term: together, the "particle solver" ``method="particles"``.
-* ``mean_ode_limit`` — the public entry point: ``"exact"`` for linear sigma, else
-  ``"reference"`` (or the method asked for).
+* ``mean_ode_limit`` — the function entry point: ``"exact"`` (computed by the span solver)
+  for linear sigma, else ``"reference"`` networks, an estimate (or the method asked for).
 
 Divergence follows ``train_resnet``'s rule: the limit *diverges* at the first step ``k`` whose
 loss is non-finite or exceeds ``explosion_factor * max(R_0, mean(y^2))``; its records at step
@@ -46,44 +51,46 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from ..activations import Linear, parse_activation
-from ..devices import resolve_device, resolve_dtype
-from ..errors import check_bool, check_choice, check_int, check_positive_float
+from ..activations import Linear
+from ..errors import check_bool, check_choice, check_int
 from ..sizes import Need, check_memory
-from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
-from .embeddings import resolve_embeddings
-from .model import TwoLayerBlock, check_shape_arguments
-from .scaling import MeanFieldScaling
+from .data import TrainingData
+from .defaults import DEFAULT_DATA_SEED, DEFAULT_EXPLOSION_FACTOR, DEFAULT_STEPS
+from .model import TwoLayerBlock
+from .scaling import LazyScaling, MeanFieldScaling
 from .train import (
-    DEFAULT_EXPLOSION_FACTOR,
     ON_DIVERGENCE,
     TrainingDivergedError,
     TrainingDivergenceWarning,
     TrainingResult,
+    _outside_stacklevel,
     build_resnet,
     train,
 )
+
+if TYPE_CHECKING:
+    from .problem import Exact, Reference, Span, TrainingProblem
 
 __all__ = [
     "LimitResult",
     "exact_linear_limit",
     "limit_error",
     "mean_ode_limit",
+    "problem_mismatch",
     "reference_limit",
     "span_linear_limit",
 ]
 
-METHODS = ("auto", "exact", "reference", "particles")
-REFERENCE_SEED = 0x5EF  # default seed base of reference networks, apart from user runs
+REFERENCE_SEED = 0x5EF  # default seed base of reference networks (problem.REFERENCE_SEED)
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,9 @@ class LimitResult:
     say how it was computed and ``error_budget`` how far it may be from the true limit
     (RMS per coordinate, last step); ``states`` (K+1, n+1, N, D) on ``depth_grid`` (n+1,) when
     available. ``diverged_at``: the step at which the limit diverged (-1 if never; module
-    docstring); its later records are NaN."""
+    docstring); its later records are NaN. ``problem``: the ``TrainingProblem`` it is the
+    limit of and ``strategy`` the method object used (``Exact()``, ``Span()``, ...), ``None``
+    for a limit built by hand."""
 
     outputs: Tensor
     embeddings: Tensor
@@ -107,6 +116,8 @@ class LimitResult:
     states: Tensor | None = None
     details: dict[str, Any] = field(default_factory=dict)
     diverged_at: int = -1
+    problem: Any = None
+    strategy: Any = None
 
     @property
     def steps(self) -> int:
@@ -116,11 +127,6 @@ class LimitResult:
     def diverged(self) -> bool:
         """Whether the limit diverged (``diverged_at >= 0``)."""
         return self.diverged_at >= 0
-
-
-def _check_divergence_policy(explosion_factor: Any, on_divergence: Any) -> float:
-    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
-    return check_positive_float("explosion_factor", explosion_factor)
 
 
 def _divergence(loss: Tensor, data: TrainingData, explosion_factor: float) -> tuple[int, float]:
@@ -149,14 +155,6 @@ def _report_divergence(on_divergence: str, what: str, step: int, reason: str) ->
     if on_divergence == "raise":
         raise TrainingDivergedError(step, [], message)
     warnings.warn(message, TrainingDivergenceWarning, stacklevel=_outside_stacklevel())
-
-
-def _outside_stacklevel() -> int:
-    """``stacklevel`` of the first caller outside this module (the user's line)."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _with_divergence(
@@ -303,95 +301,57 @@ def _risk(outputs: Tensor, y: Tensor) -> Tensor:
     return ((outputs - y) ** 2).flatten(-2).mean(-1)
 
 
-def _resolve_common(
-    embedding_dim: Any,
-    data: Any,
-    data_seed: int,
-    embedding_seed: Any,
-    embeddings: Any,
-    alpha: Any,
-    lr: Any,
-    scaling: MeanFieldScaling | None,
-    steps: Any,
-) -> tuple[int, TrainingData, Tensor, Tensor, MeanFieldScaling, int]:
-    embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
-    steps = check_int("steps", steps, minimum=0)
-    dataset = resolve_data(data, data_seed=data_seed)
-    records = 8.0 * (steps + 1) * dataset.samples * (embedding_dim + dataset.output_dim)
+def _limit_inputs(
+    problem: TrainingProblem, *, lazy: bool = False
+) -> tuple[TrainingData, Tensor, Tensor, Any]:
+    """Data, float64 CPU maps and scaling of ``problem`` for a limit, after checking that the
+    records fit in memory and that the scaling has a limit (``alpha/(LM)``; ``lazy``: also
+    ``LazyScaling``)."""
+    dataset, steps, dim = problem.data, problem.steps, problem.embedding_dim
+    records = 8.0 * (steps + 1) * dataset.samples * (dim + dataset.output_dim)
     check_memory("the limit", [Need("steps", steps, records, f"the records of {steps + 1} steps")])
-    embedding_seed = check_int("embedding_seed", embedding_seed, minimum=0)
-    if scaling is None:
-        scaling = MeanFieldScaling(alpha=alpha, lr=lr)
-    elif not isinstance(scaling, MeanFieldScaling):
+    allowed = (MeanFieldScaling, LazyScaling) if lazy else (MeanFieldScaling,)
+    if not isinstance(problem.scaling, allowed):
         raise ValueError(
-            "scaling must be a MeanFieldScaling (the limit exists for the alpha/(LM) family), "
-            f"got {type(scaling).__name__}"
+            "scaling must be a MeanFieldScaling"
+            + (" or a LazyScaling" if lazy else "")
+            + " (the limit exists for the alpha/(LM) family), got "
+            + type(problem.scaling).__name__
         )
-    elif alpha != 1.0 or lr != 0.5:
-        raise ValueError("give either scaling or alpha/lr, not both")
-    w_in, w_out = resolve_embeddings(
-        embeddings,
-        embedding_dim,
-        dataset.input_dim,
-        dataset.output_dim,
-        embedding_seed=embedding_seed,
-        device=torch.device("cpu"),
-        dtype=torch.float64,
-    )
-    return embedding_dim, dataset, w_in, w_out, scaling, steps
+    w_in, w_out = problem.maps()
+    return dataset, w_in, w_out, problem.scaling
 
 
-def exact_linear_limit(
-    embedding_dim: int,
-    *,
-    data: Any = None,
-    activation: Any = "linear",
-    alpha: float = 1.0,
-    lr: float = 0.5,
-    steps: int = 10,
-    embedding_seed: int = 0,
-    scaling: MeanFieldScaling | None = None,
-    embeddings: Any = None,
-    data_seed: int = DEFAULT_DATA_SEED,
-    intervals: int = 128,
-    estimate_error: bool = True,
-    depth: int | None = None,
-    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
-    on_divergence: str = "warn",
-) -> LimitResult:
-    """Exact fixed-D Mean ODE limit for linear sigma (chizat.md §2.4(2); derivation in the
-    module docstring), in float64 on the CPU, on ``intervals`` RK4 depth steps.
-
-    ``error_budget["discretization"]``: max |result(n) - result(n/2)| / 15 over the recorded
-    embeddings and outputs (RK4 is fourth order); 0 when ``estimate_error=False``.
-
-    ``depth=L`` instead gives the exact infinite-width limit of the depth-``L`` network
-    (``M -> infinity`` at fixed ``L``: the Euler scheme of the Mean ODE, one node per layer),
-    whose distance to the Mean ODE is the deterministic ``O(1/L)`` term of chizat.md §3.
-
-    Divergence (``explosion_factor``, ``on_divergence``): module docstring.
-    """
-    explosion_factor = _check_divergence_policy(explosion_factor, on_divergence)
-    act = parse_activation(activation)
-    if not isinstance(act, Linear):
+def _linear_slope(problem: TrainingProblem, method: str) -> float:
+    """``a`` of a linear 2LP block ``sigma(x) = a x``; other blocks have no exact limit."""
+    act = problem.activation
+    if not isinstance(problem.block, TwoLayerBlock) or not isinstance(act, Linear):
+        what = act.spec if act is not None else f"block {problem.block.spec}"
         raise ValueError(
-            f"activation must be linear ('linear', 'identity', 'linear:a=...') for the exact "
-            f"limit, got {act.spec!r}; use method='reference' for other activations"
+            f"activation must be linear ('linear', 'identity', 'linear:a=...') for the {method} "
+            f"limit, got {what!r}; use method='reference' (Reference()) for other activations"
         )
-    embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
-        embedding_dim, data, data_seed, embedding_seed, embeddings, alpha, lr, scaling, steps
-    )
-    intervals = check_int("intervals", intervals, minimum=4)
+    return float(act.a)
+
+
+def exact_limit_of(problem: TrainingProblem, method: Exact, on_divergence: str) -> LimitResult:
+    """``problem.limit(Exact(...))``: the exact fixed-D Mean ODE for linear sigma by the matrix
+    ODE (``solver="matrix"``) or the span solver (``solver="span"``, the same numbers)."""
+    slope = _linear_slope(problem, "exact")
+    dataset, w_in, w_out, scaling = _limit_inputs(problem)
+    if method.solver == "span":
+        return _exact_by_span(problem, method, on_divergence)
+    explosion_factor = problem.explosion_factor
+    act_spec, intervals, depth = problem.activation.spec, method.intervals, method.depth
     h0 = dataset.x @ w_in.T
     kwargs = dict(
-        slope=float(act.a),
+        slope=slope,
         alpha=scaling.alpha,
         lr_u=scaling.lr * dict(scaling.relative_lrs).get("u", 1.0),
         lr_v=scaling.lr * dict(scaling.relative_lrs).get("v", 1.0),
-        steps=steps,
+        steps=problem.steps,
     )
     if depth is not None:
-        depth = check_int("depth", depth, minimum=1)
         states, outputs = _linear_layers(h0, w_out, dataset.y, depth=depth, **kwargs)
         result = LimitResult(
             outputs=outputs,
@@ -402,7 +362,7 @@ def exact_linear_limit(
             method="exact-layers",
             description=(
                 f"exact infinite-width (M -> infinity) limit at depth L={depth} for sigma = "
-                f"{act.spec} (discrete layers of chizat.md §2.4(2)), float64"
+                f"{act_spec} (discrete layers of chizat.md §2.4(2)), float64"
             ),
             error_budget={"discretization": 0.0},
             depth_grid=torch.arange(depth + 1, dtype=torch.float64) / depth,
@@ -415,7 +375,7 @@ def exact_linear_limit(
     stop, _ = _divergence(loss, dataset, explosion_factor)
     valid = slice(None) if stop < 0 else slice(0, stop)  # steps before any divergence
     discretization = 0.0 if stop != 0 else math.nan
-    if estimate_error and stop != 0:
+    if method.estimate_error and stop != 0:
         half = max(4, intervals // 2)
         coarse_states, coarse_outputs = _linear_ode(h0, w_out, dataset.y, intervals=half, **kwargs)
         discretization = (
@@ -433,7 +393,7 @@ def exact_linear_limit(
         w_out=w_out,
         method="exact",
         description=(
-            f"exact fixed-D Mean ODE for sigma = {act.spec} (chizat.md §2.4(2)), RK4 on "
+            f"exact fixed-D Mean ODE for sigma = {act_spec} (chizat.md §2.4(2)), RK4 on "
             f"{intervals} depth intervals, float64"
         ),
         error_budget={"discretization": discretization},
@@ -442,6 +402,104 @@ def exact_linear_limit(
         details={"alpha": scaling.alpha, "lr": scaling.lr, "data": dataset.description},
     )
     return _with_divergence(result, dataset, explosion_factor, on_divergence)
+
+
+def _exact_by_span(problem: TrainingProblem, method: Exact, on_divergence: str) -> LimitResult:
+    """The exact fixed-D limit from the span solver, presented as the matrix ODE presents it:
+    ``states`` ``W xi`` on the depth grid and the discretization budget ``|n - n/2| / 15``."""
+    solve = partial(_span_solution, problem, lazy=False, infinite_dim=False, depth=method.depth)
+    fine = solve(intervals=method.intervals)
+    basis = fine["basis"]
+    states = fine["coefficients"] @ basis.T  # (K+1, n+1, N, D)
+    outputs, dataset = fine["outputs"], problem.data
+    loss = _risk(outputs, dataset.y)
+    discretization = 0.0
+    if method.depth is None:
+        stop, _ = _divergence(loss, dataset, problem.explosion_factor)
+        valid = slice(None) if stop < 0 else slice(0, stop)
+        discretization = 0.0 if stop != 0 else math.nan
+        if method.estimate_error and stop != 0:
+            coarse = solve(intervals=max(4, method.intervals // 2))
+            discretization = (
+                max(
+                    float((coarse["embeddings"][valid] - fine["embeddings"][valid]).abs().max()),
+                    float((coarse["outputs"][valid] - outputs[valid]).abs().max()),
+                )
+                / 15.0
+            )
+    act = problem.activation.spec
+    if method.depth is not None:
+        label = "exact-layers"
+        what = (
+            f"exact infinite-width (M -> infinity) limit at depth L={method.depth} for sigma = "
+            f"{act} (discrete layers of chizat.md §2.4(2))"
+        )
+    else:
+        label = "exact"
+        what = (
+            f"exact fixed-D Mean ODE for sigma = {act} (chizat.md §2.4(2)), RK4 on "
+            f"{method.intervals} depth intervals"
+        )
+    result = LimitResult(
+        outputs=outputs,
+        embeddings=fine["embeddings"],
+        loss=loss,
+        w_in=fine["w_in"],
+        w_out=fine["w_out"],
+        method=label,
+        description=(
+            f"{what}, computed by the span solver in span(W_in, W_out) (D={problem.embedding_dim}"
+            f", rank {basis.shape[1]}), float64"
+        ),
+        error_budget={"discretization": discretization},
+        depth_grid=fine["grid"],
+        states=states,
+        details={**fine["details"], "solver": "span"},
+    )
+    return _with_divergence(
+        result, dataset, problem.explosion_factor, on_divergence, fine["coefficients"]
+    )
+
+
+def exact_linear_limit(
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = "linear",
+    alpha: float | None = None,
+    lr: float | None = None,
+    steps: int = DEFAULT_STEPS,
+    embedding_seed: int = 0,
+    scaling: MeanFieldScaling | None = None,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    intervals: int = 128,
+    estimate_error: bool = True,
+    depth: int | None = None,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
+) -> LimitResult:
+    """Exact fixed-D Mean ODE limit for linear sigma (chizat.md §2.4(2); derivation in the
+    module docstring), in float64 on the CPU, on ``intervals`` RK4 depth steps, by the
+    ``O(D^3)`` matrix ODE: shorthand for ``TrainingProblem(...).limit(Exact(intervals, depth,
+    estimate_error, solver="matrix"))`` (``mean_ode_limit`` and ``problem.limit()`` use the
+    span solver, the same numbers at a cost independent of ``D``).
+
+    ``error_budget["discretization"]``: max |result(n) - result(n/2)| / 15 over the recorded
+    embeddings and outputs (RK4 is fourth order); 0 when ``estimate_error=False``.
+
+    ``depth=L`` instead gives the exact infinite-width limit of the depth-``L`` network
+    (``M -> infinity`` at fixed ``L``: the Euler scheme of the Mean ODE, one node per layer),
+    whose distance to the Mean ODE is the deterministic ``O(1/L)`` term of chizat.md §3.
+
+    Divergence (``explosion_factor``, ``on_divergence``): module docstring.
+    """
+    from .problem import Exact, problem_from_arguments
+
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
+    problem = problem_from_arguments(locals())
+    method = Exact(intervals, depth, estimate_error, solver="matrix")
+    return problem.limit(method, on_divergence=on_divergence)
 
 
 def _reference_stop(runs: Sequence[TrainingResult]) -> int:
@@ -480,51 +538,25 @@ def _rms(x: Tensor) -> float:
     return float(torch.sqrt((x * x).mean()))
 
 
-def reference_limit(
-    embedding_dim: int,
-    *,
-    data: Any = None,
-    activation: Any = "tanh",
-    alpha: float = 1.0,
-    lr: float = 0.5,
-    steps: int = 10,
-    embedding_seed: int = 0,
-    scaling: MeanFieldScaling | None = None,
-    embeddings: Any = None,
-    data_seed: int = DEFAULT_DATA_SEED,
-    depth: int = 64,
-    hidden_width: int = 1024,
-    seeds: int = 8,
-    seed: int = REFERENCE_SEED,
-    antithetic: bool = False,
-    extrapolate: bool = False,
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
-    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
-    on_divergence: str = "warn",
+def reference_limit_of(
+    problem: TrainingProblem, method: Reference, on_divergence: str
 ) -> LimitResult:
-    """Seed-averaged large reference ResNet with the same ``D`` and embeddings (§2.4(1)).
-
-    ``seeds`` networks of shape ``(depth, hidden_width, D)`` and ``seeds`` more of depth
-    ``depth // 2`` (other seed indices) are trained with the same data, scaling and maps.
-    Returned: the seed mean at ``depth`` (or ``2 mean_L - mean_{L/2}`` with ``extrapolate``).
-    Budget (RMS per coordinate at the last step, for embeddings and outputs): ``clt`` = RMS
-    standard error of the returned mean; ``euler`` = the 1/L term, RMS of
-    ``mean_{L/2} - mean_L`` with its noise removed in quadrature (for ``extrapolate`` this is
-    the removed term, the remainder being ``O(1/L^2)``); ``total`` = their root sum of squares
-    (``clt`` only for ``extrapolate``). Divergence: module docstring.
-    """
-    explosion_factor = _check_divergence_policy(explosion_factor, on_divergence)
-    act = parse_activation(activation)
-    embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
-        embedding_dim, data, data_seed, embedding_seed, embeddings, alpha, lr, scaling, steps
+    """``problem.limit(Reference(...))``: seed-averaged large reference networks (§2.4(1));
+    see ``reference_limit``."""
+    dataset, w_in, w_out, scaling = _limit_inputs(problem)
+    embedding_dim, steps, explosion_factor = (
+        problem.embedding_dim,
+        problem.steps,
+        problem.explosion_factor,
     )
-    depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, embedding_dim)
-    seeds = check_int("reference_seeds", seeds, minimum=2)
-    seed = check_int("reference_seed", seed, minimum=0)
-    if depth < 2:
-        raise ValueError(f"reference depth must be >= 2 (a half-depth run is needed), got {depth}")
-    block = TwoLayerBlock(act, antithetic=antithetic)
+    depth, hidden_width, seeds, seed = method.depth, method.hidden_width, method.seeds, method.seed
+    antithetic, extrapolate = method.antithetic, method.extrapolate
+    block = problem.block
+    if antithetic:
+        if not isinstance(block, TwoLayerBlock):
+            raise ValueError(f"antithetic units need the 2LP block, got block {block.spec}")
+        block = TwoLayerBlock(block.activation, antithetic=True)
+    sigma = block.activation.spec if isinstance(block, TwoLayerBlock) else None
     runs = {}
     for run_depth, indices in ((depth, range(seeds)), (depth // 2, range(seeds, 2 * seeds))):
         model = build_resnet(
@@ -538,8 +570,8 @@ def reference_limit(
             seeds=list(indices),
             seed=seed,
             embeddings=(w_in, w_out),
-            device=resolve_device(device),
-            dtype=resolve_dtype(dtype),
+            device=method.device,
+            dtype=method.dtype,
         )
         runs[run_depth] = train(
             model,
@@ -577,9 +609,11 @@ def reference_limit(
         means.append(mean)
     embeddings_mean, outputs_mean = means
     kind = "particles" if (antithetic and extrapolate) else "reference"
+    what = f"sigma = {sigma}" if sigma is not None else f"block {block.spec}"
     description = (
-        f"seed mean of {full[4]} reference ResNets L={depth}, M={hidden_width}, D={embedding_dim}"
-        f" (sigma = {act.spec}{', antithetic units (u, +-v)' if antithetic else ''}), "
+        f"estimate of the Neural Mean ODE limit (no exact solver): seed mean of {full[4]} "
+        f"reference ResNets L={depth}, M={hidden_width}, D={embedding_dim}"
+        f" ({what}{', antithetic units (u, +-v)' if antithetic else ''}), "
         f"{'Richardson-extrapolated with ' if extrapolate else 'Euler term from '}"
         f"{half[4]} at L={depth // 2}; same W_in, W_out; reference seed base {seed}"
     )
@@ -619,6 +653,55 @@ def reference_limit(
             stacklevel=_outside_stacklevel(),
         )
     return _with_divergence(result, dataset, explosion_factor, on_divergence)
+
+
+def reference_limit(
+    embedding_dim: int,
+    *,
+    data: Any = None,
+    activation: Any = None,
+    alpha: float | None = None,
+    lr: float | None = None,
+    steps: int = DEFAULT_STEPS,
+    embedding_seed: int = 0,
+    scaling: MeanFieldScaling | None = None,
+    embeddings: Any = None,
+    data_seed: int = DEFAULT_DATA_SEED,
+    depth: int = 64,
+    hidden_width: int = 1024,
+    seeds: int = 8,
+    seed: int = REFERENCE_SEED,
+    antithetic: bool = False,
+    extrapolate: bool = False,
+    device: Any = "cpu",
+    dtype: Any = torch.float64,
+    explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+    on_divergence: str = "warn",
+) -> LimitResult:
+    """Seed-averaged large reference ResNet with the same ``D`` and embeddings (§2.4(1)): an
+    estimate of the Mean ODE limit for any sigma (default ``"tanh"``, as ``train_resnet``).
+    Shorthand for ``TrainingProblem(...).limit(Reference(depth, hidden_width, seeds, seed,
+    antithetic, extrapolate, device, dtype))``.
+
+    ``seeds`` networks of shape ``(depth, hidden_width, D)`` and ``seeds`` more of depth
+    ``depth // 2`` (other seed indices) are trained with the same data, scaling and maps.
+    Returned: the seed mean at ``depth`` (or ``2 mean_L - mean_{L/2}`` with ``extrapolate``).
+    Budget (RMS per coordinate at the last step, for embeddings and outputs): ``clt`` = RMS
+    standard error of the returned mean; ``euler`` = the 1/L term, RMS of
+    ``mean_{L/2} - mean_L`` with its noise removed in quadrature (for ``extrapolate`` this is
+    the removed term, the remainder being ``O(1/L^2)``); ``total`` = their root sum of squares
+    (``clt`` only for ``extrapolate``). Divergence: module docstring.
+    """
+    from .problem import Reference, problem_from_arguments
+
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
+    problem = problem_from_arguments(locals())
+    seeds = check_int("reference_seeds", seeds, minimum=2)
+    seed = check_int("reference_seed", seed, minimum=0)
+    if check_int("depth", depth, minimum=1) < 2:
+        raise ValueError(f"reference depth must be >= 2 (a half-depth run is needed), got {depth}")
+    method = Reference(depth, hidden_width, seeds, seed, antithetic, extrapolate, device, dtype)
+    return problem.limit(method, on_divergence=on_divergence)
 
 
 # --------------------------------------------------------------------------------------------
@@ -666,14 +749,16 @@ def _span_ode(
     steps: int,
     intervals: int | None,
     depth: int | None,
-) -> Tensor:
-    """Coefficients ``xi_k(s)`` (K+1, n+1, N, r) of the states in the basis ``W``, on ``n``
-    RK4 intervals (``intervals``) or ``L`` discrete layers (``depth``)."""
+) -> tuple[Tensor, Tensor]:
+    """Coefficients ``xi_k(s)`` (K+1, n+1, N, r) of the states and ``b_k(s)`` (K+1, n+1, N, r)
+    of the adjoint ``beta = W b`` in the basis ``W``, on ``n`` RK4 intervals (``intervals``)
+    or ``L`` discrete layers (``depth``); the adjoint at the last step is NaN (not needed)."""
     n_samples, rank = xi0.shape
     nodes = depth if depth is not None else intervals
     y_u = torch.zeros(nodes + (depth is None), rank, 2 * rank, dtype=xi0.dtype)
     y_v = torch.zeros_like(y_u)
     states = torch.empty(steps + 1, nodes + 1, n_samples, rank, dtype=xi0.dtype)
+    adjoints = torch.full_like(states, math.nan)
     for k in range(steps + 1):
         # d/ds xi = a (alpha A^) Gamma xi; rows: d/ds Xi = Xi C^T with C = a (alpha A^) Gamma
         forward = slope * _span_fields(y_u, y_v, gram, inv_alpha, rank) @ gram
@@ -700,10 +785,137 @@ def _span_ode(
             for layer in range(depth, 0, -1):  # b_{l-1} = b_l + (1/L) C_b,l b_l
                 b[layer - 1] = b[layer] + (b[layer] @ backward[layer - 1].T) / depth
             g = b[1:].transpose(1, 2) @ xi[:-1]  # G^_l = sum_n b_l xi_{l-1}^T
+        adjoints[k] = b
         y_u, y_v = _span_update(
             y_u, y_v, g, gram, rank=rank, inv_alpha=inv_alpha, step_u=step_u, step_v=step_v
         )
-    return states
+    return states, adjoints
+
+
+def _span_solution(
+    problem: TrainingProblem,
+    *,
+    lazy: bool,
+    infinite_dim: bool,
+    depth: int | None,
+    intervals: int,
+    embedding_variances: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """The span solver (see ``span_linear_limit``) on a checked problem: coefficients
+    ``xi`` (K+1, n+1, N, r) and ``b`` of the adjoint, outputs, embeddings ``W xi(1)``, maps,
+    basis, grid, details. ``embedding_variances``: the D -> infinity Gram matrix
+    ``blockdiag(s_in I, s_out I)`` (default ``(1/d_in, d_out)``)."""
+    slope = _linear_slope(problem, "exact")
+    dataset, w_in, w_out, scaling = _limit_inputs(problem, lazy=lazy)
+    if infinite_dim and problem.embeddings is not None and embedding_variances is None:
+        raise ValueError(
+            "infinite_dim with user embeddings needs embedding_variances=(s_in, s_out), the "
+            "entry variances of the law their rows are drawn from (the D -> infinity limit "
+            "of arbitrary maps is not defined)"
+        )
+    d_in, d_out = dataset.input_dim, dataset.output_dim
+    if embedding_variances is None:
+        embedding_variances = (1.0 / d_in, float(d_out))
+    elif not infinite_dim:
+        raise ValueError(
+            "embedding_variances sets the D -> infinity Gram matrix: give it with "
+            "infinite_dim=True (at finite D the Gram matrix comes from the maps themselves)"
+        )
+    var_in, var_out = embedding_variances
+    basis = torch.cat([w_in, w_out], dim=1)  # W (D, r)
+    if infinite_dim:
+        gram = torch.block_diag(
+            torch.eye(d_in, dtype=torch.float64) * var_in,
+            torch.eye(d_out, dtype=torch.float64) * var_out,
+        )
+    else:
+        gram = basis.T @ basis / problem.embedding_dim
+    n_samples = dataset.samples
+    xi0 = torch.cat([dataset.x, torch.zeros(n_samples, d_out, dtype=torch.float64)], dim=1)
+    gram_out = gram[d_in:]  # f = Gamma_out xi
+
+    def b_last(xi_end: Tensor) -> Tensor:
+        residual = (2.0 / (n_samples * d_out)) * (xi_end @ gram_out.T - dataset.y)
+        return torch.cat([torch.zeros(n_samples, d_in, dtype=torch.float64), residual], dim=1)
+
+    lrs = dict(scaling.relative_lrs)
+    states, adjoints = _span_ode(
+        xi0,
+        b_last,
+        gram,
+        slope=slope,
+        inv_alpha=0.0 if lazy else 1.0 / scaling.alpha,
+        step_u=scaling.lr * lrs.get("u", 1.0) * slope,
+        step_v=scaling.lr * lrs.get("v", 1.0) * slope,
+        steps=problem.steps,
+        intervals=intervals if depth is None else None,
+        depth=depth,
+    )
+    grid = (
+        torch.arange(depth + 1, dtype=torch.float64) / depth
+        if depth is not None
+        else torch.linspace(0.0, 1.0, intervals + 1, dtype=torch.float64)
+    )
+    return {
+        "coefficients": states,
+        "adjoint": adjoints,
+        "outputs": states[:, -1] @ gram_out.T,
+        "embeddings": states[:, -1] @ basis.T,
+        "w_in": w_in,
+        "w_out": w_out,
+        "basis": basis,
+        "grid": grid,
+        "details": {
+            "alpha": math.inf if lazy else scaling.alpha,
+            "lr": scaling.lr,
+            "data": dataset.description,
+            "gram": gram,
+            "coefficients": states,
+            "adjoint": adjoints,
+            "infinite_dim": bool(infinite_dim),
+        },
+    }
+
+
+def span_limit_of(problem: TrainingProblem, method: Span, on_divergence: str) -> LimitResult:
+    """``problem.limit(Span(...))`` or ``problem.limit(Lazy(...))``: see ``span_linear_limit``."""
+    depth, intervals = method.depth, method.intervals
+    solution = _span_solution(
+        problem,
+        lazy=method.lazy,
+        infinite_dim=method.infinite_dim,
+        depth=depth,
+        intervals=intervals,
+        embedding_variances=method.embedding_variances,
+    )
+    regime = "lazy (alpha -> infinity) " if method.lazy else ""
+    size = "D -> infinity" if method.infinite_dim else f"D={problem.embedding_dim}"
+    where = f"depth L={depth} (discrete layers)" if depth is not None else f"RK4 on {intervals}"
+    outputs = solution["outputs"]
+    result = LimitResult(
+        outputs=outputs,
+        embeddings=solution["embeddings"],
+        loss=_risk(outputs, problem.data.y),
+        w_in=solution["w_in"],
+        w_out=solution["w_out"],
+        method="span",
+        description=(
+            f"exact {regime}linear limit ({size}, sigma = {problem.activation.spec}) in the span "
+            f"of W_in, W_out, {where}{' intervals' if depth is None else ''}, float64"
+        ),
+        error_budget={"discretization": 0.0},
+        depth_grid=solution["grid"],
+        states=None,
+        details=solution["details"],
+    )
+    return _with_divergence(
+        result,
+        problem.data,
+        problem.explosion_factor,
+        on_divergence,
+        solution["coefficients"],
+        solution["adjoint"],
+    )
 
 
 def span_linear_limit(
@@ -711,9 +923,9 @@ def span_linear_limit(
     *,
     data: Any = None,
     activation: Any = "linear",
-    alpha: float = 1.0,
-    lr: float = 0.5,
-    steps: int = 10,
+    alpha: float | None = None,
+    lr: float | None = None,
+    steps: int = DEFAULT_STEPS,
     embedding_seed: int = 0,
     embeddings: Any = None,
     data_seed: int = DEFAULT_DATA_SEED,
@@ -722,11 +934,14 @@ def span_linear_limit(
     depth: int | None = None,
     intervals: int = 128,
     relative_lrs: Any = None,
+    embedding_variances: tuple[float, float] | None = None,
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
 ) -> LimitResult:
     """The exact linear-sigma limit computed in the span of the embeddings, for any ``D``, for
-    ``D -> infinity`` (``infinite_dim``) and for ``alpha -> infinity`` (``lazy``).
+    ``D -> infinity`` (``infinite_dim``) and for ``alpha -> infinity`` (``lazy``): shorthand
+    for ``TrainingProblem(...).limit(Span(infinite_dim, depth, intervals))`` (``Lazy(...)``
+    with ``lazy``).
 
     For ``sigma(x) = a x`` every operator of the exact limit (``A``, ``G`` and ``T - T_0`` in
     the module docstring) maps into and vanishes off ``V = span(W_in, W_out)``, of dimension
@@ -751,104 +966,46 @@ def span_linear_limit(
     ("Neural Tangent") ODE of chizat.md §2.3, the lazy limit of the Mean ODE.
 
     ``depth=L`` gives the depth-``L`` discrete-layer version (``M -> infinity`` at fixed ``L``)
-    instead of the ODE on ``intervals`` RK4 steps. Returns a ``LimitResult`` whose
-    ``embeddings`` are the first ``embedding_dim`` coordinates ``W xi(1)``; ``details`` holds
-    ``gram`` and the coefficients ``xi`` (K+1, n+1, N, r). Divergence (``explosion_factor``,
+    instead of the ODE on ``intervals`` RK4 steps. ``embedding_variances=(s_in, s_out)``: the
+    entry variances of ``W_in``, ``W_out`` in the ``D -> infinity`` Gram matrix
+    ``blockdiag(s_in I, s_out I)`` (default ``(1/d_in, d_out)``, ``coupled_embeddings``; the
+    authors' Python uses ``(1, 1)``, ``deeplimit.training.authors``). Returns a
+    ``LimitResult`` whose ``embeddings`` are the first ``embedding_dim`` coordinates
+    ``W xi(1)``; ``details`` holds ``gram``, the coefficients ``xi`` (K+1, n+1, N, r)
+    (``"coefficients"``) and those of the adjoint ``beta = D dR/dh = W b`` (``"adjoint"``,
+    NaN at step K); ``deeplimit.training.authors.span_kernels`` turns them into the kernels
+    ``Gamma_H``, ``Gamma_B`` and per-coordinate paths. Divergence (``explosion_factor``,
     ``on_divergence``): module docstring.
     """
-    explosion_factor = _check_divergence_policy(explosion_factor, on_divergence)
-    act = parse_activation(activation)
-    if not isinstance(act, Linear):
-        raise ValueError(
-            f"activation must be linear ('linear', 'identity', 'linear:a=...') for the exact "
-            f"limit, got {act.spec!r}"
-        )
-    if infinite_dim and embeddings is not None:
-        raise ValueError(
-            "infinite_dim needs the coupled Gaussian embeddings (embeddings=None): the "
-            "D -> infinity limit of user-supplied maps is not defined"
-        )
-    scaling = MeanFieldScaling(alpha=alpha, lr=lr, relative_lrs=relative_lrs)
-    embedding_dim, dataset, w_in, w_out, scaling, steps = _resolve_common(
-        embedding_dim, data, data_seed, embedding_seed, embeddings, 1.0, 0.5, scaling, steps
-    )
-    intervals = check_int("intervals", intervals, minimum=4)
-    if depth is not None:
-        depth = check_int("depth", depth, minimum=1)
-    d_in, d_out = dataset.input_dim, dataset.output_dim
-    basis = torch.cat([w_in, w_out], dim=1)  # W (D, r)
-    if infinite_dim:
-        gram = torch.block_diag(
-            torch.eye(d_in, dtype=torch.float64) / d_in,
-            torch.eye(d_out, dtype=torch.float64) * d_out,
-        )
-    else:
-        gram = basis.T @ basis / embedding_dim
-    n_samples = dataset.samples
-    xi0 = torch.cat([dataset.x, torch.zeros(n_samples, d_out, dtype=torch.float64)], dim=1)
-    gram_out = gram[d_in:]  # f = Gamma_out xi
+    from .problem import Lazy, Span, TrainingProblem
 
-    def b_last(xi_end: Tensor) -> Tensor:
-        residual = (2.0 / (n_samples * d_out)) * (xi_end @ gram_out.T - dataset.y)
-        return torch.cat([torch.zeros(n_samples, d_in, dtype=torch.float64), residual], dim=1)
-
-    lrs = dict(scaling.relative_lrs)
-    states = _span_ode(
-        xi0,
-        b_last,
-        gram,
-        slope=float(act.a),
-        inv_alpha=0.0 if lazy else 1.0 / scaling.alpha,
-        step_u=scaling.lr * lrs.get("u", 1.0) * float(act.a),
-        step_v=scaling.lr * lrs.get("v", 1.0) * float(act.a),
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
+    kwargs = {k: v for k, v in (("alpha", alpha), ("lr", lr)) if v is not None}
+    problem = TrainingProblem(
+        embedding_dim,
+        data=data,
+        activation=activation,
+        scaling=MeanFieldScaling(**kwargs, relative_lrs=relative_lrs),
         steps=steps,
-        intervals=intervals if depth is None else None,
-        depth=depth,
+        embedding_seed=embedding_seed,
+        embeddings=embeddings,
+        data_seed=data_seed,
+        explosion_factor=explosion_factor,
     )
-    outputs = states[:, -1] @ gram_out.T
-    embeddings_ = states[:, -1] @ basis.T
-    grid = (
-        torch.arange(depth + 1, dtype=torch.float64) / depth
-        if depth is not None
-        else torch.linspace(0.0, 1.0, intervals + 1, dtype=torch.float64)
+    method = (Lazy if check_bool("lazy", lazy) else Span)(
+        infinite_dim, depth, intervals, embedding_variances
     )
-    regime = "lazy (alpha -> infinity) " if lazy else ""
-    size = "D -> infinity" if infinite_dim else f"D={embedding_dim}"
-    where = f"depth L={depth} (discrete layers)" if depth is not None else f"RK4 on {intervals}"
-    result = LimitResult(
-        outputs=outputs,
-        embeddings=embeddings_,
-        loss=_risk(outputs, dataset.y),
-        w_in=w_in,
-        w_out=w_out,
-        method="span",
-        description=(
-            f"exact {regime}linear limit ({size}, sigma = {act.spec}) in the span of W_in, "
-            f"W_out, {where}{' intervals' if depth is None else ''}, float64"
-        ),
-        error_budget={"discretization": 0.0},
-        depth_grid=grid,
-        states=None,
-        details={
-            "alpha": math.inf if lazy else scaling.alpha,
-            "lr": scaling.lr,
-            "data": dataset.description,
-            "gram": gram,
-            "coefficients": states,
-            "infinite_dim": bool(infinite_dim),
-        },
-    )
-    return _with_divergence(result, dataset, explosion_factor, on_divergence, states)
+    return problem.limit(method, on_divergence=on_divergence)
 
 
 def mean_ode_limit(
     embedding_dim: int,
     *,
     data: Any = None,
-    activation: Any = "linear",
-    alpha: float = 1.0,
-    lr: float = 0.5,
-    steps: int = 10,
+    activation: Any = None,
+    alpha: float | None = None,
+    lr: float | None = None,
+    steps: int = DEFAULT_STEPS,
     embedding_seed: int = 0,
     method: str = "auto",
     scaling: MeanFieldScaling | None = None,
@@ -865,55 +1022,41 @@ def mean_ode_limit(
     on_divergence: str = "warn",
 ) -> LimitResult:
     """The Neural Mean ODE limit (L -> infinity at fixed D, any M; chizat.md §2.1–§2.4) of
-    ``train_resnet(L, M, embedding_dim, ...)`` with the same data, activation, ``alpha``,
-    ``lr``, ``steps`` and ``embedding_seed`` (hence the same ``W_in``, ``W_out``).
+    ``train_resnet(L, M, embedding_dim, ...)`` with the same data, activation (default
+    ``"tanh"`` for both), ``alpha``, ``lr``, ``steps`` and ``embedding_seed`` (hence the same
+    ``W_in``, ``W_out``). Shorthand for ``TrainingProblem(...).limit(method_from_name(method,
+    ...))``.
 
-    ``method``: ``"exact"`` (linear sigma only: the deterministic matrix ODE of §2.4(2)),
-    ``"reference"`` (seed-averaged large ResNet of ``reference_depth x reference_width``,
-    §2.4(1)), ``"particles"`` (the same with antithetic units and depth extrapolation), or
-    ``"auto"``: exact for linear sigma, else reference. ``result.method``, ``description`` and
-    ``error_budget`` say which was used and how accurate it is.
+    ``method``: ``"exact"`` (linear sigma only: the deterministic matrix ODE of §2.4(2),
+    computed by the span solver, ``Exact()``), ``"reference"`` (an estimate: seed-averaged large
+    ResNets of ``reference_depth x reference_width``, §2.4(1), ``Reference()``),
+    ``"particles"`` (the same with antithetic units and depth extrapolation, ``Particles()``),
+    or ``"auto"``: exact for linear sigma, else reference networks. ``result.method``,
+    ``description``, ``strategy`` and ``error_budget`` say which was used and how accurate it
+    is.
 
     Divergence, as in ``train_resnet``: the first step whose loss is non-finite or above
     ``explosion_factor * max(R_0, mean(y^2))`` sets ``result.diverged_at`` (later records NaN)
     and, by ``on_divergence``, warns (``"warn"``, ``TrainingDivergenceWarning``), raises
     (``"raise"``, ``TrainingDivergedError``) or neither (``"ignore"``).
     """
-    check_choice("method", method, METHODS)
-    act = parse_activation(activation)
-    reference_depth = check_int("reference_depth", reference_depth, minimum=2)
-    reference_width = check_int("reference_width", reference_width, minimum=1)
-    reference_seeds = check_int("reference_seeds", reference_seeds, minimum=2)
-    reference_seed = check_int("reference_seed", reference_seed, minimum=0)
-    if method == "auto":
-        method = "exact" if isinstance(act, Linear) else "reference"
-    common = dict(
-        data=data,
-        activation=act,
-        alpha=alpha,
-        lr=lr,
-        steps=steps,
-        embedding_seed=embedding_seed,
-        scaling=scaling,
-        embeddings=embeddings,
-        data_seed=data_seed,
-        explosion_factor=explosion_factor,
-        on_divergence=on_divergence,
-    )
-    if method == "exact":
-        return exact_linear_limit(embedding_dim, intervals=intervals, **common)
-    return reference_limit(
-        embedding_dim,
-        depth=reference_depth,
-        hidden_width=reference_width,
-        seeds=reference_seeds,
-        seed=reference_seed,
-        antithetic=method == "particles",
-        extrapolate=method == "particles",
+    from .problem import method_from_name, problem_from_arguments
+
+    check_choice("method", method, ("auto", "exact", "reference", "particles"))
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
+    problem = problem_from_arguments(locals())
+    strategy = method_from_name(
+        method,
+        problem,
+        intervals=intervals,
+        reference_depth=reference_depth,
+        reference_width=reference_width,
+        reference_seeds=reference_seeds,
+        reference_seed=reference_seed,
         device=device,
         dtype=dtype,
-        **common,
     )
+    return problem.limit(strategy, on_divergence=on_divergence)
 
 
 def limit_error(
@@ -930,6 +1073,12 @@ def limit_error(
     (``step=None``, shape (K+1,)) or at the given step(s); ``per_seed`` keeps the seed axis.
     Only the first ``D`` coordinates of the limit are used (coupled embeddings).
 
+    A run and a limit of different problems are refused: when both carry their
+    ``TrainingProblem`` (``train_resnet``, ``mean_ode_limit``, ``problem.train``,
+    ``problem.limit``, ...), a ``ValueError`` names what differs (e.g. ``activation: tanh vs
+    linear:a=1``). Only a ``D -> infinity`` limit (``Span(infinite_dim=True)``) may have more
+    coordinates than the run.
+
     ``diverged``: ``"propagate"`` (default) lets the NaN records of diverged seeds make the
     RMS NaN from their divergence on, so a sweep cannot drop them silently; ``"exclude"``
     averages over the seeds that did not diverge (check ``result.diverged`` yourself).
@@ -938,6 +1087,12 @@ def limit_error(
         raise ValueError(f"result must be a TrainingResult, got {type(result).__name__}")
     if not isinstance(limit, LimitResult):
         raise ValueError(f"limit must be a LimitResult, got {type(limit).__name__}")
+    mismatch = problem_mismatch(result, limit)
+    if mismatch:
+        raise ValueError(
+            f"result and limit are of different problems ({'; '.join(mismatch)}): build both "
+            "from one TrainingProblem (problem.train(...), problem.limit())"
+        )
     check_choice("quantity", quantity, ("embeddings", "outputs"))
     check_choice("diverged", diverged, ("propagate", "exclude"))
     per_seed = check_bool("per_seed", per_seed)
@@ -964,3 +1119,15 @@ def limit_error(
     if diverged == "exclude":
         squared = squared[~result.diverged]
     return squared.mean(0).sqrt()
+
+
+def problem_mismatch(result: TrainingResult, limit: LimitResult) -> list[str]:
+    """What differs between the problem of a run and that of a limit (``[]`` when they match or
+    one of them does not carry its problem); a ``D -> infinity`` limit may have a larger ``D``."""
+    mine, theirs = result.problem, limit.problem
+    if mine is None or theirs is None:
+        return []
+    found = mine.differences(theirs, for_limit=True)
+    if limit.details.get("infinite_dim") and mine.embedding_dim <= theirs.embedding_dim:
+        found = [item for item in found if not item.startswith("embedding_dim:")]
+    return found

@@ -13,6 +13,7 @@ step ``k`` are kept as computed (they show the explosion), its later entries are
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -25,10 +26,11 @@ from torch import Tensor
 from ..devices import resolve_device, resolve_dtype
 from ..errors import check_bool, check_choice, check_int, check_positive_float
 from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
-from .data import DEFAULT_DATA_SEED, TrainingData, resolve_data
+from .data import TrainingData, resolve_data
+from .defaults import DEFAULT_DATA_SEED, DEFAULT_EXPLOSION_FACTOR, DEFAULT_STEPS
 from .embeddings import resolve_embeddings
-from .model import Block, ResNet, TwoLayerBlock, check_shape_arguments, draw_parameters
-from .scaling import MeanFieldScaling, Scaling, resolve_scaling
+from .model import Block, ResNet, check_shape_arguments, draw_parameters
+from .scaling import Scaling
 
 __all__ = [
     "DEFAULT_EXPLOSION_FACTOR",
@@ -41,7 +43,6 @@ __all__ = [
     "train_resnet",
 ]
 
-DEFAULT_EXPLOSION_FACTOR = 1e6
 ON_DIVERGENCE = ("warn", "ignore", "raise")
 _MOVEMENT_CHUNK_NUMBERS = 2**23  # entries of one parameter per movement chunk (64 MiB float64)
 
@@ -69,6 +70,9 @@ class TrainingResult:
     ``||z - z_0|| / sqrt(D)``; ``"preactivation"`` = RMS over units and samples of
     ``<u - u_0, h_0>/D``); ``states`` (S, K+1, L+1, N, D) when ``record_layers``. All tensors
     are on the CPU; ``w_in`` (D, d_in) and ``w_out`` (D, d_out) are the maps used.
+    ``movement`` is empty unless ``record_movement`` was asked for. ``problem``: the
+    ``TrainingProblem`` trained (``None`` for a model built by hand and ``train``-ed), which
+    ``limit_error`` checks against the limit's.
     """
 
     outputs: Tensor
@@ -89,6 +93,7 @@ class TrainingResult:
     learning_rates: dict[str, Tensor]
     explosion_factor: float
     provenance: dict[str, Any] = field(default_factory=dict)
+    problem: Any = None
 
     @property
     def seeds(self) -> int:
@@ -187,23 +192,6 @@ def resolve_seed_indices(seeds: Any) -> tuple[int, ...]:
     return tuple(range(check_int("seeds", seeds, minimum=1)))
 
 
-def _resolve_scalings(scaling: Any, alpha: Any, lr: Any, networks: int) -> list[Scaling]:
-    if scaling is None:
-        return [MeanFieldScaling(alpha=alpha, lr=lr)] * networks
-    if alpha != 1.0 or lr != 0.5:
-        raise ValueError(
-            "give either scaling or alpha/lr, not both (alpha and lr only build the default "
-            "MeanFieldScaling(alpha, lr))"
-        )
-    if isinstance(scaling, (list, tuple)):
-        if len(scaling) != networks:
-            raise ValueError(
-                f"scaling must be one Scaling or one per network ({networks}), got {len(scaling)}"
-            )
-        return [resolve_scaling(s) for s in scaling]
-    return [resolve_scaling(scaling)] * networks
-
-
 def build_resnet(
     depth: int,
     hidden_width: int,
@@ -211,10 +199,10 @@ def build_resnet(
     *,
     input_dim: int,
     output_dim: int,
-    activation: Any = "tanh",
+    activation: Any = None,
     block: Block | None = None,
-    alpha: float = 1.0,
-    lr: float = 0.5,
+    alpha: float | None = None,
+    lr: float | None = None,
     scaling: Scaling | Sequence[Scaling] | None = None,
     seeds: int | Sequence[int] = 1,
     seed: int = 0,
@@ -229,17 +217,14 @@ def build_resnet(
     different residual scales / learning rates then train in one batch (give the same seed
     index several times for common random numbers across them).
     """
+    from .problem import resolve_block, scaling_from_arguments
+
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
     seed = check_int("seed", seed, minimum=0)
     embedding_seed = check_int("embedding_seed", embedding_seed, minimum=0)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
-    if block is None:
-        block = TwoLayerBlock(activation)
-    elif not isinstance(block, Block):
-        raise ValueError(f"block must be a Block instance or None, got {type(block).__name__}")
-    elif activation != "tanh":
-        raise ValueError("give either block or activation, not both (the block has its own)")
+    block = resolve_block(activation, block)
     check_training_size(
         "build_resnet",
         depth=depth,
@@ -254,7 +239,12 @@ def build_resnet(
         unit_numbers=len(block.parameter_names) * embedding_dim,
     )
     indices = resolve_seed_indices(seeds)
-    scalings = _resolve_scalings(scaling, alpha, lr, len(indices))
+    scaling = scaling_from_arguments(scaling, alpha, lr)
+    if isinstance(scaling, tuple) and len(scaling) != len(indices):
+        raise ValueError(
+            f"scaling must be one Scaling or one per network ({len(indices)}), got {len(scaling)}"
+        )
+    scalings = list(scaling) if isinstance(scaling, tuple) else [scaling] * len(indices)
     resolved = [s.resolve(depth, hidden_width, embedding_dim) for s in scalings]
     w_in, w_out = resolve_embeddings(
         embeddings,
@@ -306,13 +296,14 @@ def train(
     data: TrainingData,
     steps: int,
     *,
-    record_movement: bool = True,
+    record_movement: bool = False,
     record_layers: bool = False,
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
 ) -> TrainingResult:
     """Train ``model`` in place by ``steps`` full-batch GD steps on ``data`` and record, at
-    every step ``k = 0..K``, outputs, ``h_L``, loss and unit movement (chizat.md §1.2).
+    every step ``k = 0..K``, outputs, ``h_L``, loss and (with ``record_movement``) unit
+    movement (chizat.md §1.2).
 
     Each step is one forward pass keeping the per-layer states and one adjoint sweep that
     updates layer ``l`` as soon as its gradient is known (``ResNet.descent_step``).
@@ -456,7 +447,18 @@ def _report_divergence(
     )
     if on_divergence == "raise":
         raise TrainingDivergedError(step, seeds, message)
-    warnings.warn(message, TrainingDivergenceWarning, stacklevel=4)
+    warnings.warn(message, TrainingDivergenceWarning, stacklevel=_outside_stacklevel())
+
+
+def _outside_stacklevel() -> int:
+    """``stacklevel`` (for a ``warnings.warn`` in the caller) of the first frame outside
+    ``deeplimit.training``: the user's line, however many wrappers lie between."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "deeplimit.training"
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def train_resnet(
@@ -465,25 +467,28 @@ def train_resnet(
     embedding_dim: int,
     *,
     data: Any = None,
-    activation: Any = "tanh",
-    alpha: float = 1.0,
-    lr: float = 0.5,
-    steps: int = 10,
+    activation: Any = None,
+    alpha: float | None = None,
+    lr: float | None = None,
+    steps: int = DEFAULT_STEPS,
     seeds: int | Sequence[int] = 1,
     embedding_seed: int = 0,
     device: Any = "cpu",
     dtype: Any = torch.float64,
     seed: int = 0,
     scaling: Scaling | Sequence[Scaling] | None = None,
-    block: Block | None = None,
+    block: Block | str | None = None,
     embeddings: Any = None,
     data_seed: int = DEFAULT_DATA_SEED,
-    record_movement: bool = True,
+    record_movement: bool = False,
     record_layers: bool = False,
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
+    key_dim: int | None = None,
 ) -> TrainingResult:
-    """Train the 2LP ResNet of chizat.md §1.2 by full-batch gradient descent.
+    """Train the 2LP ResNet of chizat.md §1.2 by full-batch gradient descent: shorthand for
+    ``TrainingProblem(embedding_dim, data=..., activation=..., ...).train(depth, hidden_width,
+    seeds, ...)``.
 
     ``h_0 = W_in x``, ``p_{l,j} = <u_{j,l}, h_{l-1}>/D``,
     ``h_l = h_{l-1} + (alpha/(L M)) sum_j v_{j,l} sigma(p_{l,j})``, ``f = W_out^T h_L / D``;
@@ -500,10 +505,19 @@ def train_resnet(
         ``None``: the synthetic task of §1.5 (``N = 10``, ``d_in = d_out = 5``, numpy seed
         ``data_seed``); or ``(X, Y)`` of shapes ``(N, d_in)``, ``(N, d_out)``.
     activation:
-        ``sigma``: a name (``"tanh"``, ``"identity"``, ``"relu"``, any library activation), an
-        ``Activation`` or an elementwise callable. ``block`` replaces the 2LP block altogether.
+        ``sigma`` (default ``"tanh"``, ``DEFAULT_ACTIVATION``, the same as ``mean_ode_limit``'s):
+        a name (``"tanh"``, ``"identity"``, ``"relu"``, any library activation), an
+        ``Activation`` or an elementwise callable. ``block`` replaces the 2LP block altogether
+        (not both).
+    block, key_dim:
+        A ``Block`` instance, or ``"attention"``: ``M`` causal attention heads per layer with
+        key-query dimension ``key_dim`` (default 4) and ``sigma`` on the value path
+        (``training/attention.py``); ``data`` are then sequences ``(X, Y)`` of shapes
+        ``(N, T, d_in)``, ``(N, T, d_out)`` and the records get a token axis (``embeddings``
+        ``(S, K+1, N, T, D)``, ``outputs`` ``(S, K+1, N, T, d_out)``).
     alpha, lr:
-        ``MeanFieldScaling(alpha, lr)``; or pass ``scaling`` (one, or one per network).
+        ``MeanFieldScaling(alpha, lr)`` (defaults 1 and 0.5); or pass ``scaling`` (one, or one
+        per network) and neither of them.
     steps:
         ``K >= 0`` GD steps; records have ``K + 1`` entries (``K = 0``: the initialization).
     seeds:
@@ -518,8 +532,8 @@ def train_resnet(
         ``"cpu"``/``"cuda"``; ``torch.float32``/``torch.float64``. Initial parameters are the
         same float64 draws on every device, rounded to ``dtype``.
     record_movement, record_layers:
-        Unit-movement statistics (costs one extra copy of the parameters); every layer's state
-        at every step (``states``).
+        Unit-movement statistics (off by default: they cost one extra copy of the parameters
+        and a pass over them per step); every layer's state at every step (``states``).
     explosion_factor, on_divergence:
         Divergence threshold (see the module docstring); ``"warn"`` (default), ``"ignore"`` or
         ``"raise"`` (``TrainingDivergedError``).
@@ -527,55 +541,32 @@ def train_resnet(
     Returns
     -------
     TrainingResult with ``outputs`` (S, K+1, N, d_out), ``embeddings`` (S, K+1, N, D), ``loss``
-    (S, K+1), ``diverged_at`` (S,), ``movement``, ``w_in`` (D, d_in), ``w_out`` (D, d_out).
+    (S, K+1), ``diverged_at`` (S,), ``movement``, ``w_in`` (D, d_in), ``w_out`` (D, d_out) and
+    ``problem`` (the ``TrainingProblem``).
 
     Cost: ``~12 K N L M D`` flops per network; memory: the parameters ``2 S L M D`` (twice that
     with ``record_movement``) plus the per-layer states ``S L N (D + 2M)`` of one step. Both
     are estimated before anything is drawn: a run that cannot fit in memory raises a
     ValueError naming the argument, one estimated at an hour or more warns.
     """
+    if isinstance(block, str) or key_dim is not None:  # named blocks, sequence data
+        arguments = dict(locals())
+        from .attention import train_sequence_resnet
+
+        return train_sequence_resnet(arguments)
+    from .problem import problem_from_arguments
+
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
-    steps = check_int("steps", steps, minimum=0)
-    record_movement = check_bool("record_movement", record_movement)
-    record_layers = check_bool("record_layers", record_layers)
-    explosion_factor = check_positive_float("explosion_factor", explosion_factor)
-    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
-    dataset = resolve_data(data, data_seed=data_seed)
-    check_training_size(
-        "train_resnet",
-        depth=depth,
-        hidden_width=hidden_width,
-        embedding_dim=embedding_dim,
-        networks=seed_count(seeds),
-        samples=dataset.samples,
-        output_dim=dataset.output_dim,
-        steps=steps,
-        device=resolve_device(device),
-        dtype=resolve_dtype(dtype),
-        unit_numbers=len(block.parameter_names) * embedding_dim
-        if isinstance(block, Block)
-        else None,
-        record_movement=record_movement,
-        record_layers=record_layers,
-    )
-    model = build_resnet(
+    problem = problem_from_arguments(locals())
+    return problem._train(
         depth,
         hidden_width,
-        embedding_dim,
-        input_dim=dataset.input_dim,
-        output_dim=dataset.output_dim,
-        activation=activation,
-        block=block,
-        alpha=alpha,
-        lr=lr,
-        scaling=scaling,
-        seeds=seeds,
+        seeds,
         seed=seed,
-        embedding_seed=embedding_seed,
-        embeddings=embeddings,
         device=device,
         dtype=dtype,
-    )
-    return _descend(
-        model, dataset, steps, record_movement, record_layers, explosion_factor, on_divergence
+        record_movement=record_movement,
+        record_layers=record_layers,
+        on_divergence=on_divergence,
+        context="train_resnet",
     )

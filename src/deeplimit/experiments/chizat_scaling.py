@@ -1,0 +1,552 @@
+"""The authors' linear three-panel scaling study (chizat.md §4.3; C10, C11, C13, C14).
+
+Chaintron–Chizat–Maass (2026), Python code: sigma = id, alpha = 1, their task (``x = 0.8
+g/|g|``, ``y = A x + 0.05 xi``, seed 42), their maps ``W_e, W_u ~ N(0, 1)`` (13 NumPy seeds,
+coupled prefixes), ``eta_0 = 0.1`` (our ``lr = 0.15``), errors read after 5 updates against the
+exact ``D -> infinity`` limit *with the 1/L term kept* (the continuous-depth limit, here
+``span_linear_limit(infinite_dim=True)`` on an RK4 grid, resampled linearly to the layers as
+they do). Every (L, M, D) of a 3-D grid is trained for every (W seed, U/V seed).
+
+Two metrics (``metric`` selects the one fitted and drawn; both are stored): ``"authors"`` =
+per run ``max_l mean_d |h_l - H(l/L)|``, then the mean over runs with values > 1e3 set to 0
+(``training.authors``); ``"rms"`` = our RMS over coordinates and runs at ``h_L`` (diverged runs
+excluded and counted). Output error: ``sqrt(mean_dout (f - f_lim)^2)`` per run, averaged the
+same way.
+
+Fits (``chizat_fits``), on the authors' windows: one global law per quantity with fixed
+exponents, ``err^2 = a D/(ML) + b/D + c/L^2`` (embedding), ``err^2 = a (D/(ML))^2 + b/D``
+(output), constants with 95% CIs (C13, C14: both terms detected, i.e. the CIs of ``a`` and ``b``
+exclude 0); and the same laws with free exponents, whose budget exponent ``e`` (1/6, 1/5) and
+the Wald test of the theory's exponents check C10, C11 on this grid, with a note where the
+data cannot separate the exponents.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+from pydantic import field_validator, model_validator
+
+from ..training import build_resnet, span_linear_limit, train
+from ..training.authors import (
+    AUTHORS_MAX_DIM,
+    AUTHORS_W_SEEDS,
+    authors_embeddings,
+    authors_linear_task,
+    authors_lr,
+    authors_mean,
+    interpolate_depth,
+    layer_error,
+    rms_error,
+    with_embeddings,
+)
+from .base import Claim, Progress
+from .chizat_common import (
+    COLORS,
+    ChizatExperiment,
+    ChizatSpec,
+    Divergence,
+    Tracker,
+    authors_grid,
+    tidy_log_axes,
+)
+from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
+from .claims import bound
+from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, DType, Positive, PositiveInt
+
+__all__ = ["ChizatScaling", "ChizatScalingSpec", "authors_grid"]
+
+METRICS = ("authors", "rms")
+PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch
+EMBEDDING_TERMS = ("D/(LM)", "1/D", "1/L^2")
+OUTPUT_TERMS = ("(D/(LM))^2", "1/D")
+
+
+class ChizatScalingSpec(ChizatSpec):
+    depths: tuple[int, ...] = (17, 40, 93)
+    widths: tuple[int, ...] = (17, 40, 93, 216)
+    dims: tuple[int, ...] = (17, 40, 93, 216)
+    w_seeds: tuple[int, ...] = AUTHORS_W_SEEDS[:4]
+    unit_seeds: PositiveInt = 2
+    step: PositiveInt = 5
+    eta: Positive = 0.1
+    metric: str = "authors"
+    panel_dim: int | None = None
+    panel_depth: int | None = None
+    embedding_window: tuple[int, int, int] = (11, 11, 11)
+    output_window: tuple[int, int, int, int, int, int] = (11, 11, 11, 199, 999, 199)
+    residuals: str = "log"
+    intervals: AtLeast(4) = 256  # type: ignore[valid-type]
+    tolerance: Positive = 0.03
+    dtype: DType = "float64"
+
+    @field_validator("depths", "widths", "dims")
+    @classmethod
+    def _grid(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
+        if len(value) < 2 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
+            raise ValueError(
+                f"{info.field_name} must be at least two distinct increasing integers >= 1, "
+                f"got {value}"
+            )
+        return value
+
+    @field_validator("w_seeds")
+    @classmethod
+    def _w_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or len(set(value)) != len(value) or any(not 0 <= v < 2**32 for v in value):
+            raise ValueError(f"w_seeds must be distinct integers in [0, 2^32), got {value}")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {value!r}")
+        return value
+
+    @field_validator("residuals")
+    @classmethod
+    def _residuals(cls, value: str) -> str:
+        if value not in ("log", "absolute"):
+            raise ValueError(f"residuals must be 'log' or 'absolute', got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _panels(self) -> ChizatScalingSpec:
+        if self.panel_dim is not None and self.panel_dim not in self.dims:
+            raise ValueError(f"panel_dim must be one of dims {self.dims}, got {self.panel_dim}")
+        if self.panel_depth is not None and self.panel_depth not in self.depths:
+            raise ValueError(
+                f"panel_depth must be one of depths {self.depths}, got {self.panel_depth}"
+            )
+        if max(self.dims) > AUTHORS_MAX_DIM:
+            raise ValueError(
+                f"dims must be <= {AUTHORS_MAX_DIM} (the authors' maps have {AUTHORS_MAX_DIM} "
+                f"rows), got {max(self.dims)}"
+            )
+        return self
+
+    def chosen_dim(self) -> int:
+        return self.panel_dim if self.panel_dim is not None else self.dims[len(self.dims) // 2]
+
+    def chosen_depth(self) -> int:
+        return (
+            self.panel_depth if self.panel_depth is not None else self.depths[len(self.depths) // 2]
+        )
+
+
+class ChizatScaling(ChizatExperiment):
+    name = "chizat-scaling"
+    title = (
+        "The authors' linear scaling study: error vs D, L, M with one global fit "
+        "a·D/(ML) + b/D + c/L² (C10, C11, C13, C14)"
+    )
+    Spec = ChizatScalingSpec
+    suite = "chizat"
+    order = 10
+    table: ClassVar[dict[str, str]] = {
+        "depth": "L",
+        "width": "M",
+        "dim": "D",
+        "embedding_error": "emb. error",
+        "output_error": "output error",
+        "diverged": "diverged",
+    }
+
+    def full_settings(self) -> dict[str, Any]:
+        grid = authors_grid()
+        return {
+            "depths": grid,
+            "widths": grid[:-1],  # their M loop skips 499
+            "dims": grid,
+            "w_seeds": AUTHORS_W_SEEDS,
+            "unit_seeds": 5,
+            "panel_dim": 70,
+            "panel_depth": 163,
+            "embedding_window": (11, 11, 51),
+            "output_window": (11, 11, 11, 199, 999, 199),
+        }
+
+    def smoke_settings(self) -> dict[str, Any]:
+        return {
+            "depths": (4, 8),
+            "widths": (4, 8, 16),
+            "dims": (4, 8, 16),
+            "w_seeds": AUTHORS_W_SEEDS[:1],
+            "unit_seeds": 1,
+            "step": 2,
+            "intervals": 16,
+            "embedding_window": (1, 1, 1),
+            "output_window": (1, 1, 1, 1000, 1000, 1000),
+        }
+
+    def caption(self, spec: ChizatScalingSpec) -> str:
+        lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
+        metric = (
+            "authors' metric: per run max over layers of mean_d |h_l - H(l/L)|, mean over runs "
+            "with values > 1e3 set to 0"
+            if spec.metric == "authors"
+            else "RMS over coordinates and runs at h_L (diverged runs excluded)"
+        )
+        return (
+            f"Linear 2LP ResNets (sigma = id, alpha = 1), the authors' task and maps (Python, "
+            f"chizat.md §1.5: N=1, d=3, NumPy seed 42; W_e, W_u ~ N(0,1), W seeds "
+            f"{list(spec.w_seeds)}), eta_0={spec.eta:g} (lr={lr:g}), {spec.unit_seeds} U/V "
+            f"seed(s) per W seed, L in {list(spec.depths)}, M in {list(spec.widths)}, D in "
+            f"{list(spec.dims)}, read at step {spec.step}, {spec.dtype}, seed {spec.seed}. "
+            f"Limit: exact D -> infinity linear limit, continuous depth (1/L term kept), RK4 on "
+            f"{spec.intervals} intervals, linearly resampled to the layers. Embedding error: "
+            f"{metric}; output error sqrt(mean (f - f_lim)^2), averaged alike. Panels: vs D at "
+            f"L={max(spec.depths)} (one curve per M), vs L at D={spec.chosen_dim()} (per M), "
+            f"vs M at L={spec.chosen_depth()} (per D); dashed: one global fit per quantity "
+            f"(embedding err² = a D/(ML) + b/D + c/L² on D, M, L >= "
+            f"{spec.embedding_window}; output err² = a (D/(ML))² + b/D on "
+            f"{spec.output_window[:3]} <= (D, M, L) <= {spec.output_window[3:]}), "
+            f"{spec.residuals} residuals. Bottom: against P = LMD."
+        )
+
+    def compute(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
+        task = authors_linear_task()
+        lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
+        limit = span_linear_limit(
+            3,
+            data=task,
+            lr=lr,
+            steps=spec.step,
+            infinite_dim=True,
+            embedding_variances=(1.0, 1.0),
+            intervals=spec.intervals,
+            on_divergence="ignore",
+        )
+        xi = limit.details["coefficients"][spec.step]  # (n+1, N, r)
+        f_limit = limit.outputs[spec.step]  # (N, d_out)
+        runs = len(spec.w_seeds) * spec.unit_seeds
+        shape = (len(spec.depths), len(spec.widths), len(spec.dims), runs)
+        emb_authors = np.full(shape, np.nan)
+        emb_rms = np.full(shape, np.nan)
+        out_err = np.full(shape, np.nan)
+        diverged = np.zeros(shape[:3], dtype=int)
+        divergence = Divergence()
+        divergence.add_limit("span (D -> infinity)", limit)
+        work = sum(L * M * D for L in spec.depths for M in spec.widths for D in spec.dims)
+        tracker = Tracker(work * len(spec.w_seeds), progress)
+        dtype = getattr(torch, spec.dtype)
+        max_dim = max(spec.dims)
+        maps = [
+            authors_embeddings(max_dim, w_seed=w, max_dim=max(AUTHORS_MAX_DIM, max_dim))
+            for w in spec.w_seeds
+        ]
+        # run r = (W seed r // unit_seeds, U/V seed r % unit_seeds): every run of a shape in one
+        # batch (chunks of at most PARAMETER_BUDGET bytes of parameters)
+        w_e_all = torch.stack([m[0] for m in maps for _ in range(spec.unit_seeds)])
+        w_u_all = torch.stack([m[1] for m in maps for _ in range(spec.unit_seeds)])
+        unit_index = [u for _ in spec.w_seeds for u in range(spec.unit_seeds)]
+        # per-coordinate limit paths W[i] xi for every run: (runs, n+1, N, Dmax)
+        limit_states = torch.einsum("mnr,sdr->smnd", xi, torch.cat([w_e_all, w_u_all], dim=2))
+        itemsize = torch.finfo(dtype).bits // 8
+        for i, depth in enumerate(spec.depths):
+            layers = torch.stack([interpolate_depth(p, depth) for p in limit_states])
+            for j, width in enumerate(spec.widths):
+                for k, dim in enumerate(spec.dims):
+                    per_network = 2 * depth * width * dim * itemsize
+                    chunk = max(1, min(runs, PARAMETER_BUDGET // per_network))
+                    for first in range(0, runs, chunk):
+                        part = slice(first, min(runs, first + chunk))
+                        model = build_resnet(
+                            depth,
+                            width,
+                            dim,
+                            input_dim=3,
+                            output_dim=3,
+                            activation="identity",
+                            lr=lr,
+                            seeds=unit_index[part],
+                            seed=spec.seed,
+                            embeddings=(w_e_all[0, :dim], w_u_all[0, :dim]),
+                            device=spec.device,
+                            dtype=dtype,
+                        )
+                        model = with_embeddings(model, w_e_all[part, :dim], w_u_all[part, :dim])
+                        result = train(
+                            model,
+                            task,
+                            spec.step,
+                            record_movement=False,
+                            record_layers=True,
+                            on_divergence="ignore",
+                        )
+                        divergence.add(f"L={depth} M={width} D={dim}", result)
+                        diverged[i, j, k] += int(result.diverged.sum())
+                        states = result.states[:, spec.step].double()  # (S, L+1, N, D)
+                        target = layers[part, ..., :dim]
+                        emb_authors[i, j, k, part] = layer_error(states, target).numpy()
+                        emb_rms[i, j, k, part] = rms_error(states[:, -1], target[:, -1]).numpy()
+                        out_err[i, j, k, part] = rms_error(
+                            result.outputs[:, spec.step].double(), f_limit
+                        ).numpy()
+                    tracker.advance(depth * width * dim * len(spec.w_seeds))
+        coords = {
+            "depth": list(spec.depths),
+            "width": list(spec.widths),
+            "dim": list(spec.dims),
+            "run": np.arange(runs),
+        }
+        dims_ = ("depth", "width", "dim", "run")
+        return xr.Dataset(
+            {
+                "embedding_error_authors_runs": (dims_, emb_authors),
+                "embedding_error_rms_runs": (dims_, emb_rms),
+                "output_error_runs": (dims_, out_err),
+                "diverged": (dims_[:3], diverged),
+            },
+            coords=coords,
+            attrs={
+                "divergence_note": divergence.note(),
+                "limit_outputs": f_limit.flatten().tolist(),
+            },
+        )
+
+    # ---------------------------------------------------------------------------------------
+
+    def errors(
+        self, dataset: xr.Dataset, spec: ChizatScalingSpec | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run-averaged errors (depth, width, dim) by the spec's metric."""
+        spec = spec or self.spec_from_dataset(dataset)
+        out = dataset.output_error_runs.values
+        if spec.metric == "authors":
+            emb = authors_mean(dataset.embedding_error_authors_runs.values, axis=-1)
+            output = authors_mean(out, axis=-1)
+        else:
+            with np.errstate(invalid="ignore"):
+                emb = np.sqrt(np.nanmean(dataset.embedding_error_rms_runs.values**2, axis=-1))
+                output = np.sqrt(np.nanmean(out**2, axis=-1))
+        return {"embedding": emb, "output": output}
+
+    def fits(
+        self, dataset: xr.Dataset, spec: ChizatScalingSpec | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        spec = spec or self.spec_from_dataset(dataset)
+        errors = self.errors(dataset, spec)
+        depth, width, dim = np.meshgrid(
+            dataset.depth.values, dataset.width.values, dataset.dim.values, indexing="ij"
+        )
+        fits: dict[str, dict[str, Any] | None] = {}
+        low = spec.embedding_window
+        window = (dim >= low[0]) & (width >= low[1]) & (depth >= low[2])
+        o = spec.output_window
+        window_out = (
+            (dim >= o[0])
+            & (width >= o[1])
+            & (depth >= o[2])
+            & (dim <= o[3])
+            & (width <= o[4])
+            & (depth <= o[5])
+        )
+        for quantity, pick, terms, expected, depth_term in (
+            ("embedding", window, EMBEDDING_TERMS, (0.5, 0.5), True),
+            ("output", window_out, OUTPUT_TERMS, (1.0, 0.5), False),
+        ):
+            error = errors[quantity]
+            use = pick & np.isfinite(error) & (error > 0)
+            args = (depth[use], width[use], dim[use], error[use])
+            try:
+                fits[quantity] = fit_global_law(*args, terms, residuals=spec.residuals)
+            except ValueError:
+                fits[quantity] = None
+            try:
+                fits[f"{quantity}_free"] = fit_free_law(
+                    *args, depth_term=depth_term, expected=expected, residuals=spec.residuals
+                )
+            except ValueError:
+                fits[f"{quantity}_free"] = None
+        return fits
+
+    def summarize(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> list[dict[str, Any]]:
+        errors = self.errors(dataset, spec)
+        rows = []
+        for i, depth in enumerate(dataset.depth.values):
+            for j, width in enumerate(dataset.width.values):
+                for k, dim in enumerate(dataset.dim.values):
+                    rows.append(
+                        {
+                            "depth": int(depth),
+                            "width": int(width),
+                            "dim": int(dim),
+                            "embedding_error": float(errors["embedding"][i, j, k]),
+                            "output_error": float(errors["output"][i, j, k]),
+                            "diverged": int(dataset.diverged.values[i, j, k]),
+                        }
+                    )
+        return rows
+
+    def check(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> list[Claim]:
+        fits = self.fits(dataset, spec)
+        note = dataset.attrs.get("divergence_note", "")
+        claims = []
+        for claim_id, quantity, law, expected in (
+            ("C10", "embedding", "sqrt(D/(LM)) + 1/sqrt(D) (+ 1/L): P^(-1/6)", 1 / 6),
+            ("C11", "output", "D/(LM) + 1/sqrt(D): P^(-1/5)", 1 / 5),
+        ):
+            free = fits[f"{quantity}_free"]
+            if free is None:
+                claims.append(_no_fit(claim_id, quantity, "free-exponent law", note))
+                continue
+            gamma0, delta0 = free["expected_exponents"]
+            claims.append(
+                Claim.bound(
+                    claim_id,
+                    f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
+                    f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
+                    f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
+                    f"{free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
+                    + (f" + {free['c']:.3g}/L²" if quantity == "embedding" else "")
+                    + f" on {free['points']} points; Wald test of (gamma, delta) = "
+                    f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
+                    f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note,
+                    bound(
+                        free["exponent"],
+                        equals=expected,
+                        tolerance=spec.tolerance,
+                        n=free["points"],
+                        fmt=".4f",
+                    ),
+                    statistic="budget exponent e = 2 gamma delta/(4 gamma + 2 delta) of the "
+                    "free-exponent law (error ∝ P^-e along the best shape); the Wald test of the "
+                    "theory's (gamma, delta) is in the statement",
+                    note=f"chizat.md §6; 95% CI of e [{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
+                    details={**free, "experiment": self.name},
+                )
+            )
+        for claim_id, quantity, terms in (
+            ("C13", "embedding", EMBEDDING_TERMS),
+            ("C14", "output", OUTPUT_TERMS),
+        ):
+            fit = fits[quantity]
+            if fit is None:
+                claims.append(_no_fit(claim_id, quantity, "global law", note))
+                continue
+            text = " + ".join(
+                f"{fit['constants'][t]:.3g} [{fit['ci_low'][t]:.3g}, {fit['ci_high'][t]:.3g}]·{t}"
+                for t in terms
+            )
+            first, second = terms[0], terms[1]
+            lowest = min(fit["ci_low"][first], fit["ci_low"][second])
+            claims.append(
+                Claim.bound(
+                    claim_id,
+                    f"One global law through the three panels ({quantity}, {spec.metric} "
+                    f"metric, step {spec.step}): err² = {text} (95% CIs), RMS "
+                    f"{fit['residuals']} residual {fit['rms_residual']:.3f} on "
+                    f"{fit['points']} points; authors: a = 0.673, b = 0.437, c ≈ 0 "
+                    "(embedding), a = 0.0265, b = 0.250 (output)." + note,
+                    bound(float(lowest), above=0, n=fit["points"]),
+                    statistic=f"lower 95% confidence bound of the {first} and {second} "
+                    "constants (both error sources detected)",
+                    note="both 95% CIs exclude 0",
+                    details={**fit, "experiment": self.name},
+                )
+            )
+        return claims
+
+    def draw(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> Figure:
+        errors = self.errors(dataset, spec)
+        fits = self.fits(dataset, spec)
+        figure, axes = panel_grid(8, columns=3, size=(4.4, 3.4))
+        depths = dataset.depth.values
+        widths = dataset.width.values
+        dims = dataset.dim.values
+        i_d = list(depths).index(max(spec.depths))
+        k_dim = list(dims).index(spec.chosen_dim())
+        i_m = list(depths).index(spec.chosen_depth())
+        for row, quantity in enumerate(("embedding", "output")):
+            error = errors[quantity]
+            fit = fits[quantity]
+            panels = (
+                (
+                    "D",
+                    dims,
+                    [
+                        (f"M={w}", error[i_d, j, :], (depths[i_d], w, dims))
+                        for j, w in enumerate(widths)
+                    ],
+                    f"L={depths[i_d]}",
+                ),
+                (
+                    "L",
+                    depths,
+                    [
+                        (f"M={w}", error[:, j, k_dim], (depths, w, dims[k_dim]))
+                        for j, w in enumerate(widths)
+                    ],
+                    f"D={dims[k_dim]}",
+                ),
+                (
+                    "M",
+                    widths,
+                    [
+                        (f"D={d}", error[i_m, :, k], (depths[i_m], widths, d))
+                        for k, d in enumerate(dims)
+                    ],
+                    f"L={depths[i_m]}",
+                ),
+            )
+            for col, (axis, x, series, title) in enumerate(panels):
+                ax = axes[3 * row + col]
+                for index, (label, y, shape) in enumerate(series):
+                    color = COLORS[index % len(COLORS)]
+                    keep = np.isfinite(y) & (y > 0)
+                    ax.plot(np.asarray(x)[keep], y[keep], "o", color=color, ms=3.5, label=label)
+                    if fit is not None:
+                        law = evaluate_law(fit, *np.broadcast_arrays(*shape))
+                        ax.plot(x, np.broadcast_to(law, np.shape(x)), "--", color=color, lw=0.9)
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                tidy_log_axes(ax)
+                ax.set_xlabel(axis)
+                ax.set_ylabel(f"{quantity} error ({spec.metric})" if col == 0 else "")
+                ax.set_title(f"{quantity}, {title}", fontsize=9)
+                ax.legend(fontsize=6, frameon=False)
+        depth, width, dim = np.meshgrid(depths, widths, dims, indexing="ij")
+        budget = (depth * width * dim).ravel()
+        for ax, quantity, exponent in ((axes[6], "embedding", 1 / 6), (axes[7], "output", 1 / 5)):
+            error = errors[quantity].ravel()
+            keep = np.isfinite(error) & (error > 0)
+            ax.plot(budget[keep], error[keep], "o", ms=2.5, alpha=0.6, color=COLORS[0])
+            free = fits[f"{quantity}_free"]
+            if keep.any():
+                grid = np.geomspace(budget[keep].min(), budget[keep].max(), 30)
+                anchor = np.exp(np.mean(np.log(error[keep]) + exponent * np.log(budget[keep])))
+                label = f"P^-{exponent:.3f} (theory)"
+                ax.plot(grid, anchor * grid**-exponent, "k--", lw=0.9, label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            tidy_log_axes(ax)
+            ax.set_xlabel("P = LMD")
+            title = quantity
+            if free is not None:
+                title += (
+                    f": free fit e = {free['exponent']:.3f} "
+                    f"[{free['ci_low']:.3f}, {free['ci_high']:.3f}]"
+                )
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=6.5, frameon=False)
+        add_caption(figure, self.title, dataset.attrs["caption"])
+        return figure
+
+
+def _no_fit(claim_id: str, quantity: str, what: str, note: str) -> Claim:
+    return Claim.bound(
+        claim_id,
+        f"{quantity} error: too few finite points in the fit window for the {what}" + note,
+        bound(math.nan, above=0),
+        statistic=what,
+        note="no fit",
+        details={"experiment": "chizat-scaling"},
+    )
