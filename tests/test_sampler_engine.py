@@ -162,3 +162,24 @@ def test_blowup_and_underflow_are_reported_from_every_thread(monkeypatch, small_
     with pytest.raises(dl.NumericalUnderflowError) as info:
         dl.sample_resnet(1, 1000, times_25, samples=samples, y0=[1.0], dtype="float32")
     assert info.value.total == samples and info.value.paths > 0.9 * samples
+
+
+def test_errors_and_progress_cross_the_threads(monkeypatch, small_blocks):
+    """An error in one block's thread reaches the caller (the other threads stop); progress
+    reaches the total, in order, from every thread."""
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    samples = 4 * small_blocks(8) + 3
+
+    def failing(t):
+        if t.shape[0] < small_blocks(8):  # the last, partial block
+            raise RuntimeError("boom in one block")
+        return torch.tanh(t)
+
+    with pytest.raises(RuntimeError, match="boom in one block"):
+        dl.sample_resnet(8, 50, failing, samples=samples, y0=[1.0] * 8)
+    seen = []
+    dl.sample_resnet(
+        8, 130, "relu", samples=samples, y0=[1.0] * 8, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen[-1] == (samples * 130, samples * 130)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -625,7 +625,7 @@ def _simulate_blocks(
         copies = [copy.copy(o) for o in observers] if threads > 1 else list(observers)
         mine = copy.copy(numerics) if threads > 1 else numerics
         try:
-            _run_block(plan, block, start, stop, slots, out, mine, copies, meter)
+            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed)
         except BaseException:
             failed.set()
             raise
@@ -638,8 +638,12 @@ def _simulate_blocks(
                 run(block)
         else:
             with ThreadPoolExecutor(threads, thread_name_prefix="deeplimit-chain") as pool:
-                for future in [pool.submit(run, block) for block in range(count)]:
-                    future.result()
+                try:
+                    for future in [pool.submit(run, block) for block in range(count)]:
+                        future.result()
+                except BaseException:  # an error or Ctrl-C: the other threads stop at a layer
+                    failed.set()
+                    raise
     finally:
         torch.set_num_threads(previous)
     report_numerics(plan, numerics.first_bad, numerics.first_lost)
@@ -656,8 +660,10 @@ def _run_block(
     numerics: _Numerics,
     observers: Sequence[Observer],
     meter: _Progress,
+    stop_now: threading.Event,
 ) -> None:
-    """Every layer of one block (``_simulate_blocks``)."""
+    """Every layer of one block (``_simulate_blocks``); returns early once ``stop_now`` is set
+    (another thread failed, or the caller was interrupted)."""
     n, k, size = plan.width, plan.inputs, stop - start
     streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
     context = ChunkContext(plan, start, stop, streams)
@@ -677,6 +683,8 @@ def _run_block(
         observer.start(context, view)
     done = 0
     for step in range(1, plan.steps + 1):
+        if stop_now.is_set():
+            return
         streams.fill(0, step, noise_memory)
         _increment(plan, y, view, noise)
         view = numerics.view(step, y)
