@@ -243,7 +243,7 @@ class _QuasiGBM(_Recorder):
         first = self.activation.derivative(y)
         unit = phi / view.phi_norm.unsqueeze(-1)  # NaN once collapsed: the drift is undefined
         rho = unit.mul_(first).square_().sum(-1)
-        curvature = first.square_().sum(-1)
+        curvature = first.square().sum(-1)  # (a derivative may be an expanded constant)
         if not self.activation.positively_homogeneous:  # else phi'' = 0 (piecewise linear)
             curvature += (phi * self.activation.second_derivative(y)).sum(-1)
         mu = (curvature - 2.0 * rho) / (2.0 * self.width)
