@@ -1,141 +1,304 @@
-"""Throughput of the random-ResNet samplers, against a plain NumPy loop measured in the same run.
+"""Throughput of the random-ResNet / SDE samplers against the hardware, measured in one run.
 
-Prints coordinate-steps per second (samples x width x depth / seconds) of
+For float32 and float64, widths 1, 4, 16, 64, 256, one input and several inputs, this prints
+coordinate-steps per second (samples x inputs x width x depth / seconds, i.e. standard normals
+consumed per second) of
 
-* ``law``: deeplimit's exact-in-law sampler (Lemma 6: O(n) per layer and network),
-* ``weights``: deeplimit's explicit-weights reference sampler (O(n^2), batched over networks),
-* ``numpy``: the way papers' scripts do it, a Python loop over networks and layers drawing
-  ``W_l`` with NumPy,
+* ``deeplimit``: ``sample_resnet(method="law")``, the exact-in-law sampler,
+* ``loop``: the hand-written torch loop of the same dtype a researcher writes (issue 13):
+  ``z = torch.randn(...)``; ``y.addcmul_(norm(relu(y)), z, value=L^-1/2 n^-1/2)`` for one
+  input, and for ``k`` inputs the Cholesky factor of the Gram matrix of ``relu(y)`` times
+  ``z`` (``baddbmm_``),
+* ``normals``: the machine's rate of drawing standard normals of that dtype into a
+  cache-sized buffer (2^15 numbers per thread, one generator per CPU thread, the best of
+  ``torch.randn`` and NumPy's SFC64 ziggurat), measured in the same run: the physical limit of
+  an exact-in-law sampler, which must draw ``k n`` normals per network and layer,
 
-for widths 4 and 64, and their ratios to the NumPy baseline; then the cost of streaming the
-observables (log-growth and collapse at every layer, active counts, quasi-GBM drift) out of the
-exact-in-law sampler, as a ratio to sampling alone (target: at most 2x). Usage:
+and the ratios ``deeplimit / loop`` (target >= 1), ``deeplimit / normals`` (target >= 0.8 at
+n >= 16, >= 0.6 at n = 4) and ``observe / sample``: the time of ``observe_resnet`` streaming
+every observable at every layer over the time of sampling alone (target <= 1.5). The
+measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
+load from other processes hits all of them alike. ``--numpy`` adds the older comparison with
+explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at issue 13's two
+sizes. Usage:
 
-    python benchmarks/bench_sampler.py [--device cuda] [--dtype float32] [--repeat 3]
+    python benchmarks/bench_sampler.py [--quick] [--dtype float32] [--repeat 5] [--issue]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 import deeplimit as dl
 
-# (samples, depth) per sampler, sized so each measurement takes about a second on a laptop CPU
-SIZES = {
-    "law": {4: (20_000, 200), 64: (10_000, 100)},
-    "weights": {4: (20_000, 100), 64: (500, 40)},
-    "numpy": {4: (100, 200), 64: (40, 100)},
-}
+WIDTHS = (1, 4, 16, 64, 256)
+SEVERAL = 4  # inputs of the "several inputs" rows
+OBSERVABLES_ONE = ("log_growth", "collapse", "active", "quasi_gbm")
+OBSERVABLES_SEVERAL = (*OBSERVABLES_ONE, "correlation")
+CACHE_NUMBERS = 2**15  # numbers per thread of the normal-rate buffer
 
 
-def numpy_loop(width: int, depth: int, samples: int, seed: int = 0) -> np.ndarray:
-    """Reference: explicit Gaussian weights, one network and one layer at a time (ReLU)."""
-    rng = np.random.default_rng(seed)
-    y0 = np.linspace(-1.0, 1.0, width) + 0.5
-    out = np.empty((samples, width))
-    for s in range(samples):
-        y = y0.copy()
-        for _ in range(depth):
-            w = rng.normal(0.0, 1.0 / np.sqrt(width), size=(width, width))
-            y = y + w @ np.maximum(y, 0.0) / np.sqrt(depth)
-        out[s] = y
-    return out
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
-def measure(kind: str, width: int, device: str, dtype: torch.dtype, repeat: int) -> float:
-    samples, depth = SIZES[kind][width]
-    y0 = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
-    best = float("inf")
+def _seconds(call: Callable[[int], object], trial: int, device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    call(trial)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def interleaved(calls: dict[str, Callable[[int], object]], repeat: int, device: str):
+    """Median seconds of each call, the calls run in turn ``repeat`` times (after a warm-up)."""
+    for call in calls.values():
+        call(-1)
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for trial in range(repeat):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        for name, call in calls.items():
+            times[name].append(_seconds(call, trial, device))
+    return {name: statistics.median(values) for name, values in times.items()}, times
+
+
+def initial_state(width: int, inputs: int) -> torch.Tensor:
+    """``inputs`` distinct initial states of width ``width`` with positive and negative parts."""
+    grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
+    shifts = torch.linspace(0.0, 1.0, inputs, dtype=torch.float64).unsqueeze(-1)
+    return grid + shifts if inputs > 1 else grid.unsqueeze(0)
+
+
+def hand_loop(
+    y0: torch.Tensor, depth: int, samples: int, dtype: torch.dtype, device: str
+) -> torch.Tensor:
+    """The loop of issue 13, in ``dtype``: what a researcher writes by hand."""
+    k, n = y0.shape
+    scale = depth**-0.5 / math.sqrt(n)
+    y = y0.to(device=device, dtype=dtype).expand(samples, k, n).clone()
+    if k == 1:
+        y = y.reshape(samples, n)
+        for _ in range(depth):
+            z = torch.randn(samples, n, dtype=dtype, device=device)
+            phi_norm = torch.linalg.vector_norm(torch.relu(y), dim=-1, keepdim=True)
+            y.addcmul_(phi_norm, z, value=scale)
+        return y
+    jitter = torch.finfo(dtype).eps * torch.eye(k, dtype=dtype, device=device)
+    for _ in range(depth):
+        z = torch.randn(samples, k, n, dtype=dtype, device=device)
+        phi = torch.relu(y)
+        gram = torch.bmm(phi, phi.transpose(1, 2))
+        factor = torch.linalg.cholesky_ex(
+            gram + jitter * gram.diagonal(0, 1, 2).sum(-1)[:, None, None]
+        )[0]
+        y.baddbmm_(factor, z, alpha=scale)
+    return y
+
+
+def normal_rate(dtype: torch.dtype, repeat: int) -> tuple[float, str]:
+    """Standard normals per second drawn into cache-sized buffers, one generator per thread,
+    the best generator of this machine for ``dtype`` (and its name)."""
+    threads = max(1, torch.get_num_threads())
+    numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
+    rounds = 100
+
+    def numpy_worker(index: int) -> None:
+        generator = np.random.Generator(np.random.SFC64(index))
+        buffer = np.empty(CACHE_NUMBERS, dtype=numpy_dtype)
+        for _ in range(rounds):
+            generator.standard_normal(out=buffer, dtype=numpy_dtype)
+
+    def torch_worker(index: int) -> None:
+        generator = torch.Generator().manual_seed(index)
+        buffer = torch.empty(CACHE_NUMBERS, dtype=dtype)
+        for _ in range(rounds):
+            torch.randn(CACHE_NUMBERS, generator=generator, out=buffer, dtype=dtype)
+
+    def run(worker: Callable[[int], None], count: int) -> float:
+        pool = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
         start = time.perf_counter()
-        if kind == "numpy":
-            numpy_loop(width, depth, samples, seed=trial)
-        else:
-            dl.sample_resnet(
-                width,
-                depth,
-                "relu",
-                samples=samples,
-                y0=y0,
-                method=kind,
-                seed=trial,
-                device=device,
-                dtype=dtype,
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        return count * rounds * CACHE_NUMBERS / (time.perf_counter() - start)
+
+    rates = {}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # one generator per thread, each operation on its thread
+    try:
+        for name, worker in (("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)):
+            for count in sorted({1, threads}):
+                run(worker, count)
+                rate = statistics.median(run(worker, count) for _ in range(max(3, repeat)))
+                rates[f"{name} on {count} thread{'s' if count > 1 else ''}"] = rate
+    finally:
+        torch.set_num_threads(previous)
+    best = max(rates, key=rates.__getitem__)
+    return rates[best], best
+
+
+def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):
+    samples = max(1, numbers // (inputs * width))
+    depth = max(2, steps // samples // inputs // width)
+    y0 = initial_state(width, inputs)
+    y0_arg = y0[0] if inputs == 1 else y0
+    kwargs = dict(samples=samples, y0=y0_arg, device=device, dtype=dtype)
+    # the loop of k > 1 inputs (a batched Cholesky a layer) is slow: a quarter of the layers
+    # gives its rate per coordinate-step as well
+    loop_depth = depth if inputs == 1 else max(2, depth // 4)
+    calls = {
+        "deeplimit": lambda t: dl.sample_resnet(width, depth, "relu", seed=t + 1, **kwargs),
+        "loop": lambda t: hand_loop(y0, loop_depth, samples, dtype, device),
+    }
+    if observe:
+        names = OBSERVABLES_ONE if inputs == 1 else OBSERVABLES_SEVERAL
+        calls["observe"] = lambda t: dl.observe_resnet(
+            width, depth, "relu", seed=t + 1, observables=names, layers="all", **kwargs
+        )
+    medians, _ = interleaved(calls, repeat, device)
+    work = samples * inputs * width
+    rates = {name: work * depth / seconds for name, seconds in medians.items()}
+    rates["loop"] = work * loop_depth / medians["loop"]
+    return samples, depth, rates, medians
+
+
+def legacy_numpy(repeat: int, device: str, dtype: torch.dtype) -> None:
+    """Explicit weights and a plain NumPy loop over networks (the older comparison)."""
+
+    def numpy_loop(width: int, depth: int, samples: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        y0 = np.linspace(-1.0, 1.0, width) + 0.5
+        out = np.empty((samples, width))
+        for s in range(samples):
+            y = y0.copy()
+            for _ in range(depth):
+                w = rng.normal(0.0, 1.0 / np.sqrt(width), size=(width, width))
+                y = y + w @ np.maximum(y, 0.0) / np.sqrt(depth)
+            out[s] = y
+        return out
+
+    sizes = {
+        "law": {4: (20_000, 200), 64: (10_000, 100)},
+        "weights": {4: (20_000, 100), 64: (500, 40)},
+        "numpy": {4: (100, 200), 64: (40, 100)},
+    }
+    print(f"\n{'width':>5} {'sampler':>8} {'coord-steps/s':>14} {'vs numpy':>9}")
+    for width in (4, 64):
+        y0 = initial_state(width, 1)[0]
+        rates = {}
+        for kind in ("numpy", "law", "weights"):
+            samples, depth = sizes[kind][width]
+            if kind == "numpy":
+                call = lambda t, w=width, s=samples, d=depth: numpy_loop(w, d, s, max(t, 0))
+            else:
+                call = lambda t, w=width, s=samples, d=depth, m=kind, y=y0: dl.sample_resnet(
+                    w, d, "relu", samples=s, y0=y, method=m, seed=t + 1, device=device, dtype=dtype
+                )
+            medians, _ = interleaved({kind: call}, repeat, device)
+            rates[kind] = samples * width * depth / medians[kind]
+            print(
+                f"{width:>5} {kind:>8} {rates[kind]:>14.3e} {rates[kind] / rates['numpy']:>8.1f}x"
             )
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return samples * width * depth / best
 
 
-OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm")
-
-
-def observables_ratio(
-    width: int, device: str, dtype: torch.dtype, repeat: int
-) -> tuple[float, float]:
-    """Seconds of sampling alone and with every streamed observable (law sampler, ReLU)."""
-    samples, depth = SIZES["law"][width]
-    y0 = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
-    kwargs = dict(samples=samples, y0=y0, device=device, dtype=dtype)
-    timings = []
-    for call in (
-        lambda seed: dl.sample_resnet(width, depth, "relu", seed=seed, **kwargs),
-        lambda seed: dl.observe_resnet(
-            width, depth, "relu", seed=seed, observables=OBSERVABLES, layers="all", **kwargs
+def _sde_calls(samples: int, width: int, steps: int, dtype: torch.dtype, device: str):
+    y0 = torch.ones(1, width, dtype=torch.float64)
+    return {
+        "sde": lambda t: dl.sample_sde(
+            width,
+            "relu",
+            steps=steps,
+            samples=samples,
+            y0=y0[0],
+            seed=t + 1,
+            dtype=dtype,
+            device=device,
         ),
-    ):
-        best = float("inf")
-        for trial in range(repeat):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            call(trial)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-        timings.append(best)
-    return timings[0], timings[1]
+        "loop": lambda t: hand_loop(y0, steps, samples, dtype, device),
+    }
+
+
+def issue_table(repeat: int, device: str) -> None:
+    """The SDE of issue 13 (dX = n^-1/2 ||relu(X)|| dB, Euler-Maruyama, X_0 = 1) at its two
+    sizes: ``sample_sde`` against the hand-written loop, elem-steps per second."""
+    print(f"\n{'dtype':>7} {'N':>6} {'n':>4} {'K':>5} {'sample_sde':>10} {'loop':>9} {'ratio':>6}")
+    for dtype in (torch.float32, torch.float64):
+        for samples, width, steps in ((10_000, 100, 100), (1_000, 10, 1_000)):
+            calls = _sde_calls(samples, width, steps, dtype, device)
+            medians, _ = interleaved(calls, repeat, device)
+            work = samples * width * steps
+            name = str(dtype).removeprefix("torch.")
+            print(
+                f"{name:>7} {samples:>6} {width:>4} {steps:>5} {work / medians['sde']:>10.3e} "
+                f"{work / medians['loop']:>9.3e} {medians['loop'] / medians['sde']:>5.2f}x",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply the sample counts")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="only this dtype")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smaller runs, 3 repeats")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the work per run")
+    parser.add_argument("--numbers", type=int, help="normals per layer of a run (2^18)")
+    parser.add_argument("--no-observe", action="store_true", help="skip observe_resnet")
+    parser.add_argument("--numpy", action="store_true", help="also the explicit-weights table")
+    parser.add_argument("--issue", action="store_true", help="also issue 13's SDE sizes")
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype)
-    if args.scale != 1.0:
-        for sizes in SIZES.values():
-            for width, (samples, depth) in sizes.items():
-                sizes[width] = (max(1, int(samples * args.scale)), depth)
-    dl.sample_resnet(4, 2, "relu", samples=10, y0=[1.0] * 4, device=args.device)  # warm up
+    numbers = 2**18  # normals per layer of a run (samples x inputs x width)
+    steps = 2**24  # coordinate-steps of a run
+    repeat = args.repeat
+    if args.quick:
+        numbers, steps, repeat = 2**16, 2**21, min(repeat, 3)
+    steps = int(steps * args.scale)
+    numbers = args.numbers or int(numbers * min(1.0, args.scale)) or 1
+    dtypes = [getattr(torch, args.dtype)] if args.dtype else [torch.float32, torch.float64]
     print(
-        f"deeplimit {dl.__version__}, torch {torch.__version__}, device {args.device}, "
-        f"dtype {args.dtype}, {torch.get_num_threads()} CPU threads"
+        f"deeplimit {dl.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
+        f"device {args.device}, {torch.get_num_threads()} CPU threads; "
+        f"{numbers} normals per layer, {steps:.1e} coord-steps per run, median of {repeat}"
     )
-    print(f"{'width':>5} {'sampler':>8} {'coord-steps/s':>14} {'vs numpy':>9}")
-    for width in (4, 64):
-        baseline = measure("numpy", width, "cpu", torch.float64, args.repeat)
-        for kind in ("law", "weights", "numpy"):
-            rate = (
-                baseline
-                if kind == "numpy"
-                else measure(kind, width, args.device, dtype, args.repeat)
-            )
-            print(f"{width:>5} {kind:>8} {rate:>14.3e} {rate / baseline:>8.1f}x")
-    print()
-    print(f"{'width':>5} {'sampling s':>11} {'+observables s':>15} {'ratio':>6}  (target <= 2x)")
-    for width in (4, 64):
-        alone, observed = observables_ratio(width, args.device, dtype, args.repeat)
-        print(f"{width:>5} {alone:>11.3f} {observed:>15.3f} {observed / alone:>5.2f}x")
+    header = (
+        f"{'dtype':>7} {'n':>4} {'k':>2} {'samples':>7} {'L':>5} {'deeplimit':>10} "
+        f"{'loop':>9} {'normals':>9} {'vs loop':>8} {'vs normals':>10} {'observe/sample':>14}"
+    )
+    for dtype in dtypes:
+        limit, limit_name = normal_rate(dtype, repeat) if args.device == "cpu" else (math.nan, "")
+        name = str(dtype).removeprefix("torch.")
+        print(f"\n{name}: normal-drawing rate {limit:.3e}/s ({limit_name})")
+        print(header)
+        for inputs in (1, SEVERAL):
+            for width in WIDTHS:
+                samples, depth, rates, medians = bench_row(
+                    width, inputs, dtype, numbers, steps, repeat, args.device, not args.no_observe
+                )
+                observe = (
+                    f"{medians['observe'] / medians['deeplimit']:>13.2f}x"
+                    if "observe" in medians
+                    else f"{'-':>14}"
+                )
+                print(
+                    f"{name:>7} {width:>4} {inputs:>2} {samples:>7} {depth:>5} "
+                    f"{rates['deeplimit']:>10.3e} {rates['loop']:>9.3e} {limit:>9.3e} "
+                    f"{rates['deeplimit'] / rates['loop']:>7.2f}x "
+                    f"{rates['deeplimit'] / limit:>9.0%} {observe}",
+                    flush=True,
+                )
+    if args.issue:
+        issue_table(repeat, args.device)
+    if args.numpy:
+        legacy_numpy(repeat, args.device, dtypes[-1])
 
 
 if __name__ == "__main__":

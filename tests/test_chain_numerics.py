@@ -175,12 +175,15 @@ def test_stable_norm_does_not_underflow_or_overflow():
             assert norm[1] == 0
             expected = math.hypot(*x[0].double().tolist())
             assert math.isclose(float(norm[0]), expected, rel_tol=4 * info.eps), (dtype, scale)
-    # where the plain norm is valid, a power-of-two scaling gives the same bits
+    # where the plain norm sqrt(sum x^2) (what the chain computes; within rounding of torch's
+    # vector_norm) is valid, a power-of-two scaling gives the same bits
     x = torch.randn(50, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    plain = x.square().sum(-1).sqrt()
+    torch.testing.assert_close(plain, torch.linalg.vector_norm(x, dim=-1), rtol=4e-16, atol=0)
     for power in (-900, -300, 0, 300, 900):
-        assert torch.equal(
-            stable_norm(x * 2.0**power), torch.linalg.vector_norm(x, dim=-1) * 2.0**power
-        )
+        assert torch.equal(stable_norm(x * 2.0**power), plain * 2.0**power)
+    # samples last in memory (the CPU chain's layout): the same norms, to rounding
+    torch.testing.assert_close(stable_norm(x.t().contiguous().t()), plain, rtol=4e-16, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,29 @@
 """Seeds, sample blocks and chunks: random numbers that do not depend on the chunk size.
 
-Samples are split into fixed *blocks*; block ``b`` draws the random numbers of layer (step)
-``l`` from a generator seeded with ``layer_seed(base_b, l)``, where
-``base_b = SeedSequence(seed, spawn_key=(stream, b))`` and ``layer_seed`` is a SplitMix64 hash.
-Seeding per layer costs about a microsecond and gives random access: the numbers of any layer
-can be drawn again (the backward pass regenerates the weights of the forward pass this way).
-The block size depends only on the problem (how many numbers one sample needs per layer), never
-on the memory budget; a *chunk* is a run of whole blocks processed together. So a given seed
-gives the same numbers on a given device whatever the chunk size.
+Stream layout
+-------------
+Samples are split into fixed *blocks* of ``block_size_for(numbers per sample and layer)``
+samples (about 2^17 numbers per layer, so that a block's state and noise fit in the CPU's
+caches). Block ``b`` draws the random numbers of layer (step) ``l`` from a generator seeded
+with ``layer_seed(base_b, l)``, where ``base_b = SeedSequence(seed, spawn_key=(stream, b))``
+and ``layer_seed`` is a SplitMix64 hash; layer 0 holds the input weights ``W_in``. The
+generator depends on the device and the dtype, the fastest exact one of each:
+
+* CPU, float64: NumPy's SFC64 with its ziggurat normals, state set from three SplitMix64
+  words of the layer seed and a counter of 1, then 12 outputs discarded (SFC64's own seeding);
+* CPU, float32: torch's CPU generator (mt19937) seeded with the layer seed, ``torch.randn``
+  drawn in float32 (Box-Muller on 24-bit uniforms: ``|z| <= 5.77``, a tail of 8e-9 cut);
+* CUDA: torch's Philox generator seeded with the layer seed, ``torch.randn`` in the dtype.
+
+The numbers of one block and layer fill, in order, a C-contiguous array whose shape is set by
+the caller: ``(k, n, block)`` for the exact-in-law chain on the CPU (samples last: the layout
+in which the chain runs, see ``chain.py``), ``(block, k, n)`` on CUDA and ``(block, n, n)``
+for explicit weights. Seeding per layer costs about a microsecond, a fraction of a percent of
+drawing a block, and gives random access: the numbers of any layer can be drawn again (the
+backward pass regenerates the weights of the forward pass this way). The block size depends
+only on the problem, never on the memory budget; a *chunk* is a run of whole blocks processed
+together. So a given seed gives the same numbers on a given device, in a given dtype, whatever
+the chunk size and the number of threads.
 """
 
 from __future__ import annotations
@@ -28,10 +44,11 @@ __all__ = [
     "layer_seed",
 ]
 
-# A block draws about this many numbers per layer (2 MiB of float64): big enough for the
-# per-call overhead of the generator to vanish, small enough that one block fits any budget.
-_NUMBERS_PER_BLOCK = 2**18
-_MAX_BLOCK = 2**14
+# A block draws about this many numbers per layer (1 MiB of float64): big enough for the
+# per-call overhead of the generator and of each torch operation to be small, small enough
+# that a block's state, noise and post-activations stay in the CPU's caches.
+_NUMBERS_PER_BLOCK = 2**17
+_MAX_BLOCK = 2**17
 
 
 def derive_seed(seed: int, *key: int) -> int:
@@ -57,14 +74,8 @@ def _splitmix_words(seed: int, count: int) -> list[int]:
 
 
 class BlockStreams:
-    """The normal generators of a run of blocks, reseeded per layer (random access by layer).
-
-    On the CPU each block uses NumPy's SFC64 generator (ziggurat normals, about twice as fast
-    as torch's CPU sampler), writing straight into the torch tensor's memory; its state is set
-    from three SplitMix64 words of the layer seed plus a counter of 1, then 12 outputs are
-    discarded, as SFC64's own seeding does. On CUDA each block uses a torch (Philox) generator
-    seeded with the layer seed.
-    """
+    """The normal generators of a run of blocks, reseeded per layer (random access by layer);
+    see the module docstring for the stream layout."""
 
     def __init__(
         self, seed: int, stream: int, blocks: list[tuple[int, int, int]], device: torch.device
@@ -72,46 +83,46 @@ class BlockStreams:
         self.blocks = blocks
         self.bases = [derive_seed(seed, stream, b) for b, _, _ in blocks]
         self.device = torch.device(device)
-        if self.device.type == "cpu":
+        self._bit: np.random.SFC64 | None = None
+        self._numpy: np.random.Generator | None = None
+        self._torch = torch.Generator(device=self.device)
+
+    def _numpy_generator(self, seed: int) -> np.random.Generator:
+        if self._numpy is None:
             self._bit = np.random.SFC64(0)
             self._numpy = np.random.Generator(self._bit)
-        else:
-            self._torch = torch.Generator(device=self.device)
+        assert self._bit is not None
+        words = np.array([*_splitmix_words(seed, 3), 1], dtype=np.uint64)
+        self._bit.state = {
+            "bit_generator": "SFC64",
+            "state": {"state": words},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        self._bit.random_raw(12)
+        return self._numpy
 
-    def _seed(self, index: int, layer: int) -> None:
+    def fill(self, index: int, layer: int, out: torch.Tensor) -> None:
+        """Fill the contiguous tensor ``out``, in memory order, with the standard normals of
+        block ``index`` at ``layer``."""
         seed = layer_seed(self.bases[index], layer)
-        if self.device.type == "cpu":
-            words = np.array([*_splitmix_words(seed, 3), 1], dtype=np.uint64)
-            self._bit.state = {
-                "bit_generator": "SFC64",
-                "state": {"state": words},
-                "has_uint32": 0,
-                "uinteger": 0,
-            }
-            self._bit.random_raw(12)
+        if self.device.type == "cpu" and out.dtype == torch.float64:
+            self._numpy_generator(seed).standard_normal(out=out.numpy(), dtype=np.float64)
         else:
             self._torch.manual_seed(seed)
-
-    def _fill(self, out: torch.Tensor) -> None:
-        if self.device.type == "cpu":
-            dtype = np.float32 if out.dtype == torch.float32 else np.float64
-            self._numpy.standard_normal(out=out.numpy(), dtype=dtype)
-        else:
-            torch.randn(out.shape, generator=self._torch, out=out)
+            torch.randn(out.shape, generator=self._torch, out=out, dtype=out.dtype)
 
     def draw(self, out: torch.Tensor, layer: int) -> None:
         """Fill ``out`` (chunk first, contiguous) with the standard normals of ``layer``."""
         for index, (_, lo, hi) in enumerate(self.blocks):
-            self._seed(index, layer)
-            self._fill(out[lo:hi])
+            self.fill(index, layer, out[lo:hi])
 
     def normal(
         self, index: int, layer: int, shape: tuple[int, ...], dtype: torch.dtype
     ) -> torch.Tensor:
         """A fresh tensor of standard normals from block ``index`` at ``layer``."""
         out = torch.empty(shape, dtype=dtype, device=self.device)
-        self._seed(index, layer)
-        self._fill(out)
+        self.fill(index, layer, out)
         return out
 
 

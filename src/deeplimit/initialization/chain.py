@@ -31,9 +31,14 @@ units are only reported as out of range at the layers where they are asked for.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
+import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,13 +105,23 @@ def stable_norm(x: Tensor) -> Tensor:
     float64). Rows whose plain norm is suspect (below ``sqrt(tiny)/eps``, or inf) are computed
     again scaled by a power of two that brings every nonzero square into range; scaling by a
     power of two is exact, so every row gets the bits the plain norm gives where it is valid.
+    A row of zeros (a collapsed ReLU input) is not suspect; a row of one entry is its modulus.
     """
-    norm = torch.linalg.vector_norm(x, dim=-1)
-    info = np.finfo(str(x.dtype).removeprefix("torch."))
-    floor = math.sqrt(float(info.tiny)) / float(info.eps)
+    return _norm_and_range(x)[0]
+
+
+def _norm_and_range(x: Tensor) -> tuple[Tensor, float, float]:
+    """``stable_norm(x)`` and the smallest and largest of its entries (``_range``)."""
+    if x.shape[-1] == 1:  # sqrt(x^2) = |x| in floating point wherever x^2 is in range
+        norm = x.abs().squeeze(-1)
+        return (norm, *_range(norm))
+    norm = _plain_norm(x)
+    info, floor = _floor(x.dtype)
     low, high = _range(norm)
     if low >= floor and high < math.inf:
-        return norm
+        return norm, low, high
+    if low == 0 and high < math.inf and _zeros_are_exact(x, norm, floor):
+        return norm, low, high
     # a power of two that makes the squares of a row's entries normal numbers: up for rows
     # whose squares may underflow (the smallest subnormal, scaled up, squares to a normal),
     # down for rows whose squares overflowed; 2^0 = 1 for every other row
@@ -116,7 +131,33 @@ def stable_norm(x: Tensor) -> Tensor:
     if not high < math.inf:
         exponent -= torch.isinf(norm).to(x.dtype) * (int(info.maxexp) // 2 + 16)
     scale = torch.exp2(exponent)
-    return torch.linalg.vector_norm(x * scale.unsqueeze(-1), dim=-1) / scale
+    norm = _plain_norm(x * scale.unsqueeze(-1)) / scale
+    return (norm, *_range(norm))
+
+
+@functools.cache
+def _floor(dtype: torch.dtype) -> tuple[Any, float]:
+    """The dtype's ``np.finfo`` and ``sqrt(tiny) / eps``, below which a plain norm is suspect."""
+    info = np.finfo(str(dtype).removeprefix("torch."))
+    return info, math.sqrt(float(info.tiny)) / float(info.eps)
+
+
+def _zeros_are_exact(x: Tensor, norm: Tensor, floor: float) -> bool:
+    """Whether every row of ``x`` with a norm below ``floor`` is a row of zeros (so that the
+    plain norm is exact): the rows of a collapsed ReLU chain, which the CPU chain then need not
+    compute twice at every layer."""
+    positive = torch.where(norm > 0, norm, math.inf)
+    if not float(positive.min()) >= floor:
+        return False
+    return not bool(((norm == 0) & (x != 0).any(-1)).any())
+
+
+def _plain_norm(x: Tensor) -> Tensor:
+    """``sqrt(sum(x^2))`` over the last axis, with no care for under/overflow (``stable_norm``
+    adds it). A square and a sum rather than ``torch.linalg.vector_norm``, which is an order of
+    magnitude slower where the last axis is not contiguous in memory (the CPU chain's
+    samples-last layout)."""
+    return x.square().sum(-1).sqrt_()
 
 
 def times_power_of_two(values: Tensor, exponent: Tensor) -> Tensor:
@@ -154,7 +195,9 @@ def factor_rows(phi: Tensor) -> Tensor:
         if i + 1 < k:
             unit = row / torch.where(norm > 0, norm, torch.ones_like(norm)).unsqueeze(-1)
             rest = work[:, i + 1 :]
-            coefficients = torch.bmm(rest, unit.unsqueeze(-1))  # (batch, k - i - 1, 1)
+            # (batch, k - i - 1, 1); a product and a sum rather than bmm, so that a batch
+            # stored samples-last (the CPU chain's layout) needs no copy
+            coefficients = (rest * unit.unsqueeze(1)).sum(-1, keepdim=True)
             factor[:, i + 1 :, i] = coefficients.squeeze(-1)
             rest.addcmul_(coefficients, unit.unsqueeze(1), value=-1.0)
     if k > 1:
@@ -297,6 +340,7 @@ class LayerView:
         self.lost = lost
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
+        self._active: Tensor | None = None
         self.y_norm = stable_norm(y) if y_norm is None else y_norm  # ||y||, shape (chunk, k)
 
     @property
@@ -312,6 +356,13 @@ class LayerView:
         if self._phi_norm is None:
             self._phi_norm = stable_norm(self.phi)
         return self._phi_norm
+
+    @property
+    def active(self) -> Tensor:
+        """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
+        if self._active is None:
+            self._active = (self.y > 0).sum(-1, dtype=torch.int32)
+        return self._active
 
     def absolute(self, values: Tensor) -> Tensor:
         """``values`` (samples first, then inputs) of degree one in ``Y``, back in the units of
@@ -352,6 +403,9 @@ class Observer:
 
     bytes_per_sample: int = 0
     value_layers: frozenset[int] = frozenset()
+    # True when a shallow copy per chunk may run in a thread of its own: ``start`` sets every
+    # per-chunk attribute and the shared results are only written at the chunk's rows
+    parallel_safe: bool = False
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         pass
@@ -371,6 +425,14 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         y.baddbmm_(view.phi, noise.transpose(1, 2), alpha=factor)
     elif plan.inputs == 1:
         y.addcmul_(view.phi_norm.unsqueeze(-1), noise, value=factor)
+    elif y.stride(0) == 1:  # samples last (the CPU chain): k (k + 1) / 2 scaled sums
+        root = factor_rows(view.phi)  # lower triangular
+        increment = torch.empty_like(y[:, 0])
+        for a in range(plan.inputs):
+            torch.mul(root[:, a, :1], noise[:, 0], out=increment)
+            for b in range(1, a + 1):
+                increment.addcmul_(root[:, a, b : b + 1], noise[:, b])
+            y[:, a].add_(increment, alpha=factor)
     else:
         y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
 
@@ -381,6 +443,8 @@ class _Numerics:
     failure per network."""
 
     def __init__(self, plan: ChainPlan, value_layers: set[int]) -> None:
+        # per-chunk attributes are set in ``start``: a shallow copy per chunk may run in a
+        # thread of its own (``first_bad`` / ``first_lost`` are shared, written at its rows)
         self.plan = plan
         self.value_layers = value_layers
         self.rescale = plan.activation.positively_homogeneous
@@ -400,8 +464,7 @@ class _Numerics:
     def view(self, layer: int, y: Tensor) -> LayerView:
         """Check (and for a homogeneous chain rescale, in place) the state after ``layer``.
         The masks are only formed when the range of the norms calls for them."""
-        norm = stable_norm(y)  # (chunk, k): NaN/inf exactly where the state is
-        low, high = _range(norm)
+        norm, low, high = _norm_and_range(y)  # (chunk, k): NaN/inf exactly where the state is
         bad = lost = None
         if self.rescale:
             if self.exponent is None:
@@ -436,7 +499,22 @@ def simulate_chain(
     observers: Sequence[Observer] = (),
 ) -> Tensor:
     """Run the chain; returns ``(samples, len(record), k, width)`` states at ``record`` steps
-    (an empty record is allowed when only ``observers`` are wanted)."""
+    (an empty record is allowed when only ``observers`` are wanted).
+
+    The exact-in-law chain on the CPU runs block by block (``_simulate_blocks``); explicit
+    weights and accelerators run chunk by chunk, one layer of a whole chunk at a time."""
+    if plan.method == "law" and plan.device.type == "cpu":
+        return _simulate_blocks(plan, progress, observers)
+    return _simulate_chunks(plan, progress, observers)
+
+
+def _simulate_chunks(
+    plan: ChainPlan,
+    progress: ProgressCallback | None = None,
+    observers: Sequence[Observer] = (),
+) -> Tensor:
+    """The chain chunk by chunk, one layer of a whole chunk at a time, samples first in
+    memory: explicit weights, accelerators, and the reference for ``_simulate_blocks``."""
     n, k = plan.width, plan.inputs
     slots = slots_by_step(plan.record)
     out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
@@ -480,6 +558,146 @@ def simulate_chain(
             progress(done_work, total_work)
     report_numerics(plan, numerics.first_bad, numerics.first_lost)
     return out
+
+
+class _Progress:
+    """``progress(done, total)`` from any thread, in order, at most every 64 steps a block."""
+
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def add(self, work: int) -> None:
+        if self.callback is None:
+            return
+        with self.lock:
+            self.done += work
+            self.callback(self.done, self.total)
+
+
+def _threads() -> int:
+    """Threads for the blocks: ``torch.get_num_threads()``, or one on a machine whose load
+    average is above 1.5 per core: there the threads of a process are descheduled while they
+    hold the GIL and wait on each other, which costs more than a second core gives (measured
+    on a 2-core machine at load 10: two threads ran at half the rate of one)."""
+    threads = max(1, torch.get_num_threads())
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return threads
+    return 1 if load > 1.5 * (os.cpu_count() or 1) else threads
+
+
+def _simulate_blocks(
+    plan: ChainPlan, progress: ProgressCallback | None, observers: Sequence[Observer]
+) -> Tensor:
+    """The exact-in-law chain on the CPU, as fast as the machine draws normals.
+
+    Each block of samples (``rng.SampleBlocks``, about 2^17 numbers per layer, so that it
+    stays in the caches) runs through every layer on its own, its state and noise stored
+    samples-last (memory ``(k, n, block)``: per-network reductions over the width and the
+    per-network scale of the increment then run along contiguous memory whatever the width),
+    and its noise drawn straight into that memory from the block's generator (``rng.py``).
+    Blocks run on ``torch.get_num_threads()`` threads (``_threads``), each torch operation
+    on one thread (no parallel region per operation, whose barriers dominate small operations
+    and collapse when other processes share the cores); observers that are not
+    ``parallel_safe`` run on one thread. The numbers of a block depend neither on the chunk
+    size nor on the threads.
+    """
+    n, k = plan.width, plan.inputs
+    slots = slots_by_step(plan.record)
+    out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
+    numerics = _Numerics(plan, set(plan.record).union(*(o.value_layers for o in observers)))
+    blocks = plan.blocks(sum(o.bytes_per_sample for o in observers))
+    size = blocks.block_size
+    count = blocks.n_blocks
+    parallel = all(observer.parallel_safe for observer in observers)
+    threads = min(_threads(), count) if parallel else 1
+    meter = _Progress(progress, plan.samples * plan.steps)
+    failed = threading.Event()
+
+    def run(block: int) -> None:
+        if failed.is_set():
+            return
+        start, stop = block * size, min(plan.samples, (block + 1) * size)
+        copies = [copy.copy(o) for o in observers] if threads > 1 else list(observers)
+        mine = copy.copy(numerics) if threads > 1 else numerics
+        try:
+            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed)
+        except BaseException:
+            failed.set()
+            raise
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if threads == 1:
+            for block in range(count):
+                run(block)
+        else:
+            with ThreadPoolExecutor(threads, thread_name_prefix="deeplimit-chain") as pool:
+                try:
+                    for future in [pool.submit(run, block) for block in range(count)]:
+                        future.result()
+                except BaseException:  # an error or Ctrl-C: the other threads stop at a layer
+                    failed.set()
+                    raise
+    finally:
+        torch.set_num_threads(previous)
+    report_numerics(plan, numerics.first_bad, numerics.first_lost)
+    return out
+
+
+def _run_block(
+    plan: ChainPlan,
+    block: int,
+    start: int,
+    stop: int,
+    slots: dict[int, list[int]],
+    out: Tensor,
+    numerics: _Numerics,
+    observers: Sequence[Observer],
+    meter: _Progress,
+    stop_now: threading.Event,
+) -> None:
+    """Every layer of one block (``_simulate_blocks``); returns early once ``stop_now`` is set
+    (another thread failed, or the caller was interrupted)."""
+    n, k, size = plan.width, plan.inputs, stop - start
+    streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
+    context = ChunkContext(plan, start, stop, streams)
+    normals = None
+    if plan.state.kind == "x":
+        normals = streams.normal(0, 0, (size, n, plan.state.input_dim), plan.dtype)
+    memory = torch.empty((k, n, size), dtype=plan.dtype, device=plan.device)
+    y = memory.permute(2, 0, 1)  # (size, k, n), samples last in memory
+    y.copy_(plan.state.draw(n, size, normals))
+    noise_memory = torch.empty_like(memory)
+    noise = noise_memory.permute(2, 0, 1)
+    numerics.start(start, stop)
+    view = numerics.view(0, y)
+    if 0 in slots:
+        out[start:stop, slots[0]] = view.absolute(y).unsqueeze(1)
+    for observer in observers:
+        observer.start(context, view)
+    done = 0
+    for step in range(1, plan.steps + 1):
+        if stop_now.is_set():
+            return
+        streams.fill(0, step, noise_memory)
+        _increment(plan, y, view, noise)
+        view = numerics.view(step, y)
+        if step in slots:
+            out[start:stop, slots[step]] = view.absolute(y).unsqueeze(1)
+        for observer in observers:
+            observer.observe(view)
+        if step % 64 == 0:
+            meter.add(size * (step - done))
+            done = step
+    for observer in observers:
+        observer.end()
+    meter.add(size * (plan.steps - done))
 
 
 def report_numerics(

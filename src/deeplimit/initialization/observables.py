@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..activations import ReLU
 from ..errors import check_real_array
 from ..sizes import Need
 from ..stats import binomial_interval
@@ -80,11 +81,14 @@ __all__ = [
 ]
 
 OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "norm")
+_STAGE_BYTES = 2**25  # per observer and chunk: the largest staging buffer of ``keep``
 
 
 class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
     twice fills both of its slots)."""
+
+    parallel_safe = True  # per-chunk state is set in ``start``; results written at its rows
 
     def __init__(self, layers: tuple[int, ...], samples: int) -> None:
         self.positions = slots_by_step(layers)
@@ -100,8 +104,37 @@ class _Recorder(Observer):
         raise NotImplementedError
 
     def keep(self, target: Tensor, layer: int, values: Tensor) -> None:
-        """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``."""
-        target[self.rows, self.positions[layer]] = values.unsqueeze(1)
+        """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``.
+
+        Writing one slot of every network of a chunk touches one cache line per network; the
+        values are staged instead in a slot-major buffer of the chunk (contiguous writes) and
+        copied to ``target`` once, at ``end``, where the buffer is small (``_STAGE_BYTES``)."""
+        if getattr(self, "_stage_context", None) is not self.context:
+            self._stage_context = self.context
+            self._stages: dict[int, tuple[Tensor, Tensor]] = {}
+        staged = self._stages.get(id(target))
+        if staged is None:
+            rows = self.rows.stop - self.rows.start
+            shape = (target.shape[1], rows, *target.shape[2:])
+            if math.prod(shape) * target.element_size() <= _STAGE_BYTES:
+                staged = (target, target.new_empty(shape))
+                self._stages[id(target)] = staged
+        for slot in self.positions[layer]:
+            if staged is None:
+                target[self.rows, slot] = values
+            else:
+                staged[1][slot] = values
+
+    def end(self) -> None:
+        """Copy the staged values of the chunk to the results (``keep``)."""
+        if getattr(self, "_stage_context", None) is self.context:
+            for target, stage in self._stages.values():
+                rows, slots = stage.shape[1], stage.shape[0]
+                if stage.numel() == rows * slots:  # one input: a 2-D (blocked) transposed copy
+                    target[self.rows].view(rows, slots).copy_(stage.view(slots, rows).t())
+                else:
+                    target[self.rows] = stage.transpose(0, 1)
+            self._stages = {}
 
 
 class _LogGrowth(_Recorder):
@@ -171,7 +204,7 @@ class _Active(_Recorder):
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        count = (view.y > 0).sum(-1)
+        count = view.active
         if view.layer in self.positions:
             self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
@@ -188,6 +221,7 @@ class _QuasiGBM(_Recorder):
         self.width = plan.width
         self.dt = plan.scale**2
         self.activation = plan.activation
+        self.relu = isinstance(plan.activation, ReLU)
         shape = (plan.samples, plan.inputs)
         self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
         self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
@@ -199,12 +233,20 @@ class _QuasiGBM(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer >= self.steps:
             return
+        if self.relu:  # phi' = 1{y > 0}: ||phi'||^2 = N and rho = 1 (NaN once collapsed)
+            rho = torch.where(view.phi_norm > 0, 1.0, math.nan).to(view.phi_norm.dtype)
+            mu = (view.active - 2.0 * rho) / (2.0 * self.width)
+            self.drift[self.rows] += self.dt * mu
+            self.variation[self.rows] += self.dt * rho / self.width
+            return
         phi, y = view.phi, view.y
         first = self.activation.derivative(y)
-        second = self.activation.second_derivative(y)
         unit = phi / view.phi_norm.unsqueeze(-1)  # NaN once collapsed: the drift is undefined
-        rho = (unit * first).pow(2).sum(-1)
-        mu = (first.pow(2).sum(-1) + (phi * second).sum(-1) - 2.0 * rho) / (2.0 * self.width)
+        rho = unit.mul_(first).square_().sum(-1)
+        curvature = first.square().sum(-1)  # (a derivative may be an expanded constant)
+        if not self.activation.positively_homogeneous:  # else phi'' = 0 (piecewise linear)
+            curvature += (phi * self.activation.second_derivative(y)).sum(-1)
+        mu = (curvature - 2.0 * rho) / (2.0 * self.width)
         self.drift[self.rows] += self.dt * mu
         self.variation[self.rows] += self.dt * rho / self.width
 

@@ -1,0 +1,185 @@
+"""The CPU engine of the exact-in-law chain (``chain._simulate_blocks``: block by block,
+samples last in memory, blocks on threads, float32 normals from torch's generator) against the
+chunk engine (``chain._simulate_chunks``: the accelerators' path, samples first, one layer of
+a chunk at a time), in law; its numbers do not depend on the chunk size nor on the threads;
+blow-up and underflow are still reported from every thread."""
+
+from __future__ import annotations
+
+import pytest
+import scipy.stats
+import torch
+
+import deeplimit as dl
+from deeplimit.activations import parse_activation
+from deeplimit.initialization import chain
+from deeplimit.initialization.chain import ChainPlan
+from deeplimit.initialization.state import resolve_initial_state
+from deeplimit.rng import block_size_for
+
+LEVEL = 1e-3
+
+
+def _plan(width, steps, activation, samples, seed, dtype, *, y0=None, x=None, record=None):
+    state = resolve_initial_state(width, y0, x, dtype, torch.device("cpu"))
+    return ChainPlan(
+        width=width,
+        steps=steps,
+        scale=steps**-0.5,
+        activation=parse_activation(activation),
+        state=state,
+        samples=samples,
+        method="law",
+        record=tuple(record if record is not None else (steps,)),
+        seed=seed,
+        device=torch.device("cpu"),
+        dtype=dtype,
+    )
+
+
+# (name, width, steps, activation, initial state, functionals of the (samples, k, n) states)
+CASES = [
+    (
+        "resnet, relu, one input",
+        4,
+        30,
+        "relu",
+        dict(y0=[1.0, -0.5, 0.3, 0.8]),
+        [lambda y: y[:, 0, 0], lambda y: y[:, 0].norm(dim=-1), lambda y: torch.relu(y).sum(-1)],
+    ),
+    (
+        "sde, relu, width 1 (GBM with collapse)",
+        1,
+        200,
+        "relu",
+        dict(y0=[1.0]),
+        [lambda y: y[:, 0, 0]],
+    ),
+    (
+        "resnet, tanh, two inputs from x",
+        3,
+        15,
+        "tanh",
+        dict(x=[[1.0, 0.2], [-0.3, 1.0]]),
+        [
+            lambda y: y[:, 1, 0],
+            lambda y: (y[:, 0] * y[:, 1]).sum(-1) / (y[:, 0].norm(dim=-1) * y[:, 1].norm(dim=-1)),
+        ],
+    ),
+    (
+        "resnet, relu, three nearly collinear inputs",
+        2,
+        20,
+        "relu",
+        dict(y0=[[1.0, 0.5], [1.0, 0.5 + 1e-6], [0.2, 1.0]]),
+        [lambda y: (y[:, 1] - y[:, 0]).norm(dim=-1) * 1e6, lambda y: y[:, 2, 1]],
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_block_engine_matches_the_chunk_engine_in_law(case, dtype):
+    """Two-sample KS per functional at a Bonferroni family level of 1e-3 (4000 paths each,
+    independent seeds): KS resolves a difference of cdfs of about 1.95 sqrt(2/4000) = 0.044."""
+    _, width, steps, activation, state, functionals = case
+    fast = chain._simulate_blocks(
+        _plan(width, steps, activation, 4000, 1, dtype, **state), None, ()
+    )[:, 0]
+    reference = chain._simulate_chunks(_plan(width, steps, activation, 4000, 2, dtype, **state))[
+        :, 0
+    ]
+    assert fast.dtype == dtype and torch.isfinite(fast).all()
+    p_values = [
+        scipy.stats.ks_2samp(f(fast).double().numpy(), f(reference).double().numpy()).pvalue
+        for f in functionals
+    ]
+    assert min(p_values) > LEVEL / len(p_values), p_values
+
+
+def test_sde_fast_path_has_the_exact_mean_square():
+    """dX = n^-1/2 |X| dB at width 1 in float32 (the issue's loop): E X_1^2 = e X_0^2 for the
+    SDE; its Euler scheme with K steps has E X_K^2 = (1 + 1/K)^K exactly."""
+    steps, samples = 100, 40_000
+    x1 = dl.sample_sde(1, "linear", steps=steps, samples=samples, y0=[1.0], dtype="float32")
+    squares = x1[:, 0].double() ** 2
+    result = dl.stats.mean_zscore(squares.numpy(), (1 + 1 / steps) ** steps, level=LEVEL)
+    assert result.passed, result
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of about 2^9 numbers per layer, so that a small run spans several blocks."""
+    from deeplimit import rng
+
+    monkeypatch.setattr(rng, "_NUMBERS_PER_BLOCK", 2**9)
+    return lambda numbers_per_sample: block_size_for(numbers_per_sample)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_numbers_whatever_the_threads_and_the_chunk_size(monkeypatch, small_blocks, dtype):
+    samples = 3 * small_blocks(2 * 16) + 5  # three whole blocks and a part
+    kwargs = dict(samples=samples, x=[[1.0, 0.5, -0.2], [0.1, 0.3, 1.0]], seed=3, dtype=dtype)
+    names = ["log_growth", "collapse", "active", "quasi_gbm", "correlation", "norm"]
+    runs = []
+    for threads, chunk_size in ((1, None), (2, None), (2, 1), (3, 10**6)):
+        monkeypatch.setattr(chain, "_threads", lambda threads=threads: threads)
+        y = dl.sample_resnet(16, 6, "relu", record="all", chunk_size=chunk_size, **kwargs)
+        obs = dl.observe_resnet(16, 6, "relu", observables=names, layers=[0, 3, 6], **kwargs)
+        sde = dl.sample_sde(16, "relu", steps=6, record="all", **kwargs)
+        runs.append((y, obs.values, sde))
+    (y, values, sde), others = runs[0], runs[1:]
+    assert torch.equal(y, sde)  # the SDE with steps = depth is the ResNet, number for number
+    assert torch.allclose(values["y_norm"], y[:, [0, 3, 6]].norm(dim=-1), rtol=1e-5)
+    for other_y, other_values, other_sde in others:
+        assert torch.equal(other_y, y) and torch.equal(other_sde, sde)
+        for name, tensor in values.items():
+            torch.testing.assert_close(other_values[name], tensor, rtol=0, atol=0, equal_nan=True)
+
+
+def test_float32_normals_are_drawn_in_float32_and_standard():
+    """Y_0 = e_1, phi = identity, one layer: Y_1 = e_1 + Z / 8 at width 64, so the float32
+    chain's noise is read off Y_1 (KS against the standard normal, 2000 x 63 numbers)."""
+    plan = _plan(64, 1, "linear", 2000, 0, torch.float32, y0=[1.0] + [0.0] * 63)
+    y = chain._simulate_blocks(plan, None, ())
+    assert y.dtype == torch.float32
+    z = (y[:, 0, 0, 1:] * 8.0).double().flatten()
+    assert scipy.stats.kstest(z.numpy(), "norm").pvalue > LEVEL
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blowup_and_underflow_are_reported_from_every_thread(monkeypatch, small_blocks, threads):
+    monkeypatch.setattr(chain, "_threads", lambda: threads)
+    samples = 3 * small_blocks(2) + 7
+    explode = lambda t: t * 1e200
+    with pytest.raises(dl.NumericalBlowupError) as info:
+        dl.sample_resnet(2, 4, explode, samples=samples, y0=[1.0, 1.0])
+    assert info.value.paths == samples and info.value.total == samples
+    # width 1, phi = 25 y, not known to be homogeneous (no rescaling): E log|1 + 25 Z / sqrt(L)|
+    # is about -0.24 a layer at L = 1000, below float32's range for every path (test_chain_numerics)
+    samples = 3 * small_blocks(1) + 7
+    times_25 = lambda t: 25.0 * t
+    with pytest.raises(dl.NumericalUnderflowError) as info:
+        dl.sample_resnet(1, 1000, times_25, samples=samples, y0=[1.0], dtype="float32")
+    assert info.value.total == samples and info.value.paths > 0.9 * samples
+
+
+def test_errors_and_progress_cross_the_threads(monkeypatch, small_blocks):
+    """An error in one block's thread reaches the caller (the other threads stop); progress
+    reaches the total, in order, from every thread."""
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    samples = 4 * small_blocks(8) + 3
+
+    def failing(t):
+        if t.shape[0] < small_blocks(8):  # the last, partial block
+            raise RuntimeError("boom in one block")
+        return torch.tanh(t)
+
+    with pytest.raises(RuntimeError, match="boom in one block"):
+        dl.sample_resnet(8, 50, failing, samples=samples, y0=[1.0] * 8)
+    seen = []
+    dl.sample_resnet(
+        8, 130, "relu", samples=samples, y0=[1.0] * 8, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen[-1] == (samples * 130, samples * 130)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
