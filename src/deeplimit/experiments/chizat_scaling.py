@@ -52,13 +52,12 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    dtype_name,
-    integer_at_least,
-    positive_finite,
     tidy_log_axes,
 )
 from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
+from .claims import bound
 from .plotting import add_caption, panel_grid
+from .spec_fields import AtLeast, DType, Positive, PositiveInt
 
 __all__ = ["ChizatScaling", "ChizatScalingSpec", "authors_grid"]
 
@@ -80,18 +79,18 @@ class ChizatScalingSpec(ChizatSpec):
     widths: tuple[int, ...] = (17, 40, 93, 216)
     dims: tuple[int, ...] = (17, 40, 93, 216)
     w_seeds: tuple[int, ...] = AUTHORS_W_SEEDS[:4]
-    unit_seeds: int = 2
-    step: int = 5
-    eta: float = 0.1
+    unit_seeds: PositiveInt = 2
+    step: PositiveInt = 5
+    eta: Positive = 0.1
     metric: str = "authors"
     panel_dim: int | None = None
     panel_depth: int | None = None
     embedding_window: tuple[int, int, int] = (11, 11, 11)
     output_window: tuple[int, int, int, int, int, int] = (11, 11, 11, 199, 999, 199)
     residuals: str = "log"
-    intervals: int = 256
-    tolerance: float = 0.03
-    dtype: str = "float64"
+    intervals: AtLeast(4) = 256
+    tolerance: Positive = 0.03
+    dtype: DType = "float64"
 
     @field_validator("depths", "widths", "dims")
     @classmethod
@@ -123,11 +122,6 @@ class ChizatScalingSpec(ChizatSpec):
         if value not in ("log", "absolute"):
             raise ValueError(f"residuals must be 'log' or 'absolute', got {value!r}")
         return value
-
-    _positive = field_validator("unit_seeds", "step")(integer_at_least(1))
-    _intervals = field_validator("intervals")(integer_at_least(4))
-    _positive_float = field_validator("eta", "tolerance")(positive_finite)
-    _dtype = field_validator("dtype")(dtype_name)
 
     @model_validator(mode="after")
     def _panels(self) -> ChizatScalingSpec:
@@ -223,7 +217,7 @@ class ChizatScaling(ChizatExperiment):
             f"{spec.residuals} residuals. Bottom: against P = LMD."
         )
 
-    def _run(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
+    def compute(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
         task = authors_linear_task()
         lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
         limit = span_linear_limit(
@@ -377,7 +371,7 @@ class ChizatScaling(ChizatExperiment):
                 fits[f"{quantity}_free"] = None
         return fits
 
-    def statistics(self, dataset: xr.Dataset) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         errors = self.errors(dataset)
         rows = []
         for i, depth in enumerate(dataset.depth.values):
@@ -395,7 +389,7 @@ class ChizatScaling(ChizatExperiment):
                     )
         return rows
 
-    def claims(self, dataset: xr.Dataset) -> list[Claim]:
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         spec = self.spec_from_dataset(dataset)
         fits = self.fits(dataset)
         note = dataset.attrs.get("divergence_note", "")
@@ -410,9 +404,9 @@ class ChizatScaling(ChizatExperiment):
                 continue
             gamma0, delta0 = free["expected_exponents"]
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
+                Claim.bound(
+                    claim_id,
+                    (
                         f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
                         f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
                         f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
@@ -422,15 +416,17 @@ class ChizatScaling(ChizatExperiment):
                         f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
                         f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note
                     ),
+                    bound(
+                        free["exponent"],
+                        equals=expected,
+                        tolerance=spec.tolerance,
+                        n=free["points"],
+                        fmt=".4f",
+                    ),
                     statistic="budget exponent e = 2 gamma delta/(4 gamma + 2 delta) of the "
                     "free-exponent law (error ∝ P^-e along the best shape); the Wald test of the "
                     "theory's (gamma, delta) is in the statement",
-                    measured=free["exponent"],
-                    expected=f"{expected:.4f}",
-                    tolerance=f"±{spec.tolerance:g} (chizat.md §6); 95% CI of e "
-                    f"[{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
-                    n=free["points"],
-                    passed=bool(abs(free["exponent"] - expected) <= spec.tolerance),
+                    note=f"chizat.md §6; 95% CI of e [{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
                     details={**free, "experiment": self.name},
                 )
             )
@@ -449,28 +445,25 @@ class ChizatScaling(ChizatExperiment):
             first, second = terms[0], terms[1]
             lowest = min(fit["ci_low"][first], fit["ci_low"][second])
             claims.append(
-                Claim(
-                    id=claim_id,
-                    statement=(
+                Claim.bound(
+                    claim_id,
+                    (
                         f"One global law through the three panels ({quantity}, {spec.metric} "
                         f"metric, step {spec.step}): err² = {text} (95% CIs), RMS "
                         f"{fit['residuals']} residual {fit['rms_residual']:.3f} on "
                         f"{fit['points']} points; authors: a = 0.673, b = 0.437, c ≈ 0 "
                         "(embedding), a = 0.0265, b = 0.250 (output)." + note
                     ),
+                    bound(lowest, above=0.0, n=fit["points"], fmt=".3g"),
                     statistic=f"lower 95% confidence bound of the {first} and {second} "
                     "constants (both error sources detected)",
-                    measured=float(lowest),
-                    expected="> 0",
-                    tolerance="both 95% CIs exclude 0",
-                    n=fit["points"],
-                    passed=bool(lowest > 0),
+                    note="both 95% CIs exclude 0",
                     details={**fit, "experiment": self.name},
                 )
             )
         return claims
 
-    def plot(self, dataset: xr.Dataset) -> Figure:
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         spec = self.spec_from_dataset(dataset)
         errors = self.errors(dataset)
         fits = self.fits(dataset)
@@ -558,15 +551,10 @@ class ChizatScaling(ChizatExperiment):
 
 
 def _no_fit(claim_id: str, quantity: str, what: str, note: str) -> Claim:
-    return Claim(
-        id=claim_id,
-        statement=f"{quantity} error: too few finite points in the fit window for the {what}"
-        + note,
+    return Claim.bound(
+        claim_id,
+        f"{quantity} error: too few finite points in the fit window for the {what}" + note,
+        bound(math.nan, above=0.0),
         statistic=what,
-        measured=math.nan,
-        expected="",
-        tolerance="",
-        n=0,
-        passed=False,
         details={"experiment": "chizat-scaling"},
     )
