@@ -11,12 +11,16 @@ TORCH_PIN ?= torch==2.13.0
 JOBS ?= 2
 XDIST := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all docs lint format bench clean
 
+# pip prints one line per package as it goes (a fresh install takes a few minutes)
 $(STAMP): pyproject.toml
+	@echo "install 1/2: the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_PIN)" -e ".[dev]"
+	@echo "install 2/2: $(TORCH_PIN) (CPU build, about 200 MB) and deeplimit with its dependencies"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off "$(TORCH_PIN)" -e ".[dev]"
 	touch $(STAMP)
+	@echo "installed: run 'source $(VENV)/bin/activate' to put deeplimit on your PATH (or call $(BIN)/deeplimit)"
 
 install: $(STAMP)
 
@@ -32,6 +36,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST)
 
+## docs: build the documentation site strictly into site/ (open site/index.html); the first
+## build also draws both papers' figures at smoke scale into build/docs-figures (~2 min)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -44,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampler.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache
+	rm -rf $(VENV) results site build/docs-figures .pytest_cache .ruff_cache

@@ -2,29 +2,16 @@
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from browser import dump_dom
 from deeplimit.experiments.base import Claim
 from deeplimit.provenance import provenance
 from deeplimit.report import PAPER_CLAIMS, claim_rows, write_report
 from deeplimit.reproduce import reproduce_suite
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=10000",
-]
 
 
 def _claim(claim_id, passed=True):
@@ -50,24 +37,8 @@ def test_claim_rows_mark_missing_claims():
     assert len({row["id"] for row in rows}) == len(PAPER_CLAIMS["hayou"])
 
 
-def _browser():
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("DEEPLIMIT_REQUIRE_BROWSER"):
-            pytest.fail("DEEPLIMIT_REQUIRE_BROWSER is set but no chromium is installed")
-        pytest.skip("headless Chromium not installed (apt-get install chromium)")
-    return found
-
-
 def _render_check(html_path: Path, tmp_path: Path) -> dict[str, str]:
-    command = [
-        _browser(),
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--dump-dom",
-        html_path.resolve().as_uri(),
-    ]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+    dom = dump_dom(html_path.resolve().as_uri(), tmp_path / "profile")
     match = re.search(r'<div id="render-check"([^>]*)>', dom)
     assert match, "the page did not render the check element"
     return dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(1)))
@@ -82,6 +53,9 @@ def test_hayou_report_renders_with_every_figure_and_claim(tmp_path):
     assert check["done"] == "yes"
     assert int(check["images"]) == len(result.reproductions) > 0
     assert int(check["loaded"]) == int(check["images"])
+    # every in-page link (contents, claim sources) leads to an element of the page
+    assert int(check["links"]) == int(check["resolved"]) > len(result.reproductions)
+    assert int(check["sources"]) >= len(PAPER_CLAIMS["hayou"])
     assert check["ids"].split(",") == PAPER_CLAIMS["hayou"]
     markdown = result.report.markdown.read_text()
     for reproduction in result.reproductions:
@@ -121,3 +95,39 @@ def test_write_report_embeds_figures_and_lists_claims(tmp_path):
     assert "| C2 | statement C2 |" in markdown and "MISSING" in markdown
     assert "**FAIL** demo-extra" in markdown
     assert "1 of 16 claim checks pass" in markdown
+
+
+def test_report_has_contents_linked_sources_and_each_caption_once(tmp_path):
+    figure = tmp_path / "fig.png"
+    figure.write_bytes(b"\x89PNG\r\n\x1a\n")
+    sections = [
+        SimpleNamespace(
+            name=name,
+            title=f"Title of {name}",
+            caption=f"Caption of {name}: width 3, depth 10",
+            figure_png=figure,
+            statistics=[],
+            table={},
+            claims=[_claim(claim_id)],
+            provenance=provenance({"x": 1}, seed=0),
+        )
+        for name, claim_id in (("exp-one", "C1"), ("exp-two", "C2"))
+    ]
+    files = write_report("hayou", sections, tmp_path / "report", record=provenance({}, seed=0))
+    page = files.html.read_text()
+    markdown = files.markdown.read_text()
+    toc = re.search(r'<nav id="toc">(.*?)</nav>', page, re.DOTALL).group(1)
+    assert re.findall(r'href="#([^"]+)"', toc) == ["claims", "exp-one", "exp-two"]
+    for section in sections:
+        # the anchor exists, the claim row's source links to it
+        assert f'<section class="figure-section" id="{section.name}">' in page
+        assert f'<a class="source" href="#{section.name}">{section.name}</a>' in page
+        assert f"[{section.name}](#{section.name})" in markdown
+        assert f'<a id="{section.name}"></a>' in markdown
+        assert f"- [{section.title}](#{section.name})" in markdown
+        # the title: one heading (and its contents entry); the caption: once
+        assert page.count(f"<h2>{section.title}</h2>") == 1
+        assert page.count(section.title) == 2 and markdown.count(section.title) == 2
+        assert page.count(section.caption) == 1 and markdown.count(section.caption) == 1
+    # a claim no experiment checked has no source to link
+    assert 'href="#"' not in page and "](#)" not in markdown

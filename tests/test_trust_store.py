@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import mpmath
@@ -149,6 +150,7 @@ def _disk_full_on_data(monkeypatch, message=None):
     def full(self, path, *args, **kwargs):
         calls.append(path)
         Path(path).write_bytes(b"\0" * 100)  # a partial file, as a real failure leaves
+        print("Traceback: h5py echo of the failure", file=sys.stderr)  # as h5py does
         if message:
             raise OSError(message)
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -387,3 +389,26 @@ def test_chizat_init_prediction_is_accurate_at_large_variance():
     exact = _exact(lambda x: mpmath.tanh(x) ** 2, 400.0)
     predicted = predicted_mean_square("tanh", 2, 3, 4, h0)
     assert predicted == pytest.approx(4 / 6 * exact, rel=1e-10)
+
+
+def test_the_claims_report_marks_a_diverged_study(tmp_path):
+    from types import SimpleNamespace
+
+    from deeplimit.report import write_report
+
+    png = tmp_path / "figure.png"
+    png.write_bytes(b"not really a png")
+    section = SimpleNamespace(
+        name="chizat-depth",
+        title="depth",
+        caption="caption",
+        figure_png=png,
+        statistics=[],
+        table={},
+        claims=[],
+        provenance={},
+        diverged="2 limits diverged: Mean ODE (step 1)",
+    )
+    files = write_report("chizat", [section], tmp_path / "report", record={})
+    assert "**Diverged** (drawn with what stayed finite): 2 limits" in files.markdown.read_text()
+    assert '<p class="diverged">' in files.html.read_text()

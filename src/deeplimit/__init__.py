@@ -1,10 +1,14 @@
 """deeplimit: deep residual networks in their large-depth limits.
 
-Random ResNets at initialization and their infinite-depth SDE (Hayou): ``sample_resnet``,
-``sample_sde``, the observables (``observe_resnet``, ``collapse_probability``,
-``gradient_norms``), the closed-form laws (``deeplimit.laws``) and the mean-field limits
-(``meanfield_variance`` and friends). Trained ResNets and their Neural Mean ODE (Chizat):
-``TrainingProblem`` (``.train``, ``.limit``), shorthands ``train_resnet``, ``mean_ode_limit``.
+Random ResNets at initialization and their infinite-depth SDE (Hayou): one description,
+``RandomResNet(width, activation)``, with ``.sample``, ``.observe``, ``.collapse_probability``,
+``.gradient_norms`` at a depth and ``.limit()``, the ``ResNetSDE`` with the same methods,
+``.law`` (closed forms, ``deeplimit.laws``) and ``.meanfield()`` (infinite width); how to
+simulate is one ``Sampling``, where to start one ``Start``. The functions ``sample_resnet``,
+``sample_sde``, ``observe_resnet``, ``observe_sde``, ``collapse_probability``,
+``gradient_norms`` and ``meanfield_variance`` (and friends) are shorthands.
+Trained ResNets and their Neural Mean ODE (Chizat): ``TrainingProblem`` (``.train``,
+``.limit``), shorthands ``train_resnet``, ``mean_ode_limit``.
 Statistics: ``deeplimit.stats``.
 
 Shapes follow one convention everywhere: samples (or seeds) first, then layers / times / steps,
@@ -33,6 +37,8 @@ __getattr__, __dir__, __all__ = attach(
             "MeanFieldBlowupError",
         ],
         ".initialization.network": ["sample_resnet"],
+        ".initialization.random_resnet": ["MeanFieldLimit", "RandomResNet", "ResNetSDE"],
+        ".initialization.sampling": ["Sampling", "Start"],
         ".initialization.observables": [
             "Observations",
             "collapse_probability",

@@ -7,6 +7,7 @@ An executor takes calls ``fn(*args)`` tagged with a string (the runner passes
     executor.submit(fn, [(tag, args), ...])   # any number of times
     executor.poll(timeout_s) -> [Completion]  # what finished meanwhile (maybe nothing)
     executor.running() -> int | None          # calls running now, when the engine knows
+    executor.drop_queued() -> list[str]       # forget calls not started yet (their tags)
     executor.close(cancel=False)
 
 A completion carries the call's return value, or ``error`` when the call did not finish (it
@@ -85,6 +86,11 @@ class Executor:
     def running(self) -> int | None:
         return None
 
+    def drop_queued(self) -> list[str]:
+        """Forget the calls that have not started (they will never complete) and return
+        their tags; the running ones go on. Engines that cannot tell return ``[]``."""
+        return []
+
     def close(self, *, cancel: bool = False) -> None:
         """Release workers; ``cancel`` also stops calls still queued or running."""
 
@@ -121,6 +127,11 @@ class InlineExecutor(Executor):
 
     def running(self) -> int | None:
         return int(self._busy)
+
+    def drop_queued(self) -> list[str]:
+        dropped = [tag for tag, _, _ in self._queue]
+        self._queue.clear()
+        return dropped
 
     def close(self, *, cancel: bool = False) -> None:
         self._queue.clear()
@@ -304,6 +315,11 @@ class LocalExecutor(Executor):
 
     def running(self) -> int | None:
         return sum(w.tag is not None for w in self._pool)
+
+    def drop_queued(self) -> list[str]:
+        dropped = [tag for tag, _, _ in self._queue]
+        self._queue.clear()
+        return dropped
 
     def close(self, *, cancel: bool = False) -> None:
         self._queue.clear()

@@ -4,9 +4,13 @@ A report lists every checkable claim of a paper (``PAPER_CLAIMS``), each with th
 measured, the expected value, the tolerance, the sample size and a PASS / FAIL verdict; a claim
 that no experiment checked is listed as MISSING. Then one section per figure: the figure, its
 caption (parameters), its statistics and its own claims. Provenance of the run closes it.
+A table of contents after the summary links the claims table and every figure section, and
+each claim row's source links to the section of the experiment that checked it (anchor
+``#<experiment>``). Each section's title and caption are written once, as text.
 
 The HTML page carries a ``#render-check`` element that a script fills once the page has
-loaded (images loaded, claim rows present), which a headless browser test reads back.
+loaded (images loaded, claim rows present, every in-page link resolving to an element),
+which a headless browser test reads back.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ PAPER_CLAIMS: dict[str, list[str]] = {
 PAPER_TITLES = {
     "hayou": "Hayou, On the infinite-depth limit of finite-width neural networks (TMLR 2023)",
     "chizat": "Chizat, The Hidden Width of Deep ResNets (arXiv 2509.10167)",
+    "beyond": "Beyond the papers: attention heads, coordinate checks, hyperparameter transfer",
 }
 
 
@@ -46,6 +51,8 @@ class ReportFiles:
 def claim_rows(suite: str, claims: Sequence[Claim]) -> list[dict[str, Any]]:
     """One row per paper claim (several when an id is checked in several ways), MISSING rows
     for ids that no experiment checked, in the paper's order."""
+    if suite not in PAPER_CLAIMS:  # a suite without a paper: its claims in the order made
+        return [{**c.as_dict(), "source": c.details.get("experiment", "")} for c in claims]
     by_id: dict[str, list[Claim]] = {}
     for claim in claims:
         by_id.setdefault(claim.id, []).append(claim)
@@ -115,17 +122,27 @@ def _markdown(
         "",
         f"Provenance: {provenance_line(record)}",
         "",
+        "## Contents",
+        "",
+        "- [Claims](#claims)",
+        *(f"- [{section.title}](#{section.name})" for section in sections),
+        "",
+        '<a id="claims"></a>',
+        "",
         "## Claims",
         "",
         "| claim | statement | statistic | measured | expected | tolerance | n | verdict "
         "| source |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    anchors = {section.name for section in sections}
     for row in rows:
+        source = row.get("source") or ""
+        linked = {"source": f"[{source}](#{source})"} if source in anchors else {}
         lines.append(
             "| "
             + " | ".join(
-                _markdown_cell(row.get(k))
+                linked.get(k) or _markdown_cell(row.get(k))
                 for k in (
                     "id",
                     "statement",
@@ -144,6 +161,8 @@ def _markdown(
         image = _relative(section.figure_png, folder)
         lines += [
             "",
+            f'<a id="{section.name}"></a>',
+            "",
             f"## {section.title}",
             "",
             f"![{section.name}]({image})",
@@ -151,6 +170,8 @@ def _markdown(
             f"*{section.caption}*",
             "",
         ]
+        if getattr(section, "diverged", None):
+            lines += [f"**Diverged** (drawn with what stayed finite): {section.diverged}", ""]
         lines += _statistics_markdown(section.statistics, section.table)
         for claim in section.claims:
             lines.append(
@@ -180,7 +201,9 @@ tr.pass td.verdict{color:#176b1b;font-weight:bold}
 tr.fail td.verdict,tr.missing td.verdict{color:#b00020;font-weight:bold}
 img.figure{max-width:100%;border:1px solid #ddd}
 p.caption{font-style:italic;font-size:.9em}
+nav#toc ol{columns:2;font-size:.9em}
 .provenance{color:#666;font-size:.8em}
+p.diverged{color:#b00020}
 """
 
 _CHECK_SCRIPT = """
@@ -190,7 +213,15 @@ window.addEventListener('load', function () {
   var rows = document.querySelectorAll('#claims tr.claim');
   var ids = [];
   rows.forEach(function (r) { if (ids.indexOf(r.dataset.claim) < 0) ids.push(r.dataset.claim); });
+  var links = Array.prototype.slice.call(document.querySelectorAll('a[href^="#"]'));
+  var resolved = links.filter(function (a) {
+    return document.getElementById(decodeURIComponent(a.getAttribute('href').slice(1)));
+  });
+  var sources = document.querySelectorAll('#claims a.source');
   var check = document.getElementById('render-check');
+  check.setAttribute('data-links', String(links.length));
+  check.setAttribute('data-resolved', String(resolved.length));
+  check.setAttribute('data-sources', String(sources.length));
   check.setAttribute('data-images', String(images.length));
   check.setAttribute('data-loaded', String(loaded.length));
   check.setAttribute('data-rows', String(rows.length));
@@ -217,6 +248,9 @@ def _html(
         f"<p>Paper: {e(PAPER_TITLES.get(suite, suite))}</p>",
         f'<p class="summary"><strong>{passed} of {len(rows)} claim checks pass.</strong></p>',
         f'<p class="provenance">{e(provenance_line(record))}</p>',
+        '<nav id="toc"><h2>Contents</h2><ol><li><a href="#claims">Claims</a></li>',
+        *(f'<li><a href="#{e(section.name)}">{e(section.title)}</a></li>' for section in sections),
+        "</ol></nav>",
         '<h2>Claims</h2><table id="claims"><thead><tr>',
     ]
     headers = (
@@ -231,6 +265,7 @@ def _html(
         "source",
     )
     out += [f"<th>{h}</th>" for h in headers] + ["</tr></thead><tbody>"]
+    anchors = {section.name for section in sections}
     for row in rows:
         css = row["verdict"].lower()
         out.append(f'<tr class="claim {css}" data-claim="{e(row["id"])}">')
@@ -246,7 +281,10 @@ def _html(
             "source",
         ):
             cls = ' class="verdict"' if key == "verdict" else ""
-            out.append(f"<td{cls}>{e(_number(row.get(key)))}</td>")
+            text = e(_number(row.get(key)))
+            if key == "source" and row.get(key) in anchors:
+                text = f'<a class="source" href="#{text}">{text}</a>'
+            out.append(f"<td{cls}>{text}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     for section in sections:
@@ -257,6 +295,11 @@ def _html(
             f'<img class="figure" alt="{e(section.name)}" src="data:image/png;base64,{data}">',
             f'<p class="caption">{e(section.caption)}</p>',
         ]
+        if getattr(section, "diverged", None):
+            out.append(
+                '<p class="diverged"><strong>Diverged</strong> (drawn with what stayed finite): '
+                f"{e(section.diverged)}</p>"
+            )
         if section.statistics:
             columns = section.table or {k: k for k in section.statistics[0]}
             out.append(

@@ -173,7 +173,7 @@ def _run_point(
                 return PointOutcome(key, "diverged" if diverged else "failed", wall, message)
             reason = divergence_of(dataset)
             if reason is not None:
-                manifest["error"] = f"diverged: {reason}"
+                manifest["error"] = reason
             results.write_ok(
                 target.name,
                 key,
@@ -332,13 +332,35 @@ def run_sweep(
             result.interrupted.setdefault(key, "stopped by the user")
         outstanding.clear()
     else:
+        if full:  # the other points would fail the same way: stop, with one line
+            _drain(executor, outstanding, result, waiting, poll_s)
         executor.close(cancel=bool(full))
-    if full:  # the other points would fail the same way: stop, with one line
+    if full:
         raise StoreFullError(str(store.root), free_bytes(store.root))
     result.waiting = sorted(waiting)
     result.wall_time_s = time.perf_counter() - start
     report()
     return result
+
+
+def _drain(
+    executor: Any,
+    outstanding: set[str],
+    result: SweepResult,
+    waiting: set[str],
+    poll_s: float,
+    limit_s: float = 60.0,
+) -> None:
+    """After a full disk: start nothing more, and let the points already running end on
+    their own (each removes what it half-wrote and its lock; a worker killed mid-write could
+    not), for at most ``limit_s`` seconds."""
+    outstanding.difference_update(executor.drop_queued())
+    deadline = time.perf_counter() + limit_s
+    while outstanding and executor.running() != 0 and time.perf_counter() < deadline:
+        for done in executor.poll(poll_s):
+            outstanding.discard(done.tag)
+            if not _store_full(done):
+                _record(result, waiting, done)
 
 
 def _store_full(done: Any) -> bool:

@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -733,32 +734,41 @@ class ResultStore:
         provenance = json.dumps(manifest.get("provenance") or {}, sort_keys=True)
         dataset = dataset.assign_attrs(provenance=provenance)
         staged: dict[str, Path] = {}
-        try:
-            staged[DATA] = _stage(folder, DATA, lambda p: dataset.to_netcdf(p, engine="h5netcdf"))
-            for name, rows in ((SUMMARY, statistics), (CLAIMS, claims)):
-                data = _rows_parquet(rows)
-                staged[name] = _stage(folder, name, lambda p, data=data: p.write_bytes(data))
-            files = {
-                name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-                for name, path in staged.items()
-            }
-            record = {**manifest, "format": FORMAT, "key": key, "status": status, "files": files}
-            if fence is not None and not fence():
-                raise LockLostError(
-                    f"the lock of point {key} of {experiment!r} was taken over by another "
-                    "runner while this worker computed it; its result is discarded"
+        full: StoreFullError | None = None
+        _quiet_when_full()
+        with _stderr_held() as quiet:
+            try:
+                staged[DATA] = _stage(
+                    folder, DATA, lambda p: dataset.to_netcdf(p, engine="h5netcdf")
                 )
-            for name, path in staged.items():
-                os.replace(path, folder / name)
-            staged.clear()
-            self._commit(folder, record)
-        except BaseException as error:
-            for path in staged.values():
-                path.unlink(missing_ok=True)
-            if is_disk_full(error):
+                for name, rows in ((SUMMARY, statistics), (CLAIMS, claims)):
+                    data = _rows_parquet(rows)
+                    staged[name] = _stage(folder, name, lambda p, data=data: p.write_bytes(data))
+                files = {
+                    name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                    for name, path in staged.items()
+                }
+                record = {**manifest, "format": FORMAT, "key": key, "status": status}
+                record["files"] = files
+                if fence is not None and not fence():
+                    raise LockLostError(
+                        f"the lock of point {key} of {experiment!r} was taken over by another "
+                        "runner while this worker computed it; its result is discarded"
+                    )
+                for name, path in staged.items():
+                    os.replace(path, folder / name)
+                staged.clear()
+                self._commit(folder, record)
+            except BaseException as error:
+                for path in staged.values():
+                    path.unlink(missing_ok=True)
+                if not is_disk_full(error):
+                    raise
                 self._discard_partial(folder)
-                raise self.full_error(error, f"point {key} of {experiment!r}") from None
-            raise
+                full = self.full_error(error, f"point {key} of {experiment!r}")
+                quiet[0] = True
+        if full is not None:  # raised out here, so that it does not keep h5py's objects alive
+            raise full
         return Entry(experiment, key, folder, status, record)
 
     def write_failure(
@@ -807,6 +817,41 @@ class ResultStore:
         they hold space a full disk needs); the manifest first, so nothing half is trusted."""
         with contextlib.suppress(OSError):
             self.clear(folder.parent.name, folder.name)
+
+
+def _quiet_when_full() -> None:
+    """h5py reports a failed write once more from every HDF5 object it frees afterwards
+    ("Exception ignored in ObjectID.__dealloc__": a traceback each, dozens on a full disk),
+    whenever the garbage collector gets to them. Those echoes of a full disk are dropped from
+    then on (the write's own error is raised as usual); every other unraisable exception goes
+    to the hook that was there before."""
+    current = sys.unraisablehook
+    if getattr(current, "_drops_disk_full", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not is_disk_full(unraisable.exc_value):
+            current(unraisable)
+
+    hook._drops_disk_full = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[list[bool]]:
+    """Hold what is printed to ``sys.stderr`` in the body and pass it on at the end, unless
+    the body sets the yielded flag ``[True]``: on a full disk, what was printed is h5py's echo
+    of the failure (Cython prints a traceback for every HDF5 object freed while the write
+    unwinds, before any hook sees it) and is dropped."""
+    real, held = sys.stderr, io.StringIO()
+    drop = [False]
+    sys.stderr = held
+    try:
+        yield drop
+    finally:
+        sys.stderr = real
+        if not drop[0]:
+            real.write(held.getvalue())
 
 
 def _leave_out(left_out: list[tuple[str, str]] | None, entry: Entry, why: str) -> None:

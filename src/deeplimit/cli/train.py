@@ -393,8 +393,7 @@ def limit_command(
     """
     from ..provenance import provenance, provenance_line
     from ..results import save_result
-    from ..training import TrainingProblem
-    from ..training.problem import method_from_name
+    from ..training import TrainingProblem, method_from_name
 
     problem = TrainingProblem(
         dim,

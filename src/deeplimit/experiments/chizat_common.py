@@ -53,6 +53,7 @@ __all__ = [
     "ChizatSpec",
     "Divergence",
     "Tracker",
+    "authors_grid",
     "error_pair",
     "reference_network_limit",
     "slope_text",
@@ -98,6 +99,13 @@ def error_rows(dataset: xr.Dataset, axis: str, cast: Callable[[Any], Any]) -> li
         }
         for value in dataset[axis].values
     ]
+
+
+def authors_grid(low: int = 10, high: int = 500, points: int = 15) -> tuple[int, ...]:
+    """``floor(10^linspace(log10 low, log10 high, points))``: the authors' log grid
+    (10 … 499 for the defaults)."""
+    values = np.floor(10 ** np.linspace(np.log10(low), np.log10(high), points)).astype(int)
+    return tuple(int(v) for v in values)
 
 
 class ChizatSpec(ExperimentSpec):

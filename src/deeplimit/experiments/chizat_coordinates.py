@@ -38,7 +38,7 @@ from ..training.authors import (
     train_with_adjoint,
 )
 from .base import Claim, Progress
-from .chizat_common import COLORS, ChizatExperiment, ChizatSpec
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Divergence
 from .plotting import add_caption, panel_grid
 from .spec_fields import AtLeast, Positive, PositiveInt
 
@@ -169,6 +169,7 @@ class ChizatCoordinates(ChizatExperiment):
             intervals=spec.intervals,
             on_divergence="ignore",
         )
+        Divergence().add_limit("span (D -> infinity)", limit)  # marks the study if it diverged
         kernels = span_kernels(limit)
         h_path, b_path = kernels.coordinates(torch.cat([w_e, w_u], dim=1))
         steps = list(spec.show_steps)

@@ -38,10 +38,10 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
+    authors_grid,
     tidy_log_axes,
 )
 from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
-from .chizat_scaling import authors_grid
 from .claims import bound
 from .plotting import add_caption, panel_grid
 from .spec_fields import DType, Positive, PositiveInt

@@ -52,6 +52,7 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
+    authors_grid,
     tidy_log_axes,
 )
 from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
@@ -65,13 +66,6 @@ METRICS = ("authors", "rms")
 PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch
 EMBEDDING_TERMS = ("D/(LM)", "1/D", "1/L^2")
 OUTPUT_TERMS = ("(D/(LM))^2", "1/D")
-
-
-def authors_grid(low: int = 10, high: int = 500, points: int = 15) -> tuple[int, ...]:
-    """``floor(10^linspace(log10 low, log10 high, points))``: the authors' log grid
-    (10 … 499 for the defaults)."""
-    values = np.floor(10 ** np.linspace(np.log10(low), np.log10(high), points)).astype(int)
-    return tuple(int(v) for v in values)
 
 
 class ChizatScalingSpec(ChizatSpec):
@@ -230,6 +224,8 @@ class ChizatScaling(ChizatExperiment):
             intervals=spec.intervals,
             on_divergence="ignore",
         )
+        divergence = Divergence()
+        divergence.add_limit("span (D -> infinity)", limit)
         xi = limit.details["coefficients"][spec.step]  # (n+1, N, r)
         f_limit = limit.outputs[spec.step]  # (N, d_out)
         runs = len(spec.w_seeds) * spec.unit_seeds
@@ -238,7 +234,6 @@ class ChizatScaling(ChizatExperiment):
         emb_rms = np.full(shape, np.nan)
         out_err = np.full(shape, np.nan)
         diverged = np.zeros(shape[:3], dtype=int)
-        divergence = Divergence()
         work = sum(L * M * D for L in spec.depths for M in spec.widths for D in spec.dims)
         tracker = Tracker(work * len(spec.w_seeds), progress)
         dtype = getattr(torch, spec.dtype)

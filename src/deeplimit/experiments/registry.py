@@ -1,7 +1,7 @@
 """The experiments deeplimit can reproduce, by name, and the suites that group them.
 
 ``EXPERIMENTS`` is the registry: each experiment's name, the module of ``deeplimit.experiments``
-that defines it, its suite (``"hayou"``, ``"chizat"``: the report it belongs to) and its title,
+that defines it, its suite (``"hayou"``, ``"chizat"``, ...: the report it belongs to) and its title,
 in report order. Listing names (``deeplimit reproduce --help``) reads the table alone; an
 experiment's module is imported when the experiment is first asked for. A new experiment adds
 one line here (a test checks the table against the classes). ``deeplimit reproduce NAME``
@@ -35,6 +35,21 @@ class Entry(NamedTuple):
 
 
 EXPERIMENTS: dict[str, Entry] = {
+    "coord-check": Entry(
+        "coord_check",
+        "beyond",
+        "Coordinate check in width and depth for five parametrizations",
+    ),
+    "transfer": Entry(
+        "transfer",
+        "beyond",
+        "Learning-rate transfer across depth and width on real data (five parametrizations)",
+    ),
+    "chizat-attention": Entry(
+        "chizat_attention",
+        "beyond",
+        "Attention heads as the hidden width: error vs LM at init and after training, lazy regime",
+    ),
     "chizat-init": Entry(
         "chizat_init",
         "chizat",

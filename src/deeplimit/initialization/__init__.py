@@ -4,5 +4,10 @@ from .._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    names={".network": ["sample_resnet"], ".sde": ["sample_sde"]},
+    names={
+        ".network": ["sample_resnet"],
+        ".random_resnet": ["MeanFieldLimit", "RandomResNet", "ResNetSDE"],
+        ".sampling": ["Sampling", "Start"],
+        ".sde": ["sample_sde"],
+    },
 )

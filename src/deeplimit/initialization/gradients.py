@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import check_int, check_real_array
 from ..rng import BlockStreams
 from .chain import (
     DEFAULT_MEMORY_BUDGET,
@@ -36,14 +35,19 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
-    report_numerics,
-    simulate_chain,
     stable_norm,
     times_power_of_two,
 )
-from .network import check_run, common_arguments, count_recorded, held_need
-from .recording import resolve_layers, slots_by_step
-from .state import resolve_initial_state
+from .recording import slots_by_step
+from .sampling import (
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_METHOD,
+    DEFAULT_RECORD,
+    DEFAULT_SEED,
+    Sampling,
+    Start,
+)
 
 __all__ = ["gradient_norms"]
 
@@ -152,89 +156,50 @@ def gradient_norms(
     y0: Any = None,
     x: Any = None,
     grad_last: Any = None,
-    layers: Any = "all",
-    method: str = "weights",
-    seed: int = 0,
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
+    layers: Any = DEFAULT_RECORD["gradients"],
+    method: str = DEFAULT_METHOD,
+    seed: int = DEFAULT_SEED,
+    device: Any = DEFAULT_DEVICE,
+    dtype: Any = DEFAULT_DTYPE,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: ProgressCallback | None = None,
 ) -> Tensor:
     """Norms ``||g_l||`` of the gradient back-propagated from a fixed ``g_L`` (Fig. 8).
 
+    Shorthand for ``RandomResNet(width, activation).gradient_norms(depth, Start(x=x, y0=y0),
+    Sampling(samples, ..., record=layers), grad_last=grad_last)``, with the same numbers.
+
     ``grad_last`` is ``g_L`` (shape ``(width,)``, or ``(k, width)`` for ``k`` inputs; default the
     unit vector ``(1, ..., 1)/sqrt(n)`` for every input). ``layers`` as in ``sample_resnet``
     (default ``"all"``). The networks are those ``sample_resnet`` draws with the same seed and
     method. ``method="law"`` is exact for one input (see the module docstring); for several
-    inputs use ``method="weights"``.
+    inputs use ``method="weights"``. The default ``"auto"``, the same as everywhere, takes
+    ``"law"`` for one input and ``"weights"`` for several.
 
     Returns ``(samples, layers[, k])`` (the layer axis dropped for a single layer index).
     """
-    width, act, samples, seed, dev, dt = common_arguments(
-        width, activation, samples, seed, device, dtype, method, "raise"
-    )
-    depth = check_int("depth", depth, minimum=1)
-    state = resolve_initial_state(width, y0, x, dt, dev)
-    if method == "law" and state.inputs > 1:
-        raise ValueError(
-            "method='law' gives exact gradients for one input only (given all increments "
-            "W_l Phi, the conditional law of W_l couples the inputs through their Gram matrix, "
-            "which is not implemented); use method='weights' for several inputs"
-        )
-    if grad_last is None:
-        g_last = torch.full((state.inputs, width), width**-0.5, dtype=dt, device=dev)
-    else:
-        given = torch.from_numpy(check_real_array("grad_last", grad_last))
-        g_last = given.to(device=dev, dtype=dt)
-        if g_last.ndim == 1:
-            g_last = g_last.expand(state.inputs, -1)
-        if g_last.shape != (state.inputs, width):
-            raise ValueError(
-                f"grad_last must be finite with shape ({width},) or ({state.inputs}, {width}), "
-                f"got shape {tuple(given.shape)}"
-            )
-    plan = ChainPlan.resnet(
-        depth,
-        width=width,
-        activation=act,
-        state=state,
-        samples=samples,
-        method=method,
-        record=(),
+    from .random_resnet import RandomResNet, run_gradients
+
+    net = RandomResNet(width, activation)
+    sampling = Sampling(
+        samples,
         seed=seed,
-        device=dev,
-        dtype=dt,
+        method=method,
+        dtype=dtype,
+        device=device,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
+        progress=progress,
     )
-    held = held_need(
-        plan,
-        count_recorded(layers, depth),
-        state.inputs,
-        "the gradient norms",
+    return run_gradients(
+        net.width,
+        net.activation,
+        depth,
+        Start(x=x, y0=y0),
+        sampling,
+        layers,
+        grad_last,
+        context="gradient_norms",
         record_name="layers",
-        record=layers,
     )
-    itemsize = torch.finfo(dt).bits // 8
-    path = itemsize * (depth + 3) * state.inputs * width  # _Backward.bytes_per_sample
-    check_run(
-        plan,
-        progress,
-        "gradient_norms",
-        held,
-        step_parameter="depth",
-        extra_bytes_per_sample=path,
-        extra_name="depth",
-        passes=2,
-    )
-    recording = resolve_layers(layers, depth, "layers")
-    backward = _Backward(plan, g_last.contiguous(), recording.steps)
-    simulate_chain(plan, progress, [backward])
-    report_numerics(plan, backward.first_bad, backward.first_lost, backward=True)
-    out = backward.norms
-    if state.squeeze:
-        out = out.squeeze(-1)
-    if recording.squeeze:
-        out = out.squeeze(1)
-    return out

@@ -7,27 +7,31 @@ with ``W_in`` entries ``N(0, 1/d)`` and ``W_l`` entries ``N(0, 1/n)``, all indep
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..activations import Activation, parse_activation
-from ..devices import resolve_device, resolve_dtype
-from ..errors import check_callback, check_choice, check_int
+from ..errors import check_callback
 from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .chain import (
     DEFAULT_MEMORY_BUDGET,
-    METHODS,
-    ON_NONFINITE,
     ChainPlan,
     ProgressCallback,
-    simulate_chain,
 )
-from .recording import Recording, resolve_layers
-from .state import InitialState, resolve_initial_state
+from .recording import Recording
+from .sampling import (
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_METHOD,
+    DEFAULT_ON_NONFINITE,
+    DEFAULT_RECORD,
+    DEFAULT_SEED,
+    Sampling,
+    Start,
+)
+from .state import InitialState
 
 __all__ = ["sample_resnet"]
 
@@ -42,31 +46,6 @@ def shape_result(out: Tensor, recording: Recording, state: InitialState) -> Tens
     if recording.squeeze:
         out = out.squeeze(1)
     return out
-
-
-def common_arguments(
-    width: Any,
-    activation: Any,
-    samples: Any,
-    seed: Any,
-    device: Any,
-    dtype: Any,
-    method: Any,
-    on_nonfinite: Any,
-) -> tuple[int, Activation, int, int, torch.device, torch.dtype]:
-    width = check_int("width", width, minimum=1)
-    samples = check_int("samples", samples, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    check_choice("method", method, METHODS)
-    check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
-    return (
-        width,
-        parse_activation(activation),
-        samples,
-        seed,
-        resolve_device(device),
-        resolve_dtype(dtype),
-    )
 
 
 def count_recorded(record: Any, steps: int) -> int:
@@ -153,7 +132,9 @@ def check_run(
         f"samples={format_value(plan.samples)} x {step_parameter}={format_value(plan.steps)} "
         f"x width={format_value(n)}"
     )
-    warn_if_slow(context, seconds, parameters, plan.device, stacklevel=4)
+    # the warning points at the user's line: warn_if_slow <- check_run <- run_* (random_resnet)
+    # <- the public method or shorthand function <- the caller
+    warn_if_slow(context, seconds, parameters, plan.device, stacklevel=5)
 
 
 def sample_resnet(
@@ -164,17 +145,21 @@ def sample_resnet(
     samples: int,
     y0: Any = None,
     x: Any = None,
-    method: str = "law",
-    record: Any = "last",
-    seed: int = 0,
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
+    method: str = DEFAULT_METHOD,
+    record: Any = DEFAULT_RECORD["state"],
+    seed: int = DEFAULT_SEED,
+    device: Any = DEFAULT_DEVICE,
+    dtype: Any = DEFAULT_DTYPE,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = "raise",
+    on_nonfinite: str = DEFAULT_ON_NONFINITE,
     progress: ProgressCallback | None = None,
 ) -> Tensor:
     """Sample ``samples`` independent random ResNets of Eq. 1 and return their pre-activations.
+
+    Shorthand for ``RandomResNet(width, activation).sample(depth, Start(x=x, y0=y0),
+    Sampling(samples, ..., record=record))``, with the same numbers; the defaults are those
+    of ``Sampling`` (``deeplimit.initialization.sampling``).
 
     Parameters
     ----------
@@ -188,10 +173,11 @@ def sample_resnet(
         inputs sharing the weights), or inputs ``x`` (shape ``(d,)`` or ``(k, d)``) from which
         each network draws ``Y_0 = W_in x``.
     method:
-        ``"law"`` (default): exact in law, ``O(n k^2)`` per layer and network through a
-        factor of the post-activations ``Phi`` with ``C C^T = Phi Phi^T`` (Lemma 6 for one
-        input), accurate down to rounding for nearly collinear inputs. ``"weights"``: explicit
-        Gaussian matrices ``W_l``, the reference path, ``O(n^2 k)``.
+        ``"auto"`` (default) is ``"law"`` here. ``"law"``: exact in law, ``O(n k^2)`` per
+        layer and network through a factor of the post-activations ``Phi`` with
+        ``C C^T = Phi Phi^T`` (Lemma 6 for one input), accurate down to rounding for nearly
+        collinear inputs. ``"weights"``: explicit Gaussian matrices ``W_l``, the reference
+        path, ``O(n^2 k)``.
     record:
         ``"last"`` (layer ``L``), ``"all"`` (layers ``0..L``), a layer index, or a list of
         indices (a layer listed twice fills both slots). Unrecorded layers are never stored.
@@ -224,32 +210,27 @@ def sample_resnet(
     >>> y.shape
     torch.Size([1000, 3])
     """
-    width, act, samples, seed, dev, dt = common_arguments(
-        width, activation, samples, seed, device, dtype, method, on_nonfinite
-    )
-    depth = check_int("depth", depth, minimum=1)
-    state = resolve_initial_state(width, y0, x, dt, dev)
-    plan = ChainPlan.resnet(
-        depth,
-        width=width,
-        activation=act,
-        state=state,
-        samples=samples,
-        method=method,
-        record=(),
+    from .random_resnet import RandomResNet, run_sample
+
+    net = RandomResNet(width, activation)
+    sampling = Sampling(
+        samples,
         seed=seed,
-        device=dev,
-        dtype=dt,
+        method=method,
+        dtype=dtype,
+        device=device,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         on_nonfinite=on_nonfinite,
+        progress=progress,
     )
-    recorded = count_recorded(record, depth)
-    what = f"the returned tensor of {state.inputs * width} numbers per layer"
-    held = held_need(
-        plan, recorded, state.inputs * width, what, record_name="record", record=record
+    return run_sample(
+        net.width,
+        net.activation,
+        "resnet",
+        depth,
+        Start(x=x, y0=y0),
+        sampling,
+        record,
+        context="sample_resnet",
     )
-    check_run(plan, progress, "sample_resnet", held, step_parameter="depth")
-    recording = resolve_layers(record, depth)
-    plan = dataclasses.replace(plan, record=recording.steps)
-    return shape_result(simulate_chain(plan, progress), recording, state)

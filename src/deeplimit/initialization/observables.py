@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import check_bool, check_finite_float, check_int, check_real_array
+from ..errors import check_real_array
 from ..sizes import Need
 from ..stats import binomial_interval
 from .chain import (
@@ -53,9 +53,18 @@ from .chain import (
     ProgressCallback,
     simulate_chain,
 )
-from .network import check_run, common_arguments, count_recorded, held_need
-from .recording import resolve_layers, resolve_times, slots_by_step
-from .state import resolve_initial_state
+from .network import count_recorded, held_need
+from .recording import slots_by_step
+from .sampling import (
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_METHOD,
+    DEFAULT_ON_NONFINITE,
+    DEFAULT_RECORD,
+    DEFAULT_SEED,
+    Sampling,
+    Start,
+)
 
 if TYPE_CHECKING:  # a file format: imported by to_dataset only
     import xarray as xr
@@ -397,19 +406,22 @@ def observe_resnet(
     *,
     samples: int,
     observables: Any = ("log_growth",),
-    layers: Any = "last",
+    layers: Any = DEFAULT_RECORD["observables"],
     y0: Any = None,
     x: Any = None,
-    method: str = "law",
-    seed: int = 0,
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
+    method: str = DEFAULT_METHOD,
+    seed: int = DEFAULT_SEED,
+    device: Any = DEFAULT_DEVICE,
+    dtype: Any = DEFAULT_DTYPE,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = "raise",
+    on_nonfinite: str = DEFAULT_ON_NONFINITE,
     progress: ProgressCallback | None = None,
 ) -> Observations:
     """Observables of ``samples`` random ResNets (Eq. 1), computed while sampling.
+
+    Shorthand for ``RandomResNet(width, activation).observe(depth, Start(x=x, y0=y0),
+    observables, Sampling(samples, ..., record=layers))``, with the same numbers.
 
     Arguments as ``sample_resnet``, plus ``observables`` (names from ``OBSERVABLES``) and
     ``layers`` (``"last"``, ``"all"``, an index or a list: where per-layer observables are
@@ -426,31 +438,32 @@ def observe_resnet(
     ...                      observables=["log_growth", "quasi_gbm"])
     >>> residual = obs.quasi_gbm_residual   # LG_L - drift, ~ N(0, 1/4) for large L
     """
-    names = _check_observables(observables)
-    width, act, samples, seed, dev, dt = common_arguments(
-        width, activation, samples, seed, device, dtype, method, on_nonfinite
-    )
-    depth = check_int("depth", depth, minimum=1)
-    state = resolve_initial_state(width, y0, x, dt, dev)
-    plan = ChainPlan.resnet(
-        depth,
-        width=width,
-        activation=act,
-        state=state,
-        samples=samples,
-        method=method,
-        record=(),
+    from .random_resnet import RandomResNet, run_observe
+
+    net = RandomResNet(width, activation)
+    sampling = Sampling(
+        samples,
         seed=seed,
-        device=dev,
-        dtype=dt,
+        method=method,
+        dtype=dtype,
+        device=device,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         on_nonfinite=on_nonfinite,
+        progress=progress,
     )
-    held = _observation_need(plan, names, layers, "layers")
-    check_run(plan, progress, "observe_resnet", held, step_parameter="depth")
-    recorded = resolve_layers(layers, depth, "layers").steps
-    return _observe(plan, names, recorded, progress, state.squeeze)
+    return run_observe(
+        net.width,
+        net.activation,
+        "resnet",
+        depth,
+        Start(x=x, y0=y0),
+        observables,
+        sampling,
+        layers,
+        context="observe_resnet",
+        record_name="layers",
+    )
 
 
 def observe_sde(
@@ -460,45 +473,46 @@ def observe_sde(
     steps: int,
     samples: int,
     observables: Any = ("log_growth",),
-    times: Any = "last",
+    times: Any = DEFAULT_RECORD["observables"],
     y0: Any = None,
     x: Any = None,
-    seed: int = 0,
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
+    seed: int = DEFAULT_SEED,
+    device: Any = DEFAULT_DEVICE,
+    dtype: Any = DEFAULT_DTYPE,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = "raise",
+    on_nonfinite: str = DEFAULT_ON_NONFINITE,
     progress: ProgressCallback | None = None,
 ) -> Observations:
-    """Observables along Euler-Maruyama paths of the SDE (``times`` on the grid ``j/steps``)."""
-    names = _check_observables(observables)
-    width, act, samples, seed, dev, dt = common_arguments(
-        width, activation, samples, seed, device, dtype, "law", on_nonfinite
-    )
-    steps = check_int("steps", steps, minimum=1)
-    state = resolve_initial_state(width, y0, x, dt, dev)
-    plan = ChainPlan(
-        width=width,
-        steps=steps,
-        scale=steps**-0.5,
-        activation=act,
-        state=state,
-        samples=samples,
-        method="law",
-        record=(),
+    """Observables along Euler-Maruyama paths of the SDE (``times`` on the grid ``j/steps``).
+
+    Shorthand for ``ResNetSDE(width, activation).observe(steps, Start(x=x, y0=y0),
+    observables, Sampling(samples, ..., record=times))``, with the same numbers."""
+    from .random_resnet import ResNetSDE, run_observe
+
+    sde = ResNetSDE(width, activation)
+    sampling = Sampling(
+        samples,
         seed=seed,
-        device=dev,
-        dtype=dt,
+        dtype=dtype,
+        device=device,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         on_nonfinite=on_nonfinite,
-        step_name="step",
+        progress=progress,
     )
-    held = _observation_need(plan, names, times, "times")
-    check_run(plan, progress, "observe_sde", held, step_parameter="steps")
-    recorded = resolve_times(times, steps, "times").steps
-    return _observe(plan, names, recorded, progress, state.squeeze)
+    return run_observe(
+        sde.width,
+        sde.activation,
+        "sde",
+        steps,
+        Start(x=x, y0=y0),
+        observables,
+        sampling,
+        times,
+        context="observe_sde",
+        record_name="times",
+    )
 
 
 @dataclass(frozen=True)
@@ -523,51 +537,10 @@ class CollapseProbability:
         return np.arange(self.probability.size)
 
 
-def collapse_probability(
-    width: int,
-    depth: int,
-    activation: Any = "relu",
-    *,
-    samples: int,
-    x: Any = None,
-    y0: Any = None,
-    conditional: bool = True,
-    seed: int = 0,
-    level: float = 0.95,
-    method: str = "law",
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
-    progress: ProgressCallback | None = None,
+def _collapse_curve(
+    first: np.ndarray, depth: int, samples: int, conditional: bool, level: float
 ) -> CollapseProbability:
-    """Probability that the network has collapsed (``phi(Y_l) = 0``) at or before layer ``l``.
-
-    Collapse is absorbing (Lemma 1), so this is the empirical cdf of the first collapse layer,
-    with Wilson intervals at ``level`` (default 95 %). With ``conditional=True`` only networks
-    with ``phi(Y_0) != 0`` count (the paper's Fig. 4: the curve then tends to 0 with depth);
-    otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
-    One input (``x`` or ``y0`` a vector).
-    """
-    conditional = check_bool("conditional", conditional)
-    level = check_finite_float("level", level)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be a confidence level in (0, 1), got {level!r}")
-    observations = observe_resnet(
-        width,
-        depth,
-        activation,
-        samples=samples,
-        observables=("collapse",),
-        y0=y0,
-        x=x,
-        method=method,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        progress=progress,
-    )
-    if not observations.squeeze_inputs:
-        raise ValueError("collapse_probability takes one input: x or y0 must be a vector")
-    first = observations["collapse_layer"].cpu().numpy()
+    """The empirical cdf of the first collapse layers ``first`` (-1: never) on ``0..depth``."""
     if conditional:
         first = first[first != 0]
         if first.size == 0:
@@ -575,7 +548,6 @@ def collapse_probability(
                 "every network has phi(Y_0) = 0, so the probability conditional on a "
                 "non-collapsed Y_0 is undefined; pass conditional=False or another y0/x"
             )
-    depth = int(depth)
     layers = np.arange(depth + 1)
     collapsed_at = np.where(first >= 0, first, depth + 1)
     counts = np.searchsorted(np.sort(collapsed_at), layers, side="right")
@@ -589,6 +561,52 @@ def collapse_probability(
         samples=int(samples),
         conditional=bool(conditional),
         level=float(level),
+    )
+
+
+def collapse_probability(
+    width: int,
+    depth: int,
+    activation: Any = "relu",
+    *,
+    samples: int,
+    x: Any = None,
+    y0: Any = None,
+    conditional: bool = True,
+    seed: int = DEFAULT_SEED,
+    level: float = 0.95,
+    method: str = DEFAULT_METHOD,
+    device: Any = DEFAULT_DEVICE,
+    dtype: Any = DEFAULT_DTYPE,
+    progress: ProgressCallback | None = None,
+) -> CollapseProbability:
+    """Probability that the network has collapsed (``phi(Y_l) = 0``) at or before layer ``l``.
+
+    Shorthand for ``RandomResNet(width, activation).collapse_probability(depth,
+    Start(x=x, y0=y0), Sampling(samples, ...), conditional=..., level=...)``.
+
+    Collapse is absorbing (Lemma 1), so this is the empirical cdf of the first collapse layer,
+    with Wilson intervals at ``level`` (default 95 %). With ``conditional=True`` only networks
+    with ``phi(Y_0) != 0`` count (the paper's Fig. 4: the curve then tends to 0 with depth);
+    otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
+    One input (``x`` or ``y0`` a vector).
+    """
+    from .random_resnet import RandomResNet, run_collapse
+
+    net = RandomResNet(width, activation)
+    sampling = Sampling(
+        samples, seed=seed, method=method, dtype=dtype, device=device, progress=progress
+    )
+    return run_collapse(
+        net.width,
+        net.activation,
+        "resnet",
+        depth,
+        Start(x=x, y0=y0),
+        sampling,
+        conditional,
+        level,
+        context="collapse_probability",
     )
 
 

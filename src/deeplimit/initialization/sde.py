@@ -13,17 +13,20 @@ depth-``L`` ResNet therefore needs ``steps`` much larger than ``L`` (or the clos
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from ..errors import check_int
-from .chain import DEFAULT_MEMORY_BUDGET, ChainPlan, ProgressCallback, simulate_chain
-from .network import check_run, common_arguments, count_recorded, held_need, shape_result
-from .recording import resolve_times
-from .state import resolve_initial_state
+from .chain import DEFAULT_MEMORY_BUDGET, ProgressCallback
+from .sampling import (
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_ON_NONFINITE,
+    DEFAULT_RECORD,
+    DEFAULT_SEED,
+    Sampling,
+    Start,
+)
 
 __all__ = ["sample_sde"]
 
@@ -36,16 +39,19 @@ def sample_sde(
     samples: int,
     y0: Any = None,
     x: Any = None,
-    record: Any = "last",
-    seed: int = 0,
-    device: Any = "cpu",
-    dtype: Any = torch.float64,
+    record: Any = DEFAULT_RECORD["state"],
+    seed: int = DEFAULT_SEED,
+    device: Any = DEFAULT_DEVICE,
+    dtype: Any = DEFAULT_DTYPE,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = "raise",
+    on_nonfinite: str = DEFAULT_ON_NONFINITE,
     progress: ProgressCallback | None = None,
 ) -> Tensor:
     """Euler-Maruyama paths of the infinite-depth SDE on ``[0, 1]``.
+
+    Shorthand for ``ResNetSDE(width, activation).sample(steps, Start(x=x, y0=y0),
+    Sampling(samples, ..., record=record))``, with the same numbers.
 
     Arguments are those of ``sample_resnet`` with ``steps`` (Euler steps, ``dt = 1/steps``) in
     place of ``depth``, and ``record`` given in time: ``"last"`` (t = 1), ``"all"`` (every grid
@@ -61,34 +67,26 @@ def sample_sde(
     >>> x1.shape
     torch.Size([10000, 1])
     """
-    width, act, samples, seed, dev, dt = common_arguments(
-        width, activation, samples, seed, device, dtype, "law", on_nonfinite
-    )
-    steps = check_int("steps", steps, minimum=1)
-    state = resolve_initial_state(width, y0, x, dt, dev)
-    plan = ChainPlan(
-        width=width,
-        steps=steps,
-        scale=steps**-0.5,
-        activation=act,
-        state=state,
-        samples=samples,
-        method="law",
-        record=(),
+    from .random_resnet import ResNetSDE, run_sample
+
+    sde = ResNetSDE(width, activation)
+    sampling = Sampling(
+        samples,
         seed=seed,
-        device=dev,
-        dtype=dt,
+        dtype=dtype,
+        device=device,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         on_nonfinite=on_nonfinite,
-        step_name="step",
+        progress=progress,
     )
-    recorded = count_recorded(record, steps)
-    what = f"the returned tensor of {state.inputs * width} numbers per time"
-    held = held_need(
-        plan, recorded, state.inputs * width, what, record_name="record", record=record
+    return run_sample(
+        sde.width,
+        sde.activation,
+        "sde",
+        steps,
+        Start(x=x, y0=y0),
+        sampling,
+        record,
+        context="sample_sde",
     )
-    check_run(plan, progress, "sample_sde", held, step_parameter="steps")
-    recording = resolve_times(record, steps)
-    plan = dataclasses.replace(plan, record=recording.steps)
-    return shape_result(simulate_chain(plan, progress), recording, state)

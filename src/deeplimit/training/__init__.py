@@ -14,6 +14,7 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     names={
+        ".attention": ["AttentionBlock", "SequenceData", "synthetic_sequence_task"],
         ".authors": [
             "ScaledTwoLayerBlock",
             "SpanKernels",
@@ -39,6 +40,15 @@ __getattr__, __dir__, __all__ = attach(
             "span_linear_limit",
         ],
         ".model": ["Block", "ResNet", "TwoLayerBlock"],
+        ".parametrizations": [
+            "CompleteP",
+            "CriticalScaling",
+            "DepthMuP",
+            "Parametrization",
+            "StandardParametrization",
+            "WidthMuP",
+            "parametrization",
+        ],
         ".problem": [
             "Exact",
             "Lazy",
@@ -47,6 +57,7 @@ __getattr__, __dir__, __all__ = attach(
             "Reference",
             "Span",
             "TrainingProblem",
+            "method_from_name",
         ],
         ".scaling": [
             "LazyScaling",

@@ -477,13 +477,14 @@ def train_resnet(
     dtype: Any = torch.float64,
     seed: int = 0,
     scaling: Scaling | Sequence[Scaling] | None = None,
-    block: Block | None = None,
+    block: Block | str | None = None,
     embeddings: Any = None,
     data_seed: int = DEFAULT_DATA_SEED,
     record_movement: bool = False,
     record_layers: bool = False,
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
+    key_dim: int | None = None,
 ) -> TrainingResult:
     """Train the 2LP ResNet of chizat.md §1.2 by full-batch gradient descent: shorthand for
     ``TrainingProblem(embedding_dim, data=..., activation=..., ...).train(depth, hidden_width,
@@ -508,6 +509,12 @@ def train_resnet(
         a name (``"tanh"``, ``"identity"``, ``"relu"``, any library activation), an
         ``Activation`` or an elementwise callable. ``block`` replaces the 2LP block altogether
         (not both).
+    block, key_dim:
+        A ``Block`` instance, or ``"attention"``: ``M`` causal attention heads per layer with
+        key-query dimension ``key_dim`` (default 4) and ``sigma`` on the value path
+        (``training/attention.py``); ``data`` are then sequences ``(X, Y)`` of shapes
+        ``(N, T, d_in)``, ``(N, T, d_out)`` and the records get a token axis (``embeddings``
+        ``(S, K+1, N, T, D)``, ``outputs`` ``(S, K+1, N, T, d_out)``).
     alpha, lr:
         ``MeanFieldScaling(alpha, lr)`` (defaults 1 and 0.5); or pass ``scaling`` (one, or one
         per network) and neither of them.
@@ -542,6 +549,11 @@ def train_resnet(
     are estimated before anything is drawn: a run that cannot fit in memory raises a
     ValueError naming the argument, one estimated at an hour or more warns.
     """
+    if isinstance(block, str) or key_dim is not None:  # named blocks, sequence data
+        arguments = dict(locals())
+        from .attention import train_sequence_resnet
+
+        return train_sequence_resnet(arguments)
     from .problem import problem_from_arguments
 
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
