@@ -19,14 +19,18 @@ embedding, 1/5 output) is reported with a 95% CI and a Wald test (C15, C16).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 import xarray as xr
 from matplotlib.figure import Figure
 from pydantic import field_validator
 
+from ..training import TrainingResult, build_resnet, coupled_embeddings, synthetic_task, train
+from ..training.authors import with_embeddings
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
@@ -36,7 +40,6 @@ from .chizat_common import (
     Tracker,
     authors_grid,
     tidy_log_axes,
-    train_networks,
 )
 from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
 from .claims import bound
@@ -45,6 +48,7 @@ from .spec_fields import DType, Positive, PositiveInt
 
 __all__ = ["ChizatGrid", "ChizatGridSpec"]
 
+PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch
 REFERENCE_INDEX = 100_000  # seed indices of the reference networks, apart from the grid's
 TERMS = {"embedding": ("D/(LM)", "1/D"), "output": ("(D/(LM))^2", "1/D")}
 EXPECTED = {"embedding": ((0.5, 0.5), 1 / 6), "output": ((1.0, 0.5), 1 / 5)}
@@ -139,51 +143,31 @@ class ChizatGrid(ChizatExperiment):
         divergence = Divergence()
         work = sum(m * d for m in spec.widths for d in spec.dims) * spec.reps
         tracker = Tracker(work + ref_width * ref_dim * spec.reps, progress)
-        common = dict(
-            steps=spec.steps,
-            activation="tanh",
-            lr=spec.lr,
-            seed=spec.seed,
-            device=spec.device,
-            dtype=spec.dtype,
-        )
-        for rep in range(spec.reps):
-            reference = train_networks(
-                spec.depth,
-                ref_width,
-                ref_dim,
-                seeds=[REFERENCE_INDEX + rep],
-                embedding_seed=rep,
-                **common,
-            )
-            tracker.advance(ref_width * ref_dim)
-            divergence.add(f"reference rep {rep}", reference)
-            if bool(reference.diverged.any()):
-                continue
-            ref_h = reference.embeddings[0, spec.steps]  # (N, D_ref)
-            ref_f = reference.outputs[0, spec.steps]
-            for j, width in enumerate(spec.widths):
-                for k, dim in enumerate(spec.dims):
-                    if (width, dim) == (ref_width, ref_dim):
-                        continue
-                    result = train_networks(
-                        spec.depth,
-                        width,
-                        dim,
-                        seeds=[rep * 10_000 + j * 100 + k],
-                        embedding_seed=rep,
-                        **common,
-                    )
-                    tracker.advance(width * dim)
-                    divergence.add(f"M={width} D={dim}", result)
-                    if bool(result.diverged.any()):
-                        diverged[j, k] += 1
-                        continue
-                    h = result.embeddings[0, spec.steps]
-                    f = result.outputs[0, spec.steps]
-                    squares[0, j, k] += float(((h - ref_h[:, :dim]) ** 2).mean())
-                    squares[1, j, k] += float(((f - ref_f) ** 2).mean())
-                    counts[j, k] += 1
+        data = synthetic_task()
+        reps = list(range(spec.reps))
+        reference = self._train(spec, data, ref_width, ref_dim, [REFERENCE_INDEX + r for r in reps])
+        tracker.advance(ref_width * ref_dim * spec.reps)
+        divergence.add("reference", reference)
+        ref_ok = ~reference.diverged
+        for j, width in enumerate(spec.widths):
+            for k, dim in enumerate(spec.dims):
+                if (width, dim) == (ref_width, ref_dim):
+                    continue
+                indices = [r * 10_000 + j * 100 + k for r in reps]
+                result = self._train(spec, data, width, dim, indices)
+                tracker.advance(width * dim * spec.reps)
+                divergence.add(f"M={width} D={dim}", result)
+                diverged[j, k] += int(result.diverged.sum())
+                ok = ref_ok & ~result.diverged
+                if not bool(ok.any()):
+                    continue
+                h = result.embeddings[ok, spec.steps]  # (reps, N, D)
+                f = result.outputs[ok, spec.steps]
+                ref_h = reference.embeddings[ok, spec.steps, :, :dim]
+                ref_f = reference.outputs[ok, spec.steps]
+                squares[0, j, k] = float(((h - ref_h) ** 2).flatten(1).mean(1).sum())
+                squares[1, j, k] = float(((f - ref_f) ** 2).flatten(1).mean(1).sum())
+                counts[j, k] = int(ok.sum())
         with np.errstate(invalid="ignore", divide="ignore"):
             errors = np.sqrt(squares / np.where(counts > 0, counts, np.nan))
         errors[:, -1, -1] = np.nan  # the reference shape itself
@@ -196,14 +180,53 @@ class ChizatGrid(ChizatExperiment):
             },
             coords={"width": list(spec.widths), "dim": list(spec.dims)},
             attrs={
+                "spec": spec.model_dump_json(),
+                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
             },
         )
 
-    def fits(
-        self, dataset: xr.Dataset, spec: ChizatGridSpec | None = None
-    ) -> dict[str, dict[str, Any] | None]:
-        spec = spec or self.spec_from_dataset(dataset)
+    @staticmethod
+    def _train(
+        spec: ChizatGridSpec, data: Any, width: int, dim: int, indices: list[int]
+    ) -> TrainingResult:
+        """Every repetition of one shape in one batch (network ``r``: unit seed index
+        ``indices[r]``, the coupled maps of embedding seed ``r``), chunked to at most
+        ``PARAMETER_BUDGET`` bytes of parameters; divergence recorded, never raised."""
+        dtype = getattr(torch, spec.dtype)
+        per_network = 2 * spec.depth * width * dim * (torch.finfo(dtype).bits // 8)
+        chunk = max(1, min(len(indices), PARAMETER_BUDGET // per_network))
+        parts = []
+        for first in range(0, len(indices), chunk):
+            reps = range(first, min(len(indices), first + chunk))
+            maps = [
+                coupled_embeddings(dim, data.input_dim, data.output_dim, embedding_seed=r)
+                for r in reps
+            ]
+            model = build_resnet(
+                spec.depth,
+                width,
+                dim,
+                input_dim=data.input_dim,
+                output_dim=data.output_dim,
+                activation="tanh",
+                lr=spec.lr,
+                seeds=[indices[r] for r in reps],
+                seed=spec.seed,
+                embeddings=maps[0],
+                device=spec.device,
+                dtype=dtype,
+            )
+            model = with_embeddings(
+                model, torch.stack([m[0] for m in maps]), torch.stack([m[1] for m in maps])
+            )
+            parts.append(train(model, data, spec.steps, on_divergence="ignore"))
+        if len(parts) == 1:
+            return parts[0]
+        return _concatenate(parts)
+
+    def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
+        spec = self.spec_from_dataset(dataset)
         width, dim = np.meshgrid(dataset.width.values, dataset.dim.values, indexing="ij")
         depth = np.full(width.shape, spec.depth)
         window = (dim >= spec.min_dim) & (width >= spec.min_width)
@@ -227,7 +250,8 @@ class ChizatGrid(ChizatExperiment):
                 out[f"{quantity}_free"] = None
         return out
 
-    def summarize(self, dataset: xr.Dataset, spec: ChizatGridSpec) -> list[dict[str, Any]]:
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
+        spec = self.spec_from_dataset(dataset)
         rows = []
         for j, width in enumerate(dataset.width.values):
             for k, dim in enumerate(dataset.dim.values):
@@ -243,8 +267,9 @@ class ChizatGrid(ChizatExperiment):
                 )
         return rows
 
-    def check(self, dataset: xr.Dataset, spec: ChizatGridSpec) -> list[Claim]:
-        fits = self.fits(dataset, spec)
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        fits = self.fits(dataset)
         note = dataset.attrs.get("divergence_note", "")
         claims = []
         for claim_id, quantity, law in (
@@ -272,15 +297,17 @@ class ChizatGrid(ChizatExperiment):
             claims.append(
                 Claim.bound(
                     claim_id,
-                    f"tanh, L={spec.depth}, K={spec.steps}, coupled largest reference: "
-                    f"{quantity} error follows {law}. Global fit err² = {constants} (95% "
-                    f"CIs); free fit err² = {free['a']:.3g} (D/(LM))^(2x"
-                    f"{free['gamma']:.3f}±{free['gamma_se']:.3f}) + {free['b']:.3g} "
-                    f"D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f}) on "
-                    f"{free['points']} points; Wald test of (gamma, delta) = ({gamma0:g}, "
-                    f"{delta0:g}): chi2 = {free['wald']:.2f}, p = {free['wald_pvalue']:.3g}."
-                    + separation_note(free, spec.tolerance)
-                    + note,
+                    (
+                        f"tanh, L={spec.depth}, K={spec.steps}, coupled largest reference: "
+                        f"{quantity} error follows {law}. Global fit err² = {constants} (95% "
+                        f"CIs); free fit err² = {free['a']:.3g} (D/(LM))^(2x"
+                        f"{free['gamma']:.3f}±{free['gamma_se']:.3f}) + {free['b']:.3g} "
+                        f"D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f}) on "
+                        f"{free['points']} points; Wald test of (gamma, delta) = ({gamma0:g}, "
+                        f"{delta0:g}): chi2 = {free['wald']:.2f}, p = {free['wald_pvalue']:.3g}."
+                        + separation_note(free, spec.tolerance)
+                        + note
+                    ),
                     bound(
                         free["exponent"],
                         equals=expected,
@@ -297,8 +324,9 @@ class ChizatGrid(ChizatExperiment):
             )
         return claims
 
-    def draw(self, dataset: xr.Dataset, spec: ChizatGridSpec) -> Figure:
-        fits = self.fits(dataset, spec)
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        fits = self.fits(dataset)
         figure, axes = panel_grid(6, columns=3, size=(4.4, 3.4))
         widths = dataset.width.values
         dims = dataset.dim.values
@@ -356,3 +384,20 @@ class ChizatGrid(ChizatExperiment):
             ax.legend(fontsize=6.5, frameon=False)
         add_caption(figure, self.title, dataset.attrs["caption"])
         return figure
+
+
+def _concatenate(parts: list[TrainingResult]) -> TrainingResult:
+    """The records of chunks of one shape, networks concatenated (maps of the first chunk)."""
+    cat = lambda name: torch.cat([getattr(p, name) for p in parts])
+    return dataclasses.replace(
+        parts[0],
+        outputs=cat("outputs"),
+        embeddings=cat("embeddings"),
+        loss=cat("loss"),
+        diverged_at=cat("diverged_at"),
+        residual_scale=cat("residual_scale"),
+        learning_rates={
+            k: torch.cat([p.learning_rates[k] for p in parts]) for k in parts[0].learning_rates
+        },
+        movement={},
+    )

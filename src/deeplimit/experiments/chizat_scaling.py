@@ -82,7 +82,7 @@ class ChizatScalingSpec(ChizatSpec):
     embedding_window: tuple[int, int, int] = (11, 11, 11)
     output_window: tuple[int, int, int, int, int, int] = (11, 11, 11, 199, 999, 199)
     residuals: str = "log"
-    intervals: AtLeast(4) = 256  # type: ignore[valid-type]
+    intervals: AtLeast(4) = 256
     tolerance: Positive = 0.03
     dtype: DType = "float64"
 
@@ -224,6 +224,8 @@ class ChizatScaling(ChizatExperiment):
             intervals=spec.intervals,
             on_divergence="ignore",
         )
+        divergence = Divergence()
+        divergence.add_limit("span (D -> infinity)", limit)
         xi = limit.details["coefficients"][spec.step]  # (n+1, N, r)
         f_limit = limit.outputs[spec.step]  # (N, d_out)
         runs = len(spec.w_seeds) * spec.unit_seeds
@@ -232,8 +234,6 @@ class ChizatScaling(ChizatExperiment):
         emb_rms = np.full(shape, np.nan)
         out_err = np.full(shape, np.nan)
         diverged = np.zeros(shape[:3], dtype=int)
-        divergence = Divergence()
-        divergence.add_limit("span (D -> infinity)", limit)
         work = sum(L * M * D for L in spec.depths for M in spec.widths for D in spec.dims)
         tracker = Tracker(work * len(spec.w_seeds), progress)
         dtype = getattr(torch, spec.dtype)
@@ -307,6 +307,8 @@ class ChizatScaling(ChizatExperiment):
             },
             coords=coords,
             attrs={
+                "spec": spec.model_dump_json(),
+                "caption": self.caption(spec) + divergence.note(),
                 "divergence_note": divergence.note(),
                 "limit_outputs": f_limit.flatten().tolist(),
             },
@@ -314,11 +316,9 @@ class ChizatScaling(ChizatExperiment):
 
     # ---------------------------------------------------------------------------------------
 
-    def errors(
-        self, dataset: xr.Dataset, spec: ChizatScalingSpec | None = None
-    ) -> dict[str, np.ndarray]:
+    def errors(self, dataset: xr.Dataset) -> dict[str, np.ndarray]:
         """Run-averaged errors (depth, width, dim) by the spec's metric."""
-        spec = spec or self.spec_from_dataset(dataset)
+        spec = self.spec_from_dataset(dataset)
         out = dataset.output_error_runs.values
         if spec.metric == "authors":
             emb = authors_mean(dataset.embedding_error_authors_runs.values, axis=-1)
@@ -329,11 +329,9 @@ class ChizatScaling(ChizatExperiment):
                 output = np.sqrt(np.nanmean(out**2, axis=-1))
         return {"embedding": emb, "output": output}
 
-    def fits(
-        self, dataset: xr.Dataset, spec: ChizatScalingSpec | None = None
-    ) -> dict[str, dict[str, Any] | None]:
-        spec = spec or self.spec_from_dataset(dataset)
-        errors = self.errors(dataset, spec)
+    def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
+        spec = self.spec_from_dataset(dataset)
+        errors = self.errors(dataset)
         depth, width, dim = np.meshgrid(
             dataset.depth.values, dataset.width.values, dataset.dim.values, indexing="ij"
         )
@@ -368,8 +366,8 @@ class ChizatScaling(ChizatExperiment):
                 fits[f"{quantity}_free"] = None
         return fits
 
-    def summarize(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> list[dict[str, Any]]:
-        errors = self.errors(dataset, spec)
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
+        errors = self.errors(dataset)
         rows = []
         for i, depth in enumerate(dataset.depth.values):
             for j, width in enumerate(dataset.width.values):
@@ -386,8 +384,9 @@ class ChizatScaling(ChizatExperiment):
                     )
         return rows
 
-    def check(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> list[Claim]:
-        fits = self.fits(dataset, spec)
+    def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
+        spec = self.spec_from_dataset(dataset)
+        fits = self.fits(dataset)
         note = dataset.attrs.get("divergence_note", "")
         claims = []
         for claim_id, quantity, law, expected in (
@@ -402,14 +401,16 @@ class ChizatScaling(ChizatExperiment):
             claims.append(
                 Claim.bound(
                     claim_id,
-                    f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
-                    f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
-                    f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
-                    f"{free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
-                    + (f" + {free['c']:.3g}/L²" if quantity == "embedding" else "")
-                    + f" on {free['points']} points; Wald test of (gamma, delta) = "
-                    f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
-                    f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note,
+                    (
+                        f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
+                        f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
+                        f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
+                        f"{free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
+                        + (f" + {free['c']:.3g}/L²" if quantity == "embedding" else "")
+                        + f" on {free['points']} points; Wald test of (gamma, delta) = "
+                        f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
+                        f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note
+                    ),
                     bound(
                         free["exponent"],
                         equals=expected,
@@ -441,12 +442,14 @@ class ChizatScaling(ChizatExperiment):
             claims.append(
                 Claim.bound(
                     claim_id,
-                    f"One global law through the three panels ({quantity}, {spec.metric} "
-                    f"metric, step {spec.step}): err² = {text} (95% CIs), RMS "
-                    f"{fit['residuals']} residual {fit['rms_residual']:.3f} on "
-                    f"{fit['points']} points; authors: a = 0.673, b = 0.437, c ≈ 0 "
-                    "(embedding), a = 0.0265, b = 0.250 (output)." + note,
-                    bound(float(lowest), above=0, n=fit["points"]),
+                    (
+                        f"One global law through the three panels ({quantity}, {spec.metric} "
+                        f"metric, step {spec.step}): err² = {text} (95% CIs), RMS "
+                        f"{fit['residuals']} residual {fit['rms_residual']:.3f} on "
+                        f"{fit['points']} points; authors: a = 0.673, b = 0.437, c ≈ 0 "
+                        "(embedding), a = 0.0265, b = 0.250 (output)." + note
+                    ),
+                    bound(lowest, above=0.0, n=fit["points"], fmt=".3g"),
                     statistic=f"lower 95% confidence bound of the {first} and {second} "
                     "constants (both error sources detected)",
                     note="both 95% CIs exclude 0",
@@ -455,9 +458,10 @@ class ChizatScaling(ChizatExperiment):
             )
         return claims
 
-    def draw(self, dataset: xr.Dataset, spec: ChizatScalingSpec) -> Figure:
-        errors = self.errors(dataset, spec)
-        fits = self.fits(dataset, spec)
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
+        spec = self.spec_from_dataset(dataset)
+        errors = self.errors(dataset)
+        fits = self.fits(dataset)
         figure, axes = panel_grid(8, columns=3, size=(4.4, 3.4))
         depths = dataset.depth.values
         widths = dataset.width.values
@@ -545,8 +549,7 @@ def _no_fit(claim_id: str, quantity: str, what: str, note: str) -> Claim:
     return Claim.bound(
         claim_id,
         f"{quantity} error: too few finite points in the fit window for the {what}" + note,
-        bound(math.nan, above=0),
+        bound(math.nan, above=0.0),
         statistic=what,
-        note="no fit",
         details={"experiment": "chizat-scaling"},
     )
