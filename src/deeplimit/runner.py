@@ -34,10 +34,10 @@ from typing import Any
 
 from .devices import resolve_device
 from .errors import StoreFullError, StudyDivergedError
-from .experiments.base import Progress, divergence_of
 from .provenance import provenance
 from .store import LockLostError, ResultStore, free_bytes, is_disk_full, point_key
 from .sweeps import Point, resolve_experiment
+from .tasks import Progress, Task
 
 __all__ = ["PointOutcome", "SweepProgress", "SweepResult", "run_point", "run_sweep"]
 
@@ -99,7 +99,7 @@ def _stored(results: ResultStore, name: str, key: str) -> PointOutcome | None:
 
 
 def _run_point(
-    target: Any,
+    target: Task,
     experiment: str,
     spec: Any,
     results: ResultStore,
@@ -171,7 +171,7 @@ def _run_point(
                 if reraise:
                     raise failure
                 return PointOutcome(key, "diverged" if diverged else "failed", wall, message)
-            reason = divergence_of(dataset)
+            reason = target.divergence(dataset)
             if reason is not None:
                 manifest["error"] = reason
             results.write_ok(

@@ -31,14 +31,13 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict
 
 from ..devices import resolve_device
+from ..tasks import Progress
 from .claims import Claim
 from .spec_fields import Device, NonNegativeInt
 
 __all__ = ["SCALES", "Claim", "Experiment", "ExperimentSpec", "Progress", "divergence_of"]
 
 SCALES = ("fast", "full", "smoke")
-
-Progress = Callable[[int, int], None]
 
 
 class ExperimentSpec(BaseModel):
@@ -162,6 +161,10 @@ class Experiment:
 
     def claims(self, dataset: xr.Dataset) -> list[Claim]:
         return self.check(dataset, self.spec_from_dataset(dataset))
+
+    def divergence(self, dataset: xr.Dataset) -> str | None:
+        """Why the study of ``dataset`` diverged, or None (what the runner records)."""
+        return divergence_of(dataset)
 
     def spec_from_dataset(self, dataset: xr.Dataset) -> ExperimentSpec:
         """Every dataset an experiment returns stores its spec as the attribute ``spec``."""
