@@ -12,9 +12,11 @@ import errno
 import math
 import numbers
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 __all__ = [
     "NumericalBlowupError",
@@ -133,6 +135,8 @@ def _not_a_real_number(value: Any) -> str | None:
     ``float()`` accepts ``True``, ``"0.5"`` and (with a warning) numpy complex scalars, silently
     turning a slip into a number; these are refused by name instead.
     """
+    import numpy as np  # here, not at module level: the CLI loads this module for --help
+
     dtype = getattr(value, "dtype", None)
     if dtype is not None and not isinstance(dtype, np.dtype):  # a torch tensor
         name = str(dtype)
@@ -200,6 +204,8 @@ def check_real_array(
     """``value`` (a number, nested lists, a numpy array or a torch tensor) as a float64 numpy
     array, or a ValueError naming ``name``: strings, booleans, complex numbers and ragged lists
     are refused, and so are NaN and infinities (unless ``allow_nan`` / ``allow_inf``)."""
+    import numpy as np
+
     shown = value
     if hasattr(value, "detach"):  # a torch tensor: to the CPU, keeping its dtype for the check
         problem = _not_a_real_number(value)
@@ -243,6 +249,8 @@ def check_real_array(
 
 def check_bool(name: str, value: Any) -> bool:
     """``value`` if it is ``True`` or ``False`` (numpy bools too), else a ValueError."""
+    import numpy as np
+
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ValueError(f"{name} must be True or False, got {_short(value)}")
