@@ -225,6 +225,13 @@ class HayouFig1(Experiment):
                 fontsize=8,
             )
         axes[0].set_ylabel("density")
-        axes[-1].legend(loc="upper right", fontsize=7, frameon=False)
+        # one legend for the three panels, above them: inside a panel it covered the text box
+        figure.legend(
+            *axes[-1].get_legend_handles_labels(),
+            loc="upper right",
+            ncol=2,
+            fontsize=7,
+            frameon=False,
+        )
         add_caption(figure, self.title, dataset.attrs["caption"])
         return figure
