@@ -230,7 +230,6 @@ class ChizatCoordinates(ChizatExperiment):
         return self.panels(dataset)
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
         rows = self.panels(dataset)
         worst = min(rows, key=lambda r: r["pvalue"])
         deviation = {
@@ -271,7 +270,6 @@ class ChizatCoordinates(ChizatExperiment):
         ]
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
-        spec = self.spec_from_dataset(dataset)
         rows = self.panels(dataset)
         figure, axes = panel_grid(2 + len(rows), columns=4, size=(3.6, 2.9))
         s = list(dataset.step.values).index(spec.trajectory_step)

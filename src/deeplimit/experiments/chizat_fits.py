@@ -27,6 +27,7 @@ import scipy.stats as sps
 from scipy.optimize import least_squares
 
 from ..errors import check_choice
+from .claims import Claim, bound
 
 __all__ = ["TERMS", "fit_free_law", "fit_global_law"]
 
@@ -226,3 +227,38 @@ def separation_note(fit: dict[str, Any], tolerance: float) -> str:
     if not reasons:
         return ""
     return " The data cannot separate the exponents: " + "; ".join(reasons) + "."
+
+
+def budget_exponent_claim(
+    claim_id: str,
+    head: str,
+    free: dict[str, Any],
+    *,
+    expected: float,
+    tolerance: float,
+    depth_term: bool,
+    note: str,
+    details: dict[str, Any],
+) -> Claim:
+    """The claim that the budget exponent of the free-exponent law ``free`` equals
+    ``expected`` +- ``tolerance``: ``head``, then the fitted law (with its ``c/L²`` term when
+    ``depth_term``) and the Wald test of the theory's exponents, then where the data cannot
+    separate them, then ``note``."""
+    gamma0, delta0 = free["expected_exponents"]
+    law = (
+        f"free fit err² = {free['a']:.3g} (D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f})"
+        f" + {free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
+        + (f" + {free['c']:.3g}/L²" if depth_term else "")
+        + f" on {free['points']} points; Wald test of (gamma, delta) = ({gamma0:g}, {delta0:g}): "
+        f"chi2 = {free['wald']:.2f}, p = {free['wald_pvalue']:.3g}."
+    )
+    return Claim.bound(
+        claim_id,
+        head + law + separation_note(free, tolerance) + note,
+        bound(free["exponent"], equals=expected, tolerance=tolerance, n=free["points"], fmt=".4f"),
+        statistic="budget exponent e = 2 gamma delta/(4 gamma + 2 delta) of the free-exponent "
+        "law (error ∝ P^-e along the best shape); the Wald test of the theory's (gamma, delta) "
+        "is in the statement",
+        note=f"chizat.md §6; 95% CI of e [{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
+        details=details,
+    )

@@ -55,7 +55,7 @@ from .chizat_common import (
     authors_grid,
     tidy_log_axes,
 )
-from .chizat_fits import evaluate_law, fit_free_law, fit_global_law, separation_note
+from .chizat_fits import budget_exponent_claim, evaluate_law, fit_free_law, fit_global_law
 from .claims import bound
 from .plotting import add_caption, panel_grid
 from .spec_fields import AtLeast, DType, Positive, PositiveInt
@@ -385,7 +385,6 @@ class ChizatScaling(ChizatExperiment):
         return rows
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
-        spec = self.spec_from_dataset(dataset)
         fits = self.fits(dataset)
         note = dataset.attrs.get("divergence_note", "")
         claims = []
@@ -397,31 +396,16 @@ class ChizatScaling(ChizatExperiment):
             if free is None:
                 claims.append(_no_fit(claim_id, quantity, "free-exponent law", note))
                 continue
-            gamma0, delta0 = free["expected_exponents"]
             claims.append(
-                Claim.bound(
+                budget_exponent_claim(
                     claim_id,
-                    (
-                        f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
-                        f"{quantity} error follows {law}; free fit err² = {free['a']:.3g} "
-                        f"(D/(LM))^(2x{free['gamma']:.3f}±{free['gamma_se']:.3f}) + "
-                        f"{free['b']:.3g} D^(-2x{free['delta']:.3f}±{free['delta_se']:.3f})"
-                        + (f" + {free['c']:.3g}/L²" if quantity == "embedding" else "")
-                        + f" on {free['points']} points; Wald test of (gamma, delta) = "
-                        f"({gamma0:g}, {delta0:g}): chi2 = {free['wald']:.2f}, p = "
-                        f"{free['wald_pvalue']:.3g}." + separation_note(free, spec.tolerance) + note
-                    ),
-                    bound(
-                        free["exponent"],
-                        equals=expected,
-                        tolerance=spec.tolerance,
-                        n=free["points"],
-                        fmt=".4f",
-                    ),
-                    statistic="budget exponent e = 2 gamma delta/(4 gamma + 2 delta) of the "
-                    "free-exponent law (error ∝ P^-e along the best shape); the Wald test of the "
-                    "theory's (gamma, delta) is in the statement",
-                    note=f"chizat.md §6; 95% CI of e [{free['ci_low']:.3f}, {free['ci_high']:.3f}]",
+                    f"Authors' linear grid ({spec.metric} metric, step {spec.step}): "
+                    f"{quantity} error follows {law}; ",
+                    free,
+                    expected=expected,
+                    tolerance=spec.tolerance,
+                    depth_term=quantity == "embedding",
+                    note=note,
                     details={**free, "experiment": self.name},
                 )
             )
@@ -459,7 +443,6 @@ class ChizatScaling(ChizatExperiment):
         return claims
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
-        spec = self.spec_from_dataset(dataset)
         errors = self.errors(dataset)
         fits = self.fits(dataset)
         figure, axes = panel_grid(8, columns=3, size=(4.4, 3.4))
