@@ -58,7 +58,7 @@ from .chizat_common import (
 from .chizat_fits import budget_exponent_claim, evaluate_law, fit_free_law, fit_global_law
 from .claims import bound
 from .plotting import add_caption, panel_grid
-from .spec_fields import AtLeast, DType, Positive, PositiveInt
+from .spec_fields import AtLeast, DType, Increasing, Positive, PositiveInt
 
 __all__ = ["ChizatScaling", "ChizatScalingSpec", "authors_grid"]
 
@@ -68,10 +68,14 @@ EMBEDDING_TERMS = ("D/(LM)", "1/D", "1/L^2")
 OUTPUT_TERMS = ("(D/(LM))^2", "1/D")
 
 
+# each axis of the grid: at least two distinct increasing integers >= 1
+Axis = Increasing(int, length=2)
+
+
 class ChizatScalingSpec(ChizatSpec):
-    depths: tuple[int, ...] = (17, 40, 93)
-    widths: tuple[int, ...] = (17, 40, 93, 216)
-    dims: tuple[int, ...] = (17, 40, 93, 216)
+    depths: Axis = (17, 40, 93)
+    widths: Axis = (17, 40, 93, 216)
+    dims: Axis = (17, 40, 93, 216)
     w_seeds: tuple[int, ...] = AUTHORS_W_SEEDS[:4]
     unit_seeds: PositiveInt = 2
     step: PositiveInt = 5
@@ -85,16 +89,6 @@ class ChizatScalingSpec(ChizatSpec):
     intervals: AtLeast(4) = 256
     tolerance: Positive = 0.03
     dtype: DType = "float64"
-
-    @field_validator("depths", "widths", "dims")
-    @classmethod
-    def _grid(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
-        if len(value) < 2 or any(v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(
-                f"{info.field_name} must be at least two distinct increasing integers >= 1, "
-                f"got {value}"
-            )
-        return value
 
     @field_validator("w_seeds")
     @classmethod
