@@ -707,3 +707,43 @@ def budget_panel(
     if free is not None:
         title += f"\nfit $e = {free['exponent']:.3f}$ [{free['ci_low']:.3f}, {free['ci_high']:.3f}]"
     log_axes(ax, r"budget $P = LMD$", "", title)
+
+
+def python_lr(eta: float) -> float:
+    """Our ``lr`` for the authors' Python ``eta_0`` on their task (``d_in = d_out = 3``)."""
+    from ..training.authors import authors_lr
+
+    return authors_lr(eta, code="python", input_dim=3, output_dim=3)
+
+
+def authors_span_limit(
+    task: Any, lr: float, steps: int, intervals: int, divergence: Divergence
+) -> LimitResult:
+    """The exact ``D -> infinity`` limit of the authors' linear study (their maps ``N(0, 1)``,
+    continuous depth on ``intervals`` RK4 intervals), recorded in ``divergence`` if it
+    diverged (never raised)."""
+    from ..training import span_linear_limit
+
+    limit = span_linear_limit(
+        3,
+        data=task,
+        lr=lr,
+        steps=steps,
+        infinite_dim=True,
+        embedding_variances=(1.0, 1.0),
+        intervals=intervals,
+        on_divergence="ignore",
+    )
+    divergence.add_limit("span (D -> infinity)", limit)
+    return limit
+
+
+def mean_over(values: Any, axis: int = -1, *, z: float = 1.96) -> np.ndarray:
+    """The relative half-width ``z se / mean`` of the mean over ``axis`` of ``values`` (a
+    log-space interval for :func:`log_error_bars`); NaN with fewer than two values."""
+    values = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    count = values.shape[-1]
+    if count < 2:
+        return np.full(values.shape[:-1], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return z * values.std(-1, ddof=1) / np.sqrt(count) / np.abs(values.mean(-1))
