@@ -23,7 +23,7 @@ from pydantic import AfterValidator
 
 from ..activations import parse_activation
 from ..gaussian import second_moment
-from ..training import TwoLayerBlock, build_resnet, synthetic_task
+from ..training import TwoLayerBlock, synthetic_task
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
@@ -33,6 +33,7 @@ from .chizat_common import (
     chizat_figure,
     log_axes,
     log_error_bars,
+    synthetic_resnet,
 )
 from .claims import bound
 from .spec_fields import ActivationSpec, Increasing, Level, PositiveInt, Seeds
@@ -166,13 +167,12 @@ class ChizatInit(ChizatExperiment):
         predicted = np.empty(len(shapes))
         for index, (_group, depth, width, dim, seeds) in enumerate(shapes):
             # independent seeds per shape (C2 says "independent seeds")
-            model = build_resnet(
+            model = synthetic_resnet(
                 depth,
                 width,
                 dim,
-                input_dim=data.input_dim,
-                output_dim=data.output_dim,
-                block=TwoLayerBlock(spec.activation),
+                data,
+                TwoLayerBlock(spec.activation),
                 seeds=seeds,
                 seed=spec.seed * 1000 + index,
                 device=spec.device,
