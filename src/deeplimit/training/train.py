@@ -549,11 +549,6 @@ def train_resnet(
     are estimated before anything is drawn: a run that cannot fit in memory raises a
     ValueError naming the argument, one estimated at an hour or more warns.
     """
-    if isinstance(block, str) or key_dim is not None:  # named blocks, sequence data
-        arguments = dict(locals())
-        from .attention import train_sequence_resnet
-
-        return train_sequence_resnet(arguments)
     from .problem import problem_from_arguments
 
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
