@@ -265,7 +265,7 @@ def test_problem_limit_of_heads_is_reference_networks_and_exact_methods_say_why(
     torch.testing.assert_close(limit.embeddings, networks.embeddings.mean(0), rtol=0, atol=0)
     assert limit_error(problem.train(2, 4, seeds=2), limit).shape == (3,)
     for exact in (Exact(), Span()):
-        with pytest.raises(ValueError, match="attention heads .* no closed-form limit"):
+        with pytest.raises(ValueError, match=r"attention heads .* no closed-form limit"):
             problem.limit(exact)
 
 
