@@ -85,6 +85,18 @@ DATA_SEED = typer.Option(
     help="Seed of the synthetic task (N=10, d_in=d_out=5, chizat.md §1.5).",
 )
 OUT = typer.Option(..., "--out", "-o", help="Result file to write (netCDF, .nc).")
+BLOCK = typer.Option(
+    "2lp",
+    "--block",
+    help="Residual block: 2lp (M units v sigma(<u,h>/D)) or attention (M causal attention heads "
+    "per layer, on the synthetic sequence task).",
+)
+KEY_DIM = typer.Option(
+    None, "--key-dim", help="attention: key-query dimension d_k of a head (default 4)."
+)
+TOKENS = typer.Option(
+    None, "--tokens", help="attention: tokens T per sequence of the synthetic task (4)."
+)
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -130,18 +142,9 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the units U, V (network i uses index i)."),
     embedding_seed: int = EMBEDDING_SEED,
     data_seed: int = DATA_SEED,
-    block: str = typer.Option(
-        "2lp",
-        "--block",
-        help="Residual block: 2lp (M units v sigma(<u,h>/D)) or attention (M causal attention "
-        "heads per layer, on the synthetic sequence task).",
-    ),
-    key_dim: int | None = typer.Option(
-        None, "--key-dim", help="attention: key-query dimension d_k of a head (default 4)."
-    ),
-    tokens: int | None = typer.Option(
-        None, "--tokens", help="attention: tokens T per sequence of the synthetic task (4)."
-    ),
+    block: str = BLOCK,
+    key_dim: int | None = KEY_DIM,
+    tokens: int | None = TOKENS,
     antithetic: bool = typer.Option(
         False, "--antithetic", help="Units in pairs (u, v), (u, -v): zero branch at init."
     ),

@@ -228,6 +228,22 @@ def _block_key(block: Block, *, for_limit: bool) -> str:
     return block.spec
 
 
+TRAINING_OPTIONS = (
+    "seed",
+    "device",
+    "dtype",
+    "record_movement",
+    "record_layers",
+    "on_divergence",
+)
+
+
+def training_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``TrainingProblem.train`` (``TRAINING_OPTIONS``) among a function's
+    arguments (``locals()`` of ``train`` or ``train_resnet``)."""
+    return {name: arguments[name] for name in TRAINING_OPTIONS}
+
+
 # --------------------------------------------------------------------------------------------
 # the problem
 
@@ -504,33 +520,16 @@ class TrainingProblem:
         seeds and the records). ``record_movement``: unit-movement statistics (one more copy of
         the parameters, and time); ``record_layers``: every layer's state at every step.
         The result carries this problem (``result.problem``)."""
-        return self._train(
-            depth,
-            hidden_width,
-            seeds,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            record_movement=record_movement,
-            record_layers=record_layers,
-            on_divergence=on_divergence,
-            context="train",
-        )
+        return self._train(depth, hidden_width, seeds, "train", training_options(locals()))
 
     def _train(
-        self,
-        depth: Any,
-        hidden_width: Any,
-        seeds: Any,
-        *,
-        seed: Any,
-        device: Any,
-        dtype: Any,
-        record_movement: Any,
-        record_layers: Any,
-        on_divergence: Any,
-        context: str,
+        self, depth: Any, hidden_width: Any, seeds: Any, context: str, options: dict[str, Any]
     ) -> TrainingResult:
+        """``train`` for ``context`` (the name bad sizes are reported under) with the options
+        ``training_options`` picks."""
+        seed, device, dtype, record_movement, record_layers, on_divergence = (
+            options[name] for name in TRAINING_OPTIONS
+        )
         depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, self.embedding_dim)
         record_movement = check_bool("record_movement", record_movement)
         record_layers = check_bool("record_layers", record_layers)
