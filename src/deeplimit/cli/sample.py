@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from .common import (
+    QuickHelpGroup,
     check_output_file,
     console,
     guarded,
@@ -27,6 +28,7 @@ sample_app = typer.Typer(
     "**Example**: `deeplimit sample resnet --width 3 --depth 100 --activation relu --samples "
     "10000 --x 1,0.5 --out resnet.nc`; `deeplimit sample sde --width 1 --activation linear "
     "--steps 1000 --samples 10000 --y0 1 --out sde.nc`.",
+    cls=QuickHelpGroup,
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..stats import SlopeFit, fit_loglog_slope
@@ -44,7 +46,9 @@ from ..training import (
     train,
 )
 from .base import Experiment, ExperimentSpec, Progress
+from .plotting import guard_log_axes
 from .spec_fields import NonNegativeInt
+from .style import ensure_log_ticks, legend_overlap, panel_letters, place_legend, styled
 
 __all__ = [
     "COLORS",
@@ -54,8 +58,13 @@ __all__ = [
     "Divergence",
     "Tracker",
     "authors_grid",
+    "chizat_figure",
+    "clear_legend",
     "error_pair",
+    "log_axes",
+    "log_error_bars",
     "reference_network_limit",
+    "rms_over",
     "slope_text",
     "train_networks",
 ]
@@ -445,3 +454,106 @@ def reference_line(ax: Axes, x: Any, anchor: float, slope: float, label: str) ->
     x = np.asarray(x, dtype=float)
     grid = np.geomspace(x.min(), x.max(), 50)
     ax.plot(grid, anchor * (grid / grid[0]) ** slope, color="#999999", lw=0.9, ls="--", label=label)
+
+
+# --- figures: one style (``style``) for every Chizat experiment --------------------------
+
+
+@contextlib.contextmanager
+def chizat_figure(
+    panels: int, *, columns: int, size: tuple[float, float] = (2.6, 2.2)
+) -> Iterator[tuple[Figure, list[Axes]]]:
+    """A figure in the house style (``style.styled``) with ``panels`` axes in rows of at most
+    ``columns`` (each ``size`` inches), drawn by the body; on exit every panel is finished
+    (:func:`finish_figure`). The caption is not drawn: it stays in ``dataset.attrs``."""
+    columns = min(columns, panels)
+    rows = -(-panels // columns)
+    with styled():
+        figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+        FigureCanvasAgg(figure)
+        grid = figure.subplots(rows, columns, squeeze=False)
+        axes = [ax for row in grid for ax in row]
+        for ax in axes[panels:]:
+            ax.set_visible(False)
+        yield figure, axes[:panels]
+        finish_figure(figure, axes[:panels])
+
+
+def finish_figure(figure: Figure, axes: Sequence[Axes]) -> None:
+    """Panel letters with the titles left-aligned next to them, labelled log ticks (at least
+    two per log axis), log axes with nothing finite made linear with a note, then every
+    legend where it covers no plotted point (:func:`clear_legend`), once the layout has
+    settled."""
+    for ax in axes:
+        title = ax.get_title()
+        if title:
+            ax.set_title("")
+            ax.set_title(title, loc="left")
+    panel_letters(axes)
+    guard_log_axes(figure)
+    for ax in axes:
+        ensure_log_ticks(ax)
+    figure.draw_without_rendering()  # the constrained layout settles the axes' boxes
+    legends = [ax for ax in axes if ax.get_legend_handles_labels()[0]]
+    outside = [ax for ax in legends if clear_legend(ax)]
+    figure.draw_without_rendering()
+    if outside:  # a legend outside its panel changes the layout: place the others again
+        for ax in legends:
+            if ax not in outside:
+                clear_legend(ax)
+        figure.draw_without_rendering()
+
+
+def clear_legend(ax: Axes, **kwargs: Any) -> bool:
+    """The legend of ``ax`` inside the panel where it covers no plotted point, or else just
+    outside its right edge; entries without data are left out (``style.place_legend``).
+    Returns whether the legend had to go outside."""
+    legend = place_legend(ax, **kwargs)
+    if legend is None or legend_overlap(ax, legend) == 0:
+        return False
+    place_legend(
+        ax, locations=("upper left",), bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs
+    )
+    return True
+
+
+def log_axes(ax: Axes, xlabel: str, ylabel: str = "", title: str = "", *, x: bool = True) -> None:
+    """Logarithmic ``y`` (and ``x`` unless ``x=False``) with the labels and title given."""
+    if x:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    tidy_log_axes(ax)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+
+
+def rms_over(values: Any, axis: int = -1, *, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """The RMS over ``axis`` of the finite ``values`` and the relative half-width of its
+    ``z``-interval in log space: ``z se(mean of squares) / (2 mean of squares)`` (delta
+    method; ``log RMS`` lies within ``± that``). NaN half-width with fewer than two values."""
+    values = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    finite = np.isfinite(values)
+    count = finite.sum(-1)
+    squares = np.where(finite, values**2, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = squares.sum(-1) / count
+        spread = np.where(finite, values**2 - mean[..., None], 0.0)
+        variance = (spread**2).sum(-1) / (count - 1)
+        half = np.where(count > 1, z * np.sqrt(variance / count) / (2 * mean), np.nan)
+    return np.sqrt(mean), half
+
+
+def log_error_bars(
+    ax: Axes, x: Any, y: Any, relative: Any, *, label: str | None = None, **kwargs: Any
+) -> Any:
+    """Markers at ``(x, y)`` with bars ``y exp(± relative)`` (a log-space interval, symmetric
+    on a log axis; see :func:`rms_over`) where ``relative`` is finite; finite ``y > 0`` only."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    relative = np.broadcast_to(np.asarray(relative, dtype=float), y.shape)
+    keep = np.isfinite(y) & (y > 0)
+    x, y, relative = x[keep], y[keep], np.where(np.isfinite(relative[keep]), relative[keep], 0.0)
+    bars = np.stack([y - y * np.exp(-relative), y * np.exp(relative) - y])
+    kwargs.setdefault("fmt", "o")
+    kwargs.setdefault("capsize", 1.5)
+    kwargs.setdefault("elinewidth", 0.8)
+    kwargs.setdefault("ms", 3.5)
+    return ax.errorbar(x, y, yerr=bars if relative.any() else None, label=label, **kwargs)
