@@ -39,7 +39,6 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pydantic import AfterValidator, ValidationInfo
 
@@ -51,14 +50,14 @@ from .chizat_common import (
     ChizatExperiment,
     ChizatSpec,
     Tracker,
+    chizat_figure,
     fit_or_none,
     reference_line,
 )
 from .chizat_depth import collapse_fit
 from .claims import Claim, bound
-from .plotting import panel_grid
 from .spec_fields import DType, IncreasingFloats, IncreasingInts, Positive, PositiveInt, Seeds
-from .style import error_band, finish_axes, panel_letters, styled
+from .style import error_band
 
 __all__ = ["ChizatAttention", "ChizatAttentionSpec"]
 
@@ -519,10 +518,8 @@ class ChizatAttention(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         has_depth = "depth_error" in dataset
-        with styled():
-            figure, axes = panel_grid(4 if has_depth else 3, columns=4, size=(3.3, 2.9))
-            FigureCanvasAgg(figure)  # place_legend measures the legends with its renderer
-            figure.set_layout_engine("constrained")
+        panels = 4 if has_depth else 3
+        with chizat_figure(panels, columns=2, size=(3.6, 2.8)) as (figure, axes):
             self._draw_init(axes[0], dataset)
             _draw_errors(
                 axes[1],
@@ -537,7 +534,7 @@ class ChizatAttention(ChizatExperiment):
             axes[1].set(
                 xlabel="heads per layer $M$",
                 ylabel=f"embedding error at step {spec.steps}",
-                title="vs $M$, same-depth reference (CA3)",
+                title="vs $M$, same-depth ref. (CA3)",
             )
             if has_depth:
                 depths = dataset.depth.values
@@ -566,12 +563,9 @@ class ChizatAttention(ChizatExperiment):
                 axes[2].set(
                     xlabel="depth $L$",
                     ylabel=f"embedding error at step {spec.steps}",
-                    title="vs $L$, same-width reference (CA6)",
+                    title="vs $L$, same-width ref. (CA6)",
                 )
             self._draw_lazy(axes[-1], dataset, spec)
-            for ax in axes:
-                finish_axes(ax, fontsize=6.5)
-            panel_letters(axes)
         return figure
 
     def _draw_init(self, ax: Axes, dataset: xr.Dataset) -> None:
@@ -598,7 +592,7 @@ class ChizatAttention(ChizatExperiment):
     def _draw_lazy(self, ax: Axes, dataset: xr.Dataset, spec: Any) -> None:
         alphas = dataset.alpha.values
         for color, name, label in (
-            (COLORS[1], "lazy_unit_movement", "heads (RMS$/\\sqrt{D}$)"),
+            (COLORS[1], "lazy_unit_movement", "heads$/\\sqrt{D}$"),
             (COLORS[2], "lazy_function_movement", "function $f$"),
         ):
             _power_law(ax, alphas, dataset[name].values, label=label, color=color)
@@ -660,4 +654,4 @@ def _draw_errors(
     if np.isfinite(first):
         reference_line(ax, x, first * 1.2, -0.5, "slope $-1/2$")
     if math.isfinite(reference):
-        ax.axhline(reference, color="#999999", lw=0.8, ls=":", label="reference's own error")
+        ax.axhline(reference, color="#999999", lw=0.8, ls=":", label="ref. own error")
