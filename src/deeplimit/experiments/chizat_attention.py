@@ -136,45 +136,26 @@ class ChizatAttention(ChizatExperiment):
     }
 
     def full_settings(self) -> dict[str, Any]:
+        # one line per study: init (CA1, CA2), vs M (CA3), vs L (CA6), lazy (CA4, CA5)
         return {
-            "init_products": (16, 64, 256, 1024, 4096),
-            "init_seeds": 16,
-            "widths": (8, 16, 32, 64, 128, 256),
-            "seeds": 12,
-            "reference_width": 4096,
-            "reference_seeds": 8,
-            "depths": (1, 2, 4, 8, 16, 32),
-            "depth_seeds": 12,
-            "depth_reference": 512,
-            "depth_reference_seeds": 8,
-            "lazy_alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
-            "lazy_width": 256,
-            "lazy_seeds": 8,
+            **{"init_products": (16, 64, 256, 1024, 4096), "init_seeds": 16},
+            **{"widths": (8, 16, 32, 64, 128, 256), "seeds": 12},
+            **{"reference_width": 4096, "reference_seeds": 8},
+            **{"depths": (1, 2, 4, 8, 16, 32), "depth_seeds": 12},
+            **{"depth_reference": 512, "depth_reference_seeds": 8},
+            **{"lazy_alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), "lazy_width": 256},
+            **{"lazy_seeds": 8},
         }
 
     def smoke_settings(self) -> dict[str, Any]:
         return {
-            "dim": 6,
-            "key_dim": 2,
-            "tokens": 3,
-            "init_products": (4, 8, 16),
-            "init_depths": (1, 2, 4),
-            "init_seeds": 2,
-            "depth": 2,
-            "widths": (2, 4, 8),
-            "seeds": 2,
-            "reference_width": 16,
-            "reference_seeds": 2,
-            "depth_width": 2,
-            "depths": (1, 2, 4),
-            "depth_seeds": 2,
-            "depth_reference": 16,
-            "depth_reference_seeds": 2,
-            "steps": 2,
-            "lazy_alphas": (1.0, 4.0, 16.0),
-            "lazy_depth": 2,
-            "lazy_width": 4,
-            "lazy_seeds": 2,
+            **{"dim": 6, "key_dim": 2, "tokens": 3, "steps": 2},
+            **{"init_products": (4, 8, 16), "init_depths": (1, 2, 4), "init_seeds": 2},
+            **{"depth": 2, "widths": (2, 4, 8), "seeds": 2},
+            **{"reference_width": 16, "reference_seeds": 2},
+            **{"depth_width": 2, "depths": (1, 2, 4), "depth_seeds": 2},
+            **{"depth_reference": 16, "depth_reference_seeds": 2},
+            **{"lazy_alphas": (1.0, 4.0, 16.0), "lazy_depth": 2, "lazy_width": 4, "lazy_seeds": 2},
         }
 
     def caption(self, spec: ChizatAttentionSpec) -> str:
