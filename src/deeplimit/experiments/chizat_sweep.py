@@ -68,6 +68,7 @@ from .spec_fields import DType, Positive, PositiveInt, Seeds
 
 __all__ = [
     "BUDGET_FRACTION",
+    "SMOKE",
     "ErrorSweep",
     "ErrorSweepSpec",
     "Point",
@@ -78,6 +79,7 @@ __all__ = [
 ]
 
 BUDGET_FRACTION = 0.2  # chizat.md §6: the reference's own error <= 1/5 of the measured one
+SMOKE = {"seeds": 2, "reference_seeds": 2, "steps": 2}  # what every smoke setting shares
 Limit = tuple[LimitResult | None, dict[str, float] | None]  # a limit and its error budget
 
 
