@@ -35,9 +35,9 @@ class ChizatAlpha(ErrorSweep):
     title = "Error against the residual-scale dial alpha (C6)"
     Spec = ChizatAlphaSpec
     order = 5
-    axis, values_field, axis_label, axis_symbol = "alpha", "alphas", "alpha", "alpha"
+    axis, values_field, axis_label, axis_symbol = "alpha", "alphas", r"$\alpha$", "alpha"
     common_random_numbers = True
-    slopes = (Slope("C6", "embedding", 1.0, 0.15, budget=True, guide="slope +1"),)
+    slopes = (Slope("C6", "embedding", 1.0, 0.15, budget=True, guide="slope $+1$"),)
 
     def full_settings(self) -> dict[str, Any]:
         return {

@@ -34,10 +34,10 @@ class ChizatDim(ErrorSweep):
     title = "Error against the embedding dimension D at fixed L, M (C4, C8)"
     Spec = ChizatDimSpec
     order = 4
-    axis, values_field, axis_label, axis_symbol = "dim", "dims", "embedding dimension D", "D"
+    axis, values_field, axis_label, axis_symbol = "dim", "dims", r"embedding dimension $D$", "D"
     cast = int
     slopes = (
-        Slope("C4", "embedding", 0.5, 0.15, budget=True, guide="slope +1/2"),
+        Slope("C4", "embedding", 0.5, 0.15, budget=True, guide="slope $+1/2$"),
         Slope("C8", "output", 0.0, 0.1),
     )
 

@@ -228,7 +228,7 @@ class ChizatWidth(ErrorSweep):
         constants = self.constants(dataset, spec, "linear")
         ax.plot(dataset.linear_width.values, constants, "o-", color=COLORS[1], ms=4)
         ax.set_xscale("log")
-        low = np.nanmin(constants) if np.isfinite(constants).any() else 0.0
-        ax.set_ylim(bottom=0.0 if not np.isfinite(low) else min(0.0, low))
+        if np.isfinite(constants).any():  # from 0, the largest point inside the frame
+            ax.set_ylim(min(0.0, np.nanmin(constants)), 1.1 * max(np.nanmax(constants), 0.0))
         ax.set(xlabel=self.axis_label, ylabel=r"error $/\sqrt{D/(LM)}$")
         ax.set_title(r"C9: constant $c$ (linear $\sigma$)")
