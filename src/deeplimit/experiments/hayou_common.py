@@ -38,12 +38,13 @@ from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
 from .base import Experiment, ExperimentSpec, Progress
 from .claims import Claim, bound, pvalue_test
+from .registry import EXPERIMENTS
 from .spec_fields import Depths, Level, Positive, PositiveInt, Samples, Seeds, Widths
 from .style import ensure_log_ticks, finish_axes, panel_letters, styled
 
 __all__ = [
     "COLORS",
-    "KS_TABLE",
+    "KS_COLUMNS",
     "ActivationName",
     "DepthSweep",
     "DepthSweepSpec",
@@ -451,9 +452,19 @@ def columns(text: str) -> dict[str, str]:
 
 class HayouExperiment(Experiment):
     """A figure of the Hayou suite: ``full_scale`` and ``smoke_scale`` are the spec fields
-    that differ from the fast defaults at paper and at smoke scale."""
+    that differ from the fast defaults at paper and at smoke scale. The title is the
+    registry's (one copy of it) and the place in the report is the figure's number."""
 
     suite = "hayou"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None:
+            cls.title = cls.__dict__.get("title", EXPERIMENTS[name].title)
+            number = name.removeprefix("hayou-fig")
+            cls.order = cls.__dict__.get("order", int(number) if number.isdigit() else 0)
+
     full_scale: ClassVar[dict[str, Any]] = {}
     smoke_scale: ClassVar[dict[str, Any]] = {}
 
@@ -472,7 +483,7 @@ class DepthSweepSpec(ExperimentSpec):
     level: Level = 1e-3
 
 
-KS_TABLE = {"depth": "L", "n": "n", "ks_statistic": "KS D", "ks_pvalue": "KS p"}
+KS_COLUMNS = "depth: L; n: n; ks_statistic: KS D; ks_pvalue: KS p; "
 
 
 class DepthSweep(HayouExperiment):

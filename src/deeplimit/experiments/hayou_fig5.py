@@ -20,7 +20,7 @@ ReLU.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.stats as sps
@@ -125,10 +125,8 @@ def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
 
 class HayouFig5(LogGrowthExperiment):
     name = "hayou-fig5"
-    title = "Quasi-GBM log-growth and the regime change between widths 3 and 4 (Hayou Fig. 5)"
     Spec = HayouFig5Spec
-    order = 5
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; alive: alive; mean: E LG_L; se: SE; formula: (n-4)/(4n); "
         "negative_fraction: P(LG<0); active_fraction: avg N/n; residual_mean: E R; "
         "variance_ratio: Var R / E QV; residual_ks_pvalue: KS p (C9)"

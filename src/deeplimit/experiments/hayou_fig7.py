@@ -123,10 +123,8 @@ def one_step(spec: HayouFig7Spec) -> dict[str, float]:
 
 class HayouFig7(HayouExperiment):
     name = "hayou-fig7"
-    title = "Correlation paths of finite-width ResNets (Hayou Fig. 7, Eq. 5)"
     Spec = HayouFig7Spec
-    order = 7
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; c0_mean: E c_0; cL_mean: E c_L; cL_sd: sd c_L; near_one: P(|c_L| > 0.99); "
         "max_abs: max |c_l|; meanfield: n = oo"
     )

@@ -85,10 +85,8 @@ def infinite_width_gradient(activation: Activation, q0: float, depth: int) -> np
 
 class HayouFig8(HayouExperiment):
     name = "hayou-fig8"
-    title = "Gradient norms back-propagated from a fixed last-layer gradient (Hayou Fig. 8)"
     Spec = HayouFig8Spec
-    order = 8
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; median_low: min median |g_l|; median_high: max median |g_l|; "
         "g0_square_mean: E |g_0|^2; g0_square_se: SE; heuristic: n = oo"
     )
