@@ -54,7 +54,7 @@ from .chain import (
     ProgressCallback,
     simulate_chain,
 )
-from .network import count_recorded, held_need
+from .network import held_need
 from .recording import slots_by_step
 from .sampling import (
     DEFAULT_DEVICE,
@@ -63,8 +63,6 @@ from .sampling import (
     DEFAULT_ON_NONFINITE,
     DEFAULT_RECORD,
     DEFAULT_SEED,
-    Sampling,
-    Start,
 )
 
 if TYPE_CHECKING:  # a file format: imported by to_dataset only
@@ -392,11 +390,10 @@ def _observation_need(
     unique = dict.fromkeys(names)
     return held_need(
         plan,
-        count_recorded(layers, plan.steps),
+        layers,
         sum(per_layer.get(name, 0) for name in unique),
         "the observables",
         record_name=record_name,
-        record=layers,
         numbers_per_network=sum(per_network.get(name, 0) for name in unique),
     )
 
@@ -480,32 +477,10 @@ def observe_resnet(
     ...                      observables=["log_growth", "quasi_gbm"])
     >>> residual = obs.quasi_gbm_residual   # LG_L - drift, ~ N(0, 1/4) for large L
     """
-    from .random_resnet import RandomResNet, run_observe
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    net = RandomResNet(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        method=method,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-    )
-    return run_observe(
-        net.width,
-        net.activation,
-        "resnet",
-        depth,
-        Start(x=x, y0=y0),
-        observables,
-        sampling,
-        layers,
-        context="observe_resnet",
-        record_name="layers",
-    )
+    return shorthand("observe_resnet", arguments)
 
 
 def observe_sde(
@@ -530,31 +505,10 @@ def observe_sde(
 
     Shorthand for ``ResNetSDE(width, activation).observe(steps, Start(x=x, y0=y0),
     observables, Sampling(samples, ..., record=times))``, with the same numbers."""
-    from .random_resnet import ResNetSDE, run_observe
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    sde = ResNetSDE(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-    )
-    return run_observe(
-        sde.width,
-        sde.activation,
-        "sde",
-        steps,
-        Start(x=x, y0=y0),
-        observables,
-        sampling,
-        times,
-        context="observe_sde",
-        record_name="times",
-    )
+    return shorthand("observe_sde", arguments)
 
 
 @dataclass(frozen=True)
@@ -633,23 +587,10 @@ def collapse_probability(
     otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
     One input (``x`` or ``y0`` a vector).
     """
-    from .random_resnet import RandomResNet, run_collapse
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    net = RandomResNet(width, activation)
-    sampling = Sampling(
-        samples, seed=seed, method=method, dtype=dtype, device=device, progress=progress
-    )
-    return run_collapse(
-        net.width,
-        net.activation,
-        "resnet",
-        depth,
-        Start(x=x, y0=y0),
-        sampling,
-        conditional,
-        level,
-        context="collapse_probability",
-    )
+    return shorthand("collapse_probability", arguments)
 
 
 def correlation_coefficients(y_a: Any, y_b: Any, activation: Any) -> tuple[Tensor, Tensor]:
