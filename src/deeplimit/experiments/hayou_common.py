@@ -57,7 +57,6 @@ __all__ = [
     "density_panel",
     "depth_ks_claims",
     "ito_claims",
-    "joined",
     "ks_by_width",
     "ks_result",
     "ks_text",
@@ -608,11 +607,6 @@ class LogGrowthExperiment(HayouExperiment):
         "samples": 400,
         "wide_samples": 200,
     }
-
-
-def joined(values: Sequence[Any], fmt: str = "") -> str:
-    """``"5, 50, 500"``: a list of values for a caption."""
-    return ", ".join(format(value, fmt) for value in values)
 
 
 # --------------------------------------------------------------------------------------------
