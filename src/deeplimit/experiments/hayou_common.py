@@ -70,10 +70,12 @@ __all__ = [
     "runnable_activation",
     "samples_for_width",
     "samples_text",
+    "sizes_text",
     "skewness_standard_error",
     "standard_layers",
     "tex_number",
     "width1_depth_sweep",
+    "width_panel",
 ]
 
 # random streams of the experiments that derive per-width seeds from the spec's seed
@@ -735,6 +737,33 @@ def measured_panel(
     if curve is not None:
         ax.plot(curve[0], curve[1], color=LAW_COLOR, lw=1.1, label=curve[2])
     ax.set(xscale=xscale, yscale=yscale, xlabel=xlabel, ylabel=ylabel)
+
+
+def width_panel(
+    ax: Axes,
+    rows: list[dict[str, Any]],
+    key: str,
+    se_key: str,
+    *,
+    label: str = r"Monte Carlo ($\pm 3$ SE)",
+    **options: Any,
+) -> None:
+    """``measured_panel`` of ``row[key] ± 3 row[se_key]`` against the width of each row."""
+    measured_panel(
+        ax,
+        [r["width"] for r in rows],
+        [r[key] for r in rows],
+        error=[3 * r[se_key] for r in rows],
+        label=label,
+        xlabel="width $n$",
+        **options,
+    )
+
+
+def sizes_text(spec: Any) -> str:
+    """``"Activation relu, depth L = 200, widths n in {2, 5}"``: the start of a caption."""
+    widths = ", ".join(str(n) for n in spec.widths)
+    return f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}"
 
 
 def reference_line(

@@ -45,12 +45,13 @@ from .hayou_common import (
     limit_claim,
     log_growth_run,
     log_growth_runs,
-    measured_panel,
     moments,
     panels,
     reference_line,
     runnable_activation,
     samples_text,
+    sizes_text,
+    width_panel,
 )
 from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds
 
@@ -89,9 +90,8 @@ class HayouFig13(LogGrowthExperiment):
     )
 
     def caption(self, spec: HayouFig13Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"q0 = {spec.q0:g}, {samples_text(spec)} (the networks of Fig. 5; seed "
             f"{spec.seed}). "
             "Density histograms of the non-scaled LG_L = log(||phi(Y_L)|| / ||phi(Y_0)||) over "
@@ -222,13 +222,11 @@ class HayouFig13(LogGrowthExperiment):
                 label=r"$n = \infty$",
             )
             ax.set(xlabel="$LG_L$ (non-scaled)", ylabel="density")
-            measured_panel(
+            width_panel(
                 axes[1],
-                [r["width"] for r in rows],
-                [r["scaled_variance"] for r in rows],
-                error=[3 * r["scaled_variance_se"] for r in rows],
-                label=r"Monte Carlo ($\pm 3$ SE)",
-                xlabel="width $n$",
+                rows,
+                "scaled_variance",
+                "scaled_variance_se",
                 ylabel=r"$n\,\mathrm{Var}(LG_L)$",
             )
             axes[1].set_xscale("log", base=2)
