@@ -395,7 +395,10 @@ class LayerView:
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
         if self._active is None:
-            self._active = (self.y > 0).sum(-1, dtype=torch.int32)
+            if self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
+                self._active = (self.y[..., 0] > 0).to(torch.int32)
+            else:
+                self._active = (self.y > 0).sum(-1, dtype=torch.int32)
         return self._active
 
     def absolute(self, values: Tensor) -> Tensor:
@@ -577,8 +580,10 @@ class _Numerics:
         self.norm = norm
         for index, failed in enumerate((bad, lost)):
             if failed is not None:
-                first = self._first()[index]
-                first[self.rows].masked_fill_(failed.any(-1) & (first[self.rows] < 0), layer)
+                failed = failed.any(-1)
+                if _some(failed):
+                    first = self._first()[index][self.rows]
+                    first.masked_fill_(failed & (first < 0), layer)
         return LayerView(layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace)
 
     def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:
