@@ -496,14 +496,25 @@ def finish_figure(figure: Figure, axes: Sequence[Axes]) -> None:
     for ax in axes:
         ensure_log_ticks(ax)
     _settle(figure, 1)
-    legends = [ax for ax in axes if ax.get_legend_handles_labels()[0]]
-    moved = [ax for ax in legends if clear_legend(ax)]
+    legends = {ax: _legend_title(ax) for ax in axes if ax.get_legend_handles_labels()[0]}
+    moved = [ax for ax, options in legends.items() if clear_legend(ax, **options)]
     for _ in range(2):  # a legend outside its panel changes the layout (and the ticks)
         if not moved:
             break
         _settle(figure, 2)
-        moved = [ax for ax in legends if legend_overlap(ax) and clear_legend(ax)]
+        moved = [
+            ax
+            for ax, options in legends.items()
+            if legend_overlap(ax) and clear_legend(ax, **options)
+        ]
     figure.set_layout_engine("none")  # keep the settled layout: saving does not redo it
+
+
+def _legend_title(ax: Axes) -> dict[str, str]:
+    """The title of the legend the body drew in ``ax`` (kept when the legend is placed)."""
+    legend = ax.get_legend()
+    title = legend.get_title().get_text() if legend is not None else ""
+    return {"title": title} if title else {}
 
 
 def _settle(figure: Figure, times: int) -> None:
