@@ -8,6 +8,7 @@ scripts run, and returns the DOM they leave.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,3 +42,12 @@ def dump_dom(url: str, profile: Path, *, extra: tuple[str, ...] = (), timeout: f
     return subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, check=True
     ).stdout
+
+
+def render_check(html_path: Path, profile: Path) -> dict[str, str]:
+    """The ``data-*`` attributes of the page's ``#render-check`` element after its scripts ran
+    (the claims report's self-check)."""
+    dom = dump_dom(html_path.resolve().as_uri(), profile)
+    match = re.search(r'<div id="render-check"([^>]*)>', dom)
+    assert match, "the page did not render the check element"
+    return dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(1)))

@@ -16,7 +16,6 @@ FIRST = (
     "test_runner.py",
     "test_claims_foundation.py",
     "test_store.py",
-    "test_report.py",
     "test_docs.py",
     "test_examples.py",
     "test_experiments_chizat.py",

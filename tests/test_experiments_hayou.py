@@ -1,10 +1,12 @@
 """The Hayou experiments (Figs. 1-21 and the claims without a figure): every experiment runs at
-smoke scale and writes its figure and claims; spec validation; activations beyond the paper;
-the helpers the figures add (exact sign-flip probability, infinite-width gradient heuristic,
-the generic Itô residual). The fast defaults with their claims are the slow tests."""
+smoke scale and writes its figure and claims, and the claims report of that run renders in
+headless Chromium; spec validation; activations beyond the paper; the helpers the figures add
+(exact sign-flip probability, infinite-width gradient heuristic, the generic Itô residual).
+The fast defaults with their claims are the slow tests."""
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import scipy.stats
 from pydantic import ValidationError
 
 import deeplimit as dl
+from browser import render_check
 from deeplimit.experiments import get_experiment, suite_members
 from deeplimit.experiments.hayou_common import (
     activation_kind,
@@ -22,7 +25,7 @@ from deeplimit.experiments.hayou_fig5 import regime_formula
 from deeplimit.experiments.hayou_fig8 import infinite_width_gradient
 from deeplimit.experiments.hayou_fig9 import sign_flip_probability
 from deeplimit.report import PAPER_CLAIMS
-from deeplimit.reproduce import reproduce
+from deeplimit.reproduce import reproduce, reproduce_suite
 from deeplimit.stats import binomial_test, mean_zscore
 
 LEVEL = 1e-3
@@ -38,10 +41,17 @@ def test_every_figure_of_the_paper_has_an_experiment():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """Every experiment of the suite at smoke scale, run once for the tests below."""
-    out = tmp_path_factory.mktemp("smoke")
-    return {name: reproduce(name, scale="smoke", out=out) for name in HAYOU}, out
+def suite(tmp_path_factory):
+    """Every experiment of the suite at smoke scale and the claims report, through
+    reproduce_suite, run once for the tests below."""
+    return reproduce_suite("hayou", scale="smoke", out=tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="module")
+def smoke(suite):
+    results = {result.name: result for result in suite.reproductions}
+    assert list(results) == HAYOU
+    return results, suite.report.markdown.parent.parent
 
 
 @pytest.mark.parametrize("name", HAYOU)
@@ -67,6 +77,29 @@ def test_the_suite_checks_every_paper_claim(smoke):
     results, _ = smoke
     ids = {claim.id for result in results.values() for claim in result.claims}
     assert set(PAPER_CLAIMS["hayou"]) <= ids
+
+
+@pytest.mark.browser
+def test_hayou_report_renders_with_every_figure_and_claim(tmp_path, suite):
+    """The self-contained HTML report, opened in a real browser: every figure image decodes,
+    and every claim C1-C16 has a row (the suite at smoke scale: verdicts are not asserted)."""
+    result = suite
+    check = render_check(result.report.html, tmp_path / "profile")
+    assert check["done"] == "yes"
+    assert int(check["images"]) == len(result.reproductions) > 0
+    assert int(check["loaded"]) == int(check["images"])
+    # every in-page link (contents, claim sources) leads to an element of the page
+    assert int(check["links"]) == int(check["resolved"]) > len(result.reproductions)
+    assert int(check["sources"]) >= len(PAPER_CLAIMS["hayou"])
+    assert check["ids"].split(",") == PAPER_CLAIMS["hayou"]
+    markdown = result.report.markdown.read_text()
+    for reproduction in result.reproductions:
+        assert reproduction.title in markdown
+        assert (
+            result.report.markdown.parent
+            / os.path.relpath(reproduction.figure_png, result.report.markdown.parent)
+        ).exists()
+    assert "MISSING" not in markdown
 
 
 # --------------------------------------------------------------------------------------------
