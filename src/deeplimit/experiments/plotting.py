@@ -7,7 +7,7 @@ The title and the caption of an experiment are text in the report and the docume
 pixels in its figure; the provenance line (:func:`add_footer`) travels with the files as
 metadata. :func:`save_figure` writes the PNG and the PDF with the same look: the figure's own
 size in both (no tight cropping: the PDF page is the figure, the PNG is that size at 150 dpi)
-and the same fonts, embedded in the PDF as TrueType (``pdf.fonttype`` 42).
+and the same glyphs, embedded in the PDF (``SAVE_STYLE``).
 
 A study that diverged leaves NaN (or non-positive) values where numbers were expected; figures
 are drawn with what stayed finite. :func:`finite_positive` masks what a log axis cannot show,
@@ -81,14 +81,15 @@ _FOOTERS: weakref.WeakKeyDictionary[Figure, str] = weakref.WeakKeyDictionary()
 
 PNG_DPI = 150
 
-# what save_figure saves with, whatever the caller's rcParams: the figure's size, fonts
-# embedded as TrueType in the PDF (the PNG's glyphs, selectable text)
+# what save_figure saves with, whatever the caller's rcParams: the figure's size, and the
+# PNG's glyphs embedded in the PDF (Type 3: each glyph's outline from the same font files;
+# TrueType embedding, pdf.fonttype 42, subsets the fonts with fontTools at about half a
+# second per figure, which every reproduce would pay)
 SAVE_STYLE: dict[str, Any] = {
     "savefig.bbox": "standard",
     "savefig.facecolor": "white",
     "savefig.edgecolor": "white",
-    "pdf.fonttype": 42,
-    "ps.fonttype": 42,
+    "pdf.fonttype": 3,
 }
 
 

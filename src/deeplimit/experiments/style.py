@@ -74,9 +74,8 @@ STYLE: dict[str, Any] = {
     "axes.spines.right": False,
     "lines.linewidth": 1.3,
     "lines.markersize": 4,
-    # plotting.save_figure saves at the figure's own size (no tight cropping): lay panels out
-    # with layout="constrained" so that every label fits inside the figure
-    "pdf.fonttype": 42,  # TrueType in PDFs: same glyphs as the PNG, editable text
+    # plotting.save_figure saves at the figure's own size (no tight cropping: lay panels out
+    # with layout="constrained" so that every label fits), with its own SAVE_STYLE
 }
 
 # matplotlib's codes, corners first: a legend in a corner hides the least of a panel
