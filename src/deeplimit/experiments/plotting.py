@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import math
-import textwrap
 import weakref
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from ..results import atomic_write_bytes
 
 __all__ = [
     "SAVE_STYLE",
-    "add_caption",
     "add_footer",
     "finite_positive",
     "footer_of",
@@ -44,36 +42,20 @@ __all__ = [
     "save_figure",
 ]
 
-_CHARACTERS_PER_INCH = 16
-
 
 def panel_grid(
     panels: int, *, columns: int = 4, size: tuple[float, float] = (3.6, 3.0)
 ) -> tuple[Figure, list[Axes]]:
-    """A figure with ``panels`` axes in rows of at most ``columns``; unused axes hidden."""
+    """A figure with ``panels`` axes in rows of at most ``columns`` (each panel ``size``
+    inches, constrained layout); unused axes hidden."""
     columns = min(columns, panels)
     rows = -(-panels // columns)
-    figure = Figure(figsize=(size[0] * columns, size[1] * rows + 1.0))
+    figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     axes = [ax for row in grid for ax in row]
     for ax in axes[panels:]:
         ax.set_visible(False)
     return figure, axes[:panels]
-
-
-def add_caption(figure: Figure, title: str, caption: str) -> None:
-    """Title on top, the wrapped caption (the figure's parameters) underneath the panels."""
-    # about 16 characters of 7.5-point text per inch, minus the margins
-    lines = textwrap.wrap(
-        caption, max(60, int(_CHARACTERS_PER_INCH * (figure.get_figwidth() - 0.3)))
-    )
-    height = figure.get_figheight()
-    caption_height = 0.125 * len(lines) + 0.2  # inches, footer line included
-    figure.suptitle(title, fontsize=11)
-    figure.subplots_adjust(
-        bottom=(caption_height + 0.55) / height, top=1 - 0.6 / height, wspace=0.3, hspace=0.5
-    )
-    figure.text(0.01, 0.16 / height, "\n".join(lines), fontsize=7.5, va="bottom", ha="left")
 
 
 # the provenance line of a figure, written by save_figure into the files' metadata

@@ -17,8 +17,11 @@ The intended use:
         panel_letters(axes)  # (a), (b), (c)
 
 Captions stay out of the image: the report and the documentation show them (the title and the
-caption of an experiment are text, not pixels). ``legend_overlap`` is what a figure test uses
-to check that a legend covers no plotted point.
+caption of an experiment are text, not pixels). :func:`figure_defects` is the figure test: what
+a referee would flag in a drawn figure (a legend over data, a log axis with one labelled tick,
+text cut or colliding, markers cut by the frame, no panel letters, plain-text maths, a caption
+in the image), one message per defect naming its panel; ``tests/test_figures.py`` runs it on
+every experiment's smoke-scale figure.
 """
 
 from __future__ import annotations
