@@ -113,12 +113,8 @@ def _lemma6(spec: HayouClaimsSpec) -> dict[str, Any]:
 
 class HayouClaims(HayouExperiment):
     name = "hayou-claims"
-    title = "Claims without a figure: Lemma 6, martingale, second moment, identity, Lemma 2"
     Spec = HayouClaimsSpec
-    order = 0
-    table: ClassVar[dict[str, str]] = columns(
-        "check: check; statistic: statistic; value: value; n: n"
-    )
+    table = columns("check: check; statistic: statistic; value: value; n: n")
 
     full_scale: ClassVar[dict[str, Any]] = {
         "lemma6_samples": 200_000,

@@ -38,12 +38,13 @@ from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
 from .base import Experiment, ExperimentSpec, Progress
 from .claims import Claim, bound, pvalue_test
+from .registry import EXPERIMENTS
 from .spec_fields import Depths, Level, Positive, PositiveInt, Samples, Seeds, Widths
 from .style import ensure_log_ticks, finish_axes, panel_letters, styled
 
 __all__ = [
     "COLORS",
-    "KS_TABLE",
+    "KS_COLUMNS",
     "ActivationName",
     "DepthSweep",
     "DepthSweepSpec",
@@ -56,7 +57,6 @@ __all__ = [
     "density_panel",
     "depth_ks_claims",
     "ito_claims",
-    "joined",
     "ks_by_width",
     "ks_result",
     "ks_text",
@@ -70,10 +70,12 @@ __all__ = [
     "runnable_activation",
     "samples_for_width",
     "samples_text",
+    "sizes_text",
     "skewness_standard_error",
     "standard_layers",
     "tex_number",
     "width1_depth_sweep",
+    "width_panel",
 ]
 
 # random streams of the experiments that derive per-width seeds from the spec's seed
@@ -451,9 +453,19 @@ def columns(text: str) -> dict[str, str]:
 
 class HayouExperiment(Experiment):
     """A figure of the Hayou suite: ``full_scale`` and ``smoke_scale`` are the spec fields
-    that differ from the fast defaults at paper and at smoke scale."""
+    that differ from the fast defaults at paper and at smoke scale. The title is the
+    registry's (one copy of it) and the place in the report is the figure's number."""
 
     suite = "hayou"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None:
+            cls.title = cls.__dict__.get("title", EXPERIMENTS[name].title)
+            number = name.removeprefix("hayou-fig")
+            cls.order = cls.__dict__.get("order", int(number) if number.isdigit() else 0)
+
     full_scale: ClassVar[dict[str, Any]] = {}
     smoke_scale: ClassVar[dict[str, Any]] = {}
 
@@ -472,7 +484,7 @@ class DepthSweepSpec(ExperimentSpec):
     level: Level = 1e-3
 
 
-KS_TABLE = {"depth": "L", "n": "n", "ks_statistic": "KS D", "ks_pvalue": "KS p"}
+KS_COLUMNS = "depth: L; n: n; ks_statistic: KS D; ks_pvalue: KS p; "
 
 
 class DepthSweep(HayouExperiment):
@@ -597,11 +609,6 @@ class LogGrowthExperiment(HayouExperiment):
         "samples": 400,
         "wide_samples": 200,
     }
-
-
-def joined(values: Sequence[Any], fmt: str = "") -> str:
-    """``"5, 50, 500"``: a list of values for a caption."""
-    return ", ".join(format(value, fmt) for value in values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,6 +737,33 @@ def measured_panel(
     if curve is not None:
         ax.plot(curve[0], curve[1], color=LAW_COLOR, lw=1.1, label=curve[2])
     ax.set(xscale=xscale, yscale=yscale, xlabel=xlabel, ylabel=ylabel)
+
+
+def width_panel(
+    ax: Axes,
+    rows: list[dict[str, Any]],
+    key: str,
+    se_key: str,
+    *,
+    label: str = r"Monte Carlo ($\pm 3$ SE)",
+    **options: Any,
+) -> None:
+    """``measured_panel`` of ``row[key] ± 3 row[se_key]`` against the width of each row."""
+    measured_panel(
+        ax,
+        [r["width"] for r in rows],
+        [r[key] for r in rows],
+        error=[3 * r[se_key] for r in rows],
+        label=label,
+        xlabel="width $n$",
+        **options,
+    )
+
+
+def sizes_text(spec: Any) -> str:
+    """``"Activation relu, depth L = 200, widths n in {2, 5}"``: the start of a caption."""
+    widths = ", ".join(str(n) for n in spec.widths)
+    return f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}"
 
 
 def reference_line(

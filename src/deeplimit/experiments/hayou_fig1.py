@@ -45,10 +45,8 @@ def _log_ratio(y0: np.ndarray, y_last: np.ndarray) -> np.ndarray:
 
 class HayouFig1(DepthSweep):
     name = "hayou-fig1"
-    title = "Width-1 ReLU ResNet vs the GBM law (Hayou Fig. 1, Prop. 3)"
     Spec = HayouFig1Spec
-    order = 1
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "depth: L; alive: alive; ks_statistic: KS D; ks_pvalue: KS p; "
         "collapse_fraction: collapsed; collapse_exact: exact; collapse_pvalue: binom p"
     )

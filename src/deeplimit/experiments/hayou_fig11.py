@@ -164,7 +164,7 @@ class _OUCases(HayouExperiment):
     """Width-1 OU-activation networks for several (activation, Y_0) cases: one histogram of
     ``Y_L`` a case against the law of ``X_1``."""
 
-    table: ClassVar[dict[str, str]] = _TABLE
+    table = _TABLE
 
     def _cases(self, spec: Any) -> list[tuple[OU, float]]:
         raise NotImplementedError
@@ -199,9 +199,7 @@ class HayouFig11Spec(OUCasesSpec):
 
 class HayouFig11(_OUCases):
     name = "hayou-fig11"
-    title = "Width-1 OU-activation ResNet outputs from several starts (Hayou Fig. 11, Prop. 4)"
     Spec = HayouFig11Spec
-    order = 11
     full_scale: ClassVar[dict[str, Any]] = {
         "starts": (-2.0, -1.0, 0.0, 0.5, 2.0, 5.0),
         "depth": 3000,
@@ -264,9 +262,7 @@ class HayouFig12Spec(OUCasesSpec):
 
 class HayouFig12(_OUCases):
     name = "hayou-fig12"
-    title = "Width-1 OU-activation ResNet outputs for several theta (Hayou Fig. 12, Prop. 4)"
     Spec = HayouFig12Spec
-    order = 12
     full_scale: ClassVar[dict[str, Any]] = {
         "alphas": (4.0, 3.0, 2.0, 1.0, 0.5),
         "depth": 3000,

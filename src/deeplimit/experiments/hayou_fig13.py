@@ -45,12 +45,13 @@ from .hayou_common import (
     limit_claim,
     log_growth_run,
     log_growth_runs,
-    measured_panel,
     moments,
     panels,
     reference_line,
     runnable_activation,
     samples_text,
+    sizes_text,
+    width_panel,
 )
 from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds
 
@@ -82,18 +83,15 @@ class HayouFig13Spec(LogGrowthSpec):
 
 class HayouFig13(LogGrowthExperiment):
     name = "hayou-fig13"
-    title = "Non-scaled log-growth across widths: concentration (Hayou Fig. 13, Thm 2)"
     Spec = HayouFig13Spec
-    order = 13
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; alive: alive; mean: E LG_L; sd: sd; scaled_variance: n Var; "
         "scaled_variance_se: SE"
     )
 
     def caption(self, spec: HayouFig13Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"q0 = {spec.q0:g}, {samples_text(spec)} (the networks of Fig. 5; seed "
             f"{spec.seed}). "
             "Density histograms of the non-scaled LG_L = log(||phi(Y_L)|| / ||phi(Y_0)||) over "
@@ -224,13 +222,11 @@ class HayouFig13(LogGrowthExperiment):
                 label=r"$n = \infty$",
             )
             ax.set(xlabel="$LG_L$ (non-scaled)", ylabel="density")
-            measured_panel(
+            width_panel(
                 axes[1],
-                [r["width"] for r in rows],
-                [r["scaled_variance"] for r in rows],
-                error=[3 * r["scaled_variance_se"] for r in rows],
-                label=r"Monte Carlo ($\pm 3$ SE)",
-                xlabel="width $n$",
+                rows,
+                "scaled_variance",
+                "scaled_variance_se",
                 ylabel=r"$n\,\mathrm{Var}(LG_L)$",
             )
             axes[1].set_xscale("log", base=2)
@@ -274,9 +270,8 @@ class HiddenLayersSpec(ExperimentSpec):
 class _HiddenLayerHistograms(HayouExperiment):
     """Histograms of ``LG_l`` at the hidden layers of one width (scaled or not)."""
 
-    figure_number: ClassVar[int]
     scaled: ClassVar[bool]
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "layer: l; t: t = l/L; alive: alive; mean: E LG_l; sd: sd; spread_ratio: sd sqrt(nL/l); "
         "skew: skew; skew_se: SE; ks_distance: D to N(0,1) (standardized)"
     )
@@ -366,7 +361,7 @@ class _HiddenLayerHistograms(HayouExperiment):
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         rows = self.summarize(dataset, spec)
         kind = activation_kind(spec.activation)
-        prefix = f"fig{self.figure_number}"
+        prefix = f"fig{self.order}"
         if self.scaled and kind == "relu":
             first, last = rows[0], rows[-1]
             gap = abs(first["skew"]) - abs(last["skew"])
@@ -444,89 +439,31 @@ class _HiddenLayerHistograms(HayouExperiment):
         return figure
 
 
-class HayouFig14Spec(HiddenLayersSpec):
-    width: PositiveInt = 2
+def _declare(number: int, width: int) -> tuple[Any, Any, Any]:
+    """The spec of one width and its two figures: Fig. ``number`` (scaled) and Fig.
+    ``number + 4`` (non-scaled)."""
+    spec = type(
+        f"HayouFig{number}Spec",
+        (HiddenLayersSpec,),
+        {"__module__": __name__, "__annotations__": {"width": PositiveInt}, "width": width},
+    )
+
+    def figure(figure_number: int, scaled: bool) -> Any:
+        return type(
+            f"HayouFig{figure_number}",
+            (_HiddenLayerHistograms,),
+            {
+                "__module__": __name__,
+                "name": f"hayou-fig{figure_number}",
+                "Spec": spec,
+                "scaled": scaled,
+            },
+        )
+
+    return spec, figure(number, True), figure(number + 4, False)
 
 
-class HayouFig15Spec(HiddenLayersSpec):
-    width: PositiveInt = 3
-
-
-class HayouFig16Spec(HiddenLayersSpec):
-    width: PositiveInt = 4
-
-
-class HayouFig17Spec(HiddenLayersSpec):
-    width: PositiveInt = 8
-
-
-class HayouFig14(_HiddenLayerHistograms):
-    name = "hayou-fig14"
-    title = "Scaled log-growth at hidden layers, width 2 (Hayou Fig. 14)"
-    Spec = HayouFig14Spec
-    order = 14
-    figure_number = 14
-    scaled = True
-
-
-class HayouFig15(_HiddenLayerHistograms):
-    name = "hayou-fig15"
-    title = "Scaled log-growth at hidden layers, width 3 (Hayou Fig. 15)"
-    Spec = HayouFig15Spec
-    order = 15
-    figure_number = 15
-    scaled = True
-
-
-class HayouFig16(_HiddenLayerHistograms):
-    name = "hayou-fig16"
-    title = "Scaled log-growth at hidden layers, width 4 (Hayou Fig. 16)"
-    Spec = HayouFig16Spec
-    order = 16
-    figure_number = 16
-    scaled = True
-
-
-class HayouFig17(_HiddenLayerHistograms):
-    name = "hayou-fig17"
-    title = "Scaled log-growth at hidden layers, width 8 (Hayou Fig. 17)"
-    Spec = HayouFig17Spec
-    order = 17
-    figure_number = 17
-    scaled = True
-
-
-class HayouFig18(_HiddenLayerHistograms):
-    name = "hayou-fig18"
-    title = "Non-scaled log-growth at hidden layers, width 2 (Hayou Fig. 18)"
-    Spec = HayouFig14Spec
-    order = 18
-    figure_number = 18
-    scaled = False
-
-
-class HayouFig19(_HiddenLayerHistograms):
-    name = "hayou-fig19"
-    title = "Non-scaled log-growth at hidden layers, width 3 (Hayou Fig. 19)"
-    Spec = HayouFig15Spec
-    order = 19
-    figure_number = 19
-    scaled = False
-
-
-class HayouFig20(_HiddenLayerHistograms):
-    name = "hayou-fig20"
-    title = "Non-scaled log-growth at hidden layers, width 4 (Hayou Fig. 20)"
-    Spec = HayouFig16Spec
-    order = 20
-    figure_number = 20
-    scaled = False
-
-
-class HayouFig21(_HiddenLayerHistograms):
-    name = "hayou-fig21"
-    title = "Non-scaled log-growth at hidden layers, width 8 (Hayou Fig. 21)"
-    Spec = HayouFig17Spec
-    order = 21
-    figure_number = 21
-    scaled = False
+HayouFig14Spec, HayouFig14, HayouFig18 = _declare(14, 2)
+HayouFig15Spec, HayouFig15, HayouFig19 = _declare(15, 3)
+HayouFig16Spec, HayouFig16, HayouFig20 = _declare(16, 4)
+HayouFig17Spec, HayouFig17, HayouFig21 = _declare(17, 8)

@@ -52,10 +52,8 @@ def _phi(spec: HayouFig2Spec, beta: float, x: np.ndarray) -> np.ndarray:
 
 class HayouFig2(HayouExperiment):
     name = "hayou-fig2"
-    title = "The Ornstein-Uhlenbeck activation of Prop. 4 (Hayou Fig. 2)"
     Spec = HayouFig2Spec
-    order = 2
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "x: x; phi: phi(x); derivative: phi'(x); "
         "growth_ratio: phi / ((2 sigma/alpha) x sqrt(log beta x))"
     )

@@ -25,7 +25,7 @@ from ..stats import binomial_test, ks_test
 from .base import Claim, Progress
 from .claims import pvalue_test
 from .hayou_common import (
-    KS_TABLE,
+    KS_COLUMNS,
     OU_COLOR,
     DepthSweep,
     DepthSweepSpec,
@@ -48,16 +48,12 @@ class HayouFig3Spec(DepthSweepSpec):
 
 class HayouFig3(DepthSweep):
     name = "hayou-fig3"
-    title = "Width-1 ResNet with the OU activation vs the OU law (Hayou Fig. 3, Prop. 4)"
     Spec = HayouFig3Spec
-    order = 3
-    table: ClassVar[dict[str, str]] = {
-        **KS_TABLE,
-        **columns(
-            "u_mean: mean U; u_mean_expected: limit; u_var: var U; u_var_expected: limit ; "
-            "median_y: median Y; median_expected: limit  "
-        ),
-    }
+    table = columns(
+        KS_COLUMNS
+        + "u_mean: mean U; u_mean_expected: limit; u_var: var U; u_var_expected: limit ; "
+        "median_y: median Y; median_expected: limit  "
+    )
 
     full_scale: ClassVar[dict[str, Any]] = {
         "depths": (10, 30, 100, 300, 1000, 3000),

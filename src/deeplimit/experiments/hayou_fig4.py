@@ -66,10 +66,8 @@ def _increase_pvalue(before: tuple[int, int], after: tuple[int, int]) -> float:
 
 class HayouFig4(HayouExperiment):
     name = "hayou-fig4"
-    title = "Probability of network collapse against depth and width (Hayou Fig. 4)"
     Spec = HayouFig4Spec
-    order = 4
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; depth: L; started: phi(Y_0) != 0; collapsed: collapsed; "
         "probability: P(collapse); high: 95% upper; exact: exact (n = 1)"
     )

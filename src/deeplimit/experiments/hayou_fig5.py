@@ -20,7 +20,7 @@ ReLU.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.stats as sps
@@ -43,13 +43,14 @@ from .hayou_common import (
     ks_by_width,
     limit_claim,
     log_growth_runs,
-    measured_panel,
     moments,
     one_sided_critical,
     panels,
     reference_line,
     runnable_activation,
     samples_text,
+    sizes_text,
+    width_panel,
 )
 from .spec_fields import Widths
 
@@ -125,17 +126,14 @@ def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
 
 class HayouFig5(LogGrowthExperiment):
     name = "hayou-fig5"
-    title = "Quasi-GBM log-growth and the regime change between widths 3 and 4 (Hayou Fig. 5)"
     Spec = HayouFig5Spec
-    order = 5
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; alive: alive; mean: E LG_L; se: SE; formula: (n-4)/(4n); "
         "negative_fraction: P(LG<0); active_fraction: avg N/n; residual_mean: E R; "
         "variance_ratio: Var R / E QV; residual_ks_pvalue: KS p (C9)"
     )
 
     def caption(self, spec: HayouFig5Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         kind = activation_kind(spec.activation)
         note = (
             "ReLU: C9 (sqrt(n)(LG_L - drift) ~ N(0,1)) and C10 (sign change 3 -> 4) are checked."
@@ -145,7 +143,7 @@ class HayouFig5(LogGrowthExperiment):
             "mean approaches the mean-field limit."
         )
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"input x = (sqrt q0) with q0 = {spec.q0:g} (d = 1), {samples_text(spec)} "
             f"(exact-in-law sampler, seed {spec.seed}, derived per width). "
             "LG_L = log(||phi(Y_L)|| / ||phi(Y_0)||) over networks with phi(Y_0) != 0 that "
@@ -222,16 +220,14 @@ class HayouFig5(LogGrowthExperiment):
                 reference_line(ax, x=0.0, extent=top)
                 reference_line(ax, x=row["mean"], extent=top, color=LAW_COLOR, ls="--")
             axes[0].set_ylabel("density")
-            widths = np.array([r["width"] for r in rows], dtype=float)
-            fine = np.geomspace(1, max(widths.max(), 8), 200)
-            measured_panel(
+            fine = np.geomspace(1, max(max(spec.widths), 8), 200)
+            width_panel(
                 axes[-1],
-                widths,
-                [r["mean"] for r in rows],
-                error=[3 * r["se"] for r in rows],
+                rows,
+                "mean",
+                "se",
                 label=r"$E\,LG_L$ ($\pm 3$ SE)",
                 curve=(fine, (fine - 4) / (4 * fine), "$(n-4)/(4n)$") if relu else None,
-                xlabel="width $n$",
                 ylabel="mean log-growth",
             )
             axes[-1].set_xscale("log", base=2)

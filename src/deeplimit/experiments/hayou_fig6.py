@@ -83,10 +83,8 @@ def _grid(depth: int) -> list[int]:
 
 class HayouFig6(HayouExperiment):
     name = "hayou-fig6"
-    title = "Depth-then-width vs width-then-depth: log-growth and coordinates (Hayou Fig. 6)"
     Spec = HayouFig6Spec
-    order = 6
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; samples: networks; lg_mean: E LG_L; lg_scaled_variance: n Var LG_L; "
         "norm2_mean: E |Y_L|^2/n; norm2_se: SE; coordinate_ks_pvalue: KS p (Y^1_L)"
     )

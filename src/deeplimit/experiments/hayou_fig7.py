@@ -34,6 +34,7 @@ from .hayou_common import (
     columns,
     panels,
     runnable_activation,
+    sizes_text,
 )
 from .spec_fields import AtLeast, Level, Positive, PositiveInt, Widths
 
@@ -123,10 +124,8 @@ def one_step(spec: HayouFig7Spec) -> dict[str, float]:
 
 class HayouFig7(HayouExperiment):
     name = "hayou-fig7"
-    title = "Correlation paths of finite-width ResNets (Hayou Fig. 7, Eq. 5)"
     Spec = HayouFig7Spec
-    order = 7
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; c0_mean: E c_0; cL_mean: E c_L; cL_sd: sd c_L; near_one: P(|c_L| > 0.99); "
         "max_abs: max |c_l|; meanfield: n = oo"
     )
@@ -148,9 +147,8 @@ class HayouFig7(HayouExperiment):
     }
 
     def caption(self, spec: HayouFig7Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, two "
+            f"{sizes_text(spec)}, two "
             f"inputs in dimension d = 2 with correlation rho0 = {spec.rho0:g} and |x|^2/d = "
             f"{spec.q0:g}; {spec.samples} networks per width (exact-in-law Gram sampler, seed "
             f"{spec.seed}). Thin lines: {spec.paths} paths c_l; band: 5-95 % over networks; "

@@ -35,10 +35,11 @@ from .hayou_common import (
     HayouExperiment,
     activation_kind,
     columns,
-    measured_panel,
     panels,
     reference_line,
     runnable_activation,
+    sizes_text,
+    width_panel,
 )
 from .spec_fields import AtLeast, Level, Positive, PositiveInt, Seeds, Widths
 
@@ -85,10 +86,8 @@ def infinite_width_gradient(activation: Activation, q0: float, depth: int) -> np
 
 class HayouFig8(HayouExperiment):
     name = "hayou-fig8"
-    title = "Gradient norms back-propagated from a fixed last-layer gradient (Hayou Fig. 8)"
     Spec = HayouFig8Spec
-    order = 8
-    table: ClassVar[dict[str, str]] = columns(
+    table = columns(
         "width: n; median_low: min median |g_l|; median_high: max median |g_l|; "
         "g0_square_mean: E |g_0|^2; g0_square_se: SE; heuristic: n = oo"
     )
@@ -102,9 +101,8 @@ class HayouFig8(HayouExperiment):
     smoke_scale: ClassVar[dict[str, Any]] = {"widths": (2, 20), "depth": 20, "samples": 50}
 
     def caption(self, spec: HayouFig8Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"{spec.samples} networks per width, input x = (sqrt q0), q0 = {spec.q0:g}, "
             "g_L = (1, ..., 1)/sqrt(n) (exact gradients: backward weights from their law given "
             f"the forward pass; seed {spec.seed}). Left: median and 10-90 % band of "
@@ -236,13 +234,11 @@ class HayouFig8(HayouExperiment):
             )
             paths.set(xlabel="$t = l / L$", ylabel=r"$\|g_l\| / \|g_L\|$ (median, 10-90 %)")
             paths.set_ylim(0, 3.2)
-            measured_panel(
+            width_panel(
                 first,
-                [r["width"] for r in rows],
-                [r["g0_square_mean"] for r in rows],
-                error=[3 * r["g0_square_se"] for r in rows],
-                label=r"Monte Carlo ($\pm 3$ SE)",
-                xlabel="width $n$",
+                rows,
+                "g0_square_mean",
+                "g0_square_se",
                 ylabel=r"$E\,\|g_0\|^2 / \|g_L\|^2$",
                 xscale="log",
             )

@@ -34,7 +34,7 @@ from ..stats import binomial_interval, binomial_test, ks_test
 from .base import Claim, Progress
 from .claims import bound
 from .hayou_common import (
-    KS_TABLE,
+    KS_COLUMNS,
     DepthSweep,
     DepthSweepSpec,
     columns,
@@ -81,13 +81,8 @@ class HayouFig9Spec(DepthSweepSpec):
 
 class HayouFig9(DepthSweep):
     name = "hayou-fig9"
-    title = "Width-1 linear ResNet vs the GBM law (Hayou Fig. 9, Prop. 2)"
     Spec = HayouFig9Spec
-    order = 9
-    table: ClassVar[dict[str, str]] = {
-        **KS_TABLE,
-        **columns("flips: sign flips; flip_fraction: fraction; flips_exact: exact"),
-    }
+    table = columns(KS_COLUMNS + "flips: sign flips; flip_fraction: fraction; flips_exact: exact")
     ks_claim = "C4"
     legend: ClassVar[dict[str, str]] = {"data_label": "ResNet (Eq. 1)", "law_label": "GBM law"}
     more_panels = 1
@@ -205,13 +200,8 @@ class HayouFig10Spec(DepthSweepSpec):
 
 class HayouFig10(DepthSweep):
     name = "hayou-fig10"
-    title = "Width-1 ReLU ResNet output vs the GBM-point mixture law (Hayou Fig. 10, Prop. 3)"
     Spec = HayouFig10Spec
-    order = 10
-    table: ClassVar[dict[str, str]] = {
-        **KS_TABLE,
-        **columns("nonpositive_fraction: P(Y_L <= 0); nonpositive_exact: exact"),
-    }
+    table = columns(KS_COLUMNS + "nonpositive_fraction: P(Y_L <= 0); nonpositive_exact: exact")
     legend: ClassVar[dict[str, str]] = {"data_label": "ResNet (Eq. 1)", "law_label": "law of $X_1$"}
     legend_panel = 0
     ks_claim = "C5"
