@@ -492,6 +492,9 @@ def reference_line(ax: Axes, x: Any, anchor: float, slope: float, label: str) ->
 # --- figures: one style (``style``) for every Chizat experiment --------------------------
 
 
+FOOTER_INCHES = 0.13  # the strip below the panels left for the provenance footer
+
+
 @contextlib.contextmanager
 def chizat_figure(
     panels: int, *, columns: int, size: tuple[float, float] = (2.6, 2.2)
@@ -503,6 +506,9 @@ def chizat_figure(
     rows = -(-panels // columns)
     with styled():
         figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+        # a strip at the bottom stays free for the provenance line (plotting.add_footer)
+        footer = FOOTER_INCHES / figure.get_figheight()
+        figure.get_layout_engine().set(rect=(0, footer, 1, 1 - footer))  # left, bottom, w, h
         FigureCanvasAgg(figure)
         grid = figure.subplots(rows, columns, squeeze=False)
         axes = [ax for row in grid for ax in row]
