@@ -348,19 +348,9 @@ def synthetic_resnet(
     **kwargs: Any,
 ) -> Any:
     """``build_resnet`` for ``data`` (its input and output sizes) with ``block``."""
-    return build_resnet(
-        depth,
-        width,
-        dim,
-        input_dim=data.input_dim,
-        output_dim=data.output_dim,
-        block=block,
-        seeds=seeds,
-        seed=seed,
-        device=device,
-        dtype=getattr(torch, dtype),
-        **kwargs,
-    )
+    kwargs.update(input_dim=data.input_dim, output_dim=data.output_dim, block=block)
+    kwargs.update(seeds=seeds, seed=seed, device=device, dtype=getattr(torch, dtype))
+    return build_resnet(depth, width, dim, **kwargs)
 
 
 def concatenate_results(parts: Sequence[TrainingResult]) -> TrainingResult:
