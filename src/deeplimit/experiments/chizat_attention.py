@@ -39,7 +39,6 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pydantic import AfterValidator, ValidationInfo
 
@@ -51,14 +50,14 @@ from .chizat_common import (
     ChizatExperiment,
     ChizatSpec,
     Tracker,
+    chizat_figure,
     fit_or_none,
     reference_line,
 )
 from .chizat_depth import collapse_fit
 from .claims import Claim, bound
-from .plotting import panel_grid
 from .spec_fields import DType, IncreasingFloats, IncreasingInts, Positive, PositiveInt, Seeds
-from .style import error_band, finish_axes, panel_letters, styled
+from .style import error_band
 
 __all__ = ["ChizatAttention", "ChizatAttentionSpec"]
 
@@ -121,10 +120,7 @@ def _seed_errors(embeddings: torch.Tensor, target: torch.Tensor, diverged: Any =
 
 class ChizatAttention(ChizatExperiment):
     name = "chizat-attention"
-    title = (
-        "Attention heads as the hidden width: error vs LM at init, vs M and L after training, "
-        "lazy regime"
-    )
+    title = "Attention heads as the hidden width: error vs LM at init, vs M and L; lazy regime"
     Spec = ChizatAttentionSpec
     suite = "beyond"
     order = 3
@@ -137,45 +133,26 @@ class ChizatAttention(ChizatExperiment):
     }
 
     def full_settings(self) -> dict[str, Any]:
+        # one line per study: init (CA1, CA2), vs M (CA3), vs L (CA6), lazy (CA4, CA5)
         return {
-            "init_products": (16, 64, 256, 1024, 4096),
-            "init_seeds": 16,
-            "widths": (8, 16, 32, 64, 128, 256),
-            "seeds": 12,
-            "reference_width": 4096,
-            "reference_seeds": 8,
-            "depths": (1, 2, 4, 8, 16, 32),
-            "depth_seeds": 12,
-            "depth_reference": 512,
-            "depth_reference_seeds": 8,
-            "lazy_alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
-            "lazy_width": 256,
-            "lazy_seeds": 8,
+            **{"init_products": (16, 64, 256, 1024, 4096), "init_seeds": 16},
+            **{"widths": (8, 16, 32, 64, 128, 256), "seeds": 12},
+            **{"reference_width": 4096, "reference_seeds": 8},
+            **{"depths": (1, 2, 4, 8, 16, 32), "depth_seeds": 12},
+            **{"depth_reference": 512, "depth_reference_seeds": 8},
+            **{"lazy_alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), "lazy_width": 256},
+            **{"lazy_seeds": 8},
         }
 
     def smoke_settings(self) -> dict[str, Any]:
         return {
-            "dim": 6,
-            "key_dim": 2,
-            "tokens": 3,
-            "init_products": (4, 8, 16),
-            "init_depths": (1, 2, 4),
-            "init_seeds": 2,
-            "depth": 2,
-            "widths": (2, 4, 8),
-            "seeds": 2,
-            "reference_width": 16,
-            "reference_seeds": 2,
-            "depth_width": 2,
-            "depths": (1, 2, 4),
-            "depth_seeds": 2,
-            "depth_reference": 16,
-            "depth_reference_seeds": 2,
-            "steps": 2,
-            "lazy_alphas": (1.0, 4.0, 16.0),
-            "lazy_depth": 2,
-            "lazy_width": 4,
-            "lazy_seeds": 2,
+            **{"dim": 6, "key_dim": 2, "tokens": 3, "steps": 2},
+            **{"init_products": (4, 8, 16), "init_depths": (1, 2, 4), "init_seeds": 2},
+            **{"depth": 2, "widths": (2, 4, 8), "seeds": 2},
+            **{"reference_width": 16, "reference_seeds": 2},
+            **{"depth_width": 2, "depths": (1, 2, 4), "depth_seeds": 2},
+            **{"depth_reference": 16, "depth_reference_seeds": 2},
+            **{"lazy_alphas": (1.0, 4.0, 16.0), "lazy_depth": 2, "lazy_width": 4, "lazy_seeds": 2},
         }
 
     def caption(self, spec: ChizatAttentionSpec) -> str:
@@ -519,10 +496,8 @@ class ChizatAttention(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         has_depth = "depth_error" in dataset
-        with styled():
-            figure, axes = panel_grid(4 if has_depth else 3, columns=4, size=(3.3, 2.9))
-            FigureCanvasAgg(figure)  # place_legend measures the legends with its renderer
-            figure.set_layout_engine("constrained")
+        panels = 4 if has_depth else 3
+        with chizat_figure(panels, columns=2, size=(3.6, 2.8)) as (figure, axes):
             self._draw_init(axes[0], dataset)
             _draw_errors(
                 axes[1],
@@ -537,7 +512,7 @@ class ChizatAttention(ChizatExperiment):
             axes[1].set(
                 xlabel="heads per layer $M$",
                 ylabel=f"embedding error at step {spec.steps}",
-                title="vs $M$, same-depth reference (CA3)",
+                title="vs $M$, same-depth ref. (CA3)",
             )
             if has_depth:
                 depths = dataset.depth.values
@@ -566,12 +541,9 @@ class ChizatAttention(ChizatExperiment):
                 axes[2].set(
                     xlabel="depth $L$",
                     ylabel=f"embedding error at step {spec.steps}",
-                    title="vs $L$, same-width reference (CA6)",
+                    title="vs $L$, same-width ref. (CA6)",
                 )
             self._draw_lazy(axes[-1], dataset, spec)
-            for ax in axes:
-                finish_axes(ax, fontsize=6.5)
-            panel_letters(axes)
         return figure
 
     def _draw_init(self, ax: Axes, dataset: xr.Dataset) -> None:
@@ -598,7 +570,7 @@ class ChizatAttention(ChizatExperiment):
     def _draw_lazy(self, ax: Axes, dataset: xr.Dataset, spec: Any) -> None:
         alphas = dataset.alpha.values
         for color, name, label in (
-            (COLORS[1], "lazy_unit_movement", "heads (RMS$/\\sqrt{D}$)"),
+            (COLORS[1], "lazy_unit_movement", "heads$/\\sqrt{D}$"),
             (COLORS[2], "lazy_function_movement", "function $f$"),
         ):
             _power_law(ax, alphas, dataset[name].values, label=label, color=color)
@@ -660,4 +632,4 @@ def _draw_errors(
     if np.isfinite(first):
         reference_line(ax, x, first * 1.2, -0.5, "slope $-1/2$")
     if math.isfinite(reference):
-        ax.axhline(reference, color="#999999", lw=0.8, ls=":", label="reference's own error")
+        ax.axhline(reference, color="#999999", lw=0.8, ls=":", label="ref. own error")
