@@ -98,6 +98,11 @@ class _Recorder(Observer):
         assert self.context is not None
         return slice(self.context.start, self.context.stop)
 
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        """A new chunk: observe its layer 0."""
+        self.context = context
+        self.observe(view)
+
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -170,10 +175,6 @@ class _Collapse(_Recorder):
             (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
         )
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         first = self.first[self.rows]
         collapsed = view.phi_norm == 0
@@ -197,10 +198,6 @@ class _Active(_Recorder):
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         count = view.active
         if view.layer in self.positions:
@@ -223,10 +220,6 @@ class _QuasiGBM(_Recorder):
         shape = (plan.samples, plan.inputs)
         self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
         self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer >= self.steps:
@@ -267,10 +260,6 @@ class _Correlation(_Recorder):
         self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
         self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
@@ -288,10 +277,6 @@ class _Norm(_Recorder):
         shape = (plan.samples, len(layers), plan.inputs)
         self.y_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
         self.phi_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
