@@ -17,7 +17,7 @@ from typing import Any
 import xarray as xr
 
 from ..training import MeanFieldScaling
-from .chizat_sweep import ErrorSweep, ErrorSweepSpec, Slope, budget_text
+from .chizat_sweep import SMOKE, ErrorSweep, ErrorSweepSpec, Slope, budget_text
 from .spec_fields import IncreasingFloats, PositiveInt
 
 __all__ = ["ChizatAlpha", "ChizatAlphaSpec"]
@@ -49,16 +49,8 @@ class ChizatAlpha(ErrorSweep):
         }
 
     def smoke_settings(self) -> dict[str, Any]:
-        return {
-            "depth": 4,
-            "width": 8,
-            "dim": 4,
-            "alphas": (1.0, 2.0, 4.0),
-            "seeds": 2,
-            "reference_width": 32,
-            "reference_seeds": 2,
-            "steps": 2,
-        }
+        sizes = {"depth": 4, "width": 8, "dim": 4, "reference_width": 32}
+        return {**SMOKE, **sizes, "alphas": (1.0, 2.0, 4.0)}
 
     def setting(self, spec: ChizatAlphaSpec, value: float) -> dict[str, Any]:
         scaling = MeanFieldScaling(alpha=value, lr=spec.lr)

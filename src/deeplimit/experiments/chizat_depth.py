@@ -89,6 +89,7 @@ class ChizatDepth(ErrorSweep):
     order = 3
     axis, values_field, axis_label, axis_symbol, cast = "depth", "depths", r"depth $L$", "L", int
     slopes = (Slope("C5", "bias", -1.0, 0.15, what="Euler term vs L"),)
+    figure_size = (4.0, 3.5)
     table: ClassVar[dict[str, str]] = {
         "width": "M",
         "slope_text": "slope of error vs L (95% CI)",

@@ -36,6 +36,8 @@ from ..training import span_linear_limit
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
+    GRID_TABLE,
+    QUANTITY_TEX,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
@@ -54,7 +56,6 @@ __all__ = ["ChizatJoint", "ChizatJointSpec", "fit_joint_law"]
 
 EXPECTED = {"embedding": 1 / 6, "output": 1 / 5}
 EXPECTED_TEX = {"embedding": "1/6", "output": "1/5"}
-QUANTITY_TEX = {"embedding": "embedding $h_L$", "output": "output $f$"}
 
 
 class ChizatJointSpec(ChizatSpec):
@@ -143,16 +144,8 @@ class ChizatJoint(ChizatExperiment):
         "Joint limit L, M, D -> infinity: error against D/(LM) and 1/D, budget P = LMD (C10, C11)"
     )
     Spec = ChizatJointSpec
-    suite = "chizat"
     order = 8
-    table: ClassVar[dict[str, str]] = {
-        "width": "M",
-        "dim": "D",
-        "budget": "P = LMD",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "diverged": "diverged",
-    }
+    table: ClassVar[dict[str, str]] = GRID_TABLE
 
     def full_settings(self) -> dict[str, Any]:
         return {

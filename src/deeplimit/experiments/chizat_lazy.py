@@ -24,11 +24,10 @@ import xarray as xr
 
 from ..training import MeanFieldScaling
 from .base import Claim
-from .chizat_common import COLORS, ChizatSpec
-from .chizat_sweep import ErrorSweep, Point, Slope, loglog_panel
+from .chizat_common import COLORS, ChizatSpec, log_error_bars, plot_series, rms_over
+from .chizat_sweep import ErrorSweep, Point, Slope
 from .claims import bound
 from .spec_fields import DType, IncreasingFloats, Positive, PositiveInt
-from .style import error_band
 
 __all__ = ["ChizatLazy", "ChizatLazySpec"]
 
@@ -173,26 +172,20 @@ class ChizatLazy(ErrorSweep):
         return [*super().check(dataset, spec), function_claim]
 
     def panels(self, axes: list, dataset: xr.Dataset, spec: ChizatLazySpec) -> None:
+        """Movements against alpha: RMS over the networks with its 95% interval."""
         alphas = dataset.alpha.values
-        curves = [
-            (alphas, self.mean(dataset, name), label, color, {"marker": ""})
-            for color, (name, label) in zip(COLORS, MOVEMENTS.items(), strict=False)
-        ]
-        loglog_panel(
-            axes[0],
-            curves,
-            xlabel=self.axis_label,
-            ylabel=r"RMS unit movement after $K$ steps",
-            title=r"units: lazy as $\alpha$ grows",
-        )
+        kept = dataset.where(dataset.diverged_at < 0)
+        for color, (name, label) in zip(COLORS, MOVEMENTS.items(), strict=False):
+            rms, relative = rms_over(kept[name].values)
+            plot_series(axes[0], alphas, rms, label=label, color=color)
+            log_error_bars(axes[0], alphas, rms, relative, fmt="none", color=color)
+        axes[0].set(xlabel=self.axis_label, ylabel=r"RMS unit movement after $K$ steps")
+        axes[0].set_title(r"units: lazy as $\alpha$ grows")
         ax = axes[1]
-        kept = dataset.where(dataset.diverged_at < 0)  # bands: mean ± 1.96 se over networks
-        for color, name in zip(COLORS, MOVEMENTS, strict=False):
-            error_band(axes[0], alphas, kept[name].values.T, color=color, ls="none", ms=3)
-        error_band(ax, alphas, kept.function.values.T, color=COLORS[3], label=r"$f_K - f_0$")
-        function = self.mean(dataset, "function")
-        if np.isfinite(function).any():
-            mean, tolerance = np.nanmean(function), spec.function_tolerance
+        rms, relative = rms_over(kept.function.values)
+        log_error_bars(ax, alphas, rms, relative, fmt="o-", color=COLORS[3], label=r"$f_K - f_0$")
+        if np.isfinite(rms).any():
+            mean, tolerance = np.nanmean(rms), spec.function_tolerance
             band = (mean * (1 - tolerance), mean * (1 + tolerance))
             ax.axhspan(*band, color="#27855a", alpha=0.12, label=f"mean $\\pm$ {tolerance:.0%}")
         ax.set(xscale="log", xlabel=self.axis_label, ylabel="RMS function movement")

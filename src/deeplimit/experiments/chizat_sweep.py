@@ -44,7 +44,6 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..training import LimitResult, TrainingResult
@@ -56,6 +55,7 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
+    chizat_figure,
     error_pair,
     error_rows,
     plot_series,
@@ -65,10 +65,10 @@ from .chizat_common import (
 )
 from .claims import bound
 from .spec_fields import DType, Positive, PositiveInt, Seeds
-from .style import finish_axes, panel_letters, styled
 
 __all__ = [
     "BUDGET_FRACTION",
+    "SMOKE",
     "ErrorSweep",
     "ErrorSweepSpec",
     "Point",
@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 BUDGET_FRACTION = 0.2  # chizat.md §6: the reference's own error <= 1/5 of the measured one
+SMOKE = {"seeds": 2, "reference_seeds": 2, "steps": 2}  # what every smoke setting shares
 Limit = tuple[LimitResult | None, dict[str, float] | None]  # a limit and its error budget
 
 
@@ -147,7 +148,7 @@ class ErrorSweep(ChizatExperiment):
     cast: ClassVar[type] = float
     common_random_numbers: ClassVar[bool] = False
     slopes: ClassVar[tuple[Slope, ...]] = ()
-    figure_size: ClassVar[tuple[float, float]] = (3.4, 2.9)  # inches per panel
+    figure_size: ClassVar[tuple[float, float]] = (3.7, 3.0)  # inches per panel
 
     # --- what a study declares -------------------------------------------------------------
 
@@ -334,20 +335,13 @@ class ErrorSweep(ChizatExperiment):
     # --- the figure ------------------------------------------------------------------------
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
-        """The panels of :meth:`panels` in one row, in the house style (``style.py``): maths
-        labels, panel letters, labelled log ticks, legends over no data; no caption in the
-        image (the report shows ``dataset.attrs["caption"]``)."""
-        with styled():
-            count = self.panel_count(spec)
-            width, height = self.figure_size
-            figure = Figure(figsize=(width * count, height), layout="constrained")
-            FigureCanvasAgg(figure)  # a renderer to place the legends with
-            axes = list(np.atleast_1d(figure.subplots(1, count)))
+        """The panels of :meth:`panels` in one row, in the Chizat house style
+        (:func:`~.chizat_common.chizat_figure`: maths labels, panel letters, labelled log
+        ticks, legends over no data); no caption in the image (the report shows
+        ``dataset.attrs["caption"]``)."""
+        count = self.panel_count(spec)
+        with chizat_figure(count, columns=count, size=self.figure_size) as (figure, axes):
             self.panels(axes, dataset, spec)
-            figure.draw_without_rendering()  # the final layout, then the legends
-            for ax in axes:
-                finish_axes(ax)
-            panel_letters(axes)
         return figure
 
     def panel_count(self, spec: Any) -> int:

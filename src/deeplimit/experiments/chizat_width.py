@@ -22,7 +22,7 @@ import xarray as xr
 
 from ..training import exact_linear_limit
 from .chizat_common import COLORS
-from .chizat_sweep import ErrorSweep, ErrorSweepSpec, Point, Slope
+from .chizat_sweep import SMOKE, ErrorSweep, ErrorSweepSpec, Point, Slope
 from .claims import bound
 from .spec_fields import IncreasingInts, PositiveInt, Seeds
 
@@ -70,11 +70,14 @@ class ChizatWidth(ErrorSweep):
         }
 
     def smoke_settings(self) -> dict[str, Any]:
-        return {
-            **{"depth": 4, "dim": 8, "widths": (4, 8, 16), "seeds": 2, "steps": 2},
-            **{"reference_width": 64, "reference_seeds": 2},
-            **{"linear_depth": 4, "linear_dim": 8, "linear_widths": (4, 8, 16), "linear_seeds": 2},
+        tanh = {"depth": 4, "dim": 8, "widths": (4, 8, 16), "reference_width": 64}
+        linear = {
+            "linear_depth": 4,
+            "linear_dim": 8,
+            "linear_widths": (4, 8, 16),
+            "linear_seeds": 2,
         }
+        return {**SMOKE, **tanh, **linear}
 
     def caption(self, spec: ChizatWidthSpec) -> str:
         return (

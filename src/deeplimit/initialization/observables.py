@@ -158,7 +158,9 @@ class _LogGrowth(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
             growth = torch.log(view.phi_norm / self.norm0)
-            if view.exponent is not None:  # phi(Y) = phi(y) 2^exponent: add the log-scale
+            # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
+            # tensor when it rescales, so an unchanged one adds exactly zero)
+            if view.exponent is not None and view.exponent is not self.exponent0:
                 assert self.exponent0 is not None
                 scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
                 growth = (growth + scale).to(growth.dtype)
@@ -197,13 +199,24 @@ class _Active(_Recorder):
         self.average = torch.zeros(
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
+        self.total: Tensor | None = None
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.total = None
+        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         count = view.active
         if view.layer in self.positions:
             self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.average[self.rows] += count / (self.width * self.steps)
+            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+
+    def end(self) -> None:
+        super().end()
+        if self.total is not None:  # an exact integer sum, divided once
+            self.average[self.rows] = self.total.to(self.average.dtype) / (self.width * self.steps)
 
     def results(self) -> dict[str, Tensor]:
         return {"active": self.counts, "active_fraction": self.average}
@@ -220,15 +233,24 @@ class _QuasiGBM(_Recorder):
         shape = (plan.samples, plan.inputs)
         self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
         self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
+        self.total: Tensor | None = None  # ReLU: sum of the active counts of the chunk
+        self.dead: Tensor | None = None
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        self.context = context
+        self.total = self.dead = None
+        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer >= self.steps:
             return
         if self.relu:  # phi' = 1{y > 0}: ||phi'||^2 = N and rho = 1 (NaN once collapsed)
-            rho = torch.where(view.phi_norm > 0, 1.0, math.nan).to(view.phi_norm.dtype)
-            mu = (view.active - 2.0 * rho) / (2.0 * self.width)
-            self.drift[self.rows] += self.dt * mu
-            self.variation[self.rows] += self.dt * rho / self.width
+            # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
+            # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
+            count = view.active
+            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+            if view.layer == self.steps - 1:
+                self.dead = view.phi_norm == 0
             return
         phi, y = view.phi, view.y
         first = self.activation.derivative(y)
@@ -240,6 +262,18 @@ class _QuasiGBM(_Recorder):
         mu = (curvature - 2.0 * rho) / (2.0 * self.width)
         self.drift[self.rows] += self.dt * mu
         self.variation[self.rows] += self.dt * rho / self.width
+
+    def end(self) -> None:
+        super().end()
+        if self.total is None or self.dead is None:
+            return
+        # drift = dt sum_l (N_l - 2) / (2n), quadratic variation = dt L / n: NaN if collapsed
+        rows, dtype = self.rows, self.drift.dtype
+        nan = torch.where(self.dead, math.nan, 0.0).to(dtype)
+        self.drift[rows] = (self.total - 2 * self.steps).to(dtype) * (
+            self.dt / (2.0 * self.width)
+        ) + nan
+        self.variation[rows] = self.dt * self.steps / self.width + nan
 
     def results(self) -> dict[str, Tensor]:
         return {"drift": self.drift, "quadratic_variation": self.variation}

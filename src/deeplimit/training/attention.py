@@ -37,14 +37,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..activations import parse_activation
 from ..errors import check_int, check_real_array
 from ..sizes import Need, check_memory
-from .data import DEFAULT_DATA_SEED, TrainingData
+from .data import DEFAULT_DATA_SEED, TrainingData, gaussian_task
 from .model import Block
 
 __all__ = [
@@ -242,17 +241,10 @@ def synthetic_sequence_task(
 ) -> SequenceData:
     """The synthetic task of chizat.md §1.5 with a token axis: ``X``, ``Y`` i.i.d. ``N(0, 1)``
     of shapes ``(N, T, d_in)``, ``(N, T, d_out)``, from ``numpy.random.default_rng(seed)``."""
-    seed = check_int("data_seed", seed, minimum=0)
-    samples = check_int("samples", samples, minimum=1)
-    tokens = check_int("tokens", tokens, minimum=1)
-    input_dim = check_int("input_dim", input_dim, minimum=1)
-    output_dim = check_int("output_dim", output_dim, minimum=1)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((samples, tokens, input_dim))
-    y = rng.standard_normal((samples, tokens, output_dim))
+    x, y = gaussian_task(seed, samples, input_dim, output_dim, tokens=tokens)
     return SequenceData(
-        torch.from_numpy(x),
-        torch.from_numpy(y),
+        x,
+        y,
         f"synthetic sequence task: N={samples}, T={tokens}, d_in={input_dim}, "
         f"d_out={output_dim}, X, Y iid N(0,1), numpy seed {seed}",
     )

@@ -95,13 +95,15 @@ METHOD_NAMES = ("auto", "exact", "span", "reference", "particles")
 # argument resolution shared by the object and the function shorthands
 
 
-def resolve_block(activation: Any, block: Any, key_dim: Any = None, *, tokens: int = 1) -> Block:
+def resolve_block(
+    activation: Any, block: Any, key_dim: Any = None, *, tokens: int | None = None
+) -> Block:
     """The residual block: ``block`` (a ``Block``), the 2LP block ``TwoLayerBlock(activation)``
     (``block`` ``None`` or ``"2lp"``; ``activation=None``: ``DEFAULT_ACTIVATION``) or, for
-    ``block="attention"``, ``AttentionBlock(tokens, key_dim, activation)`` (``key_dim=None``:
-    4). Giving a ``Block`` and an activation is an error, whatever their values
-    (``activation=None`` means "not given"), and so is ``key_dim`` without
-    ``block="attention"``."""
+    ``block="attention"`` and sequences of ``tokens`` tokens, ``AttentionBlock(tokens,
+    key_dim, activation)`` (``key_dim=None``: 4). Giving a ``Block`` and an activation is an
+    error, whatever their values (``activation=None`` means "not given"), and so is
+    ``key_dim`` without ``block="attention"``."""
     from .attention import BLOCKS, DEFAULT_KEY_DIM
 
     if key_dim is not None and not (isinstance(block, str) and block == "attention"):
@@ -118,6 +120,12 @@ def resolve_block(activation: Any, block: Any, key_dim: Any = None, *, tokens: i
         sigma = DEFAULT_ACTIVATION if activation is None else activation
         if block == "2lp":
             return TwoLayerBlock(sigma)
+        if tokens is None:
+            raise ValueError(
+                "block='attention' needs sequences to know T: give data=(X, Y) of shapes "
+                "(N, T, d_in), (N, T, d_out) to train_resnet or TrainingProblem, or pass "
+                "AttentionBlock(tokens, key_dim) here"
+            )
         key_dim = DEFAULT_KEY_DIM if key_dim is None else key_dim
         return AttentionBlock(tokens, check_int("key_dim", key_dim, minimum=1), sigma)
     if block is None:
