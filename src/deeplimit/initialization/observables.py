@@ -98,6 +98,11 @@ class _Recorder(Observer):
         assert self.context is not None
         return slice(self.context.start, self.context.stop)
 
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        """A new chunk: observe its layer 0."""
+        self.context = context
+        self.observe(view)
+
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -171,10 +176,6 @@ class _Collapse(_Recorder):
         self.first = torch.full(
             (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
         )
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         first = self.first[self.rows]
@@ -293,10 +294,6 @@ class _Correlation(_Recorder):
         self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
         self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
@@ -314,10 +311,6 @@ class _Norm(_Recorder):
         shape = (plan.samples, len(layers), plan.inputs)
         self.y_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
         self.phi_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
