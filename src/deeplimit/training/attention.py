@@ -338,6 +338,7 @@ def train_sequence_resnet(arguments: dict[str, Any]) -> Any:
         outputs=_unflatten(result.outputs, n, t),
         embeddings=_unflatten(result.embeddings, n, t),
         states=_unflatten(result.states, n, t),
+        adjoint=_unflatten(result.adjoint, n, t),
         x=data.x,
         y=data.y,
     )

@@ -394,12 +394,14 @@ class TrainingProblem:
         record_movement: bool = False,
         record_layers: bool = False,
         on_divergence: str = "warn",
+        record_adjoint: bool = False,
     ) -> TrainingResult:
         """Train ``seeds`` networks of shape ``(L, M, D) = (depth, hidden_width,
         embedding_dim)`` for ``steps`` GD steps (see ``train_resnet`` for the model, the
         seeds and the records). ``record_movement``: unit-movement statistics (one more copy of
-        the parameters, and time); ``record_layers``: every layer's state at every step.
-        The result carries this problem (``result.problem``)."""
+        the parameters, and time); ``record_layers``: every layer's state at every step;
+        ``record_adjoint``: every layer's backward variable ``D dR/dh_l`` at every step. The
+        result carries this problem (``result.problem``)."""
         return self._train(
             depth,
             hidden_width,
@@ -411,6 +413,7 @@ class TrainingProblem:
             record_layers=record_layers,
             on_divergence=on_divergence,
             context="train",
+            record_adjoint=record_adjoint,
         )
 
     def _train(
@@ -426,10 +429,12 @@ class TrainingProblem:
         record_layers: Any,
         on_divergence: Any,
         context: str,
+        record_adjoint: Any = False,
     ) -> TrainingResult:
         depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, self.embedding_dim)
         record_movement = check_bool("record_movement", record_movement)
         record_layers = check_bool("record_layers", record_layers)
+        record_adjoint = check_bool("record_adjoint", record_adjoint)
         check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
         device, dtype = resolve_device(device), resolve_dtype(dtype)
         check_training_size(
@@ -446,6 +451,7 @@ class TrainingProblem:
             unit_numbers=len(self.block.parameter_names) * self.embedding_dim,
             record_movement=record_movement,
             record_layers=record_layers,
+            record_adjoint=record_adjoint,
         )
         model = self.build(depth, hidden_width, seeds, seed=seed, device=device, dtype=dtype)
         result = _descend(
@@ -456,6 +462,7 @@ class TrainingProblem:
             record_layers,
             self.explosion_factor,
             on_divergence,
+            record_adjoint=record_adjoint,
         )
         return dataclasses.replace(result, problem=self)
 
