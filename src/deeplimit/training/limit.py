@@ -69,6 +69,7 @@ from .model import TwoLayerBlock
 from .scaling import LazyScaling, MeanFieldScaling
 from .train import (
     ON_DIVERGENCE,
+    StepRecords,
     TrainingDivergedError,
     TrainingDivergenceWarning,
     TrainingResult,
@@ -94,7 +95,7 @@ REFERENCE_SEED = 0x5EF  # default seed base of reference networks (problem.REFER
 
 
 @dataclass(frozen=True)
-class LimitResult:
+class LimitResult(StepRecords):
     """The limit after each GD step ``k = 0..K``: ``outputs`` (K+1, N, d_out), ``embeddings``
     (K+1, N, D), ``loss`` (K+1,), the maps ``w_in``, ``w_out``; ``method`` and ``description``
     say how it was computed and ``error_budget`` how far it may be from the true limit
@@ -118,15 +119,6 @@ class LimitResult:
     diverged_at: int = -1
     problem: Any = None
     strategy: Any = None
-
-    @property
-    def steps(self) -> int:
-        return int(self.outputs.shape[0]) - 1
-
-    @property
-    def diverged(self) -> bool:
-        """Whether the limit diverged (``diverged_at >= 0``)."""
-        return self.diverged_at >= 0
 
 
 def _divergence(loss: Tensor, data: TrainingData, explosion_factor: float) -> tuple[int, float]:

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -68,8 +68,27 @@ class TrainingDivergedError(FloatingPointError):
         super().__init__(message)
 
 
+class StepRecords:
+    """What ``TrainingResult`` and ``LimitResult`` share: records indexed by the GD step
+    ``k = 0..K`` (axis ``step_axis`` of ``outputs``) and ``diverged_at`` (-1: never)."""
+
+    step_axis: ClassVar[int] = 0
+    outputs: Tensor
+    diverged_at: Any
+
+    @property
+    def steps(self) -> int:
+        return int(self.outputs.shape[self.step_axis]) - 1
+
+    @property
+    def diverged(self) -> Any:
+        """``diverged_at >= 0``: a bool mask (S,) over the networks of a training, a bool for
+        a limit."""
+        return self.diverged_at >= 0
+
+
 @dataclass(frozen=True)
-class TrainingResult:
+class TrainingResult(StepRecords):
     """Records of ``S`` networks trained for ``K`` steps (index 0 = initialization).
 
     ``outputs`` (S, K+1, N, d_out), ``embeddings`` (S, K+1, N, D) = ``h_L``, ``loss``
@@ -106,18 +125,11 @@ class TrainingResult:
     problem: Any = None
     adjoint: Tensor | None = None
 
+    step_axis: ClassVar[int] = 1
+
     @property
     def seeds(self) -> int:
         return int(self.outputs.shape[0])
-
-    @property
-    def steps(self) -> int:
-        return int(self.outputs.shape[1]) - 1
-
-    @property
-    def diverged(self) -> Tensor:
-        """Bool mask (S,) of the networks that diverged."""
-        return self.diverged_at >= 0
 
 
 def seed_count(seeds: Any) -> int:
