@@ -237,8 +237,10 @@ class TwoLayerBlock(Block):
         if isinstance(scale, Tensor):  # per-network scales: fold c into r
             r.mul_(scale)
             r_scale = 1.0
-        g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)  # g + c r U / D, before U changes
+        # each weight right after its last read, while it is still in the cache: V after r,
+        # U after g_{l-1} = g + c r U / D (which needs U before it changes)
         _accumulate(targets["v"], a.transpose(1, 2), g, coefficients["v"] * scale)
+        g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)
         _accumulate(targets["u"], r.transpose(1, 2), h, coefficients["u"] * (r_scale * inv_d))
         return g_prev
 
