@@ -34,7 +34,6 @@ import torch
 
 from deeplimit.training import build_resnet, synthetic_task, train
 
-
 LINEAR_SHAPE = (64, 512, 256, 4, 5)  # (L, M, D, S, K) of the linear N = 1 case
 LINEAR_QUICK = (8, 64, 32, 2, 2)
 
