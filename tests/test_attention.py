@@ -220,3 +220,68 @@ def test_sequence_data_checks_its_arrays():
         SequenceData(torch.full((2, 3, 1), math.nan, dtype=torch.float64), torch.zeros(2, 3, 1))
     data = SequenceData(np.ones((2, 3, 1)), np.zeros((2, 3, 2)))
     assert data.flat().x.shape == (6, 1) and data.tokens == 3
+
+
+# -- attention in the one-description API (TrainingProblem) ----------------------------------
+
+
+def _problem(**kwargs):
+    from deeplimit.training import TrainingProblem
+
+    x, y = _sequences(n=3, t=3)
+    return TrainingProblem(6, block="attention", key_dim=2, data=(x, y), steps=2, **kwargs)
+
+
+def test_problem_trains_heads_like_train_resnet_and_keeps_the_token_axis():
+    problem = _problem()
+    assert problem.tokens == 3 and problem.data.samples == 9  # token rows
+    assert problem.block.spec == "attention(T=3, d_k=2, tanh)"
+    result = problem.train(2, 4, seeds=[0, 1])
+    direct = train_resnet(
+        2, 4, 6, block="attention", key_dim=2, data=(problem.sequences.x, problem.sequences.y),
+        steps=2, seeds=[0, 1],
+    )  # fmt: skip
+    assert result.embeddings.shape == (2, 3, 3, 3, 6) and result.x.shape == (3, 3, 3)
+    torch.testing.assert_close(result.embeddings, direct.embeddings, rtol=0, atol=0)
+    assert result.problem == problem == direct.problem
+    # replace keeps the heads and the sequences
+    relu = problem.replace(activation="relu", key_dim=3)
+    assert relu.block.spec == "attention(T=3, d_k=3, relu)" and relu.tokens == 3
+    assert problem.replace(data_seed=4).sequences.x.shape == (10, 3, 5)  # synthetic, same T
+
+
+def test_problem_limit_of_heads_is_reference_networks_and_exact_methods_say_why():
+    from deeplimit.training import Exact, Reference, Span, limit_error
+    from deeplimit.training.problem import REFERENCE_SEED
+
+    problem = _problem()
+    assert problem.default_method() == Reference()
+    assert "no exact solver exists for block attention" in problem.default_method().reason(problem)
+    method = Reference(depth=4, hidden_width=8, seeds=2)
+    limit = problem.limit(method, on_divergence="raise")
+    assert limit.embeddings.shape == (3, 3, 3, 6)  # (K+1, N, T, D)
+    # the estimate is the seed mean of the reference networks, bit for bit
+    networks = problem.train(4, 8, seeds=[0, 1], seed=REFERENCE_SEED)
+    torch.testing.assert_close(limit.embeddings, networks.embeddings.mean(0), rtol=0, atol=0)
+    assert limit_error(problem.train(2, 4, seeds=2), limit).shape == (3,)
+    for exact in (Exact(), Span()):
+        with pytest.raises(ValueError, match=r"attention heads .* no closed-form limit"):
+            problem.limit(exact)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(block=AttentionBlock(4, key_dim=2)), "T=3 tokens .* expects tokens=4"),
+        (dict(block="attention", key_dim=0), "key_dim"),
+        (dict(key_dim=2), "key_dim applies to block='attention' only"),
+        (dict(block=TwoLayerBlock("tanh"), key_dim=2), "key_dim applies"),
+        (dict(block="attention", activation="bogus"), "activation"),
+    ],
+)
+def test_problem_bad_inputs_name_the_parameter(kwargs, match):
+    from deeplimit.training import TrainingProblem
+
+    x, y = _sequences(n=3, t=3)
+    with pytest.raises(ValueError, match=match):
+        TrainingProblem(6, data=(x, y) if "block" in kwargs else None, **kwargs)

@@ -46,6 +46,22 @@ def test_train_writes_records_with_provenance(tmp_path):
     assert "loss" in result.output and "wrote" in result.output
 
 
+def test_train_attention_heads_writes_a_token_axis(tmp_path):
+    out = tmp_path / "heads.nc"
+    args = ("-L", 2, "-M", 4, "-D", 8, "-K", 2, "-S", 2, "--block", "attention")
+    result = invoke("train", *args, "--key-dim", 2, "--tokens", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    dataset, provenance = load_result(out)
+    assert dataset["embeddings"].dims == ("seed", "step", "sample", "token", "coordinate")
+    assert dataset["embeddings"].shape == (2, 3, 10, 3, 8) and dataset["x"].shape == (10, 3, 5)
+    assert set(dataset.data_vars) >= {"movement_q", "movement_k", "movement_u", "movement_v"}
+    assert provenance["config"]["block"] == "attention(T=3, d_k=2, tanh)"
+    assert np.all(dataset["loss"].values[:, -1] < dataset["loss"].values[:, 0])
+    refused = invoke("limit", "-D", 8, "-K", 2, "--against", out, "--out", tmp_path / "l.nc")
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert refused.exit_code == 2 and len(lines) == 1 and "attention heads" in lines[0]
+
+
 def test_limit_against_a_run_reports_its_error_per_step(tmp_path):
     run = tmp_path / "run.nc"
     common = ("-K", 3, "--activation", "identity")
@@ -95,6 +111,9 @@ def test_divergence_exits_3_with_the_step_and_keeps_the_records(tmp_path):
         (("limit", "-D", 8, "--lazy"), "--method span"),
         (("limit", "-D", 8, "-a", "tanh", "--method", "exact"), "activation"),
         (("limit", "-D", 0), "embedding_dim"),
+        (("train", "-L", 2, "-M", 4, "-D", 8, "--block", "transformer"), "--block"),
+        (("train", "-L", 2, "-M", 4, "-D", 8, "--key-dim", 2), "--key-dim"),
+        (("train", "-L", 2, "-M", 4, "-D", 8, "--block", "attention", "--tokens", 0), "tokens"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, word):

@@ -149,8 +149,13 @@ def test_drift_recovers_a_known_shift_per_doubling():
 
 def test_chizat_attention_smoke(suite):
     reproduction = suite.reproductions[2]
-    assert [c.id for c in reproduction.claims] == ["CA1", "CA2", "CA3", "CA4", "CA5"]
+    assert [c.id for c in reproduction.claims] == ["CA1", "CA2", "CA3", "CA4", "CA5", "CA6"]
     dataset = reproduction.dataset
     assert dataset.init_error.shape == (3, 3)
     assert np.isfinite(dataset.width_error.values).all()
+    # CA6: errors vs L against a same-width reference, each network's error kept
+    assert dataset.depth_error_seeds.shape == (3, 2)
+    pooled = np.sqrt((dataset.depth_error_seeds.values**2).mean(1))
+    np.testing.assert_allclose(dataset.depth_error.values, pooled, rtol=1e-12)
+    assert reproduction.claims[-1].details["reference_clt"] > 0
     assert (dataset.init_error.values[np.isfinite(dataset.init_error.values)] > 0).all()

@@ -20,7 +20,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
@@ -36,7 +35,19 @@ def print_error(message: str) -> None:
     error_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-class OneLineErrors(TyperGroup):
+class QuickHelpGroup(TyperGroup):
+    """A command group whose ``--help`` flag defaults to False instead of None: typer coerces
+    a None through a pydantic adapter, and importing pydantic for that is a third of the time
+    of ``deeplimit CMD --help`` (``cmd --help`` processes its group's absent help flag)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
+class OneLineErrors(QuickHelpGroup):
     """The root command group: usage errors (an unknown option, ``--width abc``, a missing
     ``--out``) print one line ``error: ...`` and exit 2, like the library's bad-input errors,
     instead of click's usage box."""
@@ -221,21 +232,36 @@ def progress_bar(description: str, enabled: bool = True, plain: bool = False) ->
     if not enabled or not interactive():
         yield plain_progress(description) if enabled and plain else None
         return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=error_console, transient=True) as bar:
+    with live_bar("{task.percentage:>5.1f}%") as bar:
         task = bar.add_task(description, total=None)
 
         def callback(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         yield callback
+
+
+def live_bar(*texts: str) -> Any:
+    """A transient rich ``Progress`` on stderr: the task's description in bold, a bar, the
+    text columns ``texts`` (``{task...}`` templates), elapsed time and ETA. rich.progress is
+    imported here, when a bar is drawn, not for ``--help``."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        *(TextColumn(text) for text in texts),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=error_console, transient=True)
 
 
 def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from .common import (
+    QuickHelpGroup,
     check_output_file,
     console,
     guarded,
@@ -27,6 +28,7 @@ sample_app = typer.Typer(
     "**Example**: `deeplimit sample resnet --width 3 --depth 100 --activation relu --samples "
     "10000 --x 1,0.5 --out resnet.nc`; `deeplimit sample sde --width 1 --activation linear "
     "--steps 1000 --samples 10000 --y0 1 --out sde.nc`.",
+    cls=QuickHelpGroup,
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -80,9 +82,7 @@ def _dataset(
     return xr.Dataset({"Y": (tuple(dims), paths.detach().cpu().numpy())}, coords=coords)
 
 
-def _axis(
-    record: Any, full: list[Any], single_index: int | float | None = None
-) -> list[Any] | None:
+def _axis(record: Any, full: list[Any]) -> list[Any] | None:
     if record == "last" or isinstance(record, (int, float)):
         return None
     if record == "all":
@@ -106,6 +106,70 @@ def _write(
     last = np.linalg.norm(y, axis=-1).reshape(y.shape[0], -1)[:, -1]
     console.print(f"|Y| (last recorded): mean {last.mean():.4g}, median {np.median(last):.4g}")
     console.print(f"[dim]{provenance_line(record)}[/dim]")
+
+
+_DESCRIPTIONS = {
+    "resnet": "random ResNet at initialization (Hayou Eq. 1)",
+    "sde": "infinite-depth SDE (Hayou Eq. 4), Euler-Maruyama",
+}
+
+
+def _sample_and_write(
+    kind: str,
+    sizes: dict[str, int],
+    activation: str,
+    samples: int,
+    y0: list[str] | None,
+    x: list[str] | None,
+    record: str,
+    seed: int,
+    device: str,
+    dtype: str,
+    out: Path,
+    quiet: bool,
+    method: str | None = None,
+) -> None:
+    """``sample resnet`` (``sizes``: width, depth) or ``sample sde`` (width, steps): check the
+    options, simulate with a progress bar, write the paths with their provenance."""
+    from ..activations import parse_activation
+    from ..initialization import sample_resnet, sample_sde
+
+    check_output_file("--out", out)
+    dtype = parse_dtype(dtype)
+    y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
+    record_value = parse_record(record)
+    width, steps = sizes["width"], sizes.get("depth", sizes.get("steps"))
+    if kind == "sde":  # times, not layers
+        if isinstance(record_value, int) and not isinstance(record_value, bool):
+            record_value = float(record_value)
+        if isinstance(record_value, list):
+            record_value = [float(v) for v in record_value]
+    start = time.perf_counter()
+    with progress_bar("sampling" if kind == "resnet" else "solving", not quiet) as callback:
+        common = dict(samples=samples, y0=y0_value, x=x_value, record=record_value, seed=seed)
+        common |= dict(device=device, dtype=dtype, progress=callback)
+        if kind == "resnet":
+            paths = sample_resnet(width, steps, activation, method=method, **common)
+        else:
+            paths = sample_sde(width, activation, steps=steps, **common)
+    wall = time.perf_counter() - start
+    several = (y0_value if y0_value is not None else x_value).ndim == 2
+    grid = list(range(steps + 1)) if kind == "resnet" else [j / steps for j in range(steps + 1)]
+    axis = _axis(record_value, grid)
+    dataset = _dataset(paths, "layer" if kind == "resnet" else "time", axis, several)
+    config = {
+        "description": _DESCRIPTIONS[kind],
+        "command": f"sample {kind}",
+        **sizes,
+        "activation": parse_activation(activation).spec,
+        "samples": samples,
+        "y0": None if y0_value is None else y0_value.tolist(),
+        "x": None if x_value is None else x_value.tolist(),
+        **({"method": method} if method is not None else {}),
+        "record": record_value,
+        "dtype": dtype,
+    }
+    _write(dataset, out, config, seed, device, wall)
 
 
 @_command(
@@ -133,46 +197,10 @@ def resnet_command(
     quiet: bool = QUIET,
 ) -> None:
     """Sample random ResNets Y_l = Y_{l-1} + L^(-1/2) W_l phi(Y_{l-1}) (Hayou Eq. 1)."""
-    from ..activations import parse_activation
-    from ..initialization import sample_resnet
-
-    check_output_file("--out", out)
-    dtype = parse_dtype(dtype)
-    y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
-    record_value = parse_record(record)
-    start = time.perf_counter()
-    with progress_bar("sampling", not quiet) as callback:
-        paths = sample_resnet(
-            width,
-            depth,
-            activation,
-            samples=samples,
-            y0=y0_value,
-            x=x_value,
-            method=method,
-            record=record_value,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            progress=callback,
-        )
-    wall = time.perf_counter() - start
-    several = (y0_value if y0_value is not None else x_value).ndim == 2
-    dataset = _dataset(paths, "layer", _axis(record_value, list(range(depth + 1))), several)
-    config = {
-        "description": "random ResNet at initialization (Hayou Eq. 1)",
-        "command": "sample resnet",
-        "width": width,
-        "depth": depth,
-        "activation": parse_activation(activation).spec,
-        "samples": samples,
-        "y0": None if y0_value is None else y0_value.tolist(),
-        "x": None if x_value is None else x_value.tolist(),
-        "method": method,
-        "record": record_value,
-        "dtype": dtype,
-    }
-    _write(dataset, out, config, seed, device, wall)
+    _sample_and_write(
+        "resnet", {"width": width, "depth": depth}, activation, samples, y0, x, record, seed,
+        device, dtype, out, quiet, method=method,
+    )  # fmt: skip
 
 
 @_command(
@@ -201,46 +229,7 @@ def sde_command(
     quiet: bool = QUIET,
 ) -> None:
     """Solve the infinite-depth SDE dX_t = n^(-1/2) |phi(X_t)| dB_t on [0, 1] (Hayou Eq. 4)."""
-    from ..activations import parse_activation
-    from ..initialization import sample_sde
-
-    check_output_file("--out", out)
-    dtype = parse_dtype(dtype)
-    y0_value, x_value = parse_vectors("--y0", y0), parse_vectors("--x", x)
-    record_value = parse_record(record)
-    if isinstance(record_value, int) and not isinstance(record_value, bool):
-        record_value = float(record_value)
-    if isinstance(record_value, list):
-        record_value = [float(v) for v in record_value]
-    start = time.perf_counter()
-    with progress_bar("solving", not quiet) as callback:
-        paths = sample_sde(
-            width,
-            activation,
-            steps=steps,
-            samples=samples,
-            y0=y0_value,
-            x=x_value,
-            record=record_value,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            progress=callback,
-        )
-    wall = time.perf_counter() - start
-    several = (y0_value if y0_value is not None else x_value).ndim == 2
-    grid = [j / steps for j in range(steps + 1)]
-    dataset = _dataset(paths, "time", _axis(record_value, grid), several)
-    config = {
-        "description": "infinite-depth SDE (Hayou Eq. 4), Euler-Maruyama",
-        "command": "sample sde",
-        "width": width,
-        "steps": steps,
-        "activation": parse_activation(activation).spec,
-        "samples": samples,
-        "y0": None if y0_value is None else y0_value.tolist(),
-        "x": None if x_value is None else x_value.tolist(),
-        "record": record_value,
-        "dtype": dtype,
-    }
-    _write(dataset, out, config, seed, device, wall)
+    _sample_and_write(
+        "sde", {"width": width, "steps": steps}, activation, samples, y0, x, record, seed,
+        device, dtype, out, quiet,
+    )  # fmt: skip

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .common import (
     check_store_folder,
     console,
-    error_console,
     format_number,
     interactive,
+    live_bar,
     parse_overrides,
     plain_line,
     print_error,
@@ -249,17 +248,11 @@ def _sweep_bar(name: str, enabled: bool) -> Iterator[Callable[[SweepProgress], N
     if not interactive():
         yield _plain_lines(name)
         return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} done"),
-        TextColumn("· {task.fields[running]} running · {task.fields[failed]} failed"),
-        TextColumn("{task.fields[extra]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=error_console, transient=True) as bar:
+    with live_bar(
+        "{task.completed}/{task.total} done",
+        "· {task.fields[running]} running · {task.fields[failed]} failed",
+        "{task.fields[extra]}",
+    ) as bar:
         task: list[Any] = []
 
         def callback(state: SweepProgress) -> None:

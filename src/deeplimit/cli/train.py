@@ -85,6 +85,18 @@ DATA_SEED = typer.Option(
     help="Seed of the synthetic task (N=10, d_in=d_out=5, chizat.md §1.5).",
 )
 OUT = typer.Option(..., "--out", "-o", help="Result file to write (netCDF, .nc).")
+BLOCK = typer.Option(
+    "2lp",
+    "--block",
+    help="Residual block: 2lp (M units v sigma(<u,h>/D)) or attention (M causal attention heads "
+    "per layer, on the synthetic sequence task).",
+)
+KEY_DIM = typer.Option(
+    None, "--key-dim", help="attention: key-query dimension d_k of a head (default 4)."
+)
+TOKENS = typer.Option(
+    None, "--tokens", help="attention: tokens T per sequence of the synthetic task (4)."
+)
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -96,23 +108,24 @@ def _dtype(name: str) -> torch.dtype:
 def _training_dataset(result: Any, seeds: list[int]) -> xr.Dataset:
     import xarray as xr
 
+    sample = ("sample", "token") if result.x.ndim == 3 else ("sample",)  # attention: sequences
     variables: dict[str, Any] = {
-        "outputs": (("seed", "step", "sample", "output"), result.outputs.double().numpy()),
+        "outputs": (("seed", "step", *sample, "output"), result.outputs.double().numpy()),
         "embeddings": (
-            ("seed", "step", "sample", "coordinate"),
+            ("seed", "step", *sample, "coordinate"),
             result.embeddings.double().numpy(),
         ),
         "loss": (("seed", "step"), result.loss.double().numpy()),
         "diverged_at": (("seed",), result.diverged_at.numpy()),
-        "x": (("sample", "input"), result.x.numpy()),
-        "y": (("sample", "output"), result.y.numpy()),
+        "x": ((*sample, "input"), result.x.numpy()),
+        "y": ((*sample, "output"), result.y.numpy()),
         "w_in": (("coordinate", "input"), result.w_in.double().numpy()),
         "w_out": (("coordinate", "output"), result.w_out.double().numpy()),
     }
     for name, value in result.movement.items():
         variables[f"movement_{name}"] = (("seed", "step"), value.double().numpy())
     dataset = xr.Dataset(variables, coords={"seed": seeds, "step": list(range(result.steps + 1))})
-    dataset["loss"].attrs["long_name"] = "R = mean over (N, d_out) of (f - y)^2"
+    dataset["loss"].attrs["long_name"] = "R = mean over (N, T, d_out) of (f - y)^2"
     dataset["diverged_at"].attrs["long_name"] = "GD step at which the network diverged (-1: never)"
     return dataset
 
@@ -129,6 +142,9 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the units U, V (network i uses index i)."),
     embedding_seed: int = EMBEDDING_SEED,
     data_seed: int = DATA_SEED,
+    block: str = BLOCK,
+    key_dim: int | None = KEY_DIM,
+    tokens: int | None = TOKENS,
     antithetic: bool = typer.Option(
         False, "--antithetic", help="Units in pairs (u, v), (u, -v): zero branch at init."
     ),
@@ -147,20 +163,25 @@ def train_command(
     A network whose loss becomes non-finite or explodes is stopped at that step (its later
     records are NaN); the file is still written and the command exits with status 3.
 
+    `--block attention` trains M causal attention heads per layer instead (key-query dimension
+    `--key-dim`), on the synthetic task with a token axis (N=10 sequences of `--tokens` tokens);
+    the records then have a token axis.
+
     **Example**: `deeplimit train --depth 16 --width 256 --dim 32 --steps 10 --seeds 8
     --out run.nc`, then `deeplimit limit --dim 32 --activation tanh --steps 10
-    --against run.nc --out limit.nc`.
+    --against run.nc --out limit.nc`; `deeplimit train -L 4 -M 16 -D 16 --block attention
+    --key-dim 4 --out heads.nc`.
     """
     import torch
 
     from ..provenance import provenance, provenance_line
     from ..results import save_result
-    from ..training import TrainingProblem, TwoLayerBlock
+    from ..training import TrainingProblem
 
     check_output_file("--out", out)
     problem = TrainingProblem(
         dim,
-        block=TwoLayerBlock(activation, antithetic=antithetic),
+        **_block_and_data(block, key_dim, tokens, activation, antithetic, data_seed),
         alpha=alpha,
         lr=lr,
         steps=steps,
@@ -183,13 +204,19 @@ def train_command(
     data = problem.data
     seed_list = list(range(seeds))
     dataset = _training_dataset(result, seed_list)
+    heads = problem.tokens is not None
     config = {
-        "description": "2LP ResNets trained by full-batch GD (chizat.md §1.2)",
+        "description": (
+            "ResNets of causal attention heads trained by full-batch GD (training/attention.py)"
+            if heads
+            else "2LP ResNets trained by full-batch GD (chizat.md §1.2)"
+        ),
         "command": "train",
         "depth": depth,
         "width": width,
         "dim": dim,
-        "activation": problem.activation.spec,
+        "block": problem.block.spec,
+        "activation": problem.block.activation.spec,
         "antithetic": antithetic,
         "alpha": alpha,
         "lr": lr,
@@ -215,10 +242,11 @@ def train_command(
     if bool(alive.any()):
         first_loss = float(loss[alive, 0].mean())
         last_loss = float(loss[alive, -1].mean())
-        moved = float(result.movement["preactivation"][alive, -1].mean())
+        name = "preactivation" if "preactivation" in result.movement else "u"
+        moved = float(result.movement[name][alive, -1].mean())
         console.print(
             f"loss (mean over {int(alive.sum())} networks): step 0 {first_loss:.4g} -> step "
-            f"{steps} {last_loss:.4g}; pre-activation movement {moved:.4g}"
+            f"{steps} {last_loss:.4g}; {name.replace('pre', 'pre-')} movement {moved:.4g}"
         )
     console.print(f"[dim]{provenance_line(record)}[/dim]")
     if bool(result.diverged.any()):
@@ -226,6 +254,35 @@ def train_command(
         at_step = loss[result.diverged, first]
         worst = float(at_step.abs().max()) if bool(torch.isfinite(at_step).any()) else math.inf
         raise TrainingBlowupError(int(result.diverged.sum()), seeds, first, out, worst)
+
+
+def _block_and_data(
+    block: str,
+    key_dim: int | None,
+    tokens: int | None,
+    activation: str,
+    antithetic: bool,
+    data_seed: int,
+) -> dict[str, Any]:
+    """``block`` and ``data`` of the ``TrainingProblem`` of ``deeplimit train``."""
+    from ..training import AttentionBlock, TwoLayerBlock, synthetic_sequence_task
+    from ..training.attention import DEFAULT_KEY_DIM
+
+    if block not in ("2lp", "attention"):
+        raise ValueError(f"--block must be 2lp or attention, got {block!r}")
+    if block == "2lp":
+        for flag, value in (("--key-dim", key_dim), ("--tokens", tokens)):
+            if value is not None:
+                raise ValueError(f"{flag} applies to --block attention only, got --block 2lp")
+        return {"block": TwoLayerBlock(activation, antithetic=antithetic)}
+    data = synthetic_sequence_task(data_seed, tokens=4 if tokens is None else tokens)
+    heads = AttentionBlock(
+        data.tokens,
+        DEFAULT_KEY_DIM if key_dim is None else key_dim,
+        activation,
+        antithetic=antithetic,
+    )
+    return {"block": heads, "data": data}
 
 
 def _limit_dataset(limit: LimitResult) -> xr.Dataset:
@@ -277,6 +334,12 @@ def _trained_run(path: Path, problem: TrainingProblem, infinite_dim: bool) -> Tr
         raise ValueError(f"--against: {error}") from None
     if "embeddings" not in run or "seed" not in run.dims:
         raise ValueError(f"--against must be a result file of `deeplimit train`, got {str(path)!r}")
+    if "token" in run.dims:
+        raise ValueError(
+            f"--against holds attention heads ({record.get('config', {}).get('block')}): "
+            "`deeplimit limit` computes limits of the 2LP block; for heads use "
+            "TrainingProblem(..., block='attention').limit() (reference networks) in Python"
+        )
     trained = record.get("config", {})
 
     def tensor(name: str) -> torch.Tensor:

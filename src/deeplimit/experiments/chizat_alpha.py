@@ -17,7 +17,7 @@ from typing import Any
 import xarray as xr
 
 from ..training import MeanFieldScaling
-from .chizat_sweep import ErrorSweep, ErrorSweepSpec, Slope, budget_text
+from .chizat_sweep import SMOKE, ErrorSweep, ErrorSweepSpec, Slope, budget_text
 from .spec_fields import IncreasingFloats, PositiveInt
 
 __all__ = ["ChizatAlpha", "ChizatAlphaSpec"]
@@ -35,9 +35,9 @@ class ChizatAlpha(ErrorSweep):
     title = "Error against the residual-scale dial alpha (C6)"
     Spec = ChizatAlphaSpec
     order = 5
-    axis, values_field, axis_label, axis_symbol = "alpha", "alphas", "alpha", "alpha"
+    axis, values_field, axis_label, axis_symbol = "alpha", "alphas", r"$\alpha$", "alpha"
     common_random_numbers = True
-    slopes = (Slope("C6", "embedding", 1.0, 0.15, budget=True, guide="slope +1"),)
+    slopes = (Slope("C6", "embedding", 1.0, 0.15, budget=True, guide="slope $+1$"),)
 
     def full_settings(self) -> dict[str, Any]:
         return {
@@ -49,16 +49,8 @@ class ChizatAlpha(ErrorSweep):
         }
 
     def smoke_settings(self) -> dict[str, Any]:
-        return {
-            "depth": 4,
-            "width": 8,
-            "dim": 4,
-            "alphas": (1.0, 2.0, 4.0),
-            "seeds": 2,
-            "reference_width": 32,
-            "reference_seeds": 2,
-            "steps": 2,
-        }
+        sizes = {"depth": 4, "width": 8, "dim": 4, "reference_width": 32}
+        return {**SMOKE, **sizes, "alphas": (1.0, 2.0, 4.0)}
 
     def setting(self, spec: ChizatAlphaSpec, value: float) -> dict[str, Any]:
         scaling = MeanFieldScaling(alpha=value, lr=spec.lr)

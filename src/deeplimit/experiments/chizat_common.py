@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 import xarray as xr
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+from pydantic import AfterValidator, ValidationInfo
 
+from ..errors import check_choice
 from ..stats import SlopeFit, fit_loglog_slope
 from ..training import (
     LimitResult,
@@ -44,7 +49,9 @@ from ..training import (
     train,
 )
 from .base import Experiment, ExperimentSpec, Progress
+from .plotting import guard_log_axes
 from .spec_fields import NonNegativeInt
+from .style import ensure_log_ticks, legend_overlap, panel_letters, place_legend, styled
 
 __all__ = [
     "COLORS",
@@ -54,9 +61,15 @@ __all__ = [
     "Divergence",
     "Tracker",
     "authors_grid",
+    "chizat_figure",
+    "clear_legend",
     "error_pair",
+    "log_axes",
+    "log_error_bars",
     "reference_network_limit",
+    "rms_over",
     "slope_text",
+    "synthetic_resnet",
     "train_networks",
 ]
 
@@ -301,47 +314,75 @@ def train_networks(
             kwargs["scaling"] = scaling
         else:
             kwargs.update(alpha=alpha, lr=lr)
-        model = build_resnet(
+        model = synthetic_resnet(
             depth,
             width,
             dim,
-            input_dim=data.input_dim,
-            output_dim=data.output_dim,
-            block=TwoLayerBlock(activation, antithetic=antithetic),
+            data,
+            TwoLayerBlock(activation, antithetic=antithetic),
             seeds=part,
             seed=seed,
             embedding_seed=embedding_seed,
             device=device,
-            dtype=getattr(torch, dtype),
+            dtype=dtype,
             **kwargs,
         )
         results.append(
             train(model, data, steps, record_movement=record_movement, on_divergence="ignore")
         )
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    return TrainingResult(
-        outputs=torch.cat([r.outputs for r in results]),
-        embeddings=torch.cat([r.embeddings for r in results]),
-        loss=torch.cat([r.loss for r in results]),
-        diverged_at=torch.cat([r.diverged_at for r in results]),
-        w_in=first.w_in,
-        w_out=first.w_out,
-        movement={k: torch.cat([r.movement[k] for r in results]) for k in first.movement},
-        states=None,
-        x=first.x,
-        y=first.y,
-        depth=first.depth,
-        hidden_width=first.hidden_width,
-        embedding_dim=first.embedding_dim,
-        block=first.block,
-        residual_scale=torch.cat([r.residual_scale for r in results]),
+    return concatenate_results(results)
+
+
+def synthetic_resnet(
+    depth: int,
+    width: int,
+    dim: int,
+    data: Any,
+    block: Any,
+    *,
+    seeds: int | Sequence[int],
+    seed: int,
+    device: str,
+    dtype: str = "float64",
+    **kwargs: Any,
+) -> Any:
+    """``build_resnet`` for ``data`` (its input and output sizes) with ``block``."""
+    return build_resnet(
+        depth,
+        width,
+        dim,
+        input_dim=data.input_dim,
+        output_dim=data.output_dim,
+        block=block,
+        seeds=seeds,
+        seed=seed,
+        device=device,
+        dtype=getattr(torch, dtype),
+        **kwargs,
+    )
+
+
+def concatenate_results(parts: Sequence[TrainingResult]) -> TrainingResult:
+    """The records of networks trained in chunks, concatenated along the networks (maps, data
+    and sizes of the first chunk; layer states dropped)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(p, name) for p in parts])
+
+    return dataclasses.replace(
+        parts[0],
+        outputs=cat("outputs"),
+        embeddings=cat("embeddings"),
+        loss=cat("loss"),
+        diverged_at=cat("diverged_at"),
+        residual_scale=cat("residual_scale"),
         learning_rates={
-            k: torch.cat([r.learning_rates[k] for r in results]) for k in first.learning_rates
+            k: torch.cat([p.learning_rates[k] for p in parts]) for k in parts[0].learning_rates
         },
-        explosion_factor=first.explosion_factor,
-        provenance=first.provenance,
+        movement={k: torch.cat([p.movement[k] for p in parts]) for k in parts[0].movement},
+        states=None,
     )
 
 
@@ -445,3 +486,305 @@ def reference_line(ax: Axes, x: Any, anchor: float, slope: float, label: str) ->
     x = np.asarray(x, dtype=float)
     grid = np.geomspace(x.min(), x.max(), 50)
     ax.plot(grid, anchor * (grid / grid[0]) ** slope, color="#999999", lw=0.9, ls="--", label=label)
+
+
+# --- figures: one style (``style``) for every Chizat experiment --------------------------
+
+
+@contextlib.contextmanager
+def chizat_figure(
+    panels: int, *, columns: int, size: tuple[float, float] = (2.6, 2.2)
+) -> Iterator[tuple[Figure, list[Axes]]]:
+    """A figure in the house style (``style.styled``) with ``panels`` axes in rows of at most
+    ``columns`` (each ``size`` inches), drawn by the body; on exit every panel is finished
+    (:func:`finish_figure`). The caption is not drawn: it stays in ``dataset.attrs``."""
+    columns = min(columns, panels)
+    rows = -(-panels // columns)
+    with styled():
+        figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+        FigureCanvasAgg(figure)
+        grid = figure.subplots(rows, columns, squeeze=False)
+        axes = [ax for row in grid for ax in row]
+        for ax in axes[panels:]:
+            ax.set_visible(False)
+        yield figure, axes[:panels]
+        finish_figure(figure, axes[:panels])
+
+
+def finish_figure(figure: Figure, axes: Sequence[Axes]) -> None:
+    """Panel letters with the titles left-aligned next to them, labelled log ticks (at least
+    two per log axis), log axes with nothing finite made linear with a note, then every
+    legend where it covers no plotted point (:func:`clear_legend`), once the layout has
+    settled."""
+    for ax in axes:
+        title = ax.get_title()
+        if title:
+            ax.set_title("")
+            ax.set_title(title, loc="left")
+    panel_letters(axes)
+    guard_log_axes(figure)
+    for ax in axes:
+        ensure_log_ticks(ax)
+    _settle(figure, 1)
+    legends = {ax: _legend_title(ax) for ax in axes if ax.get_legend_handles_labels()[0]}
+    moved = [ax for ax, options in legends.items() if clear_legend(ax, **options)]
+    for _ in range(2):  # a legend outside its panel changes the layout (and the ticks)
+        if not moved:
+            break
+        _settle(figure, 2)
+        moved = [
+            ax
+            for ax, options in legends.items()
+            if legend_overlap(ax) and clear_legend(ax, **options)
+        ]
+    figure.set_layout_engine("none")  # keep the settled layout: saving does not redo it
+
+
+def _legend_title(ax: Axes) -> dict[str, str]:
+    """The title of the legend the body drew in ``ax`` (kept when the legend is placed)."""
+    legend = ax.get_legend()
+    title = legend.get_title().get_text() if legend is not None else ""
+    return {"title": title} if title else {}
+
+
+def _settle(figure: Figure, times: int) -> None:
+    """Run the constrained layout ``times`` times (the tick labels depend on the axes' size
+    and the layout on the tick labels: a second run settles what the first moved)."""
+    engine = figure.get_layout_engine()
+    for _ in range(times):
+        engine.execute(figure)
+
+
+def clear_legend(ax: Axes, **kwargs: Any) -> bool:
+    """The legend of ``ax`` inside the panel where it covers no plotted point, or else just
+    outside its right edge; entries without data are left out (``style.place_legend``).
+    Returns whether the legend had to go outside."""
+    legend = place_legend(ax, **kwargs)
+    if legend is None or legend_overlap(ax, legend) == 0:
+        return False
+    place_legend(
+        ax, locations=("upper left",), bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs
+    )
+    return True
+
+
+def log_axes(ax: Axes, xlabel: str, ylabel: str = "", title: str = "", *, x: bool = True) -> None:
+    """Logarithmic ``y`` (and ``x`` unless ``x=False``) with the labels and title given."""
+    if x:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    tidy_log_axes(ax)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+
+
+def rms_over(values: Any, axis: int = -1, *, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """The RMS over ``axis`` of the finite ``values`` and the relative half-width of its
+    ``z``-interval in log space: ``z se(mean of squares) / (2 mean of squares)`` (delta
+    method; ``log RMS`` lies within ``± that``). NaN half-width with fewer than two values."""
+    values = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    finite = np.isfinite(values)
+    count = finite.sum(-1)
+    squares = np.where(finite, values**2, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = squares.sum(-1) / count
+        spread = np.where(finite, values**2 - mean[..., None], 0.0)
+        variance = (spread**2).sum(-1) / (count - 1)
+        half = np.where(count > 1, z * np.sqrt(variance / count) / (2 * mean), np.nan)
+    return np.sqrt(mean), half
+
+
+def log_error_bars(
+    ax: Axes, x: Any, y: Any, relative: Any, *, label: str | None = None, **kwargs: Any
+) -> Any:
+    """Markers at ``(x, y)`` with bars ``y exp(± relative)`` (a log-space interval, symmetric
+    on a log axis; see :func:`rms_over`) where ``relative`` is finite; finite ``y > 0`` only."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    relative = np.broadcast_to(np.asarray(relative, dtype=float), y.shape)
+    keep = np.isfinite(y) & (y > 0)
+    x, y, relative = x[keep], y[keep], np.where(np.isfinite(relative[keep]), relative[keep], 0.0)
+    bars = np.stack([y - y * np.exp(-relative), y * np.exp(relative) - y])
+    kwargs.setdefault("fmt", "o")
+    kwargs.setdefault("capsize", 1.5)
+    kwargs.setdefault("elinewidth", 0.8)
+    kwargs.setdefault("ms", 3.5)
+    return ax.errorbar(x, y, yerr=bars if relative.any() else None, label=label, **kwargs)
+
+
+# --- the (L, M, D) grid studies (chizat-grid, chizat-scaling, chizat-joint) ----------------
+
+PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch of the grid studies
+GRID_TABLE = {
+    "width": "M",
+    "dim": "D",
+    "budget": "P = LMD",
+    "embedding_error": "emb. error",
+    "output_error": "output error",
+    "diverged": "diverged",
+}
+QUANTITY_TEX = {"embedding": "embedding $h_L$", "output": "output $f$"}
+
+
+def _residuals(value: str, info: ValidationInfo) -> str:
+    return check_choice(str(info.field_name), value, ("log", "absolute"))
+
+
+Residuals = Annotated[str, AfterValidator(_residuals)]  # residuals of the chizat_fits laws
+
+
+def batches(count: int, depth: int, width: int, dim: int, dtype: str) -> list[slice]:
+    """``count`` networks of one shape in batches of at most ``PARAMETER_BUDGET`` bytes of
+    ``U, V``."""
+    per_network = 2 * depth * width * dim * (torch.finfo(getattr(torch, dtype)).bits // 8)
+    chunk = max(1, min(count, PARAMETER_BUDGET // per_network))
+    return [slice(first, min(count, first + chunk)) for first in range(0, count, chunk)]
+
+
+def fit_laws(
+    depth: Any,
+    width: Any,
+    dim: Any,
+    error: Any,
+    terms: Sequence[str],
+    *,
+    depth_term: bool,
+    expected: tuple[float, float],
+    residuals: str,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The global law with the theory's exponents (``terms``) and the free-exponent law on the
+    finite positive errors of a grid; ``None`` for a law there are too few points for."""
+    from .chizat_fits import fit_free_law, fit_global_law  # chizat_fits may import this module
+
+    use = np.isfinite(error) & (error > 0)
+    args = (depth[use], width[use], dim[use], error[use])
+    fits: list[dict[str, Any] | None] = []
+    for fit in (
+        lambda: fit_global_law(*args, terms, residuals=residuals),
+        lambda: fit_free_law(*args, depth_term=depth_term, expected=expected, residuals=residuals),
+    ):
+        try:
+            fits.append(fit())
+        except ValueError:
+            fits.append(None)
+    return fits[0], fits[1]
+
+
+def constants_text(fit: dict[str, Any], terms: Sequence[str]) -> str:
+    """``"0.67 [0.5, 0.8]·D/(LM) + ..."``: a global law's constants with their 95% CIs."""
+    return " + ".join(
+        f"{fit['constants'][t]:.3g} [{fit['ci_low'][t]:.3g}, {fit['ci_high'][t]:.3g}]·{t}"
+        for t in terms
+    )
+
+
+def grid_rows(
+    coords: dict[str, Sequence[Any]],
+    errors: dict[str, np.ndarray],
+    diverged: np.ndarray,
+    *,
+    depth: int | None = None,
+) -> list[dict[str, Any]]:
+    """Statistics rows of an error grid over ``coords`` (name -> values, the arrays' axes in
+    order): the coordinates, the budget ``P = LMD`` when a fixed ``depth`` is given, the two
+    errors and the diverged networks."""
+    rows = []
+    for index in np.ndindex(*(len(values) for values in coords.values())):
+        row: dict[str, Any] = {
+            name: int(values[i]) for (name, values), i in zip(coords.items(), index, strict=True)
+        }
+        if depth is not None:
+            row["budget"] = int(depth * row["width"] * row["dim"])
+        row["embedding_error"] = float(errors["embedding"][index])
+        row["output_error"] = float(errors["output"][index])
+        row["diverged"] = int(diverged[index])
+        rows.append(row)
+    return rows
+
+
+def law_panel(
+    ax: Axes,
+    x: Any,
+    series: Sequence[tuple[str, Any, Any, tuple[Any, ...]]],
+    fit: dict[str, Any] | None,
+) -> None:
+    """Errors against ``x``, one colour per ``(label, errors, relative half-widths, (L, M,
+    D))`` of ``series``, with error bars, and the global law ``fit`` at those shapes dashed."""
+    from .chizat_fits import evaluate_law  # chizat_fits may import this module
+
+    x = np.asarray(x, dtype=float)
+    fine = np.geomspace(x.min(), x.max(), 40)  # the curve as seen: what a legend must not hide
+    for index, (label, y, relative, shape) in enumerate(series):
+        color = COLORS[index % len(COLORS)]
+        log_error_bars(ax, x, y, relative, color=color, label=label)
+        if fit is not None:
+            at = tuple(fine if np.ndim(v) else v for v in shape)
+            law = evaluate_law(fit, *np.broadcast_arrays(*at))
+            ax.plot(fine, np.broadcast_to(law, fine.shape), "--", color=color, lw=0.9)
+
+
+def budget_panel(
+    ax: Axes,
+    budget: np.ndarray,
+    error: np.ndarray,
+    relative: np.ndarray,
+    exponent: float,
+    free: dict[str, Any] | None,
+    *,
+    quantity: str,
+    color: str,
+    anchor: str,
+) -> None:
+    """Every grid point's error against the budget ``P = LMD`` with the theory's power law
+    ``P^-exponent`` (through the lowest point for ``anchor="lowest"``, the log-mean for
+    ``"mean"``), titled with the free-exponent fit's budget exponent and its 95% CI."""
+    keep = np.isfinite(error) & (error > 0)
+    log_error_bars(ax, budget, error, relative, color=color, alpha=0.7, ms=2.5)
+    if keep.any():
+        grid = np.geomspace(budget[keep].min(), budget[keep].max(), 30)
+        offsets = np.log(error[keep]) + exponent * np.log(budget[keep])
+        level = np.exp(np.min(offsets) if anchor == "lowest" else np.mean(offsets))
+        fraction = "1/6" if abs(exponent - 1 / 6) < 1e-9 else "1/5"
+        ax.plot(grid, level * grid**-exponent, "k--", lw=0.9, label=f"$P^{{-{fraction}}}$ (theory)")
+    title = f"{QUANTITY_TEX[quantity]} vs $P$"
+    if free is not None:
+        title += f"\nfit $e = {free['exponent']:.3f}$ [{free['ci_low']:.3f}, {free['ci_high']:.3f}]"
+    log_axes(ax, r"budget $P = LMD$", "", title)
+
+
+def python_lr(eta: float) -> float:
+    """Our ``lr`` for the authors' Python ``eta_0`` on their task (``d_in = d_out = 3``)."""
+    from ..training.authors import authors_lr
+
+    return authors_lr(eta, code="python", input_dim=3, output_dim=3)
+
+
+def authors_span_limit(
+    task: Any, lr: float, steps: int, intervals: int, divergence: Divergence
+) -> LimitResult:
+    """The exact ``D -> infinity`` limit of the authors' linear study (their maps ``N(0, 1)``,
+    continuous depth on ``intervals`` RK4 intervals), recorded in ``divergence`` if it
+    diverged (never raised)."""
+    from ..training import span_linear_limit
+
+    limit = span_linear_limit(
+        3,
+        data=task,
+        lr=lr,
+        steps=steps,
+        infinite_dim=True,
+        embedding_variances=(1.0, 1.0),
+        intervals=intervals,
+        on_divergence="ignore",
+    )
+    divergence.add_limit("span (D -> infinity)", limit)
+    return limit
+
+
+def mean_over(values: Any, axis: int = -1, *, z: float = 1.96) -> np.ndarray:
+    """The relative half-width ``z se / mean`` of the mean over ``axis`` of ``values`` (a
+    log-space interval for :func:`log_error_bars`); NaN with fewer than two values."""
+    values = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    count = values.shape[-1]
+    if count < 2:
+        return np.full(values.shape[:-1], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return z * values.std(-1, ddof=1) / np.sqrt(count) / np.abs(values.mean(-1))

@@ -23,28 +23,36 @@ import scipy.stats as sps
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from pydantic import field_validator, model_validator
 
 from ..stats import ks_test
-from ..training import build_resnet, span_linear_limit
+from ..training import build_resnet
 from ..training.authors import (
     AUTHORS_W_SEEDS,
     authors_embeddings,
     authors_linear_task,
-    authors_lr,
     authors_units,
     interpolate_depth,
     span_kernels,
     train_with_adjoint,
 )
 from .base import Claim, Progress
-from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Divergence
-from .plotting import add_caption, panel_grid
+from .chizat_common import (
+    COLORS,
+    ChizatExperiment,
+    ChizatSpec,
+    Divergence,
+    authors_span_limit,
+    chizat_figure,
+    python_lr,
+)
 from .spec_fields import AtLeast, Positive, PositiveInt
 
 __all__ = ["ChizatCoordinates", "ChizatCoordinatesSpec"]
 
 QUANTITIES = ("h", "beta")
+TEX = {"h": "h", "beta": r"\beta"}
 LEVEL = 1e-3
 
 
@@ -94,7 +102,6 @@ class ChizatCoordinates(ChizatExperiment):
         "N(0, Gamma(s)[k, k]) (C17)"
     )
     Spec = ChizatCoordinatesSpec
-    suite = "chizat"
     order = 12
     table: ClassVar[dict[str, str]] = {
         "quantity": "quantity",
@@ -121,7 +128,7 @@ class ChizatCoordinates(ChizatExperiment):
         }
 
     def caption(self, spec: ChizatCoordinatesSpec) -> str:
-        lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
+        lr = python_lr(spec.eta)
         units = "the authors' U, V (NumPy seed rep)" if spec.their_units else "our U, V draw"
         return (
             f"One linear 2LP ResNet (sigma = id, alpha = 1), the authors' task and maps "
@@ -138,7 +145,7 @@ class ChizatCoordinates(ChizatExperiment):
 
     def compute(self, spec: ChizatCoordinatesSpec, progress: Progress | None = None) -> xr.Dataset:
         task = authors_linear_task()
-        lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
+        lr = python_lr(spec.eta)
         w_e, w_u = authors_embeddings(spec.dim, w_seed=spec.w_seed)
         model = build_resnet(
             spec.depth,
@@ -159,17 +166,8 @@ class ChizatCoordinates(ChizatExperiment):
         record = train_with_adjoint(model, task, spec.steps, record_steps=spec.show_steps)
         if progress is not None:
             progress(1, 2)
-        limit = span_linear_limit(
-            3,
-            data=task,
-            lr=lr,
-            steps=spec.steps,
-            infinite_dim=True,
-            embedding_variances=(1.0, 1.0),
-            intervals=spec.intervals,
-            on_divergence="ignore",
-        )
-        Divergence().add_limit("span (D -> infinity)", limit)  # marks the study if it diverged
+        # a Divergence marks the study if the limit diverged
+        limit = authors_span_limit(task, lr, spec.steps, spec.intervals, Divergence())
         kernels = span_kernels(limit)
         h_path, b_path = kernels.coordinates(torch.cat([w_e, w_u], dim=1))
         steps = list(spec.show_steps)
@@ -271,29 +269,33 @@ class ChizatCoordinates(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         rows = self.panels(dataset)
-        figure, axes = panel_grid(2 + len(rows), columns=4, size=(3.6, 2.9))
         s = list(dataset.step.values).index(spec.trajectory_step)
         layers = dataset.layer.values
-        for ax, q in zip(axes[:2], QUANTITIES, strict=True):
-            finite = dataset[f"{q}_finite"].values[s]
-            limit = dataset[f"{q}_limit"].values[s]
-            for i in range(spec.coordinates):
-                color = COLORS[i % len(COLORS)]
-                ax.plot(layers, finite[:, i], color=color, lw=0.9)
-                ax.plot(layers, limit[:, i], color=color, lw=0.9, ls="--")
-            ax.set_xlabel("layer l")
-            ax.set_title(f"{q}_i(l) at step {spec.trajectory_step} (dashed: limit)", fontsize=8)
-        for ax, row in zip(axes[2:], rows, strict=True):
-            step_index = list(dataset.step.values).index(row["step"])
-            values = dataset[f"{row['quantity']}_finite"].values[step_index, row["layer"]]
-            sd = math.sqrt(row["variance"])
-            ax.hist(values, bins=40, density=True, color="#9bb7d4", edgecolor="none")
-            grid = np.linspace(-4 * sd, 4 * sd, 200)
-            ax.plot(grid, sps.norm(0, sd).pdf(grid), color="#c0392b", lw=1.0)
-            ax.set_title(
-                f"{row['quantity']}, layer {row['layer']}, k={row['step']}: KS {row['ks']:.3f}, "
-                f"p={row['pvalue']:.2g}",
-                fontsize=7,
-            )
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        with chizat_figure(2 + len(rows), columns=4, size=(2.3, 2.0)) as (figure, axes):
+            for ax, q in zip(axes[:2], QUANTITIES, strict=True):
+                finite = dataset[f"{q}_finite"].values[s]
+                limit = dataset[f"{q}_limit"].values[s]
+                for i in range(spec.coordinates):
+                    color = COLORS[i % len(COLORS)]
+                    ax.plot(layers, finite[:, i], color=color, lw=0.9)
+                    ax.plot(layers, limit[:, i], color=color, lw=0.9, ls="--")
+                title = f"${TEX[q]}_i(l)$, step $k={spec.trajectory_step}$"
+                ax.set(xlabel="layer $l$", title=title)
+            for ax, row in zip(axes[2:], rows, strict=True):
+                step_index = list(dataset.step.values).index(row["step"])
+                values = dataset[f"{row['quantity']}_finite"].values[step_index, row["layer"]]
+                sd = math.sqrt(row["variance"])
+                ax.hist(values, bins=40, density=True, color="#9bb7d4", edgecolor="none")
+                grid = np.linspace(-4 * sd, 4 * sd, 200)
+                ax.plot(grid, sps.norm(0, sd).pdf(grid), color="#c0392b", lw=1.0)
+                ax.set_title(
+                    f"${TEX[row['quantity']]}$, $l={row['layer']}$, $k={row['step']}$\n"
+                    f"KS {row['ks']:.3f}, $p={row['pvalue']:.2g}$"
+                )
+            keys = [
+                Line2D([], [], color="#444444", lw=0.9, label="network (a colour a coordinate)"),
+                Line2D([], [], color="#444444", lw=0.9, ls="--", label=r"limit $W_i\,\xi(s)$"),
+                Line2D([], [], color="#c0392b", lw=1.0, label=r"$\mathcal{N}(0, \Gamma(s)[k,k])$"),
+            ]
+            figure.legend(handles=keys, loc="outside upper center", ncols=3)
         return figure

@@ -22,24 +22,13 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.stats as sps
 import xarray as xr
-from matplotlib.figure import Figure
 from scipy.optimize import nnls
 
 from ..training import exact_linear_limit
-from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Tracker,
-    fit_or_none,
-    plot_series,
-    slope_text,
-    train_networks,
-)
+from .base import Claim
+from .chizat_common import COLORS, ChizatSpec, fit_or_none, slope_text
+from .chizat_sweep import ErrorSweep, Point, Slope, loglog_panel
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import AtLeast, DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatDepth", "ChizatDepthSpec", "collapse_fit"]
@@ -75,12 +64,32 @@ def collapse_fit(depth: np.ndarray, width: np.ndarray, dim: int, error: np.ndarr
     return math.sqrt(a2), math.sqrt(b2), prediction
 
 
-class ChizatDepth(ChizatExperiment):
+def pooled_slope(x: np.ndarray, y: np.ndarray, groups: list) -> tuple[float, float, float]:
+    """Least-squares slope of ``y`` on ``x`` with one intercept per group, and its 95% CI
+    (Student t; NaN without residual degrees of freedom)."""
+    labels = sorted(set(groups))
+    design = np.zeros((len(x), 1 + len(labels)))
+    design[:, 0] = x
+    for row, group in enumerate(groups):
+        design[row, 1 + labels.index(group)] = 1.0
+    coefficients, *_ = np.linalg.lstsq(design, np.asarray(y), rcond=None)
+    residuals = np.asarray(y) - design @ coefficients
+    dof = len(x) - design.shape[1]
+    if dof < 1:
+        return float(coefficients[0]), math.nan, math.nan
+    covariance = float(residuals @ residuals) / dof * np.linalg.inv(design.T @ design)
+    half = float(sps.t.isf(0.025, dof)) * math.sqrt(covariance[0, 0])
+    return float(coefficients[0]), coefficients[0] - half, coefficients[0] + half
+
+
+class ChizatDepth(ErrorSweep):
     name = "chizat-depth"
     title = "Error against depth L and hidden width LM: Euler term 1/L, CLT term (C5)"
     Spec = ChizatDepthSpec
-    suite = "chizat"
     order = 3
+    axis, values_field, axis_label, axis_symbol, cast = "depth", "depths", r"depth $L$", "L", int
+    slopes = (Slope("C5", "bias", -1.0, 0.15, what="Euler term vs L"),)
+    figure_size = (4.0, 3.5)
     table: ClassVar[dict[str, str]] = {
         "width": "M",
         "slope_text": "slope of error vs L (95% CI)",
@@ -99,11 +108,7 @@ class ChizatDepth(ChizatExperiment):
 
     def smoke_settings(self) -> dict[str, Any]:
         return {
-            "dim": 8,
-            "depths": (1, 2, 4),
-            "widths": (4, 8, 16),
-            "seeds": 3,
-            "steps": 2,
+            **{"dim": 8, "depths": (1, 2, 4), "widths": (4, 8, 16), "seeds": 3, "steps": 2},
             "collapse_min_depth": 2,
         }
 
@@ -122,116 +127,89 @@ class ChizatDepth(ChizatExperiment):
             "sqrt(a^2/L^2 + b^2 D/(LM)) (a, b fitted once on every point; dashed)."
         )
 
-    def compute(self, spec: ChizatDepthSpec, progress: Progress | None = None) -> xr.Dataset:
-        tracker = Tracker(sum(spec.depths) * sum(spec.widths) * spec.seeds, progress)
-        divergence = Divergence()
-        ode = exact_linear_limit(spec.dim, steps=spec.steps, lr=spec.lr, on_divergence="ignore")
-        divergence.add_limit("Mean ODE", ode)
-        target = ode.embeddings[-1].numpy()
-        shape = (len(spec.depths), len(spec.widths))
-        error = np.full(shape, np.nan)
-        bias = np.full(shape, np.nan)
-        noise = np.full(shape, np.nan)
-        diverged = np.zeros(shape, dtype=int)
-        euler = np.empty(len(spec.depths))
+    def points(self, spec: ChizatDepthSpec):
         for i, depth in enumerate(spec.depths):
-            layered = exact_linear_limit(
-                spec.dim, steps=spec.steps, lr=spec.lr, depth=depth, on_divergence="ignore"
-            )
-            divergence.add_limit(f"depth-{depth} infinite-width", layered)
-            euler[i] = _rms(layered.embeddings[-1].numpy() - target)
             for j, width in enumerate(spec.widths):
-                result = train_networks(
-                    depth,
-                    width,
-                    spec.dim,
-                    steps=spec.steps,
-                    seeds=range((i * 100 + j) * 1000, (i * 100 + j) * 1000 + spec.seeds),
-                    activation="identity",
-                    lr=spec.lr,
-                    seed=spec.seed,
-                    device=spec.device,
-                    dtype=spec.dtype,
-                )
-                divergence.add(f"L={depth} M={width}", result)
-                diverged[i, j] = int(result.diverged.sum())
-                last = result.embeddings[~result.diverged, -1].double().numpy()
-                if last.shape[0] >= 2:
-                    error[i, j] = _rms(last - target)
-                    count = last.shape[0]
-                    seed_noise = float(np.mean(last.var(0, ddof=1)) / count)
-                    noise[i, j] = math.sqrt(seed_noise)
-                    mean_square = float(np.mean((last.mean(0) - target) ** 2))
-                    bias[i, j] = math.sqrt(max(mean_square - seed_noise, 0.0))
-                tracker.advance(depth * width * spec.seeds)
-        return xr.Dataset(
-            {
-                "error": (("depth", "width"), error),
-                "bias": (("depth", "width"), bias),
-                "bias_noise": (("depth", "width"), noise),
-                "euler_exact": (("depth",), euler),
-                "diverged": (("depth", "width"), diverged),
-            },
-            coords={"depth": list(spec.depths), "width": list(spec.widths)},
-            attrs={
-                "divergence_note": divergence.note(),
-            },
+                start = (i * 100 + j) * 1000
+                network = dict(depth=depth, width=width, dim=spec.dim, activation="identity")
+                seeds = tuple(range(start, start + spec.seeds))
+                label = f"L={depth} M={width}"
+                coords = {"depth": depth, "width": width}
+                yield Point(coords, label, {**network, "lr": spec.lr}, seeds, "Mean ODE")
+
+    def exact(self, spec: ChizatDepthSpec, depth: int | None = None) -> Any:
+        """The Mean ODE (``depth=None``) or the depth-L infinite-width limit (exact)."""
+        return exact_linear_limit(
+            spec.dim, steps=spec.steps, lr=spec.lr, depth=depth, on_divergence="ignore"
         )
 
-    def _m_slope(self, dataset: xr.Dataset) -> tuple[float, float, float, int]:
-        """Pooled slope of log(bias) on log(M) with one intercept per L, over the widths
-        ``M >= MIN_BIAS_WIDTH`` and the depths where the exact Euler term is at least the seed
-        noise of the mean at every such M (below that the quadrature subtraction is noise)."""
+    def limit(self, spec: ChizatDepthSpec, point: Point, divergence: Any) -> Any:
+        ode = self.exact(spec)
+        divergence.add_limit("Mean ODE", ode)
+        return ode, None
+
+    def measure(self, spec: ChizatDepthSpec, result: Any, limit: Any, point: Point) -> dict:
+        """RMS error of the networks, Euler term (seed mean minus the Mean ODE, seed noise
+        removed in quadrature) and that seed noise, over the networks that did not diverge."""
+        target = limit[0].embeddings[-1].numpy()
+        row = {"error": math.nan, "bias": math.nan, "bias_noise": math.nan}
+        last = result.embeddings[~result.diverged, -1].double().numpy()
+        if last.shape[0] >= 2:
+            seed_noise = float(np.mean(last.var(0, ddof=1)) / last.shape[0])
+            mean_square = float(np.mean((last.mean(0) - target) ** 2))
+            row["error"] = _rms(last - target)
+            row["bias"] = math.sqrt(max(mean_square - seed_noise, 0.0))
+            row["bias_noise"] = math.sqrt(seed_noise)
+        return {**row, "diverged": int(result.diverged.sum())}
+
+    def assemble(self, spec: ChizatDepthSpec, points: list, rows: list, divergence: Any):
+        target = self.exact(spec).embeddings[-1].numpy()
+        euler = np.empty(len(spec.depths))
+        for i, depth in enumerate(spec.depths):
+            layered = self.exact(spec, depth)
+            divergence.add_limit(f"depth-{depth} infinite-width", layered)
+            euler[i] = _rms(layered.embeddings[-1].numpy() - target)
+        dataset = super().assemble(spec, points, rows, divergence)
+        return dataset.assign(euler_exact=(("depth",), euler))
+
+    def bias_widths(self, dataset: xr.Dataset) -> np.ndarray:
+        """The widths where C5 measures the Euler term's M-dependence (the two widest if
+        fewer than two reach ``MIN_BIAS_WIDTH``)."""
         widths = dataset.width.values[dataset.width.values >= MIN_BIAS_WIDTH]
-        if widths.size < 2:
-            widths = dataset.width.values[-2:]
+        return widths if widths.size >= 2 else dataset.width.values[-2:]
+
+    def m_slope(self, dataset: xr.Dataset) -> tuple[float, float, float, int]:
+        """Pooled slope of log(bias) on log(M) with one intercept per L, over
+        :meth:`bias_widths` and the depths where the exact Euler term is at least the seed
+        noise of the mean at every such M (below that the quadrature subtraction is noise)."""
+        widths = self.bias_widths(dataset)
         xs, ys, groups = [], [], []
         for depth in dataset.depth.values:
             row = dataset.sel(depth=depth, width=widths)
             bias, noise = row.bias.values, row.bias_noise.values
-            if (
-                np.all(np.isfinite(bias))
-                and np.all(bias > 0)
-                and np.all(float(row.euler_exact) >= noise)
-            ):
+            if np.all(np.isfinite(bias) & (bias > 0) & (float(row.euler_exact) >= noise)):
                 xs += list(np.log(widths))
                 ys += list(np.log(bias))
                 groups += [depth] * len(widths)
-        if len(set(groups)) < 1 or len(xs) < 3:
+        if len(xs) < 3:
             return math.nan, math.nan, math.nan, 0
-        labels = sorted(set(groups))
-        design = np.zeros((len(xs), 1 + len(labels)))
-        design[:, 0] = xs
-        for row, group in enumerate(groups):
-            design[row, 1 + labels.index(group)] = 1.0
-        coefficients, *_ = np.linalg.lstsq(design, np.asarray(ys), rcond=None)
-        residuals = np.asarray(ys) - design @ coefficients
-        dof = len(xs) - design.shape[1]
-        if dof < 1:
-            return float(coefficients[0]), math.nan, math.nan, len(xs)
-        sigma2 = float(residuals @ residuals) / dof
-        covariance = sigma2 * np.linalg.inv(design.T @ design)
-        half = float(sps.t.isf(0.025, dof)) * math.sqrt(covariance[0, 0])
-        return float(coefficients[0]), coefficients[0] - half, coefficients[0] + half, len(xs)
+        return (*pooled_slope(np.asarray(xs), np.asarray(ys), groups), len(xs))
 
     def summarize(self, dataset: xr.Dataset, spec: ChizatDepthSpec) -> list[dict[str, Any]]:
         depths = dataset.depth.values
         rows = []
         for width in dataset.width.values:
             item = dataset.sel(width=width)
-            fit = fit_or_none(depths, item.error.values)
-            bias_fit = fit_or_none(depths, item.bias.values)
+            row: dict[str, Any] = {"width": int(width)}
+            for prefix, name in (("", "error"), ("bias_", "bias")):
+                fit = fit_or_none(depths, item[name].values)
+                key = "slope_vs_depth" if name == "error" else "bias_slope"
+                row[key] = math.nan if fit is None else fit.slope
+                row[f"{prefix}slope_ci"] = None if fit is None else (fit.ci_low, fit.ci_high)
+                row[f"{prefix}slope_text"] = "—" if fit is None else slope_text(fit)
             rows.append(
                 {
-                    "width": int(width),
-                    "slope_vs_depth": math.nan if fit is None else fit.slope,
-                    "slope_ci": None if fit is None else (fit.ci_low, fit.ci_high),
-                    "slope_text": "—" if fit is None else slope_text(fit),
-                    "bias_slope": math.nan if bias_fit is None else bias_fit.slope,
-                    "bias_slope_ci": None
-                    if bias_fit is None
-                    else (bias_fit.ci_low, bias_fit.ci_high),
-                    "bias_slope_text": "—" if bias_fit is None else slope_text(bias_fit),
+                    **row,
                     "error_first": float(item.error.values[0]),
                     "error_last": float(item.error.values[-1]),
                     "diverged": int(item.diverged.sum()),
@@ -239,54 +217,44 @@ class ChizatDepth(ChizatExperiment):
             )
         return rows
 
+    def slope_data(self, slope: Slope, dataset: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        return dataset.depth.values, dataset.bias.sel(width=dataset.width.values[-1]).values
+
+    def statement(self, slope: Slope, dataset: xr.Dataset, spec: ChizatDepthSpec) -> str:
+        depths = dataset.depth.values
+        return (
+            f"Linear sigma, D={spec.dim}, K={spec.steps}, M={int(dataset.width.values[-1])}: "
+            "the Euler term (seed mean minus the Mean ODE, seed noise removed in quadrature) vs "
+            f"L ({depths[0]}…{depths[-1]}) has slope -1"
+        )
+
+    def details(self, slope: Slope, dataset: xr.Dataset, spec: Any) -> dict[str, Any]:
+        return {"euler_exact": dataset.euler_exact.values.tolist()}
+
     def check(self, dataset: xr.Dataset, spec: ChizatDepthSpec) -> list[Claim]:
         note = dataset.attrs.get("divergence_note", "")
-        depths = dataset.depth.values
-        widest = int(dataset.width.values[-1])
-        claims = [
-            Claim.slope(
-                "C5",
-                f"Linear sigma, D={spec.dim}, K={spec.steps}, M={widest}: the Euler term (seed "
-                f"mean minus the Mean ODE, seed noise removed in quadrature) vs L "
-                f"({depths[0]}…{depths[-1]}) has slope -1",
-                depths,
-                dataset.bias.sel(width=widest).values,
-                expected=-1.0,
-                tolerance=0.15,
-                what="Euler term vs L",
-                note=note,
-                details={"euler_exact": dataset.euler_exact.values.tolist()},
-            )
-        ]
-        slope, low, high, n = self._m_slope(dataset)
-        used = [int(w) for w in dataset.width.values if w >= MIN_BIAS_WIDTH] or [
-            int(w) for w in dataset.width.values[-2:]
-        ]
+        claims = super().check(dataset, spec)
+        slope, low, high, n = self.m_slope(dataset)
         claims.append(
             Claim.bound(
                 "C5",
                 "The Euler term does not depend on M: pooled slope of log(bias) on log(M), "
-                f"M in {used}, one intercept per L (L where the exact Euler term is >= "
-                "the seed noise of the mean)" + note,
+                f"M in {[int(w) for w in self.bias_widths(dataset)]}, one intercept per L (L "
+                "where the exact Euler term is >= the seed noise of the mean)" + note,
                 bound(slope, equals=0.0, tolerance=0.15, n=n),
                 statistic="log-log slope of the Euler term vs M",
                 note=f"95% CI [{low:+.3f}, {high:+.3f}]",
                 details={"ci_low": low, "ci_high": high},
             )
         )
-        depth_grid, width_grid = np.meshgrid(depths, dataset.width.values, indexing="ij")
-        error = dataset.error.values
-        keep = (depth_grid >= spec.collapse_min_depth) & np.isfinite(error) & (error > 0)
-        all_points = np.isfinite(error) & (error > 0)
+        depth, width, error = self.grid(dataset)
+        keep = (depth >= spec.collapse_min_depth) & np.isfinite(error) & (error > 0)
+        points = np.isfinite(error) & (error > 0)
         if keep.sum() >= 3:
-            a, b, prediction = collapse_fit(
-                depth_grid[all_points], width_grid[all_points], spec.dim, error[all_points]
-            )
-            deviation = np.abs(error[all_points] / prediction - 1.0)
-            worst = float(deviation.max())
+            a, b, prediction = collapse_fit(depth[points], width[points], spec.dim, error[points])
+            worst = float(np.abs(error[points] / prediction - 1.0).max())
             # collapse: at large L the errors of one LM agree, whatever the split
-            hidden = (depth_grid * width_grid)[keep]
-            residual = np.log(error[keep]) - 0.5 * np.log(spec.dim / hidden)
+            residual = np.log(error[keep]) - 0.5 * np.log(spec.dim / (depth * width)[keep])
             spread = float(np.exp(residual.max() - residual.min()))
             claims.append(
                 Claim.bound(
@@ -295,71 +263,58 @@ class ChizatDepth(ChizatExperiment):
                     f"fitted once fits every (L, M) point; at L >= {spec.collapse_min_depth}"
                     f" error/sqrt(D/(LM)) varies by a factor {spread:.2f} over "
                     f"{int(keep.sum())} points (collapse on LM)" + note,
-                    bound(worst, at_most=spec.collapse_tolerance, n=int(all_points.sum())),
+                    bound(worst, at_most=spec.collapse_tolerance, n=int(points.sum())),
                     statistic="largest relative deviation from the single law",
                     details={"a": a, "b": b, "collapse_spread": spread},
                 )
             )
         return claims
 
-    def draw(self, dataset: xr.Dataset, spec: ChizatDepthSpec) -> Figure:
-        depths = dataset.depth.values
-        figure, axes = panel_grid(3, columns=3, size=(4.3, 3.4))
-        ax = axes[0]
-        for color, width in zip(COLORS, dataset.width.values, strict=False):
-            plot_series(
-                ax, depths, dataset.error.sel(width=width).values, label=f"M={width}", color=color
-            )
-        ax.set_xlabel("depth L")
-        ax.set_ylabel("RMS embedding error at step K")
-        ax.set_title("total error vs L")
-        ax.legend(fontsize=6.5, frameon=False)
-        ax = axes[1]
-        for color, width in zip(COLORS[2:], dataset.width.values[-3:], strict=False):
-            plot_series(
-                ax,
-                depths,
-                dataset.bias.sel(width=width).values,
-                label=f"bias M={width}",
-                color=color,
-            )
-        plot_series(
-            ax,
-            depths,
-            dataset.euler_exact.values,
-            label="exact Euler term",
-            color="#000000",
-            marker="",
+    def grid(self, dataset: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Depth, width and error on the (L, M) grid."""
+        depth, width = np.meshgrid(dataset.depth.values, dataset.width.values, indexing="ij")
+        return depth, width, dataset.error.values
+
+    def panel_count(self, spec: ChizatDepthSpec) -> int:
+        return 3
+
+    def panels(self, axes: list, dataset: xr.Dataset, spec: ChizatDepthSpec) -> None:
+        depths, widths = dataset.depth.values, dataset.width.values
+        loglog_panel(
+            axes[0],
+            [
+                (depths, dataset.error.sel(width=w).values, f"$M={w}$", c)
+                for c, w in zip(COLORS, widths, strict=False)
+            ],
+            xlabel=self.axis_label,
+            ylabel=r"RMS embedding error at step $K$",
+            title=r"total error vs $L$",
         )
-        ax.set_xlabel("depth L")
-        ax.set_ylabel("RMS of seed mean - Mean ODE")
-        ax.set_title("Euler term (C5)")
-        ax.legend(fontsize=6.5, frameon=False)
+        biases = [
+            (depths, dataset.bias.sel(width=w).values, f"bias $M={w}$", c)
+            for c, w in zip(COLORS[2:], widths[-3:], strict=False)
+        ]
+        exact = (depths, dataset.euler_exact.values, "exact Euler term", "#000000")
+        loglog_panel(
+            axes[1],
+            [*biases, (*exact, {"marker": ""})],
+            xlabel=self.axis_label,
+            ylabel="RMS of seed mean $-$ Mean ODE",
+            title="Euler term (C5)",
+        )
         ax = axes[2]
-        depth_grid, width_grid = np.meshgrid(depths, dataset.width.values, indexing="ij")
-        error = dataset.error.values
+        depth, width, error = self.grid(dataset)
         ok = np.isfinite(error) & (error > 0)
         if ok.sum() >= 3:
-            a, b, _ = collapse_fit(depth_grid[ok], width_grid[ok], spec.dim, error[ok])
-            for color, depth in zip(COLORS, depths, strict=False):
-                if depth < spec.collapse_min_depth:
+            a, b, _ = collapse_fit(depth[ok], width[ok], spec.dim, error[ok])
+            for color, value in zip(COLORS, depths, strict=False):
+                if value < spec.collapse_min_depth:
                     continue
-                hidden = depth * dataset.width.values
-                ax.plot(
-                    hidden,
-                    dataset.error.sel(depth=depth).values,
-                    "o",
-                    color=color,
-                    ms=4,
-                    label=f"L={depth}",
-                )
-                law = np.sqrt(a**2 / depth**2 + b**2 * spec.dim / hidden)
+                hidden = value * widths
+                errors = dataset.error.sel(depth=value).values
+                ax.plot(hidden, errors, "o", color=color, label=f"$L={value}$")
+                law = np.sqrt(a**2 / value**2 + b**2 * spec.dim / hidden)
                 ax.plot(hidden, law, ls="--", color=color, lw=0.9)
-            ax.set_title(f"collapse on LM: a={a:.3f}, b={b:.3f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("hidden width LM")
+            ax.set_title(f"collapse on $LM$: $a={a:.3f}$, $b={b:.3f}$")
+        ax.set(xscale="log", yscale="log", xlabel="hidden width $LM$")
         ax.set_ylabel("RMS embedding error")
-        ax.legend(fontsize=6.5, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure

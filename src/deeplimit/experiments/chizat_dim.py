@@ -16,7 +16,7 @@ from typing import Any
 
 import xarray as xr
 
-from .chizat_sweep import ErrorSweep, ErrorSweepSpec, Slope, budget_text
+from .chizat_sweep import SMOKE, ErrorSweep, ErrorSweepSpec, Slope, budget_text
 from .spec_fields import IncreasingInts, PositiveInt
 
 __all__ = ["ChizatDim", "ChizatDimSpec"]
@@ -34,10 +34,10 @@ class ChizatDim(ErrorSweep):
     title = "Error against the embedding dimension D at fixed L, M (C4, C8)"
     Spec = ChizatDimSpec
     order = 4
-    axis, values_field, axis_label, axis_symbol = "dim", "dims", "embedding dimension D", "D"
+    axis, values_field, axis_label, axis_symbol = "dim", "dims", r"embedding dimension $D$", "D"
     cast = int
     slopes = (
-        Slope("C4", "embedding", 0.5, 0.15, budget=True, guide="slope +1/2"),
+        Slope("C4", "embedding", 0.5, 0.15, budget=True, guide="slope $+1/2$"),
         Slope("C8", "output", 0.0, 0.1),
     )
 
@@ -50,15 +50,7 @@ class ChizatDim(ErrorSweep):
         }
 
     def smoke_settings(self) -> dict[str, Any]:
-        return {
-            "depth": 4,
-            "width": 8,
-            "dims": (4, 8, 16),
-            "seeds": 2,
-            "reference_width": 32,
-            "reference_seeds": 2,
-            "steps": 2,
-        }
+        return {**SMOKE, "depth": 4, "width": 8, "dims": (4, 8, 16), "reference_width": 32}
 
     def label(self, value: int) -> str:
         return f"D={value}"

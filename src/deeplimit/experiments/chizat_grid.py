@@ -19,7 +19,6 @@ embedding, 1/5 output) is reported with a 95% CI and a Wald test (C15, C16).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -27,28 +26,18 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
-from pydantic import field_validator
 
 from ..training import TrainingResult, build_resnet, coupled_embeddings, synthetic_task, train
 from ..training.authors import with_embeddings
+from . import chizat_common as common
 from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Tracker,
-    authors_grid,
-    tidy_log_axes,
-)
-from .chizat_fits import budget_exponent_claim, evaluate_law, fit_free_law, fit_global_law
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Divergence, Tracker, authors_grid
+from .chizat_fits import budget_exponent_claim
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatGrid", "ChizatGridSpec"]
 
-PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch
 REFERENCE_INDEX = 100_000  # seed indices of the reference networks, apart from the grid's
 TERMS = {"embedding": ("D/(LM)", "1/D"), "output": ("(D/(LM))^2", "1/D")}
 EXPECTED = {"embedding": ((0.5, 0.5), 1 / 6), "output": ((1.0, 0.5), 1 / 5)}
@@ -63,16 +52,9 @@ class ChizatGridSpec(ChizatSpec):
     lr: Positive = 0.5
     min_dim: PositiveInt = 11
     min_width: PositiveInt = 11
-    residuals: str = "log"
+    residuals: common.Residuals = "log"
     tolerance: Positive = 0.03
     dtype: DType = "float64"
-
-    @field_validator("residuals")
-    @classmethod
-    def _residuals(cls, value: str) -> str:
-        if value not in ("log", "absolute"):
-            raise ValueError(f"residuals must be 'log' or 'absolute', got {value!r}")
-        return value
 
 
 class ChizatGrid(ChizatExperiment):
@@ -82,16 +64,8 @@ class ChizatGrid(ChizatExperiment):
         "and the budget P = LMD (C15, C16)"
     )
     Spec = ChizatGridSpec
-    suite = "chizat"
     order = 11
-    table: ClassVar[dict[str, str]] = {
-        "width": "M",
-        "dim": "D",
-        "budget": "P = LMD",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "diverged": "diverged",
-    }
+    table: ClassVar[dict[str, str]] = common.GRID_TABLE
 
     def full_settings(self) -> dict[str, Any]:
         grid = authors_grid(1.5, 2000, 20)
@@ -130,6 +104,7 @@ class ChizatGrid(ChizatExperiment):
         squares = np.zeros((2, *shape))
         counts = np.zeros(shape, dtype=int)
         diverged = np.zeros(shape, dtype=int)
+        per_rep = np.full((2, *shape, spec.reps), np.nan)  # RMS of each repetition
         divergence = Divergence()
         work = sum(m * d for m in spec.widths for d in spec.dims) * spec.reps
         tracker = Tracker(work + ref_width * ref_dim * spec.reps, progress)
@@ -155,8 +130,11 @@ class ChizatGrid(ChizatExperiment):
                 f = result.outputs[ok, spec.steps]
                 ref_h = reference.embeddings[ok, spec.steps, :, :dim]
                 ref_f = reference.outputs[ok, spec.steps]
-                squares[0, j, k] = float(((h - ref_h) ** 2).flatten(1).mean(1).sum())
-                squares[1, j, k] = float(((f - ref_f) ** 2).flatten(1).mean(1).sum())
+                for q, mean_square in enumerate(
+                    (((h - ref_h) ** 2).flatten(1).mean(1), ((f - ref_f) ** 2).flatten(1).mean(1))
+                ):
+                    squares[q, j, k] = float(mean_square.sum())
+                    per_rep[q, j, k, ok.cpu().numpy()] = mean_square.sqrt().cpu().numpy()
                 counts[j, k] = int(ok.sum())
         with np.errstate(invalid="ignore", divide="ignore"):
             errors = np.sqrt(squares / np.where(counts > 0, counts, np.nan))
@@ -167,8 +145,10 @@ class ChizatGrid(ChizatExperiment):
                 "output_error": (("width", "dim"), errors[1]),
                 "runs": (("width", "dim"), counts),
                 "diverged": (("width", "dim"), diverged),
+                "embedding_error_reps": (("width", "dim", "rep"), per_rep[0]),
+                "output_error_reps": (("width", "dim", "rep"), per_rep[1]),
             },
-            coords={"width": list(spec.widths), "dim": list(spec.dims)},
+            coords={"width": list(spec.widths), "dim": list(spec.dims), "rep": reps},
             attrs={
                 "spec": spec.model_dump_json(),
                 "caption": self.caption(spec) + divergence.note(),
@@ -183,12 +163,9 @@ class ChizatGrid(ChizatExperiment):
         """Every repetition of one shape in one batch (network ``r``: unit seed index
         ``indices[r]``, the coupled maps of embedding seed ``r``), chunked to at most
         ``PARAMETER_BUDGET`` bytes of parameters; divergence recorded, never raised."""
-        dtype = getattr(torch, spec.dtype)
-        per_network = 2 * spec.depth * width * dim * (torch.finfo(dtype).bits // 8)
-        chunk = max(1, min(len(indices), PARAMETER_BUDGET // per_network))
         parts = []
-        for first in range(0, len(indices), chunk):
-            reps = range(first, min(len(indices), first + chunk))
+        for part in common.batches(len(indices), spec.depth, width, dim, spec.dtype):
+            reps = range(len(indices))[part]
             maps = [
                 coupled_embeddings(dim, data.input_dim, data.output_dim, embedding_seed=r)
                 for r in reps
@@ -205,15 +182,13 @@ class ChizatGrid(ChizatExperiment):
                 seed=spec.seed,
                 embeddings=maps[0],
                 device=spec.device,
-                dtype=dtype,
+                dtype=getattr(torch, spec.dtype),
             )
             model = with_embeddings(
                 model, torch.stack([m[0] for m in maps]), torch.stack([m[1] for m in maps])
             )
             parts.append(train(model, data, spec.steps, on_divergence="ignore"))
-        if len(parts) == 1:
-            return parts[0]
-        return _concatenate(parts)
+        return common.concatenate_results(parts)
 
     def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
         spec = self.spec_from_dataset(dataset)
@@ -222,39 +197,23 @@ class ChizatGrid(ChizatExperiment):
         window = (dim >= spec.min_dim) & (width >= spec.min_width)
         out: dict[str, dict[str, Any] | None] = {}
         for quantity in ("embedding", "output"):
-            error = dataset[f"{quantity}_error"].values
-            use = window & np.isfinite(error) & (error > 0)
-            args = (depth[use], width[use], dim[use], error[use])
-            try:
-                out[quantity] = fit_global_law(*args, TERMS[quantity], residuals=spec.residuals)
-            except ValueError:
-                out[quantity] = None
-            try:
-                out[f"{quantity}_free"] = fit_free_law(
-                    *args,
-                    depth_term=False,
-                    expected=EXPECTED[quantity][0],
-                    residuals=spec.residuals,
-                )
-            except ValueError:
-                out[f"{quantity}_free"] = None
+            error = np.where(window, dataset[f"{quantity}_error"].values, np.nan)
+            out[quantity], out[f"{quantity}_free"] = common.fit_laws(
+                depth,
+                width,
+                dim,
+                error,
+                TERMS[quantity],
+                depth_term=False,
+                expected=EXPECTED[quantity][0],
+                residuals=spec.residuals,
+            )
         return out
 
     def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
-        rows = []
-        for j, width in enumerate(dataset.width.values):
-            for k, dim in enumerate(dataset.dim.values):
-                rows.append(
-                    {
-                        "width": int(width),
-                        "dim": int(dim),
-                        "budget": int(spec.depth * width * dim),
-                        "embedding_error": float(dataset.embedding_error.values[j, k]),
-                        "output_error": float(dataset.output_error.values[j, k]),
-                        "diverged": int(dataset.diverged.values[j, k]),
-                    }
-                )
-        return rows
+        errors = {q: dataset[f"{q}_error"].values for q in ("embedding", "output")}
+        coords = {"width": dataset.width.values, "dim": dataset.dim.values}
+        return common.grid_rows(coords, errors, dataset.diverged.values, depth=spec.depth)
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         fits = self.fits(dataset)
@@ -276,18 +235,12 @@ class ChizatGrid(ChizatExperiment):
                     )
                 )
                 continue
-            terms = TERMS[quantity]
-            constants = " + ".join(
-                f"{fixed['constants'][t]:.3g} [{fixed['ci_low'][t]:.3g}, "
-                f"{fixed['ci_high'][t]:.3g}]·{t}"
-                for t in terms
-            )
             claims.append(
                 budget_exponent_claim(
                     claim_id,
                     f"tanh, L={spec.depth}, K={spec.steps}, coupled largest reference: "
-                    f"{quantity} error follows {law}. Global fit err² = {constants} (95% "
-                    "CIs); ",
+                    f"{quantity} error follows {law}. Global fit err² = "
+                    f"{common.constants_text(fixed, TERMS[quantity])} (95% CIs); ",
                     free,
                     expected=expected,
                     tolerance=spec.tolerance,
@@ -300,77 +253,63 @@ class ChizatGrid(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         fits = self.fits(dataset)
-        figure, axes = panel_grid(6, columns=3, size=(4.4, 3.4))
-        widths = dataset.width.values
-        dims = dataset.dim.values
-        pick_w = widths[:: max(1, len(widths) // 5)][::-1]
-        pick_d = dims[:: max(1, len(dims) // 5)][::-1]
-        for row, quantity in enumerate(("embedding", "output")):
-            error = dataset[f"{quantity}_error"].values
-            fit = fits[quantity]
-            for col, (axis, x, series) in enumerate(
-                (("D", dims, [("M", w) for w in pick_w]), ("M", widths, [("D", d) for d in pick_d]))
-            ):
-                ax = axes[3 * row + col]
-                for index, (name, value) in enumerate(series):
-                    color = COLORS[index % len(COLORS)]
-                    y = (
-                        error[list(widths).index(value), :]
-                        if name == "M"
-                        else error[:, list(dims).index(value)]
-                    )
-                    keep = np.isfinite(y) & (y > 0)
-                    ax.plot(x[keep], y[keep], "o", color=color, ms=3.5, label=f"{name}={value}")
-                    if fit is not None:
-                        w, d = (value, x) if name == "M" else (x, value)
-                        law = evaluate_law(fit, *np.broadcast_arrays(spec.depth, w, d))
-                        ax.plot(x, law, "--", color=color, lw=0.9)
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                tidy_log_axes(ax)
-                ax.set_xlabel(axis)
-                ax.set_ylabel(f"RMS {quantity} error at step K" if col == 0 else "")
-                ax.set_title(f"{quantity} vs {axis}", fontsize=9)
-                ax.legend(fontsize=6, frameon=False)
-            ax = axes[3 * row + 2]
-            width, dim = np.meshgrid(widths, dims, indexing="ij")
-            budget = (spec.depth * width * dim).ravel()
-            flat = error.ravel()
-            keep = np.isfinite(flat) & (flat > 0)
-            ax.plot(budget[keep], flat[keep], "o", ms=2.5, alpha=0.6, color=COLORS[row])
-            free = fits[f"{quantity}_free"]
-            expected = EXPECTED[quantity][1]
-            if keep.any():
-                grid = np.geomspace(budget[keep].min(), budget[keep].max(), 30)
-                lower = np.exp(np.min(np.log(flat[keep]) + expected * np.log(budget[keep])))
-                ax.plot(grid, lower * grid**-expected, "k--", lw=0.9, label=f"P^-{expected:.3f}")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            tidy_log_axes(ax)
-            ax.set_xlabel("P = LMD")
-            title = f"{quantity} vs P"
-            if free is not None:
-                title += (
-                    f": e = {free['exponent']:.3f} [{free['ci_low']:.3f}, {free['ci_high']:.3f}]"
+        widths, dims = dataset.width.values, dataset.dim.values
+        pick_w = list(range(len(widths)))[:: max(1, len(widths) // 5)][::-1]
+        pick_d = list(range(len(dims)))[:: max(1, len(dims) // 5)][::-1]
+        with common.chizat_figure(6, columns=3) as (figure, axes):
+            for row, quantity in enumerate(("embedding", "output")):
+                error, relative = _with_reps(dataset, quantity)
+                fit = fits[quantity]
+                common.law_panel(
+                    axes[3 * row],
+                    dims,
+                    [
+                        (f"$M={widths[j]}$", error[j], relative[j], (spec.depth, widths[j], dims))
+                        for j in pick_w
+                    ],
+                    fit,
                 )
-            ax.set_title(title, fontsize=9)
-            ax.legend(fontsize=6.5, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+                common.law_panel(
+                    axes[3 * row + 1],
+                    widths,
+                    [
+                        (
+                            f"$D={dims[k]}$",
+                            error[:, k],
+                            relative[:, k],
+                            (spec.depth, widths, dims[k]),
+                        )
+                        for k in pick_d
+                    ],
+                    fit,
+                )
+                for col, axis in enumerate(("D", "M")):
+                    common.log_axes(
+                        axes[3 * row + col],
+                        f"${axis}$",
+                        "RMS error at step $K$" if col == 0 else "",
+                        f"{common.QUANTITY_TEX[quantity]} vs ${axis}$",
+                    )
+                width, dim = np.meshgrid(widths, dims, indexing="ij")
+                common.budget_panel(
+                    axes[3 * row + 2],
+                    (spec.depth * width * dim).ravel(),
+                    error.ravel(),
+                    relative.ravel(),
+                    EXPECTED[quantity][1],
+                    fits[f"{quantity}_free"],
+                    quantity=quantity,
+                    color=COLORS[row],
+                    anchor="lowest",
+                )
         return figure
 
 
-def _concatenate(parts: list[TrainingResult]) -> TrainingResult:
-    """The records of chunks of one shape, networks concatenated (maps of the first chunk)."""
-    cat = lambda name: torch.cat([getattr(p, name) for p in parts])
-    return dataclasses.replace(
-        parts[0],
-        outputs=cat("outputs"),
-        embeddings=cat("embeddings"),
-        loss=cat("loss"),
-        diverged_at=cat("diverged_at"),
-        residual_scale=cat("residual_scale"),
-        learning_rates={
-            k: torch.cat([p.learning_rates[k] for p in parts]) for k in parts[0].learning_rates
-        },
-        movement={},
-    )
+def _with_reps(dataset: xr.Dataset, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+    """The errors of ``quantity`` on the grid and the relative half-widths of their 95%
+    intervals over the repetitions (NaN with one, or in a dataset without them)."""
+    error = dataset[f"{quantity}_error"].values
+    name = f"{quantity}_error_reps"
+    if name not in dataset:
+        return error, np.full(error.shape, np.nan)
+    return error, common.rms_over(dataset[name].values)[1]

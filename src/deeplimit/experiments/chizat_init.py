@@ -23,11 +23,19 @@ from pydantic import AfterValidator
 
 from ..activations import parse_activation
 from ..gaussian import second_moment
-from ..training import TwoLayerBlock, build_resnet, synthetic_task
+from ..training import TwoLayerBlock, synthetic_task
 from .base import Claim, Progress
-from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Tracker
+from .chizat_common import (
+    COLORS,
+    ChizatExperiment,
+    ChizatSpec,
+    Tracker,
+    chizat_figure,
+    log_axes,
+    log_error_bars,
+    synthetic_resnet,
+)
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import ActivationSpec, Increasing, Level, PositiveInt, Seeds
 
 __all__ = ["ChizatInit", "ChizatInitSpec"]
@@ -87,7 +95,6 @@ class ChizatInit(ChizatExperiment):
     name = "chizat-init"
     title = "Error at initialization vs its closed form; invariance in the split of LM (C1, C2)"
     Spec = ChizatInitSpec
-    suite = "chizat"
     order = 1
     table: ClassVar[dict[str, str]] = {
         "group": "study",
@@ -160,13 +167,12 @@ class ChizatInit(ChizatExperiment):
         predicted = np.empty(len(shapes))
         for index, (_group, depth, width, dim, seeds) in enumerate(shapes):
             # independent seeds per shape (C2 says "independent seeds")
-            model = build_resnet(
+            model = synthetic_resnet(
                 depth,
                 width,
                 dim,
-                input_dim=data.input_dim,
-                output_dim=data.output_dim,
-                block=TwoLayerBlock(spec.activation),
+                data,
+                TwoLayerBlock(spec.activation),
                 seeds=seeds,
                 seed=spec.seed * 1000 + index,
                 device=spec.device,
@@ -269,50 +275,51 @@ class ChizatInit(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: ChizatInitSpec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(3, columns=3, size=(4.3, 3.4))
-        ax = axes[0]
-        sweep = [r for r in rows if r["group"] == "sweep"]
-        for color, depth in zip(COLORS, spec.sweep_depths, strict=False):
-            points = [r for r in sweep if r["depth"] == depth]
-            if points:
+        with chizat_figure(3, columns=3) as (figure, axes):
+            ax = axes[0]
+            sweep = [r for r in rows if r["group"] == "sweep"]
+            for color, depth in zip(COLORS, spec.sweep_depths, strict=False):
+                points = [r for r in sweep if r["depth"] == depth]
+                if points:  # bars: 95% over the seeds (delta method, log space)
+                    log_error_bars(
+                        ax,
+                        [r["hidden_width"] for r in points],
+                        [r["rms"] for r in points],
+                        [1.96 * r["ratio_se"] / r["ratio"] for r in points],
+                        color=color,
+                        label=f"$L = {depth}$",
+                    )
+            if sweep:
+                grid = sorted({r["hidden_width"] for r in sweep})
+                closed = {r["hidden_width"]: r["predicted"] for r in sweep}
                 ax.plot(
-                    [r["hidden_width"] for r in points],
-                    [r["rms"] for r in points],
-                    "o",
-                    color=color,
-                    ms=5,
-                    label=f"L = {depth}",
+                    grid, [closed[g] for g in grid], color="#444444", lw=1.2, label="closed form"
                 )
-        if sweep:
-            grid = sorted({r["hidden_width"] for r in sweep})
-            closed = {r["hidden_width"]: r["predicted"] for r in sweep}
-            ax.plot(grid, [closed[g] for g in grid], color="#444444", lw=1.2, label="closed form")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("hidden width LM")
-        ax.set_ylabel("RMS of h_L - h_0 at init")
-        ax.set_title(f"collapse on LM (D = {spec.sweep_dim})")
-        ax.legend(fontsize=7, frameon=False)
-        for ax, group, title in (
-            (axes[1], "C1", "C1: measured / closed form"),
-            (axes[2], "C2", "C2: RMS / mean over splits"),
-        ):
-            selected = [r for r in rows if r["group"] == group]
-            if group == "C1":
-                values = [r["ratio"] for r in selected]
-                errors = [3 * r["ratio_se"] for r in selected]
-                labels = [f"({r['depth']},{r['width']},{r['dim']})" for r in selected]
-            else:
-                mean = np.mean([r["rms"] for r in selected]) if selected else 1.0
-                values = [r["rms"] / mean for r in selected]
-                errors = [3 * r["ratio_se"] * r["predicted"] / mean for r in selected]
-                labels = [f"({r['depth']},{r['width']})" for r in selected]
-            positions = np.arange(len(values))
-            ax.errorbar(positions, values, yerr=errors, fmt="o", color=COLORS[0], capsize=3)
-            ax.axhspan(1 - spec.tolerance, 1 + spec.tolerance, color="#27855a", alpha=0.12)
-            ax.axhline(1.0, color="#444444", lw=0.8)
-            ax.set_xticks(positions, labels, fontsize=7, rotation=20)
-            ax.set_title(title)
-            ax.set_ylabel("ratio (± 3 se)")
-        add_caption(figure, self.title, dataset.attrs["caption"])
+            title = f"collapse on $LM$ ($D = {spec.sweep_dim}$)"
+            log_axes(ax, "hidden width $LM$", r"RMS of $h_L - h_0$ at init", title)
+            for ax, group, title in (
+                (axes[1], "C1", "C1: measured / closed form"),
+                (axes[2], "C2", "C2: RMS / mean over splits"),
+            ):
+                selected = [r for r in rows if r["group"] == group]
+                if group == "C1":
+                    values = [r["ratio"] for r in selected]
+                    errors = [3 * r["ratio_se"] for r in selected]
+                    labels = [f"({r['depth']},{r['width']},{r['dim']})" for r in selected]
+                else:
+                    mean = np.mean([r["rms"] for r in selected]) if selected else 1.0
+                    values = [r["rms"] / mean for r in selected]
+                    errors = [3 * r["ratio_se"] * r["predicted"] / mean for r in selected]
+                    labels = [f"({r['depth']},{r['width']})" for r in selected]
+                positions = np.arange(len(values))
+                ax.errorbar(positions, values, yerr=errors, fmt="o", color=COLORS[0], capsize=3)
+                ax.axhspan(1 - spec.tolerance, 1 + spec.tolerance, color="#27855a", alpha=0.12)
+                ax.axhline(1.0, color="#444444", lw=0.8)
+                ax.set_xticks(positions, labels, rotation=20)
+                ax.set_xlim(-0.5, len(values) - 0.5)
+                ax.set(
+                    title=title,
+                    xlabel="$(L, M, D)$" if group == "C1" else "$(L, M)$",
+                    ylabel=r"ratio ($\pm 3$ se)",
+                )
         return figure

@@ -36,21 +36,26 @@ from ..training import span_linear_limit
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
+    GRID_TABLE,
+    QUANTITY_TEX,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
+    chizat_figure,
     error_pair,
-    tidy_log_axes,
+    log_axes,
+    log_error_bars,
+    rms_over,
     train_networks,
 )
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatJoint", "ChizatJointSpec", "fit_joint_law"]
 
 EXPECTED = {"embedding": 1 / 6, "output": 1 / 5}
+EXPECTED_TEX = {"embedding": "1/6", "output": "1/5"}
 
 
 class ChizatJointSpec(ChizatSpec):
@@ -139,16 +144,8 @@ class ChizatJoint(ChizatExperiment):
         "Joint limit L, M, D -> infinity: error against D/(LM) and 1/D, budget P = LMD (C10, C11)"
     )
     Spec = ChizatJointSpec
-    suite = "chizat"
     order = 8
-    table: ClassVar[dict[str, str]] = {
-        "width": "M",
-        "dim": "D",
-        "budget": "P = LMD",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "diverged": "diverged",
-    }
+    table: ClassVar[dict[str, str]] = GRID_TABLE
 
     def full_settings(self) -> dict[str, Any]:
         return {
@@ -196,6 +193,7 @@ class ChizatJoint(ChizatExperiment):
         divergence = Divergence()
         embedding = np.full(len(points), np.nan)
         output = np.full(len(points), np.nan)
+        per_draw = np.full((2, len(points), spec.embedding_seeds), np.nan)
         diverged = np.zeros(len(points), dtype=int)
         limits: dict[tuple[int, int], Any] = {}
         for index, (width, dim) in enumerate(points):
@@ -229,6 +227,7 @@ class ChizatJoint(ChizatExperiment):
                 pair = error_pair(result, limits[key], spec.steps)
                 if all(math.isfinite(v) for v in pair):
                     squares.append(pair)
+                    per_draw[:, index, draw] = pair
                 tracker.advance(width * dim)
             if squares:
                 mean = np.mean(np.square(squares), axis=0)
@@ -238,9 +237,12 @@ class ChizatJoint(ChizatExperiment):
                 "embedding_error": (("point",), embedding),
                 "output_error": (("point",), output),
                 "diverged": (("point",), diverged),
+                "embedding_error_draws": (("point", "draw"), per_draw[0]),
+                "output_error_draws": (("point", "draw"), per_draw[1]),
             },
             coords={
                 "point": np.arange(len(points)),
+                "draw": np.arange(spec.embedding_seeds),
                 "width": (("point",), [p[0] for p in points]),
                 "dim": (("point",), [p[1] for p in points]),
             },
@@ -321,66 +323,65 @@ class ChizatJoint(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: ChizatJointSpec) -> Figure:
         fits = self.fits(dataset, spec)
-        figure, axes = panel_grid(3, columns=3, size=(4.4, 3.5))
         dims = dataset.dim.values.astype(float)
         widths = dataset.width.values.astype(float)
-        hidden = spec.depth * widths
-        for ax, quantity in ((axes[0], "embedding"), (axes[1], "output")):
-            error = dataset[f"{quantity}_error"].values
-            fit = fits[quantity]
-            for color, width in zip(COLORS, spec.widths, strict=False):
-                pick = widths == width
-                if not pick.any():
-                    continue
-                ax.plot(dims[pick], error[pick], "o", color=color, ms=4, label=f"M={width}")
-                if fit is not None:
-                    grid = np.geomspace(dims[pick].min(), dims[pick].max(), 40)
-                    law = np.sqrt(
-                        fit["A"] * (grid / (spec.depth * width)) ** (2 * fit["gamma"])
-                        + fit["B"] * grid ** (-2 * fit["delta"])
+        budget = spec.depth * widths * dims
+        with chizat_figure(3, columns=3) as (figure, axes):
+            for ax, quantity in ((axes[0], "embedding"), (axes[1], "output")):
+                error, relative = self._draws(dataset, quantity)
+                fit = fits[quantity]
+                for color, width in zip(COLORS, spec.widths, strict=False):
+                    pick = widths == width
+                    if not pick.any():
+                        continue
+                    log_error_bars(
+                        ax,
+                        dims[pick],
+                        error[pick],
+                        relative[pick],
+                        color=color,
+                        label=f"$M={width}$",
                     )
-                    ax.plot(grid, law, color=color, lw=0.9, ls="--")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            tidy_log_axes(ax)
-            ax.set_xlabel("embedding dimension D")
-            ax.set_ylabel(f"RMS {quantity} error at step K")
-            title = quantity
-            if fit is not None:
-                title += f": e = {fit['exponent']:.3f} (expected {EXPECTED[quantity]:.3f})"
-            ax.set_title(title, fontsize=9)
-            ax.legend(fontsize=6.5, frameon=False)
-        ax = axes[2]
-        budget = hidden * dims
-        for color, quantity in ((COLORS[0], "embedding"), (COLORS[1], "output")):
-            error = dataset[f"{quantity}_error"].values
-            ax.plot(budget, error, "o", color=color, ms=3.5, alpha=0.7, label=quantity)
-            fit = fits[quantity]
-            if fit is None:
-                continue
-            grid = np.geomspace(budget.min(), budget.max(), 40)
-            # optimal frontier of the fitted law: minimize over D at fixed P (H = P / D)
-            candidate = np.geomspace(dims.min(), dims.max(), 400)  # no extrapolation in D
-            frontier = []
-            for p in grid:
-                law = fit["A"] * (candidate**2 / p) ** (2 * fit["gamma"]) + fit[
-                    "B"
-                ] * candidate ** (-2 * fit["delta"])
-                frontier.append(math.sqrt(law.min()))
-            ax.plot(
-                grid,
-                frontier,
-                color=color,
-                lw=1.0,
-                ls="--",
-                label=f"{quantity} frontier P^-{fit['exponent']:.3f}",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        tidy_log_axes(ax)
-        ax.set_xlabel("budget P = LMD")
-        ax.set_ylabel("RMS error at step K")
-        ax.set_title("against the budget P (frontier: D in the grid)")
-        ax.legend(fontsize=6.5, frameon=False, loc="lower left")
-        add_caption(figure, self.title, dataset.attrs["caption"])
+                    if fit is not None:
+                        grid = np.geomspace(dims[pick].min(), dims[pick].max(), 40)
+                        ax.plot(
+                            grid, _law(fit, spec.depth * width, grid), color=color, lw=0.9, ls="--"
+                        )
+                title = QUANTITY_TEX[quantity]
+                if fit is not None:
+                    title += rf": $e = {fit['exponent']:.3f}$ (${EXPECTED_TEX[quantity]}$)"
+                log_axes(ax, r"embedding dimension $D$", "RMS error at step $K$", title)
+            ax = axes[2]
+            for color, quantity in ((COLORS[0], "embedding"), (COLORS[1], "output")):
+                error, relative = self._draws(dataset, quantity)
+                log_error_bars(ax, budget, error, relative, color=color, alpha=0.8, label=quantity)
+                fit = fits[quantity]
+                if fit is None:
+                    continue
+                grid = np.geomspace(budget.min(), budget.max(), 40)
+                # optimal frontier of the fitted law: minimize over D at fixed P (H = P / D)
+                candidate = np.geomspace(dims.min(), dims.max(), 400)  # no extrapolation in D
+                frontier = [_law(fit, p / candidate, candidate).min() for p in grid]
+                label = rf"frontier $P^{{-{fit['exponent']:.3f}}}$"
+                ax.plot(grid, frontier, color=color, lw=1.0, ls="--", label=label)
+            log_axes(ax, r"budget $P = LMD$", "RMS error at step $K$", "best shape at fixed $P$")
         return figure
+
+    @staticmethod
+    def _draws(dataset: xr.Dataset, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+        """The errors of ``quantity`` per grid point and the relative half-width of their 95%
+        interval over the draws (NaN with one draw, or a dataset without the draws)."""
+        error = dataset[f"{quantity}_error"].values
+        name = f"{quantity}_error_draws"
+        if name not in dataset:
+            return error, np.full(error.shape, np.nan)
+        return error, rms_over(dataset[name].values)[1]
+
+
+def _law(fit: dict[str, float], hidden: Any, dim: Any) -> np.ndarray:
+    """The fitted joint law ``sqrt(A (D/H)^(2 gamma) + B D^(-2 delta))``."""
+    ratio = np.asarray(dim, dtype=float) / hidden
+    return np.sqrt(
+        fit["A"] * ratio ** (2 * fit["gamma"])
+        + fit["B"] * np.asarray(dim, dtype=float) ** (-2 * fit["delta"])
+    )

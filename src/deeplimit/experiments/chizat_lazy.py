@@ -21,24 +21,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
-from matplotlib.figure import Figure
 
 from ..training import MeanFieldScaling
-from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Tracker,
-    plot_series,
-)
-from .chizat_common import train_networks as _train
+from .base import Claim
+from .chizat_common import COLORS, ChizatSpec, log_error_bars, plot_series, rms_over
+from .chizat_sweep import ErrorSweep, Point, Slope
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, IncreasingFloats, Positive, PositiveInt
 
 __all__ = ["ChizatLazy", "ChizatLazySpec"]
+
+MOVEMENTS = {  # dataset variable: its legend
+    "preactivation": r"$\langle u - u_0, h_0\rangle/D$",
+    "u": r"$|u - u_0|/\sqrt{D}$",
+    "v": r"$|v - v_0|/\sqrt{D}$",
+}
 
 
 class ChizatLazySpec(ChizatSpec):
@@ -54,12 +51,14 @@ class ChizatLazySpec(ChizatSpec):
     dtype: DType = "float64"
 
 
-class ChizatLazy(ChizatExperiment):
+class ChizatLazy(ErrorSweep):
     name = "chizat-lazy"
     title = "The lazy regime: unit movement ∝ 1/alpha, function movement constant (C7)"
     Spec = ChizatLazySpec
-    suite = "chizat"
     order = 6
+    axis, values_field, axis_label, axis_symbol = "alpha", "alphas", r"$\alpha$", "alpha"
+    common_random_numbers = True
+    slopes = (Slope("C7", "preactivation", -1.0, 0.1, what="pre-activation change vs alpha"),)
     table: ClassVar[dict[str, str]] = {
         "alpha": "alpha",
         "preactivation": "Δ preactivation",
@@ -98,60 +97,40 @@ class ChizatLazy(ChizatExperiment):
             f"the training inputs (constant within ±{spec.function_tolerance:.0%}) (C7)."
         )
 
-    def compute(self, spec: ChizatLazySpec, progress: Progress | None = None) -> xr.Dataset:
-        tracker = Tracker(len(spec.alphas), progress)
-        scalings = [
-            MeanFieldScaling(alpha=alpha, lr=spec.lr)
-            for alpha in spec.alphas
-            for _ in range(spec.seeds)
-        ]
-        # common random numbers: every alpha uses the same seed indices
-        result = _train(
-            spec.depth,
-            spec.width,
-            spec.dim,
-            steps=spec.steps,
-            seeds=list(range(spec.seeds)) * len(spec.alphas),
-            scaling=scalings,
-            antithetic=spec.antithetic,
-            record_movement=True,
-            seed=spec.seed,
-            device=spec.device,
-            dtype=spec.dtype,
-        )
-        tracker.advance(len(spec.alphas))
-        divergence = Divergence()
-        divergence.add("alpha batch", result)
-        shape = (len(spec.alphas), spec.seeds)
-        change = (result.outputs[:, -1] - result.outputs[:, 0]).double()
-        variables = {
-            "function": change.pow(2).flatten(1).mean(1).sqrt().numpy().reshape(shape),
-            "final_loss": result.loss[:, -1].double().numpy().reshape(shape),
-            "initial_loss": result.loss[:, 0].double().numpy().reshape(shape),
-            "diverged_at": result.diverged_at.numpy().reshape(shape),
-        }
-        for name in ("preactivation", "u", "v"):
-            variables[name] = result.movement[name][:, -1].double().numpy().reshape(shape)
-        return xr.Dataset(
-            {name: (("alpha", "seed"), value) for name, value in variables.items()},
-            coords={"alpha": list(spec.alphas), "seed": list(range(spec.seeds))},
-            attrs={
-                "divergence_note": divergence.note(),
-            },
-        )
+    def points(self, spec: ChizatLazySpec):
+        """Every alpha in one batch, with the same seed indices (common random numbers)."""
+        for index, alpha in enumerate(spec.alphas):
+            network = {"depth": spec.depth, "width": spec.width, "dim": spec.dim}
+            scaling = MeanFieldScaling(alpha=alpha, lr=spec.lr)
+            options = {"scaling": scaling, "antithetic": spec.antithetic, "record_movement": True}
+            seeds = self.seed_indices(spec, index)
+            label, network = f"alpha={alpha:g}", {**network, **options}
+            yield Point({"alpha": alpha}, label, network, seeds, batch="alpha batch")
 
-    def _mean(self, dataset: xr.Dataset, name: str) -> np.ndarray:
+    def measure(self, spec: ChizatLazySpec, result: Any, limit: Any, point: Point) -> dict:
+        """Per network: the function's and the units' movements after K steps, the losses."""
+        change = (result.outputs[:, -1] - result.outputs[:, 0]).double()
+        values = {
+            "function": change.pow(2).flatten(1).mean(1).sqrt(),
+            "final_loss": result.loss[:, -1].double(),
+            "initial_loss": result.loss[:, 0].double(),
+            "diverged_at": result.diverged_at,
+            **{name: result.movement[name][:, -1].double() for name in MOVEMENTS},
+        }
+        return {name: (("seed",), value.numpy()) for name, value in values.items()}
+
+    def assemble(self, spec: ChizatLazySpec, *args: Any) -> xr.Dataset:
+        return super().assemble(spec, *args).assign_coords(seed=list(range(spec.seeds)))
+
+    def mean(self, dataset: xr.Dataset, name: str) -> np.ndarray:
         """Seed means over the networks that did not diverge (RMS for movements)."""
         values = dataset[name].where(dataset.diverged_at < 0)
-        if name in ("preactivation", "u", "v", "function"):
+        if name in (*MOVEMENTS, "function"):
             return np.sqrt((values**2).mean("seed", skipna=True).values)
         return values.mean("seed", skipna=True).values
 
     def summarize(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> list[dict[str, Any]]:
-        means = {
-            name: self._mean(dataset, name)
-            for name in ("preactivation", "u", "v", "function", "final_loss")
-        }
+        means = {name: self.mean(dataset, name) for name in (*MOVEMENTS, "function", "final_loss")}
         return [
             {
                 "alpha": float(alpha),
@@ -161,69 +140,54 @@ class ChizatLazy(ChizatExperiment):
             for i, alpha in enumerate(dataset.alpha.values)
         ]
 
-    def check(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> list[Claim]:
-        note = dataset.attrs.get("divergence_note", "")
+    def slope_data(self, slope: Slope, dataset: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        return dataset.alpha.values, self.mean(dataset, slope.quantity)
+
+    def statement(self, slope: Slope, dataset: xr.Dataset, spec: ChizatLazySpec) -> str:
         alphas = dataset.alpha.values
         units = "antithetic" if spec.antithetic else "i.i.d."
-        unit_claim = Claim.slope(
-            "C7",
+        return (
             f"tanh, L={spec.depth}, M={spec.width}, D={spec.dim}, K={spec.steps}, {units} units:"
             f" RMS pre-activation change <u - u_0, h_0>/D vs alpha ({alphas[0]:g}…"
-            f"{alphas[-1]:g}) has slope -1 (units move O(1/alpha))",
-            alphas,
-            self._mean(dataset, "preactivation"),
-            expected=-1.0,
-            tolerance=0.1,
-            what="pre-activation change vs alpha",
-            note=note,
+            f"{alphas[-1]:g}) has slope -1 (units move O(1/alpha))"
         )
-        function = self._mean(dataset, "function")
+
+    def check(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> list[Claim]:
+        function = self.mean(dataset, "function")
         finite = function[np.isfinite(function)]
         ratios = finite / finite.mean() if finite.size else finite
         worst = float(ratios[np.argmax(np.abs(ratios - 1))]) if ratios.size else math.nan
+        alphas = dataset.alpha.values
         text = ", ".join(f"{a:g}: {f:.4f}" for a, f in zip(alphas, function, strict=True))
         function_claim = Claim.bound(
             "C7",
-            f"The function moves O(1) whatever alpha: RMS of f_K - f_0 per alpha {text}" + note,
+            f"The function moves O(1) whatever alpha: RMS of f_K - f_0 per alpha {text}"
+            + dataset.attrs.get("divergence_note", ""),
             bound(worst, equals=1.0, tolerance=spec.function_tolerance, n=finite.size),
             statistic="function movement / its mean over alpha, farthest from 1",
             note="every ratio",
             requires={"no alpha without a finite movement": finite.size == alphas.size},
             details={"function_movement": function.tolist()},
         )
-        return [unit_claim, function_claim]
+        return [*super().check(dataset, spec), function_claim]
 
-    def draw(self, dataset: xr.Dataset, spec: ChizatLazySpec) -> Figure:
-        figure, axes = panel_grid(2, columns=2, size=(4.6, 3.5))
+    def panels(self, axes: list, dataset: xr.Dataset, spec: ChizatLazySpec) -> None:
+        """Movements against alpha: RMS over the networks with its 95% interval."""
         alphas = dataset.alpha.values
-        ax = axes[0]
-        for color, name, label in (
-            (COLORS[0], "preactivation", "<u - u_0, h_0>/D"),
-            (COLORS[1], "u", "|u - u_0|/sqrt(D)"),
-            (COLORS[2], "v", "|v - v_0|/sqrt(D)"),
-        ):
-            plot_series(ax, alphas, self._mean(dataset, name), label=label, color=color)
-        ax.set_xlabel("alpha")
-        ax.set_ylabel("RMS unit movement after K steps")
-        ax.set_title("units: lazy as alpha grows")
-        ax.legend(fontsize=7, frameon=False)
+        kept = dataset.where(dataset.diverged_at < 0)
+        for color, (name, label) in zip(COLORS, MOVEMENTS.items(), strict=False):
+            rms, relative = rms_over(kept[name].values)
+            plot_series(axes[0], alphas, rms, label=label, color=color)
+            log_error_bars(axes[0], alphas, rms, relative, fmt="none", color=color)
+        axes[0].set(xlabel=self.axis_label, ylabel=r"RMS unit movement after $K$ steps")
+        axes[0].set_title(r"units: lazy as $\alpha$ grows")
         ax = axes[1]
-        function = self._mean(dataset, "function")
-        ax.plot(alphas, function, "o-", color=COLORS[3], ms=4, label="RMS f_K - f_0")
-        if np.isfinite(function).any():
-            mean = np.nanmean(function)
-            ax.axhspan(
-                mean * (1 - spec.function_tolerance),
-                mean * (1 + spec.function_tolerance),
-                color="#27855a",
-                alpha=0.12,
-                label=f"mean ± {spec.function_tolerance:.0%}",
-            )
-        ax.set_xscale("log")
+        rms, relative = rms_over(kept.function.values)
+        log_error_bars(ax, alphas, rms, relative, fmt="o-", color=COLORS[3], label=r"$f_K - f_0$")
+        if np.isfinite(rms).any():
+            mean, tolerance = np.nanmean(rms), spec.function_tolerance
+            band = (mean * (1 - tolerance), mean * (1 + tolerance))
+            ax.axhspan(*band, color="#27855a", alpha=0.12, label=f"mean $\\pm$ {tolerance:.0%}")
+        ax.set(xscale="log", xlabel=self.axis_label, ylabel="RMS function movement")
         ax.set_ylim(bottom=0)
-        ax.set_xlabel("alpha")
-        ax.set_ylabel("RMS function movement")
-        ax.set_title("function: O(1) for every alpha")
-        ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
+        ax.set_title(r"function: $O(1)$ for every $\alpha$")

@@ -27,20 +27,12 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import xarray as xr
-from matplotlib.figure import Figure
 from pydantic import AfterValidator
 
 from ..training import MeanFieldScaling, limit_error, span_linear_limit
-from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Tracker,
-    train_networks,
-)
-from .plotting import add_caption, panel_grid
+from .base import Claim
+from .chizat_common import COLORS, ChizatSpec
+from .chizat_sweep import ErrorSweep, Point
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["ChizatLazyOptimum", "ChizatLazyOptimumSpec", "parabola_minimum"]
@@ -88,12 +80,12 @@ def parabola_minimum(alphas: np.ndarray, errors: np.ndarray) -> float:
     return float(math.exp(-c1 / (2 * c2)))
 
 
-class ChizatLazyOptimum(ChizatExperiment):
+class ChizatLazyOptimum(ErrorSweep):
     name = "chizat-lazy-optimum"
     title = "The best alpha for the lazy ODE against the hidden width LM (C12)"
     Spec = ChizatLazyOptimumSpec
-    suite = "chizat"
     order = 9
+    axis, values_field, axis_label, axis_symbol = "alpha", "alpha_exponents", r"$\alpha$", "alpha"
     table: ClassVar[dict[str, str]] = {
         "width": "M",
         "hidden_width": "LM",
@@ -111,12 +103,8 @@ class ChizatLazyOptimum(ChizatExperiment):
 
     def smoke_settings(self) -> dict[str, Any]:
         return {
-            "depth": 4,
-            "widths": (4, 8, 16),
-            "dim": 4,
+            **{"depth": 4, "widths": (4, 8, 16), "dim": 4, "seeds": 2, "steps": 2},
             "alpha_exponents": (-1, 0, 1, 2),
-            "seeds": 2,
-            "steps": 2,
         }
 
     def alphas(self, spec: ChizatLazyOptimumSpec) -> np.ndarray:
@@ -136,74 +124,44 @@ class ChizatLazyOptimum(ChizatExperiment):
             "w.r.t. the lazy ODE against alpha."
         )
 
-    def compute(self, spec: ChizatLazyOptimumSpec, progress: Progress | None = None) -> xr.Dataset:
-        alphas = self.alphas(spec)
-        tracker = Tracker(sum(spec.widths), progress)
-        divergence = Divergence()
-        lazy = span_linear_limit(
-            spec.dim, steps=spec.steps, lr=spec.lr, depth=spec.depth, lazy=True
-        )
-        bias = np.array(
-            [
-                float(
-                    (
-                        (
-                            span_linear_limit(
-                                spec.dim, steps=spec.steps, lr=spec.lr, depth=spec.depth, alpha=a
-                            ).embeddings[-1]
-                            - lazy.embeddings[-1]
-                        )
-                        ** 2
-                    )
-                    .mean()
-                    .sqrt()
-                )
-                for a in alphas
-            ]
-        )
-        errors = np.full((len(spec.widths), len(alphas)), np.nan)
-        diverged = np.zeros((len(spec.widths), len(alphas)), dtype=int)
+    def points(self, spec: ChizatLazyOptimumSpec):
+        """Per width, every alpha in one batch with the same seed indices."""
         for i, width in enumerate(spec.widths):
-            scalings = [
-                MeanFieldScaling(alpha=float(a), lr=spec.lr)
-                for a in alphas
-                for _ in range(spec.seeds)
-            ]
-            result = train_networks(
-                spec.depth,
-                width,
-                spec.dim,
-                steps=spec.steps,
-                seeds=list(range(i * 1000, i * 1000 + spec.seeds)) * len(alphas),
-                scaling=scalings,
-                activation="identity",
-                seed=spec.seed,
-                device=spec.device,
-                dtype=spec.dtype,
-            )
-            divergence.add(f"M={width}", result)
-            per_network = limit_error(result, lazy, step=spec.steps, per_seed=True).double()
-            squared = (per_network**2).reshape(len(alphas), spec.seeds).numpy()
-            flags = result.diverged.numpy().reshape(len(alphas), spec.seeds)
-            diverged[i] = flags.sum(1)
-            for j in range(len(alphas)):
-                ok = ~flags[j]
-                if ok.any():
-                    errors[i, j] = math.sqrt(float(squared[j, ok].mean()))
-            tracker.advance(width)
-        return xr.Dataset(
-            {
-                "error": (("width", "alpha"), errors),
-                "diverged": (("width", "alpha"), diverged),
-                "bias": (("alpha",), bias),
-            },
-            coords={"width": list(spec.widths), "alpha": alphas},
-            attrs={
-                "divergence_note": divergence.note(),
-            },
+            network = {"depth": spec.depth, "width": width, "dim": spec.dim}
+            for alpha in self.alphas(spec):
+                scaling = MeanFieldScaling(alpha=float(alpha), lr=spec.lr)
+                network = {**network, "activation": "identity", "scaling": scaling}
+                coords = {"width": width, "alpha": float(alpha)}
+                seeds = self.seed_indices(spec, i)
+                yield Point(coords, f"M={width}", network, seeds, "lazy ODE", batch=f"M={width}")
+
+    def span(self, spec: ChizatLazyOptimumSpec, **options: Any) -> Any:
+        """The exact span limit at depth L: the lazy ODE (``lazy=True``) or the Mean ODE."""
+        return span_linear_limit(
+            spec.dim, steps=spec.steps, lr=spec.lr, depth=spec.depth, **options
         )
 
-    def _optimum(self, dataset: xr.Dataset) -> np.ndarray:
+    def limit(self, spec: ChizatLazyOptimumSpec, point: Point, divergence: Any) -> Any:
+        return self.span(spec, lazy=True), None
+
+    def measure(self, spec: ChizatLazyOptimumSpec, result: Any, limit: Any, point: Point) -> dict:
+        """RMS error to the lazy ODE over the networks that did not diverge."""
+        squared = (
+            limit_error(result, limit[0], step=spec.steps, per_seed=True).double() ** 2
+        ).numpy()
+        ok = ~result.diverged.numpy()
+        error = math.sqrt(float(squared[ok].mean())) if ok.any() else math.nan
+        return {"error": error, "diverged": int((~ok).sum())}
+
+    def assemble(self, spec: ChizatLazyOptimumSpec, *args: Any) -> xr.Dataset:
+        lazy = self.span(spec, lazy=True).embeddings[-1]
+        bias = [
+            float(((self.span(spec, alpha=a).embeddings[-1] - lazy) ** 2).mean().sqrt())
+            for a in self.alphas(spec)
+        ]
+        return super().assemble(spec, *args).assign(bias=(("alpha",), np.array(bias)))
+
+    def optimum(self, dataset: xr.Dataset) -> np.ndarray:
         alphas = dataset.alpha.values
         return np.array(
             [
@@ -212,7 +170,7 @@ class ChizatLazyOptimum(ChizatExperiment):
             ]
         )
 
-    def _bias_exponent(self, dataset: xr.Dataset) -> float:
+    def bias_exponent(self, dataset: xr.Dataset) -> float:
         alphas = dataset.alpha.values
         bias = dataset.bias.values
         keep = (alphas >= 4) & np.isfinite(bias) & (bias > 0)
@@ -221,27 +179,26 @@ class ChizatLazyOptimum(ChizatExperiment):
         return float(-np.polyfit(np.log(alphas[keep]), np.log(bias[keep]), 1)[0])
 
     def summarize(self, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> list[dict[str, Any]]:
-        optimum = self._optimum(dataset)
+        optimum = self.optimum(dataset)
         rows = []
         for i, width in enumerate(dataset.width.values):
             errors = dataset.error.sel(width=width).values
+            smallest = float(np.nanmin(errors)) if np.isfinite(errors).any() else math.nan
             rows.append(
                 {
                     "width": int(width),
                     "hidden_width": int(width) * spec.depth,
                     "alpha_star": float(optimum[i]),
-                    "smallest_error": float(np.nanmin(errors))
-                    if np.isfinite(errors).any()
-                    else math.nan,
+                    "smallest_error": smallest,
                     "diverged": int(dataset.diverged.sel(width=width).sum()),
                 }
             )
         return rows
 
     def check(self, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> list[Claim]:
-        optimum = self._optimum(dataset)
+        optimum = self.optimum(dataset)
         hidden = spec.depth * dataset.width.values.astype(float)
-        p = self._bias_exponent(dataset)
+        p = self.bias_exponent(dataset)
         resolved = int(np.isfinite(optimum).sum())
         # [T]: error ~ alpha^-p + alpha/sqrt(LM) with p = 1, so alpha* ~ (LM)^(1/4). The
         # optimum of alpha^-p + alpha/sqrt(LM) is (LM)^(1/(2(p+1))): we test the optimum
@@ -271,57 +228,43 @@ class ChizatLazyOptimum(ChizatExperiment):
             claim = dataclasses.replace(claim, statement=statement)
         return [claim]
 
-    def draw(self, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> Figure:
-        figure, axes = panel_grid(2, columns=2, size=(4.8, 3.6))
+    def panels(self, axes: list, dataset: xr.Dataset, spec: ChizatLazyOptimumSpec) -> None:
         alphas = dataset.alpha.values
-        optimum = self._optimum(dataset)
+        optimum = self.optimum(dataset)
         ax = axes[0]
         for color, width, star in zip(COLORS, dataset.width.values, optimum, strict=False):
             errors = dataset.error.sel(width=width).values
             ax.plot(
-                alphas, errors, "o-", color=color, ms=3.5, lw=1.0, label=f"LM={width * spec.depth}"
+                alphas,
+                errors,
+                "o-",
+                color=color,
+                ms=3.5,
+                lw=1.0,
+                label=f"$LM={width * spec.depth}$",
             )
             if np.isfinite(star):
-                ax.plot(
-                    star,
-                    np.interp(np.log(star), np.log(alphas), errors),
-                    "o",
-                    mfc="none",
-                    mec=color,
-                    ms=10,
-                )
+                at = np.interp(np.log(star), np.log(alphas), errors)
+                ax.plot(star, at, "o", mfc="none", mec=color, ms=10)
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("alpha")
-        ax.set_ylabel("RMS error to the lazy ODE at step K")
+        ax.set(
+            yscale="log", xlabel=self.axis_label, ylabel=r"RMS error to the lazy ODE at step $K$"
+        )
         ax.set_title("error to the lazy ODE")
-        ax.legend(fontsize=6.5, frameon=False)
         ax = axes[1]
         hidden = spec.depth * dataset.width.values
         finite = np.isfinite(optimum)
-        ax.plot(hidden[finite], optimum[finite], "o-", color=COLORS[0], label="alpha* (measured)")
+        ax.plot(
+            hidden[finite],
+            optimum[finite],
+            "o-",
+            color=COLORS[0],
+            label=r"$\alpha^\star$ (measured)",
+        )
         if finite.any():
-            anchor = optimum[finite][0]
             grid = np.geomspace(hidden.min(), hidden.max(), 20)
-            ax.plot(
-                grid,
-                anchor * (grid / hidden[finite][0]) ** 0.25,
-                "--",
-                color="#999999",
-                label="slope 1/4",
-            )
-            ax.plot(
-                grid,
-                anchor * (grid / hidden[finite][0]) ** (1 / 6),
-                ":",
-                color="#999999",
-                label="slope 1/6",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("hidden width LM")
-        ax.set_ylabel("alpha*")
-        ax.set_title(f"optimum; bias ∝ alpha^-{self._bias_exponent(dataset):.2f}")
-        ax.legend(fontsize=6.5, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
+            for slope, style, label in ((0.25, "--", "slope $1/4$"), (1 / 6, ":", "slope $1/6$")):
+                line = optimum[finite][0] * (grid / hidden[finite][0]) ** slope
+                ax.plot(grid, line, style, color="#999999", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="hidden width $LM$", ylabel=r"$\alpha^\star$")
+        ax.set_title(rf"optimum; bias $\propto \alpha^{{-{self.bias_exponent(dataset):.2f}}}$")

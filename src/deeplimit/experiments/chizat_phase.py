@@ -44,10 +44,10 @@ from .chizat_common import (
     ChizatExperiment,
     ChizatSpec,
     Tracker,
+    chizat_figure,
     train_networks,
 )
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["CLASSES", "ChizatPhase", "ChizatPhaseSpec", "theory_class"]
@@ -136,7 +136,6 @@ class ChizatPhase(ChizatExperiment):
     name = "chizat-phase"
     title = "Measured phase diagram: residual-scale exponent a vs learning-rate exponent b"
     Spec = ChizatPhaseSpec
-    suite = "chizat"
     order = 7
     table: ClassVar[dict[str, str]] = {
         "a": "a",
@@ -381,8 +380,22 @@ class ChizatPhase(ChizatExperiment):
             i = int(np.argmin(np.abs(b_values - row["b"])))
             j = int(np.argmin(np.abs(a_values - row["a"])))
             grid[i, j] = CLASSES.index(row["measured"])
-        figure, axes = panel_grid(2, columns=2, size=(5.2, 4.4))
-        ax = axes[0]
+        with chizat_figure(2, columns=2, size=(3.3, 2.9)) as (figure, axes):
+            self._draw_cells(axes[0], rows, a_values, b_values, grid)
+            self._draw_slopes(axes[1], rows, spec)
+            handles = [Patch(color=c, label=n) for c, n in zip(CLASS_COLORS, CLASSES, strict=True)]
+            lines = [h for h in axes[0].get_lines() if not str(h.get_label()).startswith("_")]
+            figure.legend(handles=handles + lines, loc="outside lower center", ncols=4)
+            for line in lines:  # in the figure's legend only
+                line.set_label(f"_{line.get_label()}")
+        return figure
+
+    @staticmethod
+    def _draw_cells(
+        ax: Any, rows: list[dict[str, Any]], a_values: np.ndarray, b_values: np.ndarray, grid: Any
+    ) -> None:
+        """The measured class of every cell, crosses where it differs from the theory's, and
+        the theory's boundaries."""
 
         def edges(values: np.ndarray) -> np.ndarray:
             if values.size == 1:
@@ -412,38 +425,50 @@ class ChizatPhase(ChizatExperiment):
                 ax.plot(row["a"], row["b"], "x", color="black", ms=7, mew=1.5)
         lo, hi = a_values.min() - 0.2, a_values.max() + 0.2
         line = np.linspace(lo, hi, 50)
-        ax.plot(line, 2 * line - 1, color="black", lw=1.4, label="b = 2a - 1 (function step O(1))")
-        ax.axvline(0.5, color="black", lw=1.0, ls="--", label="a = 1/2 (initial output O(1))")
-        ax.axvline(1.0, color="black", lw=1.0, ls=":", label="a = 1 (units move O(1))")
-        ax.plot(1.0, 1.0, "*", color="white", ms=13, mec="black", label="(1, 1): critical 1/(LM)")
+        ax.plot(
+            line, 2 * line - 1, color="black", lw=1.4, label="$b = 2a - 1$ (function step $O(1)$)"
+        )
+        ax.axvline(0.5, color="black", lw=1.0, ls="--", label="$a = 1/2$ (initial output $O(1)$)")
+        ax.axvline(1.0, color="black", lw=1.0, ls=":", label="$a = 1$ (units move $O(1)$)")
+        ax.plot(
+            1.0, 1.0, "*", color="white", ms=13, mec="black", label="$(1, 1)$: critical $1/(LM)$"
+        )
         ax.set_xlim(edges(a_values)[0], edges(a_values)[-1])
         ax.set_ylim(edges(b_values)[0], edges(b_values)[-1])
-        ax.set_xlabel("a: residual scale (LM)^-a")
-        ax.set_ylabel("b: learning rate D (LM)^b")
-        ax.set_title("measured classes (x: differs from theory)")
-        handles = [Patch(color=c, label=n) for c, n in zip(CLASS_COLORS, CLASSES, strict=True)]
-        ax.legend(handles=handles, fontsize=6.5, loc="upper left", frameon=True)
-        ax = axes[1]
+        ax.set(
+            xlabel="$a$: residual scale $(LM)^{-a}$",
+            ylabel="$b$: learning rate $D\\,(LM)^{b}$",
+            title="measured classes (×: not the theory's)",
+        )
+
+    @staticmethod
+    def _draw_slopes(ax: Any, rows: list[dict[str, Any]], spec: ChizatPhaseSpec) -> None:
+        """Every cell in the plane of its two LM-slopes, with their 95% CIs (over the widths)
+        where there were enough widths, and the classification thresholds."""
         for row in rows:
-            ax.plot(
-                row["function_slope"],
-                row["unit_slope"],
-                "o",
+            x, y = row["function_slope"], row["unit_slope"]
+            if not (math.isfinite(x) and math.isfinite(y)):
+                continue
+            xerr, yerr = row["function_ci"], row["unit_ci"]
+            ax.errorbar(
+                x,
+                y,
+                xerr=xerr if math.isfinite(xerr) else None,
+                yerr=yerr if math.isfinite(yerr) else None,
+                fmt="o",
                 ms=5,
                 color=CLASS_COLORS[CLASSES.index(row["measured"])],
                 mec="#333333",
                 mew=0.5,
+                ecolor="#777777",
+                elinewidth=0.7,
             )
-        ax.axvline(spec.function_threshold, color="#999999", lw=0.8, ls="--")
-        ax.axvline(-spec.function_threshold, color="#999999", lw=0.8, ls="--")
-        ax.axhline(spec.unit_threshold, color="#999999", lw=0.8, ls=":")
-        ax.axhline(-spec.unit_threshold, color="#999999", lw=0.8, ls=":")
-        ax.set_xlabel("LM-slope of function movement")
-        ax.set_ylabel("LM-slope of pre-activation change")
-        ax.set_title("cells in slope space (thresholds dashed)")
-        lines = [h for h in axes[0].get_lines() if not str(h.get_label()).startswith("_")]
-        ax.legend(
-            lines, [h.get_label() for h in lines], fontsize=6, loc="lower right", frameon=False
+        for value in (spec.function_threshold, -spec.function_threshold):
+            ax.axvline(value, color="#999999", lw=0.8, ls="--")
+        for value in (spec.unit_threshold, -spec.unit_threshold):
+            ax.axhline(value, color="#999999", lw=0.8, ls=":")
+        ax.set(
+            xlabel="function movement",
+            ylabel="unit (pre-activation) movement",
+            title="$LM$-slopes of the cells (95% CIs)",
         )
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure

@@ -32,38 +32,29 @@ import xarray as xr
 from matplotlib.figure import Figure
 from pydantic import field_validator, model_validator
 
-from ..training import build_resnet, span_linear_limit, train
+from ..training import build_resnet, train
 from ..training.authors import (
+    AUTHORS_DIVERGENCE_THRESHOLD,
     AUTHORS_MAX_DIM,
     AUTHORS_W_SEEDS,
     authors_embeddings,
     authors_linear_task,
-    authors_lr,
     authors_mean,
     interpolate_depth,
     layer_error,
     rms_error,
     with_embeddings,
 )
+from . import chizat_common as common
 from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Tracker,
-    authors_grid,
-    tidy_log_axes,
-)
-from .chizat_fits import budget_exponent_claim, evaluate_law, fit_free_law, fit_global_law
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Divergence, Tracker, authors_grid
+from .chizat_fits import budget_exponent_claim
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import AtLeast, DType, Increasing, Positive, PositiveInt
 
 __all__ = ["ChizatScaling", "ChizatScalingSpec", "authors_grid"]
 
 METRICS = ("authors", "rms")
-PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch
 EMBEDDING_TERMS = ("D/(LM)", "1/D", "1/L^2")
 OUTPUT_TERMS = ("(D/(LM))^2", "1/D")
 
@@ -85,7 +76,7 @@ class ChizatScalingSpec(ChizatSpec):
     panel_depth: int | None = None
     embedding_window: tuple[int, int, int] = (11, 11, 11)
     output_window: tuple[int, int, int, int, int, int] = (11, 11, 11, 199, 999, 199)
-    residuals: str = "log"
+    residuals: common.Residuals = "log"
     intervals: AtLeast(4) = 256
     tolerance: Positive = 0.03
     dtype: DType = "float64"
@@ -102,13 +93,6 @@ class ChizatScalingSpec(ChizatSpec):
     def _metric(cls, value: str) -> str:
         if value not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {value!r}")
-        return value
-
-    @field_validator("residuals")
-    @classmethod
-    def _residuals(cls, value: str) -> str:
-        if value not in ("log", "absolute"):
-            raise ValueError(f"residuals must be 'log' or 'absolute', got {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -142,7 +126,6 @@ class ChizatScaling(ChizatExperiment):
         "a·D/(ML) + b/D + c/L² (C10, C11, C13, C14)"
     )
     Spec = ChizatScalingSpec
-    suite = "chizat"
     order = 10
     table: ClassVar[dict[str, str]] = {
         "depth": "L",
@@ -181,7 +164,7 @@ class ChizatScaling(ChizatExperiment):
         }
 
     def caption(self, spec: ChizatScalingSpec) -> str:
-        lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
+        lr = common.python_lr(spec.eta)
         metric = (
             "authors' metric: per run max over layers of mean_d |h_l - H(l/L)|, mean over runs "
             "with values > 1e3 set to 0"
@@ -207,19 +190,9 @@ class ChizatScaling(ChizatExperiment):
 
     def compute(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
         task = authors_linear_task()
-        lr = authors_lr(spec.eta, code="python", input_dim=3, output_dim=3)
-        limit = span_linear_limit(
-            3,
-            data=task,
-            lr=lr,
-            steps=spec.step,
-            infinite_dim=True,
-            embedding_variances=(1.0, 1.0),
-            intervals=spec.intervals,
-            on_divergence="ignore",
-        )
+        lr = common.python_lr(spec.eta)
         divergence = Divergence()
-        divergence.add_limit("span (D -> infinity)", limit)
+        limit = common.authors_span_limit(task, lr, spec.step, spec.intervals, divergence)
         xi = limit.details["coefficients"][spec.step]  # (n+1, N, r)
         f_limit = limit.outputs[spec.step]  # (N, d_out)
         runs = len(spec.w_seeds) * spec.unit_seeds
@@ -243,15 +216,11 @@ class ChizatScaling(ChizatExperiment):
         unit_index = [u for _ in spec.w_seeds for u in range(spec.unit_seeds)]
         # per-coordinate limit paths W[i] xi for every run: (runs, n+1, N, Dmax)
         limit_states = torch.einsum("mnr,sdr->smnd", xi, torch.cat([w_e_all, w_u_all], dim=2))
-        itemsize = torch.finfo(dtype).bits // 8
         for i, depth in enumerate(spec.depths):
             layers = torch.stack([interpolate_depth(p, depth) for p in limit_states])
             for j, width in enumerate(spec.widths):
                 for k, dim in enumerate(spec.dims):
-                    per_network = 2 * depth * width * dim * itemsize
-                    chunk = max(1, min(runs, PARAMETER_BUDGET // per_network))
-                    for first in range(0, runs, chunk):
-                        part = slice(first, min(runs, first + chunk))
+                    for part in common.batches(runs, depth, width, dim, spec.dtype):
                         model = build_resnet(
                             depth,
                             width,
@@ -312,16 +281,28 @@ class ChizatScaling(ChizatExperiment):
 
     def errors(self, dataset: xr.Dataset) -> dict[str, np.ndarray]:
         """Run-averaged errors (depth, width, dim) by the spec's metric."""
+        return {q: v[0] for q, v in self._errors(dataset).items()}
+
+    def _errors(self, dataset: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per quantity: the run-averaged errors by the spec's metric and the relative
+        half-widths of their 95% intervals over the runs (NaN with one run)."""
         spec = self.spec_from_dataset(dataset)
         out = dataset.output_error_runs.values
         if spec.metric == "authors":
-            emb = authors_mean(dataset.embedding_error_authors_runs.values, axis=-1)
-            output = authors_mean(out, axis=-1)
-        else:
-            with np.errstate(invalid="ignore"):
-                emb = np.sqrt(np.nanmean(dataset.embedding_error_rms_runs.values**2, axis=-1))
-                output = np.sqrt(np.nanmean(out**2, axis=-1))
-        return {"embedding": emb, "output": output}
+            runs = {"embedding": dataset.embedding_error_authors_runs.values, "output": out}
+            cleaned = {
+                q: np.where(np.isfinite(v) & (v <= AUTHORS_DIVERGENCE_THRESHOLD), v, 0.0)
+                for q, v in runs.items()
+            }
+            return {
+                q: (authors_mean(v, axis=-1), common.mean_over(cleaned[q])) for q, v in runs.items()
+            }
+        runs = {"embedding": dataset.embedding_error_rms_runs.values, "output": out}
+        with np.errstate(invalid="ignore"):
+            return {
+                q: (np.sqrt(np.nanmean(v**2, axis=-1)), common.rms_over(v)[1])
+                for q, v in runs.items()
+            }
 
     def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
         spec = self.spec_from_dataset(dataset)
@@ -345,38 +326,21 @@ class ChizatScaling(ChizatExperiment):
             ("embedding", window, EMBEDDING_TERMS, (0.5, 0.5), True),
             ("output", window_out, OUTPUT_TERMS, (1.0, 0.5), False),
         ):
-            error = errors[quantity]
-            use = pick & np.isfinite(error) & (error > 0)
-            args = (depth[use], width[use], dim[use], error[use])
-            try:
-                fits[quantity] = fit_global_law(*args, terms, residuals=spec.residuals)
-            except ValueError:
-                fits[quantity] = None
-            try:
-                fits[f"{quantity}_free"] = fit_free_law(
-                    *args, depth_term=depth_term, expected=expected, residuals=spec.residuals
-                )
-            except ValueError:
-                fits[f"{quantity}_free"] = None
+            fits[quantity], fits[f"{quantity}_free"] = common.fit_laws(
+                depth,
+                width,
+                dim,
+                np.where(pick, errors[quantity], np.nan),
+                terms,
+                depth_term=depth_term,
+                expected=expected,
+                residuals=spec.residuals,
+            )
         return fits
 
     def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
-        errors = self.errors(dataset)
-        rows = []
-        for i, depth in enumerate(dataset.depth.values):
-            for j, width in enumerate(dataset.width.values):
-                for k, dim in enumerate(dataset.dim.values):
-                    rows.append(
-                        {
-                            "depth": int(depth),
-                            "width": int(width),
-                            "dim": int(dim),
-                            "embedding_error": float(errors["embedding"][i, j, k]),
-                            "output_error": float(errors["output"][i, j, k]),
-                            "diverged": int(dataset.diverged.values[i, j, k]),
-                        }
-                    )
-        return rows
+        coords = {name: dataset[name].values for name in ("depth", "width", "dim")}
+        return common.grid_rows(coords, self.errors(dataset), dataset.diverged.values)
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         fits = self.fits(dataset)
@@ -411,10 +375,7 @@ class ChizatScaling(ChizatExperiment):
             if fit is None:
                 claims.append(_no_fit(claim_id, quantity, "global law", note))
                 continue
-            text = " + ".join(
-                f"{fit['constants'][t]:.3g} [{fit['ci_low'][t]:.3g}, {fit['ci_high'][t]:.3g}]·{t}"
-                for t in terms
-            )
+            text = common.constants_text(fit, terms)
             first, second = terms[0], terms[1]
             lowest = min(fit["ci_low"][first], fit["ci_low"][second])
             claims.append(
@@ -437,88 +398,73 @@ class ChizatScaling(ChizatExperiment):
         return claims
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
-        errors = self.errors(dataset)
+        errors = self._errors(dataset)
         fits = self.fits(dataset)
-        figure, axes = panel_grid(8, columns=3, size=(4.4, 3.4))
-        depths = dataset.depth.values
-        widths = dataset.width.values
-        dims = dataset.dim.values
+        depths, widths, dims = (dataset[n].values for n in ("depth", "width", "dim"))
         i_d = list(depths).index(max(spec.depths))
         k_dim = list(dims).index(spec.chosen_dim())
         i_m = list(depths).index(spec.chosen_depth())
-        for row, quantity in enumerate(("embedding", "output")):
-            error = errors[quantity]
-            fit = fits[quantity]
-            panels = (
-                (
-                    "D",
-                    dims,
-                    [
-                        (f"M={w}", error[i_d, j, :], (depths[i_d], w, dims))
-                        for j, w in enumerate(widths)
-                    ],
-                    f"L={depths[i_d]}",
-                ),
-                (
-                    "L",
-                    depths,
-                    [
-                        (f"M={w}", error[:, j, k_dim], (depths, w, dims[k_dim]))
-                        for j, w in enumerate(widths)
-                    ],
-                    f"D={dims[k_dim]}",
-                ),
-                (
-                    "M",
-                    widths,
-                    [
-                        (f"D={d}", error[i_m, :, k], (depths[i_m], widths, d))
-                        for k, d in enumerate(dims)
-                    ],
-                    f"L={depths[i_m]}",
-                ),
-            )
-            for col, (axis, x, series, title) in enumerate(panels):
-                ax = axes[3 * row + col]
-                for index, (label, y, shape) in enumerate(series):
-                    color = COLORS[index % len(COLORS)]
-                    keep = np.isfinite(y) & (y > 0)
-                    ax.plot(np.asarray(x)[keep], y[keep], "o", color=color, ms=3.5, label=label)
-                    if fit is not None:
-                        law = evaluate_law(fit, *np.broadcast_arrays(*shape))
-                        ax.plot(x, np.broadcast_to(law, np.shape(x)), "--", color=color, lw=0.9)
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                tidy_log_axes(ax)
-                ax.set_xlabel(axis)
-                ax.set_ylabel(f"{quantity} error ({spec.metric})" if col == 0 else "")
-                ax.set_title(f"{quantity}, {title}", fontsize=9)
-                ax.legend(fontsize=6, frameon=False)
-        depth, width, dim = np.meshgrid(depths, widths, dims, indexing="ij")
-        budget = (depth * width * dim).ravel()
-        for ax, quantity, exponent in ((axes[6], "embedding", 1 / 6), (axes[7], "output", 1 / 5)):
-            error = errors[quantity].ravel()
-            keep = np.isfinite(error) & (error > 0)
-            ax.plot(budget[keep], error[keep], "o", ms=2.5, alpha=0.6, color=COLORS[0])
-            free = fits[f"{quantity}_free"]
-            if keep.any():
-                grid = np.geomspace(budget[keep].min(), budget[keep].max(), 30)
-                anchor = np.exp(np.mean(np.log(error[keep]) + exponent * np.log(budget[keep])))
-                label = f"P^-{exponent:.3f} (theory)"
-                ax.plot(grid, anchor * grid**-exponent, "k--", lw=0.9, label=label)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            tidy_log_axes(ax)
-            ax.set_xlabel("P = LMD")
-            title = quantity
-            if free is not None:
-                title += (
-                    f": free fit e = {free['exponent']:.3f} "
-                    f"[{free['ci_low']:.3f}, {free['ci_high']:.3f}]"
+        with common.chizat_figure(8, columns=3) as (figure, axes):
+            for row, quantity in enumerate(("embedding", "output")):
+                error, relative = errors[quantity]
+
+                def curve(label: str, index: Any, shape: tuple[Any, ...]) -> tuple[Any, ...]:
+                    return label, error[index], relative[index], shape  # noqa: B023
+
+                d, m = dims[k_dim], depths[i_m]
+                panels = (
+                    (
+                        "D",
+                        dims,
+                        [
+                            curve(f"$M={w}$", (i_d, j), (max(depths), w, dims))
+                            for j, w in enumerate(widths)
+                        ],
+                        f"$L={depths[i_d]}$",
+                    ),
+                    (
+                        "L",
+                        depths,
+                        [
+                            curve(f"$M={w}$", (slice(None), j, k_dim), (depths, w, d))
+                            for j, w in enumerate(widths)
+                        ],
+                        f"$D={d}$",
+                    ),
+                    (
+                        "M",
+                        widths,
+                        [
+                            curve(f"$D={v}$", (i_m, slice(None), k), (m, widths, v))
+                            for k, v in enumerate(dims)
+                        ],
+                        f"$L={m}$",
+                    ),
                 )
-            ax.set_title(title, fontsize=9)
-            ax.legend(fontsize=6.5, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+                for col, (axis, x, series, fixed) in enumerate(panels):
+                    ax = axes[3 * row + col]
+                    common.law_panel(ax, x, series, fits[quantity])
+                    ylabel = f"error ({spec.metric} metric)" if col == 0 else ""
+                    common.log_axes(
+                        ax, f"${axis}$", ylabel, f"{common.QUANTITY_TEX[quantity]}, {fixed}"
+                    )
+            depth, width, dim = np.meshgrid(depths, widths, dims, indexing="ij")
+            budget = (depth * width * dim).ravel()
+            for ax, quantity, exponent in (
+                (axes[6], "embedding", 1 / 6),
+                (axes[7], "output", 1 / 5),
+            ):
+                common.budget_panel(
+                    ax,
+                    budget,
+                    errors[quantity][0].ravel(),
+                    errors[quantity][1].ravel(),
+                    exponent,
+                    fits[f"{quantity}_free"],
+                    quantity=quantity,
+                    color=COLORS[0],
+                    anchor="mean",
+                )
         return figure
 
 

@@ -1,35 +1,52 @@
-"""``ErrorSweep``: the skeleton of a Chizat study of the error against one axis.
+"""``ErrorSweep``: the skeleton of a Chizat study of networks measured along one axis.
 
-Every such study (chizat.md §6: error vs alpha, vs D, vs M, ...) does the same thing for each
-value of its axis: train a seed-averaged *same-depth* reference network (the limit, with its own
-CLT error as a budget), train the measured networks, take their RMS error against the reference
-at the last GD step, keep track of the networks that diverged; then it stores one dataset (see
-:func:`~.chizat_common.error_dataset`), fits log-log slopes of the errors against the axis and
-draws them. A study declares only what differs:
+Every such study (chizat.md §6: error vs alpha, vs D, vs M, vs L, ...) trains networks at the
+*points* of a grid and measures them against a limit: for each point it gets the limit once per
+key (by default a seed-averaged *same-depth* reference network, with its own CLT error as a
+budget), trains the networks, measures them (by default the RMS errors of the embeddings and of
+the outputs at the last GD step), keeps track of the networks that diverged; then it stores one
+dataset, checks slope claims and draws log-log panels. A study declares only what differs:
 
 - ``axis`` (the dataset dimension, e.g. ``"dim"``), ``values_field`` (the spec field holding
-  the values, e.g. ``"dims"``), ``axis_label`` (the x label) and ``label(value)`` (``"D=8"``);
+  the values, e.g. ``"dims"``), ``axis_label`` (the x label, mathtext), ``axis_symbol`` (the
+  axis in claim texts) and ``label(value)`` (``"D=8"``);
 - :meth:`ErrorSweep.setting`: the network at one value (``depth``, ``width``, ``dim`` and the
-  options of ``train_networks`` such as ``lr`` or ``scaling``);
+  options of ``train_networks`` such as ``lr``, ``scaling`` or ``activation``);
 - ``common_random_numbers``: whether every value trains the same seed indices;
-- ``slopes``: the slope claims (:class:`Slope`: id, quantity, expected slope, tolerance, whether
-  the reference budget is part of the claim) with :meth:`ErrorSweep.statement` for their text;
+- ``slopes``: the slope claims (:class:`Slope`) with :meth:`ErrorSweep.statement` for their
+  text (and :meth:`~ErrorSweep.requires`, :meth:`~ErrorSweep.details` where they need more);
 - :meth:`caption`, ``smoke_settings``/``full_settings``, ``name``/``title``/``Spec`` as usual.
 
-The spec must have ``seeds``, ``reference_width``, ``reference_seeds``, ``steps``, ``dtype``
-(see :class:`ErrorSweepSpec`). ``chizat_alpha`` and ``chizat_dim`` are complete examples in
-about 100 lines each.
+Hooks for the studies that differ more (each a few lines in the study):
+
+- :meth:`~ErrorSweep.points`: the grid, as :class:`Point` s (several curves ``series`` with
+  their own values, two axes, several values trained in one call with ``batch``);
+- :meth:`~ErrorSweep.limit`: another limit per key (an exact ODE, none);
+- :meth:`~ErrorSweep.measure`: other numbers per point (per network with a ``seed`` dimension);
+- :meth:`~ErrorSweep.assemble`: dataset variables that are not per point;
+- :meth:`~ErrorSweep.panels`: other or extra panels (:func:`loglog_panel` draws one).
+
+``chizat_alpha`` and ``chizat_dim`` use only the declarations; ``chizat_width`` (two series, one
+shared reference, an exact limit), ``chizat_depth`` (a depth x width grid against exact limits),
+``chizat_lazy`` (unit movements, no limit) and ``chizat_lazy_optimum`` (an optimum over alpha per
+width) use the hooks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import itertools
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..training import LimitResult, TrainingResult
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
@@ -38,7 +55,7 @@ from .chizat_common import (
     ChizatSpec,
     Divergence,
     Tracker,
-    error_dataset,
+    chizat_figure,
     error_pair,
     error_rows,
     plot_series,
@@ -47,12 +64,23 @@ from .chizat_common import (
     train_networks,
 )
 from .claims import bound
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, Positive, PositiveInt, Seeds
 
-__all__ = ["BUDGET_FRACTION", "ErrorSweep", "ErrorSweepSpec", "Slope", "budget_text"]
+__all__ = [
+    "BUDGET_FRACTION",
+    "SMOKE",
+    "ErrorSweep",
+    "ErrorSweepSpec",
+    "Point",
+    "Slope",
+    "budget_text",
+    "loglog_panel",
+    "select_networks",
+]
 
 BUDGET_FRACTION = 0.2  # chizat.md §6: the reference's own error <= 1/5 of the measured one
+SMOKE = {"seeds": 2, "reference_seeds": 2, "steps": 2}  # what every smoke setting shares
+Limit = tuple[LimitResult | None, dict[str, float] | None]  # a limit and its error budget
 
 
 class ErrorSweepSpec(ChizatSpec):
@@ -68,20 +96,49 @@ class ErrorSweepSpec(ChizatSpec):
 
 @dataclass(frozen=True)
 class Slope:
-    """A slope claim of an error sweep: ``quantity`` (``"embedding"`` or ``"output"``) against
-    the axis has slope ``expected`` within ``tolerance``; with ``budget``, the reference's own
-    error must also be at most ``BUDGET_FRACTION`` of the measured error at every value."""
+    """A slope claim of an error sweep: ``quantity`` (``"embedding"`` or ``"output"``) of the
+    curve ``series`` against the axis has slope ``expected`` within ``tolerance``; with
+    ``budget``, the reference's own error must also be at most ``BUDGET_FRACTION`` of the
+    measured error at every value; ``guide`` labels a dashed line at the expected slope."""
 
     claim_id: str
     quantity: str
     expected: float
     tolerance: float
     budget: bool = False
-    guide: str = ""  # legend of the dashed guide line at the expected slope ("" for none)
+    guide: str = ""
+    series: str = ""
+    what: str = ""  # the statistic's name, default "<quantity> error vs <axis_symbol>"
+
+
+@dataclass(frozen=True, eq=False)
+class Point:
+    """One setting of a sweep.
+
+    ``coords``: where its numbers go in the dataset (``{"width": 16}``; the dimensions of a
+    ``series`` are prefixed with its name, ``"tanh_width"``); ``label``: its name in divergence
+    notes; ``network``: ``train_networks`` arguments (``depth``, ``width``, ``dim``,
+    ``activation``, ``lr`` or ``scaling``, ...); ``seeds``: seed indices of its networks;
+    ``limit``: the key of its limit (:meth:`ErrorSweep.limit` runs once per key; ``None``: no
+    limit); ``batch``: consecutive points with the same batch name are trained in one call
+    (their networks may differ only in ``scaling``), the name labels it in divergence notes."""
+
+    coords: dict[str, Any]
+    label: str
+    network: dict[str, Any]
+    seeds: tuple[int, ...]
+    limit: Hashable = None
+    series: str = ""
+    batch: str | None = None
+    cost: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        size = self.network["depth"] * self.network["width"] * self.network["dim"]
+        object.__setattr__(self, "cost", float(size * len(self.seeds)))
 
 
 class ErrorSweep(ChizatExperiment):
-    """Base of the Chizat error-against-one-axis studies (see the module docstring)."""
+    """Base of the Chizat studies along one axis (see the module docstring)."""
 
     suite = "chizat"
     axis: ClassVar[str]
@@ -91,6 +148,7 @@ class ErrorSweep(ChizatExperiment):
     cast: ClassVar[type] = float
     common_random_numbers: ClassVar[bool] = False
     slopes: ClassVar[tuple[Slope, ...]] = ()
+    figure_size: ClassVar[tuple[float, float]] = (3.7, 3.0)  # inches per panel
 
     # --- what a study declares -------------------------------------------------------------
 
@@ -116,59 +174,135 @@ class ErrorSweep(ChizatExperiment):
     def statement(self, slope: Slope, dataset: xr.Dataset, spec: Any) -> str:
         raise NotImplementedError
 
-    # --- the skeleton ----------------------------------------------------------------------
+    def requires(self, slope: Slope, dataset: xr.Dataset, spec: Any) -> dict[str, Any] | None:
+        """Further checks of a slope claim: by default, with ``slope.budget``, the reference's
+        own error at most ``BUDGET_FRACTION`` of the measured one at every value."""
+        if not slope.budget:
+            return None
+        ratio = self.budget_ratio(dataset)
+        finite = ratio[np.isfinite(ratio)]
+        worst = float(finite.max()) if finite.size else 0.0
+        return {
+            "reference error / measured error": bound(worst, at_most=BUDGET_FRACTION, n=finite.size)
+        }
+
+    def details(self, slope: Slope, dataset: xr.Dataset, spec: Any) -> dict[str, Any] | None:
+        return None
+
+    # --- the grid, the limits, the measurements ---------------------------------------------
 
     def values(self, spec: Any) -> tuple[Any, ...]:
         return tuple(getattr(spec, self.values_field))
 
-    def seed_indices(self, spec: Any, index: int) -> range:
+    def seed_indices(self, spec: Any, index: int, count: int | None = None) -> tuple[int, ...]:
         """Measured networks' seed indices at the ``index``-th value: the same for every value
         with common random numbers, else a block of its own."""
         start = 0 if self.common_random_numbers else index * 1000
-        return range(start, start + spec.seeds)
+        return tuple(range(start, start + (spec.seeds if count is None else count)))
+
+    def points(self, spec: Any) -> Iterable[Point]:
+        """One point per value of the axis, each against a reference of its own."""
+        for index, value in enumerate(self.values(spec)):
+            yield Point(
+                {self.axis: value},
+                self.label(value),
+                self.setting(spec, value),
+                self.seed_indices(spec, index),
+                limit=value,
+            )
+
+    def limit(self, spec: Any, point: Point, divergence: Divergence) -> Limit:
+        """The limit of ``point`` (called for the first point of each ``limit`` key): by
+        default the seed mean of ``spec.reference_seeds`` networks of width
+        ``spec.reference_width`` with the point's other settings."""
+        return self.reference(spec, point.network, f"reference {point.label}", divergence)
+
+    def reference(
+        self,
+        spec: Any,
+        network: dict[str, Any],
+        label: str,
+        divergence: Divergence,
+        description: str | None = None,
+    ) -> Limit:
+        """Same-depth reference networks (chizat.md §2.4(1)) of ``network`` at width
+        ``spec.reference_width``: the limit and its budget (RMS standard error of the mean)."""
+        run = train_networks(
+            **{**network, "width": spec.reference_width},
+            seeds=range(REFERENCE_INDEX, REFERENCE_INDEX + spec.reference_seeds),
+            chunk=4,
+            **self.common(spec),
+        )
+        divergence.add(label, run)
+        return reference_network_limit(run, description=description or label)
+
+    def limit_cost(self, spec: Any, point: Point) -> float:
+        """Work of computing the limit of ``point`` (for progress): reference networks."""
+        if point.limit is None or not hasattr(spec, "reference_width"):
+            return 0.0
+        size = point.network["depth"] * point.network["dim"] * spec.reference_width
+        return float(size * spec.reference_seeds)
+
+    def common(self, spec: Any) -> dict[str, Any]:
+        return {"steps": spec.steps, "seed": spec.seed, "device": spec.device, "dtype": spec.dtype}
+
+    def measure(
+        self, spec: Any, result: TrainingResult, limit: Limit, point: Point
+    ) -> dict[str, Any]:
+        """The numbers of one point: a scalar, or ``(dims, array)`` for per-network values.
+        By default the RMS errors at step K, the reference's budget and the diverged count."""
+        reference, budget = limit
+        row: dict[str, Any] = dict(
+            zip(("embedding_error", "output_error"), error_pair(result, reference, spec.steps))
+        )
+        if budget is not None:
+            row["reference_embeddings_clt"] = budget["embeddings_clt"]
+            row["reference_outputs_clt"] = budget["outputs_clt"]
+        row["diverged"] = int(result.diverged.sum())
+        return row
+
+    def assemble(
+        self,
+        spec: Any,
+        points: list[Point],
+        rows: list[dict[str, Any]],
+        divergence: Divergence,
+    ) -> xr.Dataset:
+        """The dataset: every measurement on the grid of its series (see :class:`Point`), and
+        the divergence note."""
+        parts = []
+        for series in dict.fromkeys(point.series for point in points):
+            chosen = [i for i, point in enumerate(points) if point.series == series]
+            part = grid_dataset([points[i] for i in chosen], [rows[i] for i in chosen])
+            if series:
+                part = part.rename({name: f"{series}_{name}" for name in part.variables})
+            parts.append(part)
+        merged = xr.merge(parts, combine_attrs="drop")
+        return merged.assign_attrs(divergence_note=divergence.note())
+
+    # --- the skeleton ----------------------------------------------------------------------
 
     def compute(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
-        values = self.values(spec)
-        settings = [self.setting(spec, value) for value in values]
-        cost = [s["depth"] * s["dim"] for s in settings]
-        tracker = Tracker(
-            sum(
-                c * (s["width"] * spec.seeds + spec.reference_width * spec.reference_seeds)
-                for c, s in zip(cost, settings, strict=True)
-            ),
-            progress,
-        )
+        points = list(self.points(spec))
+        first = {}
+        for point in points:
+            first.setdefault(point.limit, point)
+        total = sum(p.cost for p in points)
+        tracker = Tracker(total + sum(self.limit_cost(spec, p) for p in first.values()), progress)
         divergence = Divergence()
-        common = dict(steps=spec.steps, seed=spec.seed, device=spec.device, dtype=spec.dtype)
-        errors = np.full((len(values), 2), np.nan)
-        budgets = np.full((len(values), 2), np.nan)
-        diverged = np.zeros(len(values), dtype=int)
-        for index, (value, setting) in enumerate(zip(values, settings, strict=True)):
-            label = self.label(value)
-            network = {k: v for k, v in setting.items() if k != "width"}
-            reference_run = train_networks(
-                width=spec.reference_width,
-                seeds=range(REFERENCE_INDEX, REFERENCE_INDEX + spec.reference_seeds),
-                chunk=4,
-                **network,
-                **common,
-            )
-            divergence.add(f"reference {label}", reference_run)
-            reference, budget = reference_network_limit(
-                reference_run, description=f"reference {label}"
-            )
-            budgets[index] = budget["embeddings_clt"], budget["outputs_clt"]
-            tracker.advance(cost[index] * spec.reference_width * spec.reference_seeds)
-            result = train_networks(
-                width=setting["width"], seeds=self.seed_indices(spec, index), **network, **common
-            )
-            divergence.add(label, result)
-            diverged[index] = int(result.diverged.sum())
-            errors[index] = error_pair(result, reference, spec.steps)
-            tracker.advance(cost[index] * setting["width"] * spec.seeds)
-        return error_dataset(
-            self.axis, values, errors, budgets, diverged, {"divergence_note": divergence.note()}
-        )
+        limits: dict[Hashable, Limit] = {None: (None, None)}
+        rows: list[dict[str, Any]] = []
+        for batch in batches(points):
+            for point in batch:
+                if point.limit not in limits:
+                    limits[point.limit] = self.limit(spec, point, divergence)
+                    tracker.advance(self.limit_cost(spec, point))
+            result = train_batch(batch, **self.common(spec))
+            divergence.add(batch[0].batch or batch[0].label, result)
+            for point, part in zip(batch, split(result, batch), strict=True):
+                rows.append(self.measure(spec, part, limits[point.limit], point))
+                tracker.advance(point.cost)
+        return self.assemble(spec, points, rows, divergence)
 
     def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         return error_rows(dataset, self.axis, self.cast)
@@ -178,71 +312,163 @@ class ErrorSweep(ChizatExperiment):
         return dataset.reference_embeddings_clt.values / dataset.embedding_error.values
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
-        ratio = self.budget_ratio(dataset)
-        finite = ratio[np.isfinite(ratio)]
-        worst = float(finite.max()) if finite.size else 0.0
-        claims = []
-        for slope in self.slopes:
-            requires = None
-            if slope.budget:
-                requires = {
-                    "reference error / measured error": bound(
-                        worst, at_most=BUDGET_FRACTION, n=finite.size
-                    )
-                }
-            claims.append(
-                Claim.slope(
-                    slope.claim_id,
-                    self.statement(slope, dataset, spec),
-                    dataset[self.axis].values,
-                    dataset[f"{slope.quantity}_error"].values,
-                    expected=slope.expected,
-                    tolerance=slope.tolerance,
-                    what=f"{slope.quantity} error vs {self.axis_symbol}",
-                    note=dataset.attrs.get("divergence_note", ""),
-                    requires=requires,
-                )
-            )
-        return claims
+        return [self.slope_claim(slope, dataset, spec) for slope in self.slopes]
+
+    def slope_data(self, slope: Slope, dataset: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """The points ``(x, y)`` of a slope claim: ``<quantity>_error`` of its series."""
+        prefix = f"{slope.series}_" if slope.series else ""
+        return dataset[prefix + self.axis].values, dataset[f"{prefix}{slope.quantity}_error"].values
+
+    def slope_claim(self, slope: Slope, dataset: xr.Dataset, spec: Any) -> Claim:
+        return Claim.slope(
+            slope.claim_id,
+            self.statement(slope, dataset, spec),
+            *self.slope_data(slope, dataset),
+            expected=slope.expected,
+            tolerance=slope.tolerance,
+            what=slope.what or f"{slope.quantity} error vs {self.axis_symbol}",
+            note=dataset.attrs.get("divergence_note", ""),
+            requires=self.requires(slope, dataset, spec),
+            details=self.details(slope, dataset, spec),
+        )
+
+    # --- the figure ------------------------------------------------------------------------
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
-        """Two log-log panels: embedding error (with the reference's own error) and output
-        error against the axis, fitted power laws dotted, expected slopes dashed grey."""
-        figure, axes = panel_grid(2, columns=2, size=(4.6, 3.5))
-        x = dataset[self.axis].values
-        for ax, quantity, color in (
-            (axes[0], "embedding", COLORS[0]),
-            (axes[1], "output", COLORS[1]),
-        ):
-            values = dataset[f"{quantity}_error"].values
-            plot_series(ax, x, values, label="networks", color=color)
-            if quantity == "embedding":
-                plot_series(
-                    ax,
-                    x,
-                    dataset.reference_embeddings_clt.values,
-                    label="reference (its own error)",
-                    color=COLORS[5],
-                    fit=False,
-                    marker="s",
-                    style=":",
-                )
-            for slope in self.slopes:
-                if slope.quantity == quantity and slope.guide and np.isfinite(values[0]):
-                    reference_line(ax, x, values[0] * 0.8, slope.expected, slope.guide)
-            ax.set_title(f"{quantity} error ({self.panel_title(spec)})")
-            ax.set_xlabel(self.axis_label)
-            ax.set_ylabel("RMS error at step K")
-            ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        """The panels of :meth:`panels` in one row, in the Chizat house style
+        (:func:`~.chizat_common.chizat_figure`: maths labels, panel letters, labelled log
+        ticks, legends over no data); no caption in the image (the report shows
+        ``dataset.attrs["caption"]``)."""
+        count = self.panel_count(spec)
+        with chizat_figure(count, columns=count, size=self.figure_size) as (figure, axes):
+            self.panels(axes, dataset, spec)
         return figure
 
-    def panel_title(self, spec: Any) -> str:
+    def panel_count(self, spec: Any) -> int:
+        return 2
+
+    def panels(self, axes: list[Axes], dataset: xr.Dataset, spec: Any) -> None:
+        """Embedding and output error against the axis (with the reference's own error),
+        fitted power laws dotted, expected slopes dashed grey."""
+        series = list(dict.fromkeys(slope.series for slope in self.slopes)) or [""]
+        for ax, quantity in zip(axes, ("embedding", "output"), strict=False):
+            curves = []
+            for color, name in zip(COLORS, series, strict=False):
+                prefix = f"{name}_" if name else ""
+                curves.append(
+                    (
+                        dataset[prefix + self.axis].values,
+                        dataset[f"{prefix}{quantity}_error"].values,
+                        self.series_label(name, spec),
+                        color,
+                    )
+                )
+            reference = f"reference_{quantity}s_clt"
+            if not series[0] and reference in dataset:
+                curves.append(
+                    (
+                        dataset[self.axis].values,
+                        dataset[reference].values,
+                        "reference (its own error)",
+                        COLORS[5],
+                        {"fit": False, "marker": "s", "style": ":"},
+                    )
+                )
+            guides = [s for s in self.slopes if s.quantity == quantity and s.guide]
+            loglog_panel(
+                ax,
+                curves,
+                xlabel=self.axis_label,
+                ylabel=r"RMS error at step $K$",
+                title=f"{quantity} error ({self.panel_title(spec, quantity)})",
+                guides=[(g.expected, g.guide, curves[series.index(g.series)]) for g in guides],
+            )
+
+    def series_label(self, series: str, spec: Any) -> str:
+        return series or "networks"
+
+    def panel_title(self, spec: Any, quantity: str) -> str:
         return ", ".join(
-            f"{name}={getattr(spec, field)}"
+            f"${name}={getattr(spec, field)}$"
             for name, field in (("L", "depth"), ("M", "width"), ("D", "dim"))
             if hasattr(spec, field)
         )
+
+
+def loglog_panel(
+    ax: Axes,
+    curves: Sequence[tuple],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    guides: Sequence[tuple[float, str, tuple]] = (),
+) -> None:
+    """One log-log panel: ``curves`` are ``(x, y, label, color[, plot_series options])``,
+    each with its fitted power law (dotted, its slope in the label); ``guides`` are
+    ``(slope, label, curve)``: a dashed grey power law through the first point of ``curve``."""
+    for x, y, label, color, *options in curves:
+        plot_series(ax, x, y, label=label, color=color, **(options[0] if options else {}))
+    for slope, label, (x, y, *_) in guides:
+        y = np.asarray(y, dtype=float)
+        if np.isfinite(y[0]):
+            reference_line(ax, x, y[0] * 0.8, slope, label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+
+
+def grid_dataset(points: Sequence[Point], rows: Sequence[dict[str, Any]]) -> xr.Dataset:
+    """The measurements ``rows`` of ``points`` (in row-major order of their ``coords``) as
+    arrays over those coordinates (and the extra dimensions of per-network values)."""
+    dims = list(points[0].coords)
+    coords = {d: list(dict.fromkeys(p.coords[d] for p in points)) for d in dims}
+    shape = tuple(len(values) for values in coords.values())
+    if math.prod(shape) != len(rows):
+        raise ValueError(f"the points do not fill the grid {shape}: {len(rows)} of them")
+    variables = {}
+    for name, first in rows[0].items():
+        extra, _ = first if isinstance(first, tuple) else ((), None)
+        values = [row[name][1] if extra else row[name] for row in rows]
+        array = np.asarray(values)
+        variables[name] = ((*dims, *extra), array.reshape(shape + array.shape[1:]))
+    return xr.Dataset(variables, coords=coords)
+
+
+def batches(points: Sequence[Point]) -> list[list[Point]]:
+    """Consecutive points with the same ``batch`` name together; a point without one alone."""
+    groups: list[list[Point]] = []
+    for point in points:
+        if groups and point.batch is not None and groups[-1][0].batch == point.batch:
+            groups[-1].append(point)
+        else:
+            groups.append([point])
+    return groups
+
+
+def train_batch(batch: Sequence[Point], **common: Any) -> TrainingResult:
+    """The networks of ``batch`` in one ``train_networks`` call, in order."""
+    network = dict(batch[0].network)
+    if len(batch) > 1:
+        network["scaling"] = [p.network["scaling"] for p in batch for _ in p.seeds]
+    return train_networks(**network, seeds=[s for p in batch for s in p.seeds], **common)
+
+
+def split(result: TrainingResult, batch: Sequence[Point]) -> list[TrainingResult]:
+    """``result`` of :func:`train_batch` cut back into the networks of each point."""
+    if len(batch) == 1:
+        return [result]
+    edges = np.cumsum([0] + [len(p.seeds) for p in batch])
+    return [select_networks(result, slice(a, b)) for a, b in itertools.pairwise(edges)]
+
+
+def select_networks(result: TrainingResult, which: slice) -> TrainingResult:
+    """The networks ``which`` of ``result`` (records per network sliced, the rest shared)."""
+    per_network = ("outputs", "embeddings", "loss", "diverged_at", "residual_scale")
+    changes: dict[str, Any] = {name: getattr(result, name)[which] for name in per_network}
+    changes["movement"] = {k: v[which] for k, v in result.movement.items()}
+    changes["learning_rates"] = {k: v[which] for k, v in result.learning_rates.items()}
+    if result.states is not None:
+        changes["states"] = result.states[which]
+    return dataclasses.replace(result, **changes)
 
 
 def budget_text(ratio: np.ndarray) -> str:

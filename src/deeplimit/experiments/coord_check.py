@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from pydantic import AfterValidator, ValidationInfo
 
 from ..training import build_resnet, train
@@ -47,11 +48,13 @@ from .chizat_common import (
     COLORS,
     ChizatExperiment,
     ChizatSpec,
+    chizat_figure,
     fit_or_none,
-    plot_series,
+    log_axes,
+    log_error_bars,
+    rms_over,
 )
 from .claims import Claim
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
 
 __all__ = ["PREDICTED_SLOPES", "CoordCheck", "CoordCheckSpec"]
@@ -97,18 +100,19 @@ class CoordCheckSpec(ChizatSpec):
     dtype: DType = "float64"
 
 
-def layer_rms(states: torch.Tensor) -> np.ndarray:
+def layer_rms(states: torch.Tensor, *, per_seed: bool = False) -> np.ndarray:
     """``(3, L)`` RMS of activation, branch and update per layer from ``states``
-    ``(S, 2, L+1, N, D)`` (steps 0 and 1 of ``train(..., record_layers=True)``)."""
+    ``(S, 2, L+1, N, D)`` (steps 0 and 1 of ``train(..., record_layers=True)``); with
+    ``per_seed``, ``(S, 3, L)``: each seed's own."""
 
     def rms(value: torch.Tensor) -> np.ndarray:
-        return value.pow(2).mean(dim=(0, 2, 3)).sqrt().numpy()
+        return value.pow(2).mean(dim=(2, 3) if per_seed else (0, 2, 3)).sqrt().numpy()
 
     initial, after = states[:, 0], states[:, 1]
     activation = rms(initial[:, 1:])
     branch = rms(initial[:, 1:] - initial[:, :-1])
     update = rms(after[:, 1:] - initial[:, 1:])
-    return np.stack([activation, branch, update])
+    return np.stack([activation, branch, update], axis=-2)
 
 
 def summary(values: np.ndarray) -> np.ndarray:
@@ -177,7 +181,9 @@ class CoordCheck(ChizatExperiment):
 
     def _measure(
         self, spec: CoordCheckSpec, key: str, depth: int, width: int, data: Any
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The layer RMS of every quantity over the seeds ``(3, L)`` and per seed ``(S, 3,
+        L)``."""
         model = build_resnet(
             depth,
             width,
@@ -193,25 +199,31 @@ class CoordCheck(ChizatExperiment):
         result = train(
             model, data, 1, record_movement=False, record_layers=True, on_divergence="ignore"
         )
-        return layer_rms(result.states.double())
+        states = result.states.double()
+        return layer_rms(states), layer_rms(states, per_seed=True)
 
     def compute(self, spec: CoordCheckSpec, progress: Progress | None = None) -> xr.Dataset:
         data, _ = digits_task(spec.samples, 1, seed=spec.seed)
         keys = list(spec.parametrizations)
         width_values = np.full((len(keys), len(spec.widths), 3, spec.width_depth), np.nan)
         depth_values = np.full((len(keys), len(spec.depths), 3, max(spec.depths)), np.nan)
+        seeds = (spec.seeds, 3)
+        width_seeds = np.full((len(keys), len(spec.widths), *seeds, spec.width_depth), np.nan)
+        depth_seeds = np.full((len(keys), len(spec.depths), *seeds, max(spec.depths)), np.nan)
         total = len(keys) * (len(spec.widths) + len(spec.depths))
         done = 0
         for p, key in enumerate(keys):
             for i, width in enumerate(spec.widths):
-                width_values[p, i] = self._measure(spec, key, spec.width_depth, width, data)
+                width_values[p, i], width_seeds[p, i] = self._measure(
+                    spec, key, spec.width_depth, width, data
+                )
                 done += 1
                 if progress is not None:
                     progress(done, total)
             for i, depth in enumerate(spec.depths):
-                depth_values[p, i, :, :depth] = self._measure(
-                    spec, key, depth, spec.depth_width, data
-                )
+                pooled, per_seed = self._measure(spec, key, depth, spec.depth_width, data)
+                depth_values[p, i, :, :depth] = pooled
+                depth_seeds[p, i, ..., :depth] = per_seed
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -222,12 +234,21 @@ class CoordCheck(ChizatExperiment):
                     ("parametrization", "depth", "quantity", "depth_layer"),
                     depth_values,
                 ),
+                "width_rms_seeds": (
+                    ("parametrization", "width", "seed", "quantity", "layer"),
+                    width_seeds,
+                ),
+                "depth_rms_seeds": (
+                    ("parametrization", "depth", "seed", "quantity", "depth_layer"),
+                    depth_seeds,
+                ),
             },
             coords={
                 "parametrization": keys,
                 "width": list(spec.widths),
                 "depth": list(spec.depths),
                 "quantity": list(QUANTITIES),
+                "seed": np.arange(spec.seeds),
                 "layer": np.arange(1, spec.width_depth + 1),
                 "depth_layer": np.arange(1, max(spec.depths) + 1),
             },
@@ -282,27 +303,45 @@ class CoordCheck(ChizatExperiment):
         return claims
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
-        figure, axes = panel_grid(6, columns=3, size=(4.2, 3.3))
         titles = {
-            "activation": "activation h_L at init",
-            "branch": "residual branch (RMS over layers)",
-            "update": "one-step update of h_L",
+            "activation": "activation $h_L$ at init",
+            "branch": "residual branch",
+            "update": "one-step update of $h_L$",
         }
-        for row, (axis, (sizes, values)) in enumerate(self._summaries(dataset).items()):
-            symbol = "width M" if axis == "width" else "depth L"
-            for q, quantity in enumerate(QUANTITIES):
-                ax = axes[3 * row + q]
-                for p, key in enumerate(dataset.parametrization.values):
-                    plot_series(
-                        ax,
-                        sizes,
-                        values[p, :, q],
-                        label=str(key),
-                        color=COLORS[p % len(COLORS)],
-                    )
-                ax.set_xlabel(symbol)
-                ax.set_ylabel("RMS")
-                ax.set_title(f"{titles[quantity]} vs {symbol.split()[1]}", fontsize=9)
-                ax.legend(fontsize=6, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        keys = [str(key) for key in dataset.parametrization.values]
+        with chizat_figure(6, columns=3, size=(2.5, 2.2)) as (figure, axes):
+            for row, (axis, (sizes, values)) in enumerate(self._summaries(dataset).items()):
+                relative = self._seed_intervals(dataset, axis, values.shape)
+                symbol = "M" if axis == "width" else "L"
+                for q, quantity in enumerate(QUANTITIES):
+                    ax = axes[3 * row + q]
+                    for p in range(len(keys)):
+                        color = COLORS[p % len(COLORS)]
+                        y = values[p, :, q]
+                        fit = fit_or_none(sizes, y)
+                        label = "—" if fit is None else f"{fit.slope:+.2f}"
+                        log_error_bars(
+                            ax, sizes, y, relative[p, :, q], color=color, fmt="o-", label=label
+                        )
+                        if fit is not None:
+                            grid = np.geomspace(min(sizes), max(sizes), 40)
+                            ax.plot(grid, fit.predict(grid), ls=":", color=color, lw=1.0)
+                    ylabel = "RMS" if q == 0 else ""
+                    log_axes(ax, f"{axis} ${symbol}$", ylabel, f"{titles[quantity]} vs ${symbol}$")
+                    ax.legend(title="slope")
+            keys_ = [
+                Line2D([], [], color=COLORS[p % len(COLORS)], marker="o", label=key)
+                for p, key in enumerate(keys)
+            ]
+            figure.legend(handles=keys_, loc="outside upper center", ncols=len(keys))
         return figure
+
+    @staticmethod
+    def _seed_intervals(dataset: xr.Dataset, axis: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Relative half-widths of the 95% intervals over the seeds of the summaries
+        ``(parametrization, size, quantity)`` (NaN with one seed, or without the seeds)."""
+        name = f"{axis}_rms_seeds"
+        if name not in dataset:
+            return np.full(shape, np.nan)
+        per_seed = summary(dataset[name].values)  # (parametrization, size, seed, quantity)
+        return rms_over(per_seed, axis=2)[1]

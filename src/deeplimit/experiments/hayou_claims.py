@@ -32,16 +32,25 @@ from ..initialization.network import sample_resnet
 from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
 from ..stats import ks_test, mean_zscore, two_sample_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import bound, pvalue_test
-from .hayou_common import ActivationName, activation_kind, runnable_activation
-from .plotting import add_caption, panel_grid
+from .hayou_common import (
+    COLORS,
+    ActivationName,
+    HayouExperiment,
+    activation_kind,
+    columns,
+    density_panel,
+    histogram,
+    panels,
+    reference_line,
+    runnable_activation,
+)
 from .spec_fields import AtLeast, Level, PositiveInt, Samples, Widths
 
 __all__ = ["HayouClaims", "HayouClaimsSpec"]
 
 CLAIMS_STREAM = 19
-COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000")
 
 
 def _activations(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -102,42 +111,32 @@ def _lemma6(spec: HayouClaimsSpec) -> dict[str, Any]:
     }
 
 
-class HayouClaims(Experiment):
+class HayouClaims(HayouExperiment):
     name = "hayou-claims"
-    title = "Claims without a figure: Lemma 6, martingale, second moment, identity, Lemma 2"
     Spec = HayouClaimsSpec
-    suite = "hayou"
-    order = 0
-    table: ClassVar[dict[str, str]] = {
-        "check": "check",
-        "statistic": "statistic",
-        "value": "value",
-        "n": "n",
+    table = columns("check: check; statistic: statistic; value: value; n: n")
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "lemma6_samples": 200_000,
+        "chain_samples": 200_000,
+        "chain_depth": 200,
+        "identity_depth": 1000,
+        "identity_samples": 200_000,
+        "identity_widths": (1, 2, 3, 4, 8, 16, 64),
+        "smooth_samples": 50_000,
+        "smooth_depth": 1000,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {
-            "lemma6_samples": 200_000,
-            "chain_samples": 200_000,
-            "chain_depth": 200,
-            "identity_depth": 1000,
-            "identity_samples": 200_000,
-            "identity_widths": (1, 2, 3, 4, 8, 16, 64),
-            "smooth_samples": 50_000,
-            "smooth_depth": 1000,
-        }
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {
-            "lemma6_samples": 500,
-            "chain_depth": 10,
-            "chain_samples": 500,
-            "identity_widths": (1, 3),
-            "identity_depth": 20,
-            "identity_samples": 500,
-            "smooth_depth": 10,
-            "smooth_samples": 100,
-        }
+    smoke_scale: ClassVar[dict[str, Any]] = {
+        "lemma6_samples": 500,
+        "chain_depth": 10,
+        "chain_samples": 500,
+        "identity_widths": (1, 3),
+        "identity_depth": 20,
+        "identity_samples": 500,
+        "smooth_depth": 10,
+        "smooth_samples": 100,
+    }
 
     def caption(self, spec: HayouClaimsSpec) -> str:
         n = len(spec.y0)
@@ -423,53 +422,51 @@ class HayouClaims(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: HayouClaimsSpec) -> Figure:
         n = len(spec.y0)
-        figure, axes = panel_grid(4, columns=4, size=(4.0, 3.3))
-        ax = axes[0]
-        values = dataset.chi2.values
-        top = float(np.quantile(values, 0.995))
-        ax.hist(values, bins=70, range=(0, top), density=True, color="#8fb3d9")
-        grid = np.linspace(0.01, top, 300)
-        ax.plot(grid, sps.chi2.pdf(grid, n), color="#c0392b", label=f"chi^2_{n}")
-        ax.set_title("C1: Lemma 6")
-        ax.set_xlabel("n ||W phi(y)||^2 / ||phi(y)||^2")
-        ax.legend(fontsize=7, frameon=False)
-        ax = axes[1]
-        for k, (color, name) in enumerate(zip(COLORS, spec.martingale_activations)):
-            x = np.arange(n) + 0.2 * (k - 1)
-            ax.errorbar(
-                x,
-                dataset.drift_mean.sel(activation=name).values,
-                yerr=3 * dataset.drift_se.sel(activation=name).values,
-                fmt="o",
-                ms=3,
-                color=color,
-                label=name,
+        with panels(4, columns=4, size=(2.5, 2.2)) as (figure, (lemma, drift, identity, smooth)):
+            values = dataset.chi2.values
+            density_panel(
+                lemma,
+                values=values,
+                span=(0.0, float(np.quantile(values, 0.995))),
+                bins=70,
+                law=lambda x: sps.chi2.pdf(x, n),
+                law_label=rf"$\chi^2_{{{n}}}$",
+                title="C1: Lemma 6",
+                xlabel=r"$n\,\|W\phi(y)\|^2 / \|\phi(y)\|^2$",
             )
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_title("C2: E[Y_L - Y_0] (± 3 SE)")
-        ax.set_xlabel("coordinate")
-        ax.legend(fontsize=7, frameon=False)
-        ax = axes[2]
-        for color, width in zip(COLORS, spec.identity_widths):
-            values = dataset.identity_growth.sel(identity_width=width).values
-            law = identity_log_norm_law(int(width))
-            ax.hist(values, bins=60, density=True, histtype="step", color=color)
-            grid = np.linspace(values.min(), values.max(), 300)
-            ax.plot(grid, law.pdf(grid), color=color, ls="--", lw=0.9, label=f"n = {width}")
-        ax.set_title("C11: identity, N((n-2)/2n, 1/n)")
-        ax.set_xlabel("log(||Y_L|| / ||Y_0||)")
-        ax.legend(fontsize=7, frameon=False)
-        ax = axes[3]
-        for color, name in zip(COLORS, spec.smooth_activations):
-            values = dataset.smooth_minimum.sel(smooth=name).values
-            positive = values[values > 0]
-            ax.hist(
-                np.log10(positive), bins=50, histtype="step", color=color, label=name, density=True
-            )
-        ax.set_title("C16: min_l ||phi(Y_l)|| > 0")
-        ax.set_xlabel("log10 min_l ||phi(Y_l)||")
-        ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+            for k, (color, name) in enumerate(zip(COLORS, spec.martingale_activations)):
+                drift.errorbar(
+                    np.arange(n) + 0.2 * (k - 1),
+                    dataset.drift_mean.sel(activation=name).values,
+                    yerr=3 * dataset.drift_se.sel(activation=name).values,
+                    fmt="o",
+                    ms=3,
+                    color=color,
+                    label=name,
+                )
+            drift.set_xlabel("coordinate")
+            drift.set_title(r"C2: $E[Y_L - Y_0]$ ($\pm 3$ SE)", fontsize=8)
+            reference_line(drift, y=0.0, ls="-")
+            low, high = drift.get_ylim()
+            drift.set_ylim(low, high + 0.45 * (high - low))  # room for the legend
+            for color, width in zip(COLORS, spec.identity_widths):
+                values = dataset.identity_growth.sel(identity_width=width).values
+                edges = np.linspace(values.min(), values.max(), 61)
+                identity.stairs(histogram(values, edges), edges, color=color)
+                grid = np.linspace(values.min(), values.max(), 300)
+                law = identity_log_norm_law(int(width)).pdf(grid)
+                identity.plot(grid, law, color=color, ls="--", lw=0.9, label=f"$n$ = {width}")
+            identity.set_ylim(0, 1.4 * identity.dataLim.y1)
+            identity.set_title(r"C11: identity, $\mathcal{N}((n-2)/2n,\, 1/n)$", fontsize=8)
+            identity.set_xlabel(r"$\log(\|Y_L\| / \|Y_0\|)$")
+            for color, name in zip(COLORS, spec.smooth_activations):
+                values = dataset.smooth_minimum.sel(smooth=name).values
+                values = np.log10(values[values > 0])
+                edges = np.linspace(values.min(), values.max(), 51)
+                smooth.stairs(histogram(values, edges), edges, color=color, label=name)
+            smooth.set_ylim(0, 1.4 * smooth.dataLim.y1)
+            smooth.set_title(r"C16: $\min_l \|\phi(Y_l)\| > 0$", fontsize=8)
+            smooth.set_xlabel(r"$\log_{10} \min_l \|\phi(Y_l)\|$")
         return figure
 
 

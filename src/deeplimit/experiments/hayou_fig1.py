@@ -14,27 +14,25 @@ from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
-from matplotlib.figure import Figure
 
-from ..initialization import sample_resnet
 from ..initialization.laws import gbm_law, relu_width1_collapse_probability
 from ..stats import binomial_interval, binomial_test, ks_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, Progress
 from .claims import bound, pvalue_test
-from .hayou_common import depth_ks_claims
-from .plotting import add_caption, panel_grid
-from .spec_fields import Depths, Level, NonZero, Samples
+from .hayou_common import (
+    DepthSweep,
+    DepthSweepSpec,
+    columns,
+    tex_number,
+    width1_depth_sweep,
+)
+from .spec_fields import NonZero
 
 __all__ = ["HayouFig1", "HayouFig1Spec"]
 
 
-class HayouFig1Spec(ExperimentSpec):
-    """Depths (ascending: the first is the 'small' depth, the last the 'large' one)."""
-
-    depths: Depths = (5, 50, 500)
-    samples: Samples = 20_000
+class HayouFig1Spec(DepthSweepSpec):
     x: NonZero = 1.0
-    level: Level = 1e-3
 
 
 def _log_ratio(y0: np.ndarray, y_last: np.ndarray) -> np.ndarray:
@@ -45,27 +43,18 @@ def _log_ratio(y0: np.ndarray, y_last: np.ndarray) -> np.ndarray:
     return ratio
 
 
-class HayouFig1(Experiment):
+class HayouFig1(DepthSweep):
     name = "hayou-fig1"
-    title = "Width-1 ReLU ResNet vs the GBM law (Hayou Fig. 1, Prop. 3)"
     Spec = HayouFig1Spec
-    suite = "hayou"
-    order = 1
-    table: ClassVar[dict[str, str]] = {
-        "depth": "L",
-        "alive": "alive",
-        "ks_statistic": "KS D",
-        "ks_pvalue": "KS p",
-        "collapse_fraction": "collapsed",
-        "collapse_exact": "exact",
-        "collapse_pvalue": "binom p",
+    table = columns(
+        "depth: L; alive: alive; ks_statistic: KS D; ks_pvalue: KS p; "
+        "collapse_fraction: collapsed; collapse_exact: exact; collapse_pvalue: binom p"
+    )
+    ks_claim, ks_count = "C5", "alive"
+    legend: ClassVar[dict[str, str]] = {
+        "data_label": "ResNet (Eq. 1)",
+        "law_label": r"limit $\mathcal{N}(-1/2,\,1)$",
     }
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 10, 20, 50, 100, 500, 2000), "samples": 200_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 50), "samples": 1000}
 
     def caption(self, spec: HayouFig1Spec) -> str:
         depths = ", ".join(str(d) for d in spec.depths)
@@ -78,30 +67,8 @@ class HayouFig1(Experiment):
         )
 
     def compute(self, spec: HayouFig1Spec, progress: Progress | None = None) -> xr.Dataset:
-        total = spec.samples * sum(spec.depths)
-        done = 0
-        y0 = np.empty((len(spec.depths), spec.samples))
-        y_last = np.empty_like(y0)
-        for i, depth in enumerate(spec.depths):
-
-            def report(d: int, _t: int, offset: int = done) -> None:
-                if progress is not None:
-                    progress(offset + d, total)
-
-            paths = sample_resnet(
-                1,
-                depth,
-                "relu",
-                samples=spec.samples,
-                x=[spec.x],
-                record=[0, depth],
-                seed=spec.seed,
-                device=spec.device,
-                progress=report,
-            )
-            y0[i] = paths[:, 0, 0].cpu().numpy()
-            y_last[i] = paths[:, 1, 0].cpu().numpy()
-            done += spec.samples * depth
+        ends = width1_depth_sweep(spec, "relu", progress, ends=True, x=[spec.x])
+        y0, y_last = ends[:, :, 0], ends[:, :, 1]
         dataset = xr.Dataset(
             {
                 "y0": (("depth", "sample"), y0),
@@ -146,17 +113,14 @@ class HayouFig1(Experiment):
             )
         return rows
 
-    def check(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> list[Claim]:
-        rows = self.summarize(dataset, spec)
-        claims = depth_ks_claims(
-            "C5",
-            "fig1",
-            rows,
-            level=spec.level,
-            law="log(Y_L/Y_0) given Y_0 > 0 and no collapse follows N(-1/2, 1)",
-            not_law="the law is visibly not N(-1/2, 1)",
-            n_key="alive",
+    def ks_law(self, spec: HayouFig1Spec, rows: list[dict]) -> tuple[str, str]:
+        return (
+            "log(Y_L/Y_0) given Y_0 > 0 and no collapse follows N(-1/2, 1)",
+            "the law is visibly not N(-1/2, 1)",
         )
+
+    def more_claims(self, dataset: xr.Dataset, spec: HayouFig1Spec, rows: list[dict]) -> list:
+        claims = []
         worst = min(rows, key=lambda r: r["collapse_pvalue"])
         claims.append(
             Claim.family(
@@ -191,47 +155,13 @@ class HayouFig1(Experiment):
         )
         return claims
 
-    def draw(self, dataset: xr.Dataset, spec: HayouFig1Spec) -> Figure:
-        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
-        law = gbm_law(1.0, 1.0).log_ratio()
-        figure, axes = panel_grid(len(spec.depths))
-        grid = np.linspace(-5.0, 4.0, 400)
-        for ax, depth in zip(axes, spec.depths):
-            ratio = dataset.log_ratio.sel(depth=depth).values
-            ratio = ratio[np.isfinite(ratio)]
-            row = rows[depth]
-            ax.hist(
-                ratio,
-                bins=80,
-                range=(-5.0, 4.0),
-                density=True,
-                color="#8fb3d9",
-                edgecolor="none",
-                label="ResNet, Eq. 1",
-            )
-            ax.plot(
-                grid, np.exp(law.logpdf(grid)), color="#c0392b", lw=1.6, label="limit N(-1/2, 1)"
-            )
-            ax.set_title(f"L = {depth}")
-            ax.set_xlabel("log(Y_L / Y_0)")
-            ax.text(
-                0.02,
-                0.97,
-                f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}\n"
-                f"collapsed {row['collapse_fraction']:.3g}\n"
-                f"(exact {row['collapse_exact']:.3g})",
-                transform=ax.transAxes,
-                va="top",
-                fontsize=8,
-            )
-        axes[0].set_ylabel("density")
-        # one legend for the three panels, above them: inside a panel it covered the text box
-        figure.legend(
-            *axes[-1].get_legend_handles_labels(),
-            loc="upper right",
-            ncol=2,
-            fontsize=7,
-            frameon=False,
-        )
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
+    def panel(self, dataset: xr.Dataset, spec: HayouFig1Spec, row: dict) -> dict[str, Any]:
+        return {
+            "values": dataset.log_ratio.sel(depth=row["depth"]).values,
+            "span": (-5.0, 4.0),
+            "bins": 80,
+            "law": gbm_law(1.0, 1.0).log_ratio().pdf,
+            "note": f"collapsed {tex_number(row['collapse_fraction'], 3)} "
+            f"(exact {tex_number(row['collapse_exact'], 3)})",
+            "xlabel": r"$\log(Y_L / Y_0)$",
+        }

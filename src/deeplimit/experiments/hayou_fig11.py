@@ -32,9 +32,17 @@ from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..special import erfi_inverse
 from ..stats import binomial_test, ks_test, mean_zscore
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import pvalue_test
-from .plotting import add_caption, panel_grid
+from .hayou_common import (
+    OU_COLOR,
+    HayouExperiment,
+    columns,
+    density_panel,
+    ks_text,
+    panels,
+    reference_line,
+)
 from .spec_fields import DistinctFloats, Level, Positive, PositiveFloats, PositiveInt, Samples
 
 __all__ = ["HayouFig11", "HayouFig11Spec", "HayouFig12", "HayouFig12Spec"]
@@ -108,75 +116,96 @@ def _family_claim(
     )
 
 
-def _case(row: dict) -> str:
+def _case(row: dict, math: bool = False) -> str:
+    if math:
+        return rf"$\theta$ = {row['theta']:.3g}, $Y_0$ = {row['y0']:g}"
     return f"theta = {row['theta']:.3g}, Y_0 = {row['y0']:g}"
 
 
-def _plot(figure_rows: list[dict], outputs: np.ndarray, cases: list[tuple[OU, float]]) -> Figure:
-    figure, axes = panel_grid(len(figure_rows))
-    for ax, row, y, (activation, y0) in zip(axes, figure_rows, outputs, cases):
-        law = ou_law(activation.alpha, activation.beta, activation.sigma, y0)
-        low, high = law.ppf(0.01), law.ppf(0.99)
-        grid = np.linspace(low, high, 400)
-        ax.hist(y, bins=80, range=(low, high), density=True, color="#a9cba4")
-        ax.plot(grid, law.pdf(grid), color="#c0392b", lw=1.4, label="law of X_1")
-        ax.axvline(row["median_expected"], color="k", ls=":", lw=0.9)
-        ax.set_title(_case(row))
-        ax.set_xlabel("Y_L (1-99 % range of the law)")
-        ax.text(
-            0.98,
-            0.97,
-            f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}\n"
-            f"median {row['median']:.3f}\n(law {row['median_expected']:.3f})",
-            transform=ax.transAxes,
-            va="top",
-            ha="right",
-            fontsize=7,
-        )
-    axes[0].set_ylabel("density")
-    axes[0].legend(fontsize=7, frameon=False, loc="upper left")
+LEGEND = {"data_label": "ResNet (Eq. 1)", "law_label": "law of $X_1$"}
+
+
+def _plot(rows: list[dict], outputs: np.ndarray, cases: list[tuple[OU, float]]) -> Figure:
+    with panels(len(rows)) as (figure, axes):
+        for ax, row, y, (activation, y0) in zip(axes, rows, outputs, cases):
+            law = ou_law(activation.alpha, activation.beta, activation.sigma, y0)
+            density_panel(
+                ax,
+                values=y,
+                span=(law.ppf(0.01), law.ppf(0.99)),
+                bins=80,
+                law=law.pdf,
+                title=f"{_case(row, math=True)}: {ks_text(row)}\nmedian {row['median']:.3f} "
+                f"(law {row['median_expected']:.3f}, dotted)",
+                xlabel="$Y_L$ (1-99 % range of the law)",
+                color=OU_COLOR,
+                **(LEGEND if ax is axes[0] else {}),
+            )
+            reference_line(ax, x=row["median_expected"], extent=(0, ax.dataLim.y1))
+        axes[0].set_ylabel("density")
     return figure
 
 
-_TABLE = {
-    "theta": "theta",
-    "y0": "Y_0",
-    "n": "n",
-    "ks_statistic": "KS D (U)",
-    "ks_pvalue": "KS p",
-    "median": "median Y_L",
-    "median_expected": "law",
-    "mean": "mean Y_L",
-}
+_TABLE = columns(
+    "theta: theta; y0: Y_0; n: n; ks_statistic: KS D (U); ks_pvalue: KS p; median: median Y_L; "
+    "median_expected: law; mean: mean Y_L"
+)
+
+
+class OUCasesSpec(ExperimentSpec):
+    depth: PositiveInt = 300
+    samples: Samples = 10_000
+    beta: Positive = 1.0
+    sigma: Positive = 1.0
+    level: Level = 1e-3
+
+
+class _OUCases(HayouExperiment):
+    """Width-1 OU-activation networks for several (activation, Y_0) cases: one histogram of
+    ``Y_L`` a case against the law of ``X_1``."""
+
+    table = _TABLE
+
+    def _cases(self, spec: Any) -> list[tuple[OU, float]]:
+        raise NotImplementedError
+
+    def _coordinate(self, spec: Any) -> tuple[str, list[float]]:
+        """The name and values of what differs between the cases."""
+        raise NotImplementedError
+
+    def compute(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
+        outputs = _simulate_cases(self._cases(spec), spec, self.order, progress)
+        name, values = self._coordinate(spec)
+        return xr.Dataset(
+            {"y_last": (("case", "sample"), outputs)},
+            coords={"case": list(range(len(outputs))), name: ("case", values)},
+        )
+
+    def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
+        return _rows(self._cases(spec), dataset.y_last.values, spec.level)
+
+    def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
+        return _plot(self.summarize(dataset, spec), dataset.y_last.values, self._cases(spec))
 
 
 # --------------------------------------------------------------------------------------------
 # Fig. 11: several starting points
 
 
-class HayouFig11Spec(ExperimentSpec):
+class HayouFig11Spec(OUCasesSpec):
     starts: DistinctFloats = (-1.0, 0.5, 2.0)
-    depth: PositiveInt = 300
-    samples: Samples = 10_000
     alpha: Positive = 1.0
-    beta: Positive = 1.0
-    sigma: Positive = 1.0
-    level: Level = 1e-3
 
 
-class HayouFig11(Experiment):
+class HayouFig11(_OUCases):
     name = "hayou-fig11"
-    title = "Width-1 OU-activation ResNet outputs from several starts (Hayou Fig. 11, Prop. 4)"
     Spec = HayouFig11Spec
-    suite = "hayou"
-    order = 11
-    table: ClassVar[dict[str, str]] = _TABLE
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"starts": (-2.0, -1.0, 0.0, 0.5, 2.0, 5.0), "depth": 3000, "samples": 40_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"starts": (0.5, 2.0), "depth": 30, "samples": 300}
+    full_scale: ClassVar[dict[str, Any]] = {
+        "starts": (-2.0, -1.0, 0.0, 0.5, 2.0, 5.0),
+        "depth": 3000,
+        "samples": 40_000,
+    }
+    smoke_scale: ClassVar[dict[str, Any]] = {"starts": (0.5, 2.0), "depth": 30, "samples": 300}
 
     def caption(self, spec: HayouFig11Spec) -> str:
         starts = ", ".join(f"{y:g}" for y in spec.starts)
@@ -195,15 +224,8 @@ class HayouFig11(Experiment):
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
         return [(activation, y0) for y0 in spec.starts]
 
-    def compute(self, spec: HayouFig11Spec, progress: Progress | None = None) -> xr.Dataset:
-        outputs = _simulate_cases(self._cases(spec), spec, 11, progress)
-        return xr.Dataset(
-            {"y_last": (("case", "sample"), outputs)},
-            coords={"case": list(range(len(outputs))), "y0": ("case", list(spec.starts))},
-        )
-
-    def summarize(self, dataset: xr.Dataset, spec: HayouFig11Spec) -> list[dict[str, Any]]:
-        return _rows(self._cases(spec), dataset.y_last.values, spec.level)
+    def _coordinate(self, spec: HayouFig11Spec) -> tuple[str, list[float]]:
+        return "y0", list(spec.starts)
 
     def check(self, dataset: xr.Dataset, spec: HayouFig11Spec) -> list[Claim]:
         rows = self.summarize(dataset, spec)
@@ -227,39 +249,26 @@ class HayouFig11(Experiment):
             ),
         ]
 
-    def draw(self, dataset: xr.Dataset, spec: HayouFig11Spec) -> Figure:
-        figure = _plot(self.summarize(dataset, spec), dataset.y_last.values, self._cases(spec))
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
-
 
 # --------------------------------------------------------------------------------------------
 # Fig. 12: several theta
 
 
-class HayouFig12Spec(ExperimentSpec):
+class HayouFig12Spec(OUCasesSpec):
     alphas: PositiveFloats = (3.0, 1.0, 0.5)
     y0: float = 0.5
     depth: PositiveInt = 1000
-    samples: Samples = 10_000
-    beta: Positive = 1.0
-    sigma: Positive = 1.0
-    level: Level = 1e-3
 
 
-class HayouFig12(Experiment):
+class HayouFig12(_OUCases):
     name = "hayou-fig12"
-    title = "Width-1 OU-activation ResNet outputs for several theta (Hayou Fig. 12, Prop. 4)"
     Spec = HayouFig12Spec
-    suite = "hayou"
-    order = 12
-    table: ClassVar[dict[str, str]] = _TABLE
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"alphas": (4.0, 3.0, 2.0, 1.0, 0.5), "depth": 3000, "samples": 40_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"alphas": (3.0, 1.0), "depth": 30, "samples": 300}
+    full_scale: ClassVar[dict[str, Any]] = {
+        "alphas": (4.0, 3.0, 2.0, 1.0, 0.5),
+        "depth": 3000,
+        "samples": 40_000,
+    }
+    smoke_scale: ClassVar[dict[str, Any]] = {"alphas": (3.0, 1.0), "depth": 30, "samples": 300}
 
     def caption(self, spec: HayouFig12Spec) -> str:
         thetas = ", ".join(f"{spec.sigma**2 / a**2:.3g}" for a in spec.alphas)
@@ -277,15 +286,8 @@ class HayouFig12(Experiment):
     def _cases(self, spec: HayouFig12Spec) -> list[tuple[OU, float]]:
         return [(OU(alpha=a, beta=spec.beta, sigma=spec.sigma), spec.y0) for a in spec.alphas]
 
-    def compute(self, spec: HayouFig12Spec, progress: Progress | None = None) -> xr.Dataset:
-        outputs = _simulate_cases(self._cases(spec), spec, 12, progress)
-        return xr.Dataset(
-            {"y_last": (("case", "sample"), outputs)},
-            coords={"case": list(range(len(outputs))), "alpha": ("case", list(spec.alphas))},
-        )
-
-    def summarize(self, dataset: xr.Dataset, spec: HayouFig12Spec) -> list[dict[str, Any]]:
-        return _rows(self._cases(spec), dataset.y_last.values, spec.level)
+    def _coordinate(self, spec: HayouFig12Spec) -> tuple[str, list[float]]:
+        return "alpha", list(spec.alphas)
 
     def check(self, dataset: xr.Dataset, spec: HayouFig12Spec) -> list[Claim]:
         rows = self.summarize(dataset, spec)
@@ -320,8 +322,3 @@ class HayouFig12(Experiment):
                 )
             )
         return claims
-
-    def draw(self, dataset: xr.Dataset, spec: HayouFig12Spec) -> Figure:
-        figure = _plot(self.summarize(dataset, spec), dataset.y_last.values, self._cases(spec))
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure

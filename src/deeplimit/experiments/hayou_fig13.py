@@ -28,21 +28,32 @@ from matplotlib.figure import Figure
 from pydantic import model_validator
 
 from ..initialization.meanfield import meanfield_log_growth
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import bound
 from .hayou_common import (
+    COLORS,
+    LAW_COLOR,
+    OU_COLOR,
     ActivationName,
+    HayouExperiment,
+    LogGrowthExperiment,
+    LogGrowthSpec,
     activation_kind,
+    columns,
+    density_panel,
     histogram,
     limit_claim,
     log_growth_run,
+    log_growth_runs,
     moments,
+    panels,
+    reference_line,
     runnable_activation,
-    samples_for_width,
     samples_text,
+    sizes_text,
+    width_panel,
 )
-from .plotting import add_caption, panel_grid
-from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds, Widths
+from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds
 
 __all__ = [
     "HayouFig13",
@@ -60,54 +71,27 @@ __all__ = [
 
 BINS = 60
 Z_EDGES = np.linspace(-5.0, 5.0, BINS + 1)
-COLORS = ("#1f4e79", "#2e75b6", "#5b9bd5", "#9dc3e6", "#c55a11", "#f4b183", "#548235", "#a9d18e")
 
 
 # --------------------------------------------------------------------------------------------
 # Fig. 13
 
 
-class HayouFig13Spec(ExperimentSpec):
+class HayouFig13Spec(LogGrowthSpec):
     """Same sizes as Fig. 5 by default, so both figures share their networks."""
 
-    widths: Widths = (1, 2, 3, 4, 8, 16, 64, 256)
-    depth: Seeds = 200
-    samples: Samples = 100_000
-    wide_samples: Samples = 2_000
-    small_width_limit: PositiveInt = 8
-    activation: ActivationName = "relu"
-    q0: Positive = 1.0
-    level: Level = 1e-3
 
-    def samples_for(self, width: int) -> int:
-        return samples_for_width(width, self.samples, self.small_width_limit, self.wide_samples)
-
-
-class HayouFig13(Experiment):
+class HayouFig13(LogGrowthExperiment):
     name = "hayou-fig13"
-    title = "Non-scaled log-growth across widths: concentration (Hayou Fig. 13, Thm 2)"
     Spec = HayouFig13Spec
-    suite = "hayou"
-    order = 13
-    table: ClassVar[dict[str, str]] = {
-        "width": "n",
-        "alive": "alive",
-        "mean": "E LG_L",
-        "sd": "sd",
-        "scaled_variance": "n Var",
-        "scaled_variance_se": "SE",
-    }
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"depth": 1000, "samples": 400_000, "wide_samples": 10_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"widths": (2, 3, 4, 16), "depth": 20, "samples": 400, "wide_samples": 200}
+    table = columns(
+        "width: n; alive: alive; mean: E LG_L; sd: sd; scaled_variance: n Var; "
+        "scaled_variance_se: SE"
+    )
 
     def caption(self, spec: HayouFig13Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"q0 = {spec.q0:g}, {samples_text(spec)} (the networks of Fig. 5; seed "
             f"{spec.seed}). "
             "Density histograms of the non-scaled LG_L = log(||phi(Y_L)|| / ||phi(Y_0)||) over "
@@ -118,20 +102,9 @@ class HayouFig13(Experiment):
 
     def compute(self, spec: HayouFig13Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = runnable_activation(spec.activation)
-        total = sum(spec.samples_for(n) * n for n in spec.widths)
-        done = 0
         stats: dict[str, list[float]] = {}
         edges_all, density_all = [], []
-        for width in spec.widths:
-            run = log_growth_run(
-                width,
-                spec.depth,
-                activation,
-                samples=spec.samples_for(width),
-                q0=spec.q0,
-                seed=spec.seed,
-                device=spec.device,
-            )
+        for run in log_growth_runs(spec, progress):
             growth = run.log_growth[run.alive, -1]
             row = moments(growth)
             for key in ("n", "mean", "sd", "se"):
@@ -139,9 +112,6 @@ class HayouFig13(Experiment):
             edges = np.linspace(row["mean"] - 4.5 * row["sd"], row["mean"] + 4.5 * row["sd"], 81)
             edges_all.append(edges)
             density_all.append(histogram(growth, edges))
-            done += spec.samples_for(width) * width
-            if progress is not None:
-                progress(done, total)
         return xr.Dataset(
             {
                 "alive": ("width", np.asarray(stats["n"])),
@@ -235,29 +205,34 @@ class HayouFig13(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig13Spec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(2, columns=2, size=(5.5, 3.6))
-        ax = axes[0]
-        for color, row, edges, density in zip(
-            COLORS * 2, rows, dataset.hist_edges.values, dataset.hist_density.values
-        ):
-            ax.stairs(density, edges, color=color, lw=1.2, label=f"n = {row['width']}")
-        ax.axvline(float(dataset.attrs["limit"]), color="k", ls="--", lw=0.9, label="n = oo")
-        ax.set_xlabel("LG_L (non-scaled)")
-        ax.set_ylabel("density")
-        edges = dataset.hist_edges.values
-        ax.set_xlim(max(edges[:, 0].min(), -3.0), min(edges[:, -1].max(), 2.0))
-        ax.legend(fontsize=6, frameon=False, loc="upper left")
-        ax = axes[1]
-        widths = np.array([r["width"] for r in rows])
-        values = np.array([r["scaled_variance"] for r in rows])
-        errors = np.array([3 * r["scaled_variance_se"] for r in rows])
-        ax.errorbar(widths, values, yerr=errors, fmt="o", ms=3, color="#1f4e79")
-        ax.axhline(1.0, color="#c0392b", lw=0.9, label="1 (Var of W_1 / sqrt n)")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("width n")
-        ax.set_ylabel("n Var(LG_L)")
-        ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        with panels(2, columns=2, size=(3.2, 2.5)) as (figure, axes):
+            ax = axes[0]
+            for color, row, edges, density in zip(
+                COLORS * 2, rows, dataset.hist_edges.values, dataset.hist_density.values
+            ):
+                ax.stairs(density, edges, color=color, lw=1.2, label=f"$n$ = {row['width']}")
+            edges = dataset.hist_edges.values
+            ax.set_xlim(max(edges[:, 0].min(), -3.0), min(edges[:, -1].max(), 2.0))
+            ax.set_ylim(0, 1.35 * dataset.hist_density.values.max())
+            reference_line(
+                ax,
+                x=float(dataset.attrs["limit"]),
+                extent=(0, dataset.hist_density.values.max()),
+                ls="--",
+                label=r"$n = \infty$",
+            )
+            ax.set(xlabel="$LG_L$ (non-scaled)", ylabel="density")
+            width_panel(
+                axes[1],
+                rows,
+                "scaled_variance",
+                "scaled_variance_se",
+                ylabel=r"$n\,\mathrm{Var}(LG_L)$",
+            )
+            axes[1].set_xscale("log", base=2)
+            reference_line(
+                axes[1], y=1.0, color=LAW_COLOR, ls="-", label=r"1 (Var of $W_1/\sqrt{n}$)"
+            )
         return figure
 
 
@@ -292,29 +267,26 @@ class HiddenLayersSpec(ExperimentSpec):
         return self
 
 
-class _HiddenLayerHistograms(Experiment):
+class _HiddenLayerHistograms(HayouExperiment):
     """Histograms of ``LG_l`` at the hidden layers of one width (scaled or not)."""
 
-    figure_number: ClassVar[int]
     scaled: ClassVar[bool]
-    suite = "hayou"
-    table: ClassVar[dict[str, str]] = {
-        "layer": "l",
-        "t": "t = l/L",
-        "alive": "alive",
-        "mean": "E LG_l",
-        "sd": "sd",
-        "spread_ratio": "sd sqrt(nL/l)",
-        "skew": "skew",
-        "skew_se": "SE",
-        "ks_distance": "D to N(0,1) (standardized)",
+    table = columns(
+        "layer: l; t: t = l/L; alive: alive; mean: E LG_l; sd: sd; spread_ratio: sd sqrt(nL/l); "
+        "skew: skew; skew_se: SE; ks_distance: D to N(0,1) (standardized)"
+    )
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "depth": 1000,
+        "hidden_layers": (1, 10, 100, 500, 1000),
+        "samples": 400_000,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {"depth": 1000, "hidden_layers": (1, 10, 100, 500, 1000), "samples": 400_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"depth": 20, "hidden_layers": (1, 5, 20), "samples": 400}
+    smoke_scale: ClassVar[dict[str, Any]] = {
+        "depth": 20,
+        "hidden_layers": (1, 5, 20),
+        "samples": 400,
+    }
 
     def caption(self, spec: HiddenLayersSpec) -> str:
         layers = ", ".join(str(layer) for layer in spec.hidden_layers)
@@ -389,7 +361,7 @@ class _HiddenLayerHistograms(Experiment):
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         rows = self.summarize(dataset, spec)
         kind = activation_kind(spec.activation)
-        prefix = f"fig{self.figure_number}"
+        prefix = f"fig{self.order}"
         if self.scaled and kind == "relu":
             first, last = rows[0], rows[-1]
             gap = abs(first["skew"]) - abs(last["skew"])
@@ -436,124 +408,62 @@ class _HiddenLayerHistograms(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(len(rows))
-        for i, (ax, row) in enumerate(zip(axes, rows)):
-            if self.scaled:
-                ax.stairs(dataset.z_density.values[i], Z_EDGES, fill=True, color="#a9cba4")
-                grid = np.linspace(-5, 5, 300)
-                ax.plot(grid, sps.norm.pdf(grid), color="#c0392b", lw=1.4, label="N(0, 1)")
-                ax.set_xlabel("(LG_l - mean) / sd")
-            else:
-                edges = dataset.hist_edges.values[i]
-                ax.stairs(dataset.hist_density.values[i], edges, fill=True, color="#8fb3d9")
-                grid = np.linspace(edges[0], edges[-1], 300)
-                spread = math.sqrt(row["t"] / spec.width)
-                ax.plot(
-                    grid,
-                    sps.norm.pdf(grid, row["mean"], spread),
-                    color="#c0392b",
-                    lw=1.4,
-                    label="N(mean, t/n)",
+        with panels(len(rows)) as (figure, axes):
+            for i, (ax, row) in enumerate(zip(axes, rows)):
+                title = (
+                    f"$l$ = {row['layer']} ($t$ = {row['t']:.3g}): skew {row['skew']:+.3f} "
+                    f"$\\pm$ {row['skew_se']:.3f}\n$D$ = {row['ks_distance']:.4f} to N(0, 1)"
                 )
-                ax.set_xlabel("LG_l")
-            ax.set_title(f"l = {row['layer']} (t = {row['t']:.3g})")
-            ax.text(
-                0.02,
-                0.97,
-                f"skew {row['skew']:+.3f}\n± {row['skew_se']:.3f}\nD {row['ks_distance']:.4f}",
-                transform=ax.transAxes,
-                va="top",
-                fontsize=7,
-            )
-        axes[0].set_ylabel("density")
-        axes[-1].legend(loc="upper right", fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+                legend = ax is axes[-1]
+                if self.scaled:
+                    density_panel(
+                        ax,
+                        stairs=(dataset.z_density.values[i], Z_EDGES),
+                        law=sps.norm.pdf,
+                        law_label=r"$\mathcal{N}(0, 1)$" if legend else None,
+                        title=title,
+                        xlabel=r"$(LG_l - \mathrm{mean}) / \mathrm{sd}$",
+                        color=OU_COLOR,
+                    )
+                    continue
+                spread = math.sqrt(row["t"] / spec.width)
+                density_panel(
+                    ax,
+                    stairs=(dataset.hist_density.values[i], dataset.hist_edges.values[i]),
+                    law=lambda x, row=row, spread=spread: sps.norm.pdf(x, row["mean"], spread),
+                    law_label=r"$\mathcal{N}(\mathrm{mean}, t/n)$" if legend else None,
+                    title=title,
+                    xlabel="$LG_l$",
+                )
+            axes[0].set_ylabel("density")
         return figure
 
 
-class HayouFig14Spec(HiddenLayersSpec):
-    width: PositiveInt = 2
+def _declare(number: int, width: int) -> tuple[Any, Any, Any]:
+    """The spec of one width and its two figures: Fig. ``number`` (scaled) and Fig.
+    ``number + 4`` (non-scaled)."""
+    spec = type(
+        f"HayouFig{number}Spec",
+        (HiddenLayersSpec,),
+        {"__module__": __name__, "__annotations__": {"width": PositiveInt}, "width": width},
+    )
+
+    def figure(figure_number: int, scaled: bool) -> Any:
+        return type(
+            f"HayouFig{figure_number}",
+            (_HiddenLayerHistograms,),
+            {
+                "__module__": __name__,
+                "name": f"hayou-fig{figure_number}",
+                "Spec": spec,
+                "scaled": scaled,
+            },
+        )
+
+    return spec, figure(number, True), figure(number + 4, False)
 
 
-class HayouFig15Spec(HiddenLayersSpec):
-    width: PositiveInt = 3
-
-
-class HayouFig16Spec(HiddenLayersSpec):
-    width: PositiveInt = 4
-
-
-class HayouFig17Spec(HiddenLayersSpec):
-    width: PositiveInt = 8
-
-
-class HayouFig14(_HiddenLayerHistograms):
-    name = "hayou-fig14"
-    title = "Scaled log-growth at hidden layers, width 2 (Hayou Fig. 14)"
-    Spec = HayouFig14Spec
-    order = 14
-    figure_number = 14
-    scaled = True
-
-
-class HayouFig15(_HiddenLayerHistograms):
-    name = "hayou-fig15"
-    title = "Scaled log-growth at hidden layers, width 3 (Hayou Fig. 15)"
-    Spec = HayouFig15Spec
-    order = 15
-    figure_number = 15
-    scaled = True
-
-
-class HayouFig16(_HiddenLayerHistograms):
-    name = "hayou-fig16"
-    title = "Scaled log-growth at hidden layers, width 4 (Hayou Fig. 16)"
-    Spec = HayouFig16Spec
-    order = 16
-    figure_number = 16
-    scaled = True
-
-
-class HayouFig17(_HiddenLayerHistograms):
-    name = "hayou-fig17"
-    title = "Scaled log-growth at hidden layers, width 8 (Hayou Fig. 17)"
-    Spec = HayouFig17Spec
-    order = 17
-    figure_number = 17
-    scaled = True
-
-
-class HayouFig18(_HiddenLayerHistograms):
-    name = "hayou-fig18"
-    title = "Non-scaled log-growth at hidden layers, width 2 (Hayou Fig. 18)"
-    Spec = HayouFig14Spec
-    order = 18
-    figure_number = 18
-    scaled = False
-
-
-class HayouFig19(_HiddenLayerHistograms):
-    name = "hayou-fig19"
-    title = "Non-scaled log-growth at hidden layers, width 3 (Hayou Fig. 19)"
-    Spec = HayouFig15Spec
-    order = 19
-    figure_number = 19
-    scaled = False
-
-
-class HayouFig20(_HiddenLayerHistograms):
-    name = "hayou-fig20"
-    title = "Non-scaled log-growth at hidden layers, width 4 (Hayou Fig. 20)"
-    Spec = HayouFig16Spec
-    order = 20
-    figure_number = 20
-    scaled = False
-
-
-class HayouFig21(_HiddenLayerHistograms):
-    name = "hayou-fig21"
-    title = "Non-scaled log-growth at hidden layers, width 8 (Hayou Fig. 21)"
-    Spec = HayouFig17Spec
-    order = 21
-    figure_number = 21
-    scaled = False
+HayouFig14Spec, HayouFig14, HayouFig18 = _declare(14, 2)
+HayouFig15Spec, HayouFig15, HayouFig19 = _declare(15, 3)
+HayouFig16Spec, HayouFig16, HayouFig20 = _declare(16, 4)
+HayouFig17Spec, HayouFig17, HayouFig21 = _declare(17, 8)

@@ -25,9 +25,9 @@ from matplotlib.figure import Figure
 
 from ..activations import OU
 from ..special import erfi_inverse
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import bound
-from .plotting import add_caption, panel_grid
+from .hayou_common import LAW_COLOR, HayouExperiment, columns, panels, reference_line
 from .spec_fields import AtLeast, Positive
 
 __all__ = ["HayouFig2", "HayouFig2Spec"]
@@ -50,24 +50,17 @@ def _phi(spec: HayouFig2Spec, beta: float, x: np.ndarray) -> np.ndarray:
     return activation.phi(torch.from_numpy(x)).numpy()
 
 
-class HayouFig2(Experiment):
+class HayouFig2(HayouExperiment):
     name = "hayou-fig2"
-    title = "The Ornstein-Uhlenbeck activation of Prop. 4 (Hayou Fig. 2)"
     Spec = HayouFig2Spec
-    suite = "hayou"
-    order = 2
-    table: ClassVar[dict[str, str]] = {
-        "x": "x",
-        "phi": "phi(x)",
-        "derivative": "phi'(x)",
-        "growth_ratio": "phi / ((2 sigma/alpha) x sqrt(log beta x))",
-    }
+    table = columns(
+        "x: x; phi: phi(x); derivative: phi'(x); "
+        "growth_ratio: phi / ((2 sigma/alpha) x sqrt(log beta x))"
+    )
 
-    def full_settings(self) -> dict[str, Any]:
-        return {"points": 4001}
+    full_scale: ClassVar[dict[str, Any]] = {"points": 4001}
 
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"points": 61}
+    smoke_scale: ClassVar[dict[str, Any]] = {"points": 61}
 
     def caption(self, spec: HayouFig2Spec) -> str:
         theta = spec.sigma**2 / spec.alpha**2
@@ -180,29 +173,25 @@ class HayouFig2(Experiment):
         ]
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig2Spec) -> Figure:
-        figure, axes = panel_grid(3, columns=3, size=(4.4, 3.4))
         x = dataset.x.values
-        ax = axes[0]
-        ax.plot(x, dataset.phi.values, color="#1f4e79", lw=1.8, label=f"beta = {spec.beta:g}")
-        ax.plot(x, dataset.phi_half_beta.values, color="#5b9bd5", lw=0.9, label="beta / 2")
-        ax.plot(x, dataset.phi_double_beta.values, color="#9dc3e6", lw=0.9, label="2 beta")
-        ax.set_xlabel("x")
-        ax.set_ylabel("phi(x)")
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=7, frameon=False)
-        ax = axes[1]
-        ax.plot(x, dataset.derivative.values, color="#c55a11", label="phi'(x)")
-        ax.plot(x, dataset.g.values, color="#548235", label="g(x) = alpha E(beta x)")
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_xlabel("x")
-        ax.legend(fontsize=7, frameon=False)
-        ax = axes[2]
-        ax.plot(dataset.far.values, dataset.growth_ratio.values, color="#1f4e79")
-        ax.axhline(1.0, color="#c0392b", ls="--", lw=0.9)
-        ax.set_xscale("log")
-        ax.set_xlabel("|x|")
-        ax.set_ylabel("phi / ((2 sigma/alpha)|x| sqrt(log beta|x|))")
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        with panels(3, columns=3, size=(2.6, 2.2)) as (figure, (left, middle, right)):
+            for values, color, width, label in (
+                (dataset.phi, "#1f4e79", 1.8, rf"$\beta$ = {spec.beta:g}"),
+                (dataset.phi_half_beta, "#5b9bd5", 0.9, r"$\beta/2$"),
+                (dataset.phi_double_beta, "#9dc3e6", 0.9, r"$2\beta$"),
+            ):
+                left.plot(x, values.values, color=color, lw=width, label=label)
+            left.set(xlabel="$x$", ylabel=r"$\phi(x)$", ylim=(0, None))
+            middle.plot(x, dataset.derivative.values, color="#c55a11", label=r"$\phi'(x)$")
+            middle.plot(x, dataset.g.values, color="#548235", label=r"$g(x) = \alpha E(\beta x)$")
+            reference_line(middle, y=0.0, ls="-", lw=0.6)
+            middle.set_xlabel("$x$")
+            right.plot(dataset.far.values, dataset.growth_ratio.values, color="#1f4e79")
+            right.set(xscale="log", xlabel="$|x|$", ylabel=r"$\phi(x) \,/\, \phi_\infty(x)$")
+            right.set_title(
+                r"$\phi_\infty(x) = (2\sigma/\alpha)|x|\sqrt{\log \beta|x|}$", fontsize=8
+            )
+            reference_line(right, y=1.0, color=LAW_COLOR, ls="--")
         return figure
 
 

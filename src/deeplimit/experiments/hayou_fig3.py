@@ -17,56 +17,55 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import xarray as xr
-from matplotlib.figure import Figure
 
 from ..activations import OU
-from ..initialization import sample_resnet
 from ..initialization.laws import ou_law
 from ..special import erfi_inverse
 from ..stats import binomial_test, ks_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, Progress
 from .claims import pvalue_test
-from .hayou_common import depth_ks_claims
-from .plotting import add_caption, panel_grid
-from .spec_fields import Depths, Finite, Level, Positive, Samples
+from .hayou_common import (
+    KS_COLUMNS,
+    OU_COLOR,
+    DepthSweep,
+    DepthSweepSpec,
+    columns,
+    width1_depth_sweep,
+)
+from .spec_fields import Depths, Finite, Positive, Samples
 
 __all__ = ["HayouFig3", "HayouFig3Spec"]
 
 
-class HayouFig3Spec(ExperimentSpec):
+class HayouFig3Spec(DepthSweepSpec):
     depths: Depths = (10, 100, 1000)
     samples: Samples = 10_000
     y0: Finite = 0.5
     alpha: Positive = 1.0
     beta: Positive = 1.0
     sigma: Positive = 1.0
-    level: Level = 1e-3
 
 
-class HayouFig3(Experiment):
+class HayouFig3(DepthSweep):
     name = "hayou-fig3"
-    title = "Width-1 ResNet with the OU activation vs the OU law (Hayou Fig. 3, Prop. 4)"
     Spec = HayouFig3Spec
-    suite = "hayou"
-    order = 3
-    table: ClassVar[dict[str, str]] = {
-        "depth": "L",
-        "n": "n",
-        "ks_statistic": "KS D",
-        "ks_pvalue": "KS p",
-        "u_mean": "mean U",
-        "u_mean_expected": "limit",
-        "u_var": "var U",
-        "u_var_expected": "limit ",
-        "median_y": "median Y",
-        "median_expected": "limit  ",
+    table = columns(
+        KS_COLUMNS
+        + "u_mean: mean U; u_mean_expected: limit; u_var: var U; u_var_expected: limit ; "
+        "median_y: median Y; median_expected: limit  "
+    )
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "depths": (10, 30, 100, 300, 1000, 3000),
+        "samples": 40_000,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {"depths": (10, 30, 100, 300, 1000, 3000), "samples": 40_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 50), "samples": 500}
+    smoke_scale: ClassVar[dict[str, Any]] = {"depths": (5, 50), "samples": 500}
+    ks_claim, ks_resolution = "C7", False
+    legend: ClassVar[dict[str, str]] = {
+        "data_label": "ResNet (Eq. 1)",
+        "law_label": r"OU law of $U_1$",
+    }
 
     def caption(self, spec: HayouFig3Spec) -> str:
         theta = spec.sigma**2 / spec.alpha**2
@@ -84,27 +83,7 @@ class HayouFig3(Experiment):
 
     def compute(self, spec: HayouFig3Spec, progress: Progress | None = None) -> xr.Dataset:
         activation = OU(alpha=spec.alpha, beta=spec.beta, sigma=spec.sigma)
-        total = spec.samples * sum(spec.depths)
-        done = 0
-        y_last = np.empty((len(spec.depths), spec.samples))
-        for i, depth in enumerate(spec.depths):
-
-            def report(d: int, _t: int, offset: int = done) -> None:
-                if progress is not None:
-                    progress(offset + d, total)
-
-            paths = sample_resnet(
-                1,
-                depth,
-                activation,
-                samples=spec.samples,
-                y0=[spec.y0],
-                seed=spec.seed,
-                device=spec.device,
-                progress=report,
-            )
-            y_last[i] = paths[:, 0].cpu().numpy()
-            done += spec.samples * depth
+        y_last = width1_depth_sweep(spec, activation, progress, y0=[spec.y0])
         u_last = erfi_inverse(torch.from_numpy(spec.beta * y_last)).numpy()
         return xr.Dataset(
             {
@@ -141,20 +120,17 @@ class HayouFig3(Experiment):
             )
         return rows
 
-    def check(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> list[Claim]:
-        rows = self.summarize(dataset, spec)
+    def ks_law(self, spec: HayouFig3Spec, rows: list[dict]) -> tuple[str, str]:
+        large = rows[-1]
+        return (
+            f"U_L = E(beta Y_L) follows the OU law of U_1 "
+            f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})",
+            "the law of U_L is visibly not the OU law",
+        )
+
+    def more_claims(self, dataset: xr.Dataset, spec: HayouFig3Spec, rows: list[dict]) -> list:
         large = rows[-1]
         return [
-            *depth_ks_claims(
-                "C7",
-                "fig3",
-                rows,
-                level=spec.level,
-                law=f"U_L = E(beta Y_L) follows the OU law of U_1 "
-                f"N({large['u_mean_expected']:.4f}, {large['u_var_expected']:.4f})",
-                not_law="the law of U_L is visibly not the OU law",
-                resolution=False,
-            ),
             Claim.from_test(
                 "C7",
                 f"At L = {large['depth']}, median(Y_L) = erfi(e^-theta E(beta Y_0))/beta "
@@ -167,38 +143,14 @@ class HayouFig3(Experiment):
             ),
         ]
 
-    def draw(self, dataset: xr.Dataset, spec: HayouFig3Spec) -> Figure:
+    def panel(self, dataset: xr.Dataset, spec: HayouFig3Spec, row: dict) -> dict[str, Any]:
         u_law = self._law(spec).u_law()
-        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
-        figure, axes = panel_grid(len(spec.depths))
         center, spread = u_law.mean(), math.sqrt(u_law.var())
-        grid = np.linspace(center - 4.5 * spread, center + 4.5 * spread, 400)
-        for ax, depth in zip(axes, spec.depths):
-            u = dataset.u_last.sel(depth=depth).values
-            row = rows[depth]
-            ax.hist(
-                u,
-                bins=70,
-                range=(grid[0], grid[-1]),
-                density=True,
-                color="#a9cba4",
-                edgecolor="none",
-                label="ResNet, Eq. 1",
-            )
-            ax.plot(
-                grid, np.exp(u_law.logpdf(grid)), color="#c0392b", lw=1.6, label="OU law of U_1"
-            )
-            ax.set_title(f"L = {depth}")
-            ax.set_xlabel("U_L = E(beta Y_L)")
-            ax.text(
-                0.02,
-                0.97,
-                f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}",
-                transform=ax.transAxes,
-                va="top",
-                fontsize=8,
-            )
-        axes[0].set_ylabel("density")
-        axes[-1].legend(loc="upper right", fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
+        return {
+            "values": dataset.u_last.sel(depth=row["depth"]).values,
+            "span": (center - 4.5 * spread, center + 4.5 * spread),
+            "bins": 70,
+            "law": u_law.pdf,
+            "xlabel": r"$U_L = E(\beta Y_L)$",
+            "color": OU_COLOR,
+        }

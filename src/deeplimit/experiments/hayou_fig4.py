@@ -27,20 +27,23 @@ from ..initialization.laws import relu_width1_collapse_probability
 from ..initialization.observables import observe_resnet
 from ..rng import derive_seed
 from ..stats import binomial_interval, binomial_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import bound, pvalue_test
 from .hayou_common import (
+    COLORS,
     ActivationName,
+    HayouExperiment,
     activation_kind,
+    columns,
+    measured_panel,
+    panels,
     runnable_activation,
 )
-from .plotting import add_caption, panel_grid
 from .spec_fields import Depths, Level, Positive, Samples, Widths
 
 __all__ = ["HayouFig4", "HayouFig4Spec"]
 
 COLLAPSE_STREAM = 12
-COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#c00000", "#7f7f7f")
 
 
 class HayouFig4Spec(ExperimentSpec):
@@ -61,31 +64,21 @@ def _increase_pvalue(before: tuple[int, int], after: tuple[int, int]) -> float:
     return float(sps.fisher_exact(table, alternative="greater").pvalue)
 
 
-class HayouFig4(Experiment):
+class HayouFig4(HayouExperiment):
     name = "hayou-fig4"
-    title = "Probability of network collapse against depth and width (Hayou Fig. 4)"
     Spec = HayouFig4Spec
-    suite = "hayou"
-    order = 4
-    table: ClassVar[dict[str, str]] = {
-        "width": "n",
-        "depth": "L",
-        "started": "phi(Y_0) != 0",
-        "collapsed": "collapsed",
-        "probability": "P(collapse)",
-        "high": "95% upper",
-        "exact": "exact (n = 1)",
+    table = columns(
+        "width: n; depth: L; started: phi(Y_0) != 0; collapsed: collapsed; "
+        "probability: P(collapse); high: 95% upper; exact: exact (n = 1)"
+    )
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "widths": (1, 2, 3, 4, 5, 6, 8, 16),
+        "depths": (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100),
+        "samples": 1_000_000,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {
-            "widths": (1, 2, 3, 4, 5, 6, 8, 16),
-            "depths": (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100),
-            "samples": 1_000_000,
-        }
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"widths": (1, 2), "depths": (1, 2, 5), "samples": 500}
+    smoke_scale: ClassVar[dict[str, Any]] = {"widths": (1, 2), "depths": (1, 2, 5), "samples": 500}
 
     def caption(self, spec: HayouFig4Spec) -> str:
         widths = ", ".join(str(n) for n in spec.widths)
@@ -193,70 +186,59 @@ class HayouFig4(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig4Spec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
-        ax = axes[0]
         floor = 1.0 / (10 * spec.samples)
-        for color, width in zip(COLORS * 2, spec.widths):
-            own = [r for r in rows if r["width"] == width]
-            depths = np.array([r["depth"] for r in own])
-            prob = np.array([r["probability"] for r in own])
-            low = np.array([r["low"] for r in own])
-            high = np.array([r["high"] for r in own])
-            seen = prob > 0
-            ax.errorbar(
-                depths[seen],
-                prob[seen],
-                yerr=[prob[seen] - np.maximum(low[seen], floor), high[seen] - prob[seen]],
-                fmt="o",
-                ms=3.5,
-                color=color,
-                label=f"n = {width}",
+        label = r"$P(\mathrm{collapse\ by}\ L \mid \phi(Y_0) \neq 0)$"
+        with panels(3, columns=3, size=(2.7, 2.4)) as (figure, (by_depth, by_width, dead)):
+            for color, width in zip(COLORS * 2, spec.widths):
+                own = [r for r in rows if r["width"] == width]
+                depths = np.array([r["depth"] for r in own])
+                prob, low, high = (
+                    np.array([r[k] for r in own]) for k in ("probability", "low", "high")
+                )
+                seen = prob > 0
+                by_depth.errorbar(
+                    depths[seen],
+                    prob[seen],
+                    yerr=[prob[seen] - np.maximum(low[seen], floor), high[seen] - prob[seen]],
+                    fmt="o",
+                    ms=3.5,
+                    color=color,
+                    label=f"$n$ = {width}",
+                )
+                by_depth.plot(depths[~seen], high[~seen], "v", mfc="none", color=color, ms=4)
+            if activation_kind(spec.activation) == "relu" and 1 in spec.widths:
+                fine = np.arange(1, max(spec.depths) + 1)
+                exact = relu_width1_collapse_probability(fine)
+                by_depth.plot(fine, exact, color=COLORS[0], lw=1.0, label="exact, $n$ = 1")
+            by_depth.set(xscale="log", yscale="log", xlabel="depth $L$", ylabel=label)
+            by_depth.set_ylim(bottom=max(floor, 1e-7))
+            # the depths with a collapse at some width: a line without points has no entry
+            for color, depth in zip(COLORS * 2, spec.depths[:: max(1, len(spec.depths) // 4)]):
+                own = [r for r in rows if r["depth"] == depth and r["probability"] > 0]
+                if own:
+                    by_width.plot(
+                        [r["width"] for r in own],
+                        [r["probability"] for r in own],
+                        "o-",
+                        ms=3.5,
+                        color=color,
+                        label=f"$L$ = {depth}",
+                    )
+            by_width.set(yscale="log", xlabel="width $n$", ylabel=label)
+            widths = np.array(spec.widths, dtype=float)
+            trials = spec.samples * len(spec.depths)
+            measured_panel(
+                dead,
+                widths,
+                [
+                    sum(r["samples"] - r["started"] for r in rows if r["width"] == w) / trials
+                    for w in spec.widths
+                ],
+                curve=(widths, 2.0**-widths, "$2^{-n}$"),
+                xlabel="width $n$",
+                ylabel=r"$P(\phi(Y_0) = 0)$",
+                yscale="log",
             )
-            ax.plot(depths[~seen], high[~seen], "v", mfc="none", color=color, ms=4)
-        if activation_kind(spec.activation) == "relu" and 1 in spec.widths:
-            fine = np.arange(1, max(spec.depths) + 1)
-            ax.plot(
-                fine,
-                relu_width1_collapse_probability(fine),
-                color=COLORS[0],
-                lw=1.0,
-                label="exact, n = 1",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=max(floor, 1e-7))
-        ax.set_xlabel("depth L")
-        ax.set_ylabel("P(collapse by L | phi(Y_0) != 0)")
-        ax.legend(fontsize=6, frameon=False, loc="lower left")
-        ax = axes[1]
-        for color, depth in zip(COLORS * 2, spec.depths[:: max(1, len(spec.depths) // 4)]):
-            own = [r for r in rows if r["depth"] == depth and r["probability"] > 0]
-            ax.plot(
-                [r["width"] for r in own],
-                [r["probability"] for r in own],
-                "o-",
-                ms=3.5,
-                color=color,
-                label=f"L = {depth}",
-            )
-        ax.set_yscale("log")
-        ax.set_xlabel("width n")
-        ax.set_ylabel("P(collapse by L | phi(Y_0) != 0)")
-        ax.legend(fontsize=6, frameon=False)
-        ax = axes[2]
-        widths = np.array(spec.widths, dtype=float)
-        dead = [
-            sum(r["samples"] - r["started"] for r in rows if r["width"] == w) for w in spec.widths
-        ]
-        trials = spec.samples * len(spec.depths)
-        fractions = np.array(dead) / trials
-        ax.plot(widths[fractions > 0], fractions[fractions > 0], "o", color="#1f4e79", label="MC")
-        ax.plot(widths, 2.0**-widths, color="#c0392b", lw=1, label="2^-n")
-        ax.set_yscale("log")
-        ax.set_xlabel("width n")
-        ax.set_ylabel("P(phi(Y_0) = 0)")
-        ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
         return figure
 
 

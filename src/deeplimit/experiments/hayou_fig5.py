@@ -20,7 +20,7 @@ ReLU.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.stats as sps
@@ -29,27 +29,35 @@ from matplotlib.figure import Figure
 
 from ..initialization.meanfield import meanfield_log_growth
 from ..stats import ks_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
-from .claims import bound, pvalue_test
+from .base import Claim, Progress
+from .claims import bound
 from .hayou_common import (
-    ActivationName,
+    LAW_COLOR,
+    LogGrowthExperiment,
+    LogGrowthSpec,
     activation_kind,
+    columns,
+    density_panel,
     histogram,
     ito_claims,
+    ks_by_width,
     limit_claim,
-    log_growth_run,
+    log_growth_runs,
     moments,
     one_sided_critical,
+    panels,
+    reference_line,
     runnable_activation,
-    samples_for_width,
     samples_text,
+    sizes_text,
+    width_panel,
 )
-from .plotting import add_caption, panel_grid
-from .spec_fields import Level, Positive, PositiveInt, Samples, Seeds, Widths
+from .spec_fields import Widths
 
 __all__ = ["HayouFig5", "HayouFig5Spec", "regime_formula"]
 
 BINS = 60
+LEGEND = {"data_label": "ResNet (Eq. 1)", "law_label": "Gaussian fit"}
 
 
 def regime_formula(width: int) -> float:
@@ -57,21 +65,8 @@ def regime_formula(width: int) -> float:
     return (width - 4) / (4 * width)
 
 
-class HayouFig5Spec(ExperimentSpec):
-    """Networks per width: ``samples_for`` (``samples`` up to ``small_width_limit``, then the
-    same work per width, at least ``wide_samples``)."""
-
+class HayouFig5Spec(LogGrowthSpec):
     widths: Widths = (1, 2, 3, 4, 5, 6, 7, 8, 16, 64, 256)
-    depth: Seeds = 200
-    samples: Samples = 100_000
-    wide_samples: Samples = 2_000
-    small_width_limit: PositiveInt = 8
-    activation: ActivationName = "relu"
-    q0: Positive = 1.0
-    level: Level = 1e-3
-
-    def samples_for(self, width: int) -> int:
-        return samples_for_width(width, self.samples, self.small_width_limit, self.wide_samples)
 
 
 def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
@@ -80,18 +75,8 @@ def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
     kind = activation_kind(spec.activation)
     rows: dict[str, list[float]] = {}
     edges_all, density_all = [], []
-    total = sum(spec.samples_for(n) * n for n in spec.widths)
-    done = 0
-    for width in spec.widths:
-        run = log_growth_run(
-            width,
-            spec.depth,
-            activation,
-            samples=spec.samples_for(width),
-            q0=spec.q0,
-            seed=spec.seed,
-            device=spec.device,
-        )
+    for run in log_growth_runs(spec, progress):
+        width = run.width
         growth = run.log_growth[run.alive, -1]
         if growth.size < 3:
             raise ValueError(
@@ -130,9 +115,6 @@ def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
         )
         edges_all.append(edges)
         density_all.append(histogram(growth, edges))
-        done += spec.samples_for(width) * width
-        if progress is not None:
-            progress(done, total)
     data = {key: ("width", np.asarray(values)) for key, values in rows.items()}
     formula = [regime_formula(n) if kind == "relu" else math.nan for n in spec.widths]
     data["formula"] = ("width", np.array(formula))
@@ -142,33 +124,16 @@ def _summaries(spec: HayouFig5Spec, progress: Progress | None) -> xr.Dataset:
     return xr.Dataset(data, coords={"width": list(spec.widths)}, attrs={"limit": limit})
 
 
-class HayouFig5(Experiment):
+class HayouFig5(LogGrowthExperiment):
     name = "hayou-fig5"
-    title = "Quasi-GBM log-growth and the regime change between widths 3 and 4 (Hayou Fig. 5)"
     Spec = HayouFig5Spec
-    suite = "hayou"
-    order = 5
-    table: ClassVar[dict[str, str]] = {
-        "width": "n",
-        "alive": "alive",
-        "mean": "E LG_L",
-        "se": "SE",
-        "formula": "(n-4)/(4n)",
-        "negative_fraction": "P(LG<0)",
-        "active_fraction": "avg N/n",
-        "residual_mean": "E R",
-        "variance_ratio": "Var R / E QV",
-        "residual_ks_pvalue": "KS p (C9)",
-    }
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"depth": 1000, "samples": 400_000, "wide_samples": 10_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"widths": (2, 3, 4, 16), "depth": 20, "samples": 400, "wide_samples": 200}
+    table = columns(
+        "width: n; alive: alive; mean: E LG_L; se: SE; formula: (n-4)/(4n); "
+        "negative_fraction: P(LG<0); active_fraction: avg N/n; residual_mean: E R; "
+        "variance_ratio: Var R / E QV; residual_ks_pvalue: KS p (C9)"
+    )
 
     def caption(self, spec: HayouFig5Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         kind = activation_kind(spec.activation)
         note = (
             "ReLU: C9 (sqrt(n)(LG_L - drift) ~ N(0,1)) and C10 (sign change 3 -> 4) are checked."
@@ -178,7 +143,7 @@ class HayouFig5(Experiment):
             "mean approaches the mean-field limit."
         )
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"input x = (sqrt q0) with q0 = {spec.q0:g} (d = 1), {samples_text(spec)} "
             f"(exact-in-law sampler, seed {spec.seed}, derived per width). "
             "LG_L = log(||phi(Y_L)|| / ||phi(Y_0)||) over networks with phi(Y_0) != 0 that "
@@ -236,50 +201,39 @@ class HayouFig5(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig5Spec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(len(rows) + 1)
-        for ax, row, edges, density in zip(
-            axes, rows, dataset.hist_edges.values, dataset.hist_density.values
-        ):
-            ax.stairs(density, edges, fill=True, color="#8fb3d9", label="ResNet, Eq. 1")
-            grid = np.linspace(edges[0], edges[-1], 300)
-            ax.plot(
-                grid,
-                sps.norm.pdf(grid, row["mean"], row["sd"]),
-                color="#c0392b",
-                lw=1.4,
-                label="Gaussian fit",
+        relu = activation_kind(spec.activation) == "relu"
+        with panels(len(rows) + 1) as (figure, axes):
+            for ax, row, edges, density in zip(
+                axes, rows, dataset.hist_edges.values, dataset.hist_density.values
+            ):
+                formula = f"\n$(n-4)/4n$ = {row['formula']:+.3f}" if relu else ""
+                density_panel(
+                    ax,
+                    stairs=(density, edges),
+                    law=lambda x, row=row: sps.norm.pdf(x, row["mean"], row["sd"]),
+                    title=f"$n$ = {row['width']}: mean {row['mean']:+.4f}\n"
+                    f"$P(LG_L < 0)$ = {row['negative_fraction']:.3f}{formula}",
+                    xlabel="$LG_L$",
+                    **(LEGEND if ax is axes[0] else {}),
+                )
+                top = (0, density.max())
+                reference_line(ax, x=0.0, extent=top)
+                reference_line(ax, x=row["mean"], extent=top, color=LAW_COLOR, ls="--")
+            axes[0].set_ylabel("density")
+            fine = np.geomspace(1, max(max(spec.widths), 8), 200)
+            width_panel(
+                axes[-1],
+                rows,
+                "mean",
+                "se",
+                label=r"$E\,LG_L$ ($\pm 3$ SE)",
+                curve=(fine, (fine - 4) / (4 * fine), "$(n-4)/(4n)$") if relu else None,
+                ylabel="mean log-growth",
             )
-            ax.axvline(0.0, color="k", lw=0.8, ls=":")
-            ax.axvline(row["mean"], color="#c0392b", lw=0.8, ls="--")
-            sign = "<" if row["mean"] < 0 else ">"
-            ax.set_title(f"n = {row['width']}: E LG {sign} 0")
-            ax.set_xlabel("LG_L")
-            ax.text(
-                0.02,
-                0.97,
-                f"mean {row['mean']:+.4f}\n(n-4)/4n {row['formula']:+.3f}\n"
-                f"P(LG<0) {row['negative_fraction']:.3f}",
-                transform=ax.transAxes,
-                va="top",
-                fontsize=7,
-            )
-        axes[0].set_ylabel("density")
-        axes[0].legend(loc="upper right", fontsize=6, frameon=False)
-        ax = axes[-1]
-        widths = np.array([r["width"] for r in rows], dtype=float)
-        means = np.array([r["mean"] for r in rows])
-        errors = np.array([3 * r["se"] for r in rows])
-        ax.errorbar(widths, means, yerr=errors, fmt="o", ms=3, color="#1f4e79", label="E LG_L")
-        fine = np.geomspace(1, max(widths.max(), 8), 200)
-        if activation_kind(spec.activation) == "relu":
-            ax.plot(fine, (fine - 4) / (4 * fine), color="#c0392b", lw=1, label="(n-4)/(4n)")
-        ax.axhline(float(dataset.attrs["limit"]), color="#2e7d32", ls="--", lw=1, label="n = oo")
-        ax.axhline(0.0, color="k", lw=0.8, ls=":")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("width n")
-        ax.set_title("mean log-growth vs width")
-        ax.legend(fontsize=6, frameon=False, loc="lower right")
-        add_caption(figure, self.title, dataset.attrs["caption"])
+            axes[-1].set_xscale("log", base=2)
+            limit = float(dataset.attrs["limit"])
+            reference_line(axes[-1], y=limit, color="#2e7d32", ls="--", label=r"$n = \infty$")
+            reference_line(axes[-1], y=0.0)
         return figure
 
 
@@ -338,16 +292,7 @@ def _quasi_gbm_claim(spec: HayouFig5Spec, rows: list[dict[str, Any]]) -> Claim:
         "C9",
         "Quasi-GBM (Thm 1): sqrt(n) R with R = LG_L - (1/L) sum_{l<L} (N_l - 2)/(2n) "
         "follows N(0, 1) at every width",
-        {
-            f"n = {r['width']}": pvalue_test(
-                r["residual_ks_pvalue"],
-                level=spec.level,
-                n=r["alive"],
-                test="KS",
-                statistic=r["residual_ks_statistic"],
-            )
-            for r in rows
-        },
+        ks_by_width(rows, level=spec.level, n_key="alive", prefix="residual_"),
         level=spec.level,
         what="widths",
         statistic=f"smallest KS p-value over widths (at n = {worst['width']}; KS D = "

@@ -30,22 +30,29 @@ from ..initialization.meanfield import (
 from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..stats import ks_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
-from .claims import bound, pvalue_test
+from .base import Claim, ExperimentSpec, Progress
+from .claims import bound
 from .hayou_common import (
+    BLUES,
+    LAW_COLOR,
     ActivationName,
+    HayouExperiment,
     activation_kind,
+    columns,
+    density_panel,
+    histogram,
+    ks_by_width,
     limit_claim,
     moments,
+    panels,
+    reference_line,
     runnable_activation,
 )
-from .plotting import add_caption, panel_grid
 from .spec_fields import AtLeast, Level, Positive, PositiveInt, Widths
 
 __all__ = ["HayouFig6", "HayouFig6Spec"]
 
 DEPTH_WIDTH_STREAM = 13
-COLORS = ("#9dc3e6", "#5b9bd5", "#2e75b6", "#1f4e79", "#0b2a4a", "#000000")
 GRID_POINTS = 9  # layers 0, L/8, ..., L where ||Y_l||^2 / n is recorded
 
 
@@ -74,31 +81,26 @@ def _grid(depth: int) -> list[int]:
     return sorted({round(depth * k / (GRID_POINTS - 1)) for k in range(GRID_POINTS)})
 
 
-class HayouFig6(Experiment):
+class HayouFig6(HayouExperiment):
     name = "hayou-fig6"
-    title = "Depth-then-width vs width-then-depth: log-growth and coordinates (Hayou Fig. 6)"
     Spec = HayouFig6Spec
-    suite = "hayou"
-    order = 6
-    table: ClassVar[dict[str, str]] = {
-        "width": "n",
-        "samples": "networks",
-        "lg_mean": "E LG_L",
-        "lg_scaled_variance": "n Var LG_L",
-        "norm2_mean": "E |Y_L|^2/n",
-        "norm2_se": "SE",
-        "coordinate_ks_pvalue": "KS p (Y^1_L)",
+    table = columns(
+        "width: n; samples: networks; lg_mean: E LG_L; lg_scaled_variance: n Var LG_L; "
+        "norm2_mean: E |Y_L|^2/n; norm2_se: SE; coordinate_ks_pvalue: KS p (Y^1_L)"
+    )
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "widths": (16, 64, 256, 1024, 4096),
+        "samples": (100_000, 25_000, 10_000, 2_500, 600),
+        "depth": 500,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {
-            "widths": (16, 64, 256, 1024, 4096),
-            "samples": (100_000, 25_000, 10_000, 2_500, 600),
-            "depth": 500,
-        }
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"widths": (8, 32), "samples": (200, 100), "depth": 16, "gaussian_from_width": 32}
+    smoke_scale: ClassVar[dict[str, Any]] = {
+        "widths": (8, 32),
+        "samples": (200, 100),
+        "depth": 16,
+        "gaussian_from_width": 32,
+    }
 
     def caption(self, spec: HayouFig6Spec) -> str:
         pairs = ", ".join(f"{n} ({s})" for n, s in zip(spec.widths, spec.samples))
@@ -239,16 +241,7 @@ class HayouFig6(Experiment):
                 "C12",
                 f"A coordinate Y^1_L is Gaussian N(0, q_1 = {variance:.4f}) at widths >= "
                 f"{wide[0]['width']} (McKean-Vlasov limit)",
-                {
-                    f"n = {r['width']}": pvalue_test(
-                        r["coordinate_ks_pvalue"],
-                        level=spec.level,
-                        n=r["samples"],
-                        test="KS",
-                        statistic=r["coordinate_ks_statistic"],
-                    )
-                    for r in wide
-                },
+                ks_by_width(wide, level=spec.level, n_key="samples", prefix="coordinate_"),
                 level=spec.level,
                 what=f"widths (KS resolution ~{1.95 / math.sqrt(worst['samples']):.3f})",
             )
@@ -276,50 +269,55 @@ class HayouFig6(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig6Spec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(3, columns=3, size=(4.6, 3.6))
-        ax = axes[0]
         limit = float(dataset.attrs["limit"])
-        for color, row, values in zip(COLORS, rows, dataset.log_growth.values):
-            values = values[np.isfinite(values)]
-            span = 5 * max(float(values.std()), 1e-3)
-            ax.hist(
-                values,
-                bins=60,
-                range=(limit - span, limit + span),
-                density=True,
-                histtype="step",
-                color=color,
-                label=f"n = {row['width']}",
+        scale = math.sqrt(float(dataset.meanfield.values[-1]))
+        with panels(3, columns=3, size=(2.7, 2.4)) as (figure, (growth, coordinate, norms)):
+            for color, row, values in zip(BLUES, rows, dataset.log_growth.values):
+                values = values[np.isfinite(values)]
+                span = 5 * max(float(values.std()), 1e-3)
+                edges = np.linspace(limit - span, limit + span, 61)
+                growth.stairs(
+                    histogram(values, edges), edges, color=color, label=f"$n$ = {row['width']}"
+                )
+            growth.set(xlim=(limit - 1.0, limit + 1.0), xlabel="$LG_L$", ylabel="density")
+            growth.set_ylim(0, 1.35 * growth.dataLim.y1)
+            reference_line(
+                growth,
+                x=limit,
+                extent=(0, growth.dataLim.y1),
+                color=LAW_COLOR,
+                ls="--",
+                label=f"limit {limit:.3g}",
             )
-        ax.axvline(limit, color="#c0392b", ls="--", lw=1, label=f"limit {limit:.3g}")
-        ax.set_xlim(limit - 1.0, limit + 1.0)
-        ax.set_xlabel("LG_L")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=6, frameon=False)
-        ax = axes[1]
-        variance = float(dataset.meanfield.values[-1])
-        values = dataset.coordinate.values[-1, : spec.samples[-1]]
-        scale = math.sqrt(variance)
-        ax.hist(values, bins=50, range=(-4 * scale, 4 * scale), density=True, color="#8fb3d9")
-        grid = np.linspace(-4 * scale, 4 * scale, 300)
-        ax.plot(grid, sps.norm.pdf(grid, scale=scale), color="#c0392b", label="N(0, q_1)")
-        ax.set_title(
-            f"Y^1_L, n = {rows[-1]['width']}: KS p = {rows[-1]['coordinate_ks_pvalue']:.2g}"
-        )
-        ax.set_xlabel("Y^1_L")
-        ax.legend(fontsize=7, frameon=False)
-        ax = axes[2]
-        times = dataset.time.values
-        for color, row, mean, se in zip(
-            COLORS, rows, dataset.norm2_mean.values, dataset.norm2_se.values
-        ):
-            ax.errorbar(
-                times, mean, yerr=3 * se, fmt="o", ms=3, color=color, label=f"n = {row['width']}"
+            density_panel(
+                coordinate,
+                values=dataset.coordinate.values[-1, : spec.samples[-1]],
+                span=(-4 * scale, 4 * scale),
+                bins=50,
+                law=lambda x: sps.norm.pdf(x, scale=scale),
+                law_label=r"$\mathcal{N}(0, q_1)$",
+                title=f"$Y^1_L$, $n$ = {rows[-1]['width']}: KS $p$ = "
+                f"{rows[-1]['coordinate_ks_pvalue']:.2g}",
+                xlabel="$Y^1_L$",
             )
-        ax.plot(times, dataset.meanfield.values, color="#c0392b", lw=1.2, label="ODE q_t (Thm 2)")
-        ax.plot(times, dataset.width_first.values, "x", color="k", ms=5, label="q_l (Thm 3)")
-        ax.set_xlabel("t = l / L")
-        ax.set_ylabel("E ||Y_l||^2 / n")
-        ax.legend(fontsize=6, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+            times = dataset.time.values
+            for color, row, mean, se in zip(
+                BLUES, rows, dataset.norm2_mean.values, dataset.norm2_se.values
+            ):
+                norms.errorbar(
+                    times,
+                    mean,
+                    yerr=3 * se,
+                    fmt="o",
+                    ms=3,
+                    color=color,
+                    label=f"$n$ = {row['width']}",
+                )
+            norms.plot(
+                times, dataset.meanfield.values, color=LAW_COLOR, lw=1.2, label="ODE $q_t$ (Thm 2)"
+            )
+            norms.plot(
+                times, dataset.width_first.values, "x", color="k", ms=5, label="$q_l$ (Thm 3)"
+            )
+            norms.set(xlabel="$t = l / L$", ylabel=r"$E\,\|Y_l\|^2 / n$ ($\pm 3$ SE)")
         return figure

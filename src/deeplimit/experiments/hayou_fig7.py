@@ -25,10 +25,17 @@ from pydantic import model_validator
 from ..initialization.meanfield import meanfield_covariance
 from ..initialization.observables import correlation_coefficients, observe_resnet
 from ..rng import derive_seed
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import bound
-from .hayou_common import ActivationName, runnable_activation
-from .plotting import add_caption, panel_grid
+from .hayou_common import (
+    POINT_COLOR,
+    ActivationName,
+    HayouExperiment,
+    columns,
+    panels,
+    runnable_activation,
+    sizes_text,
+)
 from .spec_fields import AtLeast, Level, Positive, PositiveInt, Widths
 
 __all__ = ["HayouFig7", "HayouFig7Spec"]
@@ -115,38 +122,33 @@ def one_step(spec: HayouFig7Spec) -> dict[str, float]:
     }
 
 
-class HayouFig7(Experiment):
+class HayouFig7(HayouExperiment):
     name = "hayou-fig7"
-    title = "Correlation paths of finite-width ResNets (Hayou Fig. 7, Eq. 5)"
     Spec = HayouFig7Spec
-    suite = "hayou"
-    order = 7
-    table: ClassVar[dict[str, str]] = {
-        "width": "n",
-        "c0_mean": "E c_0",
-        "cL_mean": "E c_L",
-        "cL_sd": "sd c_L",
-        "near_one": "P(|c_L| > 0.99)",
-        "max_abs": "max |c_l|",
-        "meanfield": "n = oo",
+    table = columns(
+        "width: n; c0_mean: E c_0; cL_mean: E c_L; cL_sd: sd c_L; near_one: P(|c_L| > 0.99); "
+        "max_abs: max |c_l|; meanfield: n = oo"
+    )
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "widths": (3, 5, 10, 30),
+        "depth": 3000,
+        "samples": 10_000,
+        "onestep_samples": 10_000_000,
+        "onestep_dt": 1e-4,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {
-            "widths": (3, 5, 10, 30),
-            "depth": 3000,
-            "samples": 10_000,
-            "onestep_samples": 10_000_000,
-            "onestep_dt": 1e-4,
-        }
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"widths": (3, 5), "depth": 20, "samples": 50, "paths": 3, "onestep_samples": 2000}
+    smoke_scale: ClassVar[dict[str, Any]] = {
+        "widths": (3, 5),
+        "depth": 20,
+        "samples": 50,
+        "paths": 3,
+        "onestep_samples": 2000,
+    }
 
     def caption(self, spec: HayouFig7Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, two "
+            f"{sizes_text(spec)}, two "
             f"inputs in dimension d = 2 with correlation rho0 = {spec.rho0:g} and |x|^2/d = "
             f"{spec.q0:g}; {spec.samples} networks per width (exact-in-law Gram sampler, seed "
             f"{spec.seed}). Thin lines: {spec.paths} paths c_l; band: 5-95 % over networks; "
@@ -229,11 +231,7 @@ class HayouFig7(Experiment):
         upper = max(rows, key=lambda r: r["cL_mean"] + critical * r["cL_se"])
         attrs = dataset.attrs
         mu_z = (attrs["onestep_mu_estimate"] - attrs["onestep_mu"]) / attrs["onestep_mu_se"]
-        # the Euler bias of the one-step estimates is O(dt) relative; allowed 10 dt
-        bias = 10 * spec.onestep_dt
-        variance_allowed = 3 * attrs["onestep_sigma2_se"] + bias * attrs["onestep_sigma2"]
-        mu_allowed = 3 * attrs["onestep_mu_se"] + bias * abs(attrs["onestep_mu"])
-        return [
+        claims = [
             Claim.bound(
                 "C15",
                 "Correlation paths stay strictly inside (-1, 1) at every layer",
@@ -250,51 +248,66 @@ class HayouFig7(Experiment):
                 note=f"one-sided z bound, Bonferroni over {len(rows)} widths",
                 details={"P(|c_L|>0.99)": {r["width"]: r["near_one"] for r in rows}},
             ),
-            Claim.bound(
-                "C15",
+        ]
+        for key, statement, statistic, z in (
+            (
+                "mu",
                 f"One step of Eq. 5 from c = {attrs['onestep_c']:.3f}: the drift equals "
                 f"mu_c = {attrs['onestep_mu']:.5f}",
-                bound(
-                    attrs["onestep_mu_estimate"],
-                    equals=attrs["onestep_mu"],
-                    tolerance=mu_allowed,
-                    n=spec.onestep_samples,
-                    fmt=".5f",
-                ),
-                statistic="antithetic Monte Carlo drift",
-                note=f"3 SE ({3 * attrs['onestep_mu_se']:.2g}) + 10 dt relative; z = {mu_z:.2f}",
+                "antithetic Monte Carlo drift",
+                f"; z = {mu_z:.2f}",
             ),
-            Claim.bound(
-                "C15",
-                f"One step of Eq. 5: the variance rate equals sigma_c^2 = "
+            (
+                "sigma2",
+                "One step of Eq. 5: the variance rate equals sigma_c^2 = "
                 f"{attrs['onestep_sigma2']:.5f}",
-                bound(
-                    attrs["onestep_sigma2_estimate"],
-                    equals=attrs["onestep_sigma2"],
-                    tolerance=variance_allowed,
-                    n=spec.onestep_samples,
-                    fmt=".5f",
-                ),
-                statistic="antithetic Monte Carlo variance rate",
-                note=f"3 SE ({3 * attrs['onestep_sigma2_se']:.2g}) + 10 dt relative",
+                "antithetic Monte Carlo variance rate",
+                "",
             ),
-        ]
+        ):
+            expected, se = attrs[f"onestep_{key}"], attrs[f"onestep_{key}_se"]
+            # the Euler bias of the one-step estimates is O(dt) relative; allowed 10 dt
+            allowed = 3 * se + 10 * spec.onestep_dt * abs(expected)
+            claims.append(
+                Claim.bound(
+                    "C15",
+                    statement,
+                    bound(
+                        attrs[f"onestep_{key}_estimate"],
+                        equals=expected,
+                        tolerance=allowed,
+                        n=spec.onestep_samples,
+                        fmt=".5f",
+                    ),
+                    statistic=statistic,
+                    note=f"3 SE ({3 * se:.2g}) + 10 dt relative{z}",
+                )
+            )
+        return claims
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig7Spec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(len(rows), columns=3, size=(4.4, 3.4))
         times = dataset.time.values
-        for i, (ax, row) in enumerate(zip(axes, rows)):
-            low, median, high = dataset.quantiles.values[:, i]
-            ax.fill_between(times, low, high, color="#dbe8f5", label="5-95 %")
-            ax.plot(times, median, color="#1f4e79", lw=1.2, label="median")
-            for path in dataset.paths.values[i]:
-                ax.plot(times, path, lw=0.6, alpha=0.8)
-            ax.plot(times, dataset.meanfield.values, "k--", lw=1.0, label="n = oo")
-            ax.set_ylim(-1.02, 1.02)
-            ax.set_title(f"n = {row['width']}: E c_L = {row['cL_mean']:.3f}")
-            ax.set_xlabel("t = l / L")
-        axes[0].set_ylabel("c_l(x, x')")
-        axes[0].legend(fontsize=6, frameon=False, loc="lower left")
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        with panels(len(rows), columns=3, size=(2.7, 2.3), shared_legend=True) as (figure, axes):
+            for i, (ax, row) in enumerate(zip(axes, rows)):
+                low, median, high = dataset.quantiles.values[:, i]
+                labelled = ax is axes[0]
+                ax.fill_between(
+                    times, low, high, color="#dbe8f5", label="5-95 %" if labelled else None
+                )
+                ax.plot(
+                    times, median, color=POINT_COLOR, lw=1.2, label="median" if labelled else None
+                )
+                for path in dataset.paths.values[i]:
+                    ax.plot(times, path, lw=0.6, alpha=0.8)
+                ax.plot(
+                    times,
+                    dataset.meanfield.values,
+                    "k--",
+                    lw=1.0,
+                    label=r"$n = \infty$" if labelled else None,
+                )
+                ax.set(ylim=(-1.02, 1.02), xlabel="$t = l / L$")
+                ax.set_title(f"$n$ = {row['width']}: $E\\,c_L$ = {row['cL_mean']:.3f}", fontsize=8)
+            axes[0].set_ylabel("$c_l(x, x')$")
         return figure

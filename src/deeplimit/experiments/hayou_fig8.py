@@ -26,16 +26,26 @@ from ..gaussian import activation_scale, gaussian_expectation
 from ..initialization.gradients import gradient_norms
 from ..initialization.meanfield import infinite_width_variance
 from ..rng import derive_seed
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, ExperimentSpec, Progress
 from .claims import bound
-from .hayou_common import ActivationName, activation_kind, runnable_activation
-from .plotting import add_caption, panel_grid
+from .hayou_common import (
+    BLUES,
+    LAW_COLOR,
+    ActivationName,
+    HayouExperiment,
+    activation_kind,
+    columns,
+    panels,
+    reference_line,
+    runnable_activation,
+    sizes_text,
+    width_panel,
+)
 from .spec_fields import AtLeast, Level, Positive, PositiveInt, Seeds, Widths
 
 __all__ = ["HayouFig8", "HayouFig8Spec", "infinite_width_gradient"]
 
 GRADIENT_STREAM = 16
-COLORS = ("#9dc3e6", "#2e75b6", "#1f4e79", "#000000", "#7f7f7f", "#c55a11")
 BAND = (0.5, 3.0)
 TOLERANCE = 0.05
 
@@ -74,31 +84,25 @@ def infinite_width_gradient(activation: Activation, q0: float, depth: int) -> np
     return np.append(np.cumprod(factors[::-1])[::-1], 1.0)
 
 
-class HayouFig8(Experiment):
+class HayouFig8(HayouExperiment):
     name = "hayou-fig8"
-    title = "Gradient norms back-propagated from a fixed last-layer gradient (Hayou Fig. 8)"
     Spec = HayouFig8Spec
-    suite = "hayou"
-    order = 8
-    table: ClassVar[dict[str, str]] = {
-        "width": "n",
-        "median_low": "min median |g_l|",
-        "median_high": "max median |g_l|",
-        "g0_square_mean": "E |g_0|^2",
-        "g0_square_se": "SE",
-        "heuristic": "n = oo",
+    table = columns(
+        "width: n; median_low: min median |g_l|; median_high: max median |g_l|; "
+        "g0_square_mean: E |g_0|^2; g0_square_se: SE; heuristic: n = oo"
+    )
+
+    full_scale: ClassVar[dict[str, Any]] = {
+        "widths": (2, 5, 20, 100, 400),
+        "depth": 1000,
+        "samples": 10_000,
     }
 
-    def full_settings(self) -> dict[str, Any]:
-        return {"widths": (2, 5, 20, 100, 400), "depth": 1000, "samples": 10_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"widths": (2, 20), "depth": 20, "samples": 50}
+    smoke_scale: ClassVar[dict[str, Any]] = {"widths": (2, 20), "depth": 20, "samples": 50}
 
     def caption(self, spec: HayouFig8Spec) -> str:
-        widths = ", ".join(str(n) for n in spec.widths)
         return (
-            f"Activation {spec.activation}, depth L = {spec.depth}, widths n in {{{widths}}}, "
+            f"{sizes_text(spec)}, "
             f"{spec.samples} networks per width, input x = (sqrt q0), q0 = {spec.q0:g}, "
             "g_L = (1, ..., 1)/sqrt(n) (exact gradients: backward weights from their law given "
             f"the forward pass; seed {spec.seed}). Left: median and 10-90 % band of "
@@ -219,27 +223,30 @@ class HayouFig8(Experiment):
 
     def draw(self, dataset: xr.Dataset, spec: HayouFig8Spec) -> Figure:
         rows = self.summarize(dataset, spec)
-        figure, axes = panel_grid(2, columns=2, size=(5.5, 3.6))
-        ax = axes[0]
         times = dataset.time.values
-        for color, row, quantiles in zip(COLORS, rows, dataset.quantiles.values):
-            ax.fill_between(times, quantiles[0], quantiles[2], color=color, alpha=0.15)
-            ax.plot(times, quantiles[1], color=color, lw=1.3, label=f"n = {row['width']}")
-        ax.plot(times, np.sqrt(dataset.heuristic.values), "k--", lw=1, label="n = oo (sqrt)")
-        ax.axhspan(*BAND, color="#e8f5e9", zorder=-1)
-        ax.set_xlabel("t = l / L")
-        ax.set_ylabel("||g_l|| / ||g_L||")
-        ax.set_ylim(0, 3.2)
-        ax.legend(fontsize=6, frameon=False, loc="upper right")
-        ax = axes[1]
-        widths = np.array([r["width"] for r in rows])
-        means = np.array([r["g0_square_mean"] for r in rows])
-        errors = np.array([3 * r["g0_square_se"] for r in rows])
-        ax.errorbar(widths, means, yerr=errors, fmt="o", ms=3.5, color="#1f4e79", label="MC")
-        ax.axhline(rows[0]["heuristic"], color="#c0392b", lw=1, label="n = oo heuristic")
-        ax.set_xscale("log")
-        ax.set_xlabel("width n")
-        ax.set_ylabel("E ||g_0||^2 / ||g_L||^2")
-        ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        with panels(2, columns=2, size=(3.2, 2.5)) as (figure, (paths, first)):
+            paths.axhspan(*BAND, color="#e8f5e9", zorder=-1)
+            for color, row, quantiles in zip(BLUES[1:] + BLUES[:1], rows, dataset.quantiles.values):
+                paths.fill_between(times, quantiles[0], quantiles[2], color=color, alpha=0.15)
+                paths.plot(times, quantiles[1], color=color, lw=1.3, label=f"$n$ = {row['width']}")
+            paths.plot(
+                times, np.sqrt(dataset.heuristic.values), "k--", lw=1, label=r"$n = \infty$ (sqrt)"
+            )
+            paths.set(xlabel="$t = l / L$", ylabel=r"$\|g_l\| / \|g_L\|$ (median, 10-90 %)")
+            paths.set_ylim(0, 3.2)
+            width_panel(
+                first,
+                rows,
+                "g0_square_mean",
+                "g0_square_se",
+                ylabel=r"$E\,\|g_0\|^2 / \|g_L\|^2$",
+                xscale="log",
+            )
+            reference_line(
+                first,
+                y=rows[0]["heuristic"],
+                color=LAW_COLOR,
+                ls="-",
+                label=r"$n = \infty$ heuristic",
+            )
         return figure

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.stats as sps
 import xarray as xr
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
 
 from ..activations import Linear
 from ..initialization.laws import (
@@ -29,14 +29,19 @@ from ..initialization.laws import (
     relu_width1_law,
     relu_width1_nonpositive_probability,
 )
-from ..initialization.network import sample_resnet
 from ..rng import derive_seed
 from ..stats import binomial_interval, binomial_test, ks_test
-from .base import Claim, Experiment, ExperimentSpec, Progress
+from .base import Claim, Progress
 from .claims import bound
-from .hayou_common import depth_ks_claims
-from .plotting import add_caption, panel_grid
-from .spec_fields import Depths, Level, Positive, Samples
+from .hayou_common import (
+    KS_COLUMNS,
+    DepthSweep,
+    DepthSweepSpec,
+    columns,
+    measured_panel,
+    width1_depth_sweep,
+)
+from .spec_fields import Positive
 
 __all__ = ["HayouFig9", "HayouFig9Spec", "HayouFig10", "HayouFig10Spec", "sign_flip_probability"]
 
@@ -69,35 +74,18 @@ def _binomial_claim(
 # Fig. 9: linear activation, GBM
 
 
-class HayouFig9Spec(ExperimentSpec):
-    depths: Depths = (5, 50, 500)
-    samples: Samples = 20_000
+class HayouFig9Spec(DepthSweepSpec):
     a: Positive = 1.0
     y0: Positive = 1.0
-    level: Level = 1e-3
 
 
-class HayouFig9(Experiment):
+class HayouFig9(DepthSweep):
     name = "hayou-fig9"
-    title = "Width-1 linear ResNet vs the GBM law (Hayou Fig. 9, Prop. 2)"
     Spec = HayouFig9Spec
-    suite = "hayou"
-    order = 9
-    table: ClassVar[dict[str, str]] = {
-        "depth": "L",
-        "n": "n",
-        "ks_statistic": "KS D",
-        "ks_pvalue": "KS p",
-        "flips": "sign flips",
-        "flip_fraction": "fraction",
-        "flips_exact": "exact",
-    }
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 10, 20, 50, 100, 500, 2000), "samples": 200_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 50), "samples": 1000}
+    table = columns(KS_COLUMNS + "flips: sign flips; flip_fraction: fraction; flips_exact: exact")
+    ks_claim = "C4"
+    legend: ClassVar[dict[str, str]] = {"data_label": "ResNet (Eq. 1)", "law_label": "GBM law"}
+    more_panels = 1
 
     def caption(self, spec: HayouFig9Spec) -> str:
         depths = ", ".join(str(d) for d in spec.depths)
@@ -111,19 +99,13 @@ class HayouFig9(Experiment):
         )
 
     def compute(self, spec: HayouFig9Spec, progress: Progress | None = None) -> xr.Dataset:
-        values = np.empty((len(spec.depths), spec.samples))
-        for i, depth in enumerate(spec.depths):
-            values[i] = sample_resnet(
-                1,
-                depth,
-                Linear(spec.a),
-                samples=spec.samples,
-                y0=[spec.y0],
-                seed=derive_seed(spec.seed, WIDTH1_STREAM, 9, depth),
-                device=spec.device,
-            )[:, 0].numpy()
-            if progress is not None:
-                progress(i + 1, len(spec.depths))
+        values = width1_depth_sweep(
+            spec,
+            Linear(spec.a),
+            progress,
+            seed=lambda depth: derive_seed(spec.seed, WIDTH1_STREAM, 9, depth),
+            y0=[spec.y0],
+        )
         return xr.Dataset(
             {"y_last": (("depth", "sample"), values)},
             coords={"depth": list(spec.depths)},
@@ -155,17 +137,13 @@ class HayouFig9(Experiment):
             )
         return rows
 
-    def check(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> list[Claim]:
-        rows = self.summarize(dataset, spec)
+    def ks_law(self, spec: HayouFig9Spec, rows: list[dict]) -> tuple[str, str]:
+        law = f"log|Y_L/Y_0| follows N({-(spec.a**2) / 2:g}, {spec.a**2:g})"
+        return law, "the law is visibly not the limit"
+
+    def more_claims(self, dataset: xr.Dataset, spec: HayouFig9Spec, rows: list[dict]) -> list:
         large = rows[-1]
-        claims = depth_ks_claims(
-            "C4",
-            "fig9",
-            rows,
-            level=spec.level,
-            law=f"log|Y_L/Y_0| follows N({-(spec.a**2) / 2:g}, {spec.a**2:g})",
-            not_law="the law is visibly not the limit",
-        )
+        claims = []
         claims.append(
             _binomial_claim(
                 "C4",
@@ -186,79 +164,47 @@ class HayouFig9(Experiment):
         )
         return claims
 
-    def draw(self, dataset: xr.Dataset, spec: HayouFig9Spec) -> Figure:
-        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
-        law = gbm_law(spec.a, 1.0).log_ratio()
-        figure, axes = panel_grid(len(spec.depths) + 1)
-        centre, spread = -(spec.a**2) / 2, spec.a
-        grid = np.linspace(centre - 5 * spread, centre + 4 * spread, 400)
-        for ax, depth in zip(axes, spec.depths):
-            y = dataset.y_last.sel(depth=depth).values
-            ratio = np.log(np.abs(y / spec.y0))
-            ax.hist(ratio, bins=80, range=(grid[0], grid[-1]), density=True, color="#8fb3d9")
-            ax.plot(grid, np.exp(law.logpdf(grid)), color="#c0392b", lw=1.5, label="GBM law")
-            ax.set_title(f"L = {depth}")
-            ax.set_xlabel("log |Y_L / Y_0|")
-            row = rows[depth]
-            ax.text(
-                0.02,
-                0.97,
-                f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}\n"
-                f"flips {row['flips']}",
-                transform=ax.transAxes,
-                va="top",
-                fontsize=8,
-            )
-        axes[0].set_ylabel("density")
-        axes[len(spec.depths) - 1].legend(fontsize=7, frameon=False, loc="upper right")
-        ax = axes[-1]
-        depths = np.array(spec.depths)
-        fractions = np.array([rows[d]["flip_fraction"] for d in spec.depths])
-        seen = fractions > 0
-        ax.plot(depths[seen], fractions[seen], "o", color="#1f4e79", label="MC")
-        fine = np.unique(np.geomspace(1, depths.max(), 200).astype(int))
+    def panel(self, dataset: xr.Dataset, spec: HayouFig9Spec, row: dict) -> dict[str, Any]:
+        centre = -(spec.a**2) / 2
+        return {
+            "values": np.log(np.abs(dataset.y_last.sel(depth=row["depth"]).values / spec.y0)),
+            "span": (centre - 5 * spec.a, centre + 4 * spec.a),
+            "bins": 80,
+            "law": gbm_law(spec.a, 1.0).log_ratio().pdf,
+            "note": f"{row['flips']} sign flips",
+            "xlabel": r"$\log|Y_L / Y_0|$",
+        }
+
+    def draw_more(self, axes: list[Axes], rows: list[dict], spec: HayouFig9Spec) -> None:
+        fine = np.unique(np.geomspace(1, max(spec.depths), 200).astype(int))
         exact = np.array([sign_flip_probability(int(d), spec.a) for d in fine])
-        ax.plot(fine[exact > 1e-12], exact[exact > 1e-12], color="#c0392b", lw=1, label="exact")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("depth L")
-        ax.set_ylabel("P(sign flip)")
-        ax.legend(fontsize=7, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
+        measured_panel(
+            axes[0],
+            spec.depths,
+            [r["flip_fraction"] for r in rows],
+            curve=(fine[exact > 1e-12], exact[exact > 1e-12], "exact"),
+            xlabel="depth $L$",
+            ylabel="P(sign flip)",
+            xscale="log",
+            yscale="log",
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Fig. 10: ReLU with a random input, the output law
 
 
-class HayouFig10Spec(ExperimentSpec):
-    depths: Depths = (5, 50, 500)
-    samples: Samples = 20_000
+class HayouFig10Spec(DepthSweepSpec):
     x: Positive = 1.0
-    level: Level = 1e-3
 
 
-class HayouFig10(Experiment):
+class HayouFig10(DepthSweep):
     name = "hayou-fig10"
-    title = "Width-1 ReLU ResNet output vs the GBM-point mixture law (Hayou Fig. 10, Prop. 3)"
     Spec = HayouFig10Spec
-    suite = "hayou"
-    order = 10
-    table: ClassVar[dict[str, str]] = {
-        "depth": "L",
-        "n": "n",
-        "ks_statistic": "KS D",
-        "ks_pvalue": "KS p",
-        "nonpositive_fraction": "P(Y_L <= 0)",
-        "nonpositive_exact": "exact",
-    }
-
-    def full_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 10, 20, 50, 100, 500, 2000), "samples": 200_000}
-
-    def smoke_settings(self) -> dict[str, Any]:
-        return {"depths": (5, 50), "samples": 1000}
+    table = columns(KS_COLUMNS + "nonpositive_fraction: P(Y_L <= 0); nonpositive_exact: exact")
+    legend: ClassVar[dict[str, str]] = {"data_label": "ResNet (Eq. 1)", "law_label": "law of $X_1$"}
+    legend_panel = 0
+    ks_claim = "C5"
 
     def caption(self, spec: HayouFig10Spec) -> str:
         depths = ", ".join(str(d) for d in spec.depths)
@@ -272,19 +218,13 @@ class HayouFig10(Experiment):
         )
 
     def compute(self, spec: HayouFig10Spec, progress: Progress | None = None) -> xr.Dataset:
-        values = np.empty((len(spec.depths), spec.samples))
-        for i, depth in enumerate(spec.depths):
-            values[i] = sample_resnet(
-                1,
-                depth,
-                "relu",
-                samples=spec.samples,
-                x=[spec.x],
-                seed=derive_seed(spec.seed, WIDTH1_STREAM, 10, depth),
-                device=spec.device,
-            )[:, 0].numpy()
-            if progress is not None:
-                progress(i + 1, len(spec.depths))
+        values = width1_depth_sweep(
+            spec,
+            "relu",
+            progress,
+            seed=lambda depth: derive_seed(spec.seed, WIDTH1_STREAM, 10, depth),
+            x=[spec.x],
+        )
         # the mixture cdf needs a quadrature per point: test once here, not at every redraw
         law = relu_width1_law(x=[spec.x])
         tests = [ks_test(row, law, level=spec.level) for row in values]
@@ -315,16 +255,12 @@ class HayouFig10(Experiment):
             )
         return rows
 
-    def check(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> list[Claim]:
-        rows = self.summarize(dataset, spec)
-        claims = depth_ks_claims(
-            "C5",
-            "fig10",
-            rows,
-            level=spec.level,
-            law="the output Y_L follows the mixture law of X_1 (Prop. 3)",
-            not_law="the law is visibly not the limit",
-        )
+    def ks_law(self, spec: HayouFig10Spec, rows: list[dict]) -> tuple[str, str]:
+        law = "the output Y_L follows the mixture law of X_1 (Prop. 3)"
+        return law, "the law is visibly not the limit"
+
+    def more_claims(self, dataset: xr.Dataset, spec: HayouFig10Spec, rows: list[dict]) -> list:
+        claims = []
         claims.append(
             _binomial_claim(
                 "C5",
@@ -336,31 +272,13 @@ class HayouFig10(Experiment):
         )
         return claims
 
-    def draw(self, dataset: xr.Dataset, spec: HayouFig10Spec) -> Figure:
-        rows = {r["depth"]: r for r in self.summarize(dataset, spec)}
-        law = relu_width1_law(x=[spec.x])
-        figure, axes = panel_grid(len(spec.depths))
-        grid = np.linspace(-3.5 * spec.x, 5 * spec.x, 500)
-        grid = grid[grid != 0]
-        for ax, depth in zip(axes, spec.depths):
-            y = dataset.y_last.sel(depth=depth).values
-            ax.hist(y, bins=90, range=(grid[0], grid[-1]), density=True, color="#8fb3d9")
-            ax.plot(grid, np.exp(law.logpdf(grid)), color="#c0392b", lw=1.4, label="law of X_1")
-            row = rows[depth]
-            ax.set_title(f"L = {depth}")
-            ax.set_xlabel("Y_L")
-            ax.text(
-                0.98,
-                0.97,
-                f"KS D = {row['ks_statistic']:.4f}\np = {row['ks_pvalue']:.2g}\n"
-                f"P(Y_L<=0) {row['nonpositive_fraction']:.4f}\n"
-                f"(exact {row['nonpositive_exact']:.4f})",
-                transform=ax.transAxes,
-                va="top",
-                ha="right",
-                fontsize=7,
-            )
-        axes[0].set_ylabel("density")
-        axes[0].legend(fontsize=7, frameon=False, loc="upper left")
-        add_caption(figure, self.title, dataset.attrs["caption"])
-        return figure
+    def panel(self, dataset: xr.Dataset, spec: HayouFig10Spec, row: dict) -> dict[str, Any]:
+        return {
+            "values": dataset.y_last.sel(depth=row["depth"]).values,
+            "span": (-3.5 * spec.x, 5 * spec.x),
+            "bins": 90,
+            "law": relu_width1_law(x=[spec.x]).pdf,
+            "note": f"$P(Y_L \\leq 0)$ = {row['nonpositive_fraction']:.4f} "
+            f"(exact {row['nonpositive_exact']:.4f})",
+            "xlabel": "$Y_L$",
+        }

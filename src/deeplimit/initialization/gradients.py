@@ -45,8 +45,6 @@ from .sampling import (
     DEFAULT_METHOD,
     DEFAULT_RECORD,
     DEFAULT_SEED,
-    Sampling,
-    Start,
 )
 
 __all__ = ["gradient_norms"]
@@ -63,8 +61,7 @@ class _Backward(Observer):
         self.norms = torch.empty(
             (plan.samples, len(layers), plan.inputs), dtype=plan.dtype, device=plan.device
         )
-        itemsize = torch.finfo(plan.dtype).bits // 8
-        self.bytes_per_sample = itemsize * (plan.steps + 3) * plan.inputs * plan.width
+        self.bytes_per_sample = self.path_bytes(plan)
         self.path: list[Tensor] = []
         self.exponents: list[Tensor | None] = []
         self.context: ChunkContext | None = None
@@ -72,6 +69,12 @@ class _Backward(Observer):
         self.first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
         self.first_lost = torch.full_like(self.first_bad, -1)
         self.tiny = torch.finfo(plan.dtype).tiny
+
+    @staticmethod
+    def path_bytes(plan: ChainPlan) -> int:
+        """Memory per network of the forward path kept for the backward pass."""
+        itemsize = torch.finfo(plan.dtype).bits // 8
+        return itemsize * (plan.steps + 3) * plan.inputs * plan.width
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
@@ -179,27 +182,7 @@ def gradient_norms(
 
     Returns ``(samples, layers[, k])`` (the layer axis dropped for a single layer index).
     """
-    from .random_resnet import RandomResNet, run_gradients
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    net = RandomResNet(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        method=method,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        progress=progress,
-    )
-    return run_gradients(
-        net.width,
-        net.activation,
-        depth,
-        Start(x=x, y0=y0),
-        sampling,
-        layers,
-        grad_last,
-        context="gradient_norms",
-        record_name="layers",
-    )
+    return shorthand("gradient_norms", arguments)

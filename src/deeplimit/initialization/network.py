@@ -28,8 +28,6 @@ from .sampling import (
     DEFAULT_ON_NONFINITE,
     DEFAULT_RECORD,
     DEFAULT_SEED,
-    Sampling,
-    Start,
 )
 from .state import InitialState
 
@@ -61,16 +59,16 @@ def count_recorded(record: Any, steps: int) -> int:
 
 def held_need(
     plan: ChainPlan,
-    recorded: int,
+    record: Any,
     numbers_per_layer: int,
     what: str,
     *,
     record_name: str,
-    record: Any,
     numbers_per_network: int = 0,
 ) -> Need:
     """The results a simulation keeps until it returns: ``numbers_per_layer`` values per
-    network and recorded layer (``numbers_per_network`` more per network)."""
+    network and layer (time) that ``record`` keeps (``numbers_per_network`` more per network)."""
+    recorded = count_recorded(record, plan.steps)
     itemsize = torch.finfo(plan.dtype).bits // 8
     numbers = numbers_per_layer * recorded + numbers_per_network
     total = plan.samples * (numbers * itemsize + 8) + recorded * _LAYER_BOOKKEEPING
@@ -91,16 +89,17 @@ def check_run(
     context: str,
     held: Need,
     *,
-    step_parameter: str,
-    extra_bytes_per_sample: int = 0,
-    extra_name: str = "",
-    passes: int = 1,
+    stacklevel: int,
+    path_bytes: int = 0,
 ) -> None:
     """Before a simulation starts: the progress callback, the memory it must hold at once (the
     results, and the working memory of the smallest chunk that can run, or of the chunks
     ``chunk_size`` / ``memory_budget`` ask for) against what the device has, and a warning when
-    it will take an hour or more."""
+    it will take an hour or more (pointing ``stacklevel`` frames up from here, at the user's
+    line). ``path_bytes`` per network are kept for a second, backward pass (the gradients)."""
     check_callback("progress", progress)
+    step_parameter = "depth" if plan.step_name == "layer" else "steps"
+    extra_bytes_per_sample, passes = path_bytes, 2 if path_bytes else 1
     blocks = plan.blocks(extra_bytes_per_sample)
     chunk = min(plan.samples, blocks.block_size * blocks.blocks_per_chunk)
     per_sample = plan.bytes_per_sample(extra_bytes_per_sample)
@@ -110,7 +109,7 @@ def check_run(
         value = plan.chunk_size if plan.chunk_size is not None else plan.memory_budget
         working = Need(name, value, chunk * per_sample, what, f"a smaller {name} uses less")
     elif extra_bytes_per_sample > per_sample - extra_bytes_per_sample:
-        working = Need(extra_name, plan.steps, chunk * per_sample, what + " (their paths)")
+        working = Need(step_parameter, plan.steps, chunk * per_sample, what + " (their paths)")
     elif plan.method == "weights":
         hint = "method='law' draws W_l phi(Y) exactly in law with O(width) memory"
         working = Need("width", plan.width, chunk * per_sample, what + " (their W_l)", hint)
@@ -132,9 +131,7 @@ def check_run(
         f"samples={format_value(plan.samples)} x {step_parameter}={format_value(plan.steps)} "
         f"x width={format_value(n)}"
     )
-    # the warning points at the user's line: warn_if_slow <- check_run <- run_* (random_resnet)
-    # <- the public method or shorthand function <- the caller
-    warn_if_slow(context, seconds, parameters, plan.device, stacklevel=5)
+    warn_if_slow(context, seconds, parameters, plan.device, stacklevel=stacklevel)
 
 
 def sample_resnet(
@@ -210,27 +207,7 @@ def sample_resnet(
     >>> y.shape
     torch.Size([1000, 3])
     """
-    from .random_resnet import RandomResNet, run_sample
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    net = RandomResNet(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        method=method,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-    )
-    return run_sample(
-        net.width,
-        net.activation,
-        "resnet",
-        depth,
-        Start(x=x, y0=y0),
-        sampling,
-        record,
-        context="sample_resnet",
-    )
+    return shorthand("sample_resnet", arguments)

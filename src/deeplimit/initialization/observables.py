@@ -54,7 +54,7 @@ from .chain import (
     ProgressCallback,
     simulate_chain,
 )
-from .network import count_recorded, held_need
+from .network import held_need
 from .recording import slots_by_step
 from .sampling import (
     DEFAULT_DEVICE,
@@ -63,8 +63,6 @@ from .sampling import (
     DEFAULT_ON_NONFINITE,
     DEFAULT_RECORD,
     DEFAULT_SEED,
-    Sampling,
-    Start,
 )
 
 if TYPE_CHECKING:  # a file format: imported by to_dataset only
@@ -155,7 +153,9 @@ class _LogGrowth(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
             growth = torch.log(view.phi_norm / self.norm0)
-            if view.exponent is not None:  # phi(Y) = phi(y) 2^exponent: add the log-scale
+            # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
+            # tensor when it rescales, so an unchanged one adds exactly zero)
+            if view.exponent is not None and view.exponent is not self.exponent0:
                 assert self.exponent0 is not None
                 scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
                 growth = (growth + scale).to(growth.dtype)
@@ -198,9 +198,11 @@ class _Active(_Recorder):
         self.average = torch.zeros(
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
+        self.total: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
+        self.total = None
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
@@ -208,7 +210,12 @@ class _Active(_Recorder):
         if view.layer in self.positions:
             self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.average[self.rows] += count / (self.width * self.steps)
+            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+
+    def end(self) -> None:
+        super().end()
+        if self.total is not None:  # an exact integer sum, divided once
+            self.average[self.rows] = self.total.to(self.average.dtype) / (self.width * self.steps)
 
     def results(self) -> dict[str, Tensor]:
         return {"active": self.counts, "active_fraction": self.average}
@@ -225,19 +232,24 @@ class _QuasiGBM(_Recorder):
         shape = (plan.samples, plan.inputs)
         self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
         self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
+        self.total: Tensor | None = None  # ReLU: sum of the active counts of the chunk
+        self.dead: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
+        self.total = self.dead = None
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer >= self.steps:
             return
         if self.relu:  # phi' = 1{y > 0}: ||phi'||^2 = N and rho = 1 (NaN once collapsed)
-            rho = torch.where(view.phi_norm > 0, 1.0, math.nan).to(view.phi_norm.dtype)
-            mu = (view.active - 2.0 * rho) / (2.0 * self.width)
-            self.drift[self.rows] += self.dt * mu
-            self.variation[self.rows] += self.dt * rho / self.width
+            # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
+            # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
+            count = view.active
+            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+            if view.layer == self.steps - 1:
+                self.dead = view.phi_norm == 0
             return
         phi, y = view.phi, view.y
         first = self.activation.derivative(y)
@@ -249,6 +261,18 @@ class _QuasiGBM(_Recorder):
         mu = (curvature - 2.0 * rho) / (2.0 * self.width)
         self.drift[self.rows] += self.dt * mu
         self.variation[self.rows] += self.dt * rho / self.width
+
+    def end(self) -> None:
+        super().end()
+        if self.total is None or self.dead is None:
+            return
+        # drift = dt sum_l (N_l - 2) / (2n), quadratic variation = dt L / n: NaN if collapsed
+        rows, dtype = self.rows, self.drift.dtype
+        nan = torch.where(self.dead, math.nan, 0.0).to(dtype)
+        self.drift[rows] = (self.total - 2 * self.steps).to(dtype) * (
+            self.dt / (2.0 * self.width)
+        ) + nan
+        self.variation[rows] = self.dt * self.steps / self.width + nan
 
     def results(self) -> dict[str, Tensor]:
         return {"drift": self.drift, "quadratic_variation": self.variation}
@@ -392,11 +416,10 @@ def _observation_need(
     unique = dict.fromkeys(names)
     return held_need(
         plan,
-        count_recorded(layers, plan.steps),
+        layers,
         sum(per_layer.get(name, 0) for name in unique),
         "the observables",
         record_name=record_name,
-        record=layers,
         numbers_per_network=sum(per_network.get(name, 0) for name in unique),
     )
 
@@ -480,32 +503,10 @@ def observe_resnet(
     ...                      observables=["log_growth", "quasi_gbm"])
     >>> residual = obs.quasi_gbm_residual   # LG_L - drift, ~ N(0, 1/4) for large L
     """
-    from .random_resnet import RandomResNet, run_observe
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    net = RandomResNet(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        method=method,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-    )
-    return run_observe(
-        net.width,
-        net.activation,
-        "resnet",
-        depth,
-        Start(x=x, y0=y0),
-        observables,
-        sampling,
-        layers,
-        context="observe_resnet",
-        record_name="layers",
-    )
+    return shorthand("observe_resnet", arguments)
 
 
 def observe_sde(
@@ -530,31 +531,10 @@ def observe_sde(
 
     Shorthand for ``ResNetSDE(width, activation).observe(steps, Start(x=x, y0=y0),
     observables, Sampling(samples, ..., record=times))``, with the same numbers."""
-    from .random_resnet import ResNetSDE, run_observe
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    sde = ResNetSDE(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-    )
-    return run_observe(
-        sde.width,
-        sde.activation,
-        "sde",
-        steps,
-        Start(x=x, y0=y0),
-        observables,
-        sampling,
-        times,
-        context="observe_sde",
-        record_name="times",
-    )
+    return shorthand("observe_sde", arguments)
 
 
 @dataclass(frozen=True)
@@ -633,23 +613,10 @@ def collapse_probability(
     otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
     One input (``x`` or ``y0`` a vector).
     """
-    from .random_resnet import RandomResNet, run_collapse
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    net = RandomResNet(width, activation)
-    sampling = Sampling(
-        samples, seed=seed, method=method, dtype=dtype, device=device, progress=progress
-    )
-    return run_collapse(
-        net.width,
-        net.activation,
-        "resnet",
-        depth,
-        Start(x=x, y0=y0),
-        sampling,
-        conditional,
-        level,
-        context="collapse_probability",
-    )
+    return shorthand("collapse_probability", arguments)
 
 
 def correlation_coefficients(y_a: Any, y_b: Any, activation: Any) -> tuple[Tensor, Tensor]:

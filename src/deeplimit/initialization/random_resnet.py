@@ -10,7 +10,8 @@ and ``.limit()`` gives the ``ResNetSDE`` of the same description, the limit ``L 
 
 solved by Euler-Maruyama with ``steps`` equal steps. Both objects have the same methods, the
 ResNet's at a depth, the SDE's at a number of steps: ``sample``, ``observe``,
-``collapse_probability``, and ``gradient_norms`` for the ResNet. ``law`` returns the
+``collapse_probability`` and ``gradient_norms`` (for the SDE, the backward variable of its
+Euler scheme, ``(dX_1/dX_t)^T g_1``; hayou.md §6). ``law`` returns the
 closed-form law of the limit's output where one exists (``deeplimit.laws``) and ``meanfield``
 the infinite-width limits (``deeplimit.initialization.meanfield``).
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from ..errors import check_bool, check_finite_float, check_int, check_real_array
 from . import meanfield as _meanfield
 from .chain import ChainPlan, report_numerics, simulate_chain
 from .gradients import _Backward
-from .network import check_run, count_recorded, held_need, shape_result
+from .network import check_run, held_need, shape_result
 from .observables import (
     CollapseProbability,
     Observations,
@@ -51,9 +52,9 @@ from .observables import (
     _observation_need,
     _observe,
 )
-from .recording import resolve_layers, resolve_times
+from .recording import Recording, resolve_layers, resolve_times
 from .sampling import Sampling, Start, as_sampling, as_start, resolve_method
-from .state import InitialState, resolve_initial_state
+from .state import InitialState, initial_state
 
 __all__ = ["LAW_STATISTICS", "MeanFieldLimit", "RandomResNet", "ResNetSDE"]
 
@@ -65,33 +66,35 @@ LAW_STATISTICS = ("state", "log_growth", "norm")
 # description, a start and a Sampling into a ChainPlan, checks its size and runs the chain.
 # ``kind`` is "resnet" (depth, layers) or "sde" (steps, times); ``context`` and ``record_name``
 # are the names the caller's messages use (the shorthands keep theirs: ``layers=``, ``times=``).
+# A run_* function is called by a public method through ``_Chain._run``, or by a shorthand
+# function through ``shorthand``: the slow-run warning points STACKLEVEL frames up, at the
+# caller's line (warn_if_slow <- check_run <- run_* <- _run / shorthand <- public <- caller).
+STACKLEVEL = 6
 
 
 def _steps_name(kind: str) -> str:
     return "depth" if kind == "resnet" else "steps"
 
 
-def _state(width: int, start: Start, sampling: Sampling) -> InitialState:
-    # a writable copy: torch.from_numpy warns on the read-only arrays a Start keeps
-    y0, x = (None if v is None else np.array(v) for v in (start.y0, start.x))
-    return resolve_initial_state(width, y0, x, sampling.dtype, sampling.device)
-
-
-def _plan(
+def _setup(
     width: int,
     activation: Activation,
     kind: str,
-    steps: int,
-    state: InitialState,
+    steps: Any,
+    start: Start,
     sampling: Sampling,
-    method: str,
-) -> ChainPlan:
+    quantity: str,
+) -> tuple[int, InitialState, ChainPlan]:
+    """The checked number of layers (steps), the initial state and the chain's plan (its
+    sampler chosen for ``quantity``, see ``resolve_method``)."""
+    steps = check_int(_steps_name(kind), steps, minimum=1)
+    state = initial_state(width, start, sampling.dtype, sampling.device)
     fields: dict[str, Any] = dict(
         width=width,
         activation=activation,
         state=state,
         samples=sampling.samples,
-        method=method,
+        method=resolve_method(sampling.method, quantity, state.inputs),
         record=(),
         seed=sampling.seed,
         device=sampling.device,
@@ -101,11 +104,11 @@ def _plan(
         on_nonfinite=sampling.on_nonfinite,
     )
     if kind == "resnet":
-        return ChainPlan.resnet(steps, **fields)
-    return ChainPlan(steps=steps, scale=steps**-0.5, step_name="step", **fields)
+        return steps, state, ChainPlan.resnet(steps, **fields)
+    return steps, state, ChainPlan(steps=steps, scale=steps**-0.5, step_name="step", **fields)
 
 
-def _recording(kind: str, record: Any, steps: int, name: str) -> Any:
+def _recording(kind: str, record: Any, steps: int, name: str) -> Recording:
     return (resolve_layers if kind == "resnet" else resolve_times)(record, steps, name)
 
 
@@ -122,21 +125,11 @@ def run_sample(
     record_name: str = "record",
 ) -> Tensor:
     """States ``(samples, [layers,] [k,] width)`` at the recorded layers (times)."""
-    steps = check_int(_steps_name(kind), steps, minimum=1)
-    state = _state(width, start, sampling)
-    method = resolve_method(sampling.method, "state", state.inputs)
-    plan = _plan(width, activation, kind, steps, state, sampling, method)
+    steps, state, plan = _setup(width, activation, kind, steps, start, sampling, "state")
     unit = "layer" if kind == "resnet" else "time"
     what = f"the returned tensor of {state.inputs * width} numbers per {unit}"
-    held = held_need(
-        plan,
-        count_recorded(record, steps),
-        state.inputs * width,
-        what,
-        record_name=record_name,
-        record=record,
-    )
-    check_run(plan, sampling.progress, context, held, step_parameter=_steps_name(kind))
+    held = held_need(plan, record, state.inputs * width, what, record_name=record_name)
+    check_run(plan, sampling.progress, context, held, stacklevel=STACKLEVEL)
     recording = _recording(kind, record, steps, record_name)
     plan = dataclasses.replace(plan, record=recording.steps)
     return shape_result(simulate_chain(plan, sampling.progress), recording, state)
@@ -148,21 +141,19 @@ def run_observe(
     kind: str,
     steps: Any,
     start: Start,
-    observables: Any,
     sampling: Sampling,
     record: Any,
     *,
+    observables: Any,
     context: str,
     record_name: str = "record",
+    stacklevel: int = STACKLEVEL,
 ) -> Observations:
     """Observables streamed out of the chain (``observables.py``)."""
     names = _check_observables(observables)
-    steps = check_int(_steps_name(kind), steps, minimum=1)
-    state = _state(width, start, sampling)
-    method = resolve_method(sampling.method, "observables", state.inputs)
-    plan = _plan(width, activation, kind, steps, state, sampling, method)
+    steps, state, plan = _setup(width, activation, kind, steps, start, sampling, "observables")
     held = _observation_need(plan, names, record, record_name)
-    check_run(plan, sampling.progress, context, held, step_parameter=_steps_name(kind))
+    check_run(plan, sampling.progress, context, held, stacklevel=stacklevel)
     recorded = _recording(kind, record, steps, record_name).steps
     return _observe(plan, names, recorded, sampling.progress, state.squeeze)
 
@@ -174,12 +165,15 @@ def run_collapse(
     steps: Any,
     start: Start,
     sampling: Sampling,
+    record: Any = None,
+    *,
     conditional: Any,
     level: Any,
-    *,
     context: str,
+    record_name: str = "record",
 ) -> CollapseProbability:
-    """The empirical cdf of the first collapse layer (step) with binomial intervals."""
+    """The empirical cdf of the first collapse layer (step) with binomial intervals
+    (``record`` is not used: every layer is reported)."""
     conditional = check_bool("conditional", conditional)
     level = check_finite_float("level", level)
     if not 0.0 < level < 1.0:
@@ -190,10 +184,11 @@ def run_collapse(
         kind,
         steps,
         start,
-        ("collapse",),
         sampling,
         "last",
+        observables=("collapse",),
         context=context,
+        stacklevel=STACKLEVEL + 1,
     )
     if not observations.squeeze_inputs:
         raise ValueError(f"{context} takes one input: x or y0 must be a vector")
@@ -204,81 +199,150 @@ def run_collapse(
 def run_gradients(
     width: int,
     activation: Activation,
-    depth: Any,
+    kind: str,
+    steps: Any,
     start: Start,
     sampling: Sampling,
     record: Any,
-    grad_last: Any,
     *,
+    grad_last: Any,
     context: str,
     record_name: str = "record",
 ) -> Tensor:
-    """Norms of the gradient back-propagated from ``grad_last`` (``gradients.py``)."""
-    depth = check_int("depth", depth, minimum=1)
-    state = _state(width, start, sampling)
-    method = resolve_method(sampling.method, "gradients", state.inputs)
-    dt, dev = sampling.dtype, sampling.device
-    if method == "law" and state.inputs > 1:
+    """Norms of the gradient back-propagated from ``grad_last`` (``gradients.py``): through
+    the ResNet's layers, or through the steps of the SDE's Euler scheme (its backward
+    variable ``dX_1 / dX_t``, the same recursion with ``L^{-1/2}`` replaced by ``sqrt(dt)``)."""
+    steps, state, plan = _setup(width, activation, kind, steps, start, sampling, "gradients")
+    if plan.method == "law" and state.inputs > 1:
+        weights = "W_l" if kind == "resnet" else "the Brownian increment dM"
         raise ValueError(
             "method='law' gives exact gradients for one input only (given all increments "
-            "W_l Phi, the conditional law of W_l couples the inputs through their Gram matrix, "
-            "which is not implemented); use method='weights' (or 'auto') for several inputs"
+            f"{'W_l Phi' if kind == 'resnet' else 'dM phi(X)'}, the conditional law of "
+            f"{weights} couples the inputs through their Gram matrix, which is not "
+            "implemented); use method='weights' (or 'auto') for several inputs"
         )
-    if grad_last is None:
-        g_last = torch.full((state.inputs, width), width**-0.5, dtype=dt, device=dev)
-    else:
-        given = torch.from_numpy(check_real_array("grad_last", grad_last))
-        g_last = given.to(device=dev, dtype=dt)
-        if g_last.ndim == 1:
-            g_last = g_last.expand(state.inputs, -1)
-        if g_last.shape != (state.inputs, width):
-            raise ValueError(
-                f"grad_last must be finite with shape ({width},) or ({state.inputs}, {width}), "
-                f"got shape {tuple(given.shape)}"
-            )
-    plan = _plan(width, activation, "resnet", depth, state, sampling, method)
-    held = held_need(
-        plan,
-        count_recorded(record, depth),
-        state.inputs,
-        "the gradient norms",
-        record_name=record_name,
-        record=record,
-    )
-    itemsize = torch.finfo(dt).bits // 8
-    path = itemsize * (depth + 3) * state.inputs * width  # _Backward.bytes_per_sample
-    check_run(
-        plan,
-        sampling.progress,
-        context,
-        held,
-        step_parameter="depth",
-        extra_bytes_per_sample=path,
-        extra_name="depth",
-        passes=2,
-    )
-    recording = resolve_layers(record, depth, record_name)
+    g_last = _last_gradient(grad_last, state.inputs, width, sampling)
+    held = held_need(plan, record, state.inputs, "the gradient norms", record_name=record_name)
+    path = _Backward.path_bytes(plan)
+    check_run(plan, sampling.progress, context, held, path_bytes=path, stacklevel=STACKLEVEL)
+    recording = _recording(kind, record, steps, record_name)
     backward = _Backward(plan, g_last.contiguous(), recording.steps)
     simulate_chain(plan, sampling.progress, [backward])
     report_numerics(plan, backward.first_bad, backward.first_lost, backward=True)
-    out = backward.norms
-    if state.squeeze:
-        out = out.squeeze(-1)
-    if recording.squeeze:
-        out = out.squeeze(1)
-    return out
+    return shape_result(backward.norms, recording, state)
+
+
+def _last_gradient(grad_last: Any, inputs: int, width: int, sampling: Sampling) -> Tensor:
+    """``g_L`` as a ``(k, width)`` tensor: ``grad_last`` (one row for every input, or one row
+    per input), by default ``(1, ..., 1)/sqrt(n)``."""
+    dtype, device = sampling.dtype, sampling.device
+    if grad_last is None:
+        return torch.full((inputs, width), width**-0.5, dtype=dtype, device=device)
+    given = torch.from_numpy(check_real_array("grad_last", grad_last))
+    g_last = given.to(device=device, dtype=dtype)
+    if g_last.ndim == 1:
+        g_last = g_last.expand(inputs, -1)
+    if g_last.shape != (inputs, width):
+        raise ValueError(
+            f"grad_last must be finite with shape ({width},) or ({inputs}, {width}), "
+            f"got shape {tuple(given.shape)}"
+        )
+    return g_last
+
+
+# --------------------------------------------------------------------------- the shorthands
+
+# the sampling knobs a shorthand function may take, passed to Sampling as they are
+_KNOBS = ("seed", "method", "dtype", "device", "chunk_size", "memory_budget", "on_nonfinite")
+# function: (kind, run_* function, its steps argument, its record argument)
+_SHORTHANDS: dict[str, tuple[str, Any, str, str | None]] = {
+    "sample_resnet": ("resnet", run_sample, "depth", "record"),
+    "sample_sde": ("sde", run_sample, "steps", "record"),
+    "observe_resnet": ("resnet", run_observe, "depth", "layers"),
+    "observe_sde": ("sde", run_observe, "steps", "times"),
+    "collapse_probability": ("resnet", run_collapse, "depth", None),
+    "gradient_norms": ("resnet", run_gradients, "depth", "layers"),
+}
+
+
+def shorthand(name: str, arguments: dict[str, Any]) -> Any:
+    """The body of the shorthand function ``name`` (``sample_resnet``, ...), given its
+    arguments (its ``locals()``): the description, the ``Sampling`` of its knobs and the
+    ``Start`` of its ``x`` / ``y0``, validated in that order, and the run with the function's
+    own names in messages (``context``, ``record_name``)."""
+    kind, runner, steps_name, record_name = _SHORTHANDS[name]
+    rest = dict(arguments)
+    description = (RandomResNet if kind == "resnet" else ResNetSDE)(
+        rest.pop("width"), rest.pop("activation")
+    )
+    steps = rest.pop(steps_name)
+    knobs = {knob: rest.pop(knob) for knob in _KNOBS if knob in rest}
+    sampling = Sampling(rest.pop("samples"), progress=rest.pop("progress"), **knobs)
+    start = Start(x=rest.pop("x"), y0=rest.pop("y0"))
+    record = rest.pop(record_name) if record_name else None
+    return runner(
+        description.width,
+        description.activation,
+        kind,
+        steps,
+        start,
+        sampling,
+        record,
+        context=name,
+        record_name=record_name or "record",
+        **rest,
+    )
 
 
 # --------------------------------------------------------------------------- the descriptions
 
 
-def _description(self: Any) -> None:
-    object.__setattr__(self, "width", check_int("width", self.width, minimum=1))
-    object.__setattr__(self, "activation", parse_activation(self.activation))
+# method: (its run_* function, the quantity whose default ``record`` it takes)
+_METHODS: dict[str, tuple[Any, str]] = {
+    "sample": (run_sample, "state"),
+    "observe": (run_observe, "observables"),
+    "collapse_probability": (run_collapse, "observables"),  # (every layer: record not used)
+    "gradient_norms": (run_gradients, "gradients"),
+}
+
+
+class _Chain:
+    """What ``RandomResNet`` and ``ResNetSDE`` share: a validated width and activation, and
+    their methods' one way to a run (``kind``: ``"resnet"`` or ``"sde"``)."""
+
+    _kind: ClassVar[str]
+    width: int
+    activation: Any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", check_int("width", self.width, minimum=1))
+        object.__setattr__(self, "activation", parse_activation(self.activation))
+
+    def _run(self, method: str, steps: Any, start: Any, sampling: Any, **extra: Any) -> Any:
+        """The public ``method``: its run_* function with the sampling's ``record`` (or the
+        default of what the method returns)."""
+        sampling = as_sampling(sampling)
+        runner, quantity = _METHODS[method]
+        return runner(
+            self.width,
+            self.activation,
+            self._kind,
+            steps,
+            as_start(start),
+            sampling,
+            sampling.record_for(quantity),
+            context=f"{type(self).__name__}.{method}",
+            **extra,
+        )
+
+    def meanfield(self) -> MeanFieldLimit:
+        """The infinite-width limits of these networks (hayou.md §5; for the SDE, ``n -> oo``
+        after ``L -> oo``)."""
+        return MeanFieldLimit(self.activation)
 
 
 @dataclass(frozen=True)
-class RandomResNet:
+class RandomResNet(_Chain):
     """Random ResNets of width ``n`` at initialization (hayou.md §1, Eq. 1), any depth.
 
     ``activation``: a name or spec string (``"relu"``, ``"tanh"``, ``"leaky:alpha=1,beta=0.5"``,
@@ -289,44 +353,21 @@ class RandomResNet:
     ``Sampling`` (or a number of samples). Shapes: samples first, then layers, inputs, width.
     """
 
+    _kind: ClassVar[str] = "resnet"
     width: int
     activation: Any
-
-    def __post_init__(self) -> None:
-        _description(self)
 
     def sample(self, depth: int, start: Any, sampling: Any) -> Tensor:
         """Pre-activations ``Y_l`` of ``sampling.samples`` networks of depth ``depth`` at the
         recorded layers: ``(samples, [layers,] [k,] width)``, the layer axis present when
         ``record`` is ``"all"`` or a list, the input axis when the start holds a matrix."""
-        sampling = as_sampling(sampling)
-        return run_sample(
-            self.width,
-            self.activation,
-            "resnet",
-            depth,
-            as_start(start),
-            sampling,
-            sampling.record_for("state"),
-            context="RandomResNet.sample",
-        )
+        return self._run("sample", depth, start, sampling)
 
     def observe(self, depth: int, start: Any, observables: Any, sampling: Any) -> Observations:
         """Observables (names from ``observables.OBSERVABLES``: ``log_growth``, ``collapse``,
         ``active``, ``quasi_gbm``, ``correlation``, ``norm``) streamed while sampling, at the
         recorded layers; the same networks as ``sample`` with the same ``sampling``."""
-        sampling = as_sampling(sampling)
-        return run_observe(
-            self.width,
-            self.activation,
-            "resnet",
-            depth,
-            as_start(start),
-            observables,
-            sampling,
-            sampling.record_for("observables"),
-            context="RandomResNet.observe",
-        )
+        return self._run("observe", depth, start, sampling, observables=observables)
 
     def collapse_probability(
         self,
@@ -340,17 +381,8 @@ class RandomResNet:
         """``P(phi(Y_l) = 0 at or before layer l)``, ``l = 0..depth``, with Wilson intervals at
         ``level``; ``conditional`` counts only networks with ``phi(Y_0) != 0`` (Fig. 4). One
         input. ``sampling.record`` is not used (every layer is reported)."""
-        return run_collapse(
-            self.width,
-            self.activation,
-            "resnet",
-            depth,
-            as_start(start),
-            as_sampling(sampling),
-            conditional,
-            level,
-            context="RandomResNet.collapse_probability",
-        )
+        extra = {"conditional": conditional, "level": level}
+        return self._run("collapse_probability", depth, start, sampling, **extra)
 
     def gradient_norms(
         self, depth: int, start: Any, sampling: Any, *, grad_last: Any = None
@@ -360,17 +392,7 @@ class RandomResNet:
         layers (by default all): ``(samples, [layers,] [k])``. Exact with either method:
         ``"law"`` draws ``W_l`` given the forward increments (one input), ``"weights"`` draws
         the forward pass's ``W_l`` again; ``"auto"`` takes ``"law"`` for one input."""
-        sampling = as_sampling(sampling)
-        return run_gradients(
-            self.width,
-            self.activation,
-            depth,
-            as_start(start),
-            sampling,
-            sampling.record_for("gradients"),
-            grad_last,
-            context="RandomResNet.gradient_norms",
-        )
+        return self._run("gradient_norms", depth, start, sampling, grad_last=grad_last)
 
     def limit(self) -> ResNetSDE:
         """The infinite-depth limit of these networks: the SDE of the same width and
@@ -383,17 +405,13 @@ class RandomResNet:
         finite depth the networks differ from it by ``O(1/L)``."""
         return self.limit().law(start, statistic)
 
-    def meanfield(self) -> MeanFieldLimit:
-        """The infinite-width limits of these networks (hayou.md §5)."""
-        return MeanFieldLimit(self.activation)
-
     def as_dict(self) -> dict[str, Any]:
         """The description, for provenance."""
         return {"width": self.width, "activation": self.activation.spec}
 
 
 @dataclass(frozen=True)
-class ResNetSDE:
+class ResNetSDE(_Chain):
     """The infinite-depth limit of ``RandomResNet(width, activation)`` on ``[0, 1]``
     (hayou.md §2, Eq. 4 and Prop. 5), solved by Euler-Maruyama with ``steps`` equal steps.
 
@@ -406,40 +424,17 @@ class ResNetSDE:
     matrix increments ``dM`` explicitly.
     """
 
+    _kind: ClassVar[str] = "sde"
     width: int
     activation: Any
 
-    def __post_init__(self) -> None:
-        _description(self)
-
     def sample(self, steps: int, start: Any, sampling: Any) -> Tensor:
         """Euler-Maruyama states at the recorded times: ``(samples, [times,] [k,] width)``."""
-        sampling = as_sampling(sampling)
-        return run_sample(
-            self.width,
-            self.activation,
-            "sde",
-            steps,
-            as_start(start),
-            sampling,
-            sampling.record_for("state"),
-            context="ResNetSDE.sample",
-        )
+        return self._run("sample", steps, start, sampling)
 
     def observe(self, steps: int, start: Any, observables: Any, sampling: Any) -> Observations:
         """Observables along the Euler-Maruyama paths, at the recorded times."""
-        sampling = as_sampling(sampling)
-        return run_observe(
-            self.width,
-            self.activation,
-            "sde",
-            steps,
-            as_start(start),
-            observables,
-            sampling,
-            sampling.record_for("observables"),
-            context="ResNetSDE.observe",
-        )
+        return self._run("observe", steps, start, sampling, observables=observables)
 
     def collapse_probability(
         self,
@@ -452,17 +447,22 @@ class ResNetSDE:
     ) -> CollapseProbability:
         """``P(phi(X) = 0 at or before step j)``, ``j = 0..steps`` (time ``j/steps``), with
         Wilson intervals; as ``RandomResNet.collapse_probability``."""
-        return run_collapse(
-            self.width,
-            self.activation,
-            "sde",
-            steps,
-            as_start(start),
-            as_sampling(sampling),
-            conditional,
-            level,
-            context="ResNetSDE.collapse_probability",
-        )
+        extra = {"conditional": conditional, "level": level}
+        return self._run("collapse_probability", steps, start, sampling, **extra)
+
+    def gradient_norms(
+        self, steps: int, start: Any, sampling: Any, *, grad_last: Any = None
+    ) -> Tensor:
+        """Norms ``||g_t||`` of the backward variable of the Euler scheme at the recorded times
+        (by default every grid time): ``g_t = (dX_1 / dX_t)^T g_1`` from a fixed
+        ``g_1 = grad_last`` (default ``(1, ..., 1)/sqrt(n)`` per input), by the recursion
+        ``g_{t-dt} = g_t + phi'(X_{t-dt}) * (dM^T g_t)`` (hayou.md §6, Fig. 8, with ``sqrt(dt)``
+        for ``L^{-1/2}``): ``(samples, [times,] [k])``. As ``steps -> oo`` it is the gradient of
+        ``X_1`` along the SDE's paths, the limit of the ResNet's ``gradient_norms`` at layer
+        ``l = t L``; with ``steps = L`` it is that of depth ``L`` to the bit. Methods as for the
+        ResNet: ``"law"`` (one input) draws ``dM`` given the forward increments, ``"weights"``
+        draws the forward pass's ``dM`` again."""
+        return self._run("gradient_norms", steps, start, sampling, grad_last=grad_last)
 
     def law(self, start: Any, statistic: str = "state") -> Any:
         """The closed-form law (a ``deeplimit.laws.Law``) of a statistic of ``X_1``.
@@ -480,10 +480,6 @@ class ResNetSDE:
         One input. Any other case raises a ValueError naming what has no closed form.
         """
         return _closed_form(self.width, self.activation, as_start(start), statistic)
-
-    def meanfield(self) -> MeanFieldLimit:
-        """The infinite-width limit (``n -> oo`` after ``L -> oo``, hayou.md §5)."""
-        return MeanFieldLimit(self.activation)
 
     def resnet(self) -> RandomResNet:
         """The finite-depth networks this SDE is the limit of."""

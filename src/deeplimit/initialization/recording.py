@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,26 +41,34 @@ def _is_sequence(record: Any) -> bool:
     )
 
 
+def _resolve(
+    record: Any, steps: int, allowed: str, scalar: type, index: Callable[[Any], int]
+) -> Recording:
+    """``"last"``, ``"all"``, one ``scalar`` (no layer axis) or a sequence of them, each turned
+    into a step index by ``index``; anything else is refused with ``allowed``."""
+    if isinstance(record, str):
+        if record == "last":
+            return Recording((steps,), True)
+        if record == "all":
+            return Recording(tuple(range(steps + 1)), False)
+        raise ValueError(f"{allowed}, got {record!r}")
+    if isinstance(record, scalar) and not isinstance(record, bool):
+        values, squeeze = [record], True
+    elif _is_sequence(record):
+        values, squeeze = list(record), False
+        if not values:
+            raise ValueError(f"{allowed}, got an empty list")
+    else:
+        raise ValueError(f"{allowed}, got {record!r}")
+    return Recording(tuple(index(value) for value in values), squeeze)
+
+
 def resolve_layers(record: Any, depth: int, name: str = "record") -> Recording:
     """Validate ``record`` for a ResNet of depth ``depth`` (layers ``0..depth``); ``name`` is
     the argument's name in messages."""
     allowed = f"{name} must be 'last', 'all', a layer index in [0, {depth}] or a list of them"
-    if isinstance(record, str):
-        if record == "last":
-            return Recording((depth,), True)
-        if record == "all":
-            return Recording(tuple(range(depth + 1)), False)
-        raise ValueError(f"{allowed}, got {record!r}")
-    if isinstance(record, numbers.Integral) and not isinstance(record, bool):
-        layers, squeeze = [int(record)], True
-    elif _is_sequence(record):
-        layers, squeeze = list(record), False
-        if not layers:
-            raise ValueError(f"{allowed}, got an empty list")
-    else:
-        raise ValueError(f"{allowed}, got {record!r}")
-    checked = []
-    for layer in layers:
+
+    def index(layer: Any) -> int:
         if isinstance(layer, float) and layer.is_integer():
             layer = int(layer)
         if (
@@ -69,8 +77,9 @@ def resolve_layers(record: Any, depth: int, name: str = "record") -> Recording:
             or not 0 <= layer <= depth
         ):
             raise ValueError(f"{allowed}, got {layer!r} in {name}")
-        checked.append(int(layer))
-    return Recording(tuple(checked), squeeze)
+        return int(layer)
+
+    return _resolve(record, depth, allowed, numbers.Integral, index)
 
 
 def resolve_times(record: Any, steps: int, name: str = "record") -> Recording:
@@ -83,30 +92,17 @@ def resolve_times(record: Any, steps: int, name: str = "record") -> Recording:
         f"{name} must be 'last', 'all', a time in [0, 1] on the grid j/steps "
         f"(steps={steps}) or a list of such times"
     )
-    if isinstance(record, str):
-        if record == "last":
-            return Recording((steps,), True)
-        if record == "all":
-            return Recording(tuple(range(steps + 1)), False)
-        raise ValueError(f"{allowed}, got {record!r}")
-    if isinstance(record, numbers.Real) and not isinstance(record, bool):
-        times, squeeze = [record], True
-    elif _is_sequence(record):
-        times, squeeze = list(record), False
-        if not times:
-            raise ValueError(f"{allowed}, got an empty list")
-    else:
-        raise ValueError(f"{allowed}, got {record!r}")
-    indices = []
-    for time in times:
+
+    def index(time: Any) -> int:
         if not isinstance(time, numbers.Real) or isinstance(time, bool) or not 0.0 <= time <= 1.0:
             raise ValueError(f"{allowed}, got {time!r} in {name}")
         position = float(time) * steps
-        index = round(position)
-        if not math.isclose(position, index, rel_tol=1e-9, abs_tol=1e-9):
+        step = round(position)
+        if not math.isclose(position, step, rel_tol=1e-9, abs_tol=1e-9):
             raise ValueError(
                 f"{allowed}; time {time!r} is not a multiple of 1/steps = {1 / steps:g} "
                 "(pick steps so that every recorded time lies on the grid)"
             )
-        indices.append(int(index))
-    return Recording(tuple(indices), squeeze)
+        return int(step)
+
+    return _resolve(record, steps, allowed, numbers.Real, index)

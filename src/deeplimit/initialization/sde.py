@@ -24,8 +24,6 @@ from .sampling import (
     DEFAULT_ON_NONFINITE,
     DEFAULT_RECORD,
     DEFAULT_SEED,
-    Sampling,
-    Start,
 )
 
 __all__ = ["sample_sde"]
@@ -67,26 +65,7 @@ def sample_sde(
     >>> x1.shape
     torch.Size([10000, 1])
     """
-    from .random_resnet import ResNetSDE, run_sample
+    arguments = dict(locals())  # first: the arguments only
+    from .random_resnet import shorthand
 
-    sde = ResNetSDE(width, activation)
-    sampling = Sampling(
-        samples,
-        seed=seed,
-        dtype=dtype,
-        device=device,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-    )
-    return run_sample(
-        sde.width,
-        sde.activation,
-        "sde",
-        steps,
-        Start(x=x, y0=y0),
-        sampling,
-        record,
-        context="sample_sde",
-    )
+    return shorthand("sample_sde", arguments)

@@ -9,14 +9,16 @@ length ``k`` in every result, even when ``k = 1``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import check_real_array
+if TYPE_CHECKING:
+    from .sampling import Start
 
-__all__ = ["InitialState", "resolve_initial_state"]
+__all__ = ["InitialState", "initial_state", "resolve_initial_state"]
 
 
 @dataclass(frozen=True)
@@ -56,38 +58,27 @@ class InitialState:
         return {self.kind: self.values.detach().cpu().numpy().tolist(), "squeeze": self.squeeze}
 
 
-def _as_matrix(
-    name: str, value: Any, dtype: torch.dtype, device: torch.device
-) -> tuple[Tensor, bool]:
-    array = torch.from_numpy(check_real_array(name, value))
-    if array.ndim == 0:
-        array = array.reshape(1)
-    if array.ndim not in (1, 2) or array.numel() == 0:
+def initial_state(
+    width: int, start: Start, dtype: torch.dtype, device: torch.device
+) -> InitialState:
+    """A validated ``Start`` as a ``(k, m)`` tensor; a given ``y0`` must have ``width``
+    entries per input."""
+    values = torch.from_numpy(np.array(start.values))  # writable: a Start keeps read-only arrays
+    squeeze = values.ndim == 1
+    values = values.reshape(-1, values.shape[-1]).to(device=device, dtype=dtype)
+    if start.kind == "y0" and values.shape[1] != width:
+        shape = tuple(values.shape[1:]) if squeeze else tuple(values.shape)
         raise ValueError(
-            f"{name} must be one vector (shape (m,)) or k vectors (shape (k, m)), "
-            f"got shape {tuple(array.shape)}"
+            f"y0 must have shape (width,) = ({width},) or (k, {width}), got shape {shape}"
         )
-    squeeze = array.ndim == 1
-    return array.reshape(-1, array.shape[-1]).to(device=device, dtype=dtype), squeeze
+    return InitialState(start.kind, values, squeeze)
 
 
 def resolve_initial_state(
     width: int, y0: Any, x: Any, dtype: torch.dtype, device: torch.device
 ) -> InitialState:
-    """Validate the pair ``(y0, x)``: exactly one must be given, with matching shapes."""
-    if (y0 is None) == (x is None):
-        raise ValueError(
-            "give exactly one of y0 (the initial state Y_0, shape (width,) or (k, width)) "
-            "or x (network inputs, shape (d,) or (k, d), with Y_0 = W_in x)"
-            + ("; got both" if y0 is not None else "; got neither")
-        )
-    if y0 is not None:
-        values, squeeze = _as_matrix("y0", y0, dtype, device)
-        if values.shape[1] != width:
-            shape = tuple(values.shape[1:]) if squeeze else tuple(values.shape)
-            raise ValueError(
-                f"y0 must have shape (width,) = ({width},) or (k, {width}), got shape {shape}"
-            )
-        return InitialState("y0", values, squeeze)
-    values, squeeze = _as_matrix("x", x, dtype, device)
-    return InitialState("x", values, squeeze)
+    """Validate the pair ``(y0, x)``: exactly one must be given (as for ``Start``), with
+    matching shapes."""
+    from .sampling import Start
+
+    return initial_state(width, Start(x=x, y0=y0), dtype, device)

@@ -24,9 +24,10 @@ Storage: the ``ResNet`` of ``model.py`` holds states ``(S, N T, D)`` (token rows
 coordinates. The adjoint is autograd, one layer at a time (``Block.backward``), checked against
 finite differences in tests/test_attention.py.
 
-``train_sequence_resnet`` (reached as ``train_resnet(..., block="attention", key_dim=...)``)
-takes sequence data ``X`` (N, T, d_in), ``Y`` (N, T, d_out) and returns records with a token
-axis: ``embeddings`` (S, K+1, N, T, D), ``outputs`` (S, K+1, N, T, d_out).
+``train_resnet(..., block="attention", key_dim=...)`` and ``TrainingProblem(D,
+block="attention", key_dim=..., data=(X, Y))`` take sequence data ``X`` (N, T, d_in), ``Y``
+(N, T, d_out) and return records with a token axis: ``embeddings`` (S, K+1, N, T, D),
+``outputs`` (S, K+1, N, T, d_out) (``unflatten_tokens``).
 """
 
 from __future__ import annotations
@@ -36,23 +37,24 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..activations import parse_activation
 from ..errors import check_int, check_real_array
 from ..sizes import Need, check_memory
-from .data import DEFAULT_DATA_SEED, TrainingData
-from .model import Block, TwoLayerBlock
+from .data import DEFAULT_DATA_SEED, TrainingData, gaussian_task
+from .model import Block
 
 __all__ = [
     "BLOCKS",
     "AttentionBlock",
     "SequenceData",
+    "check_attention_memory",
     "resolve_sequence_data",
     "synthetic_sequence_task",
     "train_sequence_resnet",
+    "unflatten_tokens",
 ]
 
 BLOCKS = ("2lp", "attention")
@@ -169,11 +171,12 @@ class AttentionBlock(Block):
 
 @dataclasses.dataclass(frozen=True)
 class SequenceData:
-    """Sequence regression data: ``x`` (N, T, d_in), ``y`` (N, T, d_out), float64 CPU."""
+    """Sequence regression data: ``x`` (N, T, d_in), ``y`` (N, T, d_out), float64 CPU
+    (``description``: by default the shapes)."""
 
     x: Tensor
     y: Tensor
-    description: str = "user sequence data"
+    description: str = ""
 
     def __post_init__(self) -> None:
         x = _sequence_array("data X", self.x, "d_in")
@@ -185,6 +188,13 @@ class SequenceData:
             )
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
+        if not self.description:
+            object.__setattr__(
+                self,
+                "description",
+                f"user sequence data: N={x.shape[0]}, T={x.shape[1]}, d_in={x.shape[2]}, "
+                f"d_out={y.shape[2]}",
+            )
 
     @property
     def samples(self) -> int:
@@ -231,27 +241,24 @@ def synthetic_sequence_task(
 ) -> SequenceData:
     """The synthetic task of chizat.md §1.5 with a token axis: ``X``, ``Y`` i.i.d. ``N(0, 1)``
     of shapes ``(N, T, d_in)``, ``(N, T, d_out)``, from ``numpy.random.default_rng(seed)``."""
-    seed = check_int("data_seed", seed, minimum=0)
-    samples = check_int("samples", samples, minimum=1)
-    tokens = check_int("tokens", tokens, minimum=1)
-    input_dim = check_int("input_dim", input_dim, minimum=1)
-    output_dim = check_int("output_dim", output_dim, minimum=1)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((samples, tokens, input_dim))
-    y = rng.standard_normal((samples, tokens, output_dim))
+    x, y = gaussian_task(seed, samples, input_dim, output_dim, tokens=tokens)
     return SequenceData(
-        torch.from_numpy(x),
-        torch.from_numpy(y),
+        x,
+        y,
         f"synthetic sequence task: N={samples}, T={tokens}, d_in={input_dim}, "
         f"d_out={output_dim}, X, Y iid N(0,1), numpy seed {seed}",
     )
 
 
-def resolve_sequence_data(data: Any, *, data_seed: int = DEFAULT_DATA_SEED) -> SequenceData:
-    """``None`` (``synthetic_sequence_task(data_seed)``), a ``SequenceData`` or a pair
-    ``(X, Y)`` of shapes ``(N, T, d_in)``, ``(N, T, d_out)``."""
+def resolve_sequence_data(
+    data: Any, *, data_seed: int = DEFAULT_DATA_SEED, tokens: int | None = None
+) -> SequenceData:
+    """``None`` (``synthetic_sequence_task(data_seed)``, of ``tokens`` tokens when given), a
+    ``SequenceData`` or a pair ``(X, Y)`` of shapes ``(N, T, d_in)``, ``(N, T, d_out)``."""
     if data is None:
-        return synthetic_sequence_task(data_seed)
+        if tokens is None:
+            return synthetic_sequence_task(data_seed)
+        return synthetic_sequence_task(data_seed, tokens=tokens)
     if isinstance(data, SequenceData):
         return data
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -259,86 +266,42 @@ def resolve_sequence_data(data: Any, *, data_seed: int = DEFAULT_DATA_SEED) -> S
             "data must be None (a synthetic sequence task) or a pair (X, Y) of arrays of shapes "
             f"(N, T, d_in), (N, T, d_out) for block='attention'; got {type(data).__name__}"
         )
-    x = _sequence_array("data X", data[0], "d_in")
-    y = _sequence_array("data Y", data[1], "d_out")
-    if x.shape[:2] != y.shape[:2]:
-        raise ValueError(
-            f"data X and Y must have the same N and T, got X {tuple(x.shape)} and "
-            f"Y {tuple(y.shape)}"
-        )
-    return SequenceData(
-        x,
-        y,
-        f"user sequence data: N={x.shape[0]}, T={x.shape[1]}, d_in={x.shape[2]}, "
-        f"d_out={y.shape[2]}",
+    return SequenceData(data[0], data[1])
+
+
+def unflatten_tokens(result: Any, sequences: SequenceData) -> Any:
+    """A training or limit result on the token rows of ``sequences`` with a token axis:
+    ``(..., N T, d)`` -> ``(..., N, T, d)`` for ``outputs``, ``embeddings``, ``states``,
+    ``adjoint``, and
+    the data ``x``, ``y`` as sequences (a ``TrainingResult``)."""
+    n, t = sequences.samples, sequences.tokens
+    changes = {}
+    for name in ("outputs", "embeddings", "states", "adjoint"):
+        value = getattr(result, name, None)
+        if value is not None:
+            changes[name] = value.reshape(*value.shape[:-2], n, t, value.shape[-1])
+    if hasattr(result, "x"):
+        changes.update(x=sequences.x, y=sequences.y)
+    return dataclasses.replace(result, **changes)
+
+
+def check_attention_memory(
+    context: str, block: AttentionBlock, networks: int, width: int, rows: int, device, dtype
+) -> None:
+    """The attention weights of one layer, held with their autograd graph (about four copies
+    of ``(S, M, N, T, T)``), must fit in memory (``rows = N T`` token rows)."""
+    weights = 4.0 * networks * width * rows * block.tokens
+    check_memory(
+        context,
+        [Need("tokens", block.tokens, weights * torch.finfo(dtype).bits / 8, "attention weights")],
+        device,
     )
-
-
-def _unflatten(value: Tensor | None, samples: int, tokens: int) -> Tensor | None:
-    """``(..., N T, d)`` -> ``(..., N, T, d)``."""
-    if value is None:
-        return None
-    return value.reshape(*value.shape[:-2], samples, tokens, value.shape[-1])
-
-
-def _activation(activation: Any) -> Any:
-    """``train_resnet``'s ``activation=None``: the library default (tanh)."""
-    from .defaults import DEFAULT_ACTIVATION
-
-    return DEFAULT_ACTIVATION if activation is None else activation
 
 
 def train_sequence_resnet(arguments: dict[str, Any]) -> Any:
-    """``train_resnet`` with ``block`` a name (``"2lp"``, ``"attention"``) or ``key_dim`` given:
-    ``arguments`` are ``train_resnet``'s own, by name.
+    """``train_resnet(**arguments)`` (kept for callers of the former entry point of named
+    blocks: ``train_resnet`` and ``TrainingProblem`` now take ``block="attention"`` and
+    ``key_dim`` themselves)."""
+    from .train import train_resnet
 
-    ``"2lp"``: ``TwoLayerBlock(activation)`` on the usual 2-D data. ``"attention"``:
-    ``AttentionBlock(T, key_dim, activation)`` on sequence data ``(X, Y)`` of shapes
-    ``(N, T, d_in)``, ``(N, T, d_out)`` (``None``: ``synthetic_sequence_task(data_seed)``);
-    the records get a token axis (``embeddings`` ``(S, K+1, N, T, D)``).
-    """
-    from ..devices import resolve_device, resolve_dtype
-    from .train import seed_count, train_resnet
-
-    args = dict(arguments)
-    block = args.pop("block")
-    key_dim = args.pop("key_dim")
-    if block is None or isinstance(block, Block):
-        raise ValueError(
-            "key_dim applies to block='attention' only, got block="
-            f"{'None (the 2LP block)' if block is None else type(block).__name__}"
-        )
-    if not isinstance(block, str) or block not in BLOCKS:
-        raise ValueError(
-            f"block must be a Block instance, None or one of {', '.join(map(repr, BLOCKS))}, "
-            f"got {block!r}"
-        )
-    if block == "2lp":
-        if key_dim is not None:
-            raise ValueError("key_dim applies to block='attention' only, got block='2lp'")
-        activation = args.pop("activation")
-        return train_resnet(**args, block=TwoLayerBlock(_activation(activation)))
-    key_dim = DEFAULT_KEY_DIM if key_dim is None else check_int("key_dim", key_dim, minimum=1)
-    data = resolve_sequence_data(args.pop("data"), data_seed=args["data_seed"])
-    attention = AttentionBlock(data.tokens, key_dim, _activation(args.pop("activation")))
-    # the attention weights of one layer, held with their autograd graph (about four copies)
-    width = check_int("hidden_width", args["hidden_width"], minimum=1)
-    networks = seed_count(args["seeds"])
-    dtype = resolve_dtype(args["dtype"])
-    weights = 4.0 * networks * width * data.samples * data.tokens**2
-    check_memory(
-        "train_resnet(block='attention')",
-        [Need("tokens", data.tokens, weights * torch.finfo(dtype).bits / 8, "attention weights")],
-        resolve_device(args["device"]),
-    )
-    result = train_resnet(**args, data=data.flat(), block=attention)
-    n, t = data.samples, data.tokens
-    return dataclasses.replace(
-        result,
-        outputs=_unflatten(result.outputs, n, t),
-        embeddings=_unflatten(result.embeddings, n, t),
-        states=_unflatten(result.states, n, t),
-        adjoint=_unflatten(result.adjoint, n, t),
-        x=data.x,
-        y=data.y,
-    )
+    return train_resnet(**arguments)

@@ -71,21 +71,33 @@ def synthetic_task(
 
     Drawn from ``numpy.random.default_rng(seed)``, ``X`` first then ``Y``.
     """
-    seed = check_int("data_seed", seed, minimum=0)
-    samples = check_int("samples", samples, minimum=1)
-    input_dim = check_int("input_dim", input_dim, minimum=1)
-    output_dim = check_int("output_dim", output_dim, minimum=1)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((samples, input_dim))
-    y = rng.standard_normal((samples, output_dim))
+    x, y = gaussian_task(seed, samples, input_dim, output_dim)
     return TrainingData(
-        x=torch.from_numpy(x),
-        y=torch.from_numpy(y),
+        x=x,
+        y=y,
         description=(
             f"synthetic task (chizat.md §1.5): N={samples}, d_in={input_dim}, "
             f"d_out={output_dim}, X, Y iid N(0,1), numpy seed {seed}"
         ),
     )
+
+
+def gaussian_task(
+    seed: int, samples: int, input_dim: int, output_dim: int, *, tokens: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """``X``, ``Y`` with i.i.d. ``N(0, 1)`` entries, of shapes ``(N, d_in)``, ``(N, d_out)``
+    (``(N, T, .)`` with ``tokens=T``), drawn from ``numpy.random.default_rng(seed)``, ``X``
+    first: the synthetic task of chizat.md §1.5 and its sequence version."""
+    seed = check_int("data_seed", seed, minimum=0)
+    leading = (check_int("samples", samples, minimum=1),)
+    if tokens is not None:
+        leading += (check_int("tokens", tokens, minimum=1),)
+    input_dim = check_int("input_dim", input_dim, minimum=1)
+    output_dim = check_int("output_dim", output_dim, minimum=1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((*leading, input_dim))
+    y = rng.standard_normal((*leading, output_dim))
+    return torch.from_numpy(x), torch.from_numpy(y)
 
 
 def _as_matrix(name: str, value: Any) -> Tensor:

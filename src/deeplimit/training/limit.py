@@ -339,8 +339,15 @@ def _limit_inputs(
 def _linear_slope(problem: TrainingProblem, method: str) -> float:
     """``a`` of a linear 2LP block ``sigma(x) = a x``; other blocks have no exact limit."""
     act = problem.activation
-    if not isinstance(problem.block, TwoLayerBlock) or not isinstance(act, Linear):
-        what = act.spec if act is not None else f"block {problem.block.spec}"
+    if not isinstance(problem.block, TwoLayerBlock):
+        raise ValueError(
+            f"block must be the 2LP block with a linear activation for the {method} limit (the "
+            f"only closed form), got block {problem.block.spec}: a block of attention heads or "
+            "any other block has no closed-form limit; use method='reference' (Reference(), "
+            "an estimate by reference networks with its error budget)"
+        )
+    if not isinstance(act, Linear):
+        what = act.spec
         raise ValueError(
             f"activation must be linear ('linear', 'identity', 'linear:a=...') for the {method} "
             f"limit, got {what!r}; use method='reference' (Reference()) for other activations"

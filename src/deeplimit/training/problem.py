@@ -40,12 +40,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..activations import Linear
 from ..devices import resolve_device, resolve_dtype
 from ..errors import check_bool, check_choice, check_int, check_positive_float
+from .attention import (
+    AttentionBlock,
+    check_attention_memory,
+    resolve_sequence_data,
+    unflatten_tokens,
+)
 from .data import TrainingData, resolve_data
 from .defaults import (
     DEFAULT_ACTIVATION,
@@ -76,6 +83,7 @@ __all__ = [
     "method_from_name",
     "problem_from_arguments",
     "resolve_block",
+    "resolve_block_and_data",
     "scaling_from_arguments",
 ]
 
@@ -87,17 +95,92 @@ METHOD_NAMES = ("auto", "exact", "span", "reference", "particles")
 # argument resolution shared by the object and the function shorthands
 
 
-def resolve_block(activation: Any, block: Any) -> Block:
-    """The residual block: ``block`` (a ``Block``), or the 2LP block ``TwoLayerBlock(activation)``
-    (``activation=None``: ``DEFAULT_ACTIVATION``). Giving both is an error, whatever their
-    values (``activation=None`` means "not given")."""
+def resolve_block(
+    activation: Any, block: Any, key_dim: Any = None, *, tokens: int | None = None
+) -> Block:
+    """The residual block: ``block`` (a ``Block``), the 2LP block ``TwoLayerBlock(activation)``
+    (``block`` ``None`` or ``"2lp"``; ``activation=None``: ``DEFAULT_ACTIVATION``) or, for
+    ``block="attention"`` and sequences of ``tokens`` tokens, ``AttentionBlock(tokens,
+    key_dim, activation)`` (``key_dim=None``: 4). Giving a ``Block`` and an activation is an
+    error, whatever their values (``activation=None`` means "not given"), and so is
+    ``key_dim`` without ``block="attention"``."""
+    from .attention import BLOCKS, DEFAULT_KEY_DIM
+
+    if key_dim is not None and not (isinstance(block, str) and block == "attention"):
+        what = "None (the 2LP block)" if block is None else repr(block)
+        if isinstance(block, Block):
+            what = type(block).__name__
+        raise ValueError(f"key_dim applies to block='attention' only, got block={what}")
+    if isinstance(block, str):
+        if block not in BLOCKS:
+            raise ValueError(
+                f"block must be a Block instance, None or one of {', '.join(map(repr, BLOCKS))}"
+                f", got {block!r}"
+            )
+        sigma = DEFAULT_ACTIVATION if activation is None else activation
+        if block == "2lp":
+            return TwoLayerBlock(sigma)
+        if tokens is None:
+            raise ValueError(
+                "block='attention' needs sequences to know T: give data=(X, Y) of shapes "
+                "(N, T, d_in), (N, T, d_out) to train_resnet or TrainingProblem, or pass "
+                "AttentionBlock(tokens, key_dim) here"
+            )
+        key_dim = DEFAULT_KEY_DIM if key_dim is None else key_dim
+        return AttentionBlock(tokens, check_int("key_dim", key_dim, minimum=1), sigma)
     if block is None:
         return TwoLayerBlock(DEFAULT_ACTIVATION if activation is None else activation)
     if not isinstance(block, Block):
-        raise ValueError(f"block must be a Block instance or None, got {type(block).__name__}")
+        raise ValueError(
+            "block must be a Block instance, None or one of '2lp', 'attention', got "
+            f"{type(block).__name__}"
+        )
     if activation is not None:
         raise ValueError("give either block or activation, not both (the block has its own)")
     return block
+
+
+def resolve_block_and_data(
+    activation: Any, block: Any, key_dim: Any, data: Any, data_seed: int
+) -> tuple[Block, TrainingData, Any]:
+    """``(block, data, sequences)`` of a problem: attention heads (``block="attention"`` or an
+    ``AttentionBlock``) on sequences (``None``: ``synthetic_sequence_task(data_seed)`` with the
+    block's ``T``; ``(X, Y)`` of shapes ``(N, T, d_in)``, ``(N, T, d_out)``; a
+    ``SequenceData``) train on their token rows ``data`` (``sequences.flat()``) and keep
+    ``sequences``; any other block (or an ``AttentionBlock`` on token rows given as 2-D data)
+    has ``sequences=None``."""
+    named = isinstance(block, str) and block == "attention"
+    given = isinstance(block, AttentionBlock)
+    if not (named or (given and (data is None or _is_sequence_data(data)))):
+        return (
+            resolve_block(activation, block, key_dim),
+            resolve_data(data, data_seed=data_seed),
+            None,
+        )
+    sequences = resolve_sequence_data(
+        data, data_seed=data_seed, tokens=block.tokens if given else None
+    )
+    resolved = resolve_block(activation, block, key_dim, tokens=sequences.tokens)
+    if resolved.tokens != sequences.tokens:
+        raise ValueError(
+            f"data X has T={sequences.tokens} tokens per sequence but the AttentionBlock "
+            f"expects tokens={resolved.tokens}"
+        )
+    return resolved, sequences.flat(), sequences
+
+
+def _is_sequence_data(data: Any) -> bool:
+    """Whether ``data`` are sequences: a ``SequenceData`` or a pair whose ``X`` is 3-D."""
+    from .attention import SequenceData
+
+    if isinstance(data, SequenceData):
+        return True
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        return False
+    try:
+        return int(getattr(data[0], "ndim", None) or np.ndim(data[0])) == 3
+    except (TypeError, ValueError):
+        return False
 
 
 def scaling_from_arguments(scaling: Any, alpha: Any, lr: Any) -> Any:
@@ -133,6 +216,7 @@ _PROBLEM_ARGUMENTS = (
     "data",
     "activation",
     "block",
+    "key_dim",
     "scaling",
     "alpha",
     "lr",
@@ -152,6 +236,23 @@ def _block_key(block: Block, *, for_limit: bool) -> str:
     return block.spec
 
 
+TRAINING_OPTIONS = (
+    "seed",
+    "device",
+    "dtype",
+    "record_movement",
+    "record_layers",
+    "on_divergence",
+    "record_adjoint",
+)
+
+
+def training_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``TrainingProblem.train`` (``TRAINING_OPTIONS``) among a function's
+    arguments (``locals()`` of ``train`` or ``train_resnet``)."""
+    return {name: arguments[name] for name in TRAINING_OPTIONS}
+
+
 # --------------------------------------------------------------------------------------------
 # the problem
 
@@ -168,10 +269,14 @@ class TrainingProblem:
         ``D >= 1``.
     data:
         ``None`` (the synthetic task of §1.5, numpy seed ``data_seed``), ``(X, Y)`` of shapes
-        ``(N, d_in)``, ``(N, d_out)``, or a ``TrainingData``.
-    activation, block:
+        ``(N, d_in)``, ``(N, d_out)``, or a ``TrainingData``; for attention heads, sequences
+        ``(X, Y)`` of shapes ``(N, T, d_in)``, ``(N, T, d_out)`` or a ``SequenceData``
+        (``None``: ``synthetic_sequence_task(data_seed)``, ``T = 4``).
+    activation, block, key_dim:
         sigma of the 2LP block ``v sigma(<u, h>/D)`` (default ``"tanh"``), or another ``Block``
-        (not both).
+        (not both); ``block="attention"``: ``M`` causal attention heads per layer with
+        key-query dimension ``key_dim`` (default 4) and sigma on their value path
+        (``training/attention.py``); ``block="2lp"``: the 2LP block by name.
     scaling, alpha, lr:
         the parametrization: a ``Scaling`` (or one per network, for ``train`` only), or
         ``MeanFieldScaling(alpha, lr)`` (defaults ``alpha = 1``, ``lr = 0.5``); not both.
@@ -185,11 +290,16 @@ class TrainingProblem:
     Stored resolved: ``data`` is a ``TrainingData``, ``block`` a ``Block``, ``scaling`` a
     ``Scaling`` (or a tuple of them); ``activation``, ``alpha``, ``lr`` read them back. Two
     problems are equal when they describe the same task (``differences`` lists what differs).
+    Attention heads on sequences train on their token rows (``data``, ``N T`` rows) and keep
+    the sequences (``sequences``, a ``SequenceData``; ``tokens`` is ``T``): their training
+    records and limits get a token axis (``embeddings`` ``(S, K+1, N, T, D)``); copy such a
+    problem with ``problem.replace`` (``dataclasses.replace`` passes the token rows alone).
     """
 
     embedding_dim: int
     data: TrainingData
     block: Block
+    sequences: Any = dataclasses.field(init=False, compare=False)
     scaling: Any
     steps: int
     embedding_seed: int
@@ -203,7 +313,7 @@ class TrainingProblem:
         *,
         data: Any = None,
         activation: Any = None,
-        block: Block | None = None,
+        block: Block | str | None = None,
         scaling: Scaling | Sequence[Scaling] | None = None,
         alpha: float | None = None,
         lr: float | None = None,
@@ -212,6 +322,7 @@ class TrainingProblem:
         embeddings: Any = None,
         data_seed: int = DEFAULT_DATA_SEED,
         explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
+        key_dim: int | None = None,
     ) -> None:
         put = object.__setattr__
         embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
@@ -219,9 +330,12 @@ class TrainingProblem:
         put(self, "steps", check_int("steps", steps, minimum=0))
         put(self, "embedding_seed", check_int("embedding_seed", embedding_seed, minimum=0))
         put(self, "data_seed", check_int("data_seed", data_seed, minimum=0))
-        dataset = resolve_data(data, data_seed=self.data_seed)
+        resolved, dataset, sequences = resolve_block_and_data(
+            activation, block, key_dim, data, self.data_seed
+        )
         put(self, "data", dataset)
-        put(self, "block", resolve_block(activation, block))
+        put(self, "block", resolved)
+        put(self, "sequences", sequences)
         put(self, "scaling", scaling_from_arguments(scaling, alpha, lr))
         put(self, "explosion_factor", check_positive_float("explosion_factor", explosion_factor))
         if embeddings is not None:  # checked against (D, d_in), (D, d_out), kept float64 CPU
@@ -242,6 +356,11 @@ class TrainingProblem:
     def activation(self) -> Any:
         """sigma of the 2LP block (``None`` for another block)."""
         return getattr(self.block, "activation", None)
+
+    @property
+    def tokens(self) -> int | None:
+        """``T`` of a problem on sequences (attention heads), else ``None``."""
+        return None if self.sequences is None else self.sequences.tokens
 
     @property
     def alpha(self) -> float | None:
@@ -279,10 +398,11 @@ class TrainingProblem:
         )
 
     def replace(self, **changes: Any) -> TrainingProblem:
-        """A copy with some arguments changed; ``activation`` replaces the block and
-        ``alpha``/``lr`` the scaling (a ``MeanFieldScaling`` keeps the other of the two)."""
+        """A copy with some arguments changed; ``activation`` replaces the block (attention
+        heads keep their other settings, as with ``key_dim``) and ``alpha``/``lr`` the scaling
+        (a ``MeanFieldScaling`` keeps the other of the two)."""
         arguments: dict[str, Any] = {
-            "data": self.data,
+            "data": self.data if self.sequences is None else self.sequences,
             "block": self.block,
             "scaling": self.scaling,
             "steps": self.steps,
@@ -291,7 +411,16 @@ class TrainingProblem:
             "data_seed": self.data_seed,
             "explosion_factor": self.explosion_factor,
         }
-        if "activation" in changes:
+        block = self.block
+        if isinstance(block, AttentionBlock) and "block" not in changes:
+            if {"activation", "key_dim"} & set(changes):  # the same heads otherwise
+                arguments["block"] = AttentionBlock(
+                    block.tokens,
+                    changes.pop("key_dim", block.key_dim),
+                    changes.pop("activation", block.activation),
+                    antithetic=block.antithetic,
+                )
+        elif "activation" in changes:
             arguments.pop("block")
         if ("alpha" in changes or "lr" in changes) and "scaling" not in changes:
             arguments.pop("scaling")
@@ -402,35 +531,16 @@ class TrainingProblem:
         the parameters, and time); ``record_layers``: every layer's state at every step;
         ``record_adjoint``: every layer's backward variable ``D dR/dh_l`` at every step. The
         result carries this problem (``result.problem``)."""
-        return self._train(
-            depth,
-            hidden_width,
-            seeds,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            record_movement=record_movement,
-            record_layers=record_layers,
-            on_divergence=on_divergence,
-            context="train",
-            record_adjoint=record_adjoint,
-        )
+        return self._train(depth, hidden_width, seeds, "train", training_options(locals()))
 
     def _train(
-        self,
-        depth: Any,
-        hidden_width: Any,
-        seeds: Any,
-        *,
-        seed: Any,
-        device: Any,
-        dtype: Any,
-        record_movement: Any,
-        record_layers: Any,
-        on_divergence: Any,
-        context: str,
-        record_adjoint: Any = False,
+        self, depth: Any, hidden_width: Any, seeds: Any, context: str, options: dict[str, Any]
     ) -> TrainingResult:
+        """``train`` for ``context`` (the name bad sizes are reported under) with the options
+        ``training_options`` picks."""
+        seed, device, dtype, record_movement, record_layers, on_divergence, record_adjoint = (
+            options[name] for name in TRAINING_OPTIONS
+        )
         depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, self.embedding_dim)
         record_movement = check_bool("record_movement", record_movement)
         record_layers = check_bool("record_layers", record_layers)
@@ -453,6 +563,16 @@ class TrainingProblem:
             record_layers=record_layers,
             record_adjoint=record_adjoint,
         )
+        if isinstance(self.block, AttentionBlock):
+            check_attention_memory(
+                f"{context}(block='attention')",
+                self.block,
+                seed_count(seeds),
+                hidden_width,
+                self.data.samples,
+                device,
+                dtype,
+            )
         model = self.build(depth, hidden_width, seeds, seed=seed, device=device, dtype=dtype)
         result = _descend(
             model,
@@ -464,7 +584,11 @@ class TrainingProblem:
             on_divergence,
             record_adjoint=record_adjoint,
         )
-        return dataclasses.replace(result, problem=self)
+        return self._with_tokens(dataclasses.replace(result, problem=self))
+
+    def _with_tokens(self, result: Any) -> Any:
+        """A result on token rows with a token axis (problems on sequences)."""
+        return result if self.sequences is None else unflatten_tokens(result, self.sequences)
 
     # -- the limit -----------------------------------------------------------------------------
 
@@ -493,7 +617,7 @@ class TrainingProblem:
                 "method must be a limit method (Exact(), Span(), Lazy(), Reference(), "
                 f"Particles()) or None for the default, got {type(method).__name__}"
             )
-        result = method.compute(self, on_divergence)
+        result = self._with_tokens(method.compute(self, on_divergence))
         description = result.description
         if chosen:
             description += f" [chosen automatically: {method.reason(self)}]"
@@ -667,7 +791,7 @@ class Reference(LimitMethod):
     def reason(self, problem: TrainingProblem) -> str:
         what = (
             f"sigma = {problem.activation.spec}"
-            if problem.activation is not None
+            if isinstance(problem.block, TwoLayerBlock)
             else f"block {problem.block.spec}"
         )
         return (

@@ -691,25 +691,8 @@ def train_resnet(
     are estimated before anything is drawn: a run that cannot fit in memory raises a
     ValueError naming the argument, one estimated at an hour or more warns.
     """
-    if isinstance(block, str) or key_dim is not None:  # named blocks, sequence data
-        arguments = dict(locals())
-        from .attention import train_sequence_resnet
-
-        return train_sequence_resnet(arguments)
-    from .problem import problem_from_arguments
+    from .problem import problem_from_arguments, training_options
 
     depth, hidden_width, embedding_dim = check_shape_arguments(depth, hidden_width, embedding_dim)
     problem = problem_from_arguments(locals())
-    return problem._train(
-        depth,
-        hidden_width,
-        seeds,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        record_movement=record_movement,
-        record_layers=record_layers,
-        on_divergence=on_divergence,
-        context="train_resnet",
-        record_adjoint=record_adjoint,
-    )
+    return problem._train(depth, hidden_width, seeds, "train_resnet", training_options(locals()))
