@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import threading
 import time
@@ -70,6 +71,14 @@ def interleaved(calls: dict[str, Callable[[int], object]], repeat: int, device: 
     return {name: statistics.median(values) for name, values in times.items()}, times
 
 
+def uptime() -> str:
+    """The load average of the machine (1, 5, 15 minutes): the rates move with it."""
+    try:
+        return "load " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "load ?"
+
+
 def initial_state(width: int, inputs: int) -> torch.Tensor:
     """``inputs`` distinct initial states of width ``width`` with positive and negative parts."""
     grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
@@ -103,50 +112,70 @@ def hand_loop(
     return y
 
 
-def normal_rate(dtype: torch.dtype, repeat: int) -> tuple[float, str]:
-    """Standard normals per second drawn into cache-sized buffers, one generator per thread,
-    the best generator of this machine for ``dtype`` (and its name)."""
+def normal_drawers(dtype: torch.dtype) -> dict[str, Callable[[int], float]]:
+    """Callables ``draw(total)`` that draw ``total`` standard normals of ``dtype`` into
+    cache-sized buffers (``CACHE_NUMBERS`` per thread), one generator per thread, and return
+    the rate (numbers per second): ``torch.randn`` and NumPy's SFC64 ziggurat, on one thread
+    and on every CPU thread."""
     threads = max(1, torch.get_num_threads())
     numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
-    rounds = 100
 
-    def numpy_worker(index: int) -> None:
+    def numpy_worker(index: int, rounds: int) -> None:
         generator = np.random.Generator(np.random.SFC64(index))
         buffer = np.empty(CACHE_NUMBERS, dtype=numpy_dtype)
         for _ in range(rounds):
             generator.standard_normal(out=buffer, dtype=numpy_dtype)
 
-    def torch_worker(index: int) -> None:
+    def torch_worker(index: int, rounds: int) -> None:
         generator = torch.Generator().manual_seed(index)
         buffer = torch.empty(CACHE_NUMBERS, dtype=dtype)
         for _ in range(rounds):
             torch.randn(CACHE_NUMBERS, generator=generator, out=buffer, dtype=dtype)
 
-    def run(worker: Callable[[int], None], count: int) -> float:
-        pool = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-        start = time.perf_counter()
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-        return count * rounds * CACHE_NUMBERS / (time.perf_counter() - start)
+    def drawer(worker: Callable[[int, int], None], count: int) -> Callable[[int], float]:
+        def draw(total: int) -> float:
+            rounds = max(1, -(-total // (count * CACHE_NUMBERS)))
+            pool = [threading.Thread(target=worker, args=(i, rounds)) for i in range(count)]
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)  # one generator per thread, each operation on its thread
+            try:
+                start = time.perf_counter()
+                for thread in pool:
+                    thread.start()
+                for thread in pool:
+                    thread.join()
+                seconds = time.perf_counter() - start
+            finally:
+                torch.set_num_threads(previous)
+            return count * rounds * CACHE_NUMBERS / seconds
 
-    rates = {}
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # one generator per thread, each operation on its thread
-    try:
-        for name, worker in (("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)):
-            for count in sorted({1, threads}):
-                run(worker, count)
-                rate = statistics.median(run(worker, count) for _ in range(max(3, repeat)))
-                rates[f"{name} on {count} thread{'s' if count > 1 else ''}"] = rate
-    finally:
-        torch.set_num_threads(previous)
-    best = max(rates, key=rates.__getitem__)
-    return rates[best], best
+        draw.drawn = lambda total: (
+            count * CACHE_NUMBERS * max(1, -(-total // (count * CACHE_NUMBERS)))
+        )
+        return draw
+
+    drawers = {}
+    for name, worker in (("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)):
+        for count in sorted({1, threads}):
+            drawers[f"{name} on {count} thread{'s' if count > 1 else ''}"] = drawer(worker, count)
+    return drawers
 
 
-def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):
+def normal_rate(dtype: torch.dtype, repeat: int) -> tuple[Callable[[int], float], str]:
+    """The fastest way this machine draws normals of ``dtype`` (``normal_drawers``, medians of
+    ``repeat`` interleaved runs of 2^22 numbers) and its name: every row of the table then
+    measures that drawer again, interleaved with the samplers, so that the load of the machine
+    at that moment hits the limit and the samplers alike."""
+    drawers = normal_drawers(dtype)
+    rates: dict[str, list[float]] = {name: [] for name in drawers}
+    for _ in range(max(3, repeat)):
+        for name, draw in drawers.items():
+            rates[name].append(draw(2**22))
+    best = max(rates, key=lambda name: statistics.median(rates[name]))
+    return drawers[best], best
+
+
+def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe, normals):
     samples = max(1, numbers // (inputs * width))
     depth = max(2, steps // samples // inputs // width)
     y0 = initial_state(width, inputs)
@@ -159,6 +188,8 @@ def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):
         "deeplimit": lambda t: dl.sample_resnet(width, depth, "relu", seed=t + 1, **kwargs),
         "loop": lambda t: hand_loop(y0, loop_depth, samples, dtype, device),
     }
+    if normals is not None:  # the same count of normals as deeplimit draws
+        calls["normals"] = lambda t: normals(samples * inputs * width * depth)
     if observe:
         names = OBSERVABLES_ONE if inputs == 1 else OBSERVABLES_SEVERAL
         calls["observe"] = lambda t: dl.observe_resnet(
@@ -168,6 +199,8 @@ def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe):
     work = samples * inputs * width
     rates = {name: work * depth / seconds for name, seconds in medians.items()}
     rates["loop"] = work * loop_depth / medians["loop"]
+    if normals is not None:
+        rates["normals"] = normals.drawn(work * depth) / medians["normals"]
     return samples, depth, rates, medians
 
 
@@ -271,18 +304,27 @@ def main() -> None:
     )
     header = (
         f"{'dtype':>7} {'n':>4} {'k':>2} {'samples':>7} {'L':>5} {'deeplimit':>10} "
-        f"{'loop':>9} {'normals':>9} {'vs loop':>8} {'vs normals':>10} {'observe/sample':>14}"
+        f"{'loop':>9} {'normals':>9} {'vs loop':>8} {'vs normals':>10} {'observe/sample':>14} load"
     )
     for dtype in dtypes:
-        limit, limit_name = normal_rate(dtype, repeat) if args.device == "cpu" else (math.nan, "")
+        normals, limit_name = normal_rate(dtype, repeat) if args.device == "cpu" else (None, "")
         name = str(dtype).removeprefix("torch.")
-        print(f"\n{name}: normal-drawing rate {limit:.3e}/s ({limit_name})")
+        print(f"\n{name}: normals drawn by {limit_name}, measured again in every row ({uptime()})")
         print(header)
         for inputs in (1, SEVERAL):
             for width in WIDTHS:
                 samples, depth, rates, medians = bench_row(
-                    width, inputs, dtype, numbers, steps, repeat, args.device, not args.no_observe
+                    width,
+                    inputs,
+                    dtype,
+                    numbers,
+                    steps,
+                    repeat,
+                    args.device,
+                    not args.no_observe,
+                    normals,
                 )
+                limit = rates.get("normals", math.nan)
                 observe = (
                     f"{medians['observe'] / medians['deeplimit']:>13.2f}x"
                     if "observe" in medians
@@ -292,7 +334,7 @@ def main() -> None:
                     f"{name:>7} {width:>4} {inputs:>2} {samples:>7} {depth:>5} "
                     f"{rates['deeplimit']:>10.3e} {rates['loop']:>9.3e} {limit:>9.3e} "
                     f"{rates['deeplimit'] / rates['loop']:>7.2f}x "
-                    f"{rates['deeplimit'] / limit:>9.0%} {observe}",
+                    f"{rates['deeplimit'] / limit:>9.0%} {observe} {uptime()}",
                     flush=True,
                 )
     if args.issue:

@@ -183,3 +183,61 @@ def test_errors_and_progress_cross_the_threads(monkeypatch, small_blocks):
     )
     assert seen[-1] == (samples * 130, samples * 130)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_bounds_skip_checks_without_changing_a_number(monkeypatch, dtype):
+    """One input of width 8, ReLU: most layers skip the per-path norms of the state (one
+    ``aminmax`` and the phi norms bound them); with the host checks off every layer computes
+    them and checks (the accelerators' branch): the same bits. Inputs 2^+-100 times larger
+    or smaller (past float32's rescaling bound 2^32) are rescaled by powers of two: the same
+    numbers times 2^+-100, collapsed paths (frozen, never rescaled) included."""
+    kwargs = dict(samples=300, seed=11, dtype=dtype, record="all")
+    y0 = torch.tensor([1.0, -0.5, 0.3, -2.0, 0.1, 0.0, -0.7, 0.4], dtype=torch.float64)
+    names = ["log_growth", "collapse", "active", "quasi_gbm", "norm"]
+
+    def run(scale):
+        y = dl.sample_resnet(8, 40, "relu", y0=y0 * scale, **kwargs)
+        obs = dl.observe_resnet(
+            8, 40, "relu", y0=y0 * scale, observables=names, layers=[0, 7, 40], **kwargs
+        )
+        return y, obs.values
+
+    y, values = run(1.0)
+    assert (values["collapse_layer"] >= 0).any() and (values["collapse_layer"] < 0).any()
+    for power in (-100, 100):
+        scaled, scaled_values = run(2.0**power)
+        assert torch.equal(scaled * 2.0**-power, y)
+        for name in ("log_growth", "collapse_layer", "active", "drift"):
+            torch.testing.assert_close(
+                scaled_values[name], values[name], rtol=0, atol=0, equal_nan=True
+            )
+    monkeypatch.setattr(chain, "_host_checks", lambda device: False)
+    every, every_values = run(1.0)
+    assert torch.equal(every, y)
+    for name, tensor in values.items():
+        torch.testing.assert_close(every_values[name], tensor, rtol=0, atol=0, equal_nan=True)
+
+
+def test_relu_drift_and_active_fraction_are_the_sums_of_the_active_counts():
+    """The integer sums of the streamed observers against the recorded counts, layer by
+    layer: drift = dt sum_{l<L} (N_l - 2) / (2n) (NaN once collapsed), active_fraction =
+    sum_{l<L} N_l / (n L)."""
+    width, depth = 3, 25
+    obs = dl.observe_resnet(
+        width,
+        depth,
+        "relu",
+        samples=2000,
+        y0=[0.5, -0.2, 0.1],
+        observables=["active", "quasi_gbm", "collapse"],
+        layers="all",
+        seed=2,
+    )
+    counts = obs["active"][:, :depth, 0].double()
+    drift = ((counts - 2.0) / (2 * width)).sum(-1) / depth
+    collapsed = (obs["collapse_layer"][:, 0] >= 0) & (obs["collapse_layer"][:, 0] < depth)
+    assert collapsed.any() and (~collapsed).any()
+    assert torch.isnan(obs["drift"][collapsed, 0]).all()
+    torch.testing.assert_close(obs["drift"][~collapsed, 0], drift[~collapsed])
+    torch.testing.assert_close(obs["active_fraction"][:, 0], counts.sum(-1) / (width * depth))

@@ -120,10 +120,7 @@ def _seed_errors(embeddings: torch.Tensor, target: torch.Tensor, diverged: Any =
 
 class ChizatAttention(ChizatExperiment):
     name = "chizat-attention"
-    title = (
-        "Attention heads as the hidden width: error vs LM at init, vs M and L after training, "
-        "lazy regime"
-    )
+    title = "Attention heads as the hidden width: error vs LM at init, vs M and L; lazy regime"
     Spec = ChizatAttentionSpec
     suite = "beyond"
     order = 3

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -62,12 +63,14 @@ __all__ = [
     "authors_grid",
     "chizat_figure",
     "clear_legend",
+    "columns",
     "error_pair",
     "log_axes",
     "log_error_bars",
     "reference_network_limit",
     "rms_over",
     "slope_text",
+    "synthetic_resnet",
     "train_networks",
 ]
 
@@ -312,47 +315,75 @@ def train_networks(
             kwargs["scaling"] = scaling
         else:
             kwargs.update(alpha=alpha, lr=lr)
-        model = build_resnet(
+        model = synthetic_resnet(
             depth,
             width,
             dim,
-            input_dim=data.input_dim,
-            output_dim=data.output_dim,
-            block=TwoLayerBlock(activation, antithetic=antithetic),
+            data,
+            TwoLayerBlock(activation, antithetic=antithetic),
             seeds=part,
             seed=seed,
             embedding_seed=embedding_seed,
             device=device,
-            dtype=getattr(torch, dtype),
+            dtype=dtype,
             **kwargs,
         )
         results.append(
             train(model, data, steps, record_movement=record_movement, on_divergence="ignore")
         )
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    return TrainingResult(
-        outputs=torch.cat([r.outputs for r in results]),
-        embeddings=torch.cat([r.embeddings for r in results]),
-        loss=torch.cat([r.loss for r in results]),
-        diverged_at=torch.cat([r.diverged_at for r in results]),
-        w_in=first.w_in,
-        w_out=first.w_out,
-        movement={k: torch.cat([r.movement[k] for r in results]) for k in first.movement},
-        states=None,
-        x=first.x,
-        y=first.y,
-        depth=first.depth,
-        hidden_width=first.hidden_width,
-        embedding_dim=first.embedding_dim,
-        block=first.block,
-        residual_scale=torch.cat([r.residual_scale for r in results]),
+    return concatenate_results(results)
+
+
+def synthetic_resnet(
+    depth: int,
+    width: int,
+    dim: int,
+    data: Any,
+    block: Any,
+    *,
+    seeds: int | Sequence[int],
+    seed: int,
+    device: str,
+    dtype: str = "float64",
+    **kwargs: Any,
+) -> Any:
+    """``build_resnet`` for ``data`` (its input and output sizes) with ``block``."""
+    return build_resnet(
+        depth,
+        width,
+        dim,
+        input_dim=data.input_dim,
+        output_dim=data.output_dim,
+        block=block,
+        seeds=seeds,
+        seed=seed,
+        device=device,
+        dtype=getattr(torch, dtype),
+        **kwargs,
+    )
+
+
+def concatenate_results(parts: Sequence[TrainingResult]) -> TrainingResult:
+    """The records of networks trained in chunks, concatenated along the networks (maps, data
+    and sizes of the first chunk; layer states dropped)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(p, name) for p in parts])
+
+    return dataclasses.replace(
+        parts[0],
+        outputs=cat("outputs"),
+        embeddings=cat("embeddings"),
+        loss=cat("loss"),
+        diverged_at=cat("diverged_at"),
+        residual_scale=cat("residual_scale"),
         learning_rates={
-            k: torch.cat([r.learning_rates[k] for r in results]) for k in first.learning_rates
+            k: torch.cat([p.learning_rates[k] for p in parts]) for k in parts[0].learning_rates
         },
-        explosion_factor=first.explosion_factor,
-        provenance=first.provenance,
+        movement={k: torch.cat([p.movement[k] for p in parts]) for k in parts[0].movement},
+        states=None,
     )
 
 
@@ -583,14 +614,27 @@ def log_error_bars(
 # --- the (L, M, D) grid studies (chizat-grid, chizat-scaling, chizat-joint) ----------------
 
 PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch of the grid studies
-GRID_TABLE = {
+# the printed tables' usual column labels (``columns``)
+COLUMN_LABELS = {
+    "depth": "L",
     "width": "M",
     "dim": "D",
     "budget": "P = LMD",
     "embedding_error": "emb. error",
     "output_error": "output error",
-    "diverged": "diverged",
 }
+
+
+def columns(*keys: str) -> dict[str, str]:
+    """An experiment's ``table``: each of ``keys`` is a statistics key, shown under its usual
+    label (``COLUMN_LABELS``, else the key itself), or ``"key=label"``."""
+    pairs = (
+        key.split("=", 1) if "=" in key else (key, COLUMN_LABELS.get(key, key)) for key in keys
+    )
+    return dict(pairs)
+
+
+GRID_TABLE = columns("width", "dim", "budget", "embedding_error", "output_error", "diverged")
 QUANTITY_TEX = {"embedding": "embedding $h_L$", "output": "output $f$"}
 
 

@@ -19,7 +19,6 @@ embedding, 1/5 output) is reported with a 95% CI and a Wald test (C15, C16).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -30,27 +29,9 @@ from matplotlib.figure import Figure
 
 from ..training import TrainingResult, build_resnet, coupled_embeddings, synthetic_task, train
 from ..training.authors import with_embeddings
+from . import chizat_common as common
 from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    GRID_TABLE,
-    QUANTITY_TEX,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Residuals,
-    Tracker,
-    authors_grid,
-    batches,
-    budget_panel,
-    chizat_figure,
-    constants_text,
-    fit_laws,
-    grid_rows,
-    law_panel,
-    log_axes,
-    rms_over,
-)
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Divergence, Tracker, authors_grid
 from .chizat_fits import budget_exponent_claim
 from .claims import bound
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt
@@ -71,7 +52,7 @@ class ChizatGridSpec(ChizatSpec):
     lr: Positive = 0.5
     min_dim: PositiveInt = 11
     min_width: PositiveInt = 11
-    residuals: Residuals = "log"
+    residuals: common.Residuals = "log"
     tolerance: Positive = 0.03
     dtype: DType = "float64"
 
@@ -84,7 +65,7 @@ class ChizatGrid(ChizatExperiment):
     )
     Spec = ChizatGridSpec
     order = 11
-    table: ClassVar[dict[str, str]] = GRID_TABLE
+    table: ClassVar[dict[str, str]] = common.GRID_TABLE
 
     def full_settings(self) -> dict[str, Any]:
         grid = authors_grid(1.5, 2000, 20)
@@ -183,7 +164,7 @@ class ChizatGrid(ChizatExperiment):
         ``indices[r]``, the coupled maps of embedding seed ``r``), chunked to at most
         ``PARAMETER_BUDGET`` bytes of parameters; divergence recorded, never raised."""
         parts = []
-        for part in batches(len(indices), spec.depth, width, dim, spec.dtype):
+        for part in common.batches(len(indices), spec.depth, width, dim, spec.dtype):
             reps = range(len(indices))[part]
             maps = [
                 coupled_embeddings(dim, data.input_dim, data.output_dim, embedding_seed=r)
@@ -207,9 +188,7 @@ class ChizatGrid(ChizatExperiment):
                 model, torch.stack([m[0] for m in maps]), torch.stack([m[1] for m in maps])
             )
             parts.append(train(model, data, spec.steps, on_divergence="ignore"))
-        if len(parts) == 1:
-            return parts[0]
-        return _concatenate(parts)
+        return common.concatenate_results(parts)
 
     def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
         spec = self.spec_from_dataset(dataset)
@@ -219,7 +198,7 @@ class ChizatGrid(ChizatExperiment):
         out: dict[str, dict[str, Any] | None] = {}
         for quantity in ("embedding", "output"):
             error = np.where(window, dataset[f"{quantity}_error"].values, np.nan)
-            out[quantity], out[f"{quantity}_free"] = fit_laws(
+            out[quantity], out[f"{quantity}_free"] = common.fit_laws(
                 depth,
                 width,
                 dim,
@@ -234,7 +213,7 @@ class ChizatGrid(ChizatExperiment):
     def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         errors = {q: dataset[f"{q}_error"].values for q in ("embedding", "output")}
         coords = {"width": dataset.width.values, "dim": dataset.dim.values}
-        return grid_rows(coords, errors, dataset.diverged.values, depth=spec.depth)
+        return common.grid_rows(coords, errors, dataset.diverged.values, depth=spec.depth)
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         fits = self.fits(dataset)
@@ -261,7 +240,7 @@ class ChizatGrid(ChizatExperiment):
                     claim_id,
                     f"tanh, L={spec.depth}, K={spec.steps}, coupled largest reference: "
                     f"{quantity} error follows {law}. Global fit err² = "
-                    f"{constants_text(fixed, TERMS[quantity])} (95% CIs); ",
+                    f"{common.constants_text(fixed, TERMS[quantity])} (95% CIs); ",
                     free,
                     expected=expected,
                     tolerance=spec.tolerance,
@@ -277,11 +256,11 @@ class ChizatGrid(ChizatExperiment):
         widths, dims = dataset.width.values, dataset.dim.values
         pick_w = list(range(len(widths)))[:: max(1, len(widths) // 5)][::-1]
         pick_d = list(range(len(dims)))[:: max(1, len(dims) // 5)][::-1]
-        with chizat_figure(6, columns=3) as (figure, axes):
+        with common.chizat_figure(6, columns=3) as (figure, axes):
             for row, quantity in enumerate(("embedding", "output")):
                 error, relative = _with_reps(dataset, quantity)
                 fit = fits[quantity]
-                law_panel(
+                common.law_panel(
                     axes[3 * row],
                     dims,
                     [
@@ -290,7 +269,7 @@ class ChizatGrid(ChizatExperiment):
                     ],
                     fit,
                 )
-                law_panel(
+                common.law_panel(
                     axes[3 * row + 1],
                     widths,
                     [
@@ -305,14 +284,14 @@ class ChizatGrid(ChizatExperiment):
                     fit,
                 )
                 for col, axis in enumerate(("D", "M")):
-                    log_axes(
+                    common.log_axes(
                         axes[3 * row + col],
                         f"${axis}$",
                         "RMS error at step $K$" if col == 0 else "",
-                        f"{QUANTITY_TEX[quantity]} vs ${axis}$",
+                        f"{common.QUANTITY_TEX[quantity]} vs ${axis}$",
                     )
                 width, dim = np.meshgrid(widths, dims, indexing="ij")
-                budget_panel(
+                common.budget_panel(
                     axes[3 * row + 2],
                     (spec.depth * width * dim).ravel(),
                     error.ravel(),
@@ -333,21 +312,4 @@ def _with_reps(dataset: xr.Dataset, quantity: str) -> tuple[np.ndarray, np.ndarr
     name = f"{quantity}_error_reps"
     if name not in dataset:
         return error, np.full(error.shape, np.nan)
-    return error, rms_over(dataset[name].values)[1]
-
-
-def _concatenate(parts: list[TrainingResult]) -> TrainingResult:
-    """The records of chunks of one shape, networks concatenated (maps of the first chunk)."""
-    cat = lambda name: torch.cat([getattr(p, name) for p in parts])
-    return dataclasses.replace(
-        parts[0],
-        outputs=cat("outputs"),
-        embeddings=cat("embeddings"),
-        loss=cat("loss"),
-        diverged_at=cat("diverged_at"),
-        residual_scale=cat("residual_scale"),
-        learning_rates={
-            k: torch.cat([p.learning_rates[k] for p in parts]) for k in parts[0].learning_rates
-        },
-        movement={},
-    )
+    return error, common.rms_over(dataset[name].values)[1]

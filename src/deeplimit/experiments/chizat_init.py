@@ -23,7 +23,7 @@ from pydantic import AfterValidator
 
 from ..activations import parse_activation
 from ..gaussian import second_moment
-from ..training import TwoLayerBlock, build_resnet, synthetic_task
+from ..training import TwoLayerBlock, synthetic_task
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
@@ -31,8 +31,10 @@ from .chizat_common import (
     ChizatSpec,
     Tracker,
     chizat_figure,
+    columns,
     log_axes,
     log_error_bars,
+    synthetic_resnet,
 )
 from .claims import bound
 from .spec_fields import ActivationSpec, Increasing, Level, PositiveInt, Seeds
@@ -95,17 +97,17 @@ class ChizatInit(ChizatExperiment):
     title = "Error at initialization vs its closed form; invariance in the split of LM (C1, C2)"
     Spec = ChizatInitSpec
     order = 1
-    table: ClassVar[dict[str, str]] = {
-        "group": "study",
-        "depth": "L",
-        "width": "M",
-        "dim": "D",
-        "seeds": "seeds",
-        "rms": "RMS h_L - h_0",
-        "predicted": "closed form",
-        "ratio": "ratio",
-        "ratio_se": "se",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "group=study",
+        "depth",
+        "width",
+        "dim",
+        "seeds",
+        "rms=RMS h_L - h_0",
+        "predicted=closed form",
+        "ratio",
+        "ratio_se=se",
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {
@@ -166,13 +168,12 @@ class ChizatInit(ChizatExperiment):
         predicted = np.empty(len(shapes))
         for index, (_group, depth, width, dim, seeds) in enumerate(shapes):
             # independent seeds per shape (C2 says "independent seeds")
-            model = build_resnet(
+            model = synthetic_resnet(
                 depth,
                 width,
                 dim,
-                input_dim=data.input_dim,
-                output_dim=data.output_dim,
-                block=TwoLayerBlock(spec.activation),
+                data,
+                TwoLayerBlock(spec.activation),
                 seeds=seeds,
                 seed=spec.seed * 1000 + index,
                 device=spec.device,

@@ -45,29 +45,9 @@ from ..training.authors import (
     rms_error,
     with_embeddings,
 )
+from . import chizat_common as common
 from .base import Claim, Progress
-from .chizat_common import (
-    COLORS,
-    QUANTITY_TEX,
-    ChizatExperiment,
-    ChizatSpec,
-    Divergence,
-    Residuals,
-    Tracker,
-    authors_grid,
-    authors_span_limit,
-    batches,
-    budget_panel,
-    chizat_figure,
-    constants_text,
-    fit_laws,
-    grid_rows,
-    law_panel,
-    log_axes,
-    mean_over,
-    python_lr,
-    rms_over,
-)
+from .chizat_common import COLORS, ChizatExperiment, ChizatSpec, Divergence, Tracker, authors_grid
 from .chizat_fits import budget_exponent_claim
 from .claims import bound
 from .spec_fields import AtLeast, DType, Increasing, Positive, PositiveInt
@@ -96,7 +76,7 @@ class ChizatScalingSpec(ChizatSpec):
     panel_depth: int | None = None
     embedding_window: tuple[int, int, int] = (11, 11, 11)
     output_window: tuple[int, int, int, int, int, int] = (11, 11, 11, 199, 999, 199)
-    residuals: Residuals = "log"
+    residuals: common.Residuals = "log"
     intervals: AtLeast(4) = 256
     tolerance: Positive = 0.03
     dtype: DType = "float64"
@@ -147,14 +127,9 @@ class ChizatScaling(ChizatExperiment):
     )
     Spec = ChizatScalingSpec
     order = 10
-    table: ClassVar[dict[str, str]] = {
-        "depth": "L",
-        "width": "M",
-        "dim": "D",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "diverged": "diverged",
-    }
+    table: ClassVar[dict[str, str]] = common.columns(
+        "depth", "width", "dim", "embedding_error", "output_error", "diverged"
+    )
 
     def full_settings(self) -> dict[str, Any]:
         grid = authors_grid()
@@ -184,7 +159,7 @@ class ChizatScaling(ChizatExperiment):
         }
 
     def caption(self, spec: ChizatScalingSpec) -> str:
-        lr = python_lr(spec.eta)
+        lr = common.python_lr(spec.eta)
         metric = (
             "authors' metric: per run max over layers of mean_d |h_l - H(l/L)|, mean over runs "
             "with values > 1e3 set to 0"
@@ -210,9 +185,9 @@ class ChizatScaling(ChizatExperiment):
 
     def compute(self, spec: ChizatScalingSpec, progress: Progress | None = None) -> xr.Dataset:
         task = authors_linear_task()
-        lr = python_lr(spec.eta)
+        lr = common.python_lr(spec.eta)
         divergence = Divergence()
-        limit = authors_span_limit(task, lr, spec.step, spec.intervals, divergence)
+        limit = common.authors_span_limit(task, lr, spec.step, spec.intervals, divergence)
         xi = limit.details["coefficients"][spec.step]  # (n+1, N, r)
         f_limit = limit.outputs[spec.step]  # (N, d_out)
         runs = len(spec.w_seeds) * spec.unit_seeds
@@ -240,7 +215,7 @@ class ChizatScaling(ChizatExperiment):
             layers = torch.stack([interpolate_depth(p, depth) for p in limit_states])
             for j, width in enumerate(spec.widths):
                 for k, dim in enumerate(spec.dims):
-                    for part in batches(runs, depth, width, dim, spec.dtype):
+                    for part in common.batches(runs, depth, width, dim, spec.dtype):
                         model = build_resnet(
                             depth,
                             width,
@@ -314,11 +289,14 @@ class ChizatScaling(ChizatExperiment):
                 q: np.where(np.isfinite(v) & (v <= AUTHORS_DIVERGENCE_THRESHOLD), v, 0.0)
                 for q, v in runs.items()
             }
-            return {q: (authors_mean(v, axis=-1), mean_over(cleaned[q])) for q, v in runs.items()}
+            return {
+                q: (authors_mean(v, axis=-1), common.mean_over(cleaned[q])) for q, v in runs.items()
+            }
         runs = {"embedding": dataset.embedding_error_rms_runs.values, "output": out}
         with np.errstate(invalid="ignore"):
             return {
-                q: (np.sqrt(np.nanmean(v**2, axis=-1)), rms_over(v)[1]) for q, v in runs.items()
+                q: (np.sqrt(np.nanmean(v**2, axis=-1)), common.rms_over(v)[1])
+                for q, v in runs.items()
             }
 
     def fits(self, dataset: xr.Dataset) -> dict[str, dict[str, Any] | None]:
@@ -343,7 +321,7 @@ class ChizatScaling(ChizatExperiment):
             ("embedding", window, EMBEDDING_TERMS, (0.5, 0.5), True),
             ("output", window_out, OUTPUT_TERMS, (1.0, 0.5), False),
         ):
-            fits[quantity], fits[f"{quantity}_free"] = fit_laws(
+            fits[quantity], fits[f"{quantity}_free"] = common.fit_laws(
                 depth,
                 width,
                 dim,
@@ -357,7 +335,7 @@ class ChizatScaling(ChizatExperiment):
 
     def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
         coords = {name: dataset[name].values for name in ("depth", "width", "dim")}
-        return grid_rows(coords, self.errors(dataset), dataset.diverged.values)
+        return common.grid_rows(coords, self.errors(dataset), dataset.diverged.values)
 
     def check(self, dataset: xr.Dataset, spec: Any) -> list[Claim]:
         fits = self.fits(dataset)
@@ -392,7 +370,7 @@ class ChizatScaling(ChizatExperiment):
             if fit is None:
                 claims.append(_no_fit(claim_id, quantity, "global law", note))
                 continue
-            text = constants_text(fit, terms)
+            text = common.constants_text(fit, terms)
             first, second = terms[0], terms[1]
             lowest = min(fit["ci_low"][first], fit["ci_low"][second])
             claims.append(
@@ -421,7 +399,7 @@ class ChizatScaling(ChizatExperiment):
         i_d = list(depths).index(max(spec.depths))
         k_dim = list(dims).index(spec.chosen_dim())
         i_m = list(depths).index(spec.chosen_depth())
-        with chizat_figure(8, columns=3) as (figure, axes):
+        with common.chizat_figure(8, columns=3) as (figure, axes):
             for row, quantity in enumerate(("embedding", "output")):
                 error, relative = errors[quantity]
 
@@ -460,16 +438,18 @@ class ChizatScaling(ChizatExperiment):
                 )
                 for col, (axis, x, series, fixed) in enumerate(panels):
                     ax = axes[3 * row + col]
-                    law_panel(ax, x, series, fits[quantity])
+                    common.law_panel(ax, x, series, fits[quantity])
                     ylabel = f"error ({spec.metric} metric)" if col == 0 else ""
-                    log_axes(ax, f"${axis}$", ylabel, f"{QUANTITY_TEX[quantity]}, {fixed}")
+                    common.log_axes(
+                        ax, f"${axis}$", ylabel, f"{common.QUANTITY_TEX[quantity]}, {fixed}"
+                    )
             depth, width, dim = np.meshgrid(depths, widths, dims, indexing="ij")
             budget = (depth * width * dim).ravel()
             for ax, quantity, exponent in (
                 (axes[6], "embedding", 1 / 6),
                 (axes[7], "output", 1 / 5),
             ):
-                budget_panel(
+                common.budget_panel(
                     ax,
                     budget,
                     errors[quantity][0].ravel(),

@@ -47,14 +47,9 @@ from ..training.model import TwoLayerBlock
 from ..training.parametrizations import CriticalScaling, parametrization
 from ..training.real_data import digits_task, text_task
 from .base import Progress
-from .chizat_common import (
-    ChizatExperiment,
-    ChizatSpec,
-    tidy_log_axes,
-)
+from .chizat_common import ChizatExperiment, ChizatSpec, chizat_figure, columns, log_axes, mean_over
 from .claims import Claim, bound
 from .coord_check import ParametrizationKeys
-from .plotting import add_caption, panel_grid
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt, Seeds
 
 __all__ = ["PREDICTED_DRIFT", "Transfer", "TransferSpec", "drift_with_ci", "optimum"]
@@ -172,14 +167,14 @@ class Transfer(ChizatExperiment):
     Spec = TransferSpec
     suite = "beyond"
     order = 2
-    table: ClassVar[dict[str, str]] = {
-        "parametrization": "parametrization",
-        "axis": "axis",
-        "drift": "drift / doubling",
-        "ci": "95% bootstrap CI",
-        "span_drift": "drift over span",
-        "optima": "optimal log2 lr",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "parametrization",
+        "axis",
+        "drift=drift / doubling",
+        "ci=95% bootstrap CI",
+        "span_drift=drift over span",
+        "optima=optimal log2 lr",
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {
@@ -410,30 +405,37 @@ class Transfer(ChizatExperiment):
 
     def draw(self, dataset: xr.Dataset, spec: Any) -> Figure:
         keys = [str(k) for k in dataset.parametrization.values]
-        figure, axes = panel_grid(2 * len(keys), columns=len(keys), size=(3.3, 3.0))
         grid = dataset.lr.values.astype(float)
         drifts = self.drifts(dataset)
         cmap = colormaps["viridis"]
-        for row, axis in enumerate(("depth", "width")):
-            sizes = dataset[axis].values
-            losses = dataset[f"{axis}_loss"].sel(split="held_out").values
-            symbol = "L" if axis == "depth" else "M"
-            for p, key in enumerate(keys):
-                ax = axes[row * len(keys) + p]
-                result = drifts[(key, axis)]
-                for i, size in enumerate(sizes):
-                    color = cmap(i / max(1, len(sizes) - 1))
-                    mean = np.where(np.isfinite(losses[p, i]), losses[p, i], np.nan).mean(-1)
-                    ax.plot(grid, mean, "o-", ms=2.5, lw=1.1, color=color, label=f"{symbol}={size}")
-                    best = result["optima"][i]
-                    if math.isfinite(best):
-                        ax.axvline(best, color=color, lw=0.6, ls=":")
-                ax.set_yscale("log")
-                tidy_log_axes(ax)
-                ax.set_xlabel("log2 lr / lr0")
-                if p == 0:
-                    ax.set_ylabel("held-out loss")
-                ax.set_title(f"{key}: {result['drift']:+.2f}/doubling {symbol}", fontsize=8.5)
-                ax.legend(fontsize=6, frameon=False)
-        add_caption(figure, self.title, dataset.attrs["caption"])
+        with chizat_figure(2 * len(keys), columns=len(keys), size=(2.1, 1.9)) as (figure, axes):
+            for row, axis in enumerate(("depth", "width")):
+                sizes = dataset[axis].values
+                losses = dataset[f"{axis}_loss"].sel(split="held_out").values
+                symbol = "L" if axis == "depth" else "M"
+                for p, key in enumerate(keys):
+                    ax = axes[row * len(keys) + p]
+                    result = drifts[(key, axis)]
+                    for i, size in enumerate(sizes):
+                        color = cmap(i / max(1, len(sizes) - 1))
+                        # a diverged seed ends the curve: the mean over seeds is NaN there
+                        mean = np.where(np.isfinite(losses[p, i]), losses[p, i], np.nan).mean(-1)
+                        label = f"${symbol}={size}$" if p == 0 else None
+                        ax.plot(grid, mean, "o-", ms=2.5, lw=1.1, color=color, label=label)
+                        relative = mean_over(losses[p, i])  # 95% over the seeds, log space
+                        if np.isfinite(relative).any():
+                            ax.fill_between(
+                                grid,
+                                mean * np.exp(-relative),
+                                mean * np.exp(relative),
+                                color=color,
+                                alpha=0.2,
+                                lw=0,
+                            )
+                        best = result["optima"][i]
+                        if math.isfinite(best):
+                            ax.axvline(best, color=color, lw=0.6, ls=":")
+                    title = f"{key}\n${result['drift']:+.2f}$ per doubling of ${symbol}$"
+                    ylabel = f"held-out loss (vs ${symbol}$)" if p == 0 else ""
+                    log_axes(ax, r"$\log_2(\mathrm{lr}/\mathrm{lr}_0)$", ylabel, title, x=False)
         return figure

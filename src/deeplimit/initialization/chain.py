@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..activations import Activation
+from ..activations import Activation, ReLU
 from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
 from ..rng import BlockStreams, SampleBlocks
 from .recording import slots_by_step
@@ -57,6 +57,7 @@ __all__ = [
     "ChunkContext",
     "LayerView",
     "Observer",
+    "canonical",
     "factor_rows",
     "gram_square_root",
     "report_numerics",
@@ -90,13 +91,28 @@ def _range(values: Tensor) -> tuple[float, float]:
         return 1.0, 1.0
     if not _host_checks(values.device):
         return math.nan, math.nan
-    low, high = torch.aminmax(values)
+    # in memory order: a reduction over a permuted view (the CPU chain's samples-last state)
+    # is an order of magnitude slower
+    order = sorted(range(values.ndim), key=lambda axis: -values.stride(axis))
+    low, high = torch.aminmax(values.permute(order))
+    if values.device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
+        return low.item(), high.item()
     return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
 
 
 def _some(mask: Tensor) -> bool:
     """Whether ``mask`` has a True entry (always True without host checks)."""
     return bool(mask.any()) if _host_checks(mask.device) else True
+
+
+def canonical(values: Tensor) -> Tensor:
+    """``values`` with the strides of a C-contiguous tensor where it is one in memory but
+    not in its strides (axes of length 1 with other strides, as the samples-last state of one
+    input has): ``copy_`` takes such a tensor for a transposed one and runs its transposing
+    kernel, an order of magnitude slower than a plain copy."""
+    if values.is_contiguous() and values.numel() > 0:
+        return values.view(-1).view(values.shape)
+    return values
 
 
 def stable_norm(x: Tensor) -> Tensor:
@@ -110,12 +126,15 @@ def stable_norm(x: Tensor) -> Tensor:
     return _norm_and_range(x)[0]
 
 
-def _norm_and_range(x: Tensor) -> tuple[Tensor, float, float]:
-    """``stable_norm(x)`` and the smallest and largest of its entries (``_range``)."""
+def _norm_and_range(
+    x: Tensor, work: Tensor | None = None, out: Tensor | None = None
+) -> tuple[Tensor, float, float]:
+    """``stable_norm(x)`` and the smallest and largest of its entries (``_range``); ``work``
+    (shaped like ``x``) and ``out`` (like the norm) are buffers to compute it in, if given."""
     if x.shape[-1] == 1:  # sqrt(x^2) = |x| in floating point wherever x^2 is in range
-        norm = x.abs().squeeze(-1)
+        norm = x.squeeze(-1).abs() if out is None else torch.abs(x.squeeze(-1), out=out)
         return (norm, *_range(norm))
-    norm = _plain_norm(x)
+    norm = _plain_norm(x, work, out)
     info, floor = _floor(x.dtype)
     low, high = _range(norm)
     if low >= floor and high < math.inf:
@@ -149,15 +168,17 @@ def _zeros_are_exact(x: Tensor, norm: Tensor, floor: float) -> bool:
     positive = torch.where(norm > 0, norm, math.inf)
     if not float(positive.min()) >= floor:
         return False
-    return not bool(((norm == 0) & (x != 0).any(-1)).any())
+    return not bool(x[norm == 0].ne(0).any())  # reads only the rows of zero norm
 
 
-def _plain_norm(x: Tensor) -> Tensor:
+def _plain_norm(x: Tensor, work: Tensor | None = None, out: Tensor | None = None) -> Tensor:
     """``sqrt(sum(x^2))`` over the last axis, with no care for under/overflow (``stable_norm``
     adds it). A square and a sum rather than ``torch.linalg.vector_norm``, which is an order of
     magnitude slower where the last axis is not contiguous in memory (the CPU chain's
-    samples-last layout)."""
-    return x.square().sum(-1).sqrt_()
+    samples-last layout); in the buffers ``work`` and ``out`` where given (no allocation)."""
+    if work is None or out is None:
+        return x.square().sum(-1).sqrt_()
+    return torch.sum(torch.mul(x, x, out=work), -1, out=out).sqrt_()
 
 
 def times_power_of_two(values: Tensor, exponent: Tensor) -> Tensor:
@@ -332,36 +353,63 @@ class LayerView:
         exponent: Tensor | None = None,
         lost: Tensor | None = None,
         y_norm: Tensor | None = None,
+        workspace: _Workspace | None = None,
     ) -> None:
         self.layer = layer
         self.y = y
         self.activation = activation
         self.exponent = exponent
         self.lost = lost
+        self.workspace = workspace
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
+        self.phi_range = (math.nan, math.nan)  # smallest and largest phi_norm (NaN: unknown)
         self._active: Tensor | None = None
-        self.y_norm = stable_norm(y) if y_norm is None else y_norm  # ||y||, shape (chunk, k)
+        self._y_norm = y_norm
+
+    @property
+    def y_norm(self) -> Tensor:
+        """``||y||`` per network and input, shape ``(chunk, k)``."""
+        if self._y_norm is None:
+            space = self.workspace
+            if space is None:
+                self._y_norm = stable_norm(self.y)
+            else:
+                self._y_norm = _norm_and_range(self.y, space.square, space.y_norm(self.layer))[0]
+        return self._y_norm
 
     @property
     def phi(self) -> Tensor:
         """``phi(Y_l)``, shape ``(chunk, k, n)``."""
         if self._phi is None:
-            self._phi = self.activation.phi(self.y)
+            if self.workspace is not None and isinstance(self.activation, ReLU):
+                self._phi = torch.clamp(self.y, min=0, out=self.workspace.phi)
+            else:
+                self._phi = self.activation.phi(self.y)
         return self._phi
 
     @property
     def phi_norm(self) -> Tensor:
         """``||phi(Y_l)||`` per network and input, shape ``(chunk, k)``."""
         if self._phi_norm is None:
-            self._phi_norm = stable_norm(self.phi)
+            space = self.workspace
+            if space is None:
+                self._phi_norm = stable_norm(self.phi)
+            elif self.y.shape[-1] == 1 and isinstance(self.activation, ReLU):
+                self._phi_norm = self.phi.squeeze(-1)  # |relu(y)| = relu(y)
+            else:
+                self._phi_norm, *range_ = _norm_and_range(self.phi, space.square, space.phi_norm)
+                self.phi_range = tuple(range_)
         return self._phi_norm
 
     @property
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
         if self._active is None:
-            self._active = (self.y > 0).sum(-1, dtype=torch.int32)
+            if self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
+                self._active = (self.y[..., 0] > 0).to(torch.int32)
+            else:
+                self._active = (self.y > 0).sum(-1, dtype=torch.int32)
         return self._active
 
     def absolute(self, values: Tensor) -> Tensor:
@@ -371,6 +419,27 @@ class LayerView:
             return values
         exponent = self.exponent.reshape(*self.exponent.shape, *(1,) * (values.ndim - 2))
         return times_power_of_two(values, exponent)
+
+
+class _Workspace:
+    """Buffers of one block of the CPU chain, samples last in memory like its state, reused
+    at every layer so that a layer allocates nothing: ``phi`` and ``square`` shaped like the
+    state ``(block, k, n)``, ``phi_norm`` and two ``y_norm`` buffers ``(block, k)`` (the
+    numerics compare a layer's norms with the previous layer's)."""
+
+    def __init__(self, k: int, n: int, size: int, dtype: torch.dtype, device: torch.device):
+        def state() -> Tensor:
+            return torch.empty((k, n, size), dtype=dtype, device=device).permute(2, 0, 1)
+
+        def norms() -> Tensor:
+            return torch.empty((k, size), dtype=dtype, device=device).t()
+
+        self.phi, self.square = state(), state()
+        self.phi_norm = norms()
+        self.y_norms = (norms(), norms())
+
+    def y_norm(self, layer: int) -> Tensor:
+        return self.y_norms[layer % 2]
 
 
 @dataclass
@@ -452,8 +521,26 @@ class _Numerics:
         self.tiny = float(info.tiny)
         self.minexp, self.maxexp = int(info.minexp), int(info.maxexp)
         self.bound = self.maxexp // 4  # keep ||y|| in [2^-bound, 2^bound]
-        self.first_bad = torch.full((plan.samples,), -1, dtype=torch.long, device=plan.device)
-        self.first_lost = torch.full_like(self.first_bad, -1)
+        # a ReLU path with phi(y) = 0 has collapsed: its state no longer changes (the
+        # increment is 0), so it is never rescaled, and ||y|| >= ||phi(y)|| bounds the others
+        self.relu = isinstance(plan.activation, ReLU)
+        self._failures: list[Tensor] = []  # [first_bad, first_lost] once a path fails
+        self._lock = threading.Lock()
+
+    def _first(self) -> tuple[Tensor, Tensor]:
+        """Per sample the first layer of a blow-up / underflow (-1 where none), allocated at
+        the first failure (shared by the copies of other threads)."""
+        with self._lock:
+            if not self._failures:
+                samples, device = self.plan.samples, self.plan.device
+                first_bad = torch.full((samples,), -1, dtype=torch.long, device=device)
+                self._failures.extend([first_bad, torch.full_like(first_bad, -1)])
+            return self._failures[0], self._failures[1]
+
+    def report(self) -> None:
+        """``report_numerics`` for the paths that failed, if any did."""
+        if self._failures:
+            report_numerics(self.plan, *self._first())
 
     def start(self, start: int, stop: int) -> None:
         self.rows = slice(start, stop)
@@ -461,10 +548,23 @@ class _Numerics:
         self.exponent: Tensor | None = None
         self.lost: Tensor | None = None
 
-    def view(self, layer: int, y: Tensor) -> LayerView:
+    def view(self, layer: int, y: Tensor, workspace: _Workspace | None = None) -> LayerView:
         """Check (and for a homogeneous chain rescale, in place) the state after ``layer``.
         The masks are only formed when the range of the norms calls for them."""
-        norm, low, high = _norm_and_range(y)  # (chunk, k): NaN/inf exactly where the state is
+        if (
+            workspace is not None
+            and self.relu
+            and y.shape[-1] > 1  # at width 1, ||y|| = |y| costs less than the bounds
+            and layer not in self.value_layers
+        ):
+            view = self._bounded_view(layer, y, workspace)
+            if view is not None:
+                return view
+        # (chunk, k): NaN/inf exactly where the state is
+        if workspace is None:
+            norm, low, high = _norm_and_range(y)
+        else:
+            norm, low, high = _norm_and_range(y, workspace.square, workspace.y_norm(layer))
         bad = lost = None
         if self.rescale:
             if self.exponent is None:
@@ -472,6 +572,8 @@ class _Numerics:
             if not 2.0**-self.bound <= low <= high <= 2.0**self.bound:  # NaN-safe
                 power = torch.frexp(norm).exponent  # 0 for 0, inf and NaN
                 far = power.abs() > self.bound
+                if self.relu:  # a collapsed path is frozen (``_bounded_view``)
+                    far &= (y > 0).any(-1)
                 shift = torch.where(far, power, 0).clamp(-self.maxexp + 2, self.maxexp - 2)
                 y.mul_(torch.exp2(-shift.to(y.dtype)).unsqueeze(-1))
                 norm = stable_norm(y)  # as the unscaled chain computes it, bit for bit
@@ -487,10 +589,37 @@ class _Numerics:
         if not high < math.inf:  # inf or NaN somewhere
             bad = ~torch.isfinite(norm) if bad is None else bad | ~torch.isfinite(norm)
         self.norm = norm
-        for first, failed in ((self.first_bad, bad), (self.first_lost, lost)):
+        for index, failed in enumerate((bad, lost)):
             if failed is not None:
-                first[self.rows].masked_fill_(failed.any(-1) & (first[self.rows] < 0), layer)
-        return LayerView(layer, y, self.plan.activation, self.exponent, self.lost, norm)
+                failed = failed.any(-1)
+                if _some(failed):
+                    first = self._first()[index][self.rows]
+                    first.masked_fill_(failed & (first < 0), layer)
+        return LayerView(layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace)
+
+    def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:
+        """The view of a ReLU state that needs no check nor rescaling, or None (then ``view``
+        computes every norm): checked with no pass over ``y`` but one ``aminmax``, on bounds
+        that imply ``view``'s conditions. Every entry finite and ``sqrt(n) max|y| <= 2^bound``
+        bound every ``||y||`` above; ``||y|| >= ||phi(y)|| >= 2^-bound`` below, for the paths
+        that have not collapsed (collapsed ones are frozen, never rescaled). ``phi(y)`` and
+        its norms are computed anyway for the next increment."""
+        low, high = _range(y)
+        if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
+            return None
+        if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
+            return None
+        if self.exponent is None:
+            self.exponent = torch.zeros(y.shape[:-1], dtype=torch.int32, device=y.device)
+        view = LayerView(layer, y, self.plan.activation, self.exponent, self.lost, None, workspace)
+        phi_norm = view.phi_norm
+        small = view.phi_range[0]
+        if not small >= 2.0**-self.bound:
+            positive = torch.where(phi_norm > 0, phi_norm, math.inf)
+            if not float(positive.min()) >= 2.0**-self.bound:
+                return None
+        self.norm = None
+        return view
 
 
 def simulate_chain(
@@ -556,7 +685,7 @@ def _simulate_chunks(
         done_work += size * plan.steps
         if progress is not None:
             progress(done_work, total_work)
-    report_numerics(plan, numerics.first_bad, numerics.first_lost)
+    numerics.report()
     return out
 
 
@@ -646,7 +775,7 @@ def _simulate_blocks(
                     raise
     finally:
         torch.set_num_threads(previous)
-    report_numerics(plan, numerics.first_bad, numerics.first_lost)
+    numerics.report()
     return out
 
 
@@ -675,8 +804,9 @@ def _run_block(
     y.copy_(plan.state.draw(n, size, normals))
     noise_memory = torch.empty_like(memory)
     noise = noise_memory.permute(2, 0, 1)
+    workspace = _Workspace(k, n, size, plan.dtype, plan.device)
     numerics.start(start, stop)
-    view = numerics.view(0, y)
+    view = numerics.view(0, y, workspace)
     if 0 in slots:
         out[start:stop, slots[0]] = view.absolute(y).unsqueeze(1)
     for observer in observers:
@@ -687,9 +817,9 @@ def _run_block(
             return
         streams.fill(0, step, noise_memory)
         _increment(plan, y, view, noise)
-        view = numerics.view(step, y)
+        view = numerics.view(step, y, workspace)
         if step in slots:
-            out[start:stop, slots[step]] = view.absolute(y).unsqueeze(1)
+            out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
         for observer in observers:
             observer.observe(view)
         if step % 64 == 0:

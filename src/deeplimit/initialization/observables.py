@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
+    canonical,
     simulate_chain,
 )
 from .network import held_need
@@ -82,6 +84,14 @@ OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "
 _STAGE_BYTES = 2**25  # per observer and chunk: the largest staging buffer of ``keep``
 
 
+def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
+    """A running sum of active counts (each at most ``width``) over ``steps`` layers,
+    starting at ``count``: int32 (an addition of the same dtype, the fast one) wherever the
+    sum cannot overflow it."""
+    dtype = torch.int32 if width * steps < 2**31 else torch.int64
+    return count.to(dtype, copy=True)
+
+
 class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
     twice fills both of its slots)."""
@@ -92,11 +102,20 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
+        # staging memory per (thread, target), reused from chunk to chunk (shared by the
+        # shallow copies of other threads): a fresh buffer of tens of MiB per chunk costs
+        # a page fault per 4 KiB, more than the values written into it
+        self._pool: dict[tuple[int, int], Tensor] = {}
 
     @property
     def rows(self) -> slice:
         assert self.context is not None
         return slice(self.context.start, self.context.stop)
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        """A new chunk: observe its layer 0."""
+        self.context = context
+        self.observe(view)
 
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -105,34 +124,78 @@ class _Recorder(Observer):
         """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``.
 
         Writing one slot of every network of a chunk touches one cache line per network; the
-        values are staged instead in a slot-major buffer of the chunk (contiguous writes) and
-        copied to ``target`` once, at ``end``, where the buffer is small (``_STAGE_BYTES``)."""
+        values are staged instead in a slot-major buffer of the chunk (contiguous writes) for
+        a group of consecutive slots at most ``_STAGE_BYTES`` large, copied to ``target``
+        when a slot of another group comes (or at ``end``): one transposing copy per group."""
         if getattr(self, "_stage_context", None) is not self.context:
             self._stage_context = self.context
-            self._stages: dict[int, tuple[Tensor, Tensor]] = {}
-        staged = self._stages.get(id(target))
-        if staged is None:
-            rows = self.rows.stop - self.rows.start
-            shape = (target.shape[1], rows, *target.shape[2:])
-            if math.prod(shape) * target.element_size() <= _STAGE_BYTES:
-                staged = (target, target.new_empty(shape))
-                self._stages[id(target)] = staged
+            self._stages: dict[int, _Stage] = {}
+        values = canonical(values)
         for slot in self.positions[layer]:
-            if staged is None:
+            stage = self._stage(target, slot)
+            if stage is None:
                 target[self.rows, slot] = values
             else:
-                staged[1][slot] = values
+                stage.buffer[slot - stage.low] = values
+                stage.written.add(slot)
+
+    def _stage(self, target: Tensor, slot: int) -> _Stage | None:
+        """The staging group of ``target`` that holds ``slot`` (flushing the previous one),
+        or None where a group would hold fewer than two slots."""
+        stage = self._stages.get(id(target))
+        if stage is not None and stage.low <= slot < stage.high:
+            return stage
+        if stage is not None:
+            self._flush(stage)
+        rows = self.rows.stop - self.rows.start
+        per_slot = rows * math.prod(target.shape[2:])
+        group = _STAGE_BYTES // max(1, per_slot * target.element_size())
+        if group < 2:
+            return None
+        key = (threading.get_ident(), id(target))
+        memory = self._pool.get(key)
+        size = group * per_slot
+        if memory is None or memory.numel() < size:
+            memory = self._pool[key] = target.new_empty(size)
+        low = slot // group * group
+        high = min(low + group, target.shape[1])
+        buffer = memory[: (high - low) * per_slot].view(high - low, rows, *target.shape[2:])
+        stage = _Stage(target, buffer, low, high, set())
+        self._stages[id(target)] = stage
+        return stage
+
+    def _flush(self, stage: _Stage) -> None:
+        """Copy the written slots of a staging group to the results."""
+        rows = self.rows
+        if len(stage.written) == stage.high - stage.low:  # the whole group: one copy
+            part = stage.target[rows, stage.low : stage.high]
+            if math.prod(stage.target.shape[2:]) == 1:  # 2-D: the blocked transposing copy
+                count = rows.stop - rows.start
+                part.reshape(count, -1).copy_(stage.buffer.reshape(-1, count).t())
+            else:
+                part.copy_(stage.buffer.transpose(0, 1))
+        else:
+            for slot in stage.written:
+                stage.target[rows, slot] = stage.buffer[slot - stage.low]
+        stage.written.clear()
 
     def end(self) -> None:
         """Copy the staged values of the chunk to the results (``keep``)."""
         if getattr(self, "_stage_context", None) is self.context:
-            for target, stage in self._stages.values():
-                rows, slots = stage.shape[1], stage.shape[0]
-                if stage.numel() == rows * slots:  # one input: a 2-D (blocked) transposed copy
-                    target[self.rows].view(rows, slots).copy_(stage.view(slots, rows).t())
-                else:
-                    target[self.rows] = stage.transpose(0, 1)
+            for stage in self._stages.values():
+                self._flush(stage)
             self._stages = {}
+
+
+@dataclass
+class _Stage:
+    """Staged values of the slots ``low <= slot < high`` of ``target`` (``_Recorder.keep``)."""
+
+    target: Tensor
+    buffer: Tensor
+    low: int
+    high: int
+    written: set[int]
 
 
 class _LogGrowth(_Recorder):
@@ -153,7 +216,9 @@ class _LogGrowth(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
             growth = torch.log(view.phi_norm / self.norm0)
-            if view.exponent is not None:  # phi(Y) = phi(y) 2^exponent: add the log-scale
+            # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
+            # tensor when it rescales, so an unchanged one adds exactly zero)
+            if view.exponent is not None and view.exponent is not self.exponent0:
                 assert self.exponent0 is not None
                 scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
                 growth = (growth + scale).to(growth.dtype)
@@ -169,10 +234,6 @@ class _Collapse(_Recorder):
         self.first = torch.full(
             (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
         )
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         first = self.first[self.rows]
@@ -196,9 +257,11 @@ class _Active(_Recorder):
         self.average = torch.zeros(
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
+        self.total: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
+        self.total = None
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
@@ -206,7 +269,16 @@ class _Active(_Recorder):
         if view.layer in self.positions:
             self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.average[self.rows] += count / (self.width * self.steps)
+            self.total = (
+                _start_total(count, self.width, self.steps)
+                if self.total is None
+                else self.total.add_(count)
+            )
+
+    def end(self) -> None:
+        super().end()
+        if self.total is not None:  # an exact integer sum, divided once
+            self.average[self.rows] = self.total.to(self.average.dtype) / (self.width * self.steps)
 
     def results(self) -> dict[str, Tensor]:
         return {"active": self.counts, "active_fraction": self.average}
@@ -223,19 +295,28 @@ class _QuasiGBM(_Recorder):
         shape = (plan.samples, plan.inputs)
         self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
         self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
+        self.total: Tensor | None = None  # ReLU: sum of the active counts of the chunk
+        self.dead: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
+        self.total = self.dead = None
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer >= self.steps:
             return
         if self.relu:  # phi' = 1{y > 0}: ||phi'||^2 = N and rho = 1 (NaN once collapsed)
-            rho = torch.where(view.phi_norm > 0, 1.0, math.nan).to(view.phi_norm.dtype)
-            mu = (view.active - 2.0 * rho) / (2.0 * self.width)
-            self.drift[self.rows] += self.dt * mu
-            self.variation[self.rows] += self.dt * rho / self.width
+            # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
+            # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
+            count = view.active
+            self.total = (
+                _start_total(count, self.width, self.steps)
+                if self.total is None
+                else self.total.add_(count)
+            )
+            if view.layer == self.steps - 1:
+                self.dead = view.phi_norm == 0
             return
         phi, y = view.phi, view.y
         first = self.activation.derivative(y)
@@ -247,6 +328,18 @@ class _QuasiGBM(_Recorder):
         mu = (curvature - 2.0 * rho) / (2.0 * self.width)
         self.drift[self.rows] += self.dt * mu
         self.variation[self.rows] += self.dt * rho / self.width
+
+    def end(self) -> None:
+        super().end()
+        if self.total is None or self.dead is None:
+            return
+        # drift = dt sum_l (N_l - 2) / (2n), quadratic variation = dt L / n: NaN if collapsed
+        rows, dtype = self.rows, self.drift.dtype
+        nan = torch.where(self.dead, math.nan, 0.0).to(dtype)
+        self.drift[rows] = (self.total - 2 * self.steps).to(dtype) * (
+            self.dt / (2.0 * self.width)
+        ) + nan
+        self.variation[rows] = self.dt * self.steps / self.width + nan
 
     def results(self) -> dict[str, Tensor]:
         return {"drift": self.drift, "quadratic_variation": self.variation}
@@ -267,10 +360,6 @@ class _Correlation(_Recorder):
         self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
         self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
@@ -288,10 +377,6 @@ class _Norm(_Recorder):
         shape = (plan.samples, len(layers), plan.inputs)
         self.y_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
         self.phi_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:

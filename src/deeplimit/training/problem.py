@@ -95,13 +95,15 @@ METHOD_NAMES = ("auto", "exact", "span", "reference", "particles")
 # argument resolution shared by the object and the function shorthands
 
 
-def resolve_block(activation: Any, block: Any, key_dim: Any = None, *, tokens: int = 1) -> Block:
+def resolve_block(
+    activation: Any, block: Any, key_dim: Any = None, *, tokens: int | None = None
+) -> Block:
     """The residual block: ``block`` (a ``Block``), the 2LP block ``TwoLayerBlock(activation)``
     (``block`` ``None`` or ``"2lp"``; ``activation=None``: ``DEFAULT_ACTIVATION``) or, for
-    ``block="attention"``, ``AttentionBlock(tokens, key_dim, activation)`` (``key_dim=None``:
-    4). Giving a ``Block`` and an activation is an error, whatever their values
-    (``activation=None`` means "not given"), and so is ``key_dim`` without
-    ``block="attention"``."""
+    ``block="attention"`` and sequences of ``tokens`` tokens, ``AttentionBlock(tokens,
+    key_dim, activation)`` (``key_dim=None``: 4). Giving a ``Block`` and an activation is an
+    error, whatever their values (``activation=None`` means "not given"), and so is
+    ``key_dim`` without ``block="attention"``."""
     from .attention import BLOCKS, DEFAULT_KEY_DIM
 
     if key_dim is not None and not (isinstance(block, str) and block == "attention"):
@@ -118,6 +120,12 @@ def resolve_block(activation: Any, block: Any, key_dim: Any = None, *, tokens: i
         sigma = DEFAULT_ACTIVATION if activation is None else activation
         if block == "2lp":
             return TwoLayerBlock(sigma)
+        if tokens is None:
+            raise ValueError(
+                "block='attention' needs sequences to know T: give data=(X, Y) of shapes "
+                "(N, T, d_in), (N, T, d_out) to train_resnet or TrainingProblem, or pass "
+                "AttentionBlock(tokens, key_dim) here"
+            )
         key_dim = DEFAULT_KEY_DIM if key_dim is None else key_dim
         return AttentionBlock(tokens, check_int("key_dim", key_dim, minimum=1), sigma)
     if block is None:
@@ -235,6 +243,7 @@ TRAINING_OPTIONS = (
     "record_movement",
     "record_layers",
     "on_divergence",
+    "record_adjoint",
 )
 
 
@@ -514,12 +523,14 @@ class TrainingProblem:
         record_movement: bool = False,
         record_layers: bool = False,
         on_divergence: str = "warn",
+        record_adjoint: bool = False,
     ) -> TrainingResult:
         """Train ``seeds`` networks of shape ``(L, M, D) = (depth, hidden_width,
         embedding_dim)`` for ``steps`` GD steps (see ``train_resnet`` for the model, the
         seeds and the records). ``record_movement``: unit-movement statistics (one more copy of
-        the parameters, and time); ``record_layers``: every layer's state at every step.
-        The result carries this problem (``result.problem``)."""
+        the parameters, and time); ``record_layers``: every layer's state at every step;
+        ``record_adjoint``: every layer's backward variable ``D dR/dh_l`` at every step. The
+        result carries this problem (``result.problem``)."""
         return self._train(depth, hidden_width, seeds, "train", training_options(locals()))
 
     def _train(
@@ -527,12 +538,13 @@ class TrainingProblem:
     ) -> TrainingResult:
         """``train`` for ``context`` (the name bad sizes are reported under) with the options
         ``training_options`` picks."""
-        seed, device, dtype, record_movement, record_layers, on_divergence = (
+        seed, device, dtype, record_movement, record_layers, on_divergence, record_adjoint = (
             options[name] for name in TRAINING_OPTIONS
         )
         depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, self.embedding_dim)
         record_movement = check_bool("record_movement", record_movement)
         record_layers = check_bool("record_layers", record_layers)
+        record_adjoint = check_bool("record_adjoint", record_adjoint)
         check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
         device, dtype = resolve_device(device), resolve_dtype(dtype)
         check_training_size(
@@ -549,6 +561,7 @@ class TrainingProblem:
             unit_numbers=len(self.block.parameter_names) * self.embedding_dim,
             record_movement=record_movement,
             record_layers=record_layers,
+            record_adjoint=record_adjoint,
         )
         if isinstance(self.block, AttentionBlock):
             check_attention_memory(
@@ -569,6 +582,7 @@ class TrainingProblem:
             record_layers,
             self.explosion_factor,
             on_divergence,
+            record_adjoint=record_adjoint,
         )
         return self._with_tokens(dataclasses.replace(result, problem=self))
 
