@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
+    canonical,
     simulate_chain,
 )
 from .network import held_need
@@ -74,6 +76,14 @@ OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "
 _STAGE_BYTES = 2**25  # per observer and chunk: the largest staging buffer of ``keep``
 
 
+def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
+    """A running sum of active counts (each at most ``width``) over ``steps`` layers,
+    starting at ``count``: int32 (an addition of the same dtype, the fast one) wherever the
+    sum cannot overflow it."""
+    dtype = torch.int32 if width * steps < 2**31 else torch.int64
+    return count.to(dtype, copy=True)
+
+
 class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
     twice fills both of its slots)."""
@@ -84,6 +94,10 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
+        # staging memory per (thread, target), reused from chunk to chunk (shared by the
+        # shallow copies of other threads): a fresh buffer of tens of MiB per chunk costs
+        # a page fault per 4 KiB, more than the values written into it
+        self._pool: dict[tuple[int, int], Tensor] = {}
 
     @property
     def rows(self) -> slice:
@@ -102,34 +116,78 @@ class _Recorder(Observer):
         """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``.
 
         Writing one slot of every network of a chunk touches one cache line per network; the
-        values are staged instead in a slot-major buffer of the chunk (contiguous writes) and
-        copied to ``target`` once, at ``end``, where the buffer is small (``_STAGE_BYTES``)."""
+        values are staged instead in a slot-major buffer of the chunk (contiguous writes) for
+        a group of consecutive slots at most ``_STAGE_BYTES`` large, copied to ``target``
+        when a slot of another group comes (or at ``end``): one transposing copy per group."""
         if getattr(self, "_stage_context", None) is not self.context:
             self._stage_context = self.context
-            self._stages: dict[int, tuple[Tensor, Tensor]] = {}
-        staged = self._stages.get(id(target))
-        if staged is None:
-            rows = self.rows.stop - self.rows.start
-            shape = (target.shape[1], rows, *target.shape[2:])
-            if math.prod(shape) * target.element_size() <= _STAGE_BYTES:
-                staged = (target, target.new_empty(shape))
-                self._stages[id(target)] = staged
+            self._stages: dict[int, _Stage] = {}
+        values = canonical(values)
         for slot in self.positions[layer]:
-            if staged is None:
+            stage = self._stage(target, slot)
+            if stage is None:
                 target[self.rows, slot] = values
             else:
-                staged[1][slot] = values
+                stage.buffer[slot - stage.low] = values
+                stage.written.add(slot)
+
+    def _stage(self, target: Tensor, slot: int) -> _Stage | None:
+        """The staging group of ``target`` that holds ``slot`` (flushing the previous one),
+        or None where a group would hold fewer than two slots."""
+        stage = self._stages.get(id(target))
+        if stage is not None and stage.low <= slot < stage.high:
+            return stage
+        if stage is not None:
+            self._flush(stage)
+        rows = self.rows.stop - self.rows.start
+        per_slot = rows * math.prod(target.shape[2:])
+        group = _STAGE_BYTES // max(1, per_slot * target.element_size())
+        if group < 2:
+            return None
+        key = (threading.get_ident(), id(target))
+        memory = self._pool.get(key)
+        size = group * per_slot
+        if memory is None or memory.numel() < size:
+            memory = self._pool[key] = target.new_empty(size)
+        low = slot // group * group
+        high = min(low + group, target.shape[1])
+        buffer = memory[: (high - low) * per_slot].view(high - low, rows, *target.shape[2:])
+        stage = _Stage(target, buffer, low, high, set())
+        self._stages[id(target)] = stage
+        return stage
+
+    def _flush(self, stage: _Stage) -> None:
+        """Copy the written slots of a staging group to the results."""
+        rows = self.rows
+        if len(stage.written) == stage.high - stage.low:  # the whole group: one copy
+            part = stage.target[rows, stage.low : stage.high]
+            if math.prod(stage.target.shape[2:]) == 1:  # 2-D: the blocked transposing copy
+                count = rows.stop - rows.start
+                part.reshape(count, -1).copy_(stage.buffer.reshape(-1, count).t())
+            else:
+                part.copy_(stage.buffer.transpose(0, 1))
+        else:
+            for slot in stage.written:
+                stage.target[rows, slot] = stage.buffer[slot - stage.low]
+        stage.written.clear()
 
     def end(self) -> None:
         """Copy the staged values of the chunk to the results (``keep``)."""
         if getattr(self, "_stage_context", None) is self.context:
-            for target, stage in self._stages.values():
-                rows, slots = stage.shape[1], stage.shape[0]
-                if stage.numel() == rows * slots:  # one input: a 2-D (blocked) transposed copy
-                    target[self.rows].view(rows, slots).copy_(stage.view(slots, rows).t())
-                else:
-                    target[self.rows] = stage.transpose(0, 1)
+            for stage in self._stages.values():
+                self._flush(stage)
             self._stages = {}
+
+
+@dataclass
+class _Stage:
+    """Staged values of the slots ``low <= slot < high`` of ``target`` (``_Recorder.keep``)."""
+
+    target: Tensor
+    buffer: Tensor
+    low: int
+    high: int
+    written: set[int]
 
 
 class _LogGrowth(_Recorder):
@@ -203,7 +261,11 @@ class _Active(_Recorder):
         if view.layer in self.positions:
             self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+            self.total = (
+                _start_total(count, self.width, self.steps)
+                if self.total is None
+                else self.total.add_(count)
+            )
 
     def end(self) -> None:
         super().end()
@@ -240,7 +302,11 @@ class _QuasiGBM(_Recorder):
             # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
             # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
             count = view.active
-            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+            self.total = (
+                _start_total(count, self.width, self.steps)
+                if self.total is None
+                else self.total.add_(count)
+            )
             if view.layer == self.steps - 1:
                 self.dead = view.phi_norm == 0
             return
