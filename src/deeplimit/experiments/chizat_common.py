@@ -63,6 +63,7 @@ __all__ = [
     "authors_grid",
     "chizat_figure",
     "clear_legend",
+    "columns",
     "error_pair",
     "log_axes",
     "log_error_bars",
@@ -613,14 +614,27 @@ def log_error_bars(
 # --- the (L, M, D) grid studies (chizat-grid, chizat-scaling, chizat-joint) ----------------
 
 PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch of the grid studies
-GRID_TABLE = {
+# the printed tables' usual column labels (``columns``)
+COLUMN_LABELS = {
+    "depth": "L",
     "width": "M",
     "dim": "D",
     "budget": "P = LMD",
     "embedding_error": "emb. error",
     "output_error": "output error",
-    "diverged": "diverged",
 }
+
+
+def columns(*keys: str) -> dict[str, str]:
+    """An experiment's ``table``: each of ``keys`` is a statistics key, shown under its usual
+    label (``COLUMN_LABELS``, else the key itself), or ``"key=label"``."""
+    pairs = (
+        key.split("=", 1) if "=" in key else (key, COLUMN_LABELS.get(key, key)) for key in keys
+    )
+    return dict(pairs)
+
+
+GRID_TABLE = columns("width", "dim", "budget", "embedding_error", "output_error", "diverged")
 QUANTITY_TEX = {"embedding": "embedding $h_L$", "output": "output $f$"}
 
 

@@ -667,7 +667,7 @@ def panels(
             panel_letters(axes)
         # lay out once (ticks are made here, in the style), then keep the layout: the
         # legends go inside the panels, where data are not
-        figure.draw_without_rendering()
+        figure.get_layout_engine().execute(figure)
         figure.set_layout_engine("none")
         for ax in axes:
             finish_axes(ax, legend=not shared_legend)
