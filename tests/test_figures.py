@@ -15,13 +15,10 @@ from deeplimit.experiments import experiment_names
 # a fixed figure makes its entry fail (XPASS) until it is taken off this list.
 LEGEND = "legend covers data"
 OVERLAP = "text overlaps another panel's text or frame"
-CUT = "text cut by the figure's edge"
 
 KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
     "chizat-attention": (LEGEND,),  # panels (a), (c): the legend lies on the bands
     "chizat-phase": (OVERLAP,),  # the y label of (b) on the frame of (a)
-    "hayou-fig10": (CUT,),  # the last x tick label of (b) at the right edge
-    "hayou-fig12": (OVERLAP,),  # the two-line title of (a) reaches the letter (b)
 }
 
 
