@@ -14,11 +14,9 @@ from deeplimit.experiments import experiment_names
 # Figures known to fail, with their kinds of defect (the test's message lists each one); strict:
 # a fixed figure makes its entry fail (XPASS) until it is taken off this list.
 LEGEND = "legend covers data"
-OVERLAP = "text overlaps another panel's text or frame"
 
 KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
     "chizat-attention": (LEGEND,),  # panels (a), (c): the legend lies on the bands
-    "chizat-phase": (OVERLAP,),  # the y label of (b) on the frame of (a)
 }
 
 
