@@ -22,15 +22,7 @@ TICKS = "tick labels overlap"
 OVERLAP = "text overlaps another panel's text"
 
 KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
-    "coord-check": (CAPTION, LETTERS, MATHS, LOG, LEGEND),
-    "transfer": (CAPTION, LETTERS, LOG),
     "chizat-attention": (CAPTION, LETTERS, MATHS, LOG),
-    "chizat-init": (CAPTION, LETTERS, MATHS),
-    "chizat-phase": (CAPTION, LETTERS, MATHS, LEGEND),
-    "chizat-joint": (CAPTION, LETTERS, MATHS, LOG),
-    "chizat-scaling": (CAPTION, LETTERS, MATHS, LOG),
-    "chizat-grid": (CAPTION, LETTERS, MATHS, LOG),
-    "chizat-coordinates": (CAPTION, LETTERS, MATHS),
     "hayou-claims": (CAPTION, LETTERS, MATHS, LEGEND),
     "hayou-fig1": (CAPTION, LETTERS, MATHS, OVERLAP),
     "hayou-fig2": (CAPTION, LETTERS),
