@@ -23,28 +23,6 @@ OVERLAP = "text overlaps another panel's text"
 
 KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
     "chizat-attention": (CAPTION, LETTERS, MATHS, LOG),
-    "hayou-claims": (CAPTION, LETTERS, MATHS, LEGEND),
-    "hayou-fig1": (CAPTION, LETTERS, MATHS, OVERLAP),
-    "hayou-fig2": (CAPTION, LETTERS),
-    "hayou-fig3": (CAPTION, LETTERS, MATHS),
-    "hayou-fig4": (CAPTION, LETTERS, MATHS, TICKS),
-    "hayou-fig5": (CAPTION, LETTERS, MATHS),
-    "hayou-fig6": (CAPTION, LETTERS, MATHS, LEGEND),
-    "hayou-fig7": (CAPTION, LETTERS, MATHS, LEGEND),
-    "hayou-fig8": (CAPTION, LETTERS, MATHS, TICKS),
-    "hayou-fig9": (CAPTION, LETTERS, MATHS),
-    "hayou-fig10": (CAPTION, LETTERS, MATHS),
-    "hayou-fig11": (CAPTION, LETTERS, MATHS, LEGEND),
-    "hayou-fig12": (CAPTION, LETTERS, MATHS, LEGEND),
-    "hayou-fig13": (CAPTION, LETTERS, MATHS, LEGEND),
-    "hayou-fig14": (CAPTION, LETTERS, MATHS),
-    "hayou-fig15": (CAPTION, LETTERS, MATHS),
-    "hayou-fig16": (CAPTION, LETTERS, MATHS),
-    "hayou-fig17": (CAPTION, LETTERS, MATHS),
-    "hayou-fig18": (CAPTION, LETTERS, MATHS),
-    "hayou-fig19": (CAPTION, LETTERS, MATHS),
-    "hayou-fig20": (CAPTION, LETTERS, MATHS),
-    "hayou-fig21": (CAPTION, LETTERS, MATHS),
 }
 
 
