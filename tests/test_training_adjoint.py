@@ -3,6 +3,7 @@ network groups that ``train`` runs on several threads (same results as one threa
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -16,6 +17,8 @@ from deeplimit.training import (
     train_resnet,
     train_with_adjoint,
 )
+
+train_module = importlib.import_module("deeplimit.training.train")  # the module, not `train`
 
 
 def _autograd_adjoint(model, data):
@@ -77,7 +80,8 @@ def test_record_adjoint_is_nan_for_stopped_networks():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_network_groups_on_threads_equal_one_thread(dtype):
+def test_network_groups_on_threads_equal_one_thread(dtype, monkeypatch):
+    monkeypatch.setattr(train_module, "_GROUP_MIN_FLOPS", 0.0)  # split even this small batch
     data = synthetic_task()
     previous = torch.get_num_threads()
     results = []
@@ -87,6 +91,7 @@ def test_network_groups_on_threads_equal_one_thread(dtype):
             model = build_resnet(4, 6, 8, input_dim=5, output_dim=5, seeds=5, dtype=dtype)
             results.append(train(model, data, 3, record_layers=True, record_adjoint=True))
             assert torch.get_num_threads() == threads  # restored after the groups
+            assert len(train_module._NetworkGroups(model, data.samples).parts) == threads
     finally:
         torch.set_num_threads(previous)
     one, several = results

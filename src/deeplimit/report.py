@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .experiments.base import Claim
+from .formatting import compact_float
 from .provenance import provenance_line
 from .results import atomic_write_text
 
@@ -78,15 +79,27 @@ def claim_rows(suite: str, claims: Sequence[Claim]) -> list[dict[str, Any]]:
     return rows
 
 
+# the columns of the claims table, in order (the first is headed "claim")
+_CLAIM_COLUMNS = (
+    "id",
+    "statement",
+    "statistic",
+    "measured",
+    "expected",
+    "tolerance",
+    "n",
+    "verdict",
+    "source",
+)
+
+
 def _number(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
+        return compact_float(value, ".4g")
     return str(value)
 
 
@@ -141,20 +154,7 @@ def _markdown(
         linked = {"source": f"[{source}](#{source})"} if source in anchors else {}
         lines.append(
             "| "
-            + " | ".join(
-                linked.get(k) or _markdown_cell(row.get(k))
-                for k in (
-                    "id",
-                    "statement",
-                    "statistic",
-                    "measured",
-                    "expected",
-                    "tolerance",
-                    "n",
-                    "verdict",
-                    "source",
-                )
-            )
+            + " | ".join(linked.get(k) or _markdown_cell(row.get(k)) for k in _CLAIM_COLUMNS)
             + " |"
         )
     for section in sections:
@@ -254,33 +254,13 @@ def _html(
         "</ol></nav>",
         '<h2>Claims</h2><table id="claims"><thead><tr>',
     ]
-    headers = (
-        "claim",
-        "statement",
-        "statistic",
-        "measured",
-        "expected",
-        "tolerance",
-        "n",
-        "verdict",
-        "source",
-    )
+    headers = ("claim", *_CLAIM_COLUMNS[1:])
     out += [f"<th>{h}</th>" for h in headers] + ["</tr></thead><tbody>"]
     anchors = {section.name for section in sections}
     for row in rows:
         css = row["verdict"].lower()
         out.append(f'<tr class="claim {css}" data-claim="{e(row["id"])}">')
-        for key in (
-            "id",
-            "statement",
-            "statistic",
-            "measured",
-            "expected",
-            "tolerance",
-            "n",
-            "verdict",
-            "source",
-        ):
+        for key in _CLAIM_COLUMNS:
             cls = ' class="verdict"' if key == "verdict" else ""
             text = e(_number(row.get(key)))
             if key == "source" and row.get(key) in anchors:

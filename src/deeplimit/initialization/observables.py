@@ -47,7 +47,6 @@ from ..errors import check_real_array
 from ..sizes import Need
 from ..stats import binomial_interval
 from .chain import (
-    DEFAULT_MEMORY_BUDGET,
     ChainPlan,
     ChunkContext,
     LayerView,
@@ -58,14 +57,7 @@ from .chain import (
 )
 from .network import held_need
 from .recording import slots_by_step
-from .sampling import (
-    DEFAULT_DEVICE,
-    DEFAULT_DTYPE,
-    DEFAULT_METHOD,
-    DEFAULT_ON_NONFINITE,
-    DEFAULT_RECORD,
-    DEFAULT_SEED,
-)
+from .shorthands import collapse_probability, observe_resnet, observe_sde
 
 if TYPE_CHECKING:  # a file format: imported by to_dataset only
     import xarray as xr
@@ -523,79 +515,6 @@ def _observe(
     )
 
 
-def observe_resnet(
-    width: int,
-    depth: int,
-    activation: Any,
-    *,
-    samples: int,
-    observables: Any = ("log_growth",),
-    layers: Any = DEFAULT_RECORD["observables"],
-    y0: Any = None,
-    x: Any = None,
-    method: str = DEFAULT_METHOD,
-    seed: int = DEFAULT_SEED,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = DEFAULT_ON_NONFINITE,
-    progress: ProgressCallback | None = None,
-) -> Observations:
-    """Observables of ``samples`` random ResNets (Eq. 1), computed while sampling.
-
-    Shorthand for ``RandomResNet(width, activation).observe(depth, Start(x=x, y0=y0),
-    observables, Sampling(samples, ..., record=layers))``, with the same numbers.
-
-    Arguments as ``sample_resnet``, plus ``observables`` (names from ``OBSERVABLES``) and
-    ``layers`` (``"last"``, ``"all"``, an index or a list: where per-layer observables are
-    kept; a layer listed twice fills both slots). Same seed, same networks as
-    ``sample_resnet``. Correlations are exact with ``method="law"`` too: its factor of the
-    post-activations is exact for the joint law of all inputs, nearly collinear ones included.
-    For linear, ReLU and leaky activations the scale-free observables (``log_growth``,
-    ``collapse``, ``active``, ``quasi_gbm``, ``correlation``) stay exact where ``Y_l`` itself
-    under- or overflows the dtype; ``norm`` is then reported as out of range.
-
-    Example
-    -------
-    >>> obs = observe_resnet(4, 200, "relu", samples=1000, x=[1.0],
-    ...                      observables=["log_growth", "quasi_gbm"])
-    >>> residual = obs.quasi_gbm_residual   # LG_L - drift, ~ N(0, 1/4) for large L
-    """
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("observe_resnet", arguments)
-
-
-def observe_sde(
-    width: int,
-    activation: Any,
-    *,
-    steps: int,
-    samples: int,
-    observables: Any = ("log_growth",),
-    times: Any = DEFAULT_RECORD["observables"],
-    y0: Any = None,
-    x: Any = None,
-    seed: int = DEFAULT_SEED,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = DEFAULT_ON_NONFINITE,
-    progress: ProgressCallback | None = None,
-) -> Observations:
-    """Observables along Euler-Maruyama paths of the SDE (``times`` on the grid ``j/steps``).
-
-    Shorthand for ``ResNetSDE(width, activation).observe(steps, Start(x=x, y0=y0),
-    observables, Sampling(samples, ..., record=times))``, with the same numbers."""
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("observe_sde", arguments)
-
-
 @dataclass(frozen=True)
 class CollapseProbability:
     """``P(collapsed at or before layer l)`` for ``l = 0..depth`` with a binomial interval.
@@ -643,39 +562,6 @@ def _collapse_curve(
         conditional=bool(conditional),
         level=float(level),
     )
-
-
-def collapse_probability(
-    width: int,
-    depth: int,
-    activation: Any = "relu",
-    *,
-    samples: int,
-    x: Any = None,
-    y0: Any = None,
-    conditional: bool = True,
-    seed: int = DEFAULT_SEED,
-    level: float = 0.95,
-    method: str = DEFAULT_METHOD,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    progress: ProgressCallback | None = None,
-) -> CollapseProbability:
-    """Probability that the network has collapsed (``phi(Y_l) = 0``) at or before layer ``l``.
-
-    Shorthand for ``RandomResNet(width, activation).collapse_probability(depth,
-    Start(x=x, y0=y0), Sampling(samples, ...), conditional=..., level=...)``.
-
-    Collapse is absorbing (Lemma 1), so this is the empirical cdf of the first collapse layer,
-    with Wilson intervals at ``level`` (default 95 %). With ``conditional=True`` only networks
-    with ``phi(Y_0) != 0`` count (the paper's Fig. 4: the curve then tends to 0 with depth);
-    otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
-    One input (``x`` or ``y0`` a vector).
-    """
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("collapse_probability", arguments)
 
 
 def correlation_coefficients(y_a: Any, y_b: Any, activation: Any) -> tuple[Tensor, Tensor]:

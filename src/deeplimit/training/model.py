@@ -364,8 +364,10 @@ class ResNet:
     def split(self, groups: int) -> list[ResNet]:
         """The networks in ``groups`` consecutive groups (sizes differing by at most one), each
         a ``ResNet`` whose parameters, scales and learning rates are views of this one's: a
-        group trains its networks exactly as this batch does (every product is per network),
-        and a group's layer ``l`` is one contiguous block of the layer-major storage."""
+        group's forward passes and adjoint sweeps compute each network exactly as this batch
+        does (every product is per network; ``readout`` is not batch-invariant in float32, so
+        compute it on the whole batch), and its layer ``l`` is one contiguous block of the
+        layer-major storage."""
         groups = check_int("groups", groups, minimum=1)
         bounds = [self.networks * i // groups for i in range(groups + 1)]
         parts = []

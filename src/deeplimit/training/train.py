@@ -13,6 +13,7 @@ step ``k`` are kept as computed (they show the explosion), its later entries are
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -53,6 +54,10 @@ __all__ = [
 
 ON_DIVERGENCE = ("warn", "ignore", "raise")
 _MOVEMENT_CHUNK_NUMBERS = 2**23  # entries of one parameter per movement chunk (64 MiB float64)
+# flops per GD step (12 N L M D S) from which ``_NetworkGroups`` splits a batch over threads:
+# ~10 ms of one core, against a hand-over to the threads of ~0.1 ms on a quiet machine (and
+# several ms each way on a loaded one, where a woken thread waits for a time slice)
+_GROUP_MIN_FLOPS = 1e8
 
 
 class TrainingDivergenceWarning(RuntimeWarning):
@@ -389,7 +394,8 @@ def train(
 class _NetworkGroups:
     """The networks of ``model`` in ``torch.get_num_threads()`` groups, each sweeping its
     layers on its own Python thread with one-thread torch operations (CPU, 2LP blocks, two or
-    more networks; otherwise one group, the model itself, on the calling thread).
+    more networks, a step of at least ``_GROUP_MIN_FLOPS``; otherwise one group, the model
+    itself, on the calling thread).
 
     The per-layer products have N rows (N = 10 in the authors' task): too small for torch's
     OpenMP parallel region per operation, whose fork and barrier cost about as much as the
@@ -399,11 +405,13 @@ class _NetworkGroups:
     network, so each network's arithmetic is the batch's.
     """
 
-    def __init__(self, model: ResNet) -> None:
+    def __init__(self, model: ResNet, samples: int) -> None:
         threads = torch.get_num_threads()
+        shape = (samples, model.depth, model.hidden_width, model.embedding_dim, model.networks)
         split = (
             threads > 1
             and model.networks > 1
+            and 12.0 * math.prod(shape) >= _GROUP_MIN_FLOPS
             and model.device.type == "cpu"
             and type(model) is ResNet
             and isinstance(model.block, TwoLayerBlock)
@@ -496,7 +504,7 @@ def _descend(
     initial = {k: v.clone() for k, v in model.storage.items()} if record_movement else {}
     movement: dict[str, Tensor] = {}
     threshold = None
-    with _NetworkGroups(model) as groups:
+    with _NetworkGroups(model, n) as groups:
         for step in range(steps + 1):
             forwards = groups.forward(x, keep=step < steps or record_layers)
             last, layers = _joined(forwards, record_layers)
