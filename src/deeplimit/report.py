@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .experiments.base import Claim
 from .formatting import compact_float
@@ -117,15 +117,23 @@ def _statistics_markdown(rows: list[dict[str, Any]], table: dict[str, str]) -> l
     return lines
 
 
-def _markdown(
-    title: str,
-    suite: str,
-    rows: list[dict[str, Any]],
-    sections: Sequence[Any],
-    record: dict[str, Any],
-    folder: Path,
-) -> str:
-    passed = sum(r["verdict"] == "PASS" for r in rows)
+class _Content(NamedTuple):
+    """What both renderings (Markdown and HTML) show."""
+
+    title: str
+    suite: str
+    rows: list[dict[str, Any]]
+    sections: Sequence[Any]
+    record: dict[str, Any]
+
+    @property
+    def passed(self) -> int:
+        return sum(r["verdict"] == "PASS" for r in self.rows)
+
+
+def _markdown(content: _Content, folder: Path) -> str:
+    title, suite, rows, sections, record = content
+    passed = content.passed
     lines = [
         f"# {title}",
         "",
@@ -232,15 +240,10 @@ window.addEventListener('load', function () {
 """
 
 
-def _html(
-    title: str,
-    suite: str,
-    rows: list[dict[str, Any]],
-    sections: Sequence[Any],
-    record: dict[str, Any],
-) -> str:
+def _html(content: _Content) -> str:
+    title, suite, rows, sections, record = content
     e = html.escape
-    passed = sum(r["verdict"] == "PASS" for r in rows)
+    passed = content.passed
     out = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -338,8 +341,9 @@ def write_report(
     markdown = folder / "report.md"
     page = folder / "report.html"
     summary = folder / "report.json"
-    atomic_write_text(markdown, _markdown(title, suite, rows, sections, record, folder))
-    atomic_write_text(page, _html(title, suite, rows, sections, record))
+    content = _Content(title, suite, rows, sections, record)
+    atomic_write_text(markdown, _markdown(content, folder))
+    atomic_write_text(page, _html(content))
     atomic_write_text(
         summary,
         json.dumps({"suite": suite, "claims": rows, "provenance": record}, indent=2, default=str)
