@@ -193,15 +193,14 @@ def _inside(points: np.ndarray, box: Any, ax: Axes) -> int:
 
 
 def legend_overlap(ax: Axes, legend: Legend | None = None) -> int:
-    """How many plotted points of ``ax`` lie under its legend (0: the legend hides nothing).
-
-    Lines are sampled at their vertices, so draw a curve with enough points to be seen this
-    way (the experiments' curves have one vertex per measured point or a fine grid)."""
+    """How many plotted points of ``ax`` lie under its legend (0: the legend hides nothing),
+    counted as the figure test counts them (:func:`covered_points`: lines sampled along their
+    segments, markers, error bars, and bands or bars the legend sits in)."""
     legend = legend or ax.get_legend()
     if legend is None:
         return 0
     renderer = _renderer_of(ax.figure)
-    return _inside(data_points(ax), legend.get_window_extent(renderer), ax)
+    return covered_points(ax, legend.get_window_extent(renderer))
 
 
 def _has_data(artist: Any) -> bool:
