@@ -13,8 +13,13 @@ chizat.md §1.2 (tanh, ``alpha = 1``, ``lr = 0.5``), so the benchmark also check
 agree. Initialization is excluded from both timings; each time is the best of ``--repeats``.
 
     python benchmarks/bench_training.py [--repeats 2] [--threads N] [--quick] [--cuda]
+    python benchmarks/bench_training.py --bandwidth [--rounds 5]
 
 ``--cuda`` adds a table of the library's times on the GPU (same shapes, plus a larger one).
+``--bandwidth`` times only the library's training of the same shapes against a stream copy,
+in ``--rounds`` rounds, each with its own copy measured just before (on a shared machine the
+bandwidth left to one process changes by the minute), and prints the medians of the GB/s and
+of their ratios to the copy (the issue's target: >= 70 %).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ import numpy as np
 import torch
 
 from deeplimit.training import build_resnet, synthetic_task, train
+
+LINEAR_SHAPE = (64, 512, 256, 4, 5)  # (L, M, D, S, K) of the linear N = 1 case
+LINEAR_QUICK = (8, 64, 32, 2, 2)
 
 
 def numpy_train(u, v, x, y, w_in, w_out, steps, alpha=1.0, lr=0.5):
@@ -134,6 +142,63 @@ def streamed_bytes(depth, width, dim, seeds, steps, itemsize):
     return parameters * ((steps + 1) + 2 * steps)
 
 
+def bandwidth_rounds(shapes, linear_shape, rounds):
+    """Median effective GB/s of ``train`` and its median ratio to a stream copy measured in the
+    same round, per shape and dtype (tanh shapes of the main table, then the linear N = 1)."""
+    from deeplimit.training.authors import authors_linear_task
+
+    tanh_data, linear_data = synthetic_task(), authors_linear_task()
+    cases = [(shape, "tanh", tanh_data, 5) for shape in shapes]
+    cases.append((linear_shape, "identity", linear_data, 3))
+    print(
+        f"bandwidth: {rounds} rounds, each a stream copy (256 MiB, best of 3) then one timed "
+        f"training per case; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    header = (
+        f"{'case':>9} {'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} {'dtype':>7} | "
+        f"{'median GB/s':>11} {'copy GB/s':>9} {'median %':>8} {'min-max %':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for shape, activation, data, dims in cases:
+        depth, width, dim, seeds, steps = shape
+        for dtype in (torch.float64, torch.float32):
+            model = build_resnet(
+                depth,
+                width,
+                dim,
+                input_dim=dims,
+                output_dim=dims,
+                activation=activation,
+                lr=0.15 if activation == "identity" else 0.5,
+                seeds=seeds,
+                dtype=dtype,
+            )
+            initial = {name: value.clone() for name, value in model.storage.items()}
+            train(model, data, 1, record_movement=False)  # warm up
+            itemsize = torch.finfo(dtype).bits // 8
+            streamed = streamed_bytes(depth, width, dim, seeds, steps, itemsize)
+            gbs, copies, ratios = [], [], []
+            for _ in range(rounds):
+                copy = stream_copy_gbs(megabytes=256, repeats=3)
+                for name, value in initial.items():
+                    model.storage[name].copy_(value)
+                start = time.perf_counter()
+                train(model, data, steps, record_movement=False)
+                gbs.append(streamed / (time.perf_counter() - start) / 1e9)
+                copies.append(copy)
+                ratios.append(100 * gbs[-1] / copy)
+            name = "tanh N=10" if activation == "tanh" else "lin N=1"
+            print(
+                f"{name:>9} {depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} "
+                f"{str(dtype)[6:]:>7} | {float(np.median(gbs)):>11.1f} "
+                f"{float(np.median(copies)):>9.1f} {float(np.median(ratios)):>7.0f}% "
+                f"{min(ratios):>4.0f}-{max(ratios):.0f}%",
+                flush=True,
+            )
+            del model, initial
+
+
 def bench_linear_bandwidth(shape, repeats, copy_gbs):
     """The authors' linear Python setting (N = 1, d = 3, sigma = id): the step is a chain of
     matrix-vector products, bound by memory traffic. Library only, float64 and float32."""
@@ -211,12 +276,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="small shapes only (smoke test)")
     parser.add_argument("--cuda", action="store_true", help="also time the library on CUDA")
+    parser.add_argument(
+        "--bandwidth", action="store_true", help="only the bandwidth rounds (see the docstring)"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --bandwidth")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = [(64, 256, 64, 8, 10), (32, 1024, 128, 4, 5)]
     if args.quick:
         shapes = [(8, 32, 16, 2, 2)]
+    if args.bandwidth:
+        print(f"load average {os.getloadavg()[0]:.2f} at start")
+        bandwidth_rounds(shapes, LINEAR_QUICK if args.quick else LINEAR_SHAPE, args.rounds)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}; "
         f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at start; "
@@ -278,9 +352,7 @@ def main() -> None:
             f"({100 * g64 / copy_gbs:3.0f}%) | f32 {g32:6.1f} GB/s ({100 * g32 / copy_gbs:3.0f}%)"
             f" | f64 1 thread {g1:6.1f} GB/s ({100 * g1 / copy_gbs:3.0f}%)"
         )
-    bench_linear_bandwidth(
-        (8, 64, 32, 2, 2) if args.quick else (64, 512, 256, 4, 5), args.repeats, copy_gbs
-    )
+    bench_linear_bandwidth(LINEAR_QUICK if args.quick else LINEAR_SHAPE, args.repeats, copy_gbs)
     print(f"load average {os.getloadavg()[0]:.2f} at the end (timings need a quiet machine)")
     if args.cuda:
         bench_cuda([*shapes, (64, 2048, 512, 8, 10)], args.repeats)

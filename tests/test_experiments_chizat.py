@@ -257,3 +257,24 @@ def test_full_and_fast_specs_are_valid_and_round_trip(name):
     for spec in (experiment.fast(), experiment.full(), experiment.smoke()):
         assert type(spec).model_validate_json(spec.model_dump_json()) == spec
         assert spec.threads == 1
+
+
+def test_per_network_errors_give_the_rms_error_of_the_claims(suite):
+    """The error sweeps store each network's error (the 95% bars of their figures): the RMS
+    over the networks is the error their claims fit, to rounding."""
+    from deeplimit.experiments.chizat_common import rms_over
+
+    pairs = {
+        "chizat-alpha": [("output_errors", "output_error")],
+        "chizat-dim": [("embedding_errors", "embedding_error")],
+        "chizat-width": [
+            ("tanh_embedding_errors", "tanh_embedding_error"),
+            ("linear_output_errors", "linear_output_error"),
+        ],
+        "chizat-depth": [("errors", "error")],
+    }
+    by_name = {r.name: r.dataset for r in suite.reproductions}
+    for name, variables in pairs.items():
+        for per_network, error in variables:
+            rms = rms_over(by_name[name][per_network].values)[0]
+            np.testing.assert_allclose(rms, by_name[name][error].values, rtol=1e-12)

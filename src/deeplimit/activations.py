@@ -99,8 +99,19 @@ class Activation:
         return f"Activation({self.spec!r})"
 
 
+class _PiecewiseLinearActivation(Activation):
+    """Linear on each side of 0 and positively homogeneous: ``phi'' = 0`` (off the kink)."""
+
+    def second_derivative(self, x: Tensor) -> Tensor:
+        return torch.zeros_like(x)
+
+    @property
+    def positively_homogeneous(self) -> bool:
+        return True
+
+
 @dataclass(frozen=True, repr=False)
-class Linear(Activation):
+class Linear(_PiecewiseLinearActivation):
     """``phi(x) = a x``; ``a = 1`` is the identity of Prop. 9."""
 
     a: float = 1.0
@@ -115,20 +126,13 @@ class Linear(Activation):
     def derivative(self, x: Tensor) -> Tensor:
         return torch.full_like(x, self.a)
 
-    def second_derivative(self, x: Tensor) -> Tensor:
-        return torch.zeros_like(x)
-
     @property
     def parameters(self) -> dict[str, float]:
         return {"a": self.a}
 
-    @property
-    def positively_homogeneous(self) -> bool:
-        return True
-
 
 @dataclass(frozen=True, repr=False)
-class ReLU(Activation):
+class ReLU(_PiecewiseLinearActivation):
     """``phi(x) = max(x, 0)``; ``phi'(0) = 0``."""
 
     name: str = field(default="relu", init=False)
@@ -139,16 +143,9 @@ class ReLU(Activation):
     def derivative(self, x: Tensor) -> Tensor:
         return (x > 0).to(x.dtype)
 
-    def second_derivative(self, x: Tensor) -> Tensor:
-        return torch.zeros_like(x)
-
-    @property
-    def positively_homogeneous(self) -> bool:
-        return True
-
 
 @dataclass(frozen=True, repr=False)
-class PiecewiseLinear(Activation):
+class PiecewiseLinear(_PiecewiseLinearActivation):
     """``phi(x) = alpha x`` for ``x >= 0`` and ``beta x`` for ``x < 0`` (Prop. 10)."""
 
     alpha: float = 1.0
@@ -166,16 +163,9 @@ class PiecewiseLinear(Activation):
     def derivative(self, x: Tensor) -> Tensor:
         return torch.where(x > 0, torch.full_like(x, self.alpha), torch.full_like(x, self.beta))
 
-    def second_derivative(self, x: Tensor) -> Tensor:
-        return torch.zeros_like(x)
-
     @property
     def parameters(self) -> dict[str, float]:
         return {"alpha": self.alpha, "beta": self.beta}
-
-    @property
-    def positively_homogeneous(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, repr=False)

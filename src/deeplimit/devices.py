@@ -16,15 +16,20 @@ _DTYPES = {
 }
 
 
-def check_device_name(device: Any) -> str:
-    """``device`` if it has the form ``cpu``, ``cuda`` or ``cuda:<index>`` (a ValueError
-    otherwise), without asking whether it is available here (:func:`resolve_device` does)."""
+def _parse_device(device: Any) -> torch.device:
+    """``torch.device(device)``, with a ValueError naming the allowed forms when it fails."""
     try:
-        resolved = torch.device(device)
+        return torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(
             f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
         ) from None
+
+
+def check_device_name(device: Any) -> str:
+    """``device`` if it has the form ``cpu``, ``cuda`` or ``cuda:<index>`` (a ValueError
+    otherwise), without asking whether it is available here (:func:`resolve_device` does)."""
+    resolved = _parse_device(device)
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:<index>]', got {device!r}")
     return device
@@ -35,12 +40,7 @@ def resolve_device(device: Any) -> torch.device:
 
     Raises a ValueError when CUDA is asked for but not available, or the index is too large.
     """
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
-        ) from None
+    resolved = _parse_device(device)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(

@@ -101,7 +101,18 @@ class Executor:
         self.close(cancel=exc[0] is not None)
 
 
-class InlineExecutor(Executor):
+class _QueuedExecutor(Executor):
+    """An engine that keeps the calls not yet started in ``self._queue``."""
+
+    _queue: deque[tuple[str, Callable[..., Any], tuple[Any, ...]]]
+
+    def drop_queued(self) -> list[str]:
+        dropped = [tag for tag, _, _ in self._queue]
+        self._queue.clear()
+        return dropped
+
+
+class InlineExecutor(_QueuedExecutor):
     """Runs each call in this process when polled: no parallelism, no start-up cost."""
 
     name = "inline"
@@ -127,11 +138,6 @@ class InlineExecutor(Executor):
 
     def running(self) -> int | None:
         return int(self._busy)
-
-    def drop_queued(self) -> list[str]:
-        dropped = [tag for tag, _, _ in self._queue]
-        self._queue.clear()
-        return dropped
 
     def close(self, *, cancel: bool = False) -> None:
         self._queue.clear()
@@ -205,7 +211,7 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(_QueuedExecutor):
     """``workers`` processes on this machine.
 
     ``gpus``: device indices (e.g. ``["0", "1"]``); worker ``i`` sees only ``gpus[i % n]``.
@@ -315,11 +321,6 @@ class LocalExecutor(Executor):
 
     def running(self) -> int | None:
         return sum(w.tag is not None for w in self._pool)
-
-    def drop_queued(self) -> list[str]:
-        dropped = [tag for tag, _, _ in self._queue]
-        self._queue.clear()
-        return dropped
 
     def close(self, *, cancel: bool = False) -> None:
         self._queue.clear()

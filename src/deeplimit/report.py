@@ -21,9 +21,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .experiments.base import Claim
+from .formatting import compact_float
 from .provenance import provenance_line
 from .results import atomic_write_text
 
@@ -78,15 +79,27 @@ def claim_rows(suite: str, claims: Sequence[Claim]) -> list[dict[str, Any]]:
     return rows
 
 
+# the columns of the claims table, in order (the first is headed "claim")
+_CLAIM_COLUMNS = (
+    "id",
+    "statement",
+    "statistic",
+    "measured",
+    "expected",
+    "tolerance",
+    "n",
+    "verdict",
+    "source",
+)
+
+
 def _number(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
+        return compact_float(value, ".4g")
     return str(value)
 
 
@@ -104,15 +117,23 @@ def _statistics_markdown(rows: list[dict[str, Any]], table: dict[str, str]) -> l
     return lines
 
 
-def _markdown(
-    title: str,
-    suite: str,
-    rows: list[dict[str, Any]],
-    sections: Sequence[Any],
-    record: dict[str, Any],
-    folder: Path,
-) -> str:
-    passed = sum(r["verdict"] == "PASS" for r in rows)
+class _Content(NamedTuple):
+    """What both renderings (Markdown and HTML) show."""
+
+    title: str
+    suite: str
+    rows: list[dict[str, Any]]
+    sections: Sequence[Any]
+    record: dict[str, Any]
+
+    @property
+    def passed(self) -> int:
+        return sum(r["verdict"] == "PASS" for r in self.rows)
+
+
+def _markdown(content: _Content, folder: Path) -> str:
+    title, suite, rows, sections, record = content
+    passed = content.passed
     lines = [
         f"# {title}",
         "",
@@ -141,20 +162,7 @@ def _markdown(
         linked = {"source": f"[{source}](#{source})"} if source in anchors else {}
         lines.append(
             "| "
-            + " | ".join(
-                linked.get(k) or _markdown_cell(row.get(k))
-                for k in (
-                    "id",
-                    "statement",
-                    "statistic",
-                    "measured",
-                    "expected",
-                    "tolerance",
-                    "n",
-                    "verdict",
-                    "source",
-                )
-            )
+            + " | ".join(linked.get(k) or _markdown_cell(row.get(k)) for k in _CLAIM_COLUMNS)
             + " |"
         )
     for section in sections:
@@ -232,15 +240,10 @@ window.addEventListener('load', function () {
 """
 
 
-def _html(
-    title: str,
-    suite: str,
-    rows: list[dict[str, Any]],
-    sections: Sequence[Any],
-    record: dict[str, Any],
-) -> str:
+def _html(content: _Content) -> str:
+    title, suite, rows, sections, record = content
     e = html.escape
-    passed = sum(r["verdict"] == "PASS" for r in rows)
+    passed = content.passed
     out = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -254,33 +257,13 @@ def _html(
         "</ol></nav>",
         '<h2>Claims</h2><table id="claims"><thead><tr>',
     ]
-    headers = (
-        "claim",
-        "statement",
-        "statistic",
-        "measured",
-        "expected",
-        "tolerance",
-        "n",
-        "verdict",
-        "source",
-    )
+    headers = ("claim", *_CLAIM_COLUMNS[1:])
     out += [f"<th>{h}</th>" for h in headers] + ["</tr></thead><tbody>"]
     anchors = {section.name for section in sections}
     for row in rows:
         css = row["verdict"].lower()
         out.append(f'<tr class="claim {css}" data-claim="{e(row["id"])}">')
-        for key in (
-            "id",
-            "statement",
-            "statistic",
-            "measured",
-            "expected",
-            "tolerance",
-            "n",
-            "verdict",
-            "source",
-        ):
+        for key in _CLAIM_COLUMNS:
             cls = ' class="verdict"' if key == "verdict" else ""
             text = e(_number(row.get(key)))
             if key == "source" and row.get(key) in anchors:
@@ -358,8 +341,9 @@ def write_report(
     markdown = folder / "report.md"
     page = folder / "report.html"
     summary = folder / "report.json"
-    atomic_write_text(markdown, _markdown(title, suite, rows, sections, record, folder))
-    atomic_write_text(page, _html(title, suite, rows, sections, record))
+    content = _Content(title, suite, rows, sections, record)
+    atomic_write_text(markdown, _markdown(content, folder))
+    atomic_write_text(page, _html(content))
     atomic_write_text(
         summary,
         json.dumps({"suite": suite, "claims": rows, "provenance": record}, indent=2, default=str)

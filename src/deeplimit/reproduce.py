@@ -130,6 +130,9 @@ def reproduce(
     statistics = experiment.statistics(dataset)
     claims = experiment.claims(dataset)
     folder = Path(out) / name
+    # the figure has no caption in it: the report and the docs show this one (with the note
+    # of networks that diverged, which run appended to the dataset's caption)
+    caption = dataset.attrs.get("caption") or experiment.caption(spec)
     figure = experiment.plot(dataset)
     add_footer(figure, provenance_line(record))
     files = save_figure(figure, folder / name)
@@ -137,7 +140,7 @@ def reproduce(
     summary = {
         "experiment": name,
         "title": experiment.title,
-        "caption": experiment.caption(spec),
+        "caption": caption,
         "spec": spec.model_dump(mode="json"),
         "statistics": statistics,
         "claims": [claim.as_dict() for claim in claims],
@@ -150,7 +153,7 @@ def reproduce(
     return Reproduction(
         name=name,
         title=experiment.title,
-        caption=experiment.caption(spec),
+        caption=caption,
         spec=spec,
         dataset=dataset,
         statistics=statistics,

@@ -25,6 +25,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from ..errors import StoreFullError, check_choice
+from ..formatting import compact_float
 
 console = Console()
 error_console = Console(stderr=True)
@@ -278,9 +279,7 @@ def format_number(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4f}"
+        return compact_float(value, ".4f")
     return str(value)
 
 

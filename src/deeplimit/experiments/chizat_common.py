@@ -63,6 +63,7 @@ __all__ = [
     "authors_grid",
     "chizat_figure",
     "clear_legend",
+    "columns",
     "error_pair",
     "log_axes",
     "log_error_bars",
@@ -347,19 +348,9 @@ def synthetic_resnet(
     **kwargs: Any,
 ) -> Any:
     """``build_resnet`` for ``data`` (its input and output sizes) with ``block``."""
-    return build_resnet(
-        depth,
-        width,
-        dim,
-        input_dim=data.input_dim,
-        output_dim=data.output_dim,
-        block=block,
-        seeds=seeds,
-        seed=seed,
-        device=device,
-        dtype=getattr(torch, dtype),
-        **kwargs,
-    )
+    kwargs.update(input_dim=data.input_dim, output_dim=data.output_dim, block=block)
+    kwargs.update(seeds=seeds, seed=seed, device=device, dtype=getattr(torch, dtype))
+    return build_resnet(depth, width, dim, **kwargs)
 
 
 def concatenate_results(parts: Sequence[TrainingResult]) -> TrainingResult:
@@ -491,6 +482,9 @@ def reference_line(ax: Axes, x: Any, anchor: float, slope: float, label: str) ->
 # --- figures: one style (``style``) for every Chizat experiment --------------------------
 
 
+FOOTER_INCHES = 0.13  # the strip below the panels left for the provenance footer
+
+
 @contextlib.contextmanager
 def chizat_figure(
     panels: int, *, columns: int, size: tuple[float, float] = (2.6, 2.2)
@@ -502,6 +496,9 @@ def chizat_figure(
     rows = -(-panels // columns)
     with styled():
         figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+        # a strip at the bottom stays free for the provenance line (plotting.add_footer)
+        footer = FOOTER_INCHES / figure.get_figheight()
+        figure.get_layout_engine().set(rect=(0, footer, 1, 1 - footer))  # left, bottom, w, h
         FigureCanvasAgg(figure)
         grid = figure.subplots(rows, columns, squeeze=False)
         axes = [ax for row in grid for ax in row]
@@ -613,14 +610,27 @@ def log_error_bars(
 # --- the (L, M, D) grid studies (chizat-grid, chizat-scaling, chizat-joint) ----------------
 
 PARAMETER_BUDGET = 2**31  # bytes of U, V per training batch of the grid studies
-GRID_TABLE = {
+# the printed tables' usual column labels (``columns``)
+COLUMN_LABELS = {
+    "depth": "L",
     "width": "M",
     "dim": "D",
     "budget": "P = LMD",
     "embedding_error": "emb. error",
     "output_error": "output error",
-    "diverged": "diverged",
 }
+
+
+def columns(*keys: str) -> dict[str, str]:
+    """An experiment's ``table``: each of ``keys`` is a statistics key, shown under its usual
+    label (``COLUMN_LABELS``, else the key itself), or ``"key=label"``."""
+    pairs = (
+        key.split("=", 1) if "=" in key else (key, COLUMN_LABELS.get(key, key)) for key in keys
+    )
+    return dict(pairs)
+
+
+GRID_TABLE = columns("width", "dim", "budget", "embedding_error", "output_error", "diverged")
 QUANTITY_TEX = {"embedding": "embedding $h_L$", "output": "output $f$"}
 
 

@@ -45,6 +45,7 @@ from .chizat_common import (
     Divergence,
     authors_span_limit,
     chizat_figure,
+    columns,
     python_lr,
 )
 from .spec_fields import AtLeast, Positive, PositiveInt
@@ -103,15 +104,15 @@ class ChizatCoordinates(ChizatExperiment):
     )
     Spec = ChizatCoordinatesSpec
     order = 12
-    table: ClassVar[dict[str, str]] = {
-        "quantity": "quantity",
-        "layer": "layer",
-        "step": "k",
-        "variance": "Gamma[k,k]",
-        "empirical": "empirical var",
-        "ks": "KS D",
-        "pvalue": "p",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "quantity",
+        "layer",
+        "step=k",
+        "variance=Gamma[k,k]",
+        "empirical=empirical var",
+        "ks=KS D",
+        "pvalue=p",
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {"depth": 200, "width": 1000, "dim": 1000}

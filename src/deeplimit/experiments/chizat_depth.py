@@ -26,7 +26,7 @@ from scipy.optimize import nnls
 
 from ..training import exact_linear_limit
 from .base import Claim
-from .chizat_common import COLORS, ChizatSpec, fit_or_none, slope_text
+from .chizat_common import COLORS, ChizatSpec, fit_or_none, rms_over, slope_text
 from .chizat_sweep import ErrorSweep, Point, Slope, loglog_panel
 from .claims import bound
 from .spec_fields import AtLeast, DType, IncreasingInts, Positive, PositiveInt
@@ -160,7 +160,10 @@ class ChizatDepth(ErrorSweep):
             row["error"] = _rms(last - target)
             row["bias"] = math.sqrt(max(mean_square - seed_noise, 0.0))
             row["bias_noise"] = math.sqrt(seed_noise)
-        return {**row, "diverged": int(result.diverged.sum())}
+        deviation = result.embeddings[:, -1].double().numpy() - target  # per network, for bars
+        errors = np.sqrt((deviation**2).reshape(len(deviation), -1).mean(1))
+        errors[result.diverged.numpy()] = math.nan
+        return {**row, "diverged": int(result.diverged.sum()), "errors": (("seed",), errors)}
 
     def assemble(self, spec: ChizatDepthSpec, points: list, rows: list, divergence: Any):
         target = self.exact(spec).embeddings[-1].numpy()
@@ -275,6 +278,12 @@ class ChizatDepth(ErrorSweep):
         depth, width = np.meshgrid(dataset.depth.values, dataset.width.values, indexing="ij")
         return depth, width, dataset.error.values
 
+    def bars(self, dataset: xr.Dataset, width: int) -> dict[str, Any]:
+        """95% bars of the RMS error over the networks (none for datasets without them)."""
+        if "errors" not in dataset:
+            return {}
+        return {"bars": rms_over(dataset.errors.sel(width=width).values)[1]}
+
     def panel_count(self, spec: ChizatDepthSpec) -> int:
         return 3
 
@@ -283,7 +292,7 @@ class ChizatDepth(ErrorSweep):
         loglog_panel(
             axes[0],
             [
-                (depths, dataset.error.sel(width=w).values, f"$M={w}$", c)
+                (depths, dataset.error.sel(width=w).values, f"$M={w}$", c, self.bars(dataset, w))
                 for c, w in zip(COLORS, widths, strict=False)
             ],
             xlabel=self.axis_label,

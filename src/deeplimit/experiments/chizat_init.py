@@ -31,6 +31,7 @@ from .chizat_common import (
     ChizatSpec,
     Tracker,
     chizat_figure,
+    columns,
     log_axes,
     log_error_bars,
     synthetic_resnet,
@@ -96,17 +97,17 @@ class ChizatInit(ChizatExperiment):
     title = "Error at initialization vs its closed form; invariance in the split of LM (C1, C2)"
     Spec = ChizatInitSpec
     order = 1
-    table: ClassVar[dict[str, str]] = {
-        "group": "study",
-        "depth": "L",
-        "width": "M",
-        "dim": "D",
-        "seeds": "seeds",
-        "rms": "RMS h_L - h_0",
-        "predicted": "closed form",
-        "ratio": "ratio",
-        "ratio_se": "se",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "group=study",
+        "depth",
+        "width",
+        "dim",
+        "seeds",
+        "rms=RMS h_L - h_0",
+        "predicted=closed form",
+        "ratio",
+        "ratio_se=se",
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {

@@ -33,20 +33,15 @@ from matplotlib.figure import Figure
 from scipy.optimize import least_squares
 
 from ..training import span_linear_limit
+from . import chizat_common as common
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
-    GRID_TABLE,
-    QUANTITY_TEX,
     ChizatExperiment,
     ChizatSpec,
     Divergence,
     Tracker,
-    chizat_figure,
     error_pair,
-    log_axes,
-    log_error_bars,
-    rms_over,
     train_networks,
 )
 from .claims import bound
@@ -145,7 +140,7 @@ class ChizatJoint(ChizatExperiment):
     )
     Spec = ChizatJointSpec
     order = 8
-    table: ClassVar[dict[str, str]] = GRID_TABLE
+    table: ClassVar[dict[str, str]] = common.GRID_TABLE
 
     def full_settings(self) -> dict[str, Any]:
         return {
@@ -326,7 +321,7 @@ class ChizatJoint(ChizatExperiment):
         dims = dataset.dim.values.astype(float)
         widths = dataset.width.values.astype(float)
         budget = spec.depth * widths * dims
-        with chizat_figure(3, columns=3) as (figure, axes):
+        with common.chizat_figure(3, columns=3) as (figure, axes):
             for ax, quantity in ((axes[0], "embedding"), (axes[1], "output")):
                 error, relative = self._draws(dataset, quantity)
                 fit = fits[quantity]
@@ -334,7 +329,7 @@ class ChizatJoint(ChizatExperiment):
                     pick = widths == width
                     if not pick.any():
                         continue
-                    log_error_bars(
+                    common.log_error_bars(
                         ax,
                         dims[pick],
                         error[pick],
@@ -347,14 +342,16 @@ class ChizatJoint(ChizatExperiment):
                         ax.plot(
                             grid, _law(fit, spec.depth * width, grid), color=color, lw=0.9, ls="--"
                         )
-                title = QUANTITY_TEX[quantity]
+                title = common.QUANTITY_TEX[quantity]
                 if fit is not None:
                     title += rf": $e = {fit['exponent']:.3f}$ (${EXPECTED_TEX[quantity]}$)"
-                log_axes(ax, r"embedding dimension $D$", "RMS error at step $K$", title)
+                common.log_axes(ax, r"embedding dimension $D$", "RMS error at step $K$", title)
             ax = axes[2]
             for color, quantity in ((COLORS[0], "embedding"), (COLORS[1], "output")):
                 error, relative = self._draws(dataset, quantity)
-                log_error_bars(ax, budget, error, relative, color=color, alpha=0.8, label=quantity)
+                common.log_error_bars(
+                    ax, budget, error, relative, color=color, alpha=0.8, label=quantity
+                )
                 fit = fits[quantity]
                 if fit is None:
                     continue
@@ -364,7 +361,9 @@ class ChizatJoint(ChizatExperiment):
                 frontier = [_law(fit, p / candidate, candidate).min() for p in grid]
                 label = rf"frontier $P^{{-{fit['exponent']:.3f}}}$"
                 ax.plot(grid, frontier, color=color, lw=1.0, ls="--", label=label)
-            log_axes(ax, r"budget $P = LMD$", "RMS error at step $K$", "best shape at fixed $P$")
+            common.log_axes(
+                ax, r"budget $P = LMD$", "RMS error at step $K$", "best shape at fixed $P$"
+            )
         return figure
 
     @staticmethod
@@ -375,7 +374,7 @@ class ChizatJoint(ChizatExperiment):
         name = f"{quantity}_error_draws"
         if name not in dataset:
             return error, np.full(error.shape, np.nan)
-        return error, rms_over(dataset[name].values)[1]
+        return error, common.rms_over(dataset[name].values)[1]
 
 
 def _law(fit: dict[str, float], hidden: Any, dim: Any) -> np.ndarray:

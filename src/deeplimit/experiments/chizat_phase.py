@@ -45,6 +45,7 @@ from .chizat_common import (
     ChizatSpec,
     Tracker,
     chizat_figure,
+    columns,
     train_networks,
 )
 from .claims import bound
@@ -137,16 +138,13 @@ class ChizatPhase(ChizatExperiment):
     title = "Measured phase diagram: residual-scale exponent a vs learning-rate exponent b"
     Spec = ChizatPhaseSpec
     order = 7
-    table: ClassVar[dict[str, str]] = {
-        "a": "a",
-        "b": "b",
-        "initial_text": "slope initial (± 95% CI)",
-        "function_text": "slope function (± 95% CI)",
-        "unit_text": "slope units (± 95% CI)",
-        "diverged": "diverged",
-        "measured": "measured",
-        "theory": "theory",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "a",
+        "b",
+        *(f"{k}_text=slope {w} (± 95% CI)" for k, w in (("initial",) * 2, ("function",) * 2)),
+        "unit_text=slope units (± 95% CI)",
+        *("diverged", "measured", "theory"),
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {

@@ -127,14 +127,9 @@ class ChizatScaling(ChizatExperiment):
     )
     Spec = ChizatScalingSpec
     order = 10
-    table: ClassVar[dict[str, str]] = {
-        "depth": "L",
-        "width": "M",
-        "dim": "D",
-        "embedding_error": "emb. error",
-        "output_error": "output error",
-        "diverged": "diverged",
-    }
+    table: ClassVar[dict[str, str]] = common.columns(
+        "depth", "width", "dim", "embedding_error", "output_error", "diverged"
+    )
 
     def full_settings(self) -> dict[str, Any]:
         grid = authors_grid()

@@ -46,7 +46,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..training import LimitResult, TrainingResult
+from ..training import LimitResult, TrainingResult, limit_error
 from .base import Claim, Progress
 from .chizat_common import (
     COLORS,
@@ -58,9 +58,11 @@ from .chizat_common import (
     chizat_figure,
     error_pair,
     error_rows,
+    log_error_bars,
     plot_series,
     reference_line,
     reference_network_limit,
+    rms_over,
     train_networks,
 )
 from .claims import bound
@@ -259,6 +261,15 @@ class ErrorSweep(ChizatExperiment):
             row["reference_embeddings_clt"] = budget["embeddings_clt"]
             row["reference_outputs_clt"] = budget["outputs_clt"]
         row["diverged"] = int(result.diverged.sum())
+        if reference is not None:  # per network, for the bars of the figure
+            for name, quantity in (("embedding", "embeddings"), ("output", "outputs")):
+                error = limit_error(
+                    result, reference, step=spec.steps, quantity=quantity, per_seed=True
+                )
+                row[f"{name}_errors"] = (
+                    ("seed",),
+                    np.where(result.diverged.numpy(), np.nan, error.double().numpy()),
+                )
         return row
 
     def assemble(
@@ -275,7 +286,8 @@ class ErrorSweep(ChizatExperiment):
             chosen = [i for i, point in enumerate(points) if point.series == series]
             part = grid_dataset([points[i] for i in chosen], [rows[i] for i in chosen])
             if series:
-                part = part.rename({name: f"{series}_{name}" for name in part.variables})
+                names = [*part.variables, *part.dims]
+                part = part.rename({name: f"{series}_{name}" for name in names})
             parts.append(part)
         merged = xr.merge(parts, combine_attrs="drop")
         return merged.assign_attrs(divergence_note=divergence.note())
@@ -355,12 +367,15 @@ class ErrorSweep(ChizatExperiment):
             curves = []
             for color, name in zip(COLORS, series, strict=False):
                 prefix = f"{name}_" if name else ""
+                errors = dataset.get(f"{prefix}{quantity}_errors")  # absent in older datasets
+                bars = {} if errors is None else {"bars": rms_over(errors.values)[1]}
                 curves.append(
                     (
                         dataset[prefix + self.axis].values,
                         dataset[f"{prefix}{quantity}_error"].values,
                         self.series_label(name, spec),
                         color,
+                        bars,
                     )
                 )
             reference = f"reference_{quantity}s_clt"
@@ -405,10 +420,16 @@ def loglog_panel(
     guides: Sequence[tuple[float, str, tuple]] = (),
 ) -> None:
     """One log-log panel: ``curves`` are ``(x, y, label, color[, plot_series options])``,
-    each with its fitted power law (dotted, its slope in the label); ``guides`` are
-    ``(slope, label, curve)``: a dashed grey power law through the first point of ``curve``."""
+    each with its fitted power law (dotted, its slope in the label) and, with the option
+    ``bars`` (relative half-widths, :func:`~.chizat_common.rms_over`), its 95% error bars;
+    ``guides`` are ``(slope, label, curve)``: a dashed grey power law through the first point
+    of ``curve``."""
     for x, y, label, color, *options in curves:
-        plot_series(ax, x, y, label=label, color=color, **(options[0] if options else {}))
+        options = dict(options[0]) if options else {}
+        bars = options.pop("bars", None)
+        plot_series(ax, x, y, label=label, color=color, **options)
+        if bars is not None:
+            log_error_bars(ax, x, y, bars, fmt="none", color=color)
     for slope, label, (x, y, *_) in guides:
         y = np.asarray(y, dtype=float)
         if np.isfinite(y[0]):

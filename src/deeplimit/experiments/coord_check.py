@@ -49,6 +49,7 @@ from .chizat_common import (
     ChizatExperiment,
     ChizatSpec,
     chizat_figure,
+    columns,
     fit_or_none,
     log_axes,
     log_error_bars,
@@ -139,13 +140,13 @@ class CoordCheck(ChizatExperiment):
     Spec = CoordCheckSpec
     suite = "beyond"
     order = 1
-    table: ClassVar[dict[str, str]] = {
-        "parametrization": "parametrization",
-        "axis": "axis",
-        "activation_slope": "act. slope",
-        "branch_slope": "branch slope",
-        "update_slope": "update slope",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "parametrization",
+        "axis",
+        "activation_slope=act. slope",
+        "branch_slope=branch slope",
+        "update_slope=update slope",
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {

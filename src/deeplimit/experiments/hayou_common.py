@@ -622,6 +622,7 @@ COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#c0
 BLUES = ("#9dc3e6", "#5b9bd5", "#2e75b6", "#1f4e79", "#0b2a4a", "#000000")
 # inches kept free under the panels for the provenance line that reproduce adds
 FOOTER = 0.18
+MARGIN = 0.1
 
 
 @contextlib.contextmanager
@@ -641,12 +642,12 @@ def panels(
     columns = min(columns, count)
     rows = -(-count // columns)
     with styled():
-        height = size[1] * rows + FOOTER
-        figure = Figure(figsize=(size[0] * columns, height))
+        width, height = size[0] * columns, size[1] * rows + FOOTER
+        figure = Figure(figsize=(width, height))
         FigureCanvasAgg(figure)
-        figure.set_layout_engine(
-            ConstrainedLayoutEngine(rect=(0, FOOTER / height, 1, 1 - FOOTER / height))
-        )
+        # the footer's strip, and a margin on the right for a tick label at the last tick
+        frame = (0, FOOTER / height, 1 - MARGIN / width, 1 - FOOTER / height)
+        figure.set_layout_engine(ConstrainedLayoutEngine(rect=frame))
         grid = figure.subplots(rows, columns, squeeze=False)
         axes = [ax for row in grid for ax in row]
         for ax in axes[count:]:
@@ -667,7 +668,7 @@ def panels(
             panel_letters(axes)
         # lay out once (ticks are made here, in the style), then keep the layout: the
         # legends go inside the panels, where data are not
-        figure.draw_without_rendering()
+        figure.get_layout_engine().execute(figure)
         figure.set_layout_engine("none")
         for ax in axes:
             finish_axes(ax, legend=not shared_legend)

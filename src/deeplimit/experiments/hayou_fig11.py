@@ -135,7 +135,7 @@ def _plot(rows: list[dict], outputs: np.ndarray, cases: list[tuple[OU, float]]) 
                 span=(law.ppf(0.01), law.ppf(0.99)),
                 bins=80,
                 law=law.pdf,
-                title=f"{_case(row, math=True)}: {ks_text(row)}\nmedian {row['median']:.3f} "
+                title=f"{_case(row, math=True)}\n{ks_text(row)}\nmedian {row['median']:.3f} "
                 f"(law {row['median_expected']:.3f}, dotted)",
                 xlabel="$Y_L$ (1-99 % range of the law)",
                 color=OU_COLOR,

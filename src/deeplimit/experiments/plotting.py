@@ -1,7 +1,13 @@
-"""Figure helpers shared by the experiments: panel grids, captions, and saving to files.
+"""Figure helpers shared by the experiments: panel grids, provenance, and saving to files.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state), so they can
 be drawn in worker processes and tests without a display.
+
+The title and the caption of an experiment are text in the report and the documentation, not
+pixels in its figure; the provenance line (:func:`add_footer`) travels with the files as
+metadata. :func:`save_figure` writes the PNG and the PDF with the same look: the figure's own
+size in both (no tight cropping: the PDF page is the figure, the PNG is that size at 150 dpi)
+and the same glyphs, embedded in the PDF (``SAVE_STYLE``).
 
 A study that diverged leaves NaN (or non-positive) values where numbers were expected; figures
 are drawn with what stayed finite. :func:`finite_positive` masks what a log axis cannot show,
@@ -13,35 +19,38 @@ from __future__ import annotations
 
 import io
 import math
-import textwrap
+import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..results import atomic_write_bytes
 
 __all__ = [
-    "add_caption",
+    "SAVE_STYLE",
     "add_footer",
     "finite_positive",
+    "footer_of",
     "guard_log_axes",
     "panel_grid",
     "save_figure",
 ]
 
-_CHARACTERS_PER_INCH = 16
-
 
 def panel_grid(
     panels: int, *, columns: int = 4, size: tuple[float, float] = (3.6, 3.0)
 ) -> tuple[Figure, list[Axes]]:
-    """A figure with ``panels`` axes in rows of at most ``columns``; unused axes hidden."""
+    """A figure with ``panels`` axes in rows of at most ``columns`` (each panel ``size``
+    inches, constrained layout); unused axes hidden."""
     columns = min(columns, panels)
     rows = -(-panels // columns)
-    figure = Figure(figsize=(size[0] * columns, size[1] * rows + 1.0))
+    figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     axes = [ax for row in grid for ax in row]
     for ax in axes[panels:]:
@@ -49,24 +58,35 @@ def panel_grid(
     return figure, axes[:panels]
 
 
-def add_caption(figure: Figure, title: str, caption: str) -> None:
-    """Title on top, the wrapped caption (the figure's parameters) underneath the panels."""
-    # about 16 characters of 7.5-point text per inch, minus the margins
-    lines = textwrap.wrap(
-        caption, max(60, int(_CHARACTERS_PER_INCH * (figure.get_figwidth() - 0.3)))
-    )
-    height = figure.get_figheight()
-    caption_height = 0.125 * len(lines) + 0.2  # inches, footer line included
-    figure.suptitle(title, fontsize=11)
-    figure.subplots_adjust(
-        bottom=(caption_height + 0.55) / height, top=1 - 0.6 / height, wspace=0.3, hspace=0.5
-    )
-    figure.text(0.01, 0.16 / height, "\n".join(lines), fontsize=7.5, va="bottom", ha="left")
+# the provenance line of a figure, written by save_figure into the files' metadata
+_FOOTERS: weakref.WeakKeyDictionary[Figure, str] = weakref.WeakKeyDictionary()
+
+PNG_DPI = 150
+
+# what save_figure saves with, whatever the caller's rcParams: the figure's size, and the
+# PNG's glyphs embedded in the PDF (Type 3: each glyph's outline from the same font files;
+# TrueType embedding, pdf.fonttype 42, subsets the fonts with fontTools at about half a
+# second per figure, which every reproduce would pay)
+SAVE_STYLE: dict[str, Any] = {
+    "savefig.bbox": "standard",
+    "savefig.facecolor": "white",
+    "savefig.edgecolor": "white",
+    "pdf.fonttype": 3,
+}
 
 
 def add_footer(figure: Figure, text: str) -> None:
-    """A one-line provenance footer at the very bottom."""
-    figure.text(0.01, 0.004, text, fontsize=6, color="#666666", va="bottom", ha="left")
+    """The provenance line of ``figure`` (one line: version, commit, spec, time), written by
+    :func:`save_figure` into the metadata of the files it saves (PNG ``Source``, PDF
+    ``Subject``) rather than drawn: the image is the figure alone, as it goes into a paper."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    _FOOTERS[figure] = " ".join(text.split())
+
+
+def footer_of(figure: Figure) -> str | None:
+    """The provenance line given to :func:`add_footer` for ``figure``, or None."""
+    return _FOOTERS.get(figure)
 
 
 def finite_positive(*arrays: Any) -> np.ndarray:
@@ -116,14 +136,29 @@ def guard_log_axes(figure: Figure) -> int:
 
 
 def save_figure(figure: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` atomically; return the paths. Log axes
-    with nothing finite to show become linear first (:func:`guard_log_axes`)."""
+    """Write ``stem.pdf`` and ``stem.png`` (150 dpi) atomically, with the same look
+    (``SAVE_STYLE``: the figure's size in both, fonts embedded in the PDF); return the paths
+    (PNG first). Log axes with nothing finite to show become linear first
+    (:func:`guard_log_axes`). The provenance line (:func:`add_footer`) goes into the files'
+    metadata; the PDF carries no creation date, so the same figure gives the same bytes.
+
+    The PNG is drawn last: afterwards the figure holds the layout of the PNG (what
+    :func:`deeplimit.experiments.style.figure_defects` with ``draw=False`` checks)."""
     guard_log_axes(figure)
-    paths = []
-    for extension, options in (("png", {"dpi": 150}), ("pdf", {})):
+    footer = footer_of(figure)
+    metadata = {
+        "pdf": {"CreationDate": None, **({"Subject": footer} if footer else {})},
+        "png": {"Source": footer} if footer else {},
+    }
+    if type(figure.canvas) is FigureCanvasBase:
+        # an Agg canvas of its own keeps the PNG's renderer (and its text metrics) afterwards
+        FigureCanvasAgg(figure)
+    paths = {}
+    for extension, options in (("pdf", {}), ("png", {"dpi": PNG_DPI})):
         buffer = io.BytesIO()
-        figure.savefig(buffer, format=extension, **options)
+        with rc_context(SAVE_STYLE):
+            figure.savefig(buffer, format=extension, metadata=metadata[extension], **options)
         path = stem.with_suffix(f".{extension}")
         atomic_write_bytes(path, buffer.getvalue())
-        paths.append(path)
-    return paths
+        paths[extension] = path
+    return [paths["png"], paths["pdf"]]

@@ -48,7 +48,7 @@ EXPERIMENTS: dict[str, Entry] = {
     "chizat-attention": Entry(
         "chizat_attention",
         "beyond",
-        "Attention heads as the hidden width: error vs LM at init and after training, lazy regime",
+        "Attention heads as the hidden width: error vs LM at init, vs M and L; lazy regime",
     ),
     "chizat-init": Entry(
         "chizat_init",

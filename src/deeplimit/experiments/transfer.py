@@ -47,7 +47,7 @@ from ..training.model import TwoLayerBlock
 from ..training.parametrizations import CriticalScaling, parametrization
 from ..training.real_data import digits_task, text_task
 from .base import Progress
-from .chizat_common import ChizatExperiment, ChizatSpec, chizat_figure, log_axes, mean_over
+from .chizat_common import ChizatExperiment, ChizatSpec, chizat_figure, columns, log_axes, mean_over
 from .claims import Claim, bound
 from .coord_check import ParametrizationKeys
 from .spec_fields import DType, IncreasingInts, Positive, PositiveInt, Seeds
@@ -167,14 +167,14 @@ class Transfer(ChizatExperiment):
     Spec = TransferSpec
     suite = "beyond"
     order = 2
-    table: ClassVar[dict[str, str]] = {
-        "parametrization": "parametrization",
-        "axis": "axis",
-        "drift": "drift / doubling",
-        "ci": "95% bootstrap CI",
-        "span_drift": "drift over span",
-        "optima": "optimal log2 lr",
-    }
+    table: ClassVar[dict[str, str]] = columns(
+        "parametrization",
+        "axis",
+        "drift=drift / doubling",
+        "ci=95% bootstrap CI",
+        "span_drift=drift over span",
+        "optima=optimal log2 lr",
+    )
 
     def full_settings(self) -> dict[str, Any]:
         return {

@@ -57,6 +57,7 @@ __all__ = [
     "ChunkContext",
     "LayerView",
     "Observer",
+    "canonical",
     "factor_rows",
     "gram_square_root",
     "report_numerics",
@@ -102,6 +103,16 @@ def _range(values: Tensor) -> tuple[float, float]:
 def _some(mask: Tensor) -> bool:
     """Whether ``mask`` has a True entry (always True without host checks)."""
     return bool(mask.any()) if _host_checks(mask.device) else True
+
+
+def canonical(values: Tensor) -> Tensor:
+    """``values`` with the strides of a C-contiguous tensor where it is one in memory but
+    not in its strides (axes of length 1 with other strides, as the samples-last state of one
+    input has): ``copy_`` takes such a tensor for a transposed one and runs its transposing
+    kernel, an order of magnitude slower than a plain copy."""
+    if values.is_contiguous() and values.numel() > 0:
+        return values.view(-1).view(values.shape)
+    return values
 
 
 def stable_norm(x: Tensor) -> Tensor:
@@ -808,7 +819,7 @@ def _run_block(
         _increment(plan, y, view, noise)
         view = numerics.view(step, y, workspace)
         if step in slots:
-            out[start:stop, slots[step]] = view.absolute(y).unsqueeze(1)
+            out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
         for observer in observers:
             observer.observe(view)
         if step % 64 == 0:

@@ -22,30 +22,21 @@ which needs the same ``W_l`` as the forward pass. Two exact ways to get them:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..rng import BlockStreams
 from .chain import (
-    DEFAULT_MEMORY_BUDGET,
     ChainPlan,
     ChunkContext,
     LayerView,
     Observer,
-    ProgressCallback,
     stable_norm,
     times_power_of_two,
 )
 from .recording import slots_by_step
-from .sampling import (
-    DEFAULT_DEVICE,
-    DEFAULT_DTYPE,
-    DEFAULT_METHOD,
-    DEFAULT_RECORD,
-    DEFAULT_SEED,
-)
+from .shorthands import gradient_norms
 
 __all__ = ["gradient_norms"]
 
@@ -148,41 +139,3 @@ def _conditional_transpose(phi: Tensor, increment: Tensor, g: Tensor, xi: Tensor
     free = xi * (stable_norm(g).unsqueeze(-1) / math.sqrt(n))
     projected = free - unit * (unit * free).sum(-1, keepdim=True)
     return torch.where(alive, along + projected, free)
-
-
-def gradient_norms(
-    width: int,
-    depth: int,
-    activation: Any,
-    *,
-    samples: int,
-    y0: Any = None,
-    x: Any = None,
-    grad_last: Any = None,
-    layers: Any = DEFAULT_RECORD["gradients"],
-    method: str = DEFAULT_METHOD,
-    seed: int = DEFAULT_SEED,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    progress: ProgressCallback | None = None,
-) -> Tensor:
-    """Norms ``||g_l||`` of the gradient back-propagated from a fixed ``g_L`` (Fig. 8).
-
-    Shorthand for ``RandomResNet(width, activation).gradient_norms(depth, Start(x=x, y0=y0),
-    Sampling(samples, ..., record=layers), grad_last=grad_last)``, with the same numbers.
-
-    ``grad_last`` is ``g_L`` (shape ``(width,)``, or ``(k, width)`` for ``k`` inputs; default the
-    unit vector ``(1, ..., 1)/sqrt(n)`` for every input). ``layers`` as in ``sample_resnet``
-    (default ``"all"``). The networks are those ``sample_resnet`` draws with the same seed and
-    method. ``method="law"`` is exact for one input (see the module docstring); for several
-    inputs use ``method="weights"``. The default ``"auto"``, the same as everywhere, takes
-    ``"law"`` for one input and ``"weights"`` for several.
-
-    Returns ``(samples, layers[, k])`` (the layer axis dropped for a single layer index).
-    """
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("gradient_norms", arguments)

@@ -16,19 +16,10 @@ from torch import Tensor
 from ..errors import check_callback
 from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .chain import (
-    DEFAULT_MEMORY_BUDGET,
     ChainPlan,
-    ProgressCallback,
 )
 from .recording import Recording
-from .sampling import (
-    DEFAULT_DEVICE,
-    DEFAULT_DTYPE,
-    DEFAULT_METHOD,
-    DEFAULT_ON_NONFINITE,
-    DEFAULT_RECORD,
-    DEFAULT_SEED,
-)
+from .shorthands import sample_resnet
 from .state import InitialState
 
 __all__ = ["sample_resnet"]
@@ -132,82 +123,3 @@ def check_run(
         f"x width={format_value(n)}"
     )
     warn_if_slow(context, seconds, parameters, plan.device, stacklevel=stacklevel)
-
-
-def sample_resnet(
-    width: int,
-    depth: int,
-    activation: Any,
-    *,
-    samples: int,
-    y0: Any = None,
-    x: Any = None,
-    method: str = DEFAULT_METHOD,
-    record: Any = DEFAULT_RECORD["state"],
-    seed: int = DEFAULT_SEED,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = DEFAULT_ON_NONFINITE,
-    progress: ProgressCallback | None = None,
-) -> Tensor:
-    """Sample ``samples`` independent random ResNets of Eq. 1 and return their pre-activations.
-
-    Shorthand for ``RandomResNet(width, activation).sample(depth, Start(x=x, y0=y0),
-    Sampling(samples, ..., record=record))``, with the same numbers; the defaults are those
-    of ``Sampling`` (``deeplimit.initialization.sampling``).
-
-    Parameters
-    ----------
-    width, depth:
-        ``n >= 1`` and ``L >= 1``.
-    activation:
-        A name or spec string (``"relu"``, ``"leaky:alpha=1,beta=0.5"``), an ``Activation`` or
-        an elementwise callable.
-    y0, x:
-        Exactly one: the initial state ``Y_0`` (shape ``(width,)``, or ``(k, width)`` for ``k``
-        inputs sharing the weights), or inputs ``x`` (shape ``(d,)`` or ``(k, d)``) from which
-        each network draws ``Y_0 = W_in x``.
-    method:
-        ``"auto"`` (default) is ``"law"`` here. ``"law"``: exact in law, ``O(n k^2)`` per
-        layer and network through a factor of the post-activations ``Phi`` with
-        ``C C^T = Phi Phi^T`` (Lemma 6 for one input), accurate down to rounding for nearly
-        collinear inputs. ``"weights"``: explicit Gaussian matrices ``W_l``, the reference
-        path, ``O(n^2 k)``.
-    record:
-        ``"last"`` (layer ``L``), ``"all"`` (layers ``0..L``), a layer index, or a list of
-        indices (a layer listed twice fills both slots). Unrecorded layers are never stored.
-    seed, device, dtype:
-        A given seed gives the same numbers on the same device whatever ``chunk_size``.
-    chunk_size, memory_budget:
-        Samples are processed in chunks of ``chunk_size`` samples (rounded up to whole random
-        blocks), by default as many as fit in ``memory_budget`` bytes of working memory (at
-        least one block). Before anything is allocated, a run whose results and chunks cannot
-        fit in the memory of ``device`` raises a ValueError naming the argument and the
-        estimate; one estimated at an hour or more warns (``RuntimeWarning``) with the time.
-    on_nonfinite:
-        ``"raise"`` (default) raises ``NumericalBlowupError`` when paths become NaN/inf and
-        ``NumericalUnderflowError`` when they underflow (the norm of the state falls below
-        the dtype's smallest normal number; an underflowed path is never counted as
-        collapsed), ``"warn"`` warns and returns them, ``"ignore"`` returns them silently.
-        For linear, ReLU and leaky activations the chain is rescaled by exact powers of two,
-        so only the recorded layers have to be in range.
-    progress:
-        Optional callback ``progress(done, total)`` in units of network-layers.
-
-    Returns
-    -------
-    Tensor of shape ``(samples, [layers,] [k,] width)``: the layer axis is present when
-    ``record`` is ``"all"`` or a list, the input axis when ``y0`` / ``x`` was 2-D.
-
-    Example
-    -------
-    >>> y = sample_resnet(3, 100, "relu", samples=1000, x=[1.0, -0.5])
-    >>> y.shape
-    torch.Size([1000, 3])
-    """
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("sample_resnet", arguments)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,24 +47,17 @@ from ..errors import check_real_array
 from ..sizes import Need
 from ..stats import binomial_interval
 from .chain import (
-    DEFAULT_MEMORY_BUDGET,
     ChainPlan,
     ChunkContext,
     LayerView,
     Observer,
     ProgressCallback,
+    canonical,
     simulate_chain,
 )
 from .network import held_need
 from .recording import slots_by_step
-from .sampling import (
-    DEFAULT_DEVICE,
-    DEFAULT_DTYPE,
-    DEFAULT_METHOD,
-    DEFAULT_ON_NONFINITE,
-    DEFAULT_RECORD,
-    DEFAULT_SEED,
-)
+from .shorthands import collapse_probability, observe_resnet, observe_sde
 
 if TYPE_CHECKING:  # a file format: imported by to_dataset only
     import xarray as xr
@@ -82,6 +76,14 @@ OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "
 _STAGE_BYTES = 2**25  # per observer and chunk: the largest staging buffer of ``keep``
 
 
+def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
+    """A running sum of active counts (each at most ``width``) over ``steps`` layers,
+    starting at ``count``: int32 (an addition of the same dtype, the fast one) wherever the
+    sum cannot overflow it."""
+    dtype = torch.int32 if width * steps < 2**31 else torch.int64
+    return count.to(dtype, copy=True)
+
+
 class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
     twice fills both of its slots)."""
@@ -92,11 +94,20 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
+        # staging memory per (thread, target), reused from chunk to chunk (shared by the
+        # shallow copies of other threads): a fresh buffer of tens of MiB per chunk costs
+        # a page fault per 4 KiB, more than the values written into it
+        self._pool: dict[tuple[int, int], Tensor] = {}
 
     @property
     def rows(self) -> slice:
         assert self.context is not None
         return slice(self.context.start, self.context.stop)
+
+    def start(self, context: ChunkContext, view: LayerView) -> None:
+        """A new chunk: observe its layer 0."""
+        self.context = context
+        self.observe(view)
 
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -105,34 +116,78 @@ class _Recorder(Observer):
         """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``.
 
         Writing one slot of every network of a chunk touches one cache line per network; the
-        values are staged instead in a slot-major buffer of the chunk (contiguous writes) and
-        copied to ``target`` once, at ``end``, where the buffer is small (``_STAGE_BYTES``)."""
+        values are staged instead in a slot-major buffer of the chunk (contiguous writes) for
+        a group of consecutive slots at most ``_STAGE_BYTES`` large, copied to ``target``
+        when a slot of another group comes (or at ``end``): one transposing copy per group."""
         if getattr(self, "_stage_context", None) is not self.context:
             self._stage_context = self.context
-            self._stages: dict[int, tuple[Tensor, Tensor]] = {}
-        staged = self._stages.get(id(target))
-        if staged is None:
-            rows = self.rows.stop - self.rows.start
-            shape = (target.shape[1], rows, *target.shape[2:])
-            if math.prod(shape) * target.element_size() <= _STAGE_BYTES:
-                staged = (target, target.new_empty(shape))
-                self._stages[id(target)] = staged
+            self._stages: dict[int, _Stage] = {}
+        values = canonical(values)
         for slot in self.positions[layer]:
-            if staged is None:
+            stage = self._stage(target, slot)
+            if stage is None:
                 target[self.rows, slot] = values
             else:
-                staged[1][slot] = values
+                stage.buffer[slot - stage.low] = values
+                stage.written.add(slot)
+
+    def _stage(self, target: Tensor, slot: int) -> _Stage | None:
+        """The staging group of ``target`` that holds ``slot`` (flushing the previous one),
+        or None where a group would hold fewer than two slots."""
+        stage = self._stages.get(id(target))
+        if stage is not None and stage.low <= slot < stage.high:
+            return stage
+        if stage is not None:
+            self._flush(stage)
+        rows = self.rows.stop - self.rows.start
+        per_slot = rows * math.prod(target.shape[2:])
+        group = _STAGE_BYTES // max(1, per_slot * target.element_size())
+        if group < 2:
+            return None
+        key = (threading.get_ident(), id(target))
+        memory = self._pool.get(key)
+        size = group * per_slot
+        if memory is None or memory.numel() < size:
+            memory = self._pool[key] = target.new_empty(size)
+        low = slot // group * group
+        high = min(low + group, target.shape[1])
+        buffer = memory[: (high - low) * per_slot].view(high - low, rows, *target.shape[2:])
+        stage = _Stage(target, buffer, low, high, set())
+        self._stages[id(target)] = stage
+        return stage
+
+    def _flush(self, stage: _Stage) -> None:
+        """Copy the written slots of a staging group to the results."""
+        rows = self.rows
+        if len(stage.written) == stage.high - stage.low:  # the whole group: one copy
+            part = stage.target[rows, stage.low : stage.high]
+            if math.prod(stage.target.shape[2:]) == 1:  # 2-D: the blocked transposing copy
+                count = rows.stop - rows.start
+                part.reshape(count, -1).copy_(stage.buffer.reshape(-1, count).t())
+            else:
+                part.copy_(stage.buffer.transpose(0, 1))
+        else:
+            for slot in stage.written:
+                stage.target[rows, slot] = stage.buffer[slot - stage.low]
+        stage.written.clear()
 
     def end(self) -> None:
         """Copy the staged values of the chunk to the results (``keep``)."""
         if getattr(self, "_stage_context", None) is self.context:
-            for target, stage in self._stages.values():
-                rows, slots = stage.shape[1], stage.shape[0]
-                if stage.numel() == rows * slots:  # one input: a 2-D (blocked) transposed copy
-                    target[self.rows].view(rows, slots).copy_(stage.view(slots, rows).t())
-                else:
-                    target[self.rows] = stage.transpose(0, 1)
+            for stage in self._stages.values():
+                self._flush(stage)
             self._stages = {}
+
+
+@dataclass
+class _Stage:
+    """Staged values of the slots ``low <= slot < high`` of ``target`` (``_Recorder.keep``)."""
+
+    target: Tensor
+    buffer: Tensor
+    low: int
+    high: int
+    written: set[int]
 
 
 class _LogGrowth(_Recorder):
@@ -172,10 +227,6 @@ class _Collapse(_Recorder):
             (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
         )
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         first = self.first[self.rows]
         collapsed = view.phi_norm == 0
@@ -210,7 +261,11 @@ class _Active(_Recorder):
         if view.layer in self.positions:
             self.keep(self.counts, view.layer, count.to(torch.int32))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+            self.total = (
+                _start_total(count, self.width, self.steps)
+                if self.total is None
+                else self.total.add_(count)
+            )
 
     def end(self) -> None:
         super().end()
@@ -247,7 +302,11 @@ class _QuasiGBM(_Recorder):
             # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
             # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
             count = view.active
-            self.total = count.to(torch.int64) if self.total is None else self.total.add_(count)
+            self.total = (
+                _start_total(count, self.width, self.steps)
+                if self.total is None
+                else self.total.add_(count)
+            )
             if view.layer == self.steps - 1:
                 self.dead = view.phi_norm == 0
             return
@@ -293,10 +352,6 @@ class _Correlation(_Recorder):
         self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
         self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
 
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
-
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
@@ -314,10 +369,6 @@ class _Norm(_Recorder):
         shape = (plan.samples, len(layers), plan.inputs)
         self.y_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
         self.phi_norm = torch.empty(shape, dtype=plan.dtype, device=plan.device)
-
-    def start(self, context: ChunkContext, view: LayerView) -> None:
-        self.context = context
-        self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
@@ -464,79 +515,6 @@ def _observe(
     )
 
 
-def observe_resnet(
-    width: int,
-    depth: int,
-    activation: Any,
-    *,
-    samples: int,
-    observables: Any = ("log_growth",),
-    layers: Any = DEFAULT_RECORD["observables"],
-    y0: Any = None,
-    x: Any = None,
-    method: str = DEFAULT_METHOD,
-    seed: int = DEFAULT_SEED,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = DEFAULT_ON_NONFINITE,
-    progress: ProgressCallback | None = None,
-) -> Observations:
-    """Observables of ``samples`` random ResNets (Eq. 1), computed while sampling.
-
-    Shorthand for ``RandomResNet(width, activation).observe(depth, Start(x=x, y0=y0),
-    observables, Sampling(samples, ..., record=layers))``, with the same numbers.
-
-    Arguments as ``sample_resnet``, plus ``observables`` (names from ``OBSERVABLES``) and
-    ``layers`` (``"last"``, ``"all"``, an index or a list: where per-layer observables are
-    kept; a layer listed twice fills both slots). Same seed, same networks as
-    ``sample_resnet``. Correlations are exact with ``method="law"`` too: its factor of the
-    post-activations is exact for the joint law of all inputs, nearly collinear ones included.
-    For linear, ReLU and leaky activations the scale-free observables (``log_growth``,
-    ``collapse``, ``active``, ``quasi_gbm``, ``correlation``) stay exact where ``Y_l`` itself
-    under- or overflows the dtype; ``norm`` is then reported as out of range.
-
-    Example
-    -------
-    >>> obs = observe_resnet(4, 200, "relu", samples=1000, x=[1.0],
-    ...                      observables=["log_growth", "quasi_gbm"])
-    >>> residual = obs.quasi_gbm_residual   # LG_L - drift, ~ N(0, 1/4) for large L
-    """
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("observe_resnet", arguments)
-
-
-def observe_sde(
-    width: int,
-    activation: Any,
-    *,
-    steps: int,
-    samples: int,
-    observables: Any = ("log_growth",),
-    times: Any = DEFAULT_RECORD["observables"],
-    y0: Any = None,
-    x: Any = None,
-    seed: int = DEFAULT_SEED,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    on_nonfinite: str = DEFAULT_ON_NONFINITE,
-    progress: ProgressCallback | None = None,
-) -> Observations:
-    """Observables along Euler-Maruyama paths of the SDE (``times`` on the grid ``j/steps``).
-
-    Shorthand for ``ResNetSDE(width, activation).observe(steps, Start(x=x, y0=y0),
-    observables, Sampling(samples, ..., record=times))``, with the same numbers."""
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("observe_sde", arguments)
-
-
 @dataclass(frozen=True)
 class CollapseProbability:
     """``P(collapsed at or before layer l)`` for ``l = 0..depth`` with a binomial interval.
@@ -584,39 +562,6 @@ def _collapse_curve(
         conditional=bool(conditional),
         level=float(level),
     )
-
-
-def collapse_probability(
-    width: int,
-    depth: int,
-    activation: Any = "relu",
-    *,
-    samples: int,
-    x: Any = None,
-    y0: Any = None,
-    conditional: bool = True,
-    seed: int = DEFAULT_SEED,
-    level: float = 0.95,
-    method: str = DEFAULT_METHOD,
-    device: Any = DEFAULT_DEVICE,
-    dtype: Any = DEFAULT_DTYPE,
-    progress: ProgressCallback | None = None,
-) -> CollapseProbability:
-    """Probability that the network has collapsed (``phi(Y_l) = 0``) at or before layer ``l``.
-
-    Shorthand for ``RandomResNet(width, activation).collapse_probability(depth,
-    Start(x=x, y0=y0), Sampling(samples, ...), conditional=..., level=...)``.
-
-    Collapse is absorbing (Lemma 1), so this is the empirical cdf of the first collapse layer,
-    with Wilson intervals at ``level`` (default 95 %). With ``conditional=True`` only networks
-    with ``phi(Y_0) != 0`` count (the paper's Fig. 4: the curve then tends to 0 with depth);
-    otherwise layer 0 contributes ``P(phi(Y_0) = 0)`` (``2^-n`` for ReLU with random ``x``).
-    One input (``x`` or ``y0`` a vector).
-    """
-    arguments = dict(locals())  # first: the arguments only
-    from .random_resnet import shorthand
-
-    return shorthand("collapse_probability", arguments)
 
 
 def correlation_coefficients(y_a: Any, y_b: Any, activation: Any) -> tuple[Tensor, Tensor]:

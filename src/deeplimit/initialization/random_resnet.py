@@ -67,8 +67,9 @@ LAW_STATISTICS = ("state", "log_growth", "norm")
 # ``kind`` is "resnet" (depth, layers) or "sde" (steps, times); ``context`` and ``record_name``
 # are the names the caller's messages use (the shorthands keep theirs: ``layers=``, ``times=``).
 # A run_* function is called by a public method through ``_Chain._run``, or by a shorthand
-# function through ``shorthand``: the slow-run warning points STACKLEVEL frames up, at the
-# caller's line (warn_if_slow <- check_run <- run_* <- _run / shorthand <- public <- caller).
+# function through ``shorthands.shorthand``: the slow-run warning points STACKLEVEL frames up,
+# at the caller's line (warn_if_slow <- check_run <- run_* <- _run / shorthand <- public <-
+# caller).
 STACKLEVEL = 6
 
 
@@ -250,52 +251,7 @@ def _last_gradient(grad_last: Any, inputs: int, width: int, sampling: Sampling) 
     return g_last
 
 
-# --------------------------------------------------------------------------- the shorthands
-
-# the sampling knobs a shorthand function may take, passed to Sampling as they are
-_KNOBS = ("seed", "method", "dtype", "device", "chunk_size", "memory_budget", "on_nonfinite")
-# function: (kind, run_* function, its steps argument, its record argument)
-_SHORTHANDS: dict[str, tuple[str, Any, str, str | None]] = {
-    "sample_resnet": ("resnet", run_sample, "depth", "record"),
-    "sample_sde": ("sde", run_sample, "steps", "record"),
-    "observe_resnet": ("resnet", run_observe, "depth", "layers"),
-    "observe_sde": ("sde", run_observe, "steps", "times"),
-    "collapse_probability": ("resnet", run_collapse, "depth", None),
-    "gradient_norms": ("resnet", run_gradients, "depth", "layers"),
-}
-
-
-def shorthand(name: str, arguments: dict[str, Any]) -> Any:
-    """The body of the shorthand function ``name`` (``sample_resnet``, ...), given its
-    arguments (its ``locals()``): the description, the ``Sampling`` of its knobs and the
-    ``Start`` of its ``x`` / ``y0``, validated in that order, and the run with the function's
-    own names in messages (``context``, ``record_name``)."""
-    kind, runner, steps_name, record_name = _SHORTHANDS[name]
-    rest = dict(arguments)
-    description = (RandomResNet if kind == "resnet" else ResNetSDE)(
-        rest.pop("width"), rest.pop("activation")
-    )
-    steps = rest.pop(steps_name)
-    knobs = {knob: rest.pop(knob) for knob in _KNOBS if knob in rest}
-    sampling = Sampling(rest.pop("samples"), progress=rest.pop("progress"), **knobs)
-    start = Start(x=rest.pop("x"), y0=rest.pop("y0"))
-    record = rest.pop(record_name) if record_name else None
-    return runner(
-        description.width,
-        description.activation,
-        kind,
-        steps,
-        start,
-        sampling,
-        record,
-        context=name,
-        record_name=record_name or "record",
-        **rest,
-    )
-
-
 # --------------------------------------------------------------------------- the descriptions
-
 
 # method: (its run_* function, the quantity whose default ``record`` it takes)
 _METHODS: dict[str, tuple[Any, str]] = {

@@ -271,11 +271,12 @@ def resolve_sequence_data(
 
 def unflatten_tokens(result: Any, sequences: SequenceData) -> Any:
     """A training or limit result on the token rows of ``sequences`` with a token axis:
-    ``(..., N T, d)`` -> ``(..., N, T, d)`` for ``outputs``, ``embeddings``, ``states``, and
+    ``(..., N T, d)`` -> ``(..., N, T, d)`` for ``outputs``, ``embeddings``, ``states``,
+    ``adjoint``, and
     the data ``x``, ``y`` as sequences (a ``TrainingResult``)."""
     n, t = sequences.samples, sequences.tokens
     changes = {}
-    for name in ("outputs", "embeddings", "states"):
+    for name in ("outputs", "embeddings", "states", "adjoint"):
         value = getattr(result, name, None)
         if value is not None:
             changes[name] = value.reshape(*value.shape[:-2], n, t, value.shape[-1])

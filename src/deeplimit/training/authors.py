@@ -33,8 +33,9 @@ the adjoint ``beta = D dR/dh = W b``, ``Gamma_B(s) = b Gamma b^T`` — ``span_ke
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -435,7 +436,6 @@ def train_with_adjoint(
     states = torch.full((s, steps + 1, depth + 1, n, d), math.nan, dtype=dtype)
     adjoint = torch.full((s, max(steps, 1), depth + 1, n, d), math.nan, dtype=dtype)
     outputs = torch.empty((s, steps + 1, n, data.output_dim), dtype=dtype)
-    scale = _scale(model)
     for k in range(steps + 1):
         forward = model.forward(x, keep=True)
         f = model.readout(forward.last)
@@ -449,24 +449,8 @@ def train_with_adjoint(
             # dR/dW_out = h_L (dR/df)^T / D with dR/df = 2 (f - y)/(N d_out), before any update
             residual = (2.0 / (n * data.output_dim)) * (f[0] - y)
             grad_out = forward.last[0].T @ residual / d
-        coefficients: Mapping[str, Any] = {
-            name: -_per_network(lr) for name, lr in model.learning_rates.items()
-        }
-        if k in wanted:
-            adjoint[:, k, depth] = (g * d).cpu()
-        for index in range(depth - 1, -1, -1):
-            g = model.block.backward(
-                forward.states[index],
-                g,
-                model.layer(index),
-                forward.caches[index],
-                scale,
-                model.layer(index),
-                coefficients,
-            )
-            forward.states[index] = forward.caches[index] = None
-            if k in wanted:
-                adjoint[:, k, index] = (g * d).cpu()
+        record = partial(_record_adjoint, adjoint[:, k], d) if k in wanted else None
+        g = model.descend(forward, g, record)
         if embedding_rates is not None:
             # new tensors, not in place: the maps may be the caller's arrays
             model.w_in = model.w_in - rate_in * (g[0].T @ x)  # dR/dW_in = sum_n g_0 x_n^T
@@ -474,11 +458,6 @@ def train_with_adjoint(
     return AdjointTrajectory(states=states, adjoint=adjoint[:, :steps], outputs=outputs)
 
 
-def _per_network(values: Tensor) -> Any:
-    from .model import _per_network as per_network
-
-    return per_network(values)
-
-
-def _scale(model: ResNet) -> Any:
-    return _per_network(model.residual_scale)
+def _record_adjoint(out: Tensor, d: int, layer: int, g: Tensor) -> None:
+    """``b_l = D g_l`` into ``out`` (S, L+1, N, D) (on the CPU)."""
+    out[:, layer] = (g * d).cpu()

@@ -52,7 +52,7 @@ import dataclasses
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,7 @@ from .model import TwoLayerBlock
 from .scaling import LazyScaling, MeanFieldScaling
 from .train import (
     ON_DIVERGENCE,
+    StepRecords,
     TrainingDivergedError,
     TrainingDivergenceWarning,
     TrainingResult,
@@ -94,7 +95,7 @@ REFERENCE_SEED = 0x5EF  # default seed base of reference networks (problem.REFER
 
 
 @dataclass(frozen=True)
-class LimitResult:
+class LimitResult(StepRecords):
     """The limit after each GD step ``k = 0..K``: ``outputs`` (K+1, N, d_out), ``embeddings``
     (K+1, N, D), ``loss`` (K+1,), the maps ``w_in``, ``w_out``; ``method`` and ``description``
     say how it was computed and ``error_budget`` how far it may be from the true limit
@@ -118,15 +119,6 @@ class LimitResult:
     diverged_at: int = -1
     problem: Any = None
     strategy: Any = None
-
-    @property
-    def steps(self) -> int:
-        return int(self.outputs.shape[0]) - 1
-
-    @property
-    def diverged(self) -> bool:
-        """Whether the limit diverged (``diverged_at >= 0``)."""
-        return self.diverged_at >= 0
 
 
 def _divergence(loss: Tensor, data: TrainingData, explosion_factor: float) -> tuple[int, float]:
@@ -207,94 +199,116 @@ def _rk4_linear(start: Tensor, nodes: Tensor, mids: Tensor, step: float) -> Tens
     return out
 
 
-def _linear_ode(
+def _linear_descent(
     h0: Tensor,
     w_out: Tensor,
     y: Tensor,
     *,
+    nodes: int,
     slope: float,
     alpha: float,
     lr_u: float,
     lr_v: float,
     steps: int,
-    intervals: int,
+    forward: Callable[[Tensor], Tensor],
+    gradient: Callable[[Tensor, Tensor, Tensor], Tensor],
 ) -> tuple[Tensor, Tensor]:
-    """States ``h_k(s_m)`` (K+1, n+1, N, D) and outputs (K+1, N, d_out) of the exact ODE."""
+    """GD of the exact linear limit with ``A = E[v u^T]/D`` (nodes, D, D) on ``nodes`` points
+    of depth, held through the unit coordinates ``T_u, T_v`` (nodes, D, 2D). Each step,
+    ``forward(A)`` gives the states ``h`` (points, N, D) and ``gradient(A, h, beta_L)`` the
+    ``G = (1/D) sum_n beta_n h_n^T`` (nodes, D, D) from the terminal adjoint ``beta_L``.
+    Returns the states (K+1, points, N, D) and outputs (K+1, N, d_out)."""
     n_samples, d = h0.shape
     d_out = y.shape[1]
-    ds = 1.0 / intervals
-    gain = alpha * slope
     eye = torch.eye(d, dtype=h0.dtype, device=h0.device)
     zero = torch.zeros_like(eye)
-    t_u = torch.cat([eye, zero], dim=1).expand(intervals + 1, d, 2 * d).clone()
-    t_v = torch.cat([zero, eye], dim=1).expand(intervals + 1, d, 2 * d).clone()
-    a = torch.zeros(intervals + 1, d, d, dtype=h0.dtype, device=h0.device)
-    states = torch.empty(steps + 1, intervals + 1, n_samples, d, dtype=h0.dtype, device=h0.device)
+    t_u = torch.cat([eye, zero], dim=1).expand(nodes, d, 2 * d).clone()
+    t_v = torch.cat([zero, eye], dim=1).expand(nodes, d, 2 * d).clone()
+    a = torch.zeros(nodes, d, d, dtype=h0.dtype, device=h0.device)
+    states = []
     outputs = torch.empty(steps + 1, n_samples, d_out, dtype=h0.dtype, device=h0.device)
     for k in range(steps + 1):
-        forward = gain * a
-        mids = _midpoints(forward)
-        h = _rk4_linear(h0, forward, mids, ds)  # d/ds h = gain A h
-        states[k] = h
+        h = forward(a)
+        states.append(h)
         outputs[k] = h[-1] @ w_out / d
         if k == steps:
             break
         beta_last = ((2.0 / (n_samples * d_out)) * (outputs[k] - y)) @ w_out.T
-        # d/ds beta = -gain A^T beta; in reversed time tau = 1 - s: d/dtau beta = gain A^T beta,
-        # i.e. rows: d/dtau B = B (gain A) = B C^T with C = gain A^T
-        backward = forward.transpose(1, 2).flip(0)
-        beta = _rk4_linear(beta_last, backward, _midpoints(backward), ds).flip(0)
-        g = beta.transpose(1, 2) @ h / d  # G(s) = (1/D) sum_n beta_n h_n^T   (n+1, D, D)
+        g = gradient(a, h, beta_last)
         new_u = t_u - (lr_u * slope / alpha) * (g.transpose(1, 2) @ t_v)
         new_v = t_v - (lr_v * slope / alpha) * (g @ t_u)
         t_u, t_v = new_u, new_v
         a = t_v @ t_u.transpose(1, 2)  # A = E[v u^T]/D
-    return states, outputs
+    return torch.stack(states), outputs
+
+
+def _linear_ode(
+    h0: Tensor, w_out: Tensor, y: Tensor, *, slope: float, alpha: float, intervals: int, **rates
+) -> tuple[Tensor, Tensor]:
+    """States ``h_k(s_m)`` (K+1, n+1, N, D) and outputs (K+1, N, d_out) of the exact ODE
+    (``rates``: ``lr_u``, ``lr_v``, ``steps`` of ``_linear_descent``)."""
+    d = h0.shape[1]
+    ds = 1.0 / intervals
+    gain = alpha * slope
+
+    def forward(a: Tensor) -> Tensor:
+        generator = gain * a
+        return _rk4_linear(h0, generator, _midpoints(generator), ds)  # d/ds h = gain A h
+
+    def gradient(a: Tensor, h: Tensor, beta_last: Tensor) -> Tensor:
+        # d/ds beta = -gain A^T beta; in reversed time tau = 1 - s: d/dtau beta = gain A^T beta,
+        # i.e. rows: d/dtau B = B (gain A) = B C^T with C = gain A^T
+        backward = (gain * a).transpose(1, 2).flip(0)
+        beta = _rk4_linear(beta_last, backward, _midpoints(backward), ds).flip(0)
+        return beta.transpose(1, 2) @ h / d  # G(s) = (1/D) sum_n beta_n h_n^T   (n+1, D, D)
+
+    return _linear_descent(
+        h0,
+        w_out,
+        y,
+        nodes=intervals + 1,
+        slope=slope,
+        alpha=alpha,
+        forward=forward,
+        gradient=gradient,
+        **rates,
+    )
 
 
 def _linear_layers(
-    h0: Tensor,
-    w_out: Tensor,
-    y: Tensor,
-    *,
-    slope: float,
-    alpha: float,
-    lr_u: float,
-    lr_v: float,
-    steps: int,
-    depth: int,
+    h0: Tensor, w_out: Tensor, y: Tensor, *, slope: float, alpha: float, depth: int, **rates
 ) -> tuple[Tensor, Tensor]:
     """The same dynamics on ``depth`` discrete layers: the exact ``M -> infinity`` limit of the
     depth-``L`` network (each layer's empirical ``A_l`` replaced by its mean). Returns states
     ``h_k(l)`` (K+1, L+1, N, D) and outputs (K+1, N, d_out)."""
-    n_samples, d = h0.shape
-    d_out = y.shape[1]
+    d = h0.shape[1]
     gain = alpha * slope / depth
-    eye = torch.eye(d, dtype=h0.dtype, device=h0.device)
-    zero = torch.zeros_like(eye)
-    t_u = torch.cat([eye, zero], dim=1).expand(depth, d, 2 * d).clone()
-    t_v = torch.cat([zero, eye], dim=1).expand(depth, d, 2 * d).clone()
-    a = torch.zeros(depth, d, d, dtype=h0.dtype, device=h0.device)
-    states = torch.empty(steps + 1, depth + 1, n_samples, d, dtype=h0.dtype, device=h0.device)
-    outputs = torch.empty(steps + 1, n_samples, d_out, dtype=h0.dtype, device=h0.device)
-    for k in range(steps + 1):
-        h = states[k]
+
+    def forward(a: Tensor) -> Tensor:
+        h = torch.empty(depth + 1, *h0.shape, dtype=h0.dtype, device=h0.device)
         h[0] = h0
         for layer in range(depth):  # h_l = (I + gain A_l) h_{l-1}   (rows: h A^T)
             h[layer + 1] = h[layer] + gain * (h[layer] @ a[layer].T)
-        outputs[k] = h[-1] @ w_out / d
-        if k == steps:
-            break
+        return h
+
+    def gradient(a: Tensor, h: Tensor, beta_last: Tensor) -> Tensor:
         beta = torch.empty_like(h)
-        beta[-1] = ((2.0 / (n_samples * d_out)) * (outputs[k] - y)) @ w_out.T
+        beta[-1] = beta_last
         for layer in range(depth, 0, -1):  # beta_{l-1} = (I + gain A_l^T) beta_l
             beta[layer - 1] = beta[layer] + gain * (beta[layer] @ a[layer - 1])
-        g = beta[1:].transpose(1, 2) @ h[:-1] / d  # G_l = (1/D) sum_n beta_l h_{l-1}^T
-        new_u = t_u - (lr_u * slope / alpha) * (g.transpose(1, 2) @ t_v)
-        new_v = t_v - (lr_v * slope / alpha) * (g @ t_u)
-        t_u, t_v = new_u, new_v
-        a = t_v @ t_u.transpose(1, 2)
-    return states, outputs
+        return beta[1:].transpose(1, 2) @ h[:-1] / d  # G_l = (1/D) sum_n beta_l h_{l-1}^T
+
+    return _linear_descent(
+        h0,
+        w_out,
+        y,
+        nodes=depth,
+        slope=slope,
+        alpha=alpha,
+        forward=forward,
+        gradient=gradient,
+        **rates,
+    )
 
 
 def _risk(outputs: Tensor, y: Tensor) -> Tensor:

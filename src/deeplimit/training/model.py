@@ -26,6 +26,7 @@ storing a full gradient tensor; only the per-layer states ``h_{l-1}`` (and, for 
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -236,8 +237,10 @@ class TwoLayerBlock(Block):
         if isinstance(scale, Tensor):  # per-network scales: fold c into r
             r.mul_(scale)
             r_scale = 1.0
-        g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)  # g + c r U / D, before U changes
+        # each weight right after its last read, while it is still in the cache: V after r,
+        # U after g_{l-1} = g + c r U / D (which needs U before it changes)
         _accumulate(targets["v"], a.transpose(1, 2), g, coefficients["v"] * scale)
+        g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)
         _accumulate(targets["u"], r.transpose(1, 2), h, coefficients["u"] * (r_scale * inv_d))
         return g_prev
 
@@ -295,10 +298,13 @@ class ForwardPass:
     caches: list[Any]
 
 
-def _per_network(values: Tensor) -> Coefficient:
-    """A float when every network shares the value (scalar fast paths), else ``(S, 1, 1)``."""
-    first = values[0]
-    if bool((values == first).all()):
+def _per_network(values: Tensor, batch: Tensor | None = None) -> Coefficient:
+    """A float when every network shares the value (scalar fast paths), else ``(S, 1, 1)``.
+    ``values`` may be a group's part of ``batch``'s (``ResNet.split``): the float then only
+    when the whole batch shares it, so that a group computes exactly as the batch does."""
+    whole = values if batch is None else batch
+    first = whole[0]
+    if bool((whole == first).all()):
         return float(first)
     return values.reshape(-1, 1, 1)
 
@@ -332,6 +338,7 @@ class ResNet:
         self.depth, self.networks, self.hidden_width = (int(n) for n in first.shape[:3])
         self.embedding_dim = int(w_in.shape[0])
         self.provenance: dict[str, Any] = {}
+        self.batch: ResNet | None = None  # the batch this model is a group of (``split``)
 
     @property
     def parameters(self) -> dict[str, Tensor]:
@@ -354,6 +361,41 @@ class ResNet:
     def output_dim(self) -> int:
         return int(self.w_out.shape[1])
 
+    def split(self, groups: int) -> list[ResNet]:
+        """The networks in ``groups`` consecutive groups (sizes differing by at most one), each
+        a ``ResNet`` whose parameters, scales and learning rates are views of this one's: a
+        group's forward passes and adjoint sweeps compute each network exactly as this batch
+        does (every product is per network; ``readout`` is not batch-invariant in float32, so
+        compute it on the whole batch), and its layer ``l`` is one contiguous block of the
+        layer-major storage."""
+        groups = check_int("groups", groups, minimum=1)
+        bounds = [self.networks * i // groups for i in range(groups + 1)]
+        parts = []
+        for start, stop in itertools.pairwise(bounds):
+            if stop > start:
+                part = ResNet(
+                    self.block,
+                    {name: value[:, start:stop] for name, value in self.storage.items()},
+                    self.w_in,
+                    self.w_out,
+                    self.residual_scale[start:stop],
+                    {name: lr[start:stop] for name, lr in self.learning_rates.items()},
+                )
+                part.batch = self
+                parts.append(part)
+        return parts
+
+    def _scale(self) -> Coefficient:
+        batch = None if self.batch is None else self.batch.residual_scale
+        return _per_network(self.residual_scale, batch)
+
+    def _descent_coefficients(self) -> dict[str, Coefficient]:
+        """``-lr`` per parameter name, for the in-place update of the adjoint sweep."""
+        return {
+            name: -_per_network(lr, None if self.batch is None else self.batch.learning_rates[name])
+            for name, lr in self.learning_rates.items()
+        }
+
     def layer(self, index: int) -> dict[str, Tensor]:
         """Contiguous views ``(S, M, *unit)`` of layer ``index`` (0-based)."""
         return {name: value[index] for name, value in self.storage.items()}
@@ -366,7 +408,7 @@ class ResNet:
         """Forward pass of every network on inputs ``x`` (N, d_in); ``keep`` stores what the
         backward sweep needs."""
         h = self.embed(x).expand(self.networks, -1, -1)
-        scale = _per_network(self.residual_scale)
+        scale = self._scale()
         states: list[Tensor] = []
         caches: list[Any] = []
         for index in range(self.depth):
@@ -400,11 +442,15 @@ class ResNet:
         g_last: Tensor,
         targets: Callable[[int], Mapping[str, Tensor]],
         coefficients: Mapping[str, Coefficient],
+        record: Callable[[int, Tensor], None] | None = None,
     ) -> Tensor:
         """Adjoint sweep ``l = L..1``: adds ``coefficients[name] * dR/dz_l`` into
-        ``targets(l)`` right after layer ``l``; returns ``g_0 = dR/dh_0``."""
-        scale = _per_network(self.residual_scale)
+        ``targets(l)`` right after layer ``l``; returns ``g_0 = dR/dh_0``. ``record(l, g_l)``,
+        if given, sees every ``g_l = dR/dh_l`` (``l = L..0``) as it is formed."""
+        scale = self._scale()
         g = g_last
+        if record is not None:
+            record(self.depth, g)
         for index in range(self.depth - 1, -1, -1):
             g = self.block.backward(
                 forward.states[index],
@@ -416,6 +462,8 @@ class ResNet:
                 coefficients,
             )
             forward.states[index] = forward.caches[index] = None  # free as we go
+            if record is not None:
+                record(index, g)
         return g
 
     def gradients(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
@@ -432,12 +480,25 @@ class ResNet:
         )
         return {name: grad.transpose(0, 1) for name, grad in grads.items()}
 
-    def descent_step(self, forward: ForwardPass, y: Tensor) -> None:
+    def descent_step(
+        self,
+        forward: ForwardPass,
+        y: Tensor,
+        record: Callable[[int, Tensor], None] | None = None,
+    ) -> Tensor:
         """One full-batch GD step ``z <- z - lr * dR/dz``, updating each layer in place during
-        the backward sweep of ``forward`` (which must have been run with ``keep=True``)."""
-        g_last = self.last_gradient(self.readout(forward.last), y)
-        coefficients = {name: -_per_network(lr) for name, lr in self.learning_rates.items()}
-        self.backward(forward, g_last, self.layer, coefficients)
+        the backward sweep of ``forward`` (which must have been run with ``keep=True``);
+        ``record`` as in ``backward``. Returns ``g_0``."""
+        return self.descend(forward, self.last_gradient(self.readout(forward.last), y), record)
+
+    def descend(
+        self,
+        forward: ForwardPass,
+        g_last: Tensor,
+        record: Callable[[int, Tensor], None] | None = None,
+    ) -> Tensor:
+        """``descent_step`` given ``g_L`` (``last_gradient``)."""
+        return self.backward(forward, g_last, self.layer, self._descent_coefficients(), record)
 
     def risk_of(self, parameters: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """``R`` per network as a differentiable function of ``parameters`` (reference path for

@@ -243,6 +243,7 @@ TRAINING_OPTIONS = (
     "record_movement",
     "record_layers",
     "on_divergence",
+    "record_adjoint",
 )
 
 
@@ -522,12 +523,14 @@ class TrainingProblem:
         record_movement: bool = False,
         record_layers: bool = False,
         on_divergence: str = "warn",
+        record_adjoint: bool = False,
     ) -> TrainingResult:
         """Train ``seeds`` networks of shape ``(L, M, D) = (depth, hidden_width,
         embedding_dim)`` for ``steps`` GD steps (see ``train_resnet`` for the model, the
         seeds and the records). ``record_movement``: unit-movement statistics (one more copy of
-        the parameters, and time); ``record_layers``: every layer's state at every step.
-        The result carries this problem (``result.problem``)."""
+        the parameters, and time); ``record_layers``: every layer's state at every step;
+        ``record_adjoint``: every layer's backward variable ``D dR/dh_l`` at every step. The
+        result carries this problem (``result.problem``)."""
         return self._train(depth, hidden_width, seeds, "train", training_options(locals()))
 
     def _train(
@@ -535,12 +538,13 @@ class TrainingProblem:
     ) -> TrainingResult:
         """``train`` for ``context`` (the name bad sizes are reported under) with the options
         ``training_options`` picks."""
-        seed, device, dtype, record_movement, record_layers, on_divergence = (
+        seed, device, dtype, record_movement, record_layers, on_divergence, record_adjoint = (
             options[name] for name in TRAINING_OPTIONS
         )
         depth, hidden_width, _ = check_shape_arguments(depth, hidden_width, self.embedding_dim)
         record_movement = check_bool("record_movement", record_movement)
         record_layers = check_bool("record_layers", record_layers)
+        record_adjoint = check_bool("record_adjoint", record_adjoint)
         check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
         device, dtype = resolve_device(device), resolve_dtype(dtype)
         check_training_size(
@@ -557,6 +561,7 @@ class TrainingProblem:
             unit_numbers=len(self.block.parameter_names) * self.embedding_dim,
             record_movement=record_movement,
             record_layers=record_layers,
+            record_adjoint=record_adjoint,
         )
         if isinstance(self.block, AttentionBlock):
             check_attention_memory(
@@ -577,6 +582,7 @@ class TrainingProblem:
             record_layers,
             self.explosion_factor,
             on_divergence,
+            record_adjoint=record_adjoint,
         )
         return self._with_tokens(dataclasses.replace(result, problem=self))
 

@@ -13,12 +13,14 @@ step ``k`` are kept as computed (they show the explosion), its later entries are
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -29,7 +31,14 @@ from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .data import TrainingData, resolve_data
 from .defaults import DEFAULT_DATA_SEED, DEFAULT_EXPLOSION_FACTOR, DEFAULT_STEPS
 from .embeddings import resolve_embeddings
-from .model import Block, ResNet, check_shape_arguments, draw_parameters
+from .model import (
+    Block,
+    ForwardPass,
+    ResNet,
+    TwoLayerBlock,
+    check_shape_arguments,
+    draw_parameters,
+)
 from .scaling import Scaling
 
 __all__ = [
@@ -45,6 +54,10 @@ __all__ = [
 
 ON_DIVERGENCE = ("warn", "ignore", "raise")
 _MOVEMENT_CHUNK_NUMBERS = 2**23  # entries of one parameter per movement chunk (64 MiB float64)
+# flops per GD step (12 N L M D S) from which ``_NetworkGroups`` splits a batch over threads:
+# ~10 ms of one core, against a hand-over to the threads of ~0.1 ms on a quiet machine (and
+# several ms each way on a loaded one, where a woken thread waits for a time slice)
+_GROUP_MIN_FLOPS = 1e8
 
 
 class TrainingDivergenceWarning(RuntimeWarning):
@@ -60,15 +73,36 @@ class TrainingDivergedError(FloatingPointError):
         super().__init__(message)
 
 
+class StepRecords:
+    """What ``TrainingResult`` and ``LimitResult`` share: records indexed by the GD step
+    ``k = 0..K`` (axis ``step_axis`` of ``outputs``) and ``diverged_at`` (-1: never)."""
+
+    step_axis: ClassVar[int] = 0
+    outputs: Tensor
+    diverged_at: Any
+
+    @property
+    def steps(self) -> int:
+        return int(self.outputs.shape[self.step_axis]) - 1
+
+    @property
+    def diverged(self) -> Any:
+        """``diverged_at >= 0``: a bool mask (S,) over the networks of a training, a bool for
+        a limit."""
+        return self.diverged_at >= 0
+
+
 @dataclass(frozen=True)
-class TrainingResult:
+class TrainingResult(StepRecords):
     """Records of ``S`` networks trained for ``K`` steps (index 0 = initialization).
 
     ``outputs`` (S, K+1, N, d_out), ``embeddings`` (S, K+1, N, D) = ``h_L``, ``loss``
     (S, K+1), ``diverged_at`` (S,) (-1 if never), ``movement[name]`` (S, K+1): RMS unit
     movement since initialization (2LP: ``"u"``, ``"v"`` = RMS over units of
     ``||z - z_0|| / sqrt(D)``; ``"preactivation"`` = RMS over units and samples of
-    ``<u - u_0, h_0>/D``); ``states`` (S, K+1, L+1, N, D) when ``record_layers``. All tensors
+    ``<u - u_0, h_0>/D``); ``states`` (S, K+1, L+1, N, D) when ``record_layers``; ``adjoint``
+    (S, K, L+1, N, D) when ``record_adjoint``: the backward variable ``b_l = D dR/dh_l`` of
+    step ``k`` (at the parameters before its update, layers ``l = 0..L``). All tensors
     are on the CPU; ``w_in`` (D, d_in) and ``w_out`` (D, d_out) are the maps used.
     ``movement`` is empty unless ``record_movement`` was asked for. ``problem``: the
     ``TrainingProblem`` trained (``None`` for a model built by hand and ``train``-ed), which
@@ -94,19 +128,13 @@ class TrainingResult:
     explosion_factor: float
     provenance: dict[str, Any] = field(default_factory=dict)
     problem: Any = None
+    adjoint: Tensor | None = None
+
+    step_axis: ClassVar[int] = 1
 
     @property
     def seeds(self) -> int:
         return int(self.outputs.shape[0])
-
-    @property
-    def steps(self) -> int:
-        return int(self.outputs.shape[1]) - 1
-
-    @property
-    def diverged(self) -> Tensor:
-        """Bool mask (S,) of the networks that diverged."""
-        return self.diverged_at >= 0
 
 
 def seed_count(seeds: Any) -> int:
@@ -137,12 +165,14 @@ def check_training_size(
     record_movement: bool = True,
     record_layers: bool = False,
     parameters_exist: bool = False,
+    record_adjoint: bool = False,
 ) -> None:
     """Refuse a training run that cannot fit in memory, and warn before one that takes hours.
 
     Held at once: the parameters ``S L M (numbers per unit)`` (unless ``parameters_exist``,
     then they are already in memory) and their initial copy for ``record_movement``; the
-    records ``S (K+1) N (D + d_out)`` (and ``S (K+1) (L+1) N D`` with ``record_layers``); the
+    records ``S (K+1) N (D + d_out)`` (and ``S (K+1) (L+1) N D`` with ``record_layers``, as
+    much again with ``record_adjoint``); the
     per-layer states of one step ``S L N (D + 2 M)``. Time: ``~12 K N L M D`` flops per network
     plus a fixed cost per layer and step. ``steps=None`` checks the parameters only.
     """
@@ -164,6 +194,9 @@ def check_training_size(
         if record_layers:
             states = records * (depth + 1) * itemsize
             needs.append(Need("record_layers", True, states, "the states of every layer"))
+        if record_adjoint:
+            adjoint = records * (depth + 1) * itemsize
+            needs.append(Need("record_adjoint", True, adjoint, "the adjoint of every layer"))
         working = float(networks) * depth * samples * (embedding_dim + 2 * hidden_width)
         name_w, value_w = _largest(seeds=networks, depth=depth, hidden_width=hidden_width)
         needs.append(Need(name_w, value_w, working * itemsize, "the per-layer states of a step"))
@@ -300,6 +333,7 @@ def train(
     record_layers: bool = False,
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
+    record_adjoint: bool = False,
 ) -> TrainingResult:
     """Train ``model`` in place by ``steps`` full-batch GD steps on ``data`` and record, at
     every step ``k = 0..K``, outputs, ``h_L``, loss and (with ``record_movement``) unit
@@ -308,6 +342,11 @@ def train(
     Each step is one forward pass keeping the per-layer states and one adjoint sweep that
     updates layer ``l`` as soon as its gradient is known (``ResNet.descent_step``).
     ``steps=0`` records the initialization alone (index 0 of every record).
+    ``record_adjoint``: the backward variable of every layer at every step (``adjoint``; off
+    by default, and then nothing is recorded or copied).
+
+    On the CPU, a batch of two or more 2LP networks is split into ``torch.get_num_threads()``
+    groups trained on as many threads (``_NetworkGroups``); the results are the same.
     """
     if not isinstance(model, ResNet):
         raise ValueError(f"model must be a ResNet (see build_resnet), got {type(model).__name__}")
@@ -315,6 +354,7 @@ def train(
     steps = check_int("steps", steps, minimum=0)
     record_movement = check_bool("record_movement", record_movement)
     record_layers = check_bool("record_layers", record_layers)
+    record_adjoint = check_bool("record_adjoint", record_adjoint)
     explosion_factor = check_positive_float("explosion_factor", explosion_factor)
     check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
     if data.input_dim != model.input_dim or data.output_dim != model.output_dim:
@@ -337,10 +377,94 @@ def train(
         record_movement=record_movement,
         record_layers=record_layers,
         parameters_exist=True,
+        record_adjoint=record_adjoint,
     )
     return _descend(
-        model, data, steps, record_movement, record_layers, explosion_factor, on_divergence
+        model,
+        data,
+        steps,
+        record_movement,
+        record_layers,
+        explosion_factor,
+        on_divergence,
+        record_adjoint=record_adjoint,
     )
+
+
+class _NetworkGroups:
+    """The networks of ``model`` in ``torch.get_num_threads()`` groups, each sweeping its
+    layers on its own Python thread with one-thread torch operations (CPU, 2LP blocks, two or
+    more networks, a step of at least ``_GROUP_MIN_FLOPS``; otherwise one group, the model
+    itself, on the calling thread).
+
+    The per-layer products have N rows (N = 10 in the authors' task): too small for torch's
+    OpenMP parallel region per operation, whose fork and barrier cost about as much as the
+    product (and collapse when other processes share the cores: threads spin on a barrier
+    while the one they wait for is descheduled). Split by networks instead, the cores share
+    the work with one hand-over per forward pass and per adjoint sweep. Every product is per
+    network, so each network's arithmetic is the batch's.
+    """
+
+    def __init__(self, model: ResNet, samples: int) -> None:
+        threads = torch.get_num_threads()
+        shape = (samples, model.depth, model.hidden_width, model.embedding_dim, model.networks)
+        split = (
+            threads > 1
+            and model.networks > 1
+            and 12.0 * math.prod(shape) >= _GROUP_MIN_FLOPS
+            and model.device.type == "cpu"
+            and type(model) is ResNet
+            and isinstance(model.block, TwoLayerBlock)
+        )
+        self.parts = model.split(min(threads, model.networks)) if split else [model]
+        self.offsets = [0]
+        for part in self.parts[:-1]:
+            self.offsets.append(self.offsets[-1] + part.networks)
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _NetworkGroups:
+        if len(self.parts) > 1:
+            torch.set_num_threads(1)
+            self._pool = ThreadPoolExecutor(len(self.parts), thread_name_prefix="deeplimit-train")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+            torch.set_num_threads(self._threads)
+
+    def _map(self, function: Callable[..., Any], *columns: Sequence[Any]) -> list[Any]:
+        if self._pool is None:
+            return [function(*row) for row in zip(*columns, strict=True)]
+        return list(self._pool.map(function, *columns))
+
+    def forward(self, x: Tensor, keep: bool) -> list[ForwardPass]:
+        return self._map(lambda part: part.forward(x, keep=keep), self.parts)
+
+    def descend(
+        self,
+        forwards: list[ForwardPass],
+        g_last: Tensor,
+        record: Callable[[int, int, Tensor], None] | None,
+    ) -> None:
+        """One GD step of every group from the batch's ``g_L``; ``record(offset, l, g_l)`` sees
+        each group's adjoint."""
+
+        def step(part: ResNet, forward: ForwardPass, offset: int) -> None:
+            hook = None if record is None else (lambda layer, g: record(offset, layer, g))
+            part.descend(forward, g_last[offset : offset + part.networks], hook)
+
+        self._map(step, self.parts, forwards, self.offsets)
+
+
+def _joined(forwards: list[ForwardPass], record_layers: bool) -> tuple[Tensor, Tensor | None]:
+    """``h_L`` of the whole batch and, with ``record_layers``, its states ``(S, L+1, N, D)``."""
+    last = forwards[0].last if len(forwards) == 1 else torch.cat([f.last for f in forwards])
+    if not record_layers:
+        return last, None
+    return last, torch.cat([torch.stack([*f.states, f.last], dim=1) for f in forwards])
 
 
 def _descend(
@@ -351,6 +475,8 @@ def _descend(
     record_layers: bool,
     explosion_factor: float,
     on_divergence: str,
+    *,
+    record_adjoint: bool = False,
 ) -> TrainingResult:
     """The gradient descent of ``train``, on checked arguments."""
     started = time.perf_counter()
@@ -367,41 +493,51 @@ def _descend(
         states = torch.full(
             (networks, steps + 1, model.depth + 1, n, d), nan, device=device, dtype=dtype
         )
+    adjoint = record = None
+    if record_adjoint:
+        adjoint = torch.full(
+            (networks, steps, model.depth + 1, n, d), nan, device=device, dtype=dtype
+        )
     diverged_at = torch.full((networks,), -1, dtype=torch.long, device=device)
     alive = torch.ones(networks, dtype=torch.bool, device=device)
     h0 = model.embed(x)
     initial = {k: v.clone() for k, v in model.storage.items()} if record_movement else {}
     movement: dict[str, Tensor] = {}
     threshold = None
-    for step in range(steps + 1):
-        forward = model.forward(x, keep=step < steps or record_layers)
-        f = model.readout(forward.last)
-        risk = model.risk(f, y)
-        keep_mask = alive.clone()
-        outputs[:, step] = torch.where(keep_mask.view(-1, 1, 1), f, nan)
-        embeddings[:, step] = torch.where(keep_mask.view(-1, 1, 1), forward.last, nan)
-        loss[:, step] = torch.where(keep_mask, risk, nan)
-        if states is not None:
-            layers = torch.stack([*forward.states, forward.last], dim=1)
-            states[:, step] = torch.where(keep_mask.view(-1, 1, 1, 1), layers, nan)
-        if record_movement:
-            for name, value in _movement(model, initial, h0).items():
-                if name not in movement:
-                    movement[name] = torch.full(
-                        (networks, steps + 1), nan, device=device, dtype=dtype
-                    )
-                movement[name][:, step] = torch.where(keep_mask, value, nan)
-        if threshold is None:
-            threshold = explosion_factor * torch.clamp(risk, min=data.null_risk())
-        bad = alive & (~torch.isfinite(risk) | (risk > threshold))
-        if bool(bad.any()):
-            diverged_at[bad] = step
-            alive &= ~bad
-            model.freeze(bad)
-            _report_divergence(on_divergence, step, bad, risk, threshold)
-        if step == steps or not bool(alive.any()):
-            break
-        model.descent_step(forward, y)
+    with _NetworkGroups(model, n) as groups:
+        for step in range(steps + 1):
+            forwards = groups.forward(x, keep=step < steps or record_layers)
+            last, layers = _joined(forwards, record_layers)
+            f = model.readout(last)
+            risk = model.risk(f, y)
+            keep_mask = alive.clone()
+            outputs[:, step] = torch.where(keep_mask.view(-1, 1, 1), f, nan)
+            embeddings[:, step] = torch.where(keep_mask.view(-1, 1, 1), last, nan)
+            loss[:, step] = torch.where(keep_mask, risk, nan)
+            if states is not None:
+                states[:, step] = torch.where(keep_mask.view(-1, 1, 1, 1), layers, nan)
+            if record_movement:
+                for name, value in _movement(model, initial, h0).items():
+                    if name not in movement:
+                        movement[name] = torch.full(
+                            (networks, steps + 1), nan, device=device, dtype=dtype
+                        )
+                    movement[name][:, step] = torch.where(keep_mask, value, nan)
+            if threshold is None:
+                threshold = explosion_factor * torch.clamp(risk, min=data.null_risk())
+            bad = alive & (~torch.isfinite(risk) | (risk > threshold))
+            if bool(bad.any()):
+                diverged_at[bad] = step
+                alive &= ~bad
+                model.freeze(bad)
+                _report_divergence(on_divergence, step, bad, risk, threshold)
+            if step == steps or not bool(alive.any()):
+                break
+            if adjoint is not None:
+                record = _adjoint_recorder(adjoint[:, step], d)
+            groups.descend(forwards, model.last_gradient(f, y), record)
+            if adjoint is not None:
+                adjoint[~alive, step] = nan  # frozen networks: no adjoint
     provenance = dict(model.provenance)
     provenance.update(
         data=data.description,
@@ -419,6 +555,7 @@ def _descend(
         w_out=model.w_out.cpu(),
         movement={name: value.cpu() for name, value in movement.items()},
         states=None if states is None else states.cpu(),
+        adjoint=None if adjoint is None else adjoint.cpu(),
         x=data.x,
         y=data.y,
         depth=model.depth,
@@ -430,6 +567,15 @@ def _descend(
         explosion_factor=explosion_factor,
         provenance=provenance,
     )
+
+
+def _adjoint_recorder(out: Tensor, d: int) -> Callable[[int, int, Tensor], None]:
+    """Writes ``b_l = D g_l`` of networks ``offset..`` into ``out`` (S, L+1, N, D)."""
+
+    def record(offset: int, layer: int, g: Tensor) -> None:
+        torch.mul(g, d, out=out[offset : offset + g.shape[0], layer])
+
+    return record
 
 
 def _report_divergence(
@@ -485,6 +631,7 @@ def train_resnet(
     explosion_factor: float = DEFAULT_EXPLOSION_FACTOR,
     on_divergence: str = "warn",
     key_dim: int | None = None,
+    record_adjoint: bool = False,
 ) -> TrainingResult:
     """Train the 2LP ResNet of chizat.md §1.2 by full-batch gradient descent: shorthand for
     ``TrainingProblem(embedding_dim, data=..., activation=..., ...).train(depth, hidden_width,
@@ -534,6 +681,9 @@ def train_resnet(
     record_movement, record_layers:
         Unit-movement statistics (off by default: they cost one extra copy of the parameters
         and a pass over them per step); every layer's state at every step (``states``).
+    record_adjoint:
+        Every layer's backward variable ``b_l = D dR/dh_l`` at every step ``k < K`` (``adjoint``
+        (S, K, L+1, N, D)); off by default (no cost).
     explosion_factor, on_divergence:
         Divergence threshold (see the module docstring); ``"warn"`` (default), ``"ignore"`` or
         ``"raise"`` (``TrainingDivergedError``).
