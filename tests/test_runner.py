@@ -1,6 +1,7 @@
 """The runner: skip what is done, record failures, survive killed workers, Ctrl-C and a second
 runner on the same store, without losing or repeating a point; reproduce through the store."""
 
+import contextlib
 import json
 import os
 import signal
@@ -154,17 +155,25 @@ def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(tmp_path, toy_log, 
     path.write_text(f'experiment = "{TOY}"\nseeds = 5\n')
     command = [*CLI, "sweep", str(path), "--store", str(tmp_path / "s"), "-w", "2", "-q"]
     hold(3)
-    # its own session, so that the signal reaches it and its workers as a terminal's Ctrl-C does
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    # its own session, so that the signal reaches it and its workers as a terminal's Ctrl-C does;
+    # the output goes to a file and the test waits for the command itself: a helper process of
+    # multiprocessing (resource tracker, fork server) that outlives it for a moment would keep a
+    # pipe open and block a read to EOF although the command has ended
+    log = tmp_path / "sweep.log"
+    with open(log, "w") as stream:
+        process = subprocess.Popen(
+            command, stdout=stream, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
     try:
         hold.started_pid(3)
         os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # nothing of the session outlives the test
+    output = log.read_text()
     assert process.returncode == 130, output
     assert "run the same command again" in output
     store = ResultStore(tmp_path / "s")
