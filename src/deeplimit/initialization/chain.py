@@ -266,20 +266,22 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     factor = space.factor()
     work, scratch = space.rows(), space.square.permute(1, 2, 0)
     factor[0, 0].copy_(phi_norm[:, 0])
+    tiny = float(_floor(phi.dtype)[0].tiny)
     residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
     for i in range(k):
+        norm = factor[i, i]
         if i > 0:
             residual = work[i - 1]
-            norm = factor[i, i]
             torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm).sqrt_()
-        norm = factor[i, i]
         if i + 1 == k:
             break
-        unit = torch.div(residual, torch.where(norm > 0, norm, 1.0), out=scratch[0])
         rest = phi[i + 1 :] if i == 0 else work[i:]
-        coefficients = factor[i + 1 :, i]
-        torch.sum(torch.mul(rest, unit, out=scratch[1 : k - i]), 1, out=coefficients)
-        torch.addcmul(rest, coefficients.unsqueeze(1), unit, value=-1.0, out=work[i:])
+        coefficients = factor[i + 1 :, i]  # r_j . r_i / ||r_i|| for the rows j > i
+        torch.sum(torch.mul(rest, residual, out=scratch[1 : k - i]), 1, out=coefficients)
+        safe = norm.clamp(min=tiny)  # a norm below tiny is that of a zero row, or suspect
+        coefficients.div_(safe)
+        projection = torch.div(coefficients, safe).unsqueeze(1)
+        torch.addcmul(rest, projection, residual, value=-1.0, out=work[i:])
     diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]  # (block, k - 1)
     low, high = _range(diagonal)
     floor = _floor(phi.dtype)[1]
