@@ -89,13 +89,18 @@ def _range(values: Tensor) -> tuple[float, float]:
     takes every branch), in one reduction and one sync."""
     if values.numel() == 0:
         return 1.0, 1.0
-    if not _host_checks(values.device):
+    device = values.device
+    if not _host_checks(device):
         return math.nan, math.nan
     # in memory order: a reduction over a permuted view (the CPU chain's samples-last state)
     # is an order of magnitude slower
-    order = sorted(range(values.ndim), key=lambda axis: -values.stride(axis))
-    low, high = torch.aminmax(values.permute(order))
-    if values.device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
+    if not values.is_contiguous():
+        memory = values.permute(*range(1, values.ndim), 0)  # samples last, the usual case
+        if not memory.is_contiguous():
+            memory = values.permute(sorted(range(values.ndim), key=lambda a: -values.stride(a)))
+        values = memory
+    low, high = torch.aminmax(values)
+    if device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
         return low.item(), high.item()
     return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
 
@@ -525,6 +530,7 @@ class _Workspace:
         self.y_norms = (norms(), norms())
         self.shape = (k, n, size)
         self.dtype, self.device = dtype, device
+        self.state: Tensor | None = None  # the memory (k, n, block) of the block's state
         self._factor: Tensor | None = None
         self._rows: Tensor | None = None
 
@@ -713,7 +719,7 @@ class _Numerics:
         bound every ``||y||`` above; ``||y|| >= ||phi(y)|| >= 2^-bound`` below, for the paths
         that have not collapsed (collapsed ones are frozen, never rescaled). ``phi(y)`` and
         its norms are computed anyway for the next increment."""
-        low, high = _range(y)
+        low, high = _range(y if workspace.state is None else workspace.state)
         if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
             return None
         if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
@@ -852,7 +858,9 @@ def _simulate_blocks(
     size = blocks.block_size
     count = blocks.n_blocks
     parallel = all(observer.parallel_safe for observer in observers)
-    threads = min(_threads(), count) if parallel else 1
+    cores = _threads()
+    threads = min(cores, count) if parallel else 1
+    ahead = cores >= 2 * threads  # a core to spare for the normals of each running block
     meter = _Progress(progress, plan.samples * plan.steps)
     failed = threading.Event()
 
@@ -863,7 +871,7 @@ def _simulate_blocks(
         copies = [copy.copy(o) for o in observers] if threads > 1 else list(observers)
         mine = copy.copy(numerics) if threads > 1 else numerics
         try:
-            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed)
+            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed, ahead)
         except BaseException:
             failed.set()
             raise
@@ -888,6 +896,75 @@ def _simulate_blocks(
     return out
 
 
+# Numbers a block drawing ahead keeps in its buffers (``_Normals``): 1 MiB of float32.
+_AHEAD_NUMBERS = 2**18
+
+
+class _Normals:
+    """The standard normals of one block, layer by layer: ``layer(step)`` is the noise of
+    ``step`` as ``(block, k, n)`` (samples last in memory), the numbers of
+    ``BlockStreams.fill`` whatever ``ahead``.
+
+    With ``ahead`` a thread of its own draws them, groups of layers ahead of the chain, into
+    two groups of buffers in turn (a handoff per group, not per layer): where the machine has
+    a core to spare (a run of fewer blocks than cores, such as a small SDE), a layer then costs
+    the longer of drawing its normals and the update, not their sum. Drawing releases the GIL
+    (torch and NumPy alike)."""
+
+    def __init__(self, plan: ChainPlan, block: int, size: int, ahead: bool) -> None:
+        shape = (plan.inputs, plan.width, size)
+        self.streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
+        self.steps = plan.steps
+        numbers = math.prod(shape)
+        self.group = max(1, min(16, _AHEAD_NUMBERS // (2 * numbers))) if ahead else 1
+        count = 2 * self.group if ahead else 1
+        self.buffers = [torch.empty(shape, dtype=plan.dtype, device=plan.device)]
+        self.buffers += [torch.empty_like(self.buffers[0]) for _ in range(count - 1)]
+        self.views = [buffer.permute(2, 0, 1) for buffer in self.buffers]
+        self.thread: threading.Thread | None = None
+        if ahead and self.steps > 0:
+            self.free = threading.Semaphore(2)  # groups of buffers the drawer may fill
+            self.ready = threading.Semaphore(0)  # groups filled and not yet handed over
+            self.cancelled = False
+            self.error: BaseException | None = None
+            self.thread = threading.Thread(target=self._draw, name="deeplimit-normals", daemon=True)
+            self.thread.start()
+
+    def _draw(self) -> None:
+        try:
+            for first in range(1, self.steps + 1, self.group):
+                self.free.acquire()
+                for step in range(first, min(self.steps + 1, first + self.group)):
+                    if self.cancelled:
+                        return
+                    self.streams.fill(0, step, self.buffers[(step - 1) % len(self.buffers)])
+                self.ready.release()
+        except BaseException as error:  # handed to the chain's thread at its next group
+            self.error = error
+            self.ready.release()
+
+    def layer(self, step: int) -> Tensor:
+        """The noise of ``step`` (steps asked for in order, from 1)."""
+        if self.thread is None:
+            self.streams.fill(0, step, self.buffers[0])
+            return self.views[0]
+        if (step - 1) % self.group == 0:  # a new group: the previous one is used up
+            if step > 1:
+                self.free.release()
+            self.ready.acquire()
+            if self.error is not None:
+                raise self.error
+        return self.views[(step - 1) % len(self.buffers)]
+
+    def close(self) -> None:
+        """Stop the drawing thread, if any (at the end of the block or on an error)."""
+        if self.thread is not None:
+            self.cancelled = True
+            self.free.release()
+            self.thread.join()
+            self.thread = None
+
+
 def _run_block(
     plan: ChainPlan,
     block: int,
@@ -899,9 +976,11 @@ def _run_block(
     observers: Sequence[Observer],
     meter: _Progress,
     stop_now: threading.Event,
+    ahead: bool = False,
 ) -> None:
     """Every layer of one block (``_simulate_blocks``); returns early once ``stop_now`` is set
-    (another thread failed, or the caller was interrupted)."""
+    (another thread failed, or the caller was interrupted). ``ahead``: draw the normals on a
+    thread of their own, ahead of the layers (``_Normals``)."""
     n, k, size = plan.width, plan.inputs, stop - start
     streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
     context = ChunkContext(plan, start, stop, streams)
@@ -911,9 +990,9 @@ def _run_block(
     memory = torch.empty((k, n, size), dtype=plan.dtype, device=plan.device)
     y = memory.permute(2, 0, 1)  # (size, k, n), samples last in memory
     y.copy_(plan.state.draw(n, size, normals))
-    noise_memory = torch.empty_like(memory)
-    noise = noise_memory.permute(2, 0, 1)
+    draws = _Normals(plan, block, size, ahead)
     workspace = _Workspace(k, n, size, plan.dtype, plan.device)
+    workspace.state = memory
     numerics.start(start, stop)
     view = numerics.view(0, y, workspace)
     if 0 in slots:
@@ -921,19 +1000,21 @@ def _run_block(
     for observer in observers:
         observer.start(context, view)
     done = 0
-    for step in range(1, plan.steps + 1):
-        if stop_now.is_set():
-            return
-        streams.fill(0, step, noise_memory)
-        _increment(plan, y, view, noise)
-        view = numerics.view(step, y, workspace)
-        if step in slots:
-            out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
-        for observer in observers:
-            observer.observe(view)
-        if step % 64 == 0:
-            meter.add(size * (step - done))
-            done = step
+    try:
+        for step in range(1, plan.steps + 1):
+            if stop_now.is_set():
+                return
+            _increment(plan, y, view, draws.layer(step))
+            view = numerics.view(step, y, workspace)
+            if step in slots:
+                out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
+            for observer in observers:
+                observer.observe(view)
+            if step % 64 == 0:
+                meter.add(size * (step - done))
+                done = step
+    finally:
+        draws.close()
     for observer in observers:
         observer.end()
     meter.add(size * (plan.steps - done))
