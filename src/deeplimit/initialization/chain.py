@@ -259,25 +259,36 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
 
     The same modified Gram-Schmidt, every operation on whole rows ``(n, block)`` of contiguous
     memory (per-sample reductions over the width run along memory, one sample per lane) in
-    buffers of ``space``: about ``3 k^2 / 2`` passes over a row where ``factor_rows`` on the
+    buffers of ``space``: about ``3 k^2 / 2`` passes over a row, where ``factor_rows`` on the
     same memory takes strided reductions an order of magnitude slower. ``phi_norm``
     (``(block, k)``, ``||phi||`` as ``stable_norm`` gives it) is the first diagonal entry and
-    screens for repeated rows. The later diagonal entries are plain norms, valid where they are
-    at least ``sqrt(tiny) / eps`` and finite, or zero with a zero residual row; the samples
-    with any other entry (squares that underflow or overflow) are factored again by
-    ``factor_rows`` itself, so that every sample gets ``factor_rows``'s factor to rounding.
+    screens for repeated rows. A residual row of norm at most ``eps ||phi_j||`` (a row in the
+    span of the earlier ones to rounding: repeated, collinear or more rows than the width) is
+    set to zero, a perturbation of ``phi_j`` of the size of its rounding, so that no later row
+    is projected on a direction of rounding errors. The other diagonal entries are plain
+    norms, valid where at least ``sqrt(tiny) / eps`` and finite; the samples with an entry
+    that is not (squares that underflow or overflow) are factored again by ``factor_rows``.
+    Every sample thus gets a factor of ``Phi`` to rounding, as ``factor_rows`` does.
     """
     k = phi.shape[0]
     factor = space.factor()
     work, scratch = space.rows(), space.square.permute(1, 2, 0)
     factor[0, 0].copy_(phi_norm[:, 0])
-    tiny = float(_floor(phi.dtype)[0].tiny)
+    info, floor = _floor(phi.dtype)
+    tiny, eps = float(info.tiny), float(info.eps)
     residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
     for i in range(k):
         norm = factor[i, i]
         if i > 0:
             residual = work[i - 1]
             torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm).sqrt_()
+            # norms below floor may be short of the squares that underflowed: only where
+            # eps ||phi_j|| is above it is a norm below eps ||phi_j|| known to be small
+            spanned = (norm <= eps * phi_norm[:, i]) & (phi_norm[:, i] >= floor / eps)
+            if _some(spanned):
+                kept = ~spanned
+                residual.mul_(kept)
+                norm.mul_(kept)
         if i + 1 == k:
             break
         rest = phi[i + 1 :] if i == 0 else work[i:]
@@ -289,23 +300,22 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
         torch.addcmul(rest, projection, residual, value=-1.0, out=work[i:])
     diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]  # (block, k - 1)
     low, high = _range(diagonal)
-    floor = _floor(phi.dtype)[1]
     if not (low >= floor and high < math.inf):
-        _refactor_suspect_samples(phi, factor, diagonal, work, floor)
+        _refactor_suspect_samples(phi, factor, phi_norm, floor / eps)
     _copy_repeated_rows_last(phi, factor, phi_norm)
     return factor
 
 
-def _refactor_suspect_samples(
-    phi: Tensor, factor: Tensor, diagonal: Tensor, work: Tensor, floor: float
-) -> None:
+def _refactor_suspect_samples(phi: Tensor, factor: Tensor, phi_norm: Tensor, large: float) -> None:
     """Factor again with ``factor_rows`` the samples whose plain diagonal entries may be wrong
-    (``_factor_rows_last``): an entry below ``floor`` that is not the norm of a zero residual
-    row, or one that is not finite."""
-    valid = (diagonal >= floor) & (diagonal < math.inf)
-    zero = diagonal == 0
-    if _some(zero):
-        valid |= zero & ~work.ne(0).any(1).t()
+    (``_factor_rows_last``): an entry below ``floor = sqrt(tiny) / eps`` or not finite, except
+    a zero for a row of zeros or a row of norm at least ``large = floor / eps`` (whose
+    residual was set to zero)."""
+    diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]
+    norms = phi_norm[:, 1:]
+    floor = large * float(torch.finfo(phi.dtype).eps)
+    zero = (diagonal == 0) & ((norms == 0) | (norms >= large))
+    valid = ((diagonal >= floor) & (diagonal < math.inf)) | zero
     suspect = ~valid.all(-1)
     if not _some(suspect):
         return
@@ -317,18 +327,19 @@ def _refactor_suspect_samples(
 def _copy_repeated_rows_last(phi: Tensor, factor: Tensor, phi_norm: Tensor) -> None:
     """``_copy_repeated_rows`` for the samples-last memory of ``_factor_rows_last``: a row of
     ``Phi`` equal to an earlier one gets that row's factor row (any earlier equal row has the
-    same factor row by then). Only rows whose diagonal entry is within ``sqrt(u)`` of their
-    norm's are compared entry by entry."""
+    same factor row by then). Only nonzero rows whose diagonal entry is within ``sqrt(u)`` of
+    their norm, and whose norm equals an earlier row's, are compared entry by entry."""
     diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]
-    close = diagonal <= math.sqrt(torch.finfo(phi.dtype).eps) * phi_norm[:, 1:]
+    close = diagonal < math.sqrt(torch.finfo(phi.dtype).eps) * phi_norm[:, 1:]
     if not _some(close):
         return
     for j, candidate in enumerate(close.any(0).tolist(), start=1):
         if not candidate:
             continue
         for i in range(j):
-            same = (phi[j] == phi[i]).all(0)
+            same = close[:, j - 1] & (phi_norm[:, j] == phi_norm[:, i])
             if _some(same):
+                same &= (phi[j] == phi[i]).all(0)
                 torch.where(same, factor[i], factor[j], out=factor[j])
 
 
