@@ -268,25 +268,36 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     is projected on a direction of rounding errors. The other diagonal entries are plain
     norms, valid where at least ``sqrt(tiny) / eps`` and finite; the samples with an entry
     that is not (squares that underflow or overflow) are factored again by ``factor_rows``.
-    Every sample thus gets a factor of ``Phi`` to rounding, as ``factor_rows`` does.
+    Every sample thus gets a factor of ``Phi`` to rounding, as ``factor_rows`` does. The
+    checks are float reductions (comparisons and boolean reductions are an order of magnitude
+    slower on the CPU).
     """
-    k = phi.shape[0]
-    factor = space.factor()
+    k, n = phi.shape[:2]
+    factor, diagonal = space.factor()
     work, scratch = space.rows(), space.square.permute(1, 2, 0)
-    factor[0, 0].copy_(phi_norm[:, 0])
+    norms = phi_norm.t()  # (k, block)
+    factor[0, 0].copy_(norms[0])
+    diagonal[0].copy_(norms[0])
     info, floor = _floor(phi.dtype)
     tiny, eps = float(info.tiny), float(info.eps)
+    # a plain norm is short of the squares that underflowed, sqrt(n tiny) at most: a norm below
+    # eps ||phi_j|| is known to be small only where that is above sqrt(n tiny)
+    large = floor * math.sqrt(n)
+    close = []  # the rows that may repeat an earlier one (within sqrt(eps) of the span)
     residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
     for i in range(k):
-        norm = factor[i, i]
+        norm = diagonal[i]
         if i > 0:
             residual = work[i - 1]
-            torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm).sqrt_()
-            # norms below floor may be short of the squares that underflowed: only where
-            # eps ||phi_j|| is above it is a norm below eps ||phi_j|| known to be small
-            spanned = (norm <= eps * phi_norm[:, i]) & (phi_norm[:, i] >= floor / eps)
-            if _some(spanned):
-                kept = ~spanned
+            _sqrt_(torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm))
+            # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
+            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps))) >= 0:
+                close.append(i)
+            margin = torch.add(norm, norms[i], alpha=-eps)
+            if close and close[-1] == i and not _smallest(margin) > 0:
+                kept = _positive(margin)
+                if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
+                    kept = torch.maximum(kept, _positive(torch.sub(large, norms[i])))
                 residual.mul_(kept)
                 norm.mul_(kept)
         if i + 1 == k:
@@ -294,29 +305,61 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
         rest = phi[i + 1 :] if i == 0 else work[i:]
         coefficients = factor[i + 1 :, i]  # r_j . r_i / ||r_i|| for the rows j > i
         torch.sum(torch.mul(rest, residual, out=scratch[1 : k - i]), 1, out=coefficients)
-        safe = norm.clamp(min=tiny)  # a norm below tiny is that of a zero row, or suspect
-        coefficients.div_(safe)
-        projection = torch.div(coefficients, safe).unsqueeze(1)
+        # 1 / ||r_i||; a norm below tiny is that of a zero row (or suspect)
+        inverse = torch.reciprocal(norm.clamp(min=tiny))
+        coefficients.mul_(inverse)
+        projection = torch.mul(coefficients, inverse).unsqueeze(1)
         torch.addcmul(rest, projection, residual, value=-1.0, out=work[i:])
-    diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]  # (block, k - 1)
-    low, high = _range(diagonal)
+    for i in range(1, k):
+        factor[i, i].copy_(diagonal[i])
+    low, high = _range(diagonal[1:])
     if not (low >= floor and high < math.inf):
-        _refactor_suspect_samples(phi, factor, phi_norm, floor / eps)
-    _copy_repeated_rows_last(phi, factor, phi_norm)
+        _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large)
+    if close:
+        _copy_repeated_rows_last(phi, factor, diagonal, norms, close)
     return factor
 
 
-def _refactor_suspect_samples(phi: Tensor, factor: Tensor, phi_norm: Tensor, large: float) -> None:
+def _sqrt_(values: Tensor) -> Tensor:
+    """``values.sqrt_()``, on the CPU by NumPy (correctly rounded, and an order of magnitude
+    faster than torch's where entries are zero: collapsed inputs, spanned rows)."""
+    if values.device.type != "cpu":
+        return values.sqrt_()
+    array = values.numpy()
+    np.sqrt(array, out=array)
+    return values
+
+
+def _smallest(values: Tensor) -> float:
+    """The smallest entry (NaN if any is NaN; NaN without host checks, which then takes every
+    branch)."""
+    return float(values.min()) if _host_checks(values.device) else math.nan
+
+
+def _positive(values: Tensor) -> Tensor:
+    """1 where ``values > 0``, 0 where ``values <= 0`` (NaN where NaN), in float arithmetic."""
+    return torch.sign(torch.clamp(values, min=0))
+
+
+def _refactor_suspect_samples(
+    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, floor: float, large: float
+) -> None:
     """Factor again with ``factor_rows`` the samples whose plain diagonal entries may be wrong
-    (``_factor_rows_last``): an entry below ``floor = sqrt(tiny) / eps`` or not finite, except
-    a zero for a row of zeros or a row of norm at least ``large = floor / eps`` (whose
-    residual was set to zero)."""
-    diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]
-    norms = phi_norm[:, 1:]
-    floor = large * float(torch.finfo(phi.dtype).eps)
+    (``_factor_rows_last``; ``diagonal`` and ``norms`` are those of rows 1..k-1, ``(k - 1,
+    block)``): an entry below ``floor`` or not finite, except a zero for a row of zeros or a
+    row of norm at least ``large`` (whose residual was set to zero). Zero entries are common
+    (collapsed inputs, more inputs than the width): where no norm is below ``large`` but zero
+    and no diagonal entry below ``floor`` but zero, that is seen on float reductions."""
+    # zeros counted as floor (large): then the smallest entry is at least floor (large)?
+    if (
+        _smallest(diagonal.mul(0)) == 0  # no entry is inf or NaN
+        and _smallest(torch.add(diagonal, 1 - torch.sign(diagonal), alpha=floor)) >= floor
+        and _smallest(torch.add(norms, 1 - torch.sign(norms), alpha=large)) >= large
+    ):
+        return
     zero = (diagonal == 0) & ((norms == 0) | (norms >= large))
     valid = ((diagonal >= floor) & (diagonal < math.inf)) | zero
-    suspect = ~valid.all(-1)
+    suspect = ~valid.all(0)
     if not _some(suspect):
         return
     rows = suspect.nonzero().squeeze(-1)
@@ -324,23 +367,24 @@ def _refactor_suspect_samples(phi: Tensor, factor: Tensor, phi_norm: Tensor, lar
     factor[:, :, rows] = again.permute(1, 2, 0)
 
 
-def _copy_repeated_rows_last(phi: Tensor, factor: Tensor, phi_norm: Tensor) -> None:
-    """``_copy_repeated_rows`` for the samples-last memory of ``_factor_rows_last``: a row of
-    ``Phi`` equal to an earlier one gets that row's factor row (any earlier equal row has the
-    same factor row by then). Only nonzero rows whose diagonal entry is within ``sqrt(u)`` of
-    their norm, and whose norm equals an earlier row's, are compared entry by entry."""
-    diagonal = torch.diagonal(factor, 0, 0, 1)[:, 1:]
-    close = diagonal < math.sqrt(torch.finfo(phi.dtype).eps) * phi_norm[:, 1:]
-    if not _some(close):
-        return
-    for j, candidate in enumerate(close.any(0).tolist(), start=1):
-        if not candidate:
-            continue
-        for i in range(j):
-            same = close[:, j - 1] & (phi_norm[:, j] == phi_norm[:, i])
-            if _some(same):
-                same &= (phi[j] == phi[i]).all(0)
-                torch.where(same, factor[i], factor[j], out=factor[j])
+def _copy_repeated_rows_last(
+    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, rows: list[int]
+) -> None:
+    """``_copy_repeated_rows`` for the samples-last memory of ``_factor_rows_last``
+    (``diagonal`` and ``norms`` ``(k, block)``): a row of ``Phi`` equal to an earlier one gets
+    that row's factor row (any earlier equal row has the same factor row by then). Only the
+    ``rows`` with a diagonal entry within ``sqrt(u)`` of their norm are candidates, and only
+    where their norm equals an earlier row's are they compared entry by entry."""
+    root = math.sqrt(torch.finfo(phi.dtype).eps)
+    for j in rows:
+        # 0 where row j is close and has the norm of row i (a row of zeros is not close)
+        close = torch.add(diagonal[j], norms[j], alpha=-root).add_(1 - torch.sign(norms[j]))
+        apart = (norms[j] - norms[:j]).abs_().add_(close.clamp_(min=0))
+        for i, distance in enumerate(apart.amin(-1).tolist()):
+            if distance == 0:
+                same = (apart[i] == 0) & ((phi[j] - phi[i]).abs_().amax(0) == 0)
+                columns = same.nonzero().squeeze(-1)
+                factor[j][:, columns] = factor[i][:, columns]
 
 
 def gram_square_root(gram: Tensor) -> Tensor:
@@ -545,12 +589,14 @@ class _Workspace:
         self._factor: Tensor | None = None
         self._rows: Tensor | None = None
 
-    def factor(self) -> Tensor:
-        """``(k, k, block)`` memory for the factor of several inputs, strictly upper part 0."""
+    def factor(self) -> tuple[Tensor, Tensor]:
+        """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
+        and ``(k, block)`` memory for its diagonal."""
         if self._factor is None:
             k, _, size = self.shape
             self._factor = torch.zeros((k, k, size), dtype=self.dtype, device=self.device)
-        return self._factor
+            self._diagonal = torch.empty((k, size), dtype=self.dtype, device=self.device)
+        return self._factor, self._diagonal
 
     def rows(self) -> Tensor:
         """``(k - 1, n, block)`` memory for the Gram-Schmidt residuals of rows 1..k-1."""
