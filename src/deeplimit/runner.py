@@ -223,7 +223,7 @@ class SweepResult:
     diverged: dict[str, str] = field(default_factory=dict)  # key -> why (recorded, now or before)
     interrupted: dict[str, str] = field(default_factory=dict)  # key -> why (not recorded)
     waiting: list[str] = field(default_factory=list)  # held by other runners when we stopped
-    stopped: bool = False  # interrupted by the user (Ctrl-C)
+    stopped: bool = False  # interrupted by the user (Ctrl-C; the command line: SIGTERM too)
     wall_time_s: float = 0.0
 
     @property
@@ -256,7 +256,9 @@ def run_sweep(
     one after the other in this process) and return what happened to each.
 
     Points that another runner holds are waited for (``wait_for_others``) and taken over if
-    that runner dies. Ctrl-C cancels what was submitted and returns with ``stopped`` set. A
+    that runner dies. Ctrl-C (any KeyboardInterrupt; its message, when it has one, is the
+    interrupted points' reason) cancels what was submitted and returns with ``stopped`` set;
+    any other exception cancels it too and propagates. A
     full disk cancels what was submitted and raises :class:`~deeplimit.errors.StoreFullError`
     (one line: the store and its free space); the same call resumes once space is freed."""
     from .executors import InlineExecutor
@@ -325,12 +327,15 @@ def run_sweep(
             if not outstanding and waiting and wait_for_others:
                 time.sleep(min(1.0, max(poll_s, 0.05)))
             report()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         result.stopped = True
         executor.close(cancel=True)
         for key in sorted(outstanding):
-            result.interrupted.setdefault(key, "stopped by the user")
+            result.interrupted.setdefault(key, str(stop) or "stopped by the user")
         outstanding.clear()
+    except BaseException:  # nothing this sweep started outlives it
+        executor.close(cancel=True)
+        raise
     else:
         if full:  # the other points would fail the same way: stop, with one line
             _drain(executor, outstanding, result, waiting, poll_s)
