@@ -354,6 +354,7 @@ class LayerView:
         lost: Tensor | None = None,
         y_norm: Tensor | None = None,
         workspace: _Workspace | None = None,
+        finite: bool = False,
     ) -> None:
         self.layer = layer
         self.y = y
@@ -361,6 +362,12 @@ class LayerView:
         self.exponent = exponent
         self.lost = lost
         self.workspace = workspace
+        # True where the chain has checked (on a reduction it computes anyway, on the host)
+        # that every entry of ``y`` is finite: observers may then take branch-free paths
+        # that are exact for finite numbers only; False otherwise (and on accelerators)
+        self.finite = finite
+        # quantities of this layer that several observers use, computed once (observables.py)
+        self.shared: dict[str, Any] = {}
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
         self.phi_range = (math.nan, math.nan)  # smallest and largest phi_norm (NaN: unknown)
@@ -406,11 +413,25 @@ class LayerView:
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
         if self._active is None:
-            if self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
+            if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
+                # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
+                # anyway for the increment) is the indicator, and a float sum of n zeros and
+                # ones is exact; on the CPU a comparison and an integer sum of booleans are
+                # several times slower than these vectorized kernels
+                space = self.workspace
+                signs = torch.sign(self.phi, out=None if space is None else space.square)
+                counts = signs[..., 0] if self.y.shape[-1] == 1 else signs.sum(-1)
+                self._active = counts.to(torch.int32)
+            elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
                 self._active = (self.y[..., 0] > 0).to(torch.int32)
             else:
                 self._active = (self.y > 0).sum(-1, dtype=torch.int32)
         return self._active
+
+    def _sums_exact(self) -> bool:
+        """Whether a sum of ``n`` zeros and ones is exact in the dtype (below 2^(mantissa
+        bits + 1))."""
+        return self.y.shape[-1] <= 2.0 / torch.finfo(self.y.dtype).eps
 
     def absolute(self, values: Tensor) -> Tensor:
         """``values`` (samples first, then inputs) of degree one in ``Y``, back in the units of
@@ -595,7 +616,10 @@ class _Numerics:
                 if _some(failed):
                     first = self._first()[index][self.rows]
                     first.masked_fill_(failed & (first < 0), layer)
-        return LayerView(layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace)
+        finite = high < math.inf  # NaN-safe: a norm is NaN or inf where an entry is
+        return LayerView(
+            layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace, finite
+        )
 
     def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:
         """The view of a ReLU state that needs no check nor rescaling, or None (then ``view``
@@ -611,7 +635,9 @@ class _Numerics:
             return None
         if self.exponent is None:
             self.exponent = torch.zeros(y.shape[:-1], dtype=torch.int32, device=y.device)
-        view = LayerView(layer, y, self.plan.activation, self.exponent, self.lost, None, workspace)
+        view = LayerView(
+            layer, y, self.plan.activation, self.exponent, self.lost, None, workspace, True
+        )
         phi_norm = view.phi_norm
         small = view.phi_range[0]
         if not small >= 2.0**-self.bound:
