@@ -403,7 +403,9 @@ class LayerView:
             if space is None:
                 self._phi_norm = stable_norm(self.phi)
             elif self.y.shape[-1] == 1 and isinstance(self.activation, ReLU):
-                self._phi_norm = self.phi.squeeze(-1)  # |relu(y)| = relu(y)
+                # |relu(y)| = relu(y); canonical strides, or every kernel that reads it (and
+                # the results it allocates like it) takes the slow path of permuted tensors
+                self._phi_norm = canonical(self.phi.squeeze(-1))
             else:
                 self._phi_norm, *range_ = _norm_and_range(self.phi, space.square, space.phi_norm)
                 self.phi_range = tuple(range_)
@@ -420,13 +422,25 @@ class LayerView:
                 # several times slower than these vectorized kernels
                 space = self.workspace
                 signs = torch.sign(self.phi, out=None if space is None else space.square)
-                counts = signs[..., 0] if self.y.shape[-1] == 1 else signs.sum(-1)
-                self._active = counts.to(torch.int32)
+                if self.y.shape[-1] == 1:
+                    counts = canonical(signs[..., 0])
+                else:
+                    counts = torch.sum(signs, -1, out=self.buffer("active sum"))
+                self._active = self.buffer("active", torch.int32).copy_(counts)
             elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
                 self._active = (self.y[..., 0] > 0).to(torch.int32)
             else:
                 self._active = (self.y > 0).sum(-1, dtype=torch.int32)
         return self._active
+
+    def buffer(self, name: str, dtype: torch.dtype | None = None) -> Tensor:
+        """A ``(chunk, k)`` buffer named ``name`` (of the state's dtype unless given) to compute
+        into: the same memory at every layer of a CPU block (``_Workspace.buffer``), a fresh
+        tensor otherwise. Its values last until the next layer's view asks for it again."""
+        dtype = self.y.dtype if dtype is None else dtype
+        if self.workspace is None:
+            return torch.empty(self.y.shape[:-1], dtype=dtype, device=self.y.device)
+        return self.workspace.buffer(name, dtype)
 
     def _sums_exact(self) -> bool:
         """Whether a sum of ``n`` zeros and ones is exact in the dtype (below 2^(mantissa
@@ -452,15 +466,28 @@ class _Workspace:
         def state() -> Tensor:
             return torch.empty((k, n, size), dtype=dtype, device=device).permute(2, 0, 1)
 
-        def norms() -> Tensor:
-            return torch.empty((k, size), dtype=dtype, device=device).t()
+        def norms() -> Tensor:  # canonical: for one input, plain strides (see ``canonical``)
+            return canonical(torch.empty((k, size), dtype=dtype, device=device).t())
 
         self.phi, self.square = state(), state()
         self.phi_norm = norms()
         self.y_norms = (norms(), norms())
+        self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
 
     def y_norm(self, layer: int) -> Tensor:
         return self.y_norms[layer % 2]
+
+    def buffer(self, name: str, dtype: torch.dtype) -> Tensor:
+        """A ``(block, k)`` buffer laid out like the norms, allocated at its first use in the
+        block and reused at every layer (observers write into it rather than allocate: a
+        fresh tensor of a block's size costs a page fault per 4 KiB on the CPU)."""
+        buffer = self.buffers.get((name, dtype))
+        if buffer is None:
+            like = self.phi_norm
+            size, k = like.shape
+            memory = torch.empty((k, size), dtype=dtype, device=like.device)
+            buffer = self.buffers[(name, dtype)] = canonical(memory.t())
+        return buffer
 
 
 @dataclass
