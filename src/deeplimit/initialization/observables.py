@@ -164,7 +164,7 @@ class _Recorder(Observer):
             return None
         key = (threading.get_ident(), id(target))
         memory = self._pool.get(key)
-        size = group * per_slot
+        size = min(group, target.shape[1]) * per_slot  # no more than the slots there are
         if memory is None or memory.numel() < size:
             memory = self._pool[key] = _empty((size,), target.dtype, target.device)
         low = slot // group * group
