@@ -142,21 +142,106 @@ def streamed_bytes(depth, width, dim, seeds, steps, itemsize):
     return parameters * ((steps + 1) + 2 * steps)
 
 
+def product_sweeps(model, samples):
+    """Two functions timing nothing but the block's products on ``model``'s shapes, in the
+    layout (``TwoLayerBlock.units_major``) and thread split (``_NetworkGroups``) its training
+    uses: one forward sweep (p = U h^T / D, h + c a V per layer) and one adjoint sweep (r = g
+    V^T, the V update, g + c r U / D, the U update), on scratch copies of the parameters, with
+    fixed random states and preallocated outputs (no activation, no allocation, a bare loop):
+    the time the library's products take, i.e. what the training would take if everything but
+    them were free. Returns (forward, adjoint, close); forward() and adjoint() return
+    (wall seconds, CPU seconds of the process)."""
+    from deeplimit.training.model import ResNet
+    from deeplimit.training.train import _NetworkGroups
+
+    scratch = {name: value.clone() for name, value in model.storage.items()}
+    replay = ResNet(
+        model.block, scratch, model.w_in, model.w_out, model.residual_scale, model.learning_rates
+    )
+    groups = _NetworkGroups(replay, samples)
+    groups.__enter__()
+    state = []
+    for part in groups.parts:
+        s, m, d, dtype = part.networks, part.hidden_width, part.embedding_dim, part.dtype
+        h, g = (torch.randn(s, samples, d, dtype=dtype) for _ in range(2))
+        # (main before the units-major layout: samples-major)
+        units = getattr(part.block, "units_major", lambda h: False)(h)
+        a, r = (
+            torch.randn((s, m, samples) if units else (s, samples, m), dtype=dtype) for _ in "ar"
+        )
+        out_p, out_r = torch.empty_like(a), torch.empty_like(r)
+        out_h, out_g = torch.empty_like(h), torch.empty_like(h)
+        # the (S, N, M) views of a, r as the training's products see them
+        a_nm, r_nm = (a.transpose(1, 2), r.transpose(1, 2)) if units else (a, r)
+        state.append((part, units, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g))
+
+    def forward(part, units, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g):
+        for index in range(part.depth):
+            u, v = part.storage["u"][index], part.storage["v"][index]
+            if units:
+                torch.baddbmm(out_p, u, h.transpose(1, 2), beta=0.0, alpha=0.5, out=out_p)
+            else:
+                torch.baddbmm(out_p, h, u.transpose(1, 2), beta=0.0, alpha=0.5, out=out_p)
+            torch.baddbmm(h, a_nm, v, alpha=0.5, out=out_h)
+
+    def adjoint(part, units, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g):
+        for index in range(part.depth - 1, -1, -1):
+            u, v = part.storage["u"][index], part.storage["v"][index]
+            if units:
+                torch.bmm(v, g.transpose(1, 2), out=out_r)
+            else:
+                torch.bmm(g, v.transpose(1, 2), out=out_r)
+            v.baddbmm_(a_nm.transpose(1, 2), g, alpha=1e-30)
+            torch.baddbmm(g, r_nm, u, alpha=0.5, out=out_g)
+            u.baddbmm_(r_nm.transpose(1, 2), h, alpha=1e-30)
+
+    def timed(function):
+        wall, cpu = time.perf_counter(), time.process_time()
+        groups._map(lambda row: function(*row), state)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    return (lambda: timed(forward)), (lambda: timed(adjoint)), (lambda: groups.__exit__())
+
+
+def peak_gflops(dtype, size=1024):
+    """GFLOP/s of one large square product (torch's threads): the machine's BLAS ceiling, for
+    context beside the skinny products of the training."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
 def bandwidth_rounds(shapes, linear_shape, rounds):
-    """Median effective GB/s of ``train`` and its median ratio to a stream copy measured in the
-    same round, per shape and dtype (tanh shapes of the main table, then the linear N = 1)."""
+    """Per shape and dtype, medians over ``rounds`` of: the effective GB/s of ``train``, a
+    stream copy and the bound the products set (``product_sweeps``: bytes streamed per second
+    if the step took only the time of its products, and their GFLOP/s), each measured in the
+    same round; the bound that applies (the smaller: ``copy`` or ``products``) and the
+    training's % of it (tanh shapes of the main table, then the linear N = 1). ``cpu-time %``:
+    the products' CPU seconds over the training's (the process's CPU time, which time slices
+    given to other processes do not inflate): the share of the training's work that is its
+    products, the figure to trust on a loaded machine, where wall-clock ratios scatter."""
     from deeplimit.training.authors import authors_linear_task
 
     tanh_data, linear_data = synthetic_task(), authors_linear_task()
     cases = [(shape, "tanh", tanh_data, 5) for shape in shapes]
     cases.append((linear_shape, "identity", linear_data, 3))
     print(
-        f"bandwidth: {rounds} rounds, each a stream copy (256 MiB, best of 3) then one timed "
-        f"training per case; torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"bandwidth: {rounds} rounds, each a stream copy (256 MiB, best of 3), the products alone "
+        f"(best of 2 sweeps each way) and the training (best of 2) per case; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; one large product "
+        f"(1024^2, {torch.get_num_threads()} threads): "
+        f"{peak_gflops(torch.float64):.0f} GFLOP/s float64, "
+        f"{peak_gflops(torch.float32):.0f} float32"
     )
     header = (
         f"{'case':>9} {'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} {'dtype':>7} | "
-        f"{'median GB/s':>11} {'copy GB/s':>9} {'median %':>8} {'min-max %':>9}"
+        f"{'train GB/s':>10} {'copy GB/s':>9} {'products GB/s':>13} {'(GFLOP/s)':>9} | "
+        f"{'bound':>8} {'% of bound':>10} {'min-max':>7} {'% of copy':>9} | "
+        f"{'cpu-time %':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -178,22 +263,42 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
             train(model, data, 1, record_movement=False)  # warm up
             itemsize = torch.finfo(dtype).bits // 8
             streamed = streamed_bytes(depth, width, dim, seeds, steps, itemsize)
-            gbs, copies, ratios = [], [], []
+            n = data.samples
+            flops = 4.0 * n * depth * width * dim * seeds * (3 * steps + 1)
+            forward, adjoint, close = product_sweeps(model, n)
+            forward(), adjoint()  # warm up
+            gbs, copies, bounds, ratios, copy_ratios, cpu_ratios = [], [], [], [], [], []
             for _ in range(rounds):
                 copy = stream_copy_gbs(megabytes=256, repeats=3)
-                for name, value in initial.items():
-                    model.storage[name].copy_(value)
-                start = time.perf_counter()
-                train(model, data, steps, record_movement=False)
-                gbs.append(streamed / (time.perf_counter() - start) / 1e9)
+                (f_wall, f_cpu), (b_wall, b_cpu) = (
+                    min(sweep() for _ in range(2)) for sweep in (forward, adjoint)
+                )
+                products = streamed / ((steps + 1) * f_wall + steps * b_wall) / 1e9
+                products_cpu = (steps + 1) * f_cpu + steps * b_cpu
+                best = (math.inf, math.inf)
+                for _ in range(2):
+                    for name, value in initial.items():
+                        model.storage[name].copy_(value)
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    train(model, data, steps, record_movement=False)
+                    best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+                gbs.append(streamed / best[0] / 1e9)
                 copies.append(copy)
-                ratios.append(100 * gbs[-1] / copy)
+                bounds.append(products)
+                ratios.append(100 * gbs[-1] / min(copy, products))
+                copy_ratios.append(100 * gbs[-1] / copy)
+                cpu_ratios.append(100 * products_cpu / best[1])
+            close()
             name = "tanh N=10" if activation == "tanh" else "lin N=1"
+            copy, products = float(np.median(copies)), float(np.median(bounds))
+            gflops = products * 1e9 / streamed * flops / 1e9
+            bound = "copy" if copy <= products else "products"
             print(
                 f"{name:>9} {depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} "
-                f"{str(dtype)[6:]:>7} | {float(np.median(gbs)):>11.1f} "
-                f"{float(np.median(copies)):>9.1f} {float(np.median(ratios)):>7.0f}% "
-                f"{min(ratios):>4.0f}-{max(ratios):.0f}%",
+                f"{str(dtype)[6:]:>7} | {float(np.median(gbs)):>10.1f} {copy:>9.1f} "
+                f"{products:>13.1f} {gflops:>9.1f} | {bound:>8} "
+                f"{float(np.median(ratios)):>9.0f}% {min(ratios):>3.0f}-{max(ratios):.0f}% "
+                f"{float(np.median(copy_ratios)):>8.0f}% | {float(np.median(cpu_ratios)):>9.0f}%",
                 flush=True,
             )
             del model, initial

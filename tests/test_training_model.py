@@ -249,3 +249,42 @@ def test_cuda_divergence_and_limit(cuda_device):
         4, 16, 8, seeds=2, steps=4, lr=1e6, device=cuda_device, on_divergence="ignore"
     )
     assert bool((result.diverged_at >= 0).all())
+
+
+def test_state_layout_auto_is_the_measured_fastest():
+    block = TwoLayerBlock("tanh")
+    assert block.state_layout == "auto"
+    h64, h32 = torch.zeros(2, 10, 4), torch.zeros(2, 10, 4, dtype=torch.float32)
+    assert block.units_major(h64.double()) and not block.units_major(h32)
+    assert block.units_major(h32[:, :1])  # N = 1: matrix-vector products
+    block.state_layout = "samples"
+    assert not block.units_major(h64.double())
+    block.state_layout = "rows"
+    with pytest.raises(ValueError, match="state_layout"):
+        block.units_major(h64)
+
+
+@pytest.mark.parametrize(
+    "activation", ["tanh", "identity", sine_activation], ids=["tanh", "identity", "custom"]
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_state_layouts_train_alike(activation, dtype):
+    """The units-major fast path (the default in float64 and for N = 1 on the CPU) against the
+    plain samples-major path: the same products in another BLAS order, so equal to rounding
+    (per-network scalings: the scale folded into r)."""
+    results, forwards = {}, {}
+    for layout in ("samples", "units"):
+        model = small_model(activation, scaling=MIXED_SCALINGS, dtype=dtype)
+        model.block.state_layout = layout
+        forwards[layout] = model.forward(DATA.x.to(dtype), keep=True)
+        results[layout] = (train(model, DATA, 3), model.parameters)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert forwards["units"].caches[0][2] and not forwards["samples"].caches[0][2]
+    (units, units_params), (samples, samples_params) = results["units"], results["samples"]
+    for key in ("outputs", "embeddings", "loss"):
+        ref = getattr(samples, key)
+        assert torch.allclose(getattr(units, key), ref, rtol=0, atol=tol * float(ref.abs().max()))
+    for name, ref in samples_params.items():
+        scale = float(ref.abs().max())
+        assert torch.allclose(units_params[name], ref, rtol=0, atol=tol * scale)
+        assert not torch.equal(ref, small_model(activation, dtype=dtype).parameters[name])
