@@ -30,7 +30,7 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
 
 def test_the_runner_knows_nothing_of_experiments():
-    for module in ("runner.py", "store.py", "executors.py", "tasks.py"):
+    for module in ("runner.py", "store.py", "executors.py", "tasks.py", "checkpoints.py"):
         names = [name for name, _ in _imports(SRC / module)]
         assert not [n for n in names if n.startswith("deeplimit.experiments")], module
 

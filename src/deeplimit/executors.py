@@ -35,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -146,8 +147,34 @@ class InlineExecutor(_QueuedExecutor):
 # ----------------------------------------------------------------------------- local
 
 
+# seconds a local worker has to end after it is told to stop (SIGTERM, Ctrl-C, or its runner
+# gone): enough to unwind the call and release the point's lock; then it is ended outright
+STOP_GRACE_S = 5.0
+
+_stopping: list[int] = []  # the stop signal this worker received, once it received one
+_grace_s = [STOP_GRACE_S]  # this worker's (set by _worker_main)
+
+
+def _exit_after(code: int, seconds: float) -> None:
+    """End this process with ``code`` in ``seconds`` unless it has ended by then (a daemon
+    thread, so a process that ends first is not held up by it)."""
+
+    def end() -> None:
+        time.sleep(seconds)
+        os._exit(code)
+
+    threading.Thread(target=end, name="deeplimit-stop", daemon=True).start()
+
+
 def _raise_exit(signum: int, _frame: Any) -> None:
-    signal.signal(signum, signal.SIG_DFL)  # once: a second SIGTERM ends the worker outright
+    """A worker's SIGTERM and SIGINT: the first unwinds the stack (finally blocks release the
+    point's lock) and ends the worker; later ones are ignored, so that the unwinding is not
+    cut short (Ctrl-C reaches the worker, then the runner's SIGTERM follows). A worker still
+    there ``STOP_GRACE_S`` after the first ends at once."""
+    if _stopping:
+        return
+    _stopping.append(signum)
+    _exit_after(128 + signum, _grace_s[0])
     raise SystemExit(128 + signum)
 
 
@@ -161,31 +188,59 @@ def _exit_if_unraisable(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def _worker_main(conn: Any, env: dict[str, str]) -> None:
+def _watch_runner(conn: Any, finished: threading.Event) -> None:
+    """While a call runs, the runner sends the worker nothing: its end of the connection
+    becoming readable means it closed it or died (SIGKILL, a crash). Stop the call then as
+    SIGTERM does, so that no worker outlives its runner (nor the fork server, which lives as
+    long as any worker does)."""
+    while not finished.is_set():
+        try:
+            gone = conn.poll(0.5)
+        except (OSError, ValueError):
+            gone = True
+        if gone and not finished.is_set():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            return
+
+
+def _call(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    finished = threading.Event()
+    threading.Thread(
+        target=_watch_runner, args=(conn, finished), name="deeplimit-watch", daemon=True
+    ).start()
+    try:
+        return ("ok", fn(*args))
+    except Exception:
+        return ("error", traceback.format_exc())
+    finally:
+        finished.set()
+
+
+def _worker_main(conn: Any, env: dict[str, str], grace_s: float = STOP_GRACE_S) -> None:
     """A local worker: receive ``(fn, args)``, send back ``("ok", value)`` or
-    ``("error", traceback)``, until told to stop (None) or the parent goes away."""
+    ``("error", traceback)``, until told to stop (None), stopped by a signal (SIGTERM, or
+    SIGINT unless the runner was started with it ignored), or its runner goes away."""
     # the environment of the runner now, not of the fork server when it started
     os.environ.clear()
     os.environ.update(env)
     if "OMP_NUM_THREADS" in env and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))
-    # SIGTERM unwinds the stack (finally blocks release the point's lock) instead of dying
+    _grace_s[0] = grace_s
+    # a stop signal unwinds the stack (finally blocks release the point's lock) instead of
+    # killing the worker; SIGINT only when the runner reacts to it too (the fork server hands
+    # its workers the runner's SIGINT: ignored in a background job of a non-interactive shell)
     signal.signal(signal.SIGTERM, _raise_exit)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _raise_exit)
     sys.unraisablehook = _exit_if_unraisable
     while True:
         try:
             item = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
+        except (EOFError, OSError):
             return
         if item is None:
             return
-        fn, args = item
-        try:
-            message = ("ok", fn(*args))
-        except KeyboardInterrupt:  # Ctrl-C reaches the whole process group
-            return
-        except Exception:
-            message = ("error", traceback.format_exc())
+        message = _call(conn, *item)
         try:
             conn.send(message)
         except (OSError, ValueError):
@@ -216,8 +271,11 @@ class LocalExecutor(_QueuedExecutor):
 
     ``gpus``: device indices (e.g. ``["0", "1"]``); worker ``i`` sees only ``gpus[i % n]``.
     ``threads``: torch threads per worker (default: the cores shared out among the workers).
-    Workers start from a fork server that has imported ``fn``'s module once, so starting and
-    replacing them is cheap."""
+    ``stop_grace_s``: seconds a worker told to stop (``close(cancel=True)``: SIGTERM) has to
+    unwind its call and release its point's lock before it is killed (SIGKILL); a worker ends
+    its call the same way by itself when its runner dies. Workers start from a fork server
+    that has imported ``fn``'s module once, so starting and replacing them is cheap; the fork
+    server ends once the runner and its workers have."""
 
     name = "local"
 
@@ -228,13 +286,17 @@ class LocalExecutor(_QueuedExecutor):
         gpus: Sequence[str] | None = None,
         threads: int | None = None,
         start_method: str = "forkserver",
+        stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if not isinstance(stop_grace_s, int | float) or not 0 < stop_grace_s < math.inf:
+            raise ValueError(f"stop_grace_s must be a number of seconds > 0, got {stop_grace_s!r}")
         self.workers = workers
         self.gpus = [str(g) for g in gpus or []]
         cores = os.cpu_count() or 1
         self.threads = threads if threads is not None else max(1, cores // workers)
+        self.stop_grace_s = float(stop_grace_s)
         self._context = multiprocessing.get_context(start_method)
         self._start_method = start_method
         self._pool: list[_Worker] = []
@@ -259,7 +321,10 @@ class LocalExecutor(_QueuedExecutor):
     def _start(self, slot: int) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child, self._env(slot)), daemon=True, name=f"worker-{slot}"
+            target=_worker_main,
+            args=(child, self._env(slot), self.stop_grace_s),
+            daemon=True,
+            name=f"worker-{slot}",
         )
         process.start()
         child.close()
@@ -288,9 +353,11 @@ class LocalExecutor(_QueuedExecutor):
         return lost
 
     def _remove(self, worker: _Worker) -> None:
+        """Forget a worker that has ended or closed its connection; one that is somehow still
+        there after the grace period is killed, so that none outlives the executor."""
         self._pool.remove(worker)
         worker.conn.close()
-        worker.process.join(timeout=5)
+        _end([worker.process], time.monotonic() + self.stop_grace_s)
 
     def poll(self, timeout: float) -> list[Completion]:
         done = self._dispatch()
@@ -323,20 +390,35 @@ class LocalExecutor(_QueuedExecutor):
         return sum(w.tag is not None for w in self._pool)
 
     def close(self, *, cancel: bool = False) -> None:
+        """Stop the idle workers; with ``cancel``, SIGTERM the busy ones. Every worker has
+        ``stop_grace_s`` (10 s for a busy one without ``cancel``) to end, then is killed."""
         self._queue.clear()
-        for worker in list(self._pool):
+        busy = False
+        for worker in self._pool:
             if worker.tag is None:
                 with contextlib.suppress(OSError, ValueError):
                     worker.conn.send(None)
             elif cancel:
-                worker.process.terminate()
-        for worker in list(self._pool):
-            worker.process.join(timeout=10)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=5)
+                with contextlib.suppress(OSError):
+                    worker.process.terminate()
+            else:
+                busy = True
+        grace = max(self.stop_grace_s, 10.0) if busy else self.stop_grace_s
+        _end([w.process for w in self._pool], time.monotonic() + grace)
+        for worker in self._pool:
             worker.conn.close()
         self._pool.clear()
+
+
+def _end(processes: Sequence[Any], deadline: float) -> None:
+    """Wait for ``processes`` until ``deadline`` (monotonic), then kill those still alive."""
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            with contextlib.suppress(OSError):
+                process.kill()
+            process.join(timeout=5)
 
 
 # ----------------------------------------------------------------------------- SLURM

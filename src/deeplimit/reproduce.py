@@ -1,7 +1,9 @@
 """Reproduce an experiment end to end: run, plot, check claims, write files with provenance.
 
 Runs go through the result store (``deeplimit.store``; ``out/store`` by default): a spec that
-is already there is loaded instead of recomputed, so a second run of a report only redraws.
+is already there is loaded instead of recomputed, so a second run of a report only redraws. A
+study that was interrupted (Ctrl-C, a time limit, a killed process) resumes from the units it
+had finished (``deeplimit.checkpoints``) when it is run again.
 
 A study that diverged is recorded as ``diverged`` and drawn with what stayed finite;
 ``Reproduction.diverged`` says why (the command line then exits with status 3). One that
@@ -48,6 +50,9 @@ class Reproduction:
     reused: bool = False  # loaded from the store, not computed by this call
     diverged: str | None = None  # why the study diverged (recorded as such), or None
     wall_time_s: float | None = None  # of this call (computing or loading, and drawing)
+    # units of the study loaded from an interrupted earlier run (deeplimit.checkpoints), not
+    # computed again, when the point was computed
+    resumed_units: int = 0
 
     @property
     def provenance_line(self) -> str:
@@ -165,6 +170,7 @@ def reproduce(
         reused=reused,
         diverged=diverged,
         wall_time_s=time.perf_counter() - started,
+        resumed_units=int(manifest.get("resumed_units", 0)),
     )
 
 

@@ -18,7 +18,8 @@ result (``lost``). A full disk stops the worker with :class:`~deeplimit.errors.S
 submits the rest to the executor, records what comes back, and waits for points that other
 runners are computing, taking them over if their locks go stale. A worker that is killed, a
 SLURM task that is cancelled or a lost node leaves its point *interrupted*: nothing is recorded,
-and running the sweep again computes it.
+and running the sweep again computes it, reusing the units its study had finished (a study runs
+under the point's :mod:`~deeplimit.checkpoints` checkpoint, removed once the point is stored).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import resuming
 from .devices import resolve_device
 from .errors import StoreFullError, StudyDivergedError
 from .provenance import provenance
@@ -133,7 +135,8 @@ def _run_point(
         }
         start = time.perf_counter()
         failure: Exception | None = None
-        with lock.beating(results.heartbeat_s):
+        units = resuming(results.partial(target.name, key), key, f"{target.name} point {key}")
+        with lock.beating(results.heartbeat_s), units as checkpoint:
             try:
                 dataset = target.run(spec, progress)
                 statistics = target.statistics(dataset)
@@ -151,6 +154,8 @@ def _run_point(
             finished_utc=_now_utc(),
             provenance=record,
         )
+        if checkpoint.reused:
+            manifest["resumed_units"] = checkpoint.reused
         try:
             if failure is not None:
                 message = f"{type(failure).__name__}: {' '.join(str(failure).split())}"
@@ -166,6 +171,8 @@ def _run_point(
                     status="diverged" if diverged else "failed",
                     fence=lock.owned,
                 )
+                if diverged:
+                    checkpoint.discard()  # recorded for good: never computed again
                 if reraise and diverged:
                     raise StudyDivergedError(target.name, key, message) from failure
                 if reraise:
@@ -186,6 +193,7 @@ def _run_point(
             )
         except LockLostError as error:
             return PointOutcome(key, "lost", wall, str(error))
+        checkpoint.discard()  # the point is stored: its units are not needed any more
         if reason is not None:
             return PointOutcome(key, "diverged", wall, reason)
         return PointOutcome(key, "ok", wall)
@@ -223,7 +231,7 @@ class SweepResult:
     diverged: dict[str, str] = field(default_factory=dict)  # key -> why (recorded, now or before)
     interrupted: dict[str, str] = field(default_factory=dict)  # key -> why (not recorded)
     waiting: list[str] = field(default_factory=list)  # held by other runners when we stopped
-    stopped: bool = False  # interrupted by the user (Ctrl-C)
+    stopped: bool = False  # interrupted by the user (Ctrl-C; the command line: SIGTERM too)
     wall_time_s: float = 0.0
 
     @property
@@ -256,7 +264,9 @@ def run_sweep(
     one after the other in this process) and return what happened to each.
 
     Points that another runner holds are waited for (``wait_for_others``) and taken over if
-    that runner dies. Ctrl-C cancels what was submitted and returns with ``stopped`` set. A
+    that runner dies. Ctrl-C (any KeyboardInterrupt; its message, when it has one, is the
+    interrupted points' reason) cancels what was submitted and returns with ``stopped`` set;
+    any other exception cancels it too and propagates. A
     full disk cancels what was submitted and raises :class:`~deeplimit.errors.StoreFullError`
     (one line: the store and its free space); the same call resumes once space is freed."""
     from .executors import InlineExecutor
@@ -325,12 +335,15 @@ def run_sweep(
             if not outstanding and waiting and wait_for_others:
                 time.sleep(min(1.0, max(poll_s, 0.05)))
             report()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         result.stopped = True
         executor.close(cancel=True)
         for key in sorted(outstanding):
-            result.interrupted.setdefault(key, "stopped by the user")
+            result.interrupted.setdefault(key, str(stop) or "stopped by the user")
         outstanding.clear()
+    except BaseException:  # nothing this sweep started outlives it
+        executor.close(cancel=True)
+        raise
     else:
         if full:  # the other points would fail the same way: stop, with one line
             _drain(executor, outstanding, result, waiting, poll_s)

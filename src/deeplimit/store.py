@@ -7,6 +7,8 @@ Layout (``root`` is the store folder, ``results/store`` by default)::
                            /summary.parquet   Experiment.statistics rows
                            /claims.parquet    Experiment.claims rows
                            /.lock             present while a worker computes the point
+                           /partial/          finished units of a study not yet stored
+                                              (``deeplimit.checkpoints``: resume inside a point)
 
 ``key`` is :func:`point_key`: 16 hex digits of the SHA-256 of the experiment name, the canonical
 spec JSON (device reduced to its kind, ``cpu`` or ``cuda``) and the library version, so the same
@@ -89,6 +91,7 @@ DATA = "data.nc"
 SUMMARY = "summary.parquet"
 CLAIMS = "claims.parquet"
 LOCK = ".lock"
+PARTIAL = "partial"
 _BREAK = ".lock.break"
 STATES = ("ok", "diverged", "failed", "corrupt", "running", "incomplete")
 DATA_STATES = ("ok", "diverged")  # states whose data (if any) can be loaded
@@ -390,6 +393,11 @@ class ResultStore:
 
     def folder(self, experiment: str, key: str) -> Path:
         return self.root / experiment / key
+
+    def partial(self, experiment: str, key: str) -> Path:
+        """The folder of a point's finished units while its study runs (kept by
+        :class:`deeplimit.checkpoints.Checkpoint`; :meth:`clear` leaves it)."""
+        return self.folder(experiment, key) / PARTIAL
 
     def experiments(self) -> list[str]:
         self._ensure_readable()

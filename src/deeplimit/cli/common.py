@@ -10,8 +10,10 @@ import inspect
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -263,6 +265,57 @@ def live_bar(*texts: str) -> Any:
         TimeRemainingColumn(),
     )
     return Progress(*columns, console=error_console, transient=True)
+
+
+class StopRequest:
+    """What :func:`stop_signals` saw: ``signum`` of the first stop signal (None: none yet)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.signum in (None, signal.SIGINT):
+            return "Ctrl-C (SIGINT)"
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a command a signal ended: 130 after
+        Ctrl-C, 143 after SIGTERM."""
+        return 128 + (self.signum if self.signum is not None else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[StopRequest]:
+    """Ctrl-C (SIGINT) and SIGTERM (``kill PID``, a batch system, a CI timeout) both stop a
+    long command the same way: the first raises ``KeyboardInterrupt("stopped by ...")`` in
+    the main thread, so that the runner cancels its workers (each has a grace period to release
+    its point, then is killed) and the command exits with :attr:`StopRequest.exit_code`; later
+    ones are ignored while it stops. A signal that the command was started with ignored stays
+    ignored, as in every program: a background job of a non-interactive shell (``cmd &`` in a
+    script) ignores Ctrl-C, and ``kill PID`` (SIGTERM) stops it instead."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        if request.signum is None:
+            request.signum = signum
+            raise KeyboardInterrupt(f"stopped by {request.name}")
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not signal.SIG_IGN:
+            previous[signum] = signal.SIG_DFL if handler is None else handler
+            signal.signal(signum, stop)
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:

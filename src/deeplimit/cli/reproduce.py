@@ -12,6 +12,7 @@ from .common import (
     check_output_folder,
     check_store_folder,
     console,
+    error_console,
     interactive,
     parse_overrides,
     plain_line,
@@ -64,7 +65,9 @@ def reproduce_command(
     whole paper with its claims report (Markdown + self-contained HTML).
 
     Results go through the result store (`deeplimit results`), so running the same
-    reproduction again reuses the finished points and only redraws. A study that diverges is
+    reproduction again reuses the finished points and only redraws; a long study that was
+    interrupted (Ctrl-C, a time limit, a killed process) resumes from the parts it had
+    finished instead of starting over. A study that diverges is
     stored as diverged, drawn with what stayed finite, and exits with status 3. When the
     output is not a terminal (a SLURM or CI log), progress comes as one line per 10 % or per
     finished figure.
@@ -72,6 +75,7 @@ def reproduce_command(
     **Example**: `deeplimit reproduce hayou-fig1 --out results` (add `--full` for paper scale);
     `deeplimit reproduce hayou --workers 2` for every figure and the report.
     """
+    from ..checkpoints import notices
     from ..reproduce import reproduce
 
     overrides = parse_overrides(set_)
@@ -95,9 +99,10 @@ def reproduce_command(
         check_store_folder("--store", store, must_exist=False)
         check_output_folder("--store", store)
     if name in suite_names():
-        _suite(name, scale, out, overrides, quiet, strict, store, workers)
+        with notices(_notice):
+            _suite(name, scale, out, overrides, quiet, strict, store, workers)
         return
-    with progress_bar(name, not quiet, plain=True) as callback:
+    with progress_bar(name, not quiet, plain=True) as callback, notices(_notice):
         result = reproduce(
             name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
         )
@@ -121,6 +126,11 @@ def reproduce_command(
         console.print(f"wrote {path}")
     origin = "reused from" if result.reused else "stored in"
     console.print(f"[dim]{origin} the result store, key {result.store_key}[/dim]")
+    if result.resumed_units and not result.reused:
+        console.print(
+            f"[dim]resumed: {result.resumed_units} unit(s) finished by an interrupted run were "
+            "loaded, not computed again[/dim]"
+        )
     console.print(f"[dim]{result.provenance_line}[/dim]")
     if result.diverged:
         print_error(
@@ -130,6 +140,15 @@ def reproduce_command(
         raise typer.Exit(code=3)
     if strict and not result.passed:
         raise typer.Exit(code=1)
+
+
+def _notice(text: str) -> None:
+    """A study resuming from an interrupted run says so: above the bar on a terminal, as a
+    plain line in a log."""
+    if interactive():
+        error_console.print(f"[dim]{text}[/dim]", highlight=False)
+    else:
+        plain_line(text)
 
 
 _SMOKE_NOTE = (

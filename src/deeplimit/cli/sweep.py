@@ -22,6 +22,7 @@ from .common import (
     parse_overrides,
     plain_line,
     print_error,
+    stop_signals,
 )
 
 if TYPE_CHECKING:  # the library loads when a command runs, not for --help
@@ -91,7 +92,10 @@ def sweep_command(
     failed and the others go on (`--retry-failed` runs them again); an interrupted sweep
     (Ctrl-C, a killed worker, a cancelled task) finishes when started again. Exit status: 0
     when every point is done, 1 when some failed or were interrupted (or the store's disk is
-    full), 3 when some diverged (recorded as diverged), 130 after Ctrl-C. When the output is
+    full), 3 when some diverged (recorded as diverged), 130 after Ctrl-C and 143 after SIGTERM
+    (`kill PID`): either cancels the running points (each worker gets a few seconds to release
+    its point, then is killed) and leaves no process behind. A sweep started in the background
+    by a script ignores Ctrl-C, as every program does; `kill PID` stops it. When the output is
     not a terminal (a SLURM or CI log), progress is one plain line per finished point.
 
     **Example**: `deeplimit sweep examples/sweeps/hayou-fig1.toml --workers 2`;
@@ -141,18 +145,28 @@ def sweep_command(
         highlight=False,
         soft_wrap=True,
     )
-    with _sweep_bar(sweep.name, not quiet) as callback:
-        outcome = run_sweep(
-            sweep.points,
-            results,
-            engine,
-            retry_failed=retry_failed,
-            wait_for_others=wait,
-            progress=callback,
-        )
+    with stop_signals() as stop:
+        try:
+            with _sweep_bar(sweep.name, not quiet) as callback:
+                outcome = run_sweep(
+                    sweep.points,
+                    results,
+                    engine,
+                    retry_failed=retry_failed,
+                    wait_for_others=wait,
+                    progress=callback,
+                )
+        except KeyboardInterrupt:  # before the runner took over, or after it had finished
+            engine.close(cancel=True)
+            outcome = None
+        if stop.signum is not None or outcome is None:
+            console.print(f"[yellow]stopped by {stop.name}[/yellow]", highlight=False)
+    if outcome is None:
+        console.print("run the same command again to finish the sweep; nothing done is lost")
+        raise typer.Exit(code=stop.exit_code)
     _print_outcome(sweep, outcome)
     if outcome.stopped:
-        raise typer.Exit(code=130)
+        raise typer.Exit(code=stop.exit_code)
     if not outcome.complete:
         raise typer.Exit(code=1)
     if outcome.diverged:

@@ -212,12 +212,18 @@ class Divergence:
             watching.append(self)
 
     def add(self, label: str, result: TrainingResult) -> None:
-        self.total += result.seeds
-        diverged = result.diverged_at[result.diverged_at >= 0]
-        if diverged.numel():
-            self.count += int(diverged.numel())
+        self.add_steps(label, result.diverged_at.cpu().numpy())
+
+    def add_steps(self, label: str, diverged_at: Any) -> None:
+        """Record networks by the step at which each diverged (-1: it did not), as
+        ``TrainingResult.diverged_at`` has them (what a study's saved units keep)."""
+        steps = np.asarray(diverged_at).reshape(-1)
+        diverged = steps[steps >= 0]
+        self.total += steps.size
+        if diverged.size:
+            self.count += int(diverged.size)
             self.where[label] = int(diverged.min())
-            if int(diverged.numel()) == result.seeds:
+            if diverged.size == steps.size:
                 self.lost[label] = int(diverged.min())
 
     def add_limit(self, label: str, limit: LimitResult) -> None:

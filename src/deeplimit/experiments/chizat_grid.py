@@ -19,6 +19,7 @@ embedding, 1/5 output) is reported with a 95% CI and a Wald test (C15, C16).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ import torch
 import xarray as xr
 from matplotlib.figure import Figure
 
+from ..checkpoints import current
 from ..training import TrainingResult, build_resnet, coupled_embeddings, synthetic_task, train
 from ..training.authors import with_embeddings
 from . import chizat_common as common
@@ -110,32 +112,30 @@ class ChizatGrid(ChizatExperiment):
         tracker = Tracker(work + ref_width * ref_dim * spec.reps, progress)
         data = synthetic_task()
         reps = list(range(spec.reps))
-        reference = self._train(spec, data, ref_width, ref_dim, [REFERENCE_INDEX + r for r in reps])
+        # units (deeplimit.checkpoints): the reference, then each shape; an interrupted run
+        # resumes from the finished ones (every network is seeded by its index, not its turn)
+        checkpoint = current()
+        reference = checkpoint.unit(
+            "reference",
+            functools.partial(self._reference, spec, data, [REFERENCE_INDEX + r for r in reps]),
+        )
         tracker.advance(ref_width * ref_dim * spec.reps)
-        divergence.add("reference", reference)
-        ref_ok = ~reference.diverged
+        divergence.add_steps("reference", reference["diverged_at"])
         for j, width in enumerate(spec.widths):
             for k, dim in enumerate(spec.dims):
                 if (width, dim) == (ref_width, ref_dim):
                     continue
                 indices = [r * 10_000 + j * 100 + k for r in reps]
-                result = self._train(spec, data, width, dim, indices)
+                unit = checkpoint.unit(
+                    f"M{width}-D{dim}",
+                    functools.partial(self._errors, spec, data, width, dim, indices, reference),
+                )
                 tracker.advance(width * dim * spec.reps)
-                divergence.add(f"M={width} D={dim}", result)
-                diverged[j, k] += int(result.diverged.sum())
-                ok = ref_ok & ~result.diverged
-                if not bool(ok.any()):
-                    continue
-                h = result.embeddings[ok, spec.steps]  # (reps, N, D)
-                f = result.outputs[ok, spec.steps]
-                ref_h = reference.embeddings[ok, spec.steps, :, :dim]
-                ref_f = reference.outputs[ok, spec.steps]
-                for q, mean_square in enumerate(
-                    (((h - ref_h) ** 2).flatten(1).mean(1), ((f - ref_f) ** 2).flatten(1).mean(1))
-                ):
-                    squares[q, j, k] = float(mean_square.sum())
-                    per_rep[q, j, k, ok.cpu().numpy()] = mean_square.sqrt().cpu().numpy()
-                counts[j, k] = int(ok.sum())
+                divergence.add_steps(f"M={width} D={dim}", unit["diverged_at"])
+                diverged[j, k] += int((unit["diverged_at"] >= 0).sum())
+                squares[:, j, k] = unit["squares"]
+                per_rep[:, j, k] = unit["per_rep"]
+                counts[j, k] = int(unit["count"])
         with np.errstate(invalid="ignore", divide="ignore"):
             errors = np.sqrt(squares / np.where(counts > 0, counts, np.nan))
         errors[:, -1, -1] = np.nan  # the reference shape itself
@@ -155,6 +155,50 @@ class ChizatGrid(ChizatExperiment):
                 "divergence_note": divergence.note(),
             },
         )
+
+    def _reference(
+        self, spec: ChizatGridSpec, data: Any, indices: list[int]
+    ) -> dict[str, torch.Tensor]:
+        """The unit ``reference``: the largest network's embeddings and outputs at step K."""
+        result = self._train(spec, data, max(spec.widths), max(spec.dims), indices)
+        return {
+            "embeddings": result.embeddings[:, spec.steps],  # (reps, N, max D)
+            "outputs": result.outputs[:, spec.steps],
+            "diverged_at": result.diverged_at,
+        }
+
+    def _errors(
+        self,
+        spec: ChizatGridSpec,
+        data: Any,
+        width: int,
+        dim: int,
+        indices: list[int],
+        reference: dict[str, np.ndarray],
+    ) -> dict[str, Any]:
+        """The unit of one shape: the summed mean squares (embedding, output) over the
+        repetitions that stayed finite (here and in the reference), each one's RMS, how many,
+        and the step at which each network diverged."""
+        result = self._train(spec, data, width, dim, indices)
+        squares = np.zeros(2)
+        per_rep = np.full((2, spec.reps), np.nan)
+        ok = torch.from_numpy(reference["diverged_at"] < 0) & ~result.diverged
+        if bool(ok.any()):
+            h = result.embeddings[ok, spec.steps]  # (reps, N, D)
+            f = result.outputs[ok, spec.steps]
+            ref_h = torch.from_numpy(reference["embeddings"])[ok, :, :dim]
+            ref_f = torch.from_numpy(reference["outputs"])[ok]
+            for q, mean_square in enumerate(
+                (((h - ref_h) ** 2).flatten(1).mean(1), ((f - ref_f) ** 2).flatten(1).mean(1))
+            ):
+                squares[q] = float(mean_square.sum())
+                per_rep[q, ok.cpu().numpy()] = mean_square.sqrt().cpu().numpy()
+        return {
+            "squares": squares,
+            "per_rep": per_rep,
+            "count": int(ok.sum()),
+            "diverged_at": result.diverged_at,
+        }
 
     @staticmethod
     def _train(

@@ -23,6 +23,7 @@ checked within ±0.03 (§6: "exponent ±0.03 on fitted law; don't assert constan
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy.optimize import least_squares
 
+from ..checkpoints import current
 from ..training import span_linear_limit
 from . import chizat_common as common
 from .base import Claim, Progress
@@ -191,42 +193,21 @@ class ChizatJoint(ChizatExperiment):
         per_draw = np.full((2, len(points), spec.embedding_seeds), np.nan)
         diverged = np.zeros(len(points), dtype=int)
         limits: dict[tuple[int, int], Any] = {}
+        checkpoint = current()  # units: one (M, D) point each (deeplimit.checkpoints)
         for index, (width, dim) in enumerate(points):
-            squares = []
+            unit = checkpoint.unit(
+                f"M{width}-D{dim}",
+                functools.partial(self._point, spec, index, width, dim, limits),
+            )
             for draw in range(spec.embedding_seeds):
-                key = (dim, draw)
-                if key not in limits:
-                    limits[key] = span_linear_limit(
-                        dim,
-                        steps=spec.steps,
-                        lr=spec.lr,
-                        depth=spec.depth,
-                        infinite_dim=True,
-                        embedding_seed=draw,
-                    )
-                result = train_networks(
-                    spec.depth,
-                    width,
-                    dim,
-                    steps=spec.steps,
-                    seeds=[index * 100 + draw],
-                    activation="identity",
-                    lr=spec.lr,
-                    seed=spec.seed,
-                    embedding_seed=draw,
-                    device=spec.device,
-                    dtype=spec.dtype,
-                )
-                divergence.add(f"M={width} D={dim}", result)
-                diverged[index] += int(result.diverged.sum())
-                pair = error_pair(result, limits[key], spec.steps)
-                if all(math.isfinite(v) for v in pair):
-                    squares.append(pair)
-                    per_draw[:, index, draw] = pair
-                tracker.advance(width * dim)
-            if squares:
-                mean = np.mean(np.square(squares), axis=0)
-                embedding[index], output[index] = np.sqrt(mean)
+                divergence.add_steps(f"M={width} D={dim}", unit["diverged_at"][draw : draw + 1])
+            diverged[index] = int((unit["diverged_at"] >= 0).sum())
+            per_draw[:, index] = unit["pairs"]
+            finite = ~np.isnan(unit["pairs"]).any(axis=0)
+            if finite.any():
+                squares = np.ascontiguousarray(unit["pairs"][:, finite].T)  # (draws, 2)
+                embedding[index], output[index] = np.sqrt(np.mean(np.square(squares), axis=0))
+            tracker.advance(width * dim * spec.embedding_seeds)
         return xr.Dataset(
             {
                 "embedding_error": (("point",), embedding),
@@ -243,6 +224,49 @@ class ChizatJoint(ChizatExperiment):
             },
             attrs={"divergence_note": divergence.note()},
         )
+
+    @staticmethod
+    def _point(
+        spec: ChizatJointSpec,
+        index: int,
+        width: int,
+        dim: int,
+        limits: dict[tuple[int, int], Any],
+    ) -> dict[str, np.ndarray]:
+        """The unit of one (M, D) point: per embedding draw, the (embedding, output) errors
+        against the limit (NaN unless both are finite) and the step at which its network
+        diverged (-1: never). ``limits`` caches the limit of each (D, draw)."""
+        pairs = np.full((2, spec.embedding_seeds), np.nan)
+        diverged_at = np.full(spec.embedding_seeds, -1, dtype=np.int64)
+        for draw in range(spec.embedding_seeds):
+            key = (dim, draw)
+            if key not in limits:
+                limits[key] = span_linear_limit(
+                    dim,
+                    steps=spec.steps,
+                    lr=spec.lr,
+                    depth=spec.depth,
+                    infinite_dim=True,
+                    embedding_seed=draw,
+                )
+            result = train_networks(
+                spec.depth,
+                width,
+                dim,
+                steps=spec.steps,
+                seeds=[index * 100 + draw],
+                activation="identity",
+                lr=spec.lr,
+                seed=spec.seed,
+                embedding_seed=draw,
+                device=spec.device,
+                dtype=spec.dtype,
+            )
+            diverged_at[draw] = int(result.diverged_at[0])
+            pair = error_pair(result, limits[key], spec.steps)
+            if all(math.isfinite(v) for v in pair):
+                pairs[:, draw] = pair
+        return {"pairs": pairs, "diverged_at": diverged_at}
 
     def fits(
         self, dataset: xr.Dataset, spec: ChizatJointSpec | None = None

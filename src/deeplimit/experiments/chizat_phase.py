@@ -27,6 +27,7 @@ up), ``a = 1`` (units move O(1) per step: complete feature learning at ``(1, 1)`
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any, ClassVar
 
@@ -37,6 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from pydantic import AfterValidator, ValidationInfo
 
+from ..checkpoints import current
 from ..stats import fit_loglog_slope
 from ..training import PowerLawScaling, predicted_regime
 from .base import Claim, Progress
@@ -211,36 +213,16 @@ class ChizatPhase(ChizatExperiment):
             for a, b in cells
             for _ in range(spec.seeds)
         ]
+        checkpoint = current()  # units: one width each (deeplimit.checkpoints)
         for k, width in enumerate(spec.widths):
-            result = train_networks(
-                spec.depth,
-                width,
-                spec.dim,
-                steps=spec.steps,
-                seeds=list(range(spec.seeds)) * len(cells),
-                scaling=scalings,
-                record_movement=True,
-                seed=spec.seed + k,
-                device=spec.device,
-                dtype=spec.dtype,
+            unit = checkpoint.unit(
+                f"M{width}", functools.partial(self._width, spec, k, width, scalings, len(cells))
             )
-            h0 = result.x @ result.w_in.T
-            initial = (result.embeddings[:, 0].double() - h0).pow(2).flatten(1).mean(1).sqrt()
-            function = (
-                (result.outputs[:, -1] - result.outputs[:, 0]).double().pow(2).flatten(1).mean(1)
-            ).sqrt()
-            values = {
-                "initial": initial,
-                "function": function,
-                "units": result.movement["preactivation"][:, -1].double(),
-                "initial_loss": result.loss[:, 0].double(),
-                "final_loss": result.loss[:, -1].double(),
-            }
-            for name, value in values.items():
-                records[name][:, :, k] = value.numpy().reshape(
+            for name in records:
+                records[name][:, :, k] = unit[name].reshape(
                     len(spec.a_values), len(spec.b_values), spec.seeds
                 )
-            diverged_at[:, :, k] = result.diverged_at.numpy().reshape(
+            diverged_at[:, :, k] = unit["diverged_at"].reshape(
                 len(spec.a_values), len(spec.b_values), spec.seeds
             )
             tracker.advance(width)
@@ -256,6 +238,38 @@ class ChizatPhase(ChizatExperiment):
                 "seed": list(range(spec.seeds)),
             },
         )
+
+    @staticmethod
+    def _width(
+        spec: ChizatPhaseSpec, k: int, width: int, scalings: list[Any], cells: int
+    ) -> dict[str, Any]:
+        """The unit of one width: every (a, b) cell's networks trained at once; per network
+        the initial output, function and unit movements, losses and divergence step."""
+        result = train_networks(
+            spec.depth,
+            width,
+            spec.dim,
+            steps=spec.steps,
+            seeds=list(range(spec.seeds)) * cells,
+            scaling=scalings,
+            record_movement=True,
+            seed=spec.seed + k,
+            device=spec.device,
+            dtype=spec.dtype,
+        )
+        h0 = result.x @ result.w_in.T
+        initial = (result.embeddings[:, 0].double() - h0).pow(2).flatten(1).mean(1).sqrt()
+        function = (
+            (result.outputs[:, -1] - result.outputs[:, 0]).double().pow(2).flatten(1).mean(1)
+        ).sqrt()
+        return {
+            "initial": initial,
+            "function": function,
+            "units": result.movement["preactivation"][:, -1].double(),
+            "initial_loss": result.loss[:, 0].double(),
+            "final_loss": result.loss[:, -1].double(),
+            "diverged_at": result.diverged_at,
+        }
 
     def classify(
         self, dataset: xr.Dataset, spec: ChizatPhaseSpec | None = None

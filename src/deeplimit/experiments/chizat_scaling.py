@@ -23,7 +23,9 @@ data cannot separate the exponents.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +34,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from pydantic import field_validator, model_validator
 
+from ..checkpoints import current
 from ..training import build_resnet, train
 from ..training.authors import (
     AUTHORS_DIVERGENCE_THRESHOLD,
@@ -198,7 +201,6 @@ class ChizatScaling(ChizatExperiment):
         diverged = np.zeros(shape[:3], dtype=int)
         work = sum(L * M * D for L in spec.depths for M in spec.widths for D in spec.dims)
         tracker = Tracker(work * len(spec.w_seeds), progress)
-        dtype = getattr(torch, spec.dtype)
         max_dim = max(spec.dims)
         maps = [
             authors_embeddings(max_dim, w_seed=w, max_dim=max(AUTHORS_MAX_DIM, max_dim))
@@ -211,43 +213,35 @@ class ChizatScaling(ChizatExperiment):
         unit_index = [u for _ in spec.w_seeds for u in range(spec.unit_seeds)]
         # per-coordinate limit paths W[i] xi for every run: (runs, n+1, N, Dmax)
         limit_states = torch.einsum("mnr,sdr->smnd", xi, torch.cat([w_e_all, w_u_all], dim=2))
+        resampled: dict[int, torch.Tensor] = {}
+
+        def layers_at(depth: int) -> torch.Tensor:
+            """The limit paths resampled to ``depth`` layers (the last depth asked, kept)."""
+            if depth not in resampled:
+                resampled.clear()
+                resampled[depth] = torch.stack([interpolate_depth(p, depth) for p in limit_states])
+            return resampled[depth]
+
+        checkpoint = current()  # units: one shape each (deeplimit.checkpoints)
+        maps_all = (w_e_all, w_u_all, unit_index)
         for i, depth in enumerate(spec.depths):
-            layers = torch.stack([interpolate_depth(p, depth) for p in limit_states])
             for j, width in enumerate(spec.widths):
                 for k, dim in enumerate(spec.dims):
+                    size = (depth, width, dim)
+                    unit = checkpoint.unit(
+                        f"L{depth}-M{width}-D{dim}",
+                        functools.partial(
+                            self._shape_runs, spec, task, size, maps_all, layers_at, f_limit
+                        ),
+                    )
                     for part in common.batches(runs, depth, width, dim, spec.dtype):
-                        model = build_resnet(
-                            depth,
-                            width,
-                            dim,
-                            input_dim=3,
-                            output_dim=3,
-                            activation="identity",
-                            lr=lr,
-                            seeds=unit_index[part],
-                            seed=spec.seed,
-                            embeddings=(w_e_all[0, :dim], w_u_all[0, :dim]),
-                            device=spec.device,
-                            dtype=dtype,
+                        divergence.add_steps(
+                            f"L={depth} M={width} D={dim}", unit["diverged_at"][part]
                         )
-                        model = with_embeddings(model, w_e_all[part, :dim], w_u_all[part, :dim])
-                        result = train(
-                            model,
-                            task,
-                            spec.step,
-                            record_movement=False,
-                            record_layers=True,
-                            on_divergence="ignore",
-                        )
-                        divergence.add(f"L={depth} M={width} D={dim}", result)
-                        diverged[i, j, k] += int(result.diverged.sum())
-                        states = result.states[:, spec.step].double()  # (S, L+1, N, D)
-                        target = layers[part, ..., :dim]
-                        emb_authors[i, j, k, part] = layer_error(states, target).numpy()
-                        emb_rms[i, j, k, part] = rms_error(states[:, -1], target[:, -1]).numpy()
-                        out_err[i, j, k, part] = rms_error(
-                            result.outputs[:, spec.step].double(), f_limit
-                        ).numpy()
+                    diverged[i, j, k] += int((unit["diverged_at"] >= 0).sum())
+                    emb_authors[i, j, k] = unit["authors"]
+                    emb_rms[i, j, k] = unit["rms"]
+                    out_err[i, j, k] = unit["output"]
                     tracker.advance(depth * width * dim * len(spec.w_seeds))
         coords = {
             "depth": list(spec.depths),
@@ -271,6 +265,56 @@ class ChizatScaling(ChizatExperiment):
                 "limit_outputs": f_limit.flatten().tolist(),
             },
         )
+
+    @staticmethod
+    def _shape_runs(
+        spec: ChizatScalingSpec,
+        task: Any,
+        shape: tuple[int, int, int],
+        maps: tuple[torch.Tensor, torch.Tensor, list[int]],
+        layers_at: Callable[[int], torch.Tensor],
+        f_limit: torch.Tensor,
+    ) -> dict[str, np.ndarray]:
+        """The unit of one shape (L, M, D): every run's errors (authors' metric, RMS at h_L,
+        output) and the step at which each diverged (-1: never). Run ``r`` = (W seed
+        ``r // unit_seeds``, U/V seed ``r % unit_seeds``), in chunks of at most
+        ``PARAMETER_BUDGET`` bytes of parameters."""
+        depth, width, dim = shape
+        w_e_all, w_u_all, unit_index = maps
+        runs = len(unit_index)
+        out = {name: np.full(runs, np.nan) for name in ("authors", "rms", "output")}
+        diverged_at = np.full(runs, -1, dtype=np.int64)
+        for part in common.batches(runs, depth, width, dim, spec.dtype):
+            model = build_resnet(
+                depth,
+                width,
+                dim,
+                input_dim=3,
+                output_dim=3,
+                activation="identity",
+                lr=common.python_lr(spec.eta),
+                seeds=unit_index[part],
+                seed=spec.seed,
+                embeddings=(w_e_all[0, :dim], w_u_all[0, :dim]),
+                device=spec.device,
+                dtype=getattr(torch, spec.dtype),
+            )
+            model = with_embeddings(model, w_e_all[part, :dim], w_u_all[part, :dim])
+            result = train(
+                model,
+                task,
+                spec.step,
+                record_movement=False,
+                record_layers=True,
+                on_divergence="ignore",
+            )
+            diverged_at[part] = result.diverged_at.numpy()
+            states = result.states[:, spec.step].double()  # (S, L+1, N, D)
+            target = layers_at(depth)[part, ..., :dim]
+            out["authors"][part] = layer_error(states, target).numpy()
+            out["rms"][part] = rms_error(states[:, -1], target[:, -1]).numpy()
+            out["output"][part] = rms_error(result.outputs[:, spec.step].double(), f_limit).numpy()
+        return {**out, "diverged_at": diverged_at}
 
     # ---------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ within one grid step (factor 2) of the prediction.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any, ClassVar
 
@@ -40,6 +41,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from pydantic import AfterValidator, ValidationInfo
 
+from ..checkpoints import current
 from ..training import build_resnet, train
 from ..training.attention import AttentionBlock, SequenceData
 from ..training.data import TrainingData
@@ -299,9 +301,14 @@ class Transfer(ChizatExperiment):
         weights = [depth * width for _, _, _, depth, width in work]
         total, done = sum(weights), 0
         cache: dict[tuple[int, int, int], np.ndarray] = {}
+        checkpoint = current()  # units: one (parametrization, L, M) each (deeplimit.checkpoints)
         for (p, axis, i, depth, width), weight in zip(work, weights, strict=True):
             if (p, depth, width) not in cache:
-                cache[(p, depth, width)] = self._curves(spec, keys[p], depth, width, data)
+                curves = functools.partial(self._curves, spec, keys[p], depth, width, data)
+                unit = checkpoint.unit(
+                    f"{keys[p]}-L{depth}-M{width}", lambda curves=curves: {"loss": curves()}
+                )
+                cache[(p, depth, width)] = unit["loss"]
             target = depth_values if axis == "depth" else width_values
             target[p, i] = cache[(p, depth, width)]
             done += weight

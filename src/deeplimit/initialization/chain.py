@@ -354,6 +354,7 @@ class LayerView:
         lost: Tensor | None = None,
         y_norm: Tensor | None = None,
         workspace: _Workspace | None = None,
+        finite: bool = False,
     ) -> None:
         self.layer = layer
         self.y = y
@@ -361,6 +362,12 @@ class LayerView:
         self.exponent = exponent
         self.lost = lost
         self.workspace = workspace
+        # True where the chain has checked (on a reduction it computes anyway, on the host)
+        # that every entry of ``y`` is finite: observers may then take branch-free paths
+        # that are exact for finite numbers only; False otherwise (and on accelerators)
+        self.finite = finite
+        # quantities of this layer that several observers use, computed once (observables.py)
+        self.shared: dict[str, Any] = {}
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
         self.phi_range = (math.nan, math.nan)  # smallest and largest phi_norm (NaN: unknown)
@@ -396,7 +403,9 @@ class LayerView:
             if space is None:
                 self._phi_norm = stable_norm(self.phi)
             elif self.y.shape[-1] == 1 and isinstance(self.activation, ReLU):
-                self._phi_norm = self.phi.squeeze(-1)  # |relu(y)| = relu(y)
+                # |relu(y)| = relu(y); canonical strides, or every kernel that reads it (and
+                # the results it allocates like it) takes the slow path of permuted tensors
+                self._phi_norm = canonical(self.phi.squeeze(-1))
             else:
                 self._phi_norm, *range_ = _norm_and_range(self.phi, space.square, space.phi_norm)
                 self.phi_range = tuple(range_)
@@ -406,11 +415,37 @@ class LayerView:
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
         if self._active is None:
-            if self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
+            if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
+                # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
+                # anyway for the increment) is the indicator, and a float sum of n zeros and
+                # ones is exact; on the CPU a comparison and an integer sum of booleans are
+                # several times slower than these vectorized kernels
+                space = self.workspace
+                signs = torch.sign(self.phi, out=None if space is None else space.square)
+                if self.y.shape[-1] == 1:
+                    counts = canonical(signs[..., 0])
+                else:
+                    counts = torch.sum(signs, -1, out=self.buffer("active sum"))
+                self._active = self.buffer("active", torch.int32).copy_(counts)
+            elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
                 self._active = (self.y[..., 0] > 0).to(torch.int32)
             else:
                 self._active = (self.y > 0).sum(-1, dtype=torch.int32)
         return self._active
+
+    def buffer(self, name: str, dtype: torch.dtype | None = None) -> Tensor:
+        """A ``(chunk, k)`` buffer named ``name`` (of the state's dtype unless given) to compute
+        into: the same memory at every layer of a CPU block (``_Workspace.buffer``), a fresh
+        tensor otherwise. Its values last until the next layer's view asks for it again."""
+        dtype = self.y.dtype if dtype is None else dtype
+        if self.workspace is None:
+            return torch.empty(self.y.shape[:-1], dtype=dtype, device=self.y.device)
+        return self.workspace.buffer(name, dtype)
+
+    def _sums_exact(self) -> bool:
+        """Whether a sum of ``n`` zeros and ones is exact in the dtype (below 2^(mantissa
+        bits + 1))."""
+        return self.y.shape[-1] <= 2.0 / torch.finfo(self.y.dtype).eps
 
     def absolute(self, values: Tensor) -> Tensor:
         """``values`` (samples first, then inputs) of degree one in ``Y``, back in the units of
@@ -431,15 +466,28 @@ class _Workspace:
         def state() -> Tensor:
             return torch.empty((k, n, size), dtype=dtype, device=device).permute(2, 0, 1)
 
-        def norms() -> Tensor:
-            return torch.empty((k, size), dtype=dtype, device=device).t()
+        def norms() -> Tensor:  # canonical: for one input, plain strides (see ``canonical``)
+            return canonical(torch.empty((k, size), dtype=dtype, device=device).t())
 
         self.phi, self.square = state(), state()
         self.phi_norm = norms()
         self.y_norms = (norms(), norms())
+        self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
 
     def y_norm(self, layer: int) -> Tensor:
         return self.y_norms[layer % 2]
+
+    def buffer(self, name: str, dtype: torch.dtype) -> Tensor:
+        """A ``(block, k)`` buffer laid out like the norms, allocated at its first use in the
+        block and reused at every layer (observers write into it rather than allocate: a
+        fresh tensor of a block's size costs a page fault per 4 KiB on the CPU)."""
+        buffer = self.buffers.get((name, dtype))
+        if buffer is None:
+            like = self.phi_norm
+            size, k = like.shape
+            memory = torch.empty((k, size), dtype=dtype, device=like.device)
+            buffer = self.buffers[(name, dtype)] = canonical(memory.t())
+        return buffer
 
 
 @dataclass
@@ -595,7 +643,10 @@ class _Numerics:
                 if _some(failed):
                     first = self._first()[index][self.rows]
                     first.masked_fill_(failed & (first < 0), layer)
-        return LayerView(layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace)
+        finite = high < math.inf  # NaN-safe: a norm is NaN or inf where an entry is
+        return LayerView(
+            layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace, finite
+        )
 
     def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:
         """The view of a ReLU state that needs no check nor rescaling, or None (then ``view``
@@ -611,7 +662,9 @@ class _Numerics:
             return None
         if self.exponent is None:
             self.exponent = torch.zeros(y.shape[:-1], dtype=torch.int32, device=y.device)
-        view = LayerView(layer, y, self.plan.activation, self.exponent, self.lost, None, workspace)
+        view = LayerView(
+            layer, y, self.plan.activation, self.exponent, self.lost, None, workspace, True
+        )
         phi_norm = view.phi_norm
         small = view.phi_range[0]
         if not small >= 2.0**-self.bound:

@@ -1,0 +1,127 @@
+"""The observers' fast paths (``observables.py``: branch-free arithmetic on finite states,
+buffers reused across layers, pairs from slices) give the bits of the reference formulas,
+degenerate inputs included: collapsed paths (phi = 0, -0), inputs dead at layer 0,
+subnormal ratios, identical inputs, states rescaled by powers of two."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import deeplimit as dl
+from deeplimit.activations import ReLU, parse_activation
+from deeplimit.initialization.chain import LayerView
+from deeplimit.initialization.observables import _Correlation, _empty, _RatioLog
+
+NAMES = ["log_growth", "collapse", "active", "quasi_gbm", "norm"]
+CASES = [  # (width, initial state): every kind of path the fast paths special-case
+    (1, [[-0.5]]),  # every path collapsed at layer 0: log-growth NaN everywhere
+    (1, [[-0.0]]),  # phi(Y_0) = -0 for the width-1 ReLU norm
+    (1, [[0.3]]),  # about half the paths collapse, at every layer
+    (2, [[0.2, -1.0]]),  # a few collapse (the rare event of test_sampler_engine)
+    (3, [[1.0, 0.5, -1.0], [-1.0, -2.0, 0.0], [1.0, 0.5, -1.0]]),  # one dead, two identical
+    (5, [[2.0**-100, 1.0, -1.0, 0.5, 0.0], [1.0, 2.0, 3.0, -4.0, 5.0]]),  # rescaled up
+    (4, [[2.0**100, -1.0, 1.0, 0.0]]),  # rescaled down
+]
+
+
+def _observe(width, y0, dtype):
+    names = NAMES + (["correlation"] if len(y0) > 1 else [])
+    return dl.observe_resnet(
+        width, 12, "relu", samples=400, y0=y0, dtype=dtype, seed=7, layers="all", observables=names
+    ).values
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_fast_paths_give_the_bits_of_the_reference_path(monkeypatch, dtype):
+    """With no view known to be finite (as on an accelerator, which reads no check back to
+    the host) every observer takes its reference formula: the same bits, NaN and infinities
+    included. (The chain itself runs as on the CPU: without host checks it computes the phi
+    norms of several inputs in another memory layout, which may change their last bit.)"""
+    fast = [_observe(width, y0, dtype) for width, y0 in CASES]
+    initialize = LayerView.__init__
+
+    def unknown(self, *args, **kwargs):
+        initialize(self, *args, **kwargs)
+        self.finite = False
+
+    monkeypatch.setattr(LayerView, "__init__", unknown)
+    for (width, y0), values in zip(CASES, fast, strict=True):
+        for name, reference in _observe(width, y0, dtype).items():
+            torch.testing.assert_close(
+                values[name], reference, rtol=0, atol=0, equal_nan=True, msg=f"{width} {name}"
+            )
+            assert torch.equal(torch.signbit(values[name]), torch.signbit(reference))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_ratio_log_is_torch_log_of_the_ratio_for_every_special_value(dtype):
+    tiny = torch.finfo(dtype).tiny
+    p = torch.tensor([0.0, -0.0, 1.0, 3.5, 0.0, 2.0, 1e-3, tiny, 0.0, 7.0], dtype=dtype)
+    q = torch.tensor([1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 4.0, 1.0, 3.0, 7.0], dtype=dtype)
+    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
+    view._phi_norm = p  # a width-1 ReLU norm may be -0
+    logs = _RatioLog.start(view, q)
+    assert logs is not None and logs.offset is not None  # q has zeros
+    torch.testing.assert_close(logs(view), torch.log(p / q), rtol=0, atol=0, equal_nan=True)
+    # a positive ratio below the normal range would be changed by the clamp: refused
+    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
+    view._phi_norm = p * 0.5  # tiny / 2 is subnormal
+    assert logs(view) is None
+    # no zero anywhere and the range known: the plain log of the ratio
+    view = LayerView(1, q[:4].unsqueeze(-1), ReLU(), finite=True)
+    view._phi_norm, view.phi_range = q[:4], (0.5, 3.5)
+    plain = _RatioLog.start(view, q[:4].flip(0))
+    assert plain is not None and plain.offset is None
+    torch.testing.assert_close(plain(view), torch.log(q[:4] / q[:4].flip(0)), rtol=0, atol=0)
+    # q not finite, or a state not known to be finite: no fast path
+    assert _RatioLog.start(view, torch.tensor([1.0, math.inf], dtype=dtype)) is None
+    assert _RatioLog.start(LayerView(1, p.unsqueeze(-1), ReLU()), q) is None
+
+
+@pytest.mark.parametrize("width", [1, 3, 8])
+def test_active_count_from_the_sign_of_phi_is_the_count_of_positive_entries(width):
+    generator = torch.Generator().manual_seed(1)
+    y = torch.randn(50, 2, width, generator=generator, dtype=torch.float64)
+    y[y < -0.5] = 0.0
+    y[y > 1.5] = -0.0
+    y[0, 0, 0] = 5e-324  # the smallest subnormal is positive
+    fast = LayerView(0, y, ReLU(), finite=True).active
+    assert fast.dtype == torch.int32
+    assert torch.equal(fast, (y > 0).sum(-1, dtype=torch.int32))
+    assert torch.equal(LayerView(0, y, ReLU()).active, fast)  # the reference branch
+
+
+@pytest.mark.parametrize("inputs", [2, 3, 4])
+@pytest.mark.parametrize("width", [1, 16, 64])
+def test_correlations_from_slices_are_the_gathered_reduction(inputs, width):
+    """The pairs' products written from slices into a buffer laid out like the gather: the
+    reduction over the width is the same, bit for bit, for the samples-last CPU layout."""
+    size = 300
+    memory = torch.randn(inputs, width, size, generator=torch.Generator().manual_seed(width))
+    y = memory.permute(2, 0, 1)
+    y[:, -1] = y[:, 0]  # identical inputs: correlation exactly 1
+    norm = y.square().sum(-1).sqrt()
+    plan = type("Plan", (), {"samples": size, "inputs": inputs, "dtype": y.dtype})()
+    plan.device = y.device
+    observer = _Correlation((0,), plan)  # type: ignore[arg-type]
+    context = type("Context", (), {"start": 0, "stop": size})()
+    observer.start(context, LayerView(0, y, parse_activation("relu"), y_norm=norm))
+    observer.end()
+    unit = y / norm.unsqueeze(-1)
+    pairs = list(itertools.combinations(range(inputs), 2))
+    first, second = torch.tensor([a for a, _ in pairs]), torch.tensor([b for _, b in pairs])
+    reference = (unit[:, first] * unit[:, second]).sum(-1)
+    assert torch.equal(observer.values[:, 0], reference)
+
+
+def test_large_results_are_populated_mappings_of_the_asked_shape():
+    big = _empty((1024, 65, 17), torch.int32, torch.device("cpu"))
+    assert big.shape == (1024, 65, 17) and big.dtype == torch.int32 and big.is_contiguous()
+    big.fill_(3)
+    assert int(big.sum()) == 3 * big.numel()
+    small = _empty((4, 5), torch.float64, torch.device("cpu"))
+    assert small.shape == (4, 5) and small.dtype == torch.float64
