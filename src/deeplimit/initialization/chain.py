@@ -617,6 +617,7 @@ class _Workspace:
 
         self.phi, self.square = state(), state()
         self.phi_norm = norms()
+        self.phi_norm_column = self.phi_norm.unsqueeze(-1)  # as the one-input increment reads it
         self.y_norms = (norms(), norms())
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.shape = (k, n, size)
@@ -708,7 +709,9 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         # noise = sqrt(n) W, so (W Phi^T)^T = Phi W^T = Phi noise^T / sqrt(n)
         y.baddbmm_(view.phi, noise.transpose(1, 2), alpha=factor)
     elif plan.inputs == 1:
-        y.addcmul_(view.phi_norm.unsqueeze(-1), noise, value=factor)
+        space, norm = view.workspace, view.phi_norm
+        column = space.phi_norm_column if space and norm is space.phi_norm else norm[..., None]
+        y.addcmul_(column, noise, value=factor)
     elif view.workspace is not None and (memory := _rows_last(y, view, noise)) is not None:
         # samples last (the CPU chain): y_a += C[a, b] z_b, column b on the rows a >= b
         state, phi, normals = memory
