@@ -275,6 +275,9 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     k, n = phi.shape[:2]
     factor, diagonal = space.factor()
     work, scratch = space.rows(), space.square.permute(1, 2, 0)
+    # (k, block) buffers for per-sample temporaries: a fresh tensor of a block's size costs a
+    # page fault per 4 KiB, more than the operation at widths 1 and 4
+    margin, kept, inverse, projection = space.temporaries()
     norms = phi_norm.t()  # (k, block)
     factor[0, 0].copy_(norms[0])
     diagonal[0].copy_(norms[0])
@@ -291,32 +294,35 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
             residual = work[i - 1]
             _sqrt_(torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm))
             # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
-            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps))) >= 0:
+            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin[0])) >= 0:
                 close.append(i)
-            margin = torch.add(norm, norms[i], alpha=-eps)
-            if close and close[-1] == i and not _smallest(margin) > 0:
-                kept = _positive(margin)
-                if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
-                    kept = torch.maximum(kept, _positive(torch.sub(large, norms[i])))
-                residual.mul_(kept)
-                norm.mul_(kept)
+            if close and close[-1] == i:
+                spanned = torch.add(norm, norms[i], alpha=-eps, out=margin[0])
+                if not _smallest(spanned) > 0:
+                    keep = _positive_(spanned)
+                    if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
+                        small = _positive_(torch.add(norms[i], -large, out=kept[0]).neg_())
+                        keep = torch.maximum(keep, small, out=keep)
+                    residual.mul_(keep)
+                    norm.mul_(keep)
         if i + 1 == k:
             break
         rest = phi[i + 1 :] if i == 0 else work[i:]
         coefficients = factor[i + 1 :, i]  # r_j . r_i / ||r_i|| for the rows j > i
         torch.sum(torch.mul(rest, residual, out=scratch[1 : k - i]), 1, out=coefficients)
         # 1 / ||r_i||; a norm below tiny is that of a zero row (or suspect)
-        inverse = torch.reciprocal(norm.clamp(min=tiny))
-        coefficients.mul_(inverse)
-        projection = torch.mul(coefficients, inverse).unsqueeze(1)
-        torch.addcmul(rest, projection, residual, value=-1.0, out=work[i:])
+        reciprocal = torch.reciprocal(torch.clamp(norm, min=tiny, out=inverse[0]), out=inverse[0])
+        coefficients.mul_(reciprocal)
+        scaled = torch.mul(coefficients, reciprocal, out=projection[: k - i - 1])
+        torch.addcmul(rest, scaled.unsqueeze(1), residual, value=-1.0, out=work[i:])
     for i in range(1, k):
         factor[i, i].copy_(diagonal[i])
     low, high = _range(diagonal[1:])
     if not (low >= floor and high < math.inf):
-        _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large)
+        temporary = (margin[1:], kept[1:])
+        _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large, temporary)
     if close:
-        _copy_repeated_rows_last(phi, factor, diagonal, norms, close)
+        _copy_repeated_rows_last(phi, factor, diagonal, norms, close, (margin, kept))
     return factor
 
 
@@ -336,13 +342,20 @@ def _smallest(values: Tensor) -> float:
     return float(values.min()) if _host_checks(values.device) else math.nan
 
 
-def _positive(values: Tensor) -> Tensor:
-    """1 where ``values > 0``, 0 where ``values <= 0`` (NaN where NaN), in float arithmetic."""
-    return torch.sign(torch.clamp(values, min=0))
+def _positive_(values: Tensor) -> Tensor:
+    """In place: 1 where ``values > 0``, 0 where ``values <= 0`` (NaN where NaN), in float
+    arithmetic."""
+    return values.clamp_(min=0).sign_()
 
 
 def _refactor_suspect_samples(
-    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, floor: float, large: float
+    phi: Tensor,
+    factor: Tensor,
+    diagonal: Tensor,
+    norms: Tensor,
+    floor: float,
+    large: float,
+    temporary: tuple[Tensor, Tensor],
 ) -> None:
     """Factor again with ``factor_rows`` the samples whose plain diagonal entries may be wrong
     (``_factor_rows_last``; ``diagonal`` and ``norms`` are those of rows 1..k-1, ``(k - 1,
@@ -351,10 +364,16 @@ def _refactor_suspect_samples(
     (collapsed inputs, more inputs than the width): where no norm is below ``large`` but zero
     and no diagonal entry below ``floor`` but zero, that is seen on float reductions."""
     # zeros counted as floor (large): then the smallest entry is at least floor (large)?
+    first, second = temporary  # (k - 1, block) buffers
+
+    def zeros_as(values: Tensor, value: float) -> Tensor:  # values + value (1 - sign(values))
+        torch.sign(values, out=first).neg_().add_(1)
+        return torch.add(values, first, alpha=value, out=second)
+
     if (
-        _smallest(diagonal.mul(0)) == 0  # no entry is inf or NaN
-        and _smallest(torch.add(diagonal, 1 - torch.sign(diagonal), alpha=floor)) >= floor
-        and _smallest(torch.add(norms, 1 - torch.sign(norms), alpha=large)) >= large
+        _smallest(torch.mul(diagonal, 0, out=second)) == 0  # no entry is inf or NaN
+        and _smallest(zeros_as(diagonal, floor)) >= floor
+        and _smallest(zeros_as(norms, large)) >= large
     ):
         return
     zero = (diagonal == 0) & ((norms == 0) | (norms >= large))
@@ -368,7 +387,12 @@ def _refactor_suspect_samples(
 
 
 def _copy_repeated_rows_last(
-    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, rows: list[int]
+    phi: Tensor,
+    factor: Tensor,
+    diagonal: Tensor,
+    norms: Tensor,
+    rows: list[int],
+    temporary: tuple[Tensor, Tensor],
 ) -> None:
     """``_copy_repeated_rows`` for the samples-last memory of ``_factor_rows_last``
     (``diagonal`` and ``norms`` ``(k, block)``): a row of ``Phi`` equal to an earlier one gets
@@ -376,10 +400,12 @@ def _copy_repeated_rows_last(
     ``rows`` with a diagonal entry within ``sqrt(u)`` of their norm are candidates, and only
     where their norm equals an earlier row's are they compared entry by entry."""
     root = math.sqrt(torch.finfo(phi.dtype).eps)
+    close = temporary[0][0]  # (block,) buffer; temporary[1] is (k, block)
     for j in rows:
         # 0 where row j is close and has the norm of row i (a row of zeros is not close)
-        close = torch.add(diagonal[j], norms[j], alpha=-root).add_(1 - torch.sign(norms[j]))
-        apart = (norms[j] - norms[:j]).abs_().add_(close.clamp_(min=0))
+        torch.sign(norms[j], out=close).neg_().add_(1)
+        close.add_(diagonal[j]).sub_(norms[j], alpha=root).clamp_(min=0)
+        apart = torch.sub(norms[j], norms[:j], out=temporary[1][:j]).abs_().add_(close)
         for i, distance in enumerate(apart.amin(-1).tolist()):
             if distance == 0:
                 same = (apart[i] == 0) & ((phi[j] - phi[i]).abs_().amax(0) == 0)
@@ -625,6 +651,7 @@ class _Workspace:
         self.state: Tensor | None = None  # the memory (k, n, block) of the block's state
         self._factor: Tensor | None = None
         self._rows: Tensor | None = None
+        self._temporaries: Tensor | None = None
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -634,6 +661,14 @@ class _Workspace:
             self._factor = torch.zeros((k, k, size), dtype=self.dtype, device=self.device)
             self._diagonal = torch.empty((k, size), dtype=self.dtype, device=self.device)
         return self._factor, self._diagonal
+
+    def temporaries(self) -> Tensor:
+        """Four ``(k, block)`` buffers for the per-sample temporaries of the factor."""
+        if self._temporaries is None:
+            k, _, size = self.shape
+            shape = (4, k, size)
+            self._temporaries = torch.empty(shape, dtype=self.dtype, device=self.device)
+        return self._temporaries
 
     def rows(self) -> Tensor:
         """``(k - 1, n, block)`` memory for the Gram-Schmidt residuals of rows 1..k-1."""
