@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -274,11 +274,9 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     """
     k, n = phi.shape[:2]
     factor, diagonal = space.factor()
-    work, scratch = space.rows(), space.square.permute(1, 2, 0)
-    # (k, block) buffers for per-sample temporaries: a fresh tensor of a block's size costs a
-    # page fault per 4 KiB, more than the operation at widths 1 and 4
-    margin, kept, inverse, projection = space.temporaries()
-    norms = phi_norm.t()  # (k, block)
+    margin, kept, inverse, _ = space.temporaries()
+    steps = space.gram_schmidt()
+    norms = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
     factor[0, 0].copy_(norms[0])
     diagonal[0].copy_(norms[0])
     info, floor = _floor(phi.dtype)
@@ -288,11 +286,11 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     large = floor * math.sqrt(n)
     close = []  # the rows that may repeat an earlier one (within sqrt(eps) of the span)
     residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
-    for i in range(k):
-        norm = diagonal[i]
+    for i, step in enumerate(steps):
+        norm = step.norm
         if i > 0:
-            residual = work[i - 1]
-            _sqrt_(torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm))
+            residual = step.residual
+            _sqrt_(torch.sum(torch.mul(residual, residual, out=step.square), 0, out=norm))
             # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
             if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin[0])) >= 0:
                 close.append(i)
@@ -305,18 +303,16 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
                         keep = torch.maximum(keep, small, out=keep)
                     residual.mul_(keep)
                     norm.mul_(keep)
+            step.diagonal.copy_(norm)
         if i + 1 == k:
             break
-        rest = phi[i + 1 :] if i == 0 else work[i:]
-        coefficients = factor[i + 1 :, i]  # r_j . r_i / ||r_i|| for the rows j > i
-        torch.sum(torch.mul(rest, residual, out=scratch[1 : k - i]), 1, out=coefficients)
-        # 1 / ||r_i||; a norm below tiny is that of a zero row (or suspect)
+        rest = phi[1:] if i == 0 else step.rest
+        # r_j . r_i / ||r_i|| for the rows j > i; 1 / ||r_i|| (below tiny: a zero row, or suspect)
+        torch.sum(torch.mul(rest, residual, out=step.products), 1, out=step.coefficients)
         reciprocal = torch.reciprocal(torch.clamp(norm, min=tiny, out=inverse[0]), out=inverse[0])
-        coefficients.mul_(reciprocal)
-        scaled = torch.mul(coefficients, reciprocal, out=projection[: k - i - 1])
-        torch.addcmul(rest, scaled.unsqueeze(1), residual, value=-1.0, out=work[i:])
-    for i in range(1, k):
-        factor[i, i].copy_(diagonal[i])
+        step.coefficients.mul_(reciprocal)
+        torch.mul(step.coefficients, reciprocal, out=step.projection)
+        torch.addcmul(rest, step.projection_column, residual, value=-1.0, out=step.rest)
     low, high = _range(diagonal[1:])
     if not (low >= floor and high < math.inf):
         temporary = (margin[1:], kept[1:])
@@ -628,6 +624,24 @@ class LayerView:
         return times_power_of_two(values, exponent)
 
 
+class _Step(NamedTuple):
+    """The views of step ``i`` of ``_factor_rows_last`` in a block's buffers: ``norm`` and
+    ``diagonal`` (``C[i, i]`` in the diagonal buffer and in the factor), ``residual`` (row
+    ``i``'s, for ``i > 0``), ``rest`` (the residuals of the rows after ``i``), their
+    ``coefficients`` ``C[i + 1:, i]``, scratch rows ``square`` and ``products``, and the
+    ``projection`` coefficients (also as a column)."""
+
+    norm: Tensor
+    diagonal: Tensor
+    residual: Tensor
+    rest: Tensor
+    coefficients: Tensor
+    square: Tensor
+    products: Tensor
+    projection: Tensor
+    projection_column: Tensor
+
+
 class _Workspace:
     """Buffers of one block of the CPU chain, samples last in memory like its state, reused
     at every layer so that a layer allocates nothing: ``phi`` and ``square`` shaped like the
@@ -652,6 +666,8 @@ class _Workspace:
         self._factor: Tensor | None = None
         self._rows: Tensor | None = None
         self._temporaries: Tensor | None = None
+        self._steps: list[_Step] | None = None
+        self.norm_rows = self.phi_norm.t()  # (k, block)
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -661,6 +677,30 @@ class _Workspace:
             self._factor = torch.zeros((k, k, size), dtype=self.dtype, device=self.device)
             self._diagonal = torch.empty((k, size), dtype=self.dtype, device=self.device)
         return self._factor, self._diagonal
+
+    def gram_schmidt(self) -> list[_Step]:
+        """The views each step of ``_factor_rows_last`` works in, made once per block
+        (indexing a tensor costs about as much as a small operation)."""
+        if self._steps is None:
+            factor, diagonal = self.factor()
+            work, scratch = self.rows(), self.square.permute(1, 2, 0)
+            projection = self.temporaries()[3]
+            k = self.shape[0]
+            self._steps = [
+                _Step(
+                    norm=diagonal[i],
+                    diagonal=factor[i, i],
+                    residual=work[i - 1] if i else work[0],
+                    rest=work[i:],
+                    coefficients=factor[i + 1 :, i],
+                    square=scratch[0],
+                    products=scratch[1 : k - i],
+                    projection=projection[: k - i - 1],
+                    projection_column=projection[: k - i - 1].unsqueeze(1),
+                )
+                for i in range(k)
+            ]
+        return self._steps
 
     def temporaries(self) -> Tensor:
         """Four ``(k, block)`` buffers for the per-sample temporaries of the factor."""
