@@ -149,7 +149,7 @@ def product_sweeps(model, samples):
     V^T, the V update, g + c r U / D, the U update), on scratch copies of the parameters, with
     fixed random states and preallocated outputs (no activation, no allocation, a bare loop):
     the time the library's products take, i.e. what the training would take if everything but
-    them were free. Returns (forward, adjoint, close); forward() and adjoint() return
+    them were free. Returns (forward, adjoint); each returns
     (wall seconds, CPU seconds of the process)."""
     from deeplimit.training.model import ResNet
     from deeplimit.training.train import _NetworkGroups
@@ -159,7 +159,6 @@ def product_sweeps(model, samples):
         model.block, scratch, model.w_in, model.w_out, model.residual_scale, model.learning_rates
     )
     groups = _NetworkGroups(replay, samples)
-    groups.__enter__()
     state = []
     for part in groups.parts:
         s, m, d, dtype = part.networks, part.hidden_width, part.embedding_dim, part.dtype
@@ -196,11 +195,12 @@ def product_sweeps(model, samples):
             u.baddbmm_(r_nm.transpose(1, 2), h, alpha=1e-30)
 
     def timed(function):
-        wall, cpu = time.perf_counter(), time.process_time()
-        groups._map(lambda row: function(*row), state)
-        return time.perf_counter() - wall, time.process_time() - cpu
+        with groups:  # one torch thread per group while in it (as in train)
+            wall, cpu = time.perf_counter(), time.process_time()
+            groups._map(lambda row: function(*row), state)
+            return time.perf_counter() - wall, time.process_time() - cpu
 
-    return (lambda: timed(forward)), (lambda: timed(adjoint)), (lambda: groups.__exit__())
+    return (lambda: timed(forward)), (lambda: timed(adjoint))
 
 
 def peak_gflops(dtype, size=1024):
@@ -265,7 +265,7 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
             streamed = streamed_bytes(depth, width, dim, seeds, steps, itemsize)
             n = data.samples
             flops = 4.0 * n * depth * width * dim * seeds * (3 * steps + 1)
-            forward, adjoint, close = product_sweeps(model, n)
+            forward, adjoint = product_sweeps(model, n)
             forward(), adjoint()  # warm up
             gbs, copies, bounds, ratios, copy_ratios, cpu_ratios = [], [], [], [], [], []
             for _ in range(rounds):
@@ -288,7 +288,6 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
                 ratios.append(100 * gbs[-1] / min(copy, products))
                 copy_ratios.append(100 * gbs[-1] / copy)
                 cpu_ratios.append(100 * products_cpu / best[1])
-            close()
             name = "tanh N=10" if activation == "tanh" else "lin N=1"
             copy, products = float(np.median(copies)), float(np.median(bounds))
             gflops = products * 1e9 / streamed * flops / 1e9
