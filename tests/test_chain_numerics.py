@@ -9,6 +9,7 @@ import torch
 
 import deeplimit as dl
 from deeplimit import stats
+from deeplimit.initialization import chain
 from deeplimit.initialization.chain import factor_rows, stable_norm
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +129,23 @@ def _reference_rows():
     return phi
 
 
-def test_factor_rows_reproduces_phi_phi_transpose_for_degenerate_rows():
+def _factor_samples_last(phi):
+    """The CPU chain's factor (``chain._factor_rows_last``) of ``phi`` (batch, k, n) stored
+    samples-last, as (batch, k, k) like ``factor_rows``."""
+    size, k, n = phi.shape
+    memory = phi.permute(1, 2, 0).contiguous()
+    space = chain._Workspace(k, n, size, phi.dtype, torch.device("cpu"))
+    norm = stable_norm(memory.permute(2, 0, 1))
+    return chain._factor_rows_last(memory, norm, space).permute(2, 0, 1)
+
+
+FACTORS = pytest.mark.parametrize(
+    "factor_rows", [factor_rows, _factor_samples_last], ids=["factor_rows", "samples_last"]
+)
+
+
+@FACTORS
+def test_factor_rows_reproduces_phi_phi_transpose_for_degenerate_rows(factor_rows):
     phi = _reference_rows()
     factor = factor_rows(phi)
     assert torch.isfinite(factor).all()
@@ -145,9 +162,10 @@ def test_factor_rows_reproduces_phi_phi_transpose_for_degenerate_rows():
     assert torch.allclose(factor @ factor.transpose(1, 2), gram, rtol=0, atol=1e-12 * gram.max())
 
 
+@FACTORS
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("eps", [1e-2, 1e-4, 1e-6, 1e-9, 1e-12])
-def test_factor_rows_resolves_orthogonal_parts_down_to_rounding(dtype, eps):
+def test_factor_rows_resolves_orthogonal_parts_down_to_rounding(dtype, eps, factor_rows):
     """Rows ``phi`` and ``phi + eps w`` with ``w`` orthogonal to ``phi``: the second diagonal
     entry is ``eps |w|`` to an absolute error of a few ``u |phi|`` (Gram-Schmidt), where a
     factor of ``Phi Phi^T`` errs by ``u |phi|^2 / (eps |w|)`` or drops it."""
@@ -502,3 +520,16 @@ def test_every_guarded_branch_is_exact_for_the_rows_that_do_not_need_it(monkeypa
             torch.testing.assert_close(
                 values, reference[name], rtol=0, atol=0, equal_nan=True, msg=f"{kind} {name}"
             )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_samples_last_factor_is_factor_rows_to_rounding(dtype):
+    """Generic rows (k = 4 post-activations of width 16, correlated about 0.5): the CPU
+    chain's factor is ``factor_rows``'s entry by entry to a few units of rounding of the row's
+    norm (the same Gram-Schmidt in another summation order; row a of C has norm ||phi_a||)."""
+    generator = torch.Generator().manual_seed(2)
+    phi = torch.randn(500, 4, 16, generator=generator, dtype=torch.float64).relu().to(dtype)
+    fast, reference = _factor_samples_last(phi), factor_rows(phi)
+    assert torch.equal(fast, torch.tril(fast))
+    error = (fast - reference).abs() / phi.double().norm(dim=-1, keepdim=True).to(dtype)
+    assert error.max() <= 16 * torch.finfo(dtype).eps, error.max()

@@ -192,3 +192,37 @@ def test_outside_a_store_nothing_is_kept_and_bad_units_are_refused(tmp_path):
         kept.unit("objects", lambda: {"v": [1, "a", None]})
     with pytest.raises(ValueError, match="key must name the point"):
         Checkpoint(tmp_path, "")
+
+
+def test_sigterm_stops_reproduce_with_143_and_keeps_the_finished_units(tmp_path, monkeypatch):
+    """``kill PID`` (a batch system's time limit) during ``deeplimit reproduce``: one line
+    saying how to resume, status 143, the units finished so far kept for the next run."""
+    import os
+    import signal
+
+    original = Checkpoint.save
+    count = [0]
+
+    def save(self, name, arrays):
+        original(self, name, arrays)
+        count[0] += 1
+        if count[0] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def not_handled(signum, frame):  # instead of ending this test process
+        raise AssertionError("deeplimit reproduce did not handle SIGTERM")
+
+    monkeypatch.setattr(Checkpoint, "save", save)
+    args = ["reproduce", "chizat-grid", "--smoke", "--out", str(tmp_path), "-q"]
+    args += ["--set", "widths=[2,4,8]", "--set", "dims=[4,8,16]"]
+    previous = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        result = CliRunner().invoke(app, args)
+        assert signal.getsignal(signal.SIGTERM) is not_handled  # the command put it back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, result.output
+    assert "stopped by SIGTERM; run the same command again to resume" in result.output
+    spec = get_experiment("chizat-grid").smoke(**GRID)
+    units = ResultStore(tmp_path / "store").partial("chizat-grid", point_key("chizat-grid", spec))
+    assert len(list(units.glob("*.npz"))) == 2

@@ -17,7 +17,7 @@ from deeplimit.initialization.chain import LayerView
 from deeplimit.initialization.observables import _Correlation, _empty, _RatioLog
 
 NAMES = ["log_growth", "collapse", "active", "quasi_gbm", "norm"]
-CASES = [  # (width, initial state): every kind of path the fast paths special-case
+CASES = [  # (width, initial state[, activation]): every kind of path the fast paths take
     (1, [[-0.5]]),  # every path collapsed at layer 0: log-growth NaN everywhere
     (1, [[-0.0]]),  # phi(Y_0) = -0 for the width-1 ReLU norm
     (1, [[0.3]]),  # about half the paths collapse, at every layer
@@ -25,13 +25,24 @@ CASES = [  # (width, initial state): every kind of path the fast paths special-c
     (3, [[1.0, 0.5, -1.0], [-1.0, -2.0, 0.0], [1.0, 0.5, -1.0]]),  # one dead, two identical
     (5, [[2.0**-100, 1.0, -1.0, 0.5, 0.0], [1.0, 2.0, 3.0, -4.0, 5.0]]),  # rescaled up
     (4, [[2.0**100, -1.0, 1.0, 0.0]]),  # rescaled down
+    (2, [[0.0, 0.0], [1.0, -1.0]], "tanh"),  # phi(Y_0) = 0 for a smooth activation
+    (3, [[0.5, -1.0, 0.0]], "leaky:alpha=0.1"),
+    (1, [[1.0]], "linear:a=3"),
 ]
 
 
-def _observe(width, y0, dtype):
+def _observe(dtype, width, y0, activation="relu"):
     names = NAMES + (["correlation"] if len(y0) > 1 else [])
     return dl.observe_resnet(
-        width, 12, "relu", samples=400, y0=y0, dtype=dtype, seed=7, layers="all", observables=names
+        width,
+        12,
+        activation,
+        samples=200,
+        y0=y0,
+        dtype=dtype,
+        seed=7,
+        layers="all",
+        observables=names,
     ).values
 
 
@@ -41,7 +52,7 @@ def test_fast_paths_give_the_bits_of_the_reference_path(monkeypatch, dtype):
     the host) every observer takes its reference formula: the same bits, NaN and infinities
     included. (The chain itself runs as on the CPU: without host checks it computes the phi
     norms of several inputs in another memory layout, which may change their last bit.)"""
-    fast = [_observe(width, y0, dtype) for width, y0 in CASES]
+    fast = [_observe(dtype, *case) for case in CASES]
     initialize = LayerView.__init__
 
     def unknown(self, *args, **kwargs):
@@ -49,10 +60,10 @@ def test_fast_paths_give_the_bits_of_the_reference_path(monkeypatch, dtype):
         self.finite = False
 
     monkeypatch.setattr(LayerView, "__init__", unknown)
-    for (width, y0), values in zip(CASES, fast, strict=True):
-        for name, reference in _observe(width, y0, dtype).items():
+    for case, values in zip(CASES, fast, strict=True):
+        for name, reference in _observe(dtype, *case).items():
             torch.testing.assert_close(
-                values[name], reference, rtol=0, atol=0, equal_nan=True, msg=f"{width} {name}"
+                values[name], reference, rtol=0, atol=0, equal_nan=True, msg=f"{case} {name}"
             )
             assert torch.equal(torch.signbit(values[name]), torch.signbit(reference))
 

@@ -6,6 +6,8 @@ blow-up and underflow are still reported from every thread."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import scipy.stats
 import torch
@@ -243,3 +245,72 @@ def test_relu_drift_and_active_fraction_are_the_sums_of_the_active_counts():
     assert torch.isnan(obs["drift"][collapsed]).all()
     torch.testing.assert_close(obs["drift"][~collapsed], drift[~collapsed])
     torch.testing.assert_close(obs["active_fraction"], counts.sum(-1) / (width * depth))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_several_inputs_scale_by_powers_of_two_without_changing_a_number(dtype):
+    """Three ReLU inputs (two of them equal), width 4: the CPU chain's factor of several
+    inputs commutes with powers of two, the inputs scaled together or one alone (each input
+    has its own exponent): the same numbers times 2^+-100, the equal inputs equal."""
+    y0 = torch.tensor([[0.9, -0.3, 0.5, 1.2], [0.9, -0.3, 0.5, 1.2], [-0.2, 1.0, 0.4, 0.1]])
+    kwargs = dict(samples=300, seed=5, dtype=dtype, record="all")
+    y = dl.sample_resnet(4, 6, "relu", y0=y0.double(), **kwargs)
+    assert torch.equal(y[:, :, 0], y[:, :, 1]) and not torch.equal(y[:, :, 0], y[:, :, 2])
+    for power in (-100, 100):
+        scaled = dl.sample_resnet(4, 6, "relu", y0=y0.double() * 2.0**power, **kwargs)
+        assert torch.equal(scaled * 2.0**-power, y)
+        alone = y0.double().clone()
+        alone[2] *= 2.0**power
+        one = dl.sample_resnet(4, 6, "relu", y0=alone, **kwargs)
+        assert torch.equal(one[:, :, :2], y[:, :, :2])
+        assert torch.equal(one[:, :, 2] * 2.0**-power, y[:, :, 2])
+
+
+def test_several_inputs_whose_squares_underflow_are_factored_again():
+    """phi = y (a callable: no rescaling) on inputs of size 2^-560 in float64, whose squares
+    underflow: the samples whose plain norms are suspect are factored by ``factor_rows`` with
+    its rescaled norms, so the chain is the one of inputs of size 1 times 2^-560 to rounding."""
+    y0 = torch.tensor([[0.9, -0.3, 0.5], [0.8, -0.2, 0.6]], dtype=torch.float64)
+    kwargs = dict(samples=200, seed=9, record="all")
+    identity = lambda t: 1.0 * t
+    y = dl.sample_resnet(3, 5, identity, y0=y0, **kwargs)
+    tiny = dl.sample_resnet(3, 5, identity, y0=y0 * 2.0**-560, **kwargs)
+    assert (tiny != 0).all()
+    torch.testing.assert_close(tiny * 2.0**560, y, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("ahead_numbers", [2**18, 1], ids=["groups", "layer_by_layer"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_normals_drawn_ahead_are_the_same_numbers(monkeypatch, dtype, ahead_numbers):
+    """One block (a small SDE) with a core to spare draws its normals on a thread of its own,
+    groups of layers ahead (40 steps: groups of 16, 16, 8 in two sets of buffers), or layer by
+    layer: the same numbers as drawn in turn; an error in a layer stops the drawing thread."""
+    monkeypatch.setattr(chain, "_AHEAD_NUMBERS", ahead_numbers)
+    drawn_ahead = []
+
+    class Spy(chain._Normals):
+        def __init__(self, *args):
+            super().__init__(*args)
+            drawn_ahead.append(self.thread is not None)
+
+    monkeypatch.setattr(chain, "_Normals", Spy)
+    kwargs = dict(samples=50, y0=[[1.0, 0.5, -0.2], [0.1, 0.3, 1.0]], seed=4, dtype=dtype)
+    runs = []
+    for threads in (1, 2):
+        monkeypatch.setattr(chain, "_threads", lambda threads=threads: threads)
+        runs.append(dl.sample_sde(3, "relu", steps=40, record="all", **kwargs))
+    assert drawn_ahead == [False, True]
+    assert torch.equal(runs[0], runs[1])
+
+    def failing(t):
+        if failing.calls == 20:
+            raise RuntimeError("boom at a layer")
+        failing.calls += 1
+        return torch.tanh(t)
+
+    failing.calls = 0
+    with pytest.raises(RuntimeError, match="boom at a layer"):
+        dl.sample_sde(3, failing, steps=40, **kwargs)
+    assert drawn_ahead[-1] and not any(
+        thread.name == "deeplimit-normals" for thread in threading.enumerate()
+    )

@@ -19,6 +19,7 @@ from .common import (
     print_error,
     progress_bar,
     rows_table,
+    stop_signals,
 )
 from .common import format_number as _number
 
@@ -68,7 +69,8 @@ def reproduce_command(
     reproduction again reuses the finished points and only redraws; a long study that was
     interrupted (Ctrl-C, a time limit, a killed process) resumes from the parts it had
     finished instead of starting over. A study that diverges is
-    stored as diverged, drawn with what stayed finite, and exits with status 3. When the
+    stored as diverged, drawn with what stayed finite, and exits with status 3; Ctrl-C exits
+    with 130 and SIGTERM with 143, keeping what was finished. When the
     output is not a terminal (a SLURM or CI log), progress comes as one line per 10 % or per
     finished figure.
 
@@ -98,14 +100,22 @@ def reproduce_command(
     if store is not None:
         check_store_folder("--store", store, must_exist=False)
         check_output_folder("--store", store)
-    if name in suite_names():
-        with notices(_notice):
-            _suite(name, scale, out, overrides, quiet, strict, store, workers)
-        return
-    with progress_bar(name, not quiet, plain=True) as callback, notices(_notice):
-        result = reproduce(
-            name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
-        )
+    with stop_signals() as stop:
+        try:
+            if name in suite_names():
+                with notices(_notice):
+                    _suite(name, scale, out, overrides, quiet, strict, store, workers)
+                return
+            with progress_bar(name, not quiet, plain=True) as callback, notices(_notice):
+                result = reproduce(
+                    name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
+                )
+        except KeyboardInterrupt:
+            print_error(
+                f"stopped by {stop.name}; run the same command again to resume: finished "
+                "figures and the finished parts of a long study are kept"
+            )
+            raise typer.Exit(code=stop.exit_code) from None
     console.print(f"[bold]{result.title}[/bold]")
     console.print(result.caption, style="dim")
     if result.statistics:

@@ -89,13 +89,18 @@ def _range(values: Tensor) -> tuple[float, float]:
     takes every branch), in one reduction and one sync."""
     if values.numel() == 0:
         return 1.0, 1.0
-    if not _host_checks(values.device):
+    device = values.device
+    if not _host_checks(device):
         return math.nan, math.nan
     # in memory order: a reduction over a permuted view (the CPU chain's samples-last state)
     # is an order of magnitude slower
-    order = sorted(range(values.ndim), key=lambda axis: -values.stride(axis))
-    low, high = torch.aminmax(values.permute(order))
-    if values.device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
+    if not values.is_contiguous():
+        memory = values.permute(*range(1, values.ndim), 0)  # samples last, the usual case
+        if not memory.is_contiguous():
+            memory = values.permute(sorted(range(values.ndim), key=lambda a: -values.stride(a)))
+        values = memory
+    low, high = torch.aminmax(values)
+    if device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
         return low.item(), high.item()
     return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
 
@@ -239,6 +244,147 @@ def _copy_repeated_rows(phi: Tensor, factor: Tensor) -> None:
         if _some(same):
             earlier_row = factor[everyone, same.int().argmax(-1)]
             factor[:, j] = torch.where(same.any(-1).unsqueeze(-1), earlier_row, factor[:, j])
+
+
+def _memory(values: Tensor) -> Tensor | None:
+    """The samples-last memory ``(k, n, block)`` of a ``(block, k, n)`` view, or None where
+    ``values`` is not stored that way (the layout of the CPU chain's state and workspace)."""
+    memory = values.permute(1, 2, 0)
+    return memory if memory.is_contiguous() else None
+
+
+def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tensor:
+    """``factor_rows`` for ``Phi`` stored samples-last, ``phi`` its memory ``(k, n, block)``;
+    returns ``C`` as ``(k, k, block)`` memory (``C[a, b]`` the entries of all samples).
+
+    The same modified Gram-Schmidt, every operation on whole rows ``(n, block)`` of contiguous
+    memory (per-sample reductions over the width run along memory, one sample per lane) in
+    buffers of ``space``: about ``3 k^2 / 2`` passes over a row, where ``factor_rows`` on the
+    same memory takes strided reductions an order of magnitude slower. ``phi_norm``
+    (``(block, k)``, ``||phi||`` as ``stable_norm`` gives it) is the first diagonal entry and
+    screens for repeated rows. A residual row of norm at most ``eps ||phi_j||`` (a row in the
+    span of the earlier ones to rounding: repeated, collinear or more rows than the width) is
+    set to zero, a perturbation of ``phi_j`` of the size of its rounding, so that no later row
+    is projected on a direction of rounding errors. The other diagonal entries are plain
+    norms, valid where at least ``sqrt(tiny) / eps`` and finite; the samples with an entry
+    that is not (squares that underflow or overflow) are factored again by ``factor_rows``.
+    Every sample thus gets a factor of ``Phi`` to rounding, as ``factor_rows`` does. The
+    checks are float reductions (comparisons and boolean reductions are an order of magnitude
+    slower on the CPU).
+    """
+    k, n = phi.shape[:2]
+    factor, diagonal = space.factor()
+    work, scratch = space.rows(), space.square.permute(1, 2, 0)
+    norms = phi_norm.t()  # (k, block)
+    factor[0, 0].copy_(norms[0])
+    diagonal[0].copy_(norms[0])
+    info, floor = _floor(phi.dtype)
+    tiny, eps = float(info.tiny), float(info.eps)
+    # a plain norm is short of the squares that underflowed, sqrt(n tiny) at most: a norm below
+    # eps ||phi_j|| is known to be small only where that is above sqrt(n tiny)
+    large = floor * math.sqrt(n)
+    close = []  # the rows that may repeat an earlier one (within sqrt(eps) of the span)
+    residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
+    for i in range(k):
+        norm = diagonal[i]
+        if i > 0:
+            residual = work[i - 1]
+            _sqrt_(torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm))
+            # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
+            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps))) >= 0:
+                close.append(i)
+            margin = torch.add(norm, norms[i], alpha=-eps)
+            if close and close[-1] == i and not _smallest(margin) > 0:
+                kept = _positive(margin)
+                if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
+                    kept = torch.maximum(kept, _positive(torch.sub(large, norms[i])))
+                residual.mul_(kept)
+                norm.mul_(kept)
+        if i + 1 == k:
+            break
+        rest = phi[i + 1 :] if i == 0 else work[i:]
+        coefficients = factor[i + 1 :, i]  # r_j . r_i / ||r_i|| for the rows j > i
+        torch.sum(torch.mul(rest, residual, out=scratch[1 : k - i]), 1, out=coefficients)
+        # 1 / ||r_i||; a norm below tiny is that of a zero row (or suspect)
+        inverse = torch.reciprocal(norm.clamp(min=tiny))
+        coefficients.mul_(inverse)
+        projection = torch.mul(coefficients, inverse).unsqueeze(1)
+        torch.addcmul(rest, projection, residual, value=-1.0, out=work[i:])
+    for i in range(1, k):
+        factor[i, i].copy_(diagonal[i])
+    low, high = _range(diagonal[1:])
+    if not (low >= floor and high < math.inf):
+        _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large)
+    if close:
+        _copy_repeated_rows_last(phi, factor, diagonal, norms, close)
+    return factor
+
+
+def _sqrt_(values: Tensor) -> Tensor:
+    """``values.sqrt_()``, on the CPU by NumPy (correctly rounded, and an order of magnitude
+    faster than torch's where entries are zero: collapsed inputs, spanned rows)."""
+    if values.device.type != "cpu":
+        return values.sqrt_()
+    array = values.numpy()
+    np.sqrt(array, out=array)
+    return values
+
+
+def _smallest(values: Tensor) -> float:
+    """The smallest entry (NaN if any is NaN; NaN without host checks, which then takes every
+    branch)."""
+    return float(values.min()) if _host_checks(values.device) else math.nan
+
+
+def _positive(values: Tensor) -> Tensor:
+    """1 where ``values > 0``, 0 where ``values <= 0`` (NaN where NaN), in float arithmetic."""
+    return torch.sign(torch.clamp(values, min=0))
+
+
+def _refactor_suspect_samples(
+    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, floor: float, large: float
+) -> None:
+    """Factor again with ``factor_rows`` the samples whose plain diagonal entries may be wrong
+    (``_factor_rows_last``; ``diagonal`` and ``norms`` are those of rows 1..k-1, ``(k - 1,
+    block)``): an entry below ``floor`` or not finite, except a zero for a row of zeros or a
+    row of norm at least ``large`` (whose residual was set to zero). Zero entries are common
+    (collapsed inputs, more inputs than the width): where no norm is below ``large`` but zero
+    and no diagonal entry below ``floor`` but zero, that is seen on float reductions."""
+    # zeros counted as floor (large): then the smallest entry is at least floor (large)?
+    if (
+        _smallest(diagonal.mul(0)) == 0  # no entry is inf or NaN
+        and _smallest(torch.add(diagonal, 1 - torch.sign(diagonal), alpha=floor)) >= floor
+        and _smallest(torch.add(norms, 1 - torch.sign(norms), alpha=large)) >= large
+    ):
+        return
+    zero = (diagonal == 0) & ((norms == 0) | (norms >= large))
+    valid = ((diagonal >= floor) & (diagonal < math.inf)) | zero
+    suspect = ~valid.all(0)
+    if not _some(suspect):
+        return
+    rows = suspect.nonzero().squeeze(-1)
+    again = factor_rows(phi[:, :, rows].permute(2, 0, 1))  # (suspect, k, k)
+    factor[:, :, rows] = again.permute(1, 2, 0)
+
+
+def _copy_repeated_rows_last(
+    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, rows: list[int]
+) -> None:
+    """``_copy_repeated_rows`` for the samples-last memory of ``_factor_rows_last``
+    (``diagonal`` and ``norms`` ``(k, block)``): a row of ``Phi`` equal to an earlier one gets
+    that row's factor row (any earlier equal row has the same factor row by then). Only the
+    ``rows`` with a diagonal entry within ``sqrt(u)`` of their norm are candidates, and only
+    where their norm equals an earlier row's are they compared entry by entry."""
+    root = math.sqrt(torch.finfo(phi.dtype).eps)
+    for j in rows:
+        # 0 where row j is close and has the norm of row i (a row of zeros is not close)
+        close = torch.add(diagonal[j], norms[j], alpha=-root).add_(1 - torch.sign(norms[j]))
+        apart = (norms[j] - norms[:j]).abs_().add_(close.clamp_(min=0))
+        for i, distance in enumerate(apart.amin(-1).tolist()):
+            if distance == 0:
+                same = (apart[i] == 0) & ((phi[j] - phi[i]).abs_().amax(0) == 0)
+                columns = same.nonzero().squeeze(-1)
+                factor[j][:, columns] = factor[i][:, columns]
 
 
 def gram_square_root(gram: Tensor) -> Tensor:
@@ -473,6 +619,27 @@ class _Workspace:
         self.phi_norm = norms()
         self.y_norms = (norms(), norms())
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
+        self.shape = (k, n, size)
+        self.dtype, self.device = dtype, device
+        self.state: Tensor | None = None  # the memory (k, n, block) of the block's state
+        self._factor: Tensor | None = None
+        self._rows: Tensor | None = None
+
+    def factor(self) -> tuple[Tensor, Tensor]:
+        """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
+        and ``(k, block)`` memory for its diagonal."""
+        if self._factor is None:
+            k, _, size = self.shape
+            self._factor = torch.zeros((k, k, size), dtype=self.dtype, device=self.device)
+            self._diagonal = torch.empty((k, size), dtype=self.dtype, device=self.device)
+        return self._factor, self._diagonal
+
+    def rows(self) -> Tensor:
+        """``(k - 1, n, block)`` memory for the Gram-Schmidt residuals of rows 1..k-1."""
+        if self._rows is None:
+            k, n, size = self.shape
+            self._rows = torch.empty((k - 1, n, size), dtype=self.dtype, device=self.device)
+        return self._rows
 
     def y_norm(self, layer: int) -> Tensor:
         return self.y_norms[layer % 2]
@@ -542,16 +709,21 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         y.baddbmm_(view.phi, noise.transpose(1, 2), alpha=factor)
     elif plan.inputs == 1:
         y.addcmul_(view.phi_norm.unsqueeze(-1), noise, value=factor)
-    elif y.stride(0) == 1:  # samples last (the CPU chain): k (k + 1) / 2 scaled sums
-        root = factor_rows(view.phi)  # lower triangular
-        increment = torch.empty_like(y[:, 0])
-        for a in range(plan.inputs):
-            torch.mul(root[:, a, :1], noise[:, 0], out=increment)
-            for b in range(1, a + 1):
-                increment.addcmul_(root[:, a, b : b + 1], noise[:, b])
-            y[:, a].add_(increment, alpha=factor)
+    elif view.workspace is not None and (memory := _rows_last(y, view, noise)) is not None:
+        # samples last (the CPU chain): y_a += C[a, b] z_b, column b on the rows a >= b
+        state, phi, normals = memory
+        root = _factor_rows_last(phi, view.phi_norm, view.workspace)  # (k, k, block)
+        for b in range(plan.inputs):
+            state[b:].addcmul_(root[b:, b].unsqueeze(1), normals[b], value=factor)
     else:
         y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
+
+
+def _rows_last(y: Tensor, view: LayerView, noise: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The samples-last memory ``(k, n, block)`` of the state, ``phi`` and the noise, or None
+    where one of them is not stored that way."""
+    memory = (_memory(y), _memory(view.phi), _memory(noise))
+    return None if any(m is None for m in memory) else memory  # type: ignore[return-value]
 
 
 class _Numerics:
@@ -655,7 +827,7 @@ class _Numerics:
         bound every ``||y||`` above; ``||y|| >= ||phi(y)|| >= 2^-bound`` below, for the paths
         that have not collapsed (collapsed ones are frozen, never rescaled). ``phi(y)`` and
         its norms are computed anyway for the next increment."""
-        low, high = _range(y)
+        low, high = _range(y if workspace.state is None else workspace.state)
         if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
             return None
         if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
@@ -796,7 +968,9 @@ def _simulate_blocks(
     size = blocks.block_size
     count = blocks.n_blocks
     parallel = all(observer.parallel_safe for observer in observers)
-    threads = min(_threads(), count) if parallel else 1
+    cores = _threads()
+    threads = min(cores, count) if parallel else 1
+    ahead = cores >= 2 * threads  # a core to spare for the normals of each running block
     meter = _Progress(progress, plan.samples * plan.steps)
     failed = threading.Event()
 
@@ -807,7 +981,7 @@ def _simulate_blocks(
         copies = [copy.copy(o) for o in observers] if threads > 1 else list(observers)
         mine = copy.copy(numerics) if threads > 1 else numerics
         try:
-            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed)
+            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed, ahead)
         except BaseException:
             failed.set()
             raise
@@ -832,6 +1006,75 @@ def _simulate_blocks(
     return out
 
 
+# Numbers a block drawing ahead keeps in its buffers (``_Normals``): 1 MiB of float32.
+_AHEAD_NUMBERS = 2**18
+
+
+class _Normals:
+    """The standard normals of one block, layer by layer: ``layer(step)`` is the noise of
+    ``step`` as ``(block, k, n)`` (samples last in memory), the numbers of
+    ``BlockStreams.fill`` whatever ``ahead``.
+
+    With ``ahead`` a thread of its own draws them, groups of layers ahead of the chain, into
+    two groups of buffers in turn (a handoff per group, not per layer): where the machine has
+    a core to spare (a run of fewer blocks than cores, such as a small SDE), a layer then costs
+    the longer of drawing its normals and the update, not their sum. Drawing releases the GIL
+    (torch and NumPy alike)."""
+
+    def __init__(self, plan: ChainPlan, block: int, size: int, ahead: bool) -> None:
+        shape = (plan.inputs, plan.width, size)
+        self.streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
+        self.steps = plan.steps
+        numbers = math.prod(shape)
+        self.group = max(1, min(16, _AHEAD_NUMBERS // (2 * numbers))) if ahead else 1
+        count = 2 * self.group if ahead else 1
+        self.buffers = [torch.empty(shape, dtype=plan.dtype, device=plan.device)]
+        self.buffers += [torch.empty_like(self.buffers[0]) for _ in range(count - 1)]
+        self.views = [buffer.permute(2, 0, 1) for buffer in self.buffers]
+        self.thread: threading.Thread | None = None
+        if ahead and self.steps > 0:
+            self.free = threading.Semaphore(2)  # groups of buffers the drawer may fill
+            self.ready = threading.Semaphore(0)  # groups filled and not yet handed over
+            self.cancelled = False
+            self.error: BaseException | None = None
+            self.thread = threading.Thread(target=self._draw, name="deeplimit-normals", daemon=True)
+            self.thread.start()
+
+    def _draw(self) -> None:
+        try:
+            for first in range(1, self.steps + 1, self.group):
+                self.free.acquire()
+                for step in range(first, min(self.steps + 1, first + self.group)):
+                    if self.cancelled:
+                        return
+                    self.streams.fill(0, step, self.buffers[(step - 1) % len(self.buffers)])
+                self.ready.release()
+        except BaseException as error:  # handed to the chain's thread at its next group
+            self.error = error
+            self.ready.release()
+
+    def layer(self, step: int) -> Tensor:
+        """The noise of ``step`` (steps asked for in order, from 1)."""
+        if self.thread is None:
+            self.streams.fill(0, step, self.buffers[0])
+            return self.views[0]
+        if (step - 1) % self.group == 0:  # a new group: the previous one is used up
+            if step > 1:
+                self.free.release()
+            self.ready.acquire()
+            if self.error is not None:
+                raise self.error
+        return self.views[(step - 1) % len(self.buffers)]
+
+    def close(self) -> None:
+        """Stop the drawing thread, if any (at the end of the block or on an error)."""
+        if self.thread is not None:
+            self.cancelled = True
+            self.free.release()
+            self.thread.join()
+            self.thread = None
+
+
 def _run_block(
     plan: ChainPlan,
     block: int,
@@ -843,9 +1086,11 @@ def _run_block(
     observers: Sequence[Observer],
     meter: _Progress,
     stop_now: threading.Event,
+    ahead: bool = False,
 ) -> None:
     """Every layer of one block (``_simulate_blocks``); returns early once ``stop_now`` is set
-    (another thread failed, or the caller was interrupted)."""
+    (another thread failed, or the caller was interrupted). ``ahead``: draw the normals on a
+    thread of their own, ahead of the layers (``_Normals``)."""
     n, k, size = plan.width, plan.inputs, stop - start
     streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
     context = ChunkContext(plan, start, stop, streams)
@@ -855,9 +1100,9 @@ def _run_block(
     memory = torch.empty((k, n, size), dtype=plan.dtype, device=plan.device)
     y = memory.permute(2, 0, 1)  # (size, k, n), samples last in memory
     y.copy_(plan.state.draw(n, size, normals))
-    noise_memory = torch.empty_like(memory)
-    noise = noise_memory.permute(2, 0, 1)
+    draws = _Normals(plan, block, size, ahead)
     workspace = _Workspace(k, n, size, plan.dtype, plan.device)
+    workspace.state = memory
     numerics.start(start, stop)
     view = numerics.view(0, y, workspace)
     if 0 in slots:
@@ -865,19 +1110,21 @@ def _run_block(
     for observer in observers:
         observer.start(context, view)
     done = 0
-    for step in range(1, plan.steps + 1):
-        if stop_now.is_set():
-            return
-        streams.fill(0, step, noise_memory)
-        _increment(plan, y, view, noise)
-        view = numerics.view(step, y, workspace)
-        if step in slots:
-            out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
-        for observer in observers:
-            observer.observe(view)
-        if step % 64 == 0:
-            meter.add(size * (step - done))
-            done = step
+    try:
+        for step in range(1, plan.steps + 1):
+            if stop_now.is_set():
+                return
+            _increment(plan, y, view, draws.layer(step))
+            view = numerics.view(step, y, workspace)
+            if step in slots:
+                out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
+            for observer in observers:
+                observer.observe(view)
+            if step % 64 == 0:
+                meter.add(size * (step - done))
+                done = step
+    finally:
+        draws.close()
     for observer in observers:
         observer.end()
     meter.add(size * (plan.steps - done))

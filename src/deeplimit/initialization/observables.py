@@ -296,19 +296,24 @@ class _LogGrowth(_Recorder):
 
 
 class _Collapse(_Recorder):
-    """The first collapse layer. For a finite state with no underflow the chunk's layers are
-    counted in the dtype by arithmetic on the sign of ``phi_norm`` (a comparison and a
-    ``masked_fill_`` are several times slower on the CPU): ``pending`` is 1 for the paths not
-    yet collapsed, and ``first`` gains ``layer + 1`` (exact below 2^(mantissa bits + 1)) at
-    the first layer where ``phi_norm = 0``; nothing is computed at a layer with no zero norm,
-    nor once every path of the chunk has collapsed."""
+    """The first collapse layer. For a finite state with no underflow and a positively
+    homogeneous activation, the chunk's layers are counted in the dtype by arithmetic on the
+    sign of ``phi_norm`` (a comparison and a ``masked_fill_`` are several times slower on the
+    CPU): ``pending`` is 1 for the paths not yet collapsed, and ``first`` gains ``layer + 1``
+    (exact below 2^(mantissa bits + 1)) at the first layer where ``phi_norm = 0``; nothing is
+    computed at a layer with no zero norm, nor once every path of the chunk has collapsed."""
 
     def __init__(self, plan: ChainPlan) -> None:
         super().__init__((), plan.samples)
         self.first = torch.full(
             (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
         )
-        self.exact = plan.steps + 1 <= 2.0 / torch.finfo(plan.dtype).eps
+        # counted in the dtype: exact integers; phi of a finite state is never NaN (whose
+        # sign would poison the count) for a positively homogeneous activation
+        self.exact = (
+            plan.steps + 1 <= 2.0 / torch.finfo(plan.dtype).eps
+            and plan.activation.positively_homogeneous
+        )
         self.counted: Tensor | None = None
         self.pending: Tensor | None = None
 
