@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -274,8 +274,9 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     """
     k, n = phi.shape[:2]
     factor, diagonal = space.factor()
-    work, scratch = space.rows(), space.square.permute(1, 2, 0)
-    norms = phi_norm.t()  # (k, block)
+    margin, kept, inverse, _ = space.temporaries()
+    steps = space.gram_schmidt()
+    norms = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
     factor[0, 0].copy_(norms[0])
     diagonal[0].copy_(norms[0])
     info, floor = _floor(phi.dtype)
@@ -285,38 +286,39 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     large = floor * math.sqrt(n)
     close = []  # the rows that may repeat an earlier one (within sqrt(eps) of the span)
     residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
-    for i in range(k):
-        norm = diagonal[i]
+    for i, step in enumerate(steps):
+        norm = step.norm
         if i > 0:
-            residual = work[i - 1]
-            _sqrt_(torch.sum(torch.mul(residual, residual, out=scratch[0]), 0, out=norm))
+            residual = step.residual
+            _sqrt_(torch.sum(torch.mul(residual, residual, out=step.square), 0, out=norm))
             # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
-            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps))) >= 0:
+            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin[0])) >= 0:
                 close.append(i)
-            margin = torch.add(norm, norms[i], alpha=-eps)
-            if close and close[-1] == i and not _smallest(margin) > 0:
-                kept = _positive(margin)
-                if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
-                    kept = torch.maximum(kept, _positive(torch.sub(large, norms[i])))
-                residual.mul_(kept)
-                norm.mul_(kept)
+            if close and close[-1] == i:
+                spanned = torch.add(norm, norms[i], alpha=-eps, out=margin[0])
+                if not _smallest(spanned) > 0:
+                    keep = _positive_(spanned)
+                    if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
+                        small = _positive_(torch.add(norms[i], -large, out=kept[0]).neg_())
+                        keep = torch.maximum(keep, small, out=keep)
+                    residual.mul_(keep)
+                    norm.mul_(keep)
+            step.diagonal.copy_(norm)
         if i + 1 == k:
             break
-        rest = phi[i + 1 :] if i == 0 else work[i:]
-        coefficients = factor[i + 1 :, i]  # r_j . r_i / ||r_i|| for the rows j > i
-        torch.sum(torch.mul(rest, residual, out=scratch[1 : k - i]), 1, out=coefficients)
-        # 1 / ||r_i||; a norm below tiny is that of a zero row (or suspect)
-        inverse = torch.reciprocal(norm.clamp(min=tiny))
-        coefficients.mul_(inverse)
-        projection = torch.mul(coefficients, inverse).unsqueeze(1)
-        torch.addcmul(rest, projection, residual, value=-1.0, out=work[i:])
-    for i in range(1, k):
-        factor[i, i].copy_(diagonal[i])
+        rest = phi[1:] if i == 0 else step.rest
+        # r_j . r_i / ||r_i|| for the rows j > i; 1 / ||r_i|| (below tiny: a zero row, or suspect)
+        torch.sum(torch.mul(rest, residual, out=step.products), 1, out=step.coefficients)
+        reciprocal = torch.reciprocal(torch.clamp(norm, min=tiny, out=inverse[0]), out=inverse[0])
+        step.coefficients.mul_(reciprocal)
+        torch.mul(step.coefficients, reciprocal, out=step.projection)
+        torch.addcmul(rest, step.projection_column, residual, value=-1.0, out=step.rest)
     low, high = _range(diagonal[1:])
     if not (low >= floor and high < math.inf):
-        _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large)
+        temporary = (margin[1:], kept[1:])
+        _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large, temporary)
     if close:
-        _copy_repeated_rows_last(phi, factor, diagonal, norms, close)
+        _copy_repeated_rows_last(phi, factor, diagonal, norms, close, (margin, kept))
     return factor
 
 
@@ -336,13 +338,20 @@ def _smallest(values: Tensor) -> float:
     return float(values.min()) if _host_checks(values.device) else math.nan
 
 
-def _positive(values: Tensor) -> Tensor:
-    """1 where ``values > 0``, 0 where ``values <= 0`` (NaN where NaN), in float arithmetic."""
-    return torch.sign(torch.clamp(values, min=0))
+def _positive_(values: Tensor) -> Tensor:
+    """In place: 1 where ``values > 0``, 0 where ``values <= 0`` (NaN where NaN), in float
+    arithmetic."""
+    return values.clamp_(min=0).sign_()
 
 
 def _refactor_suspect_samples(
-    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, floor: float, large: float
+    phi: Tensor,
+    factor: Tensor,
+    diagonal: Tensor,
+    norms: Tensor,
+    floor: float,
+    large: float,
+    temporary: tuple[Tensor, Tensor],
 ) -> None:
     """Factor again with ``factor_rows`` the samples whose plain diagonal entries may be wrong
     (``_factor_rows_last``; ``diagonal`` and ``norms`` are those of rows 1..k-1, ``(k - 1,
@@ -351,10 +360,16 @@ def _refactor_suspect_samples(
     (collapsed inputs, more inputs than the width): where no norm is below ``large`` but zero
     and no diagonal entry below ``floor`` but zero, that is seen on float reductions."""
     # zeros counted as floor (large): then the smallest entry is at least floor (large)?
+    first, second = temporary  # (k - 1, block) buffers
+
+    def zeros_as(values: Tensor, value: float) -> Tensor:  # values + value (1 - sign(values))
+        torch.sign(values, out=first).neg_().add_(1)
+        return torch.add(values, first, alpha=value, out=second)
+
     if (
-        _smallest(diagonal.mul(0)) == 0  # no entry is inf or NaN
-        and _smallest(torch.add(diagonal, 1 - torch.sign(diagonal), alpha=floor)) >= floor
-        and _smallest(torch.add(norms, 1 - torch.sign(norms), alpha=large)) >= large
+        _smallest(torch.mul(diagonal, 0, out=second)) == 0  # no entry is inf or NaN
+        and _smallest(zeros_as(diagonal, floor)) >= floor
+        and _smallest(zeros_as(norms, large)) >= large
     ):
         return
     zero = (diagonal == 0) & ((norms == 0) | (norms >= large))
@@ -368,7 +383,12 @@ def _refactor_suspect_samples(
 
 
 def _copy_repeated_rows_last(
-    phi: Tensor, factor: Tensor, diagonal: Tensor, norms: Tensor, rows: list[int]
+    phi: Tensor,
+    factor: Tensor,
+    diagonal: Tensor,
+    norms: Tensor,
+    rows: list[int],
+    temporary: tuple[Tensor, Tensor],
 ) -> None:
     """``_copy_repeated_rows`` for the samples-last memory of ``_factor_rows_last``
     (``diagonal`` and ``norms`` ``(k, block)``): a row of ``Phi`` equal to an earlier one gets
@@ -376,10 +396,12 @@ def _copy_repeated_rows_last(
     ``rows`` with a diagonal entry within ``sqrt(u)`` of their norm are candidates, and only
     where their norm equals an earlier row's are they compared entry by entry."""
     root = math.sqrt(torch.finfo(phi.dtype).eps)
+    close = temporary[0][0]  # (block,) buffer; temporary[1] is (k, block)
     for j in rows:
         # 0 where row j is close and has the norm of row i (a row of zeros is not close)
-        close = torch.add(diagonal[j], norms[j], alpha=-root).add_(1 - torch.sign(norms[j]))
-        apart = (norms[j] - norms[:j]).abs_().add_(close.clamp_(min=0))
+        torch.sign(norms[j], out=close).neg_().add_(1)
+        close.add_(diagonal[j]).sub_(norms[j], alpha=root).clamp_(min=0)
+        apart = torch.sub(norms[j], norms[:j], out=temporary[1][:j]).abs_().add_(close)
         for i, distance in enumerate(apart.amin(-1).tolist()):
             if distance == 0:
                 same = (apart[i] == 0) & ((phi[j] - phi[i]).abs_().amax(0) == 0)
@@ -602,6 +624,24 @@ class LayerView:
         return times_power_of_two(values, exponent)
 
 
+class _Step(NamedTuple):
+    """The views of step ``i`` of ``_factor_rows_last`` in a block's buffers: ``norm`` and
+    ``diagonal`` (``C[i, i]`` in the diagonal buffer and in the factor), ``residual`` (row
+    ``i``'s, for ``i > 0``), ``rest`` (the residuals of the rows after ``i``), their
+    ``coefficients`` ``C[i + 1:, i]``, scratch rows ``square`` and ``products``, and the
+    ``projection`` coefficients (also as a column)."""
+
+    norm: Tensor
+    diagonal: Tensor
+    residual: Tensor
+    rest: Tensor
+    coefficients: Tensor
+    square: Tensor
+    products: Tensor
+    projection: Tensor
+    projection_column: Tensor
+
+
 class _Workspace:
     """Buffers of one block of the CPU chain, samples last in memory like its state, reused
     at every layer so that a layer allocates nothing: ``phi`` and ``square`` shaped like the
@@ -617,6 +657,7 @@ class _Workspace:
 
         self.phi, self.square = state(), state()
         self.phi_norm = norms()
+        self.phi_norm_column = self.phi_norm.unsqueeze(-1)  # as the one-input increment reads it
         self.y_norms = (norms(), norms())
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.shape = (k, n, size)
@@ -624,6 +665,9 @@ class _Workspace:
         self.state: Tensor | None = None  # the memory (k, n, block) of the block's state
         self._factor: Tensor | None = None
         self._rows: Tensor | None = None
+        self._temporaries: Tensor | None = None
+        self._steps: list[_Step] | None = None
+        self.norm_rows = self.phi_norm.t()  # (k, block)
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -633,6 +677,38 @@ class _Workspace:
             self._factor = torch.zeros((k, k, size), dtype=self.dtype, device=self.device)
             self._diagonal = torch.empty((k, size), dtype=self.dtype, device=self.device)
         return self._factor, self._diagonal
+
+    def gram_schmidt(self) -> list[_Step]:
+        """The views each step of ``_factor_rows_last`` works in, made once per block
+        (indexing a tensor costs about as much as a small operation)."""
+        if self._steps is None:
+            factor, diagonal = self.factor()
+            work, scratch = self.rows(), self.square.permute(1, 2, 0)
+            projection = self.temporaries()[3]
+            k = self.shape[0]
+            self._steps = [
+                _Step(
+                    norm=diagonal[i],
+                    diagonal=factor[i, i],
+                    residual=work[i - 1] if i else work[0],
+                    rest=work[i:],
+                    coefficients=factor[i + 1 :, i],
+                    square=scratch[0],
+                    products=scratch[1 : k - i],
+                    projection=projection[: k - i - 1],
+                    projection_column=projection[: k - i - 1].unsqueeze(1),
+                )
+                for i in range(k)
+            ]
+        return self._steps
+
+    def temporaries(self) -> Tensor:
+        """Four ``(k, block)`` buffers for the per-sample temporaries of the factor."""
+        if self._temporaries is None:
+            k, _, size = self.shape
+            shape = (4, k, size)
+            self._temporaries = torch.empty(shape, dtype=self.dtype, device=self.device)
+        return self._temporaries
 
     def rows(self) -> Tensor:
         """``(k - 1, n, block)`` memory for the Gram-Schmidt residuals of rows 1..k-1."""
@@ -708,7 +784,9 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         # noise = sqrt(n) W, so (W Phi^T)^T = Phi W^T = Phi noise^T / sqrt(n)
         y.baddbmm_(view.phi, noise.transpose(1, 2), alpha=factor)
     elif plan.inputs == 1:
-        y.addcmul_(view.phi_norm.unsqueeze(-1), noise, value=factor)
+        space, norm = view.workspace, view.phi_norm
+        column = space.phi_norm_column if space and norm is space.phi_norm else norm[..., None]
+        y.addcmul_(column, noise, value=factor)
     elif view.workspace is not None and (memory := _rows_last(y, view, noise)) is not None:
         # samples last (the CPU chain): y_a += C[a, b] z_b, column b on the rows a >= b
         state, phi, normals = memory
