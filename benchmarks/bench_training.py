@@ -203,6 +203,13 @@ def product_sweeps(model, samples):
     return (lambda: timed(forward)), (lambda: timed(adjoint))
 
 
+def _workers(model, samples):
+    """Threads ``train`` runs ``model`` on (``_NetworkGroups``)."""
+    from deeplimit.training.train import _NetworkGroups
+
+    return len(_NetworkGroups(model, samples).parts)
+
+
 def peak_gflops(dtype, size=1024):
     """GFLOP/s of one large square product (torch's threads): the machine's BLAS ceiling, for
     context beside the skinny products of the training."""
@@ -223,7 +230,10 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
     training's % of it (tanh shapes of the main table, then the linear N = 1). ``cpu-time %``:
     the products' CPU seconds over the training's (the process's CPU time, which time slices
     given to other processes do not inflate): the share of the training's work that is its
-    products, the figure to trust on a loaded machine, where wall-clock ratios scatter."""
+    products, the figure to trust on a loaded machine, where wall-clock ratios scatter; ``cpu
+    GB/s``: the bytes streamed per CPU second of one worker thread times the workers (what a
+    quiet machine would give if the workers never waited; memory shared with other processes
+    still slows it)."""
     from deeplimit.training.authors import authors_linear_task
 
     tanh_data, linear_data = synthetic_task(), authors_linear_task()
@@ -241,7 +251,7 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
         f"{'case':>9} {'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} {'dtype':>7} | "
         f"{'train GB/s':>10} {'copy GB/s':>9} {'products GB/s':>13} {'(GFLOP/s)':>9} | "
         f"{'bound':>8} {'% of bound':>10} {'min-max':>7} {'% of copy':>9} | "
-        f"{'cpu-time %':>10}"
+        f"{'cpu-time %':>10} {'cpu GB/s':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -267,7 +277,8 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
             flops = 4.0 * n * depth * width * dim * seeds * (3 * steps + 1)
             forward, adjoint = product_sweeps(model, n)
             forward(), adjoint()  # warm up
-            gbs, copies, bounds, ratios, copy_ratios, cpu_ratios = [], [], [], [], [], []
+            gbs, copies, bounds, ratios, copy_ratios, cpu_ratios, cpu_gbs = ([] for _ in range(7))
+            workers = _workers(model, n)
             for _ in range(rounds):
                 copy = stream_copy_gbs(megabytes=256, repeats=3)
                 (f_wall, f_cpu), (b_wall, b_cpu) = (
@@ -288,6 +299,7 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
                 ratios.append(100 * gbs[-1] / min(copy, products))
                 copy_ratios.append(100 * gbs[-1] / copy)
                 cpu_ratios.append(100 * products_cpu / best[1])
+                cpu_gbs.append(streamed / (best[1] / workers) / 1e9)
             name = "tanh N=10" if activation == "tanh" else "lin N=1"
             copy, products = float(np.median(copies)), float(np.median(bounds))
             gflops = products * 1e9 / streamed * flops / 1e9
@@ -297,7 +309,8 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
                 f"{str(dtype)[6:]:>7} | {float(np.median(gbs)):>10.1f} {copy:>9.1f} "
                 f"{products:>13.1f} {gflops:>9.1f} | {bound:>8} "
                 f"{float(np.median(ratios)):>9.0f}% {min(ratios):>3.0f}-{max(ratios):.0f}% "
-                f"{float(np.median(copy_ratios)):>8.0f}% | {float(np.median(cpu_ratios)):>9.0f}%",
+                f"{float(np.median(copy_ratios)):>8.0f}% | {float(np.median(cpu_ratios)):>9.0f}% "
+                f"{float(np.median(cpu_gbs)):>8.1f}",
                 flush=True,
             )
             del model, initial

@@ -21,7 +21,8 @@ The backward sweep adds ``coefficient * dR/dz_l`` into per-layer *targets* as so
 ``l`` is done (after ``g_{l-1}`` is formed): with ``targets = parameters`` and
 ``coefficient = -lr`` this is the gradient-descent update, done in place, without ever
 storing a full gradient tensor; only the per-layer states ``h_{l-1}`` (and, for the 2LP,
-``sigma(p_l)`` and ``sigma'(p_l)``) of the forward pass are kept.
+``sigma(p_l)`` and ``sigma'(p_l)``, or for tanh ``sigma(p_l)`` alone; units-major where
+that is faster, ``TwoLayerBlock.units_major``) of the forward pass are kept.
 """
 
 from __future__ import annotations
