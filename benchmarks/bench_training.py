@@ -222,6 +222,21 @@ def peak_gflops(dtype, size=1024):
     return 2 * size**3 / best / 1e9
 
 
+def fresh_model(shape, dims, **options):
+    """The benchmark's model of ``shape`` = (L, M, D, S, ...) with ``dims`` inputs and outputs
+    (other ``build_resnet`` options passed on), and a function putting its parameters back to
+    their initial values, so that every timed training starts from the same weights."""
+    depth, width, dim, seeds = shape[:4]
+    model = build_resnet(depth, width, dim, input_dim=dims, output_dim=dims, seeds=seeds, **options)
+    initial = {name: value.clone() for name, value in model.storage.items()}
+
+    def reset():
+        for name, value in initial.items():
+            model.storage[name].copy_(value)
+
+    return model, reset
+
+
 def bandwidth_rounds(shapes, linear_shape, rounds):
     """Per shape and dtype, medians over ``rounds`` of: the effective GB/s of ``train``, a
     stream copy and the bound the products set (``product_sweeps``: bytes streamed per second
@@ -258,18 +273,8 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
     for shape, activation, data, dims in cases:
         depth, width, dim, seeds, steps = shape
         for dtype in (torch.float64, torch.float32):
-            model = build_resnet(
-                depth,
-                width,
-                dim,
-                input_dim=dims,
-                output_dim=dims,
-                activation=activation,
-                lr=0.15 if activation == "identity" else 0.5,
-                seeds=seeds,
-                dtype=dtype,
-            )
-            initial = {name: value.clone() for name, value in model.storage.items()}
+            lr = 0.15 if activation == "identity" else 0.5
+            model, reset = fresh_model(shape, dims, activation=activation, lr=lr, dtype=dtype)
             train(model, data, 1, record_movement=False)  # warm up
             itemsize = torch.finfo(dtype).bits // 8
             streamed = streamed_bytes(depth, width, dim, seeds, steps, itemsize)
@@ -288,8 +293,7 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
                 products_cpu = (steps + 1) * f_cpu + steps * b_cpu
                 best = (math.inf, math.inf)
                 for _ in range(2):
-                    for name, value in initial.items():
-                        model.storage[name].copy_(value)
+                    reset()
                     wall, cpu = time.perf_counter(), time.process_time()
                     train(model, data, steps, record_movement=False)
                     best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
@@ -313,7 +317,7 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
                 f"{float(np.median(cpu_gbs)):>8.1f}",
                 flush=True,
             )
-            del model, initial
+            del model, reset
 
 
 def bench_linear_bandwidth(shape, repeats, copy_gbs):
@@ -324,22 +328,10 @@ def bench_linear_bandwidth(shape, repeats, copy_gbs):
     data = authors_linear_task()
     depth, width, dim, seeds, steps = shape
     for dtype in (torch.float64, torch.float32):
-        model = build_resnet(
-            depth,
-            width,
-            dim,
-            input_dim=3,
-            output_dim=3,
-            activation="identity",
-            lr=0.15,
-            seeds=seeds,
-            dtype=dtype,
-        )
-        initial = {name: value.clone() for name, value in model.storage.items()}
+        model, reset = fresh_model(shape, 3, activation="identity", lr=0.15, dtype=dtype)
         best = math.inf
         for _ in range(repeats + 1):
-            for name, value in initial.items():
-                model.storage[name].copy_(value)
+            reset()
             start = time.perf_counter()
             train(model, data, steps, record_movement=False)
             best = min(best, time.perf_counter() - start)
@@ -349,7 +341,7 @@ def bench_linear_bandwidth(shape, repeats, copy_gbs):
             f"linear N=1 {depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | {str(dtype)[6:]} "
             f"{best:.3f} s, {gbs:6.1f} GB/s ({100 * gbs / copy_gbs:3.0f}% of the stream copy)"
         )
-        del model, initial
+        del model, reset
 
 
 def bench_cuda(shapes, repeats):
@@ -359,28 +351,17 @@ def bench_cuda(shapes, repeats):
     for depth, width, dim, seeds, steps in shapes:
         times = []
         for dtype in (torch.float64, torch.float32):
-            model = build_resnet(
-                depth,
-                width,
-                dim,
-                input_dim=5,
-                output_dim=5,
-                seeds=seeds,
-                dtype=dtype,
-                device="cuda",
-            )
-            initial = {name: value.clone() for name, value in model.storage.items()}
+            model, reset = fresh_model((depth, width, dim, seeds), 5, dtype=dtype, device="cuda")
             best = math.inf
             for _ in range(repeats + 1):  # the first run warms up
-                for name, value in initial.items():
-                    model.storage[name].copy_(value)
+                reset()
                 torch.cuda.synchronize()
                 start = time.perf_counter()
                 train(model, data, steps, record_movement=False)
                 torch.cuda.synchronize()
                 best = min(best, time.perf_counter() - start)
             times.append(best)
-            del model, initial
+            del model, reset
         print(
             f"{depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} | {times[0]:>8.3f} | "
             f"{times[1]:>8.3f}"
