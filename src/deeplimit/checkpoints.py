@@ -124,7 +124,7 @@ class Checkpoint:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {field: archive[field] for field in archive.files}
             meta = json.loads(str(arrays.pop(_META)))
-            if meta != {"format": FORMAT, "key": self.key, "unit": name}:
+            if meta != self._meta(name):
                 raise ValueError(f"it belongs to {meta}")
         except Exception:  # unreadable in any way (truncated, bad CRC, not a zip): recompute
             self.corrupt += 1
@@ -138,10 +138,14 @@ class Checkpoint:
             return
         path = self.path(name)
         arrays = _arrays(arrays)
-        meta = json.dumps({"format": FORMAT, "key": self.key, "unit": name}, sort_keys=True)
+        meta = json.dumps(self._meta(name), sort_keys=True)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays, **{_META: np.array(meta)})
         atomic_write_bytes(path, buffer.getvalue())
+
+    def _meta(self, name: str) -> dict[str, Any]:
+        """What every archive of unit ``name`` of this point says about itself."""
+        return {"format": FORMAT, "key": self.key, "unit": name}
 
     def discard(self) -> None:
         """Remove every unit (the point is stored: they are not needed any more)."""
