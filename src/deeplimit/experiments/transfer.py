@@ -179,11 +179,16 @@ class Transfer(ChizatExperiment):
     )
 
     def full_settings(self) -> dict[str, Any]:
+        # 16x in depth and in width (four doublings each, twice the fast span), 16 learning
+        # rates, 8 seeds, 100 steps on 4x the data; float32, the practitioners' dtype, which
+        # trains these small batched products ~3x faster than float64 on a CPU (an hour on the
+        # 2-core machine, where 2...64 x 8...256 in float64 would take ~9 hours)
         return {
-            "depths": (2, 4, 8, 16, 32, 64),
-            "widths": (8, 16, 32, 64, 128, 256),
-            "lr_exponents": tuple(range(-6, 12)),
+            "depths": (2, 4, 8, 16, 32),
+            "widths": (8, 16, 32, 64, 128),
+            "lr_exponents": tuple(range(-4, 12)),
             "steps": 100,
+            "dtype": "float32",
             "train_samples": 1024,
             "test_samples": 773,
             "seeds": 8,
