@@ -279,28 +279,34 @@ def test_several_inputs_whose_squares_underflow_are_factored_again():
     assert ((tiny * 2.0**560 - y).abs() <= 1e-12 * y.abs()).all()
 
 
-@pytest.mark.parametrize("ahead_numbers", [2**18, 1], ids=["groups", "layer_by_layer"])
+@pytest.mark.parametrize("group_numbers", [16 * 300, 1], ids=["groups", "layer_by_layer"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_normals_drawn_ahead_are_the_same_numbers(monkeypatch, dtype, ahead_numbers):
+def test_normals_drawn_ahead_are_the_same_numbers(monkeypatch, dtype, group_numbers):
     """One block (a small SDE) with a core to spare draws its normals on a thread of its own,
-    groups of layers ahead (40 steps: groups of 16, 16, 8 in two sets of buffers), or layer by
-    layer: the same numbers as drawn in turn; an error in a layer stops the drawing thread."""
-    monkeypatch.setattr(chain, "_AHEAD_NUMBERS", ahead_numbers)
+    groups of steps ahead (40 steps of 2 x 3 x 50 numbers: groups of 16, 16, 8 in two buffers),
+    or step by step: the same numbers as drawn in turn, for two inputs (step by step) and one
+    ReLU input (``_OneReLU``'s stretches); an error in a step stops the drawing thread."""
+    from deeplimit import rng
+
+    monkeypatch.setattr(rng, "_GROUP_NUMBERS", group_numbers)
     drawn_ahead = []
 
     class Spy(chain._Normals):
         def __init__(self, *args):
             super().__init__(*args)
             drawn_ahead.append(self.thread is not None)
+            assert self.group == (16 if group_numbers > 1 else 1)
 
     monkeypatch.setattr(chain, "_Normals", Spy)
     kwargs = dict(samples=50, y0=[[1.0, 0.5, -0.2], [0.1, 0.3, 1.0]], seed=4, dtype=dtype)
+    one = dict(kwargs, y0=[1.0, 0.5, -0.2, 0.3, 0.1, -1.0], samples=50)  # 6 x 50 numbers a step
     runs = []
     for threads in (1, 2):
         monkeypatch.setattr(chain, "_threads", lambda threads=threads: threads)
         runs.append(dl.sample_sde(3, "relu", steps=40, record="all", **kwargs))
-    assert drawn_ahead == [False, True]
-    assert torch.equal(runs[0], runs[1])
+        runs.append(dl.sample_sde(6, "relu", steps=40, record=[0.5, 1.0], **one))
+    assert drawn_ahead == [False, False, True, True]
+    assert torch.equal(runs[0], runs[2]) and torch.equal(runs[1], runs[3])
 
     def failing(t):
         if failing.calls == 20:

@@ -24,6 +24,18 @@ backward pass regenerates the weights of the forward pass this way). The block s
 only on the problem, never on the memory budget; a *chunk* is a run of whole blocks processed
 together. So a given seed gives the same numbers on a given device, in a given dtype, whatever
 the chunk size and the number of threads.
+
+Groups of steps (the exact-in-law chain on the CPU): where a block draws few numbers a step,
+the per-call costs of seeding and drawing are not small against the drawing itself, so that
+chain draws the steps of a block in groups of ``group_steps(k n block)`` consecutive steps
+(``_GROUP_NUMBERS`` numbers at most, 64 steps at most; one step, the layout above, for a block
+of ``_GROUP_NUMBERS`` numbers a step or more). The group of steps ``s, ..., s + m - 1``
+(``s = 1 + j G`` for the ``j``-th group, ``m = G`` but for the last group of the chain,
+which stops at its last step) fills, in order, one C-contiguous ``(m, k, n, block)`` array from
+the generator of step ``s`` (``layer_seed(base_b, s)``, drawn as above): step ``s + i`` is its
+``i``-th slice. The group size depends on the block's size, ``k`` and ``n`` only, so the
+numbers stay independent of the chunk size and the threads, and any step can still be drawn
+again (by drawing its group).
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ __all__ = [
     "SampleBlocks",
     "block_size_for",
     "derive_seed",
+    "group_steps",
     "layer_seed",
 ]
 
@@ -104,7 +117,7 @@ class BlockStreams:
 
     def fill(self, index: int, layer: int, out: torch.Tensor) -> None:
         """Fill the contiguous tensor ``out``, in memory order, with the standard normals of
-        block ``index`` at ``layer``."""
+        block ``index`` at ``layer`` (of the group of steps from ``layer`` on, for a group)."""
         seed = layer_seed(self.bases[index], layer)
         if self.device.type == "cpu" and out.dtype == torch.float64:
             self._numpy_generator(seed).standard_normal(out=out.numpy(), dtype=np.float64)
@@ -124,6 +137,18 @@ class BlockStreams:
         out = torch.empty(shape, dtype=dtype, device=self.device)
         self.fill(index, layer, out)
         return out
+
+
+# The exact-in-law chain on the CPU draws at most this many numbers (512 KiB of float32, 1 MiB
+# of float64: in the caches) and at most ``_MAX_GROUP`` steps of a block in one call.
+_GROUP_NUMBERS = 2**17
+_MAX_GROUP = 64
+
+
+def group_steps(numbers_per_step: int) -> int:
+    """Steps a block that draws ``numbers_per_step`` numbers a step draws in one group (see
+    the module docstring): ``_GROUP_NUMBERS // numbers_per_step``, between 1 and 64."""
+    return max(1, min(_MAX_GROUP, _GROUP_NUMBERS // max(1, numbers_per_step)))
 
 
 def block_size_for(numbers_per_sample: int) -> int:

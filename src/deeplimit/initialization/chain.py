@@ -31,6 +31,7 @@ units are only reported as out of range at the layers where they are asked for.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import functools
 import math
@@ -48,7 +49,7 @@ from torch import Tensor
 
 from ..activations import Activation, ReLU
 from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
-from ..rng import BlockStreams, SampleBlocks
+from ..rng import BlockStreams, SampleBlocks, group_steps
 from .recording import slots_by_step
 from .state import InitialState
 
@@ -1084,65 +1085,103 @@ def _simulate_blocks(
     return out
 
 
-# Numbers a block drawing ahead keeps in its buffers (``_Normals``): 1 MiB of float32.
-_AHEAD_NUMBERS = 2**18
-
-
 class _Normals:
-    """The standard normals of one block, layer by layer: ``layer(step)`` is the noise of
-    ``step`` as ``(block, k, n)`` (samples last in memory), the numbers of
-    ``BlockStreams.fill`` whatever ``ahead``.
+    """The standard normals of one block, step by step, drawn in the groups of steps of the
+    stream layout (``rng``: ``group_steps`` steps a ``BlockStreams.fill``). ``layer(step)`` is
+    the noise of ``step`` as ``(block, k, n)`` (samples last in memory), ``plane(step)`` the
+    same numbers as the memory ``(n, block)`` of one input; steps are asked for in order, from
+    1, each by one of the two. ``again(step)`` draws the numbers of a step again, in a buffer of
+    its own (for a stretch of steps run a second time, ``_OneReLU``).
 
-    With ``ahead`` a thread of its own draws them, groups of layers ahead of the chain, into
-    two groups of buffers in turn (a handoff per group, not per layer): where the machine has
-    a core to spare (a run of fewer blocks than cores, such as a small SDE), a layer then costs
-    the longer of drawing its normals and the update, not their sum. Drawing releases the GIL
-    (torch and NumPy alike)."""
+    With ``ahead`` a thread of its own draws the groups ahead of the chain into two buffers in
+    turn (a handoff per group): where the machine has a core to spare (a run of fewer blocks
+    than cores, such as a small SDE), a step then costs the longer of drawing its normals and
+    the update, not their sum. Drawing releases the GIL (torch and NumPy alike). The numbers
+    are those of the stream layout whatever ``ahead``."""
 
     def __init__(self, plan: ChainPlan, block: int, size: int, ahead: bool) -> None:
-        shape = (plan.inputs, plan.width, size)
+        self.shape = (plan.inputs, plan.width, size)
+        self.plan, self.block = plan, block
         self.streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
         self.steps = plan.steps
-        numbers = math.prod(shape)
-        self.group = max(1, min(16, _AHEAD_NUMBERS // (2 * numbers))) if ahead else 1
-        count = 2 * self.group if ahead else 1
-        self.buffers = [torch.empty(shape, dtype=plan.dtype, device=plan.device)]
-        self.buffers += [torch.empty_like(self.buffers[0]) for _ in range(count - 1)]
-        self.views = [buffer.permute(2, 0, 1) for buffer in self.buffers]
+        # a chain shorter than a group draws it up to its last step: the same numbers
+        self.group = min(group_steps(math.prod(self.shape)), max(1, self.steps))
+        count = 2 if ahead and self.steps > 0 else 1
+        self.buffers = [self._buffer() for _ in range(count)]
+        self.views = [[step.permute(2, 0, 1) for step in buffer] for buffer in self.buffers]
+        self.planes = [[step[0] for step in buffer] for buffer in self.buffers]
+        self.spare: tuple[BlockStreams, Tensor, list[Tensor]] | None = None
+        self.spare_first = 0
         self.thread: threading.Thread | None = None
-        if ahead and self.steps > 0:
-            self.free = threading.Semaphore(2)  # groups of buffers the drawer may fill
-            self.ready = threading.Semaphore(0)  # groups filled and not yet handed over
+        if count == 2:
+            self.free = threading.Semaphore(2)  # buffers the drawer may fill
+            self.ready = threading.Semaphore(0)  # buffers filled and not yet handed over
             self.cancelled = False
             self.error: BaseException | None = None
             self.thread = threading.Thread(target=self._draw, name="deeplimit-normals", daemon=True)
             self.thread.start()
 
+    def _buffer(self) -> Tensor:
+        """Memory ``(group, k, n, block)`` for a group of steps."""
+        plan = self.plan
+        return torch.empty((self.group, *self.shape), dtype=plan.dtype, device=plan.device)
+
+    def _fill(self, streams: BlockStreams, first: int, buffer: Tensor) -> None:
+        """Draw the group of steps from ``first`` on (up to the chain's last step)."""
+        streams.fill(0, first, buffer[: min(self.group, self.steps - first + 1)])
+
     def _draw(self) -> None:
         try:
-            for first in range(1, self.steps + 1, self.group):
+            for number, first in enumerate(range(1, self.steps + 1, self.group)):
                 self.free.acquire()
-                for step in range(first, min(self.steps + 1, first + self.group)):
-                    if self.cancelled:
-                        return
-                    self.streams.fill(0, step, self.buffers[(step - 1) % len(self.buffers)])
+                if self.cancelled:
+                    return
+                self._fill(self.streams, first, self.buffers[number % 2])
                 self.ready.release()
         except BaseException as error:  # handed to the chain's thread at its next group
             self.error = error
             self.ready.release()
 
+    def _slot(self, step: int) -> tuple[int, int]:
+        """The buffer and the position in it of the numbers of ``step``."""
+        offset = (step - 1) % self.group
+        number = (step - 1) // self.group
+        if offset == 0:  # a new group: the previous one is used up
+            if self.thread is None:
+                self._fill(self.streams, step, self.buffers[0])
+            else:
+                if step > 1:
+                    self.free.release()
+                self.ready.acquire()
+                if self.error is not None:
+                    raise self.error
+        return number % len(self.buffers), offset
+
     def layer(self, step: int) -> Tensor:
-        """The noise of ``step`` (steps asked for in order, from 1)."""
-        if self.thread is None:
-            self.streams.fill(0, step, self.buffers[0])
-            return self.views[0]
-        if (step - 1) % self.group == 0:  # a new group: the previous one is used up
-            if step > 1:
-                self.free.release()
-            self.ready.acquire()
-            if self.error is not None:
-                raise self.error
-        return self.views[(step - 1) % len(self.buffers)]
+        """The noise of ``step`` as ``(block, k, n)``."""
+        buffer, offset = self._slot(step)
+        return self.views[buffer][offset]
+
+    def plane(self, step: int) -> Tensor:
+        """The noise of ``step`` as the memory ``(n, block)`` of the first input."""
+        buffer, offset = self._slot(step)
+        return self.planes[buffer][offset]
+
+    def again(self, step: int) -> Tensor:
+        """The noise of ``step`` as ``(block, k, n)``, drawn again (any step, any order)."""
+        first = step - (step - 1) % self.group
+        if self.spare is None:
+            streams = BlockStreams(
+                self.plan.seed, CHAIN_STREAM, [(self.block, 0, self.shape[-1])], self.plan.device
+            )
+            buffer = self._buffer()
+            self.spare = (streams, buffer, [step.permute(2, 0, 1) for step in buffer])
+            self.spare_first = 0
+        streams, buffer, views = self.spare
+        if self.spare_first != first:
+            self._fill(streams, first, buffer)
+            self.spare_first = first
+        return views[step - first]
 
     def close(self) -> None:
         """Stop the drawing thread, if any (at the end of the block or on an error)."""
@@ -1151,6 +1190,128 @@ class _Normals:
             self.free.release()
             self.thread.join()
             self.thread = None
+
+
+# Steps of a stretch of ``_OneReLU`` and numbers of its per-step norms at most; False in
+# ``_STRETCHES``: every chain step by step (the reference the tests compare stretches with).
+_STRETCH_STEPS = 64
+_STRETCH_NUMBERS = 2**18
+_STRETCHES = True
+
+
+class _OneReLU:
+    """The exact-in-law chain of one ReLU input on the CPU, with no observers, in stretches of
+    steps checked once (``run``): a step is then the four operations of the update
+    (``phi = relu(y)``, ``||phi||^2`` as a product and a sum along the width, its square root)
+    and the update ``y += s n^-1/2 ||phi|| z`` itself, on the samples-last memory ``(n, block)``
+    of the state (a reduction along contiguous rows) with the normals of ``_Normals.plane``.
+
+    Those are the operations and the numbers of the chain's per-step path
+    (``_increment`` and ``_Numerics.view``) wherever the per-step checks would find nothing
+    to do, which the end of a stretch verifies on reductions of numbers computed anyway (the
+    norms of every step, kept in a small buffer) and on the final state:
+
+    * every entry of the state is finite (NaN and inf persist: a blow-up anywhere in the
+      stretch is still there at its end);
+    * every nonzero ``||phi||`` of the stretch is at least ``2^-bound`` (the per-step path's
+      bound for skipping its checks, far above the ``sqrt(tiny) / eps`` under which a plain
+      norm may have lost squares to underflow); a zero norm is a collapsed path, and
+    * a path with ``||phi|| = 0`` at the last step has no positive entry: a nonzero ``phi``
+      whose squares all underflowed would have a norm of 0, a zero increment, and so a state
+      frozen up to the end of the stretch with a positive entry.
+
+    A stretch that fails a check is run again from its saved initial state by the per-step
+    path (its normals drawn again), which reports blow-ups and underflows at the step where
+    they happen and rescales by powers of two as it does; after ``f`` failures in a row the
+    next ``2^f`` steps (at most 1024) go step by step (``backoff``), so that a path that stays
+    near a bound costs little more than the per-step path. Rescaling and the recorded layers
+    come at the ends of stretches (a stretch ends at every recorded step): scaling by powers
+    of two is exact, so the numbers do not depend on where stretches end, nor on the chunk
+    size or the threads.
+    """
+
+    def __init__(self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int) -> None:
+        n, size = plan.width, memory.shape[-1]
+        self.width = n
+        self.y = memory[0]  # (n, block)
+        self.row = self.y[0]  # (block,): the state of width 1
+        self.factor = plan.scale / math.sqrt(n)
+        self.length = max(2, min(_STRETCH_STEPS, _STRETCH_NUMBERS // max(1, size)))
+        self.norms = torch.empty((self.length, size), dtype=plan.dtype, device=plan.device)
+        self.rows = list(self.norms.unbind(0))
+        self.heads = [self.norms[:count] for count in range(self.length + 1)]
+        self.phi = space.phi.permute(1, 2, 0)[0]  # (n, block) memory
+        self.square = space.square.permute(1, 2, 0)[0]
+        self.saved = torch.empty_like(self.y)
+        self.bound = 2.0**-bound
+        self.backoff = 0  # steps to go step by step before the next try
+        self.failures = 0
+
+    @classmethod
+    def make(
+        cls,
+        plan: ChainPlan,
+        memory: Tensor,
+        space: _Workspace,
+        numerics: _Numerics,
+        observers: Sequence[Observer],
+    ) -> _OneReLU | None:
+        """The stretches of one ReLU input without observers on the CPU, or None."""
+        if (
+            not _STRETCHES
+            or observers
+            or plan.inputs != 1
+            or type(plan.activation) is not ReLU
+            or not _host_checks(plan.device)
+        ):
+            return None
+        return cls(plan, memory, space, numerics.bound)
+
+    def ready(self) -> bool:
+        """Whether to try the next stretch (False: step by step, after a failure)."""
+        if self.backoff > 0:
+            self.backoff -= 1
+            return False
+        return True
+
+    def run(self, step: int, last: int, draws: _Normals) -> bool:
+        """Steps ``step + 1 .. last`` (at most ``length``) in place; False, the state as it was
+        at ``step``, where a check fails (see the class docstring)."""
+        y, rows, factor = self.y, self.rows, self.factor
+        self.saved.copy_(y)
+        count = last - step
+        if self.width == 1:  # ||relu(y)|| = relu(y)
+            row = self.row
+            for index in range(count):
+                noise = draws.plane(step + 1 + index)
+                y.addcmul_(torch.clamp(row, min=0, out=rows[index]), noise, value=factor)
+        else:
+            phi, square = self.phi, self.square
+            for index in range(count):
+                noise = draws.plane(step + 1 + index)
+                torch.clamp(y, min=0, out=phi)
+                norm = torch.sum(torch.mul(phi, phi, out=square), 0, out=rows[index]).sqrt_()
+                y.addcmul_(norm, noise, value=factor)
+        if self._checked(count):
+            self.failures = 0
+            return True
+        y.copy_(self.saved)
+        self.failures += 1
+        self.backoff = 2 ** min(self.failures, 10)
+        return False
+
+    def _checked(self, count: int) -> bool:
+        low, high = torch.aminmax(self.y)
+        if not (math.isfinite(low.item()) and math.isfinite(high.item())):
+            return False
+        norms = self.heads[count]
+        if not float(torch.where(norms > 0, norms, math.inf).min()) >= self.bound:
+            return False
+        if self.width == 1:  # relu(y) > 0 wherever y > 0: no norm underflows to 0
+            return True
+        last = self.rows[count - 1]
+        top = torch.amax(self.y, 0)  # the largest entry of each path
+        return not float(torch.where(last == 0, top, -math.inf).max()) > 0
 
 
 def _run_block(
@@ -1168,7 +1329,8 @@ def _run_block(
 ) -> None:
     """Every layer of one block (``_simulate_blocks``); returns early once ``stop_now`` is set
     (another thread failed, or the caller was interrupted). ``ahead``: draw the normals on a
-    thread of their own, ahead of the layers (``_Normals``)."""
+    thread of their own, ahead of the layers (``_Normals``). One ReLU input without observers
+    runs in checked stretches of steps (``_OneReLU``), every other chain step by step."""
     n, k, size = plan.width, plan.inputs, stop - start
     streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
     context = ChunkContext(plan, start, stop, streams)
@@ -1183,22 +1345,48 @@ def _run_block(
     workspace.state = memory
     numerics.start(start, stop)
     view = numerics.view(0, y, workspace)
-    if 0 in slots:
-        out[start:stop, slots[0]] = view.absolute(y).unsqueeze(1)
+
+    def record(step: int, view: LayerView) -> None:
+        if step in slots:
+            out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
+
+    record(0, view)
     for observer in observers:
         observer.start(context, view)
-    done = 0
+    stretches = _OneReLU.make(plan, memory, workspace, numerics, observers)
+    recorded = sorted(step for step in slots if step > 0)
+    step = done = 0
     try:
-        for step in range(1, plan.steps + 1):
+        while step < plan.steps:
             if stop_now.is_set():
                 return
-            _increment(plan, y, view, draws.layer(step))
-            view = numerics.view(step, y, workspace)
-            if step in slots:
-                out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
-            for observer in observers:
-                observer.observe(view)
-            if step % 64 == 0:
+            last = plan.steps
+            if stretches is not None:
+                last = min(last, step + stretches.length)
+                following = bisect.bisect_right(recorded, step)
+                if following < len(recorded):
+                    last = min(last, recorded[following])
+            if stretches is not None and last - step >= 2 and view.finite and stretches.ready():
+                if stretches.run(step, last, draws):
+                    step = last
+                    view = numerics.view(step, y, workspace)
+                    record(step, view)
+                else:  # again, step by step
+                    activation, exponent, lost = plan.activation, numerics.exponent, numerics.lost
+                    view = LayerView(step, y, activation, exponent, lost, None, workspace, True)
+                    while step < last:
+                        step += 1
+                        _increment(plan, y, view, draws.again(step))
+                        view = numerics.view(step, y, workspace)
+                        record(step, view)
+            else:
+                step += 1
+                _increment(plan, y, view, draws.layer(step))
+                view = numerics.view(step, y, workspace)
+                record(step, view)
+                for observer in observers:
+                    observer.observe(view)
+            if step - done >= 64:
                 meter.add(size * (step - done))
                 done = step
     finally:
