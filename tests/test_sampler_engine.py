@@ -58,6 +58,18 @@ CASES = [
         [lambda y: y[:, 0, 0]],
     ),
     (
+        "sde, relu, width 10, one input (checked stretches of steps)",
+        10,
+        300,
+        "relu",
+        dict(y0=[1.0] * 10),
+        [
+            lambda y: y[:, 0, 0],
+            lambda y: y[:, 0].norm(dim=-1),
+            lambda y: (y[:, 0] > 0).sum(-1).double() + 0.1 * torch.relu(y[:, 0]).sum(-1),
+        ],
+    ),
+    (
         "resnet, tanh, two inputs from x",
         3,
         15,
