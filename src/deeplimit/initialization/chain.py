@@ -1088,10 +1088,11 @@ def _simulate_blocks(
 class _Normals:
     """The standard normals of one block, step by step, drawn in the groups of steps of the
     stream layout (``rng``: ``group_steps`` steps a ``BlockStreams.fill``). ``layer(step)`` is
-    the noise of ``step`` as ``(block, k, n)`` (samples last in memory), ``plane(step)`` the
-    same numbers as the memory ``(n, block)`` of one input; steps are asked for in order, from
-    1, each by one of the two. ``again(step)`` draws the numbers of a step again, in a buffer of
-    its own (for a stretch of steps run a second time, ``_OneReLU``).
+    the noise of ``step`` as ``(block, k, n)`` (samples last in memory); ``planes_from(step)``
+    the same numbers as the memory ``(n, block)`` of one input, with those of the following
+    steps of the group; steps are asked for in order, from 1, each once. ``again(step)`` draws
+    the numbers of a step again, in a buffer of its own (for a stretch of steps run a second
+    time, ``_OneReLU``).
 
     With ``ahead`` a thread of its own draws the groups ahead of the chain into two buffers in
     turn (a handoff per group): where the machine has a core to spare (a run of fewer blocks
@@ -1162,10 +1163,11 @@ class _Normals:
         buffer, offset = self._slot(step)
         return self.views[buffer][offset]
 
-    def plane(self, step: int) -> Tensor:
-        """The noise of ``step`` as the memory ``(n, block)`` of the first input."""
+    def planes_from(self, step: int) -> list[Tensor]:
+        """The noise of ``step`` and the following steps of its group (the next step to ask
+        for is the first of the next group) as memories ``(n, block)`` of the first input."""
         buffer, offset = self._slot(step)
-        return self.planes[buffer][offset]
+        return self.planes[buffer][offset : min(self.group, self.steps - step + 1 + offset)]
 
     def again(self, step: int) -> Tensor:
         """The noise of ``step`` as ``(block, k, n)``, drawn again (any step, any order)."""
@@ -1204,7 +1206,8 @@ class _OneReLU:
     steps checked once (``run``): a step is then the four operations of the update
     (``phi = relu(y)``, ``||phi||^2`` as a product and a sum along the width, its square root)
     and the update ``y += s n^-1/2 ||phi|| z`` itself, on the samples-last memory ``(n, block)``
-    of the state (a reduction along contiguous rows) with the normals of ``_Normals.plane``.
+    of the state (a reduction along contiguous rows) with the normals of
+    ``_Normals.planes_from``.
 
     Those are the operations and the numbers of the chain's per-step path
     (``_increment`` and ``_Numerics.view``) wherever the per-step checks would find nothing
@@ -1240,6 +1243,9 @@ class _OneReLU:
         self.norms = torch.empty((self.length, size), dtype=plan.dtype, device=plan.device)
         self.rows = list(self.norms.unbind(0))
         self.heads = [self.norms[:count] for count in range(self.length + 1)]
+        work = torch.empty_like(self.norms)
+        self.scratch = [work[:count] for count in range(self.length + 1)]
+        self.top, self.sign = torch.empty_like(self.rows[0]), torch.empty_like(self.rows[0])
         self.phi = space.phi.permute(1, 2, 0)[0]  # (n, block) memory
         self.square = space.square.permute(1, 2, 0)[0]
         self.saved = torch.empty_like(self.y)
@@ -1277,21 +1283,22 @@ class _OneReLU:
     def run(self, step: int, last: int, draws: _Normals) -> bool:
         """Steps ``step + 1 .. last`` (at most ``length``) in place; False, the state as it was
         at ``step``, where a check fails (see the class docstring)."""
-        y, rows, factor = self.y, self.rows, self.factor
+        y, row, phi, square, factor = self.y, self.row, self.phi, self.square, self.factor
         self.saved.copy_(y)
         count = last - step
-        if self.width == 1:  # ||relu(y)|| = relu(y)
-            row = self.row
-            for index in range(count):
-                noise = draws.plane(step + 1 + index)
-                y.addcmul_(torch.clamp(row, min=0, out=rows[index]), noise, value=factor)
-        else:
-            phi, square = self.phi, self.square
-            for index in range(count):
-                noise = draws.plane(step + 1 + index)
-                torch.clamp(y, min=0, out=phi)
-                norm = torch.sum(torch.mul(phi, phi, out=square), 0, out=rows[index]).sqrt_()
-                y.addcmul_(norm, noise, value=factor)
+        done = 0
+        while done < count:  # the steps of one group of normals at a time
+            noises = draws.planes_from(step + 1 + done)[: count - done]
+            norms = self.rows[done : done + len(noises)]
+            if self.width == 1:  # ||relu(y)|| = relu(y)
+                for noise, norm in zip(noises, norms):
+                    y.addcmul_(torch.clamp(row, min=0, out=norm), noise, value=factor)
+            else:
+                for noise, norm in zip(noises, norms):
+                    torch.clamp(y, min=0, out=phi)
+                    torch.sum(torch.mul(phi, phi, out=square), 0, out=norm).sqrt_()
+                    y.addcmul_(norm, noise, value=factor)
+            done += len(noises)
         if self._checked(count):
             self.failures = 0
             return True
@@ -1301,17 +1308,23 @@ class _OneReLU:
         return False
 
     def _checked(self, count: int) -> bool:
+        """The checks of the class docstring, in float arithmetic (comparisons, masks and
+        ``torch.where`` are an order of magnitude slower on the CPU)."""
         low, high = torch.aminmax(self.y)
         if not (math.isfinite(low.item()) and math.isfinite(high.item())):
             return False
-        norms = self.heads[count]
-        if not float(torch.where(norms > 0, norms, math.inf).min()) >= self.bound:
+        # x - x^2 / bound is > 0 exactly for x in (0, bound) (x^2 / bound < x there, and it
+        # underflows to 0 only where x itself is tiny), 0 for 0 and bound, < 0 above bound
+        norms, scratch = self.heads[count], self.scratch[count]
+        torch.addcmul(norms, norms, norms, value=-1.0 / self.bound, out=scratch)
+        if not float(scratch.max()) <= 0:
             return False
         if self.width == 1:  # relu(y) > 0 wherever y > 0: no norm underflows to 0
             return True
-        last = self.rows[count - 1]
-        top = torch.amax(self.y, 0)  # the largest entry of each path
-        return not float(torch.where(last == 0, top, -math.inf).max()) > 0
+        # relu(largest entry) where the last norm is 0 (sign 0), 0 where it is positive
+        top = torch.amax(self.y, 0, out=self.top).clamp_(min=0)
+        sign = torch.sign(self.rows[count - 1], out=self.sign)
+        return not float(torch.addcmul(top, top, sign, value=-1.0, out=sign).max()) > 0
 
 
 def _run_block(
