@@ -44,14 +44,16 @@ def _per_step(monkeypatch, call):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("width", [1, 2, 10])
-@pytest.mark.parametrize("record", ["last", "all", [0.1, 0.5, 0.5, 1.0]], ids=str)
+@pytest.mark.parametrize("record", ["last", "all", [0.1, 0.5, 0.5, 1.0], [65 / 150, 0.9]], ids=str)
 def test_stretches_give_the_numbers_of_the_per_step_chain(
     monkeypatch, stretches, dtype, width, record
 ):
     """Several blocks (blocks of about 2^9 numbers a step), on two threads and in chunks of one
     block, against one thread and one chunk step by step; inputs 2^+-100 times larger or
     smaller (rescaled by powers of two at the ends of stretches) give the same numbers times
-    2^+-100. The ResNet of depth L is the SDE of L steps, with x as well as y0."""
+    2^+-100. The ResNet of depth L is the SDE of L steps, with x as well as y0. Recording
+    step 65 makes a step after a stretch of 64 that has skipped the per-step checks; 0.9,
+    steps after the last recorded one."""
     monkeypatch.setattr(rng, "_NUMBERS_PER_BLOCK", 2**9)
     y0 = torch.linspace(1.0, -0.45, width, dtype=torch.float64)  # no entry near 0
     samples = 3 * rng.block_size_for(width) + 5

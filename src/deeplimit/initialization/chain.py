@@ -1203,32 +1203,34 @@ _STRETCHES = True
 
 class _OneReLU:
     """The exact-in-law chain of one ReLU input on the CPU, with no observers, in stretches of
-    steps checked once (``run``): a step is then the four operations of the update
-    (``phi = relu(y)``, ``||phi||^2`` as a product and a sum along the width, its square root)
-    and the update ``y += s n^-1/2 ||phi|| z`` itself, on the samples-last memory ``(n, block)``
-    of the state (a reduction along contiguous rows) with the normals of
-    ``_Normals.planes_from``.
+    steps checked once (``run``): a step is then the update ``y += s n^-1/2 ||phi|| z`` and the
+    four operations of the next ``||phi||`` (``phi = relu(y)``, ``||phi||^2`` as a product and
+    a sum along the width, its square root), on the samples-last memory ``(n, block)`` of the
+    state (a reduction along contiguous rows) with the normals of ``_Normals.planes_from``.
 
-    Those are the operations and the numbers of the chain's per-step path
-    (``_increment`` and ``_Numerics.view``) wherever the per-step checks would find nothing
-    to do, which the end of a stretch verifies on reductions of numbers computed anyway (the
-    norms of every step, kept in a small buffer) and on the final state:
+    Those are the operations and the numbers of the chain's per-step path (``_increment`` and
+    ``_Numerics.view``) wherever the per-step checks would find nothing to do, which the end
+    of a stretch verifies on reductions of numbers computed anyway (the norms of every step,
+    kept in a small buffer) and on the final state:
 
     * every entry of the state is finite (NaN and inf persist: a blow-up anywhere in the
       stretch is still there at its end);
     * every nonzero ``||phi||`` of the stretch is at least ``2^-bound`` (the per-step path's
       bound for skipping its checks, far above the ``sqrt(tiny) / eps`` under which a plain
       norm may have lost squares to underflow); a zero norm is a collapsed path, and
-    * a path with ``||phi|| = 0`` at the last step has no positive entry: a nonzero ``phi``
-      whose squares all underflowed would have a norm of 0, a zero increment, and so a state
-      frozen up to the end of the stretch with a positive entry.
+    * a path with ``||phi|| = 0`` at the end has no positive entry: a nonzero ``phi`` whose
+      squares all underflowed would have a norm of 0, a zero increment, and so a state frozen
+      up to the end of the stretch with a positive entry.
 
     A stretch that fails a check is run again from its saved initial state by the per-step
     path (its normals drawn again), which reports blow-ups and underflows at the step where
     they happen and rescales by powers of two as it does; after ``f`` failures in a row the
     next ``2^f`` steps (at most 1024) go step by step (``backoff``), so that a path that stays
-    near a bound costs little more than the per-step path. Rescaling and the recorded layers
-    come at the ends of stretches (a stretch ends at every recorded step): scaling by powers
+    near a bound costs little more than the per-step path. The per-step checks themselves
+    (``_Numerics.view``) come at the recorded steps (a stretch ends at each) and where the
+    largest entry leaves the per-step path's bound (``sqrt(n) max |y| <= 2^bound``), which
+    also rescales by powers of two; elsewhere the end of a stretch has checked all they would
+    (``in_bounds``), and its last norm is the first of the next stretch. Scaling by powers
     of two is exact, so the numbers do not depend on where stretches end, nor on the chunk
     size or the threads.
     """
@@ -1240,16 +1242,20 @@ class _OneReLU:
         self.row = self.y[0]  # (block,): the state of width 1
         self.factor = plan.scale / math.sqrt(n)
         self.length = max(2, min(_STRETCH_STEPS, _STRETCH_NUMBERS // max(1, size)))
-        self.norms = torch.empty((self.length, size), dtype=plan.dtype, device=plan.device)
+        # norms[i]: ||phi|| after step i of the stretch (norms[0]: at its start)
+        self.norms = torch.empty((self.length + 1, size), dtype=plan.dtype, device=plan.device)
         self.rows = list(self.norms.unbind(0))
-        self.heads = [self.norms[:count] for count in range(self.length + 1)]
+        self.heads = [self.norms[: count + 1] for count in range(self.length + 1)]
         work = torch.empty_like(self.norms)
-        self.scratch = [work[:count] for count in range(self.length + 1)]
+        self.scratch = [work[: count + 1] for count in range(self.length + 1)]
         self.top, self.sign = torch.empty_like(self.rows[0]), torch.empty_like(self.rows[0])
         self.phi = space.phi.permute(1, 2, 0)[0]  # (n, block) memory
         self.square = space.square.permute(1, 2, 0)[0]
         self.saved = torch.empty_like(self.y)
         self.bound = 2.0**-bound
+        self.largest = 2.0**bound / math.sqrt(n)  # of |y| for the per-step path's bound
+        self.carried = False  # whether norms[0] is the norm of the state
+        self.in_bounds = False  # whether the last stretch ended within the per-step bounds
         self.backoff = 0  # steps to go step by step before the next try
         self.failures = 0
 
@@ -1280,38 +1286,53 @@ class _OneReLU:
             return False
         return True
 
+    def _norm(self, out: Tensor) -> None:
+        """``||relu(y)||`` of the state into ``out``."""
+        if self.width == 1:  # ||relu(y)|| = relu(y)
+            torch.clamp(self.row, min=0, out=out)
+        else:
+            torch.clamp(self.y, min=0, out=self.phi)
+            torch.sum(torch.mul(self.phi, self.phi, out=self.square), 0, out=out).sqrt_()
+
     def run(self, step: int, last: int, draws: _Normals) -> bool:
         """Steps ``step + 1 .. last`` (at most ``length``) in place; False, the state as it was
         at ``step``, where a check fails (see the class docstring)."""
         y, row, phi, square, factor = self.y, self.row, self.phi, self.square, self.factor
         self.saved.copy_(y)
+        if not self.carried:  # the state was rescaled or run step by step since
+            self._norm(self.rows[0])
         count = last - step
         done = 0
         while done < count:  # the steps of one group of normals at a time
             noises = draws.planes_from(step + 1 + done)[: count - done]
-            norms = self.rows[done : done + len(noises)]
+            norms = self.rows[done : done + len(noises) + 1]
             if self.width == 1:  # ||relu(y)|| = relu(y)
-                for noise, norm in zip(noises, norms):
-                    y.addcmul_(torch.clamp(row, min=0, out=norm), noise, value=factor)
-            else:
-                for noise, norm in zip(noises, norms):
-                    torch.clamp(y, min=0, out=phi)
-                    torch.sum(torch.mul(phi, phi, out=square), 0, out=norm).sqrt_()
+                for noise, norm, following in zip(noises, norms, norms[1:]):
                     y.addcmul_(norm, noise, value=factor)
+                    torch.clamp(row, min=0, out=following)
+            else:
+                for noise, norm, following in zip(noises, norms, norms[1:]):
+                    torch.clamp(y.addcmul_(norm, noise, value=factor), min=0, out=phi)
+                    torch.sum(torch.mul(phi, phi, out=square), 0, out=following).sqrt_()
             done += len(noises)
+        self.in_bounds = False
         if self._checked(count):
             self.failures = 0
+            self.rows[0].copy_(self.rows[count])
+            self.carried = True
             return True
         y.copy_(self.saved)
+        self.carried = False
         self.failures += 1
         self.backoff = 2 ** min(self.failures, 10)
         return False
 
     def _checked(self, count: int) -> bool:
         """The checks of the class docstring, in float arithmetic (comparisons, masks and
-        ``torch.where`` are an order of magnitude slower on the CPU)."""
+        ``torch.where`` are an order of magnitude slower on the CPU); sets ``in_bounds``."""
         low, high = torch.aminmax(self.y)
-        if not (math.isfinite(low.item()) and math.isfinite(high.item())):
+        low, high = low.item(), high.item()
+        if not (math.isfinite(low) and math.isfinite(high)):
             return False
         # x - x^2 / bound is > 0 exactly for x in (0, bound) (x^2 / bound < x there, and it
         # underflows to 0 only where x itself is tiny), 0 for 0 and bound, < 0 above bound
@@ -1319,12 +1340,14 @@ class _OneReLU:
         torch.addcmul(norms, norms, norms, value=-1.0 / self.bound, out=scratch)
         if not float(scratch.max()) <= 0:
             return False
-        if self.width == 1:  # relu(y) > 0 wherever y > 0: no norm underflows to 0
-            return True
-        # relu(largest entry) where the last norm is 0 (sign 0), 0 where it is positive
-        top = torch.amax(self.y, 0, out=self.top).clamp_(min=0)
-        sign = torch.sign(self.rows[count - 1], out=self.sign)
-        return not float(torch.addcmul(top, top, sign, value=-1.0, out=sign).max()) > 0
+        if self.width > 1:  # relu(y) > 0 wherever y > 0 at width 1: no norm underflows to 0
+            # relu(largest entry) where the last norm is 0 (sign 0), 0 where it is positive
+            top = torch.amax(self.y, 0, out=self.top).clamp_(min=0)
+            sign = torch.sign(self.rows[count], out=self.sign)
+            if float(torch.addcmul(top, top, sign, value=-1.0, out=sign).max()) > 0:
+                return False
+        self.in_bounds = max(-low, high) <= self.largest
+        return True
 
 
 def _run_block(
@@ -1368,7 +1391,14 @@ def _run_block(
         observer.start(context, view)
     stretches = _OneReLU.make(plan, memory, workspace, numerics, observers)
     recorded = sorted(step for step in slots if step > 0)
+
+    def checked_view(step: int) -> LayerView:
+        """A view of a state that the end of a stretch has checked (``_OneReLU``)."""
+        activation, exponent, lost = plan.activation, numerics.exponent, numerics.lost
+        return LayerView(step, y, activation, exponent, lost, None, workspace, True)
+
     step = done = 0
+    current = True  # whether ``view`` is the view of the state (not of an earlier step)
     try:
         while step < plan.steps:
             if stop_now.is_set():
@@ -1382,17 +1412,24 @@ def _run_block(
             if stretches is not None and last - step >= 2 and view.finite and stretches.ready():
                 if stretches.run(step, last, draws):
                     step = last
-                    view = numerics.view(step, y, workspace)
-                    record(step, view)
-                else:  # again, step by step
-                    activation, exponent, lost = plan.activation, numerics.exponent, numerics.lost
-                    view = LayerView(step, y, activation, exponent, lost, None, workspace, True)
+                    current = step in slots or not stretches.in_bounds
+                    if current:  # the per-step checks (the state may be rescaled)
+                        stretches.carried = False
+                        view = numerics.view(step, y, workspace)
+                        record(step, view)
+                else:  # again, step by step, from a fresh view (the stretch used its buffers)
+                    view = checked_view(step)
                     while step < last:
                         step += 1
                         _increment(plan, y, view, draws.again(step))
                         view = numerics.view(step, y, workspace)
                         record(step, view)
+                    current = True
             else:
+                if not current:
+                    view, current = checked_view(step), True
+                if stretches is not None:
+                    stretches.carried = False  # the norm of the next state is not kept
                 step += 1
                 _increment(plan, y, view, draws.layer(step))
                 view = numerics.view(step, y, workspace)
