@@ -1164,8 +1164,9 @@ class _Normals:
         return self.views[buffer][offset]
 
     def planes_from(self, step: int) -> list[Tensor]:
-        """The noise of ``step`` and the following steps of its group (the next step to ask
-        for is the first of the next group) as memories ``(n, block)`` of the first input."""
+        """The noise of ``step`` and of the following steps of its group, as memories
+        ``(n, block)`` of the first input; the caller uses a prefix of them and asks for the
+        step after that prefix next."""
         buffer, offset = self._slot(step)
         return self.planes[buffer][offset : min(self.group, self.steps - step + 1 + offset)]
 
