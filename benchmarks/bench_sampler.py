@@ -23,6 +23,7 @@ explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at is
 sizes. Usage:
 
     python benchmarks/bench_sampler.py [--quick] [--dtype float32] [--repeat 5] [--issue]
+    python benchmarks/bench_sampler.py --issue-only [--repeat 5]
 """
 
 from __future__ import annotations
@@ -288,7 +289,12 @@ def main() -> None:
     parser.add_argument("--no-observe", action="store_true", help="skip observe_resnet")
     parser.add_argument("--numpy", action="store_true", help="also the explicit-weights table")
     parser.add_argument("--issue", action="store_true", help="also issue 13's SDE sizes")
+    parser.add_argument("--issue-only", action="store_true", help="only issue 13's SDE sizes")
     args = parser.parse_args()
+    if args.issue_only:
+        repeat = min(args.repeat, 3) if args.quick else args.repeat
+        issue_table(repeat, args.device)
+        return
     numbers = 2**18  # normals per layer of a run (samples x inputs x width)
     steps = 2**24  # coordinate-steps of a run
     repeat = args.repeat
