@@ -87,29 +87,45 @@ def _host_checks(device: torch.device) -> bool:
 _NUMPY_RANGE = (torch.float32, torch.float64)
 
 
-def _range(values: Tensor) -> tuple[float, float]:
+def _range(values: Tensor, space: _Workspace | None = None) -> tuple[float, float]:
     """Smallest and largest entry (NaN if any entry is NaN, or without host checks, which then
-    takes every branch), in one reduction and one sync."""
+    takes every branch), in one reduction and one sync. ``space``: the block's workspace, which
+    keeps the NumPy view of ``values`` (a buffer of the block) from one layer to the next."""
     if values.numel() == 0:
         return 1.0, 1.0
     device = values.device
     if not _host_checks(device):
         return math.nan, math.nan
-    # in memory order: a reduction over a permuted view (the CPU chain's samples-last state)
-    # is an order of magnitude slower
+    if space is not None and (array := space.array(values)) is not None:
+        return float(array.min()), float(array.max())
+    memory = _memory_order(values)
+    if (array := _numpy(memory)) is not None:
+        return float(array.min()), float(array.max())
+    low, high = torch.aminmax(memory)
+    if device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
+        return low.item(), high.item()
+    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+
+
+def _memory_order(values: Tensor) -> Tensor:
+    """``values`` permuted to memory order where that is contiguous: a reduction over a
+    permuted view (the CPU chain's samples-last state) is an order of magnitude slower."""
     if not values.is_contiguous():
         memory = values.permute(*range(1, values.ndim), 0)  # samples last, the usual case
         if not memory.is_contiguous():
             memory = values.permute(sorted(range(values.ndim), key=lambda a: -values.stride(a)))
-        values = memory
-    if device.type == "cpu" and values.dtype in _NUMPY_RANGE and values.is_contiguous():
-        # NumPy's min and max (NaN-propagating like aminmax) are twice as fast on the CPU
-        array = values.detach().numpy() if values.requires_grad else values.numpy()
-        return float(array.min()), float(array.max())
-    low, high = torch.aminmax(values)
-    if device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
-        return low.item(), high.item()
-    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+        return memory
+    return values
+
+
+def _numpy(values: Tensor) -> np.ndarray | None:
+    """The NumPy view of a contiguous CPU tensor of float32 or float64, else None: NumPy's
+    ``min`` and ``max`` (NaN-propagating like ``aminmax``) are twice as fast on the CPU."""
+    if values.device.type != "cpu" or values.dtype not in _NUMPY_RANGE:
+        return None
+    if not values.is_contiguous():
+        return None
+    return values.detach().numpy() if values.requires_grad else values.numpy()
 
 
 def _some(mask: Tensor) -> bool:
@@ -139,16 +155,20 @@ def stable_norm(x: Tensor) -> Tensor:
 
 
 def _norm_and_range(
-    x: Tensor, work: Tensor | None = None, out: Tensor | None = None
+    x: Tensor,
+    work: Tensor | None = None,
+    out: Tensor | None = None,
+    space: _Workspace | None = None,
 ) -> tuple[Tensor, float, float]:
     """``stable_norm(x)`` and the smallest and largest of its entries (``_range``); ``work``
-    (shaped like ``x``) and ``out`` (like the norm) are buffers to compute it in, if given."""
+    (shaped like ``x``) and ``out`` (like the norm) are buffers to compute it in, if given,
+    ``space`` the workspace they belong to."""
     if x.shape[-1] == 1:  # sqrt(x^2) = |x| in floating point wherever x^2 is in range
         norm = x.squeeze(-1).abs() if out is None else torch.abs(x.squeeze(-1), out=out)
-        return (norm, *_range(norm))
+        return (norm, *_range(norm, space if norm is out else None))
     norm = _plain_norm(x, work, out)
     info, floor = _floor(x.dtype)
-    low, high = _range(norm)
+    low, high = _range(norm, space if norm is out else None)
     if low >= floor and high < math.inf:
         return norm, low, high
     if low == 0 and high < math.inf and _zeros_are_exact(x, norm, floor):
@@ -296,12 +316,14 @@ def _factor_rows_last(
     norms = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
     info, floor = _floor(phi.dtype)
     root = math.sqrt(float(info.eps))
+    space.rest_views(norms)
     close = _gram_schmidt_last(phi, norms, space, space.careful)
     if k == 1:
         return factor
-    margin, kept = space.temporaries()[:2]
+    margin, kept = space.margin_kept()
     if not space.careful:
-        low, high = _range(torch.add(diagonal[1:], norms[1:], alpha=-root, out=margin[1:]))
+        torch.add(space.diagonal_rest, space.norm_rest, alpha=-root, out=space.margin_rest)
+        low, high = _range(space.margin_rest, space)
         if not low >= 0:  # a row within sqrt(eps) of the span of the earlier ones (or NaN)
             space.careful = True
             close = _gram_schmidt_last(phi, norms, space, True)
@@ -344,11 +366,16 @@ def _gram_schmidt_last(phi: Tensor, norms: Tensor, space: _Workspace, careful: b
         else:
             residual, rest = step.residual, step.rest
             torch.sum(torch.mul(step.rows, residual, out=step.products), 1, out=step.dots)
-            norm = _sqrt_(step.diagonal)
+            norm = step.diagonal
+            if step.diagonal_array is None:
+                norm.sqrt_()
+            else:  # NumPy's: correctly rounded, and fast on zeros (see ``_sqrt_``)
+                np.sqrt(step.diagonal_array, out=step.diagonal_array)
             # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
-            if careful and not _smallest(
-                torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin)
-            ) >= 0:
+            if (
+                careful
+                and not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin)) >= 0
+            ):
                 close.append(i)
                 spanned = torch.add(norm, norms[i], alpha=-eps, out=margin)
                 if not _smallest(spanned) > 0:
@@ -361,7 +388,9 @@ def _gram_schmidt_last(phi: Tensor, norms: Tensor, space: _Workspace, careful: b
         if i + 1 == k:
             break
         # r_j . r_i / ||r_i|| for the rows j > i; 1 / ||r_i|| (below tiny: a zero row, or suspect)
-        reciprocal = torch.reciprocal(torch.clamp(step.diagonal, min=tiny, out=inverse), out=inverse)
+        reciprocal = torch.reciprocal(
+            torch.clamp(step.diagonal, min=tiny, out=inverse), out=inverse
+        )
         step.coefficients.mul_(reciprocal)
         torch.mul(step.coefficients, reciprocal, out=step.projection)
         torch.addcmul(rest, step.projection_column, residual, value=-1.0, out=step.rest)
@@ -596,7 +625,9 @@ class LayerView:
             if space is None:
                 self._y_norm = stable_norm(self.y)
             else:
-                self._y_norm = _norm_and_range(self.y, space.square, space.y_norm(self.layer))[0]
+                self._y_norm = _norm_and_range(
+                    self.y, space.square, space.y_norm(self.layer), space
+                )[0]
         return self._y_norm
 
     @property
@@ -621,7 +652,9 @@ class LayerView:
                 # the results it allocates like it) takes the slow path of permuted tensors
                 self._phi_norm = canonical(self.phi.squeeze(-1))
             else:
-                self._phi_norm, *range_ = _norm_and_range(self.phi, space.square, space.phi_norm)
+                self._phi_norm, *range_ = _norm_and_range(
+                    self.phi, space.square, space.phi_norm, space
+                )
                 self.phi_range = tuple(range_)
         return self._phi_norm
 
@@ -684,6 +717,7 @@ class _Step(NamedTuple):
     products: Tensor
     dots: Tensor
     diagonal: Tensor
+    diagonal_array: np.ndarray | None
     coefficients: Tensor
     projection: Tensor
     projection_column: Tensor
@@ -723,6 +757,9 @@ class _Workspace:
         self._steps: list[_Step] | None = None
         self._scratch: tuple[Tensor, Tensor, Tensor] | None = None
         self._rows_last: dict[tuple[int, int, int], tuple[Tensor, Tensor, Tensor, Any]] = {}
+        self._arrays: dict[int, tuple[Tensor, np.ndarray | None]] = {}
+        self._margin_kept: tuple[Tensor, Tensor] | None = None
+        self._norms: Tensor | None = None
         # whether the factor of the next layer checks every row as it goes (a layer had a
         # row close to the span of the earlier ones; see ``_factor_rows_last``)
         self.careful = False
@@ -753,6 +790,7 @@ class _Workspace:
                     products=scratch[: k - i] if i else scratch[: k - 1],
                     dots=factor[i:, i] if i else factor[1:, 0],
                     diagonal=factor[i, i],
+                    diagonal_array=_numpy(factor[i, i]) if self.device.type == "cpu" else None,
                     coefficients=factor[i + 1 :, i],
                     projection=projection[: k - i - 1],
                     projection_column=projection[: k - i - 1].unsqueeze(1),
@@ -760,6 +798,32 @@ class _Workspace:
                 for i in range(k)
             ]
         return self._steps
+
+    def array(self, values: Tensor) -> np.ndarray | None:
+        """The NumPy view of ``values`` in memory order (``_numpy``), kept for the next
+        layers: ``values`` is one of the block's buffers, passed again at every layer."""
+        hit = self._arrays.get(id(values))
+        if hit is None or hit[0] is not values:
+            if len(self._arrays) >= 16:  # tensors that are not passed again
+                self._arrays.clear()
+            hit = self._arrays[id(values)] = (values, _numpy(_memory_order(values)))
+        return hit[1]
+
+    def margin_kept(self) -> tuple[Tensor, Tensor]:
+        """The first two ``(k, block)`` buffers of ``temporaries``."""
+        if self._margin_kept is None:
+            temporaries = self.temporaries()
+            self._margin_kept = (temporaries[0], temporaries[1])
+        return self._margin_kept
+
+    def rest_views(self, norms: Tensor) -> None:
+        """Set ``norm_rest`` (``norms[1:]``), ``diagonal_rest`` (the factor's diagonal but its
+        first entry) and ``margin_rest`` (a ``(k - 1, block)`` buffer) for ``norms``."""
+        if self._norms is not norms:
+            self._norms = norms
+            self.norm_rest = norms[1:]
+            self.diagonal_rest = self.factor()[1][1:]
+            self.margin_rest = self.margin_kept()[0][1:]
 
     def scratch(self) -> tuple[Tensor, Tensor, Tensor]:
         """Three ``(block,)`` rows of ``temporaries`` (margin, kept, inverse)."""
@@ -945,7 +1009,9 @@ class _Numerics:
         if workspace is None:
             norm, low, high = _norm_and_range(y)
         else:
-            norm, low, high = _norm_and_range(y, workspace.square, workspace.y_norm(layer))
+            norm, low, high = _norm_and_range(
+                y, workspace.square, workspace.y_norm(layer), workspace
+            )
         bad = lost = None
         if self.rescale:
             if self.exponent is None:
@@ -988,7 +1054,7 @@ class _Numerics:
         bound every ``||y||`` above; ``||y|| >= ||phi(y)|| >= 2^-bound`` below, for the paths
         that have not collapsed (collapsed ones are frozen, never rescaled). ``phi(y)`` and
         its norms are computed anyway for the next increment."""
-        low, high = _range(y if workspace.state is None else workspace.state)
+        low, high = _range(y if workspace.state is None else workspace.state, workspace)
         if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
             return None
         if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
@@ -1131,6 +1197,8 @@ def _simulate_blocks(
     parallel = all(observer.parallel_safe for observer in observers)
     cores = _threads()
     threads = min(cores, count) if parallel else 1
+    if plan.inputs >= _PAIRED[0] and plan.width >= _PAIRED[1] and cores >= 2:
+        threads = max(1, min(threads, cores // 2))  # a block and its drawer on each pair
     ahead = cores >= 2 * threads  # a core to spare for the normals of each running block
     meter = _Progress(progress, plan.samples * plan.steps)
     failed = threading.Event()
@@ -1166,6 +1234,14 @@ def _simulate_blocks(
     numerics.report()
     return out
 
+
+# From this many inputs and this width, blocks run on half the cores, each drawing its normals
+# on another (``_simulate_blocks``): there the update of several inputs costs about as much as
+# drawing, and a block's thread and its drawer share the GIL far less than two blocks do, each
+# running ~25 small torch operations a layer (measured on 2 cores, float32 and float64, four
+# inputs: 1.5-2.9x the rate of two block threads at n = 16-256, under load; below width 16
+# the factor's per-sample work makes the update 2-3x the drawing, and two blocks do better).
+_PAIRED = (2, 16)
 
 # Numbers a block drawing ahead keeps in its buffers (``_Normals``): 1 MiB of float32.
 _AHEAD_NUMBERS = 2**18
