@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from ..devices import resolve_device, resolve_dtype
@@ -426,6 +427,8 @@ class _NetworkGroups:
     def __enter__(self) -> _NetworkGroups:
         if len(self.parts) > 1:
             torch.set_num_threads(1)
+            # NumPy's BLAS too (``TwoLayerBlock.numpy_row_products``): one thread per group
+            self._blas_limits = threadpool_limits(1, user_api="blas")
             self._pool = ThreadPoolExecutor(len(self.parts), thread_name_prefix="deeplimit-train")
         return self
 
@@ -433,6 +436,7 @@ class _NetworkGroups:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+            self._blas_limits.restore_original_limits()
             torch.set_num_threads(self._threads)
 
     def _map(self, function: Callable[..., Any], *columns: Sequence[Any]) -> list[Any]:
