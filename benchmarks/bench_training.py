@@ -144,13 +144,14 @@ def streamed_bytes(depth, width, dim, seeds, steps, itemsize):
 
 def product_sweeps(model, samples):
     """Two functions timing nothing but the block's products on ``model``'s shapes, in the
-    layout (``TwoLayerBlock.units_major``) and thread split (``_NetworkGroups``) its training
-    uses: one forward sweep (p = U h^T / D, h + c a V per layer) and one adjoint sweep (r = g
-    V^T, the V update, g + c r U / D, the U update), on scratch copies of the parameters, with
-    fixed random states and preallocated outputs (no activation, no allocation, a bare loop):
-    the time the library's products take, i.e. what the training would take if everything but
-    them were free. Returns (forward, adjoint); each returns
-    (wall seconds, CPU seconds of the process)."""
+    layout (``TwoLayerBlock.units_major``), BLAS (``TwoLayerBlock.numpy_row_products``) and
+    thread split (``_NetworkGroups``) its training uses: one forward sweep (p = U h^T / D,
+    h + c a V per layer) and one adjoint sweep (r = g V^T, the V update, g + c r U / D, the U
+    update), on scratch copies of the parameters, with fixed random states and preallocated
+    outputs (no activation, no allocation but NumPy's results, a bare loop): the time the
+    library's products take, i.e. what the training would take if everything but them were
+    free. Returns (forward, adjoint); each returns (wall seconds, CPU seconds of the
+    process)."""
     from deeplimit.training.model import ResNet, _row_product
     from deeplimit.training.train import _NetworkGroups
 
