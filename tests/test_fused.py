@@ -48,7 +48,7 @@ def test_fused_strategy_validates():
         dl.Fused(layers_per_call=0)
     with pytest.raises(ValueError, match="block_samples"):
         dl.Fused(block_samples=-1)
-    with pytest.raises(ValueError, match="method must be one of.*'fused'"):
+    with pytest.raises(ValueError, match=r"method must be one of.*'fused'"):
         dl.Sampling(samples=10, method="fuse")
     assert dl.Sampling(samples=10, method="fused").as_dict()["method"] == "fused"
     tuned = dl.Sampling(samples=10, method=SMALL).as_dict()["method"]
@@ -56,11 +56,11 @@ def test_fused_strategy_validates():
 
 
 def test_fused_refuses_what_it_does_not_compute():
-    with pytest.raises(ValueError, match="one input.*2 inputs"):
+    with pytest.raises(ValueError, match=r"one input.*2 inputs"):
         dl.sample_resnet(2, 4, "relu", samples=10, y0=[[1.0, 1.0], [1.0, -1.0]], method="fused")
-    with pytest.raises(ValueError, match="states only.*observables"):
+    with pytest.raises(ValueError, match=r"states only.*observables"):
         dl.observe_resnet(2, 4, "relu", samples=10, y0=[1.0, 1.0], method="fused")
-    with pytest.raises(ValueError, match="states only.*gradient norms"):
+    with pytest.raises(ValueError, match=r"states only.*gradient norms"):
         dl.gradient_norms(2, 4, "relu", samples=10, y0=[1.0, 1.0], method="fused")
     net = dl.RandomResNet(2, "relu")
     with pytest.raises(ValueError, match="states only"):
@@ -70,7 +70,7 @@ def test_fused_refuses_what_it_does_not_compute():
 def test_fused_compile_unavailable_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(fused, "_COMPILED", {})
     monkeypatch.delattr(torch, "compile")
-    with pytest.raises(dl.FusedCompileError, match="needs torch.compile.*method='law'"):
+    with pytest.raises(dl.FusedCompileError, match=r"needs torch.compile.*method='law'"):
         _sde(SMALL)
 
 
@@ -85,7 +85,7 @@ def test_fused_compile_failure_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(fused, "_COMPILED", {})
     monkeypatch.setattr(torch, "compile", broken_compile)
-    with pytest.raises(dl.FusedCompileError, match="could not compile.*g\\+\\+: not found"):
+    with pytest.raises(dl.FusedCompileError, match=r"could not compile.*g\+\+: not found"):
         _sde(SMALL)
 
 
@@ -200,8 +200,23 @@ def test_fused_reports_blowup_at_its_layer():
     """A linear chain from 1e307 overflows within a few layers: reported as the eager path
     reports it (NumericalBlowupError naming the first layer), or kept with a warning."""
     kwargs = dict(samples=64, y0=[1e307, 1e307], seed=0, method=SMALL)
-    with pytest.raises(dl.NumericalBlowupError, match="at layer [1-8]\\b"):
+    with pytest.raises(dl.NumericalBlowupError, match=r"at layer [1-8]\b"):
         dl.sample_resnet(2, 8, "linear:a=30", **kwargs)
     with pytest.warns(RuntimeWarning, match="sample paths"):
         y = dl.sample_resnet(2, 8, "linear:a=30", on_nonfinite="warn", **kwargs)
     assert not torch.isfinite(y).all()
+
+
+@pytest.mark.gpu
+def test_fused_cuda_law_matches_eager_and_is_reproducible(cuda_device):
+    """On CUDA (Triton's Philox in the kernel): a seed gives the same numbers, and the SDE's
+    ||X_1||^2 / n and its logarithm have the law of the eager path on the same device."""
+    method = dl.Fused(layers_per_call=8)
+    knobs = dict(width=4, steps=16, samples=20000, seed=11, device=cuda_device)
+    first = _sde(method, **knobs)
+    assert first.device.type == "cuda"
+    assert torch.equal(first, _sde(method, **knobs))
+    eager = _sde("law", **knobs)
+    values = [(y.square().sum(-1) / 4).cpu().numpy() for y in (first, eager)]
+    _check_same_law(*values)
+    _check_same_law(*(np.log(v) ** 2 for v in values))
