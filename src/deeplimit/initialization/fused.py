@@ -178,9 +178,7 @@ def _rows_call(phi: Callable[[Tensor], Tensor], layers: int, tiny: float) -> Cal
     return call
 
 
-def _unrolled_call(
-    phi: Callable[[Tensor], Tensor], layers: int, tiny: float
-) -> Callable[..., Any]:
+def _unrolled_call(phi: Callable[[Tensor], Tensor], layers: int, tiny: float) -> Callable[..., Any]:
     """``layers`` layers of the chain with the width unrolled: every operation elementwise
     over the samples, so that Inductor emits one kernel."""
 
@@ -345,8 +343,10 @@ def simulate_fused(
         for slot in slots.get(0, []):
             out[start:stop, slot, 0] = y[: stop - start]
         for first, count in calls:
-            offsets = torch.arange(first - 1, first - 1 + count, dtype=torch.int64)
-            keys = ((base + block * plan.steps + offsets) % limit).to(device)
+            # in Python integers: base + ... may pass 2^63, which int64 arithmetic would wrap
+            counters = range(first - 1, first - 1 + count)
+            values = [(base + block * plan.steps + counter) % limit for counter in counters]
+            keys = torch.tensor(values, dtype=torch.int64, device=device)
             layer = torch.tensor(first, dtype=torch.long, device=device)
             for tensor in (y, bad, lost):
                 torch._dynamo.mark_dynamic(tensor, 0)
@@ -377,4 +377,3 @@ def _initial(plan: ChainPlan, block: int, start: int, stop: int, rows: int) -> T
     if rows > size:
         y = torch.cat([y, y[:1].expand(rows - size, n)])
     return y.contiguous()
-
