@@ -185,7 +185,10 @@ def resnet_command(
     y0: list[str] | None = Y0,
     x: list[str] | None = X,
     method: str = typer.Option(
-        "law", "--method", help="law (exact in law, fast) or weights (explicit W_l, reference)."
+        "law",
+        "--method",
+        help="law (exact in law, fast), weights (explicit W_l, reference) or fused (the law "
+        "sampler compiled by torch.compile; opt-in, one input, same law, other numbers).",
     ),
     record: str = typer.Option(
         "last", "--record", help="last, all, or comma-separated layers (e.g. 0,50,100)."
