@@ -56,8 +56,6 @@ def test_fused_strategy_validates():
 
 
 def test_fused_refuses_what_it_does_not_compute():
-    with pytest.raises(ValueError, match=r"one input.*2 inputs"):
-        dl.sample_resnet(2, 4, "relu", samples=10, y0=[[1.0, 1.0], [1.0, -1.0]], method="fused")
     with pytest.raises(ValueError, match=r"states only.*observables"):
         dl.observe_resnet(2, 4, "relu", samples=10, y0=[1.0, 1.0], method="fused")
     with pytest.raises(ValueError, match=r"states only.*gradient norms"):
@@ -177,6 +175,30 @@ def test_fused_resnet_law_matches_eager_from_inputs():
     ]
     for fused_values, eager_values in zip(*statistics, strict=True):
         _check_same_law(fused_values.numpy(), eager_values.numpy())
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_fused_several_inputs_law_matches_eager():
+    """Three inputs sharing the Brownian matrix (the factor of Phi by Gram-Schmidt in the
+    kernel), the second a repeat of the first: per input ||X_1||^2 / n and its logarithm, and
+    the cosine of the first and third inputs in law, fused against eager; the repeated input
+    stays equal to rounding. Checked to fail with the factor's off-diagonal part halved."""
+    samples, width = 20000, 3
+    y0 = [[1.0, 0.5, -0.2], [1.0, 0.5, -0.2], [0.3, 1.0, 0.8]]
+    runs = [
+        dl.sample_sde(width, "relu", steps=12, samples=samples, y0=y0, seed=7, method=m)
+        for m in (dl.Fused(layers_per_call=4), "law")
+    ]
+    fused_x = runs[0]
+    assert fused_x.shape == (samples, 3, width)
+    assert torch.allclose(fused_x[:, 0], fused_x[:, 1], rtol=1e-12, atol=1e-12)
+    for a in (0, 2):
+        squares = [(x[:, a].square().sum(-1) / width).numpy() for x in runs]
+        _check_same_law(*squares)
+        _check_same_law(*(np.log(v) for v in squares))
+    cosines = [torch.nn.functional.cosine_similarity(x[:, 0], x[:, 2], -1).numpy() for x in runs]
+    _check_same_law(*cosines)
 
 
 @pytest.mark.slow

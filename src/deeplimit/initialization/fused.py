@@ -208,6 +208,48 @@ def _unrolled_call(phi: Callable[[Tensor], Tensor], layers: int, tiny: float) ->
     return call
 
 
+def _inputs_call(
+    phi: Callable[[Tensor], Tensor], layers: int, tiny: float, eps: float
+) -> Callable[..., Any]:
+    """``layers`` layers of the chain of ``k`` inputs on a ``(samples, k, n)`` state: the
+    increment is ``C Z`` with ``C`` the lower-triangular factor of ``Phi`` by modified
+    Gram-Schmidt over its rows (``C C^T = Phi Phi^T``, as ``chain.factor_rows``), a residual
+    row within ``4 sqrt(n) eps`` of its row's norm (in the span of the earlier rows to
+    rounding: a repeated input) set to zero, a perturbation of a few roundings of ``phi``."""
+
+    def call(
+        y: Tensor, keys: Tensor, scale: Tensor, layer: Tensor, bad: Tensor, lost: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        k, n = y.shape[1], y.shape[2]
+        previous = y.abs().amax(-1).amax(-1)
+        for j in range(layers):
+            z = torch.ops.prims.inductor_random(list(y.shape), keys[j], "randn").to(y.dtype)
+            rows = list(phi(y).unbind(1))  # k rows (samples, n)
+            noise = list(z.unbind(1))
+            units: list[Tensor] = []
+            increments = []
+            for a in range(k):
+                residual = rows[a]
+                increment = torch.zeros_like(residual)
+                for b in range(a):
+                    coefficient = (residual * units[b]).sum(-1, keepdim=True)
+                    residual = residual - coefficient * units[b]
+                    increment = increment + coefficient * noise[b]
+                norm, _ = _row_norm(residual)
+                spanned = norm <= eps * 4 * n**0.5 * _row_norm(rows[a])[0]
+                norm = torch.where(spanned, torch.zeros_like(norm), norm)
+                divisor = torch.where(norm > 0, norm, torch.ones_like(norm))
+                units.append(residual / divisor * (norm > 0).to(y.dtype))
+                increments.append(increment + norm * noise[a])
+            y = y + scale * torch.stack(increments, 1)
+            largest = y.abs().amax(-1).amax(-1)
+            bad, lost = _first_failures(largest, previous, layer + j, bad, lost, tiny)
+            previous = largest
+        return y, bad, lost
+
+    return call
+
+
 def _largest(values: list[Tensor]) -> Tensor:
     """The elementwise maximum of a list (NaN where any is NaN)."""
     out = values[0]
@@ -230,12 +272,12 @@ def _first_failures(
 _COMPILED: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
 
-def _compiled(plan: ChainPlan, layers: int, unrolled: bool) -> tuple[Callable[..., Any], bool]:
+def _compiled(plan: ChainPlan, layers: int, layout: str) -> tuple[Callable[..., Any], bool]:
     """The compiled call of ``layers`` layers for ``plan`` (cached per process), and whether
     it is new (not yet called: its first call compiles)."""
     activation = plan.activation
     which = id(activation) if isinstance(activation, CustomActivation) else activation.spec
-    key = (which, plan.width, layers, unrolled, plan.dtype, plan.device.type)
+    key = (which, plan.width, layers, layout, plan.dtype, plan.device.type)
     if key in _COMPILED:
         return _COMPILED[key], False
     compile_ = getattr(torch, "compile", None)
@@ -252,10 +294,15 @@ def _compiled(plan: ChainPlan, layers: int, unrolled: bool) -> tuple[Callable[..
             "torch._inductor.config.fallback_random is set (random numbers from eager torch, "
             "which ignore the keys); unset it or use method='law'"
         )
-    tiny = torch.finfo(plan.dtype).tiny
-    build = _unrolled_call if unrolled else _rows_call
+    tiny, eps = torch.finfo(plan.dtype).tiny, torch.finfo(plan.dtype).eps
+    if layout == "inputs":
+        call = _inputs_call(activation.phi, layers, tiny, eps)
+    else:
+        call = (_unrolled_call if layout == "unrolled" else _rows_call)(
+            activation.phi, layers, tiny
+        )
     try:
-        function = compile_(build(activation.phi, layers, tiny), fullgraph=True, dynamic=None)
+        function = compile_(call, fullgraph=True, dynamic=None)
     except Exception as error:  # torch.compile itself refuses (e.g. an unsupported Python)
         raise _compile_error(error) from error
     _COMPILED[key] = function
@@ -305,14 +352,9 @@ def _segments(recorded: list[int], steps: int, layers: int) -> list[tuple[int, i
 def simulate_fused(
     plan: ChainPlan, fused: Fused, progress: ProgressCallback | None = None
 ) -> Tensor:
-    """Run the chain of ``plan`` (``method="law"``, one input) with the fused engine; returns
-    ``(samples, len(record), 1, width)`` states at ``record`` steps, as ``simulate_chain``."""
+    """Run the chain of ``plan`` (``method="law"``) with the fused engine; returns
+    ``(samples, len(record), k, width)`` states at ``record`` steps, as ``simulate_chain``."""
     n, k = plan.width, plan.inputs
-    if k != 1:
-        raise ValueError(
-            f"method='fused' simulates one input (a vector x or y0), got {k} inputs; use "
-            "method='law' for several"
-        )
     device, dtype = plan.device, plan.dtype
     size = fused.block_size(k * n, device)
     blocks = -(-plan.samples // size)
@@ -323,10 +365,10 @@ def simulate_fused(
             f"exceeds the {limit} keys of the generator on {device.type}; use fewer samples "
             "or a larger Fused(block_samples=...)"
         )
-    unrolled = n <= UNROLLED_WIDTH
+    layout = "inputs" if k > 1 else "unrolled" if n <= UNROLLED_WIDTH else "rows"
     slots = slots_by_step(plan.record)
     calls = _segments(list(plan.record), plan.steps, fused.layers_per_call)
-    functions = {count: _compiled(plan, count, unrolled) for _, count in calls}
+    functions = {count: _compiled(plan, count, layout) for _, count in calls}
     fresh = {count: new for count, (_, new) in functions.items()}
     base = derive_seed(plan.seed, FUSED_STREAM)
     scale = torch.tensor(plan.scale * n**-0.5, dtype=dtype, device=device)
@@ -341,7 +383,7 @@ def simulate_fused(
         bad = torch.full((rows,), -1, dtype=torch.long, device=device)
         lost = torch.full_like(bad, -1)
         for slot in slots.get(0, []):
-            out[start:stop, slot, 0] = y[: stop - start]
+            out[start:stop, slot] = y[: stop - start].view(-1, k, n)
         for first, count in calls:
             # in Python integers: base + ... may pass 2^63, which int64 arithmetic would wrap
             counters = range(first - 1, first - 1 + count)
@@ -355,7 +397,7 @@ def simulate_fused(
             fresh[count] = False
             last = first + count - 1
             for slot in slots.get(last, []):
-                out[start:stop, slot, 0] = y[: stop - start]
+                out[start:stop, slot] = y[: stop - start].view(-1, k, n)
             if progress is not None:
                 progress(start * plan.steps + (stop - start) * last, total)
         first_bad[start:stop] = bad[: stop - start]
@@ -365,15 +407,18 @@ def simulate_fused(
 
 
 def _initial(plan: ChainPlan, block: int, start: int, stop: int, rows: int) -> Tensor:
-    """``Y_0`` of the block's samples as a ``(rows, n)`` tensor (rows past ``stop - start``
-    repeat the first sample: padding, never returned)."""
+    """``Y_0`` of the block's samples as a ``(rows, n)`` tensor for one input, ``(rows, k, n)``
+    for several (rows past ``stop - start`` repeat the first sample: padding, never
+    returned)."""
     n, size = plan.width, stop - start
     if plan.state.kind == "x":
         streams = BlockStreams(plan.seed, CHAIN_STREAM, [(block, 0, size)], plan.device)
         normals = streams.normal(0, 0, (size, n, plan.state.input_dim), plan.dtype)
-        y = plan.state.draw(n, size, normals)[:, 0]
+        y = plan.state.draw(n, size, normals)
     else:
-        y = plan.state.draw(n, size, None)[:, 0]
+        y = plan.state.draw(n, size, None)
+    if plan.inputs == 1:
+        y = y[:, 0]
     if rows > size:
-        y = torch.cat([y, y[:1].expand(rows - size, n)])
+        y = torch.cat([y, y[:1].expand(rows - size, *y.shape[1:])])
     return y.contiguous()
