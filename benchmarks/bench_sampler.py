@@ -23,7 +23,7 @@ explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at is
 sizes.
 
 ``--fused`` prints instead the fused engine (``method=Fused(...)``: the law sampler compiled by
-``torch.compile``, one input) against the eager ``method="law"`` and against ``torch.randn``
+``torch.compile``; rows of one input) against the eager ``method="law"`` and against ``torch.randn``
 drawing the same count of normals into a buffer on the same device (``--device cuda`` for a
 GPU), with the seconds its first call took (compiling). On the CPU its numbers are indicative
 only (Inductor's CPU code draws each normal with a scalar Philox). Usage:

@@ -188,7 +188,7 @@ def resnet_command(
         "law",
         "--method",
         help="law (exact in law, fast), weights (explicit W_l, reference) or fused (the law "
-        "sampler compiled by torch.compile; opt-in, one input, same law, other numbers).",
+        "sampler compiled by torch.compile; opt-in, same law, other numbers).",
     ),
     record: str = typer.Option(
         "last", "--record", help="last, all, or comma-separated layers (e.g. 0,50,100)."

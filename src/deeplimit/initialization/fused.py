@@ -2,24 +2,30 @@
 
 ``Sampling(method="fused")`` (or ``method=Fused(...)`` to tune it) runs the chain of
 ``chain.py``, ``Y_l = Y_{l-1} + s W_l phi(Y_{l-1})`` with the increment drawn exactly in law
-(one input: ``||phi(Y)|| n^{-1/2} Z``, Lemma 6), through a function compiled by
+(one input: ``||phi(Y)|| n^{-1/2} Z``, Lemma 6; ``k`` inputs: ``C Z n^{-1/2}`` with
+``C C^T = Phi Phi^T``), through a function compiled by
 ``torch.compile`` (TorchInductor) that advances a block of samples by ``layers_per_call``
 layers (steps) at a time, with the standard normals generated inside the compiled code. The
 ResNet (``s = L^{-1/2}``) and the Euler scheme of its SDE (``s = sqrt(dt)``) share it.
 
-Two layouts of the state, chosen by the width ``n``:
+Three layouts of the state, chosen by the width ``n`` and the number of inputs ``k``:
 
 * ``n <= UNROLLED_WIDTH``: the width is unrolled, each coordinate a tensor over the samples.
   Every operation of the call is then elementwise over the samples, and Inductor fuses the
   whole call into one kernel: each path stays in registers across the call's layers, and its
   normals are generated where they are used (Triton's Philox on CUDA, Inductor's Philox4x32
   ``randn_cpu`` on the CPU), never written to memory;
-* wider: the state is ``(samples, n)`` and each layer is one kernel (a per-path reduction for
-  ``||phi(Y)||`` with the update fused into it), still with the normals generated inside.
+* one input, wider: the state is ``(samples, n)`` and each layer is one kernel (a per-path
+  reduction for ``||phi(Y)||`` with the update fused into it), normals generated inside;
+* ``k > 1`` inputs: the state is ``(samples, k, n)``; each layer factors ``Phi`` by modified
+  Gram-Schmidt over its ``k`` rows inside the compiled code (a residual within
+  ``4 sqrt(n) eps`` of its row's norm, a repeated input, set to zero: repeated inputs stay
+  equal to rounding, not bit for bit as in the eager path, which copies their factor rows).
 
 Random numbers. Counter-based: the normal of layer ``l``, sample ``i`` of block ``b`` and
-coordinate ``j`` is Philox(key, counter) with the key ``base + b * steps + (l - 1)`` (``base``
-derived from the seed, ``steps`` the run's number of layers) and the counter ``i * n + j``,
+coordinate ``j`` of input ``a`` is Philox(key, counter) with the key
+``base + b * steps + (l - 1)`` (``base`` derived from the seed, ``steps`` the run's number of
+layers) and the counter ``(i k + a) n + j``,
 Box-Muller in float32 (both backends draw float32 normals, converted to the dtype; in float64
 the normals thus carry float32 resolution, which no test of a law resolves). Keys are distinct
 within a run (Inductor's CPU code keeps 32 bits of a key: the run is refused past 2^32 block
@@ -37,9 +43,9 @@ homogeneous activations): a path whose state overflows (an entry NaN or inf) or 
 does so, as ``on_nonfinite`` asks (``report_numerics``). ``||phi(Y)||`` is computed scaled by
 the largest entry, so squares neither overflow nor underflow.
 
-Scope: states (``sample`` / ``sample_resnet`` / ``sample_sde``), one input. Observables,
-collapse probabilities, gradient norms and several inputs are refused with a ValueError
-(use ``method="law"``). Not the default: its speed on a GPU is unmeasured (no GPU was at hand
+Scope: states (``sample`` / ``sample_resnet`` / ``sample_sde``), one or several inputs.
+Observables, collapse probabilities and gradient norms are refused with a ValueError (use
+``method="law"``). Not the default: its speed on a GPU is unmeasured (no GPU was at hand
 when it was written; ``benchmarks/gpu_check.sh`` measures it against ``torch.randn`` on the
 device), and on the CPU Inductor's per-number Philox makes it slower than the eager path.
 If ``torch.compile`` is unavailable or fails (no C++ compiler, no Triton), the first call

@@ -44,7 +44,7 @@ __all__ = [
 # observable, and the gradient norms of one input); explicit weights otherwise (the gradient
 # norms of several inputs). Both are exact; "law" is O(n k^2) per layer, "weights" O(n^2 k).
 # "fused" (opt-in, ``fused.py``): the law sampler compiled by torch.compile, many layers per
-# kernel call with the normals generated inside; states of one input only.
+# kernel call with the normals generated inside; states only.
 SAMPLING_METHODS = ("law", "weights", "auto", FUSED)
 DEFAULT_METHOD = "auto"
 DEFAULT_SEED = 0
@@ -103,8 +103,8 @@ class Sampling:
         ``"weights"`` (explicit Gaussian ``W_l``, the reference path, ``O(n^2 k)``), or
         ``"fused"`` / ``Fused(layers_per_call=..., block_samples=...)``: the law sampler
         compiled by ``torch.compile``, many layers per kernel call with counter-based normals
-        generated inside (opt-in; states of one input only; the same law as ``"law"``, other
-        numbers; see ``deeplimit.initialization.fused``).
+        generated inside (opt-in; states only; the same law as ``"law"``, other numbers; see
+        ``deeplimit.initialization.fused``).
     ``record``
         Which layers (ResNet) or times on the grid ``j/steps`` (SDE) to keep: ``"last"``,
         ``"all"``, one layer / time (no layer axis) or a list (a layer axis). ``None``

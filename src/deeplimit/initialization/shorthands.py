@@ -128,7 +128,7 @@ def sample_resnet(
         collinear inputs. ``"weights"``: explicit Gaussian matrices ``W_l``, the reference
         path, ``O(n^2 k)``. ``"fused"`` (or ``Fused(...)``, opt-in): the law sampler compiled
         by ``torch.compile``, many layers per kernel call with counter-based normals generated
-        inside; one input; the same law, other numbers (``deeplimit.initialization.fused``).
+        inside; states only; the same law, other numbers (``deeplimit.initialization.fused``).
     record:
         ``"last"`` (layer ``L``), ``"all"`` (layers ``0..L``), a layer index, or a list of
         indices (a layer listed twice fills both slots). Unrecorded layers are never stored.
@@ -192,7 +192,7 @@ def sample_sde(
     time ``j/steps``), a time, or a list of times on that grid (a time listed twice fills both
     slots). The increments are drawn exactly in law through a factor of ``phi(X_t)`` with the
     Gram matrix ``C C^T = phi(X_t) phi(X_t)^T`` (one and several inputs alike); ``method``
-    as in ``sample_resnet`` (``"fused"``: the compiled engine, one input).
+    as in ``sample_resnet`` (``"fused"``: the compiled engine).
 
     Returns a tensor of shape ``(samples, [times,] [k,] width)``.
 
