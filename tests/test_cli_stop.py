@@ -252,3 +252,18 @@ def test_an_error_that_follows_a_swallowed_stop_is_reported_as_the_stop(monkeypa
         result = CliRunner().invoke(app, ["law", "gbm", "--a", "1", "--y0", "1"])
     assert result.exit_code == 143, result.output
     assert result.stderr == "stopped by SIGTERM\n"
+
+
+def test_a_stop_inside_an_import_that_hangs_is_raised_after_a_while(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    (tmp_path / "hanging_module_for_stop.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli_common, "_IMPORT_WAIT_S", 0.3)
+    stopped = pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM")
+    with sigterm_must_be_handled(), stop_signals(), stopped:
+        importlib.import_module("hanging_module_for_stop")
+    assert "hanging_module_for_stop" not in sys.modules

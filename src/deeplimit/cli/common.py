@@ -321,6 +321,7 @@ class StopRequest:
         self.note: str | None = None
         self.reported = False
         self.pending = False  # seen, not raised yet (an import, a finalizer): raised soon
+        self.since = 0.0  # time.monotonic() of the first stop signal
 
     @property
     def name(self) -> str:
@@ -343,6 +344,7 @@ class StopRequest:
 _active: list[StopRequest] = []  # the stop_signals in force (the outermost one's request)
 
 _RETRY_S = 0.05  # a stop that could not be raised yet is tried again this often
+_IMPORT_WAIT_S = 30.0  # at most this long for an import to finish (one that hangs is stopped)
 
 
 def active_stop() -> StopRequest | None:
@@ -371,10 +373,11 @@ def stop_signals() -> Iterator[StopRequest]:
     is removed, a runner cancels its workers: each has a grace period to release its point,
     then is killed) and the command exits with :attr:`StopRequest.exit_code`; later ones are
     ignored while it stops. One that arrives during an import is raised once the import is
-    done, and one that lands in a finalizer (where Python only prints "Exception ignored") is
-    raised again at once. A signal that the command was started with ignored stays ignored,
-    as in every program: a background job of a non-interactive shell (``cmd &`` in a script)
-    ignores Ctrl-C, and ``kill PID`` (SIGTERM) stops it instead.
+    done (or after ``_IMPORT_WAIT_S`` seconds, inside an import that hangs), and one that
+    lands in a finalizer (where Python only prints "Exception ignored") is raised again at
+    once. A signal that the command was started with ignored stays ignored, as in every
+    program: a background job of a non-interactive shell (``cmd &`` in a script) ignores
+    Ctrl-C, and ``kill PID`` (SIGTERM) stops it instead.
 
     Nested in another (a command under the command line's), it hands on the same request and
     leaves the handlers as they are."""
@@ -402,8 +405,9 @@ def stop_signals() -> Iterator[StopRequest]:
         if request.signum is not None and not request.pending:
             return  # raised already: the command is stopping
         waiting = request.pending
-        request.signum = request.signum or signum
-        if _importing(frame):
+        if request.signum is None:
+            request.signum, request.since = signum, time.monotonic()
+        if _importing(frame) and time.monotonic() - request.since < _IMPORT_WAIT_S:
             request.pending = True
             if not waiting:
                 retry()
