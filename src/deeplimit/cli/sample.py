@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from .common import (
+    OUT_KEPT_WHOLE,
     QuickHelpGroup,
     check_output_file,
     console,
@@ -36,7 +37,7 @@ sample_app = typer.Typer(
 
 def _command(name: str, epilog: str) -> Any:
     def register(function: Any) -> Any:
-        sample_app.command(name, epilog=epilog)(guarded(function))
+        sample_app.command(name, epilog=epilog)(guarded(function, stopped=OUT_KEPT_WHOLE))
         return function
 
     return register
