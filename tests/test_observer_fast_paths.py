@@ -14,7 +14,7 @@ import torch
 import deeplimit as dl
 from deeplimit.activations import ReLU, parse_activation
 from deeplimit.initialization.chain import LayerView
-from deeplimit.initialization.observables import _Correlation, _empty, _RatioLog
+from deeplimit.initialization.observables import _Correlation, _empty, _log_, _RatioLog
 
 NAMES = ["log_growth", "collapse", "active", "quasi_gbm", "norm"]
 CASES = [  # (width, initial state[, activation]): every kind of path the fast paths take
@@ -69,26 +69,42 @@ def test_fast_paths_give_the_bits_of_the_reference_path(monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_ratio_log_is_torch_log_of_the_ratio_for_every_special_value(dtype):
-    tiny = torch.finfo(dtype).tiny
-    p = torch.tensor([0.0, -0.0, 1.0, 3.5, 0.0, 2.0, 1e-3, tiny, 0.0, 7.0], dtype=dtype)
-    q = torch.tensor([1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 4.0, 1.0, 3.0, 7.0], dtype=dtype)
-    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
-    view._phi_norm = p  # a width-1 ReLU norm may be -0
-    logs = _RatioLog.start(view, q)
-    assert logs is not None and logs.offset is not None  # q has zeros
-    torch.testing.assert_close(logs(view), torch.log(p / q), rtol=0, atol=0, equal_nan=True)
-    # a positive ratio below the normal range would be changed by the clamp: refused
-    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
-    view._phi_norm = p * 0.5  # tiny / 2 is subnormal
-    assert logs(view) is None
-    # no zero anywhere and the range known: the plain log of the ratio
-    view = LayerView(1, q[:4].unsqueeze(-1), ReLU(), finite=True)
-    view._phi_norm, view.phi_range = q[:4], (0.5, 3.5)
-    plain = _RatioLog.start(view, q[:4].flip(0))
-    assert plain is not None and plain.offset is None
-    torch.testing.assert_close(plain(view), torch.log(q[:4] / q[:4].flip(0)), rtol=0, atol=0)
+def test_ratio_log_is_the_log_of_the_ratio_for_every_special_value(dtype):
+    """The branch-free log-growth has the bits of ``_log_(p / q)``, the reference formula, NaN
+    signs included: zeros of ``p`` (+0 and -0), zeros of ``q``, ratios that are subnormal,
+    that overflow, or exactly 1; and ``_log_`` is the logarithm to an ulp."""
+    info = torch.finfo(dtype)
+    tiny, big = info.tiny, info.max
+    p = [0.0, -0.0, 1.0, 3.5, 0.0, 2.0, 1e-3, tiny, 0.0, 7.0, tiny, big, 0.0, -0.0, 5.0]
+    q = [1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 4.0, 1.0, 3.0, 7.0, 8.0, 0.5, 0.0, 0.0, big]
+    p, q = torch.tensor(p, dtype=dtype), torch.tensor(q, dtype=dtype)
+    reference = _log_(p / q)
+    for known in (False, True):
+        view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
+        view._phi_norm = p  # a width-1 ReLU norm may be -0
+        logs = _RatioLog.start(view, q)
+        assert logs is not None
+        out = torch.empty_like(p)
+        fast = logs(view, out)
+        assert fast.data_ptr() == out.data_ptr()
+        torch.testing.assert_close(fast, reference, rtol=0, atol=0, equal_nan=True)
+        assert torch.equal(torch.signbit(fast), torch.signbit(reference))
+        if known:  # no zero anywhere and the range known: the plain log of the ratio
+            view = LayerView(1, q[:4].unsqueeze(-1), ReLU(), finite=True)
+            view._phi_norm, view.phi_range = q[:4], (0.5, 3.5)
+            plain = _RatioLog.start(view, q[:4].flip(0))
+            assert plain is not None
+            expected = _log_(q[:4] / q[:4].flip(0))
+            assert torch.equal(plain(view, torch.empty(4, dtype=dtype)), expected)
+    exact = torch.log((p / q).double())
+    finite = torch.isfinite(exact)
+    assert torch.equal(torch.isnan(reference), torch.isnan(exact))
+    assert torch.equal(
+        reference[~finite & ~torch.isnan(exact)], exact[~finite & ~torch.isnan(exact)].to(dtype)
+    )
+    torch.testing.assert_close(reference[finite].double(), exact[finite], rtol=2 * info.eps, atol=0)
     # q not finite, or a state not known to be finite: no fast path
+    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
     assert _RatioLog.start(view, torch.tensor([1.0, math.inf], dtype=dtype)) is None
     assert _RatioLog.start(LayerView(1, p.unsqueeze(-1), ReLU()), q) is None
 
@@ -126,7 +142,7 @@ def test_correlations_from_slices_are_the_gathered_reduction(inputs, width):
     pairs = list(itertools.combinations(range(inputs), 2))
     first, second = torch.tensor([a for a, _ in pairs]), torch.tensor([b for _, b in pairs])
     reference = (unit[:, first] * unit[:, second]).sum(-1)
-    assert torch.equal(observer.values[:, 0], reference)
+    assert torch.equal(observer.results()["correlation"][:, 0], reference)
 
 
 def test_large_results_are_populated_mappings_of_the_asked_shape():

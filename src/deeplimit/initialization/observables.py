@@ -35,7 +35,6 @@ from __future__ import annotations
 import itertools
 import math
 import mmap
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,24 +73,54 @@ __all__ = [
 ]
 
 OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "norm")
-_STAGE_BYTES = 2**26  # per observer and chunk: the largest staging buffer of ``keep``
-_POPULATE_BYTES = 2**22  # CPU buffers from 4 MiB up are mapped with their pages (``_empty``)
+_HUGE_BYTES = 2**22  # CPU results from 4 MiB up are mapped with huge pages (``_empty``)
+_HUGE_PAGE = 2**21
+
+
+def _transparent_huge_pages() -> bool:
+    """Whether ``madvise(MADV_HUGEPAGE)`` gives huge pages (Linux, THP not ``never``)."""
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return False
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as file:
+            return "[never]" not in file.read()
+    except OSError:
+        return False
+
+
+_THP = _transparent_huge_pages()
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``torch.empty(shape)``; on a Linux CPU, a large buffer is mapped with ``MAP_POPULATE``,
-    which lets the kernel set up all its pages at once: several times faster than a page
-    fault per 4 KiB at first touch, which dominates writing large results (measured on a
-    virtual machine: 68 MB in 30-50 ms rather than 140-150 ms). The tensor keeps the mapping
-    alive (``torch.frombuffer``); its storage cannot be resized."""
-    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    if torch.device(device).type != "cpu" or nbytes < _POPULATE_BYTES or not _POPULATE:
+    """``torch.empty(shape)``; on a Linux CPU, a large buffer is an anonymous mapping with
+    transparent huge pages (``MADV_HUGEPAGE``, 2 MiB aligned), or else ``MAP_POPULATE``:
+    a page fault per 4 KiB at first touch dominates writing large results (measured on a
+    virtual machine: 64 MiB in 35-45 ms with 4 KiB pages, 8-12 ms with huge pages). The
+    tensor keeps the mapping alive (``torch.frombuffer``); its storage cannot be resized."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    nbytes = math.prod(shape) * itemsize
+    if torch.device(device).type != "cpu" or nbytes < _HUGE_BYTES or not (_THP or _POPULATE):
         return torch.empty(shape, dtype=dtype, device=device)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _POPULATE
-    return torch.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dtype=dtype).view(shape)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    if not _THP:
+        memory = mmap.mmap(-1, nbytes, flags=flags | _POPULATE)
+        return torch.frombuffer(memory, dtype=dtype).view(shape)
+    memory = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=flags)
+    memory.madvise(mmap.MADV_HUGEPAGE)
+    address = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
+    offset = -address % _HUGE_PAGE  # a multiple of the page size, of the itemsize too
+    count = math.prod(shape)
+    return torch.frombuffer(memory, dtype=dtype, count=count, offset=offset).view(shape)
 
 
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+def _layer_major(
+    samples: int, layers: int, columns: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Memory ``(layers, columns, samples)`` for a per-layer result: a layer of a block of
+    samples is written as ``columns`` contiguous runs (the chain's samples-last layout), and
+    the result is its view ``(samples, layers, columns)`` (``_Recorder.results_view``)."""
+    return _empty((layers, columns, samples), dtype, device)
 
 
 def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
@@ -104,7 +133,13 @@ def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
 
 class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
-    twice fills both of its slots)."""
+    twice fills both of its slots).
+
+    Per-layer results are stored layer-major, memory ``(slots, columns, samples)``
+    (``_layer_major``), and returned as its view ``(samples, slots, columns)``: the values
+    of a layer of a block are written where they are computed, as a few contiguous runs,
+    with no staging and no transposing copy (a samples-first result takes one cache line
+    per network and layer; at width 1 that costs more than the layer itself)."""
 
     parallel_safe = True  # per-chunk state is set in ``start``; results written at its rows
 
@@ -112,10 +147,6 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
-        # staging memory per (thread, target), reused from chunk to chunk (shared by the
-        # shallow copies of other threads): a fresh buffer of tens of MiB per chunk costs
-        # a page fault per 4 KiB, more than the values written into it
-        self._pool: dict[tuple[int, int], Tensor] = {}
 
     @property
     def rows(self) -> slice:
@@ -130,82 +161,23 @@ class _Recorder(Observer):
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @staticmethod
+    def results_view(memory: Tensor) -> Tensor:
+        """The ``(samples, slots, columns)`` view of layer-major memory."""
+        return memory.permute(2, 0, 1)
+
+    def destination(self, target: Tensor, layer: int) -> Tensor:
+        """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
+        layer-major ``target``: its first slot of ``layer``; ``keep`` fills the others."""
+        return canonical(target[self.positions[layer][0], :, self.rows].t())
+
     def keep(self, target: Tensor, layer: int, values: Tensor) -> None:
-        """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``.
-
-        Writing one slot of every network of a chunk touches one cache line per network; the
-        values are staged instead in a slot-major buffer of the chunk (contiguous writes) for
-        a group of consecutive slots at most ``_STAGE_BYTES`` large, copied to ``target``
-        when a slot of another group comes (or at ``end``): one transposing copy per group."""
-        if getattr(self, "_stage_context", None) is not self.context:
-            self._stage_context = self.context
-            self._stages: dict[int, _Stage] = {}
-        values = canonical(values)
+        """Store ``values`` (``(chunk, columns)``) in every slot of ``layer`` of ``target``
+        (values computed into ``destination`` are not copied again)."""
         for slot in self.positions[layer]:
-            stage = self._stage(target, slot)
-            if stage is None:
-                target[self.rows, slot] = values
-            else:
-                stage.buffer[slot - stage.low] = values
-                stage.written.add(slot)
-
-    def _stage(self, target: Tensor, slot: int) -> _Stage | None:
-        """The staging group of ``target`` that holds ``slot`` (flushing the previous one),
-        or None where a group would hold fewer than two slots."""
-        stage = self._stages.get(id(target))
-        if stage is not None and stage.low <= slot < stage.high:
-            return stage
-        if stage is not None:
-            self._flush(stage)
-        rows = self.rows.stop - self.rows.start
-        per_slot = rows * math.prod(target.shape[2:])
-        group = _STAGE_BYTES // max(1, per_slot * target.element_size())
-        if group < 2:
-            return None
-        key = (threading.get_ident(), id(target))
-        memory = self._pool.get(key)
-        size = min(group, target.shape[1]) * per_slot  # no more than the slots there are
-        if memory is None or memory.numel() < size:
-            memory = self._pool[key] = _empty((size,), target.dtype, target.device)
-        low = slot // group * group
-        high = min(low + group, target.shape[1])
-        buffer = memory[: (high - low) * per_slot].view(high - low, rows, *target.shape[2:])
-        stage = _Stage(target, buffer, low, high, set())
-        self._stages[id(target)] = stage
-        return stage
-
-    def _flush(self, stage: _Stage) -> None:
-        """Copy the written slots of a staging group to the results."""
-        rows = self.rows
-        if len(stage.written) == stage.high - stage.low:  # the whole group: one copy
-            part = stage.target[rows, stage.low : stage.high]
-            if math.prod(stage.target.shape[2:]) == 1:  # 2-D: the blocked transposing copy
-                count = rows.stop - rows.start
-                part.reshape(count, -1).copy_(stage.buffer.reshape(-1, count).t())
-            else:
-                part.copy_(stage.buffer.transpose(0, 1))
-        else:
-            for slot in stage.written:
-                stage.target[rows, slot] = stage.buffer[slot - stage.low]
-        stage.written.clear()
-
-    def end(self) -> None:
-        """Copy the staged values of the chunk to the results (``keep``)."""
-        if getattr(self, "_stage_context", None) is self.context:
-            for stage in self._stages.values():
-                self._flush(stage)
-            self._stages = {}
-
-
-@dataclass
-class _Stage:
-    """Staged values of the slots ``low <= slot < high`` of ``target`` (``_Recorder.keep``)."""
-
-    target: Tensor
-    buffer: Tensor
-    low: int
-    high: int
-    written: set[int]
+            part = canonical(target[slot, :, self.rows].t())
+            if part.data_ptr() != values.data_ptr() or part.stride() != values.stride():
+                part.copy_(values)
 
 
 def _phi_sign(view: LayerView) -> tuple[Tensor, Tensor]:
@@ -219,26 +191,30 @@ def _phi_sign(view: LayerView) -> tuple[Tensor, Tensor]:
     return shared
 
 
+def _log_(values: Tensor) -> Tensor:
+    """``values.log_()``; on the CPU by NumPy, two (float32) to four (float64) times faster
+    than torch's kernel on normal numbers (both within an ulp of the exact logarithm). Every
+    log-growth, the fast path's and the reference's, is taken by this function."""
+    if values.device.type != "cpu":
+        return values.log_()
+    array = values.numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log(array, out=array)
+    return values
+
+
 class _RatioLog:
     """``log(p / q)`` for the norms ``p`` of a layer and ``q`` of layer 0, with the bits of
-    ``torch.log(p / q)`` but with no special value (0, NaN, inf, subnormal) reaching the log,
-    whose CPU kernel is 5-20 times slower on them than on normal numbers (and collapsed paths,
-    p = 0, are common). Valid for finite ``p`` and ``q``: ``log`` is applied to the ratio
-    clamped to the normal range (the same numbers wherever it is normal) and the special
-    results are added by arithmetic on the sign ``s`` of ``p``: ``(s - 1) / s`` is -inf where
-    ``p = 0`` and +0 elsewhere; where ``q = 0`` the ratio is taken with ``q = 1`` and +inf
-    added, which makes ``0 / 0`` NaN and ``p / 0`` +inf as the division does. A positive ratio
-    below the normal range (where the clamp would change it) is detected and left to the
-    plain formula (``__call__`` returns None)."""
+    ``_log_(p / q)`` but with no zero reaching the log, whose kernels are several times
+    slower on zeros than on normal numbers (and collapsed paths, p = 0, are common). Valid
+    for finite ``p`` and ``q``: the log is taken of the ratio with 1 in place of its zeros
+    (``ratio - (s - 1)`` for the sign ``s`` of ``p``: the ratio itself, bit for bit, where
+    ``p > 0``, and ``p / 0`` itself, inf or NaN) and -inf is added where ``p = 0`` by
+    arithmetic on ``s``: ``(s - 1) / s`` is -inf where ``p = 0`` and +0 elsewhere (a NaN
+    stays the NaN that the log gave, whose sign depends on the kernel)."""
 
     def __init__(self, norm0: Tensor) -> None:
-        self.tiny = torch.finfo(norm0.dtype).tiny
-        dead = norm0 == 0
-        if bool(dead.any()):
-            self.divisor = torch.where(dead, 1.0, norm0)
-            self.offset: Tensor | None = torch.where(dead, math.inf, 0.0).to(norm0.dtype)
-        else:
-            self.divisor, self.offset = norm0, None
+        self.norm0 = norm0
 
     @classmethod
     def start(cls, view: LayerView, norm0: Tensor) -> _RatioLog | None:
@@ -247,26 +223,20 @@ class _RatioLog:
             return None
         return cls(norm0)
 
-    def __call__(self, view: LayerView) -> Tensor | None:
-        ratio = torch.div(view.phi_norm, self.divisor, out=view.buffer("log growth"))
-        if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
-            if not float(ratio.min()) >= self.tiny:
-                return None
-            return ratio.log_()
+    def __call__(self, view: LayerView, out: Tensor) -> Tensor:
+        """The log-growth of a finite ``view``, computed in ``out`` (``(chunk, k)``)."""
+        ratio = torch.div(view.phi_norm, self.norm0, out=out)
+        if view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
+            return _log_(ratio)
         sign, step = _phi_sign(view)  # step: -1 where p = 0, 0 elsewhere
-        work = torch.sub(ratio, step, out=view.buffer("log growth work"))
-        if not float(work.min()) >= self.tiny:  # 1 where p = 0, the ratio elsewhere
-            return None
-        special = torch.div(step, sign, out=work)  # -inf where p = 0, +0 elsewhere
-        if self.offset is not None:
-            special.add_(self.offset)
-        return ratio.clamp_(min=self.tiny).log_().add_(special)
+        _log_(ratio.sub_(step))  # 0 where p = 0 < q
+        return ratio.addcdiv_(step, sign)  # -inf where p = 0, +0 elsewhere
 
 
 class _LogGrowth(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
-        self.values = _empty((plan.samples, len(layers), plan.inputs), plan.dtype, plan.device)
+        self.values = _layer_major(plan.samples, len(layers), plan.inputs, plan.dtype, plan.device)
         self.norm0: Tensor | None = None
         self.exponent0: Tensor | None = None
         self.fast: _RatioLog | None = None
@@ -279,20 +249,23 @@ class _LogGrowth(_Recorder):
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        if view.layer in self.positions:
-            growth = self.fast(view) if self.fast is not None and view.finite else None
-            if growth is None:
-                growth = torch.log(view.phi_norm / self.norm0)
-            # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
-            # tensor when it rescales, so an unchanged one adds exactly zero)
-            if view.exponent is not None and view.exponent is not self.exponent0:
-                assert self.exponent0 is not None
-                scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
-                growth = (growth + scale).to(growth.dtype)
-            self.keep(self.values, view.layer, growth)
+        if view.layer not in self.positions:
+            return
+        out = self.destination(self.values, view.layer)
+        if self.fast is not None and view.finite:
+            growth = self.fast(view, out)
+        else:  # the reference formula
+            growth = _log_(torch.div(view.phi_norm, self.norm0, out=out))
+        # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
+        # tensor when it rescales, so an unchanged one adds exactly zero)
+        if view.exponent is not None and view.exponent is not self.exponent0:
+            assert self.exponent0 is not None
+            scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
+            growth.copy_(growth + scale)  # in float64, rounded once to the dtype
+        self.keep(self.values, view.layer, growth)
 
     def results(self) -> dict[str, Tensor]:
-        return {"log_growth": self.values}
+        return {"log_growth": self.results_view(self.values)}
 
 
 class _Collapse(_Recorder):
@@ -361,7 +334,7 @@ class _Active(_Recorder):
         super().__init__(layers, plan.samples)
         self.steps = plan.steps
         self.width = plan.width
-        self.counts = _empty((plan.samples, len(layers), plan.inputs), torch.int32, plan.device)
+        self.counts = _layer_major(plan.samples, len(layers), plan.inputs, torch.int32, plan.device)
         self.average = torch.zeros(
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
@@ -389,7 +362,7 @@ class _Active(_Recorder):
             self.average[self.rows] = self.total.to(self.average.dtype) / (self.width * self.steps)
 
     def results(self) -> dict[str, Tensor]:
-        return {"active": self.counts, "active_fraction": self.average}
+        return {"active": self.results_view(self.counts), "active_fraction": self.average}
 
 
 class _QuasiGBM(_Recorder):
@@ -462,7 +435,9 @@ class _Correlation(_Recorder):
                 "observables='correlation' needs at least two inputs: give y0 or x as a "
                 "(k, m) array with k >= 2"
             )
-        self.values = _empty((plan.samples, len(layers), len(self.pairs)), plan.dtype, plan.device)
+        self.values = _layer_major(
+            plan.samples, len(layers), len(self.pairs), plan.dtype, plan.device
+        )
         self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
         self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
 
@@ -492,16 +467,16 @@ class _Correlation(_Recorder):
         self.keep(self.values, view.layer, self.product.sum(-1))
 
     def results(self) -> dict[str, Tensor]:
-        return {"correlation": self.values}
+        return {"correlation": self.results_view(self.values)}
 
 
 class _Norm(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
         self.value_layers = frozenset(layers)
-        shape = (plan.samples, len(layers), plan.inputs)
-        self.y_norm = _empty(shape, plan.dtype, plan.device)
-        self.phi_norm = _empty(shape, plan.dtype, plan.device)
+        shape = (plan.samples, len(layers), plan.inputs, plan.dtype, plan.device)
+        self.y_norm = _layer_major(*shape)
+        self.phi_norm = _layer_major(*shape)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
@@ -509,7 +484,10 @@ class _Norm(_Recorder):
             self.keep(self.phi_norm, view.layer, view.absolute(view.phi_norm))
 
     def results(self) -> dict[str, Tensor]:
-        return {"y_norm": self.y_norm, "phi_norm": self.phi_norm}
+        return {
+            "y_norm": self.results_view(self.y_norm),
+            "phi_norm": self.results_view(self.phi_norm),
+        }
 
 
 @dataclass
