@@ -52,9 +52,7 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
-    _floor,
     _memory,
-    _range,
     canonical,
     simulate_chain,
 )
@@ -332,6 +330,18 @@ class _Collapse(_Recorder):
         return {"collapse_layer": self.first}
 
 
+def _active_total(context: ChunkContext, view: LayerView, width: int, steps: int) -> Tensor:
+    """The sum of the active counts of the chunk over the layers ``0..view.layer``, shared by
+    the observers that need it (``active``'s time average, ``quasi_gbm``'s ReLU drift), so
+    that it is added once per layer; observed layer by layer from 0 (``start``)."""
+    shared = context.__dict__.setdefault("active_total", [-1, None])
+    if shared[0] != view.layer:
+        count = view.active
+        shared[1] = _start_total(count, width, steps) if view.layer == 0 else shared[1].add_(count)
+        shared[0] = view.layer
+    return shared[1]
+
+
 class _Active(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
@@ -349,15 +359,12 @@ class _Active(_Recorder):
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        count = view.active
-        if view.layer in self.positions:
-            self.keep(self.counts, view.layer, count.to(torch.int32))
+        if view.layer in self.positions:  # counted straight into the results
+            out = self.destination(self.counts, view.layer)
+            self.keep(self.counts, view.layer, view.count_active(out))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.total = (
-                _start_total(count, self.width, self.steps)
-                if self.total is None
-                else self.total.add_(count)
-            )
+            assert self.context is not None
+            self.total = _active_total(self.context, view, self.width, self.steps)
 
     def end(self) -> None:
         super().end()
@@ -393,12 +400,8 @@ class _QuasiGBM(_Recorder):
         if self.relu:  # phi' = 1{y > 0}: ||phi'||^2 = N and rho = 1 (NaN once collapsed)
             # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
             # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
-            count = view.active
-            self.total = (
-                _start_total(count, self.width, self.steps)
-                if self.total is None
-                else self.total.add_(count)
-            )
+            assert self.context is not None
+            self.total = _active_total(self.context, view, self.width, self.steps)
             if view.layer == self.steps - 1:
                 self.dead = view.phi_norm == 0
             return
@@ -480,40 +483,32 @@ class _Correlation(_Recorder):
     def _rows_last(self, view: LayerView, memory: Tensor, out: Tensor) -> bool:
         """The correlations of a state stored samples last (``memory`` ``(k, n, block)``),
         computed in ``out`` (``(pairs, block)`` memory of the results), or False where the
-        reference formula is needed.
+        norms are not stored that way.
 
-        Width 1: the reference formula on rows (``u = y / |y|``, then ``u_a u_b``: the same
-        bits). Wider, for a finite state whose norms are in ``[2^-T, 2^T]`` (``T`` a quarter
-        of the dtype's exponent range, the band the chain keeps homogeneous states in):
-        ``<y_a, y_b> / ||y_a|| / ||y_b||``, the products summed over the width along memory
-        (one sample per lane) and divided once per pair, two passes over the pairs' rows
-        where the unit vectors take three and a strided reduction. No product of entries
-        then leaves the normal range by more than its share of rounding; the result agrees
-        with the reference to a few ulps."""
+        The reference formula on rows: unit vectors ``u = y / |y|`` (scale-free: the same
+        bits for a state rescaled by a power of two), then ``<u_a, u_b>``, the products of
+        all pairs ``(a, b > a)`` of one ``a`` at once and summed over the width along memory
+        (one sample per lane, where the reference sums each sample's strided row) straight
+        into the results; at width 1 the products themselves, the reference's bits."""
         k, n, size = memory.shape
         norms = view.y_norm.t()  # (k, block)
-        if not view.finite or not norms.is_contiguous():
+        if not norms.is_contiguous():
             return False
-        if n == 1:
-            if self.rows_unit is None:
-                self.rows_unit = torch.empty((k, size), dtype=memory.dtype, device=memory.device)
-            unit = torch.div(memory[:, 0], norms, out=self.rows_unit)
-            for a, start, stop in self._slices(k):
-                torch.mul(unit[a : a + 1], unit[a + 1 :], out=out[start:stop])
-            return True
-        bound = 2.0 ** (int(_floor(memory.dtype)[0].maxexp) // 4)
-        low, high = _range(norms)
-        if not 1.0 / bound <= low <= high <= bound:  # NaN-safe
-            return False
-        if self.rows_product is None:
-            shape = (k - 1, n, size)
-            self.rows_product = torch.empty(shape, dtype=memory.dtype, device=memory.device)
+        if self.rows_unit is None:
+            self.rows_unit = torch.empty_like(memory)
+            if n > 1:
+                shape = (k - 1, n, size)
+                self.rows_product = torch.empty(shape, dtype=memory.dtype, device=memory.device)
+        unit = torch.div(memory, norms.unsqueeze(1), out=self.rows_unit)
         for a, start, stop in self._slices(k):
-            product = torch.mul(
-                memory[a : a + 1], memory[a + 1 :], out=self.rows_product[: k - 1 - a]
+            if n == 1:
+                torch.mul(unit[a, 0], unit[a + 1 :, 0], out=out[start:stop])
+                continue
+            assert self.rows_product is not None
+            product = self.rows_product[: k - 1 - a]
+            torch.sum(
+                torch.mul(unit[a : a + 1], unit[a + 1 :], out=product), 1, out=out[start:stop]
             )
-            dots = torch.sum(product, 1, out=out[start:stop])
-            dots.div_(norms[a : a + 1]).div_(norms[a + 1 :])
         return True
 
     @staticmethod
