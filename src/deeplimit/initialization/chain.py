@@ -594,11 +594,11 @@ class LayerView:
             # anyway for the increment) is the indicator, and a float sum of n zeros and
             # ones is exact; on the CPU a comparison and an integer sum of booleans are
             # several times slower than these vectorized kernels
-            space = self.workspace
-            signs = torch.sign(self.phi, out=None if space is None else space.square)
-            if self.y.shape[-1] == 1:
-                counts = canonical(signs[..., 0])
+            if self.y.shape[-1] == 1:  # phi_norm = relu(y): its sign is the count
+                counts = self.phi_sign
             else:
+                space = self.workspace
+                signs = torch.sign(self.phi, out=None if space is None else space.square)
                 counts = torch.sum(signs, -1, out=self.buffer("active sum"))
             if out is None:
                 out = self.buffer("active", torch.int32)
@@ -610,6 +610,16 @@ class LayerView:
             counts = (self.y > 0).sum(-1, dtype=torch.int32)
             self._active = counts if out is None else out.copy_(counts)
         return self._active
+
+    @property
+    def phi_sign(self) -> Tensor:
+        """1 where ``phi_norm > 0``, +0 where it is zero (a collapsed path), NaN where NaN,
+        per network and input; computed once per layer, in a buffer."""
+        sign = self.shared.get("phi_sign")
+        if sign is None:  # abs: the norm of a width-1 ReLU state is relu(y), which may be -0
+            sign = torch.sign(self.phi_norm, out=self.buffer("phi sign")).abs_()
+            self.shared["phi_sign"] = sign
+        return sign
 
     def buffer(self, name: str, dtype: torch.dtype | None = None) -> Tensor:
         """A ``(chunk, k)`` buffer named ``name`` (of the state's dtype unless given) to compute

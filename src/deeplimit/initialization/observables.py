@@ -181,15 +181,13 @@ class _Recorder(Observer):
                 part.copy_(values)
 
 
-def _phi_sign(view: LayerView) -> tuple[Tensor, Tensor]:
-    """``sign``: 1 where ``phi_norm > 0``, +0 where it is zero (a collapsed path), and
-    ``sign - 1``, per network and input (for a finite state); shared by the observers of a
-    layer, in buffers of the view."""
-    shared = view.shared.get("phi_sign")
-    if shared is None:  # abs: the norm of a width-1 ReLU state is relu(y), which may be -0
-        sign = torch.sign(view.phi_norm, out=view.buffer("phi sign")).abs_()
-        shared = view.shared["phi_sign"] = (sign, torch.sub(sign, 1, out=view.buffer("step")))
-    return shared
+def _phi_step(view: LayerView) -> Tensor:
+    """``view.phi_sign - 1``: -1 where ``phi_norm = 0``, +0 elsewhere (for a finite state);
+    shared by the observers of a layer, in a buffer of the view."""
+    step = view.shared.get("phi_step")
+    if step is None:
+        step = view.shared["phi_step"] = torch.sub(view.phi_sign, 1, out=view.buffer("step"))
+    return step
 
 
 def _log_(values: Tensor) -> Tensor:
@@ -206,32 +204,45 @@ def _log_(values: Tensor) -> Tensor:
 
 class _RatioLog:
     """``log(p / q)`` for the norms ``p`` of a layer and ``q`` of layer 0, with the bits of
-    ``_log_(p / q)`` but with no zero reaching the log, whose kernels are several times
-    slower on zeros than on normal numbers (and collapsed paths, p = 0, are common). Valid
-    for finite ``p`` and ``q``: the log is taken of the ratio with 1 in place of its zeros
-    (``ratio - (s - 1)`` for the sign ``s`` of ``p``: the ratio itself, bit for bit, where
-    ``p > 0``, and ``p / 0`` itself, inf or NaN) and -inf is added where ``p = 0`` by
-    arithmetic on ``s``: ``(s - 1) / s`` is -inf where ``p = 0`` and +0 elsewhere (a NaN
-    stays the NaN that the log gave, whose sign depends on the kernel)."""
+    ``_log_(p / q)`` (the reference) but with no zero, inf or NaN reaching the log, where
+    its kernel is several times slower on them than on normal numbers (collapsed paths,
+    p = 0, are common): NumPy's float64 log (its float32 log is as fast on them, and
+    ``start`` leaves float32 to the reference). Valid for finite ``p`` and ``q``: the log is
+    taken of the ratio with 1 in place of its zeros (``ratio - (s - 1)`` for the sign ``s``
+    of ``p``: the ratio itself, bit for bit, where ``p > 0``) and the special results are
+    added by arithmetic on ``s``: ``(s - 1) / s`` is -inf where ``p = 0`` and +0 elsewhere;
+    where ``q = 0`` the ratio is taken with ``q = 1`` and +inf added, which makes ``0 / 0``
+    the default NaN and ``p / 0`` +inf, as the division does (and the log keeps them)."""
 
     def __init__(self, norm0: Tensor) -> None:
-        self.norm0 = norm0
+        dead = norm0 == 0
+        if bool(dead.any()):
+            self.divisor = torch.where(dead, 1.0, norm0)
+            self.offset: Tensor | None = torch.where(dead, math.inf, 0.0).to(norm0.dtype)
+        else:
+            self.divisor, self.offset = norm0, None
 
     @classmethod
     def start(cls, view: LayerView, norm0: Tensor) -> _RatioLog | None:
-        """The branch-free log for this chunk, or None where ``q`` may not be finite."""
+        """The branch-free log for this chunk, or None where the reference is as fast
+        (float32 on the CPU) or ``q`` may not be finite."""
+        if norm0.dtype != torch.float64 or norm0.device.type != "cpu":
+            return None
         if not view.finite or not (norm0.numel() == 0 or float(norm0.max()) < math.inf):
             return None
         return cls(norm0)
 
     def __call__(self, view: LayerView, out: Tensor) -> Tensor:
         """The log-growth of a finite ``view``, computed in ``out`` (``(chunk, k)``)."""
-        ratio = torch.div(view.phi_norm, self.norm0, out=out)
-        if view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
+        ratio = torch.div(view.phi_norm, self.divisor, out=out)
+        if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
             return _log_(ratio)
-        sign, step = _phi_sign(view)  # step: -1 where p = 0, 0 elsewhere
-        _log_(ratio.sub_(step))  # 0 where p = 0 < q
-        return ratio.addcdiv_(step, sign)  # -inf where p = 0, +0 elsewhere
+        step = _phi_step(view)  # -1 where p = 0, 0 elsewhere
+        _log_(ratio.sub_(step))  # 0 where p = 0
+        ratio.addcdiv_(step, view.phi_sign)  # -inf where p = 0, +0 elsewhere
+        if self.offset is not None:
+            ratio.add_(self.offset)
+        return ratio
 
 
 class _LogGrowth(_Recorder):
@@ -270,12 +281,14 @@ class _LogGrowth(_Recorder):
 
 
 class _Collapse(_Recorder):
-    """The first collapse layer. For a finite state with no underflow and a positively
-    homogeneous activation, the chunk's layers are counted in the dtype by arithmetic on the
-    sign of ``phi_norm`` (a comparison and a ``masked_fill_`` are several times slower on the
-    CPU): ``pending`` is 1 for the paths not yet collapsed, and ``first`` gains ``layer + 1``
-    (exact below 2^(mantissa bits + 1)) at the first layer where ``phi_norm = 0``; nothing is
-    computed at a layer with no zero norm, nor once every path of the chunk has collapsed."""
+    """The first collapse layer. Collapse is absorbing in the chain: a path with
+    ``phi(Y_l) = 0`` gets a zero increment (a zero row of the factor, never NaN) and stays
+    as it is. So for a finite state with no underflow and a positively homogeneous
+    activation, the first collapse layer of a path is the number of layers at which it was
+    alive: ``alive`` sums the sign of ``phi_norm`` in the dtype (exact integers below
+    2^(mantissa bits + 1); one addition a layer, where a comparison and a ``masked_fill_``
+    are several times slower on the CPU), and a layer with no zero norm only counts.
+    Elsewhere (and once a layer is not known to be finite) layers are compared."""
 
     def __init__(self, plan: ChainPlan) -> None:
         super().__init__((), plan.samples)
@@ -288,26 +301,24 @@ class _Collapse(_Recorder):
             plan.steps + 1 <= 2.0 / torch.finfo(plan.dtype).eps
             and plan.activation.positively_homogeneous
         )
-        self.counted: Tensor | None = None
-        self.pending: Tensor | None = None
+        self.alive: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
-        self.counted = self.pending = None
-        self.remaining = True
+        self.alive = None
+        self.everyone = self.seen = 0  # layers where every path was alive / counted
         if self.exact and view.finite and view.lost is None:
-            self.counted = torch.full_like(view.phi_norm, -1.0)
-            self.pending = torch.ones_like(view.phi_norm)
+            self.alive = torch.zeros_like(view.phi_norm)
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        if self.counted is not None and self.pending is not None:
+        if self.alive is not None:
             if view.finite and view.lost is None:
-                if self.remaining and not view.phi_range[0] > 0:  # NaN-safe: unknown range
-                    # -1 where a pending path collapses at this layer, 0 elsewhere
-                    newly = torch.mul(self.pending, _phi_sign(view)[1], out=view.buffer("new"))
-                    self.counted.sub_(newly, alpha=view.layer + 1)
-                    self.remaining = float(self.pending.add_(newly).max()) > 0
+                if view.phi_range[0] > 0:  # NaN-safe: an unknown range counts signs
+                    self.everyone += 1
+                else:
+                    self.alive.add_(view.phi_sign)
+                self.seen += 1
                 return
             self._write_counted()
         first = self.first[self.rows]
@@ -317,10 +328,13 @@ class _Collapse(_Recorder):
         first.masked_fill_(collapsed & (first < 0), view.layer)
 
     def _write_counted(self) -> None:
-        """The counted first layers to the results; later layers of the chunk compare."""
-        if self.counted is not None:
-            self.first[self.rows] = self.counted.to(torch.long)
-            self.counted = self.pending = None
+        """The counted first layers to the results (alive at every layer counted: -1);
+        later layers of the chunk compare."""
+        if self.alive is not None:
+            alive = self.alive.add_(self.everyone)
+            first = torch.where(alive < self.seen, alive, -1.0)
+            self.first[self.rows] = first.to(torch.long)
+            self.alive = None
 
     def end(self) -> None:
         super().end()
