@@ -564,8 +564,11 @@ class Observations:
 
     ``values`` maps names to tensors, samples first: per-layer quantities are
     ``(samples, layers, k)`` (``correlation``: ``(samples, layers, pairs)``), per-path ones
-    ``(samples, k)``. ``layers`` are the recorded layers (or SDE step indices, ``times`` the
-    matching times). ``squeeze_inputs`` is True when one input vector was given.
+    ``(samples, k)``. Per-layer tensors are views of layer-major memory ``(layers, k,
+    samples)``, the order in which the chain produces them (the values of one layer and
+    input are contiguous; ``.contiguous()`` gives a samples-first copy). ``layers`` are the recorded
+    layers (or SDE step indices, ``times`` the matching times). ``squeeze_inputs`` is True
+    when one input vector was given.
     """
 
     width: int
