@@ -205,21 +205,44 @@ def plain_line(text: str) -> None:
     print(text, flush=True)
 
 
-def plain_progress(description: str, every: int = 10) -> Callable[[int, int], None]:
+def plain_progress(
+    description: str, every: int = 10, seconds: float = 60.0
+) -> Callable[[int, int], None]:
     """A ``callback(done, total)`` printing ``description: 40% (12.3 s)`` each time another
-    ``every`` percent is done: progress for logs, where a live bar cannot be drawn."""
+    ``every`` percent is done, and ``description: 3.4% (61.0 s, about 29 min left)`` when
+    ``seconds`` passed since the last line with some work done: progress for logs, where a
+    live bar cannot be drawn (an hour-long study still says something every minute)."""
     start = time.perf_counter()
     shown = [0]
+    last = [start, 0]  # time and work of the last line
 
     def callback(done: int, total: int) -> None:
         if total <= 0:
             return
-        percent = int(100 * min(done, total) / total) // every * every
+        now = time.perf_counter()
+        done = min(done, total)
+        percent = int(100 * done / total) // every * every
         if percent > shown[0]:
             shown[0] = percent
-            plain_line(f"{description}: {percent}% ({time.perf_counter() - start:.1f} s)")
+            last[:] = [now, done]
+            plain_line(f"{description}: {percent}% ({now - start:.1f} s)")
+        elif now - last[0] >= seconds and done > last[1]:
+            last[:] = [now, done]
+            left = (now - start) * (total - done) / done
+            plain_line(
+                f"{description}: {100 * done / total:.1f}% ({now - start:.1f} s, about "
+                f"{_duration(left)} left)"
+            )
 
     return callback
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def interactive() -> bool:
