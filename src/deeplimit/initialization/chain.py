@@ -613,11 +613,12 @@ class LayerView:
 
     @property
     def phi_sign(self) -> Tensor:
-        """1 where ``phi_norm > 0``, +0 where it is zero (a collapsed path), NaN where NaN,
-        per network and input; computed once per layer, in a buffer."""
+        """``sign(phi_norm)``: 1 where ``phi_norm > 0``, zero where it is zero (a collapsed
+        path; -0 where the norm is, as the norm of a width-1 ReLU state, ``relu(y)``, may
+        be), NaN where NaN, per network and input; computed once per layer, in a buffer."""
         sign = self.shared.get("phi_sign")
-        if sign is None:  # abs: the norm of a width-1 ReLU state is relu(y), which may be -0
-            sign = torch.sign(self.phi_norm, out=self.buffer("phi sign")).abs_()
+        if sign is None:
+            sign = torch.sign(self.phi_norm, out=self.buffer("phi sign"))
             self.shared["phi_sign"] = sign
         return sign
 

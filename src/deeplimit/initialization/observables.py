@@ -181,13 +181,16 @@ class _Recorder(Observer):
                 part.copy_(values)
 
 
-def _phi_step(view: LayerView) -> Tensor:
-    """``view.phi_sign - 1``: -1 where ``phi_norm = 0``, +0 elsewhere (for a finite state);
-    shared by the observers of a layer, in a buffer of the view."""
-    step = view.shared.get("phi_step")
-    if step is None:
-        step = view.shared["phi_step"] = torch.sub(view.phi_sign, 1, out=view.buffer("step"))
-    return step
+def _phi_step(view: LayerView) -> tuple[Tensor, Tensor]:
+    """``|view.phi_sign|`` (1 where ``phi_norm > 0``, +0 where it is zero) and that minus 1
+    (-1 where ``phi_norm = 0``, +0 elsewhere), for a finite state; shared by the observers of
+    a layer, in buffers of the view."""
+    shared = view.shared.get("phi_step")
+    if shared is None:
+        unit = torch.abs(view.phi_sign, out=view.buffer("phi unit"))
+        step = torch.sub(unit, 1, out=view.buffer("step"))
+        shared = view.shared["phi_step"] = (unit, step)
+    return shared
 
 
 def _log_(values: Tensor) -> Tensor:
@@ -237,9 +240,9 @@ class _RatioLog:
         ratio = torch.div(view.phi_norm, self.divisor, out=out)
         if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
             return _log_(ratio)
-        step = _phi_step(view)  # -1 where p = 0, 0 elsewhere
+        unit, step = _phi_step(view)  # step: -1 where p = 0, 0 elsewhere
         _log_(ratio.sub_(step))  # 0 where p = 0
-        ratio.addcdiv_(step, view.phi_sign)  # -inf where p = 0, +0 elsewhere
+        ratio.addcdiv_(step, unit)  # -inf where p = 0, +0 elsewhere
         if self.offset is not None:
             ratio.add_(self.offset)
         return ratio
@@ -280,65 +283,127 @@ class _LogGrowth(_Recorder):
         return {"log_growth": self.results_view(self.values)}
 
 
-class _Collapse(_Recorder):
-    """The first collapse layer. Collapse is absorbing in the chain: a path with
-    ``phi(Y_l) = 0`` gets a zero increment (a zero row of the factor, never NaN) and stays
-    as it is. So for a finite state with no underflow and a positively homogeneous
-    activation, the first collapse layer of a path is the number of layers at which it was
-    alive: ``alive`` sums the sign of ``phi_norm`` in the dtype (exact integers below
-    2^(mantissa bits + 1); one addition a layer, where a comparison and a ``masked_fill_``
-    are several times slower on the CPU), and a layer with no zero norm only counts.
-    Elsewhere (and once a layer is not known to be finite) layers are compared."""
+class _Alive:
+    """Per chunk, shared by its observers: for each path and input, the number of layers
+    ``l < steps`` at which it was alive (``phi_norm > 0``), the sum of the signs of
+    ``phi_norm`` in the dtype (exact integers below 2^(mantissa bits + 1); one addition a
+    layer, where a comparison and a ``masked_fill_`` are several times slower on the CPU; a
+    layer with no zero norm only counts). Kept while every layer is finite with no underflow
+    and the activation is positively homogeneous (phi of a finite state is then never NaN);
+    from the first layer that is not (``stop``), the active counts are summed instead
+    (``counts``) for the totals of width 1, where the sign is the count."""
 
-    def __init__(self, plan: ChainPlan) -> None:
-        super().__init__((), plan.samples)
-        self.first = torch.full(
-            (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
-        )
-        # counted in the dtype: exact integers; phi of a finite state is never NaN (whose
-        # sign would poison the count) for a positively homogeneous activation
-        self.exact = (
+    def __init__(self, plan: ChainPlan, view: LayerView) -> None:
+        exact = (
             plan.steps + 1 <= 2.0 / torch.finfo(plan.dtype).eps
             and plan.activation.positively_homogeneous
         )
-        self.alive: Tensor | None = None
+        self.width1 = plan.width == 1 and isinstance(plan.activation, ReLU)
+        self.steps = plan.steps
+        counting = exact and view.finite and view.lost is None
+        self.sum = torch.zeros_like(view.phi_norm) if counting else None
+        self.everyone = self.seen = 0  # layers at which every path was alive / counted
+        self.stop: int | None = None if counting else 0
+        self.counts: Tensor | None = None
+        self.layer = -1
+
+    @staticmethod
+    def of(context: ChunkContext, view: LayerView) -> _Alive:
+        """The chunk's counter, made at its layer 0, with ``view`` (layer < steps) added."""
+        alive = context.__dict__.get("alive")
+        if alive is None:
+            alive = context.__dict__["alive"] = _Alive(context.plan, view)
+        alive.add(view)
+        return alive
+
+    def add(self, view: LayerView) -> None:
+        if view.layer == self.layer or view.layer >= self.steps:
+            return
+        self.layer = view.layer
+        if self.stop is None:
+            if self.valid(view):
+                self.count(view, self.sum)  # type: ignore[arg-type]
+                return
+            self.stop = view.layer
+        if self.width1:  # the totals of width 1 go on from the counts
+            count = view.active
+            if self.counts is None:
+                self.counts = _start_total(count, 1, self.steps)
+                if self.sum is not None:
+                    self.counts.add_(self.alive().to(self.counts.dtype))
+            else:
+                self.counts.add_(count)
+
+    @staticmethod
+    def valid(view: LayerView) -> bool:
+        return view.finite and view.lost is None
+
+    def count(self, view: LayerView, into: Tensor) -> None:
+        """Count ``view``'s layer into ``into``."""
+        if view.phi_range[0] > 0:  # NaN-safe: an unknown range adds the signs
+            self.everyone += 1
+        else:
+            into.add_(view.phi_sign)
+        self.seen += 1
+
+    def alive(self) -> Tensor:
+        """The layers counted at which each path was alive (a new tensor)."""
+        assert self.sum is not None
+        return self.sum + self.everyone
+
+    def total(self) -> Tensor:
+        """Width 1: the sum of the active counts over the layers ``0..steps-1``."""
+        if self.counts is not None:
+            return self.counts
+        return self.alive().to(torch.int32 if self.steps < 2**31 else torch.int64)
+
+
+class _Collapse(_Recorder):
+    """The first collapse layer. Collapse is absorbing in the chain: a path with
+    ``phi(Y_l) = 0`` gets a zero increment (a zero row of the factor, never NaN) and stays
+    as it is. So the first collapse layer of a path is the number of layers at which it was
+    alive (``_Alive``), -1 where that is every layer; from a layer at which the chunk's
+    signs are not counted, layers are compared."""
+
+    def __init__(self, plan: ChainPlan) -> None:
+        super().__init__((), plan.samples)
+        self.steps = plan.steps
+        self.first = torch.full(
+            (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
+        )
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
-        self.alive = None
-        self.everyone = self.seen = 0  # layers where every path was alive / counted
-        if self.exact and view.finite and view.lost is None:
-            self.alive = torch.zeros_like(view.phi_norm)
+        self.counting = True
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        if self.alive is not None:
-            if view.finite and view.lost is None:
-                if view.phi_range[0] > 0:  # NaN-safe: an unknown range counts signs
-                    self.everyone += 1
-                else:
-                    self.alive.add_(view.phi_sign)
-                self.seen += 1
+        assert self.context is not None
+        alive = _Alive.of(self.context, view)
+        if self.counting:
+            if alive.stop is None and view.layer == self.steps and alive.valid(view):
+                assert alive.sum is not None
+                last = alive.sum.clone()
+                alive.count(view, last)  # the last layer, not in the shared sum
+                self._write(last + alive.everyone, alive.seen)
+                alive.seen -= 1
+                alive.everyone -= int(view.phi_range[0] > 0)
+                self.counting = False
                 return
-            self._write_counted()
+            if alive.stop is None and view.layer < self.steps:
+                return
+            self.counting = False  # compared from this layer on
+            if alive.sum is not None:  # counted up to the layer before this one
+                self._write(alive.alive(), alive.seen)
         first = self.first[self.rows]
         collapsed = view.phi_norm == 0
         if view.lost is not None:  # a state that underflowed to zero has not collapsed
             collapsed &= ~view.lost
         first.masked_fill_(collapsed & (first < 0), view.layer)
 
-    def _write_counted(self) -> None:
-        """The counted first layers to the results (alive at every layer counted: -1);
-        later layers of the chunk compare."""
-        if self.alive is not None:
-            alive = self.alive.add_(self.everyone)
-            first = torch.where(alive < self.seen, alive, -1.0)
-            self.first[self.rows] = first.to(torch.long)
-            self.alive = None
-
-    def end(self) -> None:
-        super().end()
-        self._write_counted()
+    def _write(self, alive: Tensor, seen: int) -> None:
+        """The first layers counted (alive at every one of the ``seen`` layers: -1)."""
+        self.first[self.rows] = torch.where(alive < seen, alive, -1.0).to(torch.long)
 
     def results(self) -> dict[str, Tensor]:
         return {"collapse_layer": self.first}
@@ -347,7 +412,8 @@ class _Collapse(_Recorder):
 def _active_total(context: ChunkContext, view: LayerView, width: int, steps: int) -> Tensor:
     """The sum of the active counts of the chunk over the layers ``0..view.layer``, shared by
     the observers that need it (``active``'s time average, ``quasi_gbm``'s ReLU drift), so
-    that it is added once per layer; observed layer by layer from 0 (``start``)."""
+    that it is added once per layer; observed layer by layer from 0 (``start``). Width 1
+    (ReLU): read at the end from ``_Alive`` (the count is the sign of ``phi_norm``)."""
     shared = context.__dict__.setdefault("active_total", [-1, None])
     if shared[0] != view.layer:
         count = view.active
@@ -356,12 +422,21 @@ def _active_total(context: ChunkContext, view: LayerView, width: int, steps: int
     return shared[1]
 
 
+def _total_at_end(context: ChunkContext | None, total: Tensor | None) -> Tensor | None:
+    """The chunk's active total: ``total``, or width 1's from ``_Alive``."""
+    if total is not None or context is None:
+        return total
+    alive = context.__dict__.get("alive")
+    return alive.total() if alive is not None else None
+
+
 class _Active(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
         self.steps = plan.steps
         self.width = plan.width
         self.counts = _layer_major(plan.samples, len(layers), plan.inputs, torch.int32, plan.device)
+        self.width1 = plan.width == 1 and isinstance(plan.activation, ReLU)
         self.average = torch.zeros(
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
@@ -378,10 +453,14 @@ class _Active(_Recorder):
             self.keep(self.counts, view.layer, view.count_active(out))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
             assert self.context is not None
-            self.total = _active_total(self.context, view, self.width, self.steps)
+            if self.width1:
+                _Alive.of(self.context, view)
+            else:
+                self.total = _active_total(self.context, view, self.width, self.steps)
 
     def end(self) -> None:
         super().end()
+        self.total = _total_at_end(self.context, self.total)
         if self.total is not None:  # an exact integer sum, divided once
             self.average[self.rows] = self.total.to(self.average.dtype) / (self.width * self.steps)
 
@@ -415,7 +494,10 @@ class _QuasiGBM(_Recorder):
             # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
             # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
             assert self.context is not None
-            self.total = _active_total(self.context, view, self.width, self.steps)
+            if self.width == 1:
+                _Alive.of(self.context, view)
+            else:
+                self.total = _active_total(self.context, view, self.width, self.steps)
             if view.layer == self.steps - 1:
                 self.dead = view.phi_norm == 0
             return
@@ -432,6 +514,8 @@ class _QuasiGBM(_Recorder):
 
     def end(self) -> None:
         super().end()
+        if self.relu:
+            self.total = _total_at_end(self.context, self.total)
         if self.total is None or self.dead is None:
             return
         # drift = dt sum_l (N_l - 2) / (2n), quadratic variation = dt L / n: NaN if collapsed
