@@ -227,3 +227,27 @@ def test_counted_collapse_layers_are_the_first_layers_with_phi_zero(dtype, width
         )
         assert torch.equal(obs["collapse_layer"], expected)
         assert torch.equal(obs["active"], (y > 0).sum(-1, dtype=torch.int32))
+
+
+def test_results_in_reused_mappings_are_those_of_fresh_memory(monkeypatch):
+    """Results of more than 4 MiB live in mappings that return to a pool once freed and are
+    reused, stale values included, by the next results: every value is written again (the
+    same numbers as in fresh memory), and a mapping in use is never handed out twice."""
+    from deeplimit.initialization import observables
+
+    names = ["log_growth", "active", "correlation", "norm"]
+    common = dict(samples=2**14, y0=[[0.5, -0.2], [0.1, 0.3]], layers="all", observables=names)
+    first = dl.observe_resnet(2, 40, "relu", seed=1, **common)
+    kept = {name: tensor.clone() for name, tensor in first.values.items()}
+    del first  # its mappings go to the pool
+    assert observables._pool
+    again = dl.observe_resnet(2, 40, "relu", seed=2, **common)  # in the reused mappings
+    other = dl.observe_resnet(2, 40, "relu", seed=1, **common)  # while ``again`` is alive
+    monkeypatch.setattr(observables, "_pool", [])
+    monkeypatch.setattr(observables, "_POOL_BYTES", 0)
+    fresh = dl.observe_resnet(2, 40, "relu", seed=2, **common)
+    for name, tensor in fresh.values.items():
+        torch.testing.assert_close(again[name], tensor, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(other[name], kept[name], rtol=0, atol=0, equal_nan=True)
+    pointers = {t.data_ptr() for t in again.values.values()}
+    assert not pointers & {t.data_ptr() for t in other.values.values()}

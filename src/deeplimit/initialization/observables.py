@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 import mmap
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,25 +94,58 @@ _THP = _transparent_huge_pages()
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 
 
+_POOL_BYTES = 2**29  # freed result mappings kept for the next results: 512 MiB at most
+_pool: list[_Mapping] = []
+_pool_lock = threading.Lock()
+
+
+class _Mapping(mmap.mmap):
+    """An anonymous mapping of results that, once no tensor uses it any more, goes to a small
+    pool (``_POOL_BYTES`` in all) with its pages still mapped, for the next results of about
+    its size (``_empty``): as a caching allocator does, so that a loop of runs (a sweep, a
+    benchmark) zeroes the pages of its results once rather than at every run."""
+
+    def __del__(self) -> None:
+        try:
+            with _pool_lock:
+                if sum(len(m) for m in _pool) + len(self) <= _POOL_BYTES:
+                    _pool.append(self)  # resurrected: kept mapped
+        except Exception:
+            pass
+
+
+def _reused(nbytes: int) -> _Mapping | None:
+    """A pooled mapping of ``nbytes`` to twice that, or None."""
+    with _pool_lock:
+        for index, memory in enumerate(_pool):
+            if nbytes <= len(memory) <= 2 * nbytes:
+                return _pool.pop(index)
+    return None
+
+
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
     """``torch.empty(shape)``; on a Linux CPU, a large buffer is an anonymous mapping with
     transparent huge pages (``MADV_HUGEPAGE``, 2 MiB aligned), or else ``MAP_POPULATE``:
     a page fault per 4 KiB at first touch dominates writing large results (measured on a
-    virtual machine: 64 MiB in 35-45 ms with 4 KiB pages, 8-12 ms with huge pages). The
-    tensor keeps the mapping alive (``torch.frombuffer``); its storage cannot be resized."""
+    virtual machine: 64 MiB in 35-45 ms with 4 KiB pages, 8-12 ms with huge pages); a
+    mapping freed by earlier results is reused (``_Mapping``). The tensor keeps the mapping
+    alive (``torch.frombuffer``); its storage cannot be resized."""
     itemsize = torch.empty((), dtype=dtype).element_size()
-    nbytes = math.prod(shape) * itemsize
+    count = math.prod(shape)
+    nbytes = count * itemsize
     if torch.device(device).type != "cpu" or nbytes < _HUGE_BYTES or not (_THP or _POPULATE):
         return torch.empty(shape, dtype=dtype, device=device)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    if not _THP:
-        memory = mmap.mmap(-1, nbytes, flags=flags | _POPULATE)
-        return torch.frombuffer(memory, dtype=dtype).view(shape)
-    memory = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=flags)
-    memory.madvise(mmap.MADV_HUGEPAGE)
-    address = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
-    offset = -address % _HUGE_PAGE  # a multiple of the page size, of the itemsize too
-    count = math.prod(shape)
+    size = nbytes + _HUGE_PAGE if _THP else nbytes
+    memory = _reused(size)
+    if memory is None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (0 if _THP else _POPULATE)
+        memory = _Mapping(-1, size, flags=flags)
+        if _THP:
+            memory.madvise(mmap.MADV_HUGEPAGE)
+    offset = 0
+    if _THP:
+        address = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
+        offset = -address % _HUGE_PAGE  # a multiple of the page size, of the itemsize too
     return torch.frombuffer(memory, dtype=dtype, count=count, offset=offset).view(shape)
 
 
