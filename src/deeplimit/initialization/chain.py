@@ -652,24 +652,45 @@ class LayerView:
     @property
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
-        if self._active is None:
-            if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
-                # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
-                # anyway for the increment) is the indicator, and a float sum of n zeros and
-                # ones is exact; on the CPU a comparison and an integer sum of booleans are
-                # several times slower than these vectorized kernels
+        return self.count_active()
+
+    def count_active(self, out: Tensor | None = None) -> Tensor:
+        """``active``, computed into ``out`` (an int32 ``(chunk, k)`` tensor) where given and
+        not computed yet (then ``active`` is ``out``), else copied into it."""
+        if self._active is not None:
+            return self._active if out is None else out.copy_(self._active)
+        if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
+            # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
+            # anyway for the increment) is the indicator, and a float sum of n zeros and
+            # ones is exact; on the CPU a comparison and an integer sum of booleans are
+            # several times slower than these vectorized kernels
+            if self.y.shape[-1] == 1:  # phi_norm = relu(y): its sign is the count
+                counts = self.phi_sign
+            else:
                 space = self.workspace
                 signs = torch.sign(self.phi, out=None if space is None else space.square)
-                if self.y.shape[-1] == 1:
-                    counts = canonical(signs[..., 0])
-                else:
-                    counts = torch.sum(signs, -1, out=self.buffer("active sum"))
-                self._active = self.buffer("active", torch.int32).copy_(counts)
-            elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
-                self._active = (self.y[..., 0] > 0).to(torch.int32)
-            else:
-                self._active = (self.y > 0).sum(-1, dtype=torch.int32)
+                counts = torch.sum(signs, -1, out=self.buffer("active sum"))
+            if out is None:
+                out = self.buffer("active", torch.int32)
+            self._active = out.copy_(counts)
+        elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
+            counts = self.y[..., 0] > 0
+            self._active = counts.to(torch.int32) if out is None else out.copy_(counts)
+        else:
+            counts = (self.y > 0).sum(-1, dtype=torch.int32)
+            self._active = counts if out is None else out.copy_(counts)
         return self._active
+
+    @property
+    def phi_sign(self) -> Tensor:
+        """``sign(phi_norm)``: 1 where ``phi_norm > 0``, zero where it is zero (a collapsed
+        path; -0 where the norm is, as the norm of a width-1 ReLU state, ``relu(y)``, may
+        be), NaN where NaN, per network and input; computed once per layer, in a buffer."""
+        sign = self.shared.get("phi_sign")
+        if sign is None:
+            sign = torch.sign(self.phi_norm, out=self.buffer("phi sign"))
+            self.shared["phi_sign"] = sign
+        return sign
 
     def buffer(self, name: str, dtype: torch.dtype | None = None) -> Tensor:
         """A ``(chunk, k)`` buffer named ``name`` (of the state's dtype unless given) to compute
