@@ -20,10 +20,17 @@ every observable at every layer over the time of sampling alone (target <= 1.5).
 measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
 load from other processes hits all of them alike. ``--numpy`` adds the older comparison with
 explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at issue 13's two
-sizes. Usage:
+sizes.
+
+``--fused`` prints instead the fused engine (``method=Fused(...)``: the law sampler compiled by
+``torch.compile``; rows of one input) against the eager ``method="law"`` and against ``torch.randn``
+drawing the same count of normals into a buffer on the same device (``--device cuda`` for a
+GPU), with the seconds its first call took (compiling). On the CPU its numbers are indicative
+only (Inductor's CPU code draws each normal with a scalar Philox). Usage:
 
     python benchmarks/bench_sampler.py [--quick] [--dtype float32] [--repeat 5] [--issue]
     python benchmarks/bench_sampler.py --issue-only [--repeat 5]
+    python benchmarks/bench_sampler.py --fused [--device cuda] [--fused-widths 4,64]
 """
 
 from __future__ import annotations
@@ -278,6 +285,65 @@ def issue_table(repeat: int, device: str) -> None:
             )
 
 
+FUSED_LAYERS = 16  # layers per compiled call of the --fused table (depths are multiples)
+
+
+def device_randn(device: str, dtype: torch.dtype) -> Callable[[int], int]:
+    """``draw(total)``: ``total`` standard normals by ``torch.randn`` into a buffer of at most
+    2^24 numbers on ``device`` (in rounds); returns the count drawn."""
+    buffer = torch.empty(2**20 if device == "cpu" else 2**24, dtype=dtype, device=device)
+
+    def draw(total: int) -> int:
+        rounds = max(1, -(-total // buffer.numel()))
+        for _ in range(rounds):
+            torch.randn(buffer.shape, out=buffer, dtype=dtype, device=device)
+        return rounds * buffer.numel()
+
+    return draw
+
+
+def fused_table(widths, dtypes, numbers, steps, repeat, device) -> None:
+    """The fused engine against the eager law sampler and ``torch.randn`` on ``device``,
+    coord-steps per second (one input, ReLU, the ResNet of ``sample_resnet``)."""
+    print(
+        f"\n{'dtype':>7} {'n':>4} {'samples':>8} {'L':>5} {'compile s':>9} {'fused':>10} "
+        f"{'eager law':>10} {'randn':>10} {'vs eager':>8} {'vs randn':>8} load"
+    )
+    engine = dl.Fused(layers_per_call=FUSED_LAYERS)
+    for dtype in dtypes:
+        randn = device_randn(device, dtype)
+        name = str(dtype).removeprefix("torch.")
+        for width in widths:
+            samples = max(1, numbers // width)
+            depth = max(1, steps // samples // width // FUSED_LAYERS) * FUSED_LAYERS
+            y0 = initial_state(width, 1)[0]
+            kwargs = dict(samples=samples, y0=y0, device=device, dtype=dtype)
+
+            def fused(t, w=width, d=depth, kw=kwargs):
+                return dl.sample_resnet(w, d, "relu", seed=t + 1, method=engine, **kw)
+
+            compile_seconds = _seconds(fused, -1, device)  # the first call compiles
+            calls = {
+                "fused": fused,
+                "eager": lambda t, w=width, d=depth, kw=kwargs: dl.sample_resnet(
+                    w, d, "relu", seed=t + 1, method="law", **kw
+                ),
+                "randn": lambda t, total=samples * width * depth, draw=randn: draw(total),
+            }
+            medians, _ = interleaved(calls, repeat, device)
+            work = samples * width * depth
+            rates = {key: work / seconds for key, seconds in medians.items()}
+            drawn = randn(work)  # the count a run of randn drew (whole buffers)
+            rates["randn"] = drawn / medians["randn"]
+            print(
+                f"{name:>7} {width:>4} {samples:>8} {depth:>5} {compile_seconds:>9.1f} "
+                f"{rates['fused']:>10.3e} {rates['eager']:>10.3e} {rates['randn']:>10.3e} "
+                f"{rates['fused'] / rates['eager']:>7.2f}x "
+                f"{rates['fused'] / rates['randn']:>7.2f}x {uptime()}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -290,6 +356,10 @@ def main() -> None:
     parser.add_argument("--numpy", action="store_true", help="also the explicit-weights table")
     parser.add_argument("--issue", action="store_true", help="also issue 13's SDE sizes")
     parser.add_argument("--issue-only", action="store_true", help="only issue 13's SDE sizes")
+    parser.add_argument(
+        "--fused", action="store_true", help="only the fused engine against eager and randn"
+    )
+    parser.add_argument("--fused-widths", default="1,4,16,64", help="widths of --fused")
     args = parser.parse_args()
     if args.issue_only:
         repeat = min(args.repeat, 3) if args.quick else args.repeat
@@ -303,6 +373,16 @@ def main() -> None:
     steps = int(steps * args.scale)
     numbers = args.numbers or int(numbers * min(1.0, args.scale)) or 1
     dtypes = [getattr(torch, args.dtype)] if args.dtype else [torch.float32, torch.float64]
+    if args.fused:
+        widths = [int(width) for width in args.fused_widths.split(",")]
+        print(
+            f"deeplimit {dl.__version__}, torch {torch.__version__}, device {args.device}, "
+            f"{torch.get_num_threads()} CPU threads; fused engine, {FUSED_LAYERS} layers per "
+            f"call; {numbers} normals per layer, {steps:.1e} coord-steps per run, "
+            f"median of {repeat}"
+        )
+        fused_table(widths, dtypes, numbers, steps, repeat, args.device)
+        return
     print(
         f"deeplimit {dl.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
         f"device {args.device}, {torch.get_num_threads()} CPU threads; "

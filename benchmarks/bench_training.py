@@ -144,14 +144,15 @@ def streamed_bytes(depth, width, dim, seeds, steps, itemsize):
 
 def product_sweeps(model, samples):
     """Two functions timing nothing but the block's products on ``model``'s shapes, in the
-    layout (``TwoLayerBlock.units_major``) and thread split (``_NetworkGroups``) its training
-    uses: one forward sweep (p = U h^T / D, h + c a V per layer) and one adjoint sweep (r = g
-    V^T, the V update, g + c r U / D, the U update), on scratch copies of the parameters, with
-    fixed random states and preallocated outputs (no activation, no allocation, a bare loop):
-    the time the library's products take, i.e. what the training would take if everything but
-    them were free. Returns (forward, adjoint); each returns
-    (wall seconds, CPU seconds of the process)."""
-    from deeplimit.training.model import ResNet
+    layout (``TwoLayerBlock.units_major``), BLAS (``TwoLayerBlock.numpy_row_products``) and
+    thread split (``_NetworkGroups``) its training uses: one forward sweep (p = U h^T / D,
+    h + c a V per layer) and one adjoint sweep (r = g V^T, the V update, g + c r U / D, the U
+    update), on scratch copies of the parameters, with fixed random states and preallocated
+    outputs (no activation, no allocation but NumPy's results, a bare loop): the time the
+    library's products take, i.e. what the training would take if everything but them were
+    free. Returns (forward, adjoint); each returns (wall seconds, CPU seconds of the
+    process)."""
+    from deeplimit.training.model import ResNet, _row_product
     from deeplimit.training.train import _NetworkGroups
 
     scratch = {name: value.clone() for name, value in model.storage.items()}
@@ -165,6 +166,8 @@ def product_sweeps(model, samples):
         h, g = (torch.randn(s, samples, d, dtype=dtype) for _ in range(2))
         # (main before the units-major layout: samples-major)
         units = getattr(part.block, "units_major", lambda h: False)(h)
+        # the row-times-matrix products of N = 1 by NumPy's BLAS, as the training forms them
+        rows = getattr(part.block, "numpy_row_products", lambda h: False)(h)
         a, r = (
             torch.randn((s, m, samples) if units else (s, samples, m), dtype=dtype) for _ in "ar"
         )
@@ -172,18 +175,21 @@ def product_sweeps(model, samples):
         out_h, out_g = torch.empty_like(h), torch.empty_like(h)
         # the (S, N, M) views of a, r as the training's products see them
         a_nm, r_nm = (a.transpose(1, 2), r.transpose(1, 2)) if units else (a, r)
-        state.append((part, units, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g))
+        state.append((part, units, rows, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g))
 
-    def forward(part, units, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g):
+    def forward(part, units, rows, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g):
         for index in range(part.depth):
             u, v = part.storage["u"][index], part.storage["v"][index]
             if units:
                 torch.baddbmm(out_p, u, h.transpose(1, 2), beta=0.0, alpha=0.5, out=out_p)
             else:
                 torch.baddbmm(out_p, h, u.transpose(1, 2), beta=0.0, alpha=0.5, out=out_p)
-            torch.baddbmm(h, a_nm, v, alpha=0.5, out=out_h)
+            if rows:
+                _row_product(h, a_nm, v, 0.5)
+            else:
+                torch.baddbmm(h, a_nm, v, alpha=0.5, out=out_h)
 
-    def adjoint(part, units, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g):
+    def adjoint(part, units, rows, h, g, a_nm, r_nm, out_p, out_r, out_h, out_g):
         for index in range(part.depth - 1, -1, -1):
             u, v = part.storage["u"][index], part.storage["v"][index]
             if units:
@@ -191,7 +197,10 @@ def product_sweeps(model, samples):
             else:
                 torch.bmm(g, v.transpose(1, 2), out=out_r)
             v.baddbmm_(a_nm.transpose(1, 2), g, alpha=1e-30)
-            torch.baddbmm(g, r_nm, u, alpha=0.5, out=out_g)
+            if rows:
+                _row_product(g, r_nm, u, 0.5)
+            else:
+                torch.baddbmm(g, r_nm, u, alpha=0.5, out=out_g)
             u.baddbmm_(r_nm.transpose(1, 2), h, alpha=1e-30)
 
     def timed(function):

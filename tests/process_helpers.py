@@ -71,3 +71,32 @@ def wait_until_gone(session: int, timeout: float = 30.0) -> list[str]:
     while (left := session_processes(session)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
+
+
+def handles(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``signum`` (Linux /proc: the
+    SigCgt mask); False once it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def maps(pid: int, library: str) -> bool:
+    """Whether process ``pid`` has loaded a shared library whose path holds ``library``."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def wait_for(condition, timeout: float = 60.0) -> bool:
+    """Poll ``condition()`` until it holds, for at most ``timeout`` seconds; return it."""
+    deadline = time.monotonic() + timeout
+    while not (held := condition()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return held

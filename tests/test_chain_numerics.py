@@ -533,3 +533,63 @@ def test_samples_last_factor_is_factor_rows_to_rounding(dtype):
     assert torch.equal(fast, torch.tril(fast))
     error = (fast - reference).abs() / phi.double().norm(dim=-1, keepdim=True).to(dtype)
     assert error.max() <= 16 * torch.finfo(dtype).eps, error.max()
+
+
+def _factor_last_modes(phi, phi_low=math.nan):
+    """``_factor_rows_last`` of ``phi`` (batch, k, n) with the per-row checks at every step
+    (``careful``) and with one check at the end (the default): both factors as (batch, k, k),
+    and the workspace's ``careful`` flag after each."""
+    size, k, n = phi.shape
+    memory = phi.permute(1, 2, 0).contiguous()
+    norm = stable_norm(memory.permute(2, 0, 1))
+    factors, flags = [], []
+    for careful in (True, False):
+        space = chain._Workspace(k, n, size, phi.dtype, torch.device("cpu"))
+        space.careful = careful
+        factor = chain._factor_rows_last(memory, norm, space, phi_low)
+        factors.append(factor.permute(2, 0, 1).clone())
+        flags.append(space.careful)
+    return factors, flags
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_factor_checked_at_the_end_is_the_factor_checked_at_every_row(dtype):
+    """The samples-last factor checked once at the end of a block equals, bit for bit, the one
+    checked at every row: for rows in general position (no row close to the span of the
+    earlier ones: the end check passes and leaves the careful mode) and for blocks with
+    collapsed, repeated, collinear and nearly repeated rows (the end check finds them, the
+    block is factored again with the checks, and the next layers keep them)."""
+    generator = torch.Generator().manual_seed(11)
+    general = torch.randn(300, 4, 16, generator=generator, dtype=torch.float64).to(dtype)
+    (careful, fast), flags = _factor_last_modes(general)
+    assert torch.equal(careful, fast) and flags == [False, False]
+    degenerate = _reference_rows()[:500].to(dtype)
+    near = general.clone()
+    near[:, 2] = near[:, 0] * (1 + torch.finfo(dtype).eps)  # within rounding of row 0's span
+    for phi in (degenerate, near):
+        (careful, fast), flags = _factor_last_modes(phi)
+        assert torch.equal(careful, fast) and flags == [True, True]
+        gram = phi.double() @ phi.double().transpose(1, 2)
+        scale = phi.double().norm(dim=-1).amax(-1)[:, None, None] ** 2
+        error = (fast.double() @ fast.double().transpose(1, 2) - gram).abs() / scale
+        assert error.max() < 64 * torch.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("scale", [2.0**-70, 2.0**-60, 1.0, 2.0**64], ids=str)
+def test_factor_end_check_keeps_the_range_checks_in_float32(scale):
+    """float32 rows of size 2^-70 .. 2^60 (squares below the smallest normal number, or above
+    the largest) with the smallest ``||phi_i||`` passed as the chain passes it: the end check
+    skips the range check of the diagonal only where it is implied, so every sample still has a
+    factor of ``Phi`` to rounding (the suspect ones factored again by ``factor_rows``)."""
+    generator = torch.Generator().manual_seed(12)
+    exact = torch.randn(200, 4, 8, generator=generator, dtype=torch.float64)
+    exact[:50, 3] = exact[:50, 1] + 1e-3 * exact[:50, 0]  # nearly collinear rows
+    phi = (exact * scale).float()
+    low = float(phi.double().norm(dim=-1).min())
+    (careful, fast), _ = _factor_last_modes(phi, low)
+    assert torch.equal(careful, fast) and torch.isfinite(fast).all()
+    rows = phi.double() / scale
+    gram = rows @ rows.transpose(1, 2)
+    product = (fast.double() / scale) @ (fast.double() / scale).transpose(1, 2)
+    norms = rows.norm(dim=-1).amax(-1)[:, None, None] ** 2
+    assert ((product - gram).abs() / norms).max() < 64 * torch.finfo(torch.float32).eps

@@ -2,6 +2,8 @@
 finishes, when run again, with the numbers of an uninterrupted run, computing only the units it
 lacked; unsound units and other points' units are never trusted."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -21,6 +23,13 @@ SPECS = {
     "transfer": {"parametrizations": ("critical",)},  # 5 (L, M)
     "chizat-joint": {"embedding_seeds": 2},  # one unit per (M, D) point, two draws each
     "chizat-phase": {},  # one unit per width
+    # the error sweeps (chizat_sweep.ErrorSweep): one unit per batch of points
+    "chizat-alpha": {},
+    "chizat-dim": {},
+    "chizat-width": {},
+    "chizat-depth": {},
+    # (chizat-lazy trains all its alphas in one batch: one unit, nothing to resume inside)
+    "chizat-lazy-optimum": {},
 }
 GRID = SPECS["chizat-grid"]
 
@@ -72,6 +81,28 @@ def test_an_interrupted_study_resumes_to_the_numbers_of_an_uninterrupted_run(nam
         resumed = experiment.run(spec)
     assert checkpoint.reused == len(first) and checkpoint.computed == len(saved) >= 1
     assert not set(saved) & set(first)  # only the missing units were computed
+    xr.testing.assert_identical(resumed, whole)
+
+
+@pytest.mark.parametrize("name", ["chizat-width", "chizat-depth"])
+def test_a_resumed_error_sweep_counts_each_divergence_once(name, tmp_path, saved):
+    """At lr 5 some networks (chizat-width) or all networks and the Mean ODE (chizat-depth)
+    diverge: the resumed run's divergence note (loaded units replay what they recorded, a limit
+    computed again after a resume is not counted twice) is the uninterrupted run's."""
+    experiment = get_experiment(name)
+    spec = experiment.smoke(lr=5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = experiment.run(spec)
+        assert "diverged" in whole.attrs["divergence_note"]
+        folder = tmp_path / "partial"
+        with pytest.raises(KeyboardInterrupt), resuming(folder, "k"):
+            experiment.run(spec, _interrupt_after(3))
+        assert saved
+        with resuming(folder, "k") as checkpoint:
+            resumed = experiment.run(spec)
+    assert checkpoint.reused >= 1 and checkpoint.computed >= 1
+    assert resumed.attrs["divergence_note"] == whole.attrs["divergence_note"]
     xr.testing.assert_identical(resumed, whole)
 
 

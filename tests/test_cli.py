@@ -238,3 +238,30 @@ def test_smoke_reproduction_says_its_verdicts_mean_nothing(tmp_path):
     result = invoke("reproduce", "hayou-fig3", "--smoke", "--out", str(tmp_path), "-q")
     assert result.exit_code == 0, result.output
     assert "smoke scale" in result.output and "verdicts mean nothing" in result.output
+
+
+def test_plain_progress_prints_every_ten_percent_and_every_minute_of_a_slow_stretch(
+    monkeypatch, capsys
+):
+    """In a log (no terminal) a long study says something at each 10 % and, between them,
+    once a minute with the share done and an estimate of the time left."""
+    from deeplimit.cli import common
+
+    clock = [0.0]
+    monkeypatch.setattr(common.time, "perf_counter", lambda: clock[0])
+    callback = common.plain_progress("study")
+    for now, done in [(1, 5), (30, 10), (50, 12), (100, 15), (120, 16), (200, 20), (230, 21)]:
+        clock[0] = float(now)
+        callback(done, 100)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "study: 10% (30.0 s)",
+        "study: 15.0% (100.0 s, about 9 min left)",  # 70 s after the last line
+        "study: 20% (200.0 s)",
+    ]
+    clock[0] = 300.0
+    callback(21, 100)
+    assert capsys.readouterr().out == "study: 21.0% (300.0 s, about 19 min left)\n"
+    clock[0] = 400.0
+    callback(21, 100)  # another minute passed, but nothing more was done: no line
+    assert capsys.readouterr().out == ""

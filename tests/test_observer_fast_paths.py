@@ -14,7 +14,7 @@ import torch
 import deeplimit as dl
 from deeplimit.activations import ReLU, parse_activation
 from deeplimit.initialization.chain import LayerView
-from deeplimit.initialization.observables import _Correlation, _empty, _RatioLog
+from deeplimit.initialization.observables import _Correlation, _empty, _log_, _RatioLog
 
 NAMES = ["log_growth", "collapse", "active", "quasi_gbm", "norm"]
 CASES = [  # (width, initial state[, activation]): every kind of path the fast paths take
@@ -69,26 +69,45 @@ def test_fast_paths_give_the_bits_of_the_reference_path(monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_ratio_log_is_torch_log_of_the_ratio_for_every_special_value(dtype):
-    tiny = torch.finfo(dtype).tiny
-    p = torch.tensor([0.0, -0.0, 1.0, 3.5, 0.0, 2.0, 1e-3, tiny, 0.0, 7.0], dtype=dtype)
-    q = torch.tensor([1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 4.0, 1.0, 3.0, 7.0], dtype=dtype)
-    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
-    view._phi_norm = p  # a width-1 ReLU norm may be -0
-    logs = _RatioLog.start(view, q)
-    assert logs is not None and logs.offset is not None  # q has zeros
-    torch.testing.assert_close(logs(view), torch.log(p / q), rtol=0, atol=0, equal_nan=True)
-    # a positive ratio below the normal range would be changed by the clamp: refused
-    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
-    view._phi_norm = p * 0.5  # tiny / 2 is subnormal
-    assert logs(view) is None
-    # no zero anywhere and the range known: the plain log of the ratio
-    view = LayerView(1, q[:4].unsqueeze(-1), ReLU(), finite=True)
-    view._phi_norm, view.phi_range = q[:4], (0.5, 3.5)
-    plain = _RatioLog.start(view, q[:4].flip(0))
-    assert plain is not None and plain.offset is None
-    torch.testing.assert_close(plain(view), torch.log(q[:4] / q[:4].flip(0)), rtol=0, atol=0)
+def test_ratio_log_is_the_log_of_the_ratio_for_every_special_value(dtype):
+    """The branch-free float64 log-growth has the bits of ``_log_(p / q)``, the reference, NaN
+    signs included: zeros of ``p`` (+0 and -0), zeros of ``q``, ratios that are subnormal,
+    that overflow, or exactly 1; and ``_log_`` is the logarithm to an ulp."""
+    info = torch.finfo(dtype)
+    tiny, big = info.tiny, info.max
+    p = [0.0, -0.0, 1.0, 3.5, 0.0, 2.0, 1e-3, tiny, 0.0, 7.0, tiny, big, 0.0, -0.0, 5.0]
+    q = [1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 4.0, 1.0, 3.0, 7.0, 8.0, 0.5, 0.0, 0.0, big]
+    p, q = torch.tensor(p, dtype=dtype), torch.tensor(q, dtype=dtype)
+    reference = _log_(p / q)
+    for known in (False, True):
+        view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
+        view._phi_norm = p  # a width-1 ReLU norm may be -0
+        logs = _RatioLog.start(view, q)
+        if dtype == torch.float32:  # NumPy's float32 log is fast on every value: the reference
+            assert logs is None
+            break
+        assert logs is not None
+        out = torch.empty_like(p)
+        fast = logs(view, out)
+        assert fast.data_ptr() == out.data_ptr()
+        torch.testing.assert_close(fast, reference, rtol=0, atol=0, equal_nan=True)
+        assert torch.equal(torch.signbit(fast), torch.signbit(reference))
+        if known:  # no zero anywhere and the range known: the plain log of the ratio
+            view = LayerView(1, q[:4].unsqueeze(-1), ReLU(), finite=True)
+            view._phi_norm, view.phi_range = q[:4], (0.5, 3.5)
+            plain = _RatioLog.start(view, q[:4].flip(0))
+            assert plain is not None
+            expected = _log_(q[:4] / q[:4].flip(0))
+            assert torch.equal(plain(view, torch.empty(4, dtype=dtype)), expected)
+    exact = torch.log((p / q).double())
+    finite = torch.isfinite(exact)
+    assert torch.equal(torch.isnan(reference), torch.isnan(exact))
+    assert torch.equal(
+        reference[~finite & ~torch.isnan(exact)], exact[~finite & ~torch.isnan(exact)].to(dtype)
+    )
+    torch.testing.assert_close(reference[finite].double(), exact[finite], rtol=2 * info.eps, atol=0)
     # q not finite, or a state not known to be finite: no fast path
+    view = LayerView(1, p.unsqueeze(-1), ReLU(), finite=True)
     assert _RatioLog.start(view, torch.tensor([1.0, math.inf], dtype=dtype)) is None
     assert _RatioLog.start(LayerView(1, p.unsqueeze(-1), ReLU()), q) is None
 
@@ -126,7 +145,7 @@ def test_correlations_from_slices_are_the_gathered_reduction(inputs, width):
     pairs = list(itertools.combinations(range(inputs), 2))
     first, second = torch.tensor([a for a, _ in pairs]), torch.tensor([b for _, b in pairs])
     reference = (unit[:, first] * unit[:, second]).sum(-1)
-    assert torch.equal(observer.values[:, 0], reference)
+    assert torch.equal(observer.results()["correlation"][:, 0], reference)
 
 
 def test_large_results_are_populated_mappings_of_the_asked_shape():
@@ -136,3 +155,99 @@ def test_large_results_are_populated_mappings_of_the_asked_shape():
     assert int(big.sum()) == 3 * big.numel()
     small = _empty((4, 5), torch.float64, torch.device("cpu"))
     assert small.shape == (4, 5) and small.dtype == torch.float64
+
+
+STATES = [  # (width, inputs): distinct, identical, opposite, rescaled by 2^+-100, dead
+    (1, [[0.3], [-0.2], [0.3], [2.0**-100], [-(2.0**100)]]),
+    (5, [[1.0, -0.5, 0.2, 0.0, 2.0], [1.0, -0.5, 0.2, 0.0, 2.0], [-1.0, 0.5, -0.2, 0.0, -2.0]]),
+    (5, [[2.0**-100, 1.0, -1.0, 0.5, 0.0], [1.0, 2.0, 3.0, -4.0, 5.0], [-1.0] * 5]),
+    (16, [[(-1.0) ** i * (i + 1) * 2.0**60 for i in range(16)], [0.5] * 16]),
+    (3, [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0 + 2.0**-20]]),  # nearly collinear
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("width,y0", STATES, ids=[f"n{n}-k{len(y)}" for n, y in STATES])
+def test_streamed_correlations_are_those_of_the_sampled_states(dtype, width, y0):
+    """The correlations streamed at every layer are ``<y_a, y_b> / |y_a| |y_b|`` of the states
+    that ``sample_resnet`` returns for the same seed (computed in float64), to a few ulps of
+    the dtype, for every chunk size alike (the same bits), and exactly +-1 at width 1."""
+    common = dict(samples=300, y0=y0, dtype=dtype, seed=5)
+    y = dl.sample_resnet(width, 8, "relu", record="all", **common).double()
+    pairs = list(itertools.combinations(range(len(y0)), 2))
+    dots = torch.stack([(y[..., a, :] * y[..., b, :]).sum(-1) for a, b in pairs], -1)
+    norm = y.norm(dim=-1)
+    exact = dots / torch.stack([norm[..., a] * norm[..., b] for a, b in pairs], -1)
+    runs = [
+        dl.observe_resnet(
+            width, 8, "relu", observables="correlation", layers="all", chunk_size=c, **common
+        )["correlation"]
+        for c in (None, 64, 7)
+    ]
+    for run in runs[1:]:
+        assert torch.equal(run, runs[0])
+    streamed = runs[0]
+    assert streamed.shape == exact.shape and streamed.dtype == dtype
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(streamed.double(), exact, rtol=0, atol=4 * eps * width**0.5)
+    if width == 1:
+        assert torch.equal(streamed.abs(), torch.ones_like(streamed))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    "width,y0,activation",
+    [
+        (1, [[0.3]], "relu"),
+        (2, [[0.2, -1.0], [0.05, 0.1], [-1.0, -1.0]], "relu"),
+        (3, [[0.0, 0.0, 0.0], [1.0, -2.0, 0.5]], "leaky:alpha=0.1"),
+        (1, [[0.0], [1.0]], "linear:a=2"),
+    ],
+)
+def test_counted_collapse_layers_are_the_first_layers_with_phi_zero(dtype, width, y0, activation):
+    """The collapse layers counted from the signs of ``phi_norm`` (collapse is absorbing) are
+    the first layers at which ``phi`` of the sampled states vanishes, -1 where it never does,
+    for every chunk size; and ``active`` is the count of positive entries of those states."""
+    common = dict(samples=400, y0=y0, dtype=dtype, seed=11)
+    y = dl.sample_resnet(width, 4, activation, record="all", **common)
+    zero = (parse_activation(activation).phi(y) == 0).all(-1)  # (samples, layers, k)
+    layers = torch.arange(zero.shape[1]).view(1, -1, 1).expand_as(zero)
+    expected = torch.where(zero, layers, zero.shape[1]).amin(1)
+    expected = torch.where(expected == zero.shape[1], -1, expected)
+    assert bool((expected >= 0).any()) and bool((expected != 0).any())
+    for chunk in (None, 64):
+        obs = dl.observe_resnet(
+            width,
+            4,
+            activation,
+            observables=["collapse", "active"],
+            layers="all",
+            chunk_size=chunk,
+            **common,
+        )
+        assert torch.equal(obs["collapse_layer"], expected)
+        assert torch.equal(obs["active"], (y > 0).sum(-1, dtype=torch.int32))
+
+
+def test_results_in_reused_mappings_are_those_of_fresh_memory(monkeypatch):
+    """Results of more than 4 MiB live in mappings that return to a pool once freed and are
+    reused, stale values included, by the next results: every value is written again (the
+    same numbers as in fresh memory), and a mapping in use is never handed out twice."""
+    from deeplimit.initialization import observables
+
+    names = ["log_growth", "active", "correlation", "norm"]
+    common = dict(samples=2**14, y0=[[0.5, -0.2], [0.1, 0.3]], layers="all", observables=names)
+    first = dl.observe_resnet(2, 40, "relu", seed=1, **common)
+    kept = {name: tensor.clone() for name, tensor in first.values.items()}
+    del first  # its mappings go to the pool
+    assert observables._pool
+    again = dl.observe_resnet(2, 40, "relu", seed=2, **common)  # in the reused mappings
+    other = dl.observe_resnet(2, 40, "relu", seed=1, **common)  # while ``again`` is alive
+    monkeypatch.setattr(observables, "_pool", [])
+    monkeypatch.setattr(observables, "_POOL_BYTES", 0)
+    fresh = dl.observe_resnet(2, 40, "relu", seed=2, **common)
+    for name, tensor in fresh.values.items():
+        torch.testing.assert_close(again[name], tensor, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(other[name], kept[name], rtol=0, atol=0, equal_nan=True)
+    pointers = {t.data_ptr() for t in again.values.values()}
+    assert not pointers & {t.data_ptr() for t in other.values.values()}

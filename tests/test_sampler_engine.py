@@ -332,3 +332,79 @@ def test_normals_drawn_ahead_are_the_same_numbers(monkeypatch, dtype, group_numb
     assert drawn_ahead[-1] and not any(
         thread.name == "deeplimit-normals" for thread in threading.enumerate()
     )
+
+
+# Four inputs, two of them nearly collinear (orthogonal parts of relative size 1e-3 and 1e-5)
+WIDE = [
+    lambda y: y[:, 0, 0],
+    lambda y: y[:, 3].norm(dim=-1),
+    lambda y: (y[:, 1] - y[:, 0]).norm(dim=-1) / y[:, 0].norm(dim=-1),
+    lambda y: (y[:, 2] - y[:, 0]).norm(dim=-1) / y[:, 0].norm(dim=-1),
+]
+
+
+def _wide_inputs(width):
+    grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
+    wave = torch.cos(torch.arange(width, dtype=torch.float64))
+    return torch.stack([grid, grid + 1e-3 * wave, grid + 1e-5 * wave, grid.flip(0)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("width", [64, 256])
+def test_several_wide_inputs_match_the_chunk_engine_in_law(monkeypatch, dtype, width):
+    """Four inputs at widths 64 and 256 (several blocks, run in pairs of a block thread and its
+    drawer where two cores are given): the CPU block engine against the chunk engine
+    (samples first, ``factor_rows``), 3000 paths each, independent seeds, two-sample KS per
+    functional at a Bonferroni family level of 1e-3; the distances between nearly collinear
+    inputs test the factor's orthogonal parts."""
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    y0 = _wide_inputs(width)
+    fast = chain._simulate_blocks(_plan(width, 12, "relu", 3000, 1, dtype, y0=y0), None, ())
+    reference = chain._simulate_chunks(_plan(width, 12, "relu", 3000, 2, dtype, y0=y0))
+    fast, reference = fast[:, 0], reference[:, 0]
+    assert fast.dtype == dtype and torch.isfinite(fast).all()
+    p_values = [
+        scipy.stats.ks_2samp(f(fast).double().numpy(), f(reference).double().numpy()).pvalue
+        for f in WIDE
+    ]
+    assert min(p_values) > LEVEL / len(p_values), p_values
+
+
+def test_several_inputs_match_explicit_weights_in_law():
+    """Four inputs at width 64, float32: the exact-in-law chain against explicit weights
+    (``method="weights"``, a fresh Gaussian matrix per layer), 3000 paths each, KS as above."""
+    y0 = _wide_inputs(64)
+    kwargs = dict(samples=3000, y0=y0, dtype="float32")
+    law = dl.sample_resnet(64, 8, "relu", seed=1, **kwargs)
+    weights = dl.sample_resnet(64, 8, "relu", seed=2, method="weights", **kwargs)
+    p_values = [
+        scipy.stats.ks_2samp(f(law).double().numpy(), f(weights).double().numpy()).pvalue
+        for f in WIDE
+    ]
+    assert min(p_values) > LEVEL / len(p_values), p_values
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_several_inputs_same_numbers_whatever_the_schedule(monkeypatch, small_blocks, dtype):
+    """Four inputs at width 16 over several blocks, among them two equal inputs and one
+    within rounding of them (a block factored with per-row checks, then without): the same
+    numbers on one thread, on block threads, on pairs of a block thread and its drawer, and
+    whatever the chunk size; the equal inputs stay equal at every layer."""
+    samples = 3 * small_blocks(4 * 16) + 7
+    base = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64) + 0.3
+    y0 = torch.stack([base, base.flip(0), base, base * (1 + 2e-16)])
+    kwargs = dict(samples=samples, y0=y0, seed=6, dtype=dtype, record="all")
+    runs = []
+    for threads, paired, chunk_size in (
+        (1, True, None),
+        (2, True, None),
+        (2, False, 1),
+        (4, True, 3),
+    ):
+        monkeypatch.setattr(chain, "_threads", lambda threads=threads: threads)
+        monkeypatch.setattr(chain, "_PAIRED", (2, 16) if paired else (99, 0))
+        runs.append(dl.sample_resnet(16, 8, "relu", chunk_size=chunk_size, **kwargs))
+    y = runs[0]
+    assert torch.equal(y[:, :, 0], y[:, :, 2]) and not torch.equal(y[:, :, 0], y[:, :, 1])
+    for other in runs[1:]:
+        assert torch.equal(other, y)

@@ -27,6 +27,7 @@ __getattr__, __dir__, __all__ = attach(
     names={
         ".activations": ["Activation", "parse_activation"],
         ".errors": ["NumericalBlowupError", "NumericalError", "NumericalUnderflowError"],
+        ".initialization.fused": ["Fused", "FusedCompileError"],
         ".initialization.gradients": ["gradient_norms"],
         ".initialization.meanfield": [
             "infinite_width_variance",

@@ -16,7 +16,7 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "load_result", "save_result"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "load_result", "save_result"]
 
 
 def _atomic_replace(path: Path, write: Any, suffix: str) -> None:
@@ -45,6 +45,12 @@ def _atomic_replace(path: Path, write: Any, suffix: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path | str, write: Any, suffix: str = ".tmp") -> None:
+    """``write(temporary)`` writes the file, which then replaces ``path`` whole: an error or
+    a stop (Ctrl-C, SIGTERM) on the way leaves no temporary file and ``path`` as it was."""
+    _atomic_replace(Path(path), write, suffix)
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

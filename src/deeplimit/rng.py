@@ -28,7 +28,7 @@ the chunk size and the number of threads.
 Groups of steps (the exact-in-law chain on the CPU): where a block draws few numbers a step,
 the per-call costs of seeding and drawing are not small against the drawing itself, so that
 chain draws the steps of a block in groups of ``group_steps(k n block)`` consecutive steps
-(``_GROUP_NUMBERS`` numbers at most, 64 steps at most; one step, the layout above, for a block
+(``_GROUP_NUMBERS`` numbers at most, 16 steps at most; one step, the layout above, for a block
 of ``_GROUP_NUMBERS`` numbers a step or more). The group of steps ``s, ..., s + m - 1``
 (``s = 1 + j G`` for the ``j``-th group, ``m = G`` but for the last group of the chain,
 which stops at its last step) fills, in order, one C-contiguous ``(m, k, n, block)`` array from
@@ -142,12 +142,12 @@ class BlockStreams:
 # The exact-in-law chain on the CPU draws at most this many numbers (512 KiB of float32, 1 MiB
 # of float64: in the caches) and at most ``_MAX_GROUP`` steps of a block in one call.
 _GROUP_NUMBERS = 2**17
-_MAX_GROUP = 64
+_MAX_GROUP = 16  # two buffers of 16 steps: the 32 the chain's rows_last cache holds
 
 
 def group_steps(numbers_per_step: int) -> int:
     """Steps a block that draws ``numbers_per_step`` numbers a step draws in one group (see
-    the module docstring): ``_GROUP_NUMBERS // numbers_per_step``, between 1 and 64."""
+    the module docstring): ``_GROUP_NUMBERS // numbers_per_step``, between 1 and 16."""
     return max(1, min(_MAX_GROUP, _GROUP_NUMBERS // max(1, numbers_per_step)))
 
 

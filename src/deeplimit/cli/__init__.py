@@ -3,7 +3,9 @@
 Every command prints bad input as one line (``error: ...``) and exits with status 2, and a
 numerical blow-up or a diverged study as one line with status 3 (a diverged study is still
 recorded and drawn with what stayed finite); a full result store is one line with status 1
-(run again once space is freed). ``--help`` of every command shows an example.
+(run again once space is freed). Ctrl-C (SIGINT) or SIGTERM stops any command with one line
+``stopped by ...`` on stderr (what is kept: nothing half-written, or what resumes) and status
+130 or 143. ``--help`` of every command shows an example.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import typer
 
 from .._version import __version__
-from .common import OneLineErrors, guarded
+from .common import OUT_KEPT_WHOLE, OneLineErrors, guarded
 from .law import law_command
 from .reproduce import EPILOG as REPRODUCE_EPILOG
 from .reproduce import reproduce_command
@@ -29,13 +31,20 @@ app = typer.Typer(
 )
 app.add_typer(sample_app, name="sample")
 app.command("law")(guarded(law_command))
-app.command("reproduce", epilog=REPRODUCE_EPILOG)(guarded(reproduce_command))
+_RESUMES = (
+    "run the same command again to resume: finished figures and the finished parts of a long "
+    "study are kept"
+)
+app.command("reproduce", epilog=REPRODUCE_EPILOG)(guarded(reproduce_command, stopped=_RESUMES))
 _TRAINING_FLAGS = {"hidden_width": "--width", "embedding_dim": "--dim"}
-app.command("train")(guarded(train_command, _TRAINING_FLAGS))
-app.command("limit")(guarded(limit_command, _TRAINING_FLAGS))
-app.command("sweep")(guarded(sweep_command))
-app.command("results")(guarded(results_command))
-app.command("plot")(guarded(plot_command))
+app.command("train")(guarded(train_command, _TRAINING_FLAGS, OUT_KEPT_WHOLE))
+app.command("limit")(guarded(limit_command, _TRAINING_FLAGS, OUT_KEPT_WHOLE))
+_SWEEP_RESUMES = "run the same command again to finish the sweep; nothing done is lost"
+app.command("sweep")(guarded(sweep_command, stopped=_SWEEP_RESUMES))
+_EXPORT_WHOLE = "no partial --export file is left (it is written whole, or not at all)"
+app.command("results")(guarded(results_command, stopped=_EXPORT_WHOLE))
+_FIGURES_WHOLE = "no partial figure file is left (each is written whole, or not at all)"
+app.command("plot")(guarded(plot_command, stopped=_FIGURES_WHOLE))
 
 
 def _version(value: bool) -> None:

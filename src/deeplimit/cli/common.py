@@ -38,6 +38,11 @@ def print_error(message: str) -> None:
     error_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+def print_stop(message: str) -> None:
+    """``message`` (``stopped by ...``) as one line on stderr."""
+    error_console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 class QuickHelpGroup(TyperGroup):
     """A command group whose ``--help`` flag defaults to False instead of None: typer coerces
     a None through a pydantic adapter, and importing pydantic for that is a third of the time
@@ -53,24 +58,38 @@ class QuickHelpGroup(TyperGroup):
 class OneLineErrors(QuickHelpGroup):
     """The root command group: usage errors (an unknown option, ``--width abc``, a missing
     ``--out``) print one line ``error: ...`` and exit 2, like the library's bad-input errors,
-    instead of click's usage box."""
+    instead of click's usage box.
+
+    Every command runs under :func:`stop_signals`: Ctrl-C (SIGINT) or SIGTERM stops it with
+    one line on stderr, ``stopped by SIGTERM; ...`` (what the command keeps, given to
+    :func:`guarded` as ``stopped``), and exit status 130 or 143, without a traceback."""
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            result = super().main(args, prog_name, complete_var, False, **extra)
-        except NoArgsIsHelpError as error:  # the help is already printed
-            sys.exit(error.exit_code)
-        except ClickException as error:
-            command = getattr(getattr(error, "ctx", None), "command_path", None)
-            hint = f" (see `{command} --help`)" if command else ""
-            print_error(" ".join(error.format_message().split()) + hint)
-            sys.exit(error.exit_code)
-        except typer.Abort:
-            print_error("aborted")
-            sys.exit(1)
+        with stop_signals() as stop:
+            try:
+                result = super().main(args, prog_name, complete_var, False, **extra)
+            except NoArgsIsHelpError as error:  # the help is already printed
+                sys.exit(error.exit_code)
+            except ClickException as error:
+                command = getattr(getattr(error, "ctx", None), "command_path", None)
+                hint = f" (see `{command} --help`)" if command else ""
+                print_error(" ".join(error.format_message().split()) + hint)
+                sys.exit(error.exit_code)
+            except (typer.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort or Exit
+                if stop.signum is None:  # an Abort of the command's own (a prompt declined)
+                    print_error("aborted")
+                    sys.exit(1)
+            except Exception:
+                if stop.signum is None:
+                    raise
+                # an error on the way out of a stop (a module half imported): the stop
+            if stop.signum is not None:
+                if not stop.reported:
+                    print_stop(stop.message)
+                sys.exit(stop.exit_code)
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -205,21 +224,44 @@ def plain_line(text: str) -> None:
     print(text, flush=True)
 
 
-def plain_progress(description: str, every: int = 10) -> Callable[[int, int], None]:
+def plain_progress(
+    description: str, every: int = 10, seconds: float = 60.0
+) -> Callable[[int, int], None]:
     """A ``callback(done, total)`` printing ``description: 40% (12.3 s)`` each time another
-    ``every`` percent is done: progress for logs, where a live bar cannot be drawn."""
+    ``every`` percent is done, and ``description: 3.4% (61.0 s, about 29 min left)`` when
+    ``seconds`` passed since the last line with some work done: progress for logs, where a
+    live bar cannot be drawn (an hour-long study still says something every minute)."""
     start = time.perf_counter()
     shown = [0]
+    last = [start, 0]  # time and work of the last line
 
     def callback(done: int, total: int) -> None:
         if total <= 0:
             return
-        percent = int(100 * min(done, total) / total) // every * every
+        now = time.perf_counter()
+        done = min(done, total)
+        percent = int(100 * done / total) // every * every
         if percent > shown[0]:
             shown[0] = percent
-            plain_line(f"{description}: {percent}% ({time.perf_counter() - start:.1f} s)")
+            last[:] = [now, done]
+            plain_line(f"{description}: {percent}% ({now - start:.1f} s)")
+        elif now - last[0] >= seconds and done > last[1]:
+            last[:] = [now, done]
+            left = (now - start) * (total - done) / done
+            plain_line(
+                f"{description}: {100 * done / total:.1f}% ({now - start:.1f} s, about "
+                f"{_duration(left)} left)"
+            )
 
     return callback
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def interactive() -> bool:
@@ -268,10 +310,18 @@ def live_bar(*texts: str) -> Any:
 
 
 class StopRequest:
-    """What :func:`stop_signals` saw: ``signum`` of the first stop signal (None: none yet)."""
+    """What :func:`stop_signals` saw: ``signum`` of the first stop signal (None: none yet).
+
+    ``note`` says what a stop keeps, after the signal's name in :attr:`message` (set by the
+    running command, :func:`guarded`); ``reported`` is True once the command printed its own
+    account of the stop (``deeplimit sweep``: the interrupted points)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.note: str | None = None
+        self.reported = False
+        self.pending = False  # seen, not raised yet (an import, a finalizer): raised soon
+        self.since = 0.0  # time.monotonic() of the first stop signal
 
     @property
     def name(self) -> str:
@@ -285,25 +335,95 @@ class StopRequest:
         Ctrl-C, 143 after SIGTERM."""
         return 128 + (self.signum if self.signum is not None else signal.SIGINT)
 
+    @property
+    def message(self) -> str:
+        """``stopped by SIGTERM`` and the note: the one line a stopped command prints."""
+        return f"stopped by {self.name}" + (f"; {self.note}" if self.note else "")
+
+
+_active: list[StopRequest] = []  # the stop_signals in force (the outermost one's request)
+
+_RETRY_S = 0.05  # a stop that could not be raised yet is tried again this often
+_IMPORT_WAIT_S = 30.0  # at most this long for an import to finish (one that hangs is stopped)
+
+
+def active_stop() -> StopRequest | None:
+    """The request of the :func:`stop_signals` in force, if any (the command line's)."""
+    return _active[-1] if _active else None
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` runs inside an import: an exception raised there can leave a module
+    half-initialized (a later import then fails with an unrelated error), end the process
+    inside a C++ extension's initialization (torch: ``terminate called``), or make Python end
+    itself with SIGINT whatever the exit status (one raised in code that an extension runs
+    with ``PyRun_String``)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[StopRequest]:
     """Ctrl-C (SIGINT) and SIGTERM (``kill PID``, a batch system, a CI timeout) both stop a
-    long command the same way: the first raises ``KeyboardInterrupt("stopped by ...")`` in
-    the main thread, so that the runner cancels its workers (each has a grace period to release
-    its point, then is killed) and the command exits with :attr:`StopRequest.exit_code`; later
-    ones are ignored while it stops. A signal that the command was started with ignored stays
-    ignored, as in every program: a background job of a non-interactive shell (``cmd &`` in a
-    script) ignores Ctrl-C, and ``kill PID`` (SIGTERM) stops it instead."""
+    command the same way: the first raises ``KeyboardInterrupt("stopped by ...")`` in the
+    main thread, so that the command unwinds (finally blocks run, a result file being written
+    is removed, a runner cancels its workers: each has a grace period to release its point,
+    then is killed) and the command exits with :attr:`StopRequest.exit_code`; later ones are
+    ignored while it stops. One that arrives during an import is raised once the import is
+    done (or after ``_IMPORT_WAIT_S`` seconds, inside an import that hangs), and one that
+    lands in a finalizer (where Python only prints "Exception ignored") is raised again at
+    once. A signal that the command was started with ignored stays ignored, as in every
+    program: a background job of a non-interactive shell (``cmd &`` in a script) ignores
+    Ctrl-C, and ``kill PID`` (SIGTERM) stops it instead.
+
+    Nested in another (a command under the command line's), it hands on the same request and
+    leaves the handlers as they are."""
+    if _active:
+        yield _active[-1]
+        return
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
 
-    def stop(signum: int, _frame: Any) -> None:
+    def retry() -> None:
+        """Send the stop signal again until it is raised (or the command is over)."""
+
+        def again() -> None:
+            while request.pending:
+                time.sleep(_RETRY_S)
+                with lock:  # not once the handlers are put back
+                    if request.pending and request.signum is not None:
+                        os.kill(os.getpid(), request.signum)
+
+        threading.Thread(target=again, name="deeplimit-stop", daemon=True).start()
+
+    def stop(signum: int, frame: Any) -> None:
+        if request.signum is not None and not request.pending:
+            return  # raised already: the command is stopping
+        waiting = request.pending
         if request.signum is None:
-            request.signum = signum
-            raise KeyboardInterrupt(f"stopped by {request.name}")
+            request.signum, request.since = signum, time.monotonic()
+        if _importing(frame) and time.monotonic() - request.since < _IMPORT_WAIT_S:
+            request.pending = True
+            if not waiting:
+                retry()
+            return
+        request.pending = False
+        raise KeyboardInterrupt(f"stopped by {request.name}")
+
+    def unraisable(info: Any) -> None:
+        ours = isinstance(info.exc_value, KeyboardInterrupt) and request.signum is not None
+        if ours and str(info.exc_value) == f"stopped by {request.name}":
+            # raise it again from the main thread, once this hook has returned: an exception
+            # raised in the hook is only reported too
+            request.pending = True
+            retry()
+            return
+        hook(info)
 
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -311,9 +431,17 @@ def stop_signals() -> Iterator[StopRequest]:
         if handler is not signal.SIG_IGN:
             previous[signum] = signal.SIG_DFL if handler is None else handler
             signal.signal(signum, stop)
+    lock = threading.Lock()
+    hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
+    _active.append(request)
     try:
         yield request
     finally:
+        with lock:
+            request.pending = False
+        _active.pop()
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -352,6 +480,10 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
+# what a stop leaves behind (``guarded(..., stopped=...)``)
+OUT_KEPT_WHOLE = "no partial --out file is left (it is written whole at the end, or not at all)"
+
+
 def _flags(command: Callable[..., Any]) -> dict[str, str]:
     """``{python name: --flag}`` for the options of a typer command."""
     flags = {}
@@ -370,12 +502,18 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
 
 
 def guarded(
-    command: Callable[..., Any], aliases: dict[str, str] | None = None
+    command: Callable[..., Any],
+    aliases: dict[str, str] | None = None,
+    stopped: str | None = None,
 ) -> Callable[..., Any]:
     """Turn library errors into one line on stderr: bad input exits 2, a numerical
     failure (overflow, underflow, a diverged study: any ``FloatingPointError``) exits 3, a
     full result store exits 1 (run again once space is freed);
     warnings (a run that will take hours) print as one line ``warning: ...``.
+
+    ``stopped`` says what a stop (Ctrl-C, SIGTERM) leaves behind, after ``stopped by ...``
+    in the line the command line prints then (:class:`OneLineErrors`): a command that writes
+    its files atomically says so, one that resumes says how; None says nothing more.
 
     A message that starts with a library argument whose flag is spelled differently names the
     flag instead (``embedding_seed`` -> ``--embedding-seed``), or beside it for ``aliases``
@@ -391,24 +529,36 @@ def guarded(
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        stop = active_stop()
+        if stop is not None:
+            stop.note = stopped
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return command(*args, **kwargs)
-        except FloatingPointError as error:  # NumericalError, a diverged study or training
-            print_error(_one_line(error))
-            raise typer.Exit(code=3) from None
-        except StoreFullError as error:
-            print_error(_one_line(error))
-            raise typer.Exit(code=1) from None
-        except ValueError as error:
-            print_error(flagged(_one_line(error)))
-            raise typer.Exit(code=2) from None
-        except OSError as error:  # a path that cannot be read or written: the user's input
-            print_error(_os_error(error))
-            raise typer.Exit(code=2) from None
+        except Exception as error:
+            if stop is not None and stop.signum is not None:  # broken by the stop: say so
+                raise KeyboardInterrupt(stop.message) from None
+            failure = _failure(error, flagged)
+            if failure is None:
+                raise
+            print_error(failure[1])
+            raise typer.Exit(code=failure[0]) from None
 
     return wrapper
+
+
+def _failure(error: Exception, flagged: Callable[[str], str]) -> tuple[int, str] | None:
+    """The exit status and the line of a library error; None for any other error."""
+    if isinstance(error, FloatingPointError):  # NumericalError, a diverged study or training
+        return 3, _one_line(error)
+    if isinstance(error, StoreFullError):
+        return 1, _one_line(error)
+    if isinstance(error, ValueError):
+        return 2, flagged(_one_line(error))
+    if isinstance(error, OSError):  # a path that cannot be read or written: the user's input
+        return 2, _os_error(error)
+    return None
 
 
 def _os_error(error: OSError) -> str:

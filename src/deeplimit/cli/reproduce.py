@@ -19,7 +19,6 @@ from .common import (
     print_error,
     progress_bar,
     rows_table,
-    stop_signals,
 )
 from .common import format_number as _number
 
@@ -100,22 +99,15 @@ def reproduce_command(
     if store is not None:
         check_store_folder("--store", store, must_exist=False)
         check_output_folder("--store", store)
-    with stop_signals() as stop:
-        try:
-            if name in suite_names():
-                with notices(_notice):
-                    _suite(name, scale, out, overrides, quiet, strict, store, workers)
-                return
-            with progress_bar(name, not quiet, plain=True) as callback, notices(_notice):
-                result = reproduce(
-                    name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
-                )
-        except KeyboardInterrupt:
-            print_error(
-                f"stopped by {stop.name}; run the same command again to resume: finished "
-                "figures and the finished parts of a long study are kept"
-            )
-            raise typer.Exit(code=stop.exit_code) from None
+    # Ctrl-C and SIGTERM: one line saying how to resume, by the command line (cli/__init__.py)
+    if name in suite_names():
+        with notices(_notice):
+            _suite(name, scale, out, overrides, quiet, strict, store, workers)
+        return
+    with progress_bar(name, not quiet, plain=True) as callback, notices(_notice):
+        result = reproduce(
+            name, scale=scale, out=out, overrides=overrides, progress=callback, store=store
+        )
     console.print(f"[bold]{result.title}[/bold]")
     console.print(result.caption, style="dim")
     if result.statistics:

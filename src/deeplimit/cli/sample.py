@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from .common import (
+    OUT_KEPT_WHOLE,
     QuickHelpGroup,
     check_output_file,
     console,
@@ -36,7 +37,7 @@ sample_app = typer.Typer(
 
 def _command(name: str, epilog: str) -> Any:
     def register(function: Any) -> Any:
-        sample_app.command(name, epilog=epilog)(guarded(function))
+        sample_app.command(name, epilog=epilog)(guarded(function, stopped=OUT_KEPT_WHOLE))
         return function
 
     return register
@@ -185,7 +186,10 @@ def resnet_command(
     y0: list[str] | None = Y0,
     x: list[str] | None = X,
     method: str = typer.Option(
-        "law", "--method", help="law (exact in law, fast) or weights (explicit W_l, reference)."
+        "law",
+        "--method",
+        help="law (exact in law, fast), weights (explicit W_l, reference) or fused (the law "
+        "sampler compiled by torch.compile; opt-in, same law, other numbers).",
     ),
     record: str = typer.Option(
         "last", "--record", help="last, all, or comma-separated layers (e.g. 0,50,100)."

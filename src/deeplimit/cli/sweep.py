@@ -161,6 +161,7 @@ def sweep_command(
             outcome = None
         if stop.signum is not None or outcome is None:
             console.print(f"[yellow]stopped by {stop.name}[/yellow]", highlight=False)
+            stop.reported = True  # with the interrupted points, not the command line's line
     if outcome is None:
         console.print("run the same command again to finish the sweep; nothing done is lost")
         raise typer.Exit(code=stop.exit_code)
@@ -497,13 +498,13 @@ def _export(
         frame = results.summaries(experiment, where=filters, left_out=left_out)
     else:
         frame = results.frame(experiment, status=status, where=filters)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..results import atomic_write
+
     if suffix == ".csv":
-        frame.to_csv(path, index=False)
+        atomic_write(path, lambda p: frame.to_csv(p, index=False), suffix)
     else:
-        frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(
-            path, index=False
-        )
+        frame = frame.astype({c: str for c in frame.columns if frame[c].dtype == object})
+        atomic_write(path, lambda p: frame.to_parquet(p, index=False), suffix)
     console.print(f"wrote {path} ({len(frame)} rows)", soft_wrap=True, highlight=False)
     if summaries:
         loaded = frame["key"].nunique() if "key" in frame.columns else 0

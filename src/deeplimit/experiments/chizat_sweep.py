@@ -34,10 +34,12 @@ width) use the hooks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
-from collections.abc import Hashable, Iterable, Sequence
+import re
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,6 +48,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..checkpoints import current
 from ..training import LimitResult, TrainingResult, limit_error
 from .base import Claim, Progress
 from .chizat_common import (
@@ -295,6 +298,11 @@ class ErrorSweep(ChizatExperiment):
     # --- the skeleton ----------------------------------------------------------------------
 
     def compute(self, spec: Any, progress: Progress | None = None) -> xr.Dataset:
+        """Each batch of points is a unit of :func:`~deeplimit.checkpoints.current`: its rows
+        and the divergence records it made are saved when it finishes, and loaded instead of
+        computed when an interrupted run of the same spec is resumed. A limit is computed
+        when the first batch that needs it is computed (again after a resume if that batch
+        was loaded); its divergence records count once."""
         points = list(self.points(spec))
         first = {}
         for point in points:
@@ -302,18 +310,36 @@ class ErrorSweep(ChizatExperiment):
         total = sum(p.cost for p in points)
         tracker = Tracker(total + sum(self.limit_cost(spec, p) for p in first.values()), progress)
         divergence = Divergence()
+        log = _DivergenceLog(divergence)
         limits: dict[Hashable, Limit] = {None: (None, None)}
         rows: list[dict[str, Any]] = []
-        for batch in batches(points):
+        checkpoint = current()
+
+        def work(batch: list[Point]) -> dict[str, Any]:
+            log.start()
             for point in batch:
                 if point.limit not in limits:
-                    limits[point.limit] = self.limit(spec, point, divergence)
+                    with log.limit():
+                        limits[point.limit] = self.limit(spec, point, log)
                     tracker.advance(self.limit_cost(spec, point))
             result = train_batch(batch, **self.common(spec))
-            divergence.add(batch[0].batch or batch[0].label, result)
-            for point, part in zip(batch, split(result, batch), strict=True):
-                rows.append(self.measure(spec, part, limits[point.limit], point))
-                tracker.advance(point.cost)
+            log.add(batch[0].batch or batch[0].label, result)
+            measured = [
+                self.measure(spec, part, limits[point.limit], point)
+                for point, part in zip(batch, split(result, batch), strict=True)
+            ]
+            return {**_pack_rows(measured), **log.pack()}
+
+        for index, batch in enumerate(batches(points)):
+            name = _unit_name(index, batch[0].batch or batch[0].label)
+            arrays = checkpoint.unit(name, lambda batch=batch: work(batch))
+            if log.computed is None:  # loaded from an earlier run: replay its records
+                log.replay(arrays)
+                skipped = [p for p in batch if p is first[p.limit] and p.limit not in limits]
+                tracker.advance(sum(self.limit_cost(spec, p) for p in skipped))
+            log.computed = None
+            rows.extend(_unpack_rows(arrays, len(batch)))
+            tracker.advance(sum(point.cost for point in batch))
         return self.assemble(spec, points, rows, divergence)
 
     def summarize(self, dataset: xr.Dataset, spec: Any) -> list[dict[str, Any]]:
@@ -452,6 +478,103 @@ def grid_dataset(points: Sequence[Point], rows: Sequence[dict[str, Any]]) -> xr.
         array = np.asarray(values)
         variables[name] = ((*dims, *extra), array.reshape(shape + array.shape[1:]))
     return xr.Dataset(variables, coords=coords)
+
+
+def _unit_name(index: int, label: str) -> str:
+    """The checkpoint unit of the ``index``-th batch (labelled ``label``)."""
+    return f"batch{index:04d}-" + re.sub(r"[^A-Za-z0-9_.=+-]", "_", label)[:180]
+
+
+def _pack_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The measured ``rows`` of a batch as named arrays (per-network values keep their
+    dimension names in a ``__dims`` text entry)."""
+    arrays: dict[str, Any] = {}
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if isinstance(value, tuple):
+                dims, value = value
+                arrays[f"row{i}__{name}__dims"] = np.array(",".join(dims))
+            arrays[f"row{i}__{name}"] = value
+    return arrays
+
+
+def _unpack_rows(arrays: dict[str, np.ndarray], count: int) -> list[dict[str, Any]]:
+    """The inverse of :func:`_pack_rows` (the same numbers, dtypes and order of fields)."""
+    rows: list[dict[str, Any]] = [{} for _ in range(count)]
+    for key, value in arrays.items():
+        if not key.startswith("row") or key.endswith("__dims"):
+            continue
+        index, name = key[3:].split("__", 1)
+        dims = arrays.get(f"{key}__dims")
+        if dims is not None:
+            rows[int(index)][name] = (tuple(str(dims).split(",")), value)
+        else:
+            rows[int(index)][name] = value[()] if value.ndim == 0 else value
+    return rows
+
+
+class _DivergenceLog:
+    """What a batch unit records into the study's :class:`Divergence` (the networks' steps of
+    divergence, the limits that diverged), kept so that a loaded unit replays it. Records made
+    while a limit is computed count once per label, whether the limit was computed again after
+    a resume or its records came from a loaded unit."""
+
+    def __init__(self, divergence: Divergence) -> None:
+        self.divergence = divergence
+        self.computed: list[tuple[str, str, Any]] | None = None
+        self._in_limit = False
+        self._limit_labels: set[tuple[str, str]] = set()
+
+    def start(self) -> None:
+        self.computed = []
+
+    @contextlib.contextmanager
+    def limit(self) -> Iterator[None]:
+        self._in_limit = True
+        try:
+            yield
+        finally:
+            self._in_limit = False
+
+    def _record(self, kind: str, label: str, value: Any, from_limit: bool) -> None:
+        if from_limit:
+            if (kind, label) in self._limit_labels:
+                return
+            self._limit_labels.add((kind, label))
+        if kind == "steps":
+            self.divergence.add_steps(label, value)
+        else:
+            self.divergence.limits[label] = int(value)
+        if self.computed is not None:
+            self.computed.append((kind if not from_limit else f"limit-{kind}", label, value))
+
+    def add(self, label: str, result: TrainingResult) -> None:
+        self.add_steps(label, result.diverged_at.cpu().numpy())
+
+    def add_steps(self, label: str, diverged_at: Any) -> None:
+        self._record("steps", label, np.asarray(diverged_at).reshape(-1), self._in_limit)
+
+    def add_limit(self, label: str, limit: LimitResult) -> None:
+        step = int(getattr(limit, "diverged_at", -1))
+        if step >= 0:
+            self._record("limit", label, step, self._in_limit)
+
+    def pack(self) -> dict[str, Any]:
+        records = self.computed or []
+        packed: dict[str, Any] = {
+            "divergence_kinds": np.array([kind for kind, _, _ in records], dtype=str),
+            "divergence_labels": np.array([label for _, label, _ in records], dtype=str),
+        }
+        for j, (_, _, value) in enumerate(records):
+            packed[f"divergence{j}"] = value
+        return packed
+
+    def replay(self, arrays: dict[str, np.ndarray]) -> None:
+        kinds = arrays["divergence_kinds"].tolist()
+        labels = arrays["divergence_labels"].tolist()
+        for j, (kind, label) in enumerate(zip(kinds, labels, strict=True)):
+            from_limit = kind.startswith("limit-")
+            self._record(kind.removeprefix("limit-"), label, arrays[f"divergence{j}"], from_limit)
 
 
 def batches(points: Sequence[Point]) -> list[list[Point]]:

@@ -85,25 +85,48 @@ def _host_checks(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def _range(values: Tensor) -> tuple[float, float]:
+_NUMPY_RANGE = (torch.float32, torch.float64)
+
+
+def _range(values: Tensor, space: _Workspace | None = None) -> tuple[float, float]:
     """Smallest and largest entry (NaN if any entry is NaN, or without host checks, which then
-    takes every branch), in one reduction and one sync."""
+    takes every branch), in one reduction and one sync. ``space``: the block's workspace, which
+    keeps the NumPy view of ``values`` (a buffer of the block) from one layer to the next."""
     if values.numel() == 0:
         return 1.0, 1.0
     device = values.device
     if not _host_checks(device):
         return math.nan, math.nan
-    # in memory order: a reduction over a permuted view (the CPU chain's samples-last state)
-    # is an order of magnitude slower
+    if space is not None and (array := space.array(values)) is not None:
+        return float(array.min()), float(array.max())
+    memory = _memory_order(values)
+    if (array := _numpy(memory)) is not None:
+        return float(array.min()), float(array.max())
+    low, high = torch.aminmax(memory)
+    if device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
+        return low.item(), high.item()
+    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+
+
+def _memory_order(values: Tensor) -> Tensor:
+    """``values`` permuted to memory order where that is contiguous: a reduction over a
+    permuted view (the CPU chain's samples-last state) is an order of magnitude slower."""
     if not values.is_contiguous():
         memory = values.permute(*range(1, values.ndim), 0)  # samples last, the usual case
         if not memory.is_contiguous():
             memory = values.permute(sorted(range(values.ndim), key=lambda a: -values.stride(a)))
-        values = memory
-    low, high = torch.aminmax(values)
-    if device.type == "cpu":  # no sync to save: two reads are cheaper than a stack
-        return low.item(), high.item()
-    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+        return memory
+    return values
+
+
+def _numpy(values: Tensor) -> np.ndarray | None:
+    """The NumPy view of a contiguous CPU tensor of float32 or float64, else None: NumPy's
+    ``min`` and ``max`` (NaN-propagating like ``aminmax``) are twice as fast on the CPU."""
+    if values.device.type != "cpu" or values.dtype not in _NUMPY_RANGE:
+        return None
+    if not values.is_contiguous():
+        return None
+    return values.detach().numpy() if values.requires_grad else values.numpy()
 
 
 def _some(mask: Tensor) -> bool:
@@ -133,16 +156,20 @@ def stable_norm(x: Tensor) -> Tensor:
 
 
 def _norm_and_range(
-    x: Tensor, work: Tensor | None = None, out: Tensor | None = None
+    x: Tensor,
+    work: Tensor | None = None,
+    out: Tensor | None = None,
+    space: _Workspace | None = None,
 ) -> tuple[Tensor, float, float]:
     """``stable_norm(x)`` and the smallest and largest of its entries (``_range``); ``work``
-    (shaped like ``x``) and ``out`` (like the norm) are buffers to compute it in, if given."""
+    (shaped like ``x``) and ``out`` (like the norm) are buffers to compute it in, if given,
+    ``space`` the workspace they belong to."""
     if x.shape[-1] == 1:  # sqrt(x^2) = |x| in floating point wherever x^2 is in range
         norm = x.squeeze(-1).abs() if out is None else torch.abs(x.squeeze(-1), out=out)
-        return (norm, *_range(norm))
+        return (norm, *_range(norm, space if norm is out else None))
     norm = _plain_norm(x, work, out)
     info, floor = _floor(x.dtype)
-    low, high = _range(norm)
+    low, high = _range(norm, space if norm is out else None)
     if low >= floor and high < math.inf:
         return norm, low, high
     if low == 0 and high < math.inf and _zeros_are_exact(x, norm, floor):
@@ -254,7 +281,9 @@ def _memory(values: Tensor) -> Tensor | None:
     return memory if memory.is_contiguous() else None
 
 
-def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tensor:
+def _factor_rows_last(
+    phi: Tensor, phi_norm: Tensor, space: _Workspace, phi_low: float = math.nan
+) -> Tensor:
     """``factor_rows`` for ``Phi`` stored samples-last, ``phi`` its memory ``(k, n, block)``;
     returns ``C`` as ``(k, k, block)`` memory (``C[a, b]`` the entries of all samples).
 
@@ -272,65 +301,102 @@ def _factor_rows_last(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> Tenso
     Every sample thus gets a factor of ``Phi`` to rounding, as ``factor_rows`` does. The
     checks are float reductions (comparisons and boolean reductions are an order of magnitude
     slower on the CPU).
+
+    Those checks need a row's residual before the next rows are projected on it, a host
+    read per row; a block whose rows are all far from the span of the earlier ones (every
+    ``C[i, i] > sqrt(eps) ||phi_i||``, the usual case) needs none of them, and is factored
+    without them and checked once at the end (one reduction over the diagonal): where a row
+    turns out close, the block is factored again with the checks, and so are its next layers
+    until one has no close row (``space.careful``). Both give the same numbers wherever no row
+    is close, so the numbers do not depend on which ran. ``phi_low`` (the smallest
+    ``||phi_i||``, NaN if unknown) lets that end check also stand for the range check of the
+    diagonal: ``C[i, i] >= sqrt(eps) ||phi_i|| >= floor``.
     """
-    k, n = phi.shape[:2]
+    k = phi.shape[0]
     factor, diagonal = space.factor()
-    margin, kept, inverse, _ = space.temporaries()
-    steps = space.gram_schmidt()
     norms = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
-    factor[0, 0].copy_(norms[0])
-    diagonal[0].copy_(norms[0])
     info, floor = _floor(phi.dtype)
-    tiny, eps = float(info.tiny), float(info.eps)
-    # a plain norm is short of the squares that underflowed, sqrt(n tiny) at most: a norm below
-    # eps ||phi_j|| is known to be small only where that is above sqrt(n tiny)
-    large = floor * math.sqrt(n)
-    close = []  # the rows that may repeat an earlier one (within sqrt(eps) of the span)
-    residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
-    for i, step in enumerate(steps):
-        norm = step.norm
-        if i > 0:
-            residual = step.residual
-            _sqrt_(torch.sum(torch.mul(residual, residual, out=step.square), 0, out=norm))
-            # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
-            if not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin[0])) >= 0:
-                close.append(i)
-            if close and close[-1] == i:
-                spanned = torch.add(norm, norms[i], alpha=-eps, out=margin[0])
-                if not _smallest(spanned) > 0:
-                    keep = _positive_(spanned)
-                    if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
-                        small = _positive_(torch.add(norms[i], -large, out=kept[0]).neg_())
-                        keep = torch.maximum(keep, small, out=keep)
-                    residual.mul_(keep)
-                    norm.mul_(keep)
-            step.diagonal.copy_(norm)
-        if i + 1 == k:
-            break
-        rest = phi[1:] if i == 0 else step.rest
-        # r_j . r_i / ||r_i|| for the rows j > i; 1 / ||r_i|| (below tiny: a zero row, or suspect)
-        torch.sum(torch.mul(rest, residual, out=step.products), 1, out=step.coefficients)
-        reciprocal = torch.reciprocal(torch.clamp(norm, min=tiny, out=inverse[0]), out=inverse[0])
-        step.coefficients.mul_(reciprocal)
-        torch.mul(step.coefficients, reciprocal, out=step.projection)
-        torch.addcmul(rest, step.projection_column, residual, value=-1.0, out=step.rest)
+    root = math.sqrt(float(info.eps))
+    space.rest_views(norms)
+    close = _gram_schmidt_last(phi, norms, space, space.careful)
+    if k == 1:
+        return factor
+    margin, kept = space.margin_kept()
+    if not space.careful:
+        torch.add(space.diagonal_rest, space.norm_rest, alpha=-root, out=space.margin_rest)
+        low, high = _range(space.margin_rest, space)
+        if not low >= 0:  # a row within sqrt(eps) of the span of the earlier ones (or NaN)
+            space.careful = True
+            close = _gram_schmidt_last(phi, norms, space, True)
+        elif high < math.inf and root * phi_low >= floor:
+            return factor
+    elif not close:
+        space.careful = False
     low, high = _range(diagonal[1:])
     if not (low >= floor and high < math.inf):
         temporary = (margin[1:], kept[1:])
+        large = floor * math.sqrt(phi.shape[1])
         _refactor_suspect_samples(phi, factor, diagonal[1:], norms[1:], floor, large, temporary)
     if close:
         _copy_repeated_rows_last(phi, factor, diagonal, norms, close, (margin, kept))
     return factor
 
 
-def _sqrt_(values: Tensor) -> Tensor:
-    """``values.sqrt_()``, on the CPU by NumPy (correctly rounded, and an order of magnitude
-    faster than torch's where entries are zero: collapsed inputs, spanned rows)."""
-    if values.device.type != "cpu":
-        return values.sqrt_()
-    array = values.numpy()
-    np.sqrt(array, out=array)
-    return values
+def _gram_schmidt_last(phi: Tensor, norms: Tensor, space: _Workspace, careful: bool) -> list[int]:
+    """One modified Gram-Schmidt pass of ``_factor_rows_last`` into ``space.factor()``; with
+    ``careful`` the per-row checks (zeroing spanned residuals), returning the rows that may
+    repeat an earlier one, else none. Each step ``i`` takes the products of rows ``i..k-1``
+    with residual ``i`` in one pass, whose first sum is ``||r_i||^2``."""
+    k, n = phi.shape[:2]
+    factor = space.factor()[0]
+    margin, kept, inverse = space.scratch()
+    info, _ = _floor(phi.dtype)
+    tiny, eps = float(info.tiny), float(info.eps)
+    # a plain norm is short of the squares that underflowed, sqrt(n tiny) at most: a norm below
+    # eps ||phi_j|| is known to be small only where that is above sqrt(n tiny)
+    large = _floor(phi.dtype)[1] * math.sqrt(n)
+    factor[0, 0].copy_(norms[0])
+    close: list[int] = []  # the rows that may repeat an earlier one (within sqrt(eps))
+    residual = phi[0]  # row i of the residuals, orthogonal to rows 0..i-1 of phi
+    rest = phi[1:]
+    for i, step in enumerate(space.gram_schmidt()):
+        if i == 0:
+            if k == 1:
+                break
+            torch.sum(torch.mul(rest, residual, out=step.products), 1, out=step.dots)
+        else:
+            residual, rest = step.residual, step.rest
+            torch.sum(torch.mul(step.rows, residual, out=step.products), 1, out=step.dots)
+            norm = step.diagonal
+            if step.diagonal_array is None:
+                norm.sqrt_()
+            else:  # NumPy's: correctly rounded, and on zeros (collapsed inputs, spanned
+                # rows) an order of magnitude faster than torch's
+                np.sqrt(step.diagonal_array, out=step.diagonal_array)
+            # < 0 where close (a row of zeros is not); then <= 0 where spanned (eps < sqrt(eps))
+            if (
+                careful
+                and not _smallest(torch.add(norm, norms[i], alpha=-math.sqrt(eps), out=margin)) >= 0
+            ):
+                close.append(i)
+                spanned = torch.add(norm, norms[i], alpha=-eps, out=margin)
+                if not _smallest(spanned) > 0:
+                    keep = _positive_(spanned)
+                    if not _smallest(norms[i]) >= large:  # keep the rows whose norm is small
+                        small = _positive_(torch.add(norms[i], -large, out=kept).neg_())
+                        keep = torch.maximum(keep, small, out=keep)
+                    residual.mul_(keep)
+                    step.dots.mul_(keep)  # the norm, and the products with the residual
+        if i + 1 == k:
+            break
+        # r_j . r_i / ||r_i|| for the rows j > i; 1 / ||r_i|| (below tiny: a zero row, or suspect)
+        reciprocal = torch.reciprocal(
+            torch.clamp(step.diagonal, min=tiny, out=inverse), out=inverse
+        )
+        step.coefficients.mul_(reciprocal)
+        torch.mul(step.coefficients, reciprocal, out=step.projection)
+        torch.addcmul(rest, step.projection_column, residual, value=-1.0, out=step.rest)
+    return close
 
 
 def _smallest(values: Tensor) -> float:
@@ -551,7 +617,9 @@ class LayerView:
             if space is None:
                 self._y_norm = stable_norm(self.y)
             else:
-                self._y_norm = _norm_and_range(self.y, space.square, space.y_norm(self.layer))[0]
+                self._y_norm = _norm_and_range(
+                    self.y, space.square, space.y_norm(self.layer), space
+                )[0]
         return self._y_norm
 
     @property
@@ -576,31 +644,54 @@ class LayerView:
                 # the results it allocates like it) takes the slow path of permuted tensors
                 self._phi_norm = canonical(self.phi.squeeze(-1))
             else:
-                self._phi_norm, *range_ = _norm_and_range(self.phi, space.square, space.phi_norm)
+                self._phi_norm, *range_ = _norm_and_range(
+                    self.phi, space.square, space.phi_norm, space
+                )
                 self.phi_range = tuple(range_)
         return self._phi_norm
 
     @property
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
-        if self._active is None:
-            if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
-                # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
-                # anyway for the increment) is the indicator, and a float sum of n zeros and
-                # ones is exact; on the CPU a comparison and an integer sum of booleans are
-                # several times slower than these vectorized kernels
+        return self.count_active()
+
+    def count_active(self, out: Tensor | None = None) -> Tensor:
+        """``active``, computed into ``out`` (an int32 ``(chunk, k)`` tensor) where given and
+        not computed yet (then ``active`` is ``out``), else copied into it."""
+        if self._active is not None:
+            return self._active if out is None else out.copy_(self._active)
+        if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
+            # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
+            # anyway for the increment) is the indicator, and a float sum of n zeros and
+            # ones is exact; on the CPU a comparison and an integer sum of booleans are
+            # several times slower than these vectorized kernels
+            if self.y.shape[-1] == 1:  # phi_norm = relu(y): its sign is the count
+                counts = self.phi_sign
+            else:
                 space = self.workspace
                 signs = torch.sign(self.phi, out=None if space is None else space.square)
-                if self.y.shape[-1] == 1:
-                    counts = canonical(signs[..., 0])
-                else:
-                    counts = torch.sum(signs, -1, out=self.buffer("active sum"))
-                self._active = self.buffer("active", torch.int32).copy_(counts)
-            elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
-                self._active = (self.y[..., 0] > 0).to(torch.int32)
-            else:
-                self._active = (self.y > 0).sum(-1, dtype=torch.int32)
+                counts = torch.sum(signs, -1, out=self.buffer("active sum"))
+            if out is None:
+                out = self.buffer("active", torch.int32)
+            self._active = out.copy_(counts)
+        elif self.y.shape[-1] == 1:  # a sum over one entry is a slow reduction: a cast
+            counts = self.y[..., 0] > 0
+            self._active = counts.to(torch.int32) if out is None else out.copy_(counts)
+        else:
+            counts = (self.y > 0).sum(-1, dtype=torch.int32)
+            self._active = counts if out is None else out.copy_(counts)
         return self._active
+
+    @property
+    def phi_sign(self) -> Tensor:
+        """``sign(phi_norm)``: 1 where ``phi_norm > 0``, zero where it is zero (a collapsed
+        path; -0 where the norm is, as the norm of a width-1 ReLU state, ``relu(y)``, may
+        be), NaN where NaN, per network and input; computed once per layer, in a buffer."""
+        sign = self.shared.get("phi_sign")
+        if sign is None:
+            sign = torch.sign(self.phi_norm, out=self.buffer("phi sign"))
+            self.shared["phi_sign"] = sign
+        return sign
 
     def buffer(self, name: str, dtype: torch.dtype | None = None) -> Tensor:
         """A ``(chunk, k)`` buffer named ``name`` (of the state's dtype unless given) to compute
@@ -626,21 +717,30 @@ class LayerView:
 
 
 class _Step(NamedTuple):
-    """The views of step ``i`` of ``_factor_rows_last`` in a block's buffers: ``norm`` and
-    ``diagonal`` (``C[i, i]`` in the diagonal buffer and in the factor), ``residual`` (row
-    ``i``'s, for ``i > 0``), ``rest`` (the residuals of the rows after ``i``), their
-    ``coefficients`` ``C[i + 1:, i]``, scratch rows ``square`` and ``products``, and the
-    ``projection`` coefficients (also as a column)."""
+    """The views of step ``i`` of ``_gram_schmidt_last`` in a block's buffers: ``residual``
+    (row ``i``'s, for ``i > 0``), ``rows`` (the residuals of rows ``i..k-1``, for ``i > 0``),
+    ``rest`` (those of the rows after ``i``), scratch ``products`` of ``rows`` (of ``rest``
+    for ``i = 0``) with ``residual``, their sums ``dots`` in the factor's column ``i`` (from
+    the diagonal for ``i > 0``), ``diagonal`` ``C[i, i]``, the ``coefficients``
+    ``C[i + 1:, i]`` and the ``projection`` coefficients (also as a column)."""
 
-    norm: Tensor
-    diagonal: Tensor
     residual: Tensor
+    rows: Tensor
     rest: Tensor
-    coefficients: Tensor
-    square: Tensor
     products: Tensor
+    dots: Tensor
+    diagonal: Tensor
+    diagonal_array: np.ndarray | None
+    coefficients: Tensor
     projection: Tensor
     projection_column: Tensor
+
+
+class _Update(NamedTuple):
+    """``_Workspace.rows_last``: the memory of ``phi`` and the terms of the increment."""
+
+    phi: Tensor
+    terms: list[tuple[Tensor, Tensor, Tensor]]
 
 
 class _Workspace:
@@ -668,40 +768,105 @@ class _Workspace:
         self._rows: Tensor | None = None
         self._temporaries: Tensor | None = None
         self._steps: list[_Step] | None = None
+        self._scratch: tuple[Tensor, Tensor, Tensor] | None = None
+        self._rows_last: dict[tuple[int, int, int], tuple[Tensor, Tensor, Tensor, Any]] = {}
+        self._arrays: dict[int, tuple[Tensor, np.ndarray | None]] = {}
+        self._margin_kept: tuple[Tensor, Tensor] | None = None
+        self._norms: Tensor | None = None
+        # whether the factor of the next layer checks every row as it goes (a layer had a
+        # row close to the span of the earlier ones; see ``_factor_rows_last``)
+        self.careful = False
         self.norm_rows = self.phi_norm.t()  # (k, block)
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
-        and ``(k, block)`` memory for its diagonal."""
+        and its diagonal as a ``(k, block)`` view (each row contiguous)."""
         if self._factor is None:
             k, _, size = self.shape
             self._factor = torch.zeros((k, k, size), dtype=self.dtype, device=self.device)
-            self._diagonal = torch.empty((k, size), dtype=self.dtype, device=self.device)
+            self._diagonal = torch.diagonal(self._factor, 0, 0, 1).t()
         return self._factor, self._diagonal
 
     def gram_schmidt(self) -> list[_Step]:
-        """The views each step of ``_factor_rows_last`` works in, made once per block
+        """The views each step of ``_gram_schmidt_last`` works in, made once per block
         (indexing a tensor costs about as much as a small operation)."""
         if self._steps is None:
-            factor, diagonal = self.factor()
+            factor = self.factor()[0]
             work, scratch = self.rows(), self.square.permute(1, 2, 0)
             projection = self.temporaries()[3]
             k = self.shape[0]
             self._steps = [
                 _Step(
-                    norm=diagonal[i],
-                    diagonal=factor[i, i],
-                    residual=work[i - 1] if i else work[0],
+                    residual=work[i - 1] if i else work[:0],
+                    rows=work[i - 1 :] if i else work[:0],
                     rest=work[i:],
+                    products=scratch[: k - i] if i else scratch[: k - 1],
+                    dots=factor[i:, i] if i else factor[1:, 0],
+                    diagonal=factor[i, i],
+                    diagonal_array=_numpy(factor[i, i]) if self.device.type == "cpu" else None,
                     coefficients=factor[i + 1 :, i],
-                    square=scratch[0],
-                    products=scratch[1 : k - i],
                     projection=projection[: k - i - 1],
                     projection_column=projection[: k - i - 1].unsqueeze(1),
                 )
                 for i in range(k)
             ]
         return self._steps
+
+    def array(self, values: Tensor) -> np.ndarray | None:
+        """The NumPy view of ``values`` in memory order (``_numpy``), kept for the next
+        layers: ``values`` is one of the block's buffers, passed again at every layer."""
+        hit = self._arrays.get(id(values))
+        if hit is None or hit[0] is not values:
+            if len(self._arrays) >= 16:  # tensors that are not passed again
+                self._arrays.clear()
+            hit = self._arrays[id(values)] = (values, _numpy(_memory_order(values)))
+        return hit[1]
+
+    def margin_kept(self) -> tuple[Tensor, Tensor]:
+        """The first two ``(k, block)`` buffers of ``temporaries``."""
+        if self._margin_kept is None:
+            temporaries = self.temporaries()
+            self._margin_kept = (temporaries[0], temporaries[1])
+        return self._margin_kept
+
+    def rest_views(self, norms: Tensor) -> None:
+        """Set ``norm_rest`` (``norms[1:]``), ``diagonal_rest`` (the factor's diagonal but its
+        first entry) and ``margin_rest`` (a ``(k - 1, block)`` buffer) for ``norms``."""
+        if self._norms is not norms:
+            self._norms = norms
+            self.norm_rest = norms[1:]
+            self.diagonal_rest = self.factor()[1][1:]
+            self.margin_rest = self.margin_kept()[0][1:]
+
+    def scratch(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Three ``(block,)`` rows of ``temporaries`` (margin, kept, inverse)."""
+        if self._scratch is None:
+            margin, kept, inverse, _ = self.temporaries()
+            self._scratch = (margin[0], kept[0], inverse[0])
+        return self._scratch
+
+    def rows_last(self, y: Tensor, phi: Tensor, noise: Tensor) -> _Update | None:
+        """The samples-last memory ``(k, n, block)`` of ``phi`` and, per input ``b``, the
+        views of the increment of several inputs: the state's rows ``b..k-1``, the factor's
+        column ``C[b:, b]`` and the noise's row ``b``; or None where the state, ``phi`` or the
+        noise is not stored samples-last. Made once per block and buffer of normals (the
+        chain passes the same tensors at every layer)."""
+        key = (id(y), id(phi), id(noise))
+        hit = self._rows_last.get(key)
+        if hit is not None and hit[0] is y and hit[1] is phi and hit[2] is noise:
+            return hit[3]
+        memory = (_memory(y), _memory(phi), _memory(noise))
+        update = None
+        if all(m is not None for m in memory):
+            state, phi_memory, normals = memory
+            factor = self.factor()[0]
+            rows = range(state.shape[0])
+            terms = [(state[b:], factor[b:, b].unsqueeze(1), normals[b]) for b in rows]
+            update = _Update(phi_memory, terms)  # type: ignore[arg-type]
+        if len(self._rows_last) >= 64:  # tensors not passed again (the chain passes <= 32)
+            self._rows_last.clear()
+        self._rows_last[key] = (y, phi, noise, update)
+        return update
 
     def temporaries(self) -> Tensor:
         """Four ``(k, block)`` buffers for the per-sample temporaries of the factor."""
@@ -788,21 +953,15 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         space, norm = view.workspace, view.phi_norm
         column = space.phi_norm_column if space and norm is space.phi_norm else norm[..., None]
         y.addcmul_(column, noise, value=factor)
-    elif view.workspace is not None and (memory := _rows_last(y, view, noise)) is not None:
+    elif (space := view.workspace) is not None and (
+        memory := space.rows_last(y, view.phi, noise)
+    ) is not None:
         # samples last (the CPU chain): y_a += C[a, b] z_b, column b on the rows a >= b
-        state, phi, normals = memory
-        root = _factor_rows_last(phi, view.phi_norm, view.workspace)  # (k, k, block)
-        for b in range(plan.inputs):
-            state[b:].addcmul_(root[b:, b].unsqueeze(1), normals[b], value=factor)
+        _factor_rows_last(memory.phi, view.phi_norm, space, view.phi_range[0])  # (k, k, block)
+        for rows, column, normal in memory.terms:
+            rows.addcmul_(column, normal, value=factor)
     else:
         y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
-
-
-def _rows_last(y: Tensor, view: LayerView, noise: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The samples-last memory ``(k, n, block)`` of the state, ``phi`` and the noise, or None
-    where one of them is not stored that way."""
-    memory = (_memory(y), _memory(view.phi), _memory(noise))
-    return None if any(m is None for m in memory) else memory  # type: ignore[return-value]
 
 
 class _Numerics:
@@ -863,7 +1022,9 @@ class _Numerics:
         if workspace is None:
             norm, low, high = _norm_and_range(y)
         else:
-            norm, low, high = _norm_and_range(y, workspace.square, workspace.y_norm(layer))
+            norm, low, high = _norm_and_range(
+                y, workspace.square, workspace.y_norm(layer), workspace
+            )
         bad = lost = None
         if self.rescale:
             if self.exponent is None:
@@ -906,7 +1067,7 @@ class _Numerics:
         bound every ``||y||`` above; ``||y|| >= ||phi(y)|| >= 2^-bound`` below, for the paths
         that have not collapsed (collapsed ones are frozen, never rescaled). ``phi(y)`` and
         its norms are computed anyway for the next increment."""
-        low, high = _range(y if workspace.state is None else workspace.state)
+        low, high = _range(y if workspace.state is None else workspace.state, workspace)
         if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
             return None
         if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
@@ -1049,6 +1210,8 @@ def _simulate_blocks(
     parallel = all(observer.parallel_safe for observer in observers)
     cores = _threads()
     threads = min(cores, count) if parallel else 1
+    if plan.inputs >= _PAIRED[0] and plan.width >= _PAIRED[1] and cores >= 2:
+        threads = max(1, min(threads, cores // 2))  # a block and its drawer on each pair
     ahead = cores >= 2 * threads  # a core to spare for the normals of each running block
     meter = _Progress(progress, plan.samples * plan.steps)
     failed = threading.Event()
@@ -1083,6 +1246,15 @@ def _simulate_blocks(
         torch.set_num_threads(previous)
     numerics.report()
     return out
+
+
+# From this many inputs and this width, blocks run on half the cores, each drawing its normals
+# on another (``_simulate_blocks``): there the update of several inputs costs about as much as
+# drawing, and a block's thread and its drawer share the GIL far less than two blocks do, each
+# running ~25 small torch operations a layer (measured on 2 cores, float32 and float64, four
+# inputs: 1.5-2.9x the rate of two block threads at n = 16-256, under load; below width 16
+# the factor's per-sample work makes the update 2-3x the drawing, and two blocks do better).
+_PAIRED = (2, 16)
 
 
 class _Normals:

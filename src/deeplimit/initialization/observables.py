@@ -53,6 +53,7 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
+    _memory,
     canonical,
     simulate_chain,
 )
@@ -74,24 +75,87 @@ __all__ = [
 ]
 
 OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "norm")
-_STAGE_BYTES = 2**26  # per observer and chunk: the largest staging buffer of ``keep``
-_POPULATE_BYTES = 2**22  # CPU buffers from 4 MiB up are mapped with their pages (``_empty``)
+_HUGE_BYTES = 2**22  # CPU results from 4 MiB up are mapped with huge pages (``_empty``)
+_HUGE_PAGE = 2**21
+
+
+def _transparent_huge_pages() -> bool:
+    """Whether ``madvise(MADV_HUGEPAGE)`` gives huge pages (Linux, THP not ``never``)."""
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return False
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as file:
+            return "[never]" not in file.read()
+    except OSError:
+        return False
+
+
+_THP = _transparent_huge_pages()
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+
+
+_POOL_BYTES = 2**29  # freed result mappings kept for the next results: 512 MiB at most
+_pool: list[_Mapping] = []
+_pool_lock = threading.Lock()
+
+
+class _Mapping(mmap.mmap):
+    """An anonymous mapping of results that, once no tensor uses it any more, goes to a small
+    pool (``_POOL_BYTES`` in all) with its pages still mapped, for the next results of about
+    its size (``_empty``): as a caching allocator does, so that a loop of runs (a sweep, a
+    benchmark) zeroes the pages of its results once rather than at every run."""
+
+    def __del__(self) -> None:
+        try:
+            with _pool_lock:
+                if sum(len(m) for m in _pool) + len(self) <= _POOL_BYTES:
+                    _pool.append(self)  # resurrected: kept mapped
+        except Exception:
+            pass
+
+
+def _reused(nbytes: int) -> _Mapping | None:
+    """A pooled mapping of ``nbytes`` to twice that, or None."""
+    with _pool_lock:
+        for index, memory in enumerate(_pool):
+            if nbytes <= len(memory) <= 2 * nbytes:
+                return _pool.pop(index)
+    return None
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``torch.empty(shape)``; on a Linux CPU, a large buffer is mapped with ``MAP_POPULATE``,
-    which lets the kernel set up all its pages at once: several times faster than a page
-    fault per 4 KiB at first touch, which dominates writing large results (measured on a
-    virtual machine: 68 MB in 30-50 ms rather than 140-150 ms). The tensor keeps the mapping
+    """``torch.empty(shape)``; on a Linux CPU, a large buffer is an anonymous mapping with
+    transparent huge pages (``MADV_HUGEPAGE``, 2 MiB aligned), or else ``MAP_POPULATE``:
+    a page fault per 4 KiB at first touch dominates writing large results (measured on a
+    virtual machine: 64 MiB in 35-45 ms with 4 KiB pages, 8-12 ms with huge pages); a
+    mapping freed by earlier results is reused (``_Mapping``). The tensor keeps the mapping
     alive (``torch.frombuffer``); its storage cannot be resized."""
-    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    if torch.device(device).type != "cpu" or nbytes < _POPULATE_BYTES or not _POPULATE:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    count = math.prod(shape)
+    nbytes = count * itemsize
+    if torch.device(device).type != "cpu" or nbytes < _HUGE_BYTES or not (_THP or _POPULATE):
         return torch.empty(shape, dtype=dtype, device=device)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _POPULATE
-    return torch.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dtype=dtype).view(shape)
+    size = nbytes + _HUGE_PAGE if _THP else nbytes
+    memory = _reused(size)
+    if memory is None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (0 if _THP else _POPULATE)
+        memory = _Mapping(-1, size, flags=flags)
+        if _THP:
+            memory.madvise(mmap.MADV_HUGEPAGE)
+    offset = 0
+    if _THP:
+        address = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
+        offset = -address % _HUGE_PAGE  # a multiple of the page size, of the itemsize too
+    return torch.frombuffer(memory, dtype=dtype, count=count, offset=offset).view(shape)
 
 
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+def _layer_major(
+    samples: int, layers: int, columns: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Memory ``(layers, columns, samples)`` for a per-layer result: a layer of a block of
+    samples is written as ``columns`` contiguous runs (the chain's samples-last layout), and
+    the result is its view ``(samples, layers, columns)`` (``_Recorder.results_view``)."""
+    return _empty((layers, columns, samples), dtype, device)
 
 
 def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
@@ -104,7 +168,13 @@ def _start_total(count: Tensor, width: int, steps: int) -> Tensor:
 
 class _Recorder(Observer):
     """Base for observers that keep per-network values at a set of layers (a layer listed
-    twice fills both of its slots)."""
+    twice fills both of its slots).
+
+    Per-layer results are stored layer-major, memory ``(slots, columns, samples)``
+    (``_layer_major``), and returned as its view ``(samples, slots, columns)``: the values
+    of a layer of a block are written where they are computed, as a few contiguous runs,
+    with no staging and no transposing copy (a samples-first result takes one cache line
+    per network and layer; at width 1 that costs more than the layer itself)."""
 
     parallel_safe = True  # per-chunk state is set in ``start``; results written at its rows
 
@@ -112,10 +182,6 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
-        # staging memory per (thread, target), reused from chunk to chunk (shared by the
-        # shallow copies of other threads): a fresh buffer of tens of MiB per chunk costs
-        # a page fault per 4 KiB, more than the values written into it
-        self._pool: dict[tuple[int, int], Tensor] = {}
 
     @property
     def rows(self) -> slice:
@@ -130,109 +196,62 @@ class _Recorder(Observer):
     def results(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @staticmethod
+    def results_view(memory: Tensor) -> Tensor:
+        """The ``(samples, slots, columns)`` view of layer-major memory."""
+        return memory.permute(2, 0, 1)
+
+    def destination(self, target: Tensor, layer: int) -> Tensor:
+        """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
+        layer-major ``target``: its first slot of ``layer``; ``keep`` fills the others."""
+        return canonical(target[self.positions[layer][0], :, self.rows].t())
+
     def keep(self, target: Tensor, layer: int, values: Tensor) -> None:
-        """Store ``values`` (chunk first) in every slot of ``layer`` of ``target``.
-
-        Writing one slot of every network of a chunk touches one cache line per network; the
-        values are staged instead in a slot-major buffer of the chunk (contiguous writes) for
-        a group of consecutive slots at most ``_STAGE_BYTES`` large, copied to ``target``
-        when a slot of another group comes (or at ``end``): one transposing copy per group."""
-        if getattr(self, "_stage_context", None) is not self.context:
-            self._stage_context = self.context
-            self._stages: dict[int, _Stage] = {}
-        values = canonical(values)
+        """Store ``values`` (``(chunk, columns)``) in every slot of ``layer`` of ``target``
+        (values computed into ``destination`` are not copied again)."""
         for slot in self.positions[layer]:
-            stage = self._stage(target, slot)
-            if stage is None:
-                target[self.rows, slot] = values
-            else:
-                stage.buffer[slot - stage.low] = values
-                stage.written.add(slot)
-
-    def _stage(self, target: Tensor, slot: int) -> _Stage | None:
-        """The staging group of ``target`` that holds ``slot`` (flushing the previous one),
-        or None where a group would hold fewer than two slots."""
-        stage = self._stages.get(id(target))
-        if stage is not None and stage.low <= slot < stage.high:
-            return stage
-        if stage is not None:
-            self._flush(stage)
-        rows = self.rows.stop - self.rows.start
-        per_slot = rows * math.prod(target.shape[2:])
-        group = _STAGE_BYTES // max(1, per_slot * target.element_size())
-        if group < 2:
-            return None
-        key = (threading.get_ident(), id(target))
-        memory = self._pool.get(key)
-        size = min(group, target.shape[1]) * per_slot  # no more than the slots there are
-        if memory is None or memory.numel() < size:
-            memory = self._pool[key] = _empty((size,), target.dtype, target.device)
-        low = slot // group * group
-        high = min(low + group, target.shape[1])
-        buffer = memory[: (high - low) * per_slot].view(high - low, rows, *target.shape[2:])
-        stage = _Stage(target, buffer, low, high, set())
-        self._stages[id(target)] = stage
-        return stage
-
-    def _flush(self, stage: _Stage) -> None:
-        """Copy the written slots of a staging group to the results."""
-        rows = self.rows
-        if len(stage.written) == stage.high - stage.low:  # the whole group: one copy
-            part = stage.target[rows, stage.low : stage.high]
-            if math.prod(stage.target.shape[2:]) == 1:  # 2-D: the blocked transposing copy
-                count = rows.stop - rows.start
-                part.reshape(count, -1).copy_(stage.buffer.reshape(-1, count).t())
-            else:
-                part.copy_(stage.buffer.transpose(0, 1))
-        else:
-            for slot in stage.written:
-                stage.target[rows, slot] = stage.buffer[slot - stage.low]
-        stage.written.clear()
-
-    def end(self) -> None:
-        """Copy the staged values of the chunk to the results (``keep``)."""
-        if getattr(self, "_stage_context", None) is self.context:
-            for stage in self._stages.values():
-                self._flush(stage)
-            self._stages = {}
+            part = canonical(target[slot, :, self.rows].t())
+            if part.data_ptr() != values.data_ptr() or part.stride() != values.stride():
+                part.copy_(values)
 
 
-@dataclass
-class _Stage:
-    """Staged values of the slots ``low <= slot < high`` of ``target`` (``_Recorder.keep``)."""
-
-    target: Tensor
-    buffer: Tensor
-    low: int
-    high: int
-    written: set[int]
-
-
-def _phi_sign(view: LayerView) -> tuple[Tensor, Tensor]:
-    """``sign``: 1 where ``phi_norm > 0``, +0 where it is zero (a collapsed path), and
-    ``sign - 1``, per network and input (for a finite state); shared by the observers of a
-    layer, in buffers of the view."""
-    shared = view.shared.get("phi_sign")
-    if shared is None:  # abs: the norm of a width-1 ReLU state is relu(y), which may be -0
-        sign = torch.sign(view.phi_norm, out=view.buffer("phi sign")).abs_()
-        shared = view.shared["phi_sign"] = (sign, torch.sub(sign, 1, out=view.buffer("step")))
+def _phi_step(view: LayerView) -> tuple[Tensor, Tensor]:
+    """``|view.phi_sign|`` (1 where ``phi_norm > 0``, +0 where it is zero) and that minus 1
+    (-1 where ``phi_norm = 0``, +0 elsewhere), for a finite state; shared by the observers of
+    a layer, in buffers of the view."""
+    shared = view.shared.get("phi_step")
+    if shared is None:
+        unit = torch.abs(view.phi_sign, out=view.buffer("phi unit"))
+        step = torch.sub(unit, 1, out=view.buffer("step"))
+        shared = view.shared["phi_step"] = (unit, step)
     return shared
+
+
+def _log_(values: Tensor) -> Tensor:
+    """``values.log_()``; on the CPU by NumPy, two (float32) to four (float64) times faster
+    than torch's kernel on normal numbers (both within an ulp of the exact logarithm). Every
+    log-growth, the fast path's and the reference's, is taken by this function."""
+    if values.device.type != "cpu":
+        return values.log_()
+    array = values.numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log(array, out=array)
+    return values
 
 
 class _RatioLog:
     """``log(p / q)`` for the norms ``p`` of a layer and ``q`` of layer 0, with the bits of
-    ``torch.log(p / q)`` but with no special value (0, NaN, inf, subnormal) reaching the log,
-    whose CPU kernel is 5-20 times slower on them than on normal numbers (and collapsed paths,
-    p = 0, are common). Valid for finite ``p`` and ``q``: ``log`` is applied to the ratio
-    clamped to the normal range (the same numbers wherever it is normal) and the special
-    results are added by arithmetic on the sign ``s`` of ``p``: ``(s - 1) / s`` is -inf where
-    ``p = 0`` and +0 elsewhere; where ``q = 0`` the ratio is taken with ``q = 1`` and +inf
-    added, which makes ``0 / 0`` NaN and ``p / 0`` +inf as the division does. A positive ratio
-    below the normal range (where the clamp would change it) is detected and left to the
-    plain formula (``__call__`` returns None)."""
+    ``_log_(p / q)`` (the reference) but with no zero, inf or NaN reaching the log, where
+    its kernel is several times slower on them than on normal numbers (collapsed paths,
+    p = 0, are common): NumPy's float64 log (its float32 log is as fast on them, and
+    ``start`` leaves float32 to the reference). Valid for finite ``p`` and ``q``: the log is
+    taken of the ratio with 1 in place of its zeros (``ratio - (s - 1)`` for the sign ``s``
+    of ``p``: the ratio itself, bit for bit, where ``p > 0``) and the special results are
+    added by arithmetic on ``s``: ``(s - 1) / s`` is -inf where ``p = 0`` and +0 elsewhere;
+    where ``q = 0`` the ratio is taken with ``q = 1`` and +inf added, which makes ``0 / 0``
+    the default NaN and ``p / 0`` +inf, as the division does (and the log keeps them)."""
 
     def __init__(self, norm0: Tensor) -> None:
-        self.tiny = torch.finfo(norm0.dtype).tiny
         dead = norm0 == 0
         if bool(dead.any()):
             self.divisor = torch.where(dead, 1.0, norm0)
@@ -242,31 +261,31 @@ class _RatioLog:
 
     @classmethod
     def start(cls, view: LayerView, norm0: Tensor) -> _RatioLog | None:
-        """The branch-free log for this chunk, or None where ``q`` may not be finite."""
+        """The branch-free log for this chunk, or None where the reference is as fast
+        (float32 on the CPU) or ``q`` may not be finite."""
+        if norm0.dtype != torch.float64 or norm0.device.type != "cpu":
+            return None
         if not view.finite or not (norm0.numel() == 0 or float(norm0.max()) < math.inf):
             return None
         return cls(norm0)
 
-    def __call__(self, view: LayerView) -> Tensor | None:
-        ratio = torch.div(view.phi_norm, self.divisor, out=view.buffer("log growth"))
+    def __call__(self, view: LayerView, out: Tensor) -> Tensor:
+        """The log-growth of a finite ``view``, computed in ``out`` (``(chunk, k)``)."""
+        ratio = torch.div(view.phi_norm, self.divisor, out=out)
         if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
-            if not float(ratio.min()) >= self.tiny:
-                return None
-            return ratio.log_()
-        sign, step = _phi_sign(view)  # step: -1 where p = 0, 0 elsewhere
-        work = torch.sub(ratio, step, out=view.buffer("log growth work"))
-        if not float(work.min()) >= self.tiny:  # 1 where p = 0, the ratio elsewhere
-            return None
-        special = torch.div(step, sign, out=work)  # -inf where p = 0, +0 elsewhere
+            return _log_(ratio)
+        unit, step = _phi_step(view)  # step: -1 where p = 0, 0 elsewhere
+        _log_(ratio.sub_(step))  # 0 where p = 0
+        ratio.addcdiv_(step, unit)  # -inf where p = 0, +0 elsewhere
         if self.offset is not None:
-            special.add_(self.offset)
-        return ratio.clamp_(min=self.tiny).log_().add_(special)
+            ratio.add_(self.offset)
+        return ratio
 
 
 class _LogGrowth(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
-        self.values = _empty((plan.samples, len(layers), plan.inputs), plan.dtype, plan.device)
+        self.values = _layer_major(plan.samples, len(layers), plan.inputs, plan.dtype, plan.device)
         self.norm0: Tensor | None = None
         self.exponent0: Tensor | None = None
         self.fast: _RatioLog | None = None
@@ -279,81 +298,170 @@ class _LogGrowth(_Recorder):
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        if view.layer in self.positions:
-            growth = self.fast(view) if self.fast is not None and view.finite else None
-            if growth is None:
-                growth = torch.log(view.phi_norm / self.norm0)
-            # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
-            # tensor when it rescales, so an unchanged one adds exactly zero)
-            if view.exponent is not None and view.exponent is not self.exponent0:
-                assert self.exponent0 is not None
-                scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
-                growth = (growth + scale).to(growth.dtype)
-            self.keep(self.values, view.layer, growth)
+        if view.layer not in self.positions:
+            return
+        out = self.destination(self.values, view.layer)
+        if self.fast is not None and view.finite:
+            growth = self.fast(view, out)
+        else:  # the reference formula
+            growth = _log_(torch.div(view.phi_norm, self.norm0, out=out))
+        # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
+        # tensor when it rescales, so an unchanged one adds exactly zero)
+        if view.exponent is not None and view.exponent is not self.exponent0:
+            assert self.exponent0 is not None
+            scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
+            growth.copy_(growth + scale)  # in float64, rounded once to the dtype
+        self.keep(self.values, view.layer, growth)
 
     def results(self) -> dict[str, Tensor]:
-        return {"log_growth": self.values}
+        return {"log_growth": self.results_view(self.values)}
 
 
-class _Collapse(_Recorder):
-    """The first collapse layer. For a finite state with no underflow and a positively
-    homogeneous activation, the chunk's layers are counted in the dtype by arithmetic on the
-    sign of ``phi_norm`` (a comparison and a ``masked_fill_`` are several times slower on the
-    CPU): ``pending`` is 1 for the paths not yet collapsed, and ``first`` gains ``layer + 1``
-    (exact below 2^(mantissa bits + 1)) at the first layer where ``phi_norm = 0``; nothing is
-    computed at a layer with no zero norm, nor once every path of the chunk has collapsed."""
+class _Alive:
+    """Per chunk, shared by its observers: for each path and input, the number of layers
+    ``l < steps`` at which it was alive (``phi_norm > 0``), the sum of the signs of
+    ``phi_norm`` in the dtype (exact integers below 2^(mantissa bits + 1); one addition a
+    layer, where a comparison and a ``masked_fill_`` are several times slower on the CPU; a
+    layer with no zero norm only counts). Kept while every layer is finite with no underflow
+    and the activation is positively homogeneous (phi of a finite state is then never NaN);
+    from the first layer that is not (``stop``), the active counts are summed instead
+    (``counts``) for the totals of width 1, where the sign is the count."""
 
-    def __init__(self, plan: ChainPlan) -> None:
-        super().__init__((), plan.samples)
-        self.first = torch.full(
-            (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
-        )
-        # counted in the dtype: exact integers; phi of a finite state is never NaN (whose
-        # sign would poison the count) for a positively homogeneous activation
-        self.exact = (
+    def __init__(self, plan: ChainPlan, view: LayerView) -> None:
+        exact = (
             plan.steps + 1 <= 2.0 / torch.finfo(plan.dtype).eps
             and plan.activation.positively_homogeneous
         )
-        self.counted: Tensor | None = None
-        self.pending: Tensor | None = None
+        self.width1 = plan.width == 1 and isinstance(plan.activation, ReLU)
+        self.steps = plan.steps
+        counting = exact and view.finite and view.lost is None
+        self.sum = torch.zeros_like(view.phi_norm) if counting else None
+        self.everyone = self.seen = 0  # layers at which every path was alive / counted
+        self.stop: int | None = None if counting else 0
+        self.counts: Tensor | None = None
+        self.layer = -1
+
+    @staticmethod
+    def of(context: ChunkContext, view: LayerView) -> _Alive:
+        """The chunk's counter, made at its layer 0, with ``view`` (layer < steps) added."""
+        alive = context.__dict__.get("alive")
+        if alive is None:
+            alive = context.__dict__["alive"] = _Alive(context.plan, view)
+        alive.add(view)
+        return alive
+
+    def add(self, view: LayerView) -> None:
+        if view.layer == self.layer or view.layer >= self.steps:
+            return
+        self.layer = view.layer
+        if self.stop is None:
+            if self.valid(view):
+                self.count(view, self.sum)  # type: ignore[arg-type]
+                return
+            self.stop = view.layer
+        if self.width1:  # the totals of width 1 go on from the counts
+            count = view.active
+            if self.counts is None:
+                self.counts = _start_total(count, 1, self.steps)
+                if self.sum is not None:
+                    self.counts.add_(self.alive().to(self.counts.dtype))
+            else:
+                self.counts.add_(count)
+
+    @staticmethod
+    def valid(view: LayerView) -> bool:
+        return view.finite and view.lost is None
+
+    def count(self, view: LayerView, into: Tensor) -> None:
+        """Count ``view``'s layer into ``into``."""
+        if view.phi_range[0] > 0:  # NaN-safe: an unknown range adds the signs
+            self.everyone += 1
+        else:
+            into.add_(view.phi_sign)
+        self.seen += 1
+
+    def alive(self) -> Tensor:
+        """The layers counted at which each path was alive (a new tensor)."""
+        assert self.sum is not None
+        return self.sum + self.everyone
+
+    def total(self) -> Tensor:
+        """Width 1: the sum of the active counts over the layers ``0..steps-1``."""
+        if self.counts is not None:
+            return self.counts
+        return self.alive().to(torch.int32 if self.steps < 2**31 else torch.int64)
+
+
+class _Collapse(_Recorder):
+    """The first collapse layer. Collapse is absorbing in the chain: a path with
+    ``phi(Y_l) = 0`` gets a zero increment (a zero row of the factor, never NaN) and stays
+    as it is. So the first collapse layer of a path is the number of layers at which it was
+    alive (``_Alive``), -1 where that is every layer; from a layer at which the chunk's
+    signs are not counted, layers are compared."""
+
+    def __init__(self, plan: ChainPlan) -> None:
+        super().__init__((), plan.samples)
+        self.steps = plan.steps
+        self.first = torch.full(
+            (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
+        )
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
-        self.counted = self.pending = None
-        self.remaining = True
-        if self.exact and view.finite and view.lost is None:
-            self.counted = torch.full_like(view.phi_norm, -1.0)
-            self.pending = torch.ones_like(view.phi_norm)
+        self.counting = True
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        if self.counted is not None and self.pending is not None:
-            if view.finite and view.lost is None:
-                if self.remaining and not view.phi_range[0] > 0:  # NaN-safe: unknown range
-                    # -1 where a pending path collapses at this layer, 0 elsewhere
-                    newly = torch.mul(self.pending, _phi_sign(view)[1], out=view.buffer("new"))
-                    self.counted.sub_(newly, alpha=view.layer + 1)
-                    self.remaining = float(self.pending.add_(newly).max()) > 0
+        assert self.context is not None
+        alive = _Alive.of(self.context, view)
+        if self.counting:
+            if alive.stop is None and view.layer == self.steps and alive.valid(view):
+                assert alive.sum is not None
+                last = alive.sum.clone()
+                alive.count(view, last)  # the last layer, not in the shared sum
+                self._write(last + alive.everyone, alive.seen)
+                alive.seen -= 1
+                alive.everyone -= int(view.phi_range[0] > 0)
+                self.counting = False
                 return
-            self._write_counted()
+            if alive.stop is None and view.layer < self.steps:
+                return
+            self.counting = False  # compared from this layer on
+            if alive.sum is not None:  # counted up to the layer before this one
+                self._write(alive.alive(), alive.seen)
         first = self.first[self.rows]
         collapsed = view.phi_norm == 0
         if view.lost is not None:  # a state that underflowed to zero has not collapsed
             collapsed &= ~view.lost
         first.masked_fill_(collapsed & (first < 0), view.layer)
 
-    def _write_counted(self) -> None:
-        """The counted first layers to the results; later layers of the chunk compare."""
-        if self.counted is not None:
-            self.first[self.rows] = self.counted.to(torch.long)
-            self.counted = self.pending = None
-
-    def end(self) -> None:
-        super().end()
-        self._write_counted()
+    def _write(self, alive: Tensor, seen: int) -> None:
+        """The first layers counted (alive at every one of the ``seen`` layers: -1)."""
+        self.first[self.rows] = torch.where(alive < seen, alive, -1.0).to(torch.long)
 
     def results(self) -> dict[str, Tensor]:
         return {"collapse_layer": self.first}
+
+
+def _active_total(context: ChunkContext, view: LayerView, width: int, steps: int) -> Tensor:
+    """The sum of the active counts of the chunk over the layers ``0..view.layer``, shared by
+    the observers that need it (``active``'s time average, ``quasi_gbm``'s ReLU drift), so
+    that it is added once per layer; observed layer by layer from 0 (``start``). Width 1
+    (ReLU): read at the end from ``_Alive`` (the count is the sign of ``phi_norm``)."""
+    shared = context.__dict__.setdefault("active_total", [-1, None])
+    if shared[0] != view.layer:
+        count = view.active
+        shared[1] = _start_total(count, width, steps) if view.layer == 0 else shared[1].add_(count)
+        shared[0] = view.layer
+    return shared[1]
+
+
+def _total_at_end(context: ChunkContext | None, total: Tensor | None) -> Tensor | None:
+    """The chunk's active total: ``total``, or width 1's from ``_Alive``."""
+    if total is not None or context is None:
+        return total
+    alive = context.__dict__.get("alive")
+    return alive.total() if alive is not None else None
 
 
 class _Active(_Recorder):
@@ -361,7 +469,8 @@ class _Active(_Recorder):
         super().__init__(layers, plan.samples)
         self.steps = plan.steps
         self.width = plan.width
-        self.counts = _empty((plan.samples, len(layers), plan.inputs), torch.int32, plan.device)
+        self.counts = _layer_major(plan.samples, len(layers), plan.inputs, torch.int32, plan.device)
+        self.width1 = plan.width == 1 and isinstance(plan.activation, ReLU)
         self.average = torch.zeros(
             (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
         )
@@ -373,23 +482,24 @@ class _Active(_Recorder):
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
-        count = view.active
-        if view.layer in self.positions:
-            self.keep(self.counts, view.layer, count.to(torch.int32))
+        if view.layer in self.positions:  # counted straight into the results
+            out = self.destination(self.counts, view.layer)
+            self.keep(self.counts, view.layer, view.count_active(out))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
-            self.total = (
-                _start_total(count, self.width, self.steps)
-                if self.total is None
-                else self.total.add_(count)
-            )
+            assert self.context is not None
+            if self.width1:
+                _Alive.of(self.context, view)
+            else:
+                self.total = _active_total(self.context, view, self.width, self.steps)
 
     def end(self) -> None:
         super().end()
+        self.total = _total_at_end(self.context, self.total)
         if self.total is not None:  # an exact integer sum, divided once
             self.average[self.rows] = self.total.to(self.average.dtype) / (self.width * self.steps)
 
     def results(self) -> dict[str, Tensor]:
-        return {"active": self.counts, "active_fraction": self.average}
+        return {"active": self.results_view(self.counts), "active_fraction": self.average}
 
 
 class _QuasiGBM(_Recorder):
@@ -417,12 +527,11 @@ class _QuasiGBM(_Recorder):
         if self.relu:  # phi' = 1{y > 0}: ||phi'||^2 = N and rho = 1 (NaN once collapsed)
             # an exact integer sum of N over the layers; collapse is absorbing (phi = 0 leaves
             # the state unchanged), so rho is NaN at some layer l < L iff it is at l = L - 1
-            count = view.active
-            self.total = (
-                _start_total(count, self.width, self.steps)
-                if self.total is None
-                else self.total.add_(count)
-            )
+            assert self.context is not None
+            if self.width == 1:
+                _Alive.of(self.context, view)
+            else:
+                self.total = _active_total(self.context, view, self.width, self.steps)
             if view.layer == self.steps - 1:
                 self.dead = view.phi_norm == 0
             return
@@ -439,6 +548,8 @@ class _QuasiGBM(_Recorder):
 
     def end(self) -> None:
         super().end()
+        if self.relu:
+            self.total = _total_at_end(self.context, self.total)
         if self.total is None or self.dead is None:
             return
         # drift = dt sum_l (N_l - 2) / (2n), quadratic variation = dt L / n: NaN if collapsed
@@ -462,7 +573,9 @@ class _Correlation(_Recorder):
                 "observables='correlation' needs at least two inputs: give y0 or x as a "
                 "(k, m) array with k >= 2"
             )
-        self.values = _empty((plan.samples, len(layers), len(self.pairs)), plan.dtype, plan.device)
+        self.values = _layer_major(
+            plan.samples, len(layers), len(self.pairs), plan.dtype, plan.device
+        )
         self.first = torch.tensor([a for a, _ in self.pairs], device=plan.device)
         self.second = torch.tensor([b for _, b in self.pairs], device=plan.device)
 
@@ -470,16 +583,24 @@ class _Correlation(_Recorder):
         self.context = context
         self.unit: Tensor | None = None  # buffers of the chunk, allocated at the first layer
         self.product: Tensor | None = None
+        self.rows_unit: Tensor | None = None
+        self.rows_product: Tensor | None = None
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
-        # unit vectors (scale-free, never underflow) and the products of the pairs' entries,
-        # in buffers reused at every layer (a fresh tensor of a chunk's size costs a page
-        # fault per 4 KiB) and written pair by pair from slices (gathering the pairs by
-        # index is an order of magnitude slower on the CPU); the product is laid out as the
-        # gather would be, so that its sum is the same reduction, bit for bit
+        memory = _memory(view.y) if view.workspace is not None else None
+        if memory is not None:  # the CPU chain: samples last in memory
+            out = self.destination(self.values, view.layer)
+            if self._rows_last(view, memory, out.t()):
+                self.keep(self.values, view.layer, out)
+                return
+        # the reference: unit vectors (scale-free, never underflow) and the products of the
+        # pairs' entries, in buffers reused at every layer (a fresh tensor of a chunk's size
+        # costs a page fault per 4 KiB) and written pair by pair from slices (gathering the
+        # pairs by index is an order of magnitude slower on the CPU); the product is laid
+        # out as the gather would be, so that its sum is the same reduction, bit for bit
         if self.unit is None or self.product is None:
             self.unit = torch.empty_like(view.y)
             self.product = torch.empty_like(view.y[:, self.first])
@@ -491,17 +612,57 @@ class _Correlation(_Recorder):
             start = stop
         self.keep(self.values, view.layer, self.product.sum(-1))
 
+    def _rows_last(self, view: LayerView, memory: Tensor, out: Tensor) -> bool:
+        """The correlations of a state stored samples last (``memory`` ``(k, n, block)``),
+        computed in ``out`` (``(pairs, block)`` memory of the results), or False where the
+        norms are not stored that way.
+
+        The reference formula on rows: unit vectors ``u = y / |y|`` (scale-free: the same
+        bits for a state rescaled by a power of two), then ``<u_a, u_b>``, the products of
+        all pairs ``(a, b > a)`` of one ``a`` at once and summed over the width along memory
+        (one sample per lane, where the reference sums each sample's strided row) straight
+        into the results; at width 1 the products themselves, the reference's bits."""
+        k, n, size = memory.shape
+        norms = view.y_norm.t()  # (k, block)
+        if not norms.is_contiguous():
+            return False
+        if self.rows_unit is None:
+            self.rows_unit = torch.empty_like(memory)
+            if n > 1:
+                shape = (k - 1, n, size)
+                self.rows_product = torch.empty(shape, dtype=memory.dtype, device=memory.device)
+        unit = torch.div(memory, norms.unsqueeze(1), out=self.rows_unit)
+        for a, start, stop in self._slices(k):
+            if n == 1:
+                torch.mul(unit[a, 0], unit[a + 1 :, 0], out=out[start:stop])
+                continue
+            assert self.rows_product is not None
+            product = self.rows_product[: k - 1 - a]
+            torch.sum(
+                torch.mul(unit[a : a + 1], unit[a + 1 :], out=product), 1, out=out[start:stop]
+            )
+        return True
+
+    @staticmethod
+    def _slices(k: int) -> list[tuple[int, int, int]]:
+        """``(a, start, stop)``: the pairs ``(a, b)`` for ``b > a`` are ``start:stop``."""
+        slices, start = [], 0
+        for a in range(k - 1):
+            slices.append((a, start, start + k - 1 - a))
+            start += k - 1 - a
+        return slices
+
     def results(self) -> dict[str, Tensor]:
-        return {"correlation": self.values}
+        return {"correlation": self.results_view(self.values)}
 
 
 class _Norm(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
         self.value_layers = frozenset(layers)
-        shape = (plan.samples, len(layers), plan.inputs)
-        self.y_norm = _empty(shape, plan.dtype, plan.device)
-        self.phi_norm = _empty(shape, plan.dtype, plan.device)
+        shape = (plan.samples, len(layers), plan.inputs, plan.dtype, plan.device)
+        self.y_norm = _layer_major(*shape)
+        self.phi_norm = _layer_major(*shape)
 
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:
@@ -509,7 +670,10 @@ class _Norm(_Recorder):
             self.keep(self.phi_norm, view.layer, view.absolute(view.phi_norm))
 
     def results(self) -> dict[str, Tensor]:
-        return {"y_norm": self.y_norm, "phi_norm": self.phi_norm}
+        return {
+            "y_norm": self.results_view(self.y_norm),
+            "phi_norm": self.results_view(self.phi_norm),
+        }
 
 
 @dataclass
@@ -518,8 +682,11 @@ class Observations:
 
     ``values`` maps names to tensors, samples first: per-layer quantities are
     ``(samples, layers, k)`` (``correlation``: ``(samples, layers, pairs)``), per-path ones
-    ``(samples, k)``. ``layers`` are the recorded layers (or SDE step indices, ``times`` the
-    matching times). ``squeeze_inputs`` is True when one input vector was given.
+    ``(samples, k)``. Per-layer tensors are views of layer-major memory ``(layers, k,
+    samples)``, the order in which the chain produces them (the values of one layer and
+    input are contiguous; ``.contiguous()`` gives a samples-first copy). ``layers`` are the recorded
+    layers (or SDE step indices, ``times`` the matching times). ``squeeze_inputs`` is True
+    when one input vector was given.
     """
 
     width: int

@@ -42,6 +42,7 @@ from ..activations import OU, Activation, Linear, ReLU, parse_activation
 from ..errors import check_bool, check_finite_float, check_int, check_real_array
 from . import meanfield as _meanfield
 from .chain import ChainPlan, report_numerics, simulate_chain
+from .fused import as_fused, is_fused, refuse_fused, simulate_fused
 from .gradients import _Backward
 from .network import check_run, held_need, shape_result
 from .observables import (
@@ -133,7 +134,11 @@ def run_sample(
     check_run(plan, sampling.progress, context, held, stacklevel=STACKLEVEL)
     recording = _recording(kind, record, steps, record_name)
     plan = dataclasses.replace(plan, record=recording.steps)
-    return shape_result(simulate_chain(plan, sampling.progress), recording, state)
+    if is_fused(sampling.method):
+        out = simulate_fused(plan, as_fused(sampling.method), sampling.progress)
+    else:
+        out = simulate_chain(plan, sampling.progress)
+    return shape_result(out, recording, state)
 
 
 def run_observe(
@@ -152,6 +157,7 @@ def run_observe(
 ) -> Observations:
     """Observables streamed out of the chain (``observables.py``)."""
     names = _check_observables(observables)
+    refuse_fused(sampling.method, "observables and collapse probabilities")
     steps, state, plan = _setup(width, activation, kind, steps, start, sampling, "observables")
     held = _observation_need(plan, names, record, record_name)
     check_run(plan, sampling.progress, context, held, stacklevel=stacklevel)
@@ -213,6 +219,7 @@ def run_gradients(
     """Norms of the gradient back-propagated from ``grad_last`` (``gradients.py``): through
     the ResNet's layers, or through the steps of the SDE's Euler scheme (its backward
     variable ``dX_1 / dX_t``, the same recursion with ``L^{-1/2}`` replaced by ``sqrt(dt)``)."""
+    refuse_fused(sampling.method, "gradient norms")
     steps, state, plan = _setup(width, activation, kind, steps, start, sampling, "gradients")
     if plan.method == "law" and state.inputs > 1:
         weights = "W_l" if kind == "resnet" else "the Brownian increment dM"

@@ -23,6 +23,7 @@ import torch
 from ..devices import resolve_device, resolve_dtype
 from ..errors import check_callback, check_choice, check_int, check_real_array
 from .chain import DEFAULT_MEMORY_BUDGET, ProgressCallback
+from .fused import FUSED, Fused
 
 __all__ = [
     "DEFAULT_DEVICE",
@@ -42,7 +43,9 @@ __all__ = [
 # "auto": exact in law wherever deeplimit has an exact-in-law sampler (every state and
 # observable, and the gradient norms of one input); explicit weights otherwise (the gradient
 # norms of several inputs). Both are exact; "law" is O(n k^2) per layer, "weights" O(n^2 k).
-SAMPLING_METHODS = ("law", "weights", "auto")
+# "fused" (opt-in, ``fused.py``): the law sampler compiled by torch.compile, many layers per
+# kernel call with the normals generated inside; states only.
+SAMPLING_METHODS = ("law", "weights", "auto", FUSED)
 DEFAULT_METHOD = "auto"
 DEFAULT_SEED = 0
 DEFAULT_DEVICE = "cpu"
@@ -57,7 +60,10 @@ _ON_NONFINITE = ("raise", "warn", "ignore")
 def resolve_method(method: str, quantity: str, inputs: int) -> str:
     """The concrete sampler (``"law"`` or ``"weights"``) for ``method``: ``"auto"`` takes the
     exact-in-law path wherever one exists, i.e. everywhere but the gradient norms of several
-    inputs (the conditional law of ``W_l`` given ``W_l Phi`` is implemented for one input)."""
+    inputs (the conditional law of ``W_l`` given ``W_l Phi`` is implemented for one input);
+    the fused engine (``"fused"`` or a ``Fused``) is an engine of the law sampler."""
+    if isinstance(method, Fused) or method == FUSED:
+        return "law"
     if method != "auto":
         return method
     return "weights" if quantity == "gradients" and inputs > 1 else "law"
@@ -94,7 +100,11 @@ class Sampling:
     ``method``
         ``"auto"`` (default: exact in law wherever possible, see ``resolve_method``),
         ``"law"`` (the increment ``W_l phi(Y)`` drawn exactly in law, ``O(n k^2)``) or
-        ``"weights"`` (explicit Gaussian ``W_l``, the reference path, ``O(n^2 k)``).
+        ``"weights"`` (explicit Gaussian ``W_l``, the reference path, ``O(n^2 k)``), or
+        ``"fused"`` / ``Fused(layers_per_call=..., block_samples=...)``: the law sampler
+        compiled by ``torch.compile``, many layers per kernel call with counter-based normals
+        generated inside (opt-in; states only; the same law as ``"law"``, other numbers; see
+        ``deeplimit.initialization.fused``).
     ``record``
         Which layers (ResNet) or times on the grid ``j/steps`` (SDE) to keep: ``"last"``,
         ``"all"``, one layer / time (no layer axis) or a list (a layer axis). ``None``
@@ -112,7 +122,7 @@ class Sampling:
 
     samples: int
     seed: int = DEFAULT_SEED
-    method: str = DEFAULT_METHOD
+    method: str | Fused = DEFAULT_METHOD
     record: Any = None
     dtype: Any = DEFAULT_DTYPE
     device: Any = DEFAULT_DEVICE
@@ -125,7 +135,8 @@ class Sampling:
         put = object.__setattr__
         put(self, "samples", check_int("samples", self.samples, minimum=1))
         put(self, "seed", check_int("seed", self.seed, minimum=0))
-        check_choice("method", self.method, SAMPLING_METHODS)
+        if not isinstance(self.method, Fused):
+            check_choice("method", self.method, SAMPLING_METHODS)
         put(self, "record", _frozen_record(self.record))
         put(self, "dtype", resolve_dtype(self.dtype))
         put(self, "device", resolve_device(self.device))
@@ -150,7 +161,7 @@ class Sampling:
         return {
             "samples": self.samples,
             "seed": self.seed,
-            "method": self.method,
+            "method": self.method if isinstance(self.method, str) else self.method.as_dict(),
             "record": list(self.record) if isinstance(self.record, tuple) else self.record,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),

@@ -126,7 +126,9 @@ def sample_resnet(
         layer and network through a factor of the post-activations ``Phi`` with
         ``C C^T = Phi Phi^T`` (Lemma 6 for one input), accurate down to rounding for nearly
         collinear inputs. ``"weights"``: explicit Gaussian matrices ``W_l``, the reference
-        path, ``O(n^2 k)``.
+        path, ``O(n^2 k)``. ``"fused"`` (or ``Fused(...)``, opt-in): the law sampler compiled
+        by ``torch.compile``, many layers per kernel call with counter-based normals generated
+        inside; states only; the same law, other numbers (``deeplimit.initialization.fused``).
     record:
         ``"last"`` (layer ``L``), ``"all"`` (layers ``0..L``), a layer index, or a list of
         indices (a layer listed twice fills both slots). Unrecorded layers are never stored.
@@ -172,6 +174,7 @@ def sample_sde(
     x: Any = None,
     record: Any = DEFAULT_RECORD["state"],
     seed: int = DEFAULT_SEED,
+    method: Any = DEFAULT_METHOD,
     device: Any = DEFAULT_DEVICE,
     dtype: Any = DEFAULT_DTYPE,
     chunk_size: int | None = None,
@@ -188,7 +191,8 @@ def sample_sde(
     place of ``depth``, and ``record`` given in time: ``"last"`` (t = 1), ``"all"`` (every grid
     time ``j/steps``), a time, or a list of times on that grid (a time listed twice fills both
     slots). The increments are drawn exactly in law through a factor of ``phi(X_t)`` with the
-    Gram matrix ``C C^T = phi(X_t) phi(X_t)^T`` (one and several inputs alike).
+    Gram matrix ``C C^T = phi(X_t) phi(X_t)^T`` (one and several inputs alike); ``method``
+    as in ``sample_resnet`` (``"fused"``: the compiled engine).
 
     Returns a tensor of shape ``(samples, [times,] [k,] width)``.
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -140,6 +141,47 @@ class Block(ABC):
                 targets[name].add_(_broadcast(coefficients[name], grad.dim()) * grad)
         return g_prev
 
+    def forward_sweep(
+        self, h: Tensor, layers: Sequence[Mapping[str, Tensor]], scale: Coefficient, keep: bool
+    ) -> tuple[Tensor, list[Tensor], list[Any]]:
+        """``h_L`` from ``h = h_0`` through ``layers`` (one parameter mapping per layer) and,
+        with ``keep``, the states ``h_0..h_{L-1}`` and the caches of ``residual_forward``.
+        Default: ``residual_forward`` layer by layer; a block may run the whole sweep in a
+        tighter loop (``TwoLayerBlock`` does) as long as it computes the same numbers."""
+        states: list[Tensor] = []
+        caches: list[Any] = []
+        for params in layers:
+            h_next, cache = self.residual_forward(h, params, scale)
+            if keep:
+                states.append(h)
+                caches.append(cache)
+            h = h_next
+        return h, states, caches
+
+    def backward_sweep(
+        self,
+        states: list[Any],
+        caches: list[Any],
+        g: Tensor,
+        layers: Sequence[Mapping[str, Tensor]],
+        scale: Coefficient,
+        targets: Callable[[int], Mapping[str, Tensor]],
+        coefficients: Mapping[str, Coefficient],
+        record: Callable[[int, Tensor], None] | None = None,
+    ) -> Tensor:
+        """The adjoint sweep ``l = L..1`` from ``g = g_L`` (``backward`` layer by layer, each
+        layer's state and cache set to ``None`` once used, ``record(l - 1, g_{l-1})`` after
+        it); returns ``g_0``. A block may override it with a tighter loop computing the same
+        numbers."""
+        for index in range(len(layers) - 1, -1, -1):
+            g = self.backward(
+                states[index], g, layers[index], caches[index], scale, targets(index), coefficients
+            )
+            states[index] = caches[index] = None  # free as we go
+            if record is not None:
+                record(index, g)
+        return g
+
     def movement_sums(
         self, params: Mapping[str, Tensor], initial: Mapping[str, Tensor], h0: Tensor
     ) -> dict[str, tuple[Tensor, int]]:
@@ -167,6 +209,19 @@ def _activate(activation: Activation, p: Tensor) -> tuple[Tensor, Tensor | float
 
 
 STATE_LAYOUTS = ("auto", "samples", "units")
+ROW_PRODUCTS = ("auto", "torch", "numpy")
+
+
+def _tracked(state: Tensor, layers: Sequence[Mapping[str, Tensor]]) -> bool:
+    """Whether autograd tracks ``state`` or the parameters (NumPy cannot take them then)."""
+    return state.requires_grad or any(value.requires_grad for value in layers[0].values())
+
+
+def _row_product(base: Tensor, row: Tensor, matrix: Tensor, alpha: float) -> Tensor:
+    """``base + alpha * row @ matrix`` for rows ``(S, 1, M)`` and matrices ``(S, M, D)`` (CPU),
+    the product by NumPy's BLAS (``TwoLayerBlock.row_products``)."""
+    product = torch.from_numpy(np.matmul(row.numpy(), matrix.numpy()))
+    return torch.add(base, product, alpha=alpha)
 
 
 class TwoLayerBlock(Block):
@@ -180,6 +235,7 @@ class TwoLayerBlock(Block):
 
     parameter_names = ("u", "v")
     state_layout: str = "auto"  # see ``units_major``; a speed setting, not part of the spec
+    row_products: str = "auto"  # see ``numpy_row_products``; a speed setting too
 
     def __init__(self, activation: Any = "tanh", *, antithetic: bool = False) -> None:
         self.activation = parse_activation(activation)
@@ -216,6 +272,23 @@ class TwoLayerBlock(Block):
     def branch(self, h: Tensor, params: Mapping[str, Tensor]) -> Tensor:
         p = self.preactivation(h, params["u"])
         return torch.bmm(self.activation.phi(p), params["v"])
+
+    def numpy_row_products(self, h: Tensor) -> bool:
+        """Whether the sweeps form the row-times-matrix products of ``N = 1`` (``h + c a^T V``
+        forward, ``g + c r^T U / D`` backward: ``y = sum_j a_j v_j``, the matrix read row by
+        row) with NumPy's BLAS rather than torch's (``row_products``: ``"torch"``,
+        ``"numpy"`` or ``"auto"``, the default: NumPy for float32 on the CPU with ``N = 1``).
+
+        Measured on the CPU (AMD EPYC; torch's MKL, NumPy's OpenBLAS; ``benchmarks/
+        bench_training.py --bandwidth``): MKL's float32 product of this form streams the
+        matrix at ~17 GB/s against OpenBLAS's ~28 (equal in float64). The sum over ``j``
+        runs in another order, so the results equal torch's to float32 rounding."""
+        choice = check_choice("row_products", self.row_products, ROW_PRODUCTS)
+        if h.device.type != "cpu" or h.shape[1] != 1:
+            return False
+        if choice == "auto":
+            return h.dtype == torch.float32
+        return choice == "numpy"
 
     def units_major(self, h: Tensor) -> bool:
         """Whether the per-layer states ``p``, ``sigma(p)`` and ``r`` of the block are kept
@@ -279,6 +352,134 @@ class TwoLayerBlock(Block):
         g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)
         _accumulate(targets["u"], r.transpose(1, 2), h, coefficients["u"] * (r_scale * inv_d))
         return g_prev
+
+    def _own_sweeps(self) -> bool:
+        """Whether ``residual_forward`` and ``backward`` are this class's (a subclass that
+        overrides either gets the generic sweeps, which call its methods)."""
+        kind = type(self)
+        return (
+            kind.residual_forward is TwoLayerBlock.residual_forward
+            and kind.backward is TwoLayerBlock.backward
+        )
+
+    def forward_sweep(
+        self, h: Tensor, layers: Sequence[Mapping[str, Tensor]], scale: Coefficient, keep: bool
+    ) -> tuple[Tensor, list[Tensor], list[Any]]:
+        """``residual_forward`` layer after layer, the same operations on the same operands,
+        with what does not change across layers (the layout, the activation's kind, the scale)
+        decided once: fewer Python steps per layer, which matter where a layer's products take
+        tens of microseconds (``N = 1``, float32; ``benchmarks/bench_training.py
+        --bandwidth``)."""
+        if not self._own_sweeps():
+            return super().forward_sweep(h, layers, scale, keep)
+        units = self.units_major(h)
+        rows = self.numpy_row_products(h) and not _tracked(h, layers)
+        activation = self.activation
+        tanh = isinstance(activation, Tanh)
+        identity = isinstance(activation, Linear) and activation.a == 1.0
+        per_network = isinstance(scale, Tensor)
+        inv_d = 1.0 / h.shape[-1]
+        networks, samples = h.shape[0], h.shape[1]
+        options = {"dtype": h.dtype, "device": h.device}
+        empty = torch.empty
+        baddbmm = torch.baddbmm
+        states: list[Tensor] = []
+        caches: list[Any] = []
+        for params in layers:
+            u = params["u"]
+            if units:  # p^T (S, M, N)
+                out = empty((networks, u.shape[1], samples), **options)
+                p = baddbmm(out, u, h.transpose(1, 2), beta=0.0, alpha=inv_d)
+            else:
+                out = empty((networks, samples, u.shape[1]), **options)
+                p = baddbmm(out, h, u.transpose(1, 2), beta=0.0, alpha=inv_d)
+            if tanh:
+                a, da = p.tanh_(), None
+            elif identity:
+                a, da = p, 1.0
+            else:
+                a, da = _activate(activation, p)
+            left = a.transpose(1, 2) if units else a
+            if rows:
+                if per_network:
+                    h_next = _row_product(h, left * scale, params["v"], 1.0)
+                else:
+                    h_next = _row_product(h, left, params["v"], scale)
+            elif per_network:
+                h_next = baddbmm(h, left * scale, params["v"])
+            else:
+                h_next = baddbmm(h, left, params["v"], alpha=scale)
+            if keep:
+                states.append(h)
+                caches.append((a, da, units))
+            h = h_next
+        return h, states, caches
+
+    def backward_sweep(
+        self,
+        states: list[Any],
+        caches: list[Any],
+        g: Tensor,
+        layers: Sequence[Mapping[str, Tensor]],
+        scale: Coefficient,
+        targets: Callable[[int], Mapping[str, Tensor]],
+        coefficients: Mapping[str, Coefficient],
+        record: Callable[[int, Tensor], None] | None = None,
+    ) -> Tensor:
+        """``backward`` layer after layer (the same operations on the same operands), with
+        the coefficients formed once per sweep rather than once per layer."""
+        if not self._own_sweeps():
+            return super().backward_sweep(
+                states, caches, g, layers, scale, targets, coefficients, record
+            )
+        inv_d = 1.0 / g.shape[-1]
+        rows = self.numpy_row_products(g) and not _tracked(g, layers)
+        per_network = isinstance(scale, Tensor)
+        r_scale = 1.0 if per_network else scale  # per-network scales are folded into r
+        g_alpha = r_scale * inv_d
+        v_coefficient = coefficients["v"] * scale
+        u_coefficient = coefficients["u"] * g_alpha
+        v_per_network = isinstance(v_coefficient, Tensor)
+        u_per_network = isinstance(u_coefficient, Tensor)
+        bmm, baddbmm = torch.bmm, torch.baddbmm
+        tanh_backward = torch.ops.aten.tanh_backward.grad_input
+        for index in range(len(layers) - 1, -1, -1):
+            params = layers[index]
+            u, v = params["u"], params["v"]
+            h = states[index]
+            a, da, units = caches[index]
+            # r = (g V^T) * sigma'(p), so that dR/dp = c r: (S, N, M), or (S, M, N) units-major
+            r = bmm(v, g.transpose(1, 2)) if units else bmm(g, v.transpose(1, 2))
+            if da is None:  # tanh: r * (1 - a^2) in one pass
+                tanh_backward(r, a, grad_input=r)
+            elif not (isinstance(da, float) and da == 1.0):
+                r.mul_(da)
+            if per_network:
+                r.mul_(scale)
+            # the (S, M, N) operands of the updates and the (S, N, M) one of g_{l-1}
+            if units:
+                a_units, r_units, r_samples = a, r, r.transpose(1, 2)
+            else:
+                a_units, r_units, r_samples = a.transpose(1, 2), r.transpose(1, 2), r
+            target = targets(index)
+            # V right after its last read (r), U after g_{l-1} = g + c r U / D
+            if v_per_network:
+                target["v"].baddbmm_(a_units * v_coefficient, g)
+            else:
+                target["v"].baddbmm_(a_units, g, alpha=v_coefficient)
+            if rows:
+                g_prev = _row_product(g, r_samples, u, g_alpha)
+            else:
+                g_prev = baddbmm(g, r_samples, u, alpha=g_alpha)
+            if u_per_network:
+                target["u"].baddbmm_(r_units * u_coefficient, h)
+            else:
+                target["u"].baddbmm_(r_units, h, alpha=u_coefficient)
+            states[index] = caches[index] = None  # free as we go
+            g = g_prev
+            if record is not None:
+                record(index, g)
+        return g
 
     def movement_sums(
         self, params: Mapping[str, Tensor], initial: Mapping[str, Tensor], h0: Tensor
@@ -436,6 +637,12 @@ class ResNet:
         """Contiguous views ``(S, M, *unit)`` of layer ``index`` (0-based)."""
         return {name: value[index] for name, value in self.storage.items()}
 
+    def layers(self) -> list[dict[str, Tensor]]:
+        """``[layer(0), ..., layer(L - 1)]`` (the same views, made in one call per name)."""
+        names = list(self.storage)
+        views = zip(*(value.unbind(0) for value in self.storage.values()), strict=True)
+        return [dict(zip(names, layer, strict=True)) for layer in views]
+
     def embed(self, x: Tensor) -> Tensor:
         """``h_0 = W_in x`` for inputs ``x`` (N, d_in): shape (N, D)."""
         return x @ self.w_in.T
@@ -444,16 +651,8 @@ class ResNet:
         """Forward pass of every network on inputs ``x`` (N, d_in); ``keep`` stores what the
         backward sweep needs."""
         h = self.embed(x).expand(self.networks, -1, -1)
-        scale = self._scale()
-        states: list[Tensor] = []
-        caches: list[Any] = []
-        for index in range(self.depth):
-            h_next, cache = self.block.residual_forward(h, self.layer(index), scale)
-            if keep:
-                states.append(h)
-                caches.append(cache)
-            h = h_next
-        return ForwardPass(last=h, states=states, caches=caches)
+        last, states, caches = self.block.forward_sweep(h, self.layers(), self._scale(), keep)
+        return ForwardPass(last=last, states=states, caches=caches)
 
     def readout(self, h_last: Tensor) -> Tensor:
         """``f = W_out^T h_L / D``: shape (S, N, d_out)."""
@@ -476,31 +675,29 @@ class ResNet:
         self,
         forward: ForwardPass,
         g_last: Tensor,
-        targets: Callable[[int], Mapping[str, Tensor]],
+        targets: Callable[[int], Mapping[str, Tensor]] | None,
         coefficients: Mapping[str, Coefficient],
         record: Callable[[int, Tensor], None] | None = None,
     ) -> Tensor:
         """Adjoint sweep ``l = L..1``: adds ``coefficients[name] * dR/dz_l`` into
-        ``targets(l)`` right after layer ``l``; returns ``g_0 = dR/dh_0``. ``record(l, g_l)``,
+        ``targets(l)`` (``None``: the parameters themselves) right after layer ``l``; returns
+        ``g_0 = dR/dh_0``. ``record(l, g_l)``,
         if given, sees every ``g_l = dR/dh_l`` (``l = L..0``) as it is formed."""
-        scale = self._scale()
-        g = g_last
         if record is not None:
-            record(self.depth, g)
-        for index in range(self.depth - 1, -1, -1):
-            g = self.block.backward(
-                forward.states[index],
-                g,
-                self.layer(index),
-                forward.caches[index],
-                scale,
-                targets(index),
-                coefficients,
-            )
-            forward.states[index] = forward.caches[index] = None  # free as we go
-            if record is not None:
-                record(index, g)
-        return g
+            record(self.depth, g_last)
+        layers = self.layers()
+        if targets is None:  # the parameters themselves
+            targets = layers.__getitem__
+        return self.block.backward_sweep(
+            forward.states,
+            forward.caches,
+            g_last,
+            layers,
+            self._scale(),
+            targets,
+            coefficients,
+            record,
+        )
 
     def gradients(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Full gradients ``dR/dz`` (S, L, M, *unit) by the explicit adjoint (for checks and
@@ -534,7 +731,7 @@ class ResNet:
         record: Callable[[int, Tensor], None] | None = None,
     ) -> Tensor:
         """``descent_step`` given ``g_L`` (``last_gradient``)."""
-        return self.backward(forward, g_last, self.layer, self._descent_coefficients(), record)
+        return self.backward(forward, g_last, None, self._descent_coefficients(), record)
 
     def risk_of(self, parameters: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """``R`` per network as a differentiable function of ``parameters`` (reference path for

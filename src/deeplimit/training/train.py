@@ -13,6 +13,7 @@ step ``k`` are kept as computed (they show the explosion), its later entries are
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
 from ..devices import resolve_device, resolve_dtype
@@ -391,6 +393,12 @@ def train(
     )
 
 
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS libraries loaded (found once: a search costs milliseconds)."""
+    return ThreadpoolController()
+
+
 class _NetworkGroups:
     """The networks of ``model`` in ``torch.get_num_threads()`` groups, each sweeping its
     layers on its own Python thread with one-thread torch operations (CPU, 2LP blocks, two or
@@ -426,6 +434,8 @@ class _NetworkGroups:
     def __enter__(self) -> _NetworkGroups:
         if len(self.parts) > 1:
             torch.set_num_threads(1)
+            # NumPy's BLAS too (``TwoLayerBlock.numpy_row_products``): one thread per group
+            self._blas_limits = _blas_controller().limit(limits=1, user_api="blas")
             self._pool = ThreadPoolExecutor(len(self.parts), thread_name_prefix="deeplimit-train")
         return self
 
@@ -433,6 +443,7 @@ class _NetworkGroups:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+            self._blas_limits.restore_original_limits()
             torch.set_num_threads(self._threads)
 
     def _map(self, function: Callable[..., Any], *columns: Sequence[Any]) -> list[Any]:
