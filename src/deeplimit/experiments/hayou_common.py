@@ -623,6 +623,7 @@ BLUES = ("#9dc3e6", "#5b9bd5", "#2e75b6", "#1f4e79", "#0b2a4a", "#000000")
 # inches kept free under the panels for the provenance line that reproduce adds
 FOOTER = 0.18
 MARGIN = 0.1
+LEFT_MARGIN = 0.06
 
 
 @contextlib.contextmanager
@@ -645,8 +646,11 @@ def panels(
         width, height = size[0] * columns, size[1] * rows + FOOTER
         figure = Figure(figsize=(width, height))
         FigureCanvasAgg(figure)
-        # the footer's strip, and a margin on the right for a tick label at the last tick
-        frame = (0, FOOTER / height, 1 - MARGIN / width, 1 - FOOTER / height)
+        # the footer's strip, a margin on the right for a tick label at the last tick, and a
+        # thin one on the left (the constrained layout puts the y label at the very edge,
+        # where the rendering of the saved image can cut its first pixels)
+        left = LEFT_MARGIN / width
+        frame = (left, FOOTER / height, 1 - (MARGIN + LEFT_MARGIN) / width, 1 - FOOTER / height)
         figure.set_layout_engine(ConstrainedLayoutEngine(rect=frame))
         grid = figure.subplots(rows, columns, squeeze=False)
         axes = [ax for row in grid for ax in row]
