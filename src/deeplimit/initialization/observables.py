@@ -282,6 +282,30 @@ class _RatioLog:
         return ratio
 
 
+def _dead_chunk(context: ChunkContext | None, view: LayerView) -> bool:
+    """Whether ``view`` is a finite layer of a width-1 ReLU chunk in which every path and
+    input had ``phi(Y_0) = 0``: collapse is absorbing (a zero increment), so every later
+    layer has the values of layer 0 (log-growth NaN, no active unit, no path alive) and the
+    observers write them with no per-layer arithmetic. Decided once, at layer 0 (and shared
+    by the chunk's observers); False where layer 0 was not known finite (the reference)."""
+    if context is None:
+        return False
+    dead = context.__dict__.get("dead")
+    if dead is None:
+        plan = context.plan
+        dead = (
+            view.layer == 0
+            and plan.width == 1
+            and isinstance(plan.activation, ReLU)
+            and view.finite
+            and view.lost is None
+            and view.phi_norm.numel() > 0
+            and float(view.phi_norm.abs().max()) == 0.0
+        )
+        context.__dict__["dead"] = dead
+    return dead and view.finite and view.lost is None
+
+
 class _LogGrowth(_Recorder):
     def __init__(self, layers: tuple[int, ...], plan: ChainPlan) -> None:
         super().__init__(layers, plan.samples)
@@ -295,12 +319,18 @@ class _LogGrowth(_Recorder):
         self.norm0 = view.phi_norm.clone()
         self.exponent0 = view.exponent
         self.fast = _RatioLog.start(view, self.norm0)
+        self.constant: Tensor | None = None
+        if _dead_chunk(context, view):  # the reference's values (NaN) of every layer
+            self.constant = _log_(torch.div(view.phi_norm, self.norm0))
         self.observe(view)
 
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
         out = self.destination(self.values, view.layer)
+        if self.constant is not None and _dead_chunk(self.context, view):
+            self.keep(self.values, view.layer, out.copy_(self.constant))
+            return
         if self.fast is not None and view.finite:
             growth = self.fast(view, out)
         else:  # the reference formula
@@ -327,7 +357,7 @@ class _Alive:
     from the first layer that is not (``stop``), the active counts are summed instead
     (``counts``) for the totals of width 1, where the sign is the count."""
 
-    def __init__(self, plan: ChainPlan, view: LayerView) -> None:
+    def __init__(self, plan: ChainPlan, view: LayerView, context: ChunkContext) -> None:
         exact = (
             plan.steps + 1 <= 2.0 / torch.finfo(plan.dtype).eps
             and plan.activation.positively_homogeneous
@@ -340,13 +370,14 @@ class _Alive:
         self.stop: int | None = None if counting else 0
         self.counts: Tensor | None = None
         self.layer = -1
+        self.dead = counting and _dead_chunk(context, view)
 
     @staticmethod
     def of(context: ChunkContext, view: LayerView) -> _Alive:
         """The chunk's counter, made at its layer 0, with ``view`` (layer < steps) added."""
         alive = context.__dict__.get("alive")
         if alive is None:
-            alive = context.__dict__["alive"] = _Alive(context.plan, view)
+            alive = context.__dict__["alive"] = _Alive(context.plan, view, context)
         alive.add(view)
         return alive
 
@@ -374,7 +405,9 @@ class _Alive:
 
     def count(self, view: LayerView, into: Tensor) -> None:
         """Count ``view``'s layer into ``into``."""
-        if view.phi_range[0] > 0:  # NaN-safe: an unknown range adds the signs
+        if self.dead and view.finite and view.lost is None:  # +0 (+-0 added) stays +0
+            pass
+        elif view.phi_range[0] > 0:  # NaN-safe: an unknown range adds the signs
             self.everyone += 1
         else:
             into.add_(view.phi_sign)
@@ -484,7 +517,10 @@ class _Active(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer in self.positions:  # counted straight into the results
             out = self.destination(self.counts, view.layer)
-            self.keep(self.counts, view.layer, view.count_active(out))
+            if _dead_chunk(self.context, view):
+                self.keep(self.counts, view.layer, out.zero_())
+            else:
+                self.keep(self.counts, view.layer, view.count_active(out))
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
             assert self.context is not None
             if self.width1:
