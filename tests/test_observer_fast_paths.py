@@ -21,8 +21,8 @@ CASES = [  # (width, initial state[, activation]): every kind of path the fast p
     (1, [[-0.5]]),  # every path collapsed at layer 0: log-growth NaN everywhere
     (1, [[-0.0]]),  # phi(Y_0) = -0 for the width-1 ReLU norm
     (1, [[0.3]]),  # about half the paths collapse, at every layer
-    (1, [[-0.5], [-0.0], [-2.0**-120]]),  # several inputs, every one collapsed at layer 0
-    (1, [[-2.0**100], [-0.5]]),  # a huge collapsed input beside a normal one
+    (1, [[-0.5], [-0.0], [-(2.0**-120)]]),  # several inputs, every one collapsed at layer 0
+    (1, [[-(2.0**100)], [-0.5]]),  # a huge collapsed input beside a normal one
     (1, [[-0.5], [0.3], [-0.5], [2.0**-100]]),  # dead and live inputs, two identical, tiny
     (2, [[0.2, -1.0]]),  # a few collapse (the rare event of test_sampler_engine)
     (3, [[1.0, 0.5, -1.0], [-1.0, -2.0, 0.0], [1.0, 0.5, -1.0]]),  # one dead, two identical
