@@ -24,6 +24,7 @@ CASES = [  # (width, initial state[, activation]): every kind of path the fast p
     (1, [[-0.5], [-0.0], [-(2.0**-120)]]),  # several inputs, every one collapsed at layer 0
     (1, [[-(2.0**100)], [-0.5]]),  # a huge collapsed input beside a normal one
     (1, [[-0.5], [0.3], [-0.5], [2.0**-100]]),  # dead and live inputs, two identical, tiny
+    (1, [[-0.5], [0.3], [2.0**-100], [-0.0]]),  # live inputs between dead ones
     (2, [[0.2, -1.0]]),  # a few collapse (the rare event of test_sampler_engine)
     (3, [[1.0, 0.5, -1.0], [-1.0, -2.0, 0.0], [1.0, 0.5, -1.0]]),  # one dead, two identical
     (5, [[2.0**-100, 1.0, -1.0, 0.5, 0.0], [1.0, 2.0, 3.0, -4.0, 5.0]]),  # rescaled up

@@ -269,12 +269,18 @@ class _RatioLog:
             return None
         return cls(norm0)
 
-    def __call__(self, view: LayerView, out: Tensor) -> Tensor:
-        """The log-growth of a finite ``view``, computed in ``out`` (``(chunk, k)``)."""
-        ratio = torch.div(view.phi_norm, self.divisor, out=out)
+    def __call__(self, view: LayerView, out: Tensor, columns: slice | None = None) -> Tensor:
+        """The log-growth of a finite ``view``, computed in ``out`` (``(chunk, k)``), or of
+        its inputs ``columns`` only (``out`` then has those columns, as ``norm0`` had)."""
+        norm = view.phi_norm if columns is None else view.phi_norm[:, columns]
+        ratio = torch.div(norm, self.divisor, out=out)
         if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
             return _log_(ratio)
-        unit, step = _phi_step(view)  # step: -1 where p = 0, 0 elsewhere
+        if columns is None:
+            unit, step = _phi_step(view)  # step: -1 where p = 0, 0 elsewhere
+        else:
+            unit = torch.abs(view.phi_sign[:, columns], out=view.buffer("phi unit")[:, columns])
+            step = torch.sub(unit, 1, out=view.buffer("step")[:, columns])
         _log_(ratio.sub_(step))  # 0 where p = 0
         ratio.addcdiv_(step, unit)  # -inf where p = 0, +0 elsewhere
         if self.offset is not None:
@@ -320,9 +326,34 @@ class _LogGrowth(_Recorder):
         self.exponent0 = view.exponent
         self.fast = _RatioLog.start(view, self.norm0)
         self.constant: Tensor | None = None
+        self.columns: slice | None = None
         if _dead_chunk(context, view):  # the reference's values (NaN) of every layer
             self.constant = _log_(torch.div(view.phi_norm, self.norm0))
+        else:
+            self.columns = self._live_columns(context, view)
+            if self.columns is not None:  # layer 0's values (NaN) of the dead inputs
+                self.constant = _log_(torch.div(view.phi_norm, self.norm0))
+                self.fast = _RatioLog.start(view, self.norm0[:, self.columns])
         self.observe(view)
+
+    @staticmethod
+    def _live_columns(context: ChunkContext, view: LayerView) -> slice | None:
+        """Width 1 (ReLU), several inputs of which some have ``phi(Y_0) = 0`` in every path
+        of the chunk and the others form a run ``a:b``: that run, whose log-growth alone is
+        computed at the later finite layers (the dead inputs keep layer 0's values, collapse
+        being absorbing), or None."""
+        plan = context.plan
+        k = view.phi_norm.shape[-1]
+        if not (plan.width == 1 and isinstance(plan.activation, ReLU) and k > 1):
+            return None
+        if not view.finite or view.lost is not None or view.phi_norm.shape[0] == 0:
+            return None
+        live = [
+            index for index, dead in enumerate((view.phi_norm == 0).all(0).tolist()) if not dead
+        ]
+        if not live or len(live) == k or live[-1] - live[0] + 1 != len(live):
+            return None
+        return slice(live[0], live[-1] + 1)
 
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
@@ -331,7 +362,19 @@ class _LogGrowth(_Recorder):
         if self.constant is not None and _dead_chunk(self.context, view):
             self.keep(self.values, view.layer, out.copy_(self.constant))
             return
-        if self.fast is not None and view.finite:
+        columns = self.columns
+        if columns is not None and view.finite and view.lost is None:
+            assert self.constant is not None and self.norm0 is not None
+            a, b = columns.start, columns.stop
+            out[:, :a].copy_(self.constant[:, :a])
+            out[:, b:].copy_(self.constant[:, b:])
+            if self.fast is not None:
+                self.fast(view, out[:, columns], columns)
+            else:
+                part = out[:, columns]
+                _log_(torch.div(view.phi_norm[:, columns], self.norm0[:, columns], out=part))
+            growth = out
+        elif self.fast is not None and view.finite and columns is None:
             growth = self.fast(view, out)
         else:  # the reference formula
             growth = _log_(torch.div(view.phi_norm, self.norm0, out=out))
