@@ -330,10 +330,13 @@ class _LogGrowth(_Recorder):
         if _dead_chunk(context, view):  # the reference's values (NaN) of every layer
             self.constant = _log_(torch.div(view.phi_norm, self.norm0))
         else:
-            self.columns = self._live_columns(context, view)
-            if self.columns is not None:  # layer 0's values (NaN) of the dead inputs
+            columns = self._live_columns(context, view)
+            # where the branch-free log applies (float64 on the CPU): else the reference's two
+            # kernels on every input are as fast (float32's log is fast on NaN)
+            fast = None if columns is None else _RatioLog.start(view, self.norm0[:, columns])
+            if fast is not None:  # layer 0's values (NaN) of the dead inputs
+                self.columns, self.fast = columns, fast
                 self.constant = _log_(torch.div(view.phi_norm, self.norm0))
-                self.fast = _RatioLog.start(view, self.norm0[:, self.columns])
         self.observe(view)
 
     @staticmethod
@@ -368,11 +371,8 @@ class _LogGrowth(_Recorder):
             a, b = columns.start, columns.stop
             out[:, :a].copy_(self.constant[:, :a])
             out[:, b:].copy_(self.constant[:, b:])
-            if self.fast is not None:
-                self.fast(view, out[:, columns], columns)
-            else:
-                part = out[:, columns]
-                _log_(torch.div(view.phi_norm[:, columns], self.norm0[:, columns], out=part))
+            assert self.fast is not None
+            self.fast(view, out[:, columns], columns)
             growth = out
         elif self.fast is not None and view.finite and columns is None:
             growth = self.fast(view, out)
