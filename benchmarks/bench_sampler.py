@@ -88,8 +88,13 @@ def uptime() -> str:
 
 
 def initial_state(width: int, inputs: int) -> torch.Tensor:
-    """``inputs`` distinct initial states of width ``width`` with positive and negative parts."""
-    grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
+    """``inputs`` distinct initial states of width ``width`` with positive and negative parts
+    (at width 1, positive: a ReLU path that starts at y <= 0 is collapsed from layer 0, and a
+    row of dead paths would time nothing but copies)."""
+    if width == 1:
+        grid = torch.tensor([0.5], dtype=torch.float64)
+    else:
+        grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5
     shifts = torch.linspace(0.0, 1.0, inputs, dtype=torch.float64).unsqueeze(-1)
     return grid + shifts if inputs > 1 else grid.unsqueeze(0)
 
