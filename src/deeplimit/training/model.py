@@ -62,21 +62,6 @@ def _broadcast(coefficient: Coefficient, ndim: int) -> Coefficient:
     return coefficient
 
 
-def _accumulate(target: Tensor, left: Tensor, right: Tensor, coefficient: Coefficient) -> None:
-    """``target += coefficient * left @ right`` (batched over networks), in place."""
-    if isinstance(coefficient, Tensor):
-        target.baddbmm_(left * coefficient, right)
-    else:
-        target.baddbmm_(left, right, alpha=coefficient)
-
-
-def _scaled_baddbmm(base: Tensor, left: Tensor, right: Tensor, coefficient: Coefficient) -> Tensor:
-    """``base + coefficient * left @ right`` (new tensor)."""
-    if isinstance(coefficient, Tensor):
-        return torch.baddbmm(base, left * coefficient, right)
-    return torch.baddbmm(base, left, right, alpha=coefficient)
-
-
 class Block(ABC):
     """A residual block ``sum_{j<=M} phi(h, z_j)`` of chizat.md §1.1, batched over networks.
 
@@ -310,15 +295,10 @@ class TwoLayerBlock(Block):
     def residual_forward(
         self, h: Tensor, params: Mapping[str, Tensor], scale: Coefficient
     ) -> tuple[Tensor, Any]:
-        u = params["u"]
-        if self.units_major(h):
-            shape = (h.shape[0], u.shape[1], h.shape[1])  # p^T (S, M, N)
-            out = torch.empty(shape, dtype=h.dtype, device=h.device)
-            p = torch.baddbmm(out, u, h.transpose(1, 2), beta=0.0, alpha=1.0 / h.shape[-1])
-            a, da = _activate(self.activation, p)
-            return _scaled_baddbmm(h, a.transpose(1, 2), params["v"], scale), (a, da, True)
-        a, da = _activate(self.activation, self.preactivation(h, u))
-        return _scaled_baddbmm(h, a, params["v"], scale), (a, da, False)
+        """One layer of :meth:`_forward_layers` (torch's products); the cache is
+        ``(sigma(p), sigma'(p) or None for tanh, units-major)``."""
+        last, _, caches = self._forward_layers(h, [params], scale, keep=True, rows=False)
+        return last, caches[0]
 
     def backward(
         self,
@@ -330,28 +310,10 @@ class TwoLayerBlock(Block):
         targets: Mapping[str, Tensor],
         coefficients: Mapping[str, Coefficient],
     ) -> Tensor:
-        u, v = params["u"], params["v"]
-        inv_d = 1.0 / h.shape[-1]
-        # sigma(p), sigma'(p) (None: tanh) from the forward pass, in its layout
-        a, da, units_major = cache
-        # r = (g V^T) * sigma'(p), so that dR/dp = c r   (S, N, M), or (S, M, N) units-major
-        r = torch.bmm(v, g.transpose(1, 2)) if units_major else torch.bmm(g, v.transpose(1, 2))
-        if da is None:  # tanh: r * (1 - a^2) in one pass
-            torch.ops.aten.tanh_backward.grad_input(r, a, grad_input=r)
-        elif not (isinstance(da, float) and da == 1.0):
-            r.mul_(da)
-        r_scale = scale
-        if isinstance(scale, Tensor):  # per-network scales: fold c into r
-            r.mul_(scale)
-            r_scale = 1.0
-        if units_major:  # the (S, N, M) views
-            a, r = a.transpose(1, 2), r.transpose(1, 2)
-        # each weight right after its last read, while it is still in the cache: V after r,
-        # U after g_{l-1} = g + c r U / D (which needs U before it changes)
-        _accumulate(targets["v"], a.transpose(1, 2), g, coefficients["v"] * scale)
-        g_prev = _scaled_baddbmm(g, r, u, r_scale * inv_d)
-        _accumulate(targets["u"], r.transpose(1, 2), h, coefficients["u"] * (r_scale * inv_d))
-        return g_prev
+        """One layer of :meth:`_backward_layers` (torch's products)."""
+        return self._backward_layers(
+            [h], [cache], g, [params], scale, lambda _: targets, coefficients, None, rows=False
+        )
 
     def _own_sweeps(self) -> bool:
         """Whether ``residual_forward`` and ``backward`` are this class's (a subclass that
@@ -372,8 +334,20 @@ class TwoLayerBlock(Block):
         --bandwidth``)."""
         if not self._own_sweeps():
             return super().forward_sweep(h, layers, scale, keep)
-        units = self.units_major(h)
         rows = self.numpy_row_products(h) and not _tracked(h, layers)
+        return self._forward_layers(h, layers, scale, keep, rows)
+
+    def _forward_layers(
+        self,
+        h: Tensor,
+        layers: Sequence[Mapping[str, Tensor]],
+        scale: Coefficient,
+        keep: bool,
+        rows: bool,
+    ) -> tuple[Tensor, list[Tensor], list[Any]]:
+        """The forward loop of :meth:`forward_sweep` and :meth:`residual_forward` (``rows``:
+        the row-times-matrix products by NumPy, :meth:`numpy_row_products`)."""
+        units = self.units_major(h)
         activation = self.activation
         tanh = isinstance(activation, Tanh)
         identity = isinstance(activation, Linear) and activation.a == 1.0
@@ -432,8 +406,28 @@ class TwoLayerBlock(Block):
             return super().backward_sweep(
                 states, caches, g, layers, scale, targets, coefficients, record
             )
-        inv_d = 1.0 / g.shape[-1]
         rows = self.numpy_row_products(g) and not _tracked(g, layers)
+        return self._backward_layers(
+            states, caches, g, layers, scale, targets, coefficients, record, rows
+        )
+
+    def _backward_layers(
+        self,
+        states: list[Any],
+        caches: list[Any],
+        g: Tensor,
+        layers: Sequence[Mapping[str, Tensor]],
+        scale: Coefficient,
+        targets: Callable[[int], Mapping[str, Tensor]],
+        coefficients: Mapping[str, Coefficient],
+        record: Callable[[int, Tensor], None] | None,
+        rows: bool,
+    ) -> Tensor:
+        """The adjoint loop of :meth:`backward_sweep` and :meth:`backward`: for each layer,
+        ``r = (g V^T) sigma'(p)`` (``dR/dp = c r``), then each weight updated right after its
+        last read, while it is still in the cache: V after r, U after ``g_{l-1} = g + c r U /
+        D`` (which needs U before it changes)."""
+        inv_d = 1.0 / g.shape[-1]
         per_network = isinstance(scale, Tensor)
         r_scale = 1.0 if per_network else scale  # per-network scales are folded into r
         g_alpha = r_scale * inv_d
