@@ -18,7 +18,7 @@ from .law import law_command
 from .reproduce import EPILOG as REPRODUCE_EPILOG
 from .reproduce import reproduce_command
 from .sample import sample_app
-from .sweep import plot_command, results_command, sweep_command
+from .sweep import SWEEP_RESUMES, plot_command, results_command, sweep_command
 from .train import limit_command, train_command
 
 app = typer.Typer(
@@ -39,8 +39,7 @@ app.command("reproduce", epilog=REPRODUCE_EPILOG)(guarded(reproduce_command, sto
 _TRAINING_FLAGS = {"hidden_width": "--width", "embedding_dim": "--dim"}
 app.command("train")(guarded(train_command, _TRAINING_FLAGS, OUT_KEPT_WHOLE))
 app.command("limit")(guarded(limit_command, _TRAINING_FLAGS, OUT_KEPT_WHOLE))
-_SWEEP_RESUMES = "run the same command again to finish the sweep; nothing done is lost"
-app.command("sweep")(guarded(sweep_command, stopped=_SWEEP_RESUMES))
+app.command("sweep")(guarded(sweep_command, stopped=SWEEP_RESUMES))
 _EXPORT_WHOLE = "no partial --export file is left (it is written whole, or not at all)"
 app.command("results")(guarded(results_command, stopped=_EXPORT_WHOLE))
 _FIGURES_WHOLE = "no partial figure file is left (each is written whole, or not at all)"

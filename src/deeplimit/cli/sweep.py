@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # the library loads when a command runs, not for --help
 
 _STORE_HELP = "The result store folder."
 _DEFAULT_STORE = Path("results/store")
+# what a stopped sweep keeps (printed by the sweep, and the command line's note for a stop)
+SWEEP_RESUMES = "run the same command again to finish the sweep; nothing done is lost"
 
 
 def sweep_command(
@@ -163,7 +165,7 @@ def sweep_command(
             console.print(f"[yellow]stopped by {stop.name}[/yellow]", highlight=False)
             stop.reported = True  # with the interrupted points, not the command line's line
     if outcome is None:
-        console.print("run the same command again to finish the sweep; nothing done is lost")
+        console.print(SWEEP_RESUMES)
         raise typer.Exit(code=stop.exit_code)
     _print_outcome(sweep, outcome)
     if outcome.stopped:
@@ -373,7 +375,7 @@ def _print_outcome(sweep: Sweep, outcome: SweepResult) -> None:
     if outcome.waiting:
         console.print(f"{len(outcome.waiting)} points are being computed by another runner")
     if outcome.interrupted or outcome.stopped:
-        console.print("run the same command again to finish the sweep; nothing done is lost")
+        console.print(SWEEP_RESUMES)
 
 
 # ----------------------------------------------------------------------------- results
