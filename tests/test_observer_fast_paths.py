@@ -233,8 +233,27 @@ def test_counted_collapse_layers_are_the_first_layers_with_phi_zero(dtype, width
         assert torch.equal(obs["active"], (y > 0).sum(-1, dtype=torch.int32))
 
 
+def test_a_loop_of_runs_reuses_its_result_mappings_at_every_run(monkeypatch):
+    """A mapping of results goes back to the pool every time its tensors are freed, not only
+    the first time (a finalizer on the mapping itself runs once: PEP 442), so that every run
+    of a loop writes its results into the pages of the run before; per-sample results of
+    1 MiB and more are pooled too."""
+    from deeplimit.initialization import observables
+
+    monkeypatch.setattr(observables, "_pool", [])
+    common = dict(samples=2**18, y0=[0.5], layers="all", dtype=torch.float32)
+    names = ["log_growth", "collapse", "active", "quasi_gbm"]
+    pointers = []
+    for seed in range(4):
+        obs = dl.observe_resnet(1, 4, "relu", seed=seed, observables=names, **common)
+        pointers.append({name: t.data_ptr() for name, t in obs.values.items()})
+        del obs
+    assert all(pointers[i] == pointers[1] for i in (2, 3)), pointers
+    assert observables._pool  # the last run's mappings are back
+
+
 def test_results_in_reused_mappings_are_those_of_fresh_memory(monkeypatch):
-    """Results of more than 4 MiB live in mappings that return to a pool once freed and are
+    """Results of more than 1 MiB live in mappings that return to a pool once freed and are
     reused, stale values included, by the next results: every value is written again (the
     same numbers as in fresh memory), and a mapping in use is never handed out twice."""
     from deeplimit.initialization import observables

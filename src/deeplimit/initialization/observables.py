@@ -32,10 +32,12 @@ Everything works for any activation of the library, user callables included.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
 import mmap
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +77,7 @@ __all__ = [
 ]
 
 OBSERVABLES = ("log_growth", "collapse", "active", "quasi_gbm", "correlation", "norm")
-_HUGE_BYTES = 2**22  # CPU results from 4 MiB up are mapped with huge pages (``_empty``)
+_HUGE_BYTES = 2**20  # CPU results from 1 MiB up are mapped with huge pages (``_empty``)
 _HUGE_PAGE = 2**21
 
 
@@ -95,26 +97,22 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 
 
 _POOL_BYTES = 2**29  # freed result mappings kept for the next results: 512 MiB at most
-_pool: list[_Mapping] = []
+_pool: list[mmap.mmap] = []
 _pool_lock = threading.Lock()
 
 
-class _Mapping(mmap.mmap):
-    """An anonymous mapping of results that, once no tensor uses it any more, goes to a small
-    pool (``_POOL_BYTES`` in all) with its pages still mapped, for the next results of about
-    its size (``_empty``): as a caching allocator does, so that a loop of runs (a sweep, a
-    benchmark) zeroes the pages of its results once rather than at every run."""
-
-    def __del__(self) -> None:
-        try:
-            with _pool_lock:
-                if sum(len(m) for m in _pool) + len(self) <= _POOL_BYTES:
-                    _pool.append(self)  # resurrected: kept mapped
-        except Exception:
-            pass
+def _give_back(memory: mmap.mmap) -> None:
+    """A mapping of results that no tensor uses any more goes to a small pool
+    (``_POOL_BYTES`` in all), its pages still mapped, for the next results of about its size
+    (``_empty``): as a caching allocator does, so that a loop of runs (a sweep, a benchmark)
+    zeroes the pages of its results once rather than at every run. Past the pool's size it
+    is unmapped (when this last reference goes)."""
+    with _pool_lock:
+        if sum(len(m) for m in _pool) + len(memory) <= _POOL_BYTES:
+            _pool.append(memory)
 
 
-def _reused(nbytes: int) -> _Mapping | None:
+def _reused(nbytes: int) -> mmap.mmap | None:
     """A pooled mapping of ``nbytes`` to twice that, or None."""
     with _pool_lock:
         for index, memory in enumerate(_pool):
@@ -128,8 +126,14 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> 
     transparent huge pages (``MADV_HUGEPAGE``, 2 MiB aligned), or else ``MAP_POPULATE``:
     a page fault per 4 KiB at first touch dominates writing large results (measured on a
     virtual machine: 64 MiB in 35-45 ms with 4 KiB pages, 8-12 ms with huge pages); a
-    mapping freed by earlier results is reused (``_Mapping``). The tensor keeps the mapping
-    alive (``torch.frombuffer``); its storage cannot be resized."""
+    mapping freed by earlier results is reused (``_give_back``).
+
+    The tensor is made on a window of the mapping (a ctypes array at its address, made for
+    this tensor alone), which the tensor keeps alive; when the window goes (no tensor, view
+    or array uses it any more) a finalizer hands the mapping back. A finalizer on the mapping
+    itself runs once only (PEP 442): a mapping was pooled once, then unmapped at its second
+    release, and every other run of a loop paid its page faults again. The tensor's storage
+    cannot be resized."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     count = math.prod(shape)
     nbytes = count * itemsize
@@ -139,14 +143,14 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> 
     memory = _reused(size)
     if memory is None:
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (0 if _THP else _POPULATE)
-        memory = _Mapping(-1, size, flags=flags)
+        memory = mmap.mmap(-1, size, flags=flags)
         if _THP:
             memory.madvise(mmap.MADV_HUGEPAGE)
-    offset = 0
-    if _THP:
-        address = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
-        offset = -address % _HUGE_PAGE  # a multiple of the page size, of the itemsize too
-    return torch.frombuffer(memory, dtype=dtype, count=count, offset=offset).view(shape)
+    address = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
+    offset = -address % _HUGE_PAGE if _THP else 0  # a multiple of the itemsize too
+    window = (ctypes.c_char * nbytes).from_address(address + offset)
+    weakref.finalize(window, _give_back, memory).atexit = False
+    return torch.frombuffer(window, dtype=dtype, count=count).view(shape)
 
 
 def _layer_major(
@@ -478,9 +482,7 @@ class _Collapse(_Recorder):
     def __init__(self, plan: ChainPlan) -> None:
         super().__init__((), plan.samples)
         self.steps = plan.steps
-        self.first = torch.full(
-            (plan.samples, plan.inputs), -1, dtype=torch.long, device=plan.device
-        )
+        self.first = _empty((plan.samples, plan.inputs), torch.long, plan.device).fill_(-1)
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
         self.context = context
@@ -547,9 +549,7 @@ class _Active(_Recorder):
         self.width = plan.width
         self.counts = _layer_major(plan.samples, len(layers), plan.inputs, torch.int32, plan.device)
         self.width1 = plan.width == 1 and isinstance(plan.activation, ReLU)
-        self.average = torch.zeros(
-            (plan.samples, plan.inputs), dtype=plan.dtype, device=plan.device
-        )
+        self.average = _empty((plan.samples, plan.inputs), plan.dtype, plan.device).zero_()
         self.total: Tensor | None = None
 
     def start(self, context: ChunkContext, view: LayerView) -> None:
@@ -590,8 +590,8 @@ class _QuasiGBM(_Recorder):
         self.activation = plan.activation
         self.relu = isinstance(plan.activation, ReLU)
         shape = (plan.samples, plan.inputs)
-        self.drift = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
-        self.variation = torch.zeros(shape, dtype=plan.dtype, device=plan.device)
+        self.drift = _empty(shape, plan.dtype, plan.device).zero_()
+        self.variation = _empty(shape, plan.dtype, plan.device).zero_()
         self.total: Tensor | None = None  # ReLU: sum of the active counts of the chunk
         self.dead: Tensor | None = None
 
