@@ -29,6 +29,7 @@ GPU), with the seconds its first call took (compiling). On the CPU its numbers a
 only (Inductor's CPU code draws each normal with a scalar Philox). Usage:
 
     python benchmarks/bench_sampler.py [--quick] [--dtype float32] [--repeat 5] [--issue]
+    python benchmarks/bench_sampler.py --widths 1,4 [--dtype float64]
     python benchmarks/bench_sampler.py --issue-only [--repeat 5]
     python benchmarks/bench_sampler.py --fused [--device cuda] [--fused-widths 4,64]
 """
@@ -365,6 +366,9 @@ def main() -> None:
         "--fused", action="store_true", help="only the fused engine against eager and randn"
     )
     parser.add_argument("--fused-widths", default="1,4,16,64", help="widths of --fused")
+    parser.add_argument(
+        "--widths", default=",".join(map(str, WIDTHS)), help="widths of the main table"
+    )
     args = parser.parse_args()
     if args.issue_only:
         repeat = min(args.repeat, 3) if args.quick else args.repeat
@@ -403,7 +407,7 @@ def main() -> None:
         print(f"\n{name}: normals drawn by {limit_name}, measured again in every row ({uptime()})")
         print(header)
         for inputs in (1, SEVERAL):
-            for width in WIDTHS:
+            for width in [int(width) for width in args.widths.split(",")]:
                 samples, depth, rates, medians = bench_row(
                     width,
                     inputs,

@@ -274,3 +274,25 @@ def test_results_in_reused_mappings_are_those_of_fresh_memory(monkeypatch):
         torch.testing.assert_close(other[name], kept[name], rtol=0, atol=0, equal_nan=True)
     pointers = {t.data_ptr() for t in again.values.values()}
     assert not pointers & {t.data_ptr() for t in other.values.values()}
+
+
+@pytest.mark.parametrize(
+    "width, y0", [(1, [0.5]), (1, [[0.5], [0.2], [-0.1]]), (4, [1.0, -0.5, 0.2, 0.7])]
+)
+def test_layers_in_any_order_and_repeated_fill_every_slot(width, y0):
+    """``layers`` given out of order and with repeats: every slot holds its layer's values,
+    those of ``layers="all"`` (per-chunk views of the slots, several chunks and threads)."""
+    names = [n for n in ("log_growth", "active", "correlation", "norm") if n != "correlation"]
+    if isinstance(y0[0], list):
+        names.append("correlation")
+    common = dict(samples=700, y0=y0, seed=5, observables=names, chunk_size=256)
+    layers = [3, 0, 3, 7, 7, 1]
+    some = dl.observe_resnet(width, 7, "relu", layers=layers, **common)
+    every = dl.observe_resnet(width, 7, "relu", layers="all", **common)
+    assert set(some.values) == set(every.values)
+    for name, values in some.values.items():
+        if values.ndim >= 2 and values.shape[1] == len(layers):
+            expected = every.values[name][:, layers]
+        else:  # per-sample results
+            expected = every.values[name]
+        torch.testing.assert_close(values, expected, rtol=0, atol=0, equal_nan=True)

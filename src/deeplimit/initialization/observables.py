@@ -56,7 +56,6 @@ from .chain import (
     Observer,
     ProgressCallback,
     _memory,
-    canonical,
     simulate_chain,
 )
 from .network import held_need
@@ -186,6 +185,9 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
+        self._views: dict[int, Tensor] = {}  # ``_slot``'s, of the chunk ``_views_chunk``
+        self._views_chunk: ChunkContext | None = None
+        self._out: Tensor | None = None  # the last ``destination``
 
     @property
     def rows(self) -> slice:
@@ -205,16 +207,41 @@ class _Recorder(Observer):
         """The ``(samples, slots, columns)`` view of layer-major memory."""
         return memory.permute(2, 0, 1)
 
+    def _slot(self, target: Tensor, slot: int) -> Tensor:
+        """The ``(chunk, columns)`` view of ``slot`` of the layer-major ``target`` at the
+        chunk's rows: one indexing of a view of all the slots made once per chunk (a view
+        made from ``target`` costs several small calls, at every layer), with the strides of
+        a contiguous tensor where it is one (``canonical``). The cache is replaced, not
+        cleared, at a new chunk: the shallow copies of this observer on other threads keep
+        theirs."""
+        context = self.context
+        assert context is not None
+        if self._views_chunk is not context:
+            self._views, self._views_chunk = {}, context
+        slots = self._views.get(id(target))
+        if slots is None:  # (slots, chunk, columns)
+            rows = slice(context.start, context.stop)
+            if target.shape[1] == 1:
+                slots = target[:, 0, rows].unsqueeze(-1)
+            else:
+                slots = target[:, :, rows].transpose(1, 2)
+            self._views[id(target)] = slots
+        return slots[slot]
+
     def destination(self, target: Tensor, layer: int) -> Tensor:
         """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
         layer-major ``target``: its first slot of ``layer``; ``keep`` fills the others."""
-        return canonical(target[self.positions[layer][0], :, self.rows].t())
+        self._out = self._slot(target, self.positions[layer][0])
+        return self._out
 
     def keep(self, target: Tensor, layer: int, values: Tensor) -> None:
         """Store ``values`` (``(chunk, columns)``) in every slot of ``layer`` of ``target``
         (values computed into ``destination`` are not copied again)."""
-        for slot in self.positions[layer]:
-            part = canonical(target[slot, :, self.rows].t())
+        slots = self.positions[layer]
+        for slot in slots:
+            if values is self._out and slot == slots[0]:
+                continue  # computed where they go
+            part = self._slot(target, slot)
             if part.data_ptr() != values.data_ptr() or part.stride() != values.stride():
                 part.copy_(values)
 
