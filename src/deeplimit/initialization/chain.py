@@ -595,6 +595,9 @@ class LayerView:
         self.y = y
         self.activation = activation
         self.exponent = exponent
+        # False where the chain knows ``exponent`` to be all zeros (no path ever rescaled):
+        # ``absolute`` is then the identity, bit for bit
+        self.scaled = True
         self.lost = lost
         self.workspace = workspace
         # True where the chain has checked (on a reduction it computes anyway, on the host)
@@ -710,7 +713,7 @@ class LayerView:
     def absolute(self, values: Tensor) -> Tensor:
         """``values`` (samples first, then inputs) of degree one in ``Y``, back in the units of
         ``Y_l``: out of the dtype's range where ``Y_l`` is (the chain reports it)."""
-        if self.exponent is None:
+        if self.exponent is None or not self.scaled:
             return values
         exponent = self.exponent.reshape(*self.exponent.shape, *(1,) * (values.ndim - 2))
         return times_power_of_two(values, exponent)
@@ -1004,6 +1007,7 @@ class _Numerics:
         self.rows = slice(start, stop)
         self.norm: Tensor | None = None
         self.exponent: Tensor | None = None
+        self.scaled = False  # whether a power of two has moved some path of the chunk
         self.lost: Tensor | None = None
 
     def view(self, layer: int, y: Tensor, workspace: _Workspace | None = None) -> LayerView:
@@ -1029,16 +1033,20 @@ class _Numerics:
         if self.rescale:
             if self.exponent is None:
                 self.exponent = torch.zeros(norm.shape, dtype=torch.int32, device=norm.device)
-            if not 2.0**-self.bound <= low <= high <= 2.0**self.bound:  # NaN-safe
+            in_range = 2.0**-self.bound <= low <= high <= 2.0**self.bound  # NaN-safe
+            if not in_range:
                 power = torch.frexp(norm).exponent  # 0 for 0, inf and NaN
                 far = power.abs() > self.bound
                 if self.relu:  # a collapsed path is frozen (``_bounded_view``)
                     far &= (y > 0).any(-1)
-                shift = torch.where(far, power, 0).clamp(-self.maxexp + 2, self.maxexp - 2)
-                y.mul_(torch.exp2(-shift.to(y.dtype)).unsqueeze(-1))
-                norm = stable_norm(y)  # as the unscaled chain computes it, bit for bit
-                self.exponent = self.exponent + shift
-            if layer in self.value_layers:  # is Y = y 2^exponent in range?
+                if _some(far):  # else a factor 2^0 = 1 would leave every number as it is
+                    shift = torch.where(far, power, 0).clamp(-self.maxexp + 2, self.maxexp - 2)
+                    y.mul_(torch.exp2(-shift.to(y.dtype)).unsqueeze(-1))
+                    norm = stable_norm(y)  # as the unscaled chain computes it, bit for bit
+                    self.exponent = self.exponent + shift
+                    self.scaled = True
+            # is Y = y 2^exponent in range? (norms in range never scaled: yes)
+            if layer in self.value_layers and (self.scaled or not in_range):
                 total = torch.frexp(norm).exponent + self.exponent
                 bad = total > self.maxexp
                 lost = (total <= self.minexp) & (norm > 0)
@@ -1056,9 +1064,11 @@ class _Numerics:
                     first = self._first()[index][self.rows]
                     first.masked_fill_(failed & (first < 0), layer)
         finite = high < math.inf  # NaN-safe: a norm is NaN or inf where an entry is
-        return LayerView(
+        view = LayerView(
             layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace, finite
         )
+        view.scaled = self.scaled
+        return view
 
     def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:
         """The view of a ReLU state that needs no check nor rescaling, or None (then ``view``
@@ -1077,6 +1087,7 @@ class _Numerics:
         view = LayerView(
             layer, y, self.plan.activation, self.exponent, self.lost, None, workspace, True
         )
+        view.scaled = self.scaled
         phi_norm = view.phi_norm
         small = view.phi_range[0]
         if not small >= 2.0**-self.bound:

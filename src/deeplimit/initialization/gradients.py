@@ -80,7 +80,7 @@ class _Backward(Observer):
 
     def _next_in_units_of_previous(self, layer: int) -> Tensor:
         after, before = self.exponents[layer], self.exponents[layer - 1]
-        if after is None or before is None:
+        if after is None or before is None or after is before:  # (unchanged: 2^0)
             return self.path[layer]
         return times_power_of_two(self.path[layer], (after - before).unsqueeze(-1))
 
