@@ -91,6 +91,37 @@ def test_store_folder_is_experiment_then_key(tmp_path):
         assert (folder / name).stat().st_size == record["bytes"] and len(record["sha256"]) == 64
 
 
+def test_a_point_records_the_commit_of_the_code_at_its_start(tmp_path, monkeypatch):
+    """The checkout moving while a point runs (a long run on an editable install) does not
+    change the commit its provenance records: it is read when the point starts."""
+    import sweep_experiments
+    from deeplimit import provenance
+
+    commit = {"now": "a" * 40}
+
+    def git(args, **kwargs):
+        out = commit["now"] if "rev-parse" in args else ""
+        return subprocess.CompletedProcess(args, 0, stdout=out + "\n", stderr="")
+
+    run = sweep_experiments.Toy.run
+
+    def moving(self, spec, progress=None):
+        commit["now"] = "b" * 40  # someone checks out another commit meanwhile
+        return run(self, spec, progress)
+
+    monkeypatch.setattr(provenance.subprocess, "run", git)
+    monkeypatch.setattr(sweep_experiments.Toy, "run", moving)
+    provenance.git_commit.cache_clear()
+    try:
+        point = _toy_sweep(seeds=1).points[0]
+        assert run_point(TOY, point.spec_json, tmp_path).status == "ok"
+        folder = tmp_path / "toy" / point_key("toy", point.spec)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["git_commit"] == "a" * 40
+    finally:
+        provenance.git_commit.cache_clear()
+
+
 # ----------------------------------------------------------------------------- reading
 
 

@@ -24,7 +24,10 @@ __all__ = ["git_commit", "provenance", "provenance_line"]
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the deeplimit source tree when it is a git checkout (else None)."""
+    """The commit of the deeplimit source tree when it is a git checkout (else None), with
+    ``-dirty`` where tracked files differ from it. Read once per process, at its first call:
+    runs ask for it when they start (``run_point``, the CLI's ``sample`` and ``train``), so
+    that a result records the code that computed it even if the checkout moves meanwhile."""
     here = Path(__file__).resolve().parent
     try:
         result = subprocess.run(

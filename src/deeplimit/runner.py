@@ -36,7 +36,7 @@ from typing import Any
 from .checkpoints import resuming
 from .devices import resolve_device
 from .errors import StoreFullError, StudyDivergedError
-from .provenance import provenance
+from .provenance import git_commit, provenance
 from .store import LockLostError, ResultStore, free_bytes, is_disk_full, point_key
 from .sweeps import Point, resolve_experiment
 from .tasks import Progress, Task
@@ -83,6 +83,7 @@ def run_point(
     resolve_device(spec.device)  # checked where the point runs, not where a spec is read
     results = ResultStore(store)
     key = point_key(target.name, spec)
+    git_commit()  # read now, at the start: the commit of the code that computes the point
     try:
         return _run_point(target, experiment, spec, results, key, progress, reraise)
     except StoreFullError as error:

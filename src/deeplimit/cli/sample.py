@@ -145,6 +145,9 @@ def _sample_and_write(
             record_value = float(record_value)
         if isinstance(record_value, list):
             record_value = [float(v) for v in record_value]
+    from ..provenance import git_commit
+
+    git_commit()  # the commit of the code that computes the result, read at its start
     start = time.perf_counter()
     with progress_bar("sampling" if kind == "resnet" else "solving", not quiet) as callback:
         common = dict(samples=samples, y0=y0_value, x=x_value, record=record_value, seed=seed)

@@ -189,6 +189,9 @@ def train_command(
         data_seed=data_seed,
         explosion_factor=explosion_factor,
     )
+    from ..provenance import git_commit
+
+    git_commit()  # the commit of the code that computes the result, read at its start
     start = time.perf_counter()
     result = problem.train(
         depth,
@@ -490,6 +493,9 @@ def limit_command(
     data = problem.data
     # the run is read and checked before the limit is computed
     run = _trained_run(against, problem, infinite_dim) if against is not None else None
+    from ..provenance import git_commit
+
+    git_commit()  # the commit of the code that computes the result, read at its start
     start = time.perf_counter()
     limit = problem.limit(strategy)
     wall = time.perf_counter() - start
