@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from ..activations import Activation, ReLU
+from ..devices import one_torch_thread
 from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
 from ..rng import BlockStreams, SampleBlocks, group_steps
 from .recording import slots_by_step
@@ -1246,7 +1247,9 @@ def _simulate_blocks(
             for block in range(count):
                 run(block)
         else:
-            with ThreadPoolExecutor(threads, thread_name_prefix="deeplimit-chain") as pool:
+            with ThreadPoolExecutor(
+                threads, thread_name_prefix="deeplimit-chain", initializer=one_torch_thread
+            ) as pool:
                 try:
                     for future in [pool.submit(run, block) for block in range(count)]:
                         future.result()
@@ -1315,6 +1318,7 @@ class _Normals:
         streams.fill(0, first, buffer[: min(self.group, self.steps - first + 1)])
 
     def _draw(self) -> None:
+        one_torch_thread()
         try:
             for number, first in enumerate(range(1, self.steps + 1, self.group)):
                 self.free.acquire()

@@ -27,7 +27,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-from ..devices import resolve_device, resolve_dtype
+from ..devices import one_torch_thread, resolve_device, resolve_dtype
 from ..errors import check_bool, check_choice, check_int, check_positive_float
 from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .data import TrainingData, resolve_data
@@ -436,7 +436,9 @@ class _NetworkGroups:
             torch.set_num_threads(1)
             # NumPy's BLAS too (``TwoLayerBlock.numpy_row_products``): one thread per group
             self._blas_limits = _blas_controller().limit(limits=1, user_api="blas")
-            self._pool = ThreadPoolExecutor(len(self.parts), thread_name_prefix="deeplimit-train")
+            self._pool = ThreadPoolExecutor(
+                len(self.parts), thread_name_prefix="deeplimit-train", initializer=one_torch_thread
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

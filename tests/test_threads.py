@@ -1,0 +1,86 @@
+"""Worker threads run torch's operations on one thread each (``devices.one_torch_thread``).
+
+``torch.set_num_threads(1)`` on the main thread does not reach other threads: OpenMP keeps its
+thread count per thread, so a pool's workers would fork a team per operation (on 2 cores,
+two chain blocks or two groups of networks ran slower than one). These tests read OpenMP's
+own count inside the workers."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import pytest
+import torch
+
+import deeplimit as dl
+from deeplimit.initialization import chain
+from deeplimit.training import build_resnet, synthetic_task, train
+from deeplimit.training.model import ResNet
+
+
+def _openmp():
+    """OpenMP's ``omp_get_max_threads`` of the runtime torch loaded, or None."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "omp" in line.rsplit("/", 1)[-1]}
+    for path in sorted(paths):
+        try:
+            return ctypes.CDLL(path).omp_get_max_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+@pytest.fixture
+def openmp_threads():
+    torch.zeros(1).add_(1)  # torch's OpenMP runtime is loaded
+    count = _openmp()
+    if count is None:
+        pytest.skip("no OpenMP runtime found in this process")
+    return count
+
+
+def test_chain_blocks_and_the_normals_drawer_run_one_thread_each(monkeypatch, openmp_threads):
+    seen: dict[str, list[int]] = {"block": [], "drawer": []}
+    run_block = chain._run_block
+    draw = chain._Normals._draw
+
+    def block(*args, **kwargs):
+        seen["block"].append(openmp_threads())
+        return run_block(*args, **kwargs)
+
+    def drawer(self):
+        result = draw(self)
+        seen["drawer"].append(openmp_threads())
+        return result
+
+    monkeypatch.setattr(chain, "_run_block", block)
+    monkeypatch.setattr(chain._Normals, "_draw", drawer)
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    previous = torch.get_num_threads()
+    # several blocks on two threads; one block with a core to spare draws ahead
+    dl.sample_resnet(4, 8, "relu", samples=3 * 2**15, y0=[0.5, -0.2, 0.1, 0.3], seed=1)
+    dl.sample_sde(10, "relu", steps=20, samples=50, y0=[1.0] * 10, seed=1)
+    assert seen["block"] and set(seen["block"]) == {1}
+    assert seen["drawer"] and set(seen["drawer"]) == {1}
+    assert torch.get_num_threads() == previous
+
+
+def test_groups_of_networks_run_one_thread_each(monkeypatch, openmp_threads):
+    seen: list[tuple[str, int]] = []
+    forward = ResNet.forward
+
+    def counted(self, *args, **kwargs):
+        seen.append((threading.current_thread().name, openmp_threads()))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResNet, "forward", counted)
+    real = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # two groups on two threads
+    model = build_resnet(16, 256, 64, input_dim=5, output_dim=5, seeds=4, activation="tanh")
+    try:
+        train(model, synthetic_task(), 2, record_movement=False)
+    finally:
+        torch.set_num_threads(real)
+    workers = [count for name, count in seen if name.startswith("deeplimit-train")]
+    assert workers and set(workers) == {1}
