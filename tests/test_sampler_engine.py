@@ -403,6 +403,7 @@ def test_several_inputs_same_numbers_whatever_the_schedule(monkeypatch, small_bl
     ):
         monkeypatch.setattr(chain, "_threads", lambda threads=threads: threads)
         monkeypatch.setattr(chain, "_PAIRED", (2, 16) if paired else (99, 0))
+        monkeypatch.setattr(chain, "_PAIRED_DTYPES", (torch.float32, torch.float64))
         runs.append(dl.sample_resnet(16, 8, "relu", chunk_size=chunk_size, **kwargs))
     y = runs[0]
     assert torch.equal(y[:, :, 0], y[:, :, 2]) and not torch.equal(y[:, :, 0], y[:, :, 1])

@@ -1222,7 +1222,8 @@ def _simulate_blocks(
     parallel = all(observer.parallel_safe for observer in observers)
     cores = _threads()
     threads = min(cores, count) if parallel else 1
-    if plan.inputs >= _PAIRED[0] and plan.width >= _PAIRED[1] and cores >= 2:
+    paired = plan.dtype in _PAIRED_DTYPES and plan.inputs >= _PAIRED[0]
+    if paired and plan.width >= _PAIRED[1] and cores >= 2:
         threads = max(1, min(threads, cores // 2))  # a block and its drawer on each pair
     ahead = cores >= 2 * threads  # a core to spare for the normals of each running block
     meter = _Progress(progress, plan.samples * plan.steps)
@@ -1262,13 +1263,16 @@ def _simulate_blocks(
     return out
 
 
-# From this many inputs and this width, blocks run on half the cores, each drawing its normals
-# on another (``_simulate_blocks``): there the update of several inputs costs about as much as
-# drawing, and a block's thread and its drawer share the GIL far less than two blocks do, each
-# running ~25 small torch operations a layer (measured on 2 cores, float32 and float64, four
-# inputs: 1.5-2.9x the rate of two block threads at n = 16-256, under load; below width 16
-# the factor's per-sample work makes the update 2-3x the drawing, and two blocks do better).
+# From this many inputs and this width, float32 blocks run on half the cores, each drawing its
+# normals on another (``_simulate_blocks``): there the update of several inputs costs about as
+# much as drawing (measured on 2 cores, four inputs, n = 16-256: 0.92-1.02x the time of two
+# block threads; below width 16 the factor's per-sample work makes the update 2-3x the drawing,
+# and two blocks do better). In float64, NumPy's normals cost more than the update, and two
+# blocks, each drawing its own, are faster: 1.03-1.41x. (An earlier measurement, which found
+# pairs 1.5-2.9x faster in both dtypes, was taken while every worker thread forked an OpenMP
+# team per operation: ``devices.one_torch_thread``.)
 _PAIRED = (2, 16)
+_PAIRED_DTYPES = (torch.float32,)
 
 
 class _Normals:
