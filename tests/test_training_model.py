@@ -255,10 +255,12 @@ def test_state_layout_auto_is_the_measured_fastest():
     block = TwoLayerBlock("tanh")
     assert block.state_layout == "auto"
     h64, h32 = torch.zeros(2, 10, 4), torch.zeros(2, 10, 4, dtype=torch.float32)
-    assert block.units_major(h64.double()) and not block.units_major(h32)
-    assert block.units_major(h32[:, :1])  # N = 1: matrix-vector products
+    assert not block.units_major(h64.double()) and not block.units_major(h32)
+    assert block.units_major(h32[:, :1]) and block.units_major(h64[:, :1])  # N = 1: mat-vec
     block.state_layout = "samples"
-    assert not block.units_major(h64.double())
+    assert not block.units_major(h64[:, :1])
+    block.state_layout = "units"
+    assert block.units_major(h64.double()) and block.units_major(h32)
     block.state_layout = "rows"
     with pytest.raises(ValueError, match="state_layout"):
         block.units_major(h64)

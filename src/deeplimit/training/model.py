@@ -282,14 +282,16 @@ class TwoLayerBlock(Block):
 
         Both layouts compute the same products (to rounding: BLAS sums in another order);
         which is faster is the BLAS's affair. ``"auto"`` is what was measured fastest on the
-        CPU (MKL, AVX2; ``benchmarks/bench_training.py --bandwidth``): units-major in float64
-        (``p = U h^T`` as an ``(M, D) x (D, N)`` product: 1.2-1.6x faster for ``N = 10``) and
-        for ``N = 1`` in either dtype (matrix-vector products: ~1.5x in float32); samples-major
-        in float32 with ``N > 1`` and on other devices (the layout the GPU path was tuned and
-        checked with)."""
+        CPU (MKL; ``benchmarks/bench_training.py --bandwidth``): units-major for ``N = 1`` in
+        either dtype (matrix-vector products: ~1.5x in float32), samples-major with ``N > 1``
+        (the tanh task's N = 10: 1.1x faster than units-major in float64, equal in float32,
+        training on two groups of networks) and on other devices (the layout the GPU path was
+        tuned and checked with). An earlier measurement that found units-major 1.2-1.6x
+        faster in float64 was taken while every worker thread forked an OpenMP team per
+        product (``devices.one_torch_thread``)."""
         layout = self.state_layout
         if layout == "auto":
-            return h.device.type == "cpu" and (h.dtype == torch.float64 or h.shape[1] == 1)
+            return h.device.type == "cpu" and h.shape[1] == 1
         return check_choice("state_layout", layout, STATE_LAYOUTS) == "units"
 
     def residual_forward(
