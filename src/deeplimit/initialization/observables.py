@@ -187,7 +187,7 @@ class _Recorder(Observer):
         self.context: ChunkContext | None = None
         self._views: dict[int, Tensor] = {}  # ``_slot``'s, of the chunk ``_views_chunk``
         self._views_chunk: ChunkContext | None = None
-        self._out: Tensor | None = None  # the last ``destination``
+        self._out: tuple[int, Tensor] | None = None  # the last ``destination`` and its target
 
     @property
     def rows(self) -> slice:
@@ -231,15 +231,18 @@ class _Recorder(Observer):
     def destination(self, target: Tensor, layer: int) -> Tensor:
         """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
         layer-major ``target``: its first slot of ``layer``; ``keep`` fills the others."""
-        self._out = self._slot(target, self.positions[layer][0])
-        return self._out
+        out = self._slot(target, self.positions[layer][0])
+        self._out = (id(target), out)
+        return out
 
     def keep(self, target: Tensor, layer: int, values: Tensor) -> None:
         """Store ``values`` (``(chunk, columns)``) in every slot of ``layer`` of ``target``
         (values computed into ``destination`` are not copied again)."""
         slots = self.positions[layer]
+        out = self._out
+        computed = out is not None and out[0] == id(target) and out[1] is values
         for slot in slots:
-            if values is self._out and slot == slots[0]:
+            if computed and slot == slots[0]:
                 continue  # computed where they go
             part = self._slot(target, slot)
             if part.data_ptr() != values.data_ptr() or part.stride() != values.stride():
