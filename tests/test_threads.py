@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,10 +21,15 @@ from deeplimit.training.model import ResNet
 
 
 def _openmp():
-    """OpenMP's ``omp_get_max_threads`` of the runtime torch loaded, or None."""
+    """OpenMP's ``omp_get_max_threads`` of the runtime torch loaded (the one in torch's own
+    folder first: other packages may bring their own copy, whose counts are their own), or
+    None."""
+    runtimes = ("libgomp", "libiomp", "libomp")
     with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "omp" in line.rsplit("/", 1)[-1]}
-    for path in sorted(paths):
+        paths = {line.split()[-1] for line in maps if "/" in line}
+    paths = {p for p in paths if p.rsplit("/", 1)[-1].startswith(runtimes)}
+    torch_folder = str(Path(torch.__file__).parent)
+    for path in sorted(paths, key=lambda p: (not p.startswith(torch_folder), p)):
         try:
             return ctypes.CDLL(path).omp_get_max_threads
         except (OSError, AttributeError):
