@@ -8,8 +8,11 @@ import gc
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -76,6 +79,34 @@ def test_a_sampling_command_stopped_by_a_signal_says_so_in_one_line(tmp_path, si
     assert (tmp_path / "stdout").read_text() == ""
     assert list(out.iterdir()) == []  # neither the result nor a temporary file
     assert left == []
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), SIGNALS)
+def test_a_stop_while_the_command_line_starts_is_one_line(signum, status, name):
+    """A signal while the command line imports (before a command's own handlers): one line,
+    exit status 130 or 143, no traceback; both entry points install that first."""
+    code = (
+        "import os, signal, time; from deeplimit import _entry; _entry.install(); "
+        f"os.kill(os.getpid(), {int(signum)}); time.sleep(30)"
+    )
+    command = foreground([sys.executable, "-c", code])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == status, result.stderr
+    assert result.stderr == f"stopped by {name} while starting; nothing was run\n"
+    main = (Path(cli_common.__file__).parents[1] / "__main__.py").read_text()
+    assert "from ._entry import main" in main
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("deeplimit") == "deeplimit._entry:main"
+
+
+def test_the_command_line_keeps_an_ignored_signal_ignored():
+    """Started with SIGINT ignored (a background job), the start-up handler leaves it so."""
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); from deeplimit import "
+        "_entry; _entry.install(); print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "True", result.stderr
 
 
 @pytest.mark.parametrize("after", [0, 1])

@@ -1,5 +1,5 @@
 """``python -m deeplimit``: the command line."""
 
-from .cli import entry
+from ._entry import main
 
-entry()
+main()
