@@ -271,7 +271,7 @@ def test_state_layout_auto_is_the_measured_fastest():
 )
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_state_layouts_train_alike(activation, dtype):
-    """The units-major fast path (the default in float64 and for N = 1 on the CPU) against the
+    """The units-major path (the default for N = 1 on the CPU) against the
     plain samples-major path: the same products in another BLAS order, so equal to rounding
     (per-network scalings: the scale folded into r)."""
     results, forwards = {}, {}
