@@ -15,9 +15,16 @@ from typing import Any
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def signal_name(signum: int) -> str:
+    """How a stop names its signal: ``Ctrl-C (SIGINT)``, ``SIGTERM`` (here, before the
+    command line's imports, and in ``cli.common.StopRequest`` after them)."""
+    if signum == signal.SIGINT:
+        return "Ctrl-C (SIGINT)"
+    return signal.Signals(signum).name
+
+
 def _stopped_while_starting(signum: int, frame: Any) -> None:
-    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM"
-    sys.stderr.write(f"stopped by {name} while starting; nothing was run\n")
+    sys.stderr.write(f"stopped by {signal_name(signum)} while starting; nothing was run\n")
     sys.stderr.flush()
     os._exit(128 + signum)
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
+from .._entry import signal_name
 from ..errors import StoreFullError, check_choice
 from ..formatting import compact_float
 
@@ -325,9 +326,7 @@ class StopRequest:
 
     @property
     def name(self) -> str:
-        if self.signum in (None, signal.SIGINT):
-            return "Ctrl-C (SIGINT)"
-        return signal.Signals(self.signum).name
+        return signal_name(signal.SIGINT if self.signum is None else self.signum)
 
     @property
     def exit_code(self) -> int:
