@@ -10,9 +10,9 @@ import inspect
 import json
 import os
 import re
+import secrets
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -176,15 +176,18 @@ def _check_writable(flag: str, path: Path, folder: Path) -> None:
     existing = _nearest_existing(folder)
     if not existing.is_dir():
         raise ValueError(f"{flag} {str(path)!r} cannot be created: {str(existing)!r} is a file")
+    # a name of our own, removed in ``finally``: a stop (Ctrl-C) while probing leaves no file
+    probe = existing / f".deeplimit-probe-{os.getpid()}-{secrets.token_hex(6)}"
     try:
-        handle, probe = tempfile.mkstemp(dir=existing, prefix=".deeplimit-probe-")
-        os.close(handle)
-        os.unlink(probe)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except OSError as error:
         reason = error.strerror or str(error)
         raise ValueError(
             f"{flag} {str(path)!r} cannot be written: {reason} in {str(existing)!r}"
         ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def check_output_file(flag: str, path: Path, suffix: str = ".nc") -> Path:
