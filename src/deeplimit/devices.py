@@ -8,7 +8,9 @@ import torch
 
 __all__ = [
     "check_device_name",
+    "compiled_kernels",
     "describe_device",
+    "note_compiled_kernel",
     "one_torch_thread",
     "resolve_device",
     "resolve_dtype",
@@ -83,6 +85,21 @@ def describe_device(device: torch.device) -> str:
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+_COMPILED: dict[str, str] = {}
+
+
+def note_compiled_kernel(name: str, state: str) -> None:
+    """Record which path a compiled CPU kernel of this process takes (``state``: the library
+    it loaded, or why the tensor path runs instead), for provenance records: the two paths
+    give the same law but not the same rounding."""
+    _COMPILED[name] = state
+
+
+def compiled_kernels() -> dict[str, str]:
+    """The compiled kernels this process has loaded or tried to, by name."""
+    return dict(_COMPILED)
 
 
 def one_torch_thread() -> None:

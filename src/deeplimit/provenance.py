@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
-from .devices import describe_device, resolve_device
+from .devices import compiled_kernels, describe_device, resolve_device
 
 __all__ = ["git_commit", "provenance", "provenance_line"]
 
@@ -74,6 +74,8 @@ def provenance(
         "host": platform.node(),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
     }
+    if kernels := compiled_kernels():  # e.g. the several-input layer of the CPU chain
+        record["compiled_kernels"] = kernels
     if wall_time_s is not None:
         record["wall_time_s"] = round(float(wall_time_s), 3)
     if extra:

@@ -51,6 +51,7 @@ from ..activations import Activation, ReLU
 from ..devices import one_torch_thread
 from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
 from ..rng import BlockStreams, SampleBlocks, group_steps
+from . import native
 from .recording import slots_by_step
 from .state import InitialState
 
@@ -341,6 +342,22 @@ def _factor_rows_last(
     if close:
         _copy_repeated_rows_last(phi, factor, diagonal, norms, close, (margin, kept))
     return factor
+
+
+def _mend_factor(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> None:
+    """The end of ``_factor_rows_last`` for the factor the compiled kernel left in ``space``
+    where some samples need it (``native.py``): the samples whose plain diagonal entries may be
+    wrong are factored again, then repeated rows get their earlier row's factor row."""
+    k, n = phi.shape[:2]
+    factor, diagonal = space.factor()
+    norms = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
+    floor = _floor(phi.dtype)[1]
+    margin, kept = space.margin_kept()
+    temporary = (margin[1:], kept[1:])
+    _refactor_suspect_samples(
+        phi, factor, diagonal[1:], norms[1:], floor, floor * math.sqrt(n), temporary
+    )
+    _copy_repeated_rows_last(phi, factor, diagonal, norms, list(range(1, k)), (margin, kept))
 
 
 def _gram_schmidt_last(phi: Tensor, norms: Tensor, space: _Workspace, careful: bool) -> list[int]:
@@ -741,10 +758,13 @@ class _Step(NamedTuple):
 
 
 class _Update(NamedTuple):
-    """``_Workspace.rows_last``: the memory of ``phi`` and the terms of the increment."""
+    """``_Workspace.rows_last``: the memory of ``phi``, the terms of the increment, and the
+    memory of the state and of the normals."""
 
     phi: Tensor
     terms: list[tuple[Tensor, Tensor, Tensor]]
+    state: Tensor
+    normals: Tensor
 
 
 class _Workspace:
@@ -777,6 +797,7 @@ class _Workspace:
         self._arrays: dict[int, tuple[Tensor, np.ndarray | None]] = {}
         self._margin_kept: tuple[Tensor, Tensor] | None = None
         self._norms: Tensor | None = None
+        self._native: tuple[Tensor, Tensor, native.FactorUpdate | None] | None = None
         # whether the factor of the next layer checks every row as it goes (a layer had a
         # row close to the span of the earlier ones; see ``_factor_rows_last``)
         self.careful = False
@@ -866,11 +887,32 @@ class _Workspace:
             factor = self.factor()[0]
             rows = range(state.shape[0])
             terms = [(state[b:], factor[b:, b].unsqueeze(1), normals[b]) for b in rows]
-            update = _Update(phi_memory, terms)  # type: ignore[arg-type]
+            update = _Update(phi_memory, terms, state, normals)  # type: ignore[arg-type]
         if len(self._rows_last) >= 64:  # tensors not passed again (the chain passes <= 32)
             self._rows_last.clear()
         self._rows_last[key] = (y, phi, noise, update)
         return update
+
+    def native(self, phi: Tensor, phi_norm: Tensor) -> native.FactorUpdate | None:
+        """The compiled layer of several inputs (``native.py``) bound to this block's buffers,
+        for ``phi`` (memory ``(k, n, block)``) and its norms ``(block, k)``; None where the
+        kernel is not available, or the buffers are not laid out as it reads them."""
+        norms = self.norm_rows if phi_norm is self.phi_norm else phi_norm.t()
+        if not norms.is_contiguous():  # a view's own norms: copied into rows the kernel reads
+            norms = self.buffer("kernel norms", self.dtype).t().copy_(norms)
+        hit = self._native
+        if hit is not None and hit[0] is phi and hit[1] is norms:
+            return hit[2]
+        kernel = None
+        factor = self.factor()[0]
+        if (
+            self.device.type == "cpu"
+            and (function := (native.kernels() or {}).get(self.dtype)) is not None
+            and all(t.is_contiguous() and t.dtype == self.dtype for t in (phi, norms, factor))
+        ):
+            kernel = native.FactorUpdate(function, phi, norms, factor)
+        self._native = (phi, norms, kernel)
+        return kernel
 
     def temporaries(self) -> Tensor:
         """Four ``(k, block)`` buffers for the per-sample temporaries of the factor."""
@@ -960,12 +1002,32 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
     elif (space := view.workspace) is not None and (
         memory := space.rows_last(y, view.phi, noise)
     ) is not None:
-        # samples last (the CPU chain): y_a += C[a, b] z_b, column b on the rows a >= b
-        _factor_rows_last(memory.phi, view.phi_norm, space, view.phi_range[0])  # (k, k, block)
-        for rows, column, normal in memory.terms:
-            rows.addcmul_(column, normal, value=factor)
+        _increment_rows_last(space, memory, view.phi_norm, view.phi_range[0], factor)
     else:
         y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
+
+
+def _increment_rows_last(
+    space: _Workspace,
+    memory: _Update,
+    phi_norm: Tensor,
+    phi_low: float,
+    scale: float,
+    compiled: bool = True,
+) -> None:
+    """The increment of several inputs stored samples-last (the CPU chain): ``y_a += scale
+    C[a, b] z_b``, column ``b`` on the rows ``a >= b``, ``C`` the factor of ``phi``; by the
+    compiled kernel where it loads (``native.py``; ``compiled=False``: never), else by
+    tensor operations (``_factor_rows_last``)."""
+    kernel = space.native(memory.phi, phi_norm) if compiled else None
+    if kernel is not None:  # tiles of samples that stay in the L1 cache
+        if kernel.run(memory.state, memory.normals, scale):
+            _mend_factor(memory.phi, phi_norm, space)
+            kernel.finish(memory.state, memory.normals, scale)
+        return
+    _factor_rows_last(memory.phi, phi_norm, space, phi_low)  # (k, k, block)
+    for rows, column, normal in memory.terms:
+        rows.addcmul_(column, normal, value=scale)
 
 
 class _Numerics:

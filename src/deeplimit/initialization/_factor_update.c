@@ -1,0 +1,229 @@
+/* One layer of the exact-in-law chain for k > 1 inputs, fused (deeplimit, native.py).
+
+   Memory is samples-last, as the CPU chain stores its state: phi, z and y are (k, n, B)
+   (row j, coordinate t, sample b at [(j n + t) B + b]), the factor (k, k, B), the norms
+   (k, B). Samples are independent, so the work runs over tiles of TILE samples, each tile
+   staying in the L1 cache through every pass of the modified Gram-Schmidt factor and the
+   update, where the tensor path makes about 3 k^2 / 2 passes over the whole block. A tile's
+   phi is first copied into contiguous scratch (rows of a block lie a multiple of 4 KiB
+   apart and would share one set of the L1 cache), zero-padded to a whole tile.
+
+   The arithmetic per sample is that of _factor_rows_last / _gram_schmidt_last with the
+   per-row checks (chain.py) and the increment y_a += s C[a, b] z_b (b = 0..a in order):
+   products rounded to the dtype and summed per sample along the width in the order of the
+   coordinates (sums of float products in double), every multiplication and addition
+   rounded on its own (compiled with -ffp-contract=off: no fused multiply-add), so that a
+   sample's numbers depend neither on its tile nor on the instruction set. A tile whose
+   factor has a diagonal entry the plain norm cannot be trusted for (below sqrt(tiny)/eps or
+   not finite, but an exact zero) is left for the tensor path to factor again (deferred):
+   mode 0 factors and updates, returning the number of deferred tiles (flagged in
+   `deferred`), mode 1 only updates the flagged tiles with the factor as it is then. */
+
+#include <math.h>
+#include <stddef.h>
+
+#define TILE 64
+
+#define DEFINE_KERNEL(NAME, REAL, ACC)                                                      \
+    /* the factor of one tile: work (k, n, TILE) holds its phi, overwritten by the residuals; \
+       f (k, k, TILE) gets the factor, nr (k, TILE) holds the norms */                        \
+    static void NAME##_factor(REAL *restrict work, REAL *restrict f,                         \
+                              const REAL *restrict nr, ACC *restrict acc,                    \
+                              REAL *restrict inverse, REAL *restrict projection,             \
+                              int *restrict close, long k, long n, REAL tiny, REAL eps,      \
+                              REAL root, REAL large)                                         \
+    {                                                                                        \
+        for (long l = 0; l < TILE; l++) f[l] = nr[l];                                        \
+        for (long i = 0; i < k; i++) {                                                       \
+            const long first = i == 0 ? 1 : i;                                               \
+            for (long j = first; j < k; j++)                                                 \
+                for (long l = 0; l < TILE; l++) acc[j * TILE + l] = 0;                       \
+            for (long t = 0; t < n; t++) {                                                   \
+                const REAL *ri = work + (i * n + t) * TILE;                                  \
+                for (long j = first; j < k; j++) {                                           \
+                    const REAL *rj = work + (j * n + t) * TILE;                              \
+                    ACC *a = acc + j * TILE;                                                 \
+                    for (long l = 0; l < TILE; l++) {                                        \
+                        REAL product = rj[l] * ri[l];                                        \
+                        a[l] = a[l] + (ACC)product;                                          \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+            for (long j = first; j < k; j++)                                                 \
+                for (long l = 0; l < TILE; l++)                                              \
+                    f[(j * k + i) * TILE + l] = (REAL)acc[j * TILE + l];                     \
+            REAL *diagonal = f + (i * k + i) * TILE;                                         \
+            if (i > 0) {                                                                     \
+                const REAL *norm = nr + i * TILE;                                            \
+                for (long l = 0; l < TILE; l++) diagonal[l] = sqrt(diagonal[l]);             \
+                for (long l = 0; l < TILE; l++) {                                            \
+                    REAL d = diagonal[l], m = norm[l];                                       \
+                    if (d - root * m >= 0) continue;                                         \
+                    close[i] = 1;                                                            \
+                    REAL spanned = d - eps * m;                                              \
+                    if (spanned > 0) continue;                                               \
+                    REAL keep = spanned != spanned ? spanned                                 \
+                                : m < large        ? (REAL)1                                 \
+                                : m != m           ? m                                       \
+                                                   : (REAL)0;                                \
+                    for (long j = i; j < k; j++) f[(j * k + i) * TILE + l] *= keep;          \
+                    for (long t = 0; t < n; t++) work[(i * n + t) * TILE + l] *= keep;       \
+                }                                                                            \
+            }                                                                                \
+            if (i + 1 == k) break;                                                           \
+            for (long l = 0; l < TILE; l++) {                                                \
+                REAL d = diagonal[l];                                                        \
+                inverse[l] = (REAL)1 / (d < tiny ? tiny : d);                                \
+            }                                                                                \
+            for (long j = i + 1; j < k; j++) {                                               \
+                REAL *c = f + (j * k + i) * TILE;                                            \
+                REAL *p = projection + j * TILE;                                             \
+                for (long l = 0; l < TILE; l++) {                                            \
+                    c[l] = c[l] * inverse[l];                                                \
+                    p[l] = c[l] * inverse[l];                                                \
+                }                                                                            \
+            }                                                                                \
+            for (long t = 0; t < n; t++) {                                                   \
+                const REAL *ri = work + (i * n + t) * TILE;                                  \
+                for (long j = i + 1; j < k; j++) {                                           \
+                    REAL *rj = work + (j * n + t) * TILE;                                    \
+                    const REAL *p = projection + j * TILE;                                   \
+                    for (long l = 0; l < TILE; l++) {                                        \
+                        REAL term = p[l] * ri[l];                                            \
+                        rj[l] = rj[l] - term;                                                \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    /* 1 where every diagonal entry of rows 1..k-1 of the tile's first w samples is one the  \
+       plain norm gives to rounding (in [floor, inf), or an exact zero of a row of zeros or  \
+       of a spanned row of norm >= large), else 0 */                                         \
+    static int NAME##_valid(const REAL *restrict f, const REAL *restrict nr, long k, long w, \
+                            REAL floor_, REAL large)                                         \
+    {                                                                                        \
+        int valid = 1;                                                                       \
+        for (long i = 1; i < k; i++) {                                                       \
+            const REAL *d = f + (i * k + i) * TILE, *m = nr + i * TILE;                      \
+            for (long l = 0; l < w; l++)                                                     \
+                valid &= (d[l] >= floor_ && d[l] < INFINITY)                                 \
+                         || (d[l] == 0 && (m[l] == 0 || m[l] >= large));                     \
+        }                                                                                    \
+        return valid;                                                                        \
+    }                                                                                        \
+                                                                                             \
+    /* a row of phi equal to an earlier one gets that row's factor row (as                  \
+       _copy_repeated_rows_last): candidates are the rows within sqrt(eps) of the span of the \
+       earlier ones, compared entry by entry with the earlier rows of the same norm */       \
+    static void NAME##_repeated(const REAL *restrict phi, REAL *restrict f,                  \
+                                const REAL *restrict nr, long k, long n, long B, long b0,    \
+                                long w, REAL root)                                           \
+    {                                                                                        \
+        for (long j = 1; j < k; j++)                                                         \
+            for (long l = 0; l < w; l++) {                                                   \
+                REAL m = nr[j * TILE + l];                                                   \
+                if (!(m != 0 && f[(j * k + j) * TILE + l] <= root * m)) continue;            \
+                for (long i = 0; i < j; i++) {                                               \
+                    if (nr[i * TILE + l] != m) continue;                                     \
+                    const REAL *a = phi + j * n * B + b0 + l, *b = phi + i * n * B + b0 + l; \
+                    long t = 0;                                                              \
+                    while (t < n && a[t * B] == b[t * B]) t++;                               \
+                    if (t < n) continue;                                                     \
+                    for (long c = 0; c < k; c++)                                             \
+                        f[(j * k + c) * TILE + l] = f[(i * k + c) * TILE + l];               \
+                    break;                                                                   \
+                }                                                                            \
+            }                                                                                \
+    }                                                                                        \
+                                                                                             \
+    /* y_a += s C[a, c] z_c for c = 0..a in order, for the tile's w samples; sf (k, k, TILE) \
+       gets s C */                                                                           \
+    static void NAME##_update(const REAL *restrict z, REAL *restrict y,                      \
+                              const REAL *restrict f, REAL *restrict sf, long k, long n,     \
+                              long B, long b0, long w, REAL scale)                           \
+    {                                                                                        \
+        for (long e = 0; e < k * k * TILE; e++) sf[e] = scale * f[e];                        \
+        for (long t = 0; t < n; t++)                                                         \
+            for (long a = 0; a < k; a++) {                                                   \
+                REAL *row = y + (a * n + t) * B + b0;                                        \
+                for (long c = 0; c <= a; c++) {                                              \
+                    const REAL *normal = z + (c * n + t) * B + b0;                           \
+                    const REAL *s = sf + (a * k + c) * TILE;                                 \
+                    for (long l = 0; l < w; l++) {                                           \
+                        REAL term = s[l] * normal[l];                                        \
+                        row[l] = row[l] + term;                                              \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+    }                                                                                        \
+                                                                                             \
+    /* the tile's factor in (k, k, B) memory, or back from it */                            \
+    static void NAME##_store(REAL *restrict factor, REAL *restrict f, long k, long B,        \
+                             long b0, long w, int back)                                      \
+    {                                                                                        \
+        for (long e = 0; e < k * k; e++)                                                     \
+            for (long l = 0; l < w; l++) {                                                   \
+                if (back) f[e * TILE + l] = factor[e * B + b0 + l];                          \
+                else factor[e * B + b0 + l] = f[e * TILE + l];                               \
+            }                                                                                \
+    }                                                                                        \
+                                                                                             \
+    /* scratch: k n TILE + 2 k k TILE + 3 k TILE numbers of REAL, acc: k TILE of ACC */     \
+    long NAME(const REAL *phi, const REAL *norms, const REAL *z, REAL *y, REAL *factor,      \
+              REAL *scratch, ACC *acc, int *close, unsigned char *deferred, long k, long n,  \
+              long B, double scale, double tiny, double eps, double floor_, double large,    \
+              int mode)                                                                      \
+    {                                                                                        \
+        REAL *work = scratch;                                                                \
+        REAL *f = work + k * n * TILE;                                                       \
+        REAL *sf = f + k * k * TILE;                                                         \
+        REAL *nr = sf + k * k * TILE;                                                        \
+        REAL *inverse = nr + k * TILE;                                                       \
+        REAL *projection = inverse + k * TILE;                                               \
+        REAL root = (REAL)sqrt(eps);                                                         \
+        long tiles = (B + TILE - 1) / TILE, count = 0;                                       \
+        for (long tile = 0; tile < tiles; tile++) {                                          \
+            long b0 = tile * TILE, w = B - b0 < TILE ? B - b0 : TILE;                        \
+            if (mode == 1) {                                                                 \
+                if (!deferred[tile]) continue;                                               \
+                NAME##_store(factor, f, k, B, b0, w, 1);                                     \
+                NAME##_update(z, y, f, sf, k, n, B, b0, w, (REAL)scale);                     \
+                continue;                                                                    \
+            }                                                                                \
+            for (long j = 0; j < k; j++) {                                                   \
+                for (long l = 0; l < TILE; l++) nr[j * TILE + l] = 0;                        \
+                for (long l = 0; l < w; l++) nr[j * TILE + l] = norms[j * B + b0 + l];       \
+                for (long t = 0; t < n; t++) {                                               \
+                    REAL *to = work + (j * n + t) * TILE;                                    \
+                    const REAL *from = phi + (j * n + t) * B + b0;                           \
+                    if (w == TILE)                                                           \
+                        for (long l = 0; l < TILE; l++) to[l] = from[l];                     \
+                    else {                                                                   \
+                        for (long l = 0; l < TILE; l++) to[l] = 0;                           \
+                        for (long l = 0; l < w; l++) to[l] = from[l];                        \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+            for (long e = 0; e < k * k * TILE; e++) f[e] = 0;                                \
+            NAME##_factor(work, f, nr, acc, inverse, projection, close, k, n, (REAL)tiny,   \
+                          (REAL)eps, root, (REAL)large);                                     \
+            if (!NAME##_valid(f, nr, k, w, (REAL)floor_, (REAL)large)) {                     \
+                deferred[tile] = 1;                                                          \
+                count++;                                                                     \
+                NAME##_store(factor, f, k, B, b0, w, 0);                                     \
+                continue;                                                                    \
+            }                                                                                \
+            deferred[tile] = 0;                                                              \
+            NAME##_repeated(phi, f, nr, k, n, B, b0, w, root);                               \
+            NAME##_store(factor, f, k, B, b0, w, 0);                                         \
+            if (w == TILE)                                                                   \
+                NAME##_update(z, y, f, sf, k, n, B, b0, TILE, (REAL)scale);                  \
+            else                                                                             \
+                NAME##_update(z, y, f, sf, k, n, B, b0, w, (REAL)scale);                     \
+        }                                                                                    \
+        return count;                                                                        \
+    }
+
+DEFINE_KERNEL(factor_update_f64, double, double)
+DEFINE_KERNEL(factor_update_f32, float, double)

@@ -1,0 +1,198 @@
+"""A compiled kernel for one layer of the several-input chain on the CPU (issue 13).
+
+For ``k > 1`` inputs a layer of the exact-in-law chain factors ``Phi Phi^T`` by modified
+Gram-Schmidt and adds ``s C Z``: about ``3 k^2 / 2`` passes over the block with tensor
+operations (``chain._factor_rows_last``). ``_factor_update.c`` does the same arithmetic per
+sample in tiles of 16 samples that stay in the L1 cache, one pass over the block's memory.
+It is compiled on first use with the machine's C compiler (``$CC``, else ``cc``) into a
+cache folder (``$DEEPLIMIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deeplimit`` or
+``~/.cache/deeplimit``), keyed by the source, the compiler's version and the CPU's flags (a
+home folder shared by the nodes of a cluster holds one build per kind of CPU), written
+atomically, and loaded through ``ctypes`` (which lets other threads run while it computes).
+
+Where no compiler works, or with ``DEEPLIMIT_NATIVE=0``, the chain takes the tensor path:
+the same law; the numbers differ from the kernel's by rounding only (the order of the sums
+along the width), so a seed gives the same numbers on every machine where the kernel
+loads, whatever the chunk size, and another rounding where it does not. ``available()``
+says which path runs and ``reason()`` why not.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..devices import note_compiled_kernel
+
+TILE = 64  # samples per tile, as in the C source
+_SOURCE = Path(__file__).with_name("_factor_update.c")
+_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-std=c99")
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def _cache_dir() -> Path:
+    explicit = os.environ.get("DEEPLIMIT_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "native"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "deeplimit" / "native"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler() -> str | None:
+    name = os.environ.get("CC") or "cc"
+    return shutil.which(name)
+
+
+def _build(compiler: str) -> Path:
+    """The shared library for this source, compiler and CPU, compiled if not cached."""
+    source = _SOURCE.read_bytes()
+    version = subprocess.run(
+        [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    key = hashlib.sha256()
+    for part in (source, version.encode(), " ".join(_FLAGS).encode(), _cpu_flags().encode()):
+        key.update(part)
+        key.update(b"\0")
+    key.update(platform.machine().encode())
+    folder = _cache_dir()
+    library = folder / f"factor_update-{key.hexdigest()[:20]}.so"
+    if library.exists():
+        return library
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
+    os.close(handle)
+    try:
+        command = [compiler, *_FLAGS, "-fPIC", "-shared", "-o", temporary, str(_SOURCE), "-lm"]
+        subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        os.replace(temporary, library)  # atomic: another process sees all of it or none
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return library
+
+
+def _load() -> dict[torch.dtype, Any] | None:
+    """The kernels by dtype, or None (``_state["reason"]`` says why)."""
+    if os.environ.get("DEEPLIMIT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        _state["reason"] = "disabled by DEEPLIMIT_NATIVE=0"
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        _state["reason"] = f"no C compiler ({os.environ.get('CC') or 'cc'} not found)"
+        return None
+    try:
+        path = _build(compiler)
+        library = ctypes.CDLL(str(path))
+    except subprocess.CalledProcessError as error:
+        lines = (error.stderr or "").strip().splitlines()
+        _state["reason"] = "the compiler failed: " + (lines[-1] if lines else str(error))
+        return None
+    except (OSError, subprocess.SubprocessError) as error:
+        _state["reason"] = f"could not build or load the kernel: {error}"
+        return None
+    pointer, long, double = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
+    kernels = {}
+    for dtype, name in ((torch.float64, "factor_update_f64"), (torch.float32, "factor_update_f32")):
+        function = getattr(library, name)
+        function.restype = long
+        function.argtypes = [pointer] * 9 + [long] * 3 + [double] * 5 + [ctypes.c_int]
+        kernels[dtype] = function
+    _state["reason"] = None
+    _state["library"] = path.name
+    return kernels
+
+
+def kernels() -> dict[torch.dtype, Any] | None:
+    """The loaded kernels (loading them on the first call), or None."""
+    if "kernels" not in _state:
+        with _lock:
+            if "kernels" not in _state:
+                loaded = _load()
+                state = _state.get("library") if loaded else f"tensor path: {_state['reason']}"
+                note_compiled_kernel("factor_update", str(state))
+                _state["kernels"] = loaded
+    return _state["kernels"]
+
+
+def available() -> bool:
+    """Whether the compiled kernel runs the several-input layers on the CPU."""
+    return kernels() is not None
+
+
+def reason() -> str | None:
+    """Why the kernel is not available (None where it is)."""
+    kernels()
+    return _state.get("reason")
+
+
+class FactorUpdate:
+    """The kernel bound to one block's buffers (``phi``, ``norms``, ``factor`` samples-last
+    memory of ``chain._Workspace``): ``run(y, z, scale)`` factors and updates, returning the
+    number of tiles it left for the tensor path (their samples' factor needs care, see the C
+    source), ``finish(y, z, scale)`` then updates those tiles with the factor as mended."""
+
+    def __init__(self, function: Any, phi: Tensor, norms: Tensor, factor: Tensor) -> None:
+        k, n, size = phi.shape
+        self.function = function
+        self.shape = (k, n, size)
+        self.phi, self.norms, self.factor = phi, norms, factor
+        dtype = phi.dtype
+        self.scratch = torch.empty((k * n * TILE + 2 * k * k * TILE + 3 * k * TILE,), dtype=dtype)
+        self.accumulators = torch.empty((k * TILE,), dtype=torch.float64)
+        self.close = np.zeros(k, dtype=np.intc)
+        self.deferred = np.zeros(-(-size // TILE), dtype=np.uint8)
+        info = torch.finfo(dtype)
+        self.tiny, self.eps = float(info.tiny), float(info.eps)
+        self.floor = float(np.sqrt(self.tiny) / self.eps)
+        self.large = self.floor * float(np.sqrt(n))
+        self.pointers = [
+            phi.data_ptr(),
+            norms.data_ptr(),
+            None,
+            None,
+            factor.data_ptr(),
+            self.scratch.data_ptr(),
+            self.accumulators.data_ptr(),
+            self.close.ctypes.data,
+            self.deferred.ctypes.data,
+        ]
+
+    def _call(self, y: Tensor, z: Tensor, scale: float, mode: int) -> int:
+        pointers = self.pointers
+        pointers[2], pointers[3] = z.data_ptr(), y.data_ptr()
+        k, n, size = self.shape
+        return int(
+            self.function(
+                *pointers, k, n, size, scale, self.tiny, self.eps, self.floor, self.large, mode
+            )
+        )
+
+    def run(self, y: Tensor, z: Tensor, scale: float) -> int:
+        return self._call(y, z, scale, 0)
+
+    def finish(self, y: Tensor, z: Tensor, scale: float) -> None:
+        self._call(y, z, scale, 1)

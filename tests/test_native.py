@@ -1,0 +1,250 @@
+"""The compiled layer of several inputs (``initialization/native.py``, ``_factor_update.c``)
+against the tensor path it replaces (``chain._factor_rows_last`` and the increment), one
+layer at a time on degenerate inputs, and the fallback where no compiler works."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+import deeplimit as dl
+from deeplimit.initialization import chain, native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason=f"no kernel: {native.reason()}")
+
+DTYPES = [torch.float64, torch.float32]
+
+
+def _layer(phi, y0, z, scale, compiled):
+    """One increment of the CPU chain on ``(k, n, B)`` memory: the factor and the new state."""
+    k, n, size = phi.shape
+    space = chain._Workspace(k, n, size, phi.dtype, torch.device("cpu"))
+    y = torch.empty((k, n, size), dtype=phi.dtype).permute(2, 0, 1)
+    noise = torch.empty((k, n, size), dtype=phi.dtype).permute(2, 0, 1)
+    y.permute(1, 2, 0).copy_(y0)
+    noise.permute(1, 2, 0).copy_(z)
+    space.phi.permute(1, 2, 0).copy_(phi)
+    norm, low, _ = chain._norm_and_range(space.phi, space.square, space.phi_norm, space)
+    memory = space.rows_last(y, space.phi, noise)
+    if compiled:
+        assert space.native(memory.phi, norm) is not None
+    chain._increment_rows_last(space, memory, norm, low, scale, compiled)
+    return space.factor()[0].clone(), y.permute(1, 2, 0).clone(), space
+
+
+def _inputs(kind, dtype, k=4, n=16, size=150, seed=0):
+    """phi (k, n, size), y0 and z; ``size`` not a multiple of the kernel's tile."""
+    generator = torch.Generator().manual_seed(seed)
+    phi = torch.randn((k, n, size), generator=generator, dtype=dtype).clamp_(min=0)
+    small, big = (1e-160, 1e150) if dtype == torch.float64 else (1e-20, 1e18)
+    if kind == "zero rows":  # collapsed inputs in a third of the samples
+        phi[1, :, ::3] = 0
+    elif kind == "tiny":  # squares underflow: every tile is left to the tensor path
+        phi *= small
+    elif kind == "huge":
+        phi *= big
+    elif kind == "some subnormal":  # a fifth of the samples have a row of subnormal numbers
+        phi[2, :, ::5] *= torch.finfo(dtype).tiny * 2.0**-3
+    elif kind == "repeated":
+        phi[2] = phi[0]
+    elif kind == "collinear":
+        phi[1] = 2 * phi[0]
+    elif kind == "more inputs than the width":
+        pass
+    y0 = torch.randn(phi.shape, generator=generator, dtype=dtype)
+    z = torch.randn(phi.shape, generator=generator, dtype=dtype)
+    return phi, y0, z
+
+
+def _tolerance(dtype, n):
+    """Sums of ``n`` products in two orders differ by at most about ``n`` units of rounding
+    (relative to the sum of the absolute terms, here the product of the rows' norms)."""
+    return 4 * n * torch.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", ["plain", "zero rows", "tiny", "huge", "some subnormal"])
+def test_kernel_equals_the_tensor_path_to_rounding(dtype, kind):
+    """Where no input is close to the span of the others, the factor and the new state of the
+    kernel are the tensor path's up to the order of the sums along the width: each entry of
+    ``C`` within ``4 n eps`` of the row's norm, each ``y`` within that of its increment."""
+    phi, y0, z = _inputs(kind, dtype)
+    scale = 0.1
+    factor, y, _ = _layer(phi, y0, z, scale, True)
+    reference, y_reference, _ = _layer(phi, y0, z, scale, False)
+    assert torch.isfinite(factor).all() and torch.isfinite(y).all()
+    norms = chain.stable_norm(phi.permute(2, 0, 1)).t()  # (k, B)
+    tolerance = _tolerance(dtype, phi.shape[1])
+    assert ((factor - reference).abs() <= tolerance * norms.unsqueeze(1)).all()
+    # |increment of y_a| <= scale sum_b |C[a, b]| |z_b| <= scale ||phi_a|| sum_b |z_b|
+    bound = scale * norms.unsqueeze(1) * z.abs().sum(0, keepdim=True)
+    eps = torch.finfo(dtype).eps
+    assert ((y - y_reference).abs() <= tolerance * bound + 4 * eps * (y.abs() + bound)).all()
+    upper = factor.permute(2, 0, 1).triu(1)  # C[a, b] for b > a: zero
+    assert not upper.any()
+
+
+def _spanned_rows_project_nothing(factor, phi):
+    """Whether every row whose residual is at most ``eps ||phi_j||`` (spanned by the earlier
+    rows to rounding) was set to zero, so that no later row has a part along it: ``C[a, j] =
+    0`` for ``a > j``; returns how many such (row, sample) pairs there are."""
+    eps = torch.finfo(phi.dtype).eps
+    norms = chain.stable_norm(phi.permute(2, 0, 1)).t()  # (k, B)
+    k = phi.shape[0]
+    count = 0
+    for j in range(1, k - 1):
+        spanned = factor[j, j] <= eps * norms[j]
+        count += int(spanned.sum())
+        assert not factor[j + 1 :, j][:, spanned].any()
+    return count
+
+
+def _gram_error(factor, phi):
+    """max |C C^T - Phi Phi^T| / (||phi_a|| ||phi_b||) over samples and pairs."""
+    c = factor.permute(2, 0, 1).double()
+    p = phi.permute(2, 0, 1).double()
+    gram = p @ p.transpose(1, 2)
+    norms = gram.diagonal(dim1=1, dim2=2).sqrt()
+    scale = norms.unsqueeze(-1) * norms.unsqueeze(-2)
+    return float(((c @ c.transpose(1, 2) - gram).abs() / scale.clamp(min=1e-300)).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", ["repeated", "collinear"])
+def test_kernel_factors_the_gram_of_spanned_inputs_and_copies_repeated_rows(dtype, kind):
+    """A repeated or collinear input: its residual is rounding, which side of the threshold
+    ``eps ||phi_j||`` it falls on depends on the order of the sums, so the kernel and the
+    tensor path may split the later rows' noise differently; both factor ``Phi Phi^T`` to
+    rounding, and a repeated input gets the factor row of the input it repeats, bit for bit
+    (so that equal inputs stay equal)."""
+    phi, y0, z = _inputs(kind, dtype)
+    factor, y, _ = _layer(phi, y0, z, 0.1, True)
+    reference, _, _ = _layer(phi, y0, z, 0.1, False)
+    tolerance = _tolerance(dtype, phi.shape[1])
+    assert _gram_error(factor, phi) <= tolerance
+    assert _gram_error(reference, phi) <= tolerance
+    if kind == "collinear":  # (a repeated row's diagonal is its copy's: zero)
+        assert _spanned_rows_project_nothing(factor, phi) > 0
+        _spanned_rows_project_nothing(reference, phi)
+    if kind == "repeated":
+        assert torch.equal(factor[2], factor[0])
+        y0[2] = y0[0]
+        _, y, _ = _layer(phi, y0, z, 0.1, True)
+        assert torch.equal(y[2], y[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_more_inputs_than_the_width(dtype):
+    """Eight inputs at width 3: rows 3..7 lie in the span of the earlier ones; the factor is
+    still one of ``Phi Phi^T`` to rounding, finite, and a row spanned to rounding is not
+    projected on (the kernel and the tensor path alike)."""
+    phi, y0, z = _inputs("more inputs than the width", dtype, k=8, n=3)
+    factor, y, _ = _layer(phi, y0, z, 0.1, True)
+    reference, _, _ = _layer(phi, y0, z, 0.1, False)
+    assert torch.isfinite(factor).all() and torch.isfinite(y).all()
+    assert _gram_error(factor, phi) <= _tolerance(dtype, 3) * 8
+    assert _spanned_rows_project_nothing(factor, phi) > 0
+    _spanned_rows_project_nothing(reference, phi)
+
+
+def test_tiles_left_to_the_tensor_path_are_counted_and_updated():
+    """The kernel leaves the tiles with a sample whose squares underflow to the tensor path
+    (``factor_rows`` again for those samples), then updates them: every sample moves."""
+    phi, y0, z = _inputs("some subnormal", torch.float64)
+    k, n, size = phi.shape
+    space = chain._Workspace(k, n, size, phi.dtype, torch.device("cpu"))
+    space.phi.permute(1, 2, 0).copy_(phi)
+    norm = chain._norm_and_range(space.phi, space.square, space.phi_norm, space)[0]
+    kernel = space.native(chain._memory(space.phi), norm)
+    y, noise = y0.clone(), z.clone()
+    left = kernel.run(y, noise, 0.1)
+    assert left == len({b // native.TILE for b in range(0, size, 5)})
+    assert (y == y0).all(0).all(0).sum() >= 5  # the samples of those tiles have not moved yet
+    chain._mend_factor(chain._memory(space.phi), norm, space)
+    kernel.finish(y, noise, 0.1)
+    assert not (y == y0).all(0).all(0).any()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sampler_with_and_without_the_kernel(monkeypatch, dtype):
+    """Four inputs, depth 12: the kernel's chain is the tensor path's to rounding (a few units
+    of ``n eps`` per layer), and identical in every bit whatever the chunk size."""
+    y0 = torch.stack([torch.linspace(-1, 1, 16) + shift for shift in (0.5, 0.2, 0.9, 0.0)])
+    kwargs = dict(samples=300, y0=y0, seed=4, dtype=dtype)
+    fast = dl.sample_resnet(16, 12, "relu", **kwargs)
+    assert torch.equal(dl.sample_resnet(16, 12, "relu", chunk_size=7, **kwargs), fast)
+    monkeypatch.setitem(native._state, "kernels", None)
+    slow = dl.sample_resnet(16, 12, "relu", **kwargs)
+    tolerance = 12 * _tolerance(getattr(torch, dtype), 16)
+    assert float(((fast - slow).abs() / slow.abs().amax(-1, keepdim=True)).max()) <= tolerance
+
+
+def test_without_a_compiler_the_tensor_path_runs(monkeypatch, tmp_path):
+    """With no compiler (``CC`` names none) the kernel is unavailable, says why, and the
+    sampler runs the tensor path; ``DEEPLIMIT_NATIVE=0`` turns the kernel off the same way."""
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(tmp_path / "cache"))
+    assert not native.available()
+    assert "no C compiler" in native.reason()
+    y0 = torch.stack([torch.linspace(-1, 1, 8) + shift for shift in (0.5, 0.2)])
+    y = dl.sample_resnet(8, 4, "relu", samples=50, y0=y0, seed=1)
+    assert torch.isfinite(y).all() and y.shape == (50, 2, 8)
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("DEEPLIMIT_NATIVE", "0")
+    assert not native.available() and "DEEPLIMIT_NATIVE=0" in native.reason()
+
+
+def test_the_build_is_cached_by_source_compiler_and_cpu(monkeypatch, tmp_path):
+    """The first load compiles one library into the cache folder; the next loads it as it
+    is; another source (here: one more line) is another library."""
+    monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available()
+    built = sorted((tmp_path / "native").glob("*.so"))
+    assert len(built) == 1
+    stamp = os.stat(built[0]).st_mtime_ns
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available()
+    assert sorted((tmp_path / "native").glob("*.so")) == built
+    assert os.stat(built[0]).st_mtime_ns == stamp
+    source = tmp_path / "copy.c"
+    source.write_text(native._SOURCE.read_text() + "\n/* another build */\n")
+    monkeypatch.setattr(native, "_SOURCE", source)
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available()
+    assert len(list((tmp_path / "native").glob("*.so"))) == 2
+    assert not list((tmp_path / "native").glob("tmp*"))  # no half-written file left
+
+
+def test_nan_stays_in_its_sample():
+    """A NaN in one sample's phi makes that sample's factor and state NaN (the chain then
+    reports it), and no other sample's."""
+    phi, y0, z = _inputs("plain", torch.float64)
+    phi[1, 3, 70] = math.nan
+    factor, y, _ = _layer(phi, y0, z, 0.1, True)
+    for values in (factor, y):
+        bad = torch.isnan(values).any(0).any(0)
+        assert bad[70] and int(bad.sum()) == 1
+
+
+def test_provenance_names_the_path_that_ran(monkeypatch, tmp_path):
+    """A result's provenance says whether the compiled kernel ran (its library) or the tensor
+    path (and why): the two round differently."""
+    from deeplimit.provenance import provenance
+
+    y0 = torch.stack([torch.linspace(-1, 1, 8) + shift for shift in (0.5, 0.2)])
+    dl.sample_resnet(8, 3, "relu", samples=20, y0=y0, seed=1)
+    assert provenance({})["compiled_kernels"]["factor_update"].startswith("factor_update-")
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("DEEPLIMIT_NATIVE", "0")
+    dl.sample_resnet(8, 3, "relu", samples=20, y0=y0, seed=1)
+    state = provenance({})["compiled_kernels"]["factor_update"]
+    assert state == "tensor path: disabled by DEEPLIMIT_NATIVE=0"
+    monkeypatch.delenv("DEEPLIMIT_NATIVE")
+    monkeypatch.setattr(native, "_state", {})
+    native.kernels()  # (leave the process as it was: the kernel loaded)
