@@ -1325,16 +1325,18 @@ def _simulate_blocks(
     return out
 
 
-# From this many inputs and this width, float32 blocks run on half the cores, each drawing its
-# normals on another (``_simulate_blocks``): there the update of several inputs costs about as
-# much as drawing (measured on 2 cores, four inputs, n = 16-256: 0.92-1.02x the time of two
-# block threads; below width 16 the factor's per-sample work makes the update 2-3x the drawing,
-# and two blocks do better). In float64, NumPy's normals cost more than the update, and two
-# blocks, each drawing its own, are faster: 1.03-1.41x. (An earlier measurement, which found
-# pairs 1.5-2.9x faster in both dtypes, was taken while every worker thread forked an OpenMP
-# team per operation: ``devices.one_torch_thread``.)
+# Blocks of the dtypes in ``_PAIRED_DTYPES``, from this many inputs and this width, run on half
+# the cores, each drawing its normals on another (``_simulate_blocks``): worth it where the
+# update of several inputs costs about as much as drawing. With the compiled layer
+# (``native.py``) it costs much less, and two block threads, each drawing its own normals, are
+# faster in both dtypes (float32, four inputs, n = 16-256, 2 cores: 1.2-1.3x the rate of
+# pairs; float64: 1.03-1.41x already with the tensor path); with the tensor path, float32 pairs
+# and two blocks are within 3 % of each other (n = 4-256). So no dtype is paired by default;
+# the pairs remain for tests and for experiments on other machines. (An earlier measurement,
+# which found pairs 1.5-2.9x faster, was taken while every worker thread forked an OpenMP team
+# per operation: ``devices.one_torch_thread``.)
 _PAIRED = (2, 16)
-_PAIRED_DTYPES = (torch.float32,)
+_PAIRED_DTYPES: tuple[torch.dtype, ...] = ()
 
 
 class _Normals:
