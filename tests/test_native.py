@@ -248,3 +248,49 @@ def test_provenance_names_the_path_that_ran(monkeypatch, tmp_path):
     monkeypatch.delenv("DEEPLIMIT_NATIVE")
     monkeypatch.setattr(native, "_state", {})
     native.kernels()  # (leave the process as it was: the kernel loaded)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("relu", [False, True], ids=["identity", "relu"])
+def test_row_norms_are_the_plain_norms_to_rounding(dtype, relu):
+    """``native.row_norms`` against the tensor square-and-sum on samples-last memory of a size
+    that is not a whole number of tiles: within ``n eps`` of the norm (sums in another order,
+    here in double); NaN stays NaN in its row only, and a row of zeros (or of negative entries
+    under the ReLU) has norm exactly 0."""
+    generator = torch.Generator().manual_seed(5)
+    memory = torch.randn((3, 40, 300), generator=generator, dtype=dtype)
+    memory[1, :, 7] = -torch.rand(40, generator=generator, dtype=dtype)  # relu: a zero row
+    memory[2, :, 9] = 0
+    memory[0, 5, 11] = math.nan
+    rows = torch.empty((3, 300), dtype=dtype)
+    assert native.row_norms(memory, rows, relu=relu)
+    values = memory.clamp(min=0) if relu else memory
+    reference = values.square().sum(1).sqrt()
+    ok = torch.isfinite(reference)
+    assert torch.equal(torch.isnan(rows), ~ok) and int((~ok).sum()) == 1
+    assert ((rows - reference).abs()[ok] <= 40 * torch.finfo(dtype).eps * reference[ok]).all()
+    assert rows[2, 9] == 0 and (rows[1, 7] == 0) == relu
+    # not laid out as the kernel reads: nothing written, False
+    assert not native.row_norms(memory.transpose(0, 1), rows)
+    assert not native.row_norms(memory, torch.empty((300, 3), dtype=dtype).t())
+
+
+@pytest.mark.parametrize("width", [1, 16])
+def test_one_input_with_and_without_the_kernel(monkeypatch, width):
+    """One ReLU input (stretches checked at their ends, and step by step where observed): the
+    chain with the compiled norms is the tensor path's to rounding, and the observed norms
+    are those of the sampled states."""
+    y0 = torch.linspace(-1, 1, width) + 0.5 if width > 1 else torch.tensor([0.7])
+    kwargs = dict(samples=400, y0=y0, seed=2)
+    fast = dl.sample_resnet(width, 20, "relu", record="all", **kwargs)
+    observed = dl.observe_resnet(width, 20, "relu", observables=["norm"], layers="all", **kwargs)
+    values = observed.values
+    torch.testing.assert_close(values["y_norm"], fast.norm(dim=-1), rtol=1e-12, atol=0)
+    torch.testing.assert_close(values["phi_norm"], fast.relu().norm(dim=-1), rtol=1e-12, atol=0)
+    monkeypatch.setitem(native._state, "kernels", None)
+    slow = dl.sample_resnet(width, 20, "relu", record="all", **kwargs)
+    tolerance = 20 * _tolerance(torch.float64, width)
+    assert (
+        float(((fast - slow).abs() / slow.abs().amax(-1, keepdim=True).clamp(min=1e-300)).max())
+        <= tolerance
+    )

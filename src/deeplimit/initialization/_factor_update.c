@@ -227,3 +227,38 @@
 
 DEFINE_KERNEL(factor_update_f64, double, double)
 DEFINE_KERNEL(factor_update_f32, float, double)
+
+/* The norms of the rows of x (m, n, B), samples-last: out[j, b] = sqrt(sum_t f(x[j, t, b])^2)
+   with f = relu (NaN kept) where `relu`, else the identity; the squares summed in double in
+   the order of the coordinates (chain._plain_norm). Tiles of NORM_TILE samples keep their
+   sums in the L1 cache; one pass over x. */
+#define NORM_TILE 256
+
+#define DEFINE_NORMS(NAME, REAL)                                                              \
+    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu)                   \
+    {                                                                                        \
+        double acc[NORM_TILE];                                                               \
+        for (long b0 = 0; b0 < B; b0 += NORM_TILE) {                                         \
+            long w = B - b0 < NORM_TILE ? B - b0 : NORM_TILE;                                \
+            for (long j = 0; j < m; j++) {                                                   \
+                for (long l = 0; l < w; l++) acc[l] = 0;                                     \
+                for (long t = 0; t < n; t++) {                                               \
+                    const REAL *row = x + (j * n + t) * B + b0;                              \
+                    if (relu)                                                                \
+                        for (long l = 0; l < w; l++) {                                       \
+                            double v = row[l] < 0 ? 0.0 : (double)row[l];                    \
+                            acc[l] = acc[l] + v * v;                                         \
+                        }                                                                    \
+                    else                                                                     \
+                        for (long l = 0; l < w; l++) {                                       \
+                            double v = (double)row[l];                                       \
+                            acc[l] = acc[l] + v * v;                                         \
+                        }                                                                    \
+                }                                                                            \
+                for (long l = 0; l < w; l++) out[j * B + b0 + l] = (REAL)sqrt(acc[l]);       \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+DEFINE_NORMS(row_norms_f64, double)
+DEFINE_NORMS(row_norms_f32, float)

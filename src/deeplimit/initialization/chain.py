@@ -169,13 +169,22 @@ def _norm_and_range(
     if x.shape[-1] == 1:  # sqrt(x^2) = |x| in floating point wherever x^2 is in range
         norm = x.squeeze(-1).abs() if out is None else torch.abs(x.squeeze(-1), out=out)
         return (norm, *_range(norm, space if norm is out else None))
-    norm = _plain_norm(x, work, out)
-    info, floor = _floor(x.dtype)
+    return _checked_norm(_plain_norm(x, work, out), lambda: x, out, space)
+
+
+def _checked_norm(
+    norm: Tensor, values: Callable[[], Tensor], out: Tensor | None, space: _Workspace | None
+) -> tuple[Tensor, float, float]:
+    """The end of ``_norm_and_range`` for the plain norm ``norm`` of the rows of
+    ``values()`` (called only where a norm may be wrong: rows of zeros to confirm, squares
+    out of range)."""
+    info, floor = _floor(norm.dtype)
     low, high = _range(norm, space if norm is out else None)
     if low >= floor and high < math.inf:
         return norm, low, high
-    if low == 0 and high < math.inf and _zeros_are_exact(x, norm, floor):
+    if low == 0 and high < math.inf and _zeros_are_exact(x := values(), norm, floor):
         return norm, low, high
+    x = values()
     # a power of two that makes the squares of a row's entries normal numbers: up for rows
     # whose squares may underflow (the smallest subnormal, scaled up, squares to a normal),
     # down for rows whose squares overflowed; 2^0 = 1 for every other row
@@ -185,7 +194,8 @@ def _norm_and_range(
     if not high < math.inf:
         exponent -= torch.isinf(norm).to(x.dtype) * (int(info.maxexp) // 2 + 16)
     scale = torch.exp2(exponent)
-    norm = _plain_norm(x * scale.unsqueeze(-1)) / scale
+    rescaled = _plain_norm(x * scale.unsqueeze(-1)) / scale
+    norm = torch.where(exponent == 0, norm, rescaled)  # the valid rows keep their bits
     return (norm, *_range(norm))
 
 
@@ -208,9 +218,17 @@ def _zeros_are_exact(x: Tensor, norm: Tensor, floor: float) -> bool:
 
 def _plain_norm(x: Tensor, work: Tensor | None = None, out: Tensor | None = None) -> Tensor:
     """``sqrt(sum(x^2))`` over the last axis, with no care for under/overflow (``stable_norm``
-    adds it). A square and a sum rather than ``torch.linalg.vector_norm``, which is an order of
-    magnitude slower where the last axis is not contiguous in memory (the CPU chain's
-    samples-last layout); in the buffers ``work`` and ``out`` where given (no allocation)."""
+    adds it). On the CPU chain's samples-last layout (``x`` of memory ``(k, n, block)``), the
+    compiled row norms where they load (``native.row_norms``: one pass, the squares summed in
+    double), into ``out`` if given; otherwise a square and a sum rather than
+    ``torch.linalg.vector_norm``, which is an order of magnitude slower where the last axis
+    is not contiguous in memory; in the buffers ``work`` and ``out`` where given (no
+    allocation)."""
+    if x.dim() == 3 and x.device.type == "cpu" and (memory := _memory(x)) is not None:
+        k, _, size = memory.shape
+        norm = out if out is not None else torch.empty((k, size), dtype=x.dtype).t()
+        if native.row_norms(memory, norm.t()):
+            return norm
     if work is None or out is None:
         return x.square().sum(-1).sqrt_()
     return torch.sum(torch.mul(x, x, out=work), -1, out=out).sqrt_()
@@ -664,6 +682,15 @@ class LayerView:
                 # |relu(y)| = relu(y); canonical strides, or every kernel that reads it (and
                 # the results it allocates like it) takes the slow path of permuted tensors
                 self._phi_norm = canonical(self.phi.squeeze(-1))
+            elif (
+                isinstance(self.activation, ReLU)
+                and (memory := _memory(self.y)) is not None
+                and native.row_norms(memory, space.norm_rows, relu=True)
+            ):  # ||relu(y)|| in one pass over y; phi itself only where asked for
+                self._phi_norm, *range_ = _checked_norm(
+                    space.phi_norm, lambda: self.phi, space.phi_norm, space
+                )
+                self.phi_range = tuple(range_)
             else:
                 self._phi_norm, *range_ = _norm_and_range(
                     self.phi, space.square, space.phi_norm, space
@@ -1460,9 +1487,10 @@ _STRETCHES = True
 class _OneReLU:
     """The exact-in-law chain of one ReLU input on the CPU, with no observers, in stretches of
     steps checked once (``run``): a step is then the update ``y += s n^-1/2 ||phi|| z`` and the
-    four operations of the next ``||phi||`` (``phi = relu(y)``, ``||phi||^2`` as a product and
-    a sum along the width, its square root), on the samples-last memory ``(n, block)`` of the
-    state (a reduction along contiguous rows) with the normals of ``_Normals.planes_from``.
+    next ``||phi||`` (``phi = relu(y)``, ``||phi||^2`` summed along the width, its square
+    root: one compiled pass, ``native.row_norms``, or four operations), on the samples-last
+    memory ``(n, block)`` of the state (a reduction along contiguous rows) with the normals of
+    ``_Normals.planes_from``.
 
     Those are the operations and the numbers of the chain's per-step path (``_increment`` and
     ``_Numerics.view``) wherever the per-step checks would find nothing to do, which the end
@@ -1546,14 +1574,15 @@ class _OneReLU:
         """``||relu(y)||`` of the state into ``out``."""
         if self.width == 1:  # ||relu(y)|| = relu(y)
             torch.clamp(self.row, min=0, out=out)
-        else:
+        elif not native.row_norms(self.y.unsqueeze(0), out.unsqueeze(0), relu=True):
+            # (the per-step path's numbers: ``LayerView.phi_norm``)
             torch.clamp(self.y, min=0, out=self.phi)
             torch.sum(torch.mul(self.phi, self.phi, out=self.square), 0, out=out).sqrt_()
 
     def run(self, step: int, last: int, draws: _Normals) -> bool:
         """Steps ``step + 1 .. last`` (at most ``length``) in place; False, the state as it was
         at ``step``, where a check fails (see the class docstring)."""
-        y, row, phi, square, factor = self.y, self.row, self.phi, self.square, self.factor
+        y, row, factor = self.y, self.row, self.factor
         self.saved.copy_(y)
         if not self.carried:  # the state was rescaled or run step by step since
             self._norm(self.rows[0])
@@ -1568,8 +1597,8 @@ class _OneReLU:
                     torch.clamp(row, min=0, out=following)
             else:
                 for noise, norm, following in zip(noises, norms, norms[1:]):
-                    torch.clamp(y.addcmul_(norm, noise, value=factor), min=0, out=phi)
-                    torch.sum(torch.mul(phi, phi, out=square), 0, out=following).sqrt_()
+                    y.addcmul_(norm, noise, value=factor)
+                    self._norm(following)
             done += len(noises)
         self.in_bounds = False
         if self._checked(count):

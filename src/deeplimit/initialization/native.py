@@ -115,12 +115,16 @@ def _load() -> dict[torch.dtype, Any] | None:
         _state["reason"] = f"could not build or load the kernel: {error}"
         return None
     pointer, long, double = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
-    kernels = {}
-    for dtype, name in ((torch.float64, "factor_update_f64"), (torch.float32, "factor_update_f32")):
-        function = getattr(library, name)
+    kernels: dict[Any, Any] = {}
+    for dtype, suffix in ((torch.float64, "f64"), (torch.float32, "f32")):
+        function = getattr(library, f"factor_update_{suffix}")
         function.restype = long
         function.argtypes = [pointer] * 9 + [long] * 3 + [double] * 5 + [ctypes.c_int]
         kernels[dtype] = function
+        norms = getattr(library, f"row_norms_{suffix}")
+        norms.restype = None
+        norms.argtypes = [pointer] * 2 + [long] * 3 + [ctypes.c_int]
+        kernels[("norms", dtype)] = norms
     _state["reason"] = None
     _state["library"] = path.name
     return kernels
@@ -147,6 +151,26 @@ def reason() -> str | None:
     """Why the kernel is not available (None where it is)."""
     kernels()
     return _state.get("reason")
+
+
+def row_norms(memory: Tensor, rows: Tensor, relu: bool = False) -> bool:
+    """``rows[j, b] = ||f(memory[j, :, b])||`` for samples-last ``memory`` ``(m, n, B)`` into
+    ``rows`` ``(m, B)`` (both contiguous, on the CPU, of one dtype), ``f`` the ReLU where
+    ``relu`` (NaN kept), in one pass, the squares summed in double along the width; False
+    (nothing written) where the kernel is not available or the tensors are not laid out so."""
+    loaded = kernels()
+    function = None if loaded is None else loaded.get(("norms", memory.dtype))
+    if (
+        function is None
+        or memory.device.type != "cpu"
+        or rows.dtype != memory.dtype
+        or not (memory.is_contiguous() and rows.is_contiguous())
+        or rows.shape != (memory.shape[0], memory.shape[2])
+    ):
+        return False
+    m, n, size = memory.shape
+    function(memory.data_ptr(), rows.data_ptr(), m, n, size, int(relu))
+    return True
 
 
 class FactorUpdate:
