@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -294,3 +295,28 @@ def test_one_input_with_and_without_the_kernel(monkeypatch, width):
         float(((fast - slow).abs() / slow.abs().amax(-1, keepdim=True).clamp(min=1e-300)).max())
         <= tolerance
     )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_extremes_and_positive_counts_read_in_the_same_pass(dtype):
+    """The smallest and largest entry that ``row_norms`` reads on the way (NaN where an entry
+    is NaN, as NumPy's min and max), and ``count_positive`` (NaN and -0 are not positive)
+    against NumPy and a comparison; an empty block gives the range (1, 1) as ``_range``."""
+    generator = torch.Generator().manual_seed(6)
+    memory = torch.randn((2, 9, 517), generator=generator, dtype=dtype)
+    memory[1, 4, 300] = 7.5  # the largest
+    memory[0, 8, 516] = -6.25  # the smallest, in the last (partial) tile
+    memory[1, 2, 5] = -0.0
+    rows, extremes = torch.empty((2, 517), dtype=dtype), np.zeros(2)
+    assert native.row_norms(memory, rows, True, extremes)
+    assert tuple(extremes) == (-6.25, 7.5)
+    counts = torch.empty((2, 517), dtype=torch.int32)
+    assert native.count_positive(memory, counts)
+    assert torch.equal(counts, (memory > 0).sum(1, dtype=torch.int32))
+    memory[0, 3, 200] = math.nan
+    assert native.row_norms(memory, rows, False, extremes) and np.isnan(extremes).all()
+    assert native.count_positive(memory, counts)
+    assert torch.equal(counts, (memory > 0).sum(1, dtype=torch.int32))
+    empty = torch.empty((2, 9, 0), dtype=dtype)
+    assert native.row_norms(empty, torch.empty((2, 0), dtype=dtype), True, extremes)
+    assert tuple(extremes) == (1.0, 1.0)

@@ -230,23 +230,38 @@ DEFINE_KERNEL(factor_update_f32, float, double)
 
 /* The norms of the rows of x (m, n, B), samples-last: out[j, b] = sqrt(sum_t f(x[j, t, b])^2)
    with f = relu (NaN kept) where `relu`, else the identity; the squares summed in double in
-   the order of the coordinates (chain._plain_norm). Tiles of NORM_TILE samples keep their
-   sums in the L1 cache; one pass over x. */
+   the order of the coordinates (chain._plain_norm). Where `extremes` is given, it gets the
+   smallest and the largest entry of x (NaN where an entry is NaN, as NumPy's min and max),
+   read in the same pass. Tiles of NORM_TILE samples keep their sums in the L1 cache. */
 #define NORM_TILE 256
 
 #define DEFINE_NORMS(NAME, REAL)                                                              \
-    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu)                   \
+    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes) \
     {                                                                                        \
         double acc[NORM_TILE];                                                               \
+        REAL low[NORM_TILE], high[NORM_TILE];                                                \
+        int nan = 0, any = 0;                                                                \
+        double lowest = INFINITY, highest = -INFINITY;                                       \
         for (long b0 = 0; b0 < B; b0 += NORM_TILE) {                                         \
             long w = B - b0 < NORM_TILE ? B - b0 : NORM_TILE;                                \
+            for (long l = 0; l < w; l++) {                                                   \
+                low[l] = (REAL)INFINITY;                                                     \
+                high[l] = -(REAL)INFINITY;                                                   \
+            }                                                                                \
             for (long j = 0; j < m; j++) {                                                   \
                 for (long l = 0; l < w; l++) acc[l] = 0;                                     \
                 for (long t = 0; t < n; t++) {                                               \
                     const REAL *row = x + (j * n + t) * B + b0;                              \
+                    if (extremes)                                                            \
+                        for (long l = 0; l < w; l++) {                                       \
+                            REAL r = row[l];                                                 \
+                            low[l] = r < low[l] ? r : low[l];                                \
+                            high[l] = r > high[l] ? r : high[l];                             \
+                        }                                                                    \
                     if (relu)                                                                \
                         for (long l = 0; l < w; l++) {                                       \
-                            double v = row[l] < 0 ? 0.0 : (double)row[l];                    \
+                            double v = (double)row[l];                                       \
+                            v = v < 0 ? 0.0 : v;                                             \
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                     else                                                                     \
@@ -255,7 +270,37 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                 }                                                                            \
-                for (long l = 0; l < w; l++) out[j * B + b0 + l] = (REAL)sqrt(acc[l]);       \
+                REAL *norm = out + j * B + b0;                                               \
+                for (long l = 0; l < w; l++) {                                               \
+                    norm[l] = (REAL)sqrt(acc[l]);                                            \
+                    nan |= norm[l] != norm[l]; /* a NaN entry makes its row's norm NaN */    \
+                }                                                                            \
+            }                                                                                \
+            for (long l = 0; l < w; l++) {                                                   \
+                lowest = low[l] < lowest ? low[l] : lowest;                                  \
+                highest = high[l] > highest ? high[l] : highest;                             \
+            }                                                                                \
+            any = 1;                                                                         \
+        }                                                                                    \
+        if (extremes) {                                                                      \
+            extremes[0] = nan ? NAN : any && m * n > 0 ? lowest : 1.0;                       \
+            extremes[1] = nan ? NAN : any && m * n > 0 ? highest : 1.0;                      \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    /* out[j, b] = #{t: x[j, t, b] > 0} (NaN is not) */                                     \
+    void NAME##_positive(const REAL *x, int *out, long m, long n, long B)                   \
+    {                                                                                        \
+        int count[NORM_TILE];                                                                \
+        for (long b0 = 0; b0 < B; b0 += NORM_TILE) {                                         \
+            long w = B - b0 < NORM_TILE ? B - b0 : NORM_TILE;                                \
+            for (long j = 0; j < m; j++) {                                                   \
+                for (long l = 0; l < w; l++) count[l] = 0;                                   \
+                for (long t = 0; t < n; t++) {                                               \
+                    const REAL *row = x + (j * n + t) * B + b0;                              \
+                    for (long l = 0; l < w; l++) count[l] += row[l] > 0;                     \
+                }                                                                            \
+                for (long l = 0; l < w; l++) out[j * B + b0 + l] = count[l];                 \
             }                                                                                \
         }                                                                                    \
     }

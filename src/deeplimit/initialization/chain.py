@@ -645,6 +645,8 @@ class LayerView:
         self._phi: Tensor | None = None
         self._phi_norm: Tensor | None = None
         self.phi_range = (math.nan, math.nan)  # smallest and largest phi_norm (NaN: unknown)
+        # smallest and largest entry of y, where read in the pass that computed phi_norm
+        self.y_range: tuple[float, float] | None = None
         self._active: Tensor | None = None
         self._y_norm = y_norm
 
@@ -685,8 +687,9 @@ class LayerView:
             elif (
                 isinstance(self.activation, ReLU)
                 and (memory := _memory(self.y)) is not None
-                and native.row_norms(memory, space.norm_rows, relu=True)
-            ):  # ||relu(y)|| in one pass over y; phi itself only where asked for
+                and native.row_norms(memory, space.norm_rows, True, space.extremes)
+            ):  # ||relu(y)|| in one pass over y, with the range of y; phi only where asked for
+                self.y_range = (float(space.extremes[0]), float(space.extremes[1]))
                 self._phi_norm, *range_ = _checked_norm(
                     space.phi_norm, lambda: self.phi, space.phi_norm, space
                 )
@@ -715,6 +718,11 @@ class LayerView:
             # several times slower than these vectorized kernels
             if self.y.shape[-1] == 1:  # phi_norm = relu(y): its sign is the count
                 counts = self.phi_sign
+            elif (memory := _memory(self.y)) is not None and native.count_positive(
+                memory, (out if out is not None else self.buffer("active", torch.int32)).t()
+            ):  # one compiled pass over y (phi is not needed)
+                self._active = out if out is not None else self.buffer("active", torch.int32)
+                return self._active
             else:
                 space = self.workspace
                 signs = torch.sign(self.phi, out=None if space is None else space.square)
@@ -829,6 +837,7 @@ class _Workspace:
         # row close to the span of the earlier ones; see ``_factor_rows_last``)
         self.careful = False
         self.norm_rows = self.phi_norm.t()  # (k, block)
+        self.extremes = np.empty(2)  # the smallest and largest entry of a compiled pass
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -1162,22 +1171,28 @@ class _Numerics:
 
     def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:
         """The view of a ReLU state that needs no check nor rescaling, or None (then ``view``
-        computes every norm): checked with no pass over ``y`` but one ``aminmax``, on bounds
-        that imply ``view``'s conditions. Every entry finite and ``sqrt(n) max|y| <= 2^bound``
+        computes every norm): checked on the range of ``y`` (read in the compiled pass that
+        computes ``phi_norm``, else one ``aminmax``), on bounds that imply ``view``'s
+        conditions. Every entry finite and ``sqrt(n) max|y| <= 2^bound``
         bound every ``||y||`` above; ``||y|| >= ||phi(y)|| >= 2^-bound`` below, for the paths
         that have not collapsed (collapsed ones are frozen, never rescaled). ``phi(y)`` and
         its norms are computed anyway for the next increment."""
-        low, high = _range(y if workspace.state is None else workspace.state, workspace)
-        if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
-            return None
-        if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
-            return None
         if self.exponent is None:
             self.exponent = torch.zeros(y.shape[:-1], dtype=torch.int32, device=y.device)
         view = LayerView(
             layer, y, self.plan.activation, self.exponent, self.lost, None, workspace, True
         )
         view.scaled = self.scaled
+        if native.available() and _host_checks(y.device):
+            _ = view.phi_norm  # with the range of y, in one pass (``native.row_norms``)
+        if view.y_range is not None:
+            low, high = view.y_range
+        else:
+            low, high = _range(y if workspace.state is None else workspace.state, workspace)
+        if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf, or no host checks
+            return None
+        if not max(-low, high) * math.sqrt(y.shape[-1]) <= 2.0**self.bound:
+            return None
         phi_norm = view.phi_norm
         small = view.phi_range[0]
         if not small >= 2.0**-self.bound:

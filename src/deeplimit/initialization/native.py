@@ -130,8 +130,12 @@ def _load() -> dict[torch.dtype, Any] | None:
         kernels[dtype] = function
         norms = getattr(library, f"row_norms_{suffix}")
         norms.restype = None
-        norms.argtypes = [pointer] * 2 + [long] * 3 + [ctypes.c_int]
+        norms.argtypes = [pointer] * 2 + [long] * 3 + [ctypes.c_int, pointer]
         kernels[("norms", dtype)] = norms
+        positive = getattr(library, f"row_norms_{suffix}_positive")
+        positive.restype = None
+        positive.argtypes = [pointer] * 2 + [long] * 3
+        kernels[("positive", dtype)] = positive
     _state["reason"] = None
     _state["library"] = path.name
     return kernels
@@ -160,23 +164,48 @@ def reason() -> str | None:
     return _state.get("reason")
 
 
-def row_norms(memory: Tensor, rows: Tensor, relu: bool = False) -> bool:
-    """``rows[j, b] = ||f(memory[j, :, b])||`` for samples-last ``memory`` ``(m, n, B)`` into
-    ``rows`` ``(m, B)`` (both contiguous, on the CPU, of one dtype), ``f`` the ReLU where
-    ``relu`` (NaN kept), in one pass, the squares summed in double along the width; False
-    (nothing written) where the kernel is not available or the tensors are not laid out so."""
+def _rows_function(name: str, memory: Tensor, rows: Tensor, dtype: torch.dtype) -> Any:
+    """The kernel ``name`` for samples-last ``memory`` ``(m, n, B)`` and ``rows`` ``(m, B)`` of
+    ``dtype`` (both contiguous, on the CPU), or None."""
     loaded = kernels()
-    function = None if loaded is None else loaded.get(("norms", memory.dtype))
+    function = None if loaded is None else loaded.get((name, memory.dtype))
     if (
         function is None
         or memory.device.type != "cpu"
-        or rows.dtype != memory.dtype
+        or rows.dtype != dtype
         or not (memory.is_contiguous() and rows.is_contiguous())
         or rows.shape != (memory.shape[0], memory.shape[2])
     ):
+        return None
+    return function
+
+
+def row_norms(
+    memory: Tensor, rows: Tensor, relu: bool = False, extremes: np.ndarray | None = None
+) -> bool:
+    """``rows[j, b] = ||f(memory[j, :, b])||`` for samples-last ``memory`` ``(m, n, B)`` into
+    ``rows`` ``(m, B)`` (both contiguous, on the CPU, of one dtype), ``f`` the ReLU where
+    ``relu`` (NaN kept), in one pass, the squares summed in double along the width; with
+    ``extremes`` (a float64 array of 2), also the smallest and largest entry of ``memory``
+    (NaN where one is NaN). False (nothing written) where the kernel is not available or the
+    tensors are not laid out so."""
+    function = _rows_function("norms", memory, rows, memory.dtype)
+    if function is None:
         return False
     m, n, size = memory.shape
-    function(memory.data_ptr(), rows.data_ptr(), m, n, size, int(relu))
+    where = None if extremes is None else extremes.ctypes.data
+    function(memory.data_ptr(), rows.data_ptr(), m, n, size, int(relu), where)
+    return True
+
+
+def count_positive(memory: Tensor, rows: Tensor) -> bool:
+    """``rows[j, b] = #{t: memory[j, t, b] > 0}`` (int32 ``rows`` ``(m, B)``), as
+    ``row_norms`` reads ``memory``; False where it cannot."""
+    function = _rows_function("positive", memory, rows, torch.int32)
+    if function is None:
+        return False
+    m, n, size = memory.shape
+    function(memory.data_ptr(), rows.data_ptr(), m, n, size)
     return True
 
 
