@@ -320,3 +320,38 @@ def test_extremes_and_positive_counts_read_in_the_same_pass(dtype):
     empty = torch.empty((2, 9, 0), dtype=dtype)
     assert native.row_norms(empty, torch.empty((2, 0), dtype=dtype), True, extremes)
     assert tuple(extremes) == (1.0, 1.0)
+
+
+def test_positive_counts_into_the_columns_of_a_results_array():
+    """Counts written straight into a block's columns of a larger int32 array (rows of
+    contiguous entries, far apart), leaving the other columns as they were."""
+    memory = torch.randn((3, 5, 70), generator=torch.Generator().manual_seed(7))
+    results = torch.full((3, 200), -1, dtype=torch.int32)
+    assert native.count_positive(memory, results[:, 100:170])
+    assert torch.equal(results[:, 100:170], (memory > 0).sum(1, dtype=torch.int32))
+    assert (results[:, :100] == -1).all() and (results[:, 170:] == -1).all()
+    assert not native.count_positive(memory, torch.empty((70, 3), dtype=torch.int32).t()[:, ::1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_correlations_are_the_unit_vector_formula_to_rounding(dtype):
+    """``native.correlations`` against ``<y_a / |y_a|, y_b / |y_b|>`` in tensor operations,
+    written into a block's columns of a results array: within ``n eps``; a collapsed (zero)
+    row gives NaN, as the formula does."""
+    generator = torch.Generator().manual_seed(8)
+    k, n, size = 4, 33, 150
+    memory = torch.randn((k, n, size), generator=generator, dtype=dtype)
+    memory[2] = memory[0] + 1e-3 * memory[1]  # nearly collinear with row 0
+    memory[3, :, 17] = 0
+    norms = memory.square().sum(1).sqrt()
+    results = torch.zeros((6, 400), dtype=dtype)
+    assert native.correlations(memory, norms, results[:, 200:350])
+    unit = memory / norms.unsqueeze(1)
+    pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+    reference = torch.stack([(unit[a] * unit[b]).sum(0) for a, b in pairs])
+    got = results[:, 200:350]
+    assert torch.equal(torch.isnan(got), torch.isnan(reference))
+    assert int(torch.isnan(got).sum()) == 3  # the pairs with row 3 at sample 17
+    ok = ~torch.isnan(reference)
+    assert ((got - reference).abs()[ok] <= 2 * n * torch.finfo(dtype).eps).all()
+    assert not results[:, :200].any() and not results[:, 350:].any()

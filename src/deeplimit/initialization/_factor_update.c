@@ -288,8 +288,8 @@ DEFINE_KERNEL(factor_update_f32, float, double)
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    /* out[j, b] = #{t: x[j, t, b] > 0} (NaN is not) */                                     \
-    void NAME##_positive(const REAL *x, int *out, long m, long n, long B)                   \
+    /* out[j ld + b] = #{t: x[j, t, b] > 0} (NaN is not) */                                \
+    void NAME##_positive(const REAL *x, int *out, long m, long n, long B, long ld)          \
     {                                                                                        \
         int count[NORM_TILE];                                                                \
         for (long b0 = 0; b0 < B; b0 += NORM_TILE) {                                         \
@@ -300,10 +300,51 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                     const REAL *row = x + (j * n + t) * B + b0;                              \
                     for (long l = 0; l < w; l++) count[l] += row[l] > 0;                     \
                 }                                                                            \
-                for (long l = 0; l < w; l++) out[j * B + b0 + l] = count[l];                 \
+                for (long l = 0; l < w; l++) out[j * ld + b0 + l] = count[l];                \
             }                                                                                \
         }                                                                                    \
     }
 
 DEFINE_NORMS(row_norms_f64, double)
 DEFINE_NORMS(row_norms_f32, float)
+
+/* Correlations of the rows of y (k, n, B), samples-last, with their norms (k, B):
+   out[p ld + b] = sum_t u_a[t] u_b[t] for the pairs p = (a, b > a) in order, u = y / ||y||
+   rounded to the dtype, each product rounded to the dtype and the products summed in double
+   in the order of the coordinates (the formula of observables._Correlation; at width 1 the
+   product itself). acc: k (k - 1) / 2 * CORR_TILE doubles, unit: k * CORR_TILE numbers. */
+#define CORR_TILE 64
+
+#define DEFINE_CORRELATIONS(NAME, REAL)                                                       \
+    void NAME(const REAL *y, const REAL *norms, REAL *out, long k, long n, long B, long ld, \
+              double *acc, REAL *unit)                                                       \
+    {                                                                                        \
+        long pairs = k * (k - 1) / 2;                                                        \
+        for (long b0 = 0; b0 < B; b0 += CORR_TILE) {                                         \
+            long w = B - b0 < CORR_TILE ? B - b0 : CORR_TILE;                                \
+            for (long e = 0; e < pairs * CORR_TILE; e++) acc[e] = 0;                         \
+            for (long t = 0; t < n; t++) {                                                   \
+                for (long a = 0; a < k; a++) {                                               \
+                    const REAL *row = y + (a * n + t) * B + b0, *norm = norms + a * B + b0;  \
+                    REAL *u = unit + a * CORR_TILE;                                          \
+                    for (long l = 0; l < w; l++) u[l] = row[l] / norm[l];                    \
+                }                                                                            \
+                long p = 0;                                                                  \
+                for (long a = 0; a < k; a++)                                                 \
+                    for (long b = a + 1; b < k; b++, p++) {                                  \
+                        const REAL *ua = unit + a * CORR_TILE, *ub = unit + b * CORR_TILE;   \
+                        double *s = acc + p * CORR_TILE;                                     \
+                        for (long l = 0; l < w; l++) {                                       \
+                            REAL product = ua[l] * ub[l];                                    \
+                            s[l] = s[l] + (double)product;                                   \
+                        }                                                                    \
+                    }                                                                        \
+            }                                                                                \
+            for (long p = 0; p < pairs; p++)                                                 \
+                for (long l = 0; l < w; l++)                                                 \
+                    out[p * ld + b0 + l] = (REAL)acc[p * CORR_TILE + l];                     \
+        }                                                                                    \
+    }
+
+DEFINE_CORRELATIONS(correlations_f64, double)
+DEFINE_CORRELATIONS(correlations_f32, float)

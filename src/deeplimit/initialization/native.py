@@ -134,8 +134,12 @@ def _load() -> dict[torch.dtype, Any] | None:
         kernels[("norms", dtype)] = norms
         positive = getattr(library, f"row_norms_{suffix}_positive")
         positive.restype = None
-        positive.argtypes = [pointer] * 2 + [long] * 3
+        positive.argtypes = [pointer] * 2 + [long] * 4
         kernels[("positive", dtype)] = positive
+        correlations = getattr(library, f"correlations_{suffix}")
+        correlations.restype = None
+        correlations.argtypes = [pointer] * 3 + [long] * 4 + [pointer] * 2
+        kernels[("correlations", dtype)] = correlations
     _state["reason"] = None
     _state["library"] = path.name
     return kernels
@@ -164,20 +168,35 @@ def reason() -> str | None:
     return _state.get("reason")
 
 
-def _rows_function(name: str, memory: Tensor, rows: Tensor, dtype: torch.dtype) -> Any:
-    """The kernel ``name`` for samples-last ``memory`` ``(m, n, B)`` and ``rows`` ``(m, B)`` of
-    ``dtype`` (both contiguous, on the CPU), or None."""
+def _rows_function(
+    name: str,
+    memory: Tensor,
+    rows: Tensor,
+    dtype: torch.dtype,
+    strided: bool = False,
+    count: int | None = None,
+) -> Any:
+    """The kernel ``name`` for samples-last ``memory`` ``(m, n, B)`` (contiguous, on the CPU)
+    and ``rows`` ``(count, B)`` (``count`` = ``m`` unless given) of ``dtype``: contiguous, or
+    with ``strided`` rows of contiguous entries at any distance (a block's columns of a
+    results array); or None."""
     loaded = kernels()
     function = None if loaded is None else loaded.get((name, memory.dtype))
     if (
         function is None
         or memory.device.type != "cpu"
+        or rows.device.type != "cpu"
         or rows.dtype != dtype
-        or not (memory.is_contiguous() and rows.is_contiguous())
-        or rows.shape != (memory.shape[0], memory.shape[2])
+        or not memory.is_contiguous()
+        or rows.shape != (memory.shape[0] if count is None else count, memory.shape[2])
     ):
         return None
-    return function
+    if rows.is_contiguous():
+        return function
+    m, size = rows.shape
+    if strided and (size < 2 or rows.stride(1) == 1) and (m < 2 or rows.stride(0) >= size):
+        return function
+    return None
 
 
 def row_norms(
@@ -199,13 +218,49 @@ def row_norms(
 
 
 def count_positive(memory: Tensor, rows: Tensor) -> bool:
-    """``rows[j, b] = #{t: memory[j, t, b] > 0}`` (int32 ``rows`` ``(m, B)``), as
-    ``row_norms`` reads ``memory``; False where it cannot."""
-    function = _rows_function("positive", memory, rows, torch.int32)
+    """``rows[j, b] = #{t: memory[j, t, b] > 0}`` (int32 ``rows`` ``(m, B)``, each row
+    contiguous), as ``row_norms`` reads ``memory``; False where it cannot."""
+    function = _rows_function("positive", memory, rows, torch.int32, strided=True)
     if function is None:
         return False
     m, n, size = memory.shape
-    function(memory.data_ptr(), rows.data_ptr(), m, n, size)
+    distance = rows.stride(0) if m > 1 else size
+    function(memory.data_ptr(), rows.data_ptr(), m, n, size, distance)
+    return True
+
+
+CORRELATION_TILE = 64  # samples per tile of the correlations, as in the C source
+
+
+def correlations(memory: Tensor, norms: Tensor, rows: Tensor) -> bool:
+    """``rows[p, b] = <y_a / ||y_a||, y_b / ||y_b||>`` for the pairs ``p = (a, b > a)`` of the
+    samples-last state ``memory`` ``(k, n, B)`` with its norms ``(k, B)`` (contiguous), into
+    ``rows`` ``(pairs, B)`` (rows of contiguous entries); False where it cannot."""
+    k, n, size = memory.shape
+    pairs = k * (k - 1) // 2
+    function = _rows_function("correlations", memory, rows, memory.dtype, True, pairs)
+    if (
+        function is None
+        or k < 2
+        or norms.dtype != memory.dtype
+        or norms.shape != (k, size)
+        or not norms.is_contiguous()
+    ):
+        return False
+    acc = torch.empty(pairs * CORRELATION_TILE, dtype=torch.float64)
+    unit = torch.empty(k * CORRELATION_TILE, dtype=memory.dtype)
+    distance = rows.stride(0) if pairs > 1 else size
+    function(
+        memory.data_ptr(),
+        norms.data_ptr(),
+        rows.data_ptr(),
+        k,
+        n,
+        size,
+        distance,
+        acc.data_ptr(),
+        unit.data_ptr(),
+    )
     return True
 
 

@@ -49,6 +49,7 @@ from ..activations import ReLU
 from ..errors import check_real_array
 from ..sizes import Need
 from ..stats import binomial_interval
+from . import native
 from .chain import (
     ChainPlan,
     ChunkContext,
@@ -730,11 +731,15 @@ class _Correlation(_Recorder):
         bits for a state rescaled by a power of two), then ``<u_a, u_b>``, the products of
         all pairs ``(a, b > a)`` of one ``a`` at once and summed over the width along memory
         (one sample per lane, where the reference sums each sample's strided row) straight
-        into the results; at width 1 the products themselves, the reference's bits."""
+        into the results; at width 1 the products themselves, the reference's bits. Wider,
+        where the compiled kernel loads, the same formula in one pass over the state
+        (``native.correlations``: the products summed in double)."""
         k, n, size = memory.shape
         norms = view.y_norm.t()  # (k, block)
         if not norms.is_contiguous():
             return False
+        if n > 1 and native.correlations(memory, norms, out):  # one compiled pass
+            return True
         if self.rows_unit is None:
             self.rows_unit = torch.empty_like(memory)
             if n > 1:
