@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,20 +20,21 @@ pytestmark = pytest.mark.skipif(not native.available(), reason=f"no kernel: {nat
 DTYPES = [torch.float64, torch.float32]
 
 
-def _layer(phi, y0, z, scale, compiled):
-    """One increment of the CPU chain on ``(k, n, B)`` memory: the factor and the new state."""
+def _layer(phi, y0, z, scale, compiled, relu=False):
+    """One increment of the CPU chain on ``(k, n, B)`` memory: the factor and the new state.
+    With ``relu``, ``phi`` is ignored and the ReLU of the state is factored."""
     k, n, size = phi.shape
     space = chain._Workspace(k, n, size, phi.dtype, torch.device("cpu"))
     y = torch.empty((k, n, size), dtype=phi.dtype).permute(2, 0, 1)
     noise = torch.empty((k, n, size), dtype=phi.dtype).permute(2, 0, 1)
     y.permute(1, 2, 0).copy_(y0)
     noise.permute(1, 2, 0).copy_(z)
-    space.phi.permute(1, 2, 0).copy_(phi)
-    norm, low, _ = chain._norm_and_range(space.phi, space.square, space.phi_norm, space)
-    memory = space.rows_last(y, space.phi, noise)
+    space.phi.permute(1, 2, 0).copy_(y0.clamp(min=0) if relu else phi)
+    norm, low, high = chain._norm_and_range(space.phi, space.square, space.phi_norm, space)
+    view = SimpleNamespace(y=y, phi=space.phi, phi_norm=norm, phi_range=(low, high))
     if compiled:
-        assert space.native(memory.phi, norm) is not None
-    chain._increment_rows_last(space, memory, norm, low, scale, compiled)
+        assert space.native(norm) is not None
+    assert chain._increment_rows_last(space, y, view, noise, scale, relu, compiled)
     return space.factor()[0].clone(), y.permute(1, 2, 0).clone(), space
 
 
@@ -159,14 +161,27 @@ def test_tiles_left_to_the_tensor_path_are_counted_and_updated():
     space = chain._Workspace(k, n, size, phi.dtype, torch.device("cpu"))
     space.phi.permute(1, 2, 0).copy_(phi)
     norm = chain._norm_and_range(space.phi, space.square, space.phi_norm, space)[0]
-    kernel = space.native(chain._memory(space.phi), norm)
+    kernel = space.native(norm)
     y, noise = y0.clone(), z.clone()
-    left = kernel.run(y, noise, 0.1)
+    left = kernel.run(chain._memory(space.phi), y, noise, 0.1)
     assert left == len({b // native.TILE for b in range(0, size, 5)})
     assert (y == y0).all(0).all(0).sum() >= 5  # the samples of those tiles have not moved yet
     chain._mend_factor(chain._memory(space.phi), norm, space)
     kernel.finish(y, noise, 0.1)
     assert not (y == y0).all(0).all(0).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", ["plain", "zero rows", "repeated", "some subnormal"])
+def test_relu_taken_on_the_way_is_phi_read_from_memory(dtype, kind):
+    """The kernel reading the state and taking its ReLU on the way gives the bits of the kernel
+    reading ``phi = relu(y)`` from memory (a repeated input: its ReLU, not its state, repeats;
+    subnormal rows: deferred tiles mended from the state's ReLU)."""
+    phi, y0, z = _inputs(kind, dtype)
+    y0 = torch.where(phi > 0, phi, -phi - 0.5)  # relu(y0) = phi
+    on_the_way = _layer(phi, y0, z, 0.1, True, relu=True)
+    from_memory = _layer(phi, y0, z, 0.1, True, relu=False)
+    assert torch.equal(on_the_way[0], from_memory[0]) and torch.equal(on_the_way[1], from_memory[1])
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -17,7 +17,9 @@
    factor has a diagonal entry the plain norm cannot be trusted for (below sqrt(tiny)/eps or
    not finite, but an exact zero) is left for the tensor path to factor again (deferred):
    mode 0 factors and updates, returning the number of deferred tiles (flagged in
-   `deferred`), mode 1 only updates the flagged tiles with the factor as it is then. */
+   `deferred`), mode 1 only updates the flagged tiles with the factor as it is then. With
+   `relu`, `phi` points at the state itself and its ReLU is taken on the way (the state of a
+   tile is read before that tile is updated), so that phi need not be written out. */
 
 #include <math.h>
 #include <stddef.h>
@@ -118,7 +120,7 @@
        earlier ones, compared entry by entry with the earlier rows of the same norm */       \
     static void NAME##_repeated(const REAL *restrict phi, REAL *restrict f,                  \
                                 const REAL *restrict nr, long k, long n, long B, long b0,    \
-                                long w, REAL root)                                           \
+                                long w, REAL root, int relu)                                 \
     {                                                                                        \
         for (long j = 1; j < k; j++)                                                         \
             for (long l = 0; l < w; l++) {                                                   \
@@ -128,7 +130,12 @@
                     if (nr[i * TILE + l] != m) continue;                                     \
                     const REAL *a = phi + j * n * B + b0 + l, *b = phi + i * n * B + b0 + l; \
                     long t = 0;                                                              \
-                    while (t < n && a[t * B] == b[t * B]) t++;                               \
+                    if (relu) /* phi = relu(x): compare the ReLUs (NaN never equal) */       \
+                        while (t < n && (a[t * B] < 0 ? 0 : a[t * B])                        \
+                                            == (b[t * B] < 0 ? 0 : b[t * B]))                \
+                            t++;                                                             \
+                    else                                                                     \
+                        while (t < n && a[t * B] == b[t * B]) t++;                           \
                     if (t < n) continue;                                                     \
                     for (long c = 0; c < k; c++)                                             \
                         f[(j * k + c) * TILE + l] = f[(i * k + c) * TILE + l];               \
@@ -173,7 +180,7 @@
     long NAME(const REAL *phi, const REAL *norms, const REAL *z, REAL *y, REAL *factor,      \
               REAL *scratch, ACC *acc, int *close, unsigned char *deferred, long k, long n,  \
               long B, double scale, double tiny, double eps, double floor_, double large,    \
-              int mode)                                                                      \
+              int mode, int relu)                                                            \
     {                                                                                        \
         REAL *work = scratch;                                                                \
         REAL *f = work + k * n * TILE;                                                       \
@@ -197,12 +204,12 @@
                 for (long t = 0; t < n; t++) {                                               \
                     REAL *to = work + (j * n + t) * TILE;                                    \
                     const REAL *from = phi + (j * n + t) * B + b0;                           \
-                    if (w == TILE)                                                           \
-                        for (long l = 0; l < TILE; l++) to[l] = from[l];                     \
-                    else {                                                                   \
+                    if (w < TILE)                                                            \
                         for (long l = 0; l < TILE; l++) to[l] = 0;                           \
+                    if (relu) /* phi = relu(y), NaN kept */                                  \
+                        for (long l = 0; l < w; l++) to[l] = from[l] < 0 ? 0 : from[l];      \
+                    else                                                                     \
                         for (long l = 0; l < w; l++) to[l] = from[l];                        \
-                    }                                                                        \
                 }                                                                            \
             }                                                                                \
             for (long e = 0; e < k * k * TILE; e++) f[e] = 0;                                \
@@ -215,7 +222,7 @@
                 continue;                                                                    \
             }                                                                                \
             deferred[tile] = 0;                                                              \
-            NAME##_repeated(phi, f, nr, k, n, B, b0, w, root);                               \
+            NAME##_repeated(phi, f, nr, k, n, B, b0, w, root, relu);                         \
             NAME##_store(factor, f, k, B, b0, w, 0);                                         \
             if (w == TILE)                                                                   \
                 NAME##_update(z, y, f, sf, k, n, B, b0, TILE, (REAL)scale);                  \

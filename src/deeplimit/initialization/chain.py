@@ -793,13 +793,10 @@ class _Step(NamedTuple):
 
 
 class _Update(NamedTuple):
-    """``_Workspace.rows_last``: the memory of ``phi``, the terms of the increment, and the
-    memory of the state and of the normals."""
+    """``_Workspace.rows_last``: the memory of ``phi`` and the terms of the increment."""
 
     phi: Tensor
     terms: list[tuple[Tensor, Tensor, Tensor]]
-    state: Tensor
-    normals: Tensor
 
 
 class _Workspace:
@@ -832,7 +829,7 @@ class _Workspace:
         self._arrays: dict[int, tuple[Tensor, np.ndarray | None]] = {}
         self._margin_kept: tuple[Tensor, Tensor] | None = None
         self._norms: Tensor | None = None
-        self._native: tuple[Tensor, Tensor, native.FactorUpdate | None] | None = None
+        self._native: tuple[Tensor, native.FactorUpdate | None] | None = None
         # whether the factor of the next layer checks every row as it goes (a layer had a
         # row close to the span of the earlier ones; see ``_factor_rows_last``)
         self.careful = False
@@ -923,31 +920,31 @@ class _Workspace:
             factor = self.factor()[0]
             rows = range(state.shape[0])
             terms = [(state[b:], factor[b:, b].unsqueeze(1), normals[b]) for b in rows]
-            update = _Update(phi_memory, terms, state, normals)  # type: ignore[arg-type]
+            update = _Update(phi_memory, terms)  # type: ignore[arg-type]
         if len(self._rows_last) >= 64:  # tensors not passed again (the chain passes <= 32)
             self._rows_last.clear()
         self._rows_last[key] = (y, phi, noise, update)
         return update
 
-    def native(self, phi: Tensor, phi_norm: Tensor) -> native.FactorUpdate | None:
-        """The compiled layer of several inputs (``native.py``) bound to this block's buffers,
-        for ``phi`` (memory ``(k, n, block)``) and its norms ``(block, k)``; None where the
-        kernel is not available, or the buffers are not laid out as it reads them."""
+    def native(self, phi_norm: Tensor) -> native.FactorUpdate | None:
+        """The compiled layer of several inputs (``native.py``) bound to this block's buffers
+        (the factor, and the norms ``phi_norm`` ``(block, k)`` of ``phi``, copied into rows the
+        kernel reads where they are not); None where the kernel is not available."""
         norms = self.norm_rows if phi_norm is self.phi_norm else phi_norm.t()
-        if not norms.is_contiguous():  # a view's own norms: copied into rows the kernel reads
+        if not norms.is_contiguous():  # a view's own norms
             norms = self.buffer("kernel norms", self.dtype).t().copy_(norms)
         hit = self._native
-        if hit is not None and hit[0] is phi and hit[1] is norms:
-            return hit[2]
+        if hit is not None and hit[0] is norms:
+            return hit[1]
         kernel = None
         factor = self.factor()[0]
         if (
             self.device.type == "cpu"
             and (function := (native.kernels() or {}).get(self.dtype)) is not None
-            and all(t.is_contiguous() and t.dtype == self.dtype for t in (phi, norms, factor))
+            and norms.dtype == self.dtype
         ):
-            kernel = native.FactorUpdate(function, phi, norms, factor)
-        self._native = (phi, norms, kernel)
+            kernel = native.FactorUpdate(function, self.shape, norms, factor)
+        self._native = (norms, kernel)
         return kernel
 
     def temporaries(self) -> Tensor:
@@ -1035,35 +1032,49 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         space, norm = view.workspace, view.phi_norm
         column = space.phi_norm_column if space and norm is space.phi_norm else norm[..., None]
         y.addcmul_(column, noise, value=factor)
-    elif (space := view.workspace) is not None and (
-        memory := space.rows_last(y, view.phi, noise)
-    ) is not None:
-        _increment_rows_last(space, memory, view.phi_norm, view.phi_range[0], factor)
+    elif (space := view.workspace) is not None and _increment_rows_last(
+        space, y, view, noise, factor, isinstance(plan.activation, ReLU)
+    ):
+        pass
     else:
         y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
 
 
 def _increment_rows_last(
     space: _Workspace,
-    memory: _Update,
-    phi_norm: Tensor,
-    phi_low: float,
+    y: Tensor,
+    view: LayerView,
+    noise: Tensor,
     scale: float,
+    relu: bool,
     compiled: bool = True,
-) -> None:
+) -> bool:
     """The increment of several inputs stored samples-last (the CPU chain): ``y_a += scale
-    C[a, b] z_b``, column ``b`` on the rows ``a >= b``, ``C`` the factor of ``phi``; by the
-    compiled kernel where it loads (``native.py``; ``compiled=False``: never), else by
-    tensor operations (``_factor_rows_last``)."""
-    kernel = space.native(memory.phi, phi_norm) if compiled else None
+    C[a, b] z_b``, column ``b`` on the rows ``a >= b``, ``C`` the factor of ``view.phi``; by
+    the compiled kernel where it loads (``native.py``; ``compiled=False``: never), which takes
+    a ReLU's ``phi`` from ``y`` on the way, else by tensor operations
+    (``_factor_rows_last``). False where the state or the noise is not stored samples-last."""
+    state, normals = _memory(y), _memory(noise)
+    if state is None or normals is None:
+        return False
+    phi_norm = view.phi_norm
+    kernel = space.native(phi_norm) if compiled else None
     if kernel is not None:  # tiles of samples that stay in the L1 cache
-        if kernel.run(memory.state, memory.normals, scale):
-            _mend_factor(memory.phi, phi_norm, space)
-            kernel.finish(memory.state, memory.normals, scale)
-        return
-    _factor_rows_last(memory.phi, phi_norm, space, phi_low)  # (k, k, block)
+        source = state if relu and view.y is y else _memory(view.phi)
+        if source is not None:
+            relu = source is state
+            if kernel.run(source, state, normals, scale, relu):
+                # (only the deferred tiles' samples are read: their state is not updated yet)
+                _mend_factor(state.clamp(min=0) if relu else source, phi_norm, space)
+                kernel.finish(state, normals, scale)
+            return True
+    memory = space.rows_last(y, view.phi, noise)
+    if memory is None:
+        return False
+    _factor_rows_last(memory.phi, phi_norm, space, view.phi_range[0])  # (k, k, block)
     for rows, column, normal in memory.terms:
         rows.addcmul_(column, normal, value=scale)
+    return True
 
 
 class _Numerics:

@@ -126,7 +126,7 @@ def _load() -> dict[torch.dtype, Any] | None:
     for dtype, suffix in ((torch.float64, "f64"), (torch.float32, "f32")):
         function = getattr(library, f"factor_update_{suffix}")
         function.restype = long
-        function.argtypes = [pointer] * 9 + [long] * 3 + [double] * 5 + [ctypes.c_int]
+        function.argtypes = [pointer] * 9 + [long] * 3 + [double] * 5 + [ctypes.c_int] * 2
         kernels[dtype] = function
         norms = getattr(library, f"row_norms_{suffix}")
         norms.restype = None
@@ -265,17 +265,19 @@ def correlations(memory: Tensor, norms: Tensor, rows: Tensor) -> bool:
 
 
 class FactorUpdate:
-    """The kernel bound to one block's buffers (``phi``, ``norms``, ``factor`` samples-last
-    memory of ``chain._Workspace``): ``run(y, z, scale)`` factors and updates, returning the
-    number of tiles it left for the tensor path (their samples' factor needs care, see the C
-    source), ``finish(y, z, scale)`` then updates those tiles with the factor as mended."""
+    """The kernel bound to one block's buffers (``norms`` and ``factor`` samples-last memory of
+    ``chain._Workspace``, shape ``(k, n, block)`` of its state): ``run(phi, y, z, scale,
+    relu)`` factors ``phi`` (with ``relu``: ``phi`` is the state ``y`` itself and its ReLU is
+    taken on the way) and updates ``y``, returning the number of tiles it left for the tensor
+    path (their samples' factor needs care, see the C source); ``finish(y, z, scale)`` then
+    updates those tiles with the factor as mended."""
 
-    def __init__(self, function: Any, phi: Tensor, norms: Tensor, factor: Tensor) -> None:
-        k, n, size = phi.shape
+    def __init__(self, function: Any, shape: tuple[int, int, int], norms: Tensor, factor: Tensor):
+        k, n, size = shape
         self.function = function
         self.shape = (k, n, size)
-        self.phi, self.norms, self.factor = phi, norms, factor
-        dtype = phi.dtype
+        self.norms, self.factor = norms, factor
+        dtype = factor.dtype
         self.scratch = torch.empty((k * n * TILE + 2 * k * k * TILE + 3 * k * TILE,), dtype=dtype)
         self.accumulators = torch.empty((k * TILE,), dtype=torch.float64)
         self.close = np.zeros(k, dtype=np.intc)
@@ -285,7 +287,7 @@ class FactorUpdate:
         self.floor = float(np.sqrt(self.tiny) / self.eps)
         self.large = self.floor * float(np.sqrt(n))
         self.pointers = [
-            phi.data_ptr(),
+            None,
             norms.data_ptr(),
             None,
             None,
@@ -296,18 +298,31 @@ class FactorUpdate:
             self.deferred.ctypes.data,
         ]
 
-    def _call(self, y: Tensor, z: Tensor, scale: float, mode: int) -> int:
-        pointers = self.pointers
-        pointers[2], pointers[3] = z.data_ptr(), y.data_ptr()
+    def _call(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, mode: int, relu: bool) -> int:
         k, n, size = self.shape
+        for values in (phi, y, z):
+            if values.shape != self.shape or not values.is_contiguous():
+                raise ValueError(f"the kernel reads ({k}, {n}, {size}) contiguous memory")
+        pointers = self.pointers
+        pointers[0], pointers[2], pointers[3] = phi.data_ptr(), z.data_ptr(), y.data_ptr()
         return int(
             self.function(
-                *pointers, k, n, size, scale, self.tiny, self.eps, self.floor, self.large, mode
+                *pointers,
+                k,
+                n,
+                size,
+                scale,
+                self.tiny,
+                self.eps,
+                self.floor,
+                self.large,
+                mode,
+                int(relu),
             )
         )
 
-    def run(self, y: Tensor, z: Tensor, scale: float) -> int:
-        return self._call(y, z, scale, 0)
+    def run(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, relu: bool = False) -> int:
+        return self._call(phi, y, z, scale, 0, relu)
 
     def finish(self, y: Tensor, z: Tensor, scale: float) -> None:
-        self._call(y, z, scale, 1)
+        self._call(y, y, z, scale, 1, False)
