@@ -370,3 +370,16 @@ def test_correlations_are_the_unit_vector_formula_to_rounding(dtype):
     ok = ~torch.isnan(reference)
     assert ((got - reference).abs()[ok] <= 2 * n * torch.finfo(dtype).eps).all()
     assert not results[:, :200].any() and not results[:, 350:].any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_norms_of_the_state_read_with_those_of_its_relu(dtype):
+    """``row_norms(relu=True, plain=...)`` gives, in the same pass, the bits of
+    ``row_norms(relu=False)`` for the state and of ``relu=True`` for its ReLU."""
+    memory = torch.randn((3, 21, 333), generator=torch.Generator().manual_seed(9), dtype=dtype)
+    both, plain = torch.empty((3, 333), dtype=dtype), torch.empty((3, 333), dtype=dtype)
+    assert native.row_norms(memory, both, True, plain=plain)
+    relu_only, alone = torch.empty_like(both), torch.empty_like(both)
+    assert native.row_norms(memory, relu_only, True) and native.row_norms(memory, alone)
+    assert torch.equal(both, relu_only) and torch.equal(plain, alone)
+    assert not native.row_norms(memory, both, False, plain=plain)  # plain needs relu

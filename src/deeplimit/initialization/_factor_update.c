@@ -239,13 +239,17 @@ DEFINE_KERNEL(factor_update_f32, float, double)
    with f = relu (NaN kept) where `relu`, else the identity; the squares summed in double in
    the order of the coordinates (chain._plain_norm). Where `extremes` is given, it gets the
    smallest and the largest entry of x (NaN where an entry is NaN, as NumPy's min and max),
-   read in the same pass. Tiles of NORM_TILE samples keep their sums in the L1 cache. */
+   where `counts` is given, counts[j ld + b] the entries of row (j, b) above 0, and with
+   `relu`, where `plain` is given, the norms of x itself (the bits of relu = 0), all read in
+   the same pass. Tiles of NORM_TILE samples keep their sums in the L1 cache. */
 #define NORM_TILE 256
 
 #define DEFINE_NORMS(NAME, REAL)                                                              \
-    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes) \
+    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes, \
+              int *counts, long ld, REAL *plain)                                             \
     {                                                                                        \
-        double acc[NORM_TILE];                                                               \
+        double acc[NORM_TILE], all[NORM_TILE];                                               \
+        int count[NORM_TILE];                                                                \
         REAL low[NORM_TILE], high[NORM_TILE];                                                \
         int nan = 0, any = 0;                                                                \
         double lowest = INFINITY, highest = -INFINITY;                                       \
@@ -257,15 +261,26 @@ DEFINE_KERNEL(factor_update_f32, float, double)
             }                                                                                \
             for (long j = 0; j < m; j++) {                                                   \
                 for (long l = 0; l < w; l++) acc[l] = 0;                                     \
+                for (long l = 0; l < w; l++) all[l] = 0;                                     \
+                for (long l = 0; l < w; l++) count[l] = 0;                                   \
                 for (long t = 0; t < n; t++) {                                               \
                     const REAL *row = x + (j * n + t) * B + b0;                              \
+                    if (counts)                                                              \
+                        for (long l = 0; l < w; l++) count[l] += row[l] > 0;                 \
                     if (extremes)                                                            \
                         for (long l = 0; l < w; l++) {                                       \
                             REAL r = row[l];                                                 \
                             low[l] = r < low[l] ? r : low[l];                                \
                             high[l] = r > high[l] ? r : high[l];                             \
                         }                                                                    \
-                    if (relu)                                                                \
+                    if (relu && plain)                                                       \
+                        for (long l = 0; l < w; l++) {                                       \
+                            double v = (double)row[l];                                       \
+                            all[l] = all[l] + v * v;                                         \
+                            v = v < 0 ? 0.0 : v;                                             \
+                            acc[l] = acc[l] + v * v;                                         \
+                        }                                                                    \
+                    else if (relu)                                                           \
                         for (long l = 0; l < w; l++) {                                       \
                             double v = (double)row[l];                                       \
                             v = v < 0 ? 0.0 : v;                                             \
@@ -277,6 +292,10 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                 }                                                                            \
+                if (counts)                                                                  \
+                    for (long l = 0; l < w; l++) counts[j * ld + b0 + l] = count[l];         \
+                if (relu && plain)                                                           \
+                    for (long l = 0; l < w; l++) plain[j * B + b0 + l] = (REAL)sqrt(all[l]);  \
                 REAL *norm = out + j * B + b0;                                               \
                 for (long l = 0; l < w; l++) {                                               \
                     norm[l] = (REAL)sqrt(acc[l]);                                            \

@@ -655,6 +655,8 @@ class LayerView:
         """``||y||`` per network and input, shape ``(chunk, k)``."""
         if self._y_norm is None:
             space = self.workspace
+            if space is not None:  # the next layers take it in the pass of phi_norm
+                space.reads_y_norm = True
             if space is None:
                 self._y_norm = stable_norm(self.y)
             else:
@@ -686,10 +688,23 @@ class LayerView:
                 self._phi_norm = canonical(self.phi.squeeze(-1))
             elif (
                 isinstance(self.activation, ReLU)
-                and (memory := _memory(self.y)) is not None
-                and native.row_norms(memory, space.norm_rows, True, space.extremes)
-            ):  # ||relu(y)|| in one pass over y, with the range of y; phi only where asked for
+                and (memory := space.memory(self.y)) is not None
+                and native.row_norms(
+                    memory,
+                    space.norm_rows,
+                    True,
+                    space.extremes,
+                    counts := self._counts(),
+                    plain := self._plain_rows(),
+                )
+            ):  # ||relu(y)|| in one pass over y, with the range of y (and the active counts
+                # and ||y|| where an observer reads them); phi only where asked for
                 self.y_range = (float(space.extremes[0]), float(space.extremes[1]))
+                if counts is not None:
+                    self._active = counts.t()
+                if plain is not None:
+                    rows = plain.t()
+                    self._y_norm = _checked_norm(rows, lambda: self.y, rows, space)[0]
                 self._phi_norm, *range_ = _checked_norm(
                     space.phi_norm, lambda: self.phi, space.phi_norm, space
                 )
@@ -701,6 +716,22 @@ class LayerView:
                 self.phi_range = tuple(range_)
         return self._phi_norm
 
+    def _plain_rows(self) -> Tensor | None:
+        """The ``(k, chunk)`` rows of the ``y_norm`` buffer where an observer of the block reads
+        ``y_norm`` and it is not known yet (``_Workspace.reads_y_norm``), else None."""
+        space = self.workspace
+        if space is None or not space.reads_y_norm or self._y_norm is not None:
+            return None
+        return space.y_norm(self.layer).t()
+
+    def _counts(self) -> Tensor | None:
+        """The ``(k, chunk)`` rows of the active counts' buffer where an observer of the block
+        counts them (``_Workspace.counts_active``) and they are not known yet, else None."""
+        space = self.workspace
+        if space is None or not space.counts_active or self._active is not None:
+            return None
+        return self.buffer("active", torch.int32).t()
+
     @property
     def active(self) -> Tensor:
         """``#{i: Y_l^i > 0}`` per network and input (int32), shape ``(chunk, k)``."""
@@ -711,6 +742,8 @@ class LayerView:
         not computed yet (then ``active`` is ``out``), else copied into it."""
         if self._active is not None:
             return self._active if out is None else out.copy_(self._active)
+        if self.workspace is not None:  # the next layers count in the pass of phi_norm
+            self.workspace.counts_active = True
         if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
             # for finite y, relu(y) > 0 exactly where y > 0: the sign of phi (computed
             # anyway for the increment) is the indicator, and a float sum of n zeros and
@@ -718,8 +751,12 @@ class LayerView:
             # several times slower than these vectorized kernels
             if self.y.shape[-1] == 1:  # phi_norm = relu(y): its sign is the count
                 counts = self.phi_sign
-            elif (memory := _memory(self.y)) is not None and native.count_positive(
-                memory, (out if out is not None else self.buffer("active", torch.int32)).t()
+            elif (
+                self.workspace is not None
+                and (memory := self.workspace.memory(self.y)) is not None
+                and native.count_positive(
+                    memory, (out if out is not None else self.buffer("active", torch.int32)).t()
+                )
             ):  # one compiled pass over y (phi is not needed)
                 self._active = out if out is not None else self.buffer("active", torch.int32)
                 return self._active
@@ -835,6 +872,11 @@ class _Workspace:
         self.careful = False
         self.norm_rows = self.phi_norm.t()  # (k, block)
         self.extremes = np.empty(2)  # the smallest and largest entry of a compiled pass
+        # whether an observer of the block reads the active counts at every layer (then the
+        # compiled pass that computes ||relu(y)|| counts them too)
+        self.counts_active = False
+        self.reads_y_norm = False  # the same for ||y||
+        self._memories: dict[int, tuple[Tensor, Tensor | None]] = {}
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -878,6 +920,16 @@ class _Workspace:
             if len(self._arrays) >= 16:  # tensors that are not passed again
                 self._arrays.clear()
             hit = self._arrays[id(values)] = (values, _numpy(_memory_order(values)))
+        return hit[1]
+
+    def memory(self, values: Tensor) -> Tensor | None:
+        """``_memory(values)``, kept for the tensors passed again at every layer (the state,
+        the buffers of normals): a permuted view and its check cost about a microsecond."""
+        hit = self._memories.get(id(values))
+        if hit is None or hit[0] is not values:
+            if len(self._memories) >= 64:  # tensors that are not passed again
+                self._memories.clear()
+            hit = self._memories[id(values)] = (values, _memory(values))
         return hit[1]
 
     def margin_kept(self) -> tuple[Tensor, Tensor]:
@@ -1054,13 +1106,13 @@ def _increment_rows_last(
     the compiled kernel where it loads (``native.py``; ``compiled=False``: never), which takes
     a ReLU's ``phi`` from ``y`` on the way, else by tensor operations
     (``_factor_rows_last``). False where the state or the noise is not stored samples-last."""
-    state, normals = _memory(y), _memory(noise)
+    state, normals = space.memory(y), space.memory(noise)
     if state is None or normals is None:
         return False
     phi_norm = view.phi_norm
     kernel = space.native(phi_norm) if compiled else None
     if kernel is not None:  # tiles of samples that stay in the L1 cache
-        source = state if relu and view.y is y else _memory(view.phi)
+        source = state if relu and view.y is y else space.memory(view.phi)
         if source is not None:
             relu = source is state
             if kernel.run(source, state, normals, scale, relu):

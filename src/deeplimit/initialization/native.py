@@ -130,7 +130,8 @@ def _load() -> dict[torch.dtype, Any] | None:
         kernels[dtype] = function
         norms = getattr(library, f"row_norms_{suffix}")
         norms.restype = None
-        norms.argtypes = [pointer] * 2 + [long] * 3 + [ctypes.c_int, pointer]
+        norms.argtypes = [pointer] * 2 + [long] * 3 + [ctypes.c_int] + [pointer] * 2
+        norms.argtypes += [long, pointer]
         kernels[("norms", dtype)] = norms
         positive = getattr(library, f"row_norms_{suffix}_positive")
         positive.restype = None
@@ -200,20 +201,41 @@ def _rows_function(
 
 
 def row_norms(
-    memory: Tensor, rows: Tensor, relu: bool = False, extremes: np.ndarray | None = None
+    memory: Tensor,
+    rows: Tensor,
+    relu: bool = False,
+    extremes: np.ndarray | None = None,
+    counts: Tensor | None = None,
+    plain: Tensor | None = None,
 ) -> bool:
     """``rows[j, b] = ||f(memory[j, :, b])||`` for samples-last ``memory`` ``(m, n, B)`` into
     ``rows`` ``(m, B)`` (both contiguous, on the CPU, of one dtype), ``f`` the ReLU where
     ``relu`` (NaN kept), in one pass, the squares summed in double along the width; with
     ``extremes`` (a float64 array of 2), also the smallest and largest entry of ``memory``
-    (NaN where one is NaN). False (nothing written) where the kernel is not available or the
-    tensors are not laid out so."""
+    (NaN where one is NaN), with ``counts`` (int32 ``(m, B)``, rows of contiguous entries) the
+    entries above 0 of each row, and with ``relu`` and ``plain`` (like ``rows``) the norms of
+    ``memory`` itself (the bits of ``relu=False``), in the same pass. False (nothing written)
+    where the kernel is not available or the tensors are not laid out so."""
     function = _rows_function("norms", memory, rows, memory.dtype)
-    if function is None:
-        return False
     m, n, size = memory.shape
+    if (
+        function is None
+        or (
+            counts is not None
+            and _rows_function("positive", memory, counts, torch.int32, strided=True) is None
+        )
+        or (
+            plain is not None
+            and (not relu or _rows_function("norms", memory, plain, rows.dtype) is None)
+        )
+    ):
+        return False
     where = None if extremes is None else extremes.ctypes.data
-    function(memory.data_ptr(), rows.data_ptr(), m, n, size, int(relu), where)
+    count, distance = (None, 0) if counts is None else (counts.data_ptr(), counts.stride(0))
+    other = None if plain is None else plain.data_ptr()
+    function(
+        memory.data_ptr(), rows.data_ptr(), m, n, size, int(relu), where, count, distance, other
+    )
     return True
 
 

@@ -56,7 +56,6 @@ from .chain import (
     LayerView,
     Observer,
     ProgressCallback,
-    _memory,
     simulate_chain,
 )
 from .network import held_need
@@ -700,7 +699,7 @@ class _Correlation(_Recorder):
     def observe(self, view: LayerView) -> None:
         if view.layer not in self.positions:
             return
-        memory = _memory(view.y) if view.workspace is not None else None
+        memory = view.workspace.memory(view.y) if view.workspace is not None else None
         if memory is not None:  # the CPU chain: samples last in memory
             out = self.destination(self.values, view.layer)
             if self._rows_last(view, memory, out.t()):
