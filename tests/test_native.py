@@ -314,17 +314,22 @@ def test_one_input_with_and_without_the_kernel(monkeypatch, width):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 def test_extremes_and_positive_counts_read_in_the_same_pass(dtype):
-    """The smallest and largest entry that ``row_norms`` reads on the way (NaN where an entry
-    is NaN, as NumPy's min and max), and ``count_positive`` (NaN and -0 are not positive)
-    against NumPy and a comparison; an empty block gives the range (1, 1) as ``_range``."""
+    """The smallest and largest entry that ``row_norms`` reads on the way, and of the norms it
+    writes (NaN where an entry is NaN, as NumPy's min and max), and ``count_positive`` (NaN
+    and -0 are not positive) against NumPy and a comparison; an empty block gives the range
+    (1, 1) as ``_range``."""
     generator = torch.Generator().manual_seed(6)
     memory = torch.randn((2, 9, 517), generator=generator, dtype=dtype)
     memory[1, 4, 300] = 7.5  # the largest
     memory[0, 8, 516] = -6.25  # the smallest, in the last (partial) tile
     memory[1, 2, 5] = -0.0
-    rows, extremes = torch.empty((2, 517), dtype=dtype), np.zeros(2)
-    assert native.row_norms(memory, rows, True, extremes)
-    assert tuple(extremes) == (-6.25, 7.5)
+    rows, extremes = torch.empty((2, 517), dtype=dtype), np.zeros(6)
+    plain = torch.empty_like(rows)
+    assert native.row_norms(memory, rows, True, extremes, plain=plain)
+    assert tuple(extremes[:2]) == (-6.25, 7.5)
+    assert tuple(extremes[2:4]) == (float(rows.min()), float(rows.max()))
+    assert tuple(extremes[4:]) == (float(plain.min()), float(plain.max()))
+    assert not native.row_norms(memory, rows, True, np.zeros(2))  # too short: refused
     counts = torch.empty((2, 517), dtype=torch.int32)
     assert native.count_positive(memory, counts)
     assert torch.equal(counts, (memory > 0).sum(1, dtype=torch.int32))
@@ -334,7 +339,7 @@ def test_extremes_and_positive_counts_read_in_the_same_pass(dtype):
     assert torch.equal(counts, (memory > 0).sum(1, dtype=torch.int32))
     empty = torch.empty((2, 9, 0), dtype=dtype)
     assert native.row_norms(empty, torch.empty((2, 0), dtype=dtype), True, extremes)
-    assert tuple(extremes) == (1.0, 1.0)
+    assert tuple(extremes[:4]) == (1.0, 1.0, 1.0, 1.0)
 
 
 def test_positive_counts_into_the_columns_of_a_results_array():

@@ -237,8 +237,9 @@ DEFINE_KERNEL(factor_update_f32, float, double)
 
 /* The norms of the rows of x (m, n, B), samples-last: out[j, b] = sqrt(sum_t f(x[j, t, b])^2)
    with f = relu (NaN kept) where `relu`, else the identity; the squares summed in double in
-   the order of the coordinates (chain._plain_norm). Where `extremes` is given, it gets the
-   smallest and the largest entry of x (NaN where an entry is NaN, as NumPy's min and max),
+   the order of the coordinates (chain._plain_norm). Where `extremes` is given (6 numbers), it
+   gets the smallest and the largest entry of x, of out and of plain (NaN where an entry of x
+   is NaN, as NumPy's min and max; 1 where there is none, as chain._range),
    where `counts` is given, counts[j ld + b] the entries of row (j, b) above 0, and with
    `relu`, where `plain` is given, the norms of x itself (the bits of relu = 0), all read in
    the same pass. Tiles of NORM_TILE samples keep their sums in the L1 cache. */
@@ -253,6 +254,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
         REAL low[NORM_TILE], high[NORM_TILE];                                                \
         int nan = 0, any = 0;                                                                \
         double lowest = INFINITY, highest = -INFINITY;                                       \
+        double least[2] = {INFINITY, INFINITY}, most[2] = {-INFINITY, -INFINITY};            \
         for (long b0 = 0; b0 < B; b0 += NORM_TILE) {                                         \
             long w = B - b0 < NORM_TILE ? B - b0 : NORM_TILE;                                \
             for (long l = 0; l < w; l++) {                                                   \
@@ -295,11 +297,19 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 if (counts)                                                                  \
                     for (long l = 0; l < w; l++) counts[j * ld + b0 + l] = count[l];         \
                 if (relu && plain)                                                           \
-                    for (long l = 0; l < w; l++) plain[j * B + b0 + l] = (REAL)sqrt(all[l]);  \
+                    for (long l = 0; l < w; l++) {                                           \
+                        REAL value = (REAL)sqrt(all[l]);                                     \
+                        plain[j * B + b0 + l] = value;                                       \
+                        least[1] = value < least[1] ? value : least[1];                      \
+                        most[1] = value > most[1] ? value : most[1];                         \
+                    }                                                                        \
                 REAL *norm = out + j * B + b0;                                               \
                 for (long l = 0; l < w; l++) {                                               \
-                    norm[l] = (REAL)sqrt(acc[l]);                                            \
-                    nan |= norm[l] != norm[l]; /* a NaN entry makes its row's norm NaN */    \
+                    REAL value = (REAL)sqrt(acc[l]);                                         \
+                    norm[l] = value;                                                         \
+                    nan |= value != value; /* a NaN entry makes its row's norm NaN */        \
+                    least[0] = value < least[0] ? value : least[0];                          \
+                    most[0] = value > most[0] ? value : most[0];                             \
                 }                                                                            \
             }                                                                                \
             for (long l = 0; l < w; l++) {                                                   \
@@ -311,6 +321,10 @@ DEFINE_KERNEL(factor_update_f32, float, double)
         if (extremes) {                                                                      \
             extremes[0] = nan ? NAN : any && m * n > 0 ? lowest : 1.0;                       \
             extremes[1] = nan ? NAN : any && m * n > 0 ? highest : 1.0;                      \
+            for (int e = 0; e < 2; e++) { /* of the norms, then of the plain norms */        \
+                extremes[2 + 2 * e] = nan ? NAN : any && m > 0 ? least[e] : 1.0;             \
+                extremes[3 + 2 * e] = nan ? NAN : any && m > 0 ? most[e] : 1.0;              \
+            }                                                                                \
         }                                                                                    \
     }                                                                                        \
                                                                                              \

@@ -173,13 +173,17 @@ def _norm_and_range(
 
 
 def _checked_norm(
-    norm: Tensor, values: Callable[[], Tensor], out: Tensor | None, space: _Workspace | None
+    norm: Tensor,
+    values: Callable[[], Tensor],
+    out: Tensor | None,
+    space: _Workspace | None,
+    known: tuple[float, float] | None = None,
 ) -> tuple[Tensor, float, float]:
     """The end of ``_norm_and_range`` for the plain norm ``norm`` of the rows of
     ``values()`` (called only where a norm may be wrong: rows of zeros to confirm, squares
-    out of range)."""
+    out of range); ``known``: the range of ``norm`` where already read (``_range``)."""
     info, floor = _floor(norm.dtype)
-    low, high = _range(norm, space if norm is out else None)
+    low, high = known if known is not None else _range(norm, space if norm is out else None)
     if low >= floor and high < math.inf:
         return norm, low, high
     if low == 0 and high < math.inf and _zeros_are_exact(x := values(), norm, floor):
@@ -699,14 +703,20 @@ class LayerView:
                 )
             ):  # ||relu(y)|| in one pass over y, with the range of y (and the active counts
                 # and ||y|| where an observer reads them); phi only where asked for
-                self.y_range = (float(space.extremes[0]), float(space.extremes[1]))
+                low, high, *extremes = space.extremes.tolist()
+                self.y_range = (low, high)
                 if counts is not None:
                     self._active = counts.t()
                 if plain is not None:
-                    rows = plain.t()
-                    self._y_norm = _checked_norm(rows, lambda: self.y, rows, space)[0]
+                    buffer = space.y_norm(self.layer)
+                    known = (extremes[2], extremes[3])
+                    self._y_norm = _checked_norm(buffer, lambda: self.y, buffer, space, known)[0]
                 self._phi_norm, *range_ = _checked_norm(
-                    space.phi_norm, lambda: self.phi, space.phi_norm, space
+                    space.phi_norm,
+                    lambda: self.phi,
+                    space.phi_norm,
+                    space,
+                    (extremes[0], extremes[1]),
                 )
                 self.phi_range = tuple(range_)
             else:
@@ -871,7 +881,9 @@ class _Workspace:
         # row close to the span of the earlier ones; see ``_factor_rows_last``)
         self.careful = False
         self.norm_rows = self.phi_norm.t()  # (k, block)
-        self.extremes = np.empty(2)  # the smallest and largest entry of a compiled pass
+        # the smallest and largest entry of the state, of ||relu(y)|| and of ||y||, read in a
+        # compiled pass (``native.row_norms``)
+        self.extremes = np.empty(6)
         # whether an observer of the block reads the active counts at every layer (then the
         # compiled pass that computes ||relu(y)|| counts them too)
         self.counts_active = False

@@ -210,16 +210,18 @@ def row_norms(
 ) -> bool:
     """``rows[j, b] = ||f(memory[j, :, b])||`` for samples-last ``memory`` ``(m, n, B)`` into
     ``rows`` ``(m, B)`` (both contiguous, on the CPU, of one dtype), ``f`` the ReLU where
-    ``relu`` (NaN kept), in one pass, the squares summed in double along the width; with
-    ``extremes`` (a float64 array of 2), also the smallest and largest entry of ``memory``
-    (NaN where one is NaN), with ``counts`` (int32 ``(m, B)``, rows of contiguous entries) the
-    entries above 0 of each row, and with ``relu`` and ``plain`` (like ``rows``) the norms of
-    ``memory`` itself (the bits of ``relu=False``), in the same pass. False (nothing written)
-    where the kernel is not available or the tensors are not laid out so."""
+    ``relu`` (NaN kept), in one pass, the squares summed in double along the width. In the
+    same pass where given: ``extremes`` (a float64 array of 6) the smallest and largest entry
+    of ``memory``, of ``rows`` and of ``plain`` (NaN where an entry of ``memory`` is NaN);
+    ``counts`` (int32 ``(m, B)``, rows of contiguous entries) the entries above 0 of each
+    row; with ``relu``, ``plain`` (like ``rows``) the norms of ``memory`` itself (the bits of
+    ``relu=False``). False (nothing written) where the kernel is not available or the tensors
+    are not laid out so."""
     function = _rows_function("norms", memory, rows, memory.dtype)
     m, n, size = memory.shape
     if (
         function is None
+        or (extremes is not None and (extremes.dtype != np.float64 or extremes.size < 6))
         or (
             counts is not None
             and _rows_function("positive", memory, counts, torch.int32, strided=True) is None
