@@ -388,3 +388,18 @@ def test_norms_of_the_state_read_with_those_of_its_relu(dtype):
     assert native.row_norms(memory, relu_only, True) and native.row_norms(memory, alone)
     assert torch.equal(both, relu_only) and torch.equal(plain, alone)
     assert not native.row_norms(memory, both, False, plain=plain)  # plain needs relu
+
+
+def test_an_unwritable_cache_folder_falls_back_to_a_private_temporary_one(monkeypatch, tmp_path):
+    """A cache folder that cannot be written (a read-only home): the library is built in this
+    user's own folder of the temporary folder instead, and the kernel loads."""
+    monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", "/proc/no-such-folder")
+    monkeypatch.setattr(native.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available(), native.reason()
+    assert len(list(tmp_path.glob("deeplimit-*/factor_update-*.so"))) == 1
+    shared = tmp_path / "other"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError):
+        native._check_private(shared)

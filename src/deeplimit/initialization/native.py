@@ -74,6 +74,14 @@ def _compiler() -> str | None:
     return shutil.which(name)
 
 
+def _check_private(folder: Path) -> None:
+    """Refuse (OSError) a folder in the shared temporary folder that another user could have
+    made or could write: a library loaded from it would run their code."""
+    status = folder.stat()
+    if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+        raise PermissionError(f"{folder} is not this user's alone")
+
+
 def _build(compiler: str) -> Path:
     """The shared library for this source, compiler and CPU, compiled if not cached."""
     source = _SOURCE.read_bytes()
@@ -85,13 +93,25 @@ def _build(compiler: str) -> Path:
         key.update(part)
         key.update(b"\0")
     key.update(platform.machine().encode())
-    folder = _cache_dir()
-    library = folder / f"factor_update-{key.hexdigest()[:20]}.so"
-    if library.exists():
-        return library
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(handle)
+    name = f"factor_update-{key.hexdigest()[:20]}.so"
+    # the cache folder, else one of this user's own in the temporary folder (a read-only home)
+    fallback = Path(tempfile.gettempdir()) / f"deeplimit-{getattr(os, 'getuid', lambda: 0)()}"
+    for folder in (_cache_dir(), fallback):
+        try:
+            if folder == fallback:
+                folder.mkdir(mode=0o700, exist_ok=True)
+                _check_private(folder)
+            library = folder / name
+            if library.exists():
+                return library
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
+        except OSError:
+            if folder == fallback:
+                raise
+            continue
+        os.close(handle)
+        break
     try:
         command = [compiler, *_FLAGS, "-fPIC", "-shared", "-o", temporary, str(_SOURCE), "-lm"]
         subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
