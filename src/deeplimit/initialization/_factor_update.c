@@ -267,32 +267,54 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 for (long l = 0; l < w; l++) count[l] = 0;                                   \
                 for (long t = 0; t < n; t++) {                                               \
                     const REAL *row = x + (j * n + t) * B + b0;                              \
-                    if (counts)                                                              \
-                        for (long l = 0; l < w; l++) count[l] += row[l] > 0;                 \
-                    if (extremes)                                                            \
+                    if (counts && extremes && relu && plain) /* what an observer reads */    \
                         for (long l = 0; l < w; l++) {                                       \
                             REAL r = row[l];                                                 \
+                            count[l] += r > 0;                                               \
                             low[l] = r < low[l] ? r : low[l];                                \
                             high[l] = r > high[l] ? r : high[l];                             \
-                        }                                                                    \
-                    if (relu && plain)                                                       \
-                        for (long l = 0; l < w; l++) {                                       \
-                            double v = (double)row[l];                                       \
+                            double v = (double)r;                                            \
                             all[l] = all[l] + v * v;                                         \
                             v = v < 0 ? 0.0 : v;                                             \
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
-                    else if (relu)                                                           \
+                    else if (extremes && relu && !counts && !plain) /* the sampler */        \
                         for (long l = 0; l < w; l++) {                                       \
-                            double v = (double)row[l];                                       \
+                            REAL r = row[l];                                                 \
+                            low[l] = r < low[l] ? r : low[l];                                \
+                            high[l] = r > high[l] ? r : high[l];                             \
+                            double v = (double)r;                                            \
                             v = v < 0 ? 0.0 : v;                                             \
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
-                    else                                                                     \
-                        for (long l = 0; l < w; l++) {                                       \
-                            double v = (double)row[l];                                       \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
+                    else {                                                                   \
+                        if (counts)                                                          \
+                            for (long l = 0; l < w; l++) count[l] += row[l] > 0;             \
+                        if (extremes)                                                        \
+                            for (long l = 0; l < w; l++) {                                   \
+                                REAL r = row[l];                                             \
+                                low[l] = r < low[l] ? r : low[l];                            \
+                                high[l] = r > high[l] ? r : high[l];                         \
+                            }                                                                \
+                        if (relu && plain)                                                   \
+                            for (long l = 0; l < w; l++) {                                   \
+                                double v = (double)row[l];                                   \
+                                all[l] = all[l] + v * v;                                     \
+                                v = v < 0 ? 0.0 : v;                                         \
+                                acc[l] = acc[l] + v * v;                                     \
+                            }                                                                \
+                        else if (relu)                                                       \
+                            for (long l = 0; l < w; l++) {                                   \
+                                double v = (double)row[l];                                   \
+                                v = v < 0 ? 0.0 : v;                                         \
+                                acc[l] = acc[l] + v * v;                                     \
+                            }                                                                \
+                        else                                                                 \
+                            for (long l = 0; l < w; l++) {                                   \
+                                double v = (double)row[l];                                   \
+                                acc[l] = acc[l] + v * v;                                     \
+                            }                                                                \
+                    }                                                                        \
                 }                                                                            \
                 if (counts)                                                                  \
                     for (long l = 0; l < w; l++) counts[j * ld + b0 + l] = count[l];         \
