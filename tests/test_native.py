@@ -166,7 +166,7 @@ def test_tiles_left_to_the_tensor_path_are_counted_and_updated():
     left = kernel.run(chain._memory(space.phi), y, noise, 0.1)
     assert left == len({b // native.TILE for b in range(0, size, 5)})
     assert (y == y0).all(0).all(0).sum() >= 5  # the samples of those tiles have not moved yet
-    chain._mend_factor(chain._memory(space.phi), norm, space)
+    chain._mend_factor(chain._memory(space.phi), False, norm, space, kernel)
     kernel.finish(y, noise, 0.1)
     assert not (y == y0).all(0).all(0).any()
 
@@ -403,3 +403,37 @@ def test_an_unwritable_cache_folder_falls_back_to_a_private_temporary_one(monkey
     shared.chmod(0o777)
     with pytest.raises(PermissionError):
         native._check_private(shared)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_deferred_samples_do_not_depend_on_the_block_split(dtype):
+    """Inputs whose squares underflow: every tile is left to the tensor path, which factors
+    those samples again; one block of 150 samples or two of 75 give the same bits (the
+    samples are factored again in groups of one shape)."""
+    phi, y0, z = _inputs("tiny", dtype)
+    y0 = y0 * (1e-160 if dtype == torch.float64 else 1e-20)
+    factor, y, _ = _layer(phi, y0, z, 0.1, True)
+    halves = [
+        _layer(*(values[..., part].contiguous() for values in (phi, y0, z)), 0.1, True)
+        for part in (slice(0, 75), slice(75, 150))
+    ]
+    assert torch.equal(torch.cat([h[0] for h in halves], -1), factor)
+    assert torch.equal(torch.cat([h[1] for h in halves], -1), y)
+
+
+def test_a_library_that_does_not_load_is_built_again_elsewhere(monkeypatch, tmp_path):
+    """A cached file that cannot be loaded (damaged, or a folder mounted without execution):
+    the kernel is built again in this user's own temporary folder, and loads."""
+    first, damaged, temporary = tmp_path / "first", tmp_path / "damaged", tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(native.tempfile, "tempdir", str(temporary))
+    monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(first))
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available()
+    (built,) = (first / "native").glob("*.so")  # its name: what the next load looks for
+    (damaged / "native").mkdir(parents=True)
+    (damaged / "native" / built.name).write_bytes(b"not a shared library")
+    monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(damaged))
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available(), native.reason()
+    assert len(list(temporary.glob("deeplimit-*/factor_update-*.so"))) == 1

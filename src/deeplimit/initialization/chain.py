@@ -366,20 +366,35 @@ def _factor_rows_last(
     return factor
 
 
-def _mend_factor(phi: Tensor, phi_norm: Tensor, space: _Workspace) -> None:
-    """The end of ``_factor_rows_last`` for the factor the compiled kernel left in ``space``
-    where some samples need it (``native.py``): the samples whose plain diagonal entries may be
-    wrong are factored again, then repeated rows get their earlier row's factor row."""
-    k, n = phi.shape[:2]
-    factor, diagonal = space.factor()
-    norms = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
-    floor = _floor(phi.dtype)[1]
-    margin, kept = space.margin_kept()
+def _mend_factor(
+    source: Tensor, relu: bool, phi_norm: Tensor, space: _Workspace, kernel: native.FactorUpdate
+) -> None:
+    """The end of ``_factor_rows_last`` for the samples of the tiles the compiled kernel left
+    (``kernel.deferred``; ``native.py``), whose state it has not updated yet: ``phi`` is
+    ``source`` (its ReLU with ``relu``) at those samples only; the samples whose plain diagonal
+    entries may be wrong are factored again, then repeated rows get their earlier row's factor
+    row, and the factor is written back at those samples."""
+    k, n, size = source.shape
+    tile = native.TILE
+    starts = np.flatnonzero(kernel.deferred) * tile
+    columns = np.concatenate([np.arange(a, min(a + tile, size)) for a in starts])
+    index = torch.from_numpy(columns).to(source.device)
+    phi = source[:, :, index]
+    if relu:
+        phi.clamp_(min=0)
+    whole = space.factor()[0]
+    factor = whole[:, :, index]
+    diagonal = torch.diagonal(factor, 0, 0, 1).t()  # (k, samples), a view of ``factor``
+    rows = space.norm_rows if phi_norm is space.phi_norm else phi_norm.t()  # (k, block)
+    norms = rows[:, index]
+    floor = _floor(source.dtype)[1]
+    margin, kept = torch.empty((2, k, index.numel()), dtype=source.dtype, device=source.device)
     temporary = (margin[1:], kept[1:])
     _refactor_suspect_samples(
         phi, factor, diagonal[1:], norms[1:], floor, floor * math.sqrt(n), temporary
     )
     _copy_repeated_rows_last(phi, factor, diagonal, norms, list(range(1, k)), (margin, kept))
+    whole[:, :, index] = factor
 
 
 def _gram_schmidt_last(phi: Tensor, norms: Tensor, space: _Workspace, careful: bool) -> list[int]:
@@ -485,8 +500,26 @@ def _refactor_suspect_samples(
     if not _some(suspect):
         return
     rows = suspect.nonzero().squeeze(-1)
-    again = factor_rows(phi[:, :, rows].permute(2, 0, 1))  # (suspect, k, k)
-    factor[:, :, rows] = again.permute(1, 2, 0)
+    factor[:, :, rows] = _factor_rows_grouped(phi[:, :, rows].permute(2, 0, 1)).permute(1, 2, 0)
+
+
+_REFACTOR_GROUP = 64  # samples per call of ``factor_rows`` in ``_factor_rows_grouped``
+
+
+def _factor_rows_grouped(phi: Tensor) -> Tensor:
+    """``factor_rows(phi)`` (``phi`` ``(count, k, n)``) in contiguous groups of exactly
+    ``_REFACTOR_GROUP`` samples (the last one padded with copies of its last sample): torch
+    picks its reduction kernels by the shape of a batch, so a sample factored among another
+    number of others may get other bits; in groups of one shape, a sample's factor depends on
+    its own numbers only, not on which of its block's samples needed factoring again (nor,
+    so, on the chunk size)."""
+    count = phi.shape[0]
+    padded = -(-count // _REFACTOR_GROUP) * _REFACTOR_GROUP
+    if padded > count:
+        phi = torch.cat([phi, phi[-1:].expand(padded - count, -1, -1)])
+    phi = phi.contiguous()
+    parts = [factor_rows(phi[i : i + _REFACTOR_GROUP]) for i in range(0, padded, _REFACTOR_GROUP)]
+    return torch.cat(parts)[:count]
 
 
 def _copy_repeated_rows_last(
@@ -1128,8 +1161,7 @@ def _increment_rows_last(
         if source is not None:
             relu = source is state
             if kernel.run(source, state, normals, scale, relu):
-                # (only the deferred tiles' samples are read: their state is not updated yet)
-                _mend_factor(state.clamp(min=0) if relu else source, phi_norm, space)
+                _mend_factor(source, relu, phi_norm, space, kernel)
                 kernel.finish(state, normals, scale)
             return True
     memory = space.rows_last(y, view.phi, noise)

@@ -3,7 +3,9 @@
 For ``k > 1`` inputs a layer of the exact-in-law chain factors ``Phi Phi^T`` by modified
 Gram-Schmidt and adds ``s C Z``: about ``3 k^2 / 2`` passes over the block with tensor
 operations (``chain._factor_rows_last``). ``_factor_update.c`` does the same arithmetic per
-sample in tiles of 16 samples that stay in the L1 cache, one pass over the block's memory.
+sample in tiles of 64 samples that stay in the L1 cache, one pass over the block's memory
+(and, in one pass each, the norms of a state, their range and the active counts, and the
+correlations of several inputs).
 It is compiled on first use with the machine's C compiler (``$CC``, else ``cc``) into a
 cache folder (``$DEEPLIMIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deeplimit`` or
 ``~/.cache/deeplimit``), keyed by the source, the compiler's version and the CPU's flags (a
@@ -24,6 +26,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -75,15 +78,26 @@ def _compiler() -> str | None:
 
 
 def _check_private(folder: Path) -> None:
-    """Refuse (OSError) a folder in the shared temporary folder that another user could have
-    made or could write: a library loaded from it would run their code."""
-    status = folder.stat()
+    """Refuse (OSError) a folder in the shared temporary folder that is a link, or that
+    another user could have made or could write: a library loaded from it would run their
+    code."""
+    status = os.lstat(folder)
+    if not stat.S_ISDIR(status.st_mode):
+        raise PermissionError(f"{folder} is not a folder")
     if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
         raise PermissionError(f"{folder} is not this user's alone")
 
 
-def _build(compiler: str) -> Path:
-    """The shared library for this source, compiler and CPU, compiled if not cached."""
+def _folders() -> list[Path]:
+    """Where the library may be: the cache folder, then this user's own folder in the
+    temporary folder (a read-only or shared home, a folder mounted without execution)."""
+    uid = getattr(os, "getuid", lambda: 0)()
+    return [_cache_dir(), Path(tempfile.gettempdir()) / f"deeplimit-{uid}"]
+
+
+def _build(compiler: str, folder: Path, private: bool) -> Path:
+    """The shared library for this source, compiler and CPU in ``folder`` (``private``: a
+    folder of this user's own, checked), compiled there if not there yet."""
     source = _SOURCE.read_bytes()
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
@@ -93,28 +107,21 @@ def _build(compiler: str) -> Path:
         key.update(part)
         key.update(b"\0")
     key.update(platform.machine().encode())
-    name = f"factor_update-{key.hexdigest()[:20]}.so"
-    # the cache folder, else one of this user's own in the temporary folder (a read-only home)
-    fallback = Path(tempfile.gettempdir()) / f"deeplimit-{getattr(os, 'getuid', lambda: 0)()}"
-    for folder in (_cache_dir(), fallback):
-        try:
-            if folder == fallback:
-                folder.mkdir(mode=0o700, exist_ok=True)
-                _check_private(folder)
-            library = folder / name
-            if library.exists():
-                return library
-            folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
-        except OSError:
-            if folder == fallback:
-                raise
-            continue
-        os.close(handle)
-        break
+    library = folder / f"factor_update-{key.hexdigest()[:20]}.so"
+    if private:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        _check_private(folder)
+    if library.exists():
+        return library
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
+    os.close(handle)
     try:
         command = [compiler, *_FLAGS, "-fPIC", "-shared", "-o", temporary, str(_SOURCE), "-lm"]
         subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o755 & ~umask)  # readable by whoever shares the cache folder
         os.replace(temporary, library)  # atomic: another process sees all of it or none
     finally:
         if os.path.exists(temporary):
@@ -131,15 +138,19 @@ def _load() -> dict[torch.dtype, Any] | None:
     if compiler is None:
         _state["reason"] = f"no C compiler ({os.environ.get('CC') or 'cc'} not found)"
         return None
-    try:
-        path = _build(compiler)
-        library = ctypes.CDLL(str(path))
-    except subprocess.CalledProcessError as error:
-        lines = (error.stderr or "").strip().splitlines()
-        _state["reason"] = "the compiler failed: " + (lines[-1] if lines else str(error))
-        return None
-    except (OSError, subprocess.SubprocessError) as error:
-        _state["reason"] = f"could not build or load the kernel: {error}"
+    library = None
+    for position, folder in enumerate(_folders()):  # the next folder where one fails
+        try:
+            path = _build(compiler, folder, private=position > 0)
+            library = ctypes.CDLL(str(path))
+            break
+        except subprocess.CalledProcessError as error:
+            lines = (error.stderr or "").strip().splitlines()
+            _state["reason"] = "the compiler failed: " + (lines[-1] if lines else str(error))
+            return None
+        except (OSError, subprocess.SubprocessError) as error:
+            _state["reason"] = f"could not build or load the kernel: {error}"
+    if library is None:
         return None
     pointer, long, double = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
     kernels: dict[Any, Any] = {}
@@ -241,7 +252,14 @@ def row_norms(
     m, n, size = memory.shape
     if (
         function is None
-        or (extremes is not None and (extremes.dtype != np.float64 or extremes.size < 6))
+        or (
+            extremes is not None
+            and (
+                extremes.dtype != np.float64
+                or extremes.size < 6
+                or not (extremes.flags.c_contiguous and extremes.flags.writeable)
+            )
+        )
         or (
             counts is not None
             and _rows_function("positive", memory, counts, torch.int32, strided=True) is None
@@ -345,8 +363,16 @@ class FactorUpdate:
     def _call(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, mode: int, relu: bool) -> int:
         k, n, size = self.shape
         for values in (phi, y, z):
-            if values.shape != self.shape or not values.is_contiguous():
-                raise ValueError(f"the kernel reads ({k}, {n}, {size}) contiguous memory")
+            if (
+                values.shape != self.shape
+                or not values.is_contiguous()
+                or values.dtype != self.factor.dtype
+                or values.device.type != "cpu"
+            ):
+                raise ValueError(
+                    f"the kernel reads ({k}, {n}, {size}) contiguous CPU memory of "
+                    f"{self.factor.dtype}"
+                )
         pointers = self.pointers
         pointers[0], pointers[2], pointers[3] = phi.data_ptr(), z.data_ptr(), y.data_ptr()
         return int(
