@@ -14,8 +14,10 @@ atomically, and loaded through ``ctypes`` (which lets other threads run while it
 
 Where no compiler works, or with ``DEEPLIMIT_NATIVE=0``, the chain takes the tensor path:
 the same law; the numbers differ from the kernel's by rounding only (the order of the sums
-along the width), so a seed gives the same numbers on every machine where the kernel
-loads, whatever the chunk size, and another rounding where it does not. ``available()``
+along the width), so a seed gives the same numbers whatever the chunk size or the threads,
+the same on every x86-64 or ARM machine where the kernel loads (no fused multiply-add; the
+rare samples whose squares underflow are factored again by torch, which rounds as that
+machine's kernels do), and another rounding where it does not load. ``available()``
 says which path runs and ``reason()`` why not.
 """
 
