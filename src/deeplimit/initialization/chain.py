@@ -798,11 +798,12 @@ class LayerView:
                 self.workspace is not None
                 and (memory := self.workspace.memory(self.y)) is not None
                 and native.count_positive(
-                    memory, (out if out is not None else self.buffer("active", torch.int32)).t()
+                    memory,
+                    (target := out if out is not None else self.buffer("active", torch.int32)).t(),
                 )
             ):  # one compiled pass over y (phi is not needed)
-                self._active = out if out is not None else self.buffer("active", torch.int32)
-                return self._active
+                self._active = target
+                return target
             else:
                 space = self.workspace
                 signs = torch.sign(self.phi, out=None if space is None else space.square)
