@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from deeplimit.training import build_resnet, synthetic_task, train
+from deeplimit.training import native as training_native
 
 LINEAR_SHAPE = (64, 512, 256, 4, 5)  # (L, M, D, S, K) of the linear N = 1 case
 LINEAR_QUICK = (8, 64, 32, 2, 2)
@@ -257,7 +258,9 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
     products, the figure to trust on a loaded machine, where wall-clock ratios scatter; ``cpu
     GB/s``: the bytes streamed per CPU second of one worker thread times the workers (what a
     quiet machine would give if the workers never waited; memory shared with other processes
-    still slows it)."""
+    still slows it). With one sample (the linear case) two rows: ``compiled``, the sweeps of
+    ``training/native.py`` (the default where the kernel loads; bound: the copy) and
+    ``tensor``, the tensor path (``compiled_sweeps = False``), timed in the same rounds."""
     from deeplimit.training.authors import authors_linear_task
 
     tanh_data, linear_data = synthetic_task(), authors_linear_task()
@@ -272,7 +275,7 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
         f"{peak_gflops(torch.float32):.0f} float32"
     )
     header = (
-        f"{'case':>9} {'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} {'dtype':>7} | "
+        f"{'case':>9} {'L':>4} {'M':>5} {'D':>4} {'S':>2} {'K':>3} {'dtype':>7} {'path':>8} | "
         f"{'train GB/s':>10} {'copy GB/s':>9} {'products GB/s':>13} {'(GFLOP/s)':>9} | "
         f"{'bound':>8} {'% of bound':>10} {'min-max':>7} {'% of copy':>9} | "
         f"{'cpu-time %':>10} {'cpu GB/s':>8}"
@@ -284,14 +287,18 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
         for dtype in (torch.float64, torch.float32):
             lr = 0.15 if activation == "identity" else 0.5
             model, reset = fresh_model(shape, dims, activation=activation, lr=lr, dtype=dtype)
-            train(model, data, 1, record_movement=False)  # warm up
+            n = data.samples
+            # the compiled sweeps (training/native.py) where they run (N = 1), and the tensor path
+            paths = ["compiled", "tensor"] if n == 1 and training_native.available() else ["tensor"]
+            for path in paths:
+                model.block.compiled_sweeps = path == "compiled"
+                train(model, data, 1, record_movement=False)  # warm up
             itemsize = torch.finfo(dtype).bits // 8
             streamed = streamed_bytes(depth, width, dim, seeds, steps, itemsize)
-            n = data.samples
             flops = 4.0 * n * depth * width * dim * seeds * (3 * steps + 1)
             forward, adjoint = product_sweeps(model, n)
             forward(), adjoint()  # warm up
-            gbs, copies, bounds, ratios, copy_ratios, cpu_ratios, cpu_gbs = ([] for _ in range(7))
+            table = {path: tuple([] for _ in range(7)) for path in paths}
             workers = _workers(model, n)
             for _ in range(rounds):
                 copy = stream_copy_gbs(megabytes=256, repeats=3)
@@ -300,32 +307,44 @@ def bandwidth_rounds(shapes, linear_shape, rounds):
                 )
                 products = streamed / ((steps + 1) * f_wall + steps * b_wall) / 1e9
                 products_cpu = (steps + 1) * f_cpu + steps * b_cpu
-                best = (math.inf, math.inf)
-                for _ in range(2):
-                    reset()
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    train(model, data, steps, record_movement=False)
-                    best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
-                gbs.append(streamed / best[0] / 1e9)
-                copies.append(copy)
-                bounds.append(products)
-                ratios.append(100 * gbs[-1] / min(copy, products))
-                copy_ratios.append(100 * gbs[-1] / copy)
-                cpu_ratios.append(100 * products_cpu / best[1])
-                cpu_gbs.append(streamed / (best[1] / workers) / 1e9)
+                for path in paths:
+                    model.block.compiled_sweeps = path == "compiled"
+                    gbs, copies, bounds, ratios, copy_ratios, cpu_ratios, cpu_gbs = table[path]
+                    best = (math.inf, math.inf)
+                    for _ in range(2):
+                        reset()
+                        wall, cpu = time.perf_counter(), time.process_time()
+                        train(model, data, steps, record_movement=False)
+                        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+                    gbs.append(streamed / best[0] / 1e9)
+                    copies.append(copy)
+                    # the compiled sweeps make no separate products: the copy bounds them
+                    bound = copy if path == "compiled" else min(copy, products)
+                    bounds.append(products)
+                    ratios.append(100 * gbs[-1] / bound)
+                    copy_ratios.append(100 * gbs[-1] / copy)
+                    cpu_ratios.append(100 * products_cpu / best[1])
+                    cpu_gbs.append(streamed / (best[1] / workers) / 1e9)
             name = "tanh N=10" if activation == "tanh" else "lin N=1"
-            copy, products = float(np.median(copies)), float(np.median(bounds))
-            gflops = products * 1e9 / streamed * flops / 1e9
-            bound = "copy" if copy <= products else "products"
-            print(
-                f"{name:>9} {depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} "
-                f"{str(dtype)[6:]:>7} | {float(np.median(gbs)):>10.1f} {copy:>9.1f} "
-                f"{products:>13.1f} {gflops:>9.1f} | {bound:>8} "
-                f"{float(np.median(ratios)):>9.0f}% {min(ratios):>3.0f}-{max(ratios):.0f}% "
-                f"{float(np.median(copy_ratios)):>8.0f}% | {float(np.median(cpu_ratios)):>9.0f}% "
-                f"{float(np.median(cpu_gbs)):>8.1f}",
-                flush=True,
-            )
+            for path in paths:
+                gbs, copies, bounds, ratios, copy_ratios, cpu_ratios, cpu_gbs = table[path]
+                copy, products = float(np.median(copies)), float(np.median(bounds))
+                gflops = products * 1e9 / streamed * flops / 1e9
+                if path == "compiled":
+                    bound, products_text, cpu_text = "copy", f"{'-':>13} {'-':>9}", f"{'-':>10}"
+                else:
+                    bound = "copy" if copy <= products else "products"
+                    products_text = f"{products:>13.1f} {gflops:>9.1f}"
+                    cpu_text = f"{float(np.median(cpu_ratios)):>9.0f}%"
+                print(
+                    f"{name:>9} {depth:>4} {width:>5} {dim:>4} {seeds:>2} {steps:>3} "
+                    f"{str(dtype)[6:]:>7} {path:>8} | {float(np.median(gbs)):>10.1f} {copy:>9.1f} "
+                    f"{products_text} | {bound:>8} "
+                    f"{float(np.median(ratios)):>9.0f}% {min(ratios):>3.0f}-{max(ratios):.0f}% "
+                    f"{float(np.median(copy_ratios)):>8.0f}% | {cpu_text} "
+                    f"{float(np.median(cpu_gbs)):>8.1f}",
+                    flush=True,
+                )
             del model, reset
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import deeplimit as dl
+from deeplimit import compiled
 from deeplimit.initialization import chain, native
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"no kernel: {native.reason()}")
@@ -394,7 +395,7 @@ def test_an_unwritable_cache_folder_falls_back_to_a_private_temporary_one(monkey
     """A cache folder that cannot be written (a read-only home): the library is built in this
     user's own folder of the temporary folder instead, and the kernel loads."""
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", "/proc/no-such-folder")
-    monkeypatch.setattr(native.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(compiled.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(native, "_state", {})
     assert native.available(), native.reason()
     assert len(list(tmp_path.glob("deeplimit-*/factor_update-*.so"))) == 1
@@ -402,7 +403,7 @@ def test_an_unwritable_cache_folder_falls_back_to_a_private_temporary_one(monkey
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
     with pytest.raises(PermissionError):
-        native._check_private(shared)
+        compiled._check_private(shared)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
@@ -426,7 +427,7 @@ def test_a_library_that_does_not_load_is_built_again_elsewhere(monkeypatch, tmp_
     the kernel is built again in this user's own temporary folder, and loads."""
     first, damaged, temporary = tmp_path / "first", tmp_path / "damaged", tmp_path / "tmp"
     temporary.mkdir()
-    monkeypatch.setattr(native.tempfile, "tempdir", str(temporary))
+    monkeypatch.setattr(compiled.tempfile, "tempdir", str(temporary))
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(first))
     monkeypatch.setattr(native, "_state", {})
     assert native.available()

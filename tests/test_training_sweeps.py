@@ -1,6 +1,8 @@
 """The 2LP block's whole-sweep loops (``TwoLayerBlock.forward_sweep``/``backward_sweep``) against
 the layer-by-layer reference (``Block``'s sweeps over ``residual_forward``/``backward``), and the
-NumPy row products of ``N = 1`` (``TwoLayerBlock.row_products``) against torch's."""
+NumPy row products of ``N = 1`` (``TwoLayerBlock.row_products``) against torch's: the tensor
+path (``compiled_sweeps = False``; the compiled sweeps of ``N = 1`` have their own tests,
+``tests/test_training_native.py``)."""
 
 import importlib
 
@@ -33,6 +35,11 @@ class LayerByLayer(TwoLayerBlock):
 
     def backward_sweep(self, *args):
         return Block.backward_sweep(self, *args)
+
+
+def tensor_path(block):
+    block.compiled_sweeps = False
+    return block
 
 
 def scalings(seeds):
@@ -77,7 +84,7 @@ def test_whole_sweeps_equal_layer_by_layer_bit_for_bit(activation, layout, dtype
     parameters equal bit for bit (torch's row products on both sides)."""
     runs = []
     for kind in (TwoLayerBlock, LayerByLayer):
-        block = kind(activation)
+        block = tensor_path(kind(activation))
         block.state_layout, block.row_products = layout, "torch"
         runs.append(trained(block, task(samples), dtype, mixed=mixed))
     assert_same(*runs)
@@ -146,7 +153,7 @@ def test_numpy_row_products_equal_torch_to_rounding(
     monkeypatch.setattr(model_module, "_row_product", counted)
     runs = {}
     for choice in ("numpy", "torch"):
-        block = TwoLayerBlock(activation)
+        block = tensor_path(TwoLayerBlock(activation))
         block.row_products = choice
         options = dict(mixed=mixed, seeds=4, steps=5, depth=6, width=32, dim=16)
         runs[choice] = trained(block, task("N=1"), dtype, **options)
@@ -169,7 +176,7 @@ def test_auto_uses_numpy_row_products_for_float32_n1_only(monkeypatch):
         (torch.float32, "N=10", False),
     ):
         used.clear()
-        trained(TwoLayerBlock("identity"), task(samples), dtype, mixed=False, steps=1)
+        trained(tensor_path(TwoLayerBlock("identity")), task(samples), dtype, mixed=False, steps=1)
         assert bool(used) == expected
 
 

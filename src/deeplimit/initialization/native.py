@@ -6,11 +6,8 @@ operations (``chain._factor_rows_last``). ``_factor_update.c`` does the same ari
 sample in tiles of 64 samples that stay in the L1 cache, one pass over the block's memory
 (and, in one pass each, the norms of a state, their range and the active counts, and the
 correlations of several inputs).
-It is compiled on first use with the machine's C compiler (``$CC``, else ``cc``) into a
-cache folder (``$DEEPLIMIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/deeplimit`` or
-``~/.cache/deeplimit``), keyed by the source, the compiler's version and the CPU's flags (a
-home folder shared by the nodes of a cluster holds one build per kind of CPU), written
-atomically, and loaded through ``ctypes`` (which lets other threads run while it computes).
+It is compiled on first use with the machine's C compiler and cached (``deeplimit.compiled``:
+where, keyed by what, and the fallbacks).
 
 Where no compiler works, or with ``DEEPLIMIT_NATIVE=0``, the chain takes the tensor path:
 the same law; the numbers differ from the kernel's by rounding only (the order of the sums
@@ -24,13 +21,6 @@ says which path runs and ``reason()`` why not.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import stat
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -39,120 +29,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import compiled
 from ..devices import note_compiled_kernel
 
 TILE = 64  # samples per tile, as in the C source
 _SOURCE = Path(__file__).with_name("_factor_update.c")
-_FLAGS = (
-    "-O3",
-    "-march=native",
-    "-ffp-contract=off",  # no fused multiply-add: the same rounding on every CPU
-    "-fno-math-errno",  # sqrt as one instruction
-    "-fno-trapping-math",  # selects (the ReLU) vectorized; no value changes
-    "-std=c99",
-)
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
 
 
-def _cache_dir() -> Path:
-    explicit = os.environ.get("DEEPLIMIT_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "native"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "deeplimit" / "native"
-
-
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            for line in info:
-                if line.startswith(("flags", "Features")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _compiler() -> str | None:
-    name = os.environ.get("CC") or "cc"
-    return shutil.which(name)
-
-
-def _check_private(folder: Path) -> None:
-    """Refuse (OSError) a folder in the shared temporary folder that is a link, or that
-    another user could have made or could write: a library loaded from it would run their
-    code."""
-    status = os.lstat(folder)
-    if not stat.S_ISDIR(status.st_mode):
-        raise PermissionError(f"{folder} is not a folder")
-    if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
-        raise PermissionError(f"{folder} is not this user's alone")
-
-
-def _folders() -> list[Path]:
-    """Where the library may be: the cache folder, then this user's own folder in the
-    temporary folder (a read-only or shared home, a folder mounted without execution)."""
-    uid = getattr(os, "getuid", lambda: 0)()
-    return [_cache_dir(), Path(tempfile.gettempdir()) / f"deeplimit-{uid}"]
-
-
-def _build(compiler: str, folder: Path, private: bool) -> Path:
-    """The shared library for this source, compiler and CPU in ``folder`` (``private``: a
-    folder of this user's own, checked), compiled there if not there yet."""
-    source = _SOURCE.read_bytes()
-    version = subprocess.run(
-        [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
-    key = hashlib.sha256()
-    for part in (source, version.encode(), " ".join(_FLAGS).encode(), _cpu_flags().encode()):
-        key.update(part)
-        key.update(b"\0")
-    key.update(platform.machine().encode())
-    library = folder / f"factor_update-{key.hexdigest()[:20]}.so"
-    if private:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        _check_private(folder)
-    if library.exists():
-        return library
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(handle)
-    try:
-        command = [compiler, *_FLAGS, "-fPIC", "-shared", "-o", temporary, str(_SOURCE), "-lm"]
-        subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o755 & ~umask)  # readable by whoever shares the cache folder
-        os.replace(temporary, library)  # atomic: another process sees all of it or none
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return library
-
-
 def _load() -> dict[torch.dtype, Any] | None:
     """The kernels by dtype, or None (``_state["reason"]`` says why)."""
-    if os.environ.get("DEEPLIMIT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        _state["reason"] = "disabled by DEEPLIMIT_NATIVE=0"
-        return None
-    compiler = _compiler()
-    if compiler is None:
-        _state["reason"] = f"no C compiler ({os.environ.get('CC') or 'cc'} not found)"
-        return None
-    library = None
-    for position, folder in enumerate(_folders()):  # the next folder where one fails
-        try:
-            path = _build(compiler, folder, private=position > 0)
-            library = ctypes.CDLL(str(path))
-            break
-        except subprocess.CalledProcessError as error:
-            lines = (error.stderr or "").strip().splitlines()
-            _state["reason"] = "the compiler failed: " + (lines[-1] if lines else str(error))
-            return None
-        except (OSError, subprocess.SubprocessError) as error:
-            _state["reason"] = f"could not build or load the kernel: {error}"
+    library, name = compiled.load(_SOURCE, "factor_update")
     if library is None:
+        _state["reason"] = name
         return None
     pointer, long, double = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
     kernels: dict[Any, Any] = {}
@@ -175,7 +65,7 @@ def _load() -> dict[torch.dtype, Any] | None:
         correlations.argtypes = [pointer] * 3 + [long] * 4 + [pointer] * 2
         kernels[("correlations", dtype)] = correlations
     _state["reason"] = None
-    _state["library"] = path.name
+    _state["library"] = name
     return kernels
 
 

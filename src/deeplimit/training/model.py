@@ -41,6 +41,7 @@ from torch import Tensor
 from ..activations import Activation, Linear, Tanh, parse_activation
 from ..errors import check_choice, check_int
 from ..rng import derive_seed
+from . import native
 
 __all__ = [
     "Block",
@@ -221,6 +222,7 @@ class TwoLayerBlock(Block):
     parameter_names = ("u", "v")
     state_layout: str = "auto"  # see ``units_major``; a speed setting, not part of the spec
     row_products: str = "auto"  # see ``numpy_row_products``; a speed setting too
+    compiled_sweeps: bool = True  # see ``_compiled_activation``; a speed setting too
 
     def __init__(self, activation: Any = "tanh", *, antithetic: bool = False) -> None:
         self.activation = parse_activation(activation)
@@ -326,6 +328,23 @@ class TwoLayerBlock(Block):
             and kind.backward is TwoLayerBlock.backward
         )
 
+    def _compiled_activation(
+        self, state: Tensor, layers: Sequence[Mapping[str, Tensor]]
+    ) -> tuple[int, float] | None:
+        """The activation's code for the compiled sweeps of one sample on the CPU
+        (``training/native.py``: a whole sweep per call, each weight row read once), or None
+        where they do not apply: ``compiled_sweeps`` off, ``N > 1``, another device, autograd,
+        an activation other than tanh or a linear one (the kernel itself also declines
+        parameters not in contiguous layers, and falls back where it does not load)."""
+        if (
+            not self.compiled_sweeps
+            or state.shape[1] != 1
+            or state.device.type != "cpu"
+            or _tracked(state, layers)
+        ):
+            return None
+        return native.activation_code(self.activation)
+
     def forward_sweep(
         self, h: Tensor, layers: Sequence[Mapping[str, Tensor]], scale: Coefficient, keep: bool
     ) -> tuple[Tensor, list[Tensor], list[Any]]:
@@ -333,9 +352,14 @@ class TwoLayerBlock(Block):
         with what does not change across layers (the layout, the activation's kind, the scale)
         decided once: fewer Python steps per layer, which matter where a layer's products take
         tens of microseconds (``N = 1``, float32; ``benchmarks/bench_training.py
-        --bandwidth``)."""
+        --bandwidth``). With one sample on the CPU, the compiled sweep where it loads."""
         if not self._own_sweeps():
             return super().forward_sweep(h, layers, scale, keep)
+        code = self._compiled_activation(h, layers)
+        if code is not None:
+            result = native.forward(h, layers, scale, keep, code)
+            if result is not None:
+                return result
         rows = self.numpy_row_products(h) and not _tracked(h, layers)
         return self._forward_layers(h, layers, scale, keep, rows)
 
@@ -403,11 +427,20 @@ class TwoLayerBlock(Block):
         record: Callable[[int, Tensor], None] | None = None,
     ) -> Tensor:
         """``backward`` layer after layer (the same operations on the same operands), with
-        the coefficients formed once per sweep rather than once per layer."""
+        the coefficients formed once per sweep rather than once per layer. With one sample on
+        the CPU, updating the parameters themselves, the compiled sweep where it loads (then
+        ``record`` sees the ``g_l`` once the sweep is done)."""
         if not self._own_sweeps():
             return super().backward_sweep(
                 states, caches, g, layers, scale, targets, coefficients, record
             )
+        code = self._compiled_activation(g, layers)
+        if code is not None:
+            first = native.adjoint(
+                states, caches, g, layers, scale, targets, coefficients, code, record
+            )
+            if first is not None:
+                return first
         rows = self.numpy_row_products(g) and not _tracked(g, layers)
         return self._backward_layers(
             states, caches, g, layers, scale, targets, coefficients, record, rows

@@ -27,7 +27,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-from ..devices import one_torch_thread, resolve_device, resolve_dtype
+from ..devices import compiled_kernels, one_torch_thread, resolve_device, resolve_dtype
 from ..errors import check_bool, check_choice, check_int, check_positive_float
 from ..sizes import Need, check_memory, format_value, rates, warn_if_slow
 from .data import TrainingData, resolve_data
@@ -559,6 +559,8 @@ def _descend(
         wall_time_s=time.perf_counter() - started,
         steps=steps,
     )
+    if kernels := compiled_kernels():  # which path the sweeps took (training/native.py)
+        provenance["compiled_kernels"] = kernels
     return TrainingResult(
         outputs=outputs.cpu(),
         embeddings=embeddings.cpu(),
