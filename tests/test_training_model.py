@@ -291,3 +291,67 @@ def test_state_layouts_train_alike(activation, dtype):
         scale = float(ref.abs().max())
         assert torch.allclose(units_params[name], ref, rtol=0, atol=tol * scale)
         assert not torch.equal(ref, initial[name])  # sanity: it trained
+
+
+class _RecordingBlock(TwoLayerBlock):
+    """A 2LP block whose ``initialize_layer`` notes the thread it ran on (not thread-safe by
+    declaration: a user block)."""
+
+    thread_safe_init = False
+
+    def __init__(self):
+        super().__init__("tanh")
+        self.threads = set()
+
+    def initialize_layer(self, generator, hidden_width, embedding_dim):
+        import threading
+
+        self.threads.add(threading.get_ident())
+        return super().initialize_layer(generator, hidden_width, embedding_dim)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [TwoLayerBlock("tanh"), TwoLayerBlock("tanh", antithetic=True), "attention"],
+    ids=["2LP", "antithetic", "attention"],
+)
+def test_parallel_draw_gives_the_serial_numbers(block, monkeypatch):
+    """Networks drawn on threads (``draw_parameters(workers=...)``) get exactly the numbers of
+    the serial draw, in both dtypes, and the parameters land in their own slots."""
+    from deeplimit.training import model as model_module
+    from deeplimit.training.attention import AttentionBlock
+
+    monkeypatch.setattr(model_module, "PARALLEL_DRAW_NUMBERS", 0)  # small shapes go parallel
+    block = AttentionBlock(tokens=3, key_dim=2) if block == "attention" else block
+    indices = [4, 0, 9, 2, 7]
+    for dtype in (torch.float64, torch.float32):
+        kwargs = dict(seed=3, device=torch.device("cpu"), dtype=dtype)
+        serial = model_module.draw_parameters(block, 3, 6, 5, indices, workers=1, **kwargs)
+        for workers in (2, 3, 8):
+            parallel = model_module.draw_parameters(
+                block, 3, 6, 5, indices, workers=workers, **kwargs
+            )
+            assert serial.keys() == parallel.keys()
+            for name in serial:
+                assert torch.equal(serial[name], parallel[name]), (name, workers)
+        # network 2 alone equals its slot in the batch
+        alone = model_module.draw_parameters(block, 3, 6, 5, [9], workers=2, **kwargs)
+        for name in serial:
+            assert torch.equal(alone[name][:, 0], serial[name][:, 2])
+            assert not torch.equal(serial[name][:, 0], serial[name][:, 1])
+
+
+def test_parallel_draw_only_for_thread_safe_blocks_and_errors_surface(monkeypatch):
+    import threading
+
+    from deeplimit.training import model as model_module
+
+    monkeypatch.setattr(model_module, "PARALLEL_DRAW_NUMBERS", 0)
+    kwargs = dict(device=torch.device("cpu"), dtype=torch.float64, workers=2)
+    block = _RecordingBlock()
+    model_module.draw_parameters(block, 2, 4, 3, [0, 1, 2], **kwargs)
+    assert block.threads == {threading.get_ident()}  # a user block stays on the caller's thread
+    with pytest.raises(ValueError, match="hidden_width must be even"):
+        model_module.draw_parameters(TwoLayerBlock(antithetic=True), 2, 5, 3, [0, 1], **kwargs)
+    with pytest.raises(ValueError, match="workers"):
+        model_module.draw_parameters(TwoLayerBlock(), 2, 4, 3, [0, 1], **kwargs | {"workers": 0})

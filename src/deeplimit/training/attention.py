@@ -72,6 +72,7 @@ class AttentionBlock(Block):
     """
 
     parameter_names = ("q", "k", "u", "v")
+    thread_safe_init = True
 
     def __init__(
         self,

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +77,9 @@ class Block(ABC):
     """
 
     parameter_names: tuple[str, ...] = ()
+    # True when ``initialize_layer`` touches nothing but its generator and its arguments, so
+    # that networks may draw on several threads at once (``draw_parameters``)
+    thread_safe_init: bool = False
 
     @property
     def spec(self) -> str:
@@ -220,6 +225,7 @@ class TwoLayerBlock(Block):
     """
 
     parameter_names = ("u", "v")
+    thread_safe_init = True
     state_layout: str = "auto"  # see ``units_major``; a speed setting, not part of the spec
     row_products: str = "auto"  # see ``numpy_row_products``; a speed setting too
     compiled_sweeps: bool = True  # see ``_compiled_activation``; a speed setting too
@@ -522,6 +528,17 @@ class TwoLayerBlock(Block):
         return sums
 
 
+PARALLEL_DRAW_NUMBERS = 2**16  # numbers per network above which networks draw on threads
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a SLURM allocation's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on this platform
+        return max(1, os.cpu_count() or 1)
+
+
 def draw_parameters(
     block: Block,
     depth: int,
@@ -532,6 +549,7 @@ def draw_parameters(
     seed: int = 0,
     device: torch.device,
     dtype: torch.dtype,
+    workers: int | None = None,
 ) -> dict[str, Tensor]:
     """Parameters for networks ``seed_indices``, stored layer-major: ``(L, S, M, *unit)``
     (each layer one contiguous block, for the per-layer batched products).
@@ -540,17 +558,46 @@ def draw_parameters(
     ``derive_seed(seed, UNIT_STREAM, seed_indices[s])``, so a batch equals separate runs with
     the same indices, every dtype and device sees the same (rounded) numbers, and a network of
     depth ``L' < L`` equals the first ``L'`` layers of the deeper one.
+
+    Each network's generator is its own, so networks draw on ``workers`` threads at once
+    (default: the cores this process may run on, whatever torch's intra-op threads; torch's
+    normal sampler is serial and releases the GIL) when the block says its
+    ``initialize_layer`` is thread-safe (``Block.thread_safe_init``) and a network holds more
+    than ``PARALLEL_DRAW_NUMBERS`` numbers; the numbers are the same whatever ``workers``.
     """
+    indices = [int(index) for index in seed_indices]
+    workers = _cores() if workers is None else check_int("workers", workers, minimum=1)
+    numbers = depth * hidden_width * embedding_dim * max(len(block.parameter_names), 1)
+    parallel = (
+        block.thread_safe_init
+        and workers > 1
+        and len(indices) > 1
+        and numbers > PARALLEL_DRAW_NUMBERS
+    )
     params: dict[str, Tensor] = {}
-    for s, index in enumerate(seed_indices):
-        generator = torch.Generator().manual_seed(derive_seed(seed, UNIT_STREAM, int(index)))
+    if parallel:  # the shapes from a throwaway layer, so that no thread allocates
+        probe = block.initialize_layer(torch.Generator(), hidden_width, embedding_dim)
+        for name, value in probe.items():
+            shape = (depth, len(indices), *value.shape)
+            params[name] = torch.empty(shape, device=device, dtype=dtype)
+
+    def draw(s: int) -> None:
+        generator = torch.Generator().manual_seed(derive_seed(seed, UNIT_STREAM, indices[s]))
         for layer in range(depth):
             drawn = block.initialize_layer(generator, hidden_width, embedding_dim)
             for name, value in drawn.items():
                 if name not in params:
-                    shape = (depth, len(seed_indices), *value.shape)
+                    shape = (depth, len(indices), *value.shape)
                     params[name] = torch.empty(shape, device=device, dtype=dtype)
                 params[name][layer, s].copy_(value)
+
+    if not parallel:
+        for s in range(len(indices)):
+            draw(s)
+        return params
+    with ThreadPoolExecutor(min(workers, len(indices)), "deeplimit-draw") as pool:
+        for done in [pool.submit(draw, s) for s in range(len(indices))]:
+            done.result()  # re-raises a worker's error here
     return params
 
 
