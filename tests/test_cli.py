@@ -115,9 +115,9 @@ def test_sample_sde_records_times(tmp_path):
     [
         (
             ("--width", "0", "--depth", "5", "--y0", "1"),
-            "error: width must be an integer >= 1, got 0",
+            "error: --width must be an integer >= 1, got 0",
         ),
-        (("--width", "2", "--depth", "5", "--y0", "1,2,3"), "error: y0 must have shape"),
+        (("--width", "2", "--depth", "5", "--y0", "1,2,3"), "error: --y0 must have shape"),
         (("--width", "2", "--depth", "5"), "error: give exactly one of y0"),
         (
             ("--width", "2", "--depth", "5", "--y0", "1,a"),
@@ -127,7 +127,7 @@ def test_sample_sde_records_times(tmp_path):
             ("--width", "2", "--depth", "5", "--y0", "1,2", "--activation", "leaky:gamma=2"),
             "unknown parameter 'gamma'",
         ),
-        (("--width", "2", "--depth", "5", "--y0", "1,2", "--device", "cuda:7"), "error: device="),
+        (("--width", "2", "--depth", "5", "--y0", "1,2", "--device", "cuda:7"), "error: --device="),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(tmp_path, args, message):

@@ -517,10 +517,10 @@ def guarded(
     in the line the command line prints then (:class:`OneLineErrors`): a command that writes
     its files atomically says so, one that resumes says how; None says nothing more.
 
-    A message that starts with a library argument whose flag is spelled differently names the
-    flag instead (``embedding_seed`` -> ``--embedding-seed``), or beside it for ``aliases``
+    A message that starts with a library argument names its flag instead (``depth`` ->
+    ``--depth``, ``embedding_seed`` -> ``--embedding-seed``), or beside it for ``aliases``
     such as ``{"hidden_width": "--width"}`` (-> ``--width (hidden_width)``)."""
-    names = {name: flag for name, flag in _flags(command).items() if flag != f"--{name}"}
+    names = dict(_flags(command))
     names |= {name: f"{flag} ({name})" for name, flag in (aliases or {}).items()}
 
     def flagged(message: str) -> str:
