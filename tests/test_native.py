@@ -438,3 +438,58 @@ def test_a_library_that_does_not_load_is_built_again_elsewhere(monkeypatch, tmp_
     monkeypatch.setattr(native, "_state", {})
     assert native.available(), native.reason()
     assert len(list(temporary.glob("deeplimit-*/factor_update-*.so"))) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", [(1, 4, 1000), (3, 1, 77), (2, 16, 31), (4, 5, 64)])
+def test_register_blocked_norms_give_the_tiled_loops_bits(dtype, shape):
+    """``row_norms`` (sums in registers, 32 samples at a time, where no counts or only counts
+    with plain norms are asked for; the tiled loop otherwise) against the arithmetic both
+    promise, written out: squares in double summed in the order of the coordinates, the root
+    in double rounded to the dtype; norms, plain norms and counts bit for bit, the extremes
+    those of NumPy; a NaN entry, -0, a zero row, a row of negatives and a block that is not a
+    whole number of lanes."""
+    generator = torch.Generator().manual_seed(11)
+    m, n, size = shape
+    memory = torch.randn(shape, generator=generator, dtype=dtype) * 3
+    memory[0, :, size // 2] = 0
+    memory[-1, :, size - 1] = -torch.rand(n, generator=generator, dtype=dtype)
+    memory[0, n - 1, 0] = -0.0
+
+    def reference(relu):  # NumPy: no fused multiply-add
+        values = memory.double().numpy()
+        values = np.where(values < 0, 0.0, values) if relu else values
+        total = np.zeros((m, size))
+        for t in range(n):  # in order, as the kernel sums
+            total = total + values[:, t] * values[:, t]
+        return torch.from_numpy(np.sqrt(total)).to(dtype).nan_to_num(-1)
+
+    for nan in (False, True):
+        if nan:
+            memory[m // 2, n // 2, size // 3] = math.nan
+        for relu in (True, False):
+            rows = torch.empty((m, size), dtype=dtype)
+            assert native.row_norms(memory, rows, relu)  # the sampler's case, no extremes
+            assert torch.equal(rows.nan_to_num(-1), reference(relu))
+        rows, extremes = torch.empty((m, size), dtype=dtype), np.zeros(6)
+        assert native.row_norms(memory, rows, True, extremes)  # with the extremes
+        assert torch.equal(rows.nan_to_num(-1), reference(True))
+        counts = torch.empty((m, size), dtype=torch.int32)
+        plain, observed = torch.empty_like(rows), torch.empty_like(rows)
+        extremes_observed = np.zeros(6)
+        assert native.row_norms(memory, observed, True, extremes_observed, counts, plain)
+        assert torch.equal(observed.nan_to_num(-1), reference(True))
+        assert torch.equal(plain.nan_to_num(-1), reference(False))
+        assert torch.equal(counts, (memory > 0).sum(1, dtype=torch.int32))
+        tiled, tiled_plain = torch.empty_like(rows), torch.empty_like(rows)  # the tiled loop
+        assert native.row_norms(memory, tiled, True, np.zeros(6), plain=tiled_plain)
+        assert torch.equal(tiled.nan_to_num(-1), reference(True))
+        assert torch.equal(tiled_plain.nan_to_num(-1), reference(False))
+        if nan:
+            assert np.isnan(extremes).all() and np.isnan(extremes_observed).all()
+            continue
+        values = memory.numpy()
+        expected = [values.min(), values.max(), rows.min(), rows.max(), plain.min(), plain.max()]
+        assert extremes_observed.tolist() == [float(v) for v in expected]
+        assert extremes[:4].tolist() == [float(v) for v in expected[:4]]
+        assert rows[0, size // 2] == 0 and (size < 2 or rows[-1, size - 1] == 0)
