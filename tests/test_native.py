@@ -56,6 +56,11 @@ def _inputs(kind, dtype, k=4, n=16, size=150, seed=0):
         phi[2] = phi[0]
     elif kind == "collinear":
         phi[1] = 2 * phi[0]
+    elif kind == "nearly collinear":  # a residual between eps and sqrt(eps) of the norm
+        delta = 1e-10 if dtype == torch.float64 else 1e-4
+        direction = torch.randn(phi[0].shape, generator=generator, dtype=dtype)
+        direction /= direction.norm(dim=0, keepdim=True)
+        phi[1] = 2 * phi[0] + delta * phi[0].norm(dim=0, keepdim=True) * direction
     elif kind == "more inputs than the width":
         pass
     y0 = torch.randn(phi.shape, generator=generator, dtype=dtype)
@@ -117,7 +122,7 @@ def _gram_error(factor, phi):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("kind", ["repeated", "collinear"])
+@pytest.mark.parametrize("kind", ["repeated", "collinear", "nearly collinear"])
 def test_kernel_factors_the_gram_of_spanned_inputs_and_copies_repeated_rows(dtype, kind):
     """A repeated or collinear input: its residual is rounding, which side of the threshold
     ``eps ||phi_j||`` it falls on depends on the order of the sums, so the kernel and the
@@ -133,6 +138,12 @@ def test_kernel_factors_the_gram_of_spanned_inputs_and_copies_repeated_rows(dtyp
     if kind == "collinear":  # (a repeated row's diagonal is its copy's: zero)
         assert _spanned_rows_project_nothing(factor, phi) > 0
         _spanned_rows_project_nothing(reference, phi)
+    if kind == "nearly collinear":  # close to the span, not in it: its residual is kept
+        norms = chain.stable_norm(phi.permute(2, 0, 1)).t()
+        eps = torch.finfo(dtype).eps
+        assert (factor[1, 1] > 10 * eps * norms[1]).all()
+        assert (factor[1, 1] < eps**0.5 * norms[1]).all()  # (close: the repeated check ran)
+        assert (reference[1, 1] > 10 * eps * norms[1]).all()
     if kind == "repeated":
         assert torch.equal(factor[2], factor[0])
         y0[2] = y0[0]

@@ -58,18 +58,31 @@
             if (i > 0) {                                                                     \
                 const REAL *norm = nr + i * TILE;                                            \
                 for (long l = 0; l < TILE; l++) diagonal[l] = sqrt(diagonal[l]);             \
+                /* a row within sqrt(eps) of the span of the earlier ones (or NaN) is close; \
+                   one within eps of it is spanned: its residual and its column of the factor \
+                   are multiplied by `keep` (0, or NaN for NaN, 1 for the rows too small to  \
+                   judge); every other sample by 1, which changes no number */               \
+                REAL keep[TILE];                                                             \
+                int near = 0, spanned = 0;                                                   \
                 for (long l = 0; l < TILE; l++) {                                            \
-                    REAL d = diagonal[l], m = norm[l];                                       \
-                    if (d - root * m >= 0) continue;                                         \
-                    close[i] = 1;                                                            \
-                    REAL spanned = d - eps * m;                                              \
-                    if (spanned > 0) continue;                                               \
-                    REAL keep = spanned != spanned ? spanned                                 \
-                                : m < large        ? (REAL)1                                 \
-                                : m != m           ? m                                       \
-                                                   : (REAL)0;                                \
-                    for (long j = i; j < k; j++) f[(j * k + i) * TILE + l] *= keep;          \
-                    for (long t = 0; t < n; t++) work[(i * n + t) * TILE + l] *= keep;       \
+                    REAL d = diagonal[l], m = norm[l], rest = d - eps * m;                   \
+                    int is_near = !(d - root * m >= 0), is_spanned = is_near && !(rest > 0); \
+                    REAL value = rest != rest ? rest                                         \
+                                 : m < large  ? (REAL)1                                      \
+                                 : m != m     ? m                                            \
+                                              : (REAL)0;                                     \
+                    keep[l] = is_spanned ? value : (REAL)1;                                  \
+                    near |= is_near;                                                         \
+                    spanned |= is_spanned;                                                   \
+                }                                                                            \
+                if (near) close[i] = 1;                                                      \
+                if (spanned) {                                                               \
+                    for (long j = i; j < k; j++)                                             \
+                        for (long l = 0; l < TILE; l++)                                      \
+                            f[(j * k + i) * TILE + l] *= keep[l];                            \
+                    for (long t = 0; t < n; t++)                                             \
+                        for (long l = 0; l < TILE; l++)                                      \
+                            work[(i * n + t) * TILE + l] *= keep[l];                         \
                 }                                                                            \
             }                                                                                \
             if (i + 1 == k) break;                                                           \
@@ -109,8 +122,8 @@
         for (long i = 1; i < k; i++) {                                                       \
             const REAL *d = f + (i * k + i) * TILE, *m = nr + i * TILE;                      \
             for (long l = 0; l < w; l++)                                                     \
-                valid &= (d[l] >= floor_ && d[l] < INFINITY)                                 \
-                         || (d[l] == 0 && (m[l] == 0 || m[l] >= large));                     \
+                valid &= ((d[l] >= floor_) & (d[l] < INFINITY)) /* no branch: vectorized */  \
+                         | ((d[l] == 0) & ((m[l] == 0) | (m[l] >= large)));                  \
         }                                                                                    \
         return valid;                                                                        \
     }                                                                                        \
@@ -122,8 +135,16 @@
                                 const REAL *restrict nr, long k, long n, long B, long b0,    \
                                 long w, REAL root, int relu)                                 \
     {                                                                                        \
-        for (long j = 1; j < k; j++)                                                         \
-            for (long l = 0; l < w; l++) {                                                   \
+        for (long j = 1; j < k; j++) {                                                       \
+            /* any candidate with an earlier row of its norm in the tile? (rarely: the     \
+               loop below is scalar) */                                                      \
+            const REAL *mj = nr + j * TILE, *dj = f + (j * k + j) * TILE;                    \
+            int near = 0;                                                                    \
+            for (long i = 0; i < j && !near; i++)                                            \
+                for (long l = 0; l < w; l++)                                                 \
+                    near |= (mj[l] != 0) & (dj[l] <= root * mj[l])                           \
+                            & (nr[i * TILE + l] == mj[l]);                                   \
+            for (long l = 0; near && l < w; l++) {                                           \
                 REAL m = nr[j * TILE + l];                                                   \
                 if (!(m != 0 && f[(j * k + j) * TILE + l] <= root * m)) continue;            \
                 for (long i = 0; i < j; i++) {                                               \
@@ -142,6 +163,7 @@
                     break;                                                                   \
                 }                                                                            \
             }                                                                                \
+        }                                                                                    \
     }                                                                                        \
                                                                                              \
     /* y_a += s C[a, c] z_c for c = 0..a in order, for the tile's w samples; sf (k, k, TILE) \
