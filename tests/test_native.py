@@ -204,7 +204,7 @@ def test_sampler_with_and_without_the_kernel(monkeypatch, dtype):
     kwargs = dict(samples=300, y0=y0, seed=4, dtype=dtype)
     fast = dl.sample_resnet(16, 12, "relu", **kwargs)
     assert torch.equal(dl.sample_resnet(16, 12, "relu", chunk_size=7, **kwargs), fast)
-    monkeypatch.setitem(native._state, "kernels", None)
+    monkeypatch.setitem(native.LIBRARY.state, "kernels", None)
     slow = dl.sample_resnet(16, 12, "relu", **kwargs)
     tolerance = 12 * _tolerance(getattr(torch, dtype), 16)
     assert float(((fast - slow).abs() / slow.abs().amax(-1, keepdim=True)).max()) <= tolerance
@@ -213,7 +213,7 @@ def test_sampler_with_and_without_the_kernel(monkeypatch, dtype):
 def test_without_a_compiler_the_tensor_path_runs(monkeypatch, tmp_path):
     """With no compiler (``CC`` names none) the kernel is unavailable, says why, and the
     sampler runs the tensor path; ``DEEPLIMIT_NATIVE=0`` turns the kernel off the same way."""
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(tmp_path / "cache"))
     assert not native.available()
@@ -221,7 +221,7 @@ def test_without_a_compiler_the_tensor_path_runs(monkeypatch, tmp_path):
     y0 = torch.stack([torch.linspace(-1, 1, 8) + shift for shift in (0.5, 0.2)])
     y = dl.sample_resnet(8, 4, "relu", samples=50, y0=y0, seed=1)
     assert torch.isfinite(y).all() and y.shape == (50, 2, 8)
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     monkeypatch.delenv("CC")
     monkeypatch.setenv("DEEPLIMIT_NATIVE", "0")
     assert not native.available() and "DEEPLIMIT_NATIVE=0" in native.reason()
@@ -231,19 +231,19 @@ def test_the_build_is_cached_by_source_compiler_and_cpu(monkeypatch, tmp_path):
     """The first load compiles one library into the cache folder; the next loads it as it
     is; another source (here: one more line) is another library."""
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available()
     built = sorted((tmp_path / "native").glob("*.so"))
     assert len(built) == 1
     stamp = os.stat(built[0]).st_mtime_ns
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available()
     assert sorted((tmp_path / "native").glob("*.so")) == built
     assert os.stat(built[0]).st_mtime_ns == stamp
     source = tmp_path / "copy.c"
     source.write_text(native._SOURCE.read_text() + "\n/* another build */\n")
-    monkeypatch.setattr(native, "_SOURCE", source)
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "source_file", source)
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available()
     assert len(list((tmp_path / "native").glob("*.so"))) == 2
     assert not list((tmp_path / "native").glob("tmp*"))  # no half-written file left
@@ -268,13 +268,13 @@ def test_provenance_names_the_path_that_ran(monkeypatch, tmp_path):
     y0 = torch.stack([torch.linspace(-1, 1, 8) + shift for shift in (0.5, 0.2)])
     dl.sample_resnet(8, 3, "relu", samples=20, y0=y0, seed=1)
     assert provenance({})["compiled_kernels"]["factor_update"].startswith("factor_update-")
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     monkeypatch.setenv("DEEPLIMIT_NATIVE", "0")
     dl.sample_resnet(8, 3, "relu", samples=20, y0=y0, seed=1)
     state = provenance({})["compiled_kernels"]["factor_update"]
     assert state == "tensor path: disabled by DEEPLIMIT_NATIVE=0"
     monkeypatch.delenv("DEEPLIMIT_NATIVE")
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     native.kernels()  # (leave the process as it was: the kernel loaded)
 
 
@@ -315,7 +315,7 @@ def test_one_input_with_and_without_the_kernel(monkeypatch, width):
     values = observed.values
     torch.testing.assert_close(values["y_norm"], fast.norm(dim=-1), rtol=1e-12, atol=0)
     torch.testing.assert_close(values["phi_norm"], fast.relu().norm(dim=-1), rtol=1e-12, atol=0)
-    monkeypatch.setitem(native._state, "kernels", None)
+    monkeypatch.setitem(native.LIBRARY.state, "kernels", None)
     slow = dl.sample_resnet(width, 20, "relu", record="all", **kwargs)
     tolerance = 20 * _tolerance(torch.float64, width)
     assert (
@@ -407,7 +407,7 @@ def test_an_unwritable_cache_folder_falls_back_to_a_private_temporary_one(monkey
     user's own folder of the temporary folder instead, and the kernel loads."""
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", "/proc/no-such-folder")
     monkeypatch.setattr(compiled.tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available(), native.reason()
     assert len(list(tmp_path.glob("deeplimit-*/factor_update-*.so"))) == 1
     shared = tmp_path / "other"
@@ -440,13 +440,13 @@ def test_a_library_that_does_not_load_is_built_again_elsewhere(monkeypatch, tmp_
     temporary.mkdir()
     monkeypatch.setattr(compiled.tempfile, "tempdir", str(temporary))
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(first))
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available()
     (built,) = (first / "native").glob("*.so")  # its name: what the next load looks for
     (damaged / "native").mkdir(parents=True)
     (damaged / "native" / built.name).write_bytes(b"not a shared library")
     monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(damaged))
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available(), native.reason()
     assert len(list(temporary.glob("deeplimit-*/factor_update-*.so"))) == 1
 

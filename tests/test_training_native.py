@@ -227,7 +227,7 @@ def test_forward_with_distinct_embeddings_per_network():
 
 @pytest.mark.parametrize("how", ["env", "no-compiler"])
 def test_without_the_kernel_the_tensor_path_runs(monkeypatch, tmp_path, how):
-    monkeypatch.setattr(training_native, "_state", {})
+    monkeypatch.setattr(training_native.LIBRARY, "state", {})
     if how == "env":
         monkeypatch.setenv("DEEPLIMIT_NATIVE", "0")
     else:
@@ -240,7 +240,7 @@ def test_without_the_kernel_the_tensor_path_runs(monkeypatch, tmp_path, how):
     assert torch.equal(result.outputs, reference.outputs)  # the tensor path, bit for bit
     assert devices.compiled_kernels()["training_sweeps"].startswith("tensor path")
     assert result.provenance["compiled_kernels"]["training_sweeps"].startswith("tensor path")
-    monkeypatch.setattr(training_native, "_state", {})
+    monkeypatch.setattr(training_native.LIBRARY, "state", {})
     monkeypatch.delenv("DEEPLIMIT_NATIVE", raising=False)
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.delenv("DEEPLIMIT_CACHE_DIR", raising=False)

@@ -24,7 +24,12 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from .devices import note_compiled_kernel
 
 FLAGS = (
     "-O3",
@@ -150,3 +155,41 @@ def load(source_file: Path, stem: str) -> tuple[ctypes.CDLL | None, str]:
         except (OSError, subprocess.SubprocessError) as error:
             reason = f"could not build or load the kernel: {error}"
     return None, reason
+
+
+class Library:
+    """The kernels of one C file, built and loaded on the first call of ``kernels()`` (once,
+    under a lock: the sampler's block threads may ask at once) and bound by ``bind`` (the
+    ``ctypes`` signatures), or None where they do not load; ``state`` holds ``kernels``,
+    ``reason`` (why not) and ``library`` (the file's name), and the provenance of the runs
+    names the path (``devices.note_compiled_kernel``)."""
+
+    def __init__(self, source_file: Path, stem: str, bind: Callable[[ctypes.CDLL], Any]) -> None:
+        self.source_file, self.stem, self.bind = source_file, stem, bind
+        self.state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def kernels(self) -> Any:
+        """What ``bind`` made of the library (loading it on the first call), or None."""
+        state = self.state
+        if "kernels" not in state:
+            with self._lock:
+                if "kernels" not in state:
+                    library, name = load(self.source_file, self.stem)
+                    state["reason"] = None if library is not None else name
+                    if library is not None:
+                        state["library"] = name
+                    loaded = None if library is None else self.bind(library)
+                    note = name if library is not None else f"tensor path: {name}"
+                    note_compiled_kernel(self.stem, note)
+                    state["kernels"] = loaded
+        return state["kernels"]
+
+    def available(self) -> bool:
+        """Whether the kernels load."""
+        return self.kernels() is not None
+
+    def reason(self) -> str | None:
+        """Why the kernels do not load (None where they do)."""
+        self.kernels()
+        return self.state.get("reason")

@@ -21,7 +21,6 @@ says which path runs and ``reason()`` why not.
 from __future__ import annotations
 
 import ctypes
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,13 @@ import torch
 from torch import Tensor
 
 from .. import compiled
-from ..devices import note_compiled_kernel
 
 TILE = 64  # samples per tile, as in the C source
 _SOURCE = Path(__file__).with_name("_factor_update.c")
-_lock = threading.Lock()
-_state: dict[str, Any] = {}
 
 
-def _load() -> dict[torch.dtype, Any] | None:
-    """The kernels by dtype, or None (``_state["reason"]`` says why)."""
-    library, name = compiled.load(_SOURCE, "factor_update")
-    if library is None:
-        _state["reason"] = name
-        return None
+def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
+    """The kernels by dtype (and by name and dtype), with their ``ctypes`` signatures."""
     pointer, long, double = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
     kernels: dict[Any, Any] = {}
     for dtype, suffix in ((torch.float64, "f64"), (torch.float32, "f32")):
@@ -64,32 +56,25 @@ def _load() -> dict[torch.dtype, Any] | None:
         correlations.restype = None
         correlations.argtypes = [pointer] * 3 + [long] * 4 + [pointer] * 2
         kernels[("correlations", dtype)] = correlations
-    _state["reason"] = None
-    _state["library"] = name
     return kernels
 
 
-def kernels() -> dict[torch.dtype, Any] | None:
+LIBRARY = compiled.Library(_SOURCE, "factor_update", _bind)
+
+
+def kernels() -> dict[Any, Any] | None:
     """The loaded kernels (loading them on the first call), or None."""
-    if "kernels" not in _state:
-        with _lock:
-            if "kernels" not in _state:
-                loaded = _load()
-                state = _state.get("library") if loaded else f"tensor path: {_state['reason']}"
-                note_compiled_kernel("factor_update", str(state))
-                _state["kernels"] = loaded
-    return _state["kernels"]
+    return LIBRARY.kernels()
 
 
 def available() -> bool:
     """Whether the compiled kernel runs the several-input layers on the CPU."""
-    return kernels() is not None
+    return LIBRARY.available()
 
 
 def reason() -> str | None:
     """Why the kernel is not available (None where it is)."""
-    kernels()
-    return _state.get("reason")
+    return LIBRARY.reason()
 
 
 def _rows_function(

@@ -21,7 +21,6 @@ the same arithmetic, summed in another order, so the numbers agree to rounding
 from __future__ import annotations
 
 import ctypes
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,15 @@ import torch
 from torch import Tensor
 
 from .. import compiled
-from ..devices import note_compiled_kernel
 
 _SOURCE = Path(__file__).with_name("_sweeps.c")
 _SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
-_lock = threading.Lock()
-_state: dict[str, Any] = {}
 
 TANH, LINEAR = 1, 0  # the activation codes of the C source
 
 
-def _load() -> dict[torch.dtype, tuple[Any, Any]] | None:
-    library, name = compiled.load(_SOURCE, "training_sweeps")
-    if library is None:
-        _state["reason"] = name
-        return None
+def _bind(library: ctypes.CDLL) -> dict[torch.dtype, tuple[Any, Any]]:
+    """``(forward, adjoint)`` by dtype, with their ``ctypes`` signatures."""
     pointer, long, double, integer = ctypes.c_void_p, ctypes.c_long, ctypes.c_double, ctypes.c_int
     kernels = {}
     for dtype, suffix in _SUFFIXES.items():
@@ -57,32 +50,25 @@ def _load() -> dict[torch.dtype, tuple[Any, Any]] | None:
         adjoint.restype = integer
         adjoint.argtypes = [pointer] * 2 + [long] * 4 + [pointer] * 9 + [integer, double]
         kernels[dtype] = (forward, adjoint)
-    _state["reason"] = None
-    _state["library"] = name
     return kernels
+
+
+LIBRARY = compiled.Library(_SOURCE, "training_sweeps", _bind)
 
 
 def kernels() -> dict[torch.dtype, tuple[Any, Any]] | None:
     """The loaded kernels by dtype (loading them on the first call), or None."""
-    if "kernels" not in _state:
-        with _lock:
-            if "kernels" not in _state:
-                loaded = _load()
-                state = _state.get("library") if loaded else f"tensor path: {_state['reason']}"
-                note_compiled_kernel("training_sweeps", str(state))
-                _state["kernels"] = loaded
-    return _state["kernels"]
+    return LIBRARY.kernels()
 
 
 def available() -> bool:
     """Whether the compiled sweeps can run (the C kernel loaded)."""
-    return kernels() is not None
+    return LIBRARY.available()
 
 
 def reason() -> str | None:
     """Why the kernel is not available (None where it is)."""
-    kernels()
-    return _state.get("reason")
+    return LIBRARY.reason()
 
 
 def _pointers(tensors: Sequence[Tensor], shape: tuple[int, ...], dtype: torch.dtype) -> Any:
