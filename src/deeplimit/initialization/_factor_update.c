@@ -315,21 +315,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                     }                                                                        \
-                else if (w == NORM_LANES)                                                    \
-                    for (long t = 0; t < n; t++) {                                           \
-                        const REAL *row = x + (j * n + t) * B + b0;                          \
-                        for (long l = 0; l < NORM_LANES; l++) {                              \
-                            REAL r = row[l];                                                 \
-                            count[l] += r > 0;                                               \
-                            low[l] = r < low[l] ? r : low[l];                                \
-                            high[l] = r > high[l] ? r : high[l];                             \
-                            double v = (double)r;                                            \
-                            all[l] = all[l] + v * v;                                         \
-                            v = v < 0 ? 0.0 : v;                                             \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
-                    }                                                                        \
-                else /* the tail */                                                          \
+                else /* the observer's case, and the tail */                                 \
                     for (long t = 0; t < n; t++) {                                           \
                         const REAL *row = x + (j * n + t) * B + b0;                          \
                         for (long l = 0; l < w; l++) {                                       \
@@ -409,27 +395,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 for (long l = 0; l < w; l++) count[l] = 0;                                   \
                 for (long t = 0; t < n; t++) {                                               \
                     const REAL *row = x + (j * n + t) * B + b0;                              \
-                    if (counts && extremes && relu && plain) /* what an observer reads */    \
-                        for (long l = 0; l < w; l++) {                                       \
-                            REAL r = row[l];                                                 \
-                            count[l] += r > 0;                                               \
-                            low[l] = r < low[l] ? r : low[l];                                \
-                            high[l] = r > high[l] ? r : high[l];                             \
-                            double v = (double)r;                                            \
-                            all[l] = all[l] + v * v;                                         \
-                            v = v < 0 ? 0.0 : v;                                             \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
-                    else if (extremes && relu && !counts && !plain) /* the sampler */        \
-                        for (long l = 0; l < w; l++) {                                       \
-                            REAL r = row[l];                                                 \
-                            low[l] = r < low[l] ? r : low[l];                                \
-                            high[l] = r > high[l] ? r : high[l];                             \
-                            double v = (double)r;                                            \
-                            v = v < 0 ? 0.0 : v;                                             \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
-                    else {                                                                   \
+                    { /* (the sampler's and the observer's cases run in NAME##_lanes) */     \
                         if (counts)                                                          \
                             for (long l = 0; l < w; l++) count[l] += row[l] > 0;             \
                         if (extremes)                                                        \
