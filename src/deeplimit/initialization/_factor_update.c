@@ -268,6 +268,22 @@ DEFINE_KERNEL(factor_update_f32, float, double)
 #define NORM_TILE 256
 #define NORM_LANES 32 /* samples whose sums stay in registers (NAME##_lanes) */
 
+/* one pass of NAME##_lanes over the coordinates of `BOUND` samples: every sum and count */
+#define NORMS_PASS(REAL, BOUND)                                                              \
+    for (long t = 0; t < n; t++) {                                                           \
+        const REAL *row = x + (j * n + t) * B + b0;                                          \
+        for (long l = 0; l < (BOUND); l++) {                                                 \
+            REAL r = row[l];                                                                 \
+            count[l] += r > 0;                                                               \
+            low[l] = r < low[l] ? r : low[l];                                                \
+            high[l] = r > high[l] ? r : high[l];                                             \
+            double v = (double)r;                                                            \
+            all[l] = all[l] + v * v;                                                         \
+            v = v < 0 && relu ? 0.0 : v;                                                     \
+            acc[l] = acc[l] + v * v;                                                         \
+        }                                                                                    \
+    }
+
 #define DEFINE_NORMS(NAME, REAL)                                                              \
     /* the sampler's cases (norms, with or without the ReLU and the extremes) and the        \
        observer's (ReLU, extremes, counts and plain norms): the same arithmetic per sample as \
@@ -315,20 +331,10 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                     }                                                                        \
-                else /* the observer's case, and the tail */                                 \
-                    for (long t = 0; t < n; t++) {                                           \
-                        const REAL *row = x + (j * n + t) * B + b0;                          \
-                        for (long l = 0; l < w; l++) {                                       \
-                            REAL r = row[l];                                                 \
-                            count[l] += r > 0;                                               \
-                            low[l] = r < low[l] ? r : low[l];                                \
-                            high[l] = r > high[l] ? r : high[l];                             \
-                            double v = (double)r;                                            \
-                            all[l] = all[l] + v * v;                                         \
-                            v = v < 0 && relu ? 0.0 : v;                                     \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
-                    }                                                                        \
+                else if (w == NORM_LANES) /* the observer's case */                          \
+                    NORMS_PASS(REAL, NORM_LANES)                                             \
+                else /* the tail */                                                          \
+                    NORMS_PASS(REAL, w)                                                      \
                 REAL *norm = out + j * B + b0;                                               \
                 for (long l = 0; l < w; l++) {                                               \
                     REAL value = (REAL)sqrt(acc[l]);                                         \
