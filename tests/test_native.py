@@ -504,3 +504,15 @@ def test_register_blocked_norms_give_the_tiled_loops_bits(dtype, shape):
         assert extremes_observed.tolist() == [float(v) for v in expected]
         assert extremes[:4].tolist() == [float(v) for v in expected[:4]]
         assert rows[0, size // 2] == 0 and (size < 2 or rows[-1, size - 1] == 0)
+
+
+def test_a_compiler_that_refuses_the_x86_extras_builds_with_the_plain_flags(monkeypatch, tmp_path):
+    """Where the compiler rejects the extra x86 flags (an old GCC or Clang), the kernel is
+    built with ``FLAGS`` alone rather than not at all."""
+    from deeplimit import compiled
+
+    monkeypatch.setenv("DEEPLIMIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(compiled, "_flags", lambda: (*compiled.FLAGS, "-fno-such-flag-here"))
+    monkeypatch.setattr(native.LIBRARY, "state", {})
+    assert native.available(), native.reason()
+    assert len(list((tmp_path / "native").glob("factor_update-*.so"))) == 1

@@ -294,10 +294,8 @@ def test_state_layouts_train_alike(activation, dtype):
 
 
 class _RecordingBlock(TwoLayerBlock):
-    """A 2LP block whose ``initialize_layer`` notes the thread it ran on (not thread-safe by
-    declaration: a user block)."""
-
-    thread_safe_init = False
+    """A user's 2LP block whose ``initialize_layer`` notes the thread it ran on: it overrides
+    the method without declaring it thread-safe again (``TwoLayerBlock`` does)."""
 
     def __init__(self):
         super().__init__("tanh")
@@ -351,6 +349,13 @@ def test_parallel_draw_only_for_thread_safe_blocks_and_errors_surface(monkeypatc
     block = _RecordingBlock()
     model_module.draw_parameters(block, 2, 4, 3, [0, 1, 2], **kwargs)
     assert block.threads == {threading.get_ident()}  # a user block stays on the caller's thread
+    type(block).thread_safe_init = True  # declared by the class that overrides: threads
+    try:
+        block.threads.clear()
+        model_module.draw_parameters(block, 2, 4, 3, [0, 1, 2], **kwargs)
+        assert block.threads - {threading.get_ident()}  # (the probe of the shapes: the caller)
+    finally:
+        del type(block).thread_safe_init
     with pytest.raises(ValueError, match="hidden_width must be even"):
         model_module.draw_parameters(TwoLayerBlock(antithetic=True), 2, 5, 3, [0, 1], **kwargs)
     with pytest.raises(ValueError, match="workers"):

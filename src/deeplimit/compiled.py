@@ -39,10 +39,11 @@ FLAGS = (
     "-fno-trapping-math",  # selects (the ReLU) vectorized; no value changes
     "-std=c99",
 )
-# x86 only: AVX-512 registers where the CPU has them (GCC and Clang default to 256 bits).
-# The kernels' lanes are independent samples or fixed interleaved partial sums, so the width
-# of a vector changes no number (checked against a 256-bit build: the same bits); the
-# sampler's several-input layer ran ~10 % faster on an AVX-512 Xeon
+# x86 only: AVX-512 registers where the CPU has them (GCC and Clang default to 256 bits); a
+# compiler that refuses them builds with FLAGS alone. The kernels' lanes are independent
+# samples or fixed interleaved partial sums, so the width of a vector changes no number
+# (checked against a 256-bit build: the same bits, but for the sign bit of a NaN, which no
+# caller reads); the sampler's several-input layer ran ~10 % faster on an AVX-512 Xeon
 X86_FLAGS = ("-mprefer-vector-width=512",)
 
 
@@ -100,16 +101,22 @@ def _folders() -> list[Path]:
     return [_cache_dir(), Path(tempfile.gettempdir()) / f"deeplimit-{uid}"]
 
 
-def _build(compiler: str, source_file: Path, stem: str, folder: Path, private: bool) -> Path:
-    """The shared library ``stem-<key>.so`` of ``source_file`` for this compiler and CPU in
-    ``folder`` (``private``: a folder of this user's own, checked), compiled there if not
-    there yet."""
+def _build(
+    compiler: str,
+    source_file: Path,
+    stem: str,
+    folder: Path,
+    private: bool,
+    flags: tuple[str, ...] = FLAGS,
+) -> Path:
+    """The shared library ``stem-<key>.so`` of ``source_file`` for this compiler, CPU and
+    ``flags`` in ``folder`` (``private``: a folder of this user's own, checked), compiled there
+    if not there yet."""
     source = source_file.read_bytes()
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
     ).stdout
     key = hashlib.sha256()
-    flags = _flags()
     for part in (source, version.encode(), " ".join(flags).encode(), _cpu_flags().encode()):
         key.update(part)
         key.update(b"\0")
@@ -147,7 +154,14 @@ def load(source_file: Path, stem: str) -> tuple[ctypes.CDLL | None, str]:
     reason = "no folder to build in"
     for position, folder in enumerate(_folders()):  # the next folder where one fails
         try:
-            path = _build(compiler, source_file, stem, folder, private=position > 0)
+            try:
+                flags = _flags()
+                path = _build(compiler, source_file, stem, folder, position > 0, flags)
+            except subprocess.CalledProcessError:
+                if flags == FLAGS:
+                    raise
+                # a compiler without the x86 extras (an old GCC or Clang): the plain flags
+                path = _build(compiler, source_file, stem, folder, position > 0, FLAGS)
             return ctypes.CDLL(str(path)), path.name
         except subprocess.CalledProcessError as error:
             lines = (error.stderr or "").strip().splitlines()

@@ -289,7 +289,9 @@ DEFINE_KERNEL(factor_update_f32, float, double)
        observer's (ReLU, extremes, counts and plain norms): the same arithmetic per sample as \
        the tiled loop below, NORM_LANES samples at a time with their sums and extremes in    \
        registers (the tiled loop reads and writes them in L1 at every coordinate, which      \
-       dominated at small widths: 3x slower at n = 4) */                                     \
+       dominated at small widths: 3x slower at n = 4). The same numbers, but a tie of +0 and \
+       -0 for the smallest or largest entry may come out with the other sign (they compare   \
+       equal, and the range is only compared). */                                            \
     static void NAME##_lanes(const REAL *x, REAL *out, long m, long n, long B,         \
                                   int relu, double *extremes, int *counts, long ld,          \
                                   REAL *plain)                                               \

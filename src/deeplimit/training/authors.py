@@ -193,6 +193,8 @@ class ScaledTwoLayerBlock(TwoLayerBlock):
     """The 2LP block with ``u, v`` entries ``N(0, u_variance D)``, ``N(0, v_variance D)``
     (``1, 1``: ``TwoLayerBlock``; the authors' ``sigma_u``, ``sigma_v`` are the square roots)."""
 
+    thread_safe_init = True  # its initialize_layer scales the 2LP block's: no shared state
+
     def __init__(
         self,
         activation: Any = "tanh",

@@ -78,7 +78,8 @@ class Block(ABC):
 
     parameter_names: tuple[str, ...] = ()
     # True when ``initialize_layer`` touches nothing but its generator and its arguments, so
-    # that networks may draw on several threads at once (``draw_parameters``)
+    # that networks may draw on several threads at once (``draw_parameters``); read from the
+    # class that defines ``initialize_layer``, so a subclass that overrides it must say so again
     thread_safe_init: bool = False
 
     @property
@@ -531,6 +532,16 @@ class TwoLayerBlock(Block):
 PARALLEL_DRAW_NUMBERS = 2**16  # numbers per network above which networks draw on threads
 
 
+def _thread_safe_init(block: Block) -> bool:
+    """Whether the class that defines ``block.initialize_layer`` declares it thread-safe
+    (``thread_safe_init = True`` in that class itself: a subclass that overrides the method
+    draws serially unless it says so again)."""
+    for klass in type(block).__mro__:
+        if "initialize_layer" in vars(klass):
+            return bool(vars(klass).get("thread_safe_init", False))
+    return False
+
+
 def _cores() -> int:
     """The CPU cores this process may run on (its affinity mask: a SLURM allocation's)."""
     try:
@@ -562,14 +573,15 @@ def draw_parameters(
     Each network's generator is its own, so networks draw on ``workers`` threads at once
     (default: the cores this process may run on, whatever torch's intra-op threads; torch's
     normal sampler is serial and releases the GIL) when the block says its
-    ``initialize_layer`` is thread-safe (``Block.thread_safe_init``) and a network holds more
+    ``initialize_layer`` is thread-safe (``Block.thread_safe_init``, declared by the class that
+    defines the method) and a network holds more
     than ``PARALLEL_DRAW_NUMBERS`` numbers; the numbers are the same whatever ``workers``.
     """
     indices = [int(index) for index in seed_indices]
     workers = _cores() if workers is None else check_int("workers", workers, minimum=1)
     numbers = depth * hidden_width * embedding_dim * max(len(block.parameter_names), 1)
     parallel = (
-        block.thread_safe_init
+        _thread_safe_init(block)
         and workers > 1
         and len(indices) > 1
         and numbers > PARALLEL_DRAW_NUMBERS
