@@ -453,12 +453,12 @@ def test_a_library_that_does_not_load_is_built_again_elsewhere(monkeypatch, tmp_
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("shape", [(1, 4, 1000), (3, 1, 77), (2, 16, 31), (4, 5, 64)])
-def test_register_blocked_norms_give_the_tiled_loops_bits(dtype, shape):
-    """``row_norms`` (sums in registers, 32 samples at a time, where no counts or only counts
-    with plain norms are asked for; the tiled loop otherwise) against the arithmetic both
-    promise, written out: squares in double summed in the order of the coordinates, the root
-    in double rounded to the dtype; norms, plain norms and counts bit for bit, the extremes
-    those of NumPy; a NaN entry, -0, a zero row, a row of negatives and a block that is not a
+def test_row_norms_in_every_case_give_the_arithmetic_written_out(dtype, shape):
+    """``row_norms`` (sums, counts and extremes in registers, 32 samples at a time) in each of
+    its cases (with or without the ReLU, the extremes, the counts, the plain norms) against
+    the arithmetic it promises, written out: squares in double summed in the order of the
+    coordinates, the root in double rounded to the dtype; norms, plain norms and counts bit for
+    bit, the extremes those of NumPy; a NaN entry, -0, a zero row, a row of negatives and a block that is not a
     whole number of lanes."""
     generator = torch.Generator().manual_seed(11)
     m, n, size = shape
@@ -492,10 +492,15 @@ def test_register_blocked_norms_give_the_tiled_loops_bits(dtype, shape):
         assert torch.equal(observed.nan_to_num(-1), reference(True))
         assert torch.equal(plain.nan_to_num(-1), reference(False))
         assert torch.equal(counts, (memory > 0).sum(1, dtype=torch.int32))
-        tiled, tiled_plain = torch.empty_like(rows), torch.empty_like(rows)  # the tiled loop
-        assert native.row_norms(memory, tiled, True, np.zeros(6), plain=tiled_plain)
-        assert torch.equal(tiled.nan_to_num(-1), reference(True))
-        assert torch.equal(tiled_plain.nan_to_num(-1), reference(False))
+        alone, alone_plain = torch.empty_like(rows), torch.empty_like(rows)  # plain, no counts
+        assert native.row_norms(memory, alone, True, np.zeros(6), plain=alone_plain)
+        assert torch.equal(alone.nan_to_num(-1), reference(True))
+        assert torch.equal(alone_plain.nan_to_num(-1), reference(False))
+        counted = torch.full((m, size + 3), -7, dtype=torch.int32)  # counts, no plain; rows apart
+        assert native.row_norms(memory, alone, False, None, counted[:, :size])
+        assert torch.equal(alone.nan_to_num(-1), reference(False))
+        assert torch.equal(counted[:, :size], (memory > 0).sum(1, dtype=torch.int32))
+        assert (counted[:, size:] == -7).all()
         if nan:
             assert np.isnan(extremes).all() and np.isnan(extremes_observed).all()
             continue

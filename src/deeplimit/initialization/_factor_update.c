@@ -264,11 +264,11 @@ DEFINE_KERNEL(factor_update_f32, float, double)
    is NaN, as NumPy's min and max; 1 where there is none, as chain._range),
    where `counts` is given, counts[j ld + b] the entries of row (j, b) above 0, and with
    `relu`, where `plain` is given, the norms of x itself (the bits of relu = 0), all read in
-   the same pass. Tiles of NORM_TILE samples keep their sums in the L1 cache. */
-#define NORM_TILE 256
-#define NORM_LANES 32 /* samples whose sums stay in registers (NAME##_lanes) */
+   the same pass. */
+#define NORM_LANES 32 /* samples whose sums stay in registers */
+#define NORM_TILE 256 /* samples per tile of the counts alone */
 
-/* one pass of NAME##_lanes over the coordinates of `BOUND` samples: every sum and count */
+/* one pass of the norms over the coordinates of `BOUND` samples: every sum and count */
 #define NORMS_PASS(REAL, BOUND)                                                              \
     for (long t = 0; t < n; t++) {                                                           \
         const REAL *row = x + (j * n + t) * B + b0;                                          \
@@ -285,18 +285,14 @@ DEFINE_KERNEL(factor_update_f32, float, double)
     }
 
 #define DEFINE_NORMS(NAME, REAL)                                                              \
-    /* the sampler's cases (norms, with or without the ReLU and the extremes) and the        \
-       observer's (ReLU, extremes, counts and plain norms): the same arithmetic per sample as \
-       the tiled loop below, NORM_LANES samples at a time with their sums and extremes in    \
-       registers (the tiled loop reads and writes them in L1 at every coordinate, which      \
-       dominated at small widths: 3x slower at n = 4). The same numbers, but a tie of +0 and \
-       -0 for the smallest or largest entry may come out with the other sign (they compare   \
-       equal, and the range is only compared). */                                            \
-    static void NAME##_lanes(const REAL *x, REAL *out, long m, long n, long B,         \
-                                  int relu, double *extremes, int *counts, long ld,          \
-                                  REAL *plain)                                               \
+    /* NORM_LANES samples at a time with their sums, counts and extremes in registers across \
+       the coordinates (a tiled loop that read and wrote them in L1 at every coordinate was   \
+       3x slower at n = 4). A tie of +0 and -0 for the smallest or largest entry may come out \
+       with either sign (they compare equal, and the range is only compared). */             \
+    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes, \
+              int *counts, long ld, REAL *plain)                                             \
     {                                                                                        \
-        const int observer = counts != 0;                                                    \
+        const int simple = !counts && !plain; /* the sampler's cases */                      \
         REAL low[NORM_LANES], high[NORM_LANES], least[2][NORM_LANES], most[2][NORM_LANES];   \
         int nan[NORM_LANES];                                                                 \
         for (long l = 0; l < NORM_LANES; l++) {                                              \
@@ -310,7 +306,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 double acc[NORM_LANES], all[NORM_LANES];                                     \
                 int count[NORM_LANES];                                                       \
                 for (long l = 0; l < NORM_LANES; l++) acc[l] = all[l] = 0, count[l] = 0;     \
-                if (w == NORM_LANES && !observer && relu)                                    \
+                if (w == NORM_LANES && simple && relu)                                    \
                     for (long t = 0; t < n; t++) {                                           \
                         const REAL *row = x + (j * n + t) * B + b0;                          \
                         for (long l = 0; l < NORM_LANES; l++) {                              \
@@ -322,7 +318,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                     }                                                                        \
-                else if (w == NORM_LANES && !observer)                                       \
+                else if (w == NORM_LANES && simple)                                       \
                     for (long t = 0; t < n; t++) {                                           \
                         const REAL *row = x + (j * n + t) * B + b0;                          \
                         for (long l = 0; l < NORM_LANES; l++) {                              \
@@ -333,7 +329,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                             acc[l] = acc[l] + v * v;                                         \
                         }                                                                    \
                     }                                                                        \
-                else if (w == NORM_LANES) /* the observer's case */                          \
+                else if (w == NORM_LANES) /* counts or plain norms: an observer */         \
                     NORMS_PASS(REAL, NORM_LANES)                                             \
                 else /* the tail */                                                          \
                     NORMS_PASS(REAL, w)                                                      \
@@ -345,8 +341,9 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                     least[0][l] = value < least[0][l] ? value : least[0][l];                 \
                     most[0][l] = value > most[0][l] ? value : most[0][l];                    \
                 }                                                                            \
-                if (observer) {                                                              \
+                if (counts)                                                                  \
                     for (long l = 0; l < w; l++) counts[j * ld + b0 + l] = count[l];         \
+                if (plain) {                                                                 \
                     for (long l = 0; l < w; l++) {                                           \
                         REAL value = (REAL)sqrt(all[l]);                                     \
                         plain[j * B + b0 + l] = value;                                       \
@@ -378,93 +375,6 @@ DEFINE_KERNEL(factor_update_f32, float, double)
         }                                                                                    \
     }                                                                                        \
                                                                                              \
-    void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes, \
-              int *counts, long ld, REAL *plain)                                             \
-    {                                                                                        \
-        if ((counts && plain && relu && extremes) || (!counts && !plain)) {                  \
-            NAME##_lanes(x, out, m, n, B, relu, extremes, counts, ld, plain);           \
-            return;                                                                          \
-        }                                                                                    \
-        double acc[NORM_TILE], all[NORM_TILE];                                               \
-        int count[NORM_TILE];                                                                \
-        REAL low[NORM_TILE], high[NORM_TILE];                                                \
-        int nan = 0, any = 0;                                                                \
-        double lowest = INFINITY, highest = -INFINITY;                                       \
-        double least[2] = {INFINITY, INFINITY}, most[2] = {-INFINITY, -INFINITY};            \
-        for (long b0 = 0; b0 < B; b0 += NORM_TILE) {                                         \
-            long w = B - b0 < NORM_TILE ? B - b0 : NORM_TILE;                                \
-            for (long l = 0; l < w; l++) {                                                   \
-                low[l] = (REAL)INFINITY;                                                     \
-                high[l] = -(REAL)INFINITY;                                                   \
-            }                                                                                \
-            for (long j = 0; j < m; j++) {                                                   \
-                for (long l = 0; l < w; l++) acc[l] = 0;                                     \
-                for (long l = 0; l < w; l++) all[l] = 0;                                     \
-                for (long l = 0; l < w; l++) count[l] = 0;                                   \
-                for (long t = 0; t < n; t++) {                                               \
-                    const REAL *row = x + (j * n + t) * B + b0;                              \
-                    { /* (the sampler's and the observer's cases run in NAME##_lanes) */     \
-                        if (counts)                                                          \
-                            for (long l = 0; l < w; l++) count[l] += row[l] > 0;             \
-                        if (extremes)                                                        \
-                            for (long l = 0; l < w; l++) {                                   \
-                                REAL r = row[l];                                             \
-                                low[l] = r < low[l] ? r : low[l];                            \
-                                high[l] = r > high[l] ? r : high[l];                         \
-                            }                                                                \
-                        if (relu && plain)                                                   \
-                            for (long l = 0; l < w; l++) {                                   \
-                                double v = (double)row[l];                                   \
-                                all[l] = all[l] + v * v;                                     \
-                                v = v < 0 ? 0.0 : v;                                         \
-                                acc[l] = acc[l] + v * v;                                     \
-                            }                                                                \
-                        else if (relu)                                                       \
-                            for (long l = 0; l < w; l++) {                                   \
-                                double v = (double)row[l];                                   \
-                                v = v < 0 ? 0.0 : v;                                         \
-                                acc[l] = acc[l] + v * v;                                     \
-                            }                                                                \
-                        else                                                                 \
-                            for (long l = 0; l < w; l++) {                                   \
-                                double v = (double)row[l];                                   \
-                                acc[l] = acc[l] + v * v;                                     \
-                            }                                                                \
-                    }                                                                        \
-                }                                                                            \
-                if (counts)                                                                  \
-                    for (long l = 0; l < w; l++) counts[j * ld + b0 + l] = count[l];         \
-                if (relu && plain)                                                           \
-                    for (long l = 0; l < w; l++) {                                           \
-                        REAL value = (REAL)sqrt(all[l]);                                     \
-                        plain[j * B + b0 + l] = value;                                       \
-                        least[1] = value < least[1] ? value : least[1];                      \
-                        most[1] = value > most[1] ? value : most[1];                         \
-                    }                                                                        \
-                REAL *norm = out + j * B + b0;                                               \
-                for (long l = 0; l < w; l++) {                                               \
-                    REAL value = (REAL)sqrt(acc[l]);                                         \
-                    norm[l] = value;                                                         \
-                    nan |= value != value; /* a NaN entry makes its row's norm NaN */        \
-                    least[0] = value < least[0] ? value : least[0];                          \
-                    most[0] = value > most[0] ? value : most[0];                             \
-                }                                                                            \
-            }                                                                                \
-            for (long l = 0; l < w; l++) {                                                   \
-                lowest = low[l] < lowest ? low[l] : lowest;                                  \
-                highest = high[l] > highest ? high[l] : highest;                             \
-            }                                                                                \
-            any = 1;                                                                         \
-        }                                                                                    \
-        if (extremes) {                                                                      \
-            extremes[0] = nan ? NAN : any && m * n > 0 ? lowest : 1.0;                       \
-            extremes[1] = nan ? NAN : any && m * n > 0 ? highest : 1.0;                      \
-            for (int e = 0; e < 2; e++) { /* of the norms, then of the plain norms */        \
-                extremes[2 + 2 * e] = nan ? NAN : any && m > 0 ? least[e] : 1.0;             \
-                extremes[3 + 2 * e] = nan ? NAN : any && m > 0 ? most[e] : 1.0;              \
-            }                                                                                \
-        }                                                                                    \
-    }                                                                                        \
                                                                                              \
     /* out[j ld + b] = #{t: x[j, t, b] > 0} (NaN is not) */                                \
     void NAME##_positive(const REAL *x, int *out, long m, long n, long B, long ld)          \
