@@ -458,8 +458,8 @@ def test_row_norms_in_every_case_give_the_arithmetic_written_out(dtype, shape):
     its cases (with or without the ReLU, the extremes, the counts, the plain norms) against
     the arithmetic it promises, written out: squares in double summed in the order of the
     coordinates, the root in double rounded to the dtype; norms, plain norms and counts bit for
-    bit, the extremes those of NumPy; a NaN entry, -0, a zero row, a row of negatives and a block that is not a
-    whole number of lanes."""
+    bit, the extremes those of NumPy; a NaN entry, -0, a zero row, a row of negatives and a
+    block that is not a whole number of lanes."""
     generator = torch.Generator().manual_seed(11)
     m, n, size = shape
     memory = torch.randn(shape, generator=generator, dtype=dtype) * 3
