@@ -730,15 +730,16 @@ class _Correlation(_Recorder):
         bits for a state rescaled by a power of two), then ``<u_a, u_b>``, the products of
         all pairs ``(a, b > a)`` of one ``a`` at once and summed over the width along memory
         (one sample per lane, where the reference sums each sample's strided row) straight
-        into the results; at width 1 the products themselves, the reference's bits. Wider,
-        where the compiled kernel loads, the same formula in one pass over the state
-        (``native.correlations``: the products summed in double)."""
+        into the results; at width 1 the products themselves, the reference's bits. Where the
+        compiled kernel loads, the same formula in one pass over the state
+        (``native.correlations``: the products summed in double; at width 1 one product, whose
+        bits a double sum rounded back to the dtype keeps)."""
         k, n, size = memory.shape
         norms = view.y_norm.t()  # (k, block)
         if not norms.is_contiguous():
             return False
-        if n > 1 and native.correlations(memory, norms, out):  # one compiled pass
-            return True
+        if native.correlations(memory, norms, out):  # one compiled pass (width 1: a sum of
+            return True  # one product in double, rounded back: the product's bits)
         if self.rows_unit is None:
             self.rows_unit = torch.empty_like(memory)
             if n > 1:
