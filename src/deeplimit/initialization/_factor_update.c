@@ -266,7 +266,22 @@ DEFINE_KERNEL(factor_update_f32, float, double)
    `relu`, where `plain` is given, the norms of x itself (the bits of relu = 0), all read in
    the same pass. */
 #define NORM_LANES 32 /* samples whose sums stay in registers */
-#define NORM_TILE 256 /* samples per tile of the counts alone */
+#define NORM_TILE 256 /* samples per tile of the counts alone (faster so than in lanes) */
+
+/* one pass of the sampler's norms over the coordinates of NORM_LANES samples: the sums of
+   squares (of the ReLU where RELU, a literal 0 or 1) and the extremes */
+#define SAMPLER_PASS(REAL, RELU)                                                             \
+    for (long t = 0; t < n; t++) {                                                           \
+        const REAL *row = x + (j * n + t) * B + b0;                                          \
+        for (long l = 0; l < NORM_LANES; l++) {                                              \
+            REAL r = row[l];                                                                 \
+            low[l] = r < low[l] ? r : low[l];                                                \
+            high[l] = r > high[l] ? r : high[l];                                             \
+            double v = (double)r;                                                            \
+            v = (RELU) && v < 0 ? 0.0 : v;                                                   \
+            acc[l] = acc[l] + v * v;                                                         \
+        }                                                                                    \
+    }
 
 /* one pass of the norms over the coordinates of `BOUND` samples: every sum and count */
 #define NORMS_PASS(REAL, BOUND)                                                              \
@@ -285,10 +300,11 @@ DEFINE_KERNEL(factor_update_f32, float, double)
     }
 
 #define DEFINE_NORMS(NAME, REAL)                                                              \
-    /* NORM_LANES samples at a time with their sums, counts and extremes in registers across \
-       the coordinates (a tiled loop that read and wrote them in L1 at every coordinate was   \
-       3x slower at n = 4). A tie of +0 and -0 for the smallest or largest entry may come out \
-       with either sign (they compare equal, and the range is only compared). */             \
+    /* NORM_LANES samples at a time with their sums, counts and extremes in registers        \
+       across the coordinates (a tiled loop that read and wrote them in L1 at every          \
+       coordinate was 3x slower at n = 4). A tie of +0 and -0 for the smallest or largest    \
+       entry may come out with either sign (they compare equal; the range is only            \
+       compared). */                                                                         \
     void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes, \
               int *counts, long ld, REAL *plain)                                             \
     {                                                                                        \
@@ -306,30 +322,11 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 double acc[NORM_LANES], all[NORM_LANES];                                     \
                 int count[NORM_LANES];                                                       \
                 for (long l = 0; l < NORM_LANES; l++) acc[l] = all[l] = 0, count[l] = 0;     \
-                if (w == NORM_LANES && simple && relu)                                    \
-                    for (long t = 0; t < n; t++) {                                           \
-                        const REAL *row = x + (j * n + t) * B + b0;                          \
-                        for (long l = 0; l < NORM_LANES; l++) {                              \
-                            REAL r = row[l];                                                 \
-                            low[l] = r < low[l] ? r : low[l];                                \
-                            high[l] = r > high[l] ? r : high[l];                             \
-                            double v = (double)r;                                            \
-                            v = v < 0 ? 0.0 : v;                                             \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
-                    }                                                                        \
-                else if (w == NORM_LANES && simple)                                       \
-                    for (long t = 0; t < n; t++) {                                           \
-                        const REAL *row = x + (j * n + t) * B + b0;                          \
-                        for (long l = 0; l < NORM_LANES; l++) {                              \
-                            REAL r = row[l];                                                 \
-                            low[l] = r < low[l] ? r : low[l];                                \
-                            high[l] = r > high[l] ? r : high[l];                             \
-                            double v = (double)r;                                            \
-                            acc[l] = acc[l] + v * v;                                         \
-                        }                                                                    \
-                    }                                                                        \
-                else if (w == NORM_LANES) /* counts or plain norms: an observer */         \
+                if (w == NORM_LANES && simple && relu)                                       \
+                    SAMPLER_PASS(REAL, 1)                                                    \
+                else if (w == NORM_LANES && simple)                                          \
+                    SAMPLER_PASS(REAL, 0)                                                    \
+                else if (w == NORM_LANES) /* counts or plain norms: an observer */           \
                     NORMS_PASS(REAL, NORM_LANES)                                             \
                 else /* the tail */                                                          \
                     NORMS_PASS(REAL, w)                                                      \
@@ -374,7 +371,6 @@ DEFINE_KERNEL(factor_update_f32, float, double)
             extremes[3 + 2 * e] = any_nan ? NAN : rows ? big[e] : 1.0;                       \
         }                                                                                    \
     }                                                                                        \
-                                                                                             \
                                                                                              \
     /* out[j ld + b] = #{t: x[j, t, b] > 0} (NaN is not) */                                \
     void NAME##_positive(const REAL *x, int *out, long m, long n, long B, long ld)          \
