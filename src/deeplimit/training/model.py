@@ -574,8 +574,8 @@ def draw_parameters(
     (default: the cores this process may run on, whatever torch's intra-op threads; torch's
     normal sampler is serial and releases the GIL) when the block says its
     ``initialize_layer`` is thread-safe (``Block.thread_safe_init``, declared by the class that
-    defines the method) and a network holds more
-    than ``PARALLEL_DRAW_NUMBERS`` numbers; the numbers are the same whatever ``workers``.
+    defines the method) and a network holds more than ``PARALLEL_DRAW_NUMBERS`` numbers; the
+    numbers are the same whatever ``workers``.
     """
     indices = [int(index) for index in seed_indices]
     workers = _cores() if workers is None else check_int("workers", workers, minimum=1)
@@ -587,20 +587,22 @@ def draw_parameters(
         and numbers > PARALLEL_DRAW_NUMBERS
     )
     params: dict[str, Tensor] = {}
+
+    def allocate(drawn: Mapping[str, Tensor]) -> None:
+        for name, value in drawn.items():
+            if name not in params:
+                shape = (depth, len(indices), *value.shape)
+                params[name] = torch.empty(shape, device=device, dtype=dtype)
+
     if parallel:  # the shapes from a throwaway layer, so that no thread allocates
-        probe = block.initialize_layer(torch.Generator(), hidden_width, embedding_dim)
-        for name, value in probe.items():
-            shape = (depth, len(indices), *value.shape)
-            params[name] = torch.empty(shape, device=device, dtype=dtype)
+        allocate(block.initialize_layer(torch.Generator(), hidden_width, embedding_dim))
 
     def draw(s: int) -> None:
         generator = torch.Generator().manual_seed(derive_seed(seed, UNIT_STREAM, indices[s]))
         for layer in range(depth):
             drawn = block.initialize_layer(generator, hidden_width, embedding_dim)
+            allocate(drawn)  # (serial draws: at the first layer)
             for name, value in drawn.items():
-                if name not in params:
-                    shape = (depth, len(indices), *value.shape)
-                    params[name] = torch.empty(shape, device=device, dtype=dtype)
                 params[name][layer, s].copy_(value)
 
     if not parallel:
