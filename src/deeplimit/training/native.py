@@ -87,6 +87,15 @@ def _pointers(tensors: Sequence[Tensor], shape: tuple[int, ...], dtype: torch.dt
     return (ctypes.c_void_p * len(addresses))(*addresses)
 
 
+def _weights(
+    layers: Sequence[Mapping[str, Tensor]], shape: tuple[int, int, int], dtype: torch.dtype
+) -> tuple[Any, Any] | None:
+    """The pointer arrays of every layer's ``u`` and ``v`` (each ``(S, M, D)``), or None."""
+    u = _pointers([params["u"] for params in layers], shape, dtype)
+    v = None if u is None else _pointers([params["v"] for params in layers], shape, dtype)
+    return None if v is None else (u, v)
+
+
 def _per_network(value: Any, networks: int) -> np.ndarray:
     """A float or an ``(S, 1, 1)`` tensor as a float64 array of ``S`` values."""
     if isinstance(value, Tensor):
@@ -121,11 +130,10 @@ def forward(
     if loaded is None or samples != 1 or h.dtype not in loaded or not layers:
         return None
     width = int(layers[0]["u"].shape[1])
-    shape = (networks, width, dim)
-    u = _pointers([params["u"] for params in layers], shape, h.dtype)
-    v = None if u is None else _pointers([params["v"] for params in layers], shape, h.dtype)
-    if v is None or h.device.type != "cpu" or h.stride(2) != 1:
+    weights = _weights(layers, (networks, width, dim), h.dtype)
+    if weights is None or h.device.type != "cpu" or h.stride(2) != 1:
         return None
+    u, v = weights
     depth = len(layers)
     code, slope = activation
     last = torch.empty((networks, 1, dim), dtype=h.dtype)
@@ -199,9 +207,8 @@ def adjoint(
         ):
             return None
     width = int(layers[0]["u"].shape[1])
-    shape = (networks, width, dim)
-    u = _pointers([params["u"] for params in layers], shape, g.dtype)
-    v = None if u is None else _pointers([params["v"] for params in layers], shape, g.dtype)
+    weights = _weights(layers, (networks, width, dim), g.dtype)
+    u, v = weights if weights is not None else (None, None)
     h = None if v is None else _pointers(states, (networks, 1, dim), g.dtype)
     a = None if h is None else _pointers([c[0] for c in caches], (networks, width, 1), g.dtype)
     if a is None or g.device.type != "cpu" or not g.is_contiguous():
