@@ -4,17 +4,21 @@ layer at a time on degenerate inputs, and the fallback where no compiler works."
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 import deeplimit as dl
 from deeplimit import compiled
 from deeplimit.initialization import chain, native
+from deeplimit.initialization.observables import OBSERVABLES
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"no kernel: {native.reason()}")
 
@@ -521,3 +525,77 @@ def test_a_compiler_that_refuses_the_x86_extras_builds_with_the_plain_flags(monk
     monkeypatch.setattr(native.LIBRARY, "state", {})
     assert native.available(), native.reason()
     assert len(list((tmp_path / "native").glob("factor_update-*.so"))) == 1
+
+
+def _bits(values: Tensor) -> Tensor:
+    """The bit patterns of a float tensor (as integers of its size), to compare -0 and NaN."""
+    return values.view(torch.int32 if values.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("count", [0, 1, 31, 32, 33, 517])
+def test_width_one_pass_gives_the_bits_of_the_tensor_operations(dtype, count):
+    """``width_one``: ``|y|``, ``clamp(y, min=0)`` (-0 and NaN kept), the signs of a finite
+    ReLU and the counts ``y > 0``, with the ranges NumPy's min and max give (NaN where an entry
+    is NaN, 1 for no entry), in every combination of outputs and for partial lanes."""
+    generator = torch.Generator().manual_seed(count)
+    y = torch.randn(count, generator=generator, dtype=dtype)
+    special = [-0.0, 0.0, math.inf, -math.inf, torch.finfo(dtype).tiny / 4, -7.5, 9.25]
+    for index, value in enumerate(special[: max(0, count - 1)]):
+        y[(index * 37) % count] = value
+    for with_sign, with_counts, with_modulus in itertools.product((False, True), repeat=3):
+        relu = torch.full_like(y, 3.0)
+        modulus = torch.full_like(y, 3.0) if with_modulus else None
+        sign = torch.full_like(y, 3.0) if with_sign else None
+        counts = torch.full(y.shape, 3, dtype=torch.int32) if with_counts else None
+        extremes = np.zeros(4)
+        assert native.width_one(y, modulus, relu, sign, counts, extremes)
+        assert torch.equal(_bits(relu), _bits(torch.clamp(y, min=0)))
+        if modulus is not None:
+            assert torch.equal(_bits(modulus), _bits(torch.abs(y)))
+        if sign is not None:
+            assert torch.equal(sign, torch.sign(torch.clamp(y, min=0)))
+        if counts is not None:
+            assert torch.equal(counts, (y > 0).to(torch.int32))
+        for pair, values in zip((extremes[:2], extremes[2:]), (y.abs(), y.clamp(min=0))):
+            expected = (values.min().item(), values.max().item()) if count else (1.0, 1.0)
+            assert tuple(pair) == expected
+    y[count // 2 :: 5] = math.nan
+    extremes = np.zeros(4)
+    assert native.width_one(y, None, torch.empty_like(y), None, None, extremes)
+    assert (count == 0 and tuple(extremes) == (1.0,) * 4) or np.isnan(extremes).all()
+    # not laid out as the kernel reads: nothing written, False
+    assert not native.width_one(y, None, torch.empty(count + 1, dtype=dtype), None, None, extremes)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "y0", [[0.7], [0.0], [-0.0], [-0.3], [3e38], [1e-40], [[0.7], [0.0], [0.2], [-0.5]]]
+)
+@pytest.mark.parametrize("norm", [True, False], ids=["norm", "scale-free"])
+def test_width_one_observers_with_and_without_the_kernel(monkeypatch, dtype, y0, norm):
+    """Width 1 (ReLU), every observable at every layer (or every scale-free one: the pass
+    then skips ``|y|``), one or several inputs, from collapsed, -0, huge and tiny starts (the
+    chain rescales those by powers of two): the compiled pass of a layer gives the numbers
+    of the tensor operations, bit for bit."""
+    kwargs = dict(samples=700, y0=torch.tensor(y0, dtype=torch.float64), seed=5, dtype=dtype)
+    kwargs["on_nonfinite"] = "warn"  # the norms of a huge or tiny start leave the range
+    several = len(y0) > 1
+    names = [o for o in OBSERVABLES if (several or o != "correlation") and (norm or o != "norm")]
+
+    def observe() -> dict[str, Tensor]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the underflow of the tiny start, reported
+            found = dl.observe_resnet(1, 30, "relu", observables=names, layers="all", **kwargs)
+        return {name: value for name, value in found.values.items() if torch.is_tensor(value)}
+
+    fast = observe()
+    # the tensor operations in place of the pass (the other kernels as they were)
+    monkeypatch.setattr(native, "width_one", lambda *args: False)
+    slow = observe()
+    assert fast.keys() == slow.keys()
+    for name, value in fast.items():
+        if value.is_floating_point():
+            assert torch.equal(_bits(value), _bits(slow[name])), name
+        else:
+            assert torch.equal(value, slow[name]), name

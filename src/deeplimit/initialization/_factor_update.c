@@ -432,3 +432,76 @@ DEFINE_NORMS(row_norms_f32, float)
 
 DEFINE_CORRELATIONS(correlations_f64, double)
 DEFINE_CORRELATIONS(correlations_f32, float)
+
+/* A layer of a width-1 ReLU state y (count numbers, every input's samples in a row), in one
+   pass: where given modulus = |y| (its norm), relu = max(y, 0) with NaN and -0 kept (torch.clamp(min=0)),
+   where given sign = 1 where relu > 0 else +0 (torch.sign of a finite relu) and counts = 1
+   where y > 0 else 0 (the active count of width 1); extremes (4 numbers) gets the smallest
+   and the largest of modulus, then of relu (NaN where an entry of y is NaN; 1 where there is
+   none, as chain._range). WIDTH_LANES numbers at a time with the extremes in registers. */
+#define WIDTH_LANES 32
+
+/* one pass over BOUND numbers from y + b0, writing |y| where MODULUS, the signs where SIGN
+   and the counts where COUNTS (literals 0 or 1) */
+#define WIDTH_ONE_PASS(REAL, ABS, BOUND, MODULUS, SIGN, COUNTS)                              \
+    for (long l = 0; l < (BOUND); l++) {                                                     \
+        REAL r = y[b0 + l];                                                                  \
+        REAL a = ABS(r), p = r < 0 ? (REAL)0 : r;                                            \
+        if (MODULUS) modulus[b0 + l] = a;                                                    \
+        relu[b0 + l] = p;                                                                    \
+        if (SIGN) sign[b0 + l] = r > 0 ? (REAL)1 : (REAL)0;                                  \
+        if (COUNTS) counts[b0 + l] = r > 0;                                                  \
+        nan[l] |= r != r;                                                                    \
+        low[0][l] = a < low[0][l] ? a : low[0][l];                                           \
+        high[0][l] = a > high[0][l] ? a : high[0][l];                                        \
+        low[1][l] = p < low[1][l] ? p : low[1][l];                                           \
+        high[1][l] = p > high[1][l] ? p : high[1][l];                                        \
+    }
+
+/* the whole lanes, then the tail, of one case of the outputs */
+#define WIDTH_ONE_CASE(REAL, ABS, MODULUS, SIGN, COUNTS)                                     \
+    {                                                                                        \
+        for (; b0 + WIDTH_LANES <= count; b0 += WIDTH_LANES)                                 \
+            WIDTH_ONE_PASS(REAL, ABS, WIDTH_LANES, MODULUS, SIGN, COUNTS)                    \
+        WIDTH_ONE_PASS(REAL, ABS, count - b0, MODULUS, SIGN, COUNTS)                         \
+    }
+
+#define DEFINE_WIDTH_ONE(NAME, REAL, ABS)                                                     \
+    void NAME(const REAL *y, long count, REAL *modulus, REAL *relu, REAL *sign, int *counts, \
+              double *extremes)                                                              \
+    {                                                                                        \
+        REAL low[2][WIDTH_LANES], high[2][WIDTH_LANES];                                      \
+        int nan[WIDTH_LANES];                                                                \
+        for (long l = 0; l < WIDTH_LANES; l++) {                                             \
+            low[0][l] = low[1][l] = (REAL)INFINITY;                                          \
+            high[0][l] = high[1][l] = -(REAL)INFINITY;                                       \
+            nan[l] = 0;                                                                      \
+        }                                                                                    \
+        long b0 = 0;                                                                         \
+        switch ((modulus != 0) * 4 + (sign != 0) * 2 + (counts != 0)) {                     \
+        case 0: WIDTH_ONE_CASE(REAL, ABS, 0, 0, 0) break;                                    \
+        case 1: WIDTH_ONE_CASE(REAL, ABS, 0, 0, 1) break;                                    \
+        case 2: WIDTH_ONE_CASE(REAL, ABS, 0, 1, 0) break;                                    \
+        case 3: WIDTH_ONE_CASE(REAL, ABS, 0, 1, 1) break;                                    \
+        case 4: WIDTH_ONE_CASE(REAL, ABS, 1, 0, 0) break;                                    \
+        case 5: WIDTH_ONE_CASE(REAL, ABS, 1, 0, 1) break;                                    \
+        case 6: WIDTH_ONE_CASE(REAL, ABS, 1, 1, 0) break;                                    \
+        default: WIDTH_ONE_CASE(REAL, ABS, 1, 1, 1) break;                                   \
+        }                                                                                    \
+        int any_nan = 0;                                                                     \
+        double small[2] = {INFINITY, INFINITY}, big[2] = {-INFINITY, -INFINITY};             \
+        for (long l = 0; l < WIDTH_LANES; l++) {                                             \
+            any_nan |= nan[l];                                                               \
+            for (int e = 0; e < 2; e++) {                                                    \
+                small[e] = low[e][l] < small[e] ? low[e][l] : small[e];                      \
+                big[e] = high[e][l] > big[e] ? high[e][l] : big[e];                          \
+            }                                                                                \
+        }                                                                                    \
+        for (int e = 0; e < 2; e++) {                                                        \
+            extremes[2 * e] = any_nan ? NAN : count > 0 ? small[e] : 1.0;                    \
+            extremes[2 * e + 1] = any_nan ? NAN : count > 0 ? big[e] : 1.0;                  \
+        }                                                                                    \
+    }
+
+DEFINE_WIDTH_ONE(width_one_f64, double, fabs)
+DEFINE_WIDTH_ONE(width_one_f32, float, fabsf)

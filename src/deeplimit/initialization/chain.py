@@ -759,6 +759,19 @@ class LayerView:
                 self.phi_range = tuple(range_)
         return self._phi_norm
 
+    def take_width_one(self, space: _Workspace, phi_range: tuple[float, float]) -> None:
+        """Take ``phi`` (and ``phi_norm``), with its range, and where computed the signs and
+        the active counts from the compiled pass of a width-1 ReLU state
+        (``_Workspace.width_one``); the signs only for a finite state (``torch.sign`` of a
+        NaN is not the kernel's)."""
+        self._phi = space.phi
+        self._phi_norm = canonical(space.phi.squeeze(-1))
+        self.phi_range = phi_range
+        if space.signs and self.finite:
+            self.shared["phi_sign"] = self.buffer("phi sign")
+        if space.counts_active:
+            self._active = self.buffer("active", torch.int32)
+
     def _plain_rows(self) -> Tensor | None:
         """The ``(k, chunk)`` rows of the ``y_norm`` buffer where an observer of the block reads
         ``y_norm`` and it is not known yet (``_Workspace.reads_y_norm``), else None."""
@@ -826,6 +839,8 @@ class LayerView:
         be), NaN where NaN, per network and input; computed once per layer, in a buffer."""
         sign = self.shared.get("phi_sign")
         if sign is None:
+            if self.workspace is not None:  # the next layers of width 1 take it in one pass
+                self.workspace.signs = True
             sign = torch.sign(self.phi_norm, out=self.buffer("phi sign"))
             self.shared["phi_sign"] = sign
         return sign
@@ -922,6 +937,8 @@ class _Workspace:
         # compiled pass that computes ||relu(y)|| counts them too)
         self.counts_active = False
         self.reads_y_norm = False  # the same for ||y||
+        self.signs = False  # the same for the signs of ||relu(y)|| (``LayerView.phi_sign``)
+        self._width_one: tuple[Tensor, Tensor, np.ndarray] | None = None
         self._memories: dict[int, tuple[Tensor, Tensor | None]] = {}
 
     def factor(self) -> tuple[Tensor, Tensor]:
@@ -1062,6 +1079,27 @@ class _Workspace:
 
     def y_norm(self, layer: int) -> Tensor:
         return self.y_norms[layer % 2]
+
+    def width_one(self, y: Tensor, layer: int) -> tuple[float, ...] | None:
+        """One compiled pass over a width-1 ReLU state ``y`` (``native.width_one``):
+        ``relu(y)`` into ``phi``, and ``|y|`` into ``y_norm(layer)``, the signs and the active
+        counts into their buffers where an observer reads them (``reads_y_norm``, ``signs``,
+        ``counts_active``);
+        returns the range of ``|y|``, then of ``relu(y)`` (NaN where an entry is NaN), or
+        None where the kernel is not available (nothing written)."""
+        state = self.memory(y)
+        if state is None or not _host_checks(y.device):
+            return None
+        if self._width_one is None or self._width_one[0] is not state:
+            self._width_one = (state, _memory(self.phi), np.empty(4))
+        _, phi, extremes = self._width_one
+        sign = self.buffer("phi sign", self.dtype) if self.signs else None
+        counts = self.buffer("active", torch.int32) if self.counts_active else None
+        modulus = self.y_norm(layer) if self.reads_y_norm else None
+        rows = [None if out is None else out.t() for out in (modulus, sign, counts)]
+        if phi is None or not native.width_one(state, rows[0], phi, rows[1], rows[2], extremes):
+            return None
+        return tuple(extremes.tolist())
 
     def buffer(self, name: str, dtype: torch.dtype) -> Tensor:
         """A ``(block, k)`` buffer laid out like the norms, allocated at its first use in the
@@ -1230,8 +1268,15 @@ class _Numerics:
             if view is not None:
                 return view
         # (chunk, k): NaN/inf exactly where the state is
+        fused = None
         if workspace is None:
             norm, low, high = _norm_and_range(y)
+        elif self.relu and y.shape[-1] == 1 and (fused := workspace.width_one(y, layer)):
+            low, high = fused[0], fused[1]
+            norm = workspace.y_norm(layer)
+            lazy = 2.0**-self.bound <= low <= high <= 2.0**self.bound
+            if not workspace.reads_y_norm and not (lazy and layer not in self.value_layers):
+                torch.abs(y.squeeze(-1), out=norm)  # read by the checks below
         else:
             norm, low, high = _norm_and_range(
                 y, workspace.square, workspace.y_norm(layer), workspace
@@ -1249,6 +1294,7 @@ class _Numerics:
                 if _some(far):  # else a factor 2^0 = 1 would leave every number as it is
                     shift = torch.where(far, power, 0).clamp(-self.maxexp + 2, self.maxexp - 2)
                     y.mul_(torch.exp2(-shift.to(y.dtype)).unsqueeze(-1))
+                    fused = None  # of the state before this rescaling
                     norm = stable_norm(y)  # as the unscaled chain computes it, bit for bit
                     self.exponent = self.exponent + shift
                     self.scaled = True
@@ -1271,10 +1317,15 @@ class _Numerics:
                     first = self._first()[index][self.rows]
                     first.masked_fill_(failed & (first < 0), layer)
         finite = high < math.inf  # NaN-safe: a norm is NaN or inf where an entry is
+        if fused is not None and not workspace.reads_y_norm:  # type: ignore[union-attr]
+            norm = None  # not computed, or for the checks only: the view's own if asked for
         view = LayerView(
             layer, y, self.plan.activation, self.exponent, self.lost, norm, workspace, finite
         )
         view.scaled = self.scaled
+        if fused is not None:
+            assert workspace is not None
+            view.take_width_one(workspace, fused[2:])
         return view
 
     def _bounded_view(self, layer: int, y: Tensor, workspace: _Workspace) -> LayerView | None:

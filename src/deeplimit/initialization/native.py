@@ -56,6 +56,10 @@ def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
         correlations.restype = None
         correlations.argtypes = [pointer] * 3 + [long] * 4 + [pointer] * 2
         kernels[("correlations", dtype)] = correlations
+        width_one = getattr(library, f"width_one_{suffix}")
+        width_one.restype = None
+        width_one.argtypes = [pointer, long] + [pointer] * 5
+        kernels[("width one", dtype)] = width_one
     return kernels
 
 
@@ -165,6 +169,52 @@ def count_positive(memory: Tensor, rows: Tensor) -> bool:
     m, n, size = memory.shape
     distance = rows.stride(0) if m > 1 else size
     function(memory.data_ptr(), rows.data_ptr(), m, n, size, distance)
+    return True
+
+
+def width_one(
+    state: Tensor,
+    modulus: Tensor | None,
+    relu: Tensor,
+    sign: Tensor | None,
+    counts: Tensor | None,
+    extremes: np.ndarray,
+) -> bool:
+    """A layer of a width-1 ReLU state in one pass: for the contiguous CPU ``state`` (any
+    shape; its numbers in memory order), where given ``modulus = |state|``,
+    ``relu = max(state, 0)``
+    (``torch.clamp(min=0)``'s bits: NaN and -0 kept), where given ``sign`` = 1 where
+    ``state > 0``, else +0 (``torch.sign`` of a finite ``relu``) and ``counts`` (int32) =
+    ``state > 0``, each of ``state``'s size in the same memory order; ``extremes`` (a float64
+    array of 4) the smallest and largest of ``modulus``, then of ``relu`` (NaN where an entry
+    is NaN, 1 where there is none). False (nothing written) where the kernel is not available
+    or the tensors are not laid out so."""
+    loaded = kernels()
+    function = None if loaded is None else loaded.get(("width one", state.dtype))
+    outputs = [(modulus, state.dtype), (relu, state.dtype), (sign, state.dtype)]
+    outputs.append((counts, torch.int32))
+    if (
+        function is None
+        or relu is None
+        or state.device.type != "cpu"
+        or not state.is_contiguous()
+        or extremes.dtype != np.float64
+        or extremes.size < 4
+        or not (extremes.flags.c_contiguous and extremes.flags.writeable)
+        or any(
+            out is not None
+            and (
+                out.dtype != dtype
+                or out.device.type != "cpu"
+                or not out.is_contiguous()
+                or out.numel() != state.numel()
+            )
+            for out, dtype in outputs
+        )
+    ):
+        return False
+    pointers = [None if out is None else out.data_ptr() for out, _ in outputs]
+    function(state.data_ptr(), state.numel(), *pointers, extremes.ctypes.data)
     return True
 
 

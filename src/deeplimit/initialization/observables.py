@@ -261,16 +261,20 @@ def _phi_step(view: LayerView) -> tuple[Tensor, Tensor]:
     return shared
 
 
-def _log_(values: Tensor) -> Tensor:
-    """``values.log_()``; on the CPU by NumPy, two (float32) to four (float64) times faster
-    than torch's kernel on normal numbers (both within an ulp of the exact logarithm). Every
-    log-growth, the fast path's and the reference's, is taken by this function."""
+def _log_(values: Tensor, out: Tensor | None = None) -> Tensor:
+    """``values.log_()``, or into ``out`` (of ``values``' shape) where given; on the CPU by
+    NumPy, two (float32) to four (float64) times faster than torch's kernel on normal numbers
+    (both within an ulp of the exact logarithm). Every log-growth, the fast path's and the
+    reference's, is taken by this function. A log computed in a scratch buffer and written
+    once into a (large) result costs less than a division written into the result and its
+    log taken there in place."""
+    target = values if out is None else out
     if values.device.type != "cpu":
-        return values.log_()
+        return torch.log(values, out=target)
     array = values.numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        np.log(array, out=array)
-    return values
+        np.log(array, out=target.numpy())
+    return target
 
 
 class _RatioLog:
@@ -304,22 +308,24 @@ class _RatioLog:
         return cls(norm0)
 
     def __call__(self, view: LayerView, out: Tensor, columns: slice | None = None) -> Tensor:
-        """The log-growth of a finite ``view``, computed in ``out`` (``(chunk, k)``), or of
-        its inputs ``columns`` only (``out`` then has those columns, as ``norm0`` had)."""
+        """The log-growth of a finite ``view``, into ``out`` (``(chunk, k)``), or of its inputs
+        ``columns`` only (``out`` then has those columns, as ``norm0`` had); computed in a
+        buffer of the view, written into ``out`` by the last operation."""
         norm = view.phi_norm if columns is None else view.phi_norm[:, columns]
-        ratio = torch.div(norm, self.divisor, out=out)
+        work = view.buffer("log ratio")
+        ratio = torch.div(norm, self.divisor, out=work if columns is None else work[:, columns])
         if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
-            return _log_(ratio)
+            return _log_(ratio, out)
         if columns is None:
             unit, step = _phi_step(view)  # step: -1 where p = 0, 0 elsewhere
         else:
             unit = torch.abs(view.phi_sign[:, columns], out=view.buffer("phi unit")[:, columns])
             step = torch.sub(unit, 1, out=view.buffer("step")[:, columns])
         _log_(ratio.sub_(step))  # 0 where p = 0
-        ratio.addcdiv_(step, unit)  # -inf where p = 0, +0 elsewhere
-        if self.offset is not None:
-            ratio.add_(self.offset)
-        return ratio
+        if self.offset is None:
+            return torch.addcdiv(ratio, step, unit, out=out)  # -inf where p = 0, +0 elsewhere
+        ratio.addcdiv_(step, unit)
+        return torch.add(ratio, self.offset, out=out)
 
 
 def _dead_chunk(context: ChunkContext | None, view: LayerView) -> bool:
@@ -411,7 +417,7 @@ class _LogGrowth(_Recorder):
         elif self.fast is not None and view.finite and columns is None:
             growth = self.fast(view, out)
         else:  # the reference formula
-            growth = _log_(torch.div(view.phi_norm, self.norm0, out=out))
+            growth = _log_(torch.div(view.phi_norm, self.norm0, out=self._work(view, out)), out)
         # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
         # tensor when it rescales, so an unchanged one adds exactly zero)
         if view.exponent is not None and view.exponent is not self.exponent0:
@@ -419,6 +425,12 @@ class _LogGrowth(_Recorder):
             scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
             growth.copy_(growth + scale)  # in float64, rounded once to the dtype
         self.keep(self.values, view.layer, growth)
+
+    @staticmethod
+    def _work(view: LayerView, out: Tensor) -> Tensor:
+        """Where to divide before the log: a buffer of the view on the CPU (the log then
+        writes the result once), ``out`` itself elsewhere."""
+        return view.buffer("log ratio") if view.workspace is not None else out
 
     def results(self) -> dict[str, Tensor]:
         return {"log_growth": self.results_view(self.values)}
