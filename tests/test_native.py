@@ -535,19 +535,21 @@ def _bits(values: Tensor) -> Tensor:
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("count", [0, 1, 31, 32, 33, 517])
 def test_width_one_pass_gives_the_bits_of_the_tensor_operations(dtype, count):
-    """``width_one``: ``|y|``, ``clamp(y, min=0)`` (-0 and NaN kept), the signs of a finite
-    ReLU and the counts ``y > 0``, with the ranges NumPy's min and max give (NaN where an entry
-    is NaN, 1 for no entry), in every combination of outputs and for partial lanes."""
+    """``width_one`` on three rows (inputs) of ``count`` samples: ``|y|``, ``clamp(y, min=0)``
+    (-0 and NaN kept), the signs of a finite ReLU and the counts ``y > 0`` (into the columns
+    of a wider array), with the ranges NumPy's min and max give (NaN where an entry is NaN, 1
+    for no entry), in every combination of outputs and for partial lanes."""
     generator = torch.Generator().manual_seed(count)
-    y = torch.randn(count, generator=generator, dtype=dtype)
+    y = torch.randn((3, count), generator=generator, dtype=dtype)
     special = [-0.0, 0.0, math.inf, -math.inf, torch.finfo(dtype).tiny / 4, -7.5, 9.25]
-    for index, value in enumerate(special[: max(0, count - 1)]):
-        y[(index * 37) % count] = value
+    for index, value in enumerate(special[: max(0, 3 * count - 1)]):
+        y.view(-1)[(index * 37) % (3 * count)] = value
     for with_sign, with_counts, with_modulus in itertools.product((False, True), repeat=3):
         relu = torch.full_like(y, 3.0)
         modulus = torch.full_like(y, 3.0) if with_modulus else None
         sign = torch.full_like(y, 3.0) if with_sign else None
-        counts = torch.full(y.shape, 3, dtype=torch.int32) if with_counts else None
+        wide = torch.full((3, count + 5), 3, dtype=torch.int32)
+        counts = wide[:, 2 : count + 2] if with_counts else None
         extremes = np.zeros(4)
         assert native.width_one(y, modulus, relu, sign, counts, extremes)
         assert torch.equal(_bits(relu), _bits(torch.clamp(y, min=0)))
@@ -557,15 +559,19 @@ def test_width_one_pass_gives_the_bits_of_the_tensor_operations(dtype, count):
             assert torch.equal(sign, torch.sign(torch.clamp(y, min=0)))
         if counts is not None:
             assert torch.equal(counts, (y > 0).to(torch.int32))
+            assert (wide[:, :2] == 3).all() and (wide[:, count + 2 :] == 3).all()
         for pair, values in zip((extremes[:2], extremes[2:]), (y.abs(), y.clamp(min=0))):
             expected = (values.min().item(), values.max().item()) if count else (1.0, 1.0)
             assert tuple(pair) == expected
-    y[count // 2 :: 5] = math.nan
+    y[:, count // 2 :: 5] = math.nan
     extremes = np.zeros(4)
     assert native.width_one(y, None, torch.empty_like(y), None, None, extremes)
     assert (count == 0 and tuple(extremes) == (1.0,) * 4) or np.isnan(extremes).all()
     # not laid out as the kernel reads: nothing written, False
     assert not native.width_one(y, None, torch.empty(count + 1, dtype=dtype), None, None, extremes)
+    overlapping = torch.zeros(3 * count + 1, dtype=torch.int32)[: 3 * count].view(3, count)
+    if count > 1:
+        assert not native.width_one(y, None, relu, None, overlapping.t().t()[:, ::2], extremes)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

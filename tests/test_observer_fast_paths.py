@@ -296,3 +296,24 @@ def test_layers_in_any_order_and_repeated_fill_every_slot(width, y0):
         else:  # per-sample results
             expected = every.values[name]
         torch.testing.assert_close(values, expected, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("inputs", [1, 3])
+@pytest.mark.parametrize("width", [1, 4])
+def test_active_counts_written_by_the_pass_into_the_results(width, inputs):
+    """The compiled pass of a layer counts straight into the results of ``active`` (the next
+    recorded layer's slot): at consecutive, repeated and isolated layers, across chunks, the
+    counts are those of the sampled states, and the time average their mean."""
+    y0 = torch.linspace(-0.5, 1.0, width) if width > 1 else torch.tensor([0.6])
+    y0 = torch.stack([y0 + 0.3 * a for a in range(inputs)]) if inputs > 1 else y0
+    layers = (0, 1, 2, 2, 3, 7, 11, 12)
+    kwargs = dict(samples=301, y0=y0, seed=8, chunk_size=100)
+    observed = dl.observe_resnet(width, 12, "relu", observables=["active"], layers=layers, **kwargs)
+    states = dl.sample_resnet(width, 12, "relu", record="all", **kwargs)
+    states = states if inputs > 1 else states.unsqueeze(2)  # (samples, layers, k, n)
+    counts = (states > 0).sum(-1, dtype=torch.int32)  # (samples, layers, k)
+    fraction = counts[:, :12].sum(1).double() / (width * 12)
+    if inputs == 1:  # one input: no axis of inputs
+        counts, fraction = counts.squeeze(-1), fraction.squeeze(-1)
+    assert torch.equal(observed.values["active"], counts[:, list(layers)])
+    assert torch.equal(observed.values["active_fraction"], fraction)

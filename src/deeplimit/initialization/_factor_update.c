@@ -283,17 +283,18 @@ DEFINE_KERNEL(factor_update_f32, float, double)
         }                                                                                    \
     }
 
-/* one pass of the norms over the coordinates of `BOUND` samples: every sum and count */
-#define NORMS_PASS(REAL, BOUND)                                                              \
+/* one pass of the norms over the coordinates of `BOUND` samples: the counts where COUNT, the
+   plain sums where PLAIN (literals 0 or 1) */
+#define NORMS_PASS(REAL, BOUND, COUNT, PLAIN)                                                \
     for (long t = 0; t < n; t++) {                                                           \
         const REAL *row = x + (j * n + t) * B + b0;                                          \
         for (long l = 0; l < (BOUND); l++) {                                                 \
             REAL r = row[l];                                                                 \
-            count[l] += r > 0;                                                               \
+            if (COUNT) count[l] += r > 0;                                                    \
             low[l] = r < low[l] ? r : low[l];                                                \
             high[l] = r > high[l] ? r : high[l];                                             \
             double v = (double)r;                                                            \
-            all[l] = all[l] + v * v;                                                         \
+            if (PLAIN) all[l] = all[l] + v * v;                                              \
             v = v < 0 && relu ? 0.0 : v;                                                     \
             acc[l] = acc[l] + v * v;                                                         \
         }                                                                                    \
@@ -326,10 +327,12 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                     SAMPLER_PASS(REAL, 1)                                                    \
                 else if (w == NORM_LANES && simple)                                          \
                     SAMPLER_PASS(REAL, 0)                                                    \
-                else if (w == NORM_LANES) /* counts or plain norms: an observer */           \
-                    NORMS_PASS(REAL, NORM_LANES)                                             \
+                else if (w == NORM_LANES && !plain) /* counts alone: an observer */         \
+                    NORMS_PASS(REAL, NORM_LANES, 1, 0)                                       \
+                else if (w == NORM_LANES) /* plain norms (and counts): an observer */        \
+                    NORMS_PASS(REAL, NORM_LANES, 1, 1)                                       \
                 else /* the tail */                                                          \
-                    NORMS_PASS(REAL, w)                                                      \
+                    NORMS_PASS(REAL, w, 1, 1)                                                \
                 REAL *norm = out + j * B + b0;                                               \
                 for (long l = 0; l < w; l++) {                                               \
                     REAL value = (REAL)sqrt(acc[l]);                                         \
@@ -433,24 +436,26 @@ DEFINE_NORMS(row_norms_f32, float)
 DEFINE_CORRELATIONS(correlations_f64, double)
 DEFINE_CORRELATIONS(correlations_f32, float)
 
-/* A layer of a width-1 ReLU state y (count numbers, every input's samples in a row), in one
-   pass: where given modulus = |y| (its norm), relu = max(y, 0) with NaN and -0 kept (torch.clamp(min=0)),
-   where given sign = 1 where relu > 0 else +0 (torch.sign of a finite relu) and counts = 1
-   where y > 0 else 0 (the active count of width 1); extremes (4 numbers) gets the smallest
-   and the largest of modulus, then of relu (NaN where an entry of y is NaN; 1 where there is
+/* A layer of a width-1 ReLU state y (m rows of B numbers: an input's samples in a row), in
+   one pass: relu = max(y, 0) with NaN and -0 kept (torch.clamp(min=0)), and where given
+   modulus = |y| (its norm), sign = 1 where y > 0 else +0 (torch.sign of a finite relu),
+   counts[j ld + b] = 1 where y > 0 else 0 (the active counts of width 1, into rows at any
+   distance ld: the columns of a results array); extremes (4 numbers) gets the smallest and
+   the largest of modulus, then of relu (NaN where an entry of y is NaN; 1 where there is
    none, as chain._range). WIDTH_LANES numbers at a time with the extremes in registers. */
 #define WIDTH_LANES 32
 
-/* one pass over BOUND numbers from y + b0, writing |y| where MODULUS, the signs where SIGN
-   and the counts where COUNTS (literals 0 or 1) */
+/* one pass over BOUND numbers from b0 of row j, writing |y| where MODULUS, the signs where
+   SIGN and the counts where COUNTS (literals 0 or 1) */
 #define WIDTH_ONE_PASS(REAL, ABS, BOUND, MODULUS, SIGN, COUNTS)                              \
     for (long l = 0; l < (BOUND); l++) {                                                     \
-        REAL r = y[b0 + l];                                                                  \
+        long i = j * B + b0 + l;                                                             \
+        REAL r = y[i];                                                                       \
         REAL a = ABS(r), p = r < 0 ? (REAL)0 : r;                                            \
-        if (MODULUS) modulus[b0 + l] = a;                                                    \
-        relu[b0 + l] = p;                                                                    \
-        if (SIGN) sign[b0 + l] = r > 0 ? (REAL)1 : (REAL)0;                                  \
-        if (COUNTS) counts[b0 + l] = r > 0;                                                  \
+        if (MODULUS) modulus[i] = a;                                                         \
+        relu[i] = p;                                                                         \
+        if (SIGN) sign[i] = r > 0 ? (REAL)1 : (REAL)0;                                       \
+        if (COUNTS) counts[j * ld + b0 + l] = r > 0;                                         \
         nan[l] |= r != r;                                                                    \
         low[0][l] = a < low[0][l] ? a : low[0][l];                                           \
         high[0][l] = a > high[0][l] ? a : high[0][l];                                        \
@@ -458,17 +463,18 @@ DEFINE_CORRELATIONS(correlations_f32, float)
         high[1][l] = p > high[1][l] ? p : high[1][l];                                        \
     }
 
-/* the whole lanes, then the tail, of one case of the outputs */
+/* every row: the whole lanes, then the tail, of one case of the outputs */
 #define WIDTH_ONE_CASE(REAL, ABS, MODULUS, SIGN, COUNTS)                                     \
-    {                                                                                        \
-        for (; b0 + WIDTH_LANES <= count; b0 += WIDTH_LANES)                                 \
+    for (long j = 0; j < m; j++) {                                                           \
+        long b0 = 0;                                                                         \
+        for (; b0 + WIDTH_LANES <= B; b0 += WIDTH_LANES)                                     \
             WIDTH_ONE_PASS(REAL, ABS, WIDTH_LANES, MODULUS, SIGN, COUNTS)                    \
-        WIDTH_ONE_PASS(REAL, ABS, count - b0, MODULUS, SIGN, COUNTS)                         \
+        WIDTH_ONE_PASS(REAL, ABS, B - b0, MODULUS, SIGN, COUNTS)                             \
     }
 
 #define DEFINE_WIDTH_ONE(NAME, REAL, ABS)                                                     \
-    void NAME(const REAL *y, long count, REAL *modulus, REAL *relu, REAL *sign, int *counts, \
-              double *extremes)                                                              \
+    void NAME(const REAL *y, long m, long B, REAL *modulus, REAL *relu, REAL *sign,         \
+              int *counts, long ld, double *extremes)                                        \
     {                                                                                        \
         REAL low[2][WIDTH_LANES], high[2][WIDTH_LANES];                                      \
         int nan[WIDTH_LANES];                                                                \
@@ -477,7 +483,6 @@ DEFINE_CORRELATIONS(correlations_f32, float)
             high[0][l] = high[1][l] = -(REAL)INFINITY;                                       \
             nan[l] = 0;                                                                      \
         }                                                                                    \
-        long b0 = 0;                                                                         \
         switch ((modulus != 0) * 4 + (sign != 0) * 2 + (counts != 0)) {                     \
         case 0: WIDTH_ONE_CASE(REAL, ABS, 0, 0, 0) break;                                    \
         case 1: WIDTH_ONE_CASE(REAL, ABS, 0, 0, 1) break;                                    \
@@ -497,9 +502,10 @@ DEFINE_CORRELATIONS(correlations_f32, float)
                 big[e] = high[e][l] > big[e] ? high[e][l] : big[e];                          \
             }                                                                                \
         }                                                                                    \
+        int entries = m > 0 && B > 0;                                                        \
         for (int e = 0; e < 2; e++) {                                                        \
-            extremes[2 * e] = any_nan ? NAN : count > 0 ? small[e] : 1.0;                    \
-            extremes[2 * e + 1] = any_nan ? NAN : count > 0 ? big[e] : 1.0;                  \
+            extremes[2 * e] = any_nan ? NAN : entries ? small[e] : 1.0;                      \
+            extremes[2 * e + 1] = any_nan ? NAN : entries ? big[e] : 1.0;                    \
         }                                                                                    \
     }
 

@@ -739,7 +739,7 @@ class LayerView:
                 low, high, *extremes = space.extremes.tolist()
                 self.y_range = (low, high)
                 if counts is not None:
-                    self._active = counts.t()
+                    self._active = space.active_for(self.layer)[1]
                 if plain is not None:
                     buffer = space.y_norm(self.layer)
                     known = (extremes[2], extremes[3])
@@ -770,7 +770,7 @@ class LayerView:
         if space.signs and self.finite:
             self.shared["phi_sign"] = self.buffer("phi sign")
         if space.counts_active:
-            self._active = self.buffer("active", torch.int32)
+            self._active = space.active_for(self.layer)[1]
 
     def _plain_rows(self) -> Tensor | None:
         """The ``(k, chunk)`` rows of the ``y_norm`` buffer where an observer of the block reads
@@ -778,7 +778,7 @@ class LayerView:
         space = self.workspace
         if space is None or not space.reads_y_norm or self._y_norm is not None:
             return None
-        return space.y_norm(self.layer).t()
+        return space.transposed(space.y_norm(self.layer))
 
     def _counts(self) -> Tensor | None:
         """The ``(k, chunk)`` rows of the active counts' buffer where an observer of the block
@@ -786,7 +786,7 @@ class LayerView:
         space = self.workspace
         if space is None or not space.counts_active or self._active is not None:
             return None
-        return self.buffer("active", torch.int32).t()
+        return space.active_for(self.layer)[0]
 
     @property
     def active(self) -> Tensor:
@@ -797,7 +797,9 @@ class LayerView:
         """``active``, computed into ``out`` (an int32 ``(chunk, k)`` tensor) where given and
         not computed yet (then ``active`` is ``out``), else copied into it."""
         if self._active is not None:
-            return self._active if out is None else out.copy_(self._active)
+            if out is None or out is self._active:  # counted where they go (``count_into``)
+                return self._active
+            return out.copy_(self._active)
         if self.workspace is not None:  # the next layers count in the pass of phi_norm
             self.workspace.counts_active = True
         if self.finite and isinstance(self.activation, ReLU) and self._sums_exact():
@@ -938,8 +940,12 @@ class _Workspace:
         self.counts_active = False
         self.reads_y_norm = False  # the same for ||y||
         self.signs = False  # the same for the signs of ||relu(y)|| (``LayerView.phi_sign``)
+        # (layer, rows, values): where the pass of that layer writes its active counts (an
+        # observer's results, ``count_into``), else the block's buffer
+        self._count_into: tuple[int, Tensor, Tensor] | None = None
         self._width_one: tuple[Tensor, Tensor, np.ndarray] | None = None
         self._memories: dict[int, tuple[Tensor, Tensor | None]] = {}
+        self._transposed: dict[int, tuple[Tensor, Tensor]] = {}
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -1080,6 +1086,33 @@ class _Workspace:
     def y_norm(self, layer: int) -> Tensor:
         return self.y_norms[layer % 2]
 
+    def count_into(self, layer: int, rows: Tensor, values: Tensor) -> None:
+        """Have the compiled pass of ``layer`` (if it counts, ``counts_active``) write the
+        active counts straight into ``rows`` (int32 ``(k, block)``, each row contiguous: the
+        columns of a results array), ``values`` being the same memory as ``(block, k)``, which
+        then is the layer's ``active``: no copy from the block's buffer into the results."""
+        self._count_into = (layer, rows, values)
+
+    def active_for(self, layer: int) -> tuple[Tensor, Tensor]:
+        """The ``(k, block)`` rows and the ``(block, k)`` values where the active counts of
+        ``layer`` go: those of ``count_into`` for that layer, else the block's buffer."""
+        into = self._count_into
+        if into is not None and into[0] == layer:
+            return into[1], into[2]
+        values = self.buffer("active", torch.int32)
+        return self.transposed(values), values
+
+    def transposed(self, buffer: Tensor) -> Tensor:
+        """The ``(k, block)`` rows of a ``(block, k)`` buffer of the block (its ``.t()``),
+        made once: every torch call, a view's too, lets go of the interpreter's lock, and
+        with blocks on several threads each taking of it back may wait for another thread."""
+        hit = self._transposed.get(id(buffer))
+        if hit is None or hit[0] is not buffer:
+            if len(self._transposed) >= 64:  # tensors that are not passed again
+                self._transposed.clear()
+            hit = self._transposed[id(buffer)] = (buffer, buffer.t())
+        return hit[1]
+
     def width_one(self, y: Tensor, layer: int) -> tuple[float, ...] | None:
         """One compiled pass over a width-1 ReLU state ``y`` (``native.width_one``):
         ``relu(y)`` into ``phi``, and ``|y|`` into ``y_norm(layer)``, the signs and the active
@@ -1093,11 +1126,10 @@ class _Workspace:
         if self._width_one is None or self._width_one[0] is not state:
             self._width_one = (state, _memory(self.phi), np.empty(4))
         _, phi, extremes = self._width_one
-        sign = self.buffer("phi sign", self.dtype) if self.signs else None
-        counts = self.buffer("active", torch.int32) if self.counts_active else None
-        modulus = self.y_norm(layer) if self.reads_y_norm else None
-        rows = [None if out is None else out.t() for out in (modulus, sign, counts)]
-        if phi is None or not native.width_one(state, rows[0], phi, rows[1], rows[2], extremes):
+        sign = self.transposed(self.buffer("phi sign", self.dtype)) if self.signs else None
+        counts = self.active_for(layer)[0] if self.counts_active else None
+        modulus = self.transposed(self.y_norm(layer)) if self.reads_y_norm else None
+        if phi is None or not native.width_one(state, modulus, phi, sign, counts, extremes):
             return None
         return tuple(extremes.tolist())
 

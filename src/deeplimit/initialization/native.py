@@ -21,6 +21,8 @@ says which path runs and ``reason()`` why not.
 from __future__ import annotations
 
 import ctypes
+import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,7 @@ def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
         kernels[("correlations", dtype)] = correlations
         width_one = getattr(library, f"width_one_{suffix}")
         width_one.restype = None
-        width_one.argtypes = [pointer, long] + [pointer] * 5
+        width_one.argtypes = [pointer, long, long] + [pointer] * 4 + [long, pointer]
         kernels[("width one", dtype)] = width_one
     return kernels
 
@@ -180,19 +182,19 @@ def width_one(
     counts: Tensor | None,
     extremes: np.ndarray,
 ) -> bool:
-    """A layer of a width-1 ReLU state in one pass: for the contiguous CPU ``state`` (any
-    shape; its numbers in memory order), where given ``modulus = |state|``,
-    ``relu = max(state, 0)``
-    (``torch.clamp(min=0)``'s bits: NaN and -0 kept), where given ``sign`` = 1 where
-    ``state > 0``, else +0 (``torch.sign`` of a finite ``relu``) and ``counts`` (int32) =
-    ``state > 0``, each of ``state``'s size in the same memory order; ``extremes`` (a float64
-    array of 4) the smallest and largest of ``modulus``, then of ``relu`` (NaN where an entry
-    is NaN, 1 where there is none). False (nothing written) where the kernel is not available
-    or the tensors are not laid out so."""
+    """A layer of a width-1 ReLU state in one pass: for the contiguous CPU ``state`` (its last
+    axis the ``B`` samples of a row, ``m`` rows in all), ``relu = max(state, 0)``
+    (``torch.clamp(min=0)``'s bits: NaN and -0 kept) and where given ``modulus = |state|``,
+    ``sign`` = 1 where ``state > 0``, else +0 (``torch.sign`` of a finite ``relu``), all
+    contiguous of ``state``'s size in its memory order, and ``counts`` (int32 ``(m, B)``, rows
+    of contiguous entries at any distance: the columns of a results array) = ``state > 0``;
+    ``extremes`` (a float64 array of 4) the smallest and largest of ``modulus``, then of
+    ``relu`` (NaN where an entry is NaN, 1 where there is none). False (nothing written) where
+    the kernel is not available or the tensors are not laid out so."""
     loaded = kernels()
     function = None if loaded is None else loaded.get(("width one", state.dtype))
-    outputs = [(modulus, state.dtype), (relu, state.dtype), (sign, state.dtype)]
-    outputs.append((counts, torch.int32))
+    size = state.shape[-1] if state.ndim else 1
+    rows = math.prod(state.shape[:-1])
     if (
         function is None
         or relu is None
@@ -204,21 +206,48 @@ def width_one(
         or any(
             out is not None
             and (
-                out.dtype != dtype
+                out.dtype != state.dtype
                 or out.device.type != "cpu"
                 or not out.is_contiguous()
                 or out.numel() != state.numel()
             )
-            for out, dtype in outputs
+            for out in (modulus, relu, sign)
+        )
+        or (
+            counts is not None
+            and (
+                counts.dtype != torch.int32
+                or counts.device.type != "cpu"
+                or counts.shape != (rows, size)
+                or not (size < 2 or counts.stride(1) == 1)
+                or not (rows < 2 or counts.stride(0) >= size)
+            )
         )
     ):
         return False
-    pointers = [None if out is None else out.data_ptr() for out, _ in outputs]
-    function(state.data_ptr(), state.numel(), *pointers, extremes.ctypes.data)
+    pointers = [None if out is None else out.data_ptr() for out in (modulus, relu, sign, counts)]
+    distance = size if counts is None or rows < 2 else counts.stride(0)
+    function(state.data_ptr(), rows, size, *pointers, distance, extremes.ctypes.data)
     return True
 
 
 CORRELATION_TILE = 64  # samples per tile of the correlations, as in the C source
+_local = threading.local()
+
+
+def _correlation_scratch(pairs: int, k: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The kernel's scratch for ``k`` inputs, one per thread and shape, kept: a torch call
+    lets go of the interpreter's lock, which another thread of the chain may hold when it is
+    taken back."""
+    cache = getattr(_local, "scratch", None)
+    if cache is None:
+        cache = _local.scratch = {}
+    key = (pairs, k, dtype)
+    scratch = cache.get(key)
+    if scratch is None:
+        acc = torch.empty(pairs * CORRELATION_TILE, dtype=torch.float64)
+        scratch = cache[key] = (acc, torch.empty(k * CORRELATION_TILE, dtype=dtype))
+    return scratch
 
 
 def correlations(memory: Tensor, norms: Tensor, rows: Tensor) -> bool:
@@ -236,8 +265,7 @@ def correlations(memory: Tensor, norms: Tensor, rows: Tensor) -> bool:
         or not norms.is_contiguous()
     ):
         return False
-    acc = torch.empty(pairs * CORRELATION_TILE, dtype=torch.float64)
-    unit = torch.empty(k * CORRELATION_TILE, dtype=memory.dtype)
+    acc, unit = _correlation_scratch(pairs, k, memory.dtype)
     distance = rows.stride(0) if pairs > 1 else size
     function(
         memory.data_ptr(),

@@ -185,7 +185,8 @@ class _Recorder(Observer):
         self.positions = slots_by_step(layers)
         self.samples = samples
         self.context: ChunkContext | None = None
-        self._views: dict[int, Tensor] = {}  # ``_slot``'s, of the chunk ``_views_chunk``
+        # ``_slot``'s views (a tuple, indexed with no torch call), of the chunk ``_views_chunk``
+        self._views: dict[Any, tuple[Tensor, ...]] = {}
         self._views_chunk: ChunkContext | None = None
         self._out: tuple[int, Tensor] | None = None  # the last ``destination`` and its target
 
@@ -222,11 +223,26 @@ class _Recorder(Observer):
         if slots is None:  # (slots, chunk, columns)
             rows = slice(context.start, context.stop)
             if target.shape[1] == 1:
-                slots = target[:, 0, rows].unsqueeze(-1)
+                slots = target[:, 0, rows].unsqueeze(-1).unbind(0)
             else:
-                slots = target[:, :, rows].transpose(1, 2)
+                slots = target[:, :, rows].transpose(1, 2).unbind(0)
             self._views[id(target)] = slots
         return slots[slot]
+
+    def _slot_rows(self, target: Tensor, layer: int) -> Tensor:
+        """The ``(columns, chunk)`` rows of the first slot of ``layer`` in the layer-major
+        ``target`` (``destination``'s transpose), from views made once per chunk: a torch
+        call, a view's too, lets go of the interpreter's lock, which the chain's other
+        threads may hold when it is taken back."""
+        context = self.context
+        assert context is not None
+        key = ("rows", id(target))
+        rows = self._views.get(key)
+        if rows is None or self._views_chunk is not context:
+            self._slot(target, self.positions[layer][0])  # (re)starts the chunk's cache
+            rows = target[:, :, context.start : context.stop].unbind(0)
+            self._views[key] = rows
+        return rows[self.positions[layer][0]]
 
     def destination(self, target: Tensor, layer: int) -> Tensor:
         """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
@@ -606,6 +622,11 @@ class _Active(_Recorder):
                 self.keep(self.counts, view.layer, out.zero_())
             else:
                 self.keep(self.counts, view.layer, view.count_active(out))
+        following = view.layer + 1
+        if following in self.positions and view.workspace is not None:
+            # the next layer's pass counts straight into its slot of the results
+            slot = self._slot(self.counts, self.positions[following][0])
+            view.workspace.count_into(following, self._slot_rows(self.counts, following), slot)
         if view.layer < self.steps:  # time average over l = 0..L-1 (left Riemann sum)
             assert self.context is not None
             if self.width1:
@@ -712,11 +733,14 @@ class _Correlation(_Recorder):
         if view.layer not in self.positions:
             return
         memory = view.workspace.memory(view.y) if view.workspace is not None else None
-        if memory is not None:  # the CPU chain: samples last in memory
-            out = self.destination(self.values, view.layer)
-            if self._rows_last(view, memory, out.t()):
+        # the CPU chain: samples last in memory
+        if memory is not None and self._rows_last(
+            view, memory, self._slot_rows(self.values, view.layer)
+        ):
+            if len(self.positions[view.layer]) > 1:  # a layer listed twice
+                out = self.destination(self.values, view.layer)
                 self.keep(self.values, view.layer, out)
-                return
+            return
         # the reference: unit vectors (scale-free, never underflow) and the products of the
         # pairs' entries, in buffers reused at every layer (a fresh tensor of a chunk's size
         # costs a page fault per 4 KiB) and written pair by pair from slices (gathering the
@@ -747,7 +771,8 @@ class _Correlation(_Recorder):
         (``native.correlations``: the products summed in double; at width 1 one product, whose
         bits a double sum rounded back to the dtype keeps)."""
         k, n, size = memory.shape
-        norms = view.y_norm.t()  # (k, block)
+        space = view.workspace
+        norms = view.y_norm.t() if space is None else space.transposed(view.y_norm)  # (k, block)
         if not norms.is_contiguous():
             return False
         if native.correlations(memory, norms, out):  # one compiled pass (width 1: a sum of
