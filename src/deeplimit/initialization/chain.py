@@ -1055,7 +1055,14 @@ class _Workspace:
         if not norms.is_contiguous():  # a view's own norms
             norms = self.buffer("kernel norms", self.dtype).t().copy_(norms)
         hit = self._native
-        if hit is not None and hit[0] is norms:
+        if hit is not None and (
+            hit[0] is norms
+            or (  # the same memory in a view made again (width 1's phi_norm)
+                hit[0].data_ptr() == norms.data_ptr()
+                and hit[0].shape == norms.shape
+                and hit[0].stride() == norms.stride()
+            )
+        ):
             return hit[1]
         kernel = None
         factor = self.factor()[0]

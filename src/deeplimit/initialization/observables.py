@@ -941,7 +941,16 @@ def _observe(
         "correlation": lambda: _Correlation(layers, plan),
         "norm": lambda: _Norm(layers, plan),
     }
-    observers: dict[str, _Recorder] = {name: factories[name]() for name in dict.fromkeys(names)}
+    # the results are allocated and filled on this thread alone: an OpenMP team forked here
+    # for a fill would spin on the cores for milliseconds into the chain's run
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        observers: dict[str, _Recorder] = {
+            name: factories[name]() for name in dict.fromkeys(names)
+        }
+    finally:
+        torch.set_num_threads(previous)
     simulate_chain(plan, progress, list(observers.values()))
     values: dict[str, Tensor] = {}
     for observer in observers.values():
