@@ -551,7 +551,11 @@ def test_width_one_pass_gives_the_bits_of_the_tensor_operations(dtype, count):
         wide = torch.full((3, count + 5), 3, dtype=torch.int32)
         counts = wide[:, 2 : count + 2] if with_counts else None
         extremes = np.zeros(4)
-        assert native.width_one(y, modulus, relu, sign, counts, extremes)
+        divisor = torch.rand(y.shape, generator=generator, dtype=dtype) + 0.25
+        divisor.view(-1)[::7] = 0.0  # relu / 0: inf, or NaN for 0 / 0
+        ratio = torch.full_like(y, 3.0)
+        assert native.width_one(y, modulus, relu, sign, counts, extremes, divisor, ratio)
+        assert torch.equal(_bits(ratio), _bits(torch.div(torch.clamp(y, min=0), divisor)))
         assert torch.equal(_bits(relu), _bits(torch.clamp(y, min=0)))
         if modulus is not None:
             assert torch.equal(_bits(modulus), _bits(torch.abs(y)))
@@ -567,8 +571,9 @@ def test_width_one_pass_gives_the_bits_of_the_tensor_operations(dtype, count):
     extremes = np.zeros(4)
     assert native.width_one(y, None, torch.empty_like(y), None, None, extremes)
     assert (count == 0 and tuple(extremes) == (1.0,) * 4) or np.isnan(extremes).all()
-    # not laid out as the kernel reads: nothing written, False
+    # not laid out as the kernel reads, or a divisor with no ratio: nothing written, False
     assert not native.width_one(y, None, torch.empty(count + 1, dtype=dtype), None, None, extremes)
+    assert not native.width_one(y, None, relu, None, None, extremes, torch.ones_like(y))
     overlapping = torch.zeros(3 * count + 1, dtype=torch.int32)[: 3 * count].view(3, count)
     if count > 1:
         assert not native.width_one(y, None, relu, None, overlapping.t().t()[:, ::2], extremes)

@@ -440,7 +440,8 @@ DEFINE_CORRELATIONS(correlations_f32, float)
    one pass: relu = max(y, 0) with NaN and -0 kept (torch.clamp(min=0)), and where given
    modulus = |y| (its norm), sign = 1 where y > 0 else +0 (torch.sign of a finite relu),
    counts[j ld + b] = 1 where y > 0 else 0 (the active counts of width 1, into rows at any
-   distance ld: the columns of a results array); extremes (4 numbers) gets the smallest and
+   distance ld: the columns of a results array), ratio = relu / divisor (a per-sample
+   divisor, as the state; the log-growth's); extremes (4 numbers) gets the smallest and
    the largest of modulus, then of relu (NaN where an entry of y is NaN; 1 where there is
    none, as chain._range). WIDTH_LANES numbers at a time with the extremes in registers. */
 #define WIDTH_LANES 32
@@ -474,7 +475,7 @@ DEFINE_CORRELATIONS(correlations_f32, float)
 
 #define DEFINE_WIDTH_ONE(NAME, REAL, ABS)                                                     \
     void NAME(const REAL *y, long m, long B, REAL *modulus, REAL *relu, REAL *sign,         \
-              int *counts, long ld, double *extremes)                                        \
+              int *counts, long ld, const REAL *divisor, REAL *ratio, double *extremes)      \
     {                                                                                        \
         REAL low[2][WIDTH_LANES], high[2][WIDTH_LANES];                                      \
         int nan[WIDTH_LANES];                                                                \
@@ -493,6 +494,8 @@ DEFINE_CORRELATIONS(correlations_f32, float)
         case 6: WIDTH_ONE_CASE(REAL, ABS, 1, 1, 0) break;                                    \
         default: WIDTH_ONE_CASE(REAL, ABS, 1, 1, 1) break;                                   \
         }                                                                                    \
+        if (ratio) /* read back from the cache */                                            \
+            for (long i = 0; i < m * B; i++) ratio[i] = relu[i] / divisor[i];                \
         int any_nan = 0;                                                                     \
         double small[2] = {INFINITY, INFINITY}, big[2] = {-INFINITY, -INFINITY};             \
         for (long l = 0; l < WIDTH_LANES; l++) {                                             \

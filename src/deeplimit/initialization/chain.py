@@ -771,6 +771,8 @@ class LayerView:
             self.shared["phi_sign"] = self.buffer("phi sign")
         if space.counts_active:
             self._active = space.active_for(self.layer)[1]
+        if space._divide is not None:
+            self.shared["phi ratio"] = (space._divide[0], space._divide[2])
 
     def _plain_rows(self) -> Tensor | None:
         """The ``(k, chunk)`` rows of the ``y_norm`` buffer where an observer of the block reads
@@ -943,6 +945,8 @@ class _Workspace:
         # (layer, rows, values): where the pass of that layer writes its active counts (an
         # observer's results, ``count_into``), else the block's buffer
         self._count_into: tuple[int, Tensor, Tensor] | None = None
+        # (divisor, its (k, block) rows, out): width 1's pass also divides relu(y) by it
+        self._divide: tuple[Tensor, Tensor, Tensor] | None = None
         self._width_one: tuple[Tensor, Tensor, np.ndarray] | None = None
         self._memories: dict[int, tuple[Tensor, Tensor | None]] = {}
         self._transposed: dict[int, tuple[Tensor, Tensor]] = {}
@@ -1100,6 +1104,18 @@ class _Workspace:
         then is the layer's ``active``: no copy from the block's buffer into the results."""
         self._count_into = (layer, rows, values)
 
+    def divide_into(self, divisor: Tensor, out: Tensor) -> bool:
+        """Have the compiled pass of every later width-1 layer also write
+        ``relu(y) / divisor`` into ``out`` (both ``(block, k)``, laid out as the block's
+        buffers), which the view then shares as ``"phi ratio"`` (``(divisor, out)``): the
+        log-growth's division in the pass that reads ``y`` anyway. False where ``divisor`` is
+        not laid out so (nothing changes)."""
+        rows = divisor.t()
+        if not rows.is_contiguous() or out.shape != divisor.shape:
+            return False
+        self._divide = (divisor, rows, out)
+        return True
+
     def active_for(self, layer: int) -> tuple[Tensor, Tensor]:
         """The ``(k, block)`` rows and the ``(block, k)`` values where the active counts of
         ``layer`` go: those of ``count_into`` for that layer, else the block's buffer."""
@@ -1136,7 +1152,11 @@ class _Workspace:
         sign = self.transposed(self.buffer("phi sign", self.dtype)) if self.signs else None
         counts = self.active_for(layer)[0] if self.counts_active else None
         modulus = self.transposed(self.y_norm(layer)) if self.reads_y_norm else None
-        if phi is None or not native.width_one(state, modulus, phi, sign, counts, extremes):
+        divide = self._divide
+        divisor, ratio = (None, None) if divide is None else (divide[1], self.transposed(divide[2]))
+        if phi is None or not native.width_one(
+            state, modulus, phi, sign, counts, extremes, divisor, ratio
+        ):
             return None
         return tuple(extremes.tolist())
 

@@ -60,7 +60,7 @@ def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
         kernels[("correlations", dtype)] = correlations
         width_one = getattr(library, f"width_one_{suffix}")
         width_one.restype = None
-        width_one.argtypes = [pointer, long, long] + [pointer] * 4 + [long, pointer]
+        width_one.argtypes = [pointer, long, long] + [pointer] * 4 + [long] + [pointer] * 3
         kernels[("width one", dtype)] = width_one
     return kernels
 
@@ -181,6 +181,8 @@ def width_one(
     sign: Tensor | None,
     counts: Tensor | None,
     extremes: np.ndarray,
+    divisor: Tensor | None = None,
+    ratio: Tensor | None = None,
 ) -> bool:
     """A layer of a width-1 ReLU state in one pass: for the contiguous CPU ``state`` (its last
     axis the ``B`` samples of a row, ``m`` rows in all), ``relu = max(state, 0)``
@@ -189,10 +191,13 @@ def width_one(
     contiguous of ``state``'s size in its memory order, and ``counts`` (int32 ``(m, B)``, rows
     of contiguous entries at any distance: the columns of a results array) = ``state > 0``;
     ``extremes`` (a float64 array of 4) the smallest and largest of ``modulus``, then of
-    ``relu`` (NaN where an entry is NaN, 1 where there is none). False (nothing written) where
-    the kernel is not available or the tensors are not laid out so."""
+    ``relu`` (NaN where an entry is NaN, 1 where there is none); with a ``divisor`` (laid out
+    as ``state``), ``ratio = relu / divisor`` (``torch.div``'s bits). False (nothing written)
+    where the kernel is not available or the tensors are not laid out so."""
     loaded = kernels()
     function = None if loaded is None else loaded.get(("width one", state.dtype))
+    if (divisor is None) != (ratio is None):
+        return False
     size = state.shape[-1] if state.ndim else 1
     rows = math.prod(state.shape[:-1])
     if (
@@ -211,7 +216,7 @@ def width_one(
                 or not out.is_contiguous()
                 or out.numel() != state.numel()
             )
-            for out in (modulus, relu, sign)
+            for out in (modulus, relu, sign, divisor, ratio)
         )
         or (
             counts is not None
@@ -227,7 +232,8 @@ def width_one(
         return False
     pointers = [None if out is None else out.data_ptr() for out in (modulus, relu, sign, counts)]
     distance = size if counts is None or rows < 2 else counts.stride(0)
-    function(state.data_ptr(), rows, size, *pointers, distance, extremes.ctypes.data)
+    divide = [None if out is None else out.data_ptr() for out in (divisor, ratio)]
+    function(state.data_ptr(), rows, size, *pointers, distance, *divide, extremes.ctypes.data)
     return True
 
 

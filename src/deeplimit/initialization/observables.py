@@ -329,7 +329,9 @@ class _RatioLog:
         buffer of the view, written into ``out`` by the last operation."""
         norm = view.phi_norm if columns is None else view.phi_norm[:, columns]
         work = view.buffer("log ratio")
-        ratio = torch.div(norm, self.divisor, out=work if columns is None else work[:, columns])
+        ratio = None if columns is not None else _LogGrowth.divided(view, self.divisor)
+        if ratio is None:
+            ratio = torch.div(norm, self.divisor, out=work if columns is None else work[:, columns])
         if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
             return _log_(ratio, out)
         if columns is None:
@@ -393,7 +395,19 @@ class _LogGrowth(_Recorder):
             if fast is not None:  # layer 0's values (NaN) of the dead inputs
                 self.columns, self.fast = columns, fast
                 self.constant = _log_(torch.div(view.phi_norm, self.norm0))
+        space = view.workspace
+        if space is not None and self.constant is None and context.plan.width == 1:
+            # width 1 (ReLU): the pass of each later layer divides by the norms of layer 0
+            divisor = self.norm0 if self.fast is None else self.fast.divisor
+            space.divide_into(divisor, view.buffer("log ratio"))
         self.observe(view)
+
+    @staticmethod
+    def divided(view: LayerView, divisor: Tensor) -> Tensor | None:
+        """``view.phi_norm / divisor``, where the layer's compiled pass computed it
+        (``_Workspace.divide_into``), else None."""
+        done = view.shared.get("phi ratio")
+        return done[1] if done is not None and done[0] is divisor else None
 
     @staticmethod
     def _live_columns(context: ChunkContext, view: LayerView) -> slice | None:
@@ -433,7 +447,10 @@ class _LogGrowth(_Recorder):
         elif self.fast is not None and view.finite and columns is None:
             growth = self.fast(view, out)
         else:  # the reference formula
-            growth = _log_(torch.div(view.phi_norm, self.norm0, out=self._work(view, out)), out)
+            ratio = self.divided(view, self.norm0)
+            if ratio is None:
+                ratio = torch.div(view.phi_norm, self.norm0, out=self._work(view, out))
+            growth = _log_(ratio, out)
         # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
         # tensor when it rescales, so an unchanged one adds exactly zero)
         if view.exponent is not None and view.exponent is not self.exponent0:
@@ -946,9 +963,7 @@ def _observe(
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        observers: dict[str, _Recorder] = {
-            name: factories[name]() for name in dict.fromkeys(names)
-        }
+        observers: dict[str, _Recorder] = {name: factories[name]() for name in dict.fromkeys(names)}
     finally:
         torch.set_num_threads(previous)
     simulate_chain(plan, progress, list(observers.values()))
