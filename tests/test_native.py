@@ -9,6 +9,7 @@ import math
 import os
 import warnings
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -610,3 +611,52 @@ def test_width_one_observers_with_and_without_the_kernel(monkeypatch, dtype, y0,
             assert torch.equal(_bits(value), _bits(slow[name])), name
         else:
             assert torch.equal(value, slow[name]), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_row_norms_divide_in_the_same_pass(dtype):
+    """``row_norms`` with a divisor: the ratio of the norms it writes to the divisor, with
+    ``torch.div``'s bits (zeros in the divisor: inf, or NaN for 0 / 0); a divisor without a
+    ratio, or one not laid out as the rows, is refused."""
+    generator = torch.Generator().manual_seed(3)
+    memory = torch.randn((3, 5, 77), generator=generator, dtype=dtype)
+    memory[1, :, 4] = -1.0  # a zero norm of the ReLU
+    rows, ratio = torch.empty((3, 77), dtype=dtype), torch.empty((3, 77), dtype=dtype)
+    divisor = torch.rand((3, 77), generator=generator, dtype=dtype) + 0.5
+    divisor[1, 4], divisor[2, 9] = 0.0, 0.0
+    counts = torch.empty((3, 77), dtype=torch.int32)
+    assert native.row_norms(memory, rows, True, np.zeros(6), counts, None, divisor, ratio)
+    assert torch.equal(_bits(ratio), _bits(torch.div(rows, divisor)))
+    assert not native.row_norms(memory, rows, True, None, None, None, divisor)
+    assert not native.row_norms(memory, rows, True, None, None, None, divisor.t().t()[:, :76])
+
+
+@pytest.mark.parametrize("inputs", [1, 3])
+@pytest.mark.parametrize("width", [1, 4])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_log_growth_divided_in_the_pass_is_the_reference(monkeypatch, dtype, width, inputs):
+    """The log-growth with its division in the layer's compiled pass (``divide_into``) and
+    with ``torch.div`` after it: the same bits, collapsed inputs and paths included."""
+    y0 = torch.linspace(-1.0, 0.4, width) if width > 1 else torch.tensor([0.3])
+    y0 = torch.stack([y0 + 0.2 * a for a in range(inputs)]) if inputs > 1 else y0
+    kwargs = dict(samples=500, y0=y0, seed=9, dtype=dtype, layers="all")
+
+    def growth() -> Tensor:
+        return dl.observe_resnet(width, 6, "relu", observables=["log_growth"], **kwargs).values[
+            "log_growth"
+        ]
+
+    taken = []
+    divide_into = chain._Workspace.divide_into
+
+    def spy(self: Any, divisor: Tensor, out: Tensor) -> bool:
+        taken.append(divide_into(self, divisor, out))
+        return taken[-1]
+
+    monkeypatch.setattr(chain._Workspace, "divide_into", spy)
+    fast = growth()
+    assert taken and all(taken)  # the pass divided at every block
+    monkeypatch.setattr(chain._Workspace, "divide_into", lambda self, divisor, out: False)
+    slow = growth()
+    assert torch.isfinite(fast).any() and (width > 1 or torch.isinf(fast).any())
+    assert torch.equal(_bits(fast), _bits(slow))

@@ -263,8 +263,9 @@ DEFINE_KERNEL(factor_update_f32, float, double)
    gets the smallest and the largest entry of x, of out and of plain (NaN where an entry of x
    is NaN, as NumPy's min and max; 1 where there is none, as chain._range),
    where `counts` is given, counts[j ld + b] the entries of row (j, b) above 0, and with
-   `relu`, where `plain` is given, the norms of x itself (the bits of relu = 0), all read in
-   the same pass. */
+   `relu`, where `plain` is given, the norms of x itself (the bits of relu = 0), and where
+   `ratio` is given, ratio[j, b] = out[j, b] / divisor[j, b] (the log-growth's division), all
+   in the same pass. */
 #define NORM_LANES 32 /* samples whose sums stay in registers */
 #define NORM_TILE 256 /* samples per tile of the counts alone (faster so than in lanes) */
 
@@ -307,7 +308,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
        entry may come out with either sign (they compare equal; the range is only            \
        compared). */                                                                         \
     void NAME(const REAL *x, REAL *out, long m, long n, long B, int relu, double *extremes, \
-              int *counts, long ld, REAL *plain)                                             \
+              int *counts, long ld, REAL *plain, const REAL *divisor, REAL *ratio)           \
     {                                                                                        \
         const int simple = !counts && !plain; /* the sampler's cases */                      \
         REAL low[NORM_LANES], high[NORM_LANES], least[2][NORM_LANES], most[2][NORM_LANES];   \
@@ -343,6 +344,9 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 }                                                                            \
                 if (counts)                                                                  \
                     for (long l = 0; l < w; l++) counts[j * ld + b0 + l] = count[l];         \
+                if (ratio)                                                                   \
+                    for (long l = 0; l < w; l++)                                             \
+                        ratio[j * B + b0 + l] = norm[l] / divisor[j * B + b0 + l];           \
                 if (plain) {                                                                 \
                     for (long l = 0; l < w; l++) {                                           \
                         REAL value = (REAL)sqrt(all[l]);                                     \

@@ -733,9 +733,11 @@ class LayerView:
                     space.extremes,
                     counts := self._counts(),
                     plain := self._plain_rows(),
+                    *(division := space.division()),
                 )
-            ):  # ||relu(y)|| in one pass over y, with the range of y (and the active counts
-                # and ||y|| where an observer reads them); phi only where asked for
+            ):  # ||relu(y)|| in one pass over y, with the range of y (and the active counts,
+                # ||y|| and the log-growth's ratio where an observer reads them); phi only
+                # where asked for
                 low, high, *extremes = space.extremes.tolist()
                 self.y_range = (low, high)
                 if counts is not None:
@@ -752,6 +754,9 @@ class LayerView:
                     (extremes[0], extremes[1]),
                 )
                 self.phi_range = tuple(range_)
+                if division[0] is not None and self._phi_norm is space.phi_norm:
+                    # the kernel's norms stand (none computed again): so does the ratio
+                    self.shared["phi ratio"] = space.divided()
             else:
                 self._phi_norm, *range_ = _norm_and_range(
                     self.phi, space.square, space.phi_norm, space
@@ -772,7 +777,7 @@ class LayerView:
         if space.counts_active:
             self._active = space.active_for(self.layer)[1]
         if space._divide is not None:
-            self.shared["phi ratio"] = (space._divide[0], space._divide[2])
+            self.shared["phi ratio"] = space.divided()
 
     def _plain_rows(self) -> Tensor | None:
         """The ``(k, chunk)`` rows of the ``y_norm`` buffer where an observer of the block reads
@@ -1105,8 +1110,8 @@ class _Workspace:
         self._count_into = (layer, rows, values)
 
     def divide_into(self, divisor: Tensor, out: Tensor) -> bool:
-        """Have the compiled pass of every later width-1 layer also write
-        ``relu(y) / divisor`` into ``out`` (both ``(block, k)``, laid out as the block's
+        """Have the compiled pass of every later layer of a ReLU chain also write
+        ``||relu(y)|| / divisor`` into ``out`` (both ``(block, k)``, laid out as the block's
         buffers), which the view then shares as ``"phi ratio"`` (``(divisor, out)``): the
         log-growth's division in the pass that reads ``y`` anyway. False where ``divisor`` is
         not laid out so (nothing changes)."""
@@ -1115,6 +1120,17 @@ class _Workspace:
             return False
         self._divide = (divisor, rows, out)
         return True
+
+    def division(self) -> tuple[Tensor | None, Tensor | None]:
+        """The ``(k, block)`` rows of the divisor and of the ratio of ``divide_into`` (the
+        arguments of the compiled passes), or two None."""
+        divide = self._divide
+        return (None, None) if divide is None else (divide[1], self.transposed(divide[2]))
+
+    def divided(self) -> tuple[Tensor, Tensor]:
+        """``(divisor, out)`` of ``divide_into``, as a view shares them once computed."""
+        assert self._divide is not None
+        return self._divide[0], self._divide[2]
 
     def active_for(self, layer: int) -> tuple[Tensor, Tensor]:
         """The ``(k, block)`` rows and the ``(block, k)`` values where the active counts of
@@ -1152,8 +1168,7 @@ class _Workspace:
         sign = self.transposed(self.buffer("phi sign", self.dtype)) if self.signs else None
         counts = self.active_for(layer)[0] if self.counts_active else None
         modulus = self.transposed(self.y_norm(layer)) if self.reads_y_norm else None
-        divide = self._divide
-        divisor, ratio = (None, None) if divide is None else (divide[1], self.transposed(divide[2]))
+        divisor, ratio = self.division()
         if phi is None or not native.width_one(
             state, modulus, phi, sign, counts, extremes, divisor, ratio
         ):

@@ -48,7 +48,7 @@ def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
         norms = getattr(library, f"row_norms_{suffix}")
         norms.restype = None
         norms.argtypes = [pointer] * 2 + [long] * 3 + [ctypes.c_int] + [pointer] * 2
-        norms.argtypes += [long, pointer]
+        norms.argtypes += [long] + [pointer] * 3
         kernels[("norms", dtype)] = norms
         positive = getattr(library, f"row_norms_{suffix}_positive")
         positive.restype = None
@@ -121,6 +121,8 @@ def row_norms(
     extremes: np.ndarray | None = None,
     counts: Tensor | None = None,
     plain: Tensor | None = None,
+    divisor: Tensor | None = None,
+    ratio: Tensor | None = None,
 ) -> bool:
     """``rows[j, b] = ||f(memory[j, :, b])||`` for samples-last ``memory`` ``(m, n, B)`` into
     ``rows`` ``(m, B)`` (both contiguous, on the CPU, of one dtype), ``f`` the ReLU where
@@ -129,8 +131,9 @@ def row_norms(
     of ``memory``, of ``rows`` and of ``plain`` (NaN where an entry of ``memory`` is NaN);
     ``counts`` (int32 ``(m, B)``, rows of contiguous entries) the entries above 0 of each
     row; with ``relu``, ``plain`` (like ``rows``) the norms of ``memory`` itself (the bits of
-    ``relu=False``). False (nothing written) where the kernel is not available or the tensors
-    are not laid out so."""
+    ``relu=False``); with a ``divisor`` (like ``rows``), ``ratio = rows / divisor`` (like
+    ``rows``; ``torch.div``'s bits). False (nothing written) where the kernel is not available
+    or the tensors are not laid out so."""
     function = _rows_function("norms", memory, rows, memory.dtype)
     m, n, size = memory.shape
     if (
@@ -151,13 +154,29 @@ def row_norms(
             plain is not None
             and (not relu or _rows_function("norms", memory, plain, rows.dtype) is None)
         )
+        or (divisor is None) != (ratio is None)
+        or any(
+            out is not None and _rows_function("norms", memory, out, rows.dtype) is None
+            for out in (divisor, ratio)
+        )
     ):
         return False
     where = None if extremes is None else extremes.ctypes.data
     count, distance = (None, 0) if counts is None else (counts.data_ptr(), counts.stride(0))
     other = None if plain is None else plain.data_ptr()
+    divide = [None if out is None else out.data_ptr() for out in (divisor, ratio)]
     function(
-        memory.data_ptr(), rows.data_ptr(), m, n, size, int(relu), where, count, distance, other
+        memory.data_ptr(),
+        rows.data_ptr(),
+        m,
+        n,
+        size,
+        int(relu),
+        where,
+        count,
+        distance,
+        other,
+        *divide,
     )
     return True
 

@@ -396,8 +396,9 @@ class _LogGrowth(_Recorder):
                 self.columns, self.fast = columns, fast
                 self.constant = _log_(torch.div(view.phi_norm, self.norm0))
         space = view.workspace
-        if space is not None and self.constant is None and context.plan.width == 1:
-            # width 1 (ReLU): the pass of each later layer divides by the norms of layer 0
+        relu = isinstance(context.plan.activation, ReLU)
+        if space is not None and self.constant is None and relu:
+            # the compiled pass of each later layer divides by the norms of layer 0
             divisor = self.norm0 if self.fast is None else self.fast.divisor
             space.divide_into(divisor, view.buffer("log ratio"))
         self.observe(view)
