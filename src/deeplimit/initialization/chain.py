@@ -955,6 +955,7 @@ class _Workspace:
         self._width_one: tuple[Tensor, Tensor, np.ndarray] | None = None
         self._memories: dict[int, tuple[Tensor, Tensor | None]] = {}
         self._transposed: dict[int, tuple[Tensor, Tensor]] = {}
+        self._row_arrays: dict[int, tuple[Tensor, np.ndarray]] = {}
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -1140,6 +1141,15 @@ class _Workspace:
             return into[1], into[2]
         values = self.buffer("active", torch.int32)
         return self.transposed(values), values
+
+    def rows_array(self, buffer: Tensor) -> np.ndarray:
+        """The NumPy view of ``transposed(buffer)`` (a CPU buffer of the block), made once."""
+        hit = self._row_arrays.get(id(buffer))
+        if hit is None or hit[0] is not buffer:
+            if len(self._row_arrays) >= 64:  # tensors that are not passed again
+                self._row_arrays.clear()
+            hit = self._row_arrays[id(buffer)] = (buffer, self.transposed(buffer).numpy())
+        return hit[1]
 
     def transposed(self, buffer: Tensor) -> Tensor:
         """The ``(k, block)`` rows of a ``(block, k)`` buffer of the block (its ``.t()``),
@@ -1573,7 +1583,12 @@ def _simulate_blocks(
         copies = [copy.copy(o) for o in observers] if threads > 1 else list(observers)
         mine = copy.copy(numerics) if threads > 1 else numerics
         try:
-            _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed, ahead)
+            # NumPy's floating-point warnings off for the block: the chain reports states
+            # that leave the range itself (``report_numerics``), and the log of a collapsed
+            # path's zero norm is -inf by design (observables._log_ then needs no context of
+            # its own at every layer)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                _run_block(plan, block, start, stop, slots, out, mine, copies, meter, failed, ahead)
         except BaseException:
             failed.set()
             raise

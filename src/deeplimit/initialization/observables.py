@@ -38,6 +38,7 @@ import math
 import mmap
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +187,7 @@ class _Recorder(Observer):
         self.samples = samples
         self.context: ChunkContext | None = None
         # ``_slot``'s views (a tuple, indexed with no torch call), of the chunk ``_views_chunk``
-        self._views: dict[Any, tuple[Tensor, ...]] = {}
+        self._views: dict[Any, tuple[Any, ...]] = {}
         self._views_chunk: ChunkContext | None = None
         self._out: tuple[int, Tensor] | None = None  # the last ``destination`` and its target
 
@@ -244,6 +245,21 @@ class _Recorder(Observer):
             self._views[key] = rows
         return rows[self.positions[layer][0]]
 
+    def _slot_array(self, target: Tensor, layer: int) -> np.ndarray | None:
+        """``_slot_rows`` as a NumPy array (CPU), from an array of the chunk's columns made
+        once per chunk; None on other devices."""
+        context = self.context
+        assert context is not None
+        if target.device.type != "cpu":
+            return None
+        key = ("array", id(target))
+        self._slot(target, self.positions[layer][0])  # (re)starts the chunk's cache
+        arrays = self._views.get(key)
+        if arrays is None:
+            arrays = tuple(target.numpy()[:, :, context.start : context.stop])
+            self._views[key] = arrays
+        return arrays[self.positions[layer][0]]
+
     def destination(self, target: Tensor, layer: int) -> Tensor:
         """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
         layer-major ``target``: its first slot of ``layer``; ``keep`` fills the others."""
@@ -277,19 +293,27 @@ def _phi_step(view: LayerView) -> tuple[Tensor, Tensor]:
     return shared
 
 
-def _log_(values: Tensor, out: Tensor | None = None) -> Tensor:
+def _log_(
+    values: Tensor, out: Tensor | None = None, arrays: tuple[np.ndarray, np.ndarray] | None = None
+) -> Tensor:
     """``values.log_()``, or into ``out`` (of ``values``' shape) where given; on the CPU by
     NumPy, two (float32) to four (float64) times faster than torch's kernel on normal numbers
     (both within an ulp of the exact logarithm). Every log-growth, the fast path's and the
     reference's, is taken by this function. A log computed in a scratch buffer and written
     once into a (large) result costs less than a division written into the result and its
-    log taken there in place."""
+    log taken there in place. ``arrays``: NumPy views of ``values`` and ``out`` (the same
+    memory, any shape they share) where the caller keeps them: ``.numpy()`` is a torch call,
+    which lets go of the interpreter's lock (``_Recorder._slot_rows``)."""
     target = values if out is None else out
     if values.device.type != "cpu":
         return torch.log(values, out=target)
-    array = values.numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.log(array, out=target.numpy())
+    array, into = (values.numpy(), target.numpy()) if arrays is None else arrays
+    errors = np.geterr()
+    if errors["divide"] == "ignore" and errors["invalid"] == "ignore":  # the chain's blocks
+        np.log(array, out=into)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.log(array, out=into)
     return target
 
 
@@ -323,17 +347,24 @@ class _RatioLog:
             return None
         return cls(norm0)
 
-    def __call__(self, view: LayerView, out: Tensor, columns: slice | None = None) -> Tensor:
+    def __call__(
+        self,
+        view: LayerView,
+        out: Tensor,
+        columns: slice | None = None,
+        arrays: Callable[[Tensor], tuple[np.ndarray, np.ndarray] | None] | None = None,
+    ) -> Tensor:
         """The log-growth of a finite ``view``, into ``out`` (``(chunk, k)``), or of its inputs
         ``columns`` only (``out`` then has those columns, as ``norm0`` had); computed in a
-        buffer of the view, written into ``out`` by the last operation."""
+        buffer of the view, written into ``out`` by the last operation (``arrays``: the NumPy
+        views ``_log_`` may take for a ratio and ``out``)."""
         norm = view.phi_norm if columns is None else view.phi_norm[:, columns]
         work = view.buffer("log ratio")
         ratio = None if columns is not None else _LogGrowth.divided(view, self.divisor)
         if ratio is None:
             ratio = torch.div(norm, self.divisor, out=work if columns is None else work[:, columns])
         if self.offset is None and view.phi_range[0] > 0:  # no zero norm (NaN-safe: unknown)
-            return _log_(ratio, out)
+            return _log_(ratio, out, None if arrays is None else arrays(ratio))
         if columns is None:
             unit, step = _phi_step(view)  # step: -1 where p = 0, 0 elsewhere
         else:
@@ -446,12 +477,12 @@ class _LogGrowth(_Recorder):
             self.fast(view, out[:, columns], columns)
             growth = out
         elif self.fast is not None and view.finite and columns is None:
-            growth = self.fast(view, out)
+            growth = self.fast(view, out, arrays=lambda ratio: self._arrays(view, ratio))
         else:  # the reference formula
             ratio = self.divided(view, self.norm0)
             if ratio is None:
                 ratio = torch.div(view.phi_norm, self.norm0, out=self._work(view, out))
-            growth = _log_(ratio, out)
+            growth = _log_(ratio, out, self._arrays(view, ratio))
         # phi(Y) = phi(y) 2^exponent: add the log-scale (the chain replaces the exponent
         # tensor when it rescales, so an unchanged one adds exactly zero)
         if view.exponent is not None and view.exponent is not self.exponent0:
@@ -459,6 +490,16 @@ class _LogGrowth(_Recorder):
             scale = (view.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
             growth.copy_(growth + scale)  # in float64, rounded once to the dtype
         self.keep(self.values, view.layer, growth)
+
+    def _arrays(self, view: LayerView, ratio: Tensor) -> tuple[np.ndarray, np.ndarray] | None:
+        """NumPy views of the scratch ``ratio`` (the view's ``"log ratio"`` buffer) and of the
+        layer's slot of the results, as ``_log_`` takes them, kept from layer to layer; None
+        where ``ratio`` is not that buffer."""
+        space = view.workspace
+        if space is None or ratio is not view.buffer("log ratio"):
+            return None
+        target = self._slot_array(self.values, view.layer)
+        return None if target is None else (space.rows_array(ratio), target)
 
     @staticmethod
     def _work(view: LayerView, out: Tensor) -> Tensor:
