@@ -660,3 +660,36 @@ def test_log_growth_divided_in_the_pass_is_the_reference(monkeypatch, dtype, wid
     slow = growth()
     assert torch.isfinite(fast).any() and (width > 1 or torch.isinf(fast).any())
     assert torch.equal(_bits(fast), _bits(slow))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_row_norms_bound_to_a_block_is_row_norms(dtype):
+    """``RowNorms`` (``row_norms`` checked once per block): at every call, with counts into
+    changing columns of a results array, plain norms and a divisor, the numbers of
+    ``row_norms``; outputs not laid out as the kernel reads are refused at every call, first
+    or later (nothing written)."""
+    generator = torch.Generator().manual_seed(11)
+    memory = torch.randn((2, 3, 45), generator=generator, dtype=dtype)
+    rows, extremes = torch.empty((2, 45), dtype=dtype), np.zeros(6)
+    bound = native.RowNorms(memory, rows, extremes)
+    results = torch.zeros((4, 2, 100), dtype=torch.int32)
+    plain, divisor = torch.empty_like(rows), torch.rand((2, 45), dtype=dtype) + 0.5
+    ratio = torch.empty_like(rows)
+    for layer in range(4):
+        memory.mul_(-1.5)  # another state at every call
+        counts = results[layer, :, 10:55]
+        assert bound(True, counts, plain, divisor, ratio)
+        expected = [torch.empty_like(rows), torch.zeros((2, 45), dtype=torch.int32)]
+        expected += [torch.empty_like(rows), torch.empty_like(rows)]
+        want = np.zeros(6)
+        assert native.row_norms(memory, expected[0], True, want, expected[1], *expected[2:3])
+        assert native.row_norms(memory, expected[0], True, None, None, None, divisor, expected[3])
+        assert torch.equal(rows, expected[0]) and torch.equal(counts, expected[1])
+        assert torch.equal(plain, expected[2]) and torch.equal(ratio, expected[3])
+        assert np.array_equal(extremes, want)
+    before = rows.clone()
+    wrong = torch.zeros((2, 45), dtype=torch.int64)
+    assert not bound(True, wrong)
+    assert not bound(True, None, plain, divisor)  # a divisor without a ratio
+    assert not bound(False, None, plain)  # plain norms only with the ReLU
+    assert torch.equal(rows, before) and not wrong.any()

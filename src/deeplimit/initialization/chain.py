@@ -726,11 +726,8 @@ class LayerView:
             elif (
                 isinstance(self.activation, ReLU)
                 and (memory := space.memory(self.y)) is not None
-                and native.row_norms(
-                    memory,
-                    space.norm_rows,
+                and space.norms_pass(memory)(
                     True,
-                    space.extremes,
                     counts := self._counts(),
                     plain := self._plain_rows(),
                     *(division := space.division()),
@@ -956,6 +953,7 @@ class _Workspace:
         self._memories: dict[int, tuple[Tensor, Tensor | None]] = {}
         self._transposed: dict[int, tuple[Tensor, Tensor]] = {}
         self._row_arrays: dict[int, tuple[Tensor, np.ndarray]] = {}
+        self._norms_pass: native.RowNorms | None = None
 
     def factor(self) -> tuple[Tensor, Tensor]:
         """``(k, k, block)`` memory for the factor of several inputs (strictly upper part 0)
@@ -1141,6 +1139,14 @@ class _Workspace:
             return into[1], into[2]
         values = self.buffer("active", torch.int32)
         return self.transposed(values), values
+
+    def norms_pass(self, memory: Tensor) -> native.RowNorms:
+        """``native.row_norms`` into ``norm_rows`` and ``extremes``, bound to ``memory`` (the
+        block's state, passed at every layer) and checked once."""
+        bound = self._norms_pass
+        if bound is None or bound.memory is not memory:
+            bound = self._norms_pass = native.RowNorms(memory, self.norm_rows, self.extremes)
+        return bound
 
     def rows_array(self, buffer: Tensor) -> np.ndarray:
         """The NumPy view of ``transposed(buffer)`` (a CPU buffer of the block), made once."""

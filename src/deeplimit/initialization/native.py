@@ -114,6 +114,19 @@ def _rows_function(
     return None
 
 
+def _norms_function(memory: Tensor, rows: Tensor, extremes: np.ndarray | None) -> Any:
+    """The norms' kernel for ``memory``, ``rows`` and ``extremes`` laid out as ``row_norms``
+    reads them, or None."""
+    function = _rows_function("norms", memory, rows, memory.dtype)
+    if extremes is not None and (
+        extremes.dtype != np.float64
+        or extremes.size < 6
+        or not (extremes.flags.c_contiguous and extremes.flags.writeable)
+    ):
+        return None
+    return function
+
+
 def row_norms(
     memory: Tensor,
     rows: Tensor,
@@ -134,18 +147,10 @@ def row_norms(
     ``relu=False``); with a ``divisor`` (like ``rows``), ``ratio = rows / divisor`` (like
     ``rows``; ``torch.div``'s bits). False (nothing written) where the kernel is not available
     or the tensors are not laid out so."""
-    function = _rows_function("norms", memory, rows, memory.dtype)
+    function = _norms_function(memory, rows, extremes)
     m, n, size = memory.shape
     if (
         function is None
-        or (
-            extremes is not None
-            and (
-                extremes.dtype != np.float64
-                or extremes.size < 6
-                or not (extremes.flags.c_contiguous and extremes.flags.writeable)
-            )
-        )
         or (
             counts is not None
             and _rows_function("positive", memory, counts, torch.int32, strided=True) is None
@@ -179,6 +184,80 @@ def row_norms(
         *divide,
     )
     return True
+
+
+class RowNorms:
+    """``row_norms`` bound to one block's ``memory`` ``(m, n, B)``, its ``rows`` and its
+    ``extremes``, checked once: a layer passes the optional outputs only, each checked at its
+    first use (``row_norms``'s checks of every tensor cost about 20 us of interpreter time a
+    layer, while the other thread of the chain may wait for the interpreter's lock). Made per
+    block (``chain._Workspace.norms_pass``), so the tensors it keeps live no longer."""
+
+    def __init__(self, memory: Tensor, rows: Tensor, extremes: np.ndarray) -> None:
+        self.memory, self.rows, self.extremes = memory, rows, extremes
+        self.function = _norms_function(memory, rows, extremes)
+        self.checked: dict[int, Tensor] = {}
+
+    def __call__(
+        self,
+        relu: bool,
+        counts: Tensor | None = None,
+        plain: Tensor | None = None,
+        divisor: Tensor | None = None,
+        ratio: Tensor | None = None,
+    ) -> bool:
+        """``row_norms(memory, rows, relu, extremes, counts, plain, divisor, ratio)``."""
+        function = self.function
+        if function is None:
+            return False
+        checked = self.checked
+        m, n, size = self.memory.shape
+        if counts is not None and not _counts_laid_out(counts, m, size):
+            return False
+        for out in (plain, divisor, ratio):
+            if out is not None and checked.get(id(out)) is not out:
+                return row_norms(
+                    self.memory, self.rows, relu, self.extremes, counts, plain, divisor, ratio
+                ) and self._remember(counts, plain, divisor, ratio)
+        if (divisor is None) != (ratio is None) or (plain is not None and not relu):
+            return False
+        count, distance = (None, 0) if counts is None else (counts.data_ptr(), counts.stride(0))
+        function(
+            self.memory.data_ptr(),
+            self.rows.data_ptr(),
+            m,
+            n,
+            size,
+            int(relu),
+            self.extremes.ctypes.data,
+            count,
+            distance,
+            None if plain is None else plain.data_ptr(),
+            None if divisor is None else divisor.data_ptr(),
+            None if ratio is None else ratio.data_ptr(),
+        )
+        return True
+
+    def _remember(self, *outputs: Tensor | None) -> bool:
+        """Keep ``outputs`` as checked (after ``row_norms`` accepted them); True."""
+        if len(self.checked) >= 256:  # tensors that are not passed again
+            self.checked.clear()
+        for out in outputs:
+            if out is not None:
+                self.checked[id(out)] = out
+        return True
+
+
+def _counts_laid_out(counts: Tensor, m: int, size: int) -> bool:
+    """Whether ``counts`` is an int32 CPU ``(m, size)`` tensor of rows of contiguous entries
+    at any distance (a block's columns of a results array), as the kernels write counts."""
+    return (
+        counts.dtype == torch.int32
+        and counts.device.type == "cpu"
+        and counts.shape == (m, size)
+        and (size < 2 or counts.stride(1) == 1)
+        and (m < 2 or counts.stride(0) >= size)
+    )
 
 
 def count_positive(memory: Tensor, rows: Tensor) -> bool:
@@ -324,6 +403,9 @@ class FactorUpdate:
         self.accumulators = torch.empty((k * TILE,), dtype=torch.float64)
         self.close = np.zeros(k, dtype=np.intc)
         self.deferred = np.zeros(-(-size // TILE), dtype=np.uint8)
+        # tensors checked by ``_call`` (the block's state and buffers of normals, passed at
+        # every layer: their checks cost more than a small layer); per block, like the kernel
+        self.checked: dict[int, Tensor] = {}
         info = torch.finfo(dtype)
         self.tiny, self.eps = float(info.tiny), float(info.eps)
         self.floor = float(np.sqrt(self.tiny) / self.eps)
@@ -342,7 +424,10 @@ class FactorUpdate:
 
     def _call(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, mode: int, relu: bool) -> int:
         k, n, size = self.shape
+        checked = self.checked
         for values in (phi, y, z):
+            if checked.get(id(values)) is values:  # the block's tensors, checked once
+                continue
             if (
                 values.shape != self.shape
                 or not values.is_contiguous()
@@ -353,6 +438,9 @@ class FactorUpdate:
                     f"the kernel reads ({k}, {n}, {size}) contiguous CPU memory of "
                     f"{self.factor.dtype}"
                 )
+            if len(checked) >= 64:  # tensors that are not passed again
+                checked.clear()
+            checked[id(values)] = values
         pointers = self.pointers
         pointers[0], pointers[2], pointers[3] = phi.data_ptr(), z.data_ptr(), y.data_ptr()
         return int(
