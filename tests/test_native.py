@@ -693,3 +693,21 @@ def test_row_norms_bound_to_a_block_is_row_norms(dtype):
     assert not bound(True, None, plain, divisor)  # a divisor without a ratio
     assert not bound(False, None, plain)  # plain norms only with the ReLU
     assert torch.equal(rows, before) and not wrong.any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_width_one_correlations_without_norms_are_those_with_the_modulus(dtype):
+    """At width 1 the kernel takes ``||y|| = |y|`` itself (no norms): ``y / |y|`` is +-1 with
+    no division wherever ``|y|`` is finite and nonzero; the bits of the kernel given ``|y|``
+    for every entry, zeros, infinities, NaN and subnormal numbers included; refused at other
+    widths."""
+    generator = torch.Generator().manual_seed(12)
+    memory = torch.randn((3, 1, 203), generator=generator, dtype=dtype)
+    special = [0.0, -0.0, math.inf, -math.inf, math.nan, torch.finfo(dtype).tiny / 8, -1e-30]
+    for index, value in enumerate(special):
+        memory[index % 3, 0, 7 * index + 1] = value
+    with_norms, without = torch.empty((3, 203), dtype=dtype), torch.empty((3, 203), dtype=dtype)
+    assert native.correlations(memory, memory.abs()[:, 0], with_norms)
+    assert native.correlations(memory, None, without)
+    assert torch.equal(_bits(with_norms), _bits(without))
+    assert not native.correlations(torch.ones((3, 2, 203), dtype=dtype), None, without)

@@ -21,6 +21,7 @@
    `relu`, `phi` points at the state itself and its ReLU is taken on the way (the state of a
    tile is read before that tile is updated), so that phi need not be written out. */
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -403,10 +404,12 @@ DEFINE_NORMS(row_norms_f32, float)
    out[p ld + b] = sum_t u_a[t] u_b[t] for the pairs p = (a, b > a) in order, u = y / ||y||
    rounded to the dtype, each product rounded to the dtype and the products summed in double
    in the order of the coordinates (the formula of observables._Correlation; at width 1 the
-   product itself). acc: k (k - 1) / 2 * CORR_TILE doubles, unit: k * CORR_TILE numbers. */
+   product itself). Without norms (width 1 only), ||y|| = |y|: u = y / |y| is +-1 exactly
+   wherever |y| is finite and nonzero, taken so with no division (the division elsewhere).
+   acc: k (k - 1) / 2 * CORR_TILE doubles, unit: k * CORR_TILE numbers. */
 #define CORR_TILE 64
 
-#define DEFINE_CORRELATIONS(NAME, REAL)                                                       \
+#define DEFINE_CORRELATIONS(NAME, REAL, ABS, LARGEST)                                         \
     void NAME(const REAL *y, const REAL *norms, REAL *out, long k, long n, long B, long ld, \
               double *acc, REAL *unit)                                                       \
     {                                                                                        \
@@ -416,9 +419,16 @@ DEFINE_NORMS(row_norms_f32, float)
             for (long e = 0; e < pairs * CORR_TILE; e++) acc[e] = 0;                         \
             for (long t = 0; t < n; t++) {                                                   \
                 for (long a = 0; a < k; a++) {                                               \
-                    const REAL *row = y + (a * n + t) * B + b0, *norm = norms + a * B + b0;  \
+                    const REAL *row = y + (a * n + t) * B + b0;                              \
                     REAL *u = unit + a * CORR_TILE;                                          \
-                    for (long l = 0; l < w; l++) u[l] = row[l] / norm[l];                    \
+                    if (norms) {                                                             \
+                        const REAL *norm = norms + a * B + b0;                               \
+                        for (long l = 0; l < w; l++) u[l] = row[l] / norm[l];                \
+                    } else /* width 1: y / |y|, +-1 exactly but for 0, inf and NaN */       \
+                        for (long l = 0; l < w; l++) {                                       \
+                            REAL r = row[l], m = ABS(r);                                     \
+                            u[l] = m > 0 && m <= LARGEST ? (r > 0 ? (REAL)1 : (REAL)-1) : r / m; \
+                        }                                                                    \
                 }                                                                            \
                 long p = 0;                                                                  \
                 for (long a = 0; a < k; a++)                                                 \
@@ -437,8 +447,8 @@ DEFINE_NORMS(row_norms_f32, float)
         }                                                                                    \
     }
 
-DEFINE_CORRELATIONS(correlations_f64, double)
-DEFINE_CORRELATIONS(correlations_f32, float)
+DEFINE_CORRELATIONS(correlations_f64, double, fabs, DBL_MAX)
+DEFINE_CORRELATIONS(correlations_f32, float, fabsf, FLT_MAX)
 
 /* A layer of a width-1 ReLU state y (m rows of B numbers: an input's samples in a row), in
    one pass: relu = max(y, 0) with NaN and -0 kept (torch.clamp(min=0)), and where given

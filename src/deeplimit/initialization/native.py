@@ -354,26 +354,31 @@ def _correlation_scratch(pairs: int, k: int, dtype: torch.dtype) -> tuple[Tensor
     return scratch
 
 
-def correlations(memory: Tensor, norms: Tensor, rows: Tensor) -> bool:
+def correlations(memory: Tensor, norms: Tensor | None, rows: Tensor) -> bool:
     """``rows[p, b] = <y_a / ||y_a||, y_b / ||y_b||>`` for the pairs ``p = (a, b > a)`` of the
-    samples-last state ``memory`` ``(k, n, B)`` with its norms ``(k, B)`` (contiguous), into
-    ``rows`` ``(pairs, B)`` (rows of contiguous entries); False where it cannot."""
+    samples-last state ``memory`` ``(k, n, B)`` with its norms ``(k, B)`` (contiguous; None at
+    width 1, where the norm is ``|y|``, taken in the kernel), into ``rows`` ``(pairs, B)`` (rows
+    of contiguous entries); False where it cannot."""
     k, n, size = memory.shape
     pairs = k * (k - 1) // 2
     function = _rows_function("correlations", memory, rows, memory.dtype, True, pairs)
     if (
         function is None
         or k < 2
-        or norms.dtype != memory.dtype
-        or norms.shape != (k, size)
-        or not norms.is_contiguous()
+        or (norms is None and n != 1)
+        or (
+            norms is not None
+            and (
+                norms.dtype != memory.dtype or norms.shape != (k, size) or not norms.is_contiguous()
+            )
+        )
     ):
         return False
     acc, unit = _correlation_scratch(pairs, k, memory.dtype)
     distance = rows.stride(0) if pairs > 1 else size
     function(
         memory.data_ptr(),
-        norms.data_ptr(),
+        None if norms is None else norms.data_ptr(),
         rows.data_ptr(),
         k,
         n,
