@@ -18,7 +18,10 @@ and the ratios ``deeplimit / loop`` (target >= 1), ``deeplimit / normals`` (targ
 n >= 16, >= 0.6 at n = 4) and ``observe / sample``: the time of ``observe_resnet`` streaming
 every observable at every layer over the time of sampling alone (target <= 1.5). The
 measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
-load from other processes hits all of them alike. ``--numpy`` adds the older comparison with
+load from other processes hits all of them alike; each call starts after ``REST`` seconds of
+rest, in an order that changes from trial to trial (the hand-written loop leaves OpenMP threads
+spinning for milliseconds: measured right after it, as tables before 2026-12-03 did, the
+normal rate came out 11 % low, and the percentages of it about 10 points high). ``--numpy`` adds the older comparison with
 explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at issue 13's two
 sizes.
 
@@ -69,19 +72,26 @@ def _seconds(call: Callable[[int], object], trial: int, device: str) -> float:
     return time.perf_counter() - start
 
 
+# seconds of rest before each timed call: a call that runs torch operations on several threads
+# (the hand-written loop) leaves OpenMP threads spinning on the cores for milliseconds after
+# it, which slowed whatever ran next (``observe_resnet`` right after the loop: 1.4x its time
+# right after ``sample_resnet``)
+REST = 0.05
+
+
 def interleaved(calls: dict[str, Callable[[int], object]], repeat: int, device: str):
     """Median seconds of each call, the calls run in turn ``repeat`` times (after a warm-up),
-    the order rotated at every trial: a call that runs torch operations on several threads
-    leaves OpenMP threads spinning on the cores for milliseconds after it, which slows
-    whatever runs next (measured: ``observe_resnet`` 1.4x slower right after the hand-written
-    loop than right after ``sample_resnet``), so no call may always follow the same one."""
+    each after ``REST`` seconds of rest and in an order that changes from trial to trial
+    (reversed every other trial), so that no call always follows the same one."""
     for call in calls.values():
         call(-1)
     times: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
     for trial in range(repeat):
         shift = trial % len(names)
-        for name in names[shift:] + names[:shift]:
+        order = names[shift:] + names[:shift]
+        for name in reversed(order) if trial % 2 else order:
+            time.sleep(REST)
             times[name].append(_seconds(calls[name], trial, device))
     return {name: statistics.median(values) for name, values in times.items()}, times
 
