@@ -21,9 +21,9 @@ measurements of one row are interleaved and each is the median of ``--repeat`` r
 load from other processes hits all of them alike; each call starts after ``REST`` seconds of
 rest, in an order that changes from trial to trial (the hand-written loop leaves OpenMP threads
 spinning for milliseconds: measured right after it, as tables before 2026-12-03 did, the
-normal rate came out 11 % low, and the percentages of it about 10 points high). ``--numpy`` adds the older comparison with
-explicit weights and a plain NumPy loop over networks, ``--issue`` the SDE at issue 13's two
-sizes.
+normal rate came out 11 % low, and the percentages of it about 10 points high). ``--numpy``
+adds the older comparison with explicit weights and a plain NumPy loop over networks,
+``--issue`` the SDE at issue 13's two sizes.
 
 ``--fused`` prints instead the fused engine (``method=Fused(...)``: the law sampler compiled by
 ``torch.compile``; rows of one input) against the eager ``method="law"`` and against ``torch.randn``
