@@ -693,6 +693,9 @@ def test_row_norms_bound_to_a_block_is_row_norms(dtype):
     assert not bound(True, None, plain, divisor)  # a divisor without a ratio
     assert not bound(False, None, plain)  # plain norms only with the ReLU
     assert torch.equal(rows, before) and not wrong.any()
+    unbound = native.RowNorms(memory, rows, None)  # no extremes asked for, as row_norms
+    assert unbound(True) and native.row_norms(memory, before, True)
+    assert torch.equal(rows, before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])

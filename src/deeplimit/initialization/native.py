@@ -193,7 +193,7 @@ class RowNorms:
     layer, while the other thread of the chain may wait for the interpreter's lock). Made per
     block (``chain._Workspace.norms_pass``), so the tensors it keeps live no longer."""
 
-    def __init__(self, memory: Tensor, rows: Tensor, extremes: np.ndarray) -> None:
+    def __init__(self, memory: Tensor, rows: Tensor, extremes: np.ndarray | None) -> None:
         self.memory, self.rows, self.extremes = memory, rows, extremes
         self.function = _norms_function(memory, rows, extremes)
         self.checked: dict[int, Tensor] = {}
@@ -229,7 +229,7 @@ class RowNorms:
             n,
             size,
             int(relu),
-            self.extremes.ctypes.data,
+            None if self.extremes is None else self.extremes.ctypes.data,
             count,
             distance,
             None if plain is None else plain.data_ptr(),

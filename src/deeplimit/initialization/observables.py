@@ -833,7 +833,11 @@ class _Correlation(_Recorder):
         if n == 1 and native.correlations(memory, None, out):  # ||y|| = |y|, in the kernel
             return True
         space = view.workspace
-        norms = view.y_norm.t() if space is None else space.transposed(view.y_norm)  # (k, block)
+        norm = view.y_norm
+        # (k, block); the block's own buffers only in its cache (a norm computed again after a
+        # rescaling is a tensor of its own, not passed again)
+        own = space is not None and norm is space.y_norm(view.layer)
+        norms = space.transposed(norm) if own else norm.t()  # type: ignore[union-attr]
         if not norms.is_contiguous():
             return False
         if native.correlations(memory, norms, out):  # one compiled pass (width 1: a sum of
