@@ -836,8 +836,10 @@ class _Correlation(_Recorder):
         norm = view.y_norm
         # (k, block); the block's own buffers only in its cache (a norm computed again after a
         # rescaling is a tensor of its own, not passed again)
-        own = space is not None and norm is space.y_norm(view.layer)
-        norms = space.transposed(norm) if own else norm.t()  # type: ignore[union-attr]
+        if space is not None and norm is space.y_norm(view.layer):
+            norms = space.transposed(norm)
+        else:
+            norms = norm.t()
         if not norms.is_contiguous():
             return False
         if native.correlations(memory, norms, out):  # one compiled pass (width 1: a sum of
