@@ -1798,9 +1798,7 @@ class _OneReLU:
         # norms[i]: ||phi|| after step i of the stretch (norms[0]: at its start)
         self.norms = torch.empty((self.length + 1, size), dtype=plan.dtype, device=plan.device)
         self.rows = list(self.norms.unbind(0))
-        self.heads = [self.norms[: count + 1] for count in range(self.length + 1)]
-        work = torch.empty_like(self.norms)
-        self.scratch = [work[: count + 1] for count in range(self.length + 1)]
+        self.work = torch.empty_like(self.norms)  # scratch for the checks, like ``norms``
         self.top, self.sign = torch.empty_like(self.rows[0]), torch.empty_like(self.rows[0])
         self.phi = space.phi.permute(1, 2, 0)[0]  # (n, block) memory
         self.square = space.square.permute(1, 2, 0)[0]
@@ -1890,7 +1888,7 @@ class _OneReLU:
             return False
         # x - x^2 / bound is > 0 exactly for x in (0, bound) (x^2 / bound < x there, and it
         # underflows to 0 only where x itself is tiny), 0 for 0 and bound, < 0 above bound
-        norms, scratch = self.heads[count], self.scratch[count]
+        norms, scratch = self.norms[: count + 1], self.work[: count + 1]
         torch.addcmul(norms, norms, norms, value=-1.0 / self.bound, out=scratch)
         if not float(scratch.max()) <= 0:
             return False
@@ -1937,8 +1935,12 @@ def _run_block(
     view = numerics.view(0, y, workspace)
 
     def record(step: int, view: LayerView) -> None:
+        """The state of ``step`` into its slots of ``out``: a plain copy into each (indexing
+        by a list of slots is a scatter, 4x slower, at every recorded layer)."""
         if step in slots:
-            out[start:stop, slots[step]] = canonical(view.absolute(y)).unsqueeze(1)
+            state = canonical(view.absolute(y))
+            for slot in slots[step]:
+                out[start:stop, slot].copy_(state)
 
     record(0, view)
     for observer in observers:
