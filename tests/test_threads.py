@@ -90,3 +90,60 @@ def test_groups_of_networks_run_one_thread_each(monkeypatch, openmp_threads):
         torch.set_num_threads(real)
     workers = [count for name, count in seen if name.startswith("deeplimit-train")]
     assert workers and set(workers) == {1}
+
+
+def test_the_chain_keeps_its_worker_threads_across_runs(monkeypatch):
+    """The blocks of consecutive runs run on the same kept threads (their malloc arenas, and
+    so the pages of the blocks' buffers, are reused); a chain started inside a block's thread
+    runs its blocks on that thread (the kept pool may be all busy: no deadlock); an error in
+    a block stops the run and no block runs on after the call; after a fork the pool is made
+    again."""
+    seen: list[str] = []
+    run_block = chain._run_block
+
+    def block(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return run_block(*args, **kwargs)
+
+    monkeypatch.setattr(chain, "_run_block", block)
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    kwargs = dict(samples=4 * 2**15, y0=[0.5, -0.2, 0.1, 0.3], seed=1)
+    first = dl.sample_resnet(4, 4, "relu", **kwargs)
+    names = set(seen)
+    seen.clear()
+    assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), first)
+    assert set(seen) == names and all(name.startswith("deeplimit-chain") for name in names)
+
+    inner: list[torch.Tensor] = []
+    entered: list[bool] = []
+
+    def nested(*args, **kwargs):
+        if not entered:  # one block starts a whole run of its own, on its own thread
+            entered.append(True)
+            inner.append(dl.sample_resnet(4, 4, "relu", **{**kwargs_outer, "seed": 2}))
+        return block(*args, **kwargs)
+
+    kwargs_outer = kwargs
+    monkeypatch.setattr(chain, "_run_block", nested)
+    dl.sample_resnet(4, 4, "relu", **kwargs)
+    assert torch.equal(inner[0], dl.sample_resnet(4, 4, "relu", **{**kwargs, "seed": 2}))
+
+    started: list[int] = []
+
+    def failing(*args, **kwargs):
+        started.append(1)
+        raise RuntimeError("a block failed")
+
+    monkeypatch.setattr(chain, "_run_block", failing)
+    with pytest.raises(RuntimeError, match="a block failed"):
+        dl.sample_resnet(4, 4, "relu", **kwargs)
+    count = len(started)
+    monkeypatch.setattr(chain, "_run_block", block)
+    assert len(started) == count  # nothing ran on after the call
+    assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), first)
+
+    # a forked child forgets the parent's pool (its threads are not there) and makes its own
+    kept = chain._block_pool(2)
+    chain._forget_pools()
+    assert chain._block_pool(2) is not kept
+    assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), first)

@@ -39,7 +39,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -1575,6 +1575,8 @@ def _simulate_blocks(
     parallel = all(observer.parallel_safe for observer in observers)
     cores = _threads()
     threads = min(cores, count) if parallel else 1
+    if threading.current_thread().name.startswith(_POOL_PREFIX):
+        threads = 1  # a chain run inside a block's thread: the kept pool may be all busy
     paired = plan.dtype in _PAIRED_DTYPES and plan.inputs >= _PAIRED[0]
     if paired and plan.width >= _PAIRED[1] and cores >= 2:
         threads = max(1, min(threads, cores // 2))  # a block and its drawer on each pair
@@ -1606,19 +1608,53 @@ def _simulate_blocks(
             for block in range(count):
                 run(block)
         else:
-            with ThreadPoolExecutor(
-                threads, thread_name_prefix="deeplimit-chain", initializer=one_torch_thread
-            ) as pool:
-                try:
-                    for future in [pool.submit(run, block) for block in range(count)]:
-                        future.result()
-                except BaseException:  # an error or Ctrl-C: the other threads stop at a layer
-                    failed.set()
-                    raise
+            futures = [_block_pool(threads).submit(run, block) for block in range(count)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # an error or Ctrl-C: the other threads stop at a layer
+                failed.set()
+                for future in futures:
+                    future.cancel()  # the blocks not started
+                wait(futures)  # the others, stopped at a layer: none runs on after the call
+                raise
     finally:
         torch.set_num_threads(previous)
     numerics.report()
     return out
+
+
+# The chain's worker threads, one pool per thread count, kept for the next runs: each new
+# thread gets its own malloc arena, whose pages a thread that lives for one run faults in
+# afresh for every block's buffers (measured: two blocks on two threads, 64 layers of
+# 2^17 numbers each, 1,180 page faults and ~1.8 ms a run, 6 %; a kept pool reuses them).
+_POOL_PREFIX = "deeplimit-chain"
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _block_pool(threads: int) -> ThreadPoolExecutor:
+    """The kept pool of ``threads`` workers, each running its torch operations on itself
+    (``devices.one_torch_thread``); made at its first use (and again in a forked child, where
+    the threads of the parent do not exist)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(
+                threads, thread_name_prefix=_POOL_PREFIX, initializer=one_torch_thread
+            )
+        return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's worker threads are not there."""
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 # Blocks of the dtypes in ``_PAIRED_DTYPES``, from this many inputs and this width, run on half
