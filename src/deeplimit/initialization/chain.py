@@ -773,8 +773,8 @@ class LayerView:
             self.shared["phi_sign"] = self.buffer("phi sign")
         if space.counts_active:
             self._active = space.active_for(self.layer)[1]
-        if space._divide is not None:
-            self.shared["phi ratio"] = space.divided()
+        if (divided := space.divided()) is not None:
+            self.shared["phi ratio"] = divided
 
     def _plain_rows(self) -> Tensor | None:
         """The ``(k, chunk)`` rows of the ``y_norm`` buffer where an observer of the block reads
@@ -901,6 +901,20 @@ class _Update(NamedTuple):
     terms: list[tuple[Tensor, Tensor, Tensor]]
 
 
+def _kept(
+    cache: dict[int, tuple[Tensor, Any]], values: Tensor, make: Callable[[], Any], limit: int = 64
+) -> Any:
+    """``make()`` for ``values``, kept in ``cache`` (by identity: the tensors a block passes
+    at every layer) so that it is made once; a cache of ``limit`` entries is emptied first
+    (tensors that are not passed again)."""
+    hit = cache.get(id(values))
+    if hit is None or hit[0] is not values:
+        if len(cache) >= limit:
+            cache.clear()
+        hit = cache[id(values)] = (values, make())
+    return hit[1]
+
+
 class _Workspace:
     """Buffers of one block of the CPU chain, samples last in memory like its state, reused
     at every layer so that a layer allocates nothing: ``phi`` and ``square`` shaped like the
@@ -992,22 +1006,12 @@ class _Workspace:
     def array(self, values: Tensor) -> np.ndarray | None:
         """The NumPy view of ``values`` in memory order (``_numpy``), kept for the next
         layers: ``values`` is one of the block's buffers, passed again at every layer."""
-        hit = self._arrays.get(id(values))
-        if hit is None or hit[0] is not values:
-            if len(self._arrays) >= 16:  # tensors that are not passed again
-                self._arrays.clear()
-            hit = self._arrays[id(values)] = (values, _numpy(_memory_order(values)))
-        return hit[1]
+        return _kept(self._arrays, values, lambda: _numpy(_memory_order(values)), 16)
 
     def memory(self, values: Tensor) -> Tensor | None:
         """``_memory(values)``, kept for the tensors passed again at every layer (the state,
         the buffers of normals): a permuted view and its check cost about a microsecond."""
-        hit = self._memories.get(id(values))
-        if hit is None or hit[0] is not values:
-            if len(self._memories) >= 64:  # tensors that are not passed again
-                self._memories.clear()
-            hit = self._memories[id(values)] = (values, _memory(values))
-        return hit[1]
+        return _kept(self._memories, values, lambda: _memory(values))
 
     def margin_kept(self) -> tuple[Tensor, Tensor]:
         """The first two ``(k, block)`` buffers of ``temporaries``."""
@@ -1126,10 +1130,11 @@ class _Workspace:
         divide = self._divide
         return (None, None) if divide is None else (divide[1], self.transposed(divide[2]))
 
-    def divided(self) -> tuple[Tensor, Tensor]:
-        """``(divisor, out)`` of ``divide_into``, as a view shares them once computed."""
-        assert self._divide is not None
-        return self._divide[0], self._divide[2]
+    def divided(self) -> tuple[Tensor, Tensor] | None:
+        """``(divisor, out)`` of ``divide_into``, as a view shares them once computed, or
+        None where nothing is divided."""
+        divide = self._divide
+        return None if divide is None else (divide[0], divide[2])
 
     def active_for(self, layer: int) -> tuple[Tensor, Tensor]:
         """The ``(k, block)`` rows and the ``(block, k)`` values where the active counts of
@@ -1150,23 +1155,13 @@ class _Workspace:
 
     def rows_array(self, buffer: Tensor) -> np.ndarray:
         """The NumPy view of ``transposed(buffer)`` (a CPU buffer of the block), made once."""
-        hit = self._row_arrays.get(id(buffer))
-        if hit is None or hit[0] is not buffer:
-            if len(self._row_arrays) >= 64:  # tensors that are not passed again
-                self._row_arrays.clear()
-            hit = self._row_arrays[id(buffer)] = (buffer, self.transposed(buffer).numpy())
-        return hit[1]
+        return _kept(self._row_arrays, buffer, lambda: self.transposed(buffer).numpy())
 
     def transposed(self, buffer: Tensor) -> Tensor:
         """The ``(k, block)`` rows of a ``(block, k)`` buffer of the block (its ``.t()``),
         made once: every torch call, a view's too, lets go of the interpreter's lock, and
         with blocks on several threads each taking of it back may wait for another thread."""
-        hit = self._transposed.get(id(buffer))
-        if hit is None or hit[0] is not buffer:
-            if len(self._transposed) >= 64:  # tensors that are not passed again
-                self._transposed.clear()
-            hit = self._transposed[id(buffer)] = (buffer, buffer.t())
-        return hit[1]
+        return _kept(self._transposed, buffer, buffer.t)
 
     def width_one(self, y: Tensor, layer: int) -> tuple[float, ...] | None:
         """One compiled pass over a width-1 ReLU state ``y`` (``native.width_one``):
