@@ -118,13 +118,20 @@ def _norms_function(memory: Tensor, rows: Tensor, extremes: np.ndarray | None) -
     """The norms' kernel for ``memory``, ``rows`` and ``extremes`` laid out as ``row_norms``
     reads them, or None."""
     function = _rows_function("norms", memory, rows, memory.dtype)
-    if extremes is not None and (
-        extremes.dtype != np.float64
-        or extremes.size < 6
-        or not (extremes.flags.c_contiguous and extremes.flags.writeable)
-    ):
+    if extremes is not None and not _extremes_laid_out(extremes, 6):
         return None
     return function
+
+
+def _extremes_laid_out(extremes: np.ndarray, count: int) -> bool:
+    """Whether ``extremes`` is a writable C-contiguous float64 array of ``count`` numbers or
+    more, as the kernels write the extremes they read on the way."""
+    return (
+        extremes.dtype == np.float64
+        and extremes.size >= count
+        and extremes.flags.c_contiguous
+        and extremes.flags.writeable
+    )
 
 
 def row_norms(
@@ -303,9 +310,7 @@ def width_one(
         or relu is None
         or state.device.type != "cpu"
         or not state.is_contiguous()
-        or extremes.dtype != np.float64
-        or extremes.size < 4
-        or not (extremes.flags.c_contiguous and extremes.flags.writeable)
+        or not _extremes_laid_out(extremes, 4)
         or any(
             out is not None
             and (
@@ -316,16 +321,7 @@ def width_one(
             )
             for out in (modulus, relu, sign, divisor, ratio)
         )
-        or (
-            counts is not None
-            and (
-                counts.dtype != torch.int32
-                or counts.device.type != "cpu"
-                or counts.shape != (rows, size)
-                or not (size < 2 or counts.stride(1) == 1)
-                or not (rows < 2 or counts.stride(0) >= size)
-            )
-        )
+        or (counts is not None and not _counts_laid_out(counts, rows, size))
     ):
         return False
     pointers = [None if out is None else out.data_ptr() for out in (modulus, relu, sign, counts)]
