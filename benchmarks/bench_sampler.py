@@ -19,7 +19,7 @@ n >= 16, >= 0.6 at n = 4) and ``observe / sample``: the time of ``observe_resnet
 every observable at every layer over the time of sampling alone (target <= 1.5). The
 measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
 load from other processes hits all of them alike; each call starts after ``REST`` seconds of
-rest, in an order that changes from trial to trial (the hand-written loop leaves OpenMP threads
+rest (busy by default: ``--rest``), in an order that changes from trial to trial (the hand-written loop leaves OpenMP threads
 spinning for milliseconds: measured right after it, as tables before 2026-12-03 did, the
 normal rate came out 11 % low, and the percentages of it about 10 points high). ``--numpy``
 adds the older comparison with explicit weights and a plain NumPy loop over networks,
@@ -40,6 +40,7 @@ only (Inductor's CPU code draws each normal with a scalar Philox). Usage:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import statistics
@@ -77,11 +78,43 @@ def _seconds(call: Callable[[int], object], trial: int, device: str) -> float:
 # it, which slowed whatever ran next (``observe_resnet`` right after the loop: 1.4x its time
 # right after ``sample_resnet``)
 REST = 0.05
+# how to rest: "busy" keeps every core working (threads hashing a small buffer, which lets go
+# of the interpreter's lock and touches neither OpenMP nor the caches the samplers use) while
+# the OpenMP threads left spinning run out; "sleep" idles, and on this VM a core woken from
+# idle ran the next call 10-60 % slower (measured 2026-12-03: 30-45 ms after a sleep, 28 ms
+# back to back); "none" runs the calls back to back
+REST_MODES = ("busy", "sleep", "none")
+_rest_mode = "busy"
+
+
+def _hash_until(deadline: float) -> None:
+    block = bytes(1 << 16)
+    while time.perf_counter() < deadline:
+        hashlib.sha256(block).digest()
+
+
+def rest(seconds: float = REST) -> None:
+    """Rest ``seconds`` before a timed call, the way ``--rest`` says (``_rest_mode``)."""
+    if _rest_mode == "none" or seconds <= 0:
+        return
+    if _rest_mode == "sleep":
+        time.sleep(seconds)
+        return
+    deadline = time.perf_counter() + seconds
+    workers = [
+        threading.Thread(target=_hash_until, args=(deadline,))
+        for _ in range(max(1, os.cpu_count() or 1) - 1)
+    ]
+    for worker in workers:
+        worker.start()
+    _hash_until(deadline)
+    for worker in workers:
+        worker.join()
 
 
 def interleaved(calls: dict[str, Callable[[int], object]], repeat: int, device: str):
     """Median seconds of each call, the calls run in turn ``repeat`` times (after a warm-up),
-    each after ``REST`` seconds of rest and in an order that changes from trial to trial
+    each after ``REST`` seconds of rest (``rest``) and in an order that changes from trial to trial
     (reversed every other trial), so that no call always follows the same one."""
     for call in calls.values():
         call(-1)
@@ -91,7 +124,7 @@ def interleaved(calls: dict[str, Callable[[int], object]], repeat: int, device: 
         shift = trial % len(names)
         order = names[shift:] + names[:shift]
         for name in reversed(order) if trial % 2 else order:
-            time.sleep(REST)
+            rest()
             times[name].append(_seconds(calls[name], trial, device))
     return {name: statistics.median(values) for name, values in times.items()}, times
 
@@ -142,11 +175,21 @@ def hand_loop(
     return y
 
 
+def _cpus(count: int) -> tuple[int, ...] | None:
+    """The CPUs for ``count`` drawing threads, one each, where there are as many as the process
+    may use (deeplimit's block threads are spread the same way); None to let the system place
+    them (a thread pinned to a CPU busy with another thread would time that)."""
+    if count < 2 or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = tuple(sorted(os.sched_getaffinity(0)))
+    return cpus if len(cpus) == count else None
+
+
 def normal_drawers(dtype: torch.dtype) -> dict[str, Callable[[int], float]]:
     """Callables ``draw(total)`` that draw ``total`` standard normals of ``dtype`` into
     cache-sized buffers (``CACHE_NUMBERS`` per thread), one generator per thread, and return
     the rate (numbers per second): ``torch.randn`` and NumPy's SFC64 ziggurat, on one thread
-    and on every CPU thread."""
+    and on every CPU thread (each on a CPU of its own: ``_cpus``)."""
     threads = max(1, torch.get_num_threads())
     numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
 
@@ -163,9 +206,16 @@ def normal_drawers(dtype: torch.dtype) -> dict[str, Callable[[int], float]]:
             torch.randn(CACHE_NUMBERS, generator=generator, out=buffer, dtype=dtype)
 
     def drawer(worker: Callable[[int, int], None], count: int) -> Callable[[int], float]:
+        cpus = _cpus(count)
+
+        def pinned(index: int, rounds: int) -> None:
+            if cpus:  # each thread on a CPU of its own, as deeplimit's block threads
+                os.sched_setaffinity(0, (cpus[index],))
+            worker(index, rounds)
+
         def draw(total: int) -> float:
             rounds = max(1, -(-total // (count * CACHE_NUMBERS)))
-            pool = [threading.Thread(target=worker, args=(i, rounds)) for i in range(count)]
+            pool = [threading.Thread(target=pinned, args=(i, rounds)) for i in range(count)]
             previous = torch.get_num_threads()
             torch.set_num_threads(1)  # one generator per thread, each operation on its thread
             try:
@@ -375,6 +425,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the work per run")
     parser.add_argument("--numbers", type=int, help="normals per layer of a run (2^18)")
     parser.add_argument("--no-observe", action="store_true", help="skip observe_resnet")
+    parser.add_argument(
+        "--rest", choices=REST_MODES, default="busy", help="how to rest before each timed call"
+    )
     parser.add_argument("--numpy", action="store_true", help="also the explicit-weights table")
     parser.add_argument("--issue", action="store_true", help="also issue 13's SDE sizes")
     parser.add_argument("--issue-only", action="store_true", help="only issue 13's SDE sizes")
@@ -386,6 +439,8 @@ def main() -> None:
         "--widths", default=",".join(map(str, WIDTHS)), help="widths of the main table"
     )
     args = parser.parse_args()
+    global _rest_mode
+    _rest_mode = args.rest
     if args.issue_only:
         repeat = min(args.repeat, 3) if args.quick else args.repeat
         issue_table(repeat, args.device)
@@ -411,7 +466,7 @@ def main() -> None:
     print(
         f"deeplimit {dl.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
         f"device {args.device}, {torch.get_num_threads()} CPU threads; "
-        f"{numbers} normals per layer, {steps:.1e} coord-steps per run, median of {repeat}"
+        f"{numbers} normals per layer, {steps:.1e} coord-steps per run, median of {repeat}, rest {_rest_mode}"
     )
     header = (
         f"{'dtype':>7} {'n':>4} {'k':>2} {'samples':>7} {'L':>5} {'deeplimit':>10} "

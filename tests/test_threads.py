@@ -147,3 +147,50 @@ def test_the_chain_keeps_its_worker_threads_across_runs(monkeypatch):
     chain._forget_pools()
     assert chain._block_pool(2) is not kept
     assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), first)
+
+
+def test_block_threads_run_on_a_cpu_each_where_they_use_every_cpu(monkeypatch):
+    """A run whose block threads are as many as the CPUs the process may use puts each kept
+    thread on a CPU of its own for its blocks (the scheduler packed woken kept threads onto
+    one core) and gives it every CPU back after; with fewer threads than CPUs, with one
+    thread, or outside a kept pool's thread nothing is pinned; the numbers do not change."""
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    monkeypatch.setattr(chain.os, "sched_getaffinity", lambda pid: {3, 5}, raising=False)
+    monkeypatch.setattr(
+        chain.os,
+        "sched_setaffinity",
+        lambda pid, cpus: calls.append((threading.current_thread().name, tuple(cpus))),
+        raising=False,
+    )
+    assert chain._spread_over(2) == (3, 5)
+    assert chain._spread_over(1) is None and chain._spread_over(3) is None
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    kwargs = dict(samples=4 * 2**15, y0=[0.5, -0.2, 0.1, 0.3], seed=1)
+    pinned = dl.sample_resnet(4, 4, "relu", **kwargs)
+    assert calls and all(name.startswith("deeplimit-chain") for name, _ in calls)
+    per_thread: dict[str, list[tuple[int, ...]]] = {}
+    for name, cpus in calls:
+        per_thread.setdefault(name, []).append(cpus)
+    singles = set()
+    for cpus in per_thread.values():  # each block: its own CPU, then both back
+        assert len(cpus) % 2 == 0
+        assert all(len(one) == 1 and every == (3, 5) for one, every in zip(cpus[::2], cpus[1::2]))
+        singles |= {one for one in cpus[::2]}
+    assert singles == {(3,), (5,)} or len(per_thread) == 1
+    with chain._own_cpu((3, 5)):  # not a kept pool's thread: nothing
+        pass
+    calls.clear()
+    monkeypatch.setattr(chain, "_threads", lambda: 1)
+    assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), pinned)
+    assert calls == []
+    monkeypatch.setattr(chain.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), pinned)
+    assert calls == []
+
+    def refused(pid, cpus):
+        raise OSError("not allowed")
+
+    monkeypatch.setattr(chain.os, "sched_getaffinity", lambda pid: {3, 5}, raising=False)
+    monkeypatch.setattr(chain.os, "sched_setaffinity", refused, raising=False)
+    assert torch.equal(dl.sample_resnet(4, 4, "relu", **kwargs), pinned)
