@@ -19,9 +19,10 @@ n >= 16, >= 0.6 at n = 4) and ``observe / sample``: the time of ``observe_resnet
 every observable at every layer over the time of sampling alone (target <= 1.5). The
 measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
 load from other processes hits all of them alike; each call starts after ``REST`` seconds of
-rest (busy by default: ``--rest``), in an order that changes from trial to trial (the hand-written loop leaves OpenMP threads
-spinning for milliseconds: measured right after it, as tables before 2026-12-03 did, the
-normal rate came out 11 % low, and the percentages of it about 10 points high). ``--numpy``
+rest (busy by default: ``--rest``), in an order that changes from trial to trial (the
+hand-written loop leaves OpenMP threads spinning for milliseconds: measured right after it,
+as tables before 2026-12-03 did, the normal rate came out 11 % low, and the percentages of
+it about 10 points high). ``--numpy``
 adds the older comparison with explicit weights and a plain NumPy loop over networks,
 ``--issue`` the SDE at issue 13's two sizes.
 
@@ -466,7 +467,8 @@ def main() -> None:
     print(
         f"deeplimit {dl.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
         f"device {args.device}, {torch.get_num_threads()} CPU threads; "
-        f"{numbers} normals per layer, {steps:.1e} coord-steps per run, median of {repeat}, rest {_rest_mode}"
+        f"{numbers} normals per layer, {steps:.1e} coord-steps per run, median of {repeat}, "
+        f"rest {_rest_mode}"
     )
     header = (
         f"{'dtype':>7} {'n':>4} {'k':>2} {'samples':>7} {'L':>5} {'deeplimit':>10} "

@@ -32,8 +32,8 @@ units are only reported as out of range at the layers where they are asked for.
 from __future__ import annotations
 
 import bisect
-import copy
 import contextlib
+import copy
 import functools
 import itertools
 import math
