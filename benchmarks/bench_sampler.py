@@ -11,7 +11,8 @@ consumed per second) of
   ``z`` (``baddbmm_``),
 * ``normals``: the machine's rate of drawing standard normals of that dtype into a
   cache-sized buffer (2^15 numbers per thread, one generator per CPU thread, the best of
-  ``torch.randn`` and NumPy's SFC64 ziggurat), measured in the same run: the physical limit of
+  ``torch.randn``, NumPy's SFC64 ziggurat and, in float32, deeplimit's compiled copy of
+  ``torch.randn``), measured in the same run: the physical limit of
   an exact-in-law sampler, which must draw ``k n`` normals per network and layer,
 
 and the ratios ``deeplimit / loop`` (target >= 1), ``deeplimit / normals`` (target >= 0.8 at
@@ -53,6 +54,7 @@ import numpy as np
 import torch
 
 import deeplimit as dl
+from deeplimit.rng import torch_float32_normals
 
 WIDTHS = (1, 4, 16, 64, 256)
 SEVERAL = 4  # inputs of the "several inputs" rows
@@ -189,8 +191,10 @@ def _cpus(count: int) -> tuple[int, ...] | None:
 def normal_drawers(dtype: torch.dtype) -> dict[str, Callable[[int], float]]:
     """Callables ``draw(total)`` that draw ``total`` standard normals of ``dtype`` into
     cache-sized buffers (``CACHE_NUMBERS`` per thread), one generator per thread, and return
-    the rate (numbers per second): ``torch.randn`` and NumPy's SFC64 ziggurat, on one thread
-    and on every CPU thread (each on a CPU of its own: ``_cpus``)."""
+    the rate (numbers per second): ``torch.randn``, NumPy's SFC64 ziggurat and, in float32,
+    deeplimit's compiled copy of ``torch.randn`` (``rng.torch_float32_normals``: the numbers
+    the float32 chain draws), on one thread and on every CPU thread (each on a CPU of its own:
+    ``_cpus``)."""
     threads = max(1, torch.get_num_threads())
     numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
 
@@ -235,8 +239,18 @@ def normal_drawers(dtype: torch.dtype) -> dict[str, Callable[[int], float]]:
         )
         return draw
 
+    fill = torch_float32_normals() if dtype == torch.float32 else None
+
+    def copy_worker(index: int, rounds: int) -> None:
+        buffer = torch.empty(CACHE_NUMBERS, dtype=dtype)
+        for round_ in range(rounds):  # seeded afresh each time, as the chain's blocks
+            fill(index * rounds + round_, buffer.data_ptr(), CACHE_NUMBERS)
+
+    workers = [("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)]
+    if fill is not None:
+        workers.append(("compiled torch.randn", copy_worker))
     drawers = {}
-    for name, worker in (("torch.randn", torch_worker), ("numpy SFC64", numpy_worker)):
+    for name, worker in workers:
         for count in sorted({1, threads}):
             drawers[f"{name} on {count} thread{'s' if count > 1 else ''}"] = drawer(worker, count)
     return drawers

@@ -1,0 +1,199 @@
+/* torch.randn's float32 stream on the CPU, drawn faster (issue 13).
+
+   mt_normal_f32(seed, out, size) writes into out[0..size) the numbers that
+   torch.randn(size, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+   draws on an x86-64 CPU where torch runs its AVX2 (or AVX-512) kernels, bit for bit:
+
+   - torch's CPU generator is the 32-bit Mersenne twister (MT19937) seeded with the low 32
+     bits of the seed (Knuth's initialization, the first twist at the first draw);
+   - a float32 uniform is the low 24 bits of one 32-bit output times 2^-24;
+   - torch fills all `size` uniforms first, then maps each group of 16 by Box-Muller
+     (u1 = 1 - d[j], u2 = d[j + 8], j < 8: d[j] = r cos t, d[j + 8] = r sin t with
+     r = sqrt(-2 log u1), t = 2 pi u2), and where 16 does not divide `size` draws 16 more
+     uniforms into the last 16 places and maps them again;
+   - log, sin and cos are the Cephes single-precision polynomials torch evaluates 8 lanes at a
+     time, with its compiler's fused multiply-adds at the places where its binary has them
+     (read from torch 2.13's libtorch_cpu.so); written here with explicit intrinsics, so
+     that this file's own flags (no contraction) cannot change them.
+
+   Here the uniforms of each twist (624 numbers, a multiple of 16) are mapped while they are
+   in the L1 cache, the tempering and the conversion are vector loops, and nothing goes
+   through a call per number. The caller (rng.py) checks this function against torch.randn
+   once per process and uses torch.randn wherever they differ. Returns 0, or -1 where this
+   CPU lacks AVX2 and FMA (nothing written). */
+
+#include <stdint.h>
+#include <string.h>
+
+#define MT_N 624
+#define MT_M 397
+
+static void mt_seed(uint32_t *s, uint64_t seed) {
+    s[0] = (uint32_t)(seed & 0xffffffffu);
+    for (int j = 1; j < MT_N; j++)
+        s[j] = 1812433253u * (s[j - 1] ^ (s[j - 1] >> 30)) + (uint32_t)j;
+}
+
+static inline uint32_t mt_mix(uint32_t u, uint32_t v) {
+    uint32_t y = (u & 0x80000000u) | (v & 0x7fffffffu);
+    return (y >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u);
+}
+
+static void mt_twist(uint32_t *s) {
+    int i = 0;
+    for (; i < MT_N - MT_M; i++) s[i] = s[i + MT_M] ^ mt_mix(s[i], s[i + 1]);
+    for (; i < MT_N - 1; i++) s[i] = s[i + MT_M - MT_N] ^ mt_mix(s[i], s[i + 1]);
+    s[MT_N - 1] = s[MT_M - 1] ^ mt_mix(s[MT_N - 1], s[0]);
+}
+
+/* the tempered outputs s[from..to) as float32 uniforms k 2^-24 into u */
+static void mt_uniforms(const uint32_t *s, int from, int to, float *u) {
+    for (int i = from; i < to; i++) {
+        uint32_t y = s[i];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        y ^= y >> 18;
+        u[i - from] = (float)(y & 0xffffffu) * 0x1p-24f;
+    }
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define MT_TARGET __attribute__((target("avx2,fma")))
+
+/* Box-Muller on d[0..16), in place, as torch's NormalFill16<float> with mean 0, std 1 */
+MT_TARGET static inline void box_muller16(float *d) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    /* log(u1), u1 = 1 - d[0..8) */
+    __m256 x = _mm256_sub_ps(one, _mm256_loadu_ps(d));
+    const __m256 invalid = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OS);
+    x = _mm256_max_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x00800000)));
+    __m256i exponent = _mm256_srli_epi32(_mm256_castps_si256(x), 23);
+    x = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x807fffffu)));
+    x = _mm256_or_ps(x, half);
+    exponent = _mm256_add_epi32(exponent, _mm256_set1_epi32(-127));
+    __m256 e = _mm256_add_ps(_mm256_cvtepi32_ps(exponent), one);
+    const __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OS);
+    const __m256 kept = _mm256_and_ps(x, small);
+    e = _mm256_sub_ps(e, _mm256_and_ps(one, small));
+    x = _mm256_add_ps(x, _mm256_set1_ps(-1.0f));
+    x = _mm256_add_ps(x, kept);
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(7.0376836292e-2f), x, _mm256_set1_ps(-1.1514610310e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_mul_ps(y, x);
+    y = _mm256_fmadd_ps(y, z, _mm256_mul_ps(e, _mm256_set1_ps(-2.12194440e-4f)));
+    y = _mm256_fnmadd_ps(z, half, y);
+    x = _mm256_add_ps(x, y);
+    x = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), x);
+    const __m256 log_u1 = _mm256_or_ps(x, invalid);
+    const __m256 radius = _mm256_sqrt_ps(_mm256_mul_ps(log_u1, _mm256_set1_ps(-2.0f)));
+
+    /* sin and cos of t = 2 pi u2, u2 = d[8..16) */
+    const __m256 sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    const __m256 theta = _mm256_mul_ps(_mm256_set1_ps(6.28318530717958647692f), _mm256_loadu_ps(d + 8));
+    __m256 a = _mm256_and_ps(theta, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+    __m256i j = _mm256_cvttps_epi32(_mm256_mul_ps(a, _mm256_set1_ps(1.27323954473516f)));
+    j = _mm256_add_epi32(j, _mm256_set1_epi32(1));
+    const __m256i octant = _mm256_and_si256(j, _mm256_set1_epi32(~1));
+    const __m256 q = _mm256_cvtepi32_ps(octant);
+    __m256 sign_sin = _mm256_xor_ps(
+        _mm256_and_ps(theta, sign_mask),
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(j, _mm256_set1_epi32(4)), 29)));
+    const __m256 poly = _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(_mm256_and_si256(j, _mm256_set1_epi32(2)), _mm256_setzero_si256()));
+    a = _mm256_fmadd_ps(q, _mm256_set1_ps(-0.78515625f), a);
+    a = _mm256_fmadd_ps(_mm256_set1_ps(-2.4187564849853515625e-4f), q, a);
+    a = _mm256_fmadd_ps(q, _mm256_set1_ps(-3.77489497744594108e-8f), a);
+    const __m256 sign_cos = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_andnot_si256(_mm256_add_epi32(octant, _mm256_set1_epi32(-2)), _mm256_set1_epi32(4)),
+        29));
+    const __m256 a2 = _mm256_mul_ps(a, a);
+    const __m256 half_a2 = _mm256_mul_ps(a2, half);
+    __m256 c = _mm256_fmadd_ps(_mm256_set1_ps(2.443315711809948e-5f), a2, _mm256_set1_ps(-1.388731625493765e-3f));
+    c = _mm256_fmadd_ps(c, a2, _mm256_set1_ps(4.166664568298827e-2f));
+    c = _mm256_mul_ps(a2, c);
+    c = _mm256_fmsub_ps(a2, c, half_a2);
+    c = _mm256_add_ps(c, one);
+    __m256 s = _mm256_fmadd_ps(_mm256_set1_ps(-1.9515295891e-4f), a2, _mm256_set1_ps(8.3321608736e-3f));
+    s = _mm256_fmadd_ps(s, a2, _mm256_set1_ps(-1.6666654611e-1f));
+    s = _mm256_mul_ps(a2, s);
+    s = _mm256_fmadd_ps(a, s, a);
+    const __m256 s_part = _mm256_and_ps(s, poly);
+    const __m256 c_part = _mm256_andnot_ps(poly, c);
+    c = _mm256_sub_ps(c, c_part);
+    s = _mm256_sub_ps(s, s_part);
+    const __m256 sine = _mm256_xor_ps(_mm256_add_ps(s_part, c_part), sign_sin);
+    const __m256 cosine = _mm256_xor_ps(_mm256_add_ps(s, c), sign_cos);
+    const __m256 zero = _mm256_setzero_ps();
+    _mm256_storeu_ps(d, _mm256_fmadd_ps(_mm256_mul_ps(radius, cosine), one, zero));
+    _mm256_storeu_ps(d + 8, _mm256_fmadd_ps(_mm256_mul_ps(radius, sine), one, zero));
+}
+
+MT_TARGET static long fill(uint64_t seed, float *out, long size) {
+    uint32_t s[MT_N];
+    mt_seed(s, seed);
+    long done = 0;
+    int used = MT_N; /* outputs of the current twist already taken */
+    while (done < size) {
+        mt_twist(s);
+        long count = size - done < MT_N ? size - done : MT_N;
+        mt_uniforms(s, 0, (int)count, out + done);
+        long groups = count / 16; /* done is a multiple of 16 (624 = 39 x 16) */
+        for (long g = 0; g < groups; g++) box_muller16(out + done + 16 * g);
+        done += count;
+        used = (int)count;
+    }
+    if (size % 16 != 0) { /* 16 more uniforms into the last 16 places, mapped again */
+        float tail[16];
+        int have = MT_N - used < 16 ? MT_N - used : 16;
+        mt_uniforms(s, used, used + have, tail);
+        if (have < 16) {
+            mt_twist(s);
+            mt_uniforms(s, 0, 16 - have, tail + have);
+        }
+        box_muller16(tail);
+        memcpy(out + size - 16, tail, sizeof tail);
+    }
+    return 0;
+}
+
+static int supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+long mt_normal_f32(uint64_t seed, float *out, long size) {
+    if (size < 16 || !supported()) return -1; /* torch draws fewer than 16 another way */
+    return fill(seed, out, size);
+}
+
+/* Box-Muller alone on d[0..16 groups), in place (the tests compare it with torch's on
+   chosen uniforms) */
+long mt_box_muller_f32(float *d, long groups) {
+    if (!supported()) return -1;
+    for (long g = 0; g < groups; g++) box_muller16(d + 16 * g);
+    return 0;
+}
+
+#else
+
+long mt_normal_f32(uint64_t seed, float *out, long size) {
+    (void)seed; (void)out; (void)size;
+    return -1;
+}
+
+long mt_box_muller_f32(float *d, long groups) {
+    (void)d; (void)groups;
+    return -1;
+}
+
+#endif

@@ -1,0 +1,196 @@
+"""The compiled copy of torch.randn's float32 stream (``rng.torch_float32_normals``, issue 13):
+the same bits as ``torch.randn`` for every seed and size the chain draws, its Box-Muller step
+the same as torch's on chosen uniforms (every one of the 2^24 values of each uniform in the
+slow test), and ``torch.randn`` itself wherever the copy is off or differs."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+import deeplimit as dl
+from deeplimit import devices, rng
+
+FILL = rng.torch_float32_normals()
+pytestmark = pytest.mark.skipif(FILL is None, reason="the compiled copy does not run here")
+KERNELS = rng._NORMALS.kernels()
+
+
+def _torch_randn(seed: int, size: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(size, generator=generator, dtype=torch.float32)
+
+
+def _copy(seed: int, size: int) -> torch.Tensor:
+    out = torch.empty(size, dtype=torch.float32)
+    assert FILL(seed, out.data_ptr(), size) == 0
+    return out
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.view(torch.int32)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 2**31, 2**32 - 1, 2**32, 987654321987, 2**63 - 1])
+def test_the_copy_draws_torch_randn_bit_for_bit(seed):
+    # sizes across the twists (624 outputs each) and the tail of fewer than 16 numbers that
+    # torch draws again, up to the chain's blocks (2^17 numbers)
+    for size in (16, 17, 30, 32, 47, 608, 623, 624, 625, 640, 1248, 1263, 1264, 5000, 2**17 + 9):
+        assert torch.equal(_bits(_copy(seed, size)), _bits(_torch_randn(seed, size))), size
+    # the twister's seed is the low 32 bits of the seed (as torch's)
+    assert torch.equal(_copy(seed, 100), _copy(seed & 0xFFFFFFFF, 100))
+
+
+def test_the_copy_refuses_fewer_than_16_numbers():
+    out = torch.zeros(15, dtype=torch.float32)
+    assert FILL(1, out.data_ptr(), 15) == -1
+    assert torch.equal(out, torch.zeros(15))
+
+
+def _untemper(outputs: np.ndarray) -> np.ndarray:
+    """The twister state words whose tempered outputs are ``outputs`` (uint32)."""
+    y = outputs.astype(np.uint64)
+    mask32 = np.uint64(0xFFFFFFFF)
+    y ^= y >> np.uint64(18)
+    y ^= (y << np.uint64(15)) & np.uint64(0xEFC60000)
+    x = y.copy()
+    for _ in range(5):
+        x = y ^ ((x << np.uint64(7)) & np.uint64(0x9D2C5680))
+    y = x & mask32
+    x = y.copy()
+    for _ in range(3):
+        x = y ^ (x >> np.uint64(11))
+    return x & mask32
+
+
+def _temper(words: np.ndarray) -> np.ndarray:
+    y = words.astype(np.uint64)
+    y ^= y >> np.uint64(11)
+    y ^= (y << np.uint64(7)) & np.uint64(0x9D2C5680)
+    y ^= (y << np.uint64(15)) & np.uint64(0xEFC60000)
+    y ^= y >> np.uint64(18)
+    return y & np.uint64(0xFFFFFFFF)
+
+
+PER_DRAW = 608  # uniforms that one crafted state gives without a twist (38 groups of 16)
+
+
+def _torch_box_muller(integers: np.ndarray) -> np.ndarray:
+    """torch.randn's float32 numbers from the 24-bit uniforms ``integers`` (k 2^-24, in the
+    order torch draws them; a multiple of 608): the generator's state set so that its next
+    outputs are these."""
+    generator = torch.Generator()
+    template = generator.get_state().numpy().copy()
+    header = template[:24].view(np.int32).copy()
+    out = np.empty(len(integers), dtype=np.float32)
+    for start in range(0, len(integers), PER_DRAW):
+        words = np.zeros(624, dtype=np.uint64)
+        words[:PER_DRAW] = _untemper(integers[start : start + PER_DRAW].astype(np.uint64))
+        state = template.copy()
+        header[2] = 624  # left: no twist for the next 623 outputs
+        header[3] = 1  # seeded
+        header[4:6] = 0  # next
+        state[:24] = header.view(np.uint8)
+        state[24 : 24 + 624 * 8] = words.view(np.uint8)
+        generator.set_state(torch.from_numpy(state))
+        out[start : start + PER_DRAW] = torch.randn(
+            PER_DRAW, generator=generator, dtype=torch.float32
+        ).numpy()
+    return out
+
+
+def _copy_box_muller(integers: np.ndarray) -> np.ndarray:
+    data = torch.from_numpy(integers.astype(np.float32) * np.float32(2.0**-24))
+    assert KERNELS["box muller"](data.data_ptr(), len(integers) // 16) == 0
+    return data.numpy()
+
+
+def _pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Uniform integers laid out so that group g maps (first[8g + j], second[8g + j])."""
+    groups = len(first) // 8
+    laid = np.empty((groups, 16), dtype=np.int64)
+    laid[:, :8] = first.reshape(groups, 8)
+    laid[:, 8:] = second.reshape(groups, 8)
+    return laid.reshape(-1)
+
+
+def _compare(first: np.ndarray, second: np.ndarray) -> None:
+    count = -(-len(first) // (PER_DRAW // 2)) * (PER_DRAW // 2)
+    first = np.resize(first, count)
+    second = np.resize(second, count)
+    integers = _pairs(first, second)
+    expected = _torch_box_muller(integers)
+    drawn = _copy_box_muller(integers)
+    differ = np.flatnonzero(expected.view(np.int32) != drawn.view(np.int32))
+    assert differ.size == 0, (
+        f"{differ.size} numbers differ, first at uniforms {integers[differ[:3]]}: "
+        f"{expected[differ[:3]]} vs {drawn[differ[:3]]}"
+    )
+
+
+def test_untemper_inverts_the_tempering():
+    words = np.random.default_rng(0).integers(0, 2**32, size=10_000, dtype=np.uint64)
+    assert np.array_equal(_temper(_untemper(words)), words)
+
+
+EDGES = np.array(
+    [0, 1, 2, 3, 2**22, 2**23 - 1, 2**23, 2**23 + 1, 2**24 - 2, 2**24 - 1]
+    + [4913933 + d for d in range(-4, 5)]  # 1 - u near sqrt(1/2), where log's range halves
+    + [m * 2**21 + d for m in range(8) for d in (-1, 0, 1) if 0 <= m * 2**21 + d < 2**24],
+    dtype=np.int64,
+)
+
+
+def test_box_muller_matches_torch_on_edges_and_a_spread_of_uniforms():
+    spread = np.arange(0, 2**24, 4099, dtype=np.int64)  # ~4,100 values of each uniform
+    values = np.concatenate([EDGES, spread])
+    for other in (0, 1, 5_000_000, 2**24 - 1):
+        _compare(values, np.full_like(values, other))  # radius over u1 (and cos, sin of other)
+        _compare(np.full_like(values, other), values)  # angle over u2
+
+
+@pytest.mark.slow
+def test_box_muller_matches_torch_on_every_uniform():
+    """Every one of the 2^24 values of u1 (with u2 = 0: cos = 1) and of u2 (with three u1)."""
+    every = np.arange(2**24, dtype=np.int64)
+    for start in range(0, 2**24, 2**22):
+        part = every[start : start + 2**22]
+        _compare(part, np.zeros_like(part))
+        for u1 in (1, 12_345, 2**23 + 3):
+            _compare(np.full_like(part, u1), part)
+
+
+def test_chain_numbers_are_those_of_torch_randn(monkeypatch):
+    """A float32 run with the copy gives the numbers of a run with torch.randn, and the
+    provenance names the copy; where the copy is off, or differs from torch on the check
+    draws, torch.randn draws (and the provenance says why)."""
+    kwargs = dict(samples=3000, y0=[0.5, -0.2, 0.1, 0.3], seed=5, dtype=torch.float32)
+    fast = dl.sample_resnet(4, 20, "relu", **kwargs)
+    assert devices.compiled_kernels()["mt_normal"].startswith("mt_normal-")
+    three = dl.sample_resnet(4, 20, "relu", **{**kwargs, "y0": torch.ones(3, 4)})
+    monkeypatch.setitem(rng._checked, "fill", None)
+    assert torch.equal(dl.sample_resnet(4, 20, "relu", **kwargs), fast)
+    assert torch.equal(dl.sample_resnet(4, 20, "relu", **{**kwargs, "y0": torch.ones(3, 4)}), three)
+
+    monkeypatch.delitem(rng._checked, "fill")
+    monkeypatch.setattr(rng, "_same_as_torch", lambda fill: "differs (a test)")
+    assert rng.torch_float32_normals() is None
+    assert (
+        devices.compiled_kernels()["mt_normal"] == "torch.randn: the compiled copy differs (a test)"
+    )
+    assert torch.equal(dl.sample_resnet(4, 20, "relu", **kwargs), fast)
+
+
+def test_the_check_catches_a_copy_that_differs():
+    def off_by_one_ulp(seed, address, size):
+        FILL(seed, address, size)
+        view = np.ctypeslib.as_array((ctypes.c_float * size).from_address(address))
+        view[size // 2] = np.nextafter(view[size // 2], np.float32(np.inf))
+        return 0
+
+    assert rng._same_as_torch(FILL) is None
+    assert "differs from torch.randn" in rng._same_as_torch(off_by_one_ulp)
+    assert "not supported" in rng._same_as_torch(lambda seed, address, size: -1)
