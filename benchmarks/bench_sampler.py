@@ -54,7 +54,14 @@ import numpy as np
 import torch
 
 import deeplimit as dl
-from deeplimit.rng import torch_float32_normals
+
+try:
+    from deeplimit.rng import torch_float32_normals
+except ImportError:  # a deeplimit from before 2026-12-03 (a before/after comparison)
+
+    def torch_float32_normals():
+        return None
+
 
 WIDTHS = (1, 4, 16, 64, 256)
 SEVERAL = 4  # inputs of the "several inputs" rows
