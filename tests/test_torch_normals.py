@@ -24,9 +24,14 @@ def _torch_randn(seed: int, size: int) -> torch.Tensor:
     return torch.randn(size, generator=generator, dtype=torch.float32)
 
 
-def _copy(seed: int, size: int) -> torch.Tensor:
+def _copy(seed: int, size: int, narrow: int | None = None) -> torch.Tensor:
+    """The copy's numbers: through the checked ``fill``, or the kernel at 8 lanes (narrow 1)
+    or at the CPU's widest (0)."""
     out = torch.empty(size, dtype=torch.float32)
-    assert FILL(seed, out.data_ptr(), size) == 0
+    if narrow is None:
+        FILL(seed, out.data_ptr(), size)
+    else:
+        assert KERNELS["fill"](seed % 2**64, out.data_ptr(), size, narrow) == 0
     return out
 
 
@@ -39,15 +44,24 @@ def test_the_copy_draws_torch_randn_bit_for_bit(seed):
     # sizes across the twists (624 outputs each) and the tail of fewer than 16 numbers that
     # torch draws again, up to the chain's blocks (2^17 numbers)
     for size in (16, 17, 30, 32, 47, 608, 623, 624, 625, 640, 1248, 1263, 1264, 5000, 2**17 + 9):
-        assert torch.equal(_bits(_copy(seed, size)), _bits(_torch_randn(seed, size))), size
+        expected = _bits(_torch_randn(seed, size))
+        for narrow in (None, 0, 1):  # 16 lanes where the CPU has AVX-512, and 8
+            assert torch.equal(_bits(_copy(seed, size, narrow)), expected), (size, narrow)
     # the twister's seed is the low 32 bits of the seed (as torch's)
     assert torch.equal(_copy(seed, 100), _copy(seed & 0xFFFFFFFF, 100))
 
 
-def test_the_copy_refuses_fewer_than_16_numbers():
+def test_the_copy_takes_the_seeds_torch_takes_and_refuses_what_it_cannot_draw():
     out = torch.zeros(15, dtype=torch.float32)
-    assert FILL(1, out.data_ptr(), 15) == -1
+    assert KERNELS["fill"](1, out.data_ptr(), 15, 0) == -1  # torch draws these another way
     assert torch.equal(out, torch.zeros(15))
+    with pytest.raises(ValueError, match="size must be at least 16"):
+        FILL(1, out.data_ptr(), 15)
+    for seed in (2**64, -(2**63) - 1):
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[-2\^63, 2\^64\)"):
+            FILL(seed, out.data_ptr(), 16)
+    for seed in (-1, -(2**63), 2**64 - 1):  # as torch.Generator.manual_seed takes them
+        assert torch.equal(_bits(_copy(seed, 100)), _bits(_torch_randn(seed, 100)))
 
 
 def _untemper(outputs: np.ndarray) -> np.ndarray:
@@ -186,12 +200,25 @@ def test_chain_numbers_are_those_of_torch_randn(monkeypatch):
 
 
 def test_the_check_catches_a_copy_that_differs():
-    def off_by_one_ulp(seed, address, size):
-        FILL(seed, address, size)
+    def off_by_one_ulp(seed, address, size, narrow):
+        KERNELS["fill"](seed, address, size, narrow)
         view = np.ctypeslib.as_array((ctypes.c_float * size).from_address(address))
         view[size // 2] = np.nextafter(view[size // 2], np.float32(np.inf))
         return 0
 
-    assert rng._same_as_torch(FILL) is None
+    assert rng._same_as_torch(KERNELS["fill"]) is None
     assert "differs from torch.randn" in rng._same_as_torch(off_by_one_ulp)
-    assert "not supported" in rng._same_as_torch(lambda seed, address, size: -1)
+    assert "not supported" in rng._same_as_torch(lambda seed, address, size, narrow: -1)
+
+
+def test_a_tensor_that_requires_grad_goes_to_torch():
+    """Written through its pointer, autograd would not see it: torch.randn draws (and
+    refuses, as it always did)."""
+    streams = rng.BlockStreams(1, 0, [(0, 0, 4)], torch.device("cpu"))
+    out = torch.empty(4, 16, dtype=torch.float32, requires_grad=True)
+    with pytest.raises(RuntimeError):
+        streams.fill(0, 1, out)
+    plain = torch.empty(4, 16, dtype=torch.float32)
+    streams.fill(0, 1, plain)
+    generator = torch.Generator().manual_seed(rng.layer_seed(streams.bases[0], 1))
+    assert torch.equal(plain, torch.randn(4, 16, generator=generator, dtype=torch.float32))

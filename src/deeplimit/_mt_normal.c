@@ -21,8 +21,9 @@
    operations lane by lane), the tempering and the conversion are vector loops, and nothing
    goes through a call per number: 0.70 ns a number on one core of a Xeon with AVX-512,
    torch.randn 2.6 ns (2026-12-03). The caller (rng.py) checks this function against torch.randn
-   once per process and uses torch.randn wherever they differ. Returns 0, or -1 where this
-   CPU lacks AVX2 and FMA (nothing written). */
+   once per process and uses torch.randn wherever they differ. Returns 0, or -1 (nothing
+   written) for fewer than 16 numbers (torch draws those another way) or where this CPU lacks
+   AVX2 and FMA. `narrow`: 8 lanes even where the CPU has AVX-512 (the tests run both). */
 
 #include <stdint.h>
 #include <string.h>
@@ -230,34 +231,33 @@ MT_TARGET512 static inline void box_muller32(float *d) {
 }
 
 /* box_muller16 on `groups` consecutive groups, two at a time where the CPU has AVX-512 */
-MT_TARGET512 static void box_muller_groups512(float *d, long groups) {
-    long g = 0;
+MT_TARGET512 static void box_muller_groups512(float *d, int64_t groups) {
+    int64_t g = 0;
     for (; g + 1 < groups; g += 2) box_muller32(d + 16 * g);
     if (g < groups) box_muller16(d + 16 * g);
 }
 
-MT_TARGET static void box_muller_groups256(float *d, long groups) {
-    for (long g = 0; g < groups; g++) box_muller16(d + 16 * g);
+MT_TARGET static void box_muller_groups256(float *d, int64_t groups) {
+    for (int64_t g = 0; g < groups; g++) box_muller16(d + 16 * g);
 }
 
-static int wide = -1; /* whether the CPU has AVX-512F (set by supported()) */
-
-static void box_muller_groups(float *d, long groups) {
+/* wide: 16 lanes (the CPU has AVX-512F) */
+static void box_muller_groups(float *d, int64_t groups, int wide) {
     if (wide) box_muller_groups512(d, groups);
     else box_muller_groups256(d, groups);
 }
 
-MT_TARGET static long fill(uint64_t seed, float *out, long size) {
+MT_TARGET static void fill(uint64_t seed, float *out, int64_t size, int wide) {
     uint32_t s[MT_N];
     mt_seed(s, seed);
-    long done = 0;
+    int64_t done = 0;
     int used = MT_N; /* outputs of the current twist already taken */
     while (done < size) {
         mt_twist(s);
-        long count = size - done < MT_N ? size - done : MT_N;
+        int64_t count = size - done < MT_N ? size - done : MT_N;
         mt_uniforms(s, 0, (int)count, out + done);
         /* done is a multiple of 16 (624 = 39 x 16) */
-        box_muller_groups(out + done, count / 16);
+        box_muller_groups(out + done, count / 16, wide);
         done += count;
         used = (int)count;
     }
@@ -272,37 +272,40 @@ MT_TARGET static long fill(uint64_t seed, float *out, long size) {
         box_muller16(tail);
         memcpy(out + size - 16, tail, sizeof tail);
     }
-    return 0;
 }
 
 static int supported(void) {
     __builtin_cpu_init();
-    wide = __builtin_cpu_supports("avx512f") ? 1 : 0;
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-long mt_normal_f32(uint64_t seed, float *out, long size) {
-    if (size < 16 || !supported()) return -1; /* torch draws fewer than 16 another way */
-    return fill(seed, out, size);
+static int has_wide(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
 }
 
-/* Box-Muller alone on d[0..16 groups), in place (the tests compare it with torch's on
-   chosen uniforms); narrow: 8 lanes even where the CPU has AVX-512 (both paths tested) */
-long mt_box_muller_f32(float *d, long groups, int narrow) {
-    if (!supported()) return -1;
-    if (narrow) box_muller_groups256(d, groups);
-    else box_muller_groups(d, groups);
+int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
+    if (size < 16 || !supported()) return -1;
+    fill(seed, out, size, !narrow && has_wide());
+    return 0;
+}
+
+/* Box-Muller alone on the 16 x groups numbers at d, in place (the tests compare it with
+   torch's on chosen uniforms) */
+int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
+    if (groups < 0 || !supported()) return -1;
+    box_muller_groups(d, groups, !narrow && has_wide());
     return 0;
 }
 
 #else
 
-long mt_normal_f32(uint64_t seed, float *out, long size) {
-    (void)seed; (void)out; (void)size;
+int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
+    (void)seed; (void)out; (void)size; (void)narrow;
     return -1;
 }
 
-long mt_box_muller_f32(float *d, long groups, int narrow) {
+int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
     (void)d; (void)groups; (void)narrow;
     return -1;
 }

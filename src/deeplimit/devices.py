@@ -93,7 +93,8 @@ _COMPILED: dict[str, str] = {}
 def note_compiled_kernel(name: str, state: str) -> None:
     """Record which path a compiled CPU kernel of this process takes (``state``: the library
     it loaded, or why the tensor path runs instead), for provenance records: the two paths
-    give the same law but not the same rounding."""
+    give the same law but not the same rounding (except ``mt_normal``, whose two paths give
+    the same numbers: ``rng.torch_float32_normals``)."""
     _COMPILED[name] = state
 
 

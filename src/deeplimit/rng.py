@@ -99,12 +99,12 @@ def _splitmix_words(seed: int, count: int) -> list[int]:
 def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     kernels = {}
     fill = library.mt_normal_f32
-    fill.restype = ctypes.c_long
-    fill.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_long]
+    fill.restype = ctypes.c_int64
+    fill.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     kernels["fill"] = fill
     box_muller = library.mt_box_muller_f32
-    box_muller.restype = ctypes.c_long
-    box_muller.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+    box_muller.restype = ctypes.c_int64
+    box_muller.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     kernels["box muller"] = box_muller
     return kernels
 
@@ -128,8 +128,8 @@ def _same_as_torch(fill: Callable[..., int]) -> str | None:
             generator.manual_seed(seed)
             expected = torch.randn(size, generator=generator, dtype=torch.float32)
             drawn = torch.empty(size, dtype=torch.float32)
-            if fill(seed, drawn.data_ptr(), size) != 0:
-                return "not supported on this CPU (AVX2 and FMA)"
+            if fill(seed, drawn.data_ptr(), size, 0) != 0:
+                return "not supported on this CPU (x86-64 with AVX2 and FMA)"
             if not torch.equal(expected.view(torch.int32), drawn.view(torch.int32)):
                 return (
                     f"differs from torch.randn {torch.__version__} on this machine "
@@ -138,22 +138,44 @@ def _same_as_torch(fill: Callable[..., int]) -> str | None:
     return None
 
 
-def torch_float32_normals() -> Callable[[int, int, int], int] | None:
+_SEEDS = range(-(2**63), 2**64)  # what torch.Generator.manual_seed takes
+
+
+def _checked_fill(kernel: Callable[..., int]) -> Callable[[int, int, int], None]:
+    def fill(seed: int, address: int, size: int) -> None:
+        if seed not in _SEEDS:
+            raise ValueError(f"seed must be an integer in [-2^63, 2^64), got {seed}")
+        if not 16 <= size < 2**62:
+            raise ValueError(
+                f"size must be at least 16 (torch draws fewer another way), got {size}"
+            )
+        if kernel(seed % 2**64, address, size, 0) != 0:
+            raise RuntimeError("the compiled copy of torch.randn refused a checked draw")
+
+    return fill
+
+
+def torch_float32_normals() -> Callable[[int, int, int], None] | None:
     """``fill(seed, address, size)``: the compiled drawer of ``torch.randn``'s float32 numbers
-    for a CPU generator seeded with ``seed`` (``size >= 16`` contiguous numbers at
-    ``address``; returns 0), or None where it does not load or did not give torch's bits on
-    the check draws of this process (then ``torch.randn`` draws; the provenance names the
-    path: ``devices.compiled_kernels()["mt_normal"]``)."""
+    for a CPU generator seeded with ``seed`` (as ``manual_seed`` takes it), into ``size >= 16``
+    contiguous float32 numbers at ``address`` (a ``data_ptr()``), or None where it does not
+    load or did not give torch's bits on the check draws of this process (then
+    ``torch.randn`` draws; the provenance names the path:
+    ``devices.compiled_kernels()["mt_normal"]``). The check draws are a sample: the tests
+    (``tests/test_torch_normals.py``, every uniform in the slow one) are the proof for the
+    torch they run with, and are to be run again with a new torch."""
     if "fill" not in _checked:
         with _check_lock:
             if "fill" not in _checked:
                 kernels = _NORMALS.kernels()
-                fill = None if kernels is None else kernels["fill"]
-                if fill is not None:
-                    why = _same_as_torch(fill)
-                    if why is not None:
+                kernel = None if kernels is None else kernels["fill"]
+                fill = None
+                if kernel is not None:
+                    why = _same_as_torch(kernel)
+                    if why is None:
+                        fill = _checked_fill(kernel)
+                    else:
                         note_compiled_kernel("mt_normal", f"torch.randn: the compiled copy {why}")
-                        fill = None
                 _checked["fill"] = fill
     return _checked["fill"]  # type: ignore[return-value]
 
@@ -196,7 +218,8 @@ class BlockStreams:
         else:
             if self.device.type == "cpu" and out.dtype == torch.float32 and out.numel() >= 16:
                 fill = torch_float32_normals()
-                if fill is not None and out.is_contiguous():
+                # through the pointer: no autograd (torch.randn refuses such a tensor)
+                if fill is not None and out.is_contiguous() and not out.requires_grad:
                     fill(seed, out.data_ptr(), out.numel())  # torch.randn's numbers
                     return
             self._torch.manual_seed(seed)
