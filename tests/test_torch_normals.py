@@ -17,6 +17,7 @@ from deeplimit import devices, rng
 FILL = rng.torch_float32_normals()
 pytestmark = pytest.mark.skipif(FILL is None, reason="the compiled copy does not run here")
 KERNELS = rng._NORMALS.kernels()
+UPDATE = rng.torch_float32_update()
 
 
 def _torch_randn(seed: int, size: int) -> torch.Tensor:
@@ -186,11 +187,13 @@ def test_chain_numbers_are_those_of_torch_randn(monkeypatch):
     fast = dl.sample_resnet(4, 20, "relu", **kwargs)
     assert devices.compiled_kernels()["mt_normal"].startswith("mt_normal-")
     three = dl.sample_resnet(4, 20, "relu", **{**kwargs, "y0": torch.ones(3, 4)})
-    monkeypatch.setitem(rng._checked, "fill", None)
+    monkeypatch.setattr(devices, "_COMPILED", dict(devices._COMPILED))  # restored after
+    monkeypatch.setattr(rng, "_checked", {"fill": None, "update": UPDATE})
+    assert rng.torch_float32_update() is None  # no drawing update without the copy
     assert torch.equal(dl.sample_resnet(4, 20, "relu", **kwargs), fast)
     assert torch.equal(dl.sample_resnet(4, 20, "relu", **{**kwargs, "y0": torch.ones(3, 4)}), three)
 
-    monkeypatch.delitem(rng._checked, "fill")
+    monkeypatch.setattr(rng, "_checked", {})
     monkeypatch.setattr(rng, "_same_as_torch", lambda fill: "differs (a test)")
     assert rng.torch_float32_normals() is None
     assert (
@@ -222,3 +225,109 @@ def test_a_tensor_that_requires_grad_goes_to_torch():
     streams.fill(0, 1, plain)
     generator = torch.Generator().manual_seed(rng.layer_seed(streams.bases[0], 1))
     assert torch.equal(plain, torch.randn(4, 16, generator=generator, dtype=torch.float32))
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+@pytest.mark.parametrize("seed", [0, 11, 2**40 + 3, 2**63 - 1])
+def test_the_drawing_update_is_randn_and_addcmul_bit_for_bit(seed):
+    """One pass that draws the numbers into ``y.addcmul_(t1, z, value=v)`` gives the bits of
+    torch.randn and torch's addcmul_, at 16 and 8 lanes, with and without a tail, from
+    zero, subnormal, huge and infinite entries."""
+    generator = torch.Generator().manual_seed(seed % 1000)
+    for rows, columns in (
+        (1, 16),
+        (1, 17),
+        (3, 7),
+        (4, 5),
+        (7, 89),
+        (2, 311),
+        (64, 2048),
+        (1, 2**17),
+    ):
+        y = torch.randn(rows, columns, generator=generator) * 3
+        row = torch.rand(columns, generator=generator)
+        y.view(-1)[:6] = torch.tensor([0.0, -0.0, 1e-40, 3e38, float("inf"), -1e30])
+        row[:3] = torch.tensor([0.0, 1e-40, 2e38])
+        value = 0.125 / (1 + rows)
+        noise = _torch_randn(seed, rows * columns).view(rows, columns)
+        expected = y.clone().addcmul_(row, noise, value=value)
+        for narrow in (0, 1):
+            out = y.clone()
+            assert (
+                UPDATE(seed % 2**64, out.data_ptr(), row.data_ptr(), value, rows, columns, narrow)
+                == 0
+            )
+            assert torch.equal(_bits(out), _bits(expected)), (rows, columns, narrow)
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+def test_block_streams_draw_into_the_update_only_where_it_applies():
+    streams = rng.BlockStreams(3, 0, [(0, 0, 50)], torch.device("cpu"))
+    y, row = torch.randn(4, 50), torch.rand(50)
+    noise = torch.empty(4, 50)
+    streams.fill(0, 2, noise)
+    expected = y.clone().addcmul_(row, noise, value=0.25)
+    out = y.clone()
+    assert streams.fill_update(0, 2, out, row, 0.25)
+    assert torch.equal(out, expected)
+    for bad_y, bad_row in (
+        (y.t().contiguous().t(), row),  # not contiguous
+        (y.double(), row.double()),  # not float32
+        (y.clone().requires_grad_(), row),  # autograd
+        (y, row[:-1]),  # shapes
+        (y[:, :3], row[:3]),  # fewer than 16 numbers
+    ):
+        before = bad_y.detach().clone()
+        assert not streams.fill_update(0, 2, bad_y, bad_row, 0.25)
+        assert torch.equal(bad_y.detach(), before)
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+@pytest.mark.parametrize("width", [1, 4, 64])
+@pytest.mark.filterwarnings("ignore")
+def test_chain_draws_into_the_update_with_the_same_numbers(monkeypatch, width):
+    """float32 runs of one input (stretches, observers, a stretch that fails and is run
+    again step by step from a state near the float32 bound, and tiny starts that are
+    rescaled) give the same numbers with the normals drawn into the update as without."""
+    from deeplimit.initialization import chain
+
+    used = []
+    update = chain._Normals.update
+
+    def counted(self, *args):
+        done = update(self, *args)
+        used.append(done)
+        return done
+
+    monkeypatch.setattr(chain._Normals, "update", counted)
+    grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5 if width > 1 else None
+    starts = [torch.full((width,), 0.5, dtype=torch.float64) if grid is None else grid]
+    starts += [starts[0] * 1e37, starts[0] * 1e-37]
+    runs = []
+    for y0 in starts:
+        kwargs = dict(
+            samples=2**17 // width + 3, y0=y0, dtype=torch.float32, seed=4, on_nonfinite="warn"
+        )
+        runs.append(dl.sample_resnet(width, 40, "relu", **kwargs))
+        observed = dl.observe_resnet(
+            width, 24, "relu", observables=("log_growth", "active"), layers="all", **kwargs
+        )
+        runs.extend(observed.values[name] for name in sorted(observed.values))
+    assert any(used)
+    monkeypatch.setattr(chain._Normals, "update", lambda self, *args: False)
+    again = []
+    for y0 in starts:
+        kwargs = dict(
+            samples=2**17 // width + 3, y0=y0, dtype=torch.float32, seed=4, on_nonfinite="warn"
+        )
+        again.append(dl.sample_resnet(width, 40, "relu", **kwargs))
+        observed = dl.observe_resnet(
+            width, 24, "relu", observables=("log_growth", "active"), layers="all", **kwargs
+        )
+        again.extend(observed.values[name] for name in sorted(observed.values))
+    for first, second in zip(runs, again, strict=True):
+        assert torch.equal(first, second) or (
+            first.is_floating_point()
+            and torch.equal(first.isnan(), second.isnan())
+            and torch.equal(first.nan_to_num(), second.nan_to_num())
+        )

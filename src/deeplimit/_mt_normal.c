@@ -25,6 +25,7 @@
    written) for fewer than 16 numbers (torch draws those another way) or where this CPU lacks
    AVX2 and FMA. `narrow`: 8 lanes even where the CPU has AVX-512 (the tests run both). */
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -274,6 +275,55 @@ MT_TARGET static void fill(uint64_t seed, float *out, int64_t size, int wide) {
     }
 }
 
+/* y[p] += value * t1[p % cols] * z[q + p - from] for the positions p = from .. to - 1 of the
+   (rows, cols) array y, with the rounding of torch's y.addcmul_(t1, z, value=value) on these
+   layouts: fmaf(value * t1, z, y) (read from torch 2.13's binary, compared bit for bit) */
+static void add_products(float *y, const float *t1, float value, int64_t cols, int64_t from,
+                         int64_t to, const float *z) {
+    int64_t s = from % cols;
+    for (int64_t p = from; p < to;) {
+        int64_t run = to - p < cols - s ? to - p : cols - s;
+        float *yp = y + p;
+        const float *tp = t1 + s, *zp = z + (p - from);
+        for (int64_t j = 0; j < run; j++) yp[j] = fmaf(value * tp[j], zp[j], yp[j]);
+        p += run;
+        s = 0;
+    }
+}
+
+MT_TARGET static void fill_update(uint64_t seed, float *y, const float *t1, float value,
+                                  int64_t rows, int64_t cols, int wide) {
+    const int64_t size = rows * cols;
+    /* torch maps the last 16 places again where 16 does not divide the count */
+    const int64_t first = size % 16 != 0 ? size - 16 : size;
+    uint32_t s[MT_N];
+    float z[MT_N];
+    mt_seed(s, seed);
+    int64_t done = 0;
+    int used = MT_N;
+    while (done < size) {
+        mt_twist(s);
+        int64_t count = size - done < MT_N ? size - done : MT_N;
+        mt_uniforms(s, 0, (int)count, z);
+        box_muller_groups(z, count / 16, wide);
+        if (done < first)
+            add_products(y, t1, value, cols, done, done + count < first ? done + count : first, z);
+        done += count;
+        used = (int)count;
+    }
+    if (size % 16 != 0) {
+        float tail[16];
+        int have = MT_N - used < 16 ? MT_N - used : 16;
+        mt_uniforms(s, used, used + have, tail);
+        if (have < 16) {
+            mt_twist(s);
+            mt_uniforms(s, 0, 16 - have, tail + have);
+        }
+        box_muller16(tail);
+        add_products(y, t1, value, cols, size - 16, size, tail);
+    }
+}
+
 static int supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -290,6 +340,17 @@ int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
     return 0;
 }
 
+/* The numbers of mt_normal_f32(seed, ., rows * cols) in row-major order, each added as the
+   increment y += value * t1[column] * z of torch's y.addcmul_(t1, z, value=value) (t1 a row
+   of cols numbers, y a contiguous (rows, cols) array) in the same pass, without storing z.
+   Returns 0, or -1 (nothing done) as mt_normal_f32. */
+int64_t mt_normal_addcmul_f32(uint64_t seed, float *y, const float *t1, float value,
+                              int64_t rows, int64_t cols, int narrow) {
+    if (rows < 0 || cols <= 0 || rows * cols < 16 || !supported()) return -1;
+    fill_update(seed, y, t1, value, rows, cols, !narrow && has_wide());
+    return 0;
+}
+
 /* Box-Muller alone on the 16 x groups numbers at d, in place (the tests compare it with
    torch's on chosen uniforms) */
 int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
@@ -302,6 +363,12 @@ int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
 
 int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
     (void)seed; (void)out; (void)size; (void)narrow;
+    return -1;
+}
+
+int64_t mt_normal_addcmul_f32(uint64_t seed, float *y, const float *t1, float value,
+                              int64_t rows, int64_t cols, int narrow) {
+    (void)seed; (void)y; (void)t1; (void)value; (void)rows; (void)cols; (void)narrow;
     return -1;
 }
 

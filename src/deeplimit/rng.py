@@ -65,6 +65,7 @@ __all__ = [
     "group_steps",
     "layer_seed",
     "torch_float32_normals",
+    "torch_float32_update",
 ]
 
 # A block draws about this many numbers per layer (1 MiB of float64): big enough for the
@@ -102,6 +103,11 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     fill.restype = ctypes.c_int64
     fill.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     kernels["fill"] = fill
+    update = library.mt_normal_addcmul_f32
+    update.restype = ctypes.c_int64
+    update.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float]
+    update.argtypes += [ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+    kernels["update"] = update
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
     box_muller.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
@@ -135,6 +141,31 @@ def _same_as_torch(fill: Callable[..., int]) -> str | None:
                     f"differs from torch.randn {torch.__version__} on this machine "
                     f"(seed {seed}, {size} numbers)"
                 )
+    return None
+
+
+# the increments on which the drawing update must give the bits of torch.randn and
+# torch's addcmul_ before it is used: (rows, columns), with and without a tail
+_CHECK_UPDATES = ((1, 16), (1, 17), (3, 7), (4, 1000), (64, 40))
+
+
+def _update_same_as_torch(update: Callable[..., int]) -> str | None:
+    """None where ``update`` gives ``y.addcmul_(t1, torch.randn(...), value=v)``'s bits on
+    every check increment, else where it does not."""
+    generator = torch.Generator()
+    for seed in _CHECK_SEEDS[:3]:
+        for rows, columns in _CHECK_UPDATES:
+            generator.manual_seed(seed + rows)
+            y = torch.randn(rows, columns, generator=generator, dtype=torch.float32)
+            t1 = torch.rand(columns, generator=generator, dtype=torch.float32)
+            value = 0.3 / (rows + 1)
+            generator.manual_seed(seed)
+            noise = torch.randn(rows * columns, generator=generator, dtype=torch.float32)
+            expected = y.clone().addcmul_(t1, noise.view(rows, columns), value=value)
+            if update(seed, y.data_ptr(), t1.data_ptr(), value, rows, columns, 0) != 0:
+                return "refused a check increment"
+            if not torch.equal(expected.view(torch.int32), y.view(torch.int32)):
+                return f"differs from torch.randn and addcmul_ (seed {seed}, {rows} x {columns})"
     return None
 
 
@@ -177,7 +208,26 @@ def torch_float32_normals() -> Callable[[int, int, int], None] | None:
                     else:
                         note_compiled_kernel("mt_normal", f"torch.randn: the compiled copy {why}")
                 _checked["fill"] = fill
+                update = None
+                if fill is not None:
+                    why = _update_same_as_torch(kernels["update"])
+                    if why is None:
+                        update = kernels["update"]
+                    else:
+                        note_compiled_kernel("mt_normal", f"the drawing update {why}")
+                _checked["update"] = update
     return _checked["fill"]  # type: ignore[return-value]
+
+
+def torch_float32_update() -> Callable[..., int] | None:
+    """``update(seed, y, t1, value, rows, columns, 0)``: ``y.addcmul_(t1, z, value=value)``
+    with ``z`` the ``rows x columns`` numbers ``torch.randn`` draws for ``seed`` (float32,
+    CPU; ``y`` a contiguous ``(rows, columns)`` array and ``t1`` a row of ``columns``, by
+    address), in one pass that never stores ``z``: the bits of the two torch calls, checked
+    as ``torch_float32_normals`` is; or None (then draw and add)."""
+    if torch_float32_normals() is None:
+        return None
+    return _checked.get("update")  # type: ignore[return-value]
 
 
 class BlockStreams:
@@ -224,6 +274,32 @@ class BlockStreams:
                     return
             self._torch.manual_seed(seed)
             torch.randn(out.shape, generator=self._torch, out=out, dtype=out.dtype)
+
+    def fill_update(
+        self, index: int, layer: int, y: torch.Tensor, row: torch.Tensor, value: float
+    ) -> bool:
+        """``y.addcmul_(row, z, value=value)`` with ``z`` the numbers ``fill`` would draw into
+        a tensor of ``y``'s shape (float32 on the CPU, ``y`` contiguous ``(rows, columns)``,
+        ``row`` contiguous ``(columns,)``), in one compiled pass: the same bits; False (and
+        nothing done) where that pass does not apply."""
+        if (
+            self.device.type != "cpu"
+            or y.dtype != torch.float32
+            or row.dtype != torch.float32
+            or y.dim() != 2
+            or row.shape != y.shape[1:]
+            or y.numel() < 16
+            or not (y.is_contiguous() and row.is_contiguous())
+            or y.requires_grad
+            or row.requires_grad
+        ):
+            return False
+        update = torch_float32_update()
+        if update is None:
+            return False
+        seed = layer_seed(self.bases[index], layer)
+        rows, columns = y.shape
+        return update(seed, y.data_ptr(), row.data_ptr(), value, rows, columns, 0) == 0
 
     def draw(self, out: torch.Tensor, layer: int) -> None:
         """Fill ``out`` (chunk first, contiguous) with the standard normals of ``layer``."""

@@ -1263,6 +1263,21 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
         y.baddbmm_(factor_rows(view.phi), noise, alpha=factor)
 
 
+def _drawn_increment(
+    plan: ChainPlan, y: Tensor, view: LayerView, draws: _Normals, step: int
+) -> bool:
+    """``_increment`` of one input with the normals of ``step`` drawn into it in one compiled
+    pass (``_Normals.update``: the same numbers), where it applies; False: nothing done."""
+    space = view.workspace
+    if not draws.fusable or space is None:
+        return False
+    memory = space.memory(y)
+    norm = view.phi_norm
+    if memory is None or not norm.is_contiguous():
+        return False
+    return draws.update(step, memory[0], norm.view(-1), plan.scale / math.sqrt(plan.width))
+
+
 def _increment_rows_last(
     space: _Workspace,
     y: Tensor,
@@ -1746,6 +1761,16 @@ class _Normals:
         # a chain shorter than a group draws it up to its last step: the same numbers
         self.group = min(group_steps(math.prod(self.shape)), max(1, self.steps))
         count = 2 if ahead and self.steps > 0 else 1
+        # one input, a step a group, drawn on this thread in float32 on the CPU: the numbers
+        # of a step may be drawn straight into its increment (``update``)
+        self.fusable = (
+            count == 1
+            and self.group == 1
+            and plan.inputs == 1
+            and plan.method == "law"
+            and plan.dtype == torch.float32
+            and torch.device(plan.device).type == "cpu"
+        )
         self.buffers = [self._buffer() for _ in range(count)]
         self.views = [[step.permute(2, 0, 1) for step in buffer] for buffer in self.buffers]
         self.planes = [[step[0] for step in buffer] for buffer in self.buffers]
@@ -1808,6 +1833,15 @@ class _Normals:
         step after that prefix next."""
         buffer, offset = self._slot(step)
         return self.planes[buffer][offset : min(self.group, self.steps - step + 1 + offset)]
+
+    def update(self, step: int, y: Tensor, row: Tensor, factor: float) -> bool:
+        """Where ``fusable``: ``y.addcmul_(row, noise, value=factor)`` with the noise of
+        ``step`` as the memory ``(n, block)`` of the one input, ``y`` that memory's
+        ``(n, block)`` and ``row`` the ``(block,)`` norms, the numbers drawn into the update
+        in one compiled pass (``rng.BlockStreams.fill_update``: the same bits, the normals
+        never stored); False (nothing drawn) where it does not apply. Steps are asked for in
+        order, each once, by ``update`` or the other methods alike."""
+        return self.fusable and self.streams.fill_update(0, step, y, row, factor)
 
     def again(self, step: int) -> Tensor:
         """The noise of ``step`` as ``(block, k, n)``, drawn again (any step, any order)."""
@@ -1944,6 +1978,14 @@ class _OneReLU:
         count = last - step
         done = 0
         while done < count:  # the steps of one group of normals at a time
+            norm, following = self.rows[done], self.rows[done + 1]
+            if draws.update(step + 1 + done, y, norm, factor):  # drawn into the update
+                if self.width == 1:  # ||relu(y)|| = relu(y)
+                    torch.clamp(row, min=0, out=following)
+                else:
+                    self._norm(following)
+                done += 1
+                continue
             noises = draws.planes_from(step + 1 + done)[: count - done]
             norms = self.rows[done : done + len(noises) + 1]
             if self.width == 1:  # ||relu(y)|| = relu(y)
@@ -2075,7 +2117,8 @@ def _run_block(
                 if stretches is not None:
                     stretches.carried = False  # the norm of the next state is not kept
                 step += 1
-                _increment(plan, y, view, draws.layer(step))
+                if not _drawn_increment(plan, y, view, draws, step):
+                    _increment(plan, y, view, draws.layer(step))
                 view = numerics.view(step, y, workspace)
                 record(step, view)
                 for observer in observers:
