@@ -303,28 +303,24 @@ def test_chain_draws_into_the_update_with_the_same_numbers(monkeypatch, width):
     grid = torch.linspace(-1.0, 1.0, width, dtype=torch.float64) + 0.5 if width > 1 else None
     starts = [torch.full((width,), 0.5, dtype=torch.float64) if grid is None else grid]
     starts += [starts[0] * 1e37, starts[0] * 1e-37]
-    runs = []
-    for y0 in starts:
-        kwargs = dict(
-            samples=2**17 // width + 3, y0=y0, dtype=torch.float32, seed=4, on_nonfinite="warn"
-        )
-        runs.append(dl.sample_resnet(width, 40, "relu", **kwargs))
-        observed = dl.observe_resnet(
-            width, 24, "relu", observables=("log_growth", "active"), layers="all", **kwargs
-        )
-        runs.extend(observed.values[name] for name in sorted(observed.values))
+
+    def results() -> list[torch.Tensor]:
+        found = []
+        for y0 in starts:
+            kwargs = dict(
+                samples=2**17 // width + 3, y0=y0, dtype=torch.float32, seed=4, on_nonfinite="warn"
+            )
+            found.append(dl.sample_resnet(width, 40, "relu", **kwargs))
+            observed = dl.observe_resnet(
+                width, 24, "relu", observables=("log_growth", "active"), layers="all", **kwargs
+            )
+            found.extend(observed.values[name] for name in sorted(observed.values))
+        return found
+
+    runs = results()
     assert any(used)
     monkeypatch.setattr(chain._Normals, "update", lambda self, *args: False)
-    again = []
-    for y0 in starts:
-        kwargs = dict(
-            samples=2**17 // width + 3, y0=y0, dtype=torch.float32, seed=4, on_nonfinite="warn"
-        )
-        again.append(dl.sample_resnet(width, 40, "relu", **kwargs))
-        observed = dl.observe_resnet(
-            width, 24, "relu", observables=("log_growth", "active"), layers="all", **kwargs
-        )
-        again.extend(observed.values[name] for name in sorted(observed.values))
+    again = results()
     for first, second in zip(runs, again, strict=True):
         assert torch.equal(first, second) or (
             first.is_floating_point()

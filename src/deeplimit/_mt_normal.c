@@ -62,6 +62,33 @@ static void mt_uniforms(const uint32_t *s, int from, int to, float *u) {
     }
 }
 
+/* the Cephes single-precision constants of avx_mathfun's log256_ps and sincos256_ps (as
+   torch's binary holds them): log's polynomial and split of log 2, sqrt(1/2), 2 pi, 4 / pi,
+   the three parts of pi / 4 for the reduction, and the cosine's and sine's polynomials */
+#define LOG_P0 7.0376836292e-2f
+#define LOG_P1 -1.1514610310e-1f
+#define LOG_P2 1.1676998740e-1f
+#define LOG_P3 -1.2420140846e-1f
+#define LOG_P4 1.4249322787e-1f
+#define LOG_P5 -1.6668057665e-1f
+#define LOG_P6 2.0000714765e-1f
+#define LOG_P7 -2.4999993993e-1f
+#define LOG_P8 3.3333331174e-1f
+#define LOG_Q1 -2.12194440e-4f
+#define LOG_Q2 0.693359375f
+#define SQRT_HALF 0.707106781186547524f
+#define TWO_PI 6.28318530717958647692f
+#define FOUR_OVER_PI 1.27323954473516f
+#define DP1 -0.78515625f
+#define DP2 -2.4187564849853515625e-4f
+#define DP3 -3.77489497744594108e-8f
+#define COS_P0 2.443315711809948e-5f
+#define COS_P1 -1.388731625493765e-3f
+#define COS_P2 4.166664568298827e-2f
+#define SIN_P0 -1.9515295891e-4f
+#define SIN_P1 8.3321608736e-3f
+#define SIN_P2 -1.6666654611e-1f
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define MT_TARGET __attribute__((target("avx2,fma")))
@@ -79,33 +106,33 @@ MT_TARGET static inline void box_muller16(float *d) {
     x = _mm256_or_ps(x, half);
     exponent = _mm256_add_epi32(exponent, _mm256_set1_epi32(-127));
     __m256 e = _mm256_add_ps(_mm256_cvtepi32_ps(exponent), one);
-    const __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OS);
+    const __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(SQRT_HALF), _CMP_LT_OS);
     const __m256 kept = _mm256_and_ps(x, small);
     e = _mm256_sub_ps(e, _mm256_and_ps(one, small));
     x = _mm256_add_ps(x, _mm256_set1_ps(-1.0f));
     x = _mm256_add_ps(x, kept);
     const __m256 z = _mm256_mul_ps(x, x);
-    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(7.0376836292e-2f), x, _mm256_set1_ps(-1.1514610310e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.4249322787e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(2.0000714765e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(3.3333331174e-1f));
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(LOG_P0), x, _mm256_set1_ps(LOG_P1));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P2));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P3));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P4));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P5));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P6));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P7));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(LOG_P8));
     y = _mm256_mul_ps(y, x);
-    y = _mm256_fmadd_ps(y, z, _mm256_mul_ps(e, _mm256_set1_ps(-2.12194440e-4f)));
+    y = _mm256_fmadd_ps(y, z, _mm256_mul_ps(e, _mm256_set1_ps(LOG_Q1)));
     y = _mm256_fnmadd_ps(z, half, y);
     x = _mm256_add_ps(x, y);
-    x = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fmadd_ps(e, _mm256_set1_ps(LOG_Q2), x);
     const __m256 log_u1 = _mm256_or_ps(x, invalid);
     const __m256 radius = _mm256_sqrt_ps(_mm256_mul_ps(log_u1, _mm256_set1_ps(-2.0f)));
 
     /* sin and cos of t = 2 pi u2, u2 = d[8..16) */
     const __m256 sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
-    const __m256 theta = _mm256_mul_ps(_mm256_set1_ps(6.28318530717958647692f), _mm256_loadu_ps(d + 8));
+    const __m256 theta = _mm256_mul_ps(_mm256_set1_ps(TWO_PI), _mm256_loadu_ps(d + 8));
     __m256 a = _mm256_and_ps(theta, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
-    __m256i j = _mm256_cvttps_epi32(_mm256_mul_ps(a, _mm256_set1_ps(1.27323954473516f)));
+    __m256i j = _mm256_cvttps_epi32(_mm256_mul_ps(a, _mm256_set1_ps(FOUR_OVER_PI)));
     j = _mm256_add_epi32(j, _mm256_set1_epi32(1));
     const __m256i octant = _mm256_and_si256(j, _mm256_set1_epi32(~1));
     const __m256 q = _mm256_cvtepi32_ps(octant);
@@ -114,21 +141,21 @@ MT_TARGET static inline void box_muller16(float *d) {
         _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(j, _mm256_set1_epi32(4)), 29)));
     const __m256 poly = _mm256_castsi256_ps(
         _mm256_cmpeq_epi32(_mm256_and_si256(j, _mm256_set1_epi32(2)), _mm256_setzero_si256()));
-    a = _mm256_fmadd_ps(q, _mm256_set1_ps(-0.78515625f), a);
-    a = _mm256_fmadd_ps(_mm256_set1_ps(-2.4187564849853515625e-4f), q, a);
-    a = _mm256_fmadd_ps(q, _mm256_set1_ps(-3.77489497744594108e-8f), a);
+    a = _mm256_fmadd_ps(q, _mm256_set1_ps(DP1), a);
+    a = _mm256_fmadd_ps(_mm256_set1_ps(DP2), q, a);
+    a = _mm256_fmadd_ps(q, _mm256_set1_ps(DP3), a);
     const __m256 sign_cos = _mm256_castsi256_ps(_mm256_slli_epi32(
         _mm256_andnot_si256(_mm256_add_epi32(octant, _mm256_set1_epi32(-2)), _mm256_set1_epi32(4)),
         29));
     const __m256 a2 = _mm256_mul_ps(a, a);
     const __m256 half_a2 = _mm256_mul_ps(a2, half);
-    __m256 c = _mm256_fmadd_ps(_mm256_set1_ps(2.443315711809948e-5f), a2, _mm256_set1_ps(-1.388731625493765e-3f));
-    c = _mm256_fmadd_ps(c, a2, _mm256_set1_ps(4.166664568298827e-2f));
+    __m256 c = _mm256_fmadd_ps(_mm256_set1_ps(COS_P0), a2, _mm256_set1_ps(COS_P1));
+    c = _mm256_fmadd_ps(c, a2, _mm256_set1_ps(COS_P2));
     c = _mm256_mul_ps(a2, c);
     c = _mm256_fmsub_ps(a2, c, half_a2);
     c = _mm256_add_ps(c, one);
-    __m256 s = _mm256_fmadd_ps(_mm256_set1_ps(-1.9515295891e-4f), a2, _mm256_set1_ps(8.3321608736e-3f));
-    s = _mm256_fmadd_ps(s, a2, _mm256_set1_ps(-1.6666654611e-1f));
+    __m256 s = _mm256_fmadd_ps(_mm256_set1_ps(SIN_P0), a2, _mm256_set1_ps(SIN_P1));
+    s = _mm256_fmadd_ps(s, a2, _mm256_set1_ps(SIN_P2));
     s = _mm256_mul_ps(a2, s);
     s = _mm256_fmadd_ps(a, s, a);
     const __m256 s_part = _mm256_and_ps(s, poly);
@@ -165,32 +192,32 @@ MT_TARGET512 static inline void box_muller32(float *d) {
     x = F512(_mm512_or_si512(I512(x), I512(half)));
     exponent = _mm512_add_epi32(exponent, _mm512_set1_epi32(-127));
     __m512 e = _mm512_add_ps(_mm512_cvtepi32_ps(exponent), one);
-    const __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OS);
+    const __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(SQRT_HALF), _CMP_LT_OS);
     const __m512 kept = _mm512_maskz_mov_ps(small, x);
     e = _mm512_sub_ps(e, _mm512_maskz_mov_ps(small, one));
     x = _mm512_add_ps(x, _mm512_set1_ps(-1.0f));
     x = _mm512_add_ps(x, kept);
     const __m512 z = _mm512_mul_ps(x, x);
-    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(7.0376836292e-2f), x, _mm512_set1_ps(-1.1514610310e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.1676998740e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.2420140846e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.4249322787e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.6668057665e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(2.0000714765e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-2.4999993993e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(3.3333331174e-1f));
+    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(LOG_P0), x, _mm512_set1_ps(LOG_P1));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P2));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P3));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P4));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P5));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P6));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P7));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(LOG_P8));
     y = _mm512_mul_ps(y, x);
-    y = _mm512_fmadd_ps(y, z, _mm512_mul_ps(e, _mm512_set1_ps(-2.12194440e-4f)));
+    y = _mm512_fmadd_ps(y, z, _mm512_mul_ps(e, _mm512_set1_ps(LOG_Q1)));
     y = _mm512_fnmadd_ps(z, half, y);
     x = _mm512_add_ps(x, y);
-    x = _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fmadd_ps(e, _mm512_set1_ps(LOG_Q2), x);
     const __m512 log_u1 = _mm512_mask_mov_ps(x, invalid, F512(_mm512_set1_epi32(-1)));
     const __m512 radius = _mm512_sqrt_ps(_mm512_mul_ps(log_u1, _mm512_set1_ps(-2.0f)));
 
     const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
-    const __m512 theta = _mm512_mul_ps(_mm512_set1_ps(6.28318530717958647692f), u2);
+    const __m512 theta = _mm512_mul_ps(_mm512_set1_ps(TWO_PI), u2);
     __m512 a = F512(_mm512_and_si512(I512(theta), _mm512_set1_epi32(0x7fffffff)));
-    __m512i j = _mm512_cvttps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(1.27323954473516f)));
+    __m512i j = _mm512_cvttps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(FOUR_OVER_PI)));
     j = _mm512_add_epi32(j, _mm512_set1_epi32(1));
     const __m512i octant = _mm512_and_si512(j, _mm512_set1_epi32(~1));
     const __m512 q = _mm512_cvtepi32_ps(octant);
@@ -199,21 +226,21 @@ MT_TARGET512 static inline void box_muller32(float *d) {
         _mm512_slli_epi32(_mm512_and_si512(j, _mm512_set1_epi32(4)), 29));
     const __mmask16 poly =
         _mm512_cmpeq_epi32_mask(_mm512_and_si512(j, _mm512_set1_epi32(2)), _mm512_setzero_si512());
-    a = _mm512_fmadd_ps(q, _mm512_set1_ps(-0.78515625f), a);
-    a = _mm512_fmadd_ps(_mm512_set1_ps(-2.4187564849853515625e-4f), q, a);
-    a = _mm512_fmadd_ps(q, _mm512_set1_ps(-3.77489497744594108e-8f), a);
+    a = _mm512_fmadd_ps(q, _mm512_set1_ps(DP1), a);
+    a = _mm512_fmadd_ps(_mm512_set1_ps(DP2), q, a);
+    a = _mm512_fmadd_ps(q, _mm512_set1_ps(DP3), a);
     const __m512i sign_cos = _mm512_slli_epi32(
         _mm512_andnot_si512(_mm512_add_epi32(octant, _mm512_set1_epi32(-2)), _mm512_set1_epi32(4)),
         29);
     const __m512 a2 = _mm512_mul_ps(a, a);
     const __m512 half_a2 = _mm512_mul_ps(a2, half);
-    __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(2.443315711809948e-5f), a2, _mm512_set1_ps(-1.388731625493765e-3f));
-    c = _mm512_fmadd_ps(c, a2, _mm512_set1_ps(4.166664568298827e-2f));
+    __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(COS_P0), a2, _mm512_set1_ps(COS_P1));
+    c = _mm512_fmadd_ps(c, a2, _mm512_set1_ps(COS_P2));
     c = _mm512_mul_ps(a2, c);
     c = _mm512_fmsub_ps(a2, c, half_a2);
     c = _mm512_add_ps(c, one);
-    __m512 s = _mm512_fmadd_ps(_mm512_set1_ps(-1.9515295891e-4f), a2, _mm512_set1_ps(8.3321608736e-3f));
-    s = _mm512_fmadd_ps(s, a2, _mm512_set1_ps(-1.6666654611e-1f));
+    __m512 s = _mm512_fmadd_ps(_mm512_set1_ps(SIN_P0), a2, _mm512_set1_ps(SIN_P1));
+    s = _mm512_fmadd_ps(s, a2, _mm512_set1_ps(SIN_P2));
     s = _mm512_mul_ps(a2, s);
     s = _mm512_fmadd_ps(a, s, a);
     const __m512 s_part = _mm512_maskz_mov_ps(poly, s);
@@ -248,6 +275,18 @@ static void box_muller_groups(float *d, int64_t groups, int wide) {
     else box_muller_groups256(d, groups);
 }
 
+/* the 16 numbers torch draws again where 16 does not divide the count: the next 16 outputs
+   after the `used` outputs of the current twist (twisting once more where needed), mapped */
+MT_TARGET static void mt_tail(uint32_t *s, int used, float *tail) {
+    int have = MT_N - used < 16 ? MT_N - used : 16;
+    mt_uniforms(s, used, used + have, tail);
+    if (have < 16) {
+        mt_twist(s);
+        mt_uniforms(s, 0, 16 - have, tail + have);
+    }
+    box_muller16(tail);
+}
+
 MT_TARGET static void fill(uint64_t seed, float *out, int64_t size, int wide) {
     uint32_t s[MT_N];
     mt_seed(s, seed);
@@ -264,13 +303,7 @@ MT_TARGET static void fill(uint64_t seed, float *out, int64_t size, int wide) {
     }
     if (size % 16 != 0) { /* 16 more uniforms into the last 16 places, mapped again */
         float tail[16];
-        int have = MT_N - used < 16 ? MT_N - used : 16;
-        mt_uniforms(s, used, used + have, tail);
-        if (have < 16) {
-            mt_twist(s);
-            mt_uniforms(s, 0, 16 - have, tail + have);
-        }
-        box_muller16(tail);
+        mt_tail(s, used, tail);
         memcpy(out + size - 16, tail, sizeof tail);
     }
 }
@@ -313,13 +346,7 @@ MT_TARGET static void fill_update(uint64_t seed, float *y, const float *t1, floa
     }
     if (size % 16 != 0) {
         float tail[16];
-        int have = MT_N - used < 16 ? MT_N - used : 16;
-        mt_uniforms(s, used, used + have, tail);
-        if (have < 16) {
-            mt_twist(s);
-            mt_uniforms(s, 0, 16 - have, tail + have);
-        }
-        box_muller16(tail);
+        mt_tail(s, used, tail);
         add_products(y, t1, value, cols, size - 16, size, tail);
     }
 }
