@@ -327,3 +327,62 @@ def test_chain_draws_into_the_update_with_the_same_numbers(monkeypatch, width):
             and torch.equal(first.isnan(), second.isnan())
             and torch.equal(first.nan_to_num(), second.nan_to_num())
         )
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+def test_the_norms_pass_in_the_drawing_update_gives_the_same_numbers(monkeypatch):
+    """Observed float32 runs of one input at width > 1 run the next view's norms' pass in
+    the drawing update's call (the view's own call then finds it done); the numbers equal
+    those with the pass called by the view, at recorded layers (values read: not fused), with
+    log-growth's division, the active counts written into the results and ||y|| read."""
+    from deeplimit.initialization import native
+
+    consumed = []
+    call = native.RowNorms.__call__
+
+    def counted(self, *args, **kwargs):
+        ready = self.ready
+        consumed.append(ready is not None and self.arguments(*args, **kwargs) == ready)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(native.RowNorms, "__call__", counted)
+    y0 = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64) + 0.5
+    kwargs = dict(samples=2**13 + 5, y0=y0, dtype=torch.float32, seed=9)
+    names = ("log_growth", "active", "collapse", "quasi_gbm")
+
+    def results() -> list[torch.Tensor]:
+        found = [dl.sample_resnet(16, 30, "relu", record=[0, 7, 30], **kwargs)]
+        for layers in ("all", [3, 4, 20]):
+            observed = dl.observe_resnet(16, 30, "relu", observables=names, layers=layers, **kwargs)
+            found.extend(observed.values[name] for name in sorted(observed.values))
+        return found
+
+    fused = results()
+    assert sum(consumed) > 20
+    monkeypatch.setattr(native.RowNorms, "address", property(lambda self: None))
+    consumed.clear()
+    plain = results()
+    assert not any(consumed)
+    for first, second in zip(fused, plain, strict=True):
+        assert torch.equal(first.nan_to_num(), second.nan_to_num()), first.shape
+
+
+def test_a_norms_pass_done_elsewhere_counts_for_one_call_with_its_arguments():
+    from deeplimit.initialization import native
+
+    if not native.available():
+        pytest.skip("no compiled kernels")
+    memory = torch.randn(1, 8, 64, dtype=torch.float32)
+    rows = torch.empty(1, 64, dtype=torch.float32)
+    bound = native.RowNorms(memory, rows, np.zeros(6))
+    arguments = bound.arguments(True)
+    assert arguments is not None and bound.address is not None
+    rows.fill_(-1.0)
+    bound.ready = arguments
+    assert bound(True) and bool((rows == -1.0).all())  # done elsewhere: nothing computed
+    assert bound.ready is None
+    assert bound(True) and not bool((rows == -1.0).any())  # computed now
+    rows.fill_(-1.0)
+    bound.ready = arguments
+    assert bound(False)  # other arguments: computed, and the memo is gone
+    assert not bool((rows == -1.0).any()) and bound.ready is None

@@ -378,6 +378,24 @@ int64_t mt_normal_addcmul_f32(uint64_t seed, float *y, const float *t1, float va
     return 0;
 }
 
+/* row_norms_f32 of _factor_update.c (the norms' pass of the chain), by address */
+typedef void (*norms_f32)(const float *, float *, long, long, long, int, double *, int *, long,
+                          float *, const float *, float *);
+
+/* mt_normal_addcmul_f32, then the norms' pass `norms` with the arguments that follow, in the
+   same call: the chain's layer of one input (the drawing update, then the norms of the new
+   state) without handing the interpreter's lock back in between */
+int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, float value,
+                                    int64_t rows, int64_t cols, int narrow, void *norms,
+                                    const float *x, float *out, long m, long n, long B, int relu,
+                                    double *extremes, int *counts, long ld, float *plain,
+                                    const float *divisor, float *ratio) {
+    int64_t status = mt_normal_addcmul_f32(seed, y, t1, value, rows, cols, narrow);
+    if (status != 0) return status;
+    ((norms_f32)norms)(x, out, m, n, B, relu, extremes, counts, ld, plain, divisor, ratio);
+    return 0;
+}
+
 /* Box-Muller alone on the 16 x groups numbers at d, in place (the tests compare it with
    torch's on chosen uniforms) */
 int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
@@ -396,6 +414,17 @@ int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
 int64_t mt_normal_addcmul_f32(uint64_t seed, float *y, const float *t1, float value,
                               int64_t rows, int64_t cols, int narrow) {
     (void)seed; (void)y; (void)t1; (void)value; (void)rows; (void)cols; (void)narrow;
+    return -1;
+}
+
+int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, float value,
+                                    int64_t rows, int64_t cols, int narrow, void *norms,
+                                    const float *x, float *out, long m, long n, long B, int relu,
+                                    double *extremes, int *counts, long ld, float *plain,
+                                    const float *divisor, float *ratio) {
+    (void)seed; (void)y; (void)t1; (void)value; (void)rows; (void)cols; (void)narrow;
+    (void)norms; (void)x; (void)out; (void)m; (void)n; (void)B; (void)relu; (void)extremes;
+    (void)counts; (void)ld; (void)plain; (void)divisor; (void)ratio;
     return -1;
 }
 

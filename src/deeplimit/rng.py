@@ -108,6 +108,15 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     update.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float]
     update.argtypes += [ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
     kernels["update"] = update
+    # the same, then a norms' pass (``initialization/native.py``'s ``row_norms_f32``, by
+    # address, with its twelve arguments) in the same call
+    then = library.mt_normal_addcmul_norms_f32
+    then.restype = ctypes.c_int64
+    then.argtypes = [*update.argtypes, ctypes.c_void_p]
+    pointer, long = ctypes.c_void_p, ctypes.c_long
+    then.argtypes += [pointer, pointer, long, long, long, ctypes.c_int, pointer, pointer, long]
+    then.argtypes += [pointer, pointer, pointer]
+    kernels["update then norms"] = then
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
     box_muller.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
@@ -276,12 +285,20 @@ class BlockStreams:
             torch.randn(out.shape, generator=self._torch, out=out, dtype=out.dtype)
 
     def fill_update(
-        self, index: int, layer: int, y: torch.Tensor, row: torch.Tensor, value: float
+        self,
+        index: int,
+        layer: int,
+        y: torch.Tensor,
+        row: torch.Tensor,
+        value: float,
+        then: tuple[int, tuple] | None = None,
     ) -> bool:
         """``y.addcmul_(row, z, value=value)`` with ``z`` the numbers ``fill`` would draw into
         a tensor of ``y``'s shape (float32 on the CPU, ``y`` contiguous ``(rows, columns)``,
         ``row`` contiguous ``(columns,)``), in one compiled pass: the same bits; False (and
-        nothing done) where that pass does not apply."""
+        nothing done) where that pass does not apply. ``then``: ``(address, arguments)`` of a
+        compiled norms' pass (``native.RowNorms.address``/``arguments``) run after it in the
+        same call."""
         if (
             self.device.type != "cpu"
             or y.dtype != torch.float32
@@ -299,7 +316,15 @@ class BlockStreams:
             return False
         seed = layer_seed(self.bases[index], layer)
         rows, columns = y.shape
-        return update(seed, y.data_ptr(), row.data_ptr(), value, rows, columns, 0) == 0
+        if then is None:
+            return update(seed, y.data_ptr(), row.data_ptr(), value, rows, columns, 0) == 0
+        kernels = _NORMALS.kernels()
+        assert kernels is not None  # the update is there
+        address, arguments = then
+        status = kernels["update then norms"](
+            seed, y.data_ptr(), row.data_ptr(), value, rows, columns, 0, address, *arguments
+        )
+        return status == 0
 
     def draw(self, out: torch.Tensor, layer: int) -> None:
         """Fill ``out`` (chunk first, contiguous) with the standard normals of ``layer``."""

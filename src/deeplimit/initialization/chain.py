@@ -1147,6 +1147,12 @@ class _Workspace:
         values = self.buffer("active", torch.int32)
         return self.transposed(values), values
 
+    def norms_pass_done(self) -> None:
+        """After a view: no norms' pass stands computed for a next call
+        (``native.RowNorms.ready``)."""
+        if self._norms_pass is not None:
+            self._norms_pass.ready = None
+
     def norms_pass(self, memory: Tensor) -> native.RowNorms:
         """``native.row_norms`` into ``norm_rows`` and ``extremes``, bound to ``memory`` (the
         block's state, passed at every layer) and checked once."""
@@ -1264,7 +1270,12 @@ def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> No
 
 
 def _drawn_increment(
-    plan: ChainPlan, y: Tensor, view: LayerView, draws: _Normals, step: int
+    plan: ChainPlan,
+    y: Tensor,
+    view: LayerView,
+    draws: _Normals,
+    step: int,
+    numerics: _Numerics,
 ) -> bool:
     """``_increment`` of one input with the normals of ``step`` drawn into it in one compiled
     pass (``_Normals.update``: the same numbers), where it applies; False: nothing done."""
@@ -1275,7 +1286,31 @@ def _drawn_increment(
     norm = view.phi_norm
     if memory is None or not norm.is_contiguous():
         return False
-    return draws.update(step, memory[0], norm.view(-1), plan.scale / math.sqrt(plan.width))
+    factor = plan.scale / math.sqrt(plan.width)
+    # the norms' pass that the view of ``step`` will ask for first (``_bounded_view``), run
+    # in the same compiled call: its outputs are that call's, which then only reads them
+    # (``RowNorms.ready``: for that one call, with exactly these arguments)
+    bound = then = None
+    if (
+        plan.width > 1
+        and type(plan.activation) is ReLU
+        and step not in numerics.value_layers
+        and native.available()
+        and _host_checks(y.device)
+    ):
+        bound = space.norms_pass(memory)
+        counts = space.active_for(step)[0] if space.counts_active else None
+        plain = space.transposed(space.y_norm(step)) if space.reads_y_norm else None
+        arguments = bound.arguments(True, counts, plain, *space.division())
+        address = bound.address
+        if arguments is not None and address is not None:
+            then = (address, arguments)
+    if not draws.update(step, memory[0], norm.view(-1), factor, then):
+        return False
+    if then is not None:
+        assert bound is not None
+        bound.ready = then[1]
+    return True
 
 
 def _increment_rows_last(
@@ -1834,14 +1869,16 @@ class _Normals:
         buffer, offset = self._slot(step)
         return self.planes[buffer][offset : min(self.group, self.steps - step + 1 + offset)]
 
-    def update(self, step: int, y: Tensor, row: Tensor, factor: float) -> bool:
+    def update(
+        self, step: int, y: Tensor, row: Tensor, factor: float, then: tuple | None = None
+    ) -> bool:
         """Where ``fusable``: ``y.addcmul_(row, noise, value=factor)`` with the noise of
         ``step`` as the memory ``(n, block)`` of the one input, ``y`` that memory's
         ``(n, block)`` and ``row`` the ``(block,)`` norms, the numbers drawn into the update
         in one compiled pass (``rng.BlockStreams.fill_update``: the same bits, the normals
         never stored); False (nothing drawn) where it does not apply. Steps are asked for in
         order, each once, by ``update`` or the other methods alike."""
-        return self.fusable and self.streams.fill_update(0, step, y, row, factor)
+        return self.fusable and self.streams.fill_update(0, step, y, row, factor, then)
 
     def again(self, step: int) -> Tensor:
         """The noise of ``step`` as ``(block, k, n)``, drawn again (any step, any order)."""
@@ -2117,9 +2154,10 @@ def _run_block(
                 if stretches is not None:
                     stretches.carried = False  # the norm of the next state is not kept
                 step += 1
-                if not _drawn_increment(plan, y, view, draws, step):
+                if not _drawn_increment(plan, y, view, draws, step, numerics):
                     _increment(plan, y, view, draws.layer(step))
                 view = numerics.view(step, y, workspace)
+                workspace.norms_pass_done()
                 record(step, view)
                 for observer in observers:
                     observer.observe(view)

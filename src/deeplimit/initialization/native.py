@@ -204,32 +204,39 @@ class RowNorms:
         self.memory, self.rows, self.extremes = memory, rows, extremes
         self.function = _norms_function(memory, rows, extremes)
         self.checked: dict[int, Tensor] = {}
+        # the arguments of a pass another compiled call has just run (``rng``'s drawing
+        # update, ``chain._drawn_increment``): the next call, with exactly these, is done
+        self.ready: tuple | None = None
 
-    def __call__(
+    @property
+    def address(self) -> int | None:
+        """The kernel's address (for a compiled call that runs it), or None."""
+        function = self.function
+        return None if function is None else ctypes.cast(function, ctypes.c_void_p).value
+
+    def arguments(
         self,
         relu: bool,
         counts: Tensor | None = None,
         plain: Tensor | None = None,
         divisor: Tensor | None = None,
         ratio: Tensor | None = None,
-    ) -> bool:
-        """``row_norms(memory, rows, relu, extremes, counts, plain, divisor, ratio)``."""
-        function = self.function
-        if function is None:
-            return False
-        checked = self.checked
+    ) -> tuple | None:
+        """The kernel's twelve arguments for this call where it runs bound and checked, else
+        None (then ``__call__`` checks the outputs first, or declines)."""
+        if self.function is None:
+            return None
         m, n, size = self.memory.shape
         if counts is not None and not _counts_laid_out(counts, m, size):
-            return False
+            return None
+        checked = self.checked
         for out in (plain, divisor, ratio):
             if out is not None and checked.get(id(out)) is not out:
-                return row_norms(
-                    self.memory, self.rows, relu, self.extremes, counts, plain, divisor, ratio
-                ) and self._remember(counts, plain, divisor, ratio)
+                return None
         if (divisor is None) != (ratio is None) or (plain is not None and not relu):
-            return False
+            return None
         count, distance = (None, 0) if counts is None else (counts.data_ptr(), counts.stride(0))
-        function(
+        return (
             self.memory.data_ptr(),
             self.rows.data_ptr(),
             m,
@@ -243,6 +250,35 @@ class RowNorms:
             None if divisor is None else divisor.data_ptr(),
             None if ratio is None else ratio.data_ptr(),
         )
+
+    def __call__(
+        self,
+        relu: bool,
+        counts: Tensor | None = None,
+        plain: Tensor | None = None,
+        divisor: Tensor | None = None,
+        ratio: Tensor | None = None,
+    ) -> bool:
+        """``row_norms(memory, rows, relu, extremes, counts, plain, divisor, ratio)``; nothing
+        to do where ``ready`` holds exactly these arguments (``ready`` holds for this call
+        only)."""
+        ready, self.ready = self.ready, None
+        function = self.function
+        if function is None:
+            return False
+        arguments = self.arguments(relu, counts, plain, divisor, ratio)
+        if arguments is None:
+            m, _, size = self.memory.shape
+            if counts is not None and not _counts_laid_out(counts, m, size):
+                return False
+            for out in (plain, divisor, ratio):
+                if out is not None and self.checked.get(id(out)) is not out:
+                    return row_norms(
+                        self.memory, self.rows, relu, self.extremes, counts, plain, divisor, ratio
+                    ) and self._remember(counts, plain, divisor, ratio)
+            return False
+        if arguments != ready:
+            function(*arguments)
         return True
 
     def _remember(self, *outputs: Tensor | None) -> bool:
