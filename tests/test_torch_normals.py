@@ -6,6 +6,7 @@ slow test), and ``torch.randn`` itself wherever the copy is off or differs."""
 from __future__ import annotations
 
 import ctypes
+import warnings
 
 import numpy as np
 import pytest
@@ -386,3 +387,53 @@ def test_a_norms_pass_done_elsewhere_counts_for_one_call_with_its_arguments():
     bound.ready = arguments
     assert bound(False)  # other arguments: computed, and the memo is gone
     assert not bool((rows == -1.0).any()) and bound.ready is None
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+def test_several_inputs_draw_factor_and_norms_in_one_call_with_the_same_numbers(monkeypatch):
+    """float32 runs of several ReLU inputs draw each layer's normals, factor and update, and
+    run the next view's norms' pass in one compiled call; the numbers equal those of the
+    separate calls — from distinct, identical (tiles the kernel leaves to be mended) and
+    nearly identical inputs, huge and tiny starts, with recorded layers and observers."""
+    from deeplimit.initialization import chain
+
+    left: list[int] = []
+    fill_then = chain._Normals.fill_then
+
+    def counted(self, *args):
+        drawn = fill_then(self, *args)
+        if drawn is not None:
+            left.append(drawn[0])
+        return drawn
+
+    monkeypatch.setattr(chain._Normals, "fill_then", counted)
+    grid = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64) + 0.5
+    starts = [
+        torch.stack([grid, grid.flip(0), grid * 0.3 + 0.1]),
+        torch.stack([grid, grid, grid]),  # identical inputs
+        torch.stack([grid, grid + 1e-7, grid * 0.5]),
+        torch.stack([grid * 1e-6, grid * 1e-6 + 1e-13, grid * 0.3]),  # residuals to mend
+        torch.stack([grid, grid.flip(0), grid * 0.3 + 0.1]) * 1e30,
+        torch.stack([grid, grid.flip(0), grid * 0.3 + 0.1]) * 1e-30,
+    ]
+    names = ("log_growth", "active", "correlation", "collapse")
+
+    def results() -> list[torch.Tensor]:
+        found = []
+        for y0 in starts:
+            # a block of 5,461 samples (3 x 8 x 5,461 >= 2^17 numbers a layer: a step a group,
+            # fused) and one of 39 (several steps a group: drawn apart)
+            kwargs = dict(samples=5500, y0=y0, dtype=torch.float32, seed=6, on_nonfinite="warn")
+            found.append(dl.sample_resnet(8, 12, "relu", record=[0, 5, 12], **kwargs))
+            observed = dl.observe_resnet(8, 12, "relu", observables=names, layers="all", **kwargs)
+            found.extend(observed.values[name] for name in sorted(observed.values))
+        return found
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fused = results()
+        assert len(left) > 30 and any(count > 0 for count in left)  # mended tiles too
+        monkeypatch.setattr(chain, "_drawn_factor_increment", lambda *args: False)
+        separate = results()
+    for first, second in zip(fused, separate, strict=True):
+        assert torch.equal(first.nan_to_num(), second.nan_to_num()), first.shape

@@ -396,6 +396,35 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     return 0;
 }
 
+/* factor_update_f32 of _factor_update.c (the several-input layer's kernel), by address */
+typedef long (*factor_f32)(const float *, const float *, const float *, float *, float *, float *,
+                           double *, int *, unsigned char *, long, long, long, double, double,
+                           double, double, double, int, int);
+
+/* mt_normal_f32(seed, z, size), then the several-input layer's kernel `factor` (by address,
+   with the arguments that follow, reading z), then, where it left no tile to mend, the norms'
+   pass `norms` (by address, or NULL): the chain's layer of several inputs in one call.
+   Returns -2 (nothing done) where mt_normal_f32 would return -1, else what `factor` returns
+   (the tiles it left: then the norms' pass did not run). */
+int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int narrow,
+                                   void *factor, const float *phi, const float *norms_of_phi,
+                                   float *y, float *factor_rows, float *scratch, double *acc,
+                                   int *close, unsigned char *deferred, long k, long n, long B,
+                                   double scale, double tiny, double eps, double floor_,
+                                   double large, int mode, int relu, void *norms,
+                                   const float *x, float *out, long m, long nn, long BB,
+                                   int norms_relu, double *extremes, int *counts, long ld,
+                                   float *plain, const float *divisor, float *ratio) {
+    if (mt_normal_f32(seed, z, size, narrow) != 0) return -2;
+    long left = ((factor_f32)factor)(phi, norms_of_phi, z, y, factor_rows, scratch, acc, close,
+                                     deferred, k, n, B, scale, tiny, eps, floor_, large, mode,
+                                     relu);
+    if (left == 0 && norms)
+        ((norms_f32)norms)(x, out, m, nn, BB, norms_relu, extremes, counts, ld, plain, divisor,
+                           ratio);
+    return left;
+}
+
 /* Box-Muller alone on the 16 x groups numbers at d, in place (the tests compare it with
    torch's on chosen uniforms) */
 int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
@@ -426,6 +455,24 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     (void)norms; (void)x; (void)out; (void)m; (void)n; (void)B; (void)relu; (void)extremes;
     (void)counts; (void)ld; (void)plain; (void)divisor; (void)ratio;
     return -1;
+}
+
+int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int narrow,
+                                   void *factor, const float *phi, const float *norms_of_phi,
+                                   float *y, float *factor_rows, float *scratch, double *acc,
+                                   int *close, unsigned char *deferred, long k, long n, long B,
+                                   double scale, double tiny, double eps, double floor_,
+                                   double large, int mode, int relu, void *norms,
+                                   const float *x, float *out, long m, long nn, long BB,
+                                   int norms_relu, double *extremes, int *counts, long ld,
+                                   float *plain, const float *divisor, float *ratio) {
+    (void)seed; (void)z; (void)size; (void)narrow; (void)factor; (void)phi;
+    (void)norms_of_phi; (void)y; (void)factor_rows; (void)scratch; (void)acc; (void)close;
+    (void)deferred; (void)k; (void)n; (void)B; (void)scale; (void)tiny; (void)eps;
+    (void)floor_; (void)large; (void)mode; (void)relu; (void)norms; (void)x; (void)out;
+    (void)m; (void)nn; (void)BB; (void)norms_relu; (void)extremes; (void)counts; (void)ld;
+    (void)plain; (void)divisor; (void)ratio;
+    return -2;
 }
 
 int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {

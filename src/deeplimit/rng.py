@@ -117,6 +117,15 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     then.argtypes += [pointer, pointer, long, long, long, ctypes.c_int, pointer, pointer, long]
     then.argtypes += [pointer, pointer, pointer]
     kernels["update then norms"] = then
+    # drawing into a buffer, then the several-input layer's kernel reading it
+    # (``factor_update_f32``, by address, its arguments but the normals), then a norms' pass
+    several = library.mt_normal_factor_norms_f32
+    several.restype = ctypes.c_int64
+    several.argtypes = [ctypes.c_uint64, pointer, ctypes.c_int64, ctypes.c_int, pointer]
+    several.argtypes += [pointer] * 8 + [long] * 3 + [ctypes.c_double] * 5 + [ctypes.c_int] * 2
+    several.argtypes += [pointer, pointer, pointer, long, long, long, ctypes.c_int, pointer]
+    several.argtypes += [pointer, long, pointer, pointer, pointer]
+    kernels["draw, factor, norms"] = several
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
     box_muller.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
@@ -179,6 +188,7 @@ def _update_same_as_torch(update: Callable[..., int]) -> str | None:
 
 
 _SEEDS = range(-(2**63), 2**64)  # what torch.Generator.manual_seed takes
+_NO_NORMS = (None, None, 0, 0, 0, 0, None, None, 0, None, None, None)
 
 
 def _checked_fill(kernel: Callable[..., int]) -> Callable[[int, int, int], None]:
@@ -325,6 +335,38 @@ class BlockStreams:
             seed, y.data_ptr(), row.data_ptr(), value, rows, columns, 0, address, *arguments
         )
         return status == 0
+
+    def fill_then(
+        self,
+        index: int,
+        layer: int,
+        out: torch.Tensor,
+        factor: tuple[int, list],
+        then: tuple[int, tuple] | None = None,
+    ) -> int | None:
+        """``fill(index, layer, out)``, then in the same compiled call the several-input
+        layer's kernel ``factor = (address, arguments)`` (``native.FactorUpdate.address`` and
+        its ``arguments`` but the normals, which are ``out``'s) and, where it left no tile,
+        the norms' pass ``then`` (as in ``fill_update``): what the kernel returns (the tiles
+        it left), or None (nothing done) where this does not apply."""
+        if (
+            self.device.type != "cpu"
+            or out.dtype != torch.float32
+            or out.numel() < 16
+            or not out.is_contiguous()
+            or out.requires_grad
+            or torch_float32_normals() is None
+        ):
+            return None
+        kernels = _NORMALS.kernels()
+        assert kernels is not None
+        seed = layer_seed(self.bases[index], layer)
+        address, arguments = factor
+        norms, norms_arguments = then if then is not None else (None, _NO_NORMS)
+        left = kernels["draw, factor, norms"](
+            seed, out.data_ptr(), out.numel(), 0, address, *arguments, norms, *norms_arguments
+        )
+        return None if left == -2 else left
 
     def draw(self, out: torch.Tensor, layer: int) -> None:
         """Fill ``out`` (chunk first, contiguous) with the standard normals of ``layer``."""

@@ -1287,27 +1287,73 @@ def _drawn_increment(
     if memory is None or not norm.is_contiguous():
         return False
     factor = plan.scale / math.sqrt(plan.width)
-    # the norms' pass that the view of ``step`` will ask for first (``_bounded_view``), run
-    # in the same compiled call: its outputs are that call's, which then only reads them
-    # (``RowNorms.ready``: for that one call, with exactly these arguments)
-    bound = then = None
-    if (
+    bound, then = _next_norms(plan, space, memory, step, numerics, y)
+    if not draws.update(step, memory[0], norm.view(-1), factor, then):
+        return False
+    if then is not None:
+        assert bound is not None
+        bound.ready = then[1]
+    return True
+
+
+def _next_norms(
+    plan: ChainPlan, space: _Workspace, memory: Tensor, step: int, numerics: _Numerics, y: Tensor
+) -> tuple[native.RowNorms | None, tuple | None]:
+    """The norms' pass that the view of ``step`` will ask for first (``_bounded_view``), to
+    run in the compiled call of the layer: ``(the bound pass, (its address, the arguments the
+    view will pass))``, or ``(None, None)``. Its outputs are then that call's, which only
+    reads them (``RowNorms.ready``: for that one call, with exactly these arguments)."""
+    if not (
         plan.width > 1
         and type(plan.activation) is ReLU
         and step not in numerics.value_layers
         and native.available()
         and _host_checks(y.device)
     ):
-        bound = space.norms_pass(memory)
-        counts = space.active_for(step)[0] if space.counts_active else None
-        plain = space.transposed(space.y_norm(step)) if space.reads_y_norm else None
-        arguments = bound.arguments(True, counts, plain, *space.division())
-        address = bound.address
-        if arguments is not None and address is not None:
-            then = (address, arguments)
-    if not draws.update(step, memory[0], norm.view(-1), factor, then):
+        return None, None
+    bound = space.norms_pass(memory)
+    counts = space.active_for(step)[0] if space.counts_active else None
+    plain = space.transposed(space.y_norm(step)) if space.reads_y_norm else None
+    arguments = bound.arguments(True, counts, plain, *space.division())
+    address = bound.address
+    if arguments is None or address is None:
+        return None, None
+    return bound, (address, arguments)
+
+
+def _drawn_factor_increment(
+    plan: ChainPlan,
+    y: Tensor,
+    view: LayerView,
+    draws: _Normals,
+    step: int,
+    numerics: _Numerics,
+) -> bool:
+    """``_increment`` of several ReLU inputs by the compiled kernel, with the normals of
+    ``step`` drawn and the next view's norms' pass run in the same compiled call
+    (``_Normals.fill_then``: the same numbers); False: nothing done."""
+    space = view.workspace
+    if not draws.several or space is None or type(plan.activation) is not ReLU:
         return False
-    if then is not None:
+    state = space.memory(y)
+    if state is None or view.y is not y:
+        return False
+    kernel = space.native(view.phi_norm)
+    if kernel is None:
+        return False
+    scale = plan.scale / math.sqrt(plan.width)
+    noise = draws.memory_for_several()
+    arguments = kernel.arguments(state, state, noise, scale, 0, True)
+    del arguments[2]  # the normals: the buffer the call draws into
+    bound, then = _next_norms(plan, space, state, step, numerics, y)
+    drawn = draws.fill_then(step, (kernel.address, arguments), then)
+    if drawn is None:
+        return False
+    left, noise = drawn
+    if left:  # tiles to mend (the norms' pass did not run): as ``_increment_rows_last``
+        _mend_factor(state, True, view.phi_norm, space, kernel)
+        kernel.finish(state, noise, scale)
+    elif then is not None:
         assert bound is not None
         bound.ready = then[1]
     return True
@@ -1798,14 +1844,17 @@ class _Normals:
         count = 2 if ahead and self.steps > 0 else 1
         # one input, a step a group, drawn on this thread in float32 on the CPU: the numbers
         # of a step may be drawn straight into its increment (``update``)
-        self.fusable = (
+        alone = (
             count == 1
             and self.group == 1
-            and plan.inputs == 1
             and plan.method == "law"
             and plan.dtype == torch.float32
             and torch.device(plan.device).type == "cpu"
         )
+        self.fusable = alone and plan.inputs == 1
+        # several inputs: a step's numbers may be drawn in the compiled call of its layer
+        # (``fill_then``), into the buffer of the step's group
+        self.several = alone and plan.inputs > 1
         self.buffers = [self._buffer() for _ in range(count)]
         self.views = [[step.permute(2, 0, 1) for step in buffer] for buffer in self.buffers]
         self.planes = [[step[0] for step in buffer] for buffer in self.buffers]
@@ -1879,6 +1928,23 @@ class _Normals:
         never stored); False (nothing drawn) where it does not apply. Steps are asked for in
         order, each once, by ``update`` or the other methods alike."""
         return self.fusable and self.streams.fill_update(0, step, y, row, factor, then)
+
+    def fill_then(
+        self, step: int, factor: tuple[int, list], then: tuple | None
+    ) -> tuple[int, Tensor] | None:
+        """Where ``several``: the numbers of ``step`` drawn into its buffer, the several-input
+        kernel ``factor`` (its arguments but the normals) and the norms' pass ``then`` run
+        after it, in one compiled call (``rng.BlockStreams.fill_then``): ``(tiles the kernel
+        left, the noise as memory (k, n, block))``, or None (nothing drawn)."""
+        if not self.several:
+            return None
+        buffer = self.buffers[0][0]
+        left = self.streams.fill_then(0, step, buffer, factor, then)
+        return None if left is None else (left, buffer)
+
+    def memory_for_several(self) -> Tensor:
+        """The memory ``(k, n, block)`` into which ``fill_then`` draws."""
+        return self.buffers[0][0]
 
     def again(self, step: int) -> Tensor:
         """The noise of ``step`` as ``(block, k, n)``, drawn again (any step, any order)."""
@@ -2154,7 +2220,10 @@ def _run_block(
                 if stretches is not None:
                     stretches.carried = False  # the norm of the next state is not kept
                 step += 1
-                if not _drawn_increment(plan, y, view, draws, step, numerics):
+                if not (
+                    _drawn_increment(plan, y, view, draws, step, numerics)
+                    or _drawn_factor_increment(plan, y, view, draws, step, numerics)
+                ):
                     _increment(plan, y, view, draws.layer(step))
                 view = numerics.view(step, y, workspace)
                 workspace.norms_pass_done()

@@ -459,7 +459,19 @@ class FactorUpdate:
             self.deferred.ctypes.data,
         ]
 
+    @property
+    def address(self) -> int:
+        """The kernel's address (for a compiled call that runs it: ``rng``'s ``fill_then``)."""
+        return ctypes.cast(self.function, ctypes.c_void_p).value
+
     def _call(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, mode: int, relu: bool) -> int:
+        return int(self.function(*self.arguments(phi, y, z, scale, mode, relu)))
+
+    def arguments(
+        self, phi: Tensor, y: Tensor, z: Tensor, scale: float, mode: int, relu: bool
+    ) -> list:
+        """The kernel's nineteen arguments for ``phi``, ``y`` and ``z`` (checked: ValueError
+        where they are not laid out as it reads them)."""
         k, n, size = self.shape
         checked = self.checked
         for values in (phi, y, z):
@@ -480,21 +492,19 @@ class FactorUpdate:
             checked[id(values)] = values
         pointers = self.pointers
         pointers[0], pointers[2], pointers[3] = phi.data_ptr(), z.data_ptr(), y.data_ptr()
-        return int(
-            self.function(
-                *pointers,
-                k,
-                n,
-                size,
-                scale,
-                self.tiny,
-                self.eps,
-                self.floor,
-                self.large,
-                mode,
-                int(relu),
-            )
-        )
+        return [
+            *pointers,
+            k,
+            n,
+            size,
+            scale,
+            self.tiny,
+            self.eps,
+            self.floor,
+            self.large,
+            mode,
+            int(relu),
+        ]
 
     def run(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, relu: bool = False) -> int:
         return self._call(phi, y, z, scale, 0, relu)
