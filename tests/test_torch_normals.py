@@ -401,10 +401,10 @@ def test_several_inputs_draw_factor_and_norms_in_one_call_with_the_same_numbers(
     fill_then = chain._Normals.fill_then
 
     def counted(self, *args):
-        drawn = fill_then(self, *args)
-        if drawn is not None:
-            left.append(drawn[0])
-        return drawn
+        tiles = fill_then(self, *args)
+        if tiles is not None:
+            left.append(tiles)
+        return tiles
 
     monkeypatch.setattr(chain._Normals, "fill_then", counted)
     grid = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64) + 0.5

@@ -287,20 +287,23 @@ MT_TARGET static void mt_tail(uint32_t *s, int used, float *tail) {
     box_muller16(tail);
 }
 
+/* the next twist's numbers of a draw of `size` of which `done` (a multiple of 624, so of
+   16) are drawn: min(624, size - done) numbers into u, all of their whole groups of 16
+   mapped; returns how many */
+MT_TARGET static int mt_next(uint32_t *s, int64_t done, int64_t size, float *u, int wide) {
+    mt_twist(s);
+    int count = size - done < MT_N ? (int)(size - done) : MT_N;
+    mt_uniforms(s, 0, count, u);
+    box_muller_groups(u, count / 16, wide);
+    return count;
+}
+
 MT_TARGET static void fill(uint64_t seed, float *out, int64_t size, int wide) {
     uint32_t s[MT_N];
     mt_seed(s, seed);
-    int64_t done = 0;
-    int used = MT_N; /* outputs of the current twist already taken */
-    while (done < size) {
-        mt_twist(s);
-        int64_t count = size - done < MT_N ? size - done : MT_N;
-        mt_uniforms(s, 0, (int)count, out + done);
-        /* done is a multiple of 16 (624 = 39 x 16) */
-        box_muller_groups(out + done, count / 16, wide);
-        done += count;
-        used = (int)count;
-    }
+    int used = 0; /* outputs of the last twist taken */
+    for (int64_t done = 0; done < size; done += used)
+        used = mt_next(s, done, size, out + done, wide);
     if (size % 16 != 0) { /* 16 more uniforms into the last 16 places, mapped again */
         float tail[16];
         mt_tail(s, used, tail);
@@ -332,17 +335,11 @@ MT_TARGET static void fill_update(uint64_t seed, float *y, const float *t1, floa
     uint32_t s[MT_N];
     float z[MT_N];
     mt_seed(s, seed);
-    int64_t done = 0;
-    int used = MT_N;
-    while (done < size) {
-        mt_twist(s);
-        int64_t count = size - done < MT_N ? size - done : MT_N;
-        mt_uniforms(s, 0, (int)count, z);
-        box_muller_groups(z, count / 16, wide);
+    int used = 0;
+    for (int64_t done = 0; done < size; done += used) {
+        used = mt_next(s, done, size, z, wide);
         if (done < first)
-            add_products(y, t1, value, cols, done, done + count < first ? done + count : first, z);
-        done += count;
-        used = (int)count;
+            add_products(y, t1, value, cols, done, done + used < first ? done + used : first, z);
     }
     if (size % 16 != 0) {
         float tail[16];

@@ -1346,10 +1346,9 @@ def _drawn_factor_increment(
     arguments = kernel.arguments(state, state, noise, scale, 0, True)
     del arguments[2]  # the normals: the buffer the call draws into
     bound, then = _next_norms(plan, space, state, step, numerics, y)
-    drawn = draws.fill_then(step, (kernel.address, arguments), then)
-    if drawn is None:
+    left = draws.fill_then(step, (kernel.address, arguments), then)
+    if left is None:
         return False
-    left, noise = drawn
     if left:  # tiles to mend (the norms' pass did not run): as ``_increment_rows_last``
         _mend_factor(state, True, view.phi_norm, space, kernel)
         kernel.finish(state, noise, scale)
@@ -1929,18 +1928,14 @@ class _Normals:
         order, each once, by ``update`` or the other methods alike."""
         return self.fusable and self.streams.fill_update(0, step, y, row, factor, then)
 
-    def fill_then(
-        self, step: int, factor: tuple[int, list], then: tuple | None
-    ) -> tuple[int, Tensor] | None:
-        """Where ``several``: the numbers of ``step`` drawn into its buffer, the several-input
-        kernel ``factor`` (its arguments but the normals) and the norms' pass ``then`` run
-        after it, in one compiled call (``rng.BlockStreams.fill_then``): ``(tiles the kernel
-        left, the noise as memory (k, n, block))``, or None (nothing drawn)."""
+    def fill_then(self, step: int, factor: tuple[int, list], then: tuple | None) -> int | None:
+        """Where ``several``: the numbers of ``step`` drawn into ``memory_for_several()``, the
+        several-input kernel ``factor`` (its arguments but the normals) and the norms' pass
+        ``then`` run after it, in one compiled call (``rng.BlockStreams.fill_then``): the tiles
+        the kernel left, or None (nothing drawn)."""
         if not self.several:
             return None
-        buffer = self.buffers[0][0]
-        left = self.streams.fill_then(0, step, buffer, factor, then)
-        return None if left is None else (left, buffer)
+        return self.streams.fill_then(0, step, self.memory_for_several(), factor, then)
 
     def memory_for_several(self) -> Tensor:
         """The memory ``(k, n, block)`` into which ``fill_then`` draws."""
@@ -2083,10 +2078,7 @@ class _OneReLU:
         while done < count:  # the steps of one group of normals at a time
             norm, following = self.rows[done], self.rows[done + 1]
             if draws.update(step + 1 + done, y, norm, factor):  # drawn into the update
-                if self.width == 1:  # ||relu(y)|| = relu(y)
-                    torch.clamp(row, min=0, out=following)
-                else:
-                    self._norm(following)
+                self._norm(following)
                 done += 1
                 continue
             noises = draws.planes_from(step + 1 + done)[: count - done]

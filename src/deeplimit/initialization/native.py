@@ -224,17 +224,15 @@ class RowNorms:
     ) -> tuple | None:
         """The kernel's twelve arguments for this call where it runs bound and checked, else
         None (then ``__call__`` checks the outputs first, or declines)."""
-        if self.function is None:
+        if (
+            self.function is None
+            or not self._counts_fit(counts)
+            or not self._outputs_checked(plain, divisor, ratio)
+            or (divisor is None) != (ratio is None)
+            or (plain is not None and not relu)
+        ):
             return None
         m, n, size = self.memory.shape
-        if counts is not None and not _counts_laid_out(counts, m, size):
-            return None
-        checked = self.checked
-        for out in (plain, divisor, ratio):
-            if out is not None and checked.get(id(out)) is not out:
-                return None
-        if (divisor is None) != (ratio is None) or (plain is not None and not relu):
-            return None
         count, distance = (None, 0) if counts is None else (counts.data_ptr(), counts.stride(0))
         return (
             self.memory.data_ptr(),
@@ -267,19 +265,25 @@ class RowNorms:
         if function is None:
             return False
         arguments = self.arguments(relu, counts, plain, divisor, ratio)
-        if arguments is None:
-            m, _, size = self.memory.shape
-            if counts is not None and not _counts_laid_out(counts, m, size):
-                return False
-            for out in (plain, divisor, ratio):
-                if out is not None and self.checked.get(id(out)) is not out:
-                    return row_norms(
-                        self.memory, self.rows, relu, self.extremes, counts, plain, divisor, ratio
-                    ) and self._remember(counts, plain, divisor, ratio)
-            return False
-        if arguments != ready:
-            function(*arguments)
-        return True
+        if arguments is not None:
+            if arguments != ready:
+                function(*arguments)
+            return True
+        if self._counts_fit(counts) and not self._outputs_checked(plain, divisor, ratio):
+            # outputs not seen yet: ``row_norms`` checks them (and declines what it cannot)
+            return row_norms(
+                self.memory, self.rows, relu, self.extremes, counts, plain, divisor, ratio
+            ) and self._remember(counts, plain, divisor, ratio)
+        return False
+
+    def _counts_fit(self, counts: Tensor | None) -> bool:
+        m, _, size = self.memory.shape
+        return counts is None or _counts_laid_out(counts, m, size)
+
+    def _outputs_checked(self, *outputs: Tensor | None) -> bool:
+        """Whether every output given was checked at an earlier call (``_remember``)."""
+        checked = self.checked
+        return all(out is None or checked.get(id(out)) is out for out in outputs)
 
     def _remember(self, *outputs: Tensor | None) -> bool:
         """Keep ``outputs`` as checked (after ``row_norms`` accepted them); True."""
