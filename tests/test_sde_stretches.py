@@ -137,3 +137,52 @@ def test_norms_whose_squares_underflow_are_run_again(monkeypatch, stretches, dty
     tiny = fast[:, 0, 9].double() * 2.0**-power  # after one step: 1 + Z / sqrt(1000)
     assert (tiny != 1.0).all() and 0.9 < tiny.mean() < 1.1 and tiny.std() > 0.01
     assert torch.isfinite(fast).all()
+
+
+@pytest.mark.parametrize("width", [1, 2, 10])
+@pytest.mark.parametrize("start", ["plain", "huge", "tiny", "near the bound"])
+@pytest.mark.parametrize("record", ["last", [0.1, 0.5, 0.5, 1.0], [65 / 150, 0.9]], ids=str)
+def test_compiled_stretches_give_the_numbers_of_the_per_step_chain(
+    monkeypatch, stretches, width, start, record
+):
+    """float32 stretches in one compiled call each (``_Normals.stretch``: a step a group of
+    normals, several blocks on two threads, chunks of one block) against stretches of a call
+    per step and against the per-step chain: the same numbers to the bit. Starts 2^+-100
+    (rescaled at step 0) and one just above the stretches' bound 2^-32, where paths fall
+    below it inside stretches: the compiled call stops there and the stretch is run again
+    step by step."""
+    monkeypatch.setattr(rng, "_NUMBERS_PER_BLOCK", 2**9)
+    # a step a group of numbers (a stream of its own: another stream layout), which the
+    # drawing update needs
+    monkeypatch.setattr(rng, "_GROUP_NUMBERS", 16)
+    calls = []
+    stretch = chain._Normals.stretch
+
+    def counted(self, step, steps, *args):
+        done = stretch(self, step, steps, *args)
+        calls.append((steps, done))
+        return done
+
+    monkeypatch.setattr(chain._Normals, "stretch", counted)
+    y0 = torch.linspace(1.0, -0.45, width, dtype=torch.float64)
+    # near the bound: ||relu(y0)|| a little above it (fewer samples at width > 1), so that
+    # paths fall below it inside the first stretch, after its first step
+    near = (2.0 if width == 1 else 1.25) * 2.0**-32 / float(y0.clamp(min=0).norm())
+    y0 *= {"plain": 1.0, "huge": 2.0**100, "tiny": 2.0**-100, "near the bound": near}[start]
+    samples = 3 * rng.block_size_for(width) + 5
+    kwargs = dict(samples=samples, seed=11, dtype="float32", record=record, on_nonfinite="warn")
+
+    def sde(**extra):
+        return dl.sample_sde(width, "relu", steps=150, y0=y0, **kwargs, **extra)
+
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    fast = sde(chunk_size=1)
+    if start == "near the bound":  # the compiled call stopped inside a stretch
+        assert any(0 < done < steps for steps, done in calls)
+        assert stretches["again"] > 0
+    else:
+        assert any(done == steps for steps, done in calls)
+    monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
+    assert torch.equal(sde(), fast)
+    monkeypatch.setattr(chain, "_threads", lambda: 1)
+    assert torch.equal(_per_step(monkeypatch, sde), fast)

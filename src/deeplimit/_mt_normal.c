@@ -25,6 +25,7 @@
    written) for fewer than 16 numbers (torch draws those another way) or where this CPU lacks
    AVX2 and FMA. `narrow`: 8 lanes even where the CPU has AVX-512 (the tests run both). */
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -327,25 +328,57 @@ static void add_products(float *y, const float *t1, float value, int64_t cols, i
     }
 }
 
-MT_TARGET static void fill_update(uint64_t seed, float *y, const float *t1, float value,
-                                  int64_t rows, int64_t cols, int wide) {
+/* the check of a stretch's norms (chain._OneReLU._checked): 1 where x lies in (0, bound) or is
+   not finite (NaN, inf): a norm that the per-step path would look at (the norms are >= 0) */
+static inline int outside(float x, float bound) {
+    return !(x <= 0.0f || (x >= bound && x <= FLT_MAX));
+}
+
+/* At width 1 (t1 == NULL): y[p] += value * relu(y[p]) * z[q + p - from] for p = from .. to - 1,
+   relu the bits of torch.clamp(min=0) (NaN and -0 kept): the increment of a ReLU state of
+   width 1, whose norm is relu(y) itself (add_products with t1 = relu(y)); returns 1 where a new
+   relu(y[p]) is `outside` bound */
+static int relu_products(float *y, float value, int64_t from, int64_t to, const float *z,
+                         float bound) {
+    int bad = 0;
+    float *yp = y + from;
+    for (int64_t j = 0; j < to - from; j++) {
+        const float r = yp[j];
+        const float t = r < 0 ? 0.0f : r;
+        const float v = fmaf(value * t, z[j], r);
+        yp[j] = v;
+        bad |= outside(v < 0 ? 0.0f : v, bound);
+    }
+    return bad;
+}
+
+/* the numbers of fill(seed, ., rows * cols), each added as the increment of add_products (or,
+   t1 NULL, relu_products); returns relu_products' 1 where a check failed, else 0 */
+MT_TARGET static int fill_update(uint64_t seed, float *y, const float *t1, float value,
+                                 int64_t rows, int64_t cols, int wide, float bound) {
     const int64_t size = rows * cols;
     /* torch maps the last 16 places again where 16 does not divide the count */
     const int64_t first = size % 16 != 0 ? size - 16 : size;
     uint32_t s[MT_N];
     float z[MT_N];
+    int bad = 0;
     mt_seed(s, seed);
     int used = 0;
     for (int64_t done = 0; done < size; done += used) {
         used = mt_next(s, done, size, z, wide);
-        if (done < first)
-            add_products(y, t1, value, cols, done, done + used < first ? done + used : first, z);
+        if (done < first) {
+            int64_t to = done + used < first ? done + used : first;
+            if (t1) add_products(y, t1, value, cols, done, to, z);
+            else bad |= relu_products(y, value, done, to, z, bound);
+        }
     }
     if (size % 16 != 0) {
         float tail[16];
         mt_tail(s, used, tail);
-        add_products(y, t1, value, cols, size - 16, size, tail);
+        if (t1) add_products(y, t1, value, cols, size - 16, size, tail);
+        else bad |= relu_products(y, value, size - 16, size, tail, bound);
     }
+    return bad;
 }
 
 static int supported(void) {
@@ -371,7 +404,7 @@ int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
 int64_t mt_normal_addcmul_f32(uint64_t seed, float *y, const float *t1, float value,
                               int64_t rows, int64_t cols, int narrow) {
     if (rows < 0 || cols <= 0 || rows * cols < 16 || !supported()) return -1;
-    fill_update(seed, y, t1, value, rows, cols, !narrow && has_wide());
+    fill_update(seed, y, t1, value, rows, cols, !narrow && has_wide(), 0.0f);
     return 0;
 }
 
@@ -391,6 +424,48 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     if (status != 0) return status;
     ((norms_f32)norms)(x, out, m, n, B, relu, extremes, counts, ld, plain, divisor, ratio);
     return 0;
+}
+
+/* A stretch of `steps` steps of the chain of one ReLU input in one call (chain._OneReLU), on
+   its samples-last state y (n, B): step i adds the numbers of mt_normal_f32(seeds[i], ., n * B)
+   as mt_normal_addcmul_f32 with t1 the norms ||relu(y)|| of the samples, then computes the new
+   norms: at width 1 relu(y) itself (relu_products, no norms stored), else the norms' pass
+   `norms` (row_norms_f32 by address, as chain._OneReLU._norm calls it) into the other of the
+   two rows `norm` and `spare` (B each); `norm` holds the norms at the start (not read at
+   width 1) and ends with those of the last step done. Every norm of the stretch, the first
+   included, is checked (`outside` bound); the call stops after the first step with a norm
+   outside. Returns the steps done whose norms all passed (steps where all passed; fewer: the
+   state and the norms are those of the step that failed, for the caller to run again), or -1
+   (nothing done) as mt_normal_f32. */
+int64_t mt_relu_stretch_f32(const uint64_t *seeds, int64_t steps, float *y, float *norm,
+                            float *spare, int64_t n, int64_t B, float value, float bound,
+                            int narrow, void *norms) {
+    if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || !supported())
+        return -1;
+    const int wide = !narrow && has_wide();
+    int bad = 0;
+    if (n == 1) {
+        for (int64_t b = 0; b < B; b++) bad |= outside(y[b] < 0 ? 0.0f : y[b], bound);
+        if (bad) return 0;
+        for (int64_t i = 0; i < steps; i++)
+            if (fill_update(seeds[i], y, 0, value, 1, B, wide, bound)) return i;
+        for (int64_t b = 0; b < B; b++) norm[b] = y[b] < 0 ? 0.0f : y[b];
+        return steps;
+    }
+    for (int64_t b = 0; b < B; b++) bad |= outside(norm[b], bound);
+    if (bad) return 0;
+    float *now = norm, *next = spare;
+    int64_t i = 0;
+    for (; i < steps && !bad; i++) {
+        fill_update(seeds[i], y, now, value, n, B, wide, 0.0f);
+        ((norms_f32)norms)(y, next, 1, n, B, 1, 0, 0, 0, 0, 0, 0);
+        for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
+        float *done = now;
+        now = next;
+        next = done;
+    }
+    if (now != norm) memcpy(norm, now, (size_t)B * sizeof *norm);
+    return bad ? i - 1 : i;
 }
 
 /* factor_update_f32 of _factor_update.c (the several-input layer's kernel), by address */
@@ -451,6 +526,14 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     (void)seed; (void)y; (void)t1; (void)value; (void)rows; (void)cols; (void)narrow;
     (void)norms; (void)x; (void)out; (void)m; (void)n; (void)B; (void)relu; (void)extremes;
     (void)counts; (void)ld; (void)plain; (void)divisor; (void)ratio;
+    return -1;
+}
+
+int64_t mt_relu_stretch_f32(const uint64_t *seeds, int64_t steps, float *y, float *norm,
+                            float *spare, int64_t n, int64_t B, float value, float bound,
+                            int narrow, void *norms) {
+    (void)seeds; (void)steps; (void)y; (void)norm; (void)spare; (void)n; (void)B; (void)value;
+    (void)bound; (void)narrow; (void)norms;
     return -1;
 }
 

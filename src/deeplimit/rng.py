@@ -126,6 +126,12 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     several.argtypes += [pointer, pointer, pointer, long, long, long, ctypes.c_int, pointer]
     several.argtypes += [pointer, long, pointer, pointer, pointer]
     kernels["draw, factor, norms"] = several
+    # a stretch of steps of one ReLU input (the drawing update and a norms' pass a step)
+    stretch = library.mt_relu_stretch_f32
+    stretch.restype = ctypes.c_int64
+    stretch.argtypes = [pointer, ctypes.c_int64, pointer, pointer, pointer, ctypes.c_int64]
+    stretch.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_float, ctypes.c_int, pointer]
+    kernels["relu stretch"] = stretch
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
     box_muller.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
@@ -367,6 +373,56 @@ class BlockStreams:
             seed, out.data_ptr(), out.numel(), 0, address, *arguments, norms, *norms_arguments
         )
         return None if left == -2 else left
+
+    def fill_stretch(
+        self,
+        index: int,
+        first: int,
+        steps: int,
+        y: torch.Tensor,
+        norm: torch.Tensor,
+        spare: torch.Tensor,
+        value: float,
+        bound: float,
+        norms: int | None,
+    ) -> int | None:
+        """The layers ``first .. first + steps - 1`` of one ReLU input in one compiled call
+        (``chain._OneReLU``): at each, ``y.addcmul_(norm, z, value=value)`` as ``fill_update``
+        (``z`` the layer's numbers, never stored) and then the new norms ``||relu(y)||`` of
+        the samples: ``relu(y)`` itself at width 1, else the norms' pass at address ``norms``
+        (``native.row_norms``' float32 kernel, as the chain calls it: ``relu=True``, nothing
+        else) into ``norm`` or ``spare``. ``y`` is the contiguous ``(n, B)`` state, ``norm``
+        and ``spare`` contiguous rows of ``B``: ``norm`` holds the norms at the start (not
+        read at width 1) and ends with the last. Each norm, the first included, is checked:
+        the call stops after a layer with a norm in ``(0, bound)`` or not finite. Returns the
+        layers done whose norms all passed (``steps``: all; fewer: the state is that of the
+        layer that failed, to be run again by the caller), or None (nothing done) where this
+        does not apply."""
+        if (
+            self.device.type != "cpu"
+            or any(t.dtype != torch.float32 or not t.is_contiguous() for t in (y, norm, spare))
+            or any(t.requires_grad for t in (y, norm, spare))
+            or y.dim() != 2
+            or norm.shape != y.shape[1:]
+            or spare.shape != norm.shape
+            or y.numel() < 16
+            or steps < 0
+            or (norms is None and y.shape[0] > 1)
+            or torch_float32_update() is None
+        ):
+            return None
+        kernels = _NORMALS.kernels()
+        assert kernels is not None  # the update is there
+        base = self.bases[index]
+        seeds = (ctypes.c_uint64 * max(1, steps))(
+            *(layer_seed(base, layer) for layer in range(first, first + steps))
+        )
+        n, size = y.shape
+        done = kernels["relu stretch"](
+            seeds, steps, y.data_ptr(), norm.data_ptr(), spare.data_ptr(), n, size, value,
+            bound, 0, norms
+        )
+        return None if done < 0 else int(done)
 
     def draw(self, out: torch.Tensor, layer: int) -> None:
         """Fill ``out`` (chunk first, contiguous) with the standard normals of ``layer``."""

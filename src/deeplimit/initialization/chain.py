@@ -52,7 +52,7 @@ from torch import Tensor
 from ..activations import Activation, ReLU
 from ..devices import one_torch_thread
 from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
-from ..rng import BlockStreams, SampleBlocks, group_steps
+from ..rng import BlockStreams, SampleBlocks, group_steps, torch_float32_update
 from . import native
 from .recording import slots_by_step
 from .state import InitialState
@@ -1928,6 +1928,25 @@ class _Normals:
         order, each once, by ``update`` or the other methods alike."""
         return self.fusable and self.streams.fill_update(0, step, y, row, factor, then)
 
+    def stretch(
+        self,
+        step: int,
+        steps: int,
+        y: Tensor,
+        norm: Tensor,
+        spare: Tensor,
+        factor: float,
+        bound: float,
+        norms: int | None,
+    ) -> int | None:
+        """Where ``fusable``: the steps ``step .. step + steps - 1`` of one ReLU input in one
+        compiled call (``rng.BlockStreams.fill_stretch``: ``update`` and the norms' pass at
+        each step, every norm checked against ``bound``): the steps whose norms all passed,
+        or None (nothing drawn) where it does not apply."""
+        if not self.fusable:
+            return None
+        return self.streams.fill_stretch(0, step, steps, y, norm, spare, factor, bound, norms)
+
     def fill_then(self, step: int, factor: tuple[int, list], then: tuple | None) -> int | None:
         """Where ``several``: the numbers of ``step`` drawn into ``memory_for_several()``, the
         several-input kernel ``factor`` (its arguments but the normals) and the norms' pass
@@ -1967,10 +1986,28 @@ class _Normals:
 
 
 # Steps of a stretch of ``_OneReLU`` and numbers of its per-step norms at most; False in
-# ``_STRETCHES``: every chain step by step (the reference the tests compare stretches with).
+# ``_STRETCHES``: every chain step by step (the reference the tests compare stretches with);
+# False in ``_COMPILED_STRETCHES``: a stretch a call per step (``_OneReLU._run_compiled``).
 _STRETCH_STEPS = 64
 _STRETCH_NUMBERS = 2**18
 _STRETCHES = True
+_COMPILED_STRETCHES = True
+
+
+def _stretch_norms(plan: ChainPlan, y: Tensor, draws: _Normals) -> int | None:
+    """Where a stretch of one ReLU input runs in one compiled call (``_Normals.stretch``):
+    the address of the norms' kernel it calls at each step (0 at width 1, where it needs
+    none), else None."""
+    if not (
+        _COMPILED_STRETCHES
+        and draws.fusable
+        and y.numel() >= 16  # as torch draws fewer numbers another way
+        and torch_float32_update() is not None
+    ):
+        return None
+    if plan.width == 1:
+        return 0
+    return native.row_norms_address(y.unsqueeze(0), y[:1])
 
 
 class _OneReLU:
@@ -2008,15 +2045,26 @@ class _OneReLU:
     size or the threads.
     """
 
-    def __init__(self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int) -> None:
+    def __init__(
+        self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int, draws: _Normals
+    ) -> None:
         n, size = plan.width, memory.shape[-1]
         self.width = n
         self.y = memory[0]  # (n, block)
         self.row = self.y[0]  # (block,): the state of width 1
         self.factor = plan.scale / math.sqrt(n)
-        self.length = max(2, min(_STRETCH_STEPS, _STRETCH_NUMBERS // max(1, size)))
-        # norms[i]: ||phi|| after step i of the stretch (norms[0]: at its start)
-        self.norms = torch.empty((self.length + 1, size), dtype=plan.dtype, device=plan.device)
+        # one compiled call a stretch (``_Normals.stretch``), which checks the norms on the
+        # way and keeps only the last: the norms' kernel by address (none needed at width 1)
+        self.address = _stretch_norms(plan, self.y, draws)
+        self.compiled = self.address is not None
+        if self.compiled:
+            self.length = _STRETCH_STEPS
+        else:
+            self.length = max(2, min(_STRETCH_STEPS, _STRETCH_NUMBERS // max(1, size)))
+        # norms[i]: ||phi|| after step i of the stretch (norms[0]: at its start); compiled:
+        # the norms at the start, then the last (norms[0]), and the kernel's spare row
+        rows = 2 if self.compiled else self.length + 1
+        self.norms = torch.empty((rows, size), dtype=plan.dtype, device=plan.device)
         self.rows = list(self.norms.unbind(0))
         self.work = torch.empty_like(self.norms)  # scratch for the checks, like ``norms``
         self.top, self.sign = torch.empty_like(self.rows[0]), torch.empty_like(self.rows[0])
@@ -2038,6 +2086,7 @@ class _OneReLU:
         space: _Workspace,
         numerics: _Numerics,
         observers: Sequence[Observer],
+        draws: _Normals,
     ) -> _OneReLU | None:
         """The stretches of one ReLU input without observers on the CPU, or None."""
         if (
@@ -2048,7 +2097,7 @@ class _OneReLU:
             or not _host_checks(plan.device)
         ):
             return None
-        return cls(plan, memory, space, numerics.bound)
+        return cls(plan, memory, space, numerics.bound, draws)
 
     def ready(self) -> bool:
         """Whether to try the next stretch (False: step by step, after a failure)."""
@@ -2071,9 +2120,11 @@ class _OneReLU:
         at ``step``, where a check fails (see the class docstring)."""
         y, row, factor = self.y, self.row, self.factor
         self.saved.copy_(y)
+        count = last - step
+        if self.compiled:
+            return self._run_compiled(step, count, draws)
         if not self.carried:  # the state was rescaled or run step by step since
             self._norm(self.rows[0])
-        count = last - step
         done = 0
         while done < count:  # the steps of one group of normals at a time
             norm, following = self.rows[done], self.rows[done + 1]
@@ -2093,34 +2144,57 @@ class _OneReLU:
                     self._norm(following)
             done += len(noises)
         self.in_bounds = False
-        if self._checked(count):
+        return self._ended(self._checked(count))
+
+    def _run_compiled(self, step: int, count: int, draws: _Normals) -> bool:
+        """``run`` in one compiled call (``_Normals.stretch``), which checks every norm of the
+        stretch on the way (a step with a norm that fails ends the call) and leaves the last
+        in ``rows[0]``."""
+        if not self.carried and self.width > 1:  # (not read at width 1: relu(y) itself)
+            self._norm(self.rows[0])
+        self.in_bounds = False
+        done = draws.stretch(
+            step + 1, count, self.y, self.rows[0], self.rows[1], self.factor, self.bound,
+            self.address or None,
+        )
+        return self._ended(done == count and self._checked(count, norms=False))
+
+    def _ended(self, passed: bool) -> bool:
+        """The end of a stretch that ``passed`` its checks (its last norm kept: ``carried``),
+        or that did not (the state as it was at its start)."""
+        if passed:
             self.failures = 0
-            self.rows[0].copy_(self.rows[count])
+            if not self.compiled:
+                self.rows[0].copy_(self.rows[self._last])
             self.carried = True
             return True
-        y.copy_(self.saved)
+        self.y.copy_(self.saved)
         self.carried = False
         self.failures += 1
         self.backoff = 2 ** min(self.failures, 10)
         return False
 
-    def _checked(self, count: int) -> bool:
+    def _checked(self, count: int, norms: bool = True) -> bool:
         """The checks of the class docstring, in float arithmetic (comparisons, masks and
-        ``torch.where`` are an order of magnitude slower on the CPU); sets ``in_bounds``."""
+        ``torch.where`` are an order of magnitude slower on the CPU); sets ``in_bounds``.
+        ``norms=False``: the norms were checked on the way (the compiled stretch), the last
+        is in ``rows[0]``."""
+        self._last = count if norms else 0
         low, high = torch.aminmax(self.y)
         low, high = low.item(), high.item()
         if not (math.isfinite(low) and math.isfinite(high)):
             return False
         # x - x^2 / bound is > 0 exactly for x in (0, bound) (x^2 / bound < x there, and it
         # underflows to 0 only where x itself is tiny), 0 for 0 and bound, < 0 above bound
-        norms, scratch = self.norms[: count + 1], self.work[: count + 1]
-        torch.addcmul(norms, norms, norms, value=-1.0 / self.bound, out=scratch)
-        if not float(scratch.max()) <= 0:
-            return False
+        if norms:
+            rows, scratch = self.norms[: count + 1], self.work[: count + 1]
+            torch.addcmul(rows, rows, rows, value=-1.0 / self.bound, out=scratch)
+            if not float(scratch.max()) <= 0:
+                return False
         if self.width > 1:  # relu(y) > 0 wherever y > 0 at width 1: no norm underflows to 0
             # relu(largest entry) where the last norm is 0 (sign 0), 0 where it is positive
             top = torch.amax(self.y, 0, out=self.top).clamp_(min=0)
-            sign = torch.sign(self.rows[count], out=self.sign)
+            sign = torch.sign(self.rows[self._last], out=self.sign)
             if float(torch.addcmul(top, top, sign, value=-1.0, out=sign).max()) > 0:
                 return False
         self.in_bounds = max(-low, high) <= self.largest
@@ -2170,7 +2244,7 @@ def _run_block(
     record(0, view)
     for observer in observers:
         observer.start(context, view)
-    stretches = _OneReLU.make(plan, memory, workspace, numerics, observers)
+    stretches = _OneReLU.make(plan, memory, workspace, numerics, observers, draws)
     recorded = sorted(step for step in slots if step > 0)
 
     def checked_view(step: int) -> LayerView:

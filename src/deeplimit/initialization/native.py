@@ -123,6 +123,13 @@ def _norms_function(memory: Tensor, rows: Tensor, extremes: np.ndarray | None) -
     return function
 
 
+def row_norms_address(memory: Tensor, rows: Tensor) -> int | None:
+    """The address of ``row_norms``' kernel for ``memory`` and ``rows`` (as ``row_norms``
+    takes them; for a compiled call that runs it), or None where it would decline them."""
+    function = _norms_function(memory, rows, None)
+    return None if function is None else ctypes.cast(function, ctypes.c_void_p).value
+
+
 def _extremes_laid_out(extremes: np.ndarray, count: int) -> bool:
     """Whether ``extremes`` is a writable C-contiguous float64 array of ``count`` numbers or
     more, as the kernels write the extremes they read on the way."""
