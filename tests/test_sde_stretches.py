@@ -99,7 +99,10 @@ def _poison(monkeypatch, where: dict[int, tuple[int, float]]):
 def test_a_blowup_inside_a_stretch_is_reported_at_its_step(monkeypatch, stretches, dtype, width):
     """NaN and inf normals at steps 37 and 90 of two paths, inside stretches of 64 steps: the
     error counts the two paths and names step 37; the paths are NaN or inf from their step on,
-    every other path as without the poison, as step by step."""
+    every other path as without the poison, as step by step. (Stretches of a call per step,
+    whose normals ``rng.BlockStreams.fill`` draws: a compiled stretch draws its own, which
+    are never NaN nor inf; it stops at a norm that is, as ``test_torch_normals`` checks.)"""
+    monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
     kwargs = dict(samples=200, y0=[1.0] * width, seed=3, dtype=dtype, steps=150)
     clean = dl.sample_sde(width, "relu", record="all", **kwargs)
     _poison(monkeypatch, {37: (5, math.nan), 90: (8, math.inf)})
@@ -142,19 +145,20 @@ def test_norms_whose_squares_underflow_are_run_again(monkeypatch, stretches, dty
 @pytest.mark.parametrize("width", [1, 2, 10])
 @pytest.mark.parametrize("start", ["plain", "huge", "tiny", "near the bound"])
 @pytest.mark.parametrize("record", ["last", [0.1, 0.5, 0.5, 1.0], [65 / 150, 0.9]], ids=str)
+@pytest.mark.parametrize("groups", ["a step", "16 steps"])
 def test_compiled_stretches_give_the_numbers_of_the_per_step_chain(
-    monkeypatch, stretches, width, start, record
+    monkeypatch, stretches, width, start, record, groups
 ):
-    """float32 stretches in one compiled call each (``_Normals.stretch``: a step a group of
-    normals, several blocks on two threads, chunks of one block) against stretches of a call
-    per step and against the per-step chain: the same numbers to the bit. Starts 2^+-100
-    (rescaled at step 0) and one just above the stretches' bound 2^-32, where paths fall
-    below it inside stretches: the compiled call stops there and the stretch is run again
-    step by step."""
+    """float32 stretches in one compiled call each (``_Normals.stretch``; several blocks on
+    two threads, chunks of one block) against stretches of a call per step and against the
+    per-step chain: the same numbers to the bit, with a stream of normals per step (drawn
+    into the update) or per group of 16 steps (stretches that start inside a group at the
+    recorded steps). Starts 2^+-100 (rescaled at step 0) and one just above the stretches'
+    bound 2^-32, where paths fall below it inside stretches: the compiled call stops there
+    and the stretch is run again step by step (then stretches again, inside a group)."""
     monkeypatch.setattr(rng, "_NUMBERS_PER_BLOCK", 2**9)
-    # a step a group of numbers (a stream of its own: another stream layout), which the
-    # drawing update needs
-    monkeypatch.setattr(rng, "_GROUP_NUMBERS", 16)
+    if groups == "a step":  # a stream of its own per step (another stream layout)
+        monkeypatch.setattr(rng, "_GROUP_NUMBERS", 16)
     calls = []
     stretch = chain._Normals.stretch
 

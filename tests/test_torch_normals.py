@@ -439,11 +439,12 @@ def test_several_inputs_draw_factor_and_norms_in_one_call_with_the_same_numbers(
         assert torch.equal(first.nan_to_num(), second.nan_to_num()), first.shape
 
 
-def _stretch_reference(seeds, y, norm, value, bound):
-    """The steps of ``mt_relu_stretch_f32`` one torch call at a time: randn + addcmul_, then
-    the norms (``clamp`` at width 1, ``native.row_norms`` else): the steps done whose norms
-    all passed, and the state and the norms where the kernel stops (after the last step, or
-    after the step that failed; at the start where the first norms fail)."""
+def _stretch_reference(numbers, y, norm, value, bound):
+    """The steps of ``mt_relu_stretch_f32`` one torch call at a time, with the normals
+    ``numbers`` of each step: addcmul_, then the norms (``clamp`` at width 1,
+    ``native.row_norms`` else): the steps done whose norms all passed, and the state and the
+    norms where the kernel stops (after the last step, or after the step that failed; at the
+    start where the first norms fail)."""
     from deeplimit.initialization import native
 
     n, size = y.shape
@@ -454,8 +455,8 @@ def _stretch_reference(seeds, y, norm, value, bound):
 
     if not passed(norm):
         return 0, y, norm
-    for i, seed in enumerate(seeds):
-        y.addcmul_(norm, _torch_randn(seed, n * size).view(n, size), value=value)
+    for i, z in enumerate(numbers):
+        y.addcmul_(norm, z.view(n, size), value=value)
         norm = torch.empty(size)
         if n == 1:
             torch.clamp(y[0], min=0, out=norm)
@@ -463,32 +464,53 @@ def _stretch_reference(seeds, y, norm, value, bound):
             assert native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
         if not passed(norm):
             return i, y, norm
-    return len(seeds), y, norm
+    return len(numbers), y, norm
 
 
-def _stretch(seeds, y, norm, value, bound, narrow, address):
-    """``mt_relu_stretch_f32`` on copies: the steps done, the state and the last norms."""
+def _layout(seeds, lengths, offset, size):
+    """The numbers of each step of a stretch that starts at step ``offset`` of its first
+    group: group ``g`` is torch.randn of ``lengths[g]`` steps for ``seeds[g]``."""
+    steps = []
+    for seed, length in zip(seeds, lengths, strict=True):
+        steps.extend(_torch_randn(seed, length * size).view(length, size).unbind(0))
+    return steps[offset:]
+
+
+def _stretch(layout, y, norm, value, bound, narrow, address, steps=None):
+    """``mt_relu_stretch_f32`` on copies, for ``layout = (seeds, lengths, offset)``: the steps
+    done, the state and the last norms."""
+    seeds, lengths, offset = layout
+    steps = sum(lengths) - offset if steps is None else steps
     out, first, spare = y.clone(), norm.clone(), torch.empty_like(norm)
+    buffer = torch.empty(max(lengths) * y.numel())
     done = KERNELS["relu stretch"](
-        (ctypes.c_uint64 * len(seeds))(*seeds), len(seeds), out.data_ptr(), first.data_ptr(),
-        spare.data_ptr(), *y.shape, value, bound, narrow, address or None,
+        (ctypes.c_uint64 * len(seeds))(*seeds), (ctypes.c_int64 * len(lengths))(*lengths),
+        offset, steps, buffer.data_ptr(), out.data_ptr(), first.data_ptr(), spare.data_ptr(),
+        *y.shape, value, bound, narrow, address or None,
     )
     return done, out, first
 
 
 @pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
 @pytest.mark.parametrize(("n", "size"), [(1, 16), (1, 37), (1, 5000), (2, 8), (3, 7), (10, 333)])
-def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size):
+@pytest.mark.parametrize("groups", ["one step", "several steps"])
+def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size, groups):
     """``mt_relu_stretch_f32`` against randn + addcmul_ and the norms' pass step by step, at 16
     and 8 lanes, with and without a tail of fewer than 16 numbers, from a start with -0 and
-    +0: the same bits for the state and the last norms, and it stops after the first step
-    with a norm in (0, bound) or not finite (bounds from the reference's own norms: below
-    all, failing at the start, failing at a middle step), with that step's state; a NaN or
-    an infinite entry at the start fails there."""
+    +0, its steps in groups of one (drawn into the update) or of several steps (one stream
+    each, from the second step of the first): the same bits for the state and the last
+    norms, and it stops after the first step with a norm in (0, bound) or not finite (bounds
+    from the reference's own norms: below all, failing at the start, failing at a middle
+    step), with that step's state; a NaN or an infinite entry at the start fails there."""
     from deeplimit.initialization import native
 
     generator = torch.Generator().manual_seed(n * 1000 + size)
-    seeds = [int(s) for s in torch.randint(0, 2**62, (9,), generator=generator)]
+    lengths = [1] * 9 if groups == "one step" else [4, 3, 1, 2]
+    offset = 0 if groups == "one step" else 1
+    seeds = [int(s) for s in torch.randint(0, 2**62, (len(lengths),), generator=generator)]
+    layout = (seeds, lengths, offset)
+    numbers = _layout(seeds, lengths, offset, n * size)
+    assert len(numbers) == 9
     y = torch.randn(n, size, generator=generator)
     y[0, :2] = torch.tensor([-0.0, 0.0])
     norm = torch.empty(size)
@@ -500,29 +522,29 @@ def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size):
     value = 0.3 / (1 + n)
     positive = []  # the smallest positive norm at the start and after each step
     state, last = y.clone(), norm.clone()
-    for seed in [None, *seeds]:
-        if seed is not None:
-            _, state, last = _stretch_reference([seed], state, last, value, 0.0)
+    for z in [None, *numbers]:
+        if z is not None:
+            _, state, last = _stretch_reference([z], state, last, value, 0.0)
         positive.append(float(last[last > 0].min()))
     middle = sorted(positive[1:])[4]  # a bound that some steps fail: the first of them stops
     for bound in (min(positive) / 2, positive[0] * 1.0001, middle):
         failing = [t for t in range(10) if positive[t] < bound]
         expected = 9 if not failing else max(0, failing[0] - 1)
-        done, state, last = _stretch_reference(seeds, y, norm, value, bound)
+        done, state, last = _stretch_reference(numbers, y, norm, value, bound)
         assert done == expected
         if bound == middle and positive[0] >= middle:
             assert 0 <= done < 9
         for narrow in (0, 1):
-            found, out, first = _stretch(seeds, y, norm, value, bound, narrow, address)
+            found, out, first = _stretch(layout, y, norm, value, bound, narrow, address)
             assert found == done, (bound, narrow)
             assert torch.equal(_bits(out), _bits(state)), (bound, narrow)
-            if done == len(seeds):
+            if done == 9:
                 assert torch.equal(_bits(first), _bits(last))
     for count in (1, 2):  # the sign of a zero entry after one and two steps (later: +0)
-        expected = _stretch_reference(seeds[:count], y, norm, value, 0.0)[1]
-        assert torch.equal(_bits(_stretch(seeds[:count], y, norm, value, 0.0, 0, address)[1]),
-                           _bits(expected))
+        expected = _stretch_reference(numbers[:count], y, norm, value, 0.0)[1]
+        found = _stretch(layout, y, norm, value, 0.0, 0, address, steps=count)[1]
+        assert torch.equal(_bits(found), _bits(expected))
     for bad in (float("nan"), float("inf")):
         start, first = y.clone(), norm.clone()
         start[-1, -1] = first[-1] = bad
-        assert _stretch(seeds, start, first, value, 1e-30, 0, address)[0] == 0
+        assert _stretch(layout, start, first, value, 1e-30, 0, address)[0] == 0

@@ -426,45 +426,69 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     return 0;
 }
 
+/* one step of a stretch: the increment of y (n, B) with t1 = `now` (NULL at width 1: relu(y)),
+   the numbers drawn from `seed` in this pass, or (z not NULL) read from z; then, at width > 1,
+   the norms' pass into `next`; returns 1 where a new norm is `outside` bound */
+static int stretch_step(uint64_t seed, const float *z, float *y, const float *now, float *next,
+                        int64_t n, int64_t B, float value, float bound, int wide, void *norms) {
+    int bad = 0;
+    if (z && n == 1) bad = relu_products(y, value, 0, B, z, bound);
+    else if (z) add_products(y, now, value, B, 0, n * B, z);
+    else bad = fill_update(seed, y, n == 1 ? 0 : now, value, n, B, wide, bound);
+    if (n == 1) return bad;
+    ((norms_f32)norms)(y, next, 1, n, B, 1, 0, 0, 0, 0, 0, 0);
+    for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
+    return bad;
+}
+
 /* A stretch of `steps` steps of the chain of one ReLU input in one call (chain._OneReLU), on
-   its samples-last state y (n, B): step i adds the numbers of mt_normal_f32(seeds[i], ., n * B)
-   as mt_normal_addcmul_f32 with t1 the norms ||relu(y)|| of the samples, then computes the new
-   norms: at width 1 relu(y) itself (relu_products, no norms stored), else the norms' pass
-   `norms` (row_norms_f32 by address, as chain._OneReLU._norm calls it) into the other of the
-   two rows `norm` and `spare` (B each); `norm` holds the norms at the start (not read at
-   width 1) and ends with those of the last step done. Every norm of the stretch, the first
-   included, is checked (`outside` bound); the call stops after the first step with a norm
-   outside. Returns the steps done whose norms all passed (steps where all passed; fewer: the
-   state and the norms are those of the step that failed, for the caller to run again), or -1
-   (nothing done) as mt_normal_f32. */
-int64_t mt_relu_stretch_f32(const uint64_t *seeds, int64_t steps, float *y, float *norm,
-                            float *spare, int64_t n, int64_t B, float value, float bound,
-                            int narrow, void *norms) {
-    if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || !supported())
+   its samples-last state y (n, B). The steps' numbers come in groups of steps, each group the
+   numbers of mt_normal_f32(seeds[g], ., lengths[g] * n * B), step after step (rng's stream
+   layout); the stretch starts at step `offset` of its first group. A step adds its numbers
+   as mt_normal_addcmul_f32 with t1 the norms ||relu(y)|| of the samples (a group of one step:
+   drawn into the update, never stored; else the group is drawn into `buffer`, of
+   lengths[g] * n * B numbers at least), then computes the new norms: at width 1 relu(y)
+   itself (relu_products, none stored), else the norms' pass `norms` (row_norms_f32 by
+   address, as chain._OneReLU._norm calls it) into the other of the two rows `norm` and
+   `spare` (B each); `norm` holds the norms at the start (not read at width 1) and ends with
+   those of the last step done. Every norm of the stretch, the first included, is checked
+   (`outside` bound); the call stops after the first step with a norm outside. Returns the
+   steps done whose norms all passed (`steps`: all; fewer: the state is that of the step that
+   failed, for the caller to run again), or -1 (nothing done) as mt_normal_f32. */
+int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
+                            int64_t steps, float *buffer, float *y, float *norm, float *spare,
+                            int64_t n, int64_t B, float value, float bound, int narrow,
+                            void *norms) {
+    if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || offset < 0 ||
+        !supported())
         return -1;
     const int wide = !narrow && has_wide();
+    const int64_t size = n * B;
     int bad = 0;
-    if (n == 1) {
+    if (n == 1)
         for (int64_t b = 0; b < B; b++) bad |= outside(y[b] < 0 ? 0.0f : y[b], bound);
-        if (bad) return 0;
-        for (int64_t i = 0; i < steps; i++)
-            if (fill_update(seeds[i], y, 0, value, 1, B, wide, bound)) return i;
-        for (int64_t b = 0; b < B; b++) norm[b] = y[b] < 0 ? 0.0f : y[b];
-        return steps;
-    }
-    for (int64_t b = 0; b < B; b++) bad |= outside(norm[b], bound);
+    else
+        for (int64_t b = 0; b < B; b++) bad |= outside(norm[b], bound);
     if (bad) return 0;
     float *now = norm, *next = spare;
-    int64_t i = 0;
+    int64_t i = 0, g = 0, at = offset; /* step `at` of group g */
     for (; i < steps && !bad; i++) {
-        fill_update(seeds[i], y, now, value, n, B, wide, 0.0f);
-        ((norms_f32)norms)(y, next, 1, n, B, 1, 0, 0, 0, 0, 0, 0);
-        for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
+        const float *z = 0;
+        if (lengths[g] > 1) {
+            if (!buffer) return -1;
+            if (i == 0 || at == 0) fill(seeds[g], buffer, lengths[g] * size, wide);
+            z = buffer + at * size;
+        }
+        bad = stretch_step(seeds[g], z, y, now, next, n, B, value, bound, wide, norms);
         float *done = now;
         now = next;
         next = done;
+        if (++at == lengths[g]) g++, at = 0;
     }
-    if (now != norm) memcpy(norm, now, (size_t)B * sizeof *norm);
+    if (n == 1)
+        for (int64_t b = 0; b < B; b++) norm[b] = y[b] < 0 ? 0.0f : y[b];
+    else if (now != norm)
+        memcpy(norm, now, (size_t)B * sizeof *norm);
     return bad ? i - 1 : i;
 }
 
@@ -529,11 +553,12 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     return -1;
 }
 
-int64_t mt_relu_stretch_f32(const uint64_t *seeds, int64_t steps, float *y, float *norm,
-                            float *spare, int64_t n, int64_t B, float value, float bound,
-                            int narrow, void *norms) {
-    (void)seeds; (void)steps; (void)y; (void)norm; (void)spare; (void)n; (void)B; (void)value;
-    (void)bound; (void)narrow; (void)norms;
+int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
+                            int64_t steps, float *buffer, float *y, float *norm, float *spare,
+                            int64_t n, int64_t B, float value, float bound, int narrow,
+                            void *norms) {
+    (void)seeds; (void)lengths; (void)offset; (void)steps; (void)buffer; (void)y; (void)norm;
+    (void)spare; (void)n; (void)B; (void)value; (void)bound; (void)narrow; (void)norms;
     return -1;
 }
 

@@ -129,8 +129,9 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     # a stretch of steps of one ReLU input (the drawing update and a norms' pass a step)
     stretch = library.mt_relu_stretch_f32
     stretch.restype = ctypes.c_int64
-    stretch.argtypes = [pointer, ctypes.c_int64, pointer, pointer, pointer, ctypes.c_int64]
-    stretch.argtypes += [ctypes.c_int64, ctypes.c_float, ctypes.c_float, ctypes.c_int, pointer]
+    stretch.argtypes = [pointer, pointer, ctypes.c_int64, ctypes.c_int64, pointer, pointer]
+    stretch.argtypes += [pointer, pointer, ctypes.c_int64, ctypes.c_int64, ctypes.c_float]
+    stretch.argtypes += [ctypes.c_float, ctypes.c_int, pointer]
     kernels["relu stretch"] = stretch
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
@@ -385,28 +386,38 @@ class BlockStreams:
         value: float,
         bound: float,
         norms: int | None,
+        groups: tuple[int, int] = (1, 0),
+        buffer: torch.Tensor | None = None,
     ) -> int | None:
         """The layers ``first .. first + steps - 1`` of one ReLU input in one compiled call
-        (``chain._OneReLU``): at each, ``y.addcmul_(norm, z, value=value)`` as ``fill_update``
-        (``z`` the layer's numbers, never stored) and then the new norms ``||relu(y)||`` of
-        the samples: ``relu(y)`` itself at width 1, else the norms' pass at address ``norms``
-        (``native.row_norms``' float32 kernel, as the chain calls it: ``relu=True``, nothing
-        else) into ``norm`` or ``spare``. ``y`` is the contiguous ``(n, B)`` state, ``norm``
-        and ``spare`` contiguous rows of ``B``: ``norm`` holds the norms at the start (not
-        read at width 1) and ends with the last. Each norm, the first included, is checked:
-        the call stops after a layer with a norm in ``(0, bound)`` or not finite. Returns the
+        (``chain._OneReLU``): at each, ``y.addcmul_(norm, z, value=value)`` with ``z`` the
+        layer's numbers and then the new norms ``||relu(y)||`` of the samples: ``relu(y)``
+        itself at width 1, else the norms' pass at address ``norms`` (``native.row_norms``'
+        float32 kernel, as the chain calls it: ``relu=True``, nothing else) into ``norm`` or
+        ``spare``. ``groups = (G, L)``: the layers are drawn in groups of ``G`` from layer 1
+        on, as ``fill(index, g, out)`` draws a group into ``out`` of ``min(G, L - g + 1)``
+        layers (``group_steps``; ``L`` the last layer); a group of one layer is drawn into
+        the update (as ``fill_update``, never stored), larger ones into ``buffer`` (at least
+        ``G`` layers of numbers). ``y`` is the contiguous ``(n, B)`` state, ``norm`` and
+        ``spare`` contiguous rows of ``B``: ``norm`` holds the norms at the start (not read
+        at width 1) and ends with the last. Each norm, the first included, is checked: the
+        call stops after a layer with a norm in ``(0, bound)`` or not finite. Returns the
         layers done whose norms all passed (``steps``: all; fewer: the state is that of the
-        layer that failed, to be run again by the caller), or None (nothing done) where this
-        does not apply."""
+        layer that failed, to be run again by the caller), or None (nothing done) where
+        this does not apply."""
+        group, last = groups
+        tensors = (y, norm, spare) if group == 1 else (y, norm, spare, buffer)
         if (
             self.device.type != "cpu"
-            or any(t.dtype != torch.float32 or not t.is_contiguous() for t in (y, norm, spare))
-            or any(t.requires_grad for t in (y, norm, spare))
+            or any(t is None or t.dtype != torch.float32 for t in tensors)
+            or not all(t.is_contiguous() and not t.requires_grad for t in tensors)
             or y.dim() != 2
             or norm.shape != y.shape[1:]
             or spare.shape != norm.shape
             or y.numel() < 16
             or steps < 0
+            or group < 1
+            or (group > 1 and buffer.numel() < group * y.numel())  # type: ignore[union-attr]
             or (norms is None and y.shape[0] > 1)
             or torch_float32_update() is None
         ):
@@ -414,13 +425,18 @@ class BlockStreams:
         kernels = _NORMALS.kernels()
         assert kernels is not None  # the update is there
         base = self.bases[index]
-        seeds = (ctypes.c_uint64 * max(1, steps))(
-            *(layer_seed(base, layer) for layer in range(first, first + steps))
+        starts = range(first - (first - 1) % group, first + steps, group) if steps else []
+        if group > 1 and steps and first + steps - 1 > last:
+            return None
+        seeds = (ctypes.c_uint64 * max(1, len(starts)))(*(layer_seed(base, g) for g in starts))
+        lengths = (ctypes.c_int64 * max(1, len(starts)))(
+            *(1 if group == 1 else min(group, last - g + 1) for g in starts)
         )
         n, size = y.shape
         done = kernels["relu stretch"](
-            seeds, steps, y.data_ptr(), norm.data_ptr(), spare.data_ptr(), n, size, value,
-            bound, 0, norms
+            seeds, lengths, (first - 1) % group, steps, None if buffer is None else
+            buffer.data_ptr(), y.data_ptr(), norm.data_ptr(), spare.data_ptr(), n, size, value,
+            bound, 0, norms,
         )
         return None if done < 0 else int(done)
 

@@ -1672,7 +1672,9 @@ def _simulate_blocks(
     paired = plan.dtype in _PAIRED_DTYPES and plan.inputs >= _PAIRED[0]
     if paired and plan.width >= _PAIRED[1] and cores >= 2:
         threads = max(1, min(threads, cores // 2))  # a block and its drawer on each pair
-    ahead = cores >= 2 * threads  # a core to spare for the normals of each running block
+    # a core to spare for the normals of each running block, unless its stretches run in one
+    # compiled call each (a thread that draws ahead has nothing to hand them)
+    ahead = cores >= 2 * threads and not _stretches_in_one_call(plan, observers)
     meter = _Progress(progress, plan.samples * plan.steps)
     failed = threading.Event()
     cpus = _spread_over(threads)
@@ -1851,6 +1853,16 @@ class _Normals:
             and torch.device(plan.device).type == "cpu"
         )
         self.fusable = alone and plan.inputs == 1
+        # one input drawn on this thread in float32 on the CPU, in groups of any size: a
+        # stretch of steps may run in one compiled call (``stretch``)
+        self.stretchable = (
+            count == 1
+            and plan.inputs == 1
+            and plan.method == "law"
+            and plan.dtype == torch.float32
+            and torch.device(plan.device).type == "cpu"
+        )
+        self.held: int | None = None  # the group whose numbers ``buffers[0]`` holds
         # several inputs: a step's numbers may be drawn in the compiled call of its layer
         # (``fill_then``), into the buffer of the step's group
         self.several = alone and plan.inputs > 1
@@ -1894,15 +1906,16 @@ class _Normals:
         """The buffer and the position in it of the numbers of ``step``."""
         offset = (step - 1) % self.group
         number = (step - 1) // self.group
-        if offset == 0:  # a new group: the previous one is used up
-            if self.thread is None:
-                self._fill(self.streams, step, self.buffers[0])
-            else:
-                if step > 1:
-                    self.free.release()
-                self.ready.acquire()
-                if self.error is not None:
-                    raise self.error
+        if self.thread is None:  # (a stretch may have drawn into the buffer: ``stretch``)
+            if self.held != number:
+                self._fill(self.streams, step - offset, self.buffers[0])
+                self.held = number
+        elif offset == 0:  # a new group: the previous one is used up
+            if step > 1:
+                self.free.release()
+            self.ready.acquire()
+            if self.error is not None:
+                raise self.error
         return number % len(self.buffers), offset
 
     def layer(self, step: int) -> Tensor:
@@ -1939,13 +1952,19 @@ class _Normals:
         bound: float,
         norms: int | None,
     ) -> int | None:
-        """Where ``fusable``: the steps ``step .. step + steps - 1`` of one ReLU input in one
-        compiled call (``rng.BlockStreams.fill_stretch``: ``update`` and the norms' pass at
-        each step, every norm checked against ``bound``): the steps whose norms all passed,
-        or None (nothing drawn) where it does not apply."""
-        if not self.fusable:
+        """Where ``stretchable``: the steps ``step .. step + steps - 1`` of one ReLU input in
+        one compiled call (``rng.BlockStreams.fill_stretch``: the increment and the norms'
+        pass at each step, every norm checked against ``bound``; a group of steps drawn into
+        ``buffers[0]``): the steps whose norms all passed, or None (nothing drawn) where it
+        does not apply."""
+        if not self.stretchable:
             return None
-        return self.streams.fill_stretch(0, step, steps, y, norm, spare, factor, bound, norms)
+        if self.group > 1:
+            self.held = None  # the buffer is the stretch's
+        return self.streams.fill_stretch(
+            0, step, steps, y, norm, spare, factor, bound, norms, (self.group, self.steps),
+            self.buffers[0],
+        )
 
     def fill_then(self, step: int, factor: tuple[int, list], then: tuple | None) -> int | None:
         """Where ``several``: the numbers of ``step`` drawn into ``memory_for_several()``, the
@@ -1994,13 +2013,29 @@ _STRETCHES = True
 _COMPILED_STRETCHES = True
 
 
+def _stretches_in_one_call(plan: ChainPlan, observers: Sequence[Observer]) -> bool:
+    """Whether the chain runs in stretches of one compiled call each (``_OneReLU``,
+    ``_Normals.stretch``) where its normals are drawn on the block's own thread."""
+    return (
+        _STRETCHES
+        and _COMPILED_STRETCHES
+        and not observers
+        and plan.inputs == 1
+        and plan.method == "law"
+        and type(plan.activation) is ReLU
+        and plan.dtype == torch.float32
+        and _host_checks(torch.device(plan.device))
+        and torch_float32_update() is not None
+    )
+
+
 def _stretch_norms(plan: ChainPlan, y: Tensor, draws: _Normals) -> int | None:
     """Where a stretch of one ReLU input runs in one compiled call (``_Normals.stretch``):
     the address of the norms' kernel it calls at each step (0 at width 1, where it needs
     none), else None."""
     if not (
         _COMPILED_STRETCHES
-        and draws.fusable
+        and draws.stretchable
         and y.numel() >= 16  # as torch draws fewer numbers another way
         and torch_float32_update() is not None
     ):
