@@ -488,8 +488,9 @@ DEFINE_CORRELATIONS(correlations_f32, float, fabsf, FLT_MAX)
     }
 
 #define DEFINE_WIDTH_ONE(NAME, REAL, ABS)                                                     \
-    void NAME(const REAL *y, long m, long B, REAL *modulus, REAL *relu, REAL *sign,         \
-              int *counts, long ld, const REAL *divisor, REAL *ratio, double *extremes)      \
+    void NAME(const REAL *restrict y, long m, long B, REAL *restrict modulus,              \
+              REAL *restrict relu, REAL *restrict sign, int *restrict counts, long ld,       \
+              const REAL *restrict divisor, REAL *restrict ratio, double *restrict extremes) \
     {                                                                                        \
         REAL low[2][WIDTH_LANES], high[2][WIDTH_LANES];                                      \
         int nan[WIDTH_LANES];                                                                \

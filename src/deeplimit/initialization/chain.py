@@ -2261,7 +2261,10 @@ def _run_block(
         normals = streams.normal(0, 0, (size, n, plan.state.input_dim), plan.dtype)
     memory = torch.empty((k, n, size), dtype=plan.dtype, device=plan.device)
     y = memory.permute(2, 0, 1)  # (size, k, n), samples last in memory
-    y.copy_(plan.state.draw(n, size, normals))
+    if plan.state.kind == "y0":  # Y_0 broadcast along each contiguous row of the memory
+        memory.copy_(plan.state.values.unsqueeze(-1).expand(k, n, size))
+    else:
+        y.copy_(plan.state.draw(n, size, normals))
     draws = _Normals(plan, block, size, ahead)
     workspace = _Workspace(k, n, size, plan.dtype, plan.device)
     workspace.state = memory
