@@ -40,7 +40,7 @@ def _layer(phi, y0, z, scale, compiled, relu=False):
     view = SimpleNamespace(y=y, phi=space.phi, phi_norm=norm, phi_range=(low, high))
     if compiled:
         assert space.native(norm) is not None
-    assert chain._increment_rows_last(space, y, view, noise, scale, relu, compiled)
+    assert chain._increment_rows_last(space, y, view, noise, scale, relu, compiled, True)
     return space.factor()[0].clone(), y.permute(1, 2, 0).clone(), space
 
 
@@ -714,3 +714,42 @@ def test_width_one_correlations_without_norms_are_those_with_the_modulus(dtype):
     assert native.correlations(memory, None, without)
     assert torch.equal(_bits(with_norms), _bits(without))
     assert not native.correlations(torch.ones((3, 2, 203), dtype=dtype), None, without)
+
+
+def test_the_chain_writes_out_only_the_factor_of_the_tiles_it_mends(monkeypatch):
+    """The chain runs the kernel in mode 2 (the factor written out only for the tiles left to
+    the tensor path, which reads it there alone): the same numbers as mode 0, which writes
+    every sample's factor. float32 inputs of a network each (``x``) whose second input is the
+    first plus ~1e-12: residual norms around the floor ``sqrt(tiny) / eps``, so that tiles
+    are left with some samples to factor again and others to keep as the kernel factored
+    them; recorded at every layer, observed with correlations."""
+    left: list[int] = []
+    arguments = native.FactorUpdate.arguments
+
+    def mode(self, phi, y, z, scale, mode, relu, keep=False):
+        return arguments(self, phi, y, z, scale, 0 if keep and mode == 2 else mode, relu)
+
+    run = native.FactorUpdate.run
+
+    def counted(self, *args, **kwargs):
+        tiles = run(self, *args, **kwargs)
+        left.append(tiles)
+        return tiles
+
+    monkeypatch.setattr(native.FactorUpdate, "run", counted)
+    direction = torch.tensor([0.3, -1.0, 0.8, 0.5], dtype=torch.float64)
+    x = torch.stack([direction * 1e-6, direction * 1e-6 + 1e-12, direction.flip(0) * 1e-6])
+    kwargs = dict(samples=700, x=x, dtype=torch.float32, seed=5, on_nonfinite="ignore")
+
+    def results():
+        y = dl.sample_resnet(8, 6, "relu", record="all", **kwargs)
+        observed = dl.observe_resnet(8, 6, "relu", observables=("correlation",), **kwargs)
+        return y, observed.values["correlation"]
+
+    kept = results()
+    assert any(count > 0 for count in left)  # tiles mended
+    monkeypatch.setattr(
+        native.FactorUpdate, "arguments", lambda self, *a: mode(self, *a, keep=True)
+    )
+    for first, second in zip(kept, results(), strict=True):
+        assert torch.equal(first.nan_to_num(), second.nan_to_num())

@@ -297,7 +297,9 @@ def test_normals_drawn_ahead_are_the_same_numbers(monkeypatch, dtype, group_numb
     """One block (a small SDE) with a core to spare draws its normals on a thread of its own,
     groups of steps ahead (40 steps of 2 x 3 x 50 numbers: groups of 16, 16, 8 in two buffers),
     or step by step: the same numbers as drawn in turn, for two inputs (step by step) and one
-    ReLU input (``_OneReLU``'s stretches); an error in a step stops the drawing thread."""
+    ReLU input (``_OneReLU``'s stretches; in float32 compiled stretches draw their own, and
+    draw ahead only as stretches of a call per step); an error in a step stops the drawing
+    thread."""
     from deeplimit import rng
 
     monkeypatch.setattr(rng, "_GROUP_NUMBERS", group_numbers)
@@ -317,8 +319,13 @@ def test_normals_drawn_ahead_are_the_same_numbers(monkeypatch, dtype, group_numb
         monkeypatch.setattr(chain, "_threads", lambda threads=threads: threads)
         runs.append(dl.sample_sde(3, "relu", steps=40, record="all", **kwargs))
         runs.append(dl.sample_sde(6, "relu", steps=40, record=[0.5, 1.0], **one))
-    assert drawn_ahead == [False, False, True, True]
+    compiled = dtype == "float32" and rng.torch_float32_update() is not None
+    assert drawn_ahead == [False, False, True, not compiled]
     assert torch.equal(runs[0], runs[2]) and torch.equal(runs[1], runs[3])
+    if compiled:  # stretches of a call per step: drawn ahead, the same numbers
+        monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
+        again = dl.sample_sde(6, "relu", steps=40, record=[0.5, 1.0], **one)
+        assert drawn_ahead[-1] and torch.equal(again, runs[1])
 
     def failing(t):
         if failing.calls == 20:

@@ -17,7 +17,9 @@
    factor has a diagonal entry the plain norm cannot be trusted for (below sqrt(tiny)/eps or
    not finite, but an exact zero) is left for the tensor path to factor again (deferred):
    mode 0 factors and updates, returning the number of deferred tiles (flagged in
-   `deferred`), mode 1 only updates the flagged tiles with the factor as it is then. With
+   `deferred`), mode 2 does the same but writes out the factor of the deferred tiles only
+   (the chain's: k^2 numbers a sample that nothing else reads, 4x the normals at n = 1, k = 4),
+   mode 1 only updates the flagged tiles with the factor as it is then. With
    `relu`, `phi` points at the state itself and its ReLU is taken on the way (the state of a
    tile is read before that tile is updated), so that phi need not be written out. */
 
@@ -246,7 +248,8 @@
             }                                                                                \
             deferred[tile] = 0;                                                              \
             NAME##_repeated(phi, f, nr, k, n, B, b0, w, root, relu);                         \
-            NAME##_store(factor, f, k, B, b0, w, 0);                                         \
+            if (mode != 2) /* 2: only the factor of the tiles left is kept (for mode 1) */  \
+                NAME##_store(factor, f, k, B, b0, w, 0);                                     \
             if (w == TILE)                                                                   \
                 NAME##_update(z, y, f, sf, k, n, B, b0, TILE, (REAL)scale);                  \
             else                                                                             \

@@ -1343,7 +1343,7 @@ def _drawn_factor_increment(
         return False
     scale = plan.scale / math.sqrt(plan.width)
     noise = draws.memory_for_several()
-    arguments = kernel.arguments(state, state, noise, scale, 0, True)
+    arguments = kernel.arguments(state, state, noise, scale, 2, True)  # (no factor kept)
     del arguments[2]  # the normals: the buffer the call draws into
     bound, then = _next_norms(plan, space, state, step, numerics, y)
     left = draws.fill_then(step, (kernel.address, arguments), then)
@@ -1366,12 +1366,15 @@ def _increment_rows_last(
     scale: float,
     relu: bool,
     compiled: bool = True,
+    keep_factor: bool = False,
 ) -> bool:
     """The increment of several inputs stored samples-last (the CPU chain): ``y_a += scale
     C[a, b] z_b``, column ``b`` on the rows ``a >= b``, ``C`` the factor of ``view.phi``; by
     the compiled kernel where it loads (``native.py``; ``compiled=False``: never), which takes
     a ReLU's ``phi`` from ``y`` on the way, else by tensor operations
-    (``_factor_rows_last``). False where the state or the noise is not stored samples-last."""
+    (``_factor_rows_last``). False where the state or the noise is not stored samples-last.
+    The compiled kernel leaves ``space.factor()`` as it was but for the samples it left to
+    the tensor path, unless ``keep_factor`` (the tests compare the factors)."""
     state, normals = space.memory(y), space.memory(noise)
     if state is None or normals is None:
         return False
@@ -1381,7 +1384,7 @@ def _increment_rows_last(
         source = state if relu and view.y is y else space.memory(view.phi)
         if source is not None:
             relu = source is state
-            if kernel.run(source, state, normals, scale, relu):
+            if kernel.run(source, state, normals, scale, relu, keep_factor):
                 _mend_factor(source, relu, phi_norm, space, kernel)
                 kernel.finish(state, normals, scale)
             return True

@@ -439,7 +439,8 @@ class FactorUpdate:
     relu)`` factors ``phi`` (with ``relu``: ``phi`` is the state ``y`` itself and its ReLU is
     taken on the way) and updates ``y``, returning the number of tiles it left for the tensor
     path (their samples' factor needs care, see the C source); ``finish(y, z, scale)`` then
-    updates those tiles with the factor as mended."""
+    updates those tiles with the factor as mended. The chain passes ``keep=False`` (mode 2):
+    only the left tiles' factor is written to ``factor``, which it reads for those alone."""
 
     def __init__(self, function: Any, shape: tuple[int, int, int], norms: Tensor, factor: Tensor):
         k, n, size = shape
@@ -517,8 +518,12 @@ class FactorUpdate:
             int(relu),
         ]
 
-    def run(self, phi: Tensor, y: Tensor, z: Tensor, scale: float, relu: bool = False) -> int:
-        return self._call(phi, y, z, scale, 0, relu)
+    def run(
+        self, phi: Tensor, y: Tensor, z: Tensor, scale: float, relu: bool = False, keep: bool = True
+    ) -> int:
+        """``keep=False``: the factor is written out only for the tiles left (the ones
+        ``finish`` reads), not for every sample (mode 2 of the C source)."""
+        return self._call(phi, y, z, scale, 0 if keep else 2, relu)
 
     def finish(self, y: Tensor, z: Tensor, scale: float) -> None:
         self._call(y, y, z, scale, 1, False)
