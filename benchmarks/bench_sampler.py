@@ -17,7 +17,10 @@ consumed per second) of
 
 and the ratios ``deeplimit / loop`` (target >= 1), ``deeplimit / normals`` (target >= 0.8 at
 n >= 16, >= 0.6 at n = 4) and ``observe / sample``: the time of ``observe_resnet`` streaming
-every observable at every layer over the time of sampling alone (target <= 1.5). The
+every observable at every layer over the time of sampling alone (target <= 1.5), beside
+``results`` (the bytes its results take) and ``floor``: 1 + the time of writing as many bytes
+of memory already mapped on all the threads over the time of sampling, the least
+``observe / sample`` any observer returning those results could reach. The
 measurements of one row are interleaved and each is the median of ``--repeat`` runs, so that
 load from other processes hits all of them alike; each call starts after ``REST`` seconds of
 rest (busy by default: ``--rest``), in an order that changes from trial to trial (the
@@ -287,6 +290,44 @@ def normal_rate(dtype: torch.dtype, repeat: int) -> tuple[Callable[[int], float]
     return drawers[best], best
 
 
+def result_bytes(result) -> int:
+    """The bytes of the tensors an ``observe_resnet`` result holds."""
+    return sum(
+        value.numel() * value.element_size()
+        for value in result.values.values()
+        if isinstance(value, torch.Tensor)
+    )
+
+
+class ResultsWriter:
+    """Writes ``size`` bytes of memory already mapped (a buffer kept for the run) on all the
+    threads, a part each, as the observers write their results from the block threads: the
+    least time any observer that returns results of that size can take beyond sampling."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.threads = max(1, torch.get_num_threads())
+        self.buffer = torch.zeros(max(1, size // 4), dtype=torch.float32)
+        self.parts = self.buffer.chunk(self.threads)
+        self.value = 0.0
+
+    def __call__(self, trial: int) -> None:
+        self.value += 1.0
+        workers = [
+            threading.Thread(target=part.fill_, args=(self.value,)) for part in self.parts[1:]
+        ]
+        for worker in workers:
+            worker.start()
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self.parts[0].fill_(self.value)
+        finally:
+            torch.set_num_threads(previous)
+        for worker in workers:
+            worker.join()
+
+
 def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe, normals):
     samples = max(1, numbers // (inputs * width))
     depth = max(2, steps // samples // inputs // width)
@@ -307,13 +348,16 @@ def bench_row(width, inputs, dtype, numbers, steps, repeat, device, observe, nor
         calls["observe"] = lambda t: dl.observe_resnet(
             width, depth, "relu", seed=t + 1, observables=names, layers="all", **kwargs
         )
+        if device == "cpu":  # writing as many bytes as the results take: observing's floor
+            calls["results"] = ResultsWriter(result_bytes(calls["observe"](0)))
     medians, _ = interleaved(calls, repeat, device)
     work = samples * inputs * width
     rates = {name: work * depth / seconds for name, seconds in medians.items()}
     rates["loop"] = work * loop_depth / medians["loop"]
     if normals is not None:
         rates["normals"] = normals.drawn(work * depth) / medians["normals"]
-    return samples, depth, rates, medians
+    results = calls["results"].size if "results" in calls else 0  # type: ignore[attr-defined]
+    return samples, depth, rates, medians, results
 
 
 def legacy_numpy(repeat: int, device: str, dtype: torch.dtype) -> None:
@@ -503,7 +547,8 @@ def main() -> None:
     )
     header = (
         f"{'dtype':>7} {'n':>4} {'k':>2} {'samples':>7} {'L':>5} {'deeplimit':>10} "
-        f"{'loop':>9} {'normals':>9} {'vs loop':>8} {'vs normals':>10} {'observe/sample':>14} load"
+        f"{'loop':>9} {'normals':>9} {'vs loop':>8} {'vs normals':>10} {'observe/sample':>14} "
+        f"{'results':>8} {'floor':>6} load"
     )
     for dtype in dtypes:
         normals, limit_name = normal_rate(dtype, repeat) if args.device == "cpu" else (None, "")
@@ -512,7 +557,7 @@ def main() -> None:
         print(header)
         for inputs in (1, SEVERAL):
             for width in [int(width) for width in args.widths.split(",")]:
-                samples, depth, rates, medians = bench_row(
+                samples, depth, rates, medians, results = bench_row(
                     width,
                     inputs,
                     dtype,
@@ -529,6 +574,13 @@ def main() -> None:
                     if "observe" in medians
                     else f"{'-':>14}"
                 )
+                # the results' size and the least observe / sample that writing them allows
+                if "results" in medians:
+                    size = f"{results / 2**20:.1f}MB"
+                    floor = 1 + medians["results"] / medians["deeplimit"]
+                    observe += f" {size:>8} {floor:>5.2f}x"
+                else:
+                    observe += f" {'-':>8} {'-':>6}"
                 print(
                     f"{name:>7} {width:>4} {inputs:>2} {samples:>7} {depth:>5} "
                     f"{rates['deeplimit']:>10.3e} {rates['loop']:>9.3e} {limit:>9.3e} "

@@ -484,9 +484,19 @@ def _stretch(layout, y, norm, value, bound, narrow, address, steps=None):
     out, first, spare = y.clone(), norm.clone(), torch.empty_like(norm)
     buffer = torch.empty(max(lengths) * y.numel())
     done = KERNELS["relu stretch"](
-        (ctypes.c_uint64 * len(seeds))(*seeds), (ctypes.c_int64 * len(lengths))(*lengths),
-        offset, steps, buffer.data_ptr(), out.data_ptr(), first.data_ptr(), spare.data_ptr(),
-        *y.shape, value, bound, narrow, address or None,
+        (ctypes.c_uint64 * len(seeds))(*seeds),
+        (ctypes.c_int64 * len(lengths))(*lengths),
+        offset,
+        steps,
+        buffer.data_ptr(),
+        out.data_ptr(),
+        first.data_ptr(),
+        spare.data_ptr(),
+        *y.shape,
+        value,
+        bound,
+        narrow,
+        address or None,
     )
     return done, out, first
 

@@ -434,9 +434,20 @@ class BlockStreams:
         )
         n, size = y.shape
         done = kernels["relu stretch"](
-            seeds, lengths, (first - 1) % group, steps, None if buffer is None else
-            buffer.data_ptr(), y.data_ptr(), norm.data_ptr(), spare.data_ptr(), n, size, value,
-            bound, 0, norms,
+            seeds,
+            lengths,
+            (first - 1) % group,
+            steps,
+            None if buffer is None else buffer.data_ptr(),
+            y.data_ptr(),
+            norm.data_ptr(),
+            spare.data_ptr(),
+            n,
+            size,
+            value,
+            bound,
+            0,
+            norms,
         )
         return None if done < 0 else int(done)
 

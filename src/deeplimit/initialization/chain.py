@@ -1965,7 +1965,16 @@ class _Normals:
         if self.group > 1:
             self.held = None  # the buffer is the stretch's
         return self.streams.fill_stretch(
-            0, step, steps, y, norm, spare, factor, bound, norms, (self.group, self.steps),
+            0,
+            step,
+            steps,
+            y,
+            norm,
+            spare,
+            factor,
+            bound,
+            norms,
+            (self.group, self.steps),
             self.buffers[0],
         )
 
@@ -2192,7 +2201,13 @@ class _OneReLU:
             self._norm(self.rows[0])
         self.in_bounds = False
         done = draws.stretch(
-            step + 1, count, self.y, self.rows[0], self.rows[1], self.factor, self.bound,
+            step + 1,
+            count,
+            self.y,
+            self.rows[0],
+            self.rows[1],
+            self.factor,
+            self.bound,
             self.address or None,
         )
         return self._ended(done == count and self._checked(count, norms=False))
