@@ -558,3 +558,19 @@ def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size, groups):
         start, first = y.clone(), norm.clone()
         start[-1, -1] = first[-1] = bad
         assert _stretch(layout, start, first, value, 1e-30, 0, address)[0] == 0
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
+    """-1 and nothing done for an offset past the first group or a group of no steps (the
+    caller's layout is wrong), as for a t1 of NULL in the drawing update."""
+    from deeplimit.initialization import native
+
+    y, norm = torch.randn(2, 40), torch.ones(40)
+    address = native.row_norms_address(y.unsqueeze(0), norm.unsqueeze(0))
+    for lengths, offset in (([3, 3], 3), ([2, 0, 4], 1), ([1], 1)):
+        layout = ([5] * len(lengths), lengths, offset)
+        done, out, _ = _stretch(layout, y, norm, 0.1, 1e-9, 0, address, steps=3)
+        assert done == -1 and torch.equal(out, y)  # the state untouched
+    assert _stretch(([5, 5], [3, 3], 2), y, norm, 0.1, 1e-9, 0, address, steps=3)[0] == 3
+    assert UPDATE(5, y.data_ptr(), None, 0.1, 2, 40, 0) == -1

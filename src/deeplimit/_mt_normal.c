@@ -329,7 +329,7 @@ static void add_products(float *y, const float *t1, float value, int64_t cols, i
 }
 
 /* the check of a stretch's norms (chain._OneReLU._checked): 1 where x lies in (0, bound) or is
-   not finite (NaN, inf): a norm that the per-step path would look at (the norms are >= 0) */
+   NaN or +inf: a norm that the per-step path would look at (norms are >= 0 or NaN) */
 static inline int outside(float x, float bound) {
     return !(x <= 0.0f || (x >= bound && x <= FLT_MAX));
 }
@@ -403,7 +403,7 @@ int64_t mt_normal_f32(uint64_t seed, float *out, int64_t size, int narrow) {
    Returns 0, or -1 (nothing done) as mt_normal_f32. */
 int64_t mt_normal_addcmul_f32(uint64_t seed, float *y, const float *t1, float value,
                               int64_t rows, int64_t cols, int narrow) {
-    if (rows < 0 || cols <= 0 || rows * cols < 16 || !supported()) return -1;
+    if (rows < 0 || cols <= 0 || rows * cols < 16 || !t1 || !supported()) return -1;
     fill_update(seed, y, t1, value, rows, cols, !narrow && has_wide(), 0.0f);
     return 0;
 }
@@ -451,10 +451,12 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
    itself (relu_products, none stored), else the norms' pass `norms` (row_norms_f32 by
    address, as chain._OneReLU._norm calls it) into the other of the two rows `norm` and
    `spare` (B each); `norm` holds the norms at the start (not read at width 1) and ends with
-   those of the last step done. Every norm of the stretch, the first included, is checked
-   (`outside` bound); the call stops after the first step with a norm outside. Returns the
-   steps done whose norms all passed (`steps`: all; fewer: the state is that of the step that
-   failed, for the caller to run again), or -1 (nothing done) as mt_normal_f32. */
+   those of the last step done (not written where the first norms fail). Every norm of the
+   stretch, the first included, is checked (`outside` bound); the call stops after the first
+   step with a norm outside. Returns the steps done whose norms all passed (`steps`: all;
+   fewer: the state is that of the step that failed, for the caller to run again), or -1
+   (nothing done) as mt_normal_f32, or where the groups do not hold the steps (a length below
+   1, an offset past the first group). */
 int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
                             int64_t steps, float *buffer, float *y, float *norm, float *spare,
                             int64_t n, int64_t B, float value, float bound, int narrow,
@@ -462,6 +464,10 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || offset < 0 ||
         !supported())
         return -1;
+    for (int64_t left = steps, g = 0, at = offset; left > 0; g++, at = 0) {
+        if (lengths[g] < 1 || at >= lengths[g]) return -1;
+        left -= lengths[g] - at < left ? lengths[g] - at : left;
+    }
     const int wide = !narrow && has_wide();
     const int64_t size = n * B;
     int bad = 0;

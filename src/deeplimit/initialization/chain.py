@@ -1828,9 +1828,10 @@ class _Normals:
     stream layout (``rng``: ``group_steps`` steps a ``BlockStreams.fill``). ``layer(step)`` is
     the noise of ``step`` as ``(block, k, n)`` (samples last in memory); ``planes_from(step)``
     the same numbers as the memory ``(n, block)`` of one input, with those of the following
-    steps of the group; steps are asked for in order, from 1, each once. ``again(step)`` draws
-    the numbers of a step again, in a buffer of its own (for a stretch of steps run a second
-    time, ``_OneReLU``).
+    steps of the group; steps are asked for in order, from 1, each once (by these methods,
+    ``update``, ``fill_then`` and ``stretch`` alike; without a drawing thread a group is drawn
+    again where a stretch drew over its buffer). ``again(step)`` draws the numbers of a step
+    again, in a buffer of its own (for a stretch of steps run a second time, ``_OneReLU``).
 
     With ``ahead`` a thread of its own draws the groups ahead of the chain into two buffers in
     turn (a handoff per group): where the machine has a core to spare (a run of fewer blocks
@@ -1865,7 +1866,9 @@ class _Normals:
             and plan.dtype == torch.float32
             and torch.device(plan.device).type == "cpu"
         )
-        self.held: int | None = None  # the group whose numbers ``buffers[0]`` holds
+        # without a drawing thread: the group whose numbers ``buffers[0]`` holds (a stretch
+        # or ``fill_then`` may draw over it)
+        self.held: int | None = None
         # several inputs: a step's numbers may be drawn in the compiled call of its layer
         # (``fill_then``), into the buffer of the step's group
         self.several = alone and plan.inputs > 1
@@ -2111,6 +2114,7 @@ class _OneReLU:
         # norms[i]: ||phi|| after step i of the stretch (norms[0]: at its start); compiled:
         # the norms at the start, then the last (norms[0]), and the kernel's spare row
         rows = 2 if self.compiled else self.length + 1
+        self._last = 0  # the row of the last norms of the stretch (``_checked``)
         self.norms = torch.empty((rows, size), dtype=plan.dtype, device=plan.device)
         self.rows = list(self.norms.unbind(0))
         self.work = torch.empty_like(self.norms)  # scratch for the checks, like ``norms``
