@@ -753,3 +753,101 @@ def test_the_chain_writes_out_only_the_factor_of_the_tiles_it_mends(monkeypatch)
     )
     for first, second in zip(kept, results(), strict=True):
         assert torch.equal(first.nan_to_num(), second.nan_to_num())
+
+
+def _stretch_steps(numbers, y, norm, value, bound):
+    """The steps of ``relu_stretch`` one torch call at a time: addcmul_, then the norms
+    (``clamp`` at width 1, ``row_norms`` wider): the steps done whose norms all passed, and
+    the state and the norms where the kernel stops."""
+    n, size = y.shape
+    y, norm = y.clone(), (y[0].clamp(min=0) if n == 1 else norm.clone())
+
+    def passed(x: torch.Tensor) -> bool:
+        return bool(((x <= 0) | ((x >= bound) & torch.isfinite(x))).all())
+
+    if not passed(norm):
+        return 0, y, norm
+    for i, z in enumerate(numbers):
+        y.addcmul_(norm, z, value=value)
+        norm = torch.empty(size, dtype=y.dtype)
+        if n == 1:
+            torch.clamp(y[0], min=0, out=norm)
+        else:
+            assert native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
+        if not passed(norm):
+            return i, y, norm
+    return len(numbers), y, norm
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "size"), [(1, 5), (1, 37), (1, 5000), (2, 8), (3, 7), (10, 333)])
+def test_a_stretch_of_a_group_of_normals_is_its_steps_one_call_at_a_time(dtype, n, size):
+    """``native.relu_stretch`` (the steps of a group of normals in one call) against
+    ``addcmul_`` and the norms step by step: the same bits for the state (the sign of a zero
+    after one and two steps included) and the last norms, and it stops after the first step
+    with a norm in (0, bound) or not finite (bounds from the reference's own norms: below
+    all, failing at the start, failing at a middle step), with that step's state; a NaN or
+    an infinite entry at the start fails there."""
+    function = native.relu_stretch(dtype)
+    assert function is not None  # the kernel gave torch's bits on its check steps
+    generator = torch.Generator().manual_seed(n * 1000 + size)
+    z = torch.randn(9, n, size, generator=generator, dtype=dtype)
+    y = torch.randn(n, size, generator=generator, dtype=dtype)
+    y[0, :2] = torch.tensor([-0.0, 0.0], dtype=dtype)
+    norm = torch.empty(size, dtype=dtype)
+    if n == 1:
+        torch.clamp(y[0], min=0, out=norm)
+    else:
+        native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
+    value = 0.3 / (1 + n)
+
+    def kernel(start, first, bound, steps=9):
+        out, last, spare = start.clone(), first.clone(), torch.empty_like(first)
+        done = function(
+            z.data_ptr(),
+            steps,
+            out.data_ptr(),
+            last.data_ptr(),
+            spare.data_ptr(),
+            n,
+            size,
+            value,
+            bound,
+        )
+        return done, out, last
+
+    positive = []  # the smallest positive norm at the start and after each step
+    state, last = y.clone(), norm.clone()
+    for step in [None, *z]:
+        if step is not None:
+            _, state, last = _stretch_steps([step], state, last, value, 0.0)
+        positive.append(float(last[last > 0].min()))
+    middle = sorted(positive[1:])[4]
+    for bound in (min(positive) / 2, positive[0] * 1.0001, middle):
+        done, state, last = _stretch_steps(list(z), y, norm, value, bound)
+        found, out, first = kernel(y, norm, bound)
+        assert found == done, bound
+        assert torch.equal(out, state) and torch.equal(out.signbit(), state.signbit()), bound
+        if done == 9:
+            assert torch.equal(first, last)
+    for count in (1, 2):  # the sign of a zero entry after one and two steps (later: +0)
+        expected = _stretch_steps(list(z[:count]), y, norm, value, 0.0)[1]
+        assert torch.equal(kernel(y, norm, 0.0, count)[1].signbit(), expected.signbit())
+    for bad in (float("nan"), float("inf")):
+        start, first = y.clone(), norm.clone()
+        start[-1, -1] = first[-1] = bad
+        assert kernel(start, first, 1e-30)[0] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_stretch_check_catches_a_kernel_off_by_a_rounding(dtype):
+    """``native.relu_stretch`` is used only after it gave torch's bits on its check steps: a
+    kernel whose increment is off by a relative 1e-7 (float64) or 1e-5 (float32) is caught."""
+    real = native.kernels()[("relu stretch", dtype)]
+    assert native._stretch_differs(real, dtype) is None
+    off = 1 + (1e-7 if dtype == torch.float64 else 1e-5)
+
+    def wrong(*args):
+        return real(*args[:7], args[7] * off, args[8])
+
+    assert "differs" in native._stretch_differs(wrong, dtype)

@@ -18,6 +18,27 @@ from deeplimit import rng
 from deeplimit.initialization import chain
 
 
+def _stretch_kind(monkeypatch, kind: str) -> list[str]:
+    """Stretches in one compiled call each where they can (``default``: drawing in the call in
+    float32, else a call per group of normals), in a call per group of normals (``grouped``:
+    ``native.relu_stretch``), or in torch calls step by step (``torch``); returns the list
+    of the ways the stretches then ran (``compiled``, ``grouped``), appended to as they run."""
+    if kind in ("grouped", "torch"):
+        monkeypatch.setattr(chain, "_stretch_norms", lambda *args: None)
+    if kind == "torch":
+        monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
+    ran: list[str] = []
+    for way in ("compiled", "grouped"):
+        method = getattr(chain._OneReLU, f"_run_{way}")
+
+        def counted(self, *args, method=method, way=way):
+            ran.append(way)
+            return method(self, *args)
+
+        monkeypatch.setattr(chain._OneReLU, f"_run_{way}", counted)
+    return ran
+
+
 @pytest.fixture
 def stretches(monkeypatch):
     """Counts the stretches that passed their checks and those run again step by step."""
@@ -45,8 +66,9 @@ def _per_step(monkeypatch, call):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("width", [1, 2, 10])
 @pytest.mark.parametrize("record", ["last", "all", [0.1, 0.5, 0.5, 1.0], [65 / 150, 0.9]], ids=str)
+@pytest.mark.parametrize("kind", ["default", "grouped", "torch"])
 def test_stretches_give_the_numbers_of_the_per_step_chain(
-    monkeypatch, stretches, dtype, width, record
+    monkeypatch, stretches, dtype, width, record, kind
 ):
     """Several blocks (blocks of about 2^9 numbers a step), on two threads and in chunks of one
     block, against one thread and one chunk step by step; inputs 2^+-100 times larger or
@@ -55,6 +77,7 @@ def test_stretches_give_the_numbers_of_the_per_step_chain(
     step 65 makes a step after a stretch of 64 that has skipped the per-step checks; 0.9,
     steps after the last recorded one."""
     monkeypatch.setattr(rng, "_NUMBERS_PER_BLOCK", 2**9)
+    ran = _stretch_kind(monkeypatch, kind)
     y0 = torch.linspace(1.0, -0.45, width, dtype=torch.float64)  # no entry near 0
     samples = 3 * rng.block_size_for(width) + 5
     kwargs = dict(samples=samples, seed=7, dtype=dtype, record=record)
@@ -65,6 +88,12 @@ def test_stretches_give_the_numbers_of_the_per_step_chain(
     monkeypatch.setattr(chain, "_threads", lambda: 2)
     fast = sde(chunk_size=1)
     assert (stretches["passed"] > 0) == (record != "all")  # "all": a step is a stretch
+    expected = {"torch": set(), "grouped": {"grouped"}}.get(kind)
+    if expected is None:  # default: drawn in the call in float32 (not in a block of < 16)
+        expected = {"compiled" if dtype == "float32" else "grouped"}
+    if record == "all":
+        expected = set()
+    assert expected <= set(ran) <= expected | ({"grouped"} if expected else set())
     monkeypatch.setattr(chain, "_threads", lambda: 1)
     slow = _per_step(monkeypatch, sde)
     assert torch.equal(fast, slow)
@@ -96,13 +125,17 @@ def _poison(monkeypatch, where: dict[int, tuple[int, float]]):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("width", [1, 10])
-def test_a_blowup_inside_a_stretch_is_reported_at_its_step(monkeypatch, stretches, dtype, width):
+@pytest.mark.parametrize("kind", ["grouped", "torch"])
+def test_a_blowup_inside_a_stretch_is_reported_at_its_step(
+    monkeypatch, stretches, dtype, width, kind
+):
     """NaN and inf normals at steps 37 and 90 of two paths, inside stretches of 64 steps: the
     error counts the two paths and names step 37; the paths are NaN or inf from their step on,
-    every other path as without the poison, as step by step. (Stretches of a call per step,
-    whose normals ``rng.BlockStreams.fill`` draws: a compiled stretch draws its own, which
-    are never NaN nor inf; it stops at a norm that is, as ``test_torch_normals`` checks.)"""
-    monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
+    every other path as without the poison, as step by step. (Stretches whose normals
+    ``rng.BlockStreams.fill`` draws: a stretch that draws its own in the compiled call gets
+    numbers that are never NaN nor inf, and stops at a norm that is, as
+    ``test_torch_normals`` checks.)"""
+    ran = _stretch_kind(monkeypatch, kind)
     kwargs = dict(samples=200, y0=[1.0] * width, seed=3, dtype=dtype, steps=150)
     clean = dl.sample_sde(width, "relu", record="all", **kwargs)
     _poison(monkeypatch, {37: (5, math.nan), 90: (8, math.inf)})
@@ -110,6 +143,7 @@ def test_a_blowup_inside_a_stretch_is_reported_at_its_step(monkeypatch, stretche
         dl.sample_sde(width, "relu", **kwargs)
     assert (info.value.paths, info.value.total, info.value.first_layer) == (2, 200, 37)
     assert stretches["again"] > 0
+    assert set(ran) == ({"grouped"} if kind == "grouped" else set())
     ignore = dict(kwargs, record="all", on_nonfinite="ignore")
     paths = dl.sample_sde(width, "relu", **ignore)
     finite = torch.isfinite(paths).all(-1)  # (samples, times)

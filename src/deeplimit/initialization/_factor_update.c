@@ -532,3 +532,62 @@ DEFINE_CORRELATIONS(correlations_f32, float, fabsf, FLT_MAX)
 
 DEFINE_WIDTH_ONE(width_one_f64, double, fabs)
 DEFINE_WIDTH_ONE(width_one_f32, float, fabsf)
+
+/* A stretch of `steps` steps of the chain of one ReLU input (chain._OneReLU) on its
+   samples-last state y (n, B), with the normals of each step read from z (steps planes of
+   n B numbers, one after the other: a group of the block's buffer): at step i,
+   y += value * ||relu(y)|| z_i with the rounding of torch's y.addcmul_(norm, z_i, value) on
+   these layouts on an FMA machine, fma(value * norm, z, y) (compared with torch at first use:
+   native.relu_stretch), then the new norms: at width 1 relu(y) itself (torch.clamp's bits,
+   NaN and -0 kept; none stored), else row_norms' sums (the function the per-step path calls)
+   into the other of the rows `norm` and `spare` (B each). `norm` holds the norms at the start
+   (not read at width 1) and ends with the last (not written where the first norms fail).
+   Every norm, the first included, is checked: one in (0, bound), NaN or +inf stops the call
+   after its step. Returns the steps done whose norms all passed (`steps`: all). */
+#define STRETCH_OUTSIDE(x, bound, LARGEST) (!((x) <= 0 || ((x) >= (bound) && (x) <= (LARGEST))))
+
+#define DEFINE_STRETCH(NAME, REAL, FMA, NORMS, LARGEST)                                       \
+    long NAME(const REAL *z, long steps, REAL *y, REAL *norm, REAL *spare, long n, long B,   \
+              double value, double bound)                                                    \
+    {                                                                                        \
+        const REAL v = (REAL)value, edge = (REAL)bound;                                      \
+        int bad = 0;                                                                         \
+        if (n == 1)                                                                          \
+            for (long b = 0; b < B; b++)                                                     \
+                bad |= STRETCH_OUTSIDE(y[b] < 0 ? (REAL)0 : y[b], edge, LARGEST);            \
+        else                                                                                 \
+            for (long b = 0; b < B; b++) bad |= STRETCH_OUTSIDE(norm[b], edge, LARGEST);     \
+        if (bad) return 0;                                                                   \
+        REAL *now = norm, *next = spare;                                                     \
+        long i = 0;                                                                          \
+        for (; i < steps && !bad; i++) {                                                     \
+            const REAL *restrict zi = z + i * n * B;                                         \
+            if (n == 1) {                                                                    \
+                for (long b = 0; b < B; b++) {                                               \
+                    const REAL r = y[b], t = r < 0 ? (REAL)0 : r;                            \
+                    const REAL w = FMA(v * t, zi[b], r);                                     \
+                    y[b] = w;                                                                \
+                    bad |= STRETCH_OUTSIDE(w < 0 ? (REAL)0 : w, edge, LARGEST);              \
+                }                                                                            \
+                continue;                                                                    \
+            }                                                                                \
+            for (long t = 0; t < n; t++) {                                                   \
+                REAL *restrict row = y + t * B;                                              \
+                const REAL *restrict zr = zi + t * B, *restrict scale = now;                 \
+                for (long b = 0; b < B; b++) row[b] = FMA(v * scale[b], zr[b], row[b]);      \
+            }                                                                                \
+            NORMS(y, next, 1, n, B, 1, 0, 0, 0, 0, 0, 0);                                    \
+            for (long b = 0; b < B; b++) bad |= STRETCH_OUTSIDE(next[b], edge, LARGEST);     \
+            REAL *done = now;                                                                \
+            now = next;                                                                      \
+            next = done;                                                                     \
+        }                                                                                    \
+        if (n == 1)                                                                          \
+            for (long b = 0; b < B; b++) norm[b] = y[b] < 0 ? (REAL)0 : y[b];                \
+        else if (now != norm)                                                                \
+            for (long b = 0; b < B; b++) norm[b] = now[b];                                   \
+        return bad ? i - 1 : i;                                                              \
+    }
+
+DEFINE_STRETCH(relu_stretch_f64, double, fma, row_norms_f64, DBL_MAX)
+DEFINE_STRETCH(relu_stretch_f32, float, fmaf, row_norms_f32, FLT_MAX)

@@ -2107,13 +2107,18 @@ class _OneReLU:
         # way and keeps only the last: the norms' kernel by address (none needed at width 1)
         self.address = _stretch_norms(plan, self.y, draws)
         self.compiled = self.address is not None
-        if self.compiled:
+        # else the steps of each group of normals in one compiled call (the increment, the
+        # norms and their checks: ``_run_grouped``), where that kernel gives torch's bits
+        self.grouped = None
+        if not self.compiled and _COMPILED_STRETCHES and self.y.numel() > 0:
+            self.grouped = native.relu_stretch(plan.dtype)
+        if self.compiled or self.grouped is not None:
             self.length = _STRETCH_STEPS
         else:
             self.length = max(2, min(_STRETCH_STEPS, _STRETCH_NUMBERS // max(1, size)))
         # norms[i]: ||phi|| after step i of the stretch (norms[0]: at its start); compiled:
         # the norms at the start, then the last (norms[0]), and the kernel's spare row
-        rows = 2 if self.compiled else self.length + 1
+        rows = 2 if self.compiled or self.grouped is not None else self.length + 1
         self._last = 0  # the row of the last norms of the stretch (``_checked``)
         self.norms = torch.empty((rows, size), dtype=plan.dtype, device=plan.device)
         self.rows = list(self.norms.unbind(0))
@@ -2174,6 +2179,8 @@ class _OneReLU:
         count = last - step
         if self.compiled:
             return self._run_compiled(step, count, draws)
+        if self.grouped is not None:
+            return self._run_grouped(step, count, draws)
         if not self.carried:  # the state was rescaled or run step by step since
             self._norm(self.rows[0])
         done = 0
@@ -2216,12 +2223,40 @@ class _OneReLU:
         )
         return self._ended(done == count and self._checked(count, norms=False))
 
+    def _run_grouped(self, step: int, count: int, draws: _Normals) -> bool:
+        """``run`` with one compiled call per group of normals (``native.relu_stretch``: the
+        increments, the norms and their checks, as ``_run_compiled`` but with the normals
+        drawn into the group's buffer first); the last norms in ``rows[0]``."""
+        if not self.carried and self.width > 1:  # (not read at width 1: relu(y) itself)
+            self._norm(self.rows[0])
+        self.in_bounds = False
+        y, first, spare = self.y, self.rows[0], self.rows[1]
+        done = 0
+        while done < count:
+            noises = draws.planes_from(step + 1 + done)[: count - done]
+            steps = len(noises)
+            passed = self.grouped(
+                noises[0].data_ptr(),
+                steps,
+                y.data_ptr(),
+                first.data_ptr(),
+                spare.data_ptr(),
+                self.width,
+                y.shape[-1],
+                self.factor,
+                self.bound,
+            )
+            if passed != steps:
+                return self._ended(False)
+            done += steps
+        return self._ended(self._checked(count, norms=False))
+
     def _ended(self, passed: bool) -> bool:
         """The end of a stretch that ``passed`` its checks (its last norm kept: ``carried``),
         or that did not (the state as it was at its start)."""
         if passed:
             self.failures = 0
-            if not self.compiled:
+            if self._last:
                 self.rows[0].copy_(self.rows[self._last])
             self.carried = True
             return True

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from .. import compiled
+from ..devices import note_compiled_kernel
 
 TILE = 64  # samples per tile, as in the C source
 _SOURCE = Path(__file__).with_name("_factor_update.c")
@@ -62,6 +63,10 @@ def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
         width_one.restype = None
         width_one.argtypes = [pointer, long, long] + [pointer] * 4 + [long] + [pointer] * 3
         kernels[("width one", dtype)] = width_one
+        stretch = getattr(library, f"relu_stretch_{suffix}")
+        stretch.restype = long
+        stretch.argtypes = [pointer, long] + [pointer] * 3 + [long] * 2 + [double] * 2
+        kernels[("relu stretch", dtype)] = stretch
     return kernels
 
 
@@ -324,6 +329,71 @@ def count_positive(memory: Tensor, rows: Tensor) -> bool:
     distance = rows.stride(0) if m > 1 else size
     function(memory.data_ptr(), rows.data_ptr(), m, n, size, distance)
     return True
+
+
+_STRETCH_CHECKED: dict[torch.dtype, Any] = {}
+_STRETCH_LOCK = threading.Lock()
+
+
+def relu_stretch(dtype: torch.dtype) -> Any:
+    """``stretch(z, steps, y, norm, spare, n, B, value, bound)`` (by address): steps of the
+    chain of one ReLU input on its ``(n, B)`` state with the normals of each step read from
+    ``z`` (``_factor_update.c``'s ``relu_stretch``: the increment as torch's ``addcmul_``
+    rounds it, the norms as ``row_norms``, every norm checked), or None where the kernel does
+    not load or did not give torch's bits on the check steps of this process (then torch's
+    operations run, with the same numbers: the provenance says why)."""
+    if dtype not in _STRETCH_CHECKED:
+        with _STRETCH_LOCK:
+            if dtype not in _STRETCH_CHECKED:
+                loaded = kernels()
+                function = None if loaded is None else loaded.get(("relu stretch", dtype))
+                why = None if function is None else _stretch_differs(function, dtype)
+                if why is not None:
+                    note_compiled_kernel("relu_stretch", f"torch's operations: {why}")
+                    function = None
+                _STRETCH_CHECKED[dtype] = function
+    return _STRETCH_CHECKED[dtype]
+
+
+def _stretch_differs(function: Any, dtype: torch.dtype) -> str | None:
+    """None where ``function`` gives the bits of torch's ``addcmul_`` and the chain's norms
+    (``torch.clamp`` at width 1, ``row_norms`` wider) on a few check steps, else how not."""
+    generator = torch.Generator().manual_seed(5)
+    for n, size in ((1, 37), (1, 1000), (3, 41), (16, 64)):
+        y = torch.randn(n, size, generator=generator, dtype=dtype) * 3
+        y[0, :2] = torch.tensor([-0.0, 0.0], dtype=dtype)
+        z = torch.randn(3, n, size, generator=generator, dtype=dtype)
+        norm = torch.empty(size, dtype=dtype)
+        if n == 1:
+            torch.clamp(y[0], min=0, out=norm)
+        elif not row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True):
+            return "the norms' kernel declined its check"
+        value = 0.3 / (n + 1)
+        expected, last = y.clone(), norm.clone()
+        for step in z:
+            expected.addcmul_(last, step, value=value)
+            last = torch.empty_like(norm)
+            if n == 1:
+                torch.clamp(expected[0], min=0, out=last)
+            else:
+                row_norms(expected.unsqueeze(0), last.unsqueeze(0), relu=True)
+        out, first, spare = y.clone(), norm.clone(), torch.empty_like(norm)
+        done = function(
+            z.data_ptr(),
+            3,
+            out.data_ptr(),
+            first.data_ptr(),
+            spare.data_ptr(),
+            n,
+            size,
+            value,
+            0.0,
+        )
+        if done != 3 or not (torch.equal(out, expected) and torch.equal(first, last)):
+            return f"differs from torch's addcmul_ here ({n} x {size})"
+        if not torch.equal(out.signbit(), expected.signbit()):
+            return f"differs from torch's addcmul_ in the sign of a zero ({n} x {size})"
+    return None
 
 
 def width_one(
