@@ -851,3 +851,56 @@ def test_the_stretch_check_catches_a_kernel_off_by_a_rounding(dtype):
         return real(*args[:7], args[7] * off, args[8])
 
     assert "differs" in native._stretch_differs(wrong, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("k", "n", "size"), [(1, 1, 37), (1, 100, 1000), (3, 17, 33), (2, 5, 1)])
+def test_the_samples_first_copy_is_torchs_copy(dtype, k, n, size):
+    """``native.samples_first`` copies a samples-last state into a block's rows of a results
+    array (rows of samples at any distance, tiles with and without remainders) as torch's
+    copy of the permuted memory does; it declines what it cannot write."""
+    generator = torch.Generator().manual_seed(k * n + size)
+    memory = torch.randn((k, n, size), generator=generator, dtype=dtype)
+    memory.view(-1)[:2] = torch.tensor([-0.0, float("nan")], dtype=dtype)
+    out = torch.full((size + 3, 4, k, n), 7.0, dtype=dtype)
+    expected = out.clone()
+    expected[2 : size + 2, 1] = memory.permute(2, 0, 1)
+    assert native.samples_first(memory, out[2 : size + 2, 1])
+    assert torch.equal(out.view(torch.int8), expected.view(torch.int8))  # NaN and -0 too
+    assert not native.samples_first(memory, out[2 : size + 2, 1].to(torch.float16))
+    permuted = memory.transpose(1, 2).contiguous().transpose(1, 2)  # (k, n, B), samples first
+    if not permuted.is_contiguous():
+        assert not native.samples_first(permuted, out[2 : size + 2, 1])
+    rows = out[2 : size + 2, 1]
+    for overlapping in (rows[:, :1].expand(size, k, n), rows[:, :, :1].expand(size, k, n)):
+        if overlapping.shape != (size, 1, 1) and 0 in overlapping.stride():
+            assert not native.samples_first(memory, overlapping)  # (k > 1 or n > 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("width", "y0"), [(1, [0.4]), (7, [[0.5] * 7, [-0.2] * 7]), (100, None)])
+def test_recorded_states_are_those_of_torchs_copy(monkeypatch, dtype, width, y0):
+    """Every recorded layer of the chain, copied samples-first by the compiled copy, equals
+    the chain's numbers copied by torch (starts 2^+-100 rescaled: the torch copy of the
+    rescaled state)."""
+    y0 = torch.linspace(-1.0, 1.0, width).tolist() if y0 is None else y0
+    runs = []
+    for copy in (True, False):
+        if not copy:
+            monkeypatch.setattr(native, "samples_first", lambda *args: False)
+        for scale in (1.0, 2.0**100, 2.0**-100):
+            start = (torch.tensor(y0, dtype=torch.float64) * scale).tolist()
+            runs.append(
+                dl.sample_resnet(
+                    width,
+                    9,
+                    "relu",
+                    y0=start,
+                    samples=300,
+                    seed=3,
+                    dtype=dtype,
+                    record=[0, 3, 3, 9],
+                )
+            )
+    for first, second in zip(runs[:3], runs[3:], strict=True):
+        assert torch.equal(first, second)

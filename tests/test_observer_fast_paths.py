@@ -238,9 +238,9 @@ def test_a_loop_of_runs_reuses_its_result_mappings_at_every_run(monkeypatch):
     the first time (a finalizer on the mapping itself runs once: PEP 442), so that every run
     of a loop writes its results into the pages of the run before; per-sample results of
     1 MiB and more are pooled too."""
-    from deeplimit.initialization import observables
+    from deeplimit.initialization import mapped
 
-    monkeypatch.setattr(observables, "_pool", [])
+    monkeypatch.setattr(mapped, "_pool", [])
     common = dict(samples=2**18, y0=[0.5], layers="all", dtype=torch.float32)
     names = ["log_growth", "collapse", "active", "quasi_gbm"]
     pointers = []
@@ -249,25 +249,25 @@ def test_a_loop_of_runs_reuses_its_result_mappings_at_every_run(monkeypatch):
         pointers.append({name: t.data_ptr() for name, t in obs.values.items()})
         del obs
     assert all(pointers[i] == pointers[1] for i in (2, 3)), pointers
-    assert observables._pool  # the last run's mappings are back
+    assert mapped._pool  # the last run's mappings are back
 
 
 def test_results_in_reused_mappings_are_those_of_fresh_memory(monkeypatch):
     """Results of more than 1 MiB live in mappings that return to a pool once freed and are
     reused, stale values included, by the next results: every value is written again (the
     same numbers as in fresh memory), and a mapping in use is never handed out twice."""
-    from deeplimit.initialization import observables
+    from deeplimit.initialization import mapped
 
     names = ["log_growth", "active", "correlation", "norm"]
     common = dict(samples=2**14, y0=[[0.5, -0.2], [0.1, 0.3]], layers="all", observables=names)
     first = dl.observe_resnet(2, 40, "relu", seed=1, **common)
     kept = {name: tensor.clone() for name, tensor in first.values.items()}
     del first  # its mappings go to the pool
-    assert observables._pool
+    assert mapped._pool
     again = dl.observe_resnet(2, 40, "relu", seed=2, **common)  # in the reused mappings
     other = dl.observe_resnet(2, 40, "relu", seed=1, **common)  # while ``again`` is alive
-    monkeypatch.setattr(observables, "_pool", [])
-    monkeypatch.setattr(observables, "_POOL_BYTES", 0)
+    monkeypatch.setattr(mapped, "_pool", [])
+    monkeypatch.setattr(mapped, "_POOL_BYTES", 0)
     fresh = dl.observe_resnet(2, 40, "relu", seed=2, **common)
     for name, tensor in fresh.values.items():
         torch.testing.assert_close(again[name], tensor, rtol=0, atol=0, equal_nan=True)

@@ -591,3 +591,29 @@ DEFINE_WIDTH_ONE(width_one_f32, float, fabsf)
 
 DEFINE_STRETCH(relu_stretch_f64, double, fma, row_norms_f64, DBL_MAX)
 DEFINE_STRETCH(relu_stretch_f32, float, fmaf, row_norms_f32, FLT_MAX)
+
+/* The samples-first copy of a samples-last state x (k, n, B): out[b * ld + j * lj + t] =
+   x[(j n + t) B + b], in tiles of TRANSPOSE_TILE x TRANSPOSE_TILE numbers that stay in the
+   L1 cache (torch's copy of the transposed view reads or writes one number a cache line: a
+   recorded layer took as long as drawing its normals). A copy: no number changes. */
+#define TRANSPOSE_TILE 16
+
+#define DEFINE_SAMPLES_FIRST(NAME, REAL)                                                      \
+    void NAME(const REAL *restrict x, long k, long n, long B, REAL *restrict out, long ld,   \
+              long lj)                                                                       \
+    {                                                                                        \
+        for (long j = 0; j < k; j++)                                                         \
+            for (long b0 = 0; b0 < B; b0 += TRANSPOSE_TILE) {                                \
+                const long bw = B - b0 < TRANSPOSE_TILE ? B - b0 : TRANSPOSE_TILE;           \
+                for (long t0 = 0; t0 < n; t0 += TRANSPOSE_TILE) {                            \
+                    const long tw = n - t0 < TRANSPOSE_TILE ? n - t0 : TRANSPOSE_TILE;       \
+                    const REAL *from = x + (j * n + t0) * B + b0;                            \
+                    REAL *to = out + b0 * ld + j * lj + t0;                                  \
+                    for (long b = 0; b < bw; b++)                                            \
+                        for (long t = 0; t < tw; t++) to[b * ld + t] = from[t * B + b];      \
+                }                                                                            \
+            }                                                                                \
+    }
+
+DEFINE_SAMPLES_FIRST(samples_first_f64, double)
+DEFINE_SAMPLES_FIRST(samples_first_f32, float)

@@ -53,7 +53,7 @@ from ..activations import Activation, ReLU
 from ..devices import one_torch_thread
 from ..errors import NumericalBlowupError, NumericalUnderflowError, check_choice, check_int
 from ..rng import BlockStreams, SampleBlocks, group_steps, torch_float32_update
-from . import native
+from . import mapped, native
 from .recording import slots_by_step
 from .state import InitialState
 
@@ -1662,7 +1662,9 @@ def _simulate_blocks(
     """
     n, k = plan.width, plan.inputs
     slots = slots_by_step(plan.record)
-    out = torch.empty((plan.samples, len(plan.record), k, n), dtype=plan.dtype, device=plan.device)
+    # (large records in pooled huge-page mappings: a page fault per 4 KiB of a fresh buffer
+    # cost more than writing it)
+    out = mapped.empty((plan.samples, len(plan.record), k, n), plan.dtype, plan.device)
     numerics = _Numerics(plan, set(plan.record).union(*(o.value_layers for o in observers)))
     blocks = plan.blocks(sum(o.bytes_per_sample for o in observers))
     size = blocks.block_size
@@ -2330,11 +2332,15 @@ def _run_block(
 
     def record(step: int, view: LayerView) -> None:
         """The state of ``step`` into its slots of ``out``: a plain copy into each (indexing
-        by a list of slots is a scatter, 4x slower, at every recorded layer)."""
+        by a list of slots is a scatter, 4x slower, at every recorded layer), by the compiled
+        samples-first copy where the state is not rescaled (torch's copy of the transposed
+        memory took as long as drawing the layer's normals)."""
         if step in slots:
-            state = canonical(view.absolute(y))
+            state = view.absolute(y)
             for slot in slots[step]:
-                out[start:stop, slot].copy_(state)
+                target = out[start:stop, slot]
+                if not (state is y and native.samples_first(memory, target)):
+                    target.copy_(canonical(state))
 
     record(0, view)
     for observer in observers:

@@ -67,6 +67,10 @@ def _bind(library: ctypes.CDLL) -> dict[Any, Any]:
         stretch.restype = long
         stretch.argtypes = [pointer, long] + [pointer] * 3 + [long] * 2 + [double] * 2
         kernels[("relu stretch", dtype)] = stretch
+        first = getattr(library, f"samples_first_{suffix}")
+        first.restype = None
+        first.argtypes = [pointer] + [long] * 3 + [pointer] + [long] * 2
+        kernels[("samples first", dtype)] = first
     return kernels
 
 
@@ -328,6 +332,37 @@ def count_positive(memory: Tensor, rows: Tensor) -> bool:
     m, n, size = memory.shape
     distance = rows.stride(0) if m > 1 else size
     function(memory.data_ptr(), rows.data_ptr(), m, n, size, distance)
+    return True
+
+
+def samples_first(memory: Tensor, out: Tensor) -> bool:
+    """``out.copy_(memory.permute(2, 0, 1))`` for the samples-last CPU ``memory`` ``(k, n, B)``
+    (contiguous) into ``out`` ``(B, k, n)`` of its dtype whose last axis is contiguous (a
+    block's rows of a results array), in tiles that stay in the L1 cache; False (nothing
+    written) where the kernel is not available or the tensors are not laid out so."""
+    loaded = kernels()
+    function = None if loaded is None else loaded.get(("samples first", memory.dtype))
+    if (
+        function is None
+        or memory.dim() != 3
+        or out.dim() != 3
+        or memory.device.type != "cpu"
+        or out.device.type != "cpu"
+        or out.dtype != memory.dtype
+        or not memory.is_contiguous()
+        or out.shape != (memory.shape[2], memory.shape[0], memory.shape[1])
+        or out.requires_grad
+    ):
+        return False
+    k, n, size = memory.shape
+    ld, lj = out.stride(0), out.stride(1)
+    if (  # rows of each sample's inputs one after the other, samples apart: no overlap
+        (n > 1 and out.stride(2) != 1)
+        or (k > 1 and lj < n)
+        or (size > 1 and ld < (k - 1) * lj + n)
+    ):
+        return False
+    function(memory.data_ptr(), k, n, size, out.data_ptr(), ld, lj)
     return True
 
 
