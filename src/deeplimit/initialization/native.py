@@ -357,9 +357,7 @@ def samples_first(memory: Tensor, out: Tensor) -> bool:
     k, n, size = memory.shape
     ld, lj = out.stride(0), out.stride(1)
     if (  # rows of each sample's inputs one after the other, samples apart: no overlap
-        (n > 1 and out.stride(2) != 1)
-        or (k > 1 and lj < n)
-        or (size > 1 and ld < (k - 1) * lj + n)
+        (n > 1 and out.stride(2) != 1) or (k > 1 and lj < n) or (size > 1 and ld < (k - 1) * lj + n)
     ):
         return False
     function(memory.data_ptr(), k, n, size, out.data_ptr(), ld, lj)
