@@ -20,6 +20,7 @@ import deeplimit as dl
 from deeplimit import compiled
 from deeplimit.initialization import chain, native
 from deeplimit.initialization.observables import OBSERVABLES
+from stretch_reference import stretch_bounds, stretch_steps
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"no kernel: {native.reason()}")
 
@@ -755,30 +756,6 @@ def test_the_chain_writes_out_only_the_factor_of_the_tiles_it_mends(monkeypatch)
         assert torch.equal(first.nan_to_num(), second.nan_to_num())
 
 
-def _stretch_steps(numbers, y, norm, value, bound):
-    """The steps of ``relu_stretch`` one torch call at a time: addcmul_, then the norms
-    (``clamp`` at width 1, ``row_norms`` wider): the steps done whose norms all passed, and
-    the state and the norms where the kernel stops."""
-    n, size = y.shape
-    y, norm = y.clone(), (y[0].clamp(min=0) if n == 1 else norm.clone())
-
-    def passed(x: torch.Tensor) -> bool:
-        return bool(((x <= 0) | ((x >= bound) & torch.isfinite(x))).all())
-
-    if not passed(norm):
-        return 0, y, norm
-    for i, z in enumerate(numbers):
-        y.addcmul_(norm, z, value=value)
-        norm = torch.empty(size, dtype=y.dtype)
-        if n == 1:
-            torch.clamp(y[0], min=0, out=norm)
-        else:
-            assert native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
-        if not passed(norm):
-            return i, y, norm
-    return len(numbers), y, norm
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("n", "size"), [(1, 5), (1, 37), (1, 5000), (2, 8), (3, 7), (10, 333)])
 def test_a_stretch_of_a_group_of_normals_is_its_steps_one_call_at_a_time(dtype, n, size):
@@ -816,22 +793,17 @@ def test_a_stretch_of_a_group_of_normals_is_its_steps_one_call_at_a_time(dtype, 
         )
         return done, out, last
 
-    positive = []  # the smallest positive norm at the start and after each step
-    state, last = y.clone(), norm.clone()
-    for step in [None, *z]:
-        if step is not None:
-            _, state, last = _stretch_steps([step], state, last, value, 0.0)
-        positive.append(float(last[last > 0].min()))
-    middle = sorted(positive[1:])[4]
-    for bound in (min(positive) / 2, positive[0] * 1.0001, middle):
-        done, state, last = _stretch_steps(list(z), y, norm, value, bound)
+    bounds = stretch_bounds(list(z), y, norm, value)
+    for bound in bounds:
+        done, state, last = stretch_steps(list(z), y, norm, value, bound)
+        assert (done == 9, done == 0, done < 9)[bounds.index(bound)]
         found, out, first = kernel(y, norm, bound)
         assert found == done, bound
         assert torch.equal(out, state) and torch.equal(out.signbit(), state.signbit()), bound
         if done == 9:
             assert torch.equal(first, last)
     for count in (1, 2):  # the sign of a zero entry after one and two steps (later: +0)
-        expected = _stretch_steps(list(z[:count]), y, norm, value, 0.0)[1]
+        expected = stretch_steps(list(z[:count]), y, norm, value, 0.0)[1]
         assert torch.equal(kernel(y, norm, 0.0, count)[1].signbit(), expected.signbit())
     for bad in (float("nan"), float("inf")):
         start, first = y.clone(), norm.clone()

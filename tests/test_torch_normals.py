@@ -14,6 +14,7 @@ import torch
 
 import deeplimit as dl
 from deeplimit import devices, rng
+from stretch_reference import stretch_bounds, stretch_steps
 
 FILL = rng.torch_float32_normals()
 pytestmark = pytest.mark.skipif(FILL is None, reason="the compiled copy does not run here")
@@ -439,34 +440,6 @@ def test_several_inputs_draw_factor_and_norms_in_one_call_with_the_same_numbers(
         assert torch.equal(first.nan_to_num(), second.nan_to_num()), first.shape
 
 
-def _stretch_reference(numbers, y, norm, value, bound):
-    """The steps of ``mt_relu_stretch_f32`` one torch call at a time, with the normals
-    ``numbers`` of each step: addcmul_, then the norms (``clamp`` at width 1,
-    ``native.row_norms`` else): the steps done whose norms all passed, and the state and the
-    norms where the kernel stops (after the last step, or after the step that failed; at the
-    start where the first norms fail)."""
-    from deeplimit.initialization import native
-
-    n, size = y.shape
-    y, norm = y.clone(), (y[0].clamp(min=0) if n == 1 else norm.clone())
-
-    def passed(x: torch.Tensor) -> bool:
-        return bool(((x <= 0) | ((x >= bound) & torch.isfinite(x))).all())
-
-    if not passed(norm):
-        return 0, y, norm
-    for i, z in enumerate(numbers):
-        y.addcmul_(norm, z.view(n, size), value=value)
-        norm = torch.empty(size)
-        if n == 1:
-            torch.clamp(y[0], min=0, out=norm)
-        else:
-            assert native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
-        if not passed(norm):
-            return i, y, norm
-    return len(numbers), y, norm
-
-
 def _layout(seeds, lengths, offset, size):
     """The numbers of each step of a stretch that starts at step ``offset`` of its first
     group: group ``g`` is torch.randn of ``lengths[g]`` steps for ``seeds[g]``."""
@@ -530,20 +503,11 @@ def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size, groups):
         native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
     address = 0 if n == 1 else native.row_norms_address(y.unsqueeze(0), norm.unsqueeze(0))
     value = 0.3 / (1 + n)
-    positive = []  # the smallest positive norm at the start and after each step
-    state, last = y.clone(), norm.clone()
-    for z in [None, *numbers]:
-        if z is not None:
-            _, state, last = _stretch_reference([z], state, last, value, 0.0)
-        positive.append(float(last[last > 0].min()))
-    middle = sorted(positive[1:])[4]  # a bound that some steps fail: the first of them stops
-    for bound in (min(positive) / 2, positive[0] * 1.0001, middle):
-        failing = [t for t in range(10) if positive[t] < bound]
-        expected = 9 if not failing else max(0, failing[0] - 1)
-        done, state, last = _stretch_reference(numbers, y, norm, value, bound)
-        assert done == expected
-        if bound == middle and positive[0] >= middle:
-            assert 0 <= done < 9
+    bounds = stretch_bounds(numbers, y, norm, value)
+    for bound in bounds:
+        done, state, last = stretch_steps(numbers, y, norm, value, bound)
+        # none fails, the start fails, a later step fails
+        assert (done == 9, done == 0, done < 9)[bounds.index(bound)]
         for narrow in (0, 1):
             found, out, first = _stretch(layout, y, norm, value, bound, narrow, address)
             assert found == done, (bound, narrow)
@@ -551,7 +515,7 @@ def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size, groups):
             if done == 9:
                 assert torch.equal(_bits(first), _bits(last))
     for count in (1, 2):  # the sign of a zero entry after one and two steps (later: +0)
-        expected = _stretch_reference(numbers[:count], y, norm, value, 0.0)[1]
+        expected = stretch_steps(numbers[:count], y, norm, value, 0.0)[1]
         found = _stretch(layout, y, norm, value, 0.0, 0, address, steps=count)[1]
         assert torch.equal(_bits(found), _bits(expected))
     for bad in (float("nan"), float("inf")):
