@@ -175,7 +175,8 @@
                               const REAL *restrict f, REAL *restrict sf, long k, long n,     \
                               long B, long b0, long w, REAL scale)                           \
     {                                                                                        \
-        for (long e = 0; e < k * k * TILE; e++) sf[e] = scale * f[e];                        \
+        for (long a = 0; a < k; a++) /* the lower triangle: the entries the update reads */ \
+            for (long e = a * k * TILE; e < (a * k + a + 1) * TILE; e++) sf[e] = scale * f[e]; \
         for (long t = 0; t < n; t++)                                                         \
             for (long a = 0; a < k; a++) {                                                   \
                 REAL *row = y + (a * n + t) * B + b0;                                        \
@@ -215,6 +216,7 @@
         REAL *projection = inverse + k * TILE;                                               \
         REAL root = (REAL)sqrt(eps);                                                         \
         long tiles = (B + TILE - 1) / TILE, count = 0;                                       \
+        int zeroed = 0; /* whether f's upper triangle is zero (mode 1 reads f back) */      \
         for (long tile = 0; tile < tiles; tile++) {                                          \
             long b0 = tile * TILE, w = B - b0 < TILE ? B - b0 : TILE;                        \
             if (mode == 1) {                                                                 \
@@ -237,7 +239,9 @@
                         for (long l = 0; l < w; l++) to[l] = from[l];                        \
                 }                                                                            \
             }                                                                                \
-            for (long e = 0; e < k * k * TILE; e++) f[e] = 0;                                \
+            if (!zeroed) /* the upper triangle, which no tile writes: zero once */         \
+                for (long e = 0; e < k * k * TILE; e++) f[e] = 0;                            \
+            zeroed = 1;                                                                      \
             NAME##_factor(work, f, nr, acc, inverse, projection, close, k, n, (REAL)tiny,   \
                           (REAL)eps, root, (REAL)large);                                     \
             if (!NAME##_valid(f, nr, k, w, (REAL)floor_, (REAL)large)) {                     \
