@@ -25,6 +25,7 @@ def _stretch_kind(monkeypatch, kind: str) -> list[str]:
     of the ways the stretches then ran (``compiled``, ``grouped``), appended to as they run."""
     if kind in ("grouped", "torch"):
         monkeypatch.setattr(chain, "_stretch_norms", lambda *args: None)
+        monkeypatch.setattr(chain, "_stretches_in_one_call", lambda *args: False)
     if kind == "torch":
         monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
     ran: list[str] = []
@@ -224,3 +225,31 @@ def test_compiled_stretches_give_the_numbers_of_the_per_step_chain(
     assert torch.equal(sde(), fast)
     monkeypatch.setattr(chain, "_threads", lambda: 1)
     assert torch.equal(_per_step(monkeypatch, sde), fast)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("width", [1, 3])
+def test_stretches_that_fail_inside_groups_drawn_ahead_keep_the_stream(monkeypatch, dtype, width):
+    """One block on two cores draws its normals ahead, 16 steps a group, while its stretches
+    of a call per group (``grouped``) fail inside their first group (a start just above the
+    bound): every group of the stretch is still taken from the drawing thread, so the steps
+    after the stretch, run again step by step, get their own numbers — those of the
+    per-step chain."""
+    _stretch_kind(monkeypatch, "grouped")
+    drawn_ahead = []
+
+    class Spy(chain._Normals):
+        def __init__(self, *args):
+            super().__init__(*args)
+            drawn_ahead.append(self.thread is not None)
+
+    monkeypatch.setattr(chain, "_Normals", Spy)
+    monkeypatch.setattr(chain, "_threads", lambda: 2)
+    y0 = torch.linspace(1.0, -0.45, width, dtype=torch.float64)
+    y0 *= 2.0 * 2.0**-32 / float(y0.clamp(min=0).norm())  # paths fall below the bound
+    if dtype == "float64":
+        y0 *= 2.0**-224  # the float64 bound is 2^-256
+    kwargs = dict(samples=300, seed=2, dtype=dtype, y0=y0, record=[0.5, 1.0], steps=150)
+    fast = dl.sample_sde(width, "relu", **kwargs)
+    assert drawn_ahead == [True]
+    assert torch.equal(fast, _per_step(monkeypatch, lambda: dl.sample_sde(width, "relu", **kwargs)))

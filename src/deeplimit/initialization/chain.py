@@ -2233,11 +2233,12 @@ class _OneReLU:
             self._norm(self.rows[0])
         self.in_bounds = False
         y, first, spare = self.y, self.rows[0], self.rows[1]
-        done = 0
-        while done < count:
+        done, passed = 0, True
+        while done < count:  # every group of the stretch taken, also after a failure: a
+            # thread that draws ahead hands them over in turn
             noises = draws.planes_from(step + 1 + done)[: count - done]
             steps = len(noises)
-            passed = self.grouped(
+            passed = passed and steps == self.grouped(
                 noises[0].data_ptr(),
                 steps,
                 y.data_ptr(),
@@ -2248,10 +2249,8 @@ class _OneReLU:
                 self.factor,
                 self.bound,
             )
-            if passed != steps:
-                return self._ended(False)
             done += steps
-        return self._ended(self._checked(count, norms=False))
+        return self._ended(passed and self._checked(count, norms=False))
 
     def _ended(self, passed: bool) -> bool:
         """The end of a stretch that ``passed`` its checks (its last norm kept: ``carried``),
