@@ -45,6 +45,7 @@ again (by drawing its group).
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,7 +78,14 @@ _MAX_BLOCK = 2**17
 
 def derive_seed(seed: int, *key: int) -> int:
     """A 63-bit seed for ``torch.Generator`` derived from ``seed`` and an integer key path."""
-    sequence = np.random.SeedSequence(entropy=seed, spawn_key=tuple(int(k) for k in key))
+    return _derived(int(seed), tuple(int(k) for k in key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _derived(seed: int, key: tuple[int, ...]) -> int:
+    """``derive_seed``, remembered: every block of a run derives its streams' seeds (two
+    ``SeedSequence`` hashings, ~50 us a block), and the runs of a loop the same ones."""
+    sequence = np.random.SeedSequence(entropy=seed, spawn_key=key)
     return int(sequence.generate_state(1, dtype=np.uint64)[0]) & 0x7FFF_FFFF_FFFF_FFFF
 
 
