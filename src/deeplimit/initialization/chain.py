@@ -2043,6 +2043,7 @@ def _stretches_in_one_call(plan: ChainPlan, observers: Sequence[Observer]) -> bo
         and plan.dtype == torch.float32
         and _host_checks(torch.device(plan.device))
         and torch_float32_update() is not None
+        and (plan.width == 1 or native.available())  # the norms' kernel (``_stretch_norms``)
     )
 
 
