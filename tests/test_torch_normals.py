@@ -537,4 +537,22 @@ def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
         done, out, _ = _stretch(layout, y, norm, 0.1, 1e-9, 0, address, steps=3)
         assert done == -1 and torch.equal(out, y)  # the state untouched
     assert _stretch(([5, 5], [3, 3], 2), y, norm, 0.1, 1e-9, 0, address, steps=3)[0] == 3
+    out, first, spare = y.clone(), norm.clone(), torch.empty(40)  # a group of 3 steps, no buffer
+    done = KERNELS["relu stretch"](
+        (ctypes.c_uint64 * 2)(5, 6),
+        (ctypes.c_int64 * 2)(1, 3),
+        0,
+        3,
+        None,
+        out.data_ptr(),
+        first.data_ptr(),
+        spare.data_ptr(),
+        2,
+        40,
+        0.1,
+        1e-9,
+        0,
+        address,
+    )
+    assert done == -1 and torch.equal(out, y)
     assert UPDATE(5, y.data_ptr(), None, 0.1, 2, 40, 0) == -1

@@ -456,7 +456,7 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
    step with a norm outside. Returns the steps done whose norms all passed (`steps`: all;
    fewer: the state is that of the step that failed, for the caller to run again), or -1
    (nothing done) as mt_normal_f32, or where the groups do not hold the steps (a length below
-   1, an offset past the first group). */
+   1, an offset past the first group, a group of several steps and no buffer). */
 int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
                             int64_t steps, float *buffer, float *y, float *norm, float *spare,
                             int64_t n, int64_t B, float value, float bound, int narrow,
@@ -465,7 +465,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
         !supported())
         return -1;
     for (int64_t left = steps, g = 0, at = offset; left > 0; g++, at = 0) {
-        if (lengths[g] < 1 || at >= lengths[g]) return -1;
+        if (lengths[g] < 1 || at >= lengths[g] || (lengths[g] > 1 && !buffer)) return -1;
         left -= lengths[g] - at < left ? lengths[g] - at : left;
     }
     const int wide = !narrow && has_wide();
@@ -480,8 +480,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     int64_t i = 0, g = 0, at = offset; /* step `at` of group g */
     for (; i < steps && !bad; i++) {
         const float *z = 0;
-        if (lengths[g] > 1) {
-            if (!buffer) return -1;
+        if (lengths[g] > 1) { /* (a buffer given: checked above) */
             if (i == 0 || at == 0) fill(seeds[g], buffer, lengths[g] * size, wide);
             z = buffer + at * size;
         }
