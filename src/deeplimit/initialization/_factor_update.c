@@ -279,13 +279,13 @@ DEFINE_KERNEL(factor_update_f32, float, double)
 
 /* one pass of the sampler's norms over the coordinates of NORM_LANES samples: the sums of
    squares (of the ReLU where RELU, a literal 0 or 1) and the extremes */
-#define SAMPLER_PASS(REAL, RELU)                                                             \
+#define SAMPLER_PASS(REAL, RELU, RANGE)                                                      \
     for (long t = 0; t < n; t++) {                                                           \
         const REAL *row = x + (j * n + t) * B + b0;                                          \
         for (long l = 0; l < NORM_LANES; l++) {                                              \
             REAL r = row[l];                                                                 \
-            low[l] = r < low[l] ? r : low[l];                                                \
-            high[l] = r > high[l] ? r : high[l];                                             \
+            if (RANGE) low[l] = r < low[l] ? r : low[l];                                     \
+            if (RANGE) high[l] = r > high[l] ? r : high[l];                                  \
             double v = (double)r;                                                            \
             v = (RELU) && v < 0 ? 0.0 : v;                                                   \
             acc[l] = acc[l] + v * v;                                                         \
@@ -332,10 +332,12 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 double acc[NORM_LANES], all[NORM_LANES];                                     \
                 int count[NORM_LANES];                                                       \
                 for (long l = 0; l < NORM_LANES; l++) acc[l] = all[l] = 0, count[l] = 0;     \
-                if (w == NORM_LANES && simple && relu)                                       \
-                    SAMPLER_PASS(REAL, 1)                                                    \
+                if (w == NORM_LANES && simple && relu && !extremes) /* a stretch's */      \
+                    SAMPLER_PASS(REAL, 1, 0)                                                 \
+                else if (w == NORM_LANES && simple && relu)                                  \
+                    SAMPLER_PASS(REAL, 1, 1)                                                 \
                 else if (w == NORM_LANES && simple)                                          \
-                    SAMPLER_PASS(REAL, 0)                                                    \
+                    SAMPLER_PASS(REAL, 0, 1)                                                 \
                 else if (w == NORM_LANES && !plain) /* counts alone: an observer */         \
                     NORMS_PASS(REAL, NORM_LANES, 1, 0)                                       \
                 else if (w == NORM_LANES) /* plain norms (and counts): an observer */        \
