@@ -409,8 +409,8 @@ class BlockStreams:
         ``G`` layers of numbers). ``y`` is the contiguous ``(n, B)`` state, ``norm`` and
         ``spare`` contiguous rows of ``B``: ``norm`` holds the norms at the start (not read
         at width 1) and ends with the last (unless the first fail). Each norm, the first
-        included, is checked: the
-        call stops after a layer with a norm in ``(0, bound)`` or not finite. Returns the
+        included, is checked: the call stops after a layer with a norm in ``(0, bound)`` or
+        not finite. Returns the
         layers done whose norms all passed (``steps``: all; fewer: the state is that of the
         layer that failed, to be run again by the caller), or None (nothing done) where
         this does not apply."""

@@ -1849,25 +1849,18 @@ class _Normals:
         # a chain shorter than a group draws it up to its last step: the same numbers
         self.group = min(group_steps(math.prod(self.shape)), max(1, self.steps))
         count = 2 if ahead and self.steps > 0 else 1
-        # one input, a step a group, drawn on this thread in float32 on the CPU: the numbers
-        # of a step may be drawn straight into its increment (``update``)
-        alone = (
+        # drawn on this thread in float32 on the CPU: a compiled call may draw the numbers
+        here = (
             count == 1
-            and self.group == 1
             and plan.method == "law"
             and plan.dtype == torch.float32
             and torch.device(plan.device).type == "cpu"
         )
+        # one input, in groups of any size: a stretch of steps in one call (``stretch``)
+        self.stretchable = here and plan.inputs == 1
+        # one input, a step a group: a step's numbers drawn into its increment (``update``)
+        alone = here and self.group == 1
         self.fusable = alone and plan.inputs == 1
-        # one input drawn on this thread in float32 on the CPU, in groups of any size: a
-        # stretch of steps may run in one compiled call (``stretch``)
-        self.stretchable = (
-            count == 1
-            and plan.inputs == 1
-            and plan.method == "law"
-            and plan.dtype == torch.float32
-            and torch.device(plan.device).type == "cpu"
-        )
         # without a drawing thread: the group whose numbers ``buffers[0]`` holds (a stretch
         # or ``fill_then`` may draw over it)
         self.held: int | None = None
@@ -2180,12 +2173,16 @@ class _OneReLU:
         y, row, factor = self.y, self.row, self.factor
         self.saved.copy_(y)
         count = last - step
+        self.in_bounds = False
+        in_one_call = self.compiled or self.grouped is not None
+        # the state was rescaled or run step by step since (a compiled call takes relu(y)
+        # itself at width 1)
+        if not self.carried and (self.width > 1 or not in_one_call):
+            self._norm(self.rows[0])
         if self.compiled:
             return self._run_compiled(step, count, draws)
         if self.grouped is not None:
             return self._run_grouped(step, count, draws)
-        if not self.carried:  # the state was rescaled or run step by step since
-            self._norm(self.rows[0])
         done = 0
         while done < count:  # the steps of one group of normals at a time
             norm, following = self.rows[done], self.rows[done + 1]
@@ -2204,16 +2201,12 @@ class _OneReLU:
                     y.addcmul_(norm, noise, value=factor)
                     self._norm(following)
             done += len(noises)
-        self.in_bounds = False
         return self._ended(self._checked(count))
 
     def _run_compiled(self, step: int, count: int, draws: _Normals) -> bool:
         """``run`` in one compiled call (``_Normals.stretch``), which checks every norm of the
         stretch on the way (a step with a norm that fails ends the call) and leaves the last
         in ``rows[0]``."""
-        if not self.carried and self.width > 1:  # (not read at width 1: relu(y) itself)
-            self._norm(self.rows[0])
-        self.in_bounds = False
         done = draws.stretch(
             step + 1,
             count,
@@ -2230,9 +2223,6 @@ class _OneReLU:
         """``run`` with one compiled call per group of normals (``native.relu_stretch``: the
         increments, the norms and their checks, as ``_run_compiled`` but with the normals
         drawn into the group's buffer first); the last norms in ``rows[0]``."""
-        if not self.carried and self.width > 1:  # (not read at width 1: relu(y) itself)
-            self._norm(self.rows[0])
-        self.in_bounds = False
         y, first, spare = self.y, self.rows[0], self.rows[1]
         done, passed = 0, True
         while done < count:  # every group of the stretch taken, also after a failure: a
