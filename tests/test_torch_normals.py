@@ -333,11 +333,12 @@ def test_chain_draws_into_the_update_with_the_same_numbers(monkeypatch, width):
 
 @pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
 def test_the_norms_pass_in_the_drawing_update_gives_the_same_numbers(monkeypatch):
-    """Observed float32 runs of one input at width > 1 run the next view's norms' pass in
+    """Observed float32 runs of one input at width > 1 step by step (where observers do not
+    take stretches) run the next view's norms' pass in
     the drawing update's call (the view's own call then finds it done); the numbers equal
     those with the pass called by the view, at recorded layers (values read: not fused), with
     log-growth's division, the active counts written into the results and ||y|| read."""
-    from deeplimit.initialization import native
+    from deeplimit.initialization import chain, native
 
     consumed = []
     call = native.RowNorms.__call__
@@ -348,6 +349,8 @@ def test_the_norms_pass_in_the_drawing_update_gives_the_same_numbers(monkeypatch
         return call(self, *args, **kwargs)
 
     monkeypatch.setattr(native.RowNorms, "__call__", counted)
+    # the per-step path of these observers (not the observed stretches)
+    monkeypatch.setattr(chain, "_observed_stretches", lambda *args: False)
     y0 = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64) + 0.5
     kwargs = dict(samples=2**13 + 5, y0=y0, dtype=torch.float32, seed=9)
     names = ("log_growth", "active", "collapse", "quasi_gbm")
@@ -449,13 +452,14 @@ def _layout(seeds, lengths, offset, size):
     return steps[offset:]
 
 
-def _stretch(layout, y, norm, value, bound, narrow, address, steps=None):
+def _stretch(layout, y, norm, value, bound, narrow, address, steps=None, observed=None, top=0.0):
     """``mt_relu_stretch_f32`` on copies, for ``layout = (seeds, lengths, offset)``: the steps
-    done, the state and the last norms."""
+    done, the state and the last norms; ``observed``: its ``(counts, divisor, ratio)``."""
     seeds, lengths, offset = layout
     steps = sum(lengths) - offset if steps is None else steps
     out, first, spare = y.clone(), norm.clone(), torch.empty_like(norm)
     buffer = torch.empty(max(lengths) * y.numel())
+    pointers = [None if t is None else t.data_ptr() for t in observed or (None, None, None)]
     done = KERNELS["relu stretch"](
         (ctypes.c_uint64 * len(seeds))(*seeds),
         (ctypes.c_int64 * len(lengths))(*lengths),
@@ -470,6 +474,8 @@ def _stretch(layout, y, norm, value, bound, narrow, address, steps=None):
         bound,
         narrow,
         address or None,
+        *pointers,
+        top,
     )
     return done, out, first
 
@@ -525,6 +531,68 @@ def test_a_compiled_stretch_is_its_steps_one_call_at_a_time(n, size, groups):
 
 
 @pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
+@pytest.mark.parametrize(("n", "size"), [(2, 8), (3, 7), (10, 333), (4, 64)])
+@pytest.mark.parametrize("groups", ["one step", "several steps"])
+def test_an_observed_stretch_writes_each_steps_counts_and_ratios(n, size, groups):
+    """With the observers' rows: each step's active counts ``#{t: y[t, b] > 0}`` and its
+    norms over the divisor (a divisor with zeros: 0/0 is NaN, p/0 inf), their sums over the
+    steps done and the steps with a positive count, against the reference step by step, and
+    the same state and norms as without them; the call that stops after a failing step sums
+    the steps before it and that step."""
+    from deeplimit.initialization import native
+
+    generator = torch.Generator().manual_seed(n * 1000 + size + 7)
+    lengths = [1] * 9 if groups == "one step" else [4, 3, 1, 2]
+    offset = 0 if groups == "one step" else 1
+    seeds = [int(s) for s in torch.randint(0, 2**62, (len(lengths),), generator=generator)]
+    layout = (seeds, lengths, offset)
+    numbers = _layout(seeds, lengths, offset, n * size)
+    y = torch.randn(n, size, generator=generator)
+    y[:, 0] = -1.0  # a collapsed path: counts 0, ratio 0 (0/0: NaN where the divisor is 0)
+    norm = torch.empty(size)
+    native.row_norms(y.unsqueeze(0), norm.unsqueeze(0), relu=True)
+    address = native.row_norms_address(y.unsqueeze(0), norm.unsqueeze(0))
+    divisor = torch.rand(size, generator=generator) + 0.5
+    divisor[:2] = 0.0
+    value = 0.3 / (1 + n)
+    states, norms, state, last = [], [], y, norm
+    for z in numbers:
+        _, state, last = stretch_steps([z], state, last, value, 0.0)
+        states.append(state)
+        norms.append(last)
+    for bound in stretch_bounds(numbers, y, norm, value):
+        done = stretch_steps(numbers, y, norm, value, bound)[0]
+        counts = torch.full((11, size), -7, dtype=torch.int32)
+        ratio = torch.full((9, size), -7.0)
+        found, out, first = _stretch(
+            layout, y, norm, value, bound, 0, address, observed=(counts, divisor, ratio)
+        )
+        plain = _stretch(layout, y, norm, value, bound, 0, address)
+        assert found == done == plain[0]
+        assert torch.equal(_bits(out), _bits(plain[1])) and torch.equal(
+            _bits(first), _bits(plain[2])
+        )
+        started = bool(((norm <= 0) | (norm >= bound)).all())  # else no step runs
+        ran = 0 if not started else min(done + 1, 9)  # the steps done and one that failed
+        expected = [(s > 0).sum(0, dtype=torch.int32) for s in states[:ran]]
+        for i in range(ran):
+            assert torch.equal(counts[i + 2], expected[i]), (bound, i)
+            assert torch.equal(_bits(ratio[i]), _bits(norms[i] / divisor)), i
+        assert bool((counts[ran + 2 :] == -7).all()) and bool((ratio[ran:] == -7.0).all())
+        zero = torch.zeros(size, dtype=torch.int32)
+        assert torch.equal(counts[0], sum(expected, zero))
+        assert torch.equal(counts[1], sum(((e > 0).int() for e in expected), zero))
+    # ``top``: the first step with an entry outside [-top, top] fails
+    largest = [float(state.abs().max()) for state in states]
+    for step in (0, 4, 8):
+        top = sorted(largest[step:])[0] * (1 - 2**-20)  # the first step at or above it fails
+        failing = next(i for i, value in enumerate(largest) if value > top)
+        done = _stretch(layout, y, norm, value, 0.0, 0, address, top=top)[0]
+        assert done == failing, (step, failing)
+    assert _stretch(layout, y, norm, value, 0.0, 0, address, top=max(largest) * 2)[0] == 9
+
+
+@pytest.mark.skipif(UPDATE is None, reason="the drawing update does not run here")
 def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
     """-1 and nothing done for an offset past the first group or a group of no steps (the
     caller's layout is wrong), as for a t1 of NULL in the drawing update."""
@@ -553,6 +621,17 @@ def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
         1e-9,
         0,
         address,
+        None,
+        None,
+        None,
+        0.0,
     )
     assert done == -1 and torch.equal(out, y)
     assert UPDATE(5, y.data_ptr(), None, 0.1, 2, 40, 0) == -1
+    # counts or ratios at width 1, a ratio without a divisor: refused
+    one, rows, ratio = torch.randn(1, 40), torch.empty(5, 40, dtype=torch.int32), torch.empty(3, 40)
+    layout = ([5, 6, 7], [1, 1, 1], 0)
+    for observed in ((rows, None, None), (None, norm, ratio)):
+        assert _stretch(layout, one, norm, 0.1, 1e-9, 0, 0, observed=observed)[0] == -1
+    assert _stretch(layout, one, norm, 0.1, 1e-9, 0, 0, top=1.0)[0] == -1
+    assert _stretch(layout, y, norm, 0.1, 1e-9, 0, address, observed=(None, None, ratio))[0] == -1

@@ -430,13 +430,23 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
    the numbers drawn from `seed` in this pass, or (z not NULL) read from z; then, at width > 1,
    the norms' pass into `next`; returns 1 where a new norm is `outside` bound */
 static int stretch_step(uint64_t seed, const float *z, float *y, const float *now, float *next,
-                        int64_t n, int64_t B, float value, float bound, int wide, void *norms) {
+                        int64_t n, int64_t B, float value, float bound, int wide, void *norms,
+                        int *counts, int *sums, const float *divisor, float *ratio,
+                        double top) {
     int bad = 0;
     if (z && n == 1) bad = relu_products(y, value, 0, B, z, bound);
     else if (z) add_products(y, now, value, B, 0, n * B, z);
     else bad = fill_update(seed, y, n == 1 ? 0 : now, value, n, B, wide, bound);
     if (n == 1) return bad;
-    ((norms_f32)norms)(y, next, 1, n, B, 1, 0, 0, 0, 0, 0, 0);
+    double extremes[6];
+    ((norms_f32)norms)(y, next, 1, n, B, 1, top > 0 ? extremes : 0, counts, B, 0, divisor,
+                       ratio);
+    if (top > 0) bad |= !(extremes[0] >= -top && extremes[1] <= top); /* NaN: outside */
+    if (counts) /* the stretch's sums: of the counts, of the steps with a positive count */
+        for (int64_t b = 0; b < B; b++) {
+            sums[b] += counts[b];
+            sums[B + b] += counts[b] > 0;
+        }
     for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
     return bad;
 }
@@ -456,13 +466,21 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
    step with a norm outside. Returns the steps done whose norms all passed (`steps`: all;
    fewer: the state is that of the step that failed, for the caller to run again), or -1
    (nothing done) as mt_normal_f32, or where the groups do not hold the steps (a length below
-   1, an offset past the first group, a group of several steps and no buffer). */
+   1, an offset past the first group, a group of several steps and no buffer).
+   For the observers of the stretch (width > 1 only; NULL: none): the norms' pass of step i
+   also writes the active counts #{t: y[t, b] > 0} into counts[(i + 2) B + b] and, with
+   `divisor` (B), the ratio norm / divisor into ratio[i B + b] (steps x B), as the pass of
+   the chain's per-step view writes them; counts[b] gets their sum over the steps done and
+   counts[B + b] the number of those steps with a positive count (counts: (steps + 2) x B).
+   Where `top` > 0 (width > 1), a step with an entry of y outside [-top, top] fails as well
+   (where the chain's per-step path would rescale, which changes the observers' bits). */
 int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
                             int64_t steps, float *buffer, float *y, float *norm, float *spare,
                             int64_t n, int64_t B, float value, float bound, int narrow,
-                            void *norms) {
+                            void *norms, int *counts, const float *divisor, float *ratio,
+                            double top) {
     if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || offset < 0 ||
-        !supported())
+        (n == 1 && (counts || ratio || top > 0)) || (!ratio != !divisor) || !supported())
         return -1;
     for (int64_t left = steps, g = 0, at = offset; left > 0; g++, at = 0) {
         if (lengths[g] < 1 || at >= lengths[g] || (lengths[g] > 1 && !buffer)) return -1;
@@ -471,6 +489,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     const int wide = !narrow && has_wide();
     const int64_t size = n * B;
     int bad = 0;
+    if (counts) memset(counts, 0, 2 * (size_t)B * sizeof *counts);
     if (n == 1)
         for (int64_t b = 0; b < B; b++) bad |= outside(y[b] < 0 ? 0.0f : y[b], bound);
     else
@@ -484,7 +503,9 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
             if (i == 0 || at == 0) fill(seeds[g], buffer, lengths[g] * size, wide);
             z = buffer + at * size;
         }
-        bad = stretch_step(seeds[g], z, y, now, next, n, B, value, bound, wide, norms);
+        bad = stretch_step(seeds[g], z, y, now, next, n, B, value, bound, wide, norms,
+                           counts ? counts + (i + 2) * B : 0, counts, divisor,
+                           ratio ? ratio + i * B : 0, top);
         float *done = now;
         now = next;
         next = done;
@@ -561,9 +582,11 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
 int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
                             int64_t steps, float *buffer, float *y, float *norm, float *spare,
                             int64_t n, int64_t B, float value, float bound, int narrow,
-                            void *norms) {
+                            void *norms, int *counts, const float *divisor, float *ratio,
+                            double top) {
     (void)seeds; (void)lengths; (void)offset; (void)steps; (void)buffer; (void)y; (void)norm;
     (void)spare; (void)n; (void)B; (void)value; (void)bound; (void)narrow; (void)norms;
+    (void)counts; (void)divisor; (void)ratio; (void)top;
     return -1;
 }
 

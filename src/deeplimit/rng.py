@@ -139,7 +139,8 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     stretch.restype = ctypes.c_int64
     stretch.argtypes = [pointer, pointer, ctypes.c_int64, ctypes.c_int64, pointer, pointer]
     stretch.argtypes += [pointer, pointer, ctypes.c_int64, ctypes.c_int64, ctypes.c_float]
-    stretch.argtypes += [ctypes.c_float, ctypes.c_int, pointer]
+    stretch.argtypes += [ctypes.c_float, ctypes.c_int, pointer, pointer, pointer, pointer]
+    stretch.argtypes += [ctypes.c_double]
     kernels["relu stretch"] = stretch
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
@@ -396,6 +397,10 @@ class BlockStreams:
         norms: int | None,
         groups: tuple[int, int] = (1, 0),
         buffer: torch.Tensor | None = None,
+        counts: torch.Tensor | None = None,
+        divisor: torch.Tensor | None = None,
+        ratio: torch.Tensor | None = None,
+        top: float = 0.0,
     ) -> int | None:
         """The layers ``first .. first + steps - 1`` of one ReLU input in one compiled call
         (``chain._OneReLU``): at each, ``y.addcmul_(norm, z, value=value)`` with ``z`` the
@@ -413,16 +418,44 @@ class BlockStreams:
         not finite. Returns the
         layers done whose norms all passed (``steps``: all; fewer: the state is that of the
         layer that failed, to be run again by the caller), or None (nothing done) where
-        this does not apply."""
+        this does not apply.
+
+        For the observers of the stretch (width > 1): ``counts`` (int32, at least
+        ``steps + 2`` rows of ``B``) gets the active counts ``#{t: y[t, b] > 0}`` of layer
+        ``first + i`` in row ``i + 2``, their sum over the layers done in row 0 and the
+        number of those layers with a positive count in row 1; with ``divisor`` (``B``),
+        ``ratio`` (float32, at least ``steps`` rows of ``B``) each layer's norms divided by
+        ``divisor`` in row ``i``: as the norms' pass of the chain's per-step view computes
+        them. ``top > 0`` (width > 1): a layer with an entry of ``y`` outside
+        ``[-top, top]`` fails too."""
         group, last = groups
         tensors = (y, norm, spare) if group == 1 else (y, norm, spare, buffer)
+        observed = [t for t in (divisor, ratio) if t is not None]
+        rows = (steps, *norm.shape)
         if (
             self.device.type != "cpu"
-            or any(t is None or t.dtype != torch.float32 for t in tensors)
+            or any(t is None or t.dtype != torch.float32 for t in (*tensors, *observed))
             or not all(t.is_contiguous() and not t.requires_grad for t in tensors)
             or y.dim() != 2
             or norm.shape != y.shape[1:]
             or spare.shape != norm.shape
+            or (divisor is None) != (ratio is None)
+            or not all(
+                t.is_contiguous() and t.device.type == "cpu"
+                for t in (*observed, counts)
+                if t is not None
+            )
+            or (
+                counts is not None
+                and (
+                    counts.dtype != torch.int32
+                    or counts.shape[1:] != rows[1:]
+                    or counts.shape[0] < steps + 2
+                )
+            )
+            or (ratio is not None and (ratio.shape[1:] != rows[1:] or ratio.shape[0] < steps))
+            or (divisor is not None and divisor.shape != norm.shape)
+            or ((counts is not None or ratio is not None or top > 0) and y.shape[0] < 2)
             or y.numel() < 16
             or steps < 0
             or group < 1
@@ -457,6 +490,10 @@ class BlockStreams:
             bound,
             0,
             norms,
+            None if counts is None else counts.data_ptr(),
+            None if divisor is None else divisor.data_ptr(),
+            None if ratio is None else ratio.data_ptr(),
+            top,
         )
         return None if done < 0 else int(done)
 

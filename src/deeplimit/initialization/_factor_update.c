@@ -278,12 +278,14 @@ DEFINE_KERNEL(factor_update_f32, float, double)
 #define NORM_TILE 256 /* samples per tile of the counts alone (faster so than in lanes) */
 
 /* one pass of the sampler's norms over the coordinates of NORM_LANES samples: the sums of
-   squares (of the ReLU where RELU, a literal 0 or 1) and the extremes */
-#define SAMPLER_PASS(REAL, RELU, RANGE)                                                      \
+   squares (of the ReLU where RELU, a literal 0 or 1), the extremes where RANGE and the counts
+   where COUNT */
+#define SAMPLER_PASS(REAL, RELU, RANGE, COUNT)                                               \
     for (long t = 0; t < n; t++) {                                                           \
         const REAL *row = x + (j * n + t) * B + b0;                                          \
         for (long l = 0; l < NORM_LANES; l++) {                                              \
             REAL r = row[l];                                                                 \
+            if (COUNT) count[l] += r > 0;                                                    \
             if (RANGE) low[l] = r < low[l] ? r : low[l];                                     \
             if (RANGE) high[l] = r > high[l] ? r : high[l];                                  \
             double v = (double)r;                                                            \
@@ -333,11 +335,15 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                 int count[NORM_LANES];                                                       \
                 for (long l = 0; l < NORM_LANES; l++) acc[l] = all[l] = 0, count[l] = 0;     \
                 if (w == NORM_LANES && simple && relu && !extremes) /* a stretch's */      \
-                    SAMPLER_PASS(REAL, 1, 0)                                                 \
+                    SAMPLER_PASS(REAL, 1, 0, 0)                                              \
                 else if (w == NORM_LANES && simple && relu)                                  \
-                    SAMPLER_PASS(REAL, 1, 1)                                                 \
+                    SAMPLER_PASS(REAL, 1, 1, 0)                                              \
+                else if (w == NORM_LANES && !plain && relu && !extremes) /* observed */    \
+                    SAMPLER_PASS(REAL, 1, 0, 1)                                              \
+                else if (w == NORM_LANES && !plain && relu) /* observed, in bounds */      \
+                    SAMPLER_PASS(REAL, 1, 1, 1)                                              \
                 else if (w == NORM_LANES && simple)                                          \
-                    SAMPLER_PASS(REAL, 0, 1)                                                 \
+                    SAMPLER_PASS(REAL, 0, 1, 0)                                              \
                 else if (w == NORM_LANES && !plain) /* counts alone: an observer */         \
                     NORMS_PASS(REAL, NORM_LANES, 1, 0)                                       \
                 else if (w == NORM_LANES) /* plain norms (and counts): an observer */        \

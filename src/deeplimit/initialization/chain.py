@@ -1241,14 +1241,66 @@ class Observer:
     # per-chunk attribute and the shared results are only written at the chunk's rows
     parallel_safe: bool = False
 
+    # True where the observer may take a stretch of layers at once (``observe_stretch``):
+    # the chain of one ReLU input of width > 1 then runs in compiled stretches with observers
+    # (``_OneReLU``), each stretch taken where every observer ``takes_stretch`` just then
+    stretches: bool = False
+
     def start(self, context: ChunkContext, view: LayerView) -> None:
         pass
 
     def observe(self, view: LayerView) -> None:
         pass
 
+    def takes_stretch(self) -> bool:
+        """Whether the next layers may come as a stretch (``observe_stretch``) rather than a
+        view each (asked before each stretch, where ``stretches``)."""
+        return False
+
+    def observe_stretch(self, stretch: ObservedStretch) -> None:
+        """The layers of ``stretch``, in place of their views (``observe``)."""
+        raise NotImplementedError
+
     def end(self) -> None:
         pass
+
+
+@dataclass
+class ObservedStretch:
+    """Layers ``first .. last`` of a block of one ReLU input (width > 1), all below the
+    chain's last step, run in one compiled call (``_OneReLU``) in place of a view each: the
+    state finite and within the per-step bounds at every one of them (checked on the way),
+    never rescaled (``exponent``: the chain's exponents, unchanged since they were made).
+    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``),
+    ``ratio[i]`` its ``||relu(Y)||`` divided by ``divisor`` (the tensor of
+    ``_Workspace.divide_into``; None: nothing divided), as the per-step view's pass computes
+    them, bit for bit; ``arrays`` are the NumPy views of ``counts`` and ``ratio``."""
+
+    first: int
+    counts: Tensor
+    ratio: Tensor | None
+    divisor: Tensor | None
+    exponent: Tensor | None
+    arrays: tuple[np.ndarray, np.ndarray | None]
+    # int32 (2, block, 1): the counts summed over the stretch (``total``), and the layers
+    # at which each path is alive, ``N > 0`` (for a checked stretch ``||relu(Y)|| > 0``)
+    sums: Tensor
+
+    @property
+    def count(self) -> int:
+        return self.counts.shape[0]
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+    @property
+    def total(self) -> Tensor:
+        return self.sums[0]
+
+    @property
+    def alive(self) -> Tensor:
+        return self.sums[1]
 
 
 def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> None:
@@ -1952,12 +2004,13 @@ class _Normals:
         factor: float,
         bound: float,
         norms: int | None,
+        observed: dict[str, Any] | None = None,
     ) -> int | None:
         """Where ``stretchable``: the steps ``step .. step + steps - 1`` of one ReLU input in
         one compiled call (``rng.BlockStreams.fill_stretch``: the increment and the norms'
         pass at each step, every norm checked against ``bound``; a group of steps drawn into
         ``buffers[0]``): the steps whose norms all passed, or None (nothing drawn) where it
-        does not apply."""
+        does not apply. ``observed``: the observers' arguments of ``fill_stretch``."""
         if not self.stretchable:
             return None
         if self.group > 1:
@@ -1974,6 +2027,7 @@ class _Normals:
             norms,
             (self.group, self.steps),
             self.buffers[0],
+            **(observed or {}),
         )
 
     def fill_then(self, step: int, factor: tuple[int, list], then: tuple | None) -> int | None:
@@ -2019,6 +2073,9 @@ class _Normals:
 # False in ``_COMPILED_STRETCHES``: a stretch a call per step (``_OneReLU._run_compiled``).
 _STRETCH_STEPS = 64
 _STRETCH_NUMBERS = 2**18
+# numbers of a block times steps of a stretch with observers (``_OneReLU.observed``): its
+# counts and ratios, 8 bytes a number, stay in the caches
+_OBSERVED_NUMBERS = 2**18
 _STRETCHES = True
 _COMPILED_STRETCHES = True
 
@@ -2029,7 +2086,7 @@ def _stretches_in_one_call(plan: ChainPlan, observers: Sequence[Observer]) -> bo
     return (
         _STRETCHES
         and _COMPILED_STRETCHES
-        and not observers
+        and (not observers or _observed_stretches(plan, observers))
         and plan.inputs == 1
         and plan.method == "law"
         and type(plan.activation) is ReLU
@@ -2038,6 +2095,13 @@ def _stretches_in_one_call(plan: ChainPlan, observers: Sequence[Observer]) -> bo
         and torch_float32_update() is not None
         and (plan.width == 1 or native.available())  # the norms' kernel (``_stretch_norms``)
     )
+
+
+def _observed_stretches(plan: ChainPlan, observers: Sequence[Observer]) -> bool:
+    """Whether a chain of one ReLU input with ``observers`` may run in compiled stretches
+    (``ObservedStretch``): width > 1 (at width 1 the per-layer quantities are as large as the
+    state) and every observer takes stretches."""
+    return plan.width > 1 and all(observer.stretches for observer in observers)
 
 
 def _stretch_norms(plan: ChainPlan, y: Tensor, draws: _Normals) -> int | None:
@@ -2092,10 +2156,17 @@ class _OneReLU:
     """
 
     def __init__(
-        self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int, draws: _Normals
+        self,
+        plan: ChainPlan,
+        memory: Tensor,
+        space: _Workspace,
+        bound: int,
+        draws: _Normals,
+        observed: bool = False,
     ) -> None:
         n, size = plan.width, memory.shape[-1]
         self.width = n
+        self.space = space
         self.y = memory[0]  # (n, block)
         self.row = self.y[0]  # (block,): the state of width 1
         self.factor = plan.scale / math.sqrt(n)
@@ -2108,7 +2179,16 @@ class _OneReLU:
         self.grouped = None
         if not self.compiled and _COMPILED_STRETCHES and self.y.numel() > 0:
             self.grouped = native.relu_stretch(plan.dtype)
-        if self.compiled or self.grouped is not None:
+        # with observers (compiled stretches only): each layer's counts and ratio in rows of
+        # scratch that stay in the caches until the observers have read them
+        self.observed = observed and self.compiled
+        if self.observed:
+            self.length = max(2, min(_STRETCH_STEPS, _OBSERVED_NUMBERS // max(1, size)))
+            # (rows 0 and 1: the sums of ``ObservedStretch``, then a layer's counts a row)
+            self.counts = torch.empty((self.length + 2, size), dtype=torch.int32)
+            self.ratio = torch.empty((self.length, size), dtype=plan.dtype)
+            self.arrays = (self.counts.numpy(), self.ratio.numpy())
+        elif self.compiled or self.grouped is not None:
             self.length = _STRETCH_STEPS
         else:
             self.length = max(2, min(_STRETCH_STEPS, _STRETCH_NUMBERS // max(1, size)))
@@ -2140,16 +2220,18 @@ class _OneReLU:
         observers: Sequence[Observer],
         draws: _Normals,
     ) -> _OneReLU | None:
-        """The stretches of one ReLU input without observers on the CPU, or None."""
+        """The stretches of one ReLU input on the CPU, without observers or with observers
+        that take stretches (``_observed_stretches``, compiled stretches only), or None."""
         if (
             not _STRETCHES
-            or observers
+            or (observers and not _observed_stretches(plan, observers))
             or plan.inputs != 1
             or type(plan.activation) is not ReLU
             or not _host_checks(plan.device)
         ):
             return None
-        return cls(plan, memory, space, numerics.bound, draws)
+        stretches = cls(plan, memory, space, numerics.bound, draws, bool(observers))
+        return None if observers and not stretches.observed else stretches
 
     def ready(self) -> bool:
         """Whether to try the next stretch (False: step by step, after a failure)."""
@@ -2206,7 +2288,16 @@ class _OneReLU:
     def _run_compiled(self, step: int, count: int, draws: _Normals) -> bool:
         """``run`` in one compiled call (``_Normals.stretch``), which checks every norm of the
         stretch on the way (a step with a norm that fails ends the call) and leaves the last
-        in ``rows[0]``."""
+        in ``rows[0]``; ``observed``: with each layer's counts and ratio (``observation``)."""
+        observed = None
+        if self.observed:
+            divisor, _ = self.space.division()
+            # every entry of every layer within the per-step path's bound (``largest``, a
+            # hair below), so that it would rescale at none of them: the observers' numbers
+            # (log-growth: the log of rescaled norms plus the exponents') are then its own
+            observed = dict(counts=self.counts, top=self.largest * (1 - 2.0**-20))
+            if divisor is not None:
+                observed.update(divisor=divisor[0], ratio=self.ratio)
         done = draws.stretch(
             step + 1,
             count,
@@ -2216,8 +2307,25 @@ class _OneReLU:
             self.factor,
             self.bound,
             self.address or None,
+            observed,
         )
         return self._ended(done == count and self._checked(count, norms=False))
+
+    def observation(self, first: int, count: int, exponent: Tensor | None) -> ObservedStretch:
+        """The layers ``first .. first + count - 1`` of the stretch just run, for the
+        observers."""
+        divided = self.space.divided()
+        ratio = None if divided is None else self.ratio[:count]
+        counts, ratios = self.arrays
+        return ObservedStretch(
+            first,
+            self.counts[2 : count + 2],
+            ratio,
+            None if divided is None else divided[0],
+            exponent,
+            (counts[2 : count + 2], None if ratio is None else ratios[:count]),
+            self.counts[:2].unsqueeze(-1),
+        )
 
     def _run_grouped(self, step: int, count: int, draws: _Normals) -> bool:
         """``run`` with one compiled call per group of normals (``native.relu_stretch``: the
@@ -2336,7 +2444,12 @@ def _run_block(
     for observer in observers:
         observer.start(context, view)
     stretches = _OneReLU.make(plan, memory, workspace, numerics, observers, draws)
-    recorded = sorted(step for step in slots if step > 0)
+    # stretches end at the recorded steps and, with observers, at the layers whose values
+    # they read and before the last layer (which ``_Collapse`` reads in a way of its own):
+    # those come as views
+    ends = set(slots) | (set(numerics.value_layers) if observers else set())
+    recorded = sorted(step for step in ends if step > 0)
+    final = plan.steps - 1 if observers else plan.steps
 
     def checked_view(step: int) -> LayerView:
         """A view of a state that the end of a stretch has checked (``_OneReLU``)."""
@@ -2351,12 +2464,29 @@ def _run_block(
                 return
             last = plan.steps
             if stretches is not None:
-                last = min(last, step + stretches.length)
+                last = min(final, step + stretches.length)
                 following = bisect.bisect_right(recorded, step)
                 if following < len(recorded):
                     last = min(last, recorded[following])
-            if stretches is not None and last - step >= 2 and view.finite and stretches.ready():
+            if (
+                stretches is not None
+                and last - step >= 2
+                and view.finite
+                and stretches.ready()
+                and (
+                    not observers
+                    or (
+                        not numerics.scaled
+                        and numerics.lost is None
+                        and all(observer.takes_stretch() for observer in observers)
+                    )
+                )
+            ):
                 if stretches.run(step, last, draws):
+                    if observers:
+                        stretch = stretches.observation(step + 1, last - step, numerics.exponent)
+                        for observer in observers:
+                            observer.observe_stretch(stretch)
                     step = last
                     current = step in slots or not stretches.in_bounds
                     if current:  # the per-step checks (the state may be rescaled)
@@ -2370,6 +2500,8 @@ def _run_block(
                         _increment(plan, y, view, draws.again(step))
                         view = numerics.view(step, y, workspace)
                         record(step, view)
+                        for observer in observers:
+                            observer.observe(view)
                     current = True
             else:
                 if not current:

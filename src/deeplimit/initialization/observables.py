@@ -51,6 +51,7 @@ from .chain import (
     ChainPlan,
     ChunkContext,
     LayerView,
+    ObservedStretch,
     Observer,
     ProgressCallback,
     simulate_chain,
@@ -351,11 +352,39 @@ class _LogGrowth(_Recorder):
                 self.constant = _log_(torch.div(view.phi_norm, self.norm0))
         space = view.workspace
         relu = isinstance(context.plan.activation, ReLU)
+        self.divisor: Tensor | None = None  # what the compiled passes divide by
         if space is not None and self.constant is None and relu:
             # the compiled pass of each later layer divides by the norms of layer 0
             divisor = self.norm0 if self.fast is None else self.fast.divisor
-            space.divide_into(divisor, view.buffer("log ratio"))
+            if space.divide_into(divisor, view.buffer("log ratio")):
+                self.divisor = divisor
         self.observe(view)
+
+    stretches = True
+
+    def takes_stretch(self) -> bool:
+        # the reference formula, on ratios the compiled passes divide by the norms of layer 0
+        return self.divisor is not None and self.divisor is self.norm0 and self.constant is None
+
+    def observe_stretch(self, stretch: ObservedStretch) -> None:
+        """The reference formula at the recorded layers of ``stretch``, on its ratios."""
+        assert stretch.ratio is not None and stretch.divisor is self.norm0
+        ratios = stretch.arrays[1]
+        assert ratios is not None
+        for index in range(stretch.count):
+            layer = stretch.first + index
+            if layer not in self.positions:
+                continue
+            out = self.destination(self.values, layer)
+            target = self._slot_array(self.values, layer)
+            ratio = stretch.ratio[index]
+            arrays = None if target is None else (ratios[index : index + 1], target)
+            growth = _log_(ratio, out, arrays)
+            if stretch.exponent is not None and stretch.exponent is not self.exponent0:
+                assert self.exponent0 is not None
+                scale = (stretch.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
+                growth.copy_(growth + scale)
+            self.keep(self.values, layer, growth)
 
     @staticmethod
     def divided(view: LayerView, divisor: Tensor) -> Tensor | None:
@@ -486,6 +515,22 @@ class _Alive:
             else:
                 self.counts.add_(count)
 
+    def takes_stretch(self) -> bool:
+        """Whether layers may be counted by stretches (``add_stretch``): while they are
+        counted by signs, at width > 1."""
+        return self.stop is None and not self.width1 and self.sum is not None
+
+    def add_stretch(self, stretch: ObservedStretch) -> None:
+        """Count the layers of ``stretch`` (each checked: finite, never underflowed), once
+        (every observer of the chunk that reads the counter passes it)."""
+        if stretch.last <= self.layer:
+            return
+        assert self.takes_stretch() and stretch.first == self.layer + 1
+        assert self.sum is not None and stretch.last < self.steps
+        self.sum.add_(stretch.alive)  # exact integers, like the signs
+        self.seen += stretch.count
+        self.layer = stretch.last
+
     @staticmethod
     def valid(view: LayerView) -> bool:
         return view.finite and view.lost is None
@@ -553,6 +598,17 @@ class _Collapse(_Recorder):
             collapsed &= ~view.lost
         first.masked_fill_(collapsed & (first < 0), view.layer)
 
+    stretches = True
+
+    def takes_stretch(self) -> bool:
+        assert self.context is not None
+        alive = self.context.__dict__.get("alive")
+        return self.counting and alive is not None and alive.takes_stretch()
+
+    def observe_stretch(self, stretch: ObservedStretch) -> None:
+        assert self.context is not None
+        self.context.__dict__["alive"].add_stretch(stretch)
+
     def _write(self, alive: Tensor, seen: int) -> None:
         """The first layers counted (alive at every one of the ``seen`` layers: -1)."""
         self.first[self.rows] = torch.where(alive < seen, alive, -1.0).to(torch.long)
@@ -571,6 +627,17 @@ def _active_total(context: ChunkContext, view: LayerView, width: int, steps: int
         count = view.active
         shared[1] = _start_total(count, width, steps) if view.layer == 0 else shared[1].add_(count)
         shared[0] = view.layer
+    return shared[1]
+
+
+def _active_total_stretch(context: ChunkContext, stretch: ObservedStretch) -> Tensor:
+    """``_active_total`` over the layers up to the last of ``stretch`` (its counts added
+    once, for every observer that reads the total)."""
+    shared = context.__dict__["active_total"]  # (observed from layer 0)
+    if shared[0] < stretch.last:
+        assert shared[0] == stretch.first - 1
+        shared[1].add_(stretch.total)
+        shared[0] = stretch.last
     return shared[1]
 
 
@@ -615,6 +682,28 @@ class _Active(_Recorder):
                 _Alive.of(self.context, view)
             else:
                 self.total = _active_total(self.context, view, self.width, self.steps)
+
+    stretches = True
+
+    def takes_stretch(self) -> bool:
+        return not self.width1
+
+    def observe_stretch(self, stretch: ObservedStretch) -> None:
+        """The counts of ``stretch`` copied into the recorded layers' slots; their total."""
+        counts = stretch.arrays[0]
+        for index in range(stretch.count):
+            layer = stretch.first + index
+            if layer not in self.positions:
+                continue
+            out = self.destination(self.counts, layer)
+            target = self._slot_array(self.counts, layer)
+            if target is None:
+                out.copy_(stretch.counts[index].unsqueeze(-1))
+            else:
+                np.copyto(target[0], counts[index])
+            self.keep(self.counts, layer, out)
+        assert self.context is not None
+        self.total = _active_total_stretch(self.context, stretch)
 
     def end(self) -> None:
         super().end()
@@ -669,6 +758,17 @@ class _QuasiGBM(_Recorder):
         mu = (curvature - 2.0 * rho) / (2.0 * self.width)
         self.drift[self.rows] += self.dt * mu
         self.variation[self.rows] += self.dt * rho / self.width
+
+    stretches = True
+
+    def takes_stretch(self) -> bool:
+        return self.relu and self.width > 1
+
+    def observe_stretch(self, stretch: ObservedStretch) -> None:
+        assert self.context is not None
+        self.total = _active_total_stretch(self.context, stretch)
+        if stretch.last == self.steps - 1:  # (checked: phi_norm = 0 exactly where N = 0)
+            self.dead = stretch.counts[-1].unsqueeze(-1) == 0
 
     def end(self) -> None:
         super().end()
