@@ -1267,8 +1267,8 @@ class Observer:
 
 @dataclass
 class ObservedStretch:
-    """Layers ``first .. last`` of a block of one ReLU input (width > 1), all below the
-    chain's last step, run in one compiled call (``_OneReLU``) in place of a view each: the
+    """Layers ``first .. last`` of a block of one ReLU input (width > 1) run in one compiled
+    call (``_OneReLU``) in place of a view each: the
     state finite and within the per-step bounds at every one of them (checked on the way),
     never rescaled (``exponent``: the chain's exponents, unchanged since they were made).
     ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``),
@@ -1286,6 +1286,15 @@ class ObservedStretch:
     # at which each path is alive, ``N > 0`` (for a checked stretch ``||relu(Y)|| > 0``)
     sums: Tensor
 
+    def below(self, steps: int) -> tuple[int, Tensor, Tensor]:
+        """The layers of the stretch below ``steps`` (the chain's last layer, which the
+        time averages leave out): how many, their summed counts and their layers alive."""
+        if self.last < steps:
+            return self.count, self.sums[0], self.sums[1]
+        assert self.last == steps
+        last = self.counts[-1].unsqueeze(-1)
+        return self.count - 1, self.sums[0] - last, self.sums[1] - (last > 0).int()
+
     @property
     def count(self) -> int:
         return self.counts.shape[0]
@@ -1293,14 +1302,6 @@ class ObservedStretch:
     @property
     def last(self) -> int:
         return self.first + self.count - 1
-
-    @property
-    def total(self) -> Tensor:
-        return self.sums[0]
-
-    @property
-    def alive(self) -> Tensor:
-        return self.sums[1]
 
 
 def _increment(plan: ChainPlan, y: Tensor, view: LayerView, noise: Tensor) -> None:
@@ -2445,11 +2446,9 @@ def _run_block(
         observer.start(context, view)
     stretches = _OneReLU.make(plan, memory, workspace, numerics, observers, draws)
     # stretches end at the recorded steps and, with observers, at the layers whose values
-    # they read and before the last layer (which ``_Collapse`` reads in a way of its own):
-    # those come as views
+    # they read (those come as views)
     ends = set(slots) | (set(numerics.value_layers) if observers else set())
     recorded = sorted(step for step in ends if step > 0)
-    final = plan.steps - 1 if observers else plan.steps
 
     def checked_view(step: int) -> LayerView:
         """A view of a state that the end of a stretch has checked (``_OneReLU``)."""
@@ -2464,7 +2463,7 @@ def _run_block(
                 return
             last = plan.steps
             if stretches is not None:
-                last = min(final, step + stretches.length)
+                last = min(last, step + stretches.length)
                 following = bisect.bisect_right(recorded, step)
                 if following < len(recorded):
                     last = min(last, recorded[following])

@@ -184,6 +184,37 @@ class _Recorder(Observer):
             self._views[key] = arrays
         return arrays[self.positions[layer][0]]
 
+    def _slots_run(self, target: Tensor, first: int, count: int) -> np.ndarray | None:
+        """The NumPy view ``(count, chunk)`` of the first slots of the layers ``first ..
+        first + count - 1`` in the layer-major CPU ``target`` of one column, where every one
+        of them is recorded and their first slots follow each other (one write for the
+        layers of a stretch); else None."""
+        context = self.context
+        assert context is not None
+        slots = self.positions.get(first)
+        if target.device.type != "cpu" or target.shape[1] != 1 or slots is None:
+            return None
+        start = slots[0]
+        positions = self.positions
+        if any(positions.get(first + i, (-1,))[0] != start + i for i in range(1, count)):
+            return None
+        self._slot(target, start)  # (re)starts the chunk's cache
+        key = ("run", id(target))
+        array = self._views.get(key)
+        if array is None:
+            array = self._views[key] = target.numpy()[:, 0, context.start : context.stop]
+        return array[start : start + count]
+
+    def _keep_run(self, target: Tensor, first: int, count: int) -> None:
+        """``keep`` for the layers of a run written into their first slots (``_slots_run``):
+        the layers recorded more than once copied into their other slots."""
+        for layer in range(first, first + count):
+            slots = self.positions[layer]
+            if len(slots) > 1:
+                values = self._slot(target, slots[0])
+                for slot in slots[1:]:
+                    self._slot(target, slot).copy_(values)
+
     def destination(self, target: Tensor, layer: int) -> Tensor:
         """Where the values of ``layer`` (chunk first, ``(chunk, columns)``) go in the
         layer-major ``target``: its first slot of ``layer``; ``keep`` fills the others."""
@@ -371,6 +402,13 @@ class _LogGrowth(_Recorder):
         assert stretch.ratio is not None and stretch.divisor is self.norm0
         ratios = stretch.arrays[1]
         assert ratios is not None
+        run = None
+        if stretch.exponent is self.exponent0:  # (no log-scale to add)
+            run = self._slots_run(self.values, stretch.first, stretch.count)
+        if run is not None:  # every layer's log in one call, into the results
+            _log_(stretch.ratio, None, (ratios, run))
+            self._keep_run(self.values, stretch.first, stretch.count)
+            return
         for index in range(stretch.count):
             layer = stretch.first + index
             if layer not in self.positions:
@@ -526,9 +564,10 @@ class _Alive:
         if stretch.last <= self.layer:
             return
         assert self.takes_stretch() and stretch.first == self.layer + 1
-        assert self.sum is not None and stretch.last < self.steps
-        self.sum.add_(stretch.alive)  # exact integers, like the signs
-        self.seen += stretch.count
+        assert self.sum is not None
+        count, _, alive = stretch.below(self.steps)
+        self.sum.add_(alive)  # exact integers, like the signs
+        self.seen += count
         self.layer = stretch.last
 
     @staticmethod
@@ -607,7 +646,12 @@ class _Collapse(_Recorder):
 
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         assert self.context is not None
-        self.context.__dict__["alive"].add_stretch(stretch)
+        alive = self.context.__dict__["alive"]
+        alive.add_stretch(stretch)
+        if stretch.last == self.steps:  # the last layer, not in the shared sum (``observe``)
+            last = alive.sum + (stretch.counts[-1].unsqueeze(-1) > 0).to(alive.sum.dtype)
+            self._write(last + alive.everyone, alive.seen + 1)
+            self.counting = False
 
     def _write(self, alive: Tensor, seen: int) -> None:
         """The first layers counted (alive at every one of the ``seen`` layers: -1)."""
@@ -636,7 +680,7 @@ def _active_total_stretch(context: ChunkContext, stretch: ObservedStretch) -> Te
     shared = context.__dict__["active_total"]  # (observed from layer 0)
     if shared[0] < stretch.last:
         assert shared[0] == stretch.first - 1
-        shared[1].add_(stretch.total)
+        shared[1].add_(stretch.below(context.plan.steps)[1])
         shared[0] = stretch.last
     return shared[1]
 
@@ -691,6 +735,13 @@ class _Active(_Recorder):
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         """The counts of ``stretch`` copied into the recorded layers' slots; their total."""
         counts = stretch.arrays[0]
+        assert self.context is not None
+        self.total = _active_total_stretch(self.context, stretch)
+        run = self._slots_run(self.counts, stretch.first, stretch.count)
+        if run is not None:  # one copy for every layer
+            np.copyto(run, counts)
+            self._keep_run(self.counts, stretch.first, stretch.count)
+            return
         for index in range(stretch.count):
             layer = stretch.first + index
             if layer not in self.positions:
@@ -702,8 +753,6 @@ class _Active(_Recorder):
             else:
                 np.copyto(target[0], counts[index])
             self.keep(self.counts, layer, out)
-        assert self.context is not None
-        self.total = _active_total_stretch(self.context, stretch)
 
     def end(self) -> None:
         super().end()
@@ -767,8 +816,8 @@ class _QuasiGBM(_Recorder):
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         assert self.context is not None
         self.total = _active_total_stretch(self.context, stretch)
-        if stretch.last == self.steps - 1:  # (checked: phi_norm = 0 exactly where N = 0)
-            self.dead = stretch.counts[-1].unsqueeze(-1) == 0
+        if stretch.first <= self.steps - 1 <= stretch.last:  # (phi_norm = 0 where N = 0)
+            self.dead = stretch.counts[self.steps - 1 - stretch.first].unsqueeze(-1) == 0
 
     def end(self) -> None:
         super().end()
