@@ -136,8 +136,21 @@ def test_observers_that_do_not_take_stretches_run_every_layer_as_a_view(monkeypa
     _assert_same(found, expected)
 
 
-def test_the_default_observed_run_takes_stretches(taken):
+def test_the_default_observed_run_takes_stretches(monkeypatch, taken):
     """The benchmark's run (one float32 input, width 16, every layer recorded) takes all its
-    layers but the first in stretches."""
-    _observed(16, 64, torch.linspace(-1.0, 1.0, 16) + 0.5, OBSERVERS, "all", samples=5000, seed=1)
-    assert set(taken) == set(range(1, 65))
+    layers but the first in stretches, whose kernel writes the active counts straight into
+    the results (the same numbers as the chain's own buffer and a copy)."""
+    into = []
+    stretch_counts = observables._Active.stretch_counts
+
+    def counted(self, *args):
+        found = stretch_counts(self, *args)
+        into.append(found is not None)
+        return found
+
+    monkeypatch.setattr(observables._Active, "stretch_counts", counted)
+    y0 = torch.linspace(-1.0, 1.0, 16) + 0.5
+    found = _observed(16, 64, y0, OBSERVERS, "all", samples=5000, seed=1)
+    assert set(taken) == set(range(1, 65)) and into and all(into)
+    monkeypatch.setattr(observables._Active, "stretch_counts", lambda *args: None)
+    _assert_same(found, _observed(16, 64, y0, OBSERVERS, "all", samples=5000, seed=1))

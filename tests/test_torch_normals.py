@@ -454,12 +454,15 @@ def _layout(seeds, lengths, offset, size):
 
 def _stretch(layout, y, norm, value, bound, narrow, address, steps=None, observed=None, top=0.0):
     """``mt_relu_stretch_f32`` on copies, for ``layout = (seeds, lengths, offset)``: the steps
-    done, the state and the last norms; ``observed``: its ``(counts, divisor, ratio)``."""
+    done, the state and the last norms; ``observed``: its ``(counts, sums, divisor, ratio)``
+    (counts: rows at their distance)."""
     seeds, lengths, offset = layout
     steps = sum(lengths) - offset if steps is None else steps
     out, first, spare = y.clone(), norm.clone(), torch.empty_like(norm)
     buffer = torch.empty(max(lengths) * y.numel())
-    pointers = [None if t is None else t.data_ptr() for t in observed or (None, None, None)]
+    counts, sums, divisor, ratio = observed or (None, None, None, None)
+    pointers = [None if t is None else t.data_ptr() for t in (counts, sums, divisor, ratio)]
+    pointers.insert(1, 0 if counts is None else counts.stride(0))
     done = KERNELS["relu stretch"](
         (ctypes.c_uint64 * len(seeds))(*seeds),
         (ctypes.c_int64 * len(lengths))(*lengths),
@@ -562,10 +565,11 @@ def test_an_observed_stretch_writes_each_steps_counts_and_ratios(n, size, groups
         norms.append(last)
     for bound in stretch_bounds(numbers, y, norm, value):
         done = stretch_steps(numbers, y, norm, value, bound)[0]
-        counts = torch.full((11, size), -7, dtype=torch.int32)
+        rows = torch.full((9, size + 5), -7, dtype=torch.int32)  # rows of a wider array
+        counts, sums = rows[:, 2 : size + 2], torch.full((2, size), -7, dtype=torch.int32)
         ratio = torch.full((9, size), -7.0)
         found, out, first = _stretch(
-            layout, y, norm, value, bound, 0, address, observed=(counts, divisor, ratio)
+            layout, y, norm, value, bound, 0, address, observed=(counts, sums, divisor, ratio)
         )
         plain = _stretch(layout, y, norm, value, bound, 0, address)
         assert found == done == plain[0]
@@ -576,12 +580,13 @@ def test_an_observed_stretch_writes_each_steps_counts_and_ratios(n, size, groups
         ran = 0 if not started else min(done + 1, 9)  # the steps done and one that failed
         expected = [(s > 0).sum(0, dtype=torch.int32) for s in states[:ran]]
         for i in range(ran):
-            assert torch.equal(counts[i + 2], expected[i]), (bound, i)
+            assert torch.equal(counts[i], expected[i]), (bound, i)
             assert torch.equal(_bits(ratio[i]), _bits(norms[i] / divisor)), i
-        assert bool((counts[ran + 2 :] == -7).all()) and bool((ratio[ran:] == -7.0).all())
+        assert bool((counts[ran:] == -7).all()) and bool((ratio[ran:] == -7.0).all())
+        assert bool((rows[:, :2] == -7).all()) and bool((rows[:, size + 2 :] == -7).all())
         zero = torch.zeros(size, dtype=torch.int32)
-        assert torch.equal(counts[0], sum(expected, zero))
-        assert torch.equal(counts[1], sum(((e > 0).int() for e in expected), zero))
+        assert torch.equal(sums[0], sum(expected, zero))
+        assert torch.equal(sums[1], sum(((e > 0).int() for e in expected), zero))
     # ``top``: the first step with an entry outside [-top, top] fails
     largest = [float(state.abs().max()) for state in states]
     for step in (0, 4, 8):
@@ -622,16 +627,29 @@ def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
         0,
         address,
         None,
+        0,
+        None,
         None,
         None,
         0.0,
     )
     assert done == -1 and torch.equal(out, y)
     assert UPDATE(5, y.data_ptr(), None, 0.1, 2, 40, 0) == -1
-    # counts or ratios at width 1, a ratio without a divisor: refused
-    one, rows, ratio = torch.randn(1, 40), torch.empty(5, 40, dtype=torch.int32), torch.empty(3, 40)
+    # counts or ratios at width 1, a ratio without a divisor, counts without sums or with
+    # rows closer than B: refused
+    one, ratio = torch.randn(1, 40), torch.empty(3, 40)
+    rows, sums = torch.empty(5, 40, dtype=torch.int32), torch.empty(2, 40, dtype=torch.int32)
     layout = ([5, 6, 7], [1, 1, 1], 0)
-    for observed in ((rows, None, None), (None, norm, ratio)):
+    for observed in ((rows, sums, None, None), (None, None, norm, ratio)):
         assert _stretch(layout, one, norm, 0.1, 1e-9, 0, 0, observed=observed)[0] == -1
     assert _stretch(layout, one, norm, 0.1, 1e-9, 0, 0, top=1.0)[0] == -1
-    assert _stretch(layout, y, norm, 0.1, 1e-9, 0, address, observed=(None, None, ratio))[0] == -1
+    for observed in ((None, None, None, ratio), (rows, None, None, None)):
+        assert _stretch(layout, y, norm, 0.1, 1e-9, 0, address, observed=observed)[0] == -1
+    close = torch.empty(200, dtype=torch.int32).as_strided((3, 40), (39, 1))
+    assert (
+        _stretch(layout, y, norm, 0.1, 1e-9, 0, address, observed=(close, sums, None, None))[0]
+        == -1
+    )
+    assert (
+        _stretch(layout, y, norm, 0.1, 1e-9, 0, address, observed=(rows, sums, None, None))[0] == 3
+    )

@@ -446,6 +446,7 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
         for (int64_t b = 0; b < B; b++) {
             sums[b] += counts[b];
             sums[B + b] += counts[b] > 0;
+            bad |= counts[b] > 0 && next[b] == 0; /* a norm whose squares all underflowed */
         }
     for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
     return bad;
@@ -468,19 +469,24 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
    (nothing done) as mt_normal_f32, or where the groups do not hold the steps (a length below
    1, an offset past the first group, a group of several steps and no buffer).
    For the observers of the stretch (width > 1 only; NULL: none): the norms' pass of step i
-   also writes the active counts #{t: y[t, b] > 0} into counts[(i + 2) B + b] and, with
-   `divisor` (B), the ratio norm / divisor into ratio[i B + b] (steps x B), as the pass of
-   the chain's per-step view writes them; counts[b] gets their sum over the steps done and
-   counts[B + b] the number of those steps with a positive count (counts: (steps + 2) x B).
+   also writes the active counts #{t: y[t, b] > 0} into counts[i ld + b] (rows of B at a
+   distance ld >= B: the rows of a results array) and, with `divisor` (B), the ratio
+   norm / divisor into ratio[i B + b] (steps x B), as the pass of the chain's per-step view
+   writes them; sums[b] gets their sum over the steps done and sums[B + b] the number of
+   those steps with a positive count (sums: 2 x B, given with counts);
+   a step with a norm of 0 and a positive count (squares that all underflowed) fails.
    Where `top` > 0 (width > 1), a step with an entry of y outside [-top, top] fails as well
-   (where the chain's per-step path would rescale, which changes the observers' bits). */
+   (where the chain's per-step path would rescale, which changes the observers' bits; NaN
+   fails). With counts and `top`, a stretch that passes needs no other check (chain._OneReLU).
+   */
 int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
                             int64_t steps, float *buffer, float *y, float *norm, float *spare,
                             int64_t n, int64_t B, float value, float bound, int narrow,
-                            void *norms, int *counts, const float *divisor, float *ratio,
-                            double top) {
+                            void *norms, int *counts, int64_t ld, int *sums,
+                            const float *divisor, float *ratio, double top) {
     if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || offset < 0 ||
-        (n == 1 && (counts || ratio || top > 0)) || (!ratio != !divisor) || !supported())
+        (n == 1 && (counts || ratio || top > 0)) || (!ratio != !divisor) ||
+        (counts && (!sums || ld < B)) || !supported())
         return -1;
     for (int64_t left = steps, g = 0, at = offset; left > 0; g++, at = 0) {
         if (lengths[g] < 1 || at >= lengths[g] || (lengths[g] > 1 && !buffer)) return -1;
@@ -489,7 +495,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     const int wide = !narrow && has_wide();
     const int64_t size = n * B;
     int bad = 0;
-    if (counts) memset(counts, 0, 2 * (size_t)B * sizeof *counts);
+    if (counts) memset(sums, 0, 2 * (size_t)B * sizeof *sums);
     if (n == 1)
         for (int64_t b = 0; b < B; b++) bad |= outside(y[b] < 0 ? 0.0f : y[b], bound);
     else
@@ -504,7 +510,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
             z = buffer + at * size;
         }
         bad = stretch_step(seeds[g], z, y, now, next, n, B, value, bound, wide, norms,
-                           counts ? counts + (i + 2) * B : 0, counts, divisor,
+                           counts ? counts + i * ld : 0, sums, divisor,
                            ratio ? ratio + i * B : 0, top);
         float *done = now;
         now = next;
@@ -582,8 +588,9 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
 int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64_t offset,
                             int64_t steps, float *buffer, float *y, float *norm, float *spare,
                             int64_t n, int64_t B, float value, float bound, int narrow,
-                            void *norms, int *counts, const float *divisor, float *ratio,
-                            double top) {
+                            void *norms, int *counts, int64_t ld, int *sums,
+                            const float *divisor, float *ratio, double top) {
+    (void)ld; (void)sums;
     (void)seeds; (void)lengths; (void)offset; (void)steps; (void)buffer; (void)y; (void)norm;
     (void)spare; (void)n; (void)B; (void)value; (void)bound; (void)narrow; (void)norms;
     (void)counts; (void)divisor; (void)ratio; (void)top;

@@ -101,6 +101,45 @@ def layer_seed(base: int, layer: int) -> int:
     return (z ^ (z >> 31)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def _observers_laid_out(
+    norm: torch.Tensor,
+    steps: int,
+    counts: torch.Tensor | None,
+    sums: torch.Tensor | None,
+    divisor: torch.Tensor | None,
+    ratio: torch.Tensor | None,
+) -> bool:
+    """Whether the observers' arrays of ``BlockStreams.fill_stretch`` are laid out as its
+    kernel writes them (or absent): CPU tensors, ``counts`` int32 rows of ``B`` contiguous
+    numbers at a distance of at least ``B`` with ``sums`` (int32 ``(2, B)``), ``divisor``
+    and ``ratio`` float32 (``B``; at least ``steps`` rows of ``B``), contiguous."""
+    size = norm.shape[0]
+    if (counts is None) != (sums is None) or (divisor is None) != (ratio is None):
+        return False
+    given = [t for t in (counts, sums, divisor, ratio) if t is not None]
+    if any(t.device.type != "cpu" or t.requires_grad for t in given):
+        return False
+    if counts is not None and sums is not None:
+        if counts.dtype != torch.int32 or sums.dtype != torch.int32:
+            return False
+        if counts.dim() != 2 or counts.shape[0] < steps or counts.shape[1] != size:
+            return False
+        if (size > 1 and counts.stride(1) != 1) or counts.stride(0) < size:
+            return False
+        if sums.shape != (2, size) or not sums.is_contiguous():
+            return False
+    if divisor is not None and ratio is not None:
+        if divisor.dtype != torch.float32 or ratio.dtype != torch.float32:
+            return False
+        if divisor.shape != norm.shape or not divisor.is_contiguous():
+            return False
+        if ratio.dim() != 2 or ratio.shape[0] < steps or ratio.shape[1] != size:
+            return False
+        if not ratio.is_contiguous():
+            return False
+    return True
+
+
 def _splitmix_words(seed: int, count: int) -> list[int]:
     return [layer_seed(seed, i) for i in range(count)]
 
@@ -139,8 +178,8 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     stretch.restype = ctypes.c_int64
     stretch.argtypes = [pointer, pointer, ctypes.c_int64, ctypes.c_int64, pointer, pointer]
     stretch.argtypes += [pointer, pointer, ctypes.c_int64, ctypes.c_int64, ctypes.c_float]
-    stretch.argtypes += [ctypes.c_float, ctypes.c_int, pointer, pointer, pointer, pointer]
-    stretch.argtypes += [ctypes.c_double]
+    stretch.argtypes += [ctypes.c_float, ctypes.c_int, pointer, pointer, ctypes.c_int64]
+    stretch.argtypes += [pointer, pointer, pointer, ctypes.c_double]
     kernels["relu stretch"] = stretch
     box_muller = library.mt_box_muller_f32
     box_muller.restype = ctypes.c_int64
@@ -398,6 +437,7 @@ class BlockStreams:
         groups: tuple[int, int] = (1, 0),
         buffer: torch.Tensor | None = None,
         counts: torch.Tensor | None = None,
+        sums: torch.Tensor | None = None,
         divisor: torch.Tensor | None = None,
         ratio: torch.Tensor | None = None,
         top: float = 0.0,
@@ -415,46 +455,29 @@ class BlockStreams:
         ``spare`` contiguous rows of ``B``: ``norm`` holds the norms at the start (not read
         at width 1) and ends with the last (unless the first fail). Each norm, the first
         included, is checked: the call stops after a layer with a norm in ``(0, bound)`` or
-        not finite. Returns the
-        layers done whose norms all passed (``steps``: all; fewer: the state is that of the
-        layer that failed, to be run again by the caller), or None (nothing done) where
-        this does not apply.
+        not finite. Returns the layers done whose norms all passed (``steps``: all; fewer:
+        the state is that of the layer that failed, to be run again by the caller), or None
+        (nothing done) where this does not apply.
 
-        For the observers of the stretch (width > 1): ``counts`` (int32, at least
-        ``steps + 2`` rows of ``B``) gets the active counts ``#{t: y[t, b] > 0}`` of layer
-        ``first + i`` in row ``i + 2``, their sum over the layers done in row 0 and the
-        number of those layers with a positive count in row 1; with ``divisor`` (``B``),
-        ``ratio`` (float32, at least ``steps`` rows of ``B``) each layer's norms divided by
-        ``divisor`` in row ``i``: as the norms' pass of the chain's per-step view computes
-        them. ``top > 0`` (width > 1): a layer with an entry of ``y`` outside
-        ``[-top, top]`` fails too."""
+        For the observers of the stretch (width > 1): ``counts`` (int32, at least ``steps``
+        contiguous rows of ``B`` at any distance: the rows of a results array) gets the
+        active counts ``#{t: y[t, b] > 0}`` of layer ``first + i`` in row ``i``, and ``sums``
+        (int32 ``(2, B)``) their sum over the layers done and the number of those layers
+        with a positive count (a layer with a positive count and a norm of 0 fails); with
+        ``divisor`` (``B``), ``ratio`` (float32, at least ``steps`` rows of ``B``) each
+        layer's norms divided by ``divisor``: as the norms' pass of the chain's per-step view
+        computes them. ``top > 0`` (width > 1): a layer with an entry of ``y`` outside
+        ``[-top, top]`` (or NaN) fails too."""
         group, last = groups
         tensors = (y, norm, spare) if group == 1 else (y, norm, spare, buffer)
-        observed = [t for t in (divisor, ratio) if t is not None]
-        rows = (steps, *norm.shape)
         if (
             self.device.type != "cpu"
-            or any(t is None or t.dtype != torch.float32 for t in (*tensors, *observed))
+            or any(t is None or t.dtype != torch.float32 for t in tensors)
             or not all(t.is_contiguous() and not t.requires_grad for t in tensors)
             or y.dim() != 2
             or norm.shape != y.shape[1:]
             or spare.shape != norm.shape
-            or (divisor is None) != (ratio is None)
-            or not all(
-                t.is_contiguous() and t.device.type == "cpu"
-                for t in (*observed, counts)
-                if t is not None
-            )
-            or (
-                counts is not None
-                and (
-                    counts.dtype != torch.int32
-                    or counts.shape[1:] != rows[1:]
-                    or counts.shape[0] < steps + 2
-                )
-            )
-            or (ratio is not None and (ratio.shape[1:] != rows[1:] or ratio.shape[0] < steps))
-            or (divisor is not None and divisor.shape != norm.shape)
+            or not _observers_laid_out(norm, steps, counts, sums, divisor, ratio)
             or ((counts is not None or ratio is not None or top > 0) and y.shape[0] < 2)
             or y.numel() < 16
             or steps < 0
@@ -491,6 +514,8 @@ class BlockStreams:
             0,
             norms,
             None if counts is None else counts.data_ptr(),
+            0 if counts is None else counts.stride(0),
+            None if sums is None else sums.data_ptr(),
             None if divisor is None else divisor.data_ptr(),
             None if ratio is None else ratio.data_ptr(),
             top,

@@ -1261,6 +1261,12 @@ class Observer:
         """The layers of ``stretch``, in place of their views (``observe``)."""
         raise NotImplementedError
 
+    def stretch_counts(self, first: int, count: int) -> Tensor | None:
+        """Where the next stretch's kernel is to write the active counts of its layers
+        ``first .. first + count - 1``: an int32 ``(count, block)`` tensor of contiguous rows
+        (in the observer's results), or None (the chain's own buffer)."""
+        return None
+
     def end(self) -> None:
         pass
 
@@ -2185,10 +2191,12 @@ class _OneReLU:
         self.observed = observed and self.compiled
         if self.observed:
             self.length = max(2, min(_STRETCH_STEPS, _OBSERVED_NUMBERS // max(1, size)))
-            # (rows 0 and 1: the sums of ``ObservedStretch``, then a layer's counts a row)
-            self.counts = torch.empty((self.length + 2, size), dtype=torch.int32)
+            self.counts = torch.empty((self.length, size), dtype=torch.int32)
+            self.sums = torch.empty((2, size), dtype=torch.int32)  # (``ObservedStretch``)
             self.ratio = torch.empty((self.length, size), dtype=plan.dtype)
-            self.arrays = (self.counts.numpy(), self.ratio.numpy())
+            self.ratios = self.ratio.numpy()
+            # where an observer has the counts of the next stretch written (else ``counts``)
+            self.counts_into: Tensor | None = None
         elif self.compiled or self.grouped is not None:
             self.length = _STRETCH_STEPS
         else:
@@ -2296,7 +2304,8 @@ class _OneReLU:
             # every entry of every layer within the per-step path's bound (``largest``, a
             # hair below), so that it would rescale at none of them: the observers' numbers
             # (log-growth: the log of rescaled norms plus the exponents') are then its own
-            observed = dict(counts=self.counts, top=self.largest * (1 - 2.0**-20))
+            counts = self.counts if self.counts_into is None else self.counts_into
+            observed = dict(counts=counts, sums=self.sums, top=self.largest * (1 - 2.0**-20))
             if divisor is not None:
                 observed.update(divisor=divisor[0], ratio=self.ratio)
         done = draws.stretch(
@@ -2317,15 +2326,15 @@ class _OneReLU:
         observers."""
         divided = self.space.divided()
         ratio = None if divided is None else self.ratio[:count]
-        counts, ratios = self.arrays
+        counts = self.counts[:count] if self.counts_into is None else self.counts_into
         return ObservedStretch(
             first,
-            self.counts[2 : count + 2],
+            counts,
             ratio,
             None if divided is None else divided[0],
             exponent,
-            (counts[2 : count + 2], None if ratio is None else ratios[:count]),
-            self.counts[:2].unsqueeze(-1),
+            (counts.numpy(), None if ratio is None else self.ratios[:count]),
+            self.sums.unsqueeze(-1),
         )
 
     def _run_grouped(self, step: int, count: int, draws: _Normals) -> bool:
@@ -2373,6 +2382,10 @@ class _OneReLU:
         ``norms=False``: the norms were checked on the way (the compiled stretch), the last
         is in ``rows[0]``."""
         self._last = count if norms else 0
+        if self.observed:  # the kernel checked every step: a finite state, within the
+            # per-step bounds (``top``), no norm that underflowed to 0 (a positive count)
+            self.in_bounds = True
+            return True
         low, high = torch.aminmax(self.y)
         low, high = low.item(), high.item()
         if not (math.isfinite(low) and math.isfinite(high)):
@@ -2481,6 +2494,15 @@ def _run_block(
                     )
                 )
             ):
+                if observers:  # an observer's results may take the counts straight away
+                    stretches.counts_into = next(
+                        (
+                            into
+                            for observer in observers
+                            if (into := observer.stretch_counts(step + 1, last - step)) is not None
+                        ),
+                        None,
+                    )
                 if stretches.run(step, last, draws):
                     if observers:
                         stretch = stretches.observation(step + 1, last - step, numerics.exponent)

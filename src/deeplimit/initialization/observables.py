@@ -184,19 +184,27 @@ class _Recorder(Observer):
             self._views[key] = arrays
         return arrays[self.positions[layer][0]]
 
-    def _slots_run(self, target: Tensor, first: int, count: int) -> np.ndarray | None:
-        """The NumPy view ``(count, chunk)`` of the first slots of the layers ``first ..
-        first + count - 1`` in the layer-major CPU ``target`` of one column, where every one
-        of them is recorded and their first slots follow each other (one write for the
-        layers of a stretch); else None."""
-        context = self.context
-        assert context is not None
+    def _run_start(self, target: Tensor, first: int, count: int) -> int | None:
+        """The first slot of layer ``first`` in the layer-major CPU ``target`` of one column,
+        where the layers ``first .. first + count - 1`` are all recorded and their first
+        slots follow each other (one write for the layers of a stretch: ``_slots_run``);
+        else None."""
         slots = self.positions.get(first)
         if target.device.type != "cpu" or target.shape[1] != 1 or slots is None:
             return None
         start = slots[0]
         positions = self.positions
         if any(positions.get(first + i, (-1,))[0] != start + i for i in range(1, count)):
+            return None
+        return start
+
+    def _slots_run(self, target: Tensor, first: int, count: int) -> np.ndarray | None:
+        """The NumPy view ``(count, chunk)`` of the first slots of the layers ``first ..
+        first + count - 1`` (``_run_start``), or None."""
+        context = self.context
+        assert context is not None
+        start = self._run_start(target, first, count)
+        if start is None:
             return None
         self._slot(target, start)  # (re)starts the chunk's cache
         key = ("run", id(target))
@@ -732,14 +740,26 @@ class _Active(_Recorder):
     def takes_stretch(self) -> bool:
         return not self.width1
 
+    def stretch_counts(self, first: int, count: int) -> Tensor | None:
+        """The ``(count, chunk)`` slots of the layers ``first .. first + count - 1`` in the
+        results, where they are all recorded one after the other: the stretch's kernel then
+        writes their counts there (``ObservedStretch``), else None."""
+        context = self.context
+        assert context is not None
+        start = self._run_start(self.counts, first, count)
+        if start is None:
+            return None
+        return self.counts[start : start + count, 0, context.start : context.stop]
+
     def observe_stretch(self, stretch: ObservedStretch) -> None:
-        """The counts of ``stretch`` copied into the recorded layers' slots; their total."""
+        """The counts of ``stretch`` in the recorded layers' slots; their total."""
         counts = stretch.arrays[0]
         assert self.context is not None
         self.total = _active_total_stretch(self.context, stretch)
         run = self._slots_run(self.counts, stretch.first, stretch.count)
-        if run is not None:  # one copy for every layer
-            np.copyto(run, counts)
+        if run is not None:  # counted into the results, or one copy for every layer
+            if not np.shares_memory(run, counts):
+                np.copyto(run, counts)
             self._keep_run(self.counts, stretch.first, stretch.count)
             return
         for index in range(stretch.count):
