@@ -1274,9 +1274,9 @@ class Observer:
 @dataclass
 class ObservedStretch:
     """Layers ``first .. last`` of a block of one ReLU input (width > 1) run in one compiled
-    call (``_OneReLU``) in place of a view each: the
-    state finite and within the per-step bounds at every one of them (checked on the way),
-    never rescaled (``exponent``: the chain's exponents, unchanged since they were made).
+    call (``_OneReLU``) in place of a view each: the state finite and within the per-step
+    bounds at every one of them (checked on the way), never rescaled (``exponent``: the
+    chain's exponents, unchanged since they were made).
     ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``),
     ``ratio[i]`` its ``||relu(Y)||`` divided by ``divisor`` (the tensor of
     ``_Workspace.divide_into``; None: nothing divided), as the per-step view's pass computes
@@ -2407,6 +2407,26 @@ class _OneReLU:
         return True
 
 
+def _take_stretch(
+    numerics: _Numerics,
+    observers: Sequence[Observer],
+    stretches: _OneReLU,
+    step: int,
+    last: int,
+) -> bool:
+    """Whether the layers ``step + 1 .. last`` may run as a stretch with ``observers`` (a
+    chain never rescaled, each observer taking it), with the results of an observer that
+    takes their active counts as the kernel writes them (``_OneReLU.counts_into``)."""
+    if numerics.scaled or numerics.lost is not None:
+        return False
+    if not all(observer.takes_stretch() for observer in observers):
+        return False
+    first, count = step + 1, last - step
+    found = (observer.stretch_counts(first, count) for observer in observers)
+    stretches.counts_into = next((into for into in found if into is not None), None)
+    return True
+
+
 def _run_block(
     plan: ChainPlan,
     block: int,
@@ -2485,24 +2505,8 @@ def _run_block(
                 and last - step >= 2
                 and view.finite
                 and stretches.ready()
-                and (
-                    not observers
-                    or (
-                        not numerics.scaled
-                        and numerics.lost is None
-                        and all(observer.takes_stretch() for observer in observers)
-                    )
-                )
+                and (not observers or _take_stretch(numerics, observers, stretches, step, last))
             ):
-                if observers:  # an observer's results may take the counts straight away
-                    stretches.counts_into = next(
-                        (
-                            into
-                            for observer in observers
-                            if (into := observer.stretch_counts(step + 1, last - step)) is not None
-                        ),
-                        None,
-                    )
                 if stretches.run(step, last, draws):
                     if observers:
                         stretch = stretches.observation(step + 1, last - step, numerics.exponent)
