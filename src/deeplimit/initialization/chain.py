@@ -61,6 +61,7 @@ __all__ = [
     "ChainPlan",
     "ChunkContext",
     "LayerView",
+    "ObservedStretch",
     "Observer",
     "canonical",
     "factor_rows",
