@@ -2108,8 +2108,11 @@ def _stretches_in_one_call(plan: ChainPlan, observers: Sequence[Observer]) -> bo
 def _observed_stretches(plan: ChainPlan, observers: Sequence[Observer]) -> bool:
     """Whether a chain of one ReLU input with ``observers`` may run in compiled stretches
     (``ObservedStretch``): width > 1 (at width 1 the per-layer quantities are as large as the
-    state) and every observer takes stretches."""
-    return plan.width > 1 and all(observer.stretches for observer in observers)
+    state: no faster so) and every observer takes stretches and reads no values (those
+    layers need views)."""
+    return plan.width > 1 and all(
+        observer.stretches and not observer.value_layers for observer in observers
+    )
 
 
 def _stretch_norms(plan: ChainPlan, y: Tensor, draws: _Normals) -> int | None:
@@ -2479,10 +2482,7 @@ def _run_block(
     for observer in observers:
         observer.start(context, view)
     stretches = _OneReLU.make(plan, memory, workspace, numerics, observers, draws)
-    # stretches end at the recorded steps and, with observers, at the layers whose values
-    # they read (those come as views)
-    ends = set(slots) | (set(numerics.value_layers) if observers else set())
-    recorded = sorted(step for step in ends if step > 0)
+    recorded = sorted(step for step in slots if step > 0)  # (stretches end there)
 
     def checked_view(step: int) -> LayerView:
         """A view of a state that the end of a stretch has checked (``_OneReLU``)."""

@@ -410,9 +410,9 @@ class _LogGrowth(_Recorder):
         assert stretch.ratio is not None and stretch.divisor is self.norm0
         ratios = stretch.arrays[1]
         assert ratios is not None
-        run = None
-        if stretch.exponent is self.exponent0:  # (no log-scale to add)
-            run = self._slots_run(self.values, stretch.first, stretch.count)
+        # (stretches come only in chains never rescaled: no log-scale to add)
+        assert stretch.exponent is self.exponent0
+        run = self._slots_run(self.values, stretch.first, stretch.count)
         if run is not None:  # every layer's log in one call, into the results
             _log_(stretch.ratio, None, (ratios, run))
             self._keep_run(self.values, stretch.first, stretch.count)
@@ -425,12 +425,7 @@ class _LogGrowth(_Recorder):
             target = self._slot_array(self.values, layer)
             ratio = stretch.ratio[index]
             arrays = None if target is None else (ratios[index : index + 1], target)
-            growth = _log_(ratio, out, arrays)
-            if stretch.exponent is not None and stretch.exponent is not self.exponent0:
-                assert self.exponent0 is not None
-                scale = (stretch.exponent - self.exponent0).to(torch.float64) * math.log(2.0)
-                growth.copy_(growth + scale)
-            self.keep(self.values, layer, growth)
+            self.keep(self.values, layer, _log_(ratio, out, arrays))
 
     @staticmethod
     def divided(view: LayerView, divisor: Tensor) -> Tensor | None:
