@@ -46,3 +46,15 @@ def stretch_bounds(numbers, y, norm, value) -> list[float]:
             _, state, last = stretch_steps([z], state, last, value, 0.0)
         positive.append(float(last[last > 0].min()))
     return [min(positive) / 2, positive[0] * 1.0001, sorted(positive[1:])[4]]
+
+
+def per_step(monkeypatch, call):
+    """``call()`` with every step of the chain checked, a view each (no stretches: the
+    reference the stretches are compared with)."""
+    from deeplimit.initialization import chain
+
+    monkeypatch.setattr(chain, "_STRETCHES", False)
+    try:
+        return call()
+    finally:
+        monkeypatch.setattr(chain, "_STRETCHES", True)

@@ -14,6 +14,7 @@ import torch
 import deeplimit as dl
 from deeplimit import rng
 from deeplimit.initialization import chain, observables
+from stretch_reference import per_step
 
 OBSERVERS = ("log_growth", "collapse", "active", "quasi_gbm")
 
@@ -40,14 +41,6 @@ def _observed(width, depth, y0, names, layers, **kwargs):
         width, depth, "relu", y0=y0, observables=names, layers=layers, dtype="float32", **kwargs
     )
     return {name: value.clone() for name, value in result.values.items()}
-
-
-def _per_step(monkeypatch, call):
-    monkeypatch.setattr(chain, "_STRETCHES", False)
-    try:
-        return call()
-    finally:
-        monkeypatch.setattr(chain, "_STRETCHES", True)
 
 
 def _assert_same(found, expected):
@@ -77,7 +70,7 @@ def test_observed_stretches_give_the_numbers_of_the_per_step_chain(
     found = _observed(width, 70, y0, names, layers, **kwargs)
     assert set(taken) == set(range(1, 71))  # (recorded layers do not end stretches)
     taken.clear()
-    expected = _per_step(monkeypatch, lambda: _observed(width, 70, y0, names, layers, **kwargs))
+    expected = per_step(monkeypatch, lambda: _observed(width, 70, y0, names, layers, **kwargs))
     assert not taken
     _assert_same(found, expected)
 
@@ -93,7 +86,7 @@ def test_paths_that_collapse_inside_stretches_are_found(monkeypatch, taken):
     first = found["collapse_layer"]
     assert int(((first >= 1) & (first <= 5)).sum()) >= 5 and bool((first == 6).any())
     assert bool(found["drift"].isnan().any())
-    expected = _per_step(monkeypatch, lambda: _observed(2, 6, y0, OBSERVERS, "all", **kwargs))
+    expected = per_step(monkeypatch, lambda: _observed(2, 6, y0, OBSERVERS, "all", **kwargs))
     _assert_same(found, expected)
 
 
@@ -120,7 +113,7 @@ def test_starts_far_from_one_give_the_numbers_of_the_per_step_chain(monkeypatch,
     found = _observed(8, 40, y0, OBSERVERS, "all", **kwargs)
     if power == -31.5:  # norms from 2^-30.9: some fall below 2^-32 inside stretches
         assert any(again) and taken  # stretches that failed, and others that passed
-    expected = _per_step(monkeypatch, lambda: _observed(8, 40, y0, OBSERVERS, "all", **kwargs))
+    expected = per_step(monkeypatch, lambda: _observed(8, 40, y0, OBSERVERS, "all", **kwargs))
     _assert_same(found, expected)
 
 
@@ -130,7 +123,7 @@ def test_observers_that_do_not_take_stretches_run_every_layer_as_a_view(monkeypa
     names = (*OBSERVERS, "norm")
     found = _observed(4, 30, y0, names, "all", samples=500, seed=3)
     assert not taken
-    expected = _per_step(
+    expected = per_step(
         monkeypatch, lambda: _observed(4, 30, y0, names, "all", samples=500, seed=3)
     )
     _assert_same(found, expected)

@@ -16,6 +16,7 @@ import torch
 import deeplimit as dl
 from deeplimit import rng
 from deeplimit.initialization import chain
+from stretch_reference import per_step
 
 
 def _stretch_kind(monkeypatch, kind: str) -> list[str]:
@@ -55,15 +56,6 @@ def stretches(monkeypatch):
     return counts
 
 
-def _per_step(monkeypatch, call):
-    """``call()`` with every step checked (no stretches)."""
-    monkeypatch.setattr(chain, "_STRETCHES", False)
-    try:
-        return call()
-    finally:
-        monkeypatch.setattr(chain, "_STRETCHES", True)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("width", [1, 2, 10])
 @pytest.mark.parametrize("record", ["last", "all", [0.1, 0.5, 0.5, 1.0], [65 / 150, 0.9]], ids=str)
@@ -96,7 +88,7 @@ def test_stretches_give_the_numbers_of_the_per_step_chain(
         expected = set()
     assert expected <= set(ran) <= expected | ({"grouped"} if expected else set())
     monkeypatch.setattr(chain, "_threads", lambda: 1)
-    slow = _per_step(monkeypatch, sde)
+    slow = per_step(monkeypatch, sde)
     assert torch.equal(fast, slow)
     for power in (-100, 100):
         assert torch.equal(sde(2.0**power) * 2.0**-power, fast)
@@ -104,7 +96,7 @@ def test_stretches_give_the_numbers_of_the_per_step_chain(
     x = [0.3, -1.0, 0.8]
     y = dl.sample_resnet(width, 40, "relu", x=x, method="law", **resnet)
     assert torch.equal(
-        y, _per_step(monkeypatch, lambda: dl.sample_resnet(width, 40, "relu", x=x, **resnet))
+        y, per_step(monkeypatch, lambda: dl.sample_resnet(width, 40, "relu", x=x, **resnet))
     )
     assert torch.equal(y, dl.sample_sde(width, "relu", steps=40, x=x, **resnet))
 
@@ -152,7 +144,7 @@ def test_a_blowup_inside_a_stretch_is_reported_at_its_step(
     assert finite[8, :90].all() and not finite[8, 90:].any()
     others = [i for i in range(200) if i not in (5, 8)]
     assert torch.equal(paths[others], clean[others])
-    slow = _per_step(monkeypatch, lambda: dl.sample_sde(width, "relu", **ignore))
+    slow = per_step(monkeypatch, lambda: dl.sample_sde(width, "relu", **ignore))
     torch.testing.assert_close(paths, slow, rtol=0, atol=0, equal_nan=True)
 
 
@@ -170,7 +162,7 @@ def test_norms_whose_squares_underflow_are_run_again(monkeypatch, stretches, dty
     fast = dl.sample_sde(10, "relu", steps=100, **kwargs)
     assert stretches["again"] > 0
     assert torch.equal(
-        fast, _per_step(monkeypatch, lambda: dl.sample_sde(10, "relu", steps=100, **kwargs))
+        fast, per_step(monkeypatch, lambda: dl.sample_sde(10, "relu", steps=100, **kwargs))
     )
     tiny = fast[:, 0, 9].double() * 2.0**-power  # after one step: 1 + Z / sqrt(1000)
     assert (tiny != 1.0).all() and 0.9 < tiny.mean() < 1.1 and tiny.std() > 0.01
@@ -224,7 +216,7 @@ def test_compiled_stretches_give_the_numbers_of_the_per_step_chain(
     monkeypatch.setattr(chain, "_COMPILED_STRETCHES", False)
     assert torch.equal(sde(), fast)
     monkeypatch.setattr(chain, "_threads", lambda: 1)
-    assert torch.equal(_per_step(monkeypatch, sde), fast)
+    assert torch.equal(per_step(monkeypatch, sde), fast)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -252,4 +244,4 @@ def test_stretches_that_fail_inside_groups_drawn_ahead_keep_the_stream(monkeypat
     kwargs = dict(samples=300, seed=2, dtype=dtype, y0=y0, record=[0.5, 1.0], steps=150)
     fast = dl.sample_sde(width, "relu", **kwargs)
     assert drawn_ahead == [True]
-    assert torch.equal(fast, _per_step(monkeypatch, lambda: dl.sample_sde(width, "relu", **kwargs)))
+    assert torch.equal(fast, per_step(monkeypatch, lambda: dl.sample_sde(width, "relu", **kwargs)))

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +212,18 @@ class _Recorder(Observer):
         if array is None:
             array = self._views[key] = target.numpy()[:, 0, context.start : context.stop]
         return array[start : start + count]
+
+    def _stretch_slots(
+        self, target: Tensor, stretch: ObservedStretch
+    ) -> Iterator[tuple[int, int, Tensor, np.ndarray | None]]:
+        """The recorded layers of ``stretch`` one by one (where ``_slots_run`` does not
+        apply): ``(index in the stretch, layer, destination, its NumPy view or None)``; the
+        caller ``keep``s each."""
+        for index in range(stretch.count):
+            layer = stretch.first + index
+            if layer in self.positions:
+                out = self.destination(target, layer)
+                yield index, layer, out, self._slot_array(target, layer)
 
     def _keep_run(self, target: Tensor, first: int, count: int) -> None:
         """``keep`` for the layers of a run written into their first slots (``_slots_run``):
@@ -417,15 +429,9 @@ class _LogGrowth(_Recorder):
             _log_(stretch.ratio, None, (ratios, run))
             self._keep_run(self.values, stretch.first, stretch.count)
             return
-        for index in range(stretch.count):
-            layer = stretch.first + index
-            if layer not in self.positions:
-                continue
-            out = self.destination(self.values, layer)
-            target = self._slot_array(self.values, layer)
-            ratio = stretch.ratio[index]
+        for index, layer, out, target in self._stretch_slots(self.values, stretch):
             arrays = None if target is None else (ratios[index : index + 1], target)
-            self.keep(self.values, layer, _log_(ratio, out, arrays))
+            self.keep(self.values, layer, _log_(stretch.ratio[index], out, arrays))
 
     @staticmethod
     def divided(view: LayerView, divisor: Tensor) -> Tensor | None:
@@ -757,12 +763,7 @@ class _Active(_Recorder):
                 np.copyto(run, counts)
             self._keep_run(self.counts, stretch.first, stretch.count)
             return
-        for index in range(stretch.count):
-            layer = stretch.first + index
-            if layer not in self.positions:
-                continue
-            out = self.destination(self.counts, layer)
-            target = self._slot_array(self.counts, layer)
+        for index, layer, out, target in self._stretch_slots(self.counts, stretch):
             if target is None:
                 out.copy_(stretch.counts[index].unsqueeze(-1))
             else:
