@@ -428,7 +428,9 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
 
 /* one step of a stretch: the increment of y (n, B) with t1 = `now` (NULL at width 1: relu(y)),
    the numbers drawn from `seed` in this pass, or (z not NULL) read from z; then, at width > 1,
-   the norms' pass into `next`; returns 1 where a new norm is `outside` bound */
+   the norms' pass into `next` (with the observers' counts, sums and ratio where given, and
+   the range of y checked against `top` where positive); returns 1 where a new norm is
+   `outside` bound or a check fails */
 static int stretch_step(uint64_t seed, const float *z, float *y, const float *now, float *next,
                         int64_t n, int64_t B, float value, float bound, int wide, void *norms,
                         int *counts, int *sums, const float *divisor, float *ratio,

@@ -338,9 +338,7 @@ DEFINE_KERNEL(factor_update_f32, float, double)
                     SAMPLER_PASS(REAL, 1, 0, 0)                                              \
                 else if (w == NORM_LANES && simple && relu)                                  \
                     SAMPLER_PASS(REAL, 1, 1, 0)                                              \
-                else if (w == NORM_LANES && !plain && relu && !extremes) /* observed */    \
-                    SAMPLER_PASS(REAL, 1, 0, 1)                                              \
-                else if (w == NORM_LANES && !plain && relu) /* observed, in bounds */      \
+                else if (w == NORM_LANES && !plain && relu && extremes) /* observed */     \
                     SAMPLER_PASS(REAL, 1, 1, 1)                                              \
                 else if (w == NORM_LANES && simple)                                          \
                     SAMPLER_PASS(REAL, 0, 1, 0)                                              \
