@@ -587,6 +587,13 @@ def test_an_observed_stretch_writes_each_steps_counts_and_ratios(n, size, groups
         zero = torch.zeros(size, dtype=torch.int32)
         assert torch.equal(sums[0], sum(expected, zero))
         assert torch.equal(sums[1], sum(((e > 0).int() for e in expected), zero))
+    # counts in one row (a distance of 0): the last step's, with the same sums
+    row, sums = torch.full((size,), -7, dtype=torch.int32), torch.empty(2, size, dtype=torch.int32)
+    observed = (row.expand(9, size), sums, None, None)
+    assert _stretch(layout, y, norm, value, 0.0, 0, address, observed=observed)[0] == 9
+    assert torch.equal(row, (states[-1] > 0).sum(0, dtype=torch.int32))
+    every = [(s > 0).sum(0, dtype=torch.int32) for s in states]
+    assert torch.equal(sums[0], sum(every, torch.zeros(size, dtype=torch.int32)))
     # ``top``: the first step with an entry outside [-top, top] fails
     largest = [float(state.abs().max()) for state in states]
     for step in (0, 4, 8):

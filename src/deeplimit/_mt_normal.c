@@ -472,7 +472,8 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
    1, an offset past the first group, a group of several steps and no buffer).
    For the observers of the stretch (width > 1 only; NULL: none): the norms' pass of step i
    also writes the active counts #{t: y[t, b] > 0} into counts[i ld + b] (rows of B at a
-   distance ld >= B: the rows of a results array) and, with `divisor` (B), the ratio
+   distance ld >= B: the rows of a results array; ld = 0: one row, which ends with the last
+   step's counts) and, with `divisor` (B), the ratio
    norm / divisor into ratio[i B + b] (steps x B), as the pass of the chain's per-step view
    writes them; sums[b] gets their sum over the steps done and sums[B + b] the number of
    those steps with a positive count (sums: 2 x B, given with counts);
@@ -488,7 +489,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
                             const float *divisor, float *ratio, double top) {
     if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || offset < 0 ||
         (n == 1 && (counts || ratio || top > 0)) || (!ratio != !divisor) ||
-        (counts && (!sums || ld < B)) || !supported())
+        (counts && (!sums || (ld != 0 && ld < B))) || !supported())
         return -1;
     for (int64_t left = steps, g = 0, at = offset; left > 0; g++, at = 0) {
         if (lengths[g] < 1 || at >= lengths[g] || (lengths[g] > 1 && !buffer)) return -1;

@@ -111,7 +111,8 @@ def _observers_laid_out(
 ) -> bool:
     """Whether the observers' arrays of ``BlockStreams.fill_stretch`` are laid out as its
     kernel writes them (or absent): CPU tensors, ``counts`` int32 rows of ``B`` contiguous
-    numbers at a distance of at least ``B`` with ``sums`` (int32 ``(2, B)``), ``divisor``
+    numbers at a distance of at least ``B`` (or 0: one row for every layer, which ends with
+    the last layer's counts) with ``sums`` (int32 ``(2, B)``), ``divisor``
     and ``ratio`` float32 (``B``; at least ``steps`` rows of ``B``), contiguous."""
     size = norm.shape[0]
     if (counts is None) != (sums is None) or (divisor is None) != (ratio is None):
@@ -124,7 +125,7 @@ def _observers_laid_out(
             return False
         if counts.dim() != 2 or counts.shape[0] < steps or counts.shape[1] != size:
             return False
-        if (size > 1 and counts.stride(1) != 1) or counts.stride(0) < size:
+        if (size > 1 and counts.stride(1) != 1) or 0 < counts.stride(0) < size:
             return False
         if sums.shape != (2, size) or not sums.is_contiguous():
             return False
@@ -460,7 +461,8 @@ class BlockStreams:
         (nothing done) where this does not apply.
 
         For the observers of the stretch (width > 1): ``counts`` (int32, at least ``steps``
-        contiguous rows of ``B`` at any distance: the rows of a results array) gets the
+        contiguous rows of ``B`` at any distance: the rows of a results array; a distance
+        of 0: one row, which ends with the last layer's counts) gets the
         active counts ``#{t: y[t, b] > 0}`` of layer ``first + i`` in row ``i``, and ``sums``
         (int32 ``(2, B)``) their sum over the layers done and the number of those layers
         with a positive count (a layer with a positive count and a norm of 0 fails); with

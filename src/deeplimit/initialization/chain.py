@@ -1268,6 +1268,12 @@ class Observer:
         (in the observer's results), or None (the chain's own buffer)."""
         return None
 
+    def reads_counts(self, first: int, count: int) -> bool:
+        """Whether ``observe_stretch`` reads the active counts of layers of the stretch
+        ``first .. first + count - 1`` but its last (``ObservedStretch.counts``): where no
+        observer does, the kernel keeps one row of counts, the last layer's."""
+        return False
+
     def end(self) -> None:
         pass
 
@@ -1278,7 +1284,8 @@ class ObservedStretch:
     call (``_OneReLU``) in place of a view each: the state finite and within the per-step
     bounds at every one of them (checked on the way), never rescaled (``exponent``: the
     chain's exponents, unchanged since they were made).
-    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``),
+    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``;
+    where no observer ``reads_counts``, only ``counts[-1]``, the last layer's, is kept),
     ``ratio[i]`` its ``||relu(Y)||`` divided by ``divisor`` (the tensor of
     ``_Workspace.divide_into``; None: nothing divided), as the per-step view's pass computes
     them, bit for bit; ``arrays`` are the NumPy views of ``counts`` and ``ratio``."""
@@ -2420,14 +2427,18 @@ def _take_stretch(
 ) -> bool:
     """Whether the layers ``step + 1 .. last`` may run as a stretch with ``observers`` (a
     chain never rescaled, each observer taking it), with the results of an observer that
-    takes their active counts as the kernel writes them (``_OneReLU.counts_into``)."""
+    takes their active counts as the kernel writes them (``_OneReLU.counts_into``), or one
+    row of counts where no observer reads them layer by layer."""
     if numerics.scaled or numerics.lost is not None:
         return False
     if not all(observer.takes_stretch() for observer in observers):
         return False
     first, count = step + 1, last - step
     found = (observer.stretch_counts(first, count) for observer in observers)
-    stretches.counts_into = next((into for into in found if into is not None), None)
+    into = next((into for into in found if into is not None), None)
+    if into is None and not any(observer.reads_counts(first, count) for observer in observers):
+        into = stretches.counts[0].expand(count, -1)  # one row, the last layer's counts
+    stretches.counts_into = into
     return True
 
 

@@ -657,7 +657,8 @@ class _Collapse(_Recorder):
         assert self.context is not None
         alive = self.context.__dict__["alive"]
         alive.add_stretch(stretch)
-        if stretch.last == self.steps:  # the last layer, not in the shared sum (``observe``)
+        if stretch.last == self.steps:  # the last layer, not in the shared sum (``observe``;
+            # its counts are kept in every stretch: ``reads_counts``)
             last = alive.sum + (stretch.counts[-1].unsqueeze(-1) > 0).to(alive.sum.dtype)
             self._write(last + alive.everyone, alive.seen + 1)
             self.counting = False
@@ -752,6 +753,9 @@ class _Active(_Recorder):
             return None
         return self.counts[start : start + count, 0, context.start : context.stop]
 
+    def reads_counts(self, first: int, count: int) -> bool:
+        return any(layer in self.positions for layer in range(first, first + count))
+
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         """The counts of ``stretch`` in the recorded layers' slots; their total."""
         counts = stretch.arrays[0]
@@ -828,6 +832,9 @@ class _QuasiGBM(_Recorder):
 
     def takes_stretch(self) -> bool:
         return self.relu and self.width > 1
+
+    def reads_counts(self, first: int, count: int) -> bool:
+        return first <= self.steps - 1 < first + count - 1  # layer L - 1, not the last
 
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         assert self.context is not None
