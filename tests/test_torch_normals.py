@@ -594,6 +594,11 @@ def test_an_observed_stretch_writes_each_steps_counts_and_ratios(n, size, groups
     assert torch.equal(row, (states[-1] > 0).sum(0, dtype=torch.int32))
     every = [(s > 0).sum(0, dtype=torch.int32) for s in states]
     assert torch.equal(sums[0], sum(every, torch.zeros(size, dtype=torch.int32)))
+    # no counts: the sums of the steps alive alone, from the norms
+    alone = torch.full((2, size), -7, dtype=torch.int32)
+    observed = (None, alone, None, None)
+    assert _stretch(layout, y, norm, value, 0.0, 0, address, observed=observed)[0] == 9
+    assert torch.equal(alone[1], sum(((e > 0).int() for e in every), torch.zeros_like(row)))
     # ``top``: the first step with an entry outside [-top, top] fails
     largest = [float(state.abs().max()) for state in states]
     for step in (0, 4, 8):

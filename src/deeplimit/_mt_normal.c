@@ -450,6 +450,9 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
             sums[B + b] += counts[b] > 0;
             bad |= counts[b] > 0 && next[b] == 0; /* a norm whose squares all underflowed */
         }
+    else if (sums) /* no counts: the steps alive, where the norm is positive (a positive entry:
+                      its square, summed in double, never underflows to 0) */
+        for (int64_t b = 0; b < B; b++) sums[B + b] += next[b] > 0;
     for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
     return bad;
 }
@@ -476,8 +479,9 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
    step's counts) and, with `divisor` (B), the ratio
    norm / divisor into ratio[i B + b] (steps x B), as the pass of the chain's per-step view
    writes them; sums[b] gets their sum over the steps done and sums[B + b] the number of
-   those steps with a positive count (sums: 2 x B, given with counts);
-   a step with a norm of 0 and a positive count (squares that all underflowed) fails.
+   those steps with a positive count (sums: 2 x B, given with counts; without counts only
+   sums[B + b], the steps with a positive norm); a step with a norm of 0 and a positive
+   count (squares that all underflowed) fails.
    Where `top` > 0 (width > 1), a step with an entry of y outside [-top, top] fails as well
    (where the chain's per-step path would rescale, which changes the observers' bits; NaN
    fails). With counts and `top`, a stretch that passes needs no other check (chain._OneReLU).
@@ -498,7 +502,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     const int wide = !narrow && has_wide();
     const int64_t size = n * B;
     int bad = 0;
-    if (counts) memset(sums, 0, 2 * (size_t)B * sizeof *sums);
+    if (sums) memset(sums, 0, 2 * (size_t)B * sizeof *sums);
     if (n == 1)
         for (int64_t b = 0; b < B; b++) bad |= outside(y[b] < 0 ? 0.0f : y[b], bound);
     else

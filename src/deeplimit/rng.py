@@ -112,22 +112,24 @@ def _observers_laid_out(
     """Whether the observers' arrays of ``BlockStreams.fill_stretch`` are laid out as its
     kernel writes them (or absent): CPU tensors, ``counts`` int32 rows of ``B`` contiguous
     numbers at a distance of at least ``B`` (or 0: one row for every layer, which ends with
-    the last layer's counts) with ``sums`` (int32 ``(2, B)``), ``divisor``
+    the last layer's counts) with ``sums`` (int32 ``(2, B)``, also alone), ``divisor``
     and ``ratio`` float32 (``B``; at least ``steps`` rows of ``B``), contiguous."""
     size = norm.shape[0]
-    if (counts is None) != (sums is None) or (divisor is None) != (ratio is None):
+    if (counts is not None and sums is None) or (divisor is None) != (ratio is None):
         return False
     given = [t for t in (counts, sums, divisor, ratio) if t is not None]
     if any(t.device.type != "cpu" or t.requires_grad for t in given):
         return False
-    if counts is not None and sums is not None:
-        if counts.dtype != torch.int32 or sums.dtype != torch.int32:
+    if sums is not None and (
+        sums.dtype != torch.int32 or sums.shape != (2, size) or not sums.is_contiguous()
+    ):
+        return False
+    if counts is not None:
+        if counts.dtype != torch.int32:
             return False
         if counts.dim() != 2 or counts.shape[0] < steps or counts.shape[1] != size:
             return False
         if (size > 1 and counts.stride(1) != 1) or 0 < counts.stride(0) < size:
-            return False
-        if sums.shape != (2, size) or not sums.is_contiguous():
             return False
     if divisor is not None and ratio is not None:
         if divisor.dtype != torch.float32 or ratio.dtype != torch.float32:
@@ -465,7 +467,8 @@ class BlockStreams:
         of 0: one row, which ends with the last layer's counts) gets the
         active counts ``#{t: y[t, b] > 0}`` of layer ``first + i`` in row ``i``, and ``sums``
         (int32 ``(2, B)``) their sum over the layers done and the number of those layers
-        with a positive count (a layer with a positive count and a norm of 0 fails); with
+        with a positive count (a layer with a positive count and a norm of 0 fails; without
+        ``counts``, ``sums[1]`` alone: the layers with a positive norm); with
         ``divisor`` (``B``), ``ratio`` (float32, at least ``steps`` rows of ``B``) each
         layer's norms divided by ``divisor``: as the norms' pass of the chain's per-step view
         computes them. ``top > 0`` (width > 1): a layer with an entry of ``y`` outside

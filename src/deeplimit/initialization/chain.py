@@ -1242,6 +1242,8 @@ class Observer:
     # per-chunk attribute and the shared results are only written at the chunk's rows
     parallel_safe: bool = False
 
+    # True where ``observe_stretch`` reads the active counts summed over a stretch
+    totals: bool = False
     # True where the observer may take a stretch of layers at once (``observe_stretch``):
     # the chain of one ReLU input of width > 1 then runs in compiled stretches with observers
     # (``_OneReLU``), each stretch taken where every observer ``takes_stretch`` just then
@@ -1271,7 +1273,7 @@ class Observer:
     def reads_counts(self, first: int, count: int) -> bool:
         """Whether ``observe_stretch`` reads the active counts of layers of the stretch
         ``first .. first + count - 1`` but its last (``ObservedStretch.counts``): where no
-        observer does, the kernel keeps one row of counts, the last layer's."""
+        observer does, the kernel keeps one row of counts, the last layer's, or none."""
         return False
 
     def end(self) -> None:
@@ -1284,34 +1286,38 @@ class ObservedStretch:
     call (``_OneReLU``) in place of a view each: the state finite and within the per-step
     bounds at every one of them (checked on the way), never rescaled (``exponent``: the
     chain's exponents, unchanged since they were made).
-    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``;
-    where no observer ``reads_counts``, only ``counts[-1]``, the last layer's, is kept),
-    ``ratio[i]`` its ``||relu(Y)||`` divided by ``divisor`` (the tensor of
-    ``_Workspace.divide_into``; None: nothing divided), as the per-step view's pass computes
-    them, bit for bit; ``arrays`` are the NumPy views of ``counts`` and ``ratio``."""
+    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``)
+    where an observer ``reads_counts``; else where one reads their ``totals`` only
+    ``counts[-1]``, the last layer's; else ``counts`` is None. ``ratio[i]`` holds the
+    layer's ``||relu(Y)||`` divided by ``divisor`` (the tensor of ``_Workspace.divide_into``;
+    None: nothing divided), as the per-step view's pass computes them, bit for bit;
+    ``arrays`` are the NumPy views of ``counts`` and ``ratio``; ``norms`` the last layer's
+    ``||relu(Y)||`` ``(block, 1)``."""
 
     first: int
-    counts: Tensor
+    count: int
+    counts: Tensor | None
     ratio: Tensor | None
     divisor: Tensor | None
     exponent: Tensor | None
-    arrays: tuple[np.ndarray, np.ndarray | None]
-    # int32 (2, block, 1): the counts summed over the stretch (``total``), and the layers
-    # at which each path is alive, ``N > 0`` (for a checked stretch ``||relu(Y)|| > 0``)
+    arrays: tuple[np.ndarray | None, np.ndarray | None]
+    # int32 (2, block, 1): the counts summed over the stretch (where counted), and the
+    # layers at which each path is alive, ``N > 0`` (for a checked stretch
+    # ``||relu(Y)|| > 0``)
     sums: Tensor
+    norms: Tensor
 
     def below(self, steps: int) -> tuple[int, Tensor, Tensor]:
         """The layers of the stretch below ``steps`` (the chain's last layer, which the
-        time averages leave out): how many, their summed counts and their layers alive."""
+        time averages leave out): how many, their summed counts (where counted) and their
+        layers alive."""
         if self.last < steps:
             return self.count, self.sums[0], self.sums[1]
         assert self.last == steps
-        last = self.counts[-1].unsqueeze(-1)
-        return self.count - 1, self.sums[0] - last, self.sums[1] - (last > 0).int()
-
-    @property
-    def count(self) -> int:
-        return self.counts.shape[0]
+        total = self.sums[0]
+        if self.counts is not None:
+            total = total - self.counts[-1].unsqueeze(-1)
+        return self.count - 1, total, self.sums[1] - (self.norms > 0).int()
 
     @property
     def last(self) -> int:
@@ -2206,7 +2212,8 @@ class _OneReLU:
             self.sums = torch.empty((2, size), dtype=torch.int32)  # (``ObservedStretch``)
             self.ratio = torch.empty((self.length, size), dtype=plan.dtype)
             self.ratios = self.ratio.numpy()
-            # where an observer has the counts of the next stretch written (else ``counts``)
+            # where the next stretch's counts go (``_take_stretch``: an observer's results,
+            # ``counts``, one row of it, or None: not counted)
             self.counts_into: Tensor | None = None
         elif self.compiled or self.grouped is not None:
             self.length = _STRETCH_STEPS
@@ -2315,8 +2322,8 @@ class _OneReLU:
             # every entry of every layer within the per-step path's bound (``largest``, a
             # hair below), so that it would rescale at none of them: the observers' numbers
             # (log-growth: the log of rescaled norms plus the exponents') are then its own
-            counts = self.counts if self.counts_into is None else self.counts_into
-            observed = dict(counts=counts, sums=self.sums, top=self.largest * (1 - 2.0**-20))
+            top = self.largest * (1 - 2.0**-20)
+            observed = dict(counts=self.counts_into, sums=self.sums, top=top)
             if divisor is not None:
                 observed.update(divisor=divisor[0], ratio=self.ratio)
         done = draws.stretch(
@@ -2337,15 +2344,20 @@ class _OneReLU:
         observers."""
         divided = self.space.divided()
         ratio = None if divided is None else self.ratio[:count]
-        counts = self.counts[:count] if self.counts_into is None else self.counts_into
+        counts = self.counts_into
         return ObservedStretch(
             first,
+            count,
             counts,
             ratio,
             None if divided is None else divided[0],
             exponent,
-            (counts.numpy(), None if ratio is None else self.ratios[:count]),
+            (
+                None if counts is None else counts.numpy(),
+                None if ratio is None else self.ratios[:count],
+            ),
             self.sums.unsqueeze(-1),
+            self.rows[0].unsqueeze(-1),
         )
 
     def _run_grouped(self, step: int, count: int, draws: _Normals) -> bool:
@@ -2427,8 +2439,9 @@ def _take_stretch(
 ) -> bool:
     """Whether the layers ``step + 1 .. last`` may run as a stretch with ``observers`` (a
     chain never rescaled, each observer taking it), with the results of an observer that
-    takes their active counts as the kernel writes them (``_OneReLU.counts_into``), or one
-    row of counts where no observer reads them layer by layer."""
+    takes their active counts as the kernel writes them (``_OneReLU.counts_into``), else a
+    row of counts a layer where an observer reads them, one row where observers read their
+    totals only, no counts where none reads them."""
     if numerics.scaled or numerics.lost is not None:
         return False
     if not all(observer.takes_stretch() for observer in observers):
@@ -2436,9 +2449,12 @@ def _take_stretch(
     first, count = step + 1, last - step
     found = (observer.stretch_counts(first, count) for observer in observers)
     into = next((into for into in found if into is not None), None)
-    if into is None and not any(observer.reads_counts(first, count) for observer in observers):
-        into = stretches.counts[0].expand(count, -1)  # one row, the last layer's counts
-    stretches.counts_into = into
+    if into is None:
+        if any(observer.reads_counts(first, count) for observer in observers):
+            into = stretches.counts[:count]  # the chain's buffer, a row a layer
+        elif any(observer.totals for observer in observers):
+            into = stretches.counts[0].expand(count, -1)  # one row, the last layer's counts
+    stretches.counts_into = into  # (None: the layers alive are counted from the norms)
     return True
 
 

@@ -657,9 +657,8 @@ class _Collapse(_Recorder):
         assert self.context is not None
         alive = self.context.__dict__["alive"]
         alive.add_stretch(stretch)
-        if stretch.last == self.steps:  # the last layer, not in the shared sum (``observe``;
-            # its counts are kept in every stretch: ``reads_counts``)
-            last = alive.sum + (stretch.counts[-1].unsqueeze(-1) > 0).to(alive.sum.dtype)
+        if stretch.last == self.steps:  # the last layer, not in the shared sum (``observe``)
+            last = alive.sum + (stretch.norms > 0).to(alive.sum.dtype)
             self._write(last + alive.everyone, alive.seen + 1)
             self.counting = False
 
@@ -753,13 +752,15 @@ class _Active(_Recorder):
             return None
         return self.counts[start : start + count, 0, context.start : context.stop]
 
+    totals = True
+
     def reads_counts(self, first: int, count: int) -> bool:
         return any(layer in self.positions for layer in range(first, first + count))
 
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         """The counts of ``stretch`` in the recorded layers' slots; their total."""
         counts = stretch.arrays[0]
-        assert self.context is not None
+        assert self.context is not None and counts is not None  # (``totals``: counted)
         self.total = _active_total_stretch(self.context, stretch)
         run = self._slots_run(self.counts, stretch.first, stretch.count)
         if run is not None:  # counted into the results, or one copy for every layer
@@ -832,6 +833,8 @@ class _QuasiGBM(_Recorder):
 
     def takes_stretch(self) -> bool:
         return self.relu and self.width > 1
+
+    totals = True
 
     def reads_counts(self, first: int, count: int) -> bool:
         return first <= self.steps - 1 < first + count - 1  # layer L - 1, not the last
