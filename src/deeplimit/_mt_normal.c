@@ -560,6 +560,41 @@ int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int na
     return left;
 }
 
+/* A stretch of `steps` layers of several ReLU inputs (chain._SeveralReLU) in one call: at
+   layer i, mt_normal_factor_norms_f32 with seeds[i] and the arguments that follow (the
+   norms' pass writing the norms the kernel reads at the next layer, and `extremes`, at
+   least 4 numbers: the range of the state, then of the norms), then the checks of the
+   per-step path's bounds (chain._Numerics._bounded_view): every entry of the state within
+   [-top, top] (NaN fails) and every norm of the k x B in `out` 0 or in [bound, FLT_MAX].
+   Stops after the first layer that fails them or in which the kernel left tiles to mend.
+   Returns the layers done that passed (`steps`: all; fewer: the caller runs the stretch
+   again from its saved state), or -1 (nothing done) where the drawing or an argument does
+   not apply. */
+int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, int64_t size,
+                               int narrow, void *factor, const float *phi,
+                               const float *norms_of_phi, float *y, float *factor_rows,
+                               float *scratch, double *acc, int *close, unsigned char *deferred,
+                               long k, long n, long B, double scale, double tiny, double eps,
+                               double floor_, double large, int mode, int relu, void *norms,
+                               const float *x, float *out, long m, long nn, long BB,
+                               int norms_relu, double *extremes, int *counts, long ld,
+                               float *plain, const float *divisor, float *ratio, float bound,
+                               double top) {
+    if (steps < 0 || !norms || !extremes || !out || top <= 0 || size < 16 || !supported())
+        return -1;
+    for (int64_t i = 0; i < steps; i++) {
+        long left = mt_normal_factor_norms_f32(
+            seeds[i], z, size, narrow, factor, phi, norms_of_phi, y, factor_rows, scratch, acc,
+            close, deferred, k, n, B, scale, tiny, eps, floor_, large, mode, relu, norms, x, out,
+            m, nn, BB, norms_relu, extremes, counts, ld, plain, divisor, ratio);
+        if (left == -2) return i == 0 ? -1 : i;
+        int bad = left != 0 || !(extremes[0] >= -top && extremes[1] <= top);
+        for (long e = 0; e < m * BB && !bad; e++) bad |= outside(out[e], bound);
+        if (bad) return i;
+    }
+    return steps;
+}
+
 /* Box-Muller alone on the 16 x groups numbers at d, in place (the tests compare it with
    torch's on chosen uniforms) */
 int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {
@@ -620,6 +655,25 @@ int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int na
     (void)m; (void)nn; (void)BB; (void)norms_relu; (void)extremes; (void)counts; (void)ld;
     (void)plain; (void)divisor; (void)ratio;
     return -2;
+}
+
+int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, int64_t size,
+                               int narrow, void *factor, const float *phi,
+                               const float *norms_of_phi, float *y, float *factor_rows,
+                               float *scratch, double *acc, int *close, unsigned char *deferred,
+                               long k, long n, long B, double scale, double tiny, double eps,
+                               double floor_, double large, int mode, int relu, void *norms,
+                               const float *x, float *out, long m, long nn, long BB,
+                               int norms_relu, double *extremes, int *counts, long ld,
+                               float *plain, const float *divisor, float *ratio, float bound,
+                               double top) {
+    (void)seeds; (void)steps; (void)z; (void)size; (void)narrow; (void)factor; (void)phi;
+    (void)norms_of_phi; (void)y; (void)factor_rows; (void)scratch; (void)acc; (void)close;
+    (void)deferred; (void)k; (void)n; (void)B; (void)scale; (void)tiny; (void)eps;
+    (void)floor_; (void)large; (void)mode; (void)relu; (void)norms; (void)x; (void)out;
+    (void)m; (void)nn; (void)BB; (void)norms_relu; (void)extremes; (void)counts; (void)ld;
+    (void)plain; (void)divisor; (void)ratio; (void)bound; (void)top;
+    return -1;
 }
 
 int64_t mt_box_muller_f32(float *d, int64_t groups, int narrow) {

@@ -176,6 +176,12 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     several.argtypes += [pointer, pointer, pointer, long, long, long, ctypes.c_int, pointer]
     several.argtypes += [pointer, long, pointer, pointer, pointer]
     kernels["draw, factor, norms"] = several
+    # a stretch of layers of several ReLU inputs: the same, layer after layer, checked
+    stretch_several = library.mt_several_stretch_f32
+    stretch_several.restype = ctypes.c_int64
+    stretch_several.argtypes = [pointer, ctypes.c_int64, *several.argtypes[1:]]
+    stretch_several.argtypes += [ctypes.c_float, ctypes.c_double]
+    kernels["several stretch"] = stretch_several
     # a stretch of steps of one ReLU input (the drawing update and a norms' pass a step)
     stretch = library.mt_relu_stretch_f32
     stretch.restype = ctypes.c_int64
@@ -425,6 +431,57 @@ class BlockStreams:
             seed, out.data_ptr(), out.numel(), 0, address, *arguments, norms, *norms_arguments
         )
         return None if left == -2 else left
+
+    def fill_several_stretch(
+        self,
+        index: int,
+        first: int,
+        steps: int,
+        out: torch.Tensor,
+        factor: tuple[int, list],
+        then: tuple[int, tuple],
+        bound: float,
+        top: float,
+    ) -> int | None:
+        """The layers ``first .. first + steps - 1`` of several ReLU inputs in one compiled
+        call (``chain._SeveralReLU``): at each, ``fill_then`` with that layer's numbers (drawn
+        into ``out``), the kernel ``factor`` and the norms' pass ``then`` (its extremes given),
+        then the per-step path's bounds checked (entries within ``[-top, top]``, norms 0 or
+        at least ``bound``); stops after the first layer that fails them or in which the
+        kernel left tiles. Returns the layers done that passed, or None (nothing done) where
+        this does not apply."""
+        if (
+            self.device.type != "cpu"
+            or out.dtype != torch.float32
+            or out.numel() < 16
+            or not out.is_contiguous()
+            or out.requires_grad
+            or steps < 0
+            or torch_float32_normals() is None
+        ):
+            return None
+        kernels = _NORMALS.kernels()
+        assert kernels is not None
+        base = self.bases[index]
+        seeds = (ctypes.c_uint64 * max(1, steps))(
+            *(layer_seed(base, layer) for layer in range(first, first + steps))
+        )
+        address, arguments = factor
+        norms, norms_arguments = then
+        done = kernels["several stretch"](
+            seeds,
+            steps,
+            out.data_ptr(),
+            out.numel(),
+            0,
+            address,
+            *arguments,
+            norms,
+            *norms_arguments,
+            bound,
+            top,
+        )
+        return None if done < 0 else int(done)
 
     def fill_stretch(
         self,

@@ -2051,6 +2051,20 @@ class _Normals:
             **(observed or {}),
         )
 
+    def several_stretch(
+        self, step: int, steps: int, factor: tuple[int, list], then: tuple, bound: float, top: float
+    ) -> int | None:
+        """Where ``several``: the steps ``step .. step + steps - 1`` of several ReLU inputs in
+        one compiled call (``rng.BlockStreams.fill_several_stretch``: ``fill_then`` a layer,
+        then the per-step bounds checked), drawing into ``memory_for_several()``: the steps
+        that passed, or None (nothing drawn)."""
+        if not self.several:
+            return None
+        self.held = None  # (the buffer is the stretch's)
+        return self.streams.fill_several_stretch(
+            0, step, steps, self.memory_for_several(), factor, then, bound, top
+        )
+
     def fill_then(self, step: int, factor: tuple[int, list], then: tuple | None) -> int | None:
         """Where ``several``: the numbers of ``step`` drawn into ``memory_for_several()``, the
         several-input kernel ``factor`` (its arguments but the normals) and the norms' pass
@@ -2430,6 +2444,98 @@ class _OneReLU:
         return True
 
 
+class _SeveralReLU:
+    """The exact-in-law chain of several float32 ReLU inputs of width > 1 on the CPU, with no
+    observers, in stretches of layers of one compiled call each (``_Normals.several_stretch``):
+    at each layer the call of ``_drawn_factor_increment`` (drawing, the several-input kernel,
+    the norms' pass), then the checks of the per-step path's bounds (``_bounded_view``:
+    every entry within ``2^T / sqrt(n)``, every norm 0 or at least ``2^-T``, nothing
+    NaN), so that every layer of a stretch that passes is one the per-step path would have
+    left as it is: the same numbers. A stretch that fails, or in which the kernel left tiles
+    to mend, is run again from its saved state layer by layer (``_OneReLU``'s protocol:
+    ``run``, ``ready``, ``in_bounds``, ``carried``)."""
+
+    observed = False
+
+    def __init__(
+        self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int, draws: _Normals
+    ) -> None:
+        self.plan, self.memory, self.space = plan, memory, space
+        self.length = _STRETCH_STEPS
+        self.scale = plan.scale / math.sqrt(plan.width)
+        self.bound = 2.0**-bound
+        self.top = 2.0**bound / math.sqrt(plan.width) * (1 - 2.0**-20)
+        self.saved = torch.empty_like(memory)
+        self.in_bounds = False
+        self.carried = False
+        self.backoff = 0
+        self.failures = 0
+
+    @classmethod
+    def make(
+        cls,
+        plan: ChainPlan,
+        memory: Tensor,
+        space: _Workspace,
+        numerics: _Numerics,
+        observers: Sequence[Observer],
+        draws: _Normals,
+    ) -> _SeveralReLU | None:
+        if (
+            not (_STRETCHES and _COMPILED_STRETCHES)
+            or observers
+            or plan.inputs < 2
+            or plan.width < 2
+            or type(plan.activation) is not ReLU
+            or not draws.several
+            or not native.available()
+            or not _host_checks(plan.device)
+        ):
+            return None
+        return cls(plan, memory, space, numerics.bound, draws)
+
+    def ready(self) -> bool:
+        if self.backoff > 0:
+            self.backoff -= 1
+            return False
+        return True
+
+    def run(self, step: int, last: int, draws: _Normals) -> bool:
+        """Layers ``step + 1 .. last`` in place; False, the state as it was at ``step``,
+        where a layer fails the checks or leaves tiles to mend (see the class docstring)."""
+        space, memory = self.space, self.memory
+        self.saved.copy_(memory)
+        self.in_bounds = False
+        bound_pass = space.norms_pass(memory)
+        arguments = bound_pass.arguments(True)
+        kernel = space.native(space.phi_norm)
+        done = None
+        if arguments is not None and bound_pass.address is not None and kernel is not None:
+            if not self.carried:  # the norms of the state, which the kernel reads
+                bound_pass(True)
+            noise = draws.memory_for_several()
+            factor = kernel.arguments(memory, memory, noise, self.scale, 2, True)
+            del factor[2]  # the normals: the buffer the call draws into
+            done = draws.several_stretch(
+                step + 1,
+                last - step,
+                (kernel.address, factor),
+                (bound_pass.address, arguments),
+                self.bound,
+                self.top,
+            )
+        space.norms_pass_done()
+        if done == last - step:
+            self.failures = 0
+            self.carried = self.in_bounds = True
+            return True
+        memory.copy_(self.saved)
+        self.carried = False
+        self.failures += 1
+        self.backoff = 2 ** min(self.failures, 10)
+        return False
+
+
 def _take_stretch(
     numerics: _Numerics,
     observers: Sequence[Observer],
@@ -2508,7 +2614,9 @@ def _run_block(
     record(0, view)
     for observer in observers:
         observer.start(context, view)
-    stretches = _OneReLU.make(plan, memory, workspace, numerics, observers, draws)
+    stretches = _OneReLU.make(
+        plan, memory, workspace, numerics, observers, draws
+    ) or _SeveralReLU.make(plan, memory, workspace, numerics, observers, draws)
     recorded = sorted(step for step in slots if step > 0)  # (stretches end there)
 
     def checked_view(step: int) -> LayerView:
