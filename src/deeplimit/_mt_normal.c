@@ -562,11 +562,13 @@ int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int na
 
 /* A stretch of `steps` layers of several ReLU inputs (chain._SeveralReLU) in one call: at
    layer i, mt_normal_factor_norms_f32 with seeds[i] and the arguments that follow (the
-   norms' pass writing the norms the kernel reads at the next layer, and `extremes`, at
-   least 4 numbers: the range of the state, then of the norms), then the checks of the
+   norms' pass writing the norms the kernel reads at the next layer, and `extremes`, its 6
+   numbers: the range of the state first), then the checks of the
    per-step path's bounds (chain._Numerics._bounded_view): every entry of the state within
    [-top, top] (NaN fails) and every norm of the k x B in `out` 0 or in [bound, FLT_MAX].
-   Stops after the first layer that fails them or in which the kernel left tiles to mend.
+   The start is checked as well (the norms and range the last norms' pass left in `out` and
+   `extremes`). Stops after the first layer that fails them or in which the kernel left
+   tiles to mend.
    Returns the layers done that passed (`steps`: all; fewer: the caller runs the stretch
    again from its saved state), or -1 (nothing done) where the drawing or an argument does
    not apply. */
@@ -582,6 +584,10 @@ int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, i
                                double top) {
     if (steps < 0 || !norms || !extremes || !out || top <= 0 || size < 16 || !supported())
         return -1;
+    /* the start too: its norms (which the kernel reads) and range, from the last norms' pass */
+    int start_bad = !(extremes[0] >= -top && extremes[1] <= top);
+    for (long e = 0; e < m * BB && !start_bad; e++) start_bad |= outside(out[e], bound);
+    if (start_bad) return 0;
     for (int64_t i = 0; i < steps; i++) {
         long left = mt_normal_factor_norms_f32(
             seeds[i], z, size, narrow, factor, phi, norms_of_phi, y, factor_rows, scratch, acc,
