@@ -413,14 +413,7 @@ class BlockStreams:
         its ``arguments`` but the normals, which are ``out``'s) and, where it left no tile,
         the norms' pass ``then`` (as in ``fill_update``): what the kernel returns (the tiles
         it left), or None (nothing done) where this does not apply."""
-        if (
-            self.device.type != "cpu"
-            or out.dtype != torch.float32
-            or out.numel() < 16
-            or not out.is_contiguous()
-            or out.requires_grad
-            or torch_float32_normals() is None
-        ):
+        if not self._drawable(out):
             return None
         kernels = _NORMALS.kernels()
         assert kernels is not None
@@ -431,6 +424,19 @@ class BlockStreams:
             seed, out.data_ptr(), out.numel(), 0, address, *arguments, norms, *norms_arguments
         )
         return None if left == -2 else left
+
+    def _drawable(self, out: torch.Tensor) -> bool:
+        """Whether the compiled copy of ``torch.randn`` draws into ``out`` in a call of ours
+        (``fill_then``, ``fill_several_stretch``): 16 float32 numbers or more, contiguous, on
+        the CPU."""
+        return (
+            self.device.type == "cpu"
+            and out.dtype == torch.float32
+            and out.numel() >= 16
+            and out.is_contiguous()
+            and not out.requires_grad
+            and torch_float32_normals() is not None
+        )
 
     def fill_several_stretch(
         self,
@@ -450,15 +456,7 @@ class BlockStreams:
         at least ``bound``); stops after the first layer that fails them or in which the
         kernel left tiles. Returns the layers done that passed, or None (nothing done) where
         this does not apply."""
-        if (
-            self.device.type != "cpu"
-            or out.dtype != torch.float32
-            or out.numel() < 16
-            or not out.is_contiguous()
-            or out.requires_grad
-            or steps < 0
-            or torch_float32_normals() is None
-        ):
+        if steps < 0 or not self._drawable(out):
             return None
         kernels = _NORMALS.kernels()
         assert kernels is not None

@@ -2158,7 +2158,42 @@ def _stretch_norms(plan: ChainPlan, y: Tensor, draws: _Normals) -> int | None:
     return native.row_norms_address(y.unsqueeze(0), y[:1])
 
 
-class _OneReLU:
+class _Stretches:
+    """What ``_run_block`` asks of stretches of layers (``_OneReLU``, ``_SeveralReLU``):
+    ``length`` (layers at most), ``run(step, last, draws)`` (True, or False with the state as
+    it was at ``step``), ``ready()`` (False while backing off after failures: ``2^f`` layers
+    layer by layer after ``f`` failures in a row, at most 1024), ``in_bounds`` (the last
+    stretch ended within the per-step path's bounds), ``carried`` (the norms of the state
+    kept from the last stretch), ``observed`` (observers take the stretches)."""
+
+    observed = False
+
+    def _start(self) -> None:
+        self.carried = False
+        self.in_bounds = False
+        self.backoff = 0
+        self.failures = 0
+
+    def ready(self) -> bool:
+        """Whether to try the next stretch (False: step by step, after a failure)."""
+        if self.backoff > 0:
+            self.backoff -= 1
+            return False
+        return True
+
+    def _passed(self) -> bool:
+        self.failures = 0
+        self.carried = True
+        return True
+
+    def _failed(self) -> bool:
+        self.carried = False
+        self.failures += 1
+        self.backoff = 2 ** min(self.failures, 10)
+        return False
+
+
+class _OneReLU(_Stretches):
     """The exact-in-law chain of one ReLU input on the CPU, with no observers, in stretches of
     steps checked once (``run``): a step is then the update ``y += s n^-1/2 ||phi|| z`` and the
     next ``||phi||`` (``phi = relu(y)``, ``||phi||^2`` summed along the width, its square
@@ -2246,10 +2281,7 @@ class _OneReLU:
         self.saved = torch.empty_like(self.y)
         self.bound = 2.0**-bound
         self.largest = 2.0**bound / math.sqrt(n)  # of |y| for the per-step path's bound
-        self.carried = False  # whether norms[0] is the norm of the state
-        self.in_bounds = False  # whether the last stretch ended within the per-step bounds
-        self.backoff = 0  # steps to go step by step before the next try
-        self.failures = 0
+        self._start()  # (``carried``: whether norms[0] is the norm of the state)
 
     @classmethod
     def make(
@@ -2273,13 +2305,6 @@ class _OneReLU:
             return None
         stretches = cls(plan, memory, space, numerics.bound, draws, bool(observers))
         return None if observers and not stretches.observed else stretches
-
-    def ready(self) -> bool:
-        """Whether to try the next stretch (False: step by step, after a failure)."""
-        if self.backoff > 0:
-            self.backoff -= 1
-            return False
-        return True
 
     def _norm(self, out: Tensor) -> None:
         """``||relu(y)||`` of the state into ``out``."""
@@ -2402,16 +2427,11 @@ class _OneReLU:
         """The end of a stretch that ``passed`` its checks (its last norm kept: ``carried``),
         or that did not (the state as it was at its start)."""
         if passed:
-            self.failures = 0
             if self._last:
                 self.rows[0].copy_(self.rows[self._last])
-            self.carried = True
-            return True
+            return self._passed()
         self.y.copy_(self.saved)
-        self.carried = False
-        self.failures += 1
-        self.backoff = 2 ** min(self.failures, 10)
-        return False
+        return self._failed()
 
     def _checked(self, count: int, norms: bool = True) -> bool:
         """The checks of the class docstring, in float arithmetic (comparisons, masks and
@@ -2444,7 +2464,7 @@ class _OneReLU:
         return True
 
 
-class _SeveralReLU:
+class _SeveralReLU(_Stretches):
     """The exact-in-law chain of several float32 ReLU inputs of width > 1 on the CPU, with no
     observers, in stretches of layers of one compiled call each (``_Normals.several_stretch``):
     at each layer the call of ``_drawn_factor_increment`` (drawing, the several-input kernel,
@@ -2453,9 +2473,7 @@ class _SeveralReLU:
     NaN), so that every layer of a stretch that passes is one the per-step path would have
     left as it is: the same numbers. A stretch that fails, or in which the kernel left tiles
     to mend, is run again from its saved state layer by layer (``_OneReLU``'s protocol:
-    ``run``, ``ready``, ``in_bounds``, ``carried``)."""
-
-    observed = False
+    ``_Stretches``)."""
 
     def __init__(
         self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int, draws: _Normals
@@ -2466,10 +2484,7 @@ class _SeveralReLU:
         self.bound = 2.0**-bound
         self.top = 2.0**bound / math.sqrt(plan.width) * (1 - 2.0**-20)
         self.saved = torch.empty_like(memory)
-        self.in_bounds = False
-        self.carried = False
-        self.backoff = 0
-        self.failures = 0
+        self._start()
 
     @classmethod
     def make(
@@ -2493,12 +2508,6 @@ class _SeveralReLU:
         ):
             return None
         return cls(plan, memory, space, numerics.bound, draws)
-
-    def ready(self) -> bool:
-        if self.backoff > 0:
-            self.backoff -= 1
-            return False
-        return True
 
     def run(self, step: int, last: int, draws: _Normals) -> bool:
         """Layers ``step + 1 .. last`` in place; False, the state as it was at ``step``,
@@ -2526,14 +2535,10 @@ class _SeveralReLU:
             )
         space.norms_pass_done()
         if done == last - step:
-            self.failures = 0
-            self.carried = self.in_bounds = True
-            return True
+            self.in_bounds = True
+            return self._passed()
         memory.copy_(self.saved)
-        self.carried = False
-        self.failures += 1
-        self.backoff = 2 ** min(self.failures, 10)
-        return False
+        return self._failed()
 
 
 def _take_stretch(
