@@ -647,12 +647,12 @@ def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
     )
     assert done == -1 and torch.equal(out, y)
     assert UPDATE(5, y.data_ptr(), None, 0.1, 2, 40, 0) == -1
-    # counts or ratios at width 1, a ratio without a divisor, counts without sums or with
+    # counts, sums or ratios at width 1 (nothing would be counted there), a ratio without a divisor, counts without sums or with
     # rows closer than B: refused
     one, ratio = torch.randn(1, 40), torch.empty(3, 40)
     rows, sums = torch.empty(5, 40, dtype=torch.int32), torch.empty(2, 40, dtype=torch.int32)
     layout = ([5, 6, 7], [1, 1, 1], 0)
-    for observed in ((rows, sums, None, None), (None, None, norm, ratio)):
+    for observed in ((rows, sums, None, None), (None, sums, None, None), (None, None, norm, ratio)):
         assert _stretch(layout, one, norm, 0.1, 1e-9, 0, 0, observed=observed)[0] == -1
     assert _stretch(layout, one, norm, 0.1, 1e-9, 0, 0, top=1.0)[0] == -1
     for observed in ((None, None, None, ratio), (rows, None, None, None)):

@@ -492,7 +492,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
                             void *norms, int *counts, int64_t ld, int *sums,
                             const float *divisor, float *ratio, double top) {
     if (steps < 0 || n <= 0 || B <= 0 || n * B < 16 || (n > 1 && !norms) || offset < 0 ||
-        (n == 1 && (counts || ratio || top > 0)) || (!ratio != !divisor) ||
+        (n == 1 && (counts || sums || ratio || top > 0)) || (!ratio != !divisor) ||
         (counts && (!sums || (ld != 0 && ld < B))) || !supported())
         return -1;
     for (int64_t left = steps, g = 0, at = offset; left > 0; g++, at = 0) {

@@ -538,7 +538,10 @@ class BlockStreams:
             or norm.shape != y.shape[1:]
             or spare.shape != norm.shape
             or not _observers_laid_out(norm, steps, counts, sums, divisor, ratio)
-            or ((counts is not None or ratio is not None or top > 0) and y.shape[0] < 2)
+            or (
+                (counts is not None or sums is not None or ratio is not None or top > 0)
+                and y.shape[0] < 2
+            )
             or y.numel() < 16
             or steps < 0
             or group < 1
