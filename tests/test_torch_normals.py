@@ -647,8 +647,8 @@ def test_a_compiled_stretch_refuses_groups_that_do_not_hold_its_steps():
     )
     assert done == -1 and torch.equal(out, y)
     assert UPDATE(5, y.data_ptr(), None, 0.1, 2, 40, 0) == -1
-    # counts, sums or ratios at width 1 (nothing would be counted there), a ratio without a divisor, counts without sums or with
-    # rows closer than B: refused
+    # counts, sums or ratios at width 1 (nothing would be counted there), a ratio without a
+    # divisor, counts without sums or with rows closer than B: refused
     one, ratio = torch.randn(1, 40), torch.empty(3, 40)
     rows, sums = torch.empty(5, 40, dtype=torch.int32), torch.empty(2, 40, dtype=torch.int32)
     layout = ([5, 6, 7], [1, 1, 1], 0)
