@@ -1394,6 +1394,17 @@ def _next_norms(
     return bound, (address, arguments)
 
 
+def _drawn_factor_arguments(
+    kernel: native.FactorUpdate, state: Tensor, draws: _Normals, scale: float
+) -> list:
+    """The several-input kernel's arguments for a ReLU ``state`` (``phi`` taken from it on the
+    way, no factor kept: mode 2) but the normals, which a compiled call draws into
+    ``draws.memory_for_several()`` first (``fill_then``, ``several_stretch``)."""
+    arguments = kernel.arguments(state, state, draws.memory_for_several(), scale, 2, True)
+    del arguments[2]  # the normals: the buffer the call draws into
+    return arguments
+
+
 def _drawn_factor_increment(
     plan: ChainPlan,
     y: Tensor,
@@ -1415,16 +1426,14 @@ def _drawn_factor_increment(
     if kernel is None:
         return False
     scale = plan.scale / math.sqrt(plan.width)
-    noise = draws.memory_for_several()
-    arguments = kernel.arguments(state, state, noise, scale, 2, True)  # (no factor kept)
-    del arguments[2]  # the normals: the buffer the call draws into
+    arguments = _drawn_factor_arguments(kernel, state, draws, scale)
     bound, then = _next_norms(plan, space, state, step, numerics, y)
     left = draws.fill_then(step, (kernel.address, arguments), then)
     if left is None:
         return False
     if left:  # tiles to mend (the norms' pass did not run): as ``_increment_rows_last``
         _mend_factor(state, True, view.phi_norm, space, kernel)
-        kernel.finish(state, noise, scale)
+        kernel.finish(state, draws.memory_for_several(), scale)
     elif then is not None:
         assert bound is not None
         bound.ready = then[1]
@@ -2522,9 +2531,7 @@ class _SeveralReLU(_Stretches):
         if arguments is not None and bound_pass.address is not None and kernel is not None:
             if not self.carried:  # the norms of the state, which the kernel reads
                 bound_pass(True)
-            noise = draws.memory_for_several()
-            factor = kernel.arguments(memory, memory, noise, self.scale, 2, True)
-            del factor[2]  # the normals: the buffer the call draws into
+            factor = _drawn_factor_arguments(kernel, memory, draws, self.scale)
             done = draws.several_stretch(
                 step + 1,
                 last - step,
