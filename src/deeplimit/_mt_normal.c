@@ -531,6 +531,10 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     return bad ? i - 1 : i;
 }
 
+/* correlations_f32 of _factor_update.c (the correlations of a layer's inputs), by address */
+typedef void (*correlations_f32)(const float *, const float *, float *, long, long, long, long,
+                                 double *, float *);
+
 /* factor_update_f32 of _factor_update.c (the several-input layer's kernel), by address */
 typedef long (*factor_f32)(const float *, const float *, const float *, float *, float *, float *,
                            double *, int *, unsigned char *, long, long, long, double, double,
@@ -560,6 +564,34 @@ int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int na
     return left;
 }
 
+/* 1 where an entry of x[0 .. count) is `outside` bound (a loop with no early exit: it
+   vectorizes) */
+static int any_outside(const float *restrict x, long count, float bound) {
+    int bad = 0;
+    for (long e = 0; e < count; e++) bad |= outside(x[e], bound);
+    return bad;
+}
+
+/* a layer's active counts (m rows of B at a distance ld) added to sums[j B + b] and the layers
+   with a positive count to sums[(m + j) B + b]; 1 where a count is positive and its norm in
+   `out` (m, B) is 0 (squares that all underflowed) */
+static int add_counts(const int *restrict counted, long ld, const float *restrict out,
+                      int *restrict sums, long m, long B) {
+    int bad = 0;
+    for (long j = 0; j < m; j++) {
+        const int *c = counted + j * ld;
+        const float *o = out + j * B;
+        int *total = sums + j * B, *alive = sums + (m + j) * B;
+        for (long b = 0; b < B; b++) {
+            const int v = c[b];
+            total[b] += v;
+            alive[b] += v > 0;
+            bad |= (v > 0) & (o[b] == 0);
+        }
+    }
+    return bad;
+}
+
 /* A stretch of `steps` layers of several ReLU inputs (chain._SeveralReLU) in one call: at
    layer i, mt_normal_factor_norms_f32 with seeds[i] and the arguments that follow (the
    norms' pass writing the norms the kernel reads at the next layer, and `extremes`, its 6
@@ -571,7 +603,18 @@ int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int na
    tiles to mend.
    Returns the layers done that passed (`steps`: all; fewer: the caller runs the stretch
    again from its saved state), or -1 (nothing done) where the drawing or an argument does
-   not apply. */
+   not apply.
+   For the observers of the stretch (chain.ObservedStretch; NULL / 0: none): the norms' pass
+   of layer i writes its active counts at counts + i counts_step (rows of BB at a distance
+   ld: the rows of a results array; counts_step = 0: one set of rows, which ends with the last
+   layer's) and its ratios at ratio + i ratio_step; sums (2, m, BB) gets the counts summed
+   over the layers done and the number of those layers with a positive count (without counts
+   only the second: the layers with a positive norm), and a layer with a norm of 0 and a
+   positive count (squares that all underflowed) fails; with `correlate`, so does a layer
+   with a norm of y (in `plain`) outside the bounds, and where rows_out[i] is not 0, the
+   correlations of layer i (`correlate`: correlations_f32 by address, with the norms of y the
+   pass wrote into `plain`, its scratch acc_out and unit) go into the rows at that address,
+   rows_ld apart. */
 int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, int64_t size,
                                int narrow, void *factor, const float *phi,
                                const float *norms_of_phi, float *y, float *factor_rows,
@@ -581,22 +624,40 @@ int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, i
                                const float *x, float *out, long m, long nn, long BB,
                                int norms_relu, double *extremes, int *counts, long ld,
                                float *plain, const float *divisor, float *ratio, float bound,
-                               double top) {
-    if (steps < 0 || !norms || !extremes || !out || top <= 0 || size < 16 || !supported())
+                               double top, long counts_step, int *sums, long ratio_step,
+                               void *correlate, const int64_t *rows_out, long rows_ld,
+                               double *acc_out, float *unit) {
+    if (steps < 0 || !norms || !extremes || !out || top <= 0 || size < 16 ||
+        (counts && !sums) || (!ratio != !divisor) || (correlate && (!rows_out || !plain)) ||
+        !supported())
         return -1;
     /* the start too: its norms (which the kernel reads) and range, from the last norms' pass */
-    int start_bad = !(extremes[0] >= -top && extremes[1] <= top);
-    for (long e = 0; e < m * BB && !start_bad; e++) start_bad |= outside(out[e], bound);
-    if (start_bad) return 0;
+    if (!(extremes[0] >= -top && extremes[1] <= top) || any_outside(out, m * BB, bound))
+        return 0;
+    if (sums) memset(sums, 0, 2 * (size_t)(m * BB) * sizeof *sums);
     for (int64_t i = 0; i < steps; i++) {
+        int *counted = counts ? counts + i * counts_step : 0;
         long left = mt_normal_factor_norms_f32(
             seeds[i], z, size, narrow, factor, phi, norms_of_phi, y, factor_rows, scratch, acc,
             close, deferred, k, n, B, scale, tiny, eps, floor_, large, mode, relu, norms, x, out,
-            m, nn, BB, norms_relu, extremes, counts, ld, plain, divisor, ratio);
+            m, nn, BB, norms_relu, extremes, counted, ld, plain, divisor,
+            ratio ? ratio + i * ratio_step : 0);
         if (left == -2) return i == 0 ? -1 : i;
-        int bad = left != 0 || !(extremes[0] >= -top && extremes[1] <= top);
-        for (long e = 0; e < m * BB && !bad; e++) bad |= outside(out[e], bound);
-        if (bad) return i;
+        if (left != 0 || !(extremes[0] >= -top && extremes[1] <= top) ||
+            any_outside(out, m * BB, bound))
+            return i;
+        int bad = 0;
+        if (counted) /* the sums of the counts and of the layers alive, per input and sample */
+            bad = add_counts(counted, ld, out, sums, m, BB);
+        else if (sums) /* no counts: the layers alive, where the norm is positive */
+            for (long e = 0; e < m * BB; e++) sums[m * BB + e] += out[e] > 0;
+        /* the norms of y the correlations divide by: 0 (a row of zeros: a nonzero float's
+           square, summed in double, is positive) or within the bounds, where the per-step
+           view takes them as they are */
+        if (bad || (correlate && any_outside(plain, m * BB, bound))) return i;
+        if (correlate && rows_out[i]) /* the layer's correlations, from its norms of y */
+            ((correlations_f32)correlate)(x, plain, (float *)(intptr_t)rows_out[i], m, nn, BB,
+                                          rows_ld, acc_out, unit);
     }
     return steps;
 }
@@ -672,13 +733,17 @@ int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, i
                                const float *x, float *out, long m, long nn, long BB,
                                int norms_relu, double *extremes, int *counts, long ld,
                                float *plain, const float *divisor, float *ratio, float bound,
-                               double top) {
+                               double top, long counts_step, int *sums, long ratio_step,
+                               void *correlate, const int64_t *rows_out, long rows_ld,
+                               double *acc_out, float *unit) {
     (void)seeds; (void)steps; (void)z; (void)size; (void)narrow; (void)factor; (void)phi;
     (void)norms_of_phi; (void)y; (void)factor_rows; (void)scratch; (void)acc; (void)close;
     (void)deferred; (void)k; (void)n; (void)B; (void)scale; (void)tiny; (void)eps;
     (void)floor_; (void)large; (void)mode; (void)relu; (void)norms; (void)x; (void)out;
     (void)m; (void)nn; (void)BB; (void)norms_relu; (void)extremes; (void)counts; (void)ld;
-    (void)plain; (void)divisor; (void)ratio; (void)bound; (void)top;
+    (void)plain; (void)divisor; (void)ratio; (void)bound; (void)top; (void)counts_step;
+    (void)sums; (void)ratio_step; (void)correlate; (void)rows_out; (void)rows_ld; (void)acc_out;
+    (void)unit;
     return -1;
 }
 

@@ -181,6 +181,9 @@ def _bind_normals(library: ctypes.CDLL) -> dict[str, Callable[..., int]]:
     stretch_several.restype = ctypes.c_int64
     stretch_several.argtypes = [pointer, ctypes.c_int64, *several.argtypes[1:]]
     stretch_several.argtypes += [ctypes.c_float, ctypes.c_double]
+    # the observers' outputs: counts' layer step, sums, ratios' layer step, the correlations'
+    # kernel, its rows' addresses a layer, their distance and its scratch
+    stretch_several.argtypes += [long, pointer, long, pointer, pointer, long, pointer, pointer]
     kernels["several stretch"] = stretch_several
     # a stretch of steps of one ReLU input (the drawing update and a norms' pass a step)
     stretch = library.mt_relu_stretch_f32
@@ -448,6 +451,7 @@ class BlockStreams:
         then: tuple[int, tuple],
         bound: float,
         top: float,
+        observed: tuple = (0, None, 0, None, None, 0, None, None),
     ) -> int | None:
         """The layers ``first .. first + steps - 1`` of several ReLU inputs in one compiled
         call (``chain._SeveralReLU``): at each, ``fill_then`` with that layer's numbers (drawn
@@ -455,7 +459,9 @@ class BlockStreams:
         then the per-step path's bounds checked (entries within ``[-top, top]``, norms 0 or
         at least ``bound``); stops after the first layer that fails them or in which the
         kernel left tiles. Returns the layers done that passed, or None (nothing done) where
-        this does not apply."""
+        this does not apply. ``observed``: the observers' outputs (``mt_several_stretch_f32``'s
+        last eight arguments: the counts' layer step, the sums, the ratios' layer step, the
+        correlations' kernel, its rows' addresses a layer, their distance, its scratch)."""
         if steps < 0 or not self._drawable(out):
             return None
         kernels = _NORMALS.kernels()
@@ -478,6 +484,7 @@ class BlockStreams:
             *norms_arguments,
             bound,
             top,
+            *observed,
         )
         return None if done < 0 else int(done)
 

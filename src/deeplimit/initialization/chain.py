@@ -34,6 +34,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import copy
+import ctypes
 import functools
 import itertools
 import math
@@ -1276,23 +1277,33 @@ class Observer:
         observer does, the kernel keeps one row of counts, the last layer's, or none."""
         return False
 
+    def stretch_correlations(self, first: int, count: int) -> tuple[list[int], int] | None:
+        """Where the next stretch of several inputs (``_SeveralReLU``) is to write the
+        correlations of its layers ``first .. first + count - 1``: per layer the address of
+        ``(pairs, block)`` float rows (an observer's results), 0 for a layer it does not
+        record, and the rows' distance in numbers; None where this observer reads none."""
+        return None
+
     def end(self) -> None:
         pass
 
 
 @dataclass
 class ObservedStretch:
-    """Layers ``first .. last`` of a block of one ReLU input (width > 1) run in one compiled
-    call (``_OneReLU``) in place of a view each: the state finite and within the per-step
-    bounds at every one of them (checked on the way), never rescaled (``exponent``: the
-    chain's exponents, unchanged since they were made).
-    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``)
-    where an observer ``reads_counts``; else where one reads their ``totals`` only
-    ``counts[-1]``, the last layer's; else ``counts`` is None. ``ratio[i]`` holds the
-    layer's ``||relu(Y)||`` divided by ``divisor`` (the tensor of ``_Workspace.divide_into``;
-    None: nothing divided), as the per-step view's pass computes them, bit for bit;
-    ``arrays`` are the NumPy views of ``counts`` and ``ratio``; ``norms`` the last layer's
-    ``||relu(Y)||`` ``(block, 1)``."""
+    """Layers ``first .. last`` of a block of ReLU inputs (width > 1) run in one compiled
+    call (``_OneReLU``: one input, ``_SeveralReLU``: ``k`` inputs) in place of a view each:
+    the state finite and within the per-step bounds at every one of them (checked on the
+    way), never rescaled (``exponent``: the chain's exponents, unchanged since they were
+    made).
+    ``counts[i]`` holds the active counts ``N`` of layer ``first + i`` (int32 ``(block,)``
+    for one input, ``(k, block)`` for several: ``layer_counts``) where an observer
+    ``reads_counts``; else where one reads their ``totals`` only ``counts[-1]``, the last
+    layer's; else ``counts`` is None. ``ratio[i]`` holds the layer's ``||relu(Y)||``
+    divided by ``divisor`` (the tensor of ``_Workspace.divide_into``; None: nothing
+    divided), laid out as ``counts[i]``, as the per-step view's pass computes them, bit for
+    bit; ``arrays`` are the NumPy views of ``counts`` and ``ratio``; ``norms`` the last
+    layer's ``||relu(Y)||`` ``(block, k)``. The correlations of several inputs are written
+    by the kernel straight into their observer's results (``stretch_correlations``)."""
 
     first: int
     count: int
@@ -1301,11 +1312,18 @@ class ObservedStretch:
     divisor: Tensor | None
     exponent: Tensor | None
     arrays: tuple[np.ndarray | None, np.ndarray | None]
-    # int32 (2, block, 1): the counts summed over the stretch (where counted), and the
+    # int32 (2, block, k): the counts summed over the stretch (where counted), and the
     # layers at which each path is alive, ``N > 0`` (for a checked stretch
     # ``||relu(Y)|| > 0``)
     sums: Tensor
     norms: Tensor
+
+    def layer_counts(self, index: int) -> Tensor:
+        """The active counts of the stretch's layer ``first + index`` as ``(block, k)``
+        (where counted)."""
+        assert self.counts is not None
+        counts = self.counts[index]
+        return counts.unsqueeze(-1) if counts.dim() == 1 else counts.t()
 
     def below(self, steps: int) -> tuple[int, Tensor, Tensor]:
         """The layers of the stretch below ``steps`` (the chain's last layer, which the
@@ -1316,7 +1334,7 @@ class ObservedStretch:
         assert self.last == steps
         total = self.sums[0]
         if self.counts is not None:
-            total = total - self.counts[-1].unsqueeze(-1)
+            total = total - self.layer_counts(-1)
         return self.count - 1, total, self.sums[1] - (self.norms > 0).int()
 
     @property
@@ -2061,17 +2079,26 @@ class _Normals:
         )
 
     def several_stretch(
-        self, step: int, steps: int, factor: tuple[int, list], then: tuple, bound: float, top: float
+        self,
+        step: int,
+        steps: int,
+        factor: tuple[int, list],
+        then: tuple,
+        bound: float,
+        top: float,
+        observed: tuple | None = None,
     ) -> int | None:
         """Where ``several``: the steps ``step .. step + steps - 1`` of several ReLU inputs in
         one compiled call (``rng.BlockStreams.fill_several_stretch``: ``fill_then`` a layer,
         then the per-step bounds checked), drawing into ``memory_for_several()``: the steps
-        that passed, or None (nothing drawn)."""
+        that passed, or None (nothing drawn). ``observed``: the observers' arguments of
+        ``fill_several_stretch``."""
         if not self.several:
             return None
         self.held = None  # (the buffer is the stretch's)
+        extra = () if observed is None else (observed,)
         return self.streams.fill_several_stretch(
-            0, step, steps, self.memory_for_several(), factor, then, bound, top
+            0, step, steps, self.memory_for_several(), factor, then, bound, top, *extra
         )
 
     def fill_then(self, step: int, factor: tuple[int, list], then: tuple | None) -> int | None:
@@ -2474,25 +2501,54 @@ class _OneReLU(_Stretches):
 
 
 class _SeveralReLU(_Stretches):
-    """The exact-in-law chain of several float32 ReLU inputs of width > 1 on the CPU, with no
-    observers, in stretches of layers of one compiled call each (``_Normals.several_stretch``):
-    at each layer the call of ``_drawn_factor_increment`` (drawing, the several-input kernel,
-    the norms' pass), then the checks of the per-step path's bounds (``_bounded_view``:
-    every entry within ``2^T / sqrt(n)``, every norm 0 or at least ``2^-T``, nothing
-    NaN), so that every layer of a stretch that passes is one the per-step path would have
-    left as it is: the same numbers. A stretch that fails, or in which the kernel left tiles
-    to mend, is run again from its saved state layer by layer (``_OneReLU``'s protocol:
-    ``_Stretches``)."""
+    """The exact-in-law chain of several float32 ReLU inputs of width > 1 on the CPU, in
+    stretches of layers of one compiled call each (``_Normals.several_stretch``): at each
+    layer the call of ``_drawn_factor_increment`` (drawing, the several-input kernel, the
+    norms' pass), then the checks of the per-step path's bounds (``_bounded_view``: every
+    entry within ``2^T / sqrt(n)``, every norm 0 or at least ``2^-T``, nothing NaN), so that
+    every layer of a stretch that passes is one the per-step path would have left as it is:
+    the same numbers. A stretch that fails, or in which the kernel left tiles to mend, is
+    run again from its saved state layer by layer (``_OneReLU``'s protocol: ``_Stretches``).
+
+    With observers that take stretches (``_observed_stretches``; ``observed``), the norms'
+    pass of each layer also writes what they read (``ObservedStretch``): the active counts
+    (into the results where an observer records every layer of the stretch one after the
+    other, ``_take_stretch``), the log-growth's ratios, the sums of the counts and of the
+    layers alive, and the norms of ``y``, from which the kernel writes the correlations of
+    the recorded layers straight into their results; a layer then also fails where a norm
+    of ``y`` is neither 0 nor within the bounds (the per-step view would look at it again)."""
 
     def __init__(
-        self, plan: ChainPlan, memory: Tensor, space: _Workspace, bound: int, draws: _Normals
+        self,
+        plan: ChainPlan,
+        memory: Tensor,
+        space: _Workspace,
+        bound: int,
+        draws: _Normals,
+        observed: bool = False,
     ) -> None:
         self.plan, self.memory, self.space = plan, memory, space
+        k, _, size = memory.shape
         self.length = _STRETCH_STEPS
         self.scale = plan.scale / math.sqrt(plan.width)
         self.bound = 2.0**-bound
         self.top = 2.0**bound / math.sqrt(plan.width) * (1 - 2.0**-20)
         self.saved = torch.empty_like(memory)
+        self.observed = observed
+        if observed:  # each layer's counts and ratios in scratch that stays in the caches
+            self.length = max(2, min(_STRETCH_STEPS, _OBSERVED_NUMBERS // max(1, k * size)))
+            self.counts = torch.empty((self.length, k, size), dtype=torch.int32)
+            self.sums = torch.empty((2, k, size), dtype=torch.int32)  # (``ObservedStretch``)
+            self.ratio = torch.empty((self.length, k, size), dtype=plan.dtype)
+            self.ratios = self.ratio.numpy()
+            self.plain = torch.empty((k, size), dtype=plan.dtype)  # the norms of y
+            # where the next stretch's counts go (``_take_stretch``) and its correlations
+            self.counts_into: Tensor | None = None
+            self.correlations_into: tuple[list[int], int] | None = None
+            pairs = k * (k - 1) // 2
+            self.correlate = native.correlations_address(plan.dtype)
+            self.correlation_scratch = native.correlation_scratch(pairs, k, plan.dtype)
+            self.rows_out = (ctypes.c_int64 * self.length)()
         self._start()
 
     @classmethod
@@ -2507,7 +2563,7 @@ class _SeveralReLU(_Stretches):
     ) -> _SeveralReLU | None:
         if (
             not (_STRETCHES and _COMPILED_STRETCHES)
-            or observers
+            or (observers and not _observed_stretches(plan, observers))
             or plan.inputs < 2
             or plan.width < 2
             or type(plan.activation) is not ReLU
@@ -2516,7 +2572,10 @@ class _SeveralReLU(_Stretches):
             or not _host_checks(plan.device)
         ):
             return None
-        return cls(plan, memory, space, numerics.bound, draws)
+        stretches = cls(plan, memory, space, numerics.bound, draws, bool(observers))
+        if observers and stretches.correlate is None:
+            return None
+        return stretches
 
     def run(self, step: int, last: int, draws: _Normals) -> bool:
         """Layers ``step + 1 .. last`` in place; False, the state as it was at ``step``,
@@ -2525,7 +2584,14 @@ class _SeveralReLU(_Stretches):
         self.saved.copy_(memory)
         self.in_bounds = False
         bound_pass = space.norms_pass(memory)
-        arguments = bound_pass.arguments(True)
+        observed = outputs = None
+        if self.observed:
+            observed, outputs = self._observed(last - step)
+            arguments = None
+            if outputs is not None and bound_pass.accept(True, *outputs):
+                arguments = bound_pass.arguments(True, *outputs)
+        else:
+            arguments = bound_pass.arguments(True)
         kernel = space.native(space.phi_norm)
         done = None
         if arguments is not None and bound_pass.address is not None and kernel is not None:
@@ -2539,6 +2605,7 @@ class _SeveralReLU(_Stretches):
                 (bound_pass.address, arguments),
                 self.bound,
                 self.top,
+                observed,
             )
         space.norms_pass_done()
         if done == last - step:
@@ -2547,19 +2614,79 @@ class _SeveralReLU(_Stretches):
         memory.copy_(self.saved)
         return self._failed()
 
+    def _observed(self, count: int) -> tuple[tuple | None, tuple | None]:
+        """The observers' arguments of ``several_stretch`` for ``count`` layers and the
+        outputs of the first layer's norms' pass (counts, norms of y, divisor, ratios), as
+        ``native.RowNorms.arguments`` checks them; two None where they cannot be laid out
+        so."""
+        counts = self.counts_into
+        divisor, _ = self.space.division()
+        ratio = None if divisor is None else self.ratio[0]
+        into = self.correlations_into
+        correlate, rows_distance = 0, 0
+        plain = None
+        if into is not None:
+            addresses, rows_distance = into
+            if len(addresses) != count:
+                return None, None
+            for index, address in enumerate(addresses):
+                self.rows_out[index] = address
+            correlate, plain = self.correlate, self.plain
+        k, _, size = self.memory.shape
+        layer_step = 0
+        if counts is not None:
+            if counts.shape != (count, k, size) or counts.stride(2) != 1:
+                return None, None
+            layer_step = counts.stride(0)
+        acc, unit = self.correlation_scratch
+        observed = (
+            layer_step,
+            self.sums.data_ptr(),
+            k * size,
+            correlate or None,
+            self.rows_out if correlate else None,
+            rows_distance,
+            acc.data_ptr(),
+            unit.data_ptr(),
+        )
+        first = None if counts is None else counts[0]
+        return observed, (first, plain, divisor, ratio)
+
+    def observation(self, first: int, count: int, exponent: Tensor | None) -> ObservedStretch:
+        """The layers ``first .. first + count - 1`` of the stretch just run, for the
+        observers."""
+        divided = self.space.divided()
+        ratio = None if divided is None else self.ratio[:count]
+        counts = self.counts_into
+        return ObservedStretch(
+            first,
+            count,
+            counts,
+            ratio,
+            None if divided is None else divided[0],
+            exponent,
+            (
+                None if counts is None else counts.numpy(),
+                None if ratio is None else self.ratios[:count],
+            ),
+            self.sums.permute(0, 2, 1),
+            self.space.phi_norm,
+        )
+
 
 def _take_stretch(
     numerics: _Numerics,
     observers: Sequence[Observer],
-    stretches: _OneReLU,
+    stretches: _OneReLU | _SeveralReLU,
     step: int,
     last: int,
 ) -> bool:
     """Whether the layers ``step + 1 .. last`` may run as a stretch with ``observers`` (a
     chain never rescaled, each observer taking it), with the results of an observer that
-    takes their active counts as the kernel writes them (``_OneReLU.counts_into``), else a
-    row of counts a layer where an observer reads them, one row where observers read their
-    totals only, no counts where none reads them."""
+    takes their active counts as the kernel writes them (``counts_into``), else a row of
+    counts a layer where an observer reads them, one row where observers read their totals
+    only, no counts where none reads them; for several inputs with the results into which
+    the kernel writes the correlations (``correlations_into``)."""
     if numerics.scaled or numerics.lost is not None:
         return False
     if not all(observer.takes_stretch() for observer in observers):
@@ -2571,8 +2698,12 @@ def _take_stretch(
         if any(observer.reads_counts(first, count) for observer in observers):
             into = stretches.counts[:count]  # the chain's buffer, a row a layer
         elif any(observer.totals for observer in observers):
-            into = stretches.counts[0].expand(count, -1)  # one row, the last layer's counts
+            row = stretches.counts[0]  # one row, the last layer's counts
+            into = row.expand(count, *row.shape)
     stretches.counts_into = into  # (None: the layers alive are counted from the norms)
+    if isinstance(stretches, _SeveralReLU):
+        rows = (observer.stretch_correlations(first, count) for observer in observers)
+        stretches.correlations_into = next((r for r in rows if r is not None), None)
     return True
 
 

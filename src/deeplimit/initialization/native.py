@@ -150,6 +150,33 @@ def _extremes_laid_out(extremes: np.ndarray, count: int) -> bool:
     )
 
 
+def _outputs_fit(
+    memory: Tensor,
+    rows: Tensor,
+    relu: bool,
+    counts: Tensor | None,
+    plain: Tensor | None,
+    divisor: Tensor | None,
+    ratio: Tensor | None,
+) -> bool:
+    """Whether ``row_norms`` takes these optional outputs (see there)."""
+    return not (
+        (
+            counts is not None
+            and _rows_function("positive", memory, counts, torch.int32, strided=True) is None
+        )
+        or (
+            plain is not None
+            and (not relu or _rows_function("norms", memory, plain, rows.dtype) is None)
+        )
+        or (divisor is None) != (ratio is None)
+        or any(
+            out is not None and _rows_function("norms", memory, out, rows.dtype) is None
+            for out in (divisor, ratio)
+        )
+    )
+
+
 def row_norms(
     memory: Tensor,
     rows: Tensor,
@@ -172,22 +199,7 @@ def row_norms(
     or the tensors are not laid out so."""
     function = _norms_function(memory, rows, extremes)
     m, n, size = memory.shape
-    if (
-        function is None
-        or (
-            counts is not None
-            and _rows_function("positive", memory, counts, torch.int32, strided=True) is None
-        )
-        or (
-            plain is not None
-            and (not relu or _rows_function("norms", memory, plain, rows.dtype) is None)
-        )
-        or (divisor is None) != (ratio is None)
-        or any(
-            out is not None and _rows_function("norms", memory, out, rows.dtype) is None
-            for out in (divisor, ratio)
-        )
-    ):
+    if function is None or not _outputs_fit(memory, rows, relu, counts, plain, divisor, ratio):
         return False
     where = None if extremes is None else extremes.ctypes.data
     count, distance = (None, 0) if counts is None else (counts.data_ptr(), counts.stride(0))
@@ -291,6 +303,23 @@ class RowNorms:
                 self.memory, self.rows, relu, self.extremes, counts, plain, divisor, ratio
             ) and self._remember(counts, plain, divisor, ratio)
         return False
+
+    def accept(
+        self,
+        relu: bool,
+        counts: Tensor | None = None,
+        plain: Tensor | None = None,
+        divisor: Tensor | None = None,
+        ratio: Tensor | None = None,
+    ) -> bool:
+        """Check these outputs as ``row_norms`` would and keep them as checked, for a
+        compiled call that runs the pass with them (``arguments``); False where it would
+        decline them."""
+        if self.function is None or not _outputs_fit(
+            self.memory, self.rows, relu, counts, plain, divisor, ratio
+        ):
+            return False
+        return self._remember(plain, divisor, ratio)
 
     def _counts_fit(self, counts: Tensor | None) -> bool:
         m, _, size = self.memory.shape
@@ -485,7 +514,15 @@ CORRELATION_TILE = 64  # samples per tile of the correlations, as in the C sourc
 _local = threading.local()
 
 
-def _correlation_scratch(pairs: int, k: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def correlations_address(dtype: torch.dtype) -> int | None:
+    """The address of the correlations' kernel of ``dtype`` (``correlations``), for a compiled
+    call that runs it (the chain's stretches of several inputs), or None."""
+    loaded = kernels()
+    function = None if loaded is None else loaded.get(("correlations", dtype))
+    return None if function is None else ctypes.cast(function, ctypes.c_void_p).value
+
+
+def correlation_scratch(pairs: int, k: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """The kernel's scratch for ``k`` inputs, one per thread and shape, kept: a torch call
     lets go of the interpreter's lock, which another thread of the chain may hold when it is
     taken back."""
@@ -520,7 +557,7 @@ def correlations(memory: Tensor, norms: Tensor | None, rows: Tensor) -> bool:
         )
     ):
         return False
-    acc, unit = _correlation_scratch(pairs, k, memory.dtype)
+    acc, unit = correlation_scratch(pairs, k, memory.dtype)
     distance = rows.stride(0) if pairs > 1 else size
     function(
         memory.data_ptr(),

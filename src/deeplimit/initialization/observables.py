@@ -185,12 +185,11 @@ class _Recorder(Observer):
         return arrays[self.positions[layer][0]]
 
     def _run_start(self, target: Tensor, first: int, count: int) -> int | None:
-        """The first slot of layer ``first`` in the layer-major CPU ``target`` of one column,
-        where the layers ``first .. first + count - 1`` are all recorded and their first
-        slots follow each other (one write for the layers of a stretch: ``_slots_run``);
-        else None."""
+        """The first slot of layer ``first`` in the layer-major CPU ``target``, where the
+        layers ``first .. first + count - 1`` are all recorded and their first slots follow
+        each other (one write for the layers of a stretch: ``_slots_run``); else None."""
         slots = self.positions.get(first)
-        if target.device.type != "cpu" or target.shape[1] != 1 or slots is None:
+        if target.device.type != "cpu" or slots is None:
             return None
         start = slots[0]
         positions = self.positions
@@ -199,8 +198,9 @@ class _Recorder(Observer):
         return start
 
     def _slots_run(self, target: Tensor, first: int, count: int) -> np.ndarray | None:
-        """The NumPy view ``(count, chunk)`` of the first slots of the layers ``first ..
-        first + count - 1`` (``_run_start``), or None."""
+        """The NumPy view ``(count, chunk)`` (one column) or ``(count, columns, chunk)`` of the
+        first slots of the layers ``first .. first + count - 1`` (``_run_start``), or
+        None."""
         context = self.context
         assert context is not None
         start = self._run_start(target, first, count)
@@ -210,7 +210,8 @@ class _Recorder(Observer):
         key = ("run", id(target))
         array = self._views.get(key)
         if array is None:
-            array = self._views[key] = target.numpy()[:, 0, context.start : context.stop]
+            array = target.numpy()[:, :, context.start : context.stop]
+            array = self._views[key] = array[:, 0] if target.shape[1] == 1 else array
         return array[start : start + count]
 
     def _stretch_slots(
@@ -430,7 +431,7 @@ class _LogGrowth(_Recorder):
             self._keep_run(self.values, stretch.first, stretch.count)
             return
         for index, layer, out, target in self._stretch_slots(self.values, stretch):
-            arrays = None if target is None else (ratios[index : index + 1], target)
+            arrays = None if target is None else (ratios[index].reshape(target.shape), target)
             self.keep(self.values, layer, _log_(stretch.ratio[index], out, arrays))
 
     @staticmethod
@@ -750,7 +751,8 @@ class _Active(_Recorder):
         start = self._run_start(self.counts, first, count)
         if start is None:
             return None
-        return self.counts[start : start + count, 0, context.start : context.stop]
+        rows = self.counts[start : start + count, :, context.start : context.stop]
+        return rows[:, 0] if self.counts.shape[1] == 1 else rows
 
     totals = True
 
@@ -770,9 +772,9 @@ class _Active(_Recorder):
             return
         for index, layer, out, target in self._stretch_slots(self.counts, stretch):
             if target is None:
-                out.copy_(stretch.counts[index].unsqueeze(-1))
+                out.copy_(stretch.layer_counts(index))
             else:
-                np.copyto(target[0], counts[index])
+                np.copyto(target, counts[index].reshape(target.shape))
             self.keep(self.counts, layer, out)
 
     def end(self) -> None:
@@ -843,7 +845,7 @@ class _QuasiGBM(_Recorder):
         assert self.context is not None
         self.total = _active_total_stretch(self.context, stretch)
         if stretch.first <= self.steps - 1 <= stretch.last:  # (phi_norm = 0 where N = 0)
-            self.dead = stretch.counts[self.steps - 1 - stretch.first].unsqueeze(-1) == 0
+            self.dead = stretch.layer_counts(self.steps - 1 - stretch.first) == 0
 
     def end(self) -> None:
         super().end()
@@ -958,6 +960,37 @@ class _Correlation(_Recorder):
                 torch.mul(unit[a : a + 1], unit[a + 1 :], out=product), 1, out=out[start:stop]
             )
         return True
+
+    stretches = True
+
+    def takes_stretch(self) -> bool:
+        # (a stretch of several inputs: the CPU chain, whose layers ``_rows_last`` computes
+        # with the same kernel, from the norms of y of the same pass)
+        return self.context is not None
+
+    def stretch_correlations(self, first: int, count: int) -> tuple[list[int], int] | None:
+        """The addresses of the ``(pairs, chunk)`` rows of the recorded layers of the stretch
+        ``first .. first + count - 1`` in the results (0 for the others) and their distance:
+        the kernel computes each layer's correlations there, as ``_rows_last`` does."""
+        addresses = []
+        distance = 0
+        for layer in range(first, first + count):
+            if layer not in self.positions:
+                addresses.append(0)
+                continue
+            rows = self._slot_rows(self.values, layer)
+            if rows.shape[0] > 1 and rows.stride(1) != 1:
+                return None
+            distance = rows.stride(0) if rows.shape[0] > 1 else rows.shape[1]
+            addresses.append(rows.data_ptr())
+        return addresses, distance
+
+    def observe_stretch(self, stretch: ObservedStretch) -> None:
+        """The layers of ``stretch`` listed twice: their other slots."""
+        for layer in range(stretch.first, stretch.last + 1):
+            if len(self.positions.get(layer, ())) > 1:
+                out = self.destination(self.values, layer)
+                self.keep(self.values, layer, out)
 
     @staticmethod
     def _slices(k: int) -> list[tuple[int, int, int]]:
