@@ -208,3 +208,19 @@ def test_the_default_observed_run_of_several_inputs_takes_stretches(monkeypatch,
             monkeypatch, lambda: _observed(16, 64, y0, OBSERVERS, "all", samples=4096, seed=1)
         ),
     )
+
+
+def test_stretches_that_record_no_correlations_do_not_check_the_norms_of_y(monkeypatch, runs):
+    """An input collapsed at 1e-14 keeps its norm of y below the stretches' bound: a stretch
+    that records correlations runs again layer by layer, one that records none (layer 0
+    only) needs no norms of y and passes (the same numbers either way)."""
+    _small_blocks(monkeypatch, 1)
+    y0 = torch.tensor([[0.5, -0.25, 1.0], [-1e-14, -2e-14, -3e-14]])
+    for layers in ([0], "all"):
+        runs.clear()
+        found = _observed(3, 40, y0, ("correlation",), layers, samples=400, seed=2)
+        assert runs and all(runs) == (layers == [0]) and any(runs) == (layers == [0])
+        expected = per_step(
+            monkeypatch, lambda: _observed(3, 40, y0, ("correlation",), layers, samples=400, seed=2)
+        )
+        _assert_same(found, expected)

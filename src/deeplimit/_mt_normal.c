@@ -649,7 +649,9 @@ int64_t mt_several_stretch_f32(const uint64_t *seeds, int64_t steps, float *z, i
         int bad = 0;
         if (counted) /* the sums of the counts and of the layers alive, per input and sample */
             bad = add_counts(counted, ld, out, sums, m, BB);
-        else if (sums) /* no counts: the layers alive, where the norm is positive */
+        else if (sums) /* no counts: the layers alive, where the norm is positive (a
+                          positive entry of a float32 state squares, in double, to a positive
+                          sum: no norm of 0 with a positive count to check for) */
             for (long e = 0; e < m * BB; e++) sums[m * BB + e] += out[e] > 0;
         /* the norms of y the correlations divide by: 0 (a row of zeros: a nonzero float's
            square, summed in double, is positive) or within the bounds, where the per-step

@@ -2545,9 +2545,6 @@ class _SeveralReLU(_Stretches):
             # where the next stretch's counts go (``_take_stretch``) and its correlations
             self.counts_into: Tensor | None = None
             self.correlations_into: tuple[list[int], int] | None = None
-            pairs = k * (k - 1) // 2
-            self.correlate = native.correlations_address(plan.dtype)
-            self.correlation_scratch = native.correlation_scratch(pairs, k, plan.dtype)
             self.rows_out = (ctypes.c_int64 * self.length)()
         self._start()
 
@@ -2572,10 +2569,7 @@ class _SeveralReLU(_Stretches):
             or not _host_checks(plan.device)
         ):
             return None
-        stretches = cls(plan, memory, space, numerics.bound, draws, bool(observers))
-        if observers and stretches.correlate is None:
-            return None
-        return stretches
+        return cls(plan, memory, space, numerics.bound, draws, bool(observers))
 
     def run(self, step: int, last: int, draws: _Normals) -> bool:
         """Layers ``step + 1 .. last`` in place; False, the state as it was at ``step``,
@@ -2624,21 +2618,23 @@ class _SeveralReLU(_Stretches):
         ratio = None if divisor is None else self.ratio[0]
         into = self.correlations_into
         correlate, rows_distance = 0, 0
-        plain = None
+        plain = acc = unit = None
         if into is not None:
             addresses, rows_distance = into
-            if len(addresses) != count:
+            correlate = native.correlations_address(self.plan.dtype) or 0
+            if len(addresses) != count or not correlate:
                 return None, None
             for index, address in enumerate(addresses):
                 self.rows_out[index] = address
-            correlate, plain = self.correlate, self.plain
+            k = self.memory.shape[0]  # (the kernel's scratch, kept per thread)
+            acc, unit = native.correlation_scratch(k * (k - 1) // 2, k, self.plan.dtype)
+            plain = self.plain
         k, _, size = self.memory.shape
         layer_step = 0
         if counts is not None:
             if counts.shape != (count, k, size) or counts.stride(2) != 1:
                 return None, None
             layer_step = counts.stride(0)
-        acc, unit = self.correlation_scratch
         observed = (
             layer_step,
             self.sums.data_ptr(),
@@ -2646,8 +2642,8 @@ class _SeveralReLU(_Stretches):
             correlate or None,
             self.rows_out if correlate else None,
             rows_distance,
-            acc.data_ptr(),
-            unit.data_ptr(),
+            None if acc is None else acc.data_ptr(),
+            None if unit is None else unit.data_ptr(),
         )
         first = None if counts is None else counts[0]
         return observed, (first, plain, divisor, ratio)

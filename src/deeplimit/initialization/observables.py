@@ -971,7 +971,8 @@ class _Correlation(_Recorder):
     def stretch_correlations(self, first: int, count: int) -> tuple[list[int], int] | None:
         """The addresses of the ``(pairs, chunk)`` rows of the recorded layers of the stretch
         ``first .. first + count - 1`` in the results (0 for the others) and their distance:
-        the kernel computes each layer's correlations there, as ``_rows_last`` does."""
+        the kernel computes each layer's correlations there, as ``_rows_last`` does; None
+        where the stretch records none."""
         addresses = []
         distance = 0
         for layer in range(first, first + count):
@@ -983,7 +984,8 @@ class _Correlation(_Recorder):
                 return None
             distance = rows.stride(0) if rows.shape[0] > 1 else rows.shape[1]
             addresses.append(rows.data_ptr())
-        return addresses, distance
+        # none recorded: no correlations (nor the norms of y they divide by) to compute
+        return (addresses, distance) if any(addresses) else None
 
     def observe_stretch(self, stretch: ObservedStretch) -> None:
         """The layers of ``stretch`` listed twice: their other slots."""
