@@ -220,7 +220,9 @@ def test_stretches_that_record_no_correlations_do_not_check_the_norms_of_y(monke
         runs.clear()
         found = _observed(3, 40, y0, ("correlation",), layers, samples=400, seed=2)
         assert runs and all(runs) == (layers == [0]) and any(runs) == (layers == [0])
+        again = dict(samples=400, seed=2)
         expected = per_step(
-            monkeypatch, lambda: _observed(3, 40, y0, ("correlation",), layers, samples=400, seed=2)
+            monkeypatch,
+            lambda layers=layers: _observed(3, 40, y0, ("correlation",), layers, **again),
         )
         _assert_same(found, expected)
