@@ -8,6 +8,8 @@ stretch; stretches that fail their checks run again layer by layer."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -216,13 +218,13 @@ def test_stretches_that_record_no_correlations_do_not_check_the_norms_of_y(monke
     only) needs no norms of y and passes (the same numbers either way)."""
     _small_blocks(monkeypatch, 1)
     y0 = torch.tensor([[0.5, -0.25, 1.0], [-1e-14, -2e-14, -3e-14]])
+    kwargs = dict(samples=400, seed=2)
+
+    def run(layers):
+        return _observed(3, 40, y0, ("correlation",), layers, **kwargs)
+
     for layers in ([0], "all"):
         runs.clear()
-        found = _observed(3, 40, y0, ("correlation",), layers, samples=400, seed=2)
+        found = run(layers)
         assert runs and all(runs) == (layers == [0]) and any(runs) == (layers == [0])
-        again = dict(samples=400, seed=2)
-        expected = per_step(
-            monkeypatch,
-            lambda layers=layers: _observed(3, 40, y0, ("correlation",), layers, **again),
-        )
-        _assert_same(found, expected)
+        _assert_same(found, per_step(monkeypatch, functools.partial(run, layers)))
