@@ -59,6 +59,7 @@ def _small_blocks(monkeypatch, threads, numbers=2**10, stretch=8):
     monkeypatch.setattr(rng, "_NUMBERS_PER_BLOCK", numbers)
     monkeypatch.setattr(rng, "_GROUP_NUMBERS", 16)
     monkeypatch.setattr(chain, "_OBSERVED_NUMBERS", numbers * stretch)
+    monkeypatch.setattr(chain, "_OBSERVED_SEVERAL", 1)
     monkeypatch.setattr(chain, "_threads", lambda: threads)
 
 
