@@ -88,7 +88,6 @@ def _inputs(k, width, spread=0.3):
     [
         OBSERVERS,
         ("correlation",),
-        ("log_growth", "correlation"),
         ("active", "quasi_gbm"),
         ("collapse",),
         ("collapse", "quasi_gbm"),
