@@ -58,3 +58,22 @@ def per_step(monkeypatch, call):
         return call()
     finally:
         monkeypatch.setattr(chain, "_STRETCHES", True)
+
+
+def observed(width, depth, y0, names, layers, **kwargs):
+    """``observe_resnet``'s values of float32 ReLU inputs ``y0`` (copies)."""
+    import deeplimit as dl
+
+    result = dl.observe_resnet(
+        width, depth, "relu", y0=y0, observables=names, layers=layers, dtype="float32", **kwargs
+    )
+    return {name: value.clone() for name, value in result.values.items()}
+
+
+def assert_same(found, expected):
+    """The same results, bit for bit (NaN and -0 included)."""
+    assert found.keys() == expected.keys()
+    for name in found:
+        a, b = found[name].contiguous(), expected[name].contiguous()
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert a.numpy().tobytes() == b.numpy().tobytes(), name

@@ -11,10 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import deeplimit as dl
 from deeplimit import rng
 from deeplimit.initialization import chain, observables
-from stretch_reference import per_step
+from stretch_reference import assert_same, observed, per_step
 
 OBSERVERS = ("log_growth", "collapse", "active", "quasi_gbm")
 
@@ -36,19 +35,7 @@ def taken(monkeypatch):
     return layers
 
 
-def _observed(width, depth, y0, names, layers, **kwargs):
-    result = dl.observe_resnet(
-        width, depth, "relu", y0=y0, observables=names, layers=layers, dtype="float32", **kwargs
-    )
-    return {name: value.clone() for name, value in result.values.items()}
-
-
-def _assert_same(found, expected):
-    assert found.keys() == expected.keys()
-    for name in found:
-        a, b = found[name].contiguous(), expected[name].contiguous()
-        assert a.dtype == b.dtype and a.shape == b.shape, name
-        assert a.numpy().tobytes() == b.numpy().tobytes(), name
+_observed, _assert_same = observed, assert_same
 
 
 @pytest.mark.parametrize("width", [2, 5, 16])

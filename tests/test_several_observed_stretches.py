@@ -13,10 +13,9 @@ import functools
 import pytest
 import torch
 
-import deeplimit as dl
 from deeplimit import rng
 from deeplimit.initialization import chain, observables
-from stretch_reference import per_step
+from stretch_reference import assert_same, observed, per_step
 
 OBSERVERS = ("log_growth", "collapse", "active", "quasi_gbm", "correlation")
 
@@ -63,19 +62,7 @@ def _small_blocks(monkeypatch, threads, numbers=2**10, stretch=8):
     monkeypatch.setattr(chain, "_threads", lambda: threads)
 
 
-def _observed(width, depth, y0, names, layers, **kwargs):
-    result = dl.observe_resnet(
-        width, depth, "relu", y0=y0, observables=names, layers=layers, dtype="float32", **kwargs
-    )
-    return {name: value.clone() for name, value in result.values.items()}
-
-
-def _assert_same(found, expected):
-    assert found.keys() == expected.keys()
-    for name in found:
-        a, b = found[name].contiguous(), expected[name].contiguous()
-        assert a.dtype == b.dtype and a.shape == b.shape, name
-        assert a.numpy().tobytes() == b.numpy().tobytes(), name
+_observed, _assert_same = observed, assert_same
 
 
 def _inputs(k, width, spread=0.3):

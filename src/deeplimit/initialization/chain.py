@@ -2232,6 +2232,30 @@ class _Stretches:
         self.backoff = 2 ** min(self.failures, 10)
         return False
 
+    def observation(self, first: int, count: int, exponent: Tensor | None) -> ObservedStretch:
+        """The layers ``first .. first + count - 1`` of the observed stretch just run
+        (``observed``: its ``space``, ``counts_into``, ``ratio`` and ``ratios``, and
+        ``_ends``), for the observers."""
+        divided = self.space.divided()
+        ratio = None if divided is None else self.ratio[:count]
+        counts = self.counts_into
+        return ObservedStretch(
+            first,
+            count,
+            counts,
+            ratio,
+            None if divided is None else divided[0],
+            exponent,
+            (
+                None if counts is None else counts.numpy(),
+                None if ratio is None else self.ratios[:count],
+            ),
+            *self._ends(),
+        )
+
+    def _ends(self) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
 
 class _OneReLU(_Stretches):
     """The exact-in-law chain of one ReLU input on the CPU, with no observers, in stretches of
@@ -2418,26 +2442,10 @@ class _OneReLU(_Stretches):
         )
         return self._ended(done == count and self._checked(count, norms=False))
 
-    def observation(self, first: int, count: int, exponent: Tensor | None) -> ObservedStretch:
-        """The layers ``first .. first + count - 1`` of the stretch just run, for the
-        observers."""
-        divided = self.space.divided()
-        ratio = None if divided is None else self.ratio[:count]
-        counts = self.counts_into
-        return ObservedStretch(
-            first,
-            count,
-            counts,
-            ratio,
-            None if divided is None else divided[0],
-            exponent,
-            (
-                None if counts is None else counts.numpy(),
-                None if ratio is None else self.ratios[:count],
-            ),
-            self.sums.unsqueeze(-1),
-            self.rows[0].unsqueeze(-1),
-        )
+    def _ends(self) -> tuple[Tensor, Tensor]:
+        """The sums ``(2, block, k)`` and the last layer's norms ``(block, k)`` of the
+        stretch just run (``ObservedStretch``)."""
+        return self.sums.unsqueeze(-1), self.rows[0].unsqueeze(-1)
 
     def _run_grouped(self, step: int, count: int, draws: _Normals) -> bool:
         """``run`` with one compiled call per group of normals (``native.relu_stretch``: the
@@ -2653,26 +2661,10 @@ class _SeveralReLU(_Stretches):
         first = None if counts is None else counts[0]
         return observed, (first, plain, divisor, ratio)
 
-    def observation(self, first: int, count: int, exponent: Tensor | None) -> ObservedStretch:
-        """The layers ``first .. first + count - 1`` of the stretch just run, for the
-        observers."""
-        divided = self.space.divided()
-        ratio = None if divided is None else self.ratio[:count]
-        counts = self.counts_into
-        return ObservedStretch(
-            first,
-            count,
-            counts,
-            ratio,
-            None if divided is None else divided[0],
-            exponent,
-            (
-                None if counts is None else counts.numpy(),
-                None if ratio is None else self.ratios[:count],
-            ),
-            self.sums.permute(0, 2, 1),
-            self.space.phi_norm,
-        )
+    def _ends(self) -> tuple[Tensor, Tensor]:
+        """The sums ``(2, block, k)`` and the last layer's norms ``(block, k)`` of the
+        stretch just run (``ObservedStretch``)."""
+        return self.sums.permute(0, 2, 1), self.space.phi_norm
 
 
 def _take_stretch(
