@@ -426,6 +426,34 @@ int64_t mt_normal_addcmul_norms_f32(uint64_t seed, float *y, const float *t1, fl
     return 0;
 }
 
+/* 1 where an entry of x[0 .. count) is `outside` bound (a loop with no early exit: it
+   vectorizes) */
+static int any_outside(const float *restrict x, long count, float bound) {
+    int bad = 0;
+    for (long e = 0; e < count; e++) bad |= outside(x[e], bound);
+    return bad;
+}
+
+/* a layer's active counts (m rows of B at a distance ld) added to sums[j B + b] and the layers
+   with a positive count to sums[(m + j) B + b]; 1 where a count is positive and its norm in
+   `out` (m, B) is 0 (squares that all underflowed) */
+static int add_counts(const int *restrict counted, long ld, const float *restrict out,
+                      int *restrict sums, long m, long B) {
+    int bad = 0;
+    for (long j = 0; j < m; j++) {
+        const int *c = counted + j * ld;
+        const float *o = out + j * B;
+        int *total = sums + j * B, *alive = sums + (m + j) * B;
+        for (long b = 0; b < B; b++) {
+            const int v = c[b];
+            total[b] += v;
+            alive[b] += v > 0;
+            bad |= (v > 0) & (o[b] == 0);
+        }
+    }
+    return bad;
+}
+
 /* one step of a stretch: the increment of y (n, B) with t1 = `now` (NULL at width 1: relu(y)),
    the numbers drawn from `seed` in this pass, or (z not NULL) read from z; then, at width > 1,
    the norms' pass into `next` (with the observers' counts, sums and ratio where given, and
@@ -445,16 +473,11 @@ static int stretch_step(uint64_t seed, const float *z, float *y, const float *no
                        ratio);
     if (top > 0) bad |= !(extremes[0] >= -top && extremes[1] <= top); /* NaN: outside */
     if (counts) /* the stretch's sums: of the counts, of the steps with a positive count */
-        for (int64_t b = 0; b < B; b++) {
-            sums[b] += counts[b];
-            sums[B + b] += counts[b] > 0;
-            bad |= counts[b] > 0 && next[b] == 0; /* a norm whose squares all underflowed */
-        }
+        bad |= add_counts(counts, B, next, sums, 1, B);
     else if (sums) /* no counts: the steps alive, where the norm is positive (a positive entry:
                       its square, summed in double, never underflows to 0) */
         for (int64_t b = 0; b < B; b++) sums[B + b] += next[b] > 0;
-    for (int64_t b = 0; b < B; b++) bad |= outside(next[b], bound);
-    return bad;
+    return bad | any_outside(next, B, bound);
 }
 
 /* A stretch of `steps` steps of the chain of one ReLU input in one call (chain._OneReLU), on
@@ -506,7 +529,7 @@ int64_t mt_relu_stretch_f32(const uint64_t *seeds, const int64_t *lengths, int64
     if (n == 1)
         for (int64_t b = 0; b < B; b++) bad |= outside(y[b] < 0 ? 0.0f : y[b], bound);
     else
-        for (int64_t b = 0; b < B; b++) bad |= outside(norm[b], bound);
+        bad = any_outside(norm, B, bound);
     if (bad) return 0;
     float *now = norm, *next = spare;
     int64_t i = 0, g = 0, at = offset; /* step `at` of group g */
@@ -562,34 +585,6 @@ int64_t mt_normal_factor_norms_f32(uint64_t seed, float *z, int64_t size, int na
         ((norms_f32)norms)(x, out, m, nn, BB, norms_relu, extremes, counts, ld, plain, divisor,
                            ratio);
     return left;
-}
-
-/* 1 where an entry of x[0 .. count) is `outside` bound (a loop with no early exit: it
-   vectorizes) */
-static int any_outside(const float *restrict x, long count, float bound) {
-    int bad = 0;
-    for (long e = 0; e < count; e++) bad |= outside(x[e], bound);
-    return bad;
-}
-
-/* a layer's active counts (m rows of B at a distance ld) added to sums[j B + b] and the layers
-   with a positive count to sums[(m + j) B + b]; 1 where a count is positive and its norm in
-   `out` (m, B) is 0 (squares that all underflowed) */
-static int add_counts(const int *restrict counted, long ld, const float *restrict out,
-                      int *restrict sums, long m, long B) {
-    int bad = 0;
-    for (long j = 0; j < m; j++) {
-        const int *c = counted + j * ld;
-        const float *o = out + j * B;
-        int *total = sums + j * B, *alive = sums + (m + j) * B;
-        for (long b = 0; b < B; b++) {
-            const int v = c[b];
-            total[b] += v;
-            alive[b] += v > 0;
-            bad |= (v > 0) & (o[b] == 0);
-        }
-    }
-    return bad;
 }
 
 /* A stretch of `steps` layers of several ReLU inputs (chain._SeveralReLU) in one call: at
