@@ -2256,6 +2256,17 @@ class _Stretches:
     def _ends(self) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    @staticmethod
+    def _applies(plan: ChainPlan, observers: Sequence[Observer]) -> bool:
+        """What stretches of either kind need (``make``): stretches on, no observers or
+        observers that take stretches, a ReLU chain, checks on the host."""
+        return (
+            _STRETCHES
+            and (not observers or _observed_stretches(plan, observers))
+            and type(plan.activation) is ReLU
+            and _host_checks(plan.device)
+        )
+
 
 class _OneReLU(_Stretches):
     """The exact-in-law chain of one ReLU input on the CPU, with no observers, in stretches of
@@ -2359,13 +2370,7 @@ class _OneReLU(_Stretches):
     ) -> _OneReLU | None:
         """The stretches of one ReLU input on the CPU, without observers or with observers
         that take stretches (``_observed_stretches``, compiled stretches only), or None."""
-        if (
-            not _STRETCHES
-            or (observers and not _observed_stretches(plan, observers))
-            or plan.inputs != 1
-            or type(plan.activation) is not ReLU
-            or not _host_checks(plan.device)
-        ):
+        if not cls._applies(plan, observers) or plan.inputs != 1:
             return None
         stretches = cls(plan, memory, space, numerics.bound, draws, bool(observers))
         return None if observers and not stretches.observed else stretches
@@ -2572,14 +2577,11 @@ class _SeveralReLU(_Stretches):
         draws: _Normals,
     ) -> _SeveralReLU | None:
         if (
-            not (_STRETCHES and _COMPILED_STRETCHES)
-            or (observers and not _observed_stretches(plan, observers))
+            not (cls._applies(plan, observers) and _COMPILED_STRETCHES)
             or plan.inputs < 2
             or plan.width < 2
-            or type(plan.activation) is not ReLU
             or not draws.several
             or not native.available()
-            or not _host_checks(plan.device)
         ):
             return None
         return cls(plan, memory, space, numerics.bound, draws, bool(observers))
